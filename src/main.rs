@@ -1,3 +1,71 @@
-fn main() {
-    println!("Hello, world!");
+//! The `tickd` command line: `run`, `check` and `ctl`.
+//!
+//! Parsing and exit codes live here; the daemon itself is `tickd::run`.
+
+mod ctl;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A daemon that runs scheduled jobs and answers JSON-RPC on a socket.
+#[derive(Parser, Debug)]
+#[command(name = "tickd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (in the foreground).
+    Run {
+        /// The config file.
+        #[arg(long, default_value = "conf/tickd.toml")]
+        config: PathBuf,
+        /// Write the daemon's pid to this file (removed on clean exit).
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
+        /// Detach from the terminal (not available in this version).
+        #[arg(long)]
+        daemonize: bool,
+    },
+    /// Validate a config file: exit 0, or 1 with one message per problem.
+    Check {
+        /// The config file.
+        #[arg(long, default_value = "conf/tickd.toml")]
+        config: PathBuf,
+    },
+    /// Call a method of a running daemon and print the result.
+    Ctl(ctl::CtlArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run {
+            config,
+            pidfile,
+            daemonize,
+        } => {
+            if daemonize {
+                eprintln!("tickd: --daemonize is not available in this version; run in the foreground under an init system or systemd");
+                tickd::EXIT_CONFIG
+            } else {
+                tickd::run(&tickd::RunOptions { config, pidfile })
+            }
+        }
+        Command::Check { config } => match tickd::config::check_report(&config) {
+            Ok(summary) => {
+                println!("{summary}");
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Command::Ctl(args) => ctl::main(&args),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

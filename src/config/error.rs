@@ -1,0 +1,113 @@
+//! Config errors, and the collector that gathers all of them.
+//!
+//! Validation does not stop at the first problem: a user fixing a config
+//! wants the whole list at once. [`Report`] collects errors and warnings as
+//! `PATH:LINE: KEY: message` lines; [`ConfigError`] is what the caller gets
+//! when at least one error was found.
+
+use std::fmt;
+use std::path::Path;
+
+use super::source::Source;
+
+/// Why a config file was rejected: one or more `PATH:LINE: KEY: message`
+/// lines (an unreadable file gives a single `PATH: message` line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    messages: Vec<String>,
+}
+
+impl ConfigError {
+    /// Every problem found, one line each, in file order.
+    pub fn messages(&self) -> &[String] {
+        &self.messages
+    }
+
+    /// An error for a file that could not be read.
+    pub(crate) fn io(path: &Path, err: &std::io::Error) -> Self {
+        ConfigError {
+            messages: vec![format!("{}: cannot read config: {err}", path.display())],
+        }
+    }
+
+    /// A single located error (used for TOML syntax and type errors).
+    pub(crate) fn single(message: String) -> Self {
+        ConfigError {
+            messages: vec![message],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.messages.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Collects located errors and warnings during validation.
+pub(crate) struct Report<'a> {
+    path: &'a Path,
+    source: &'a Source<'a>,
+    errors: Vec<(usize, String)>,
+    warnings: Vec<(usize, String)>,
+}
+
+impl<'a> Report<'a> {
+    /// An empty report for the file at `path` whose text is `source`.
+    pub(crate) fn new(path: &'a Path, source: &'a Source<'a>) -> Self {
+        Report {
+            path,
+            source,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Formats one `PATH:LINE: KEY: message` line for byte offset `at`.
+    pub(crate) fn locate(&self, at: usize, key: &str, message: &str) -> (usize, String) {
+        let line = self.source.line_of(at);
+        let text = format!("{}:{line}: {key}: {message}", self.path.display());
+        (line, text)
+    }
+
+    /// Records an error at byte offset `at`.
+    pub(crate) fn error(&mut self, at: usize, key: &str, message: impl fmt::Display) {
+        let located = self.locate(at, key, &message.to_string());
+        self.errors.push(located);
+    }
+
+    /// Records a warning at byte offset `at`.
+    pub(crate) fn warn(&mut self, at: usize, key: &str, message: impl fmt::Display) {
+        let located = self.locate(at, key, &message.to_string());
+        self.warnings.push(located);
+    }
+
+    /// Records the warning for a key whose feature is not built yet: it is
+    /// parsed and checked, but has no effect, and the user is told so.
+    pub(crate) fn not_yet(&mut self, at: usize, key: &str) {
+        self.warn(at, key, "not implemented yet in this version; ignored");
+    }
+
+    /// The line of byte offset `at`, for messages that refer to another key.
+    pub(crate) fn line_of(&self, at: usize) -> usize {
+        self.source.line_of(at)
+    }
+
+    /// The warnings in file order, or every error in file order.
+    pub(crate) fn finish(self) -> Result<Vec<String>, ConfigError> {
+        let sorted = |mut list: Vec<(usize, String)>| {
+            // Stable: problems on one line keep the order they were found in.
+            list.sort_by_key(|(line, _)| *line);
+            list.into_iter().map(|(_, text)| text).collect::<Vec<_>>()
+        };
+        if self.errors.is_empty() {
+            Ok(sorted(self.warnings))
+        } else {
+            Err(ConfigError {
+                messages: sorted(self.errors),
+            })
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Stage two for one `[[jobs]]` table: the keys every kind shares
+//! (name, schedule, timeout, overlap, retries, ...). Kind-specific keys are
+//! in [`super::kinds`]; checks across jobs (unique names, `on_failure`
+//! targets) in [`super::validate`].
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::Report;
+use super::kinds;
+use super::raw::RawJob;
+use super::values::{self, at, int_in, is_job_name, to};
+use super::{CatchUp, JobDef, Overlap};
+use crate::schedule::{self, Schedule};
+
+/// Names a job's keys in messages: `jobs[2].every (job "backup")`, or
+/// `jobs[2].every` when the job has no usable name.
+pub(crate) struct JobKey {
+    index: usize,
+    name: Option<String>,
+}
+
+impl JobKey {
+    /// The key for `field` of this job.
+    pub(crate) fn key(&self, field: &str) -> String {
+        match &self.name {
+            Some(name) => format!("jobs[{}].{field} (job \"{name}\")", self.index),
+            None => format!("jobs[{}].{field}", self.index),
+        }
+    }
+}
+
+/// A job after stage two, plus what cross-job checks need: its name and
+/// `on_failure` target with their places, even when the job itself is too
+/// broken to build (`def` is then `None`; its errors are in the report).
+pub(crate) struct Checked {
+    pub def: Option<JobDef>,
+    pub key: JobKey,
+    pub name: Option<(String, usize)>,
+    pub on_failure: Option<(String, usize)>,
+}
+
+/// Validates the job at `index`.
+pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -> Checked {
+    let table_at = raw.span().start;
+    let j = raw.into_inner();
+
+    let (name, name_at) = match &j.name {
+        None => {
+            let key = format!("jobs[{index}].name");
+            r.error(table_at, &key, "missing; every job needs a name");
+            (None, table_at)
+        }
+        Some(v) => {
+            if !is_job_name(v.get_ref()) {
+                let message = format!(
+                    "\"{}\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
+                    v.get_ref()
+                );
+                r.error(at(v), &format!("jobs[{index}].name"), message);
+            }
+            (Some(v.get_ref().clone()), at(v))
+        }
+    };
+    let key = JobKey { index, name };
+
+    let schedule = schedule(r, &j, &key);
+    let timeout = j
+        .timeout
+        .as_ref()
+        .map(|v| values::duration(r, Some(v), &key.key("timeout"), Duration::ZERO, true));
+    let overlap = match values::choice(
+        r,
+        j.overlap.as_ref(),
+        &key.key("overlap"),
+        &["skip", "queue", "allow"],
+        "skip",
+    ) {
+        "queue" => Overlap::Queue,
+        "allow" => Overlap::Allow,
+        _ => Overlap::Skip,
+    };
+    let catch_up = match values::choice(
+        r,
+        j.catch_up.as_ref(),
+        &key.key("catch_up"),
+        &["none", "once", "all"],
+        "none",
+    ) {
+        "once" => CatchUp::Once,
+        "all" => CatchUp::All,
+        _ => CatchUp::None,
+    };
+    let on_failure = values::optional_text(r, j.on_failure.as_ref(), &key.key("on_failure"));
+    let tz = time_zone(r, &j, &key);
+    let retries = int_in(r, j.retries.as_ref(), &key.key("retries"), 0..=100, 0);
+    let retry_backoff = values::duration(
+        r,
+        j.retry_backoff.as_ref(),
+        &key.key("retry_backoff"),
+        Duration::from_secs(1),
+        true,
+    );
+    let jitter = values::duration(
+        r,
+        j.jitter.as_ref(),
+        &key.key("jitter"),
+        Duration::ZERO,
+        false,
+    );
+    let catch_up_limit = int_in(
+        r,
+        j.catch_up_limit.as_ref(),
+        &key.key("catch_up_limit"),
+        0..=100_000,
+        10,
+    );
+    let kind = kinds::validate(r, &j, &key, table_at);
+    if let Some(v) = &j.kind {
+        // Only exec jobs can run in this version. The other kinds are fully
+        // checked above; delete this check to enable them.
+        let name = v.get_ref().as_str();
+        if name != "exec" && kinds::KINDS.contains(&name) {
+            let message = format!("kind \"{name}\" is not available in this version yet");
+            r.error(at(v), &key.key("kind"), message);
+        }
+    }
+
+    let failure_target = on_failure.clone().zip(j.on_failure.as_ref().map(at));
+    let def = kind.map(|kind| JobDef {
+        name: key.name.clone().unwrap_or_default(),
+        kind,
+        schedule,
+        timeout,
+        overlap,
+        enabled: j.enabled.as_ref().is_none_or(|v| *v.get_ref()),
+        retries: to(retries),
+        retry_backoff,
+        jitter,
+        on_failure,
+        catch_up,
+        catch_up_limit: to(catch_up_limit),
+        tz,
+    });
+    if let Some(def) = &def {
+        warn_unbuilt(r, &j, &key, def);
+    }
+    Checked {
+        name: key.name.clone().map(|name| (name, name_at)),
+        on_failure: failure_target,
+        def,
+        key,
+    }
+}
+
+/// `every` or `cron` (not both), or neither for a manual-only job.
+fn schedule(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
+    match (&j.every, &j.cron) {
+        (Some(_), Some(cron)) => {
+            let message = "set only one of every and cron (or neither, for a manual-only job)";
+            r.error(at(cron), &key.key("cron"), message);
+            None
+        }
+        (Some(every), None) => schedule::parse_every(every.get_ref())
+            .map_err(|message| r.error(at(every), &key.key("every"), message))
+            .ok(),
+        (None, Some(cron)) => schedule::parse_cron(cron.get_ref())
+            .map_err(|message| r.error(at(cron), &key.key("cron"), message))
+            .ok(),
+        (None, None) => None,
+    }
+}
+
+/// `tz`: only meaningful with `cron`. The zone database is not built in yet,
+/// so only the shape of the name is checked (`Area/City`, `UTC`, ...).
+fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<String> {
+    let v = j.tz.as_ref()?;
+    let name = v.get_ref();
+    let plausible = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
+    if !plausible {
+        let message = format!("\"{name}\" is not a time zone name such as \"Europe/Paris\"");
+        r.error(at(v), &key.key("tz"), message);
+    } else if j.cron.is_none() {
+        r.error(at(v), &key.key("tz"), "only applies to a cron schedule");
+    }
+    Some(name.clone())
+}
+
+/// Warns about [jobs]/[ops] keys set to a non-default value.
+fn warn_unbuilt(r: &mut Report<'_>, j: &RawJob, key: &JobKey, def: &JobDef) {
+    let checks: [(Option<usize>, bool, &str); 7] = [
+        (j.tz.as_ref().map(at), def.tz.is_some(), "tz"),
+        (j.retries.as_ref().map(at), def.retries != 0, "retries"),
+        (
+            j.retry_backoff.as_ref().map(at),
+            def.retry_backoff != Duration::from_secs(1),
+            "retry_backoff",
+        ),
+        (j.jitter.as_ref().map(at), !def.jitter.is_zero(), "jitter"),
+        (
+            j.on_failure.as_ref().map(at),
+            def.on_failure.is_some(),
+            "on_failure",
+        ),
+        (
+            j.catch_up.as_ref().map(at),
+            def.catch_up != CatchUp::None,
+            "catch_up",
+        ),
+        (
+            j.catch_up_limit.as_ref().map(at),
+            def.catch_up_limit != 10,
+            "catch_up_limit",
+        ),
+    ];
+    for (offset, changed, field) in checks {
+        if let (Some(offset), true) = (offset, changed) {
+            r.not_yet(offset, &key.key(field));
+        }
+    }
+}

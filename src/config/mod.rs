@@ -1,0 +1,300 @@
+//! The config file: loading, validation, and the validated types.
+//!
+//! Loading has two stages, so that every problem in a file is reported at
+//! once and each with its place:
+//! 1. [`raw`]: serde reads the TOML into structs that mirror it, refusing
+//!    unknown keys and keeping each value's byte span.
+//! 2. [`validate`]: the raw structs become [`Config`], checking ranges,
+//!    durations, schedules, names and cross-job references, and collecting
+//!    every problem as a `PATH:LINE: KEY: message` line.
+//!
+//! Keys whose feature is not built in this version are still parsed and
+//! checked; set to a non-default value they add a line to
+//! [`Config::warnings`] instead of being ignored silently. Job kinds other
+//! than `exec` are checked in full but then refused (see [`validate`]).
+//!
+//! The file format is in CONTRACT.md §3; `conf/tickd.toml` is an example.
+
+mod daemon;
+mod error;
+mod job;
+mod kinds;
+mod raw;
+mod source;
+mod validate;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::schedule::Schedule;
+
+pub use error::ConfigError;
+
+/// A validated config, ready for the daemon.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was loaded from (as given, for messages and `status`).
+    pub path: PathBuf,
+    /// The `[daemon]` table.
+    pub daemon: DaemonConfig,
+    /// The `[[jobs]]`, in file order; names are unique.
+    pub jobs: Vec<JobDef>,
+    /// `PATH:LINE: KEY: message` lines about keys that are accepted but have
+    /// no effect yet; the daemon logs them at start and on reload.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The job named `name`, if any.
+    pub fn job(&self, name: &str) -> Option<&JobDef> {
+        self.jobs.iter().find(|job| job.name == name)
+    }
+}
+
+/// The `[daemon]` table; defaults as in CONTRACT.md §3.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonConfig {
+    /// TCP listen address (`host:port`); `None` when set to `""`.
+    pub listen: Option<String>,
+    /// Unix socket path; `None` when unset. [iface]
+    pub unix_socket: Option<PathBuf>,
+    /// Worker threads, 1..=1024.
+    pub workers: usize,
+    /// Below this many live workers the daemon reports "degraded"; ≤ workers.
+    pub min_workers: usize,
+    /// Bounded run queue length, 1..=1_000_000.
+    pub queue_capacity: usize,
+    /// Concurrent client connections, 1..=1_000_000.
+    pub max_connections: usize,
+    /// Longest request line accepted, 64 B..=64 MiB.
+    pub max_line_bytes: usize,
+    /// Where state is kept; `None` keeps nothing on disk. [jobs]
+    pub state_dir: Option<PathBuf>,
+    /// Finished runs kept per job, 0..=100_000.
+    pub history: usize,
+    /// One of off, error, warn, info, debug, trace.
+    pub log_level: String,
+    /// How long SIGTERM waits for running jobs before killing them.
+    pub shutdown_grace: Duration,
+    /// Token TCP clients must present. [iface]
+    pub auth_token: Option<String>,
+    /// File holding the token. [iface]
+    pub auth_token_file: Option<PathBuf>,
+    /// Whether `submit` may define ad-hoc jobs. [jobs]
+    pub allow_submit: bool,
+    /// Threads for file.* jobs, 1..=256. [jobs]
+    pub file_threads: usize,
+    /// Mode of the Unix socket file (from an octal string). [iface]
+    pub unix_socket_mode: u32,
+    /// Unread answer bytes per connection before it is dropped, 1 KiB..=1 GiB.
+    pub max_output_bytes: usize,
+    /// Idle connections are closed after this; `None` = never (`"0s"`).
+    pub idle_timeout: Option<Duration>,
+    /// Append logs to this file. [ops]
+    pub log_file: Option<PathBuf>,
+    /// Log to syslog. [ops]
+    pub syslog: bool,
+    /// Drop to this user after binding. [ops]
+    pub user: Option<String>,
+    /// Drop to this group after binding. [ops]
+    pub group: Option<String>,
+}
+
+/// One validated job definition. `PartialEq` lets a reload sort jobs into
+/// added, removed and changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobDef {
+    /// Unique name, 1..=64 chars of `[A-Za-z0-9_.-]`.
+    pub name: String,
+    /// What the job does.
+    pub kind: JobKind,
+    /// When it runs by itself; `None` = only by hand.
+    pub schedule: Option<Schedule>,
+    /// Kill a run after this long.
+    pub timeout: Option<Duration>,
+    /// What to do with a run that is due while one is running.
+    pub overlap: Overlap,
+    /// Whether the schedule is active (manual runs work either way).
+    pub enabled: bool,
+    /// Extra attempts after a failure. [jobs]
+    pub retries: u32,
+    /// First retry delay. [jobs]
+    pub retry_backoff: Duration,
+    /// Random delay added to scheduled runs. [jobs]
+    pub jitter: Duration,
+    /// Job to trigger when a run fails. [jobs]
+    pub on_failure: Option<String>,
+    /// Replay of runs missed while the daemon was down. [jobs]
+    pub catch_up: CatchUp,
+    /// Most runs replayed with `CatchUp::All`. [jobs]
+    pub catch_up_limit: u32,
+    /// Time zone name for cron. [jobs]
+    pub tz: Option<String>,
+}
+
+/// A job's kind with its kind-specific settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobKind {
+    /// Run a program.
+    Exec(ExecSpec),
+    /// Make an HTTP request. [jobs]
+    Http(HttpSpec),
+    /// Run SQL against an SQLite file. [jobs]
+    Sql(SqlSpec),
+    /// Delete old files under a directory. [jobs]
+    FilePrune(FilePruneSpec),
+}
+
+impl JobKind {
+    /// The kind as written in the config (`kind = "..."`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::Exec(_) => "exec",
+            JobKind::Http(_) => "http",
+            JobKind::Sql(_) => "sql",
+            JobKind::FilePrune(_) => "file.prune",
+        }
+    }
+}
+
+/// Settings of an `exec` job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    /// argv; never run through a shell implicitly. Non-empty.
+    pub command: Vec<String>,
+    /// Added to a scrubbed environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Run as this user (when tickd runs as root). [ops]
+    pub user: Option<String>,
+}
+
+/// Settings of an `http` job. [jobs]
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSpec {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Upper-case method, default GET.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Status that counts as success; `None` = any 2xx.
+    pub expect_status: Option<u16>,
+}
+
+/// Settings of a `sql` job. [jobs]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqlSpec {
+    /// Path of the SQLite file.
+    pub database: PathBuf,
+    /// One or more statements.
+    pub sql: String,
+}
+
+/// Settings of a `file.prune` job. [jobs]
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilePruneSpec {
+    /// Directory to prune.
+    pub path: PathBuf,
+    /// Glob matched against file names, default `*`.
+    pub pattern: String,
+    /// Only files last modified longer ago than this are deleted.
+    pub older_than: Duration,
+    /// Whether to descend into subdirectories.
+    pub recursive: bool,
+}
+
+/// What happens to a run that is due while the job is already running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// Drop it (manual runs get an error).
+    Skip,
+    /// Start it when the running one ends.
+    Queue,
+    /// Run both at once.
+    Allow,
+}
+
+impl Overlap {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+            Overlap::Allow => "allow",
+        }
+    }
+}
+
+/// Replay policy for runs missed while the daemon was down. [jobs]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Forget them.
+    None,
+    /// Run once if any were missed.
+    Once,
+    /// Run each one, up to `catch_up_limit`.
+    All,
+}
+
+impl CatchUp {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::None => "none",
+            CatchUp::Once => "once",
+            CatchUp::All => "all",
+        }
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+    parse(&text, path)
+}
+
+/// Validates config `text`; `path` is used in messages and kept in
+/// [`Config::path`].
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let src = source::Source::new(text);
+    let raw: raw::RawFile = toml::from_str(text).map_err(|e| toml_error(&src, path, &e))?;
+    validate::validate(raw, path, &src)
+}
+
+/// What `tickd check` prints on success: `PATH: ok, N jobs` and then any
+/// warnings, one per line.
+pub fn check_report(path: &Path) -> Result<String, ConfigError> {
+    let config = load(path)?;
+    let scheduled = config.jobs.iter().filter(|j| j.schedule.is_some()).count();
+    let count = config.jobs.len();
+    let plural = if count == 1 { "" } else { "s" };
+    let mut out = format!(
+        "{}: ok, {count} job{plural} ({scheduled} scheduled)",
+        path.display()
+    );
+    for warning in &config.warnings {
+        out.push('\n');
+        out.push_str("warning: ");
+        out.push_str(warning);
+    }
+    Ok(out)
+}
+
+/// Turns a TOML syntax or type error into a `PATH:LINE: KEY: message` line.
+fn toml_error(src: &source::Source<'_>, path: &Path, err: &toml::de::Error) -> ConfigError {
+    let start = err.span().map(|span| span.start).unwrap_or(0);
+    let line = src.line_of(start);
+    let key = src.key_at(start).unwrap_or_else(|| "toml".to_string());
+    // toml's messages may span lines; keep one problem per line.
+    let message = err.message().trim().replace('\n', "; ");
+    ConfigError::single(format!("{}:{line}: {key}: {message}", path.display()))
+}

@@ -1,0 +1,376 @@
+//! Tests of the whole loader on byte-literal configs: defaults, every
+//! accepted key, and the exact `PATH:LINE: KEY: message` lines of errors.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const PATH: &str = "conf/t.toml";
+
+fn ok(text: &str) -> Config {
+    match parse(text, Path::new(PATH)) {
+        Ok(config) => config,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, Path::new(PATH)) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(e) => e.messages().to_vec(),
+    }
+}
+
+/// Asserts that the errors are exactly `want` (each a prefix-free full line).
+fn assert_errors(text: &str, want: &[&str]) {
+    let got = errors(text);
+    assert_eq!(got, want, "\ngot:\n{}", got.join("\n"));
+}
+
+#[test]
+fn the_example_config_loads_without_warnings() {
+    let text = include_str!("../../conf/tickd.toml");
+    let config = ok(text);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.daemon.listen.as_deref(), Some("127.0.0.1:7070"));
+    assert_eq!(config.daemon.workers, 4);
+    let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["heartbeat", "disk-usage", "echo-args"]);
+    assert_eq!(
+        config.jobs[0].schedule.as_ref().map(|s| s.text()),
+        Some("5s")
+    );
+    assert!(matches!(
+        config.jobs[1].schedule,
+        Some(Schedule::Cron { .. })
+    ));
+    assert_eq!(config.jobs[2].schedule, None);
+}
+
+#[test]
+fn empty_file_gives_the_defaults() {
+    let config = ok("");
+    let d = &config.daemon;
+    assert_eq!(d.listen.as_deref(), Some("127.0.0.1:7070"));
+    assert_eq!(
+        (
+            d.workers,
+            d.min_workers,
+            d.queue_capacity,
+            d.max_connections
+        ),
+        (4, 1, 1024, 1024)
+    );
+    assert_eq!((d.max_line_bytes, d.history), (65536, 50));
+    assert_eq!(d.log_level, "info");
+    assert_eq!(d.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(d.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!((d.file_threads, d.unix_socket_mode), (2, 0o600));
+    assert_eq!(d.max_output_bytes, 1 << 20);
+    assert!(!d.allow_submit && !d.syslog);
+    assert!(d.unix_socket.is_none() && d.state_dir.is_none() && d.user.is_none());
+    assert!(config.jobs.is_empty() && config.warnings.is_empty());
+}
+
+#[test]
+fn every_contract_key_is_accepted_at_its_default_without_warnings() {
+    let config = ok(r#"
+[daemon]
+listen = ""
+unix_socket = ""
+workers = 2
+min_workers = 0
+queue_capacity = 8
+max_connections = 16
+max_line_bytes = 1024
+state_dir = ""
+history = 0
+log_level = "debug"
+shutdown_grace = "1m 30s"
+auth_token = ""
+auth_token_file = ""
+allow_submit = false
+file_threads = 2
+unix_socket_mode = "0600"
+max_output_bytes = 4096
+idle_timeout = "0s"
+log_file = ""
+syslog = false
+user = ""
+group = ""
+
+[[jobs]]
+name = "a.b-c_1"
+kind = "exec"
+cron = "0 */5 * * * *"
+command = ["true"]
+env = { GREETING = "hi" }
+cwd = "/tmp"
+timeout = "250ms"
+overlap = "queue"
+retries = 0
+retry_backoff = "1s"
+jitter = "0s"
+on_failure = ""
+catch_up = "none"
+catch_up_limit = 10
+enabled = false
+"#);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let d = &config.daemon;
+    assert_eq!(d.listen, None);
+    assert_eq!(d.idle_timeout, None);
+    assert_eq!(d.shutdown_grace, Duration::from_secs(90));
+    let job = &config.jobs[0];
+    assert_eq!(job.overlap, Overlap::Queue);
+    assert!(!job.enabled);
+    assert_eq!(job.timeout, Some(Duration::from_millis(250)));
+    assert_eq!(job.kind.name(), "exec");
+    let JobKind::Exec(spec) = &job.kind else {
+        panic!("exec")
+    };
+    assert_eq!(spec.env.get("GREETING").map(String::as_str), Some("hi"));
+    assert_eq!(spec.cwd.as_deref(), Some(Path::new("/tmp")));
+}
+
+#[test]
+fn unbuilt_keys_warn_when_set() {
+    let config = ok(r#"
+[daemon]
+state_dir = "/var/lib/tickd"
+file_threads = 3
+
+[[jobs]]
+name = "x"
+every = "1s"
+command = ["true"]
+retries = 2
+on_failure = "y"
+
+[[jobs]]
+name = "y"
+command = ["true"]
+"#);
+    assert_eq!(
+        config.warnings,
+        [
+            "conf/t.toml:3: daemon.state_dir: not implemented yet in this version; ignored",
+            "conf/t.toml:4: daemon.file_threads: not implemented yet in this version; ignored",
+            "conf/t.toml:10: jobs[0].retries (job \"x\"): not implemented yet in this version; ignored",
+            "conf/t.toml:11: jobs[0].on_failure (job \"x\"): not implemented yet in this version; ignored",
+        ]
+    );
+    assert_eq!(config.jobs[0].retries, 2);
+}
+
+#[test]
+fn toml_syntax_and_type_errors_name_line_and_key() {
+    assert_errors(
+        "[daemon]\nworkers = 4\nwokers = 5\n",
+        &["conf/t.toml:3: daemon.wokers: unknown field `wokers`, expected one of `listen`, `unix_socket`, `workers`, `min_workers`, `queue_capacity`, `max_connections`, `max_line_bytes`, `state_dir`, `history`, `log_level`, `shutdown_grace`, `auth_token`, `auth_token_file`, `allow_submit`, `file_threads`, `unix_socket_mode`, `max_output_bytes`, `idle_timeout`, `log_file`, `syslog`, `user`, `group`"],
+    );
+    let got = errors("[daemon]\nworkers = \"four\"\n");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("conf/t.toml:2: daemon.workers: invalid type: string \"four\""),
+        "{got:?}"
+    );
+    let got = errors("[[jobs]]\nname = \"a\"\n[[jobs]]\nname = \"b\"\ncomand = [\"x\"]\n");
+    assert!(
+        got[0].starts_with("conf/t.toml:5: jobs[1].comand: unknown field `comand`"),
+        "{got:?}"
+    );
+    let got = errors("[daemon]\nworkers = \n");
+    assert!(
+        got[0].starts_with("conf/t.toml:2: daemon.workers: "),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_reported_with_line_and_key() {
+    assert_errors(
+        r#"[daemon]
+listen = "nowhere"
+workers = 0
+min_workers = 9
+max_line_bytes = 10
+log_level = "loud"
+shutdown_grace = "soon"
+unix_socket_mode = "0999"
+
+[[jobs]]
+name = "bad name"
+every = "5s"
+cron = "* * * * *"
+command = []
+
+[[jobs]]
+name = "t"
+every = "0s"
+command = ["true"]
+env = { "A=B" = "x" }
+overlap = "sometimes"
+timeout = "0s"
+url = "http://x"
+"#,
+        &[
+            "conf/t.toml:2: daemon.listen: invalid listen address \"nowhere\"; expected HOST:PORT with an IP address or localhost, e.g. \"127.0.0.1:7070\", or \"\" to disable",
+            "conf/t.toml:3: daemon.workers: 0 is out of range; expected 1..=1024",
+            "conf/t.toml:4: daemon.min_workers: 9 is more than workers (4); expected 0..=4",
+            "conf/t.toml:5: daemon.max_line_bytes: 10 is out of range; expected 64..=67108864",
+            "conf/t.toml:6: daemon.log_level: \"loud\" is not one of: off, error, warn, info, debug, trace",
+            "conf/t.toml:7: daemon.shutdown_grace: invalid duration \"soon\": expected number at 0 (examples: \"250ms\", \"5s\", \"1m 30s\")",
+            "conf/t.toml:8: daemon.unix_socket_mode: \"0999\" is not a file mode; expected 3 or 4 octal digits such as \"0600\"",
+            "conf/t.toml:11: jobs[0].name: \"bad name\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
+            "conf/t.toml:13: jobs[0].cron (job \"bad name\"): set only one of every and cron (or neither, for a manual-only job)",
+            "conf/t.toml:14: jobs[0].command (job \"bad name\"): must name a program: a non-empty array like [\"sh\", \"-c\", \"...\"]",
+            "conf/t.toml:18: jobs[1].every (job \"t\"): interval \"0s\" must be greater than zero",
+            "conf/t.toml:20: jobs[1].env (job \"t\"): invalid variable \"A=B\": names must be non-empty without '=' or NUL, values without NUL",
+            "conf/t.toml:21: jobs[1].overlap (job \"t\"): \"sometimes\" is not one of: skip, queue, allow",
+            "conf/t.toml:22: jobs[1].timeout (job \"t\"): must be greater than zero",
+            "conf/t.toml:23: jobs[1].url (job \"t\"): only applies to kind \"http\", and this job's kind is \"exec\"",
+        ],
+    );
+}
+
+#[test]
+fn bad_cron_and_missing_keys() {
+    assert_errors(
+        "[[jobs]]\nname = \"c\"\ncron = \"61 * * * *\"\ncommand = [\"true\"]\n\n[[jobs]]\nevery = \"1s\"\n",
+        &[
+            "conf/t.toml:3: jobs[0].cron (job \"c\"): invalid cron expression \"61 * * * *\": Component error: Number out of bounds. (field ranges: [second 0-59] minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT)",
+            "conf/t.toml:6: jobs[1].name: missing; every job needs a name",
+            "conf/t.toml:6: jobs[1].command: missing; a job of kind \"exec\" needs it",
+        ],
+    );
+}
+
+#[test]
+fn names_must_be_unique_and_failure_targets_exist_without_cycles() {
+    assert_errors(
+        r#"
+[[jobs]]
+name = "a"
+command = ["true"]
+on_failure = "b"
+
+[[jobs]]
+name = "b"
+command = ["true"]
+on_failure = "a"
+
+[[jobs]]
+name = "a"
+command = ["true"]
+on_failure = "ghost"
+
+[[jobs]]
+name = "self"
+command = ["true"]
+on_failure = "self"
+"#,
+        &[
+            "conf/t.toml:5: jobs[0].on_failure (job \"a\"): forms a cycle: a -> b -> a",
+            "conf/t.toml:13: jobs[2].name (job \"a\"): duplicate job name; jobs[0] on line 3 already uses \"a\"",
+            "conf/t.toml:15: jobs[2].on_failure (job \"a\"): names job \"ghost\", which does not exist",
+            "conf/t.toml:20: jobs[3].on_failure (job \"self\"): forms a cycle: self -> self",
+        ],
+    );
+}
+
+#[test]
+fn other_kinds_are_validated_then_refused() {
+    assert_errors(
+        r#"
+[[jobs]]
+name = "ping"
+kind = "http"
+url = "https://example.com/health"
+method = "post"
+expect_status = 204
+
+[[jobs]]
+name = "vacuum"
+kind = "sql"
+database = "/tmp/x.db"
+sql = "VACUUM"
+
+[[jobs]]
+name = "prune"
+kind = "file.prune"
+path = "/tmp/logs"
+pattern = "*.log"
+older_than = "7days"
+recursive = true
+
+[[jobs]]
+name = "bad"
+kind = "http"
+url = "ftp://x"
+command = ["true"]
+
+[[jobs]]
+name = "odd"
+kind = "ftp"
+"#,
+        &[
+            "conf/t.toml:4: jobs[0].kind (job \"ping\"): kind \"http\" is not available in this version yet",
+            "conf/t.toml:11: jobs[1].kind (job \"vacuum\"): kind \"sql\" is not available in this version yet",
+            "conf/t.toml:17: jobs[2].kind (job \"prune\"): kind \"file.prune\" is not available in this version yet",
+            "conf/t.toml:25: jobs[3].kind (job \"bad\"): kind \"http\" is not available in this version yet",
+            "conf/t.toml:26: jobs[3].url (job \"bad\"): \"ftp://x\" is not an http:// or https:// URL with a host",
+            "conf/t.toml:27: jobs[3].command (job \"bad\"): only applies to kind \"exec\", and this job's kind is \"http\"",
+            "conf/t.toml:31: jobs[4].kind (job \"odd\"): unknown kind \"ftp\"; expected one of: exec, http, sql, file.prune",
+        ],
+    );
+}
+
+#[test]
+fn job_defs_compare_for_reload_diffs() {
+    let a = ok("[[jobs]]\nname = \"x\"\nevery = \"5s\"\ncommand = [\"true\"]\n");
+    let b = ok("# moved\n\n[[jobs]]\nname = \"x\"\nevery = \"5s\"\ncommand = [\"true\"]\n");
+    let c = ok("[[jobs]]\nname = \"x\"\nevery = \"6s\"\ncommand = [\"true\"]\n");
+    assert_eq!(a.jobs, b.jobs);
+    assert_ne!(a.jobs, c.jobs);
+    assert!(a.job("x").is_some() && a.job("y").is_none());
+}
+
+#[test]
+fn load_names_the_file_when_it_cannot_be_read() {
+    let err = load(Path::new("/nonexistent/tickd.toml")).expect_err("missing file");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/nonexistent/tickd.toml: cannot read config: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_report_summarises() {
+    let dir = std::env::temp_dir().join(format!("tickd-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("t.toml");
+    std::fs::write(
+        &file,
+        "[[jobs]]\nname = \"x\"\nevery = \"1s\"\ncommand = [\"true\"]\njitter = \"1s\"\n",
+    )
+    .expect("write");
+    let report = check_report(&file).expect("valid");
+    let shown = file.display();
+    assert_eq!(
+        report,
+        format!(
+            "{shown}: ok, 1 job (1 scheduled)\nwarning: {shown}:5: jobs[0].jitter (job \"x\"): \
+             not implemented yet in this version; ignored"
+        )
+    );
+    std::fs::write(&file, "[daemon]\nworkers = 0\n").expect("write");
+    let err = check_report(&file).expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        format!("{shown}:2: daemon.workers: 0 is out of range; expected 1..=1024")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

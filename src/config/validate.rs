@@ -1,0 +1,101 @@
+//! Stage two: raw structs → [`Config`], reporting every problem.
+//!
+//! Each table is validated on its own ([`super::daemon`], [`super::job`]),
+//! then the checks that look across jobs run here: names are unique, and
+//! `on_failure` names an existing job without forming a cycle (a cycle would
+//! let one failure trigger runs forever).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::error::{ConfigError, Report};
+use super::job::{self, Checked};
+use super::raw::RawFile;
+use super::source::Source;
+use super::{daemon, Config};
+
+/// Validates a parsed file; `Err` lists every error in file order.
+pub(crate) fn validate(raw: RawFile, path: &Path, src: &Source<'_>) -> Result<Config, ConfigError> {
+    let mut r = Report::new(path, src);
+    let daemon = daemon::validate(&mut r, raw.daemon);
+    let checked: Vec<Checked> = raw
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(index, job)| job::validate(&mut r, index, job))
+        .collect();
+    let by_name = unique_names(&mut r, &checked);
+    failure_targets(&mut r, &checked, &by_name);
+    let warnings = r.finish()?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        daemon,
+        jobs: checked.into_iter().filter_map(|c| c.def).collect(),
+        warnings,
+    })
+}
+
+/// Reports repeated job names; returns each name's first job index.
+fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c str, usize> {
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (index, job) in checked.iter().enumerate() {
+        let Some((name, at)) = &job.name else {
+            continue;
+        };
+        match by_name.get(name.as_str()) {
+            Some(first) => {
+                let first_at = checked[*first].name.as_ref().map_or(0, |(_, at)| *at);
+                let message = format!(
+                    "duplicate job name; jobs[{first}] on line {} already uses \"{name}\"",
+                    r.line_of(first_at)
+                );
+                r.error(*at, &job.key.key("name"), message);
+            }
+            None => {
+                by_name.insert(name, index);
+            }
+        }
+    }
+    by_name
+}
+
+/// Reports `on_failure` targets that do not exist, and cycles.
+fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&str, usize>) {
+    // Each job has at most one target, so following targets from any job
+    // either ends or loops; a loop is reported once, at its lowest index.
+    let next = |index: usize| -> Option<usize> {
+        let (target, _) = checked[index].on_failure.as_ref()?;
+        by_name.get(target.as_str()).copied()
+    };
+    for (index, job) in checked.iter().enumerate() {
+        let Some((target, at)) = &job.on_failure else {
+            continue;
+        };
+        if !by_name.contains_key(target.as_str()) {
+            let message = format!("names job \"{target}\", which does not exist");
+            r.error(*at, &job.key.key("on_failure"), message);
+            continue;
+        }
+        let mut path = vec![index];
+        let mut current = index;
+        while let Some(step) = next(current) {
+            if step == index {
+                if path.iter().all(|i| *i >= index) {
+                    let names: Vec<&str> = path
+                        .iter()
+                        .chain(std::iter::once(&index))
+                        .filter_map(|i| checked[*i].name.as_ref().map(|(n, _)| n.as_str()))
+                        .collect();
+                    let message = format!("forms a cycle: {}", names.join(" -> "));
+                    r.error(*at, &job.key.key("on_failure"), message);
+                }
+                break;
+            }
+            if path.contains(&step) {
+                break; // a loop further on, reported from its own member
+            }
+            path.push(step);
+            current = step;
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The daemon's logic on the event-loop thread: jobs, runs, schedules,
+//! reload and shutdown, independent of sockets.
+//!
+//! The server (`crate::server`) owns the sockets and calls into [`Daemon`]
+//! for every request and every timer or worker event. Workers never call
+//! into the daemon directly: they update the shared [`Core`] under its lock
+//! and post a [`LoopEvent`] through [`Shared::notify`], which wakes the loop
+//! through a `mio::Waker`. All decisions (what to dispatch next, whom to
+//! answer) are taken here, on one thread, so they need no further locking.
+
+mod dispatch;
+mod reload;
+pub mod task;
+
+use crate::config::Config;
+use crate::jobs::cancel::CancelToken;
+use crate::pool::{LostTaskHook, PoolConfig, PoolStats, WorkerPool};
+use crate::scheduler::Scheduler;
+use crate::state::run::{Run, RunId, RunState};
+use crate::state::{Core, Finish};
+use crate::time::{self, Timestamp};
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use task::RunTask;
+
+pub use crate::protocol::rpc::RpcError;
+
+/// How long a killed job gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Something the loop must react to, posted from a worker (or the loop itself).
+#[derive(Debug)]
+pub enum LoopEvent {
+    /// A run reached a terminal state; the snapshot is its final record.
+    Finished(Run),
+}
+
+/// State shared between the loop and the workers.
+pub struct Shared {
+    /// Jobs and runs.
+    pub core: Mutex<Core>,
+    events: Sender<LoopEvent>,
+    waker: Arc<mio::Waker>,
+}
+
+impl Shared {
+    /// Creates the shared state; `events` and `waker` lead to the loop.
+    pub fn new(core: Core, events: Sender<LoopEvent>, waker: Arc<mio::Waker>) -> Self {
+        Shared {
+            core: Mutex::new(core),
+            events,
+            waker,
+        }
+    }
+
+    /// Posts an event to the loop and wakes it.
+    pub fn notify(&self, event: LoopEvent) {
+        if self.events.send(event).is_err() {
+            // The loop has exited (end of shutdown); nobody is left to tell.
+            return;
+        }
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the event loop: {e}");
+        }
+    }
+
+    /// Ends a run that its worker could not finish (panic, dead thread).
+    pub fn fail_lost_run(&self, id: RunId, why: &str) {
+        let finished = self
+            .core
+            .lock()
+            .finish(id, Finish::with_error(RunState::Failed, why), true);
+        if let Some(run) = finished {
+            log::error!(
+                "run {id} of job {}: {why}",
+                run.job.as_deref().unwrap_or("-")
+            );
+            self.notify(LoopEvent::Finished(run));
+        }
+    }
+}
+
+/// What a request handler answers: now, or when a run finishes.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer is known.
+    Now(Result<Value, RpcError>),
+    /// Answer with the run's final record once it is terminal.
+    WaitRun(RunId),
+}
+
+/// Where the current configuration came from, for `status`.
+#[derive(Debug, Clone)]
+pub struct ConfigInfo {
+    /// The file the config was read from (re-read on reload).
+    pub path: PathBuf,
+    /// 1 at start, +1 per accepted reload.
+    pub generation: u64,
+    /// When the current generation was loaded.
+    pub loaded_at: Timestamp,
+    /// The message of the last rejected reload, cleared by a good one.
+    pub last_reload_error: Option<String>,
+}
+
+/// Where shutdown stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving normally.
+    Running,
+    /// Draining: running jobs get until `grace_end`, then are killed.
+    Draining {
+        /// When running runs are cancelled.
+        grace_end: Instant,
+        /// Whether the kill has been sent.
+        killed: bool,
+    },
+}
+
+/// The loop-side daemon.
+pub struct Daemon {
+    /// Shared with the workers.
+    pub shared: Arc<Shared>,
+    pub(crate) pool: WorkerPool<RunTask>,
+    pub(crate) scheduler: Scheduler,
+    /// The configuration in effect.
+    pub config: Config,
+    /// Where it came from.
+    pub info: ConfigInfo,
+    started: Instant,
+    /// Shutdown state.
+    pub phase: Phase,
+    /// Cancel handles of runs handed to the pool.
+    cancels: HashMap<RunId, CancelToken>,
+    /// Args of runs held in a job's backlog until they are dispatched.
+    backlog_args: HashMap<RunId, Option<Value>>,
+    /// Whether test-only methods (`debug.*`) are enabled.
+    pub debug_hooks: bool,
+    /// Open client connections (kept by the server).
+    pub connections: usize,
+}
+
+impl Daemon {
+    /// Builds the daemon: starts the worker pool and arms every schedule.
+    pub fn start(
+        config: Config,
+        events: Sender<LoopEvent>,
+        waker: Arc<mio::Waker>,
+        debug_hooks: bool,
+    ) -> std::io::Result<Daemon> {
+        let core = Core::new(config.daemon.history);
+        let shared = Arc::new(Shared::new(core, events, waker));
+        let hook_shared = Arc::clone(&shared);
+        let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
+        let pool = WorkerPool::start(
+            PoolConfig {
+                workers: config.daemon.workers,
+                queue_capacity: config.daemon.queue_capacity,
+                name: "tickd-worker".into(),
+            },
+            lost,
+        )?;
+        let info = ConfigInfo {
+            path: config.path.clone(),
+            generation: 1,
+            loaded_at: time::now(),
+            last_reload_error: None,
+        };
+        let mut daemon = Daemon {
+            shared,
+            pool,
+            scheduler: Scheduler::new(),
+            config,
+            info,
+            started: Instant::now(),
+            phase: Phase::Running,
+            cancels: HashMap::new(),
+            backlog_args: HashMap::new(),
+            debug_hooks,
+            connections: 0,
+        };
+        let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();
+        for def in jobs {
+            let name = def.name.clone();
+            daemon.shared.core.lock().upsert_job(def);
+            daemon.arm(&name);
+        }
+        Ok(daemon)
+    }
+
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The pool's counters.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// `ok`, or `degraded` when fewer workers are alive than `min_workers`.
+    pub fn health(&self) -> &'static str {
+        health_of(self.pool.stats().alive, self.config.daemon.min_workers)
+    }
+
+    /// Whether the daemon is shutting down.
+    pub fn stopping(&self) -> bool {
+        self.phase != Phase::Running
+    }
+
+    /// Test hook: makes a worker thread die.
+    pub fn kill_one_worker(&self) -> bool {
+        self.pool.kill_one_worker()
+    }
+
+    /// The earliest instant at which [`Daemon::on_timers`] has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.scheduler.next_wakeup();
+        match self.phase {
+            Phase::Draining {
+                grace_end,
+                killed: false,
+            } => Some(timer.map_or(grace_end, |t| t.min(grace_end))),
+            _ => timer,
+        }
+    }
+
+    /// Handles an event posted by a worker.
+    pub fn on_event(&mut self, event: &LoopEvent) {
+        match event {
+            LoopEvent::Finished(run) => self.on_run_finished(run),
+        }
+    }
+
+    /// Fires due schedules and, while draining, the end of the grace period.
+    pub fn on_timers(&mut self, now: Instant) {
+        self.fire_due(now);
+        if let Phase::Draining {
+            grace_end,
+            killed: false,
+        } = self.phase
+        {
+            if now >= grace_end {
+                self.kill_running("shutdown grace period ended");
+                self.phase = Phase::Draining {
+                    grace_end,
+                    killed: true,
+                };
+            }
+        }
+    }
+
+    /// Starts the drain: no more schedules, queued runs cancelled, running
+    /// runs given `shutdown_grace`. A second call kills running runs now.
+    pub fn begin_shutdown(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                let grace = self.config.daemon.shutdown_grace;
+                log::info!(
+                    "shutting down: waiting up to {} for running jobs",
+                    humantime::format_duration(grace)
+                );
+                self.scheduler.clear();
+                let ids = self.shared.core.lock().unfinished_runs();
+                let mut cancelled = 0;
+                for id in ids {
+                    if self.cancel_if_queued(id, "daemon shutting down before the run started") {
+                        cancelled += 1;
+                    }
+                }
+                if cancelled > 0 {
+                    log::warn!("shutdown: {cancelled} queued run(s) cancelled");
+                }
+                self.phase = Phase::Draining {
+                    grace_end: Instant::now() + grace,
+                    killed: false,
+                };
+            }
+            Phase::Draining { grace_end, killed } => {
+                if !killed {
+                    log::warn!("second shutdown request: killing running jobs now");
+                    self.kill_running("daemon shutting down (second request)");
+                    self.phase = Phase::Draining {
+                        grace_end,
+                        killed: true,
+                    };
+                }
+            }
+        }
+    }
+
+    /// True once no run is queued or running.
+    pub fn drained(&self) -> bool {
+        self.shared.core.lock().unfinished_runs().is_empty()
+    }
+
+    /// Stops the pool; called once the loop is about to exit.
+    pub fn stop_pool(self) {
+        if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
+            log::warn!("some worker threads did not stop in time");
+        }
+    }
+
+    fn kill_running(&mut self, why: &str) {
+        let mut n = 0;
+        for (id, token) in &self.cancels {
+            if !token.is_cancelled() {
+                log::warn!("run {id}: killing: {why}");
+                token.cancel();
+                n += 1;
+            }
+        }
+        if n > 0 {
+            log::warn!("{n} running run(s) killed: {why}");
+        }
+    }
+}
+
+/// Health from live workers and the configured minimum.
+pub fn health_of(alive: usize, min_workers: usize) -> &'static str {
+    if alive < min_workers {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_of;
+
+    #[test]
+    fn health_degrades_below_min_workers() {
+        assert_eq!(health_of(4, 1), "ok");
+        assert_eq!(health_of(1, 1), "ok");
+        assert_eq!(health_of(0, 1), "degraded");
+        assert_eq!(health_of(2, 3), "degraded");
+        assert_eq!(health_of(0, 0), "ok");
+    }
+}

@@ -1,0 +1,132 @@
+//! Reloading the configuration (SIGHUP or the `reload` method).
+//!
+//! A reload is all or nothing: the new file is parsed and validated in full
+//! first; if anything is wrong the old configuration stays and the error is
+//! kept for `status.config.last_reload_error`. An accepted reload never drops
+//! a connection, a queued run or a running run:
+//! - a removed job's running runs finish (their records are kept as
+//!   orphans); its backlog is cancelled, since there is no job to run;
+//! - a changed job keeps its counters and history; the new definition is
+//!   used from its next run (runs in flight keep the definition they started
+//!   with);
+//! - settings that shape threads and sockets (`listen`, `workers`,
+//!   `queue_capacity`, `unix_socket`) need a restart: a change is logged and
+//!   the running values are kept.
+
+use super::Daemon;
+use crate::config::{self, Config};
+use crate::protocol::{ErrorCode, RpcError};
+use crate::time;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Daemon {
+    /// Re-reads the config file and applies it, or keeps the old one.
+    pub fn reload(&mut self) -> Result<Value, RpcError> {
+        let mut new = match config::load(&self.info.path) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = e.to_string();
+                log::error!(
+                    "reload rejected; keeping config generation {}: {msg}",
+                    self.info.generation
+                );
+                self.info.last_reload_error = Some(msg.clone());
+                return Err(RpcError::new(
+                    ErrorCode::Conflict,
+                    format!("reload rejected: {msg}"),
+                ));
+            }
+        };
+        for w in &new.warnings {
+            log::warn!("{w}");
+        }
+        keep_restart_only_settings(&self.config, &mut new);
+
+        let old: BTreeMap<String, Arc<config::JobDef>> = {
+            let core = self.shared.core.lock();
+            core.job_names()
+                .into_iter()
+                .filter_map(|n| core.job(&n).map(|e| (n, Arc::clone(&e.def))))
+                .collect()
+        };
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        for def in &new.jobs {
+            match old.get(&def.name) {
+                None => added.push(def.name.clone()),
+                Some(o) if **o != *def => changed.push(def.name.clone()),
+                Some(_) => {}
+            }
+        }
+        let removed: Vec<String> = old
+            .keys()
+            .filter(|n| !new.jobs.iter().any(|d| &d.name == *n))
+            .cloned()
+            .collect();
+
+        for name in &removed {
+            self.scheduler.disarm(name);
+            let backlog = self.shared.core.lock().remove_job(name);
+            for id in backlog {
+                self.cancel_if_queued(id, "job removed by reload");
+            }
+        }
+        for def in &new.jobs {
+            if added.contains(&def.name) || changed.contains(&def.name) {
+                self.shared.core.lock().upsert_job(Arc::new(def.clone()));
+                self.arm(&def.name);
+            }
+        }
+        self.shared
+            .core
+            .lock()
+            .set_history_limit(new.daemon.history);
+        crate::logging::set_level(&new.daemon.log_level);
+
+        self.config = new;
+        self.info.generation += 1;
+        self.info.loaded_at = time::now();
+        self.info.last_reload_error = None;
+        log::info!(
+            "config reloaded (generation {}): {} added, {} removed, {} changed",
+            self.info.generation,
+            added.len(),
+            removed.len(),
+            changed.len()
+        );
+        Ok(json!({
+            "generation": self.info.generation,
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+        }))
+    }
+}
+
+/// Copies the settings that only take effect at start from the running
+/// config into the new one, warning about each one that differs.
+fn keep_restart_only_settings(running: &Config, new: &mut Config) {
+    let (r, n) = (&running.daemon, &mut new.daemon);
+    let mut differ = Vec::new();
+    if r.listen != n.listen {
+        differ.push("listen");
+        n.listen = r.listen.clone();
+    }
+    if r.unix_socket != n.unix_socket {
+        differ.push("unix_socket");
+        n.unix_socket = r.unix_socket.clone();
+    }
+    if r.workers != n.workers {
+        differ.push("workers");
+        n.workers = r.workers;
+    }
+    if r.queue_capacity != n.queue_capacity {
+        differ.push("queue_capacity");
+        n.queue_capacity = r.queue_capacity;
+    }
+    for key in differ {
+        log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
+    }
+}

@@ -1,0 +1,67 @@
+//! A run as the worker pool sees it: mark running, execute, record the end.
+
+use super::{LoopEvent, Shared};
+use crate::config::JobDef;
+use crate::jobs::{self, cancel::CancelToken, RunContext};
+use crate::pool::Task;
+use crate::state::run::{RunId, RunState};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One run handed to a worker.
+pub struct RunTask {
+    /// The run's id (its record is in the shared core).
+    pub id: RunId,
+    /// The definition the run was started with.
+    pub def: Arc<JobDef>,
+    /// `args` of jobs.run, passed to the job.
+    pub args: Option<Value>,
+    /// Fired by runs.cancel and by shutdown.
+    pub cancel: CancelToken,
+    /// Where the record lives and how to tell the loop.
+    pub shared: Arc<Shared>,
+    /// Time between SIGTERM and SIGKILL when killing.
+    pub kill_grace: Duration,
+}
+
+impl Task for RunTask {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn run(self) {
+        let id = self.id;
+        let name = self.def.name.as_str();
+        if !self.shared.core.lock().mark_running(id) {
+            log::debug!("run {id} of job {name} was cancelled before it started");
+            return;
+        }
+        log::debug!("run {id} of job {name} started");
+        let shared = &self.shared;
+        let ctx = RunContext {
+            run_id: id,
+            job: &self.def,
+            args: self.args.as_ref(),
+            cancel: &self.cancel,
+            kill_grace: self.kill_grace,
+            on_progress: &|p| shared.core.lock().set_progress(id, p),
+            on_pid: &|pid| shared.core.lock().set_pid(id, pid),
+        };
+        let finish = jobs::execute(&ctx);
+        let Some(run) = self.shared.core.lock().finish(id, finish, true) else {
+            return;
+        };
+        let ms = run.duration_ms().unwrap_or(0);
+        match run.state {
+            RunState::Succeeded => log::info!("run {id} of job {name} succeeded in {ms} ms"),
+            RunState::Cancelled => log::info!("run {id} of job {name} cancelled after {ms} ms"),
+            state => log::warn!(
+                "run {id} of job {name} {} after {ms} ms: {}",
+                state.as_str(),
+                run.error.as_deref().unwrap_or("no error message")
+            ),
+        }
+        self.shared.notify(LoopEvent::Finished(run));
+    }
+}

@@ -1,0 +1,311 @@
+//! The exec job runner: one run of an external program.
+//!
+//! [`run_exec`] spawns the job's argv directly (no implicit shell) with a
+//! scrubbed environment, in a process group of its own, and blocks the
+//! calling worker thread until the run is over. While it runs, output is
+//! kept as a bounded tail and scanned for progress lines; on timeout or
+//! cancellation the whole group is killed (SIGTERM, then SIGKILL after a
+//! grace period). The waiting itself — pipes, child exit, cancellation,
+//! deadlines — is in the `supervise` submodule.
+//!
+//! Every failure, including "program not found" or a bad `cwd`, comes back
+//! as an [`ExecOutcome`]; this module never panics on bad input.
+
+mod supervise;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::jobs::cancel::CancelToken;
+use supervise::{Ended, ExitWatch};
+
+/// Variables kept from the daemon's own environment; all others are dropped.
+pub const KEPT_ENV: [&str; 3] = ["PATH", "HOME", "LANG"];
+
+/// `PATH` given to a job when the daemon itself has none (as under some init
+/// systems), so that `sh` and friends are still found.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// After the leader exits, how long to keep reading pipes that something
+/// else (a background grandchild) still holds open. Those processes are left
+/// alone; only their output after this point is lost.
+pub const EXIT_LINGER: Duration = Duration::from_millis(100);
+
+/// Everything needed for one run of an exec job.
+#[derive(Debug, Clone)]
+pub struct ExecRequest<'a> {
+    /// Program and arguments; `argv[0]` is looked up in the job's `PATH`.
+    pub argv: &'a [String],
+    /// The job's `env` table, added to the scrubbed environment.
+    pub env: &'a BTreeMap<String, String>,
+    /// Working directory; `None` keeps the daemon's.
+    pub cwd: Option<&'a Path>,
+    /// Set last, overriding the job's `env` (`TICKD_ARGS`, `TICKD_JOB`,
+    /// `TICKD_RUN_ID`); filled in by the caller.
+    pub extra_env: Vec<(String, String)>,
+    /// Bytes for the child's stdin (the run's `args` as JSON), or `None`
+    /// for `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    /// Kill the run after this long; `None` = no limit.
+    pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when killing the run's process group.
+    pub kill_grace: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecEnd {
+    /// The program exited by itself with this status (0 = success).
+    Exited(i32),
+    /// The program was killed by this signal, not by tickd.
+    Signaled(i32),
+    /// tickd killed it when its `timeout` passed.
+    TimedOut,
+    /// tickd killed it (or never started it) because of `runs.cancel`.
+    Cancelled,
+    /// It could not be started (or, rarely, not supervised); see `error`.
+    SpawnFailed,
+}
+
+/// The result of [`run_exec`], ready to be folded into a run object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecOutcome {
+    /// How the run ended.
+    pub end: ExecEnd,
+    /// The exit status when the program exited by itself.
+    pub exit_code: Option<i32>,
+    /// A human-readable reason for anything but exit status 0.
+    pub error: Option<String>,
+    /// The last 64 KiB of stdout and stderr, merged, as lossy UTF-8.
+    pub output: String,
+    /// Whether older output was dropped.
+    pub output_truncated: bool,
+    /// The child's pid (= its process-group id), once spawned.
+    pub pid: Option<u32>,
+}
+
+impl ExecOutcome {
+    /// Whether the run counts as succeeded (exit status 0).
+    pub fn succeeded(&self) -> bool {
+        self.end == ExecEnd::Exited(0)
+    }
+
+    fn not_started(end: ExecEnd, error: String) -> Self {
+        Self {
+            end,
+            exit_code: None,
+            error: Some(error),
+            output: String::new(),
+            output_truncated: false,
+            pid: None,
+        }
+    }
+}
+
+/// Callbacks from inside a run, made on the worker thread that runs it.
+pub trait ExecObserver {
+    /// The program was spawned with this pid (also its process-group id).
+    fn started(&mut self, _pid: u32) {}
+    /// The program printed `tickd-progress: X`; `value` is in `0.0..=1.0`.
+    fn progress(&mut self, _value: f64) {}
+}
+
+/// An observer that ignores everything.
+impl ExecObserver for () {}
+
+/// Runs one exec job to completion, blocking the calling thread.
+///
+/// Returns early with [`ExecEnd::Cancelled`], without spawning, when
+/// `cancel` is already cancelled. Never panics on bad input and never fails:
+/// every problem is described by the outcome.
+pub fn run_exec(
+    req: &ExecRequest<'_>,
+    cancel: &CancelToken,
+    observer: &mut dyn ExecObserver,
+) -> ExecOutcome {
+    run_with(req, cancel, observer, ExitWatch::Auto)
+}
+
+/// [`run_exec`] with a choice of how the child's exit is detected (tests
+/// force the fallback waiter thread).
+fn run_with(
+    req: &ExecRequest<'_>,
+    cancel: &CancelToken,
+    observer: &mut dyn ExecObserver,
+    exit_watch: ExitWatch,
+) -> ExecOutcome {
+    if cancel.is_cancelled() {
+        return ExecOutcome::not_started(ExecEnd::Cancelled, "cancelled".into());
+    }
+    let mut command = match build_command(req) {
+        Ok(c) => c,
+        Err(msg) => return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg),
+    };
+    // The poll and waker are made before spawning: failing here (fd
+    // exhaustion) leaves no child to clean up.
+    let watcher = match supervise::Watcher::new(exit_watch) {
+        Ok(w) => w,
+        Err(e) => {
+            let msg = format!("cannot prepare run: {}", os_message(&e));
+            return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
+        }
+    };
+    let child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = spawn_error(&req.argv[0], req.cwd, &e);
+            log::debug!("exec {:?}: {msg}", req.argv);
+            return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
+        }
+    };
+    let pid = child.id();
+    log::debug!(
+        "exec: spawned pid {pid} (own process group): {:?}",
+        req.argv
+    );
+    observer.started(pid);
+
+    let supervised = watcher.run(child, req, cancel, observer);
+    let (end, exit_code, error) = match supervised.ended {
+        Ended::Status(status) => describe_status(status),
+        Ended::TimedOut => {
+            let limit = req.timeout.map(human_duration).unwrap_or_default();
+            (
+                ExecEnd::TimedOut,
+                None,
+                Some(format!("timed out after {limit}")),
+            )
+        }
+        Ended::Cancelled => (ExecEnd::Cancelled, None, Some("cancelled".into())),
+        Ended::Broken(msg) => (ExecEnd::SpawnFailed, None, Some(msg)),
+    };
+    log::debug!("exec: pid {pid} ended: {end:?}");
+    ExecOutcome {
+        end,
+        exit_code,
+        error,
+        output: supervised.tail.to_string_lossy(),
+        output_truncated: supervised.tail.is_truncated(),
+        pid: Some(pid),
+    }
+}
+
+/// Builds the `Command` for `req`, or explains why it cannot be run.
+fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
+    let Some(program) = req.argv.first() else {
+        return Err("empty command".into());
+    };
+    if program.is_empty() {
+        return Err("empty program name".into());
+    }
+    if let Some(cwd) = req.cwd {
+        // Checked here because a failed chdir and a missing program both
+        // surface from spawn as the same ENOENT.
+        match std::fs::metadata(cwd) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("cwd {}: Not a directory", cwd.display())),
+            Err(e) => return Err(format!("cwd {}: {}", cwd.display(), os_message(&e))),
+        }
+    }
+    let vars = req.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let extra = req.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut command = Command::new(program);
+    command.args(&req.argv[1..]).env_clear();
+    for name in KEPT_ENV {
+        match std::env::var_os(name) {
+            Some(value) => {
+                command.env(name, value);
+            }
+            None if name == "PATH" => {
+                command.env(name, DEFAULT_PATH);
+            }
+            None => {}
+        }
+    }
+    for (name, value) in vars.chain(extra) {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(format!("invalid environment variable name {name:?}"));
+        }
+        if value.contains('\0') {
+            return Err(format!("environment variable {name} contains a NUL byte"));
+        }
+        command.env(name, value);
+    }
+    if let Some(cwd) = req.cwd {
+        command.current_dir(cwd);
+    }
+    command
+        .process_group(0)
+        .stdin(if req.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Ok(command)
+}
+
+/// A clear message for a failed spawn.
+fn spawn_error(program: &str, cwd: Option<&Path>, err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => {
+            // The cwd was fine a moment ago; if it vanished since, say so.
+            if let Some(dir) = cwd {
+                if let Err(e) = std::fs::metadata(dir) {
+                    return format!("cwd {}: {}", dir.display(), os_message(&e));
+                }
+            }
+            format!("program not found: {program}")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("program not executable: {program}: {}", os_message(err))
+        }
+        _ => format!("cannot start {program}: {}", os_message(err)),
+    }
+}
+
+/// Maps a reaped child's status to the outcome fields.
+fn describe_status(status: ExitStatus) -> (ExecEnd, Option<i32>, Option<String>) {
+    if let Some(code) = status.code() {
+        let error = (code != 0).then(|| format!("exit status {code}"));
+        (ExecEnd::Exited(code), Some(code), error)
+    } else if let Some(sig) = status.signal() {
+        (
+            ExecEnd::Signaled(sig),
+            None,
+            Some(format!("killed by signal {sig}")),
+        )
+    } else {
+        // Stopped/continued statuses are never returned by wait().
+        (
+            ExecEnd::SpawnFailed,
+            None,
+            Some(format!("unexpected status {status}")),
+        )
+    }
+}
+
+/// An io::Error's text without the "(os error N)" suffix std appends.
+fn os_message(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+/// `2s`, `300ms`: the way a duration is written in the config.
+fn human_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,65 @@
+//! The `exec` job kind: runs a program (see [`super::exec`] for the mechanics).
+
+use super::exec::{run_exec, ExecEnd, ExecObserver, ExecRequest};
+use super::{Executor, RunContext};
+use crate::config::ExecSpec;
+use crate::state::run::RunState;
+use crate::state::Finish;
+
+/// Executes an exec job's run.
+pub struct ExecJob<'a>(pub &'a ExecSpec);
+
+/// Forwards the runner's observations into the run record.
+struct Observer<'a, 'b>(&'a RunContext<'b>);
+
+impl ExecObserver for Observer<'_, '_> {
+    fn started(&mut self, pid: u32) {
+        (self.0.on_pid)(pid);
+    }
+    fn progress(&mut self, value: f64) {
+        (self.0.on_progress)(value);
+    }
+}
+
+impl Executor for ExecJob<'_> {
+    fn execute(&self, ctx: &RunContext<'_>) -> Finish {
+        let spec = self.0;
+        let args_json = ctx.args.map(|a| a.to_string());
+        let mut extra_env = vec![
+            ("TICKD_JOB".to_string(), ctx.job.name.clone()),
+            ("TICKD_RUN_ID".to_string(), ctx.run_id.to_string()),
+        ];
+        if let Some(a) = &args_json {
+            extra_env.push(("TICKD_ARGS".to_string(), a.clone()));
+        }
+        let req = ExecRequest {
+            argv: &spec.command,
+            env: &spec.env,
+            cwd: spec.cwd.as_deref(),
+            extra_env,
+            stdin: args_json.map(|mut a| {
+                a.push('\n');
+                a.into_bytes()
+            }),
+            timeout: ctx.job.timeout,
+            kill_grace: ctx.kill_grace,
+        };
+        let outcome = run_exec(&req, ctx.cancel, &mut Observer(ctx));
+        let state = match outcome.end {
+            ExecEnd::Exited(0) => RunState::Succeeded,
+            ExecEnd::Exited(_) | ExecEnd::Signaled(_) | ExecEnd::SpawnFailed => RunState::Failed,
+            ExecEnd::TimedOut => RunState::TimedOut,
+            ExecEnd::Cancelled => RunState::Cancelled,
+        };
+        Finish {
+            state,
+            exit_code: outcome.exit_code,
+            error: if state == RunState::Succeeded {
+                None
+            } else {
+                outcome.error
+            },
+            output: outcome.output,
+        }
+    }
+}

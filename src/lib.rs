@@ -1,0 +1,159 @@
+//! tickd: a daemon that runs scheduled jobs on a fixed pool of threads and
+//! answers line-delimited JSON-RPC on a socket.
+//!
+//! The binary (`src/main.rs`) is a thin command line over [`run`], which
+//! tests and embedders can call too. The pieces, from the outside in:
+//!
+//! ```text
+//!  clients ──TCP──▶ server (mio loop, one thread) ──▶ methods ──▶ daemon
+//!                     ▲  poll timeout = next timer        │  start_run
+//!                     │                                   ▼
+//!                  Waker ◀── LoopEvent ── pool (N workers) ◀── bounded queue
+//!                                           ▲   │ jobs::execute (exec, ...)
+//!                                  monitor ─┘   ▼
+//!                               (respawns)   state::Core (jobs, runs)
+//!  scheduler: timer wheel of due times ──▶ daemon.fire_due ──▶ start_run
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod daemon;
+pub mod jobs;
+pub mod logging;
+pub mod methods;
+pub mod pool;
+pub mod protocol;
+pub mod schedule;
+pub mod scheduler;
+pub mod server;
+pub mod signals;
+pub mod state;
+pub mod sys;
+pub mod time;
+pub mod timer;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Exit code: clean shutdown.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the config could not be loaded at start.
+pub const EXIT_CONFIG: i32 = 1;
+/// Exit code: a listener could not be bound, or the pidfile not written.
+pub const EXIT_BIND: i32 = 2;
+
+/// Options of `tickd run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Where to write the pid, if anywhere.
+    pub pidfile: Option<PathBuf>,
+}
+
+/// Runs the daemon until it is told to stop; returns the process exit code.
+pub fn run(opts: &RunOptions) -> i32 {
+    let config = match config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => {
+            logging::init("info");
+            log::error!("cannot start: {e}");
+            eprintln!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    logging::init(&config.daemon.log_level);
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    let debug_hooks = std::env::var("TICKD_DEBUG_HOOKS").is_ok_and(|v| v == "1");
+    if debug_hooks {
+        log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
+    }
+
+    let poll = match mio::Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot create the event loop: {e}");
+            return EXIT_BIND;
+        }
+    };
+    let listener = match &config.daemon.listen {
+        Some(addr) => match bind_tcp(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::error!("cannot listen on {addr}: {e}");
+                return EXIT_BIND;
+            }
+        },
+        None => None,
+    };
+    if let Some(l) = &listener {
+        match l.local_addr() {
+            Ok(a) => {
+                log::info!("listening on {a}");
+                if !a.ip().is_loopback() && config.daemon.auth_token.is_none() {
+                    log::warn!(
+                        "listening on non-loopback address {a} without auth_token: anyone who can reach it can run jobs"
+                    );
+                }
+            }
+            Err(e) => log::warn!("listening, but the bound address is unknown: {e}"),
+        }
+    } else {
+        log::warn!("daemon.listen is empty: no TCP listener");
+    }
+    let pidfile = match &opts.pidfile {
+        Some(path) => match std::fs::write(path, format!("{}\n", std::process::id())) {
+            Ok(()) => Some(path.clone()),
+            Err(e) => {
+                log::error!("cannot write pidfile {}: {e}", path.display());
+                return EXIT_BIND;
+            }
+        },
+        None => None,
+    };
+
+    let code = match start(poll, listener, config, debug_hooks) {
+        Ok(server) => {
+            log::info!("tickd {} started (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
+            server.run()
+        }
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            EXIT_BIND
+        }
+    };
+    if let Some(path) = pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    code
+}
+
+fn start(
+    poll: mio::Poll,
+    listener: Option<mio::net::TcpListener>,
+    config: config::Config,
+    debug_hooks: bool,
+) -> std::io::Result<server::Server> {
+    let signals = signals::Signals::install()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), server::Server::waker_token())?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let daemon = daemon::Daemon::start(config, tx, waker, debug_hooks)?;
+    server::Server::new(poll, listener, signals, rx, daemon)
+}
+
+fn bind_tcp(addr: &str) -> std::io::Result<mio::net::TcpListener> {
+    let mut last = None;
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    for a in addrs {
+        match mio::net::TcpListener::bind(a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "address resolves to nothing")
+    }))
+}

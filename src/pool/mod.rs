@@ -1,0 +1,212 @@
+//! A fixed pool of named worker threads fed by a bounded queue, watched by a
+//! monitor thread that replaces any worker that dies.
+//!
+//! Why fixed: an operator sizes the pool (`daemon.workers`) for the machine,
+//! and the pool must keep that size for the life of the daemon. A job that
+//! panics is caught on its worker (`catch_unwind`) and reported as a failed
+//! run; a worker thread that dies anyway (a panic outside the job, a bug in
+//! the worker loop) is noticed by the monitor, which spawns a replacement at
+//! once, so the pool never shrinks. See `README.md` in this folder for the
+//! states and counters.
+//!
+//! The queue is a bounded crossbeam channel: [`WorkerPool::submit`] gives the
+//! task back when it is full, so the caller can answer "overloaded" without
+//! losing the task.
+
+mod monitor;
+mod worker;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A unit of work for the pool.
+pub trait Task: Send + 'static {
+    /// An identifier for logs and for reporting a lost task (tickd uses the run id).
+    fn id(&self) -> u64;
+    /// Does the work on a worker thread.
+    fn run(self);
+}
+
+/// Told about a task that did not finish normally: its id and what happened
+/// (a panic message, or that its worker thread died). tickd records the run
+/// as failed through it, so no run record is ever left `running`.
+pub type LostTaskHook = Arc<dyn Fn(u64, &str) + Send + Sync>;
+
+/// What travels on the queue.
+enum Message<T> {
+    Task(T),
+    /// Test hook: the receiving worker dies outside `catch_unwind`.
+    Die,
+}
+
+/// Counters shared by the workers, the monitor and status readers.
+#[derive(Debug, Default)]
+struct Counters {
+    alive: AtomicUsize,
+    busy: AtomicUsize,
+    respawned: AtomicU64,
+    stopping: AtomicBool,
+}
+
+/// A snapshot of the pool for `status` and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The fixed size the pool keeps.
+    pub configured: usize,
+    /// Worker threads currently alive.
+    pub alive: usize,
+    /// Workers running a task right now.
+    pub busy: usize,
+    /// Workers spawned to replace dead ones since start.
+    pub respawned: u64,
+    /// Tasks waiting in the queue.
+    pub queue_depth: usize,
+    /// The queue's bound.
+    pub queue_capacity: usize,
+}
+
+/// Why a submit was refused; the task comes back so nothing is lost.
+#[derive(Debug)]
+pub enum SubmitError<T> {
+    /// The queue is at capacity.
+    Full(T),
+    /// The pool is shutting down.
+    Stopped(T),
+}
+
+/// Settings for [`WorkerPool::start`].
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Number of worker threads, kept constant.
+    pub workers: usize,
+    /// Bound of the task queue.
+    pub queue_capacity: usize,
+    /// Thread name prefix (`tickd-worker-3`).
+    pub name: String,
+}
+
+/// The running pool. Dropping it without [`WorkerPool::shutdown`] detaches the threads.
+pub struct WorkerPool<T: Task> {
+    tx: Option<Sender<Message<T>>>,
+    config: PoolConfig,
+    counters: Arc<Counters>,
+    monitor: Option<JoinHandle<()>>,
+    monitor_done: Receiver<()>,
+}
+
+/// Everything a worker thread needs; cloned into each (re)spawned worker.
+struct WorkerContext<T: Task> {
+    rx: Receiver<Message<T>>,
+    counters: Arc<Counters>,
+    lost: LostTaskHook,
+    events: Sender<monitor::Event>,
+    name: String,
+}
+
+impl<T: Task> Clone for WorkerContext<T> {
+    fn clone(&self) -> Self {
+        WorkerContext {
+            rx: self.rx.clone(),
+            counters: Arc::clone(&self.counters),
+            lost: Arc::clone(&self.lost),
+            events: self.events.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<T: Task> WorkerPool<T> {
+    /// Starts the workers and the monitor, and returns once every worker has
+    /// started (or fails, stopping the ones already started).
+    pub fn start(config: PoolConfig, lost: LostTaskHook) -> std::io::Result<Self> {
+        let (tx, rx) = bounded(config.queue_capacity.max(1));
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let ctx = WorkerContext {
+            rx,
+            counters: Arc::clone(&counters),
+            lost,
+            events: events_tx,
+            name: config.name.clone(),
+        };
+        let mut handles = Vec::with_capacity(config.workers);
+        for index in 0..config.workers {
+            match worker::spawn(index, ctx.clone()) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    counters.stopping.store(true, Ordering::SeqCst);
+                    drop(tx);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let (done_tx, monitor_done) = bounded(1);
+        let monitor = monitor::spawn(ctx, events_rx, handles, done_tx)?;
+        Ok(WorkerPool {
+            tx: Some(tx),
+            config,
+            counters,
+            monitor: Some(monitor),
+            monitor_done,
+        })
+    }
+
+    /// Queues a task without blocking; gives it back when the queue is full.
+    pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        let Some(tx) = &self.tx else {
+            return Err(SubmitError::Stopped(task));
+        };
+        tx.try_send(Message::Task(task)).map_err(|e| match e {
+            TrySendError::Full(Message::Task(t)) => SubmitError::Full(t),
+            TrySendError::Disconnected(Message::Task(t)) => SubmitError::Stopped(t),
+            // Only tasks are passed in here.
+            TrySendError::Full(Message::Die) | TrySendError::Disconnected(Message::Die) => {
+                unreachable!("submit only sends tasks")
+            }
+        })
+    }
+
+    /// Test hook: makes one worker thread die outside `catch_unwind`, as a
+    /// bug in the worker loop would. Returns false when the queue is full.
+    pub fn kill_one_worker(&self) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(Message::Die).is_ok())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            configured: self.config.workers,
+            alive: self.counters.alive.load(Ordering::SeqCst),
+            busy: self.counters.busy.load(Ordering::SeqCst),
+            respawned: self.counters.respawned.load(Ordering::SeqCst),
+            queue_depth: self.tx.as_ref().map_or(0, Sender::len),
+            queue_capacity: self.config.queue_capacity,
+        }
+    }
+
+    /// Stops taking tasks, lets the workers finish what is queued, and waits
+    /// up to `timeout` for every thread to exit. Returns false on time-out
+    /// (the threads are then left to die with the process).
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.counters.stopping.store(true, Ordering::SeqCst);
+        self.tx = None;
+        let finished = self.monitor_done.recv_timeout(timeout).is_ok();
+        if finished {
+            if let Some(m) = self.monitor.take() {
+                let _ = m.join();
+            }
+        }
+        finished
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! The monitor thread: the one place that knows when a worker has died and
+//! replaces it.
+//!
+//! It blocks on a channel of worker exit events (no polling), so a
+//! replacement is spawned within microseconds of the death. During shutdown
+//! it stops respawning and reports once every worker has exited.
+
+use super::{worker, Task, WorkerContext};
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+
+/// What workers tell the monitor.
+pub(super) enum Event {
+    /// Worker `index` has ended; `died` is true when it ended by panicking.
+    Exited { index: usize, died: bool },
+}
+
+/// Starts the monitor with the handles of the already running workers.
+pub(super) fn spawn<T: Task>(
+    ctx: WorkerContext<T>,
+    events: Receiver<Event>,
+    handles: Vec<JoinHandle<()>>,
+    done: Sender<()>,
+) -> std::io::Result<JoinHandle<()>> {
+    let name = format!("{}-monitor", ctx.name);
+    thread::Builder::new()
+        .name(name)
+        .spawn(move || watch(ctx, events, handles, done))
+}
+
+fn watch<T: Task>(
+    ctx: WorkerContext<T>,
+    events: Receiver<Event>,
+    handles: Vec<JoinHandle<()>>,
+    done: Sender<()>,
+) {
+    let mut live: HashMap<usize, JoinHandle<()>> = handles.into_iter().enumerate().collect();
+    // The monitor's own context keeps a sender to `events` alive, so recv
+    // only fails if something is badly wrong; exit then.
+    while !live.is_empty() {
+        let Ok(Event::Exited { index, died }) = events.recv() else {
+            break;
+        };
+        if let Some(handle) = live.remove(&index) {
+            let _ = handle.join();
+        }
+        let stopping = ctx.counters.stopping.load(Ordering::SeqCst);
+        if stopping && !died {
+            log::debug!("worker {index} exited");
+            continue;
+        }
+        if stopping {
+            log::warn!("worker {index} died during shutdown; not replaced");
+            continue;
+        }
+        log::error!("worker {index} died; spawning a replacement");
+        match worker::spawn(index, ctx.clone()) {
+            Ok(h) => {
+                ctx.counters.respawned.fetch_add(1, Ordering::SeqCst);
+                live.insert(index, h);
+            }
+            Err(e) => {
+                // Without a thread there is nothing to retry with right now;
+                // the pool runs one short and status shows it.
+                log::error!("could not respawn worker {index}: {e}");
+            }
+        }
+    }
+    let _ = done.send(());
+}

@@ -1,0 +1,126 @@
+//! Unit tests of the pool with a toy task type.
+
+use super::*;
+use crossbeam_channel::unbounded;
+use parking_lot::Mutex;
+use std::time::Instant;
+
+struct Toy {
+    id: u64,
+    done: Sender<u64>,
+    panic: bool,
+}
+
+impl Task for Toy {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn run(self) {
+        if self.panic {
+            panic!("toy {} panics", self.id);
+        }
+        let _ = self.done.send(self.id);
+    }
+}
+
+fn pool(workers: usize, cap: usize) -> (WorkerPool<Toy>, Arc<Mutex<Vec<(u64, String)>>>) {
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let l2 = Arc::clone(&lost);
+    let hook: LostTaskHook = Arc::new(move |id, why| l2.lock().push((id, why.to_string())));
+    let p = WorkerPool::start(
+        PoolConfig {
+            workers,
+            queue_capacity: cap,
+            name: "test-worker".into(),
+        },
+        hook,
+    )
+    .expect("pool starts");
+    (p, lost)
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn runs_tasks_and_counts_workers() {
+    let (p, _) = pool(3, 16);
+    wait_until("workers alive", || p.stats().alive == 3);
+    let (tx, rx) = unbounded();
+    for id in 0..10 {
+        assert!(p.submit(Toy { id, done: tx.clone(), panic: false }).is_ok());
+    }
+    let mut got: Vec<u64> = (0..10).map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("done")).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn panicking_task_is_reported_and_worker_survives() {
+    let (p, lost) = pool(1, 4);
+    let (tx, rx) = unbounded();
+    assert!(p.submit(Toy { id: 7, done: tx.clone(), panic: true }).is_ok());
+    assert!(p.submit(Toy { id: 8, done: tx, panic: false }).is_ok());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).ok(), Some(8));
+    let lost = lost.lock().clone();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].0, 7);
+    assert!(lost[0].1.contains("toy 7 panics"), "{lost:?}");
+    assert_eq!(p.stats().respawned, 0, "a caught panic kills no thread");
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn dead_worker_is_replaced_and_pool_keeps_size() {
+    let (p, _) = pool(2, 4);
+    wait_until("workers alive", || p.stats().alive == 2);
+    assert!(p.kill_one_worker());
+    wait_until("respawn", || p.stats().respawned == 1 && p.stats().alive == 2);
+    let (tx, rx) = unbounded();
+    for id in 0..4 {
+        assert!(p.submit(Toy { id, done: tx.clone(), panic: false }).is_ok());
+    }
+    for _ in 0..4 {
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
+    }
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn full_queue_gives_the_task_back() {
+    let (p, _) = pool(1, 1);
+    let (block_tx, block_rx) = crossbeam_channel::bounded::<()>(0);
+    // A task that holds the only worker until we let it go.
+    struct Hold(crossbeam_channel::Receiver<()>);
+    impl Task for Hold {
+        fn id(&self) -> u64 {
+            0
+        }
+        fn run(self) {
+            let _ = self.0.recv();
+        }
+    }
+    let lost: LostTaskHook = Arc::new(|_, _| {});
+    let hp = WorkerPool::start(
+        PoolConfig { workers: 1, queue_capacity: 1, name: "hold".into() },
+        lost,
+    )
+    .expect("start");
+    assert!(hp.submit(Hold(block_rx.clone())).is_ok());
+    wait_until("busy", || hp.stats().busy == 1);
+    assert!(hp.submit(Hold(block_rx.clone())).is_ok());
+    match hp.submit(Hold(block_rx)) {
+        Err(SubmitError::Full(_)) => {}
+        _ => panic!("third submit should be refused as full"),
+    }
+    assert_eq!(hp.stats().queue_depth, 1);
+    drop(block_tx);
+    assert!(hp.shutdown(Duration::from_secs(5)));
+    assert!(p.shutdown(Duration::from_secs(5)));
+}

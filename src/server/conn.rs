@@ -1,0 +1,217 @@
+//! One client connection: its buffers, its framing, and the order of its answers.
+//!
+//! Answers must leave in request order even though some (`jobs.run` with
+//! `wait: true`) are only known when a run finishes. Each request takes a
+//! sequence number; an answer that is ready while an earlier one is still
+//! waiting is parked in `parked` until everything before it is ready. In the
+//! common case nothing waits, and answers are serialized straight into the
+//! output buffer with no extra allocation.
+
+use crate::protocol::codec::LineFramer;
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// Bytes read from the socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A place in the answer order.
+#[derive(Debug)]
+enum Slot {
+    /// The answer to request `seq` is not known yet.
+    Waiting(u64),
+    /// Answer bytes (one or more lines) ready to go once everything before is.
+    Ready(Vec<u8>),
+}
+
+/// What a read pass found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The socket has no more data for now.
+    Drained,
+    /// The peer closed its writing side.
+    Eof,
+}
+
+/// A client connection and its state.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Distinguishes this connection from a later one reusing its slab slot.
+    pub serial: u64,
+    /// Input not yet framed into lines.
+    pub input: Vec<u8>,
+    /// Cuts `input` into lines.
+    pub framer: LineFramer,
+    /// Bytes ready to write; `out[written..]` is still to send.
+    out: Vec<u8>,
+    written: usize,
+    /// Answers held back behind a waiting one.
+    parked: VecDeque<Slot>,
+    /// Sequence number for the next request.
+    next_seq: u64,
+    /// Bytes held in `parked`.
+    parked_bytes: usize,
+    /// Close once everything queued is written (protocol error or EOF).
+    pub closing: bool,
+    /// The peer will send nothing more.
+    pub read_closed: bool,
+    /// Last time the peer sent something.
+    pub last_active: Instant,
+}
+
+impl Conn {
+    /// Wraps an accepted socket.
+    pub fn new(stream: TcpStream, serial: u64, max_line: usize) -> Self {
+        Conn {
+            stream,
+            serial,
+            input: Vec::new(),
+            framer: LineFramer::new(max_line),
+            out: Vec::new(),
+            written: 0,
+            parked: VecDeque::new(),
+            next_seq: 0,
+            parked_bytes: 0,
+            closing: false,
+            read_closed: false,
+            last_active: Instant::now(),
+        }
+    }
+
+    /// Reads everything available into `input`, up to `limit` buffered bytes.
+    /// Stops early when the buffer is at the limit; the caller frames lines,
+    /// compacts, and calls again.
+    pub fn read_some(&mut self, limit: usize) -> io::Result<ReadStatus> {
+        loop {
+            if self.input.len() >= limit {
+                return Ok(ReadStatus::Drained);
+            }
+            let start = self.input.len();
+            self.input.resize(start + READ_CHUNK, 0);
+            let res = self.stream.read(&mut self.input[start..]);
+            match res {
+                Ok(0) => {
+                    self.input.truncate(start);
+                    return Ok(ReadStatus::Eof);
+                }
+                Ok(n) => {
+                    // mio is edge-triggered: keep reading until WouldBlock,
+                    // or no new edge would tell us about what is left.
+                    self.input.truncate(start + n);
+                    self.last_active = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.input.truncate(start);
+                    return Ok(ReadStatus::Drained);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.input.truncate(start);
+                }
+                Err(e) => {
+                    self.input.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Takes the sequence number of the next request.
+    pub fn take_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Appends a ready answer in order. `write` serializes it into a buffer.
+    pub fn push_answer(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.parked.is_empty() {
+            write(&mut self.out);
+        } else {
+            let mut buf = Vec::new();
+            write(&mut buf);
+            self.parked_bytes += buf.len();
+            self.parked.push_back(Slot::Ready(buf));
+        }
+    }
+
+    /// Reserves the place of an answer that will come later.
+    pub fn push_waiting(&mut self, seq: u64) {
+        self.parked.push_back(Slot::Waiting(seq));
+    }
+
+    /// Fills in a waiting answer and releases every answer now in order.
+    /// Returns false if no such answer was waiting.
+    pub fn fill_waiting(&mut self, seq: u64, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let Some(slot) = self
+            .parked
+            .iter_mut()
+            .find(|s| matches!(s, Slot::Waiting(q) if *q == seq))
+        else {
+            return false;
+        };
+        let mut buf = Vec::new();
+        write(&mut buf);
+        self.parked_bytes += buf.len();
+        *slot = Slot::Ready(buf);
+        while let Some(Slot::Ready(_)) = self.parked.front() {
+            if let Some(Slot::Ready(bytes)) = self.parked.pop_front() {
+                self.parked_bytes -= bytes.len();
+                self.out.extend_from_slice(&bytes);
+            }
+        }
+        true
+    }
+
+    /// Answers still owed to the client (waiting or unsent).
+    pub fn has_pending(&self) -> bool {
+        !self.parked.is_empty() || self.written < self.out.len()
+    }
+
+    /// Whether any answer is waiting for a run to finish.
+    pub fn has_waiting(&self) -> bool {
+        self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
+    }
+
+    /// Bytes produced for the client and not yet accepted by its socket.
+    pub fn unsent_bytes(&self) -> usize {
+        self.out.len() - self.written + self.parked_bytes
+    }
+
+    /// Writes as much as the socket takes. Returns true when everything
+    /// ready has been written.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            // Give memory back after a burst; keep a small buffer for reuse.
+            if self.out.capacity() > 64 * 1024 {
+                self.out.shrink_to(4096);
+            }
+            Ok(true)
+        } else {
+            if self.written > 64 * 1024 && self.written * 2 > self.out.len() {
+                self.out.drain(..self.written);
+                self.written = 0;
+            }
+            Ok(false)
+        }
+    }
+
+    /// True when the connection should be closed now: asked to close (or
+    /// the peer finished sending) and nothing is left to send.
+    pub fn done(&self) -> bool {
+        (self.closing || self.read_closed) && !self.has_pending()
+    }
+}

@@ -1,0 +1,339 @@
+//! The daemon's in-memory state: jobs, their counters, and run records.
+//!
+//! One [`Core`] sits behind one mutex shared by the event loop and the
+//! workers. Every operation on it is short (no I/O, no waiting), so the lock
+//! is held for microseconds; a single lock keeps the invariants between a
+//! job's counters and its runs simple to reason about.
+//!
+//! Invariants:
+//! - a run is in `runs` from creation until it falls out of its job's
+//!   history (or out of the orphan list, for runs of removed jobs);
+//! - `JobEntry::active` counts the job's runs handed to the pool and not yet
+//!   terminal; `backlog` holds its queued runs waiting for `overlap = queue`;
+//! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
+//!   second time), so counters never count a run twice.
+
+pub mod run;
+
+use crate::config::JobDef;
+use crate::time::{self, Timestamp};
+use run::{Run, RunId, RunState, Trigger};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A job as the daemon tracks it.
+#[derive(Debug)]
+pub struct JobEntry {
+    /// The current definition; runs in flight keep the one they started with.
+    pub def: Arc<JobDef>,
+    /// False while paused: not scheduled, still runnable by hand.
+    pub enabled: bool,
+    /// Runs handed to the pool and not yet finished.
+    pub active: usize,
+    /// Runs a worker is executing now.
+    pub running: usize,
+    /// Queued runs held back by `overlap = queue`, oldest first.
+    pub backlog: VecDeque<RunId>,
+    /// Finished runs, newest first, at most `history` of them.
+    pub history: VecDeque<RunId>,
+    /// The newest run of the job, whatever its state.
+    pub latest: Option<RunId>,
+    /// Runs that reached a terminal state.
+    pub runs_total: u64,
+    /// Runs that ended failed or timed out.
+    pub failures_total: u64,
+    /// Scheduled runs skipped (overlap = skip, queue full, shutting down).
+    pub skipped_total: u64,
+    /// When the schedule fires next (None: no schedule, paused, or stopping).
+    pub next_run: Option<Timestamp>,
+}
+
+impl JobEntry {
+    /// A new entry for a job definition.
+    pub fn new(def: Arc<JobDef>) -> Self {
+        JobEntry {
+            enabled: def.enabled,
+            def,
+            active: 0,
+            running: 0,
+            backlog: VecDeque::new(),
+            history: VecDeque::new(),
+            latest: None,
+            runs_total: 0,
+            failures_total: 0,
+            skipped_total: 0,
+            next_run: None,
+        }
+    }
+}
+
+/// How a run ended, as the executor reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finish {
+    /// The terminal state.
+    pub state: RunState,
+    /// Exit code, for exec runs that exited.
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+    /// Output tail or summary.
+    pub output: String,
+}
+
+impl Finish {
+    /// A terminal state with only an error message.
+    pub fn with_error(state: RunState, error: impl Into<String>) -> Self {
+        Finish {
+            state,
+            exit_code: None,
+            error: Some(error.into()),
+            output: String::new(),
+        }
+    }
+}
+
+/// Jobs and runs. See the module docs for the invariants.
+#[derive(Debug, Default)]
+pub struct Core {
+    jobs: BTreeMap<String, JobEntry>,
+    runs: HashMap<RunId, Run>,
+    last_id: RunId,
+    history_limit: usize,
+    /// Finished runs whose job was removed by a reload, newest first.
+    orphans: VecDeque<RunId>,
+}
+
+impl Core {
+    /// An empty state keeping `history_limit` finished runs per job.
+    pub fn new(history_limit: usize) -> Self {
+        Core {
+            history_limit,
+            ..Core::default()
+        }
+    }
+
+    /// Changes the history bound (reload); trims on each job's next finish.
+    pub fn set_history_limit(&mut self, n: usize) {
+        self.history_limit = n;
+    }
+
+    /// A job by name.
+    pub fn job(&self, name: &str) -> Option<&JobEntry> {
+        self.jobs.get(name)
+    }
+
+    /// A job by name, mutable.
+    pub fn job_mut(&mut self, name: &str) -> Option<&mut JobEntry> {
+        self.jobs.get_mut(name)
+    }
+
+    /// Names of all jobs, sorted.
+    pub fn job_names(&self) -> Vec<String> {
+        self.jobs.keys().cloned().collect()
+    }
+
+    /// Adds a job, or replaces its definition keeping its counters and history.
+    pub fn upsert_job(&mut self, def: Arc<JobDef>) {
+        match self.jobs.get_mut(&def.name) {
+            Some(entry) => {
+                if entry.def.enabled != def.enabled {
+                    entry.enabled = def.enabled;
+                }
+                entry.def = def;
+            }
+            None => {
+                self.jobs.insert(def.name.clone(), JobEntry::new(def));
+            }
+        }
+    }
+
+    /// Removes a job. Its finished runs are forgotten; its queued backlog is
+    /// returned so the caller can cancel it; runs in flight finish as orphans.
+    pub fn remove_job(&mut self, name: &str) -> Vec<RunId> {
+        let Some(entry) = self.jobs.remove(name) else {
+            return Vec::new();
+        };
+        for id in &entry.history {
+            self.runs.remove(id);
+        }
+        entry.backlog.into_iter().collect()
+    }
+
+    /// Creates a queued run and returns its id.
+    pub fn create_run(
+        &mut self,
+        job: Option<&str>,
+        trigger: Trigger,
+        attempt: u32,
+        scheduled_at: Option<Timestamp>,
+    ) -> RunId {
+        self.last_id += 1;
+        let id = self.last_id;
+        let mut run = Run::queued(id, job.map(str::to_string), trigger, attempt);
+        run.scheduled_at = scheduled_at;
+        self.runs.insert(id, run);
+        if let Some(entry) = job.and_then(|j| self.jobs.get_mut(j)) {
+            entry.latest = Some(id);
+        }
+        id
+    }
+
+    /// A run by id.
+    pub fn run(&self, id: RunId) -> Option<&Run> {
+        self.runs.get(&id)
+    }
+
+    /// Marks a queued run as running. Returns false (and changes nothing)
+    /// when the run was cancelled while it waited.
+    pub fn mark_running(&mut self, id: RunId) -> bool {
+        let Some(run) = self.runs.get_mut(&id) else {
+            return false;
+        };
+        if run.state != RunState::Queued {
+            return false;
+        }
+        run.state = RunState::Running;
+        run.started_at = Some(time::now());
+        if let Some(entry) = run.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
+            entry.running += 1;
+        }
+        true
+    }
+
+    /// Records the child's pid of a running exec run.
+    pub fn set_pid(&mut self, id: RunId, pid: u32) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.pid = Some(pid);
+        }
+    }
+
+    /// Records progress reported by a running job.
+    pub fn set_progress(&mut self, id: RunId, progress: f64) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            if run.state == RunState::Running {
+                run.progress = Some(progress.clamp(0.0, 1.0));
+            }
+        }
+    }
+
+    /// Counts a dispatched run in its job's `active`.
+    pub fn note_dispatched(&mut self, id: RunId) {
+        if let Some(entry) = self.job_of_mut(id) {
+            entry.active += 1;
+        }
+    }
+
+    /// Moves a run to a terminal state, updates its job's counters and
+    /// history, and returns a snapshot of the final record. Returns None if
+    /// the run is unknown or already terminal (it is never finished twice).
+    pub fn finish(&mut self, id: RunId, finish: Finish, dispatched: bool) -> Option<Run> {
+        let run = self.runs.get_mut(&id)?;
+        if run.state.is_terminal() {
+            return None;
+        }
+        let was_running = run.state == RunState::Running;
+        run.state = finish.state;
+        run.finished_at = Some(time::now());
+        run.exit_code = finish.exit_code;
+        run.error = finish.error;
+        run.output = finish.output;
+        run.pid = None;
+        let snapshot = run.clone();
+        let limit = self.history_limit;
+        let evicted: Vec<RunId> = match snapshot.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
+            Some(entry) => {
+                if dispatched {
+                    entry.active = entry.active.saturating_sub(1);
+                }
+                if was_running {
+                    entry.running = entry.running.saturating_sub(1);
+                }
+                entry.backlog.retain(|&r| r != id);
+                entry.runs_total += 1;
+                if finish.state.is_failure() {
+                    entry.failures_total += 1;
+                }
+                entry.history.push_front(id);
+                let excess = entry.history.len().saturating_sub(limit);
+                (0..excess).filter_map(|_| entry.history.pop_back()).collect()
+            }
+            None => {
+                self.orphans.push_front(id);
+                let excess = self.orphans.len().saturating_sub(limit);
+                (0..excess).filter_map(|_| self.orphans.pop_back()).collect()
+            }
+        };
+        for old in evicted {
+            self.runs.remove(&old);
+        }
+        Some(snapshot)
+    }
+
+    fn job_of_mut(&mut self, id: RunId) -> Option<&mut JobEntry> {
+        let name = self.runs.get(&id)?.job.as_deref()?;
+        self.jobs.get_mut(name)
+    }
+
+    /// All runs not yet terminal, oldest first.
+    pub fn unfinished_runs(&self) -> Vec<RunId> {
+        let mut ids: Vec<RunId> = self
+            .runs
+            .values()
+            .filter(|r| !r.state.is_terminal())
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The job object of the protocol; with `history`, also its finished runs.
+    pub fn job_json(&self, name: &str, with_history: bool) -> Option<Value> {
+        let entry = self.jobs.get(name)?;
+        let def = &entry.def;
+        let mut v = json!({
+            "name": def.name,
+            "kind": def.kind.name(),
+            "schedule": def.schedule.as_ref().map(|s| s.text()),
+            "enabled": entry.enabled,
+            "running": entry.running > 0,
+            "running_count": entry.running,
+            "queued_count": entry.backlog.len() + entry.active.saturating_sub(entry.running),
+            "next_run": time::json_opt(entry.next_run.as_ref()),
+            "last_run": entry.latest.and_then(|id| self.runs.get(&id)).map(Run::to_json),
+            "runs_total": entry.runs_total,
+            "failures_total": entry.failures_total,
+            "skipped_total": entry.skipped_total,
+            "overlap": def.overlap.as_str(),
+            "timeout_ms": def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        });
+        if with_history {
+            let history: Vec<Value> = entry
+                .history
+                .iter()
+                .filter_map(|id| self.runs.get(id))
+                .map(Run::to_json)
+                .collect();
+            v["history"] = Value::Array(history);
+        }
+        Some(v)
+    }
+
+    /// Every job object, sorted by name.
+    pub fn jobs_json(&self) -> Value {
+        Value::Array(
+            self.jobs
+                .keys()
+                .filter_map(|name| self.job_json(name, false))
+                .collect(),
+        )
+    }
+
+    /// Number of run records held in memory (for tests and status).
+    pub fn runs_len(&self) -> usize {
+        self.runs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! A run: one execution (or attempt) of a job, from queued to a final state.
+//!
+//! Run records are what operators look at to learn what happened, so every
+//! run that was accepted ends in exactly one terminal state with an error
+//! message when it did not succeed; none is left `running` forever.
+
+use crate::time::{self, Timestamp};
+use serde_json::{json, Value};
+
+/// Run ids are unique for the daemon's life; shown as strings on the wire.
+pub type RunId = u64;
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// A worker is executing it.
+    Running,
+    /// Finished without error.
+    Succeeded,
+    /// Finished with an error (non-zero exit, spawn failure, panic...).
+    Failed,
+    /// Killed because it ran past its `timeout`.
+    TimedOut,
+    /// Cancelled by `runs.cancel` or by shutdown.
+    Cancelled,
+    /// Was running when the daemon crashed.
+    Interrupted,
+}
+
+impl RunState {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::TimedOut => "timed_out",
+            RunState::Cancelled => "cancelled",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<RunState> {
+        [
+            RunState::Queued,
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::TimedOut,
+            RunState::Cancelled,
+            RunState::Interrupted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// True once the run can no longer change.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+
+    /// True for the outcomes counted as failures (and, later, retried).
+    pub fn is_failure(self) -> bool {
+        matches!(self, RunState::Failed | RunState::TimedOut)
+    }
+}
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The job's schedule came due.
+    Schedule,
+    /// `jobs.run` (or the HTTP/CLI equivalent).
+    Manual,
+    /// An ad-hoc job from `submit`.
+    Submit,
+    /// A retry after a failed attempt.
+    Retry,
+    /// Another job's `on_failure`.
+    OnFailure,
+}
+
+impl Trigger {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Submit => "submit",
+            Trigger::Retry => "retry",
+            Trigger::OnFailure => "on_failure",
+        }
+    }
+}
+
+/// The record of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Unique id.
+    pub id: RunId,
+    /// The job's name (None for ad-hoc submitted jobs).
+    pub job: Option<String>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Current state.
+    pub state: RunState,
+    /// 1 for the first attempt, counting up with retries.
+    pub attempt: u32,
+    /// When it was accepted.
+    pub queued_at: Timestamp,
+    /// When a worker started it.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// The program's exit status, for exec jobs that exited.
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+    /// The tail of the output (exec) or a summary (other kinds).
+    pub output: String,
+    /// Last progress the job reported, 0.0..=1.0.
+    pub progress: Option<f64>,
+    /// For scheduled runs, the time it was due.
+    pub scheduled_at: Option<Timestamp>,
+    /// The child's pid while an exec run is running.
+    pub pid: Option<u32>,
+}
+
+impl Run {
+    /// A fresh queued run.
+    pub fn queued(id: RunId, job: Option<String>, trigger: Trigger, attempt: u32) -> Self {
+        Run {
+            id,
+            job,
+            trigger,
+            state: RunState::Queued,
+            attempt,
+            queued_at: time::now(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            error: None,
+            output: String::new(),
+            progress: None,
+            scheduled_at: None,
+            pid: None,
+        }
+    }
+
+    /// Milliseconds from start to finish (or until now while running).
+    pub fn duration_ms(&self) -> Option<u64> {
+        let start = self.started_at.as_ref()?;
+        let end = self.finished_at.unwrap_or_else(time::now);
+        Some(time::millis_between(start, &end))
+    }
+
+    /// The run object of the protocol.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.id.to_string(),
+            "job": self.job,
+            "trigger": self.trigger.as_str(),
+            "state": self.state.as_str(),
+            "attempt": self.attempt,
+            "queued_at": time::json_opt(Some(&self.queued_at)),
+            "started_at": time::json_opt(self.started_at.as_ref()),
+            "finished_at": time::json_opt(self.finished_at.as_ref()),
+            "duration_ms": self.duration_ms(),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "output": self.output,
+            "progress": self.progress,
+            "scheduled_at": time::json_opt(self.scheduled_at.as_ref()),
+            "pid": self.pid,
+        })
+    }
+}
+
+/// Parses a run id as clients send it (a string, or a bare number as a courtesy).
+pub fn parse_run_id(v: &Value) -> Option<RunId> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"] {
+            assert_eq!(RunState::parse(s).map(RunState::as_str), Some(s));
+        }
+        assert_eq!(RunState::parse("bogus"), None);
+    }
+
+    #[test]
+    fn run_object_has_the_contract_fields() {
+        let r = Run::queued(42, Some("j".into()), Trigger::Manual, 1);
+        let v = r.to_json();
+        for key in [
+            "run_id", "job", "trigger", "state", "attempt", "queued_at", "started_at",
+            "finished_at", "duration_ms", "exit_code", "error", "output", "progress", "scheduled_at",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["run_id"], "42");
+        assert_eq!(v["state"], "queued");
+        assert_eq!(v["trigger"], "manual");
+    }
+
+    #[test]
+    fn run_ids_parse_from_strings_and_numbers() {
+        assert_eq!(parse_run_id(&Value::from("17")), Some(17));
+        assert_eq!(parse_run_id(&Value::from(17)), Some(17));
+        assert_eq!(parse_run_id(&Value::from("x")), None);
+    }
+}

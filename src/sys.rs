@@ -1,0 +1,148 @@
+//! Thin, safe wrappers around the operating-system calls tickd needs.
+//!
+//! Everything process- or fd-specific that std does not offer lives here, so
+//! the rest of the daemon never talks to the kernel directly. Each function
+//! returns `io::Result` and carries no `unsafe`: the calls go through
+//! rustix's safe API. (Daemonizing — fork, setsid, setuid — will join later.)
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
+
+/// The two signals the runner sends to a job's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSignal {
+    /// `SIGTERM`: ask politely.
+    Term,
+    /// `SIGKILL`: cannot be caught or ignored.
+    Kill,
+}
+
+/// Turns a process id into rustix's `Pid`, refusing 0.
+///
+/// Refusing 0 is a safety net, not a formality: `kill(-0, sig)` would signal
+/// the daemon's own process group.
+fn to_pid(id: u32) -> io::Result<Pid> {
+    i32::try_from(id)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "process id out of range"))
+}
+
+/// Sends `sig` to every process in the group `pgid`.
+///
+/// Returns `Ok(false)` when no process of the group is left (`ESRCH`), which
+/// callers treat as success: the group is already gone.
+pub fn signal_process_group(pgid: u32, sig: GroupSignal) -> io::Result<bool> {
+    let signal = match sig {
+        GroupSignal::Term => Signal::TERM,
+        GroupSignal::Kill => Signal::KILL,
+    };
+    match rustix::process::kill_process_group(to_pid(pgid)?, signal) {
+        Ok(()) => Ok(true),
+        Err(Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether any process (zombies included) still belongs to group `pgid`.
+///
+/// This is `kill(-pgid, 0)`. `EPERM` means a process exists that we may not
+/// signal, so it counts as "exists".
+pub fn process_group_exists(pgid: u32) -> io::Result<bool> {
+    match rustix::process::test_kill_process_group(to_pid(pgid)?) {
+        Ok(()) | Err(Errno::PERM) => Ok(true),
+        Err(Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens a pidfd for `pid`: an fd that becomes readable when the process
+/// exits, so a child's exit can be waited for in the same poll as its pipes.
+///
+/// Fails with `ENOSYS` on kernels older than 5.3; callers fall back to
+/// [`wait_for_exit`] on a helper thread.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_open(
+        to_pid(pid)?,
+        PidfdFlags::empty(),
+    )?)
+}
+
+/// Blocks until child `pid` has exited, **without reaping it**
+/// (`waitid(P_PID, pid, WEXITED | WNOWAIT)`).
+///
+/// Leaving the zombie in place lets the owner of the `std::process::Child`
+/// reap it (and read its status) afterwards, and keeps the pid — and so the
+/// process-group id — from being reused meanwhile. Retries on `EINTR`.
+pub fn wait_for_exit(pid: u32) -> io::Result<()> {
+    let pid = to_pid(pid)?;
+    loop {
+        match rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether child `pid` has exited, without blocking and without reaping it
+/// (`waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT)`).
+///
+/// Used to tell a real exit notification from a spurious wake-up before
+/// acting on it, while the zombie still reserves the pid.
+pub fn has_exited(pid: u32) -> io::Result<bool> {
+    let pid = to_pid(pid)?;
+    loop {
+        match rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(status) => return Ok(status.is_some()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_zero_is_refused() {
+        assert!(signal_process_group(0, GroupSignal::Term).is_err());
+        assert!(process_group_exists(0).is_err());
+        assert!(pidfd_open(0).is_err());
+    }
+
+    #[test]
+    fn own_group_exists() {
+        let pgid = rustix::process::getpgrp().as_raw_nonzero().get();
+        let pgid = u32::try_from(pgid).expect("pgid is positive");
+        assert!(process_group_exists(pgid).expect("kill 0 works"));
+    }
+
+    #[test]
+    fn pidfd_and_exit_checks_on_a_child() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        match pidfd_open(pid) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(38) => {} // ENOSYS: old kernel
+            Err(e) => panic!("pidfd_open: {e}"),
+        }
+        wait_for_exit(pid).expect("waitid");
+        // WNOWAIT left the zombie for std to reap.
+        assert!(has_exited(pid).expect("waitid nohang"));
+        assert!(child.wait().expect("reap").success());
+        assert!(has_exited(pid).is_err()); // ECHILD: reaped
+    }
+}
