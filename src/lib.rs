@@ -117,7 +117,11 @@ pub fn run(opts: &RunOptions) -> i32 {
 
     let code = match start(poll, listener, config, debug_hooks) {
         Ok(server) => {
-            log::info!("tickd {} started (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
+            log::info!(
+                "tickd {} started (pid {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            );
             server.run()
         }
         Err(e) => {
@@ -138,7 +142,10 @@ fn start(
     debug_hooks: bool,
 ) -> std::io::Result<server::Server> {
     let signals = signals::Signals::install()?;
-    let waker = Arc::new(mio::Waker::new(poll.registry(), server::Server::waker_token())?);
+    let waker = Arc::new(mio::Waker::new(
+        poll.registry(),
+        server::Server::waker_token(),
+    )?);
     let (tx, rx) = crossbeam_channel::unbounded();
     let daemon = daemon::Daemon::start(config, tx, waker, debug_hooks)?;
     server::Server::new(poll, listener, signals, rx, daemon)
@@ -154,6 +161,9 @@ fn bind_tcp(addr: &str) -> std::io::Result<mio::net::TcpListener> {
         }
     }
     Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "address resolves to nothing")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolves to nothing",
+        )
     }))
 }

@@ -43,7 +43,12 @@ impl Signals {
         let hup = Arc::new(AtomicBool::new(false));
         let term = Arc::new(AtomicBool::new(false));
         let usr1 = Arc::new(AtomicBool::new(false));
-        for (sig, flag) in [(SIGHUP, &hup), (SIGTERM, &term), (SIGINT, &term), (SIGUSR1, &usr1)] {
+        for (sig, flag) in [
+            (SIGHUP, &hup),
+            (SIGTERM, &term),
+            (SIGINT, &term),
+            (SIGUSR1, &usr1),
+        ] {
             // The flag first, then the byte: the loop reads in the reverse order.
             signal_hook::flag::register(sig, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;

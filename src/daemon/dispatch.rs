@@ -232,10 +232,7 @@ impl Daemon {
             entry.enabled = enabled;
         }
         self.arm(name);
-        log::info!(
-            "job {name} {}",
-            if enabled { "resumed" } else { "paused" }
-        );
+        log::info!("job {name} {}", if enabled { "resumed" } else { "paused" });
         Ok(())
     }
 

@@ -53,9 +53,17 @@ fn runs_tasks_and_counts_workers() {
     wait_until("workers alive", || p.stats().alive == 3);
     let (tx, rx) = unbounded();
     for id in 0..10 {
-        assert!(p.submit(Toy { id, done: tx.clone(), panic: false }).is_ok());
+        assert!(p
+            .submit(Toy {
+                id,
+                done: tx.clone(),
+                panic: false
+            })
+            .is_ok());
     }
-    let mut got: Vec<u64> = (0..10).map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("done")).collect();
+    let mut got: Vec<u64> = (0..10)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("done"))
+        .collect();
     got.sort_unstable();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
     assert!(p.shutdown(Duration::from_secs(5)));
@@ -65,8 +73,20 @@ fn runs_tasks_and_counts_workers() {
 fn panicking_task_is_reported_and_worker_survives() {
     let (p, lost) = pool(1, 4);
     let (tx, rx) = unbounded();
-    assert!(p.submit(Toy { id: 7, done: tx.clone(), panic: true }).is_ok());
-    assert!(p.submit(Toy { id: 8, done: tx, panic: false }).is_ok());
+    assert!(p
+        .submit(Toy {
+            id: 7,
+            done: tx.clone(),
+            panic: true
+        })
+        .is_ok());
+    assert!(p
+        .submit(Toy {
+            id: 8,
+            done: tx,
+            panic: false
+        })
+        .is_ok());
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).ok(), Some(8));
     let lost = lost.lock().clone();
     assert_eq!(lost.len(), 1);
@@ -81,10 +101,18 @@ fn dead_worker_is_replaced_and_pool_keeps_size() {
     let (p, _) = pool(2, 4);
     wait_until("workers alive", || p.stats().alive == 2);
     assert!(p.kill_one_worker());
-    wait_until("respawn", || p.stats().respawned == 1 && p.stats().alive == 2);
+    wait_until("respawn", || {
+        p.stats().respawned == 1 && p.stats().alive == 2
+    });
     let (tx, rx) = unbounded();
     for id in 0..4 {
-        assert!(p.submit(Toy { id, done: tx.clone(), panic: false }).is_ok());
+        assert!(p
+            .submit(Toy {
+                id,
+                done: tx.clone(),
+                panic: false
+            })
+            .is_ok());
     }
     for _ in 0..4 {
         assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
@@ -108,7 +136,11 @@ fn full_queue_gives_the_task_back() {
     }
     let lost: LostTaskHook = Arc::new(|_, _| {});
     let hp = WorkerPool::start(
-        PoolConfig { workers: 1, queue_capacity: 1, name: "hold".into() },
+        PoolConfig {
+            workers: 1,
+            queue_capacity: 1,
+            name: "hold".into(),
+        },
         lost,
     )
     .expect("start");

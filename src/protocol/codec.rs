@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn cr_does_not_count_against_limit() {
-        assert_eq!(frames(b"0123456789\r\n", 10), vec![Ok(b"0123456789".to_vec())]);
+        assert_eq!(
+            frames(b"0123456789\r\n", 10),
+            vec![Ok(b"0123456789".to_vec())]
+        );
     }
 
     #[test]

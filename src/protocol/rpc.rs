@@ -282,7 +282,10 @@ pub fn write_result<T: Serialize>(out: &mut Vec<u8>, id: &Value, result: &T) {
     if serde_json::to_writer(&mut *out, &resp).is_err() {
         // Serializing a Value into a Vec cannot fail except for non-string map
         // keys, which tickd never builds; answer with an internal error anyway.
-        let err = RpcError::new(ErrorCode::Internal, "internal error: result not serializable");
+        let err = RpcError::new(
+            ErrorCode::Internal,
+            "internal error: result not serializable",
+        );
         write_error(out, id, &err);
         return;
     }
@@ -341,8 +344,10 @@ mod tests {
 
     #[test]
     fn full_request_keeps_id_and_params() {
-        let r = parse_request(br#"{"jsonrpc":"2.0","id":"a","method":"jobs.get","params":{"name":"x"}}"#)
-            .expect("valid");
+        let r = parse_request(
+            br#"{"jsonrpc":"2.0","id":"a","method":"jobs.get","params":{"name":"x"}}"#,
+        )
+        .expect("valid");
         assert_eq!(r.id, json!("a"));
         assert_eq!(r.params.str("name"), Ok("x"));
     }
@@ -364,20 +369,35 @@ mod tests {
     fn bad_fields_are_invalid_requests_with_id_when_known() {
         assert_eq!(err_code(r#"{"id":7}"#), (json!(7), -32600));
         assert_eq!(err_code(r#"{"id":7,"method":3}"#), (json!(7), -32600));
-        assert_eq!(err_code(r#"{"id":{},"method":"ping"}"#), (Value::Null, -32600));
+        assert_eq!(
+            err_code(r#"{"id":{},"method":"ping"}"#),
+            (Value::Null, -32600)
+        );
         assert_eq!(err_code(r#"{"jsonrpc":"1.0","method":"ping"}"#).1, -32600);
     }
 
     #[test]
     fn positional_params_are_bad_params() {
-        assert_eq!(err_code(r#"{"id":1,"method":"ping","params":[1]}"#), (json!(1), -32602));
+        assert_eq!(
+            err_code(r#"{"id":1,"method":"ping","params":[1]}"#),
+            (json!(1), -32602)
+        );
     }
 
     #[test]
     fn param_accessors_name_the_param() {
-        let p = Params(json!({"name": 3, "wait": "yes"}).as_object().cloned().unwrap_or_default());
+        let p = Params(
+            json!({"name": 3, "wait": "yes"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
         assert!(p.str("name").unwrap_err().message.contains("`name`"));
-        assert!(p.bool_or("wait", false).unwrap_err().message.contains("`wait`"));
+        assert!(p
+            .bool_or("wait", false)
+            .unwrap_err()
+            .message
+            .contains("`wait`"));
         assert!(p.str("missing").unwrap_err().message.contains("required"));
         assert!(p.only(&["name"]).unwrap_err().message.contains("`wait`"));
     }

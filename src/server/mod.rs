@@ -280,7 +280,8 @@ impl Server {
     /// is simply re-armed from its last activity.
     fn expire_idle(&mut self, now: Instant) {
         let mut fired = Vec::new();
-        self.idle.advance(self.idle_clock.tick_floor(now), &mut fired);
+        self.idle
+            .advance(self.idle_clock.tick_floor(now), &mut fired);
         for (_, (key, serial)) in fired {
             let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
                 continue;
@@ -299,7 +300,12 @@ impl Server {
     }
 
     fn on_readable(&mut self, key: usize) {
-        let limit = self.daemon.config.daemon.max_line_bytes.saturating_add(64 * 1024);
+        let limit = self
+            .daemon
+            .config
+            .daemon
+            .max_line_bytes
+            .saturating_add(64 * 1024);
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {

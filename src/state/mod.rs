@@ -256,12 +256,16 @@ impl Core {
                 }
                 entry.history.push_front(id);
                 let excess = entry.history.len().saturating_sub(limit);
-                (0..excess).filter_map(|_| entry.history.pop_back()).collect()
+                (0..excess)
+                    .filter_map(|_| entry.history.pop_back())
+                    .collect()
             }
             None => {
                 self.orphans.push_front(id);
                 let excess = self.orphans.len().saturating_sub(limit);
-                (0..excess).filter_map(|_| self.orphans.pop_back()).collect()
+                (0..excess)
+                    .filter_map(|_| self.orphans.pop_back())
+                    .collect()
             }
         };
         for old in evicted {

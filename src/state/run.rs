@@ -195,7 +195,15 @@ mod tests {
 
     #[test]
     fn state_names_round_trip() {
-        for s in ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted"] {
+        for s in [
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "timed_out",
+            "cancelled",
+            "interrupted",
+        ] {
             assert_eq!(RunState::parse(s).map(RunState::as_str), Some(s));
         }
         assert_eq!(RunState::parse("bogus"), None);
@@ -206,8 +214,20 @@ mod tests {
         let r = Run::queued(42, Some("j".into()), Trigger::Manual, 1);
         let v = r.to_json();
         for key in [
-            "run_id", "job", "trigger", "state", "attempt", "queued_at", "started_at",
-            "finished_at", "duration_ms", "exit_code", "error", "output", "progress", "scheduled_at",
+            "run_id",
+            "job",
+            "trigger",
+            "state",
+            "attempt",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "exit_code",
+            "error",
+            "output",
+            "progress",
+            "scheduled_at",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

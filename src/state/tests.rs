@@ -1,0 +1,117 @@
+//! Unit tests of the run and job bookkeeping.
+
+use super::*;
+use crate::config;
+use std::path::Path;
+
+fn def(name: &str) -> Arc<JobDef> {
+    let text = format!("[[jobs]]\nname = \"{name}\"\ncommand = [\"true\"]\n");
+    let cfg = config::parse(&text, Path::new("t.toml")).expect("valid config");
+    Arc::new(cfg.jobs[0].clone())
+}
+
+fn ok() -> Finish {
+    Finish {
+        state: RunState::Succeeded,
+        exit_code: Some(0),
+        error: None,
+        output: String::new(),
+    }
+}
+
+#[test]
+fn a_run_goes_queued_running_terminal_once() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.note_dispatched(id);
+    assert_eq!(core.job("a").map(|j| j.active), Some(1));
+    assert!(core.mark_running(id));
+    assert!(!core.mark_running(id), "cannot start twice");
+    assert_eq!(core.job("a").map(|j| j.running), Some(1));
+    let snap = core.finish(id, ok(), true).expect("first finish");
+    assert_eq!(snap.state, RunState::Succeeded);
+    assert!(
+        core.finish(id, ok(), true).is_none(),
+        "never finished twice"
+    );
+    let job = core.job("a").expect("job");
+    assert_eq!((job.active, job.running, job.runs_total), (0, 0, 1));
+    assert_eq!(job.history.front(), Some(&id));
+}
+
+#[test]
+fn cancelled_queued_run_is_not_started() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.note_dispatched(id);
+    core.finish(id, Finish::with_error(RunState::Cancelled, "x"), true);
+    assert!(!core.mark_running(id));
+    assert_eq!(core.job("a").map(|j| j.active), Some(0));
+}
+
+#[test]
+fn history_is_trimmed_and_evicted_runs_forgotten() {
+    let mut core = Core::new(2);
+    core.upsert_job(def("a"));
+    let ids: Vec<RunId> = (0..4)
+        .map(|_| {
+            let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+            core.finish(id, Finish::with_error(RunState::Failed, "boom"), false);
+            id
+        })
+        .collect();
+    let job = core.job("a").expect("job");
+    assert_eq!(
+        job.history.iter().copied().collect::<Vec<_>>(),
+        vec![ids[3], ids[2]]
+    );
+    assert_eq!(job.failures_total, 4);
+    assert!(core.run(ids[0]).is_none());
+    assert_eq!(core.runs_len(), 2);
+}
+
+#[test]
+fn runs_of_a_removed_job_finish_as_bounded_orphans() {
+    let mut core = Core::new(1);
+    core.upsert_job(def("a"));
+    let a = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    let b = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    assert!(core.mark_running(a));
+    core.remove_job("a");
+    assert!(core.finish(a, ok(), true).is_some());
+    assert!(core.finish(b, ok(), true).is_some());
+    assert!(core.run(a).is_none(), "oldest orphan evicted");
+    assert!(core.run(b).is_some());
+}
+
+#[test]
+fn progress_only_while_running_and_clamped() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.set_progress(id, 0.5);
+    assert_eq!(core.run(id).and_then(|r| r.progress), None);
+    core.mark_running(id);
+    core.set_progress(id, 7.0);
+    assert_eq!(core.run(id).and_then(|r| r.progress), Some(1.0));
+}
+
+#[test]
+fn upsert_keeps_counters_and_runtime_pause() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.finish(id, ok(), false);
+    if let Some(j) = core.job_mut("a") {
+        j.enabled = false;
+    }
+    core.upsert_job(def("a"));
+    let job = core.job("a").expect("job");
+    assert_eq!(job.runs_total, 1);
+    assert!(
+        !job.enabled,
+        "a runtime pause survives a reload that did not touch `enabled`"
+    );
+}
