@@ -72,6 +72,16 @@ pub fn run(opts: &RunOptions) -> i32 {
         log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
     }
 
+    // Handlers go in before the listener exists: a SIGHUP or SIGTERM sent as
+    // soon as "listening on" is logged must find them in place, not kill the
+    // process with the default action.
+    let signals = match signals::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return EXIT_BIND;
+        }
+    };
     let poll = match mio::Poll::new() {
         Ok(p) => p,
         Err(e) => {
@@ -115,7 +125,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         None => None,
     };
 
-    let code = match start(poll, listener, config, debug_hooks) {
+    let code = match start(poll, listener, signals, config, debug_hooks) {
         Ok(server) => {
             log::info!(
                 "tickd {} started (pid {})",
@@ -138,10 +148,10 @@ pub fn run(opts: &RunOptions) -> i32 {
 fn start(
     poll: mio::Poll,
     listener: Option<mio::net::TcpListener>,
+    signals: signals::Signals,
     config: config::Config,
     debug_hooks: bool,
 ) -> std::io::Result<server::Server> {
-    let signals = signals::Signals::install()?;
     let waker = Arc::new(mio::Waker::new(
         poll.registry(),
         server::Server::waker_token(),

@@ -23,7 +23,10 @@ impl Task for Toy {
     }
 }
 
-fn pool(workers: usize, cap: usize) -> (WorkerPool<Toy>, Arc<Mutex<Vec<(u64, String)>>>) {
+/// Lost-task reports collected by a test pool.
+type LostLog = Arc<Mutex<Vec<(u64, String)>>>;
+
+fn pool(workers: usize, cap: usize) -> (WorkerPool<Toy>, LostLog) {
     let lost = Arc::new(Mutex::new(Vec::new()));
     let l2 = Arc::clone(&lost);
     let hook: LostTaskHook = Arc::new(move |id, why| l2.lock().push((id, why.to_string())));

@@ -1,0 +1,104 @@
+//! Schedules through the real binary: `every` aligned and drift-free, cron
+//! with seconds, overlap on scheduled runs.
+
+mod util;
+
+use serde_json::{json, Value};
+use util::{config, poll_until, Daemon};
+
+fn history(d: &Daemon, job: &str, at_least: usize) -> Vec<Value> {
+    let mut c = d.client();
+    poll_until(&format!("{at_least} finished runs of {job}"), || {
+        let j = c.ok("jobs.get", json!({ "name": job }));
+        let h = j["history"].as_array().cloned().unwrap_or_default();
+        (h.len() >= at_least).then_some(h)
+    })
+}
+
+fn millis(ts: &Value) -> i64 {
+    let s = ts.as_str().expect("timestamp string");
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("rfc3339")
+        .timestamp_millis()
+}
+
+#[test]
+fn every_runs_on_aligned_due_times_without_drift() {
+    // Each run takes 300 ms; the due times must still be exactly 1 s apart.
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "tick"
+every = "1s"
+command = ["sleep", "0.3"]
+"#,
+    ));
+    let mut runs = history(&d, "tick", 3);
+    runs.reverse(); // oldest first
+    let due: Vec<i64> = runs.iter().map(|r| millis(&r["scheduled_at"])).collect();
+    for r in &runs {
+        assert_eq!(r["trigger"], json!("schedule"));
+        assert_eq!(r["state"], json!("succeeded"));
+        assert!(
+            millis(&r["started_at"]) >= millis(&r["scheduled_at"]),
+            "started early: {r}"
+        );
+    }
+    for w in due.windows(2) {
+        assert_eq!(w[1] - w[0], 1000, "due times drift: {due:?}");
+    }
+    assert!(
+        due.iter().all(|t| t % 1000 == 0),
+        "aligned to whole seconds: {due:?}"
+    );
+    let job = d.client().ok("jobs.get", json!({"name": "tick"}));
+    assert!(millis(&job["next_run"]) > *due.last().unwrap());
+}
+
+#[test]
+fn six_field_cron_fires_every_second() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "cron"
+cron = "* * * * * *"
+command = ["true"]
+"#,
+    ));
+    let mut runs = history(&d, "cron", 2);
+    runs.reverse();
+    let due: Vec<i64> = runs.iter().map(|r| millis(&r["scheduled_at"])).collect();
+    assert!(due.iter().all(|t| t % 1000 == 0), "{due:?}");
+    assert!(due.windows(2).all(|w| w[1] > w[0]));
+}
+
+#[test]
+fn overlap_skip_skips_scheduled_runs_while_one_is_running() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "slow"
+every = "1s"
+overlap = "skip"
+command = ["sleep", "2.5"]
+"#,
+    ));
+    let runs = history(&d, "slow", 2);
+    let mut c = d.client();
+    let job = c.ok("jobs.get", json!({"name": "slow"}));
+    assert!(job["skipped_total"].as_u64().unwrap() >= 2, "{job}");
+    // Finished runs never overlapped.
+    let mut spans: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|r| (millis(&r["started_at"]), millis(&r["finished_at"])))
+        .collect();
+    spans.sort_unstable();
+    assert!(spans.windows(2).all(|w| w[1].0 >= w[0].1), "{spans:?}");
+    assert!(d
+        .log
+        .wait_for("scheduled run skipped", 0, util::WAIT)
+        .is_some());
+}
