@@ -219,3 +219,113 @@ fn connection_limit_refuses_with_overloaded_and_keeps_others() {
     assert!(extra.is_closed());
     assert_eq!(held[0].ok("ping", json!({})), json!("pong"));
 }
+
+#[test]
+fn overlong_line_followed_by_more_data_still_delivers_the_error() {
+    let d = daemon();
+    let mut c = d.client();
+    let mut writer = c.reader.get_ref().try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut payload = vec![b'x'; 4096];
+        payload.push(b'\n');
+        let _ = writer.write_all(&payload);
+        let chunk = b"{\"method\":\"ping\"}\n".repeat(1000);
+        for _ in 0..200 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let r = c.read_json();
+    assert_eq!(r["error"]["code"], json!(-32600), "{r}");
+    assert!(c.is_closed());
+    sender.join().unwrap();
+}
+
+#[test]
+fn closing_after_a_protocol_error_is_graceful() {
+    // After the error line the server shuts down its side (we read EOF) but
+    // keeps draining what we still send for a moment, instead of closing
+    // with unread input, which makes the kernel answer with a reset that
+    // can destroy answers still in flight on a real network.
+    let d = daemon();
+    let mut c = d.client();
+    let mut long = vec![b'x'; 2048];
+    long.push(b'\n');
+    c.send_raw(&long);
+    assert_eq!(c.read_json()["error"]["code"], json!(-32600));
+    assert!(c.is_closed(), "server should shut down its writing side");
+    let stream = c.reader.get_mut();
+    for i in 0..20 {
+        if let Err(e) = stream.write_all(&[b'y'; 1024]) {
+            panic!("write {i} after the server's EOF failed ({e}): the server reset instead of draining");
+        }
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_after_idle_timeout() {
+    let d = Daemon::start(&config("idle_timeout = \"300ms\"", ""));
+    let mut idle = d.client();
+    assert!(
+        idle.is_closed(),
+        "idle connection should be closed by the server"
+    );
+    let mut fresh = d.client();
+    assert_eq!(fresh.ok("ping", json!({})), json!("pong"));
+}
+
+#[test]
+fn client_that_never_reads_is_dropped_at_max_output_bytes() {
+    let d = Daemon::start(&config("max_output_bytes = 65536", ""));
+    let addr = d.addr;
+    // Pipeline far more answers than fit in socket buffers plus the limit,
+    // never reading. The server must cut us off instead of buffering.
+    let mut hog = std::net::TcpStream::connect(addr).unwrap();
+    hog.set_write_timeout(Some(util::WAIT)).unwrap();
+    let line = b"{\"method\":\"status\"}\n";
+    let mut sent = 0usize;
+    let mut cut_off = false;
+    for _ in 0..200_000 {
+        match hog.write_all(line) {
+            Ok(()) => sent += line.len(),
+            Err(_) => {
+                cut_off = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut_off,
+        "server kept buffering answers for a client that never reads ({sent} bytes sent)"
+    );
+    assert!(d.log.wait_for("max_output_bytes", 0, util::WAIT).is_some());
+    let mut other = d.client();
+    assert_eq!(other.ok("ping", json!({})), json!("pong"));
+}
+
+#[test]
+fn full_run_queue_answers_overloaded() {
+    let d = Daemon::start(&config(
+        "workers = 1\nqueue_capacity = 1",
+        r#"
+[[jobs]]
+name = "hold"
+command = ["sleep", "2"]
+overlap = "allow"
+"#,
+    ));
+    let mut c = d.client();
+    let first = c.ok("jobs.run", json!({"name": "hold"}))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    util::poll_until("first run to start", || {
+        (c.ok("runs.get", json!({"run_id": first}))["state"] == json!("running")).then_some(())
+    });
+    c.ok("jobs.run", json!({"name": "hold"}));
+    let r = c.call("jobs.run", json!({"name": "hold"}));
+    assert_eq!(r["error"]["code"], json!(-32002), "{r}");
+    let s = c.ok("status", json!({}));
+    assert_eq!(s["queue"], json!({"depth": 1, "capacity": 1}));
+}

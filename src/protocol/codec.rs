@@ -5,6 +5,9 @@
 //! protocol error: the framing can no longer be trusted and the server closes
 //! the connection after saying why. Blank lines are skipped, so a person can
 //! press Enter in netcat without getting an error back.
+//!
+//! The framer only borrows the bytes: the server frames lines straight out
+//! of its read buffer and copies only an unfinished last line.
 
 /// What the framer found next in the buffered bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,13 +37,9 @@ impl LineFramer {
         }
     }
 
-    /// Changes the limit (after a reload); applies to lines not yet framed.
-    pub fn set_max_line(&mut self, max_line: usize) {
-        self.max_line = max_line;
-    }
-
     /// The next frame in `buf`, skipping blank lines. `buf` must be the same
-    /// buffer between calls until [`LineFramer::compact`] is called.
+    /// buffer between calls; [`LineFramer::consumed`] then says how much of
+    /// it the returned lines covered.
     pub fn next_frame<'a>(&mut self, buf: &'a [u8]) -> Frame<'a> {
         loop {
             let rest = &buf[self.consumed.min(buf.len())..];
@@ -66,11 +65,9 @@ impl LineFramer {
         }
     }
 
-    /// Drops the consumed bytes from the front of `buf`.
-    pub fn compact(&mut self, buf: &mut Vec<u8>) {
-        let n = self.consumed.min(buf.len());
-        buf.drain(..n);
-        self.consumed = 0;
+    /// How many bytes of the buffer the frames returned so far cover.
+    pub fn consumed(&self) -> usize {
+        self.consumed
     }
 }
 
@@ -122,14 +119,11 @@ mod tests {
     }
 
     #[test]
-    fn compact_keeps_the_unfinished_tail() {
-        let mut buf = b"one\ntw".to_vec();
+    fn consumed_covers_lines_but_not_the_unfinished_tail() {
+        let buf = b"one\n\ntw";
         let mut f = LineFramer::new(100);
-        assert_eq!(f.next_frame(&buf), Frame::Line(b"one"));
-        assert_eq!(f.next_frame(&buf), Frame::Incomplete);
-        f.compact(&mut buf);
-        assert_eq!(buf, b"tw");
-        buf.extend_from_slice(b"o\n");
-        assert_eq!(f.next_frame(&buf), Frame::Line(b"two"));
+        assert_eq!(f.next_frame(buf), Frame::Line(b"one"));
+        assert_eq!(f.next_frame(buf), Frame::Incomplete);
+        assert_eq!(&buf[f.consumed()..], b"tw");
     }
 }

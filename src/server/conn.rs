@@ -7,14 +7,10 @@
 //! common case nothing waits, and answers are serialized straight into the
 //! output buffer with no extra allocation.
 
-use crate::protocol::codec::LineFramer;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
-
-/// Bytes read from the socket per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// A place in the answer order.
 #[derive(Debug)]
@@ -25,9 +21,11 @@ enum Slot {
     Ready(Vec<u8>),
 }
 
-/// What a read pass found.
+/// What one `read` call found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ReadStatus {
+pub enum ReadResult {
+    /// This many bytes were read into the buffer.
+    Data(usize),
     /// The socket has no more data for now.
     Drained,
     /// The peer closed its writing side.
@@ -41,10 +39,10 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
-    /// Input not yet framed into lines.
-    pub input: Vec<u8>,
-    /// Cuts `input` into lines.
-    pub framer: LineFramer,
+    /// The unfinished last line of earlier reads (complete lines are
+    /// answered straight from the loop's read buffer and never copied here,
+    /// so an idle connection holds no input memory).
+    pub partial: Vec<u8>,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
     written: usize,
@@ -60,16 +58,17 @@ pub struct Conn {
     pub read_closed: bool,
     /// Last time the peer sent something.
     pub last_active: Instant,
+    /// Set while closing gracefully: close for good at this instant.
+    pub linger_until: Option<Instant>,
 }
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, serial: u64, max_line: usize) -> Self {
+    pub fn new(stream: TcpStream, serial: u64) -> Self {
         Conn {
             stream,
             serial,
-            input: Vec::new(),
-            framer: LineFramer::new(max_line),
+            partial: Vec::new(),
             out: Vec::new(),
             written: 0,
             parked: VecDeque::new(),
@@ -78,43 +77,36 @@ impl Conn {
             closing: false,
             read_closed: false,
             last_active: Instant::now(),
+            linger_until: None,
         }
     }
 
-    /// Reads everything available into `input`, up to `limit` buffered bytes.
-    /// Stops early when the buffer is at the limit; the caller frames lines,
-    /// compacts, and calls again.
-    pub fn read_some(&mut self, limit: usize) -> io::Result<ReadStatus> {
+    /// One `read` into `buf`, retrying on `Interrupted`.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
         loop {
-            if self.input.len() >= limit {
-                return Ok(ReadStatus::Drained);
-            }
-            let start = self.input.len();
-            self.input.resize(start + READ_CHUNK, 0);
-            let res = self.stream.read(&mut self.input[start..]);
-            match res {
-                Ok(0) => {
-                    self.input.truncate(start);
-                    return Ok(ReadStatus::Eof);
-                }
+            match self.stream.read(buf) {
+                Ok(0) => return Ok(ReadResult::Eof),
                 Ok(n) => {
-                    // mio is edge-triggered: keep reading until WouldBlock,
-                    // or no new edge would tell us about what is left.
-                    self.input.truncate(start + n);
                     self.last_active = Instant::now();
+                    return Ok(ReadResult::Data(n));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.input.truncate(start);
-                    return Ok(ReadStatus::Drained);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.input.truncate(start);
-                }
-                Err(e) => {
-                    self.input.truncate(start);
-                    return Err(e);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::Drained),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Keeps the unconsumed tail of this read for the next one, releasing
+    /// the buffer's memory when nothing is left over.
+    pub fn keep_partial(&mut self, tail: &[u8]) {
+        self.partial.clear();
+        if tail.is_empty() {
+            if self.partial.capacity() > 4096 {
+                self.partial = Vec::new();
+            }
+        } else {
+            self.partial.extend_from_slice(tail);
         }
     }
 
@@ -209,9 +201,20 @@ impl Conn {
         }
     }
 
-    /// True when the connection should be closed now: asked to close (or
-    /// the peer finished sending) and nothing is left to send.
+    /// True when everything owed has been sent and the connection should
+    /// end: it was asked to close (or the peer finished sending).
     pub fn done(&self) -> bool {
         (self.closing || self.read_closed) && !self.has_pending()
+    }
+
+    /// Starts a graceful close: no more writes from us (the peer sees EOF
+    /// after our last answer). Input still arriving is read and discarded
+    /// until the peer closes or the linger ends, because closing a socket
+    /// with unread input makes the kernel send a reset, which can destroy
+    /// the answers we just wrote (an error line explaining the close).
+    pub fn start_linger(&mut self, until: Instant) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.linger_until = Some(until);
+        self.closing = true;
     }
 }

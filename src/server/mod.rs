@@ -18,13 +18,13 @@ mod conn;
 
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply};
 use crate::methods::{self, Caller};
-use crate::protocol::codec::Frame;
+use crate::protocol::codec::{Frame, LineFramer};
 use crate::protocol::rpc::{self, Request};
 use crate::protocol::{ErrorCode, RpcError};
 use crate::signals::Signals;
 use crate::state::run::RunId;
 use crate::timer::{Clock, TimerWheel};
-use conn::{Conn, ReadStatus};
+use conn::{Conn, ReadResult};
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -41,6 +41,10 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 
 /// Input bytes handled per connection per loop turn before others get a go.
 const READ_BUDGET: usize = 1024 * 1024;
+/// Size of the loop's one read buffer, shared by all connections.
+const READ_BUF: usize = 64 * 1024;
+/// How long a closing connection's unread input is drained before the close.
+const LINGER: Duration = Duration::from_secs(1);
 /// How long the loop keeps flushing answers after the last run has finished
 /// during shutdown.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
@@ -68,6 +72,8 @@ pub struct Server {
     idle_clock: Clock,
     /// Connections with input left over from their budget.
     again: Vec<usize>,
+    /// The read buffer (taken out while in use).
+    scratch: Vec<u8>,
     /// During shutdown: when to stop flushing and exit.
     exit_at: Option<Instant>,
 }
@@ -93,6 +99,7 @@ impl Server {
             idle: TimerWheel::new(),
             idle_clock: Clock::with_origin(Instant::now()),
             again: Vec::new(),
+            scratch: vec![0; READ_BUF],
             exit_at: None,
         };
         if let Some(l) = server.listener.as_mut() {
@@ -248,7 +255,6 @@ impl Server {
         let _ = stream.set_nodelay(true);
         self.next_serial += 1;
         let serial = self.next_serial;
-        let max_line = self.daemon.config.daemon.max_line_bytes;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -259,7 +265,7 @@ impl Server {
             log::warn!("could not register connection from {peer}: {e}");
             return;
         }
-        entry.insert(Conn::new(stream, serial, max_line));
+        entry.insert(Conn::new(stream, serial));
         self.daemon.connections = self.conns.len();
         log::debug!("connection {serial} from {peer}");
         self.arm_idle(key, serial, Instant::now());
@@ -286,6 +292,12 @@ impl Server {
             let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
                 continue;
             };
+            if let Some(until) = conn.linger_until {
+                if now >= until {
+                    self.close(key);
+                }
+                continue;
+            }
             let Some(idle) = self.daemon.config.daemon.idle_timeout else {
                 continue;
             };
@@ -300,69 +312,94 @@ impl Server {
     }
 
     fn on_readable(&mut self, key: usize) {
-        let limit = self
-            .daemon
-            .config
-            .daemon
-            .max_line_bytes
-            .saturating_add(64 * 1024);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if scratch.len() < READ_BUF {
+            scratch.resize(READ_BUF, 0);
+        }
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
-                return;
+                break;
             };
-            if conn.closing || conn.read_closed {
+            if conn.read_closed {
                 break;
             }
-            let before = conn.input.len();
-            let status = match conn.read_some(limit) {
-                Ok(s) => s,
+            let result = match conn.read_into(&mut scratch) {
+                Ok(r) => r,
                 Err(e) => {
                     log::debug!("connection {}: read error: {e}", conn.serial);
                     self.close(key);
-                    return;
+                    break;
                 }
             };
-            let got = conn.input.len().saturating_sub(before);
-            self.process_input(key);
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            match status {
-                ReadStatus::Eof => {
+            match result {
+                ReadResult::Data(n) => {
+                    if conn.closing {
+                        continue; // lingering or about to: discard input
+                    }
+                    self.consume(key, &scratch[..n]);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.again.push(key);
+                        break;
+                    }
+                }
+                ReadResult::Drained => break,
+                ReadResult::Eof => {
                     conn.read_closed = true;
                     break;
                 }
-                ReadStatus::Drained if conn.input.len() < limit => break,
-                ReadStatus::Drained => {}
-            }
-            budget = budget.saturating_sub(got.max(1));
-            if budget == 0 {
-                self.again.push(key);
-                break;
             }
         }
+        self.scratch = scratch;
         self.flush(key);
     }
 
-    /// Frames and answers every complete line in a connection's input.
-    fn process_input(&mut self, key: usize) {
+    /// Answers the complete lines in `data` (after any partial line kept
+    /// from earlier reads) and keeps the unfinished rest.
+    fn consume(&mut self, key: usize, data: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let input = std::mem::take(&mut conn.input);
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            if conn.closing {
-                break;
+        if conn.partial.is_empty() {
+            // Fast path: lines are answered straight from the read buffer.
+            let used = self.answer_lines(key, data);
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.closing {
+                    conn.keep_partial(&data[used..]);
+                }
             }
-            match conn.framer.next_frame(&input) {
-                Frame::Line(line) => self.on_line(key, line),
+        } else {
+            let mut buf = std::mem::take(&mut conn.partial);
+            buf.extend_from_slice(data);
+            let used = self.answer_lines(key, &buf);
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.closing {
+                    conn.keep_partial(&buf[used..]);
+                }
+            }
+        }
+        self.enforce_output_limit(key);
+    }
+
+    /// Frames and answers every complete line of `buf`; returns the number
+    /// of bytes consumed.
+    fn answer_lines(&mut self, key: usize, buf: &[u8]) -> usize {
+        let max = self.daemon.config.daemon.max_line_bytes;
+        let mut framer = LineFramer::new(max);
+        loop {
+            match framer.next_frame(buf) {
+                Frame::Line(line) => {
+                    self.on_line(key, line);
+                    if self.conns.get(key).is_none_or(|c| c.closing) {
+                        break;
+                    }
+                }
                 Frame::Incomplete => break,
                 Frame::TooLong => {
-                    let max = self.daemon.config.daemon.max_line_bytes;
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        break;
+                    };
                     log::warn!(
                         "connection {}: line longer than max_line_bytes ({max}); closing",
                         conn.serial
@@ -373,26 +410,28 @@ impl Server {
                     );
                     conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
                     conn.closing = true;
+                    conn.partial = Vec::new();
                     break;
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.input = input;
-            if conn.closing {
-                conn.input.clear();
-            } else {
-                conn.framer.compact(&mut conn.input);
-            }
-            let max_out = self.daemon.config.daemon.max_output_bytes;
-            if conn.unsent_bytes() > max_out {
-                log::warn!(
-                    "connection {}: {} bytes of answers unread (max_output_bytes = {max_out}); closing",
-                    conn.serial,
-                    conn.unsent_bytes()
-                );
-                self.close(key);
-            }
+        framer.consumed()
+    }
+
+    /// Drops a client whose unread answers pass `max_output_bytes`, so a
+    /// client that pipelines without reading cannot grow our memory.
+    fn enforce_output_limit(&mut self, key: usize) {
+        let max_out = self.daemon.config.daemon.max_output_bytes;
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.unsent_bytes() > max_out {
+            log::warn!(
+                "connection {}: {} bytes of answers unread (max_output_bytes = {max_out}); closing",
+                conn.serial,
+                conn.unsent_bytes()
+            );
+            self.close(key);
         }
     }
 
@@ -473,8 +512,17 @@ impl Server {
             self.close(key);
             return;
         }
-        if conn.done() {
+        if !conn.done() {
+            return;
+        }
+        if conn.read_closed {
             self.close(key);
+        } else if conn.linger_until.is_none() {
+            let until = Instant::now() + LINGER;
+            conn.start_linger(until);
+            let serial = conn.serial;
+            let tick = self.idle_clock.deadline_tick(until);
+            self.idle.insert(tick, (key, serial));
         }
     }
 

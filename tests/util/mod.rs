@@ -74,7 +74,12 @@ pub fn bin() -> &'static str {
 /// A config with a `[daemon]` section listening on 127.0.0.1:0 plus `extra`
 /// daemon keys and `jobs` (TOML text of `[[jobs]]` tables).
 pub fn config(extra_daemon: &str, jobs: &str) -> String {
-    format!("[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n{extra_daemon}\n\n{jobs}\n")
+    let workers = if extra_daemon.contains("workers =") {
+        ""
+    } else {
+        "workers = 2\n"
+    };
+    format!("[daemon]\nlisten = \"127.0.0.1:0\"\n{workers}{extra_daemon}\n\n{jobs}\n")
 }
 
 impl Daemon {
