@@ -317,10 +317,7 @@ impl Server {
             scratch.resize(READ_BUF, 0);
         }
         let mut budget = READ_BUDGET;
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(key) {
             if conn.read_closed {
                 break;
             }
