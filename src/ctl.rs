@@ -69,7 +69,12 @@ fn call(args: &CtlArgs) -> Result<Value, String> {
     };
     let mut reader = BufReader::new(stream);
     if let Some(token) = &args.token {
-        request(&mut reader, 0, "auth", json!({ "token": token }))?;
+        match request(&mut reader, 0, "auth", json!({ "token": token })) {
+            Ok(_) => {}
+            // A daemon without authentication has no `auth` method: carry on.
+            Err(e) if e.ends_with("(-32601)") => {}
+            Err(e) => return Err(e),
+        }
     }
     request(&mut reader, 1, &args.method, params)
 }

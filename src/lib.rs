@@ -23,6 +23,7 @@ pub mod logging;
 pub mod methods;
 pub mod pool;
 pub mod protocol;
+pub mod requests;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;
@@ -59,7 +60,6 @@ pub fn run(opts: &RunOptions) -> i32 {
         Err(e) => {
             logging::init("info");
             log::error!("cannot start: {e}");
-            eprintln!("{e}");
             return EXIT_CONFIG;
         }
     };
@@ -103,9 +103,9 @@ pub fn run(opts: &RunOptions) -> i32 {
         match l.local_addr() {
             Ok(a) => {
                 log::info!("listening on {a}");
-                if !a.ip().is_loopback() && config.daemon.auth_token.is_none() {
+                if !a.ip().is_loopback() {
                     log::warn!(
-                        "listening on non-loopback address {a} without auth_token: anyone who can reach it can run jobs"
+                        "listening on non-loopback address {a}: this version has no authentication, so anyone who can reach it can run and cancel jobs"
                     );
                 }
             }

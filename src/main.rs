@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         } => {
             if daemonize {
                 eprintln!("tickd: --daemonize is not available in this version; run in the foreground under an init system or systemd");
-                tickd::EXIT_CONFIG
+                2
             } else {
                 tickd::run(&tickd::RunOptions { config, pidfile })
             }

@@ -238,6 +238,7 @@ fn cancel_kills_a_running_run_and_drops_a_queued_one() {
     });
     let cancelled = c.ok("runs.cancel", json!({"run_id": id}));
     assert_eq!(cancelled["state"], json!("cancelled"), "{cancelled}");
+    assert_eq!(cancelled["error"], json!("cancelled by request"));
     assert_eq!(
         c.err_code("runs.cancel", json!({"run_id": "424242"})),
         -32000

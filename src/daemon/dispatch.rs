@@ -198,7 +198,7 @@ impl Daemon {
             RunState::Running => {
                 if let Some(token) = self.cancels.get(&id) {
                     log::info!("run {id}: cancel requested");
-                    token.cancel();
+                    token.cancel_because("cancelled by request");
                 }
                 Ok(super::Reply::WaitRun(id))
             }

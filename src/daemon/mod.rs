@@ -14,17 +14,19 @@ pub mod task;
 
 use crate::config::Config;
 use crate::jobs::cancel::CancelToken;
-use crate::pool::{LostTaskHook, PoolConfig, PoolStats, WorkerPool};
+use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, WorkerPool};
 use crate::scheduler::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use task::RunTask;
 
@@ -38,21 +40,110 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 pub enum LoopEvent {
     /// A run reached a terminal state; the snapshot is its final record.
     Finished(Run),
+    /// A request worker answered a batch of request lines.
+    Answers {
+        /// The task that carried the batches.
+        task: u64,
+        /// One answer per connection batch.
+        answers: Vec<crate::requests::BatchAnswer>,
+    },
+    /// A request task ended without answers (it panicked or its thread died).
+    RequestsLost {
+        /// The task that was lost.
+        task: u64,
+        /// What happened.
+        why: String,
+    },
 }
+
+/// What request workers read to answer queries, besides jobs and runs.
+///
+/// The loop owns these values and publishes them here (atomics, or a
+/// read-mostly lock for the config info) so that `status` can be answered
+/// on a worker without asking the loop.
+pub struct Board {
+    /// Where the config came from and its generation.
+    pub info: RwLock<ConfigInfo>,
+    /// `daemon.min_workers`, for `health`.
+    pub min_workers: AtomicUsize,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+    /// Armed schedule timers.
+    pub timers_armed: AtomicUsize,
+    /// Set once shutdown has begun.
+    pub stopping: AtomicBool,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Whether test-only methods (`debug.*`) are enabled.
+    pub debug_hooks: bool,
+    /// Counters of the job pool (set once it has started).
+    pub job_pool: OnceLock<PoolProbe>,
+    /// Counters of the request pool (set once it has started).
+    pub request_pool: OnceLock<PoolProbe>,
+}
+
+impl Board {
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The job pool's counters (zeros before it has started).
+    pub fn job_pool_stats(&self) -> PoolStats {
+        self.job_pool.get().map_or(EMPTY_STATS, PoolProbe::stats)
+    }
+
+    /// The request pool's counters (zeros before it has started).
+    pub fn request_pool_stats(&self) -> PoolStats {
+        self.request_pool
+            .get()
+            .map_or(EMPTY_STATS, PoolProbe::stats)
+    }
+
+    /// `ok`, or `degraded` when fewer job workers are alive than `min_workers`.
+    pub fn health(&self) -> &'static str {
+        health_of(
+            self.job_pool_stats().alive,
+            self.min_workers.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether shutdown has begun.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+}
+
+const EMPTY_STATS: PoolStats = PoolStats {
+    configured: 0,
+    alive: 0,
+    busy: 0,
+    respawned: 0,
+    queue_depth: 0,
+    queue_capacity: 0,
+};
 
 /// State shared between the loop and the workers.
 pub struct Shared {
     /// Jobs and runs.
     pub core: Mutex<Core>,
+    /// Everything else a query may need.
+    pub board: Board,
     events: Sender<LoopEvent>,
     waker: Arc<mio::Waker>,
 }
 
 impl Shared {
     /// Creates the shared state; `events` and `waker` lead to the loop.
-    pub fn new(core: Core, events: Sender<LoopEvent>, waker: Arc<mio::Waker>) -> Self {
+    pub fn new(
+        core: Core,
+        board: Board,
+        events: Sender<LoopEvent>,
+        waker: Arc<mio::Waker>,
+    ) -> Self {
         Shared {
             core: Mutex::new(core),
+            board,
             events,
             waker,
         }
@@ -129,19 +220,12 @@ pub struct Daemon {
     pub(crate) scheduler: Scheduler,
     /// The configuration in effect.
     pub config: Config,
-    /// Where it came from.
-    pub info: ConfigInfo,
-    started: Instant,
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
     cancels: HashMap<RunId, CancelToken>,
     /// Args of runs held in a job's backlog until they are dispatched.
     backlog_args: HashMap<RunId, Option<Value>>,
-    /// Whether test-only methods (`debug.*`) are enabled.
-    pub debug_hooks: bool,
-    /// Open client connections (kept by the server).
-    pub connections: usize,
 }
 
 impl Daemon {
@@ -153,7 +237,23 @@ impl Daemon {
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
         let core = Core::new(config.daemon.history);
-        let shared = Arc::new(Shared::new(core, events, waker));
+        let board = Board {
+            info: RwLock::new(ConfigInfo {
+                path: config.path.clone(),
+                generation: 1,
+                loaded_at: time::now(),
+                last_reload_error: None,
+            }),
+            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            connections: AtomicUsize::new(0),
+            timers_armed: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            started: Instant::now(),
+            debug_hooks,
+            job_pool: OnceLock::new(),
+            request_pool: OnceLock::new(),
+        };
+        let shared = Arc::new(Shared::new(core, board, events, waker));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start(
@@ -164,24 +264,16 @@ impl Daemon {
             },
             lost,
         )?;
-        let info = ConfigInfo {
-            path: config.path.clone(),
-            generation: 1,
-            loaded_at: time::now(),
-            last_reload_error: None,
-        };
+        // Set once, right here; a second set cannot happen.
+        let _ = shared.board.job_pool.set(pool.probe());
         let mut daemon = Daemon {
             shared,
             pool,
             scheduler: Scheduler::new(),
             config,
-            info,
-            started: Instant::now(),
             phase: Phase::Running,
             cancels: HashMap::new(),
             backlog_args: HashMap::new(),
-            debug_hooks,
-            connections: 0,
         };
         let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();
         for def in jobs {
@@ -189,22 +281,13 @@ impl Daemon {
             daemon.shared.core.lock().upsert_job(def);
             daemon.arm(&name);
         }
+        daemon.publish();
         Ok(daemon)
     }
 
-    /// Milliseconds since start.
-    pub fn uptime_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The pool's counters.
-    pub fn pool_stats(&self) -> PoolStats {
-        self.pool.stats()
-    }
-
-    /// `ok`, or `degraded` when fewer workers are alive than `min_workers`.
-    pub fn health(&self) -> &'static str {
-        health_of(self.pool.stats().alive, self.config.daemon.min_workers)
+    /// The board request workers read.
+    pub fn board(&self) -> &Board {
+        &self.shared.board
     }
 
     /// Whether the daemon is shutting down.
@@ -229,11 +312,20 @@ impl Daemon {
         }
     }
 
-    /// Handles an event posted by a worker.
-    pub fn on_event(&mut self, event: &LoopEvent) {
-        match event {
-            LoopEvent::Finished(run) => self.on_run_finished(run),
-        }
+    /// Bookkeeping for a finished run (the server answers its waiters).
+    pub fn on_finished(&mut self, run: &Run) {
+        self.on_run_finished(run);
+        self.publish();
+    }
+
+    /// Publishes loop-owned numbers on the board for request workers.
+    pub fn publish(&self) {
+        let b = &self.shared.board;
+        b.timers_armed
+            .store(self.scheduler.len(), Ordering::Relaxed);
+        b.stopping.store(self.stopping(), Ordering::Relaxed);
+        b.min_workers
+            .store(self.config.daemon.min_workers, Ordering::Relaxed);
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.
@@ -279,6 +371,7 @@ impl Daemon {
                     grace_end: Instant::now() + grace,
                     killed: false,
                 };
+                self.publish();
             }
             Phase::Draining { grace_end, killed } => {
                 if !killed {
@@ -310,7 +403,7 @@ impl Daemon {
         for (id, token) in &self.cancels {
             if !token.is_cancelled() {
                 log::warn!("run {id}: killing: {why}");
-                token.cancel();
+                token.cancel_because(&format!("killed: {why}"));
                 n += 1;
             }
         }

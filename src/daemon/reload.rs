@@ -24,15 +24,17 @@ use std::sync::Arc;
 impl Daemon {
     /// Re-reads the config file and applies it, or keeps the old one.
     pub fn reload(&mut self) -> Result<Value, RpcError> {
-        let mut new = match config::load(&self.info.path) {
+        let path = self.shared.board.info.read().path.clone();
+        let mut new = match config::load(&path) {
             Ok(c) => c,
             Err(e) => {
                 let msg = e.to_string();
+                let mut info = self.shared.board.info.write();
                 log::error!(
                     "reload rejected; keeping config generation {}: {msg}",
-                    self.info.generation
+                    info.generation
                 );
-                self.info.last_reload_error = Some(msg.clone());
+                info.last_reload_error = Some(msg.clone());
                 return Err(RpcError::new(
                     ErrorCode::Conflict,
                     format!("reload rejected: {msg}"),
@@ -86,18 +88,22 @@ impl Daemon {
         crate::logging::set_level(&new.daemon.log_level);
 
         self.config = new;
-        self.info.generation += 1;
-        self.info.loaded_at = time::now();
-        self.info.last_reload_error = None;
+        let generation = {
+            let mut info = self.shared.board.info.write();
+            info.generation += 1;
+            info.loaded_at = time::now();
+            info.last_reload_error = None;
+            info.generation
+        };
+        self.publish();
         log::info!(
-            "config reloaded (generation {}): {} added, {} removed, {} changed",
-            self.info.generation,
+            "config reloaded (generation {generation}): {} added, {} removed, {} changed",
             added.len(),
             removed.len(),
             changed.len()
         );
         Ok(json!({
-            "generation": self.info.generation,
+            "generation": generation,
             "added": added,
             "removed": removed,
             "changed": changed,

@@ -25,6 +25,8 @@ pub struct CancelToken {
 struct Inner {
     cancelled: AtomicBool,
     waker: Mutex<Option<Arc<Waker>>>,
+    /// Why the run was cancelled, for its `error` (first reason wins).
+    reason: Mutex<Option<String>>,
 }
 
 impl CancelToken {
@@ -47,6 +49,31 @@ impl CancelToken {
                 log::warn!("cancel: could not wake the run: {e}");
             }
         }
+    }
+
+    /// Cancels with a reason that ends up in the run's `error` (for example
+    /// that shutdown's grace period ended). The first reason given wins.
+    pub fn cancel_because(&self, reason: &str) {
+        {
+            let mut slot = self
+                .inner
+                .reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(reason.to_string());
+            }
+        }
+        self.cancel();
+    }
+
+    /// The reason given to [`cancel_because`](Self::cancel_because), if any.
+    pub fn reason(&self) -> Option<String> {
+        self.inner
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether [`cancel`](Self::cancel) has been called on any clone.
@@ -98,6 +125,16 @@ impl Drop for WakerAttachment {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn first_reason_wins() {
+        let t = super::CancelToken::new();
+        assert_eq!(t.reason(), None);
+        t.cancel_because("shutdown");
+        t.cancel_because("later");
+        assert!(t.is_cancelled());
+        assert_eq!(t.reason().as_deref(), Some("shutdown"));
+    }
+
     use super::*;
     use mio::{Events, Poll, Token};
     use std::time::Duration;

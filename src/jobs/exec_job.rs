@@ -51,14 +51,15 @@ impl Executor for ExecJob<'_> {
             ExecEnd::TimedOut => RunState::TimedOut,
             ExecEnd::Cancelled => RunState::Cancelled,
         };
+        let error = match state {
+            RunState::Succeeded => None,
+            RunState::Cancelled => ctx.cancel.reason().or(outcome.error),
+            _ => outcome.error,
+        };
         Finish {
             state,
             exit_code: outcome.exit_code,
-            error: if state == RunState::Succeeded {
-                None
-            } else {
-                outcome.error
-            },
+            error,
             output: outcome.output,
         }
     }

@@ -1,41 +1,51 @@
-//! `jobs.list`, `jobs.get`, `jobs.run`, `jobs.pause`, `jobs.resume`.
+//! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
+//! `jobs.resume` (commands).
 
-use crate::daemon::{Daemon, Reply};
+use super::Command;
+use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::state::run::Trigger;
 use serde_json::{json, Value};
 
 /// `jobs.list` → every job object, sorted by name.
-pub fn list(d: &mut Daemon, p: &Params) -> Result<Value, RpcError> {
+pub fn list(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
     p.only(&[])?;
-    Ok(d.shared.core.lock().jobs_json())
+    Ok(shared.core.lock().jobs_json())
 }
 
 /// `jobs.get {name}` → the job object with its `history`.
-pub fn get(d: &mut Daemon, p: &Params) -> Result<Value, RpcError> {
+pub fn get(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
     p.only(&["name"])?;
     let name = p.str("name")?;
-    d.shared
+    shared
         .core
         .lock()
         .job_json(name, true)
         .ok_or_else(|| RpcError::no_job(name))
 }
 
-/// `jobs.run {name, wait?, args?}` → `{run_id}`, or the finished run with `wait`.
-pub fn run(d: &mut Daemon, p: &Params) -> Reply {
-    let parsed = (|| {
-        p.only(&["name", "wait", "args"])?;
-        let name = p.str("name")?;
-        let wait = p.bool_or("wait", false)?;
-        let args = p.opt_object("args")?.map(|o| Value::Object(o.clone()));
-        Ok::<_, RpcError>((name, wait, args))
-    })();
-    let (name, wait, args) = match parsed {
-        Ok(v) => v,
-        Err(e) => return Reply::Now(Err(e)),
-    };
+/// Validates `jobs.run {name, wait?, args?}`.
+pub fn run(p: &Params) -> Result<Command, RpcError> {
+    p.only(&["name", "wait", "args"])?;
+    Ok(Command::Run {
+        name: p.str("name")?.to_string(),
+        wait: p.bool_or("wait", false)?,
+        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
+    })
+}
+
+/// Validates `jobs.pause {name}` / `jobs.resume {name}`.
+pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
+    p.only(&["name"])?;
+    Ok(Command::SetEnabled {
+        name: p.str("name")?.to_string(),
+        enabled,
+    })
+}
+
+/// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
+pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
     match d.start_run(name, Trigger::Manual, args, None) {
         Ok(id) if wait => Reply::WaitRun(id),
         Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
@@ -43,10 +53,8 @@ pub fn run(d: &mut Daemon, p: &Params) -> Reply {
     }
 }
 
-/// `jobs.pause {name}` / `jobs.resume {name}` → `{name, enabled}`.
-pub fn set_enabled(d: &mut Daemon, p: &Params, enabled: bool) -> Result<Value, RpcError> {
-    p.only(&["name"])?;
-    let name = p.str("name")?;
+/// Applies `jobs.pause` / `jobs.resume`: `{name, enabled, next_run}`.
+pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, RpcError> {
     d.set_enabled(name, enabled)?;
     let next_run = d
         .shared

@@ -1,47 +1,111 @@
 //! JSON-RPC methods: one function per method, grouped by what they touch.
 //!
-//! [`handle`] maps a method name to its handler. Handlers run on the event
-//! loop thread and only touch in-memory state under short locks, so each
-//! answers in microseconds; the one thing that takes time — waiting for a run
-//! to finish (`jobs.run` with `wait`, `runs.cancel` of a running run) — is
-//! answered later, when the worker's completion reaches the loop through its
-//! `mio::Waker` ([`Reply::WaitRun`]).
+//! Requests are answered on the request pool's workers ([`handle`]), never
+//! on the event loop. Methods split in two kinds:
+//! - **queries** (`ping`, `status`, `jobs.list`, `jobs.get`, `runs.get`)
+//!   read the shared state under short locks and are answered entirely on
+//!   the worker;
+//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `runs.cancel`,
+//!   `reload`, `shutdown`) change what the loop owns — the timer wheel, the
+//!   run queue, the config. The worker decodes and validates their params
+//!   and hands back a [`Command`], which the loop applies ([`execute`]) in
+//!   request order when the batch's answers come back.
+//!
+//! Waiting for a run (`jobs.run` with `wait`, `runs.cancel` of a running
+//! run) never blocks anyone: the answer is parked ([`Reply::WaitRun`]) and
+//! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
 mod jobs;
 mod runs;
 mod status;
 
-use crate::daemon::{Daemon, Reply};
+use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Request;
 use crate::protocol::{ErrorCode, RpcError};
+use crate::state::run::RunId;
+use serde_json::Value;
 
-/// Whether a request came with the rights it needs (used by later auth).
-#[derive(Debug, Clone, Copy)]
-pub struct Caller {
-    /// The connection's serial number, for logs.
-    pub conn: u64,
+/// What a worker made of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The answer (a query, or a request refused before reaching the loop).
+    Answer(Result<Value, RpcError>),
+    /// A validated command for the loop to apply.
+    Command(Command),
 }
 
-/// Answers one request.
-pub fn handle(d: &mut Daemon, req: &Request, _caller: Caller) -> Reply {
+/// A change only the event loop may make.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `jobs.run`.
+    Run {
+        /// Job name.
+        name: String,
+        /// Answer with the finished run instead of its id.
+        wait: bool,
+        /// Passed to the job.
+        args: Option<Value>,
+    },
+    /// `jobs.pause` (false) or `jobs.resume` (true).
+    SetEnabled {
+        /// Job name.
+        name: String,
+        /// The new state.
+        enabled: bool,
+    },
+    /// `runs.cancel`.
+    Cancel(RunId),
+    /// `reload`.
+    Reload,
+    /// `shutdown`.
+    Shutdown,
+    /// `debug.kill_worker` (test hook).
+    KillWorker,
+}
+
+/// Answers one request on a worker thread.
+pub fn handle(shared: &Shared, req: &Request) -> Outcome {
     let p = &req.params;
+    let command = |r: Result<Command, RpcError>| match r {
+        Ok(c) => Outcome::Command(c),
+        Err(e) => Outcome::Answer(Err(e)),
+    };
     match req.method.as_str() {
-        "ping" => Reply::Now(p.only(&[]).map(|()| "pong".into())),
-        "status" => Reply::Now(status::status(d, p)),
-        "jobs.list" => Reply::Now(jobs::list(d, p)),
-        "jobs.get" => Reply::Now(jobs::get(d, p)),
-        "jobs.run" => jobs::run(d, p),
-        "jobs.pause" => Reply::Now(jobs::set_enabled(d, p, false)),
-        "jobs.resume" => Reply::Now(jobs::set_enabled(d, p, true)),
-        "runs.get" => Reply::Now(runs::get(d, p)),
-        "runs.cancel" => runs::cancel(d, p),
-        "reload" => Reply::Now(admin::reload(d, p)),
-        "shutdown" => Reply::Now(admin::shutdown(d, p)),
-        "debug.kill_worker" if d.debug_hooks => Reply::Now(admin::kill_worker(d, p)),
-        other => Reply::Now(Err(RpcError::new(
+        "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
+        "status" => Outcome::Answer(status::status(shared, p)),
+        "jobs.list" => Outcome::Answer(jobs::list(shared, p)),
+        "jobs.get" => Outcome::Answer(jobs::get(shared, p)),
+        "runs.get" => Outcome::Answer(runs::get(shared, p)),
+        "jobs.run" => command(jobs::run(p)),
+        "jobs.pause" => command(jobs::set_enabled(p, false)),
+        "jobs.resume" => command(jobs::set_enabled(p, true)),
+        "runs.cancel" => command(runs::cancel(p)),
+        "reload" => command(p.only(&[]).map(|()| Command::Reload)),
+        "shutdown" => command(p.only(&[]).map(|()| Command::Shutdown)),
+        "debug.kill_worker" if shared.board.debug_hooks => {
+            command(p.only(&[]).map(|()| Command::KillWorker))
+        }
+        other => Outcome::Answer(Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("method not found: {other}"),
         ))),
+    }
+}
+
+/// Applies a command on the event loop.
+pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
+    match cmd {
+        Command::Run { name, wait, args } => jobs::execute_run(d, &name, wait, args),
+        Command::SetEnabled { name, enabled } => {
+            Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
+        }
+        Command::Cancel(id) => match d.cancel_run(id) {
+            Ok(reply) => reply,
+            Err(e) => Reply::Now(Err(e)),
+        },
+        Command::Reload => Reply::Now(admin::reload(d)),
+        Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
+        Command::KillWorker => Reply::Now(admin::kill_worker(d)),
     }
 }

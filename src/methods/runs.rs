@@ -1,6 +1,7 @@
-//! `runs.get` and `runs.cancel`.
+//! `runs.get` (a query) and `runs.cancel` (a command).
 
-use crate::daemon::{Daemon, Reply};
+use super::Command;
+use crate::daemon::Shared;
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::state::run::{parse_run_id, RunId};
@@ -19,9 +20,9 @@ fn run_id(p: &Params) -> Result<RunId, RpcError> {
 }
 
 /// `runs.get {run_id}` → the run object.
-pub fn get(d: &mut Daemon, p: &Params) -> Result<Value, RpcError> {
+pub fn get(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
     let id = run_id(p)?;
-    d.shared
+    shared
         .core
         .lock()
         .run(id)
@@ -29,10 +30,7 @@ pub fn get(d: &mut Daemon, p: &Params) -> Result<Value, RpcError> {
         .ok_or_else(|| RpcError::no_run(&id.to_string()))
 }
 
-/// `runs.cancel {run_id}` → the run object once it is cancelled (or already over).
-pub fn cancel(d: &mut Daemon, p: &Params) -> Reply {
-    match run_id(p).and_then(|id| d.cancel_run(id)) {
-        Ok(reply) => reply,
-        Err(e) => Reply::Now(Err(e)),
-    }
+/// Validates `runs.cancel {run_id}`.
+pub fn cancel(p: &Params) -> Result<Command, RpcError> {
+    run_id(p).map(Command::Cancel)
 }

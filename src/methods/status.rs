@@ -1,42 +1,53 @@
-//! `status`: the daemon's health at a glance.
+//! `status`: the daemon's health at a glance (a query).
 
-use crate::daemon::Daemon;
+use crate::daemon::Shared;
+use crate::pool::PoolStats;
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::time;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+fn workers_json(s: &PoolStats) -> Value {
+    json!({
+        "configured": s.configured,
+        "alive": s.alive,
+        "busy": s.busy,
+        "respawned": s.respawned,
+    })
+}
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
-pub fn status(d: &mut Daemon, p: &Params) -> Result<Value, RpcError> {
+pub fn status(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
     p.only(&[])?;
-    let pool = d.pool_stats();
+    let b = &shared.board;
+    let pool = b.job_pool_stats();
+    let requests = b.request_pool_stats();
     let (jobs, runs_in_memory) = {
-        let core = d.shared.core.lock();
+        let core = shared.core.lock();
         (core.job_names().len(), core.runs_len())
     };
+    let info = b.info.read().clone();
+    let mut workers = workers_json(&pool);
+    workers["min"] = b.min_workers.load(Ordering::Relaxed).into();
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
-        "uptime_ms": d.uptime_ms(),
-        "health": d.health(),
-        "stopping": d.stopping(),
-        "workers": {
-            "configured": pool.configured,
-            "alive": pool.alive,
-            "busy": pool.busy,
-            "respawned": pool.respawned,
-            "min": d.config.daemon.min_workers,
-        },
+        "uptime_ms": b.uptime_ms(),
+        "health": b.health(),
+        "stopping": b.stopping(),
+        "workers": workers,
+        "request_workers": workers_json(&requests),
         "queue": { "depth": pool.queue_depth, "capacity": pool.queue_capacity },
-        "connections": d.connections,
+        "connections": b.connections.load(Ordering::Relaxed),
         "jobs": jobs,
         "runs_in_memory": runs_in_memory,
-        "timers_armed": d.scheduler.len(),
+        "timers_armed": b.timers_armed.load(Ordering::Relaxed),
         "config": {
-            "path": d.info.path.display().to_string(),
-            "generation": d.info.generation,
-            "loaded_at": time::rfc3339(&d.info.loaded_at),
-            "last_reload_error": d.info.last_reload_error,
+            "path": info.path.display().to_string(),
+            "generation": info.generation,
+            "loaded_at": time::rfc3339(&info.loaded_at),
+            "last_reload_error": info.last_reload_error,
         },
     }))
 }

@@ -68,6 +68,38 @@ pub struct PoolStats {
     pub queue_capacity: usize,
 }
 
+/// A read-only handle on a pool's counters, for threads that report status
+/// but do not own the pool. It keeps no sender, so it never holds the pool open.
+#[derive(Clone)]
+pub struct PoolProbe {
+    counters: Arc<Counters>,
+    depth: Arc<dyn Fn() -> usize + Send + Sync>,
+    configured: usize,
+    capacity: usize,
+}
+
+impl PoolProbe {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            configured: self.configured,
+            alive: self.counters.alive.load(Ordering::SeqCst),
+            busy: self.counters.busy.load(Ordering::SeqCst),
+            respawned: self.counters.respawned.load(Ordering::SeqCst),
+            queue_depth: (self.depth)(),
+            queue_capacity: self.capacity,
+        }
+    }
+}
+
+impl std::fmt::Debug for PoolProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolProbe")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// Why a submit was refused; the task comes back so nothing is lost.
 #[derive(Debug)]
 pub enum SubmitError<T> {
@@ -91,6 +123,8 @@ pub struct PoolConfig {
 /// The running pool. Dropping it without [`WorkerPool::shutdown`] detaches the threads.
 pub struct WorkerPool<T: Task> {
     tx: Option<Sender<Message<T>>>,
+    /// Kept only to read the queue depth from a [`PoolProbe`].
+    rx: Receiver<Message<T>>,
     config: PoolConfig,
     counters: Arc<Counters>,
     monitor: Option<JoinHandle<()>>,
@@ -126,7 +160,7 @@ impl<T: Task> WorkerPool<T> {
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let ctx = WorkerContext {
-            rx,
+            rx: rx.clone(),
             counters: Arc::clone(&counters),
             lost,
             events: events_tx,
@@ -150,6 +184,7 @@ impl<T: Task> WorkerPool<T> {
         let monitor = monitor::spawn(ctx, events_rx, handles, done_tx)?;
         Ok(WorkerPool {
             tx: Some(tx),
+            rx,
             config,
             counters,
             monitor: Some(monitor),
@@ -178,6 +213,17 @@ impl<T: Task> WorkerPool<T> {
         self.tx
             .as_ref()
             .is_some_and(|tx| tx.try_send(Message::Die).is_ok())
+    }
+
+    /// A handle other threads can use to read the counters.
+    pub fn probe(&self) -> PoolProbe {
+        let rx = self.rx.clone();
+        PoolProbe {
+            counters: Arc::clone(&self.counters),
+            depth: Arc::new(move || rx.len()),
+            configured: self.config.workers,
+            capacity: self.config.queue_capacity,
+        }
     }
 
     /// A snapshot of the counters.

@@ -39,10 +39,15 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
-    /// The unfinished last line of earlier reads (complete lines are
-    /// answered straight from the loop's read buffer and never copied here,
-    /// so an idle connection holds no input memory).
-    pub partial: Vec<u8>,
+    /// Bytes read and not yet sent for answering: an unfinished last line,
+    /// or lines that arrived while a batch was in flight. Empty (and with
+    /// no capacity) on an idle connection.
+    pub input: Vec<u8>,
+    /// A batch of this connection's lines is with a request worker.
+    pub in_flight: bool,
+    /// Reading is paused because `input` reached its bound while a batch
+    /// was in flight; resumed when the answers come back.
+    pub paused: bool,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
     written: usize,
@@ -68,7 +73,9 @@ impl Conn {
         Conn {
             stream,
             serial,
-            partial: Vec::new(),
+            input: Vec::new(),
+            in_flight: false,
+            paused: false,
             out: Vec::new(),
             written: 0,
             parked: VecDeque::new(),
@@ -97,17 +104,22 @@ impl Conn {
         }
     }
 
-    /// Keeps the unconsumed tail of this read for the next one, releasing
-    /// the buffer's memory when nothing is left over.
-    pub fn keep_partial(&mut self, tail: &[u8]) {
-        self.partial.clear();
-        if tail.is_empty() {
-            if self.partial.capacity() > 4096 {
-                self.partial = Vec::new();
-            }
-        } else {
-            self.partial.extend_from_slice(tail);
+    /// Cuts the complete lines off the front of `input` (at most about
+    /// `max_batch` bytes of them) for a batch, or None if there is none.
+    /// In the common case (input ends with a newline and is small) the
+    /// buffer is moved out, not copied.
+    pub fn take_lines(&mut self, max_batch: usize) -> Option<Vec<u8>> {
+        let window = &self.input[..self.input.len().min(max_batch)];
+        let end = match window.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            // No newline within the window: take the first line whole, however long.
+            None => self.input.iter().position(|&b| b == b'\n')? + 1,
+        };
+        if end == self.input.len() {
+            return Some(std::mem::take(&mut self.input));
         }
+        let rest = self.input.split_off(end);
+        Some(std::mem::replace(&mut self.input, rest))
     }
 
     /// Takes the sequence number of the next request.
@@ -157,14 +169,15 @@ impl Conn {
         true
     }
 
-    /// Answers still owed to the client (waiting or unsent).
+    /// Answers still owed to the client (being worked on, waiting or unsent).
     pub fn has_pending(&self) -> bool {
-        !self.parked.is_empty() || self.written < self.out.len()
+        self.in_flight || !self.parked.is_empty() || self.written < self.out.len()
     }
 
-    /// Whether any answer is waiting for a run to finish.
+    /// Whether any answer is still being worked on (a batch with a
+    /// request worker, or a request waiting for a run to finish).
     pub fn has_waiting(&self) -> bool {
-        self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
+        self.in_flight || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
     }
 
     /// Bytes produced for the client and not yet accepted by its socket.

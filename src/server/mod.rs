@@ -5,9 +5,16 @@
 //!    `mio::Waker`, a signal arrives, or the next timer is due (the timeout is
 //!    the time to the earliest deadline; with nothing armed, it sleeps until
 //!    something happens — an idle daemon does not tick);
-//! 2. accept, read, frame, decode and answer requests; write answers;
-//! 3. take worker events (finished runs) and answer requests waiting on them;
-//! 4. fire due timers (schedules, idle connections, the shutdown grace end).
+//! 2. accept; read every ready socket into its connection's input and cut
+//!    each connection's complete lines into a batch;
+//! 3. take worker events: answers to earlier batches (applying the commands
+//!    they carry, in request order) and finished runs (answering requests
+//!    that wait on them); write answers, one `write` per connection;
+//! 4. fire due timers (schedules, idle connections, the shutdown grace end);
+//! 5. hand the turn's batches to the request pool as one task (see
+//!    [`crate::requests`]), then poll again.
+//!
+//! The loop itself never decodes JSON: it moves bytes and applies commands.
 //!
 //! Sockets are edge-triggered: a readable socket is read until `WouldBlock`
 //! (`Interrupted` is retried, other errors close that connection only). A
@@ -16,11 +23,12 @@
 
 mod conn;
 
-use crate::daemon::{Daemon, LoopEvent, Phase, Reply};
-use crate::methods::{self, Caller};
-use crate::protocol::codec::{Frame, LineFramer};
-use crate::protocol::rpc::{self, Request};
+use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
+use crate::methods;
+use crate::pool::{LostTaskHook, PoolConfig, SubmitError, WorkerPool};
+use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
+use crate::requests::{answer_batch, BatchAnswer, ConnBatch, RequestTask, Segment};
 use crate::signals::Signals;
 use crate::state::run::RunId;
 use crate::timer::{Clock, TimerWheel};
@@ -33,6 +41,7 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -43,6 +52,11 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 const READ_BUDGET: usize = 1024 * 1024;
 /// Size of the loop's one read buffer, shared by all connections.
 const READ_BUF: usize = 64 * 1024;
+/// Most request bytes of one connection answered in one batch; bounds how
+/// far answers can overshoot `max_output_bytes` before the check.
+const MAX_BATCH: usize = 64 * 1024;
+/// Connection batches per request task.
+const BATCHES_PER_TASK: usize = 32;
 /// How long a closing connection's unread input is drained before the close.
 const LINGER: Duration = Duration::from_secs(1);
 /// How long the loop keeps flushing answers after the last run has finished
@@ -74,8 +88,47 @@ pub struct Server {
     again: Vec<usize>,
     /// The read buffer (taken out while in use).
     scratch: Vec<u8>,
+    /// This turn's request batches, submitted before the next poll.
+    outbox: Vec<ConnBatch>,
+    /// The threads that answer requests.
+    requests: WorkerPool<RequestTask>,
+    /// Request tasks with a worker, and the connections they carry.
+    in_flight_tasks: HashMap<u64, Vec<(usize, u64)>>,
+    next_task: u64,
     /// During shutdown: when to stop flushing and exit.
     exit_at: Option<Instant>,
+}
+
+/// Threads in the request pool: enough to decode and answer in parallel
+/// with the loop's I/O, few enough not to crowd out the job workers.
+fn request_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// Starts the request pool; a lost task (a panic outside a handler, a dead
+/// thread) is reported to the loop, which closes the connections it carried.
+fn start_request_pool(
+    shared: &Arc<Shared>,
+    capacity: usize,
+) -> io::Result<WorkerPool<RequestTask>> {
+    let hook_shared = Arc::clone(shared);
+    let lost: LostTaskHook = Arc::new(move |task, why| {
+        hook_shared.notify(LoopEvent::RequestsLost {
+            task,
+            why: why.to_string(),
+        });
+    });
+    let pool = WorkerPool::start(
+        PoolConfig {
+            workers: request_workers(),
+            queue_capacity: capacity,
+            name: "tickd-request".into(),
+        },
+        lost,
+    )?;
+    // Set once, here.
+    let _ = shared.board.request_pool.set(pool.probe());
+    Ok(pool)
 }
 
 impl Server {
@@ -87,6 +140,10 @@ impl Server {
         events_rx: Receiver<LoopEvent>,
         daemon: Daemon,
     ) -> io::Result<Server> {
+        // One task per loop turn per 32 connections at most: the queue only
+        // has to hold what the loop can hand over before workers catch up.
+        let capacity = daemon.config.daemon.max_connections.max(1024);
+        let requests = start_request_pool(&daemon.shared, capacity)?;
         let mut server = Server {
             poll,
             listener,
@@ -100,6 +157,10 @@ impl Server {
             idle_clock: Clock::with_origin(Instant::now()),
             again: Vec::new(),
             scratch: vec![0; READ_BUF],
+            outbox: Vec::new(),
+            requests,
+            in_flight_tasks: HashMap::new(),
+            next_task: 0,
             exit_at: None,
         };
         if let Some(l) = server.listener.as_mut() {
@@ -156,6 +217,7 @@ impl Server {
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
+            self.submit_outbox();
             if self.daemon.stopping() && self.shutdown_step(now) {
                 break;
             }
@@ -163,6 +225,9 @@ impl Server {
         let conns = self.conns.len();
         if conns > 0 {
             log::info!("closing {conns} connection(s)");
+        }
+        if !self.requests.shutdown(Duration::from_secs(1)) {
+            log::warn!("some request threads did not stop in time");
         }
         self.daemon.stop_pool();
         log::info!("tickd stopped");
@@ -266,7 +331,7 @@ impl Server {
             return;
         }
         entry.insert(Conn::new(stream, serial));
-        self.daemon.connections = self.conns.len();
+        self.publish_connections();
         log::debug!("connection {serial} from {peer}");
         self.arm_idle(key, serial, Instant::now());
         // The socket may already hold a request; edge-triggered readiness
@@ -316,9 +381,11 @@ impl Server {
         if scratch.len() < READ_BUF {
             scratch.resize(READ_BUF, 0);
         }
+        let max_line = self.daemon.config.daemon.max_line_bytes;
+        let pause_at = max_line.saturating_add(READ_BUDGET);
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(key) {
-            if conn.read_closed {
+            if conn.read_closed || conn.paused {
                 break;
             }
             let result = match conn.read_into(&mut scratch) {
@@ -332,9 +399,14 @@ impl Server {
             match result {
                 ReadResult::Data(n) => {
                     if conn.closing {
-                        continue; // lingering or about to: discard input
+                        continue; // lingering: discard input
                     }
-                    self.consume(key, &scratch[..n]);
+                    conn.input.extend_from_slice(&scratch[..n]);
+                    if conn.input.len() >= pause_at {
+                        // A batch is in flight and the client keeps sending:
+                        // stop reading until its answers are back.
+                        conn.paused = true;
+                    }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         self.again.push(key);
@@ -349,70 +421,166 @@ impl Server {
             }
         }
         self.scratch = scratch;
+        self.cut_batch(key);
         self.flush(key);
     }
 
-    /// Answers the complete lines in `data` (after any partial line kept
-    /// from earlier reads) and keeps the unfinished rest.
-    fn consume(&mut self, key: usize, data: &[u8]) {
+    /// Moves a connection's complete lines into this turn's outbox, unless a
+    /// batch of it is already in flight.
+    fn cut_batch(&mut self, key: usize) {
+        let max_line = self.daemon.config.daemon.max_line_bytes;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.partial.is_empty() {
-            // Fast path: lines are answered straight from the read buffer.
-            let used = self.answer_lines(key, data);
-            if let Some(conn) = self.conns.get_mut(key) {
-                if !conn.closing {
-                    conn.keep_partial(&data[used..]);
-                }
-            }
-        } else {
-            let mut buf = std::mem::take(&mut conn.partial);
-            buf.extend_from_slice(data);
-            let used = self.answer_lines(key, &buf);
-            if let Some(conn) = self.conns.get_mut(key) {
-                if !conn.closing {
-                    conn.keep_partial(&buf[used..]);
-                }
-            }
+        if conn.in_flight || conn.closing {
+            return;
         }
-        self.enforce_output_limit(key);
+        match conn.take_lines(MAX_BATCH) {
+            Some(data) => {
+                conn.in_flight = true;
+                self.outbox.push(ConnBatch {
+                    key,
+                    serial: conn.serial,
+                    data,
+                    max_line,
+                });
+            }
+            None if conn.input.len() > max_line => {
+                log::warn!(
+                    "connection {}: line longer than max_line_bytes ({max_line}); closing",
+                    conn.serial
+                );
+                let err = RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("invalid request: line longer than max_line_bytes ({max_line})"),
+                );
+                conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
+                conn.closing = true;
+                conn.input = Vec::new();
+            }
+            None => {}
+        }
     }
 
-    /// Frames and answers every complete line of `buf`; returns the number
-    /// of bytes consumed.
-    fn answer_lines(&mut self, key: usize, buf: &[u8]) -> usize {
-        let max = self.daemon.config.daemon.max_line_bytes;
-        let mut framer = LineFramer::new(max);
-        loop {
-            match framer.next_frame(buf) {
-                Frame::Line(line) => {
-                    self.on_line(key, line);
-                    if self.conns.get(key).is_none_or(|c| c.closing) {
-                        break;
-                    }
+    /// Hands the turn's batches to the request pool: one task per up to
+    /// `BATCHES_PER_TASK` connections, so a busy turn can use several workers.
+    fn submit_outbox(&mut self) {
+        while !self.outbox.is_empty() {
+            let n = self.outbox.len().min(BATCHES_PER_TASK);
+            let batches: Vec<ConnBatch> = self.outbox.drain(..n).collect();
+            self.next_task += 1;
+            let id = self.next_task;
+            let conns: Vec<(usize, u64)> = batches.iter().map(|b| (b.key, b.serial)).collect();
+            let task = RequestTask {
+                id,
+                batches,
+                shared: Arc::clone(&self.daemon.shared),
+            };
+            match self.requests.submit(task) {
+                Ok(()) => {
+                    self.in_flight_tasks.insert(id, conns);
                 }
-                Frame::Incomplete => break,
-                Frame::TooLong => {
-                    let Some(conn) = self.conns.get_mut(key) else {
-                        break;
-                    };
-                    log::warn!(
-                        "connection {}: line longer than max_line_bytes ({max}); closing",
-                        conn.serial
-                    );
-                    let err = RpcError::new(
-                        ErrorCode::InvalidRequest,
-                        format!("invalid request: line longer than max_line_bytes ({max})"),
-                    );
-                    conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
-                    conn.closing = true;
-                    conn.partial = Vec::new();
-                    break;
+                Err(SubmitError::Full(task) | SubmitError::Stopped(task)) => {
+                    // Never drop a request: answer here, on the loop.
+                    let answers: Vec<BatchAnswer> = task
+                        .batches
+                        .into_iter()
+                        .map(|b| answer_batch(&self.daemon.shared, b))
+                        .collect();
+                    self.apply_answers(answers);
                 }
             }
         }
-        framer.consumed()
+    }
+
+    /// Puts a batch's answers in their connections' output, applying the
+    /// commands they carry, then cuts the connections' next batches.
+    fn apply_answers(&mut self, answers: Vec<BatchAnswer>) {
+        for answer in answers {
+            let key = answer.key;
+            let live = self
+                .conns
+                .get_mut(key)
+                .filter(|c| c.serial == answer.serial)
+                .map(|c| c.in_flight = false)
+                .is_some();
+            for segment in answer.segments {
+                match segment {
+                    Segment::Bytes(bytes) => {
+                        if let Some(conn) = self.live_conn(key, answer.serial) {
+                            conn.push_answer(|out| out.extend_from_slice(&bytes));
+                        }
+                    }
+                    Segment::Command { id, cmd } => {
+                        // Applied even if the client has gone: the request
+                        // was received, and a run it started must not vanish.
+                        let reply = methods::execute(&mut self.daemon, cmd);
+                        self.deliver(key, answer.serial, id, reply);
+                    }
+                    Segment::Close => {
+                        if let Some(conn) = self.live_conn(key, answer.serial) {
+                            log::warn!(
+                                "connection {}: line longer than max_line_bytes; closing",
+                                conn.serial
+                            );
+                            conn.closing = true;
+                            conn.input = Vec::new();
+                        }
+                    }
+                }
+            }
+            if !live {
+                continue;
+            }
+            self.enforce_output_limit(key);
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.paused {
+                    conn.paused = false;
+                    self.again.push(key);
+                }
+            }
+            self.cut_batch(key);
+            self.flush(key);
+        }
+    }
+
+    fn live_conn(&mut self, key: usize, serial: u64) -> Option<&mut Conn> {
+        self.conns.get_mut(key).filter(|c| c.serial == serial)
+    }
+
+    /// Sends (or parks) the answer to one command.
+    fn deliver(&mut self, key: usize, serial: u64, id: Value, reply: Reply) {
+        let reply = match reply {
+            Reply::WaitRun(run_id) => {
+                let run = self.daemon.shared.core.lock().run(run_id).cloned();
+                match run {
+                    Some(r) if r.state.is_terminal() => Reply::Now(Ok(r.to_json())),
+                    Some(_) => {
+                        if let Some(conn) = self.live_conn(key, serial) {
+                            let seq = conn.take_seq();
+                            conn.push_waiting(seq);
+                            self.waiters.entry(run_id).or_default().push(Waiter {
+                                key,
+                                serial,
+                                seq,
+                                id,
+                            });
+                        }
+                        return;
+                    }
+                    None => Reply::Now(Err(RpcError::no_run(&run_id.to_string()))),
+                }
+            }
+            now => now,
+        };
+        let Some(conn) = self.live_conn(key, serial) else {
+            return;
+        };
+        match reply {
+            Reply::Now(Ok(v)) => conn.push_answer(|out| rpc::write_result(out, &id, &v)),
+            Reply::Now(Err(e)) => conn.push_answer(|out| rpc::write_error(out, &id, &e)),
+            Reply::WaitRun(_) => {}
+        }
     }
 
     /// Drops a client whose unread answers pass `max_output_bytes`, so a
@@ -432,68 +600,38 @@ impl Server {
         }
     }
 
-    fn on_line(&mut self, key: usize, line: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let serial = conn.serial;
-        let req: Request = match rpc::parse_request(line) {
-            Ok(r) => r,
-            Err((id, err)) => {
-                conn.push_answer(|out| rpc::write_error(out, &id, &err));
-                return;
-            }
-        };
-        let reply = methods::handle(&mut self.daemon, &req, Caller { conn: serial });
-        self.daemon.connections = self.conns.len();
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        match reply {
-            Reply::Now(Ok(v)) => conn.push_answer(|out| rpc::write_result(out, &req.id, &v)),
-            Reply::Now(Err(e)) => conn.push_answer(|out| rpc::write_error(out, &req.id, &e)),
-            Reply::WaitRun(run_id) => {
-                let run = self.daemon.shared.core.lock().run(run_id).cloned();
-                match run {
-                    Some(r) if r.state.is_terminal() => {
-                        let v = r.to_json();
-                        conn.push_answer(|out| rpc::write_result(out, &req.id, &v));
-                    }
-                    Some(_) => {
-                        let seq = conn.take_seq();
-                        conn.push_waiting(seq);
-                        self.waiters.entry(run_id).or_default().push(Waiter {
-                            key,
-                            serial,
-                            seq,
-                            id: req.id,
-                        });
-                    }
-                    None => {
-                        let e = RpcError::no_run(&run_id.to_string());
-                        conn.push_answer(|out| rpc::write_error(out, &req.id, &e));
-                    }
-                }
-            }
-        }
-    }
-
     fn drain_loop_events(&mut self) {
         while let Ok(event) = self.events_rx.try_recv() {
-            self.daemon.on_event(&event);
-            match &event {
+            match event {
                 LoopEvent::Finished(run) => {
+                    self.daemon.on_finished(&run);
                     let Some(waiters) = self.waiters.remove(&run.id) else {
                         continue;
                     };
                     let v = run.to_json();
                     for w in waiters {
-                        let Some(conn) = self.conns.get_mut(w.key).filter(|c| c.serial == w.serial)
-                        else {
+                        let Some(conn) = self.live_conn(w.key, w.serial) else {
                             continue;
                         };
                         conn.fill_waiting(w.seq, |out| rpc::write_result(out, &w.id, &v));
                         self.flush(w.key);
+                    }
+                }
+                LoopEvent::Answers { task, answers } => {
+                    self.in_flight_tasks.remove(&task);
+                    self.apply_answers(answers);
+                }
+                LoopEvent::RequestsLost { task, why } => {
+                    let conns = self.in_flight_tasks.remove(&task).unwrap_or_default();
+                    for (key, serial) in conns {
+                        if let Some(conn) = self.live_conn(key, serial) {
+                            log::error!("connection {serial}: requests lost ({why}); closing");
+                            let err = RpcError::new(ErrorCode::Internal, "internal error");
+                            conn.in_flight = false;
+                            conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
+                            conn.closing = true;
+                            self.flush(key);
+                        }
                     }
                 }
             }
@@ -523,12 +661,19 @@ impl Server {
         }
     }
 
+    fn publish_connections(&self) {
+        self.daemon
+            .board()
+            .connections
+            .store(self.conns.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             log::debug!("connection {} closed", conn.serial);
         }
-        self.daemon.connections = self.conns.len();
+        self.publish_connections();
         if self.daemon.phase != Phase::Running && self.conns.is_empty() {
             log::debug!("all connections closed");
         }
