@@ -109,9 +109,56 @@ pub struct Request {
     pub params: Params,
 }
 
+/// The shape of a well-formed request, decoded without building a
+/// `serde_json::Value` tree: the method borrows from the line when it has no
+/// escapes, and absent params cost nothing. Unknown members are ignored, as
+/// in the slow path.
+#[derive(serde::Deserialize)]
+struct WireRequest<'a> {
+    #[serde(default, borrow)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<WireId>,
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    params: Option<Map<String, Value>>,
+}
+
+/// An id as JSON-RPC allows it: a string or a number (null is `None` above).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum WireId {
+    Num(serde_json::Number),
+    Str(String),
+}
+
 /// Decodes one line into a request. On failure returns the id to answer with
 /// (when one could be read) and the error.
+///
+/// Well-formed requests take the fast path (one typed decode); anything the
+/// fast path refuses is decoded again the slow way, which classifies the
+/// problem into the right error code. The two accept exactly the same
+/// requests (tested below).
 pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
+    if let Ok(w) = serde_json::from_slice::<WireRequest<'_>>(line) {
+        if w.jsonrpc.as_deref().is_none_or(|v| v == "2.0") {
+            return Ok(Request {
+                id: match w.id {
+                    None => Value::Null,
+                    Some(WireId::Num(n)) => Value::Number(n),
+                    Some(WireId::Str(s)) => Value::String(s),
+                },
+                method: w.method.into_owned(),
+                params: Params(w.params.unwrap_or_default()),
+            });
+        }
+    }
+    parse_request_slow(line)
+}
+
+/// The reference decoder: builds a `Value` and checks each member.
+fn parse_request_slow(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         (
             Value::Null,
@@ -147,7 +194,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
         ))
     };
     match obj.get("jsonrpc") {
-        None => {}
+        // Like `id` and `params`, a null member counts as absent.
+        None | Some(Value::Null) => {}
         Some(Value::String(v)) if v == "2.0" => {}
         Some(_) => return invalid("`jsonrpc` must be \"2.0\""),
     }
@@ -400,6 +448,62 @@ mod tests {
             .contains("`wait`"));
         assert!(p.str("missing").unwrap_err().message.contains("required"));
         assert!(p.only(&["name"]).unwrap_err().message.contains("`wait`"));
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// The fast path never accepts what the reference decoder refuses,
+        /// and both read the same request.
+        #[test]
+        fn fast_and_slow_paths_agree(
+            method in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just(json!("ping")),
+                proptest::strategy::Just(json!("jobs.get")),
+                proptest::strategy::Just(json!(3)),
+                proptest::strategy::Just(json!(null)),
+                "[a-z.\\\\\"]{0,8}".prop_map(Value::String),
+            ]),
+            id in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just(json!(null)),
+                proptest::strategy::Just(json!(7)),
+                proptest::strategy::Just(json!(-1.5)),
+                proptest::strategy::Just(json!("x")),
+                proptest::strategy::Just(json!([1])),
+                proptest::strategy::Just(json!({"a": 1})),
+                proptest::strategy::Just(json!(true)),
+            ]),
+            jsonrpc in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just(json!("2.0")),
+                proptest::strategy::Just(json!("1.0")),
+                proptest::strategy::Just(json!(2)),
+                proptest::strategy::Just(json!(null)),
+            ]),
+            params in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just(json!({"name": "x"})),
+                proptest::strategy::Just(json!([1])),
+                proptest::strategy::Just(json!(null)),
+                proptest::strategy::Just(json!("p")),
+            ]),
+            extra in proptest::bool::ANY,
+        ) {
+            let mut obj = Map::new();
+            if let Some(m) = method { obj.insert("method".into(), m); }
+            if let Some(i) = id { obj.insert("id".into(), i); }
+            if let Some(j) = jsonrpc { obj.insert("jsonrpc".into(), j); }
+            if let Some(p) = params { obj.insert("params".into(), p); }
+            if extra { obj.insert("extra".into(), json!({"deep": [1, 2]})); }
+            let line = Value::Object(obj).to_string();
+            let fast = parse_request(line.as_bytes());
+            let slow = parse_request_slow(line.as_bytes());
+            prop_assert_eq!(fast, slow, "line: {}", line);
+        }
+    }
+
+    #[test]
+    fn escaped_method_names_decode_on_the_fast_path() {
+        let r = parse_request(br#"{"method":"pi\u006eg"}"#).expect("valid");
+        assert_eq!(r.method, "ping");
     }
 
     #[test]
