@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Schedule precision: how late do scheduled runs start?
+#
+# Starts tickd with 1,000 `every` jobs whose intervals run from 10.000 s to
+# 10.999 s, so that (with tickd's epoch-aligned schedules) their due times
+# spread over every 10 s window. The job is cheap (`true`). After DURATION
+# seconds (default 35) it reads every job's history and prints the lateness
+# of each scheduled run: started_at - scheduled_at, as p50/p99/max in ms.
+#
+# Usage: scripts/precision.sh [DURATION_SECONDS]
+# Needs: python3 (for the statistics).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DURATION=${1:-35}
+JOBS=1000
+work=$(mktemp -d)
+trap 'stop_tickd; rm -rf "$work"' EXIT
+
+build_release
+{
+  echo '[daemon]'
+  echo 'listen = "127.0.0.1:0"'
+  echo 'workers = 4'
+  echo 'history = 50'
+  echo 'log_level = "info"'
+  for i in $(seq 0 $((JOBS - 1))); do
+    printf '\n[[jobs]]\nname = "p%04d"\nevery = "%dms"\ncommand = ["true"]\n' "$i" $((10000 + i))
+  done
+} >"$work/tickd.toml"
+
+start_tickd "$work/tickd.toml" "$work/tickd.log"
+echo "tickd pid $TICKD_PID on $TICKD_ADDR: $JOBS jobs, measuring for ${DURATION}s"
+sleep "$DURATION"
+
+for i in $(seq 0 $((JOBS - 1))); do
+  printf '{"id":%d,"method":"jobs.get","params":{"name":"p%04d"}}\n' "$i" "$i"
+done >"$work/requests"
+python3 - "$TICKD_ADDR" "$work/requests" <<'PY'
+import json, socket, sys
+from datetime import datetime
+
+host, port = sys.argv[1].rsplit(":", 1)
+reqs = open(sys.argv[2], "rb").read()
+s = socket.create_connection((host, int(port)))
+s.sendall(reqs)
+want = reqs.count(b"\n")
+buf = b""
+while buf.count(b"\n") < want:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    buf += chunk
+
+def ms(t):
+    return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
+
+late = []
+for line in buf.splitlines():
+    job = json.loads(line)["result"]
+    for run in job["history"]:
+        if run["trigger"] == "schedule" and run["started_at"]:
+            late.append(ms(run["started_at"]) - ms(run["scheduled_at"]))
+late.sort()
+if not late:
+    sys.exit("no scheduled runs recorded")
+def pct(p):
+    return late[min(len(late) - 1, int(p / 100 * len(late)))]
+print(f"scheduled runs: {len(late)}")
+print(f"lateness ms: p50 {pct(50):.1f}  p99 {pct(99):.1f}  max {late[-1]:.1f}  min {late[0]:.1f}")
+PY
