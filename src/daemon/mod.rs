@@ -131,6 +131,9 @@ pub struct Shared {
     pub board: Board,
     events: Sender<LoopEvent>,
     waker: Arc<mio::Waker>,
+    /// Set by the first `notify` after the loop last drained its events;
+    /// later posts skip the `wake()` syscall, the loop is coming anyway.
+    wake_pending: AtomicBool,
 }
 
 impl Shared {
@@ -146,13 +149,24 @@ impl Shared {
             board,
             events,
             waker,
+            wake_pending: AtomicBool::new(false),
         }
+    }
+
+    /// Called by the loop before it drains its events: the next post must
+    /// wake it again. (Clearing before draining means an event posted
+    /// during the drain either is drained now or wakes the next poll.)
+    pub fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::SeqCst);
     }
 
     /// Posts an event to the loop and wakes it.
     pub fn notify(&self, event: LoopEvent) {
         if self.events.send(event).is_err() {
             // The loop has exited (end of shutdown); nobody is left to tell.
+            return;
+        }
+        if self.wake_pending.swap(true, Ordering::SeqCst) {
             return;
         }
         if let Err(e) = self.waker.wake() {

@@ -601,6 +601,7 @@ impl Server {
     }
 
     fn drain_loop_events(&mut self) {
+        self.daemon.shared.clear_wake();
         while let Ok(event) = self.events_rx.try_recv() {
             match event {
                 LoopEvent::Finished(run) => {
