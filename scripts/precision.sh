@@ -41,16 +41,15 @@ import json, socket, sys
 from datetime import datetime
 
 host, port = sys.argv[1].rsplit(":", 1)
-reqs = open(sys.argv[2], "rb").read()
+lines = open(sys.argv[2], "rb").read().splitlines(keepends=True)
 s = socket.create_connection((host, int(port)))
-s.sendall(reqs)
-want = reqs.count(b"\n")
-buf = b""
-while buf.count(b"\n") < want:
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    buf += chunk
+f = s.makefile("rb")
+answers = []
+for i in range(0, len(lines), 50):  # pipeline 50 at a time
+    chunk = lines[i:i + 50]
+    s.sendall(b"".join(chunk))
+    answers += [f.readline() for _ in chunk]
+buf = b"".join(answers)
 
 def ms(t):
     return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000

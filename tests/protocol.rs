@@ -289,8 +289,13 @@ fn client_that_never_reads_is_dropped_at_max_output_bytes() {
             break; // already cut off
         }
     }
-    // The server closes us instead of buffering ~60 MB of answers: reading
-    // ends (EOF or reset) long before every request is answered.
+    // Still not reading, the server must give up on us rather than buffer
+    // ~60 MB of answers...
+    assert!(
+        d.log.wait_for("max_output_bytes", 0, util::WAIT).is_some(),
+        "the server never cut off a client that does not read"
+    );
+    // ...so reading now ends (EOF or reset) before every request is answered.
     let mut got = Vec::new();
     let _ = std::io::Read::read_to_end(&mut hog, &mut got);
     let answered = got.iter().filter(|&&b| b == b'\n').count();
@@ -298,7 +303,6 @@ fn client_that_never_reads_is_dropped_at_max_output_bytes() {
         answered < requests,
         "all {requests} answered: the limit did not apply"
     );
-    assert!(d.log.wait_for("max_output_bytes", 0, util::WAIT).is_some());
     let mut other = d.client();
     assert_eq!(other.ok("ping", json!({})), json!("pong"));
 }

@@ -412,6 +412,13 @@ impl Server {
                         self.again.push(key);
                         break;
                     }
+                    if n < scratch.len() {
+                        // A short read emptied the socket's buffer; data
+                        // arriving later raises a new edge. Skipping the
+                        // read that would only say WouldBlock saves one
+                        // syscall per connection per turn.
+                        break;
+                    }
                 }
                 ReadResult::Drained => break,
                 ReadResult::Eof => {
@@ -532,6 +539,9 @@ impl Server {
             if !live {
                 continue;
             }
+            // Write first: the limit is on answers the client has not
+            // taken, not on what one batch produced.
+            self.flush(key);
             self.enforce_output_limit(key);
             if let Some(conn) = self.conns.get_mut(key) {
                 if conn.paused {
@@ -540,7 +550,6 @@ impl Server {
                 }
             }
             self.cut_batch(key);
-            self.flush(key);
         }
     }
 

@@ -16,6 +16,7 @@ mod conn;
 mod lines;
 mod report;
 mod run;
+mod spawn;
 mod stream;
 mod tally;
 mod target;
@@ -56,6 +57,8 @@ struct Cli {
 enum Command {
     /// Draw an SVG line chart of one CSV column against the connection count.
     Chart(chart::ChartArgs),
+    /// Baseline for exec runs: spawn and wait for a program in a loop.
+    Spawn(spawn::SpawnArgs),
 }
 
 /// Options of a load run, as typed; [`LoadArgs::validate`] checks them.
@@ -177,6 +180,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tickd-load chart: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Spawn(args)) => match spawn::main(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tickd-load spawn: {e}");
                 ExitCode::from(1)
             }
         },
