@@ -332,3 +332,26 @@ overlap = "allow"
     let s = c.ok("status", json!({}));
     assert_eq!(s["queue"], json!({"depth": 1, "capacity": 1}));
 }
+
+#[test]
+fn output_that_backs_up_is_delivered_in_full_when_the_client_reads_late() {
+    // ~40 MB of answers, far more than socket buffers hold: the server hits
+    // WouldBlock, keeps the rest, and must deliver every answer in order.
+    let d = Daemon::start(&config("max_output_bytes = 268435456", ""));
+    let mut c = d.client();
+    let n = 64_000;
+    let mut writer = c.reader.get_ref().try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for i in 0..n {
+            batch.push_str(&format!("{{\"id\":{i},\"method\":\"status\"}}\n"));
+        }
+        writer.write_all(batch.as_bytes()).unwrap();
+    });
+    sender.join().unwrap();
+    for i in 0..n {
+        let r = c.read_json();
+        assert_eq!(r["id"], json!(i));
+        assert_eq!(r["result"]["health"], json!("ok"));
+    }
+}

@@ -65,6 +65,8 @@ pub struct Conn {
     pub last_active: Instant,
     /// Set while closing gracefully: close for good at this instant.
     pub linger_until: Option<Instant>,
+    /// Registered for writability because output is waiting for room.
+    pub want_write: bool,
 }
 
 impl Conn {
@@ -85,6 +87,7 @@ impl Conn {
             read_closed: false,
             last_active: Instant::now(),
             linger_until: None,
+            want_write: false,
         }
     }
 

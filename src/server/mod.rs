@@ -325,7 +325,7 @@ impl Server {
         if let Err(e) = self.poll.registry().register(
             &mut stream,
             Token(key),
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE,
         ) {
             log::warn!("could not register connection from {peer}: {e}");
             return;
@@ -652,10 +652,33 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if let Err(e) = conn.flush() {
-            log::debug!("connection {}: write error: {e}", conn.serial);
-            self.close(key);
-            return;
+        let all_written = match conn.flush() {
+            Ok(all) => all,
+            Err(e) => {
+                log::debug!("connection {}: write error: {e}", conn.serial);
+                self.close(key);
+                return;
+            }
+        };
+        // Ask for writability only while output is stuck: with edge
+        // triggering, a socket registered for it all the time reports every
+        // ACK that frees buffer space, waking the loop for nothing.
+        if all_written == conn.want_write {
+            conn.want_write = !all_written;
+            let interest = if conn.want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(key), interest)
+            {
+                log::warn!("connection {}: reregister failed: {e}", conn.serial);
+                self.close(key);
+                return;
+            }
         }
         if !conn.done() {
             return;
