@@ -75,7 +75,10 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
                 Err((id, err)) => rpc::write_error(&mut out, &id, &err),
                 Ok(req) => match methods::handle(shared, &req) {
                     Outcome::Answer(Ok(v)) => rpc::write_result(&mut out, &req.id, &v),
-                    Outcome::Answer(Err(e)) => rpc::write_error(&mut out, &req.id, &e),
+                    Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
+                        rpc::write_error(&mut out, &req.id, &e)
+                    }
+                    Outcome::Encoded(Ok(raw)) => rpc::write_result(&mut out, &req.id, &raw),
                     Outcome::Command(cmd) => {
                         if !out.is_empty() {
                             segments.push(Segment::Bytes(std::mem::take(&mut out)));

@@ -6,23 +6,35 @@ use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::state::run::Trigger;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-/// `jobs.list` → every job object, sorted by name.
-pub fn list(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
+/// `jobs.list` → every job object, sorted by name. Serialized straight
+/// from the state (no `Value` tree): it is the largest common answer.
+pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     p.only(&[])?;
-    Ok(shared.core.lock().jobs_json())
+    let core = shared.core.lock();
+    encode(&core.job_views())
 }
 
 /// `jobs.get {name}` → the job object with its `history`.
-pub fn get(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
+pub fn get(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     p.only(&["name"])?;
     let name = p.str("name")?;
-    shared
-        .core
-        .lock()
-        .job_json(name, true)
-        .ok_or_else(|| RpcError::no_job(name))
+    let core = shared.core.lock();
+    let view = core
+        .job_view(name, true)
+        .ok_or_else(|| RpcError::no_job(name))?;
+    encode(&view)
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(v).map_err(|e| {
+        RpcError::new(
+            crate::protocol::ErrorCode::Internal,
+            format!("internal error: {e}"),
+        )
+    })
 }
 
 /// Validates `jobs.run {name, wait?, args?}`.

@@ -24,6 +24,7 @@ use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Request;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::state::run::RunId;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// What a worker made of a request.
@@ -31,6 +32,8 @@ use serde_json::Value;
 pub enum Outcome {
     /// The answer (a query, or a request refused before reaching the loop).
     Answer(Result<Value, RpcError>),
+    /// A query's answer, already serialized (large answers skip the `Value` tree).
+    Encoded(Result<Box<RawValue>, RpcError>),
     /// A validated command for the loop to apply.
     Command(Command),
 }
@@ -74,8 +77,8 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
     match req.method.as_str() {
         "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
         "status" => Outcome::Answer(status::status(shared, p)),
-        "jobs.list" => Outcome::Answer(jobs::list(shared, p)),
-        "jobs.get" => Outcome::Answer(jobs::get(shared, p)),
+        "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),
+        "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
         "runs.get" => Outcome::Answer(runs::get(shared, p)),
         "jobs.run" => command(jobs::run(p)),
         "jobs.pause" => command(jobs::set_enabled(p, false)),

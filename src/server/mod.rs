@@ -322,11 +322,11 @@ impl Server {
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(key),
-            Interest::READABLE,
-        ) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
             log::warn!("could not register connection from {peer}: {e}");
             return;
         }

@@ -18,7 +18,7 @@ pub mod run;
 use crate::config::JobDef;
 use crate::time::{self, Timestamp};
 use run::{Run, RunId, RunState, Trigger};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -66,6 +66,27 @@ impl JobEntry {
             next_run: None,
         }
     }
+}
+
+/// The job object's fields, borrowed from the core, in wire order.
+#[derive(Debug, serde::Serialize)]
+pub struct JobView<'a> {
+    name: &'a str,
+    kind: &'static str,
+    schedule: Option<&'a str>,
+    enabled: bool,
+    running: bool,
+    running_count: usize,
+    queued_count: usize,
+    next_run: Option<String>,
+    last_run: Option<run::RunView<'a>>,
+    runs_total: u64,
+    failures_total: u64,
+    skipped_total: u64,
+    overlap: &'static str,
+    timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<run::RunView<'a>>>,
 }
 
 /// How a run ended, as the executor reports it.
@@ -292,45 +313,52 @@ impl Core {
     }
 
     /// The job object of the protocol; with `history`, also its finished runs.
-    pub fn job_json(&self, name: &str, with_history: bool) -> Option<Value> {
+    pub fn job_view(&self, name: &str, with_history: bool) -> Option<JobView<'_>> {
         let entry = self.jobs.get(name)?;
         let def = &entry.def;
-        let mut v = json!({
-            "name": def.name,
-            "kind": def.kind.name(),
-            "schedule": def.schedule.as_ref().map(|s| s.text()),
-            "enabled": entry.enabled,
-            "running": entry.running > 0,
-            "running_count": entry.running,
-            "queued_count": entry.backlog.len() + entry.active.saturating_sub(entry.running),
-            "next_run": time::json_opt(entry.next_run.as_ref()),
-            "last_run": entry.latest.and_then(|id| self.runs.get(&id)).map(Run::to_json),
-            "runs_total": entry.runs_total,
-            "failures_total": entry.failures_total,
-            "skipped_total": entry.skipped_total,
-            "overlap": def.overlap.as_str(),
-            "timeout_ms": def.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        });
-        if with_history {
-            let history: Vec<Value> = entry
-                .history
-                .iter()
-                .filter_map(|id| self.runs.get(id))
-                .map(Run::to_json)
-                .collect();
-            v["history"] = Value::Array(history);
-        }
-        Some(v)
+        Some(JobView {
+            name: &def.name,
+            kind: def.kind.name(),
+            schedule: def.schedule.as_ref().map(|s| s.text()),
+            enabled: entry.enabled,
+            running: entry.running > 0,
+            running_count: entry.running,
+            queued_count: entry.backlog.len() + entry.active.saturating_sub(entry.running),
+            next_run: entry.next_run.as_ref().map(time::rfc3339),
+            last_run: entry
+                .latest
+                .and_then(|id| self.runs.get(&id))
+                .map(Run::view),
+            runs_total: entry.runs_total,
+            failures_total: entry.failures_total,
+            skipped_total: entry.skipped_total,
+            overlap: def.overlap.as_str(),
+            timeout_ms: def
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            history: with_history.then(|| {
+                entry
+                    .history
+                    .iter()
+                    .filter_map(|id| self.runs.get(id))
+                    .map(Run::view)
+                    .collect()
+            }),
+        })
+    }
+
+    /// The job object as a JSON value.
+    pub fn job_json(&self, name: &str, with_history: bool) -> Option<Value> {
+        self.job_view(name, with_history)
+            .and_then(|v| serde_json::to_value(v).ok())
     }
 
     /// Every job object, sorted by name.
-    pub fn jobs_json(&self) -> Value {
-        Value::Array(
-            self.jobs
-                .keys()
-                .filter_map(|name| self.job_json(name, false))
-                .collect(),
-        )
+    pub fn job_views(&self) -> Vec<JobView<'_>> {
+        self.jobs
+            .keys()
+            .filter_map(|name| self.job_view(name, false))
+            .collect()
     }
 
     /// Number of run records held in memory (for tests and status).

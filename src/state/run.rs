@@ -5,7 +5,7 @@
 //! message when it did not succeed; none is left `running` forever.
 
 use crate::time::{self, Timestamp};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Run ids are unique for the daemon's life; shown as strings on the wire.
 pub type RunId = u64;
@@ -158,26 +158,52 @@ impl Run {
         Some(time::millis_between(start, &end))
     }
 
-    /// The run object of the protocol.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "run_id": self.id.to_string(),
-            "job": self.job,
-            "trigger": self.trigger.as_str(),
-            "state": self.state.as_str(),
-            "attempt": self.attempt,
-            "queued_at": time::json_opt(Some(&self.queued_at)),
-            "started_at": time::json_opt(self.started_at.as_ref()),
-            "finished_at": time::json_opt(self.finished_at.as_ref()),
-            "duration_ms": self.duration_ms(),
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "output": self.output,
-            "progress": self.progress,
-            "scheduled_at": time::json_opt(self.scheduled_at.as_ref()),
-            "pid": self.pid,
-        })
+    /// The run object of the protocol, ready to serialize without building
+    /// a `Value` tree (what `jobs.list` and `jobs.get` do for many runs).
+    pub fn view(&self) -> RunView<'_> {
+        RunView {
+            run_id: self.id.to_string(),
+            job: self.job.as_deref(),
+            trigger: self.trigger.as_str(),
+            state: self.state.as_str(),
+            attempt: self.attempt,
+            queued_at: time::rfc3339(&self.queued_at),
+            started_at: self.started_at.as_ref().map(time::rfc3339),
+            finished_at: self.finished_at.as_ref().map(time::rfc3339),
+            duration_ms: self.duration_ms(),
+            exit_code: self.exit_code,
+            error: self.error.as_deref(),
+            output: &self.output,
+            progress: self.progress,
+            scheduled_at: self.scheduled_at.as_ref().map(time::rfc3339),
+            pid: self.pid,
+        }
     }
+
+    /// The run object of the protocol as a JSON value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
+    }
+}
+
+/// The run object's fields, borrowed from a [`Run`], in wire order.
+#[derive(Debug, serde::Serialize)]
+pub struct RunView<'a> {
+    run_id: String,
+    job: Option<&'a str>,
+    trigger: &'static str,
+    state: &'static str,
+    attempt: u32,
+    queued_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    duration_ms: Option<u64>,
+    exit_code: Option<i32>,
+    error: Option<&'a str>,
+    output: &'a str,
+    progress: Option<f64>,
+    scheduled_at: Option<String>,
+    pid: Option<u32>,
 }
 
 /// Parses a run id as clients send it (a string, or a bare number as a courtesy).
