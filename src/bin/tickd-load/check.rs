@@ -38,10 +38,20 @@ fn json_ok(line: &[u8]) -> bool {
     if !contains(line, b"\"error\"") {
         return true;
     }
-    match serde_json::from_slice::<serde_json::Value>(line) {
-        Ok(serde_json::Value::Object(map)) => !map.contains_key("error"),
-        _ => false,
+    // Only the top-level member matters; `IgnoredAny` skims the rest of the
+    // line without building anything, so large answers whose runs carry
+    // `"error": null` (jobs.list) do not make the client the bottleneck.
+    match serde_json::from_slice::<TopLevel>(line) {
+        Ok(top) => top.error.is_none(),
+        Err(_) => false,
     }
+}
+
+/// The one member of a response the check looks at.
+#[derive(serde::Deserialize)]
+struct TopLevel {
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
 }
 
 /// Naive substring search; response lines are short.
