@@ -2,7 +2,9 @@
 //! reload and shutdown, independent of sockets.
 //!
 //! The server (`crate::server`) owns the sockets and calls into [`Daemon`]
-//! for every request and every timer or worker event. Workers never call
+//! for every command (requests that change schedules or runs; queries are
+//! answered on the request pool from [`Shared`]) and every timer or worker
+//! event. Workers never call
 //! into the daemon directly: they update the shared [`Core`] under its lock
 //! and post a [`LoopEvent`] through [`Shared::notify`], which wakes the loop
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
