@@ -5,7 +5,9 @@
 # 10.999 s, so that (with tickd's epoch-aligned schedules) their due times
 # spread over every 10 s window. The job is cheap (`true`). After DURATION
 # seconds (default 35) it reads every job's history and prints the lateness
-# of each scheduled run: started_at - scheduled_at, as p50/p99/max in ms.
+# of each scheduled run: started_at - scheduled_at, as p50/p99/max in ms,
+# split into the loop's part (queued_at - scheduled_at: timer wake-up and
+# dispatch) and the pool's part (started_at - queued_at: waiting for a worker).
 #
 # Usage: scripts/precision.sh [DURATION_SECONDS]
 # Needs: python3 (for the statistics).
@@ -54,17 +56,23 @@ buf = b"".join(answers)
 def ms(t):
     return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
 
-late = []
+late, loop_late, pickup = [], [], []
 for line in buf.splitlines():
     job = json.loads(line)["result"]
     for run in job["history"]:
         if run["trigger"] == "schedule" and run["started_at"]:
-            late.append(ms(run["started_at"]) - ms(run["scheduled_at"]))
-late.sort()
+            due, queued, started = (ms(run[k]) for k in ("scheduled_at", "queued_at", "started_at"))
+            late.append(started - due)
+            loop_late.append(queued - due)
+            pickup.append(started - queued)
 if not late:
     sys.exit("no scheduled runs recorded")
-def pct(p):
-    return late[min(len(late) - 1, int(p / 100 * len(late)))]
+def show(name, xs):
+    xs.sort()
+    pct = lambda p: xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+    print(f"{name}: p50 {pct(50):.1f}  p99 {pct(99):.1f}  max {xs[-1]:.1f}  min {xs[0]:.1f}")
 print(f"scheduled runs: {len(late)}")
-print(f"lateness ms: p50 {pct(50):.1f}  p99 {pct(99):.1f}  max {late[-1]:.1f}  min {late[0]:.1f}")
+show("lateness ms (started_at - scheduled_at)", late)
+show("  loop: queued_at - scheduled_at      ", loop_late)
+show("  pickup: started_at - queued_at      ", pickup)
 PY
