@@ -9,11 +9,10 @@ source "$(dirname "$0")/lib.sh"
 CLIENTS=${CLIENTS:-4}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
-LOAD="$ROOT/target/release/tickd-load"
 work=$(mktemp -d)
 trap 'stop_tickd; rm -rf "$work"' EXIT
 
-(cd "$ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load)
+build_release
 cat >"$work/tickd.toml" <<CONF
 [daemon]
 listen = "127.0.0.1:0"

@@ -3,9 +3,11 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TICKD="$ROOT/target/release/tickd"
+LOAD="$ROOT/target/release/tickd-load"
 
+# Builds the daemon and the load generator (release).
 build_release() {
-  (cd "$ROOT" && cargo build --release --quiet --bin tickd)
+  (cd "$ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load)
 }
 
 # start_tickd CONFIG LOGFILE: starts tickd, waits for "listening on", sets

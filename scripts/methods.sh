@@ -7,11 +7,10 @@ source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-4}
-LOAD="$ROOT/target/release/tickd-load"
 work=$(mktemp -d)
 trap 'stop_tickd; rm -rf "$work"' EXIT
 
-(cd "$ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load)
+build_release
 sed 's/^listen = .*/listen = "127.0.0.1:0"/' "$ROOT/conf/tickd.toml" >"$work/tickd.toml"
 start_tickd "$work/tickd.toml" "$work/tickd.log"
 
