@@ -181,7 +181,7 @@ fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Op
 /// Warns about keys set to a non-default value whose feature is not built
 /// in this version.
 fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
-    let checks: [(Option<usize>, bool, &str); 11] = [
+    let checks: [(Option<usize>, bool, &str); 10] = [
         (
             d.unix_socket.as_ref().map(at),
             c.unix_socket.is_some(),
@@ -206,11 +206,6 @@ fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
             d.allow_submit.as_ref().map(at),
             c.allow_submit,
             "daemon.allow_submit",
-        ),
-        (
-            d.file_threads.as_ref().map(at),
-            c.file_threads != 2,
-            "daemon.file_threads",
         ),
         (
             d.unix_socket_mode.as_ref().map(at),

@@ -117,15 +117,6 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
         10,
     );
     let kind = kinds::validate(r, &j, &key, table_at);
-    if let Some(v) = &j.kind {
-        // Only exec jobs can run in this version. The other kinds are fully
-        // checked above; delete this check to enable them.
-        let name = v.get_ref().as_str();
-        if name != "exec" && kinds::KINDS.contains(&name) {
-            let message = format!("kind \"{name}\" is not available in this version yet");
-            r.error(at(v), &key.key("kind"), message);
-        }
-    }
 
     let failure_target = on_failure.clone().zip(j.on_failure.as_ref().map(at));
     let def = kind.map(|kind| JobDef {

@@ -156,7 +156,6 @@ command = ["true"]
         config.warnings,
         [
             "conf/t.toml:3: daemon.state_dir: not implemented yet in this version; ignored",
-            "conf/t.toml:4: daemon.file_threads: not implemented yet in this version; ignored",
             "conf/t.toml:10: jobs[0].retries (job \"x\"): not implemented yet in this version; ignored",
             "conf/t.toml:11: jobs[0].on_failure (job \"x\"): not implemented yet in this version; ignored",
         ]
@@ -316,10 +315,6 @@ name = "odd"
 kind = "ftp"
 "#,
         &[
-            "conf/t.toml:4: jobs[0].kind (job \"ping\"): kind \"http\" is not available in this version yet",
-            "conf/t.toml:11: jobs[1].kind (job \"vacuum\"): kind \"sql\" is not available in this version yet",
-            "conf/t.toml:17: jobs[2].kind (job \"prune\"): kind \"file.prune\" is not available in this version yet",
-            "conf/t.toml:25: jobs[3].kind (job \"bad\"): kind \"http\" is not available in this version yet",
             "conf/t.toml:26: jobs[3].url (job \"bad\"): \"ftp://x\" is not an http:// or https:// URL with a host",
             "conf/t.toml:27: jobs[3].command (job \"bad\"): only applies to kind \"exec\", and this job's kind is \"http\"",
             "conf/t.toml:31: jobs[4].kind (job \"odd\"): unknown kind \"ftp\"; expected one of: exec, http, sql, file.prune",

@@ -107,6 +107,7 @@ impl Daemon {
             cancel,
             shared: Arc::clone(&self.shared),
             kill_grace: KILL_GRACE,
+            file_pool: Arc::clone(&self.file_pool),
         };
         if let Err(e) = self.pool.submit(task) {
             let why = match e {

@@ -242,6 +242,9 @@ pub struct Daemon {
     cancels: HashMap<RunId, CancelToken>,
     /// Args of runs held in a job's backlog until they are dispatched.
     backlog_args: HashMap<RunId, Option<Value>>,
+    /// The rayon pool of `file.*` jobs (`daemon.file_threads` threads), so a
+    /// big tree walk never occupies the request workers or the job workers.
+    file_pool: Arc<rayon::ThreadPool>,
 }
 
 impl Daemon {
@@ -282,6 +285,11 @@ impl Daemon {
         )?;
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
+        let file_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.daemon.file_threads)
+            .thread_name(|i| format!("tickd-file-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
         let mut daemon = Daemon {
             shared,
             pool,
@@ -290,6 +298,7 @@ impl Daemon {
             phase: Phase::Running,
             cancels: HashMap::new(),
             backlog_args: HashMap::new(),
+            file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();
         for def in jobs {

@@ -23,6 +23,8 @@ pub struct RunTask {
     pub shared: Arc<Shared>,
     /// Time between SIGTERM and SIGKILL when killing.
     pub kill_grace: Duration,
+    /// Threads for data-parallel work of `file.*` jobs.
+    pub file_pool: Arc<rayon::ThreadPool>,
 }
 
 impl Task for RunTask {
@@ -45,6 +47,7 @@ impl Task for RunTask {
             args: self.args.as_ref(),
             cancel: &self.cancel,
             kill_grace: self.kill_grace,
+            file_pool: &self.file_pool,
             on_progress: &|p| shared.core.lock().set_progress(id, p),
             on_pid: &|pid| shared.core.lock().set_pid(id, pid),
         };

@@ -61,6 +61,7 @@ impl Executor for ExecJob<'_> {
             exit_code: outcome.exit_code,
             error,
             output: outcome.output,
+            result: None,
         }
     }
 }

@@ -8,10 +8,13 @@
 pub mod cancel;
 pub mod exec;
 mod exec_job;
+mod file_prune;
+mod http;
 pub mod output;
+mod sql;
 
 use crate::config::{JobDef, JobKind};
-use crate::state::run::{RunId, RunState};
+use crate::state::run::RunId;
 use crate::state::Finish;
 use cancel::CancelToken;
 use serde_json::Value;
@@ -29,6 +32,9 @@ pub struct RunContext<'a> {
     pub cancel: &'a CancelToken,
     /// Time between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Threads for data-parallel work (`file.prune` walks), apart from the
+    /// job workers; sized by `daemon.file_threads`.
+    pub file_pool: &'a rayon::ThreadPool,
     /// Reports progress in 0.0..=1.0.
     pub on_progress: &'a (dyn Fn(f64) + Sync),
     /// Reports the pid of a child process.
@@ -45,9 +51,8 @@ pub trait Executor {
 pub fn execute(ctx: &RunContext<'_>) -> Finish {
     match &ctx.job.kind {
         JobKind::Exec(spec) => exec_job::ExecJob(spec).execute(ctx),
-        other => Finish::with_error(
-            RunState::Failed,
-            format!("job kind {} is not available in this version", other.name()),
-        ),
+        JobKind::Http(spec) => http::HttpJob(spec).execute(ctx),
+        JobKind::Sql(spec) => sql::SqlJob(spec).execute(ctx),
+        JobKind::FilePrune(spec) => file_prune::FilePruneJob(spec).execute(ctx),
     }
 }

@@ -100,6 +100,9 @@ pub struct Finish {
     pub error: Option<String>,
     /// Output tail or summary.
     pub output: String,
+    /// Kind-specific facts (HTTP status, rows changed, files deleted...),
+    /// shown as the run object's `result`.
+    pub result: Option<Value>,
 }
 
 impl Finish {
@@ -110,6 +113,7 @@ impl Finish {
             exit_code: None,
             error: Some(error.into()),
             output: String::new(),
+            result: None,
         }
     }
 }
@@ -259,6 +263,7 @@ impl Core {
         run.exit_code = finish.exit_code;
         run.error = finish.error;
         run.output = finish.output;
+        run.result = finish.result;
         run.pid = None;
         let snapshot = run.clone();
         let limit = self.history_limit;

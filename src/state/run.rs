@@ -128,6 +128,8 @@ pub struct Run {
     pub scheduled_at: Option<Timestamp>,
     /// The child's pid while an exec run is running.
     pub pid: Option<u32>,
+    /// Kind-specific facts about how it ended (see `Finish::result`).
+    pub result: Option<Value>,
 }
 
 impl Run {
@@ -148,6 +150,7 @@ impl Run {
             progress: None,
             scheduled_at: None,
             pid: None,
+            result: None,
         }
     }
 
@@ -177,6 +180,7 @@ impl Run {
             progress: self.progress,
             scheduled_at: self.scheduled_at.as_ref().map(time::rfc3339),
             pid: self.pid,
+            result: self.result.as_ref(),
         }
     }
 
@@ -204,6 +208,7 @@ pub struct RunView<'a> {
     progress: Option<f64>,
     scheduled_at: Option<String>,
     pid: Option<u32>,
+    result: Option<&'a Value>,
 }
 
 /// Parses a run id as clients send it (a string, or a bare number as a courtesy).

@@ -16,6 +16,7 @@ fn ok() -> Finish {
         exit_code: Some(0),
         error: None,
         output: String::new(),
+        result: None,
     }
 }
 
