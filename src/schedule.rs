@@ -21,9 +21,9 @@
 //!
 //! ## `cron`: local wall-clock time
 //!
-//! Cron expressions are evaluated in a time zone (the system's local zone by
-//! default, see [`Schedule::next_after`]); the zone is a type parameter of
-//! [`Schedule::next_after_in`] so a per-job zone can be plugged in later.
+//! Cron expressions are evaluated in a time zone: the job's `tz` (an IANA
+//! name, from the compiled-in chrono-tz database) or else the system's local
+//! zone, see [`Schedule::next_after`].
 //! Parsing and matching are done by the `croner` crate (4.x), which follows
 //! the OCPS rules across daylight-saving changes:
 //! - spring forward: a fixed-time job (`30 2 * * *`) whose time falls in the
@@ -76,6 +76,8 @@ pub enum Schedule {
         expr: String,
         /// The parsed expression.
         cron: Box<Cron>,
+        /// The job's `tz`; `None` = the system's local zone.
+        tz: Option<chrono_tz::Tz>,
     },
 }
 
@@ -89,7 +91,14 @@ impl PartialEq for Schedule {
                     text: other_text,
                 },
             ) => interval == other_interval && text == other_text,
-            (Schedule::Cron { expr, .. }, Schedule::Cron { expr: other, .. }) => expr == other,
+            (
+                Schedule::Cron { expr, tz, .. },
+                Schedule::Cron {
+                    expr: other,
+                    tz: other_tz,
+                    ..
+                },
+            ) => expr == other && tz == other_tz,
             _ => false,
         }
     }
@@ -111,12 +120,27 @@ impl Schedule {
     }
 
     /// The first due time strictly after `after`; cron expressions are
-    /// evaluated in the system's local time zone.
+    /// evaluated in the job's `tz`, or the system's local time zone.
     ///
     /// `None` means the schedule never fires again (a cron expression with
     /// no future match, or a time beyond what chrono can represent).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.next_after_in(after, &Local)
+        match self {
+            Schedule::Cron { tz: Some(tz), .. } => self.next_after_in(after, tz),
+            _ => self.next_after_in(after, &Local),
+        }
+    }
+
+    /// The same schedule evaluated in another zone (`tz` of a cron job).
+    pub fn in_zone(self, zone: Option<chrono_tz::Tz>) -> Schedule {
+        match self {
+            Schedule::Cron { expr, cron, .. } => Schedule::Cron {
+                expr,
+                cron,
+                tz: zone,
+            },
+            every => every,
+        }
     }
 
     /// Like [`Schedule::next_after`], with cron evaluated in `zone`.
@@ -223,6 +247,7 @@ pub fn parse_cron(text: &str) -> Result<Schedule, String> {
     Ok(Schedule::Cron {
         expr: expr.to_string(),
         cron: Box::new(cron),
+        tz: None,
     })
 }
 
@@ -536,5 +561,41 @@ mod tests {
             "2024-10-27T02:00:00Z",
         ];
         assert_eq!(seen, want.map(utc).to_vec());
+    }
+
+    /// A cron schedule with a real IANA zone, as a job's `tz` gives it.
+    fn cron_in(expr: &str, zone: &str) -> Schedule {
+        let tz = zone.parse::<chrono_tz::Tz>().expect("zone");
+        cron(expr).in_zone(Some(tz))
+    }
+
+    #[test]
+    fn job_tz_spring_forward_runs_the_skipped_time_once_after_the_gap() {
+        // Paris, 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00Z).
+        let s = cron_in("30 2 * * *", "Europe/Paris");
+        let first = s.next_after(utc("2026-03-28T23:00:00Z")).expect("next");
+        assert_eq!(first, utc("2026-03-29T01:00:00Z")); // 03:00 CEST, right after the gap
+        let second = s.next_after(first).expect("next");
+        assert_eq!(second, utc("2026-03-30T00:30:00Z")); // 02:30 CEST next day
+    }
+
+    #[test]
+    fn job_tz_fall_back_runs_the_repeated_time_once() {
+        // New York, 2026-11-01: 02:00 EDT falls back to 01:00 EST, so 01:30
+        // happens at 05:30Z and again at 06:30Z.
+        let s = cron_in("30 1 * * *", "America/New_York");
+        let first = s.next_after(utc("2026-11-01T04:00:00Z")).expect("next");
+        assert_eq!(first, utc("2026-11-01T05:30:00Z"));
+        let second = s.next_after(first).expect("next");
+        assert_eq!(second, utc("2026-11-02T06:30:00Z")); // not 06:30Z the same day
+    }
+
+    #[test]
+    fn job_tz_overrides_the_local_zone_and_is_part_of_equality() {
+        let tokyo = cron_in("0 9 * * *", "Asia/Tokyo");
+        let next = tokyo.next_after(utc("2026-06-01T00:30:00Z")).expect("next");
+        assert_eq!(next, utc("2026-06-02T00:00:00Z")); // 09:00 JST
+        assert_ne!(tokyo, cron_in("0 9 * * *", "Europe/Paris"));
+        assert_eq!(tokyo, cron_in("0 9 * * *", "Asia/Tokyo"));
     }
 }

@@ -122,7 +122,7 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
     let def = kind.map(|kind| JobDef {
         name: key.name.clone().unwrap_or_default(),
         kind,
-        schedule,
+        schedule: schedule.map(|s| s.in_zone(tz)),
         timeout,
         overlap,
         enabled: j.enabled.as_ref().is_none_or(|v| *v.get_ref()),
@@ -132,7 +132,7 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
         on_failure,
         catch_up,
         catch_up_limit: to(catch_up_limit),
-        tz,
+        tz: tz.map(|zone| zone.name().to_string()),
     });
     if let Some(def) = &def {
         warn_unbuilt(r, &j, &key, def);
@@ -163,28 +163,29 @@ fn schedule(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
     }
 }
 
-/// `tz`: only meaningful with `cron`. The zone database is not built in yet,
-/// so only the shape of the name is checked (`Area/City`, `UTC`, ...).
-fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<String> {
+/// `tz`: an IANA zone name, only meaningful with `cron`.
+fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<chrono_tz::Tz> {
     let v = j.tz.as_ref()?;
     let name = v.get_ref();
-    let plausible = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
-    if !plausible {
-        let message = format!("\"{name}\" is not a time zone name such as \"Europe/Paris\"");
-        r.error(at(v), &key.key("tz"), message);
-    } else if j.cron.is_none() {
+    let zone = match name.parse::<chrono_tz::Tz>() {
+        Ok(zone) => zone,
+        Err(_) => {
+            let message = format!(
+                "\"{name}\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\""
+            );
+            r.error(at(v), &key.key("tz"), message);
+            return None;
+        }
+    };
+    if j.cron.is_none() {
         r.error(at(v), &key.key("tz"), "only applies to a cron schedule");
     }
-    Some(name.clone())
+    Some(zone)
 }
 
 /// Warns about [jobs]/[ops] keys set to a non-default value.
 fn warn_unbuilt(r: &mut Report<'_>, j: &RawJob, key: &JobKey, def: &JobDef) {
-    let checks: [(Option<usize>, bool, &str); 7] = [
-        (j.tz.as_ref().map(at), def.tz.is_some(), "tz"),
+    let checks: [(Option<usize>, bool, &str); 6] = [
         (j.retries.as_ref().map(at), def.retries != 0, "retries"),
         (
             j.retry_backoff.as_ref().map(at),

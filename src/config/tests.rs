@@ -369,3 +369,38 @@ fn check_report_summarises() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tz_must_be_a_known_zone_and_goes_with_cron() {
+    let config = ok(r#"
+[[jobs]]
+name = "tokyo"
+cron = "0 9 * * *"
+tz = "Asia/Tokyo"
+command = ["true"]
+"#);
+    assert_eq!(config.jobs[0].tz.as_deref(), Some("Asia/Tokyo"));
+    assert!(matches!(
+        config.jobs[0].schedule,
+        Some(Schedule::Cron { tz: Some(_), .. })
+    ));
+    assert_errors(
+        r#"
+[[jobs]]
+name = "a"
+cron = "0 9 * * *"
+tz = "Mars/Olympus"
+command = ["true"]
+
+[[jobs]]
+name = "b"
+every = "1m"
+tz = "UTC"
+command = ["true"]
+"#,
+        &[
+            "conf/t.toml:5: jobs[0].tz (job \"a\"): \"Mars/Olympus\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\"",
+            "conf/t.toml:11: jobs[1].tz (job \"b\"): only applies to a cron schedule",
+        ],
+    );
+}
