@@ -185,19 +185,7 @@ fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<chrono_tz::
 
 /// Warns about [jobs]/[ops] keys set to a non-default value.
 fn warn_unbuilt(r: &mut Report<'_>, j: &RawJob, key: &JobKey, def: &JobDef) {
-    let checks: [(Option<usize>, bool, &str); 6] = [
-        (j.retries.as_ref().map(at), def.retries != 0, "retries"),
-        (
-            j.retry_backoff.as_ref().map(at),
-            def.retry_backoff != Duration::from_secs(1),
-            "retry_backoff",
-        ),
-        (j.jitter.as_ref().map(at), !def.jitter.is_zero(), "jitter"),
-        (
-            j.on_failure.as_ref().map(at),
-            def.on_failure.is_some(),
-            "on_failure",
-        ),
+    let checks: [(Option<usize>, bool, &str); 2] = [
         (
             j.catch_up.as_ref().map(at),
             def.catch_up != CatchUp::None,

@@ -154,11 +154,7 @@ command = ["true"]
 "#);
     assert_eq!(
         config.warnings,
-        [
-            "conf/t.toml:3: daemon.state_dir: not implemented yet in this version; ignored",
-            "conf/t.toml:10: jobs[0].retries (job \"x\"): not implemented yet in this version; ignored",
-            "conf/t.toml:11: jobs[0].on_failure (job \"x\"): not implemented yet in this version; ignored",
-        ]
+        ["conf/t.toml:3: daemon.state_dir: not implemented yet in this version; ignored",]
     );
     assert_eq!(config.jobs[0].retries, 2);
 }
@@ -349,7 +345,7 @@ fn check_report_summarises() {
     let file = dir.join("t.toml");
     std::fs::write(
         &file,
-        "[[jobs]]\nname = \"x\"\nevery = \"1s\"\ncommand = [\"true\"]\njitter = \"1s\"\n",
+        "[[jobs]]\nname = \"x\"\nevery = \"1s\"\ncommand = [\"true\"]\ncatch_up = \"once\"\n",
     )
     .expect("write");
     let report = check_report(&file).expect("valid");
@@ -357,7 +353,7 @@ fn check_report_summarises() {
     assert_eq!(
         report,
         format!(
-            "{shown}: ok, 1 job (1 scheduled)\nwarning: {shown}:5: jobs[0].jitter (job \"x\"): \
+            "{shown}: ok, 1 job (1 scheduled)\nwarning: {shown}:5: jobs[0].catch_up (job \"x\"): \
              not implemented yet in this version; ignored"
         )
     );

@@ -7,7 +7,12 @@
 //!   the active run finishes, one at a time;
 //! - `overlap = allow`: it goes to the pool at once;
 //! - a full pool queue refuses the run before any record is created, so an
-//!   "overloaded" answer never leaves a phantom run behind.
+//!   "overloaded" answer never leaves a phantom run behind;
+//! - a run that ends failed or timed out is retried `retries` times, each
+//!   attempt a new run (`trigger = "retry"`, `attempt` counting up) after
+//!   `retry_backoff` doubling per attempt up to [`MAX_BACKOFF`]; after the
+//!   last attempt fails, the job's `on_failure` job is started with
+//!   `trigger = "on_failure"` (config validation rules out cycles).
 
 use super::task::RunTask;
 use super::{Daemon, LoopEvent, KILL_GRACE};
@@ -15,22 +20,82 @@ use crate::config::Overlap;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
 use crate::protocol::{ErrorCode, RpcError};
+use crate::scheduler::Fired;
 use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest delay between two attempts, however many retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What a new run is, besides its job.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// What started it.
+    pub trigger: Trigger,
+    /// Passed to the job.
+    pub args: Option<Value>,
+    /// The due time, for scheduled runs.
+    pub scheduled_at: Option<Timestamp>,
+    /// 1 for a first attempt.
+    pub attempt: u32,
+}
+
+impl NewRun {
+    /// A first attempt with no due time.
+    pub fn new(trigger: Trigger, args: Option<Value>) -> Self {
+        NewRun {
+            trigger,
+            args,
+            scheduled_at: None,
+            attempt: 1,
+        }
+    }
+}
+
+/// The inputs of a run not yet finished, kept so that a retry can repeat it.
+#[derive(Debug, Clone)]
+pub(super) struct RunInput {
+    /// The definition the run was created with.
+    pub def: Arc<crate::config::JobDef>,
+    /// Its args.
+    pub args: Option<Value>,
+}
+
+/// A retry waiting for its timer.
+#[derive(Debug, Clone)]
+pub(super) struct PendingRetry {
+    /// The named job (None: an ad-hoc `submit` job, re-run from `def`).
+    pub job: Option<String>,
+    /// The definition of the failed attempt.
+    pub def: Arc<crate::config::JobDef>,
+    /// Its args.
+    pub args: Option<Value>,
+    /// The attempt number the retry will have.
+    pub attempt: u32,
+}
+
+/// The wait before attempt `next_attempt` (2 = first retry).
+pub fn backoff(first: Duration, next_attempt: u32) -> Duration {
+    let doublings = next_attempt.saturating_sub(2).min(31);
+    first
+        .checked_mul(1u32 << doublings)
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF)
+}
 
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
-    pub fn start_run(
-        &mut self,
-        name: &str,
-        trigger: Trigger,
-        args: Option<Value>,
-        scheduled_at: Option<Timestamp>,
-    ) -> Result<RunId, RpcError> {
+    pub fn start_run(&mut self, name: &str, new: NewRun) -> Result<RunId, RpcError> {
+        let NewRun {
+            trigger,
+            args,
+            scheduled_at,
+            attempt,
+        } = new;
         if self.stopping() {
             return Err(RpcError::new(
                 ErrorCode::Overloaded,
@@ -66,11 +131,11 @@ impl Daemon {
                         format!("job {name}: backlog full ({backlog_cap} runs waiting)"),
                     ));
                 }
-                let id = core.create_run(Some(name), trigger, 1, scheduled_at);
+                let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
                 if let Some(entry) = core.job_mut(name) {
                     entry.backlog.push_back(id);
                 }
-                self.backlog_args.insert(id, args);
+                self.inputs.insert(id, RunInput { def, args });
                 log::debug!("run {id} of job {name} waits for the running one (overlap = queue)");
                 Ok(id)
             }
@@ -87,7 +152,7 @@ impl Daemon {
                         ),
                     ));
                 }
-                let id = core.create_run(Some(name), trigger, 1, scheduled_at);
+                let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
                 drop(core);
                 self.dispatch(id, def, args);
                 Ok(id)
@@ -95,11 +160,44 @@ impl Daemon {
         }
     }
 
+    /// Starts a run of an ad-hoc job (`submit`): no name, no overlap rule.
+    pub fn start_adhoc(
+        &mut self,
+        def: Arc<crate::config::JobDef>,
+        new: NewRun,
+    ) -> Result<RunId, RpcError> {
+        if self.stopping() {
+            return Err(RpcError::new(
+                ErrorCode::Overloaded,
+                "daemon is shutting down; no new runs",
+            ));
+        }
+        let s = self.pool.stats();
+        if s.queue_depth >= s.queue_capacity {
+            return Err(RpcError::new(
+                ErrorCode::Overloaded,
+                format!("run queue is full ({} runs waiting)", s.queue_capacity),
+            ));
+        }
+        let id =
+            self.shared
+                .core
+                .lock()
+                .create_run(None, new.trigger, new.attempt, new.scheduled_at);
+        self.dispatch(id, def, new.args);
+        Ok(id)
+    }
+
     /// Hands a queued run to the pool.
     fn dispatch(&mut self, id: RunId, def: Arc<crate::config::JobDef>, args: Option<Value>) {
         let cancel = CancelToken::new();
         self.shared.core.lock().note_dispatched(id);
         self.cancels.insert(id, cancel.clone());
+        let input = RunInput {
+            def: Arc::clone(&def),
+            args: args.clone(),
+        };
+        self.inputs.insert(id, input);
         let task = RunTask {
             id,
             def,
@@ -131,13 +229,16 @@ impl Daemon {
     /// the next backlog run of its job.
     pub(super) fn on_run_finished(&mut self, run: &Run) {
         self.cancels.remove(&run.id);
-        self.backlog_args.remove(&run.id);
-        let Some(name) = run.job.as_deref() else {
-            return;
-        };
+        let input = self.inputs.remove(&run.id);
         if self.stopping() {
             return;
         }
+        if let Some(input) = input {
+            self.after_failure(run, input);
+        }
+        let Some(name) = run.job.as_deref() else {
+            return;
+        };
         let next = {
             let mut core = self.shared.core.lock();
             match core.job_mut(name) {
@@ -149,8 +250,86 @@ impl Daemon {
             }
         };
         if let Some((id, def)) = next {
-            let args = self.backlog_args.remove(&id).flatten();
+            let args = self.inputs.remove(&id).and_then(|i| i.args);
             self.dispatch(id, def, args);
+        }
+    }
+
+    /// A failed or timed-out run: arm its retry, or after the last attempt
+    /// start the `on_failure` job.
+    fn after_failure(&mut self, run: &Run, input: RunInput) {
+        if !run.state.is_failure() {
+            return;
+        }
+        let def = input.def;
+        let what = run.job.as_deref().unwrap_or("(submitted)");
+        if run.attempt <= def.retries {
+            let attempt = run.attempt + 1;
+            let delay = backoff(def.retry_backoff, attempt);
+            log::info!(
+                "job {what}: run {} {}; attempt {attempt} of {} in {}",
+                run.id,
+                run.state.as_str(),
+                def.retries + 1,
+                humantime::format_duration(delay)
+            );
+            let token = self.scheduler.arm_retry(delay);
+            let retry = PendingRetry {
+                job: run.job.clone(),
+                def,
+                args: input.args,
+                attempt,
+            };
+            self.retries.insert(token, retry);
+            return;
+        }
+        let Some(target) = def.on_failure.clone() else {
+            return;
+        };
+        let args = serde_json::json!({
+            "job": run.job,
+            "run_id": run.id.to_string(),
+            "state": run.state.as_str(),
+            "error": run.error,
+        });
+        match self.start_run(&target, NewRun::new(Trigger::OnFailure, Some(args))) {
+            Ok(id) => log::info!(
+                "job {what}: run {} {}; started on_failure job {target} as run {id}",
+                run.id,
+                run.state.as_str()
+            ),
+            Err(e) => log::warn!(
+                "job {what}: run {} {}; on_failure job {target} not started: {}",
+                run.id,
+                run.state.as_str(),
+                e.message
+            ),
+        }
+    }
+
+    /// A retry's timer fired: start the next attempt.
+    fn fire_retry(&mut self, token: u64) {
+        let Some(retry) = self.retries.remove(&token) else {
+            return;
+        };
+        let new = NewRun {
+            trigger: Trigger::Retry,
+            args: retry.args,
+            scheduled_at: None,
+            attempt: retry.attempt,
+        };
+        let what = retry.job.clone().unwrap_or_else(|| "(submitted)".into());
+        let started = match &retry.job {
+            Some(name) => self.start_run(name, new),
+            None => self.start_adhoc(retry.def, new),
+        };
+        match started {
+            Ok(id) => log::debug!("job {what}: attempt {} is run {id}", retry.attempt),
+            Err(e) => log::warn!(
+                "job {what}: attempt {} not started: {}",
+                retry.attempt,
+                e.message
+            ),
         }
     }
 
@@ -171,7 +350,7 @@ impl Daemon {
         if !queued {
             return false;
         }
-        self.backlog_args.remove(&id);
+        self.inputs.remove(&id);
         self.cancels.remove(&id);
         self.finish_here(
             id,
@@ -215,9 +394,9 @@ impl Daemon {
             return;
         };
         entry.next_run = match (&entry.def.schedule, entry.enabled) {
-            (Some(schedule), true) if !matches!(self.phase, super::Phase::Draining { .. }) => {
-                self.scheduler.arm(name, schedule, time::now())
-            }
+            (Some(schedule), true) if !matches!(self.phase, super::Phase::Draining { .. }) => self
+                .scheduler
+                .arm(name, schedule, time::now(), entry.def.jitter),
             _ => {
                 self.scheduler.disarm(name);
                 None
@@ -240,26 +419,37 @@ impl Daemon {
     /// Starts the runs whose schedule is due at `now`, re-arming each
     /// schedule from its due time so that run time never shifts the next one.
     pub(super) fn fire_due(&mut self, now: Instant) {
-        for due in self.scheduler.take_due(now) {
-            let schedule = {
+        for fired in self.scheduler.take_due(now) {
+            let due = match fired {
+                Fired::Schedule(due) => due,
+                Fired::Retry(token) => {
+                    self.fire_retry(token);
+                    continue;
+                }
+            };
+            let armed = {
                 let core = self.shared.core.lock();
                 match core.job(&due.job) {
-                    Some(e) if e.enabled => e.def.schedule.clone(),
+                    Some(e) if e.enabled => e.def.schedule.clone().map(|s| (s, e.def.jitter)),
                     _ => None,
                 }
             };
-            let Some(schedule) = schedule else {
+            let Some((schedule, jitter)) = armed else {
                 continue;
             };
             // Re-arm from the later of the due time and now: on time this is
             // the due time (no drift); after a stall, missed slots are skipped
             // instead of fired in a burst.
             let from = due.at.max(time::now());
-            let next = self.scheduler.arm(&due.job, &schedule, from);
+            let next = self.scheduler.arm(&due.job, &schedule, from, jitter);
             if let Some(entry) = self.shared.core.lock().job_mut(&due.job) {
                 entry.next_run = next;
             }
-            match self.start_run(&due.job, Trigger::Schedule, None, Some(due.at)) {
+            let new = NewRun {
+                scheduled_at: Some(due.at),
+                ..NewRun::new(Trigger::Schedule, None)
+            };
+            match self.start_run(&due.job, new) {
                 Ok(id) => log::debug!("job {}: scheduled run {id} queued", due.job),
                 Err(e) if e.code == ErrorCode::Conflict => {
                     log::info!("job {}: scheduled run skipped: {}", due.job, e.message)
@@ -267,5 +457,19 @@ impl Daemon {
                 Err(e) => log::warn!("job {}: scheduled run skipped: {}", due.job, e.message),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_and_caps_at_five_minutes() {
+        let first = Duration::from_secs(1);
+        let waits: Vec<u64> = (2..=12).map(|a| backoff(first, a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(first, u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff(Duration::from_secs(3600), 2), MAX_BACKOFF);
     }
 }

@@ -10,7 +10,7 @@
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
 //! answer) are taken here, on one thread, so they need no further locking.
 
-mod dispatch;
+pub mod dispatch;
 mod reload;
 pub mod task;
 
@@ -240,8 +240,11 @@ pub struct Daemon {
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
     cancels: HashMap<RunId, CancelToken>,
-    /// Args of runs held in a job's backlog until they are dispatched.
-    backlog_args: HashMap<RunId, Option<Value>>,
+    /// Definition and args of every run not yet finished (for backlog
+    /// dispatch and retries).
+    inputs: HashMap<RunId, dispatch::RunInput>,
+    /// Retries waiting for their timer, by timer token.
+    retries: HashMap<u64, dispatch::PendingRetry>,
     /// The rayon pool of `file.*` jobs (`daemon.file_threads` threads), so a
     /// big tree walk never occupies the request workers or the job workers.
     file_pool: Arc<rayon::ThreadPool>,
@@ -297,7 +300,8 @@ impl Daemon {
             config,
             phase: Phase::Running,
             cancels: HashMap::new(),
-            backlog_args: HashMap::new(),
+            inputs: HashMap::new(),
+            retries: HashMap::new(),
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();

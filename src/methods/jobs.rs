@@ -2,6 +2,7 @@
 //! `jobs.resume` (commands).
 
 use super::Command;
+use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
@@ -58,7 +59,7 @@ pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
 
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
 pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
-    match d.start_run(name, Trigger::Manual, args, None) {
+    match d.start_run(name, NewRun::new(Trigger::Manual, args)) {
         Ok(id) if wait => Reply::WaitRun(id),
         Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
         Err(e) => Reply::Now(Err(e)),

@@ -80,6 +80,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),
         "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
         "runs.get" => Outcome::Answer(runs::get(shared, p)),
+        "runs.list" => Outcome::Encoded(runs::list(shared, p)),
         "jobs.run" => command(jobs::run(p)),
         "jobs.pause" => command(jobs::set_enabled(p, false)),
         "jobs.resume" => command(jobs::set_enabled(p, true)),

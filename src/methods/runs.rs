@@ -1,11 +1,17 @@
-//! `runs.get` (a query) and `runs.cancel` (a command).
+//! `runs.get` and `runs.list` (queries) and `runs.cancel` (a command).
 
 use super::Command;
 use crate::daemon::Shared;
 use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
-use crate::state::run::{parse_run_id, RunId};
+use crate::protocol::{ErrorCode, RpcError};
+use crate::state::run::{parse_run_id, RunId, RunState};
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+/// `runs.list` answers at most this many runs unless `limit` says fewer.
+pub const DEFAULT_LIST_LIMIT: u64 = 100;
+/// The largest `limit` accepted.
+pub const MAX_LIST_LIMIT: u64 = 10_000;
 
 fn run_id(p: &Params) -> Result<RunId, RpcError> {
     p.only(&["run_id"])?;
@@ -33,4 +39,38 @@ pub fn get(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
 /// Validates `runs.cancel {run_id}`.
 pub fn cancel(p: &Params) -> Result<Command, RpcError> {
     run_id(p).map(Command::Cancel)
+}
+
+/// `runs.list {job?, state?, limit?}` → run objects, newest first.
+pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
+    p.only(&["job", "state", "limit"])?;
+    let job = p.opt_str("job")?;
+    let state = match p.opt_str("state")? {
+        None => None,
+        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
+            RpcError::param(
+                "state",
+                "must be one of queued, running, succeeded, failed, timed_out, cancelled, interrupted",
+            )
+        })?),
+    };
+    let limit = match p.opt_u64("limit")? {
+        None => DEFAULT_LIST_LIMIT,
+        Some(0) => return Err(RpcError::param("limit", "must be at least 1")),
+        Some(n) => n.min(MAX_LIST_LIMIT),
+    };
+    let core = shared.core.lock();
+    if let Some(name) = job {
+        if core.job(name).is_none() && !core.has_runs_of(name) {
+            return Err(RpcError::no_job(name));
+        }
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let views: Vec<_> = core
+        .runs_newest_first(job, state, limit)
+        .into_iter()
+        .map(|r| r.view())
+        .collect();
+    serde_json::value::to_raw_value(&views)
+        .map_err(|e| RpcError::new(ErrorCode::Internal, format!("internal error: {e}")))
 }

@@ -209,6 +209,31 @@ impl Core {
         self.runs.get(&id)
     }
 
+    /// Up to `limit` runs, newest (highest id) first, optionally only those
+    /// of job `job` and in state `state`. Runs of ad-hoc jobs have no job.
+    pub fn runs_newest_first(
+        &self,
+        job: Option<&str>,
+        state: Option<RunState>,
+        limit: usize,
+    ) -> Vec<&Run> {
+        let mut found: Vec<&Run> = self
+            .runs
+            .values()
+            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
+            .filter(|r| state.is_none_or(|s| r.state == s))
+            .collect();
+        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+        found.truncate(limit);
+        found
+    }
+
+    /// Whether any kept run belongs to `job` (a removed job's runs stay
+    /// visible until they fall out of the history).
+    pub fn has_runs_of(&self, job: &str) -> bool {
+        self.runs.values().any(|r| r.job.as_deref() == Some(job))
+    }
+
     /// Marks a queued run as running. Returns false (and changes nothing)
     /// when the run was cancelled while it waited.
     pub fn mark_running(&mut self, id: RunId) -> bool {

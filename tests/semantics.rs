@@ -1,0 +1,282 @@
+//! Run semantics through the real binary: retries with backoff, on_failure
+//! chains, jitter, per-job time zones and runs.list.
+
+mod util;
+
+use serde_json::{json, Value};
+use util::{config, poll_until, Daemon};
+
+/// Runs of `job`, newest first.
+fn runs_of(d: &Daemon, job: &str) -> Vec<Value> {
+    let list = d.client().ok("runs.list", json!({ "job": job }));
+    list.as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_failing_run_is_retried_with_attempts_counting_up_then_gives_up() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "flaky"
+command = ["sh", "-c", "echo attempt >> $DIR/attempts; exit 1"]
+retries = 2
+retry_backoff = "100ms"
+"#,
+    ));
+    let mut c = d.client();
+    let first = c.ok("jobs.run", json!({"name": "flaky", "wait": true}));
+    assert_eq!(first["state"], "failed");
+    assert_eq!(first["attempt"], 1);
+    let runs = poll_until("three attempts, all finished", || {
+        let runs = runs_of(&d, "flaky");
+        let done = runs.len() == 3
+            && runs
+                .iter()
+                .all(|r| r["state"] != "queued" && r["state"] != "running");
+        done.then_some(runs)
+    });
+    let attempts: Vec<(&str, i64, &str)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["trigger"].as_str().unwrap_or(""),
+                r["attempt"].as_i64().unwrap_or(0),
+                r["state"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("retry", 3, "failed"),
+            ("retry", 2, "failed"),
+            ("manual", 1, "failed"),
+        ]
+    );
+    // Backoff: 100 ms before attempt 2, 200 ms before attempt 3.
+    let gap = |later: &Value, earlier: &Value| {
+        let t = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0)
+        };
+        t(&later["queued_at"]) - t(&earlier["finished_at"])
+    };
+    assert!(gap(&runs[1], &runs[2]) >= 90, "{:?}", runs);
+    assert!(gap(&runs[0], &runs[1]) >= 190, "{:?}", runs);
+    let attempts_file = std::fs::read_to_string(d.dir().join("attempts")).expect("attempts");
+    assert_eq!(attempts_file.lines().count(), 3);
+    // No fourth attempt appears after the last one.
+    let job = c.ok("jobs.get", json!({"name": "flaky"}));
+    assert_eq!(job["runs_total"], 3);
+    assert_eq!(job["failures_total"], 3);
+}
+
+#[test]
+fn a_retry_that_succeeds_stops_the_chain_and_skips_on_failure() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "second-time-lucky"
+command = ["sh", "-c", "if [ -e $DIR/seen ]; then exit 0; fi; touch $DIR/seen; exit 1"]
+retries = 3
+retry_backoff = "50ms"
+on_failure = "alert"
+
+[[jobs]]
+name = "alert"
+command = ["sh", "-c", "cat > $DIR/alert"]
+"#,
+    ));
+    let mut c = d.client();
+    c.ok("jobs.run", json!({"name": "second-time-lucky"}));
+    let runs = poll_until("the retry to succeed", || {
+        let runs = runs_of(&d, "second-time-lucky");
+        (runs.first().map(|r| r["state"] == "succeeded") == Some(true)).then_some(runs)
+    });
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["attempt"], 2);
+    assert_eq!(runs[0]["trigger"], "retry");
+    let alert = c.ok("jobs.get", json!({"name": "alert"}));
+    assert_eq!(alert["runs_total"], 0);
+    assert!(alert["last_run"].is_null());
+}
+
+#[test]
+fn on_failure_starts_the_named_job_with_the_failed_runs_facts() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "backup"
+command = ["sh", "-c", "echo disk full >&2; exit 4"]
+timeout = "5s"
+retries = 1
+retry_backoff = "50ms"
+on_failure = "page-oncall"
+
+[[jobs]]
+name = "page-oncall"
+command = ["sh", "-c", "cat > $DIR/page.json"]
+"#,
+    ));
+    let mut c = d.client();
+    c.ok("jobs.run", json!({"name": "backup"}));
+    let page = poll_until("on_failure run to finish", || {
+        let runs = runs_of(&d, "page-oncall");
+        runs.first().filter(|r| r["state"] == "succeeded").cloned()
+    });
+    assert_eq!(page["trigger"], "on_failure");
+    let backup = runs_of(&d, "backup");
+    assert_eq!(backup.len(), 2, "on_failure waits for the last retry");
+    let last = &backup[0];
+    let text = std::fs::read_to_string(d.dir().join("page.json")).expect("args on stdin");
+    let args: Value = serde_json::from_str(text.trim()).expect("json args");
+    assert_eq!(args["job"], "backup");
+    assert_eq!(args["run_id"], last["run_id"]);
+    assert_eq!(args["state"], "failed");
+    assert_eq!(args["error"], last["error"]);
+    assert_eq!(runs_of(&d, "page-oncall").len(), 1);
+}
+
+#[test]
+fn a_timed_out_run_also_triggers_on_failure() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "slow"
+command = ["sleep", "30"]
+timeout = "200ms"
+on_failure = "note"
+
+[[jobs]]
+name = "note"
+command = ["sh", "-c", "cat > $DIR/note.json"]
+"#,
+    ));
+    let mut c = d.client();
+    let slow = c.ok("jobs.run", json!({"name": "slow", "wait": true}));
+    assert_eq!(slow["state"], "timed_out");
+    let note = poll_until("on_failure run", || {
+        runs_of(&d, "note")
+            .first()
+            .filter(|r| r["state"] == "succeeded")
+            .cloned()
+    });
+    assert_eq!(note["trigger"], "on_failure");
+    let text = std::fs::read_to_string(d.dir().join("note.json")).expect("args");
+    let args: Value = serde_json::from_str(text.trim()).expect("json");
+    assert_eq!(args["state"], "timed_out");
+}
+
+#[test]
+fn jitter_delays_starts_but_keeps_scheduled_at_on_the_grid() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "spread"
+every = "1s"
+jitter = "800ms"
+overlap = "allow"
+command = ["true"]
+"#,
+    ));
+    let runs = poll_until("four scheduled runs", || {
+        let runs: Vec<Value> = runs_of(&d, "spread")
+            .into_iter()
+            .filter(|r| r["state"] == "succeeded")
+            .collect();
+        (runs.len() >= 4).then_some(runs)
+    });
+    let ms = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
+            .map(|t| t.timestamp_millis())
+            .expect("timestamp")
+    };
+    let mut delays = Vec::new();
+    for r in &runs {
+        let due = ms(&r["scheduled_at"]);
+        assert_eq!(due % 1000, 0, "scheduled_at stays on the 1 s grid: {r}");
+        delays.push(ms(&r["started_at"]) - due);
+    }
+    // Each start is within the jitter window (plus scheduling slack)...
+    assert!(
+        delays.iter().all(|d| (0..800 + 400).contains(d)),
+        "{delays:?}"
+    );
+    // ...and the delays are not all the same (they are drawn per run).
+    assert!(delays.iter().max() > delays.iter().min(), "{delays:?}");
+}
+
+#[test]
+fn a_cron_job_with_tz_is_due_in_that_zone() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "tokyo-morning"
+cron = "0 9 * * *"
+tz = "Asia/Tokyo"
+command = ["true"]
+"#,
+    ));
+    let job = d.client().ok("jobs.get", json!({"name": "tokyo-morning"}));
+    let next = job["next_run"].as_str().expect("next_run");
+    // 09:00 in Tokyo (UTC+9, no DST) is always 00:00 UTC.
+    assert!(next.ends_with("T00:00:00.000Z"), "{next}");
+}
+
+#[test]
+fn runs_list_filters_by_job_and_state_and_limits() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "ok"
+command = ["true"]
+
+[[jobs]]
+name = "bad"
+command = ["false"]
+"#,
+    ));
+    let mut c = d.client();
+    for _ in 0..3 {
+        c.ok("jobs.run", json!({"name": "ok", "wait": true}));
+        c.ok("jobs.run", json!({"name": "bad", "wait": true}));
+    }
+    let all = c.ok("runs.list", json!({}));
+    let ids: Vec<u64> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            r["run_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 6);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let failed = c.ok("runs.list", json!({"state": "failed"}));
+    let failed = failed.as_array().expect("array");
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|r| r["job"] == "bad"));
+    let limited = c.ok("runs.list", json!({"job": "ok", "limit": 2}));
+    let limited = limited.as_array().expect("array");
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0]["run_id"], all[1]["run_id"]);
+    assert_eq!(c.err_code("runs.list", json!({"job": "ghost"})), -32000);
+    assert_eq!(
+        c.err_code("runs.list", json!({"state": "sleeping"})),
+        -32602
+    );
+    assert_eq!(c.err_code("runs.list", json!({"limit": 0})), -32602);
+    assert_eq!(c.err_code("runs.list", json!({"limit": "ten"})), -32602);
+    assert_eq!(c.err_code("runs.list", json!({"bogus": 1})), -32602);
+}
