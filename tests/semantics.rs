@@ -280,3 +280,157 @@ command = ["false"]
     assert_eq!(c.err_code("runs.list", json!({"limit": "ten"})), -32602);
     assert_eq!(c.err_code("runs.list", json!({"bogus": 1})), -32602);
 }
+
+#[test]
+fn submit_is_forbidden_unless_allowed() {
+    let d = Daemon::start(&config("", ""));
+    let mut c = d.client();
+    let resp = c.call(
+        "submit",
+        json!({"job": {"kind": "exec", "command": ["true"]}}),
+    );
+    assert_eq!(resp["error"]["code"], -32003);
+    assert!(resp["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("allow_submit")));
+}
+
+#[test]
+fn submit_runs_an_adhoc_job_checked_by_the_config_rules() {
+    let d = Daemon::start(&config(
+        "allow_submit = true",
+        r#"
+[[jobs]]
+name = "named"
+command = ["true"]
+"#,
+    ));
+    let mut c = d.client();
+    let run = c.ok(
+        "submit",
+        json!({
+            "job": {"kind": "exec", "command": ["sh", "-c", "echo adhoc:$TICKD_ARGS"], "timeout": "5s"},
+            "args": {"n": 1},
+            "wait": true
+        }),
+    );
+    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["trigger"], "submit");
+    assert!(run["job"].is_null());
+    assert!(run["output"]
+        .as_str()
+        .is_some_and(|o| o.contains("adhoc:{\"n\":1}")));
+    // Without wait: a run id, then the run is visible through runs.get.
+    let started = c.ok("submit", json!({"job": {"command": ["false"]}}));
+    let id = started["run_id"].as_str().expect("run id").to_string();
+    let done = d.wait_run_done(&id);
+    assert_eq!(done["state"], "failed");
+    // Bad definitions are -32602 naming the key, like the config file.
+    let bad = c.call("submit", json!({"job": {"kind": "exec", "command": []}}));
+    assert_eq!(bad["error"]["code"], -32602);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("job.command:")),
+        "{bad}"
+    );
+    let bad = c.call(
+        "submit",
+        json!({"job": {"command": ["true"], "every": "1s"}}),
+    );
+    assert_eq!(bad["error"]["code"], -32602);
+    assert_eq!(c.err_code("submit", json!({})), -32602);
+    assert_eq!(c.err_code("submit", json!({"job": "true"})), -32602);
+    // A submitted job with retries is retried like a named one.
+    let first = c.ok(
+        "submit",
+        json!({"job": {"command": ["false"], "retries": 1, "retry_backoff": "50ms"}, "wait": true}),
+    );
+    assert_eq!(first["state"], "failed");
+    let retry = poll_until("the submitted job's retry", || {
+        let runs = c.ok("runs.list", json!({"state": "failed", "limit": 1}));
+        runs.get(0).filter(|r| r["trigger"] == "retry").cloned()
+    });
+    assert_eq!(retry["attempt"], 2);
+    assert!(retry["job"].is_null());
+}
+
+#[test]
+fn subscribers_see_every_state_change_of_matching_runs() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "watched"
+command = ["sh", "-c", "echo hello"]
+
+[[jobs]]
+name = "other"
+command = ["true"]
+"#,
+    ));
+    let mut sub = d.client();
+    let ok = sub.ok("subscribe", json!({"jobs": ["watched"]}));
+    assert_eq!(ok, json!({"subscribed": true}));
+    let mut c = d.client();
+    c.ok("jobs.run", json!({"name": "other", "wait": true}));
+    let run = c.ok("jobs.run", json!({"name": "watched", "wait": true}));
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("succeeded") {
+        let event = sub.read_json();
+        assert_eq!(event["method"], "run.event", "{event}");
+        assert!(
+            event.get("id").is_none(),
+            "notifications carry no id: {event}"
+        );
+        assert_eq!(
+            event["params"]["job"], "watched",
+            "filtered by job: {event}"
+        );
+        assert_eq!(event["params"]["run_id"], run["run_id"]);
+        states.push(event["params"]["state"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(states, ["queued", "running", "succeeded"]);
+    // The subscriber can still make requests on the same connection.
+    assert_eq!(sub.ok("ping", json!({})), "pong");
+    assert_eq!(c.err_code("subscribe", json!({"jobs": ["ghost"]})), -32000);
+    assert_eq!(c.err_code("subscribe", json!({"jobs": "watched"})), -32602);
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_dropped_without_slowing_others() {
+    let d = Daemon::start(&config(
+        "max_output_bytes = 65536",
+        r#"
+[[jobs]]
+name = "chatty"
+overlap = "allow"
+command = ["sh", "-c", "head -c 30000 /dev/zero | tr '\\0' x"]
+"#,
+    ));
+    // A subscriber that sends one request and then never reads.
+    let mut stalled = std::net::TcpStream::connect(d.addr).expect("connect");
+    std::io::Write::write_all(&mut stalled, b"{\"id\":1,\"method\":\"subscribe\"}\n")
+        .expect("write");
+    d.wait_status("the subscription", |s| s["subscribers"] == 1);
+    let mut c = d.client();
+    // Each finished run carries ~30 KB of output; the socket buffers fill
+    // and then the unread bytes pass max_output_bytes.
+    let mut ran = 0;
+    poll_until("the stalled subscriber to be dropped", || {
+        for _ in 0..20 {
+            c.ok("jobs.run", json!({"name": "chatty", "wait": true}));
+            ran += 1;
+        }
+        d.log
+            .all()
+            .iter()
+            .any(|l| l.contains("max_output_bytes"))
+            .then_some(())
+    });
+    assert!(ran >= 20);
+    // Everyone else is unaffected.
+    assert_eq!(c.ok("ping", json!({})), "pong");
+    let s = c.ok("status", json!({}));
+    assert_eq!(s["connections"], 1, "only the reading client is left: {s}");
+}

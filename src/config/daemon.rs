@@ -181,7 +181,7 @@ fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Op
 /// Warns about keys set to a non-default value whose feature is not built
 /// in this version.
 fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
-    let checks: [(Option<usize>, bool, &str); 10] = [
+    let checks: [(Option<usize>, bool, &str); 9] = [
         (
             d.unix_socket.as_ref().map(at),
             c.unix_socket.is_some(),
@@ -201,11 +201,6 @@ fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
             d.auth_token_file.as_ref().map(at),
             c.auth_token_file.is_some(),
             "daemon.auth_token_file",
-        ),
-        (
-            d.allow_submit.as_ref().map(at),
-            c.allow_submit,
-            "daemon.allow_submit",
         ),
         (
             d.unix_socket_mode.as_ref().map(at),

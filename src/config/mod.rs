@@ -15,6 +15,7 @@
 //!
 //! The file format is in CONTRACT.md §3; `conf/tickd.toml` is an example.
 
+mod adhoc;
 mod daemon;
 mod error;
 mod job;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use crate::schedule::Schedule;
 
+pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
 pub use error::ConfigError;
 
 /// A validated config, ready for the daemon.

@@ -136,6 +136,7 @@ impl Daemon {
                     entry.backlog.push_back(id);
                 }
                 self.inputs.insert(id, RunInput { def, args });
+                self.shared.publish_run_change(id);
                 log::debug!("run {id} of job {name} waits for the running one (overlap = queue)");
                 Ok(id)
             }
@@ -192,6 +193,7 @@ impl Daemon {
     fn dispatch(&mut self, id: RunId, def: Arc<crate::config::JobDef>, args: Option<Value>) {
         let cancel = CancelToken::new();
         self.shared.core.lock().note_dispatched(id);
+        self.shared.publish_run_change(id);
         self.cancels.insert(id, cancel.clone());
         let input = RunInput {
             def: Arc::clone(&def),

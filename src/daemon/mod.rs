@@ -42,6 +42,8 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 pub enum LoopEvent {
     /// A run reached a terminal state; the snapshot is its final record.
     Finished(Run),
+    /// A run was queued or started; posted only while someone subscribes.
+    RunChanged(Run),
     /// A request worker answered a batch of request lines.
     Answers {
         /// The task that carried the batches.
@@ -74,6 +76,11 @@ pub struct Board {
     pub timers_armed: AtomicUsize,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
+    /// `daemon.allow_submit` (reloadable).
+    pub allow_submit: AtomicBool,
+    /// Connections subscribed to run events; while zero, nobody posts
+    /// [`LoopEvent::RunChanged`].
+    pub subscribers: AtomicUsize,
     /// When the daemon started.
     pub started: Instant,
     /// Whether test-only methods (`debug.*`) are enabled.
@@ -155,6 +162,17 @@ impl Shared {
         }
     }
 
+    /// Posts a queued/running snapshot of run `id` for subscribers, if any.
+    pub fn publish_run_change(&self, id: RunId) {
+        if self.board.subscribers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let run = self.core.lock().run(id).cloned();
+        if let Some(run) = run {
+            self.notify(LoopEvent::RunChanged(run));
+        }
+    }
+
     /// Called by the loop before it drains its events: the next post must
     /// wake it again. (Clearing before draining means an event posted
     /// during the drain either is drained now or wakes the next poll.)
@@ -199,6 +217,9 @@ pub enum Reply {
     Now(Result<Value, RpcError>),
     /// Answer with the run's final record once it is terminal.
     WaitRun(RunId),
+    /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
+    /// notifications of these jobs (None: all runs) on the connection.
+    Subscribe(Option<Vec<String>>),
 }
 
 /// Where the current configuration came from, for `status`.
@@ -270,6 +291,8 @@ impl Daemon {
             connections: AtomicUsize::new(0),
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            allow_submit: AtomicBool::new(config.daemon.allow_submit),
+            subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
             job_pool: OnceLock::new(),
@@ -355,6 +378,8 @@ impl Daemon {
         b.stopping.store(self.stopping(), Ordering::Relaxed);
         b.min_workers
             .store(self.config.daemon.min_workers, Ordering::Relaxed);
+        b.allow_submit
+            .store(self.config.daemon.allow_submit, Ordering::Relaxed);
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.

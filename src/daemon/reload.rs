@@ -132,6 +132,14 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
         differ.push("queue_capacity");
         n.queue_capacity = r.queue_capacity;
     }
+    if r.file_threads != n.file_threads {
+        differ.push("file_threads");
+        n.file_threads = r.file_threads;
+    }
+    if r.state_dir != n.state_dir {
+        differ.push("state_dir");
+        n.state_dir = r.state_dir.clone();
+    }
     for key in differ {
         log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
     }

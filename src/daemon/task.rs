@@ -40,6 +40,7 @@ impl Task for RunTask {
             return;
         }
         log::debug!("run {id} of job {name} started");
+        self.shared.publish_run_change(id);
         let shared = &self.shared;
         let ctx = RunContext {
             run_id: id,

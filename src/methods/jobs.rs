@@ -48,6 +48,46 @@ pub fn run(p: &Params) -> Result<Command, RpcError> {
     })
 }
 
+/// Validates `submit {job, wait?, args?}`: refused (-32003) unless
+/// `allow_submit`; the job object is checked by the config file's rules.
+pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
+    if !shared
+        .board
+        .allow_submit
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(RpcError::new(
+            crate::protocol::ErrorCode::Forbidden,
+            "submit is disabled (set daemon.allow_submit = true to allow it)",
+        ));
+    }
+    p.only(&["job", "wait", "args"])?;
+    let job = p
+        .opt_object("job")?
+        .ok_or_else(|| RpcError::param("job", "is required"))?;
+    let def = crate::config::parse_adhoc_job(job)
+        .map_err(|message| RpcError::new(crate::protocol::ErrorCode::InvalidParams, message))?;
+    Ok(Command::Submit {
+        def: std::sync::Arc::new(def),
+        wait: p.bool_or("wait", false)?,
+        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
+    })
+}
+
+/// Applies `submit` on the loop.
+pub fn execute_submit(
+    d: &mut Daemon,
+    def: std::sync::Arc<crate::config::JobDef>,
+    wait: bool,
+    args: Option<Value>,
+) -> Reply {
+    match d.start_adhoc(def, NewRun::new(Trigger::Submit, args)) {
+        Ok(id) if wait => Reply::WaitRun(id),
+        Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
+        Err(e) => Reply::Now(Err(e)),
+    }
+}
+
 /// Validates `jobs.pause {name}` / `jobs.resume {name}`.
 pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
     p.only(&["name"])?;

@@ -57,8 +57,19 @@ pub enum Command {
         /// The new state.
         enabled: bool,
     },
+    /// `submit`: a run of an ad-hoc job.
+    Submit {
+        /// The validated definition.
+        def: std::sync::Arc<crate::config::JobDef>,
+        /// Answer with the finished run instead of its id.
+        wait: bool,
+        /// Passed to the job.
+        args: Option<Value>,
+    },
     /// `runs.cancel`.
     Cancel(RunId),
+    /// `subscribe {jobs?}`.
+    Subscribe(Option<Vec<String>>),
     /// `reload`.
     Reload,
     /// `shutdown`.
@@ -82,9 +93,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         "runs.get" => Outcome::Answer(runs::get(shared, p)),
         "runs.list" => Outcome::Encoded(runs::list(shared, p)),
         "jobs.run" => command(jobs::run(p)),
+        "submit" => command(jobs::submit(shared, p)),
         "jobs.pause" => command(jobs::set_enabled(p, false)),
         "jobs.resume" => command(jobs::set_enabled(p, true)),
         "runs.cancel" => command(runs::cancel(p)),
+        "subscribe" => command(runs::subscribe(shared, p)),
         "reload" => command(p.only(&[]).map(|()| Command::Reload)),
         "shutdown" => command(p.only(&[]).map(|()| Command::Shutdown)),
         "debug.kill_worker" if shared.board.debug_hooks => {
@@ -101,6 +114,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
 pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
     match cmd {
         Command::Run { name, wait, args } => jobs::execute_run(d, &name, wait, args),
+        Command::Submit { def, wait, args } => jobs::execute_submit(d, def, wait, args),
         Command::SetEnabled { name, enabled } => {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }
@@ -108,6 +122,7 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
             Ok(reply) => reply,
             Err(e) => Reply::Now(Err(e)),
         },
+        Command::Subscribe(jobs) => Reply::Subscribe(jobs),
         Command::Reload => Reply::Now(admin::reload(d)),
         Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
         Command::KillWorker => Reply::Now(admin::kill_worker(d)),

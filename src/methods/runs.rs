@@ -1,4 +1,5 @@
-//! `runs.get` and `runs.list` (queries) and `runs.cancel` (a command).
+//! `runs.get` and `runs.list` (queries), `runs.cancel` and `subscribe`
+//! (commands).
 
 use super::Command;
 use crate::daemon::Shared;
@@ -73,4 +74,24 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
         .collect();
     serde_json::value::to_raw_value(&views)
         .map_err(|e| RpcError::new(ErrorCode::Internal, format!("internal error: {e}")))
+}
+
+/// Validates `subscribe {jobs?: [names]}`; every name must be a job.
+pub fn subscribe(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
+    p.only(&["jobs"])?;
+    let Some(raw) = p.get("jobs") else {
+        return Ok(Command::Subscribe(None));
+    };
+    let not_names = || RpcError::param("jobs", "must be an array of job names");
+    let names = raw
+        .as_array()
+        .ok_or_else(not_names)?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(not_names))
+        .collect::<Result<Vec<String>, RpcError>>()?;
+    let core = shared.core.lock();
+    if let Some(unknown) = names.iter().find(|n| core.job(n).is_none()) {
+        return Err(RpcError::no_job(unknown));
+    }
+    Ok(Command::Subscribe(Some(names)))
 }

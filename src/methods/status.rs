@@ -40,6 +40,7 @@ pub fn status(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
         "request_workers": workers_json(&requests),
         "queue": { "depth": pool.queue_depth, "capacity": pool.queue_capacity },
         "connections": b.connections.load(Ordering::Relaxed),
+        "subscribers": b.subscribers.load(Ordering::Relaxed),
         "jobs": jobs,
         "runs_in_memory": runs_in_memory,
         "timers_armed": b.timers_armed.load(Ordering::Relaxed),

@@ -67,6 +67,9 @@ pub struct Conn {
     pub linger_until: Option<Instant>,
     /// Registered for writability because output is waiting for room.
     pub want_write: bool,
+    /// Set by `subscribe`: which runs' events this client receives
+    /// (`Some(None)`: all of them).
+    pub subscription: Option<Option<Vec<String>>>,
 }
 
 impl Conn {
@@ -88,6 +91,7 @@ impl Conn {
             last_active: Instant::now(),
             linger_until: None,
             want_write: false,
+            subscription: None,
         }
     }
 
@@ -170,6 +174,15 @@ impl Conn {
             }
         }
         true
+    }
+
+    /// Whether this client subscribed to the events of `job`'s runs.
+    pub fn wants_events_of(&self, job: Option<&str>) -> bool {
+        match &self.subscription {
+            None => false,
+            Some(None) => true,
+            Some(Some(names)) => job.is_some_and(|j| names.iter().any(|n| n == j)),
+        }
     }
 
     /// Answers still owed to the client (being worked on, waiting or unsent).

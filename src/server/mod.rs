@@ -97,6 +97,8 @@ pub struct Server {
     next_task: u64,
     /// During shutdown: when to stop flushing and exit.
     exit_at: Option<Instant>,
+    /// Connections that called `subscribe` (slab key, serial).
+    subscribers: Vec<(usize, u64)>,
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -162,6 +164,7 @@ impl Server {
             in_flight_tasks: HashMap::new(),
             next_task: 0,
             exit_at: None,
+            subscribers: Vec::new(),
         };
         if let Some(l) = server.listener.as_mut() {
             server
@@ -580,6 +583,23 @@ impl Server {
                     None => Reply::Now(Err(RpcError::no_run(&run_id.to_string()))),
                 }
             }
+            Reply::Subscribe(jobs) => {
+                let Some(conn) = self.live_conn(key, serial) else {
+                    return;
+                };
+                if conn.subscription.is_none() {
+                    self.subscribers.push((key, serial));
+                    self.daemon
+                        .board()
+                        .subscribers
+                        .store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+                let Some(conn) = self.live_conn(key, serial) else {
+                    return;
+                };
+                conn.subscription = Some(jobs);
+                Reply::Now(Ok(serde_json::json!({ "subscribed": true })))
+            }
             now => now,
         };
         let Some(conn) = self.live_conn(key, serial) else {
@@ -588,7 +608,7 @@ impl Server {
         match reply {
             Reply::Now(Ok(v)) => conn.push_answer(|out| rpc::write_result(out, &id, &v)),
             Reply::Now(Err(e)) => conn.push_answer(|out| rpc::write_error(out, &id, &e)),
-            Reply::WaitRun(_) => {}
+            Reply::WaitRun(_) | Reply::Subscribe(_) => {}
         }
     }
 
@@ -613,7 +633,9 @@ impl Server {
         self.daemon.shared.clear_wake();
         while let Ok(event) = self.events_rx.try_recv() {
             match event {
+                LoopEvent::RunChanged(run) => self.broadcast(&run),
                 LoopEvent::Finished(run) => {
+                    self.broadcast(&run);
                     self.daemon.on_finished(&run);
                     let Some(waiters) = self.waiters.remove(&run.id) else {
                         continue;
@@ -701,10 +723,42 @@ impl Server {
             .store(self.conns.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Sends a `run.event` notification of `run` to every subscriber that
+    /// wants it. One that lets unread events pile up past
+    /// `max_output_bytes` is dropped, so a stalled subscriber costs memory
+    /// only up to that bound and never slows anything else.
+    fn broadcast(&mut self, run: &crate::state::run::Run) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let mut line = Vec::new();
+        rpc::write_notification(&mut line, "run.event", &run.view());
+        let targets = self.subscribers.clone();
+        for (key, serial) in targets {
+            let Some(conn) = self.live_conn(key, serial) else {
+                continue;
+            };
+            if !conn.wants_events_of(run.job.as_deref()) {
+                continue;
+            }
+            conn.push_answer(|out| out.extend_from_slice(&line));
+            self.flush(key);
+            self.enforce_output_limit(key);
+        }
+    }
+
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             log::debug!("connection {} closed", conn.serial);
+            if conn.subscription.is_some() {
+                self.subscribers
+                    .retain(|&(k, s)| (k, s) != (key, conn.serial));
+                self.daemon
+                    .board()
+                    .subscribers
+                    .store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
+            }
         }
         self.publish_connections();
         if self.daemon.phase != Phase::Running && self.conns.is_empty() {
