@@ -47,7 +47,7 @@ pub enum Record {
 
 impl Record {
     /// The run id the record names, if any: what keeps run ids unique
-    /// across restarts (the highest id ever used must survive a restart).
+    /// across restarts (see [`Recovered::max_run_id`](super::Recovered)).
     pub fn run_id(&self) -> Option<RunId> {
         match self {
             Record::Run(r) => Some(r.id),
