@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod jobs;
 pub mod logging;
 pub mod methods;
+pub mod persist;
 pub mod pool;
 pub mod protocol;
 pub mod requests;

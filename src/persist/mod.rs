@@ -1,0 +1,307 @@
+//! Persistent state under `daemon.state_dir`: an append-only journal that
+//! lets each job's last scheduled time, the run history and every accepted
+//! run survive a restart, a `kill -9` and a power loss.
+//!
+//! # What is on disk
+//!
+//! ```text
+//! state_dir/            mode 0700 (created if missing)
+//!   lock                flock'ed by the daemon that owns the directory; holds its pid
+//!   journal             the journal (mode 0600)
+//!   journal.tmp         a compaction in progress (garbage if found at start)
+//!   journal.corrupt-*   damaged journals kept for a human to look at
+//! ```
+//!
+//! The journal is a header line `tickd-journal v1\n` (magic and format
+//! version), then one frame per [`Record`]:
+//! `[u32 LE payload length][u32 LE CRC-32 of payload][payload]`, where the
+//! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`).
+//! A `run` record is a full snapshot of a run, so replay keeps the latest per
+//! id; `forget` drops a run from the history; `scheduled` records the due
+//! time a job last fired. See [`Record`] and the `journal` module.
+//!
+//! # Why it is crash-safe
+//!
+//! - **Appends only at the end.** [`Store::append`] writes a whole frame with
+//!   one `write` to a file opened with `O_APPEND`. When it returns the frame
+//!   is in the page cache, which outlives the process: a `kill -9` loses
+//!   nothing that was appended. [`Store::sync`] (fdatasync) makes it survive
+//!   a power loss; the daemon calls it before telling a client a run was
+//!   accepted, and once per loop turn (free when nothing was appended).
+//! - **Damage can only be at the tail, and is detected.** A crash or power
+//!   loss can cut the last frame short or leave garbage (often zeros) after
+//!   it. Each frame carries its length and a CRC-32 of its payload, and the
+//!   payload must decode, so replay stops at the first frame that fails any
+//!   check and keeps everything before it: each of those frames was checked
+//!   on its own. A length of zero (zeros are what a power loss often
+//!   leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//! - **Start never builds on a bad tail.** After replay, [`Store::open`]
+//!   compacts at once: the recovered state is written to `journal.tmp`,
+//!   fsynced, renamed over `journal`, and the directory fsynced. New appends
+//!   therefore start on a clean frame boundary; appending after a torn frame
+//!   would hide every later record from the next replay.
+//! - **Compaction is atomic.** The new file is complete and on disk before
+//!   the rename, and rename replaces the name in one step, so a crash at any
+//!   moment leaves either the old journal or the new one. The directory fsync
+//!   (retried by the next [`Store::sync`] if it fails) makes the rename itself
+//!   survive a power loss.
+//! - **Failed writes do not poison later ones.** If a write fails part-way
+//!   (disk full), the partial frame is cut off again. If that fails too, or
+//!   fdatasync fails (after which Linux may have dropped the pages, so a
+//!   retry would lie), the store refuses appends and reports
+//!   [`Store::needs_compaction`] until a compaction rewrites the state from
+//!   the daemon's memory.
+//! - **One daemon per directory.** An exclusive `flock` on `lock` makes a
+//!   second daemon fail to open the store instead of interleaving frames.
+//!   The kernel drops the lock when the process dies, so it never goes stale.
+//! - **Run ids are never reused.** [`Recovered::max_run_id`] counts forgotten
+//!   runs too; when compaction drops the highest id, it writes a `forget`
+//!   record of it so the next replay still sees it.
+//!
+//! A journal whose header is not this version's is renamed aside and the
+//! daemon starts empty, with a warning: refusing to start would be worse.
+//! Damage in the middle of the file (a flipped bit, not a crash) loses the
+//! records after it, since frames carry no sync markers to resume at; the
+//! warning says so and the damaged file is kept as `journal.corrupt-*`.
+//!
+//! Replay reads the whole journal into memory; compaction keeps it within a
+//! few times the size of the live state. The store does no I/O on its own
+//! and holds no threads: the daemon calls it from its loop, and
+//! [`Store::needs_compaction`] tells it when to hand over its live state.
+
+mod files;
+mod journal;
+mod record;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::time::Timestamp;
+use journal::{Header, Journal};
+pub use record::{Record, RunRecord};
+
+/// The largest record (JSON payload) the journal takes: bigger ones are
+/// refused by [`Store::append`] and [`Store::compact`] with `InvalidInput`,
+/// since replay would take their length for damage.
+pub const MAX_RECORD_BYTES: usize = journal::MAX_PAYLOAD;
+
+/// The journal grows this much past its compacted size before
+/// [`Store::needs_compaction`] asks for a compaction, whatever the ratio.
+const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+/// ... and to this many times its compacted size.
+const COMPACT_GROWTH: u64 = 4;
+
+/// The state recovered from the journal at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovered {
+    /// The latest snapshot of every run that was not forgotten, by id.
+    /// Runs may be `queued` or `running`: the daemon decides what becomes of
+    /// them (run the queued ones, mark the running ones interrupted).
+    pub runs: Vec<RunRecord>,
+    /// The due time each job's schedule last fired for (the last record wins).
+    pub last_scheduled: BTreeMap<String, Timestamp>,
+    /// The highest run id ever recorded, forgotten runs included: new ids
+    /// must start above it.
+    pub max_run_id: u64,
+    /// What was damaged and skipped or set aside, for the operator (each is
+    /// also logged with `log::warn!`).
+    pub warnings: Vec<String>,
+}
+
+impl Recovered {
+    /// Replays `records` in order: a later snapshot of a run replaces an
+    /// earlier one, `Forget` removes the run, `Scheduled` keeps the last
+    /// due time per job. Leaves `warnings` empty.
+    pub fn fold(records: impl IntoIterator<Item = Record>) -> Recovered {
+        let mut runs = BTreeMap::new();
+        let mut recovered = Recovered::default();
+        for record in records {
+            if let Some(id) = record.run_id() {
+                recovered.max_run_id = recovered.max_run_id.max(id);
+            }
+            match record {
+                Record::Run(run) => {
+                    runs.insert(run.id, run);
+                }
+                Record::Forget { run_id } => {
+                    runs.remove(&run_id);
+                }
+                Record::Scheduled { job, at } => {
+                    recovered.last_scheduled.insert(job, at);
+                }
+            }
+        }
+        recovered.runs = runs.into_values().collect();
+        recovered
+    }
+
+    /// The recovered state as records, which fold back into the same state
+    /// (except `max_run_id`, which [`Store::compact`] keeps by itself).
+    pub fn to_records(&self) -> impl Iterator<Item = Record> + '_ {
+        let scheduled = self
+            .last_scheduled
+            .iter()
+            .map(|(job, at)| Record::Scheduled {
+                job: job.clone(),
+                at: *at,
+            });
+        scheduled.chain(self.runs.iter().cloned().map(Record::Run))
+    }
+}
+
+/// The open state directory: owns its lock and appends to its journal.
+///
+/// Dropping it closes the journal and releases the lock; it does not sync,
+/// so call [`Store::sync`] first on a clean shutdown.
+#[derive(Debug)]
+pub struct Store {
+    /// The state directory.
+    dir: PathBuf,
+    /// The locked `lock` file: the lock lasts as long as this stays open.
+    _lock: File,
+    /// The journal being appended to.
+    journal: Journal,
+    /// The highest run id recorded, kept across compactions.
+    max_run_id: u64,
+}
+
+impl Store {
+    /// Opens (creating if need be) the state directory `dir`, locks it,
+    /// replays the journal and compacts it.
+    ///
+    /// Damage is never a reason to fail: a bad tail is skipped and a bad
+    /// header sets the journal aside, both with a warning in
+    /// [`Recovered::warnings`]. Fails when the directory cannot be created,
+    /// read or written, and with `ResourceBusy` when another process holds
+    /// it.
+    pub fn open(dir: &Path) -> io::Result<(Store, Recovered)> {
+        files::create_dir(dir)?;
+        let lock = files::lock_dir(dir)?;
+        let mut warnings = Vec::new();
+        let records = read_journal(&dir.join(journal::FILE_NAME), &mut warnings)?;
+        let mut recovered = Recovered::fold(records);
+        recovered.warnings = warnings;
+        let journal = Journal::replace(dir, recovered.to_records(), recovered.max_run_id)?;
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            journal,
+            max_run_id: recovered.max_run_id,
+        };
+        store.journal.sync()?;
+        log::info!(
+            "state: recovered {} runs and {} schedules from {}",
+            recovered.runs.len(),
+            recovered.last_scheduled.len(),
+            dir.display()
+        );
+        Ok((store, recovered))
+    }
+
+    /// Appends `record`; it survives the process dying once this returns,
+    /// and a power loss after the next [`Store::sync`].
+    pub fn append(&mut self, record: &Record) -> io::Result<()> {
+        self.journal.append(record)?;
+        if let Some(id) = record.run_id() {
+            self.max_run_id = self.max_run_id.max(id);
+        }
+        Ok(())
+    }
+
+    /// Makes every append so far durable (fdatasync); free when nothing was
+    /// appended since the last call, so the loop can call it every turn.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.journal.sync()
+    }
+
+    /// Replaces the journal with `records`, the daemon's live state (every
+    /// job's last scheduled time and the latest snapshot of every run kept),
+    /// atomically and durably; later appends go to the new file.
+    ///
+    /// On error the old journal is still in place and still appended to.
+    pub fn compact(&mut self, records: impl IntoIterator<Item = Record>) -> io::Result<()> {
+        let mut highest = self.max_run_id;
+        let records = records
+            .into_iter()
+            .inspect(|r| highest = highest.max(r.run_id().unwrap_or(0)));
+        let fresh = Journal::replace(&self.dir, records, self.max_run_id)?;
+        self.journal = fresh;
+        self.max_run_id = highest;
+        self.journal.sync()
+    }
+
+    /// True when the journal has grown past max(1 MiB, 4 × its size after
+    /// the last compaction), or refuses appends after a failed write or sync.
+    pub fn needs_compaction(&self) -> bool {
+        let limit = COMPACT_MIN_BYTES.max(COMPACT_GROWTH * self.journal.compacted_len());
+        self.journal.is_broken() || self.journal.len() > limit
+    }
+
+    /// Bytes appended since the last compaction (or since the store opened).
+    pub fn bytes_since_compaction(&self) -> u64 {
+        self.journal.bytes_since_compaction()
+    }
+
+    /// The journal's current size in bytes.
+    pub fn journal_len(&self) -> u64 {
+        self.journal.len()
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Reads the records of the journal at `path`, skipping damage and noting
+/// it in `warnings` (and the log). A missing or empty file has none.
+fn read_journal(path: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Record>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(files::context(e, "read", path)),
+    };
+    let start = match journal::check_header(&bytes) {
+        Header::Empty => return Ok(Vec::new()),
+        Header::Valid(start) => start,
+        Header::Bad(why) => {
+            let aside = files::rename_aside(path)?;
+            warn(
+                warnings,
+                format!(
+                    "state/journal: cannot read {} ({why}); moved it to {} and started with no saved state",
+                    path.display(),
+                    aside.display()
+                ),
+            );
+            return Ok(Vec::new());
+        }
+    };
+    let replay = journal::read_frames(&bytes, start);
+    if let Some(skipped) = &replay.skipped {
+        let mut message = format!(
+            "{}; the {} records before it were recovered",
+            skipped.describe(),
+            replay.records.len()
+        );
+        if !skipped.at_tail {
+            message += &match files::link_aside(path) {
+                Ok(aside) => format!("; the damaged journal is kept as {}", aside.display()),
+                Err(e) => format!("; no copy of the damaged journal could be kept: {e}"),
+            };
+        }
+        warn(warnings, message);
+    }
+    Ok(replay.records)
+}
+
+/// Logs a recovery warning and keeps it for [`Recovered::warnings`].
+fn warn(warnings: &mut Vec<String>, message: String) {
+    log::warn!("{message}");
+    warnings.push(message);
+}

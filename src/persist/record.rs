@@ -1,0 +1,412 @@
+//! The journal's records: one self-describing JSON object per change.
+//!
+//! Every record carries its kind in a `"t"` field (`"run"`, `"scheduled"`,
+//! `"forget"`), so a journal can be read with `jq` and a reader can tell a
+//! record it does not know from a damaged one. Enums are written by their
+//! wire names (`"timed_out"`, `"on_failure"`), the same strings clients see,
+//! and timestamps as RFC 3339 UTC with every digit of sub-second precision
+//! chrono keeps, so a snapshot reads back exactly as it was written.
+//!
+//! Optional fields that are empty are left out: most snapshots (queued,
+//! running) have no output, exit code or result, and the journal stays small.
+//! Unknown fields are ignored when reading, so a later version may add one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::run::{Run, RunId, RunState, Trigger};
+use crate::time::Timestamp;
+
+/// One change to the persistent state, as appended to the journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records live one at a time on the way to the file; boxing runs would cost an allocation per append for nothing"
+)]
+pub enum Record {
+    /// A full snapshot of a run after a change (queued, running, terminal):
+    /// the latest snapshot of a run id replaces every earlier one.
+    Run(RunRecord),
+    /// A job's schedule fired for the due time `at`, so a restart neither
+    /// fires that time again nor forgets that it was missed.
+    Scheduled {
+        /// The job's name.
+        job: String,
+        /// The due time that fired (not the time it was handled).
+        #[serde(with = "wire::timestamp")]
+        at: Timestamp,
+    },
+    /// The run left the history (pruned): replay drops it and compaction
+    /// may drop its records. Its id still counts, so ids are never reused.
+    Forget {
+        /// The run that was dropped.
+        run_id: RunId,
+    },
+}
+
+impl Record {
+    /// The run id the record names, if any: what keeps run ids unique
+    /// across restarts (see [`Recovered::max_run_id`](super::Recovered)).
+    pub fn run_id(&self) -> Option<RunId> {
+        match self {
+            Record::Run(r) => Some(r.id),
+            Record::Forget { run_id } => Some(*run_id),
+            Record::Scheduled { .. } => None,
+        }
+    }
+}
+
+/// Everything needed to rebuild a [`Run`] after a restart, plus what running
+/// it again needs (a queued run that was accepted must still run).
+///
+/// The child's pid is left out on purpose: after a restart it names some
+/// other process, or none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique id.
+    pub id: RunId,
+    /// The job's name (None for ad-hoc submitted jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// What started it.
+    #[serde(with = "wire::trigger")]
+    pub trigger: Trigger,
+    /// Its state when the snapshot was taken.
+    #[serde(with = "wire::state")]
+    pub state: RunState,
+    /// 1 for the first attempt, counting up with retries.
+    pub attempt: u32,
+    /// When it was accepted.
+    #[serde(with = "wire::timestamp")]
+    pub queued_at: Timestamp,
+    /// When a worker started it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "wire::opt_timestamp"
+    )]
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "wire::opt_timestamp"
+    )]
+    pub finished_at: Option<Timestamp>,
+    /// The program's exit status, for exec jobs that exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The tail of the output (exec) or a summary (other kinds).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    /// Last progress the job reported (a NaN reads back as None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    /// For scheduled runs, the time it was due.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "wire::opt_timestamp"
+    )]
+    pub scheduled_at: Option<Timestamp>,
+    /// Kind-specific facts about how it ended.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "wire::present"
+    )]
+    pub result: Option<Value>,
+    /// The args given to `jobs.run` / `submit`, needed to run it again.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "wire::present"
+    )]
+    pub args: Option<Value>,
+    /// The job definition of a `submit`ted ad-hoc run, which exists nowhere
+    /// else once the daemon restarts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "wire::present"
+    )]
+    pub adhoc: Option<Value>,
+}
+
+impl RunRecord {
+    /// Snapshots `run`, with the args and ad-hoc definition it was started with.
+    pub fn from_run(run: &Run, args: Option<Value>, adhoc: Option<Value>) -> Self {
+        RunRecord {
+            id: run.id,
+            job: run.job.clone(),
+            trigger: run.trigger,
+            state: run.state,
+            attempt: run.attempt,
+            queued_at: run.queued_at,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            exit_code: run.exit_code,
+            error: run.error.clone(),
+            output: run.output.clone(),
+            progress: run.progress,
+            scheduled_at: run.scheduled_at,
+            result: run.result.clone(),
+            args,
+            adhoc,
+        }
+    }
+
+    /// Rebuilds the run; `pid` is None (see the type's docs).
+    pub fn to_run(&self) -> Run {
+        Run {
+            id: self.id,
+            job: self.job.clone(),
+            trigger: self.trigger,
+            state: self.state,
+            attempt: self.attempt,
+            queued_at: self.queued_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit_code: self.exit_code,
+            error: self.error.clone(),
+            output: self.output.clone(),
+            progress: self.progress,
+            scheduled_at: self.scheduled_at,
+            pid: None,
+            result: self.result.clone(),
+        }
+    }
+}
+
+/// Serde adapters between tickd's types and their wire strings.
+///
+/// chrono is built without its serde feature and `Trigger` has no parser, so
+/// the mapping lives here rather than in derives on those types.
+mod wire {
+    use super::{RunState, Timestamp, Trigger, Value};
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Every trigger, for parsing by wire name. Kept complete by the
+    /// exhaustive match in the `every_trigger_is_listed` test.
+    pub(super) const TRIGGERS: [Trigger; 5] = [
+        Trigger::Schedule,
+        Trigger::Manual,
+        Trigger::Submit,
+        Trigger::Retry,
+        Trigger::OnFailure,
+    ];
+
+    /// The trigger whose wire name is `s`.
+    pub(super) fn parse_trigger(s: &str) -> Option<Trigger> {
+        TRIGGERS.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Reads a field that is present as `Some`, even when it is `null`, so
+    /// `Some(Value::Null)` round-trips (`default` covers the absent field).
+    pub(super) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        Value::deserialize(d).map(Some)
+    }
+
+    fn format_time(t: &Timestamp) -> String {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    fn parse_time<E: serde::de::Error>(s: &str) -> Result<Timestamp, E> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| E::custom(format!("bad timestamp {s:?}: {e}")))
+    }
+
+    /// A timestamp as an RFC 3339 string.
+    pub(super) mod timestamp {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format_time(t))
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+            parse_time(&String::deserialize(d)?)
+        }
+    }
+
+    /// An optional timestamp as an RFC 3339 string or null.
+    pub(super) mod opt_timestamp {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<Timestamp>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&format_time(t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Timestamp>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|s| parse_time(&s))
+                .transpose()
+        }
+    }
+
+    /// A trigger by its wire name.
+    pub(super) mod trigger {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(t: &Trigger, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(t.as_str())
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
+            let name = String::deserialize(d)?;
+            parse_trigger(&name)
+                .ok_or_else(|| D::Error::custom(format!("unknown trigger {name:?}")))
+        }
+    }
+
+    /// A run state by its wire name.
+    pub(super) mod state {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(st: &RunState, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(st.as_str())
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunState, D::Error> {
+            let name = String::deserialize(d)?;
+            RunState::parse(&name)
+                .ok_or_else(|| D::Error::custom(format!("unknown run state {name:?}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use chrono::Utc;
+
+    fn at(ms: i64) -> Timestamp {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .expect("valid timestamp")
+    }
+
+    fn full_run() -> Run {
+        Run {
+            id: 7,
+            job: Some("backup".into()),
+            trigger: Trigger::OnFailure,
+            state: RunState::TimedOut,
+            attempt: 3,
+            // Nanoseconds: the format must keep every digit.
+            queued_at: at(1_763_889_600_123) + chrono::Duration::nanoseconds(456_789),
+            started_at: Some(at(1_763_889_601_000)),
+            finished_at: Some(at(1_763_889_602_500)),
+            exit_code: Some(-9),
+            error: Some("timed out after 1s".into()),
+            output: "line 1\nline \"2\"\n".into(),
+            progress: Some(0.5),
+            scheduled_at: Some(at(1_763_889_600_000)),
+            pid: Some(4242),
+            result: Some(serde_json::json!({"bytes": 12, "files": ["a", "b"]})),
+        }
+    }
+
+    fn round_trip(rec: &Record) -> Record {
+        let text = serde_json::to_string(rec).expect("encodes");
+        serde_json::from_str(&text).expect("decodes")
+    }
+
+    #[test]
+    fn every_record_kind_round_trips() {
+        let args = Some(serde_json::json!({"n": 1}));
+        let adhoc = Some(serde_json::json!({"command": ["true"]}));
+        let records = [
+            Record::Run(RunRecord::from_run(&full_run(), args, adhoc)),
+            Record::Run(RunRecord::from_run(
+                &Run::queued(8, None, Trigger::Submit, 1),
+                None,
+                None,
+            )),
+            Record::Scheduled {
+                job: "backup".into(),
+                at: at(1_763_889_600_000),
+            },
+            Record::Forget { run_id: 99 },
+        ];
+        for rec in &records {
+            assert_eq!(&round_trip(rec), rec);
+        }
+    }
+
+    #[test]
+    fn to_run_rebuilds_the_run_without_its_pid() {
+        let run = full_run();
+        let back = RunRecord::from_run(&run, None, None).to_run();
+        assert_eq!(back, Run { pid: None, ..run });
+    }
+
+    #[test]
+    fn records_are_tagged_and_use_wire_names() {
+        let rec = Record::Run(RunRecord::from_run(&full_run(), None, None));
+        let v = serde_json::to_value(&rec).expect("encodes");
+        assert_eq!(v["t"], "run");
+        assert_eq!(v["trigger"], "on_failure");
+        assert_eq!(v["state"], "timed_out");
+        assert_eq!(v["queued_at"], "2025-11-23T09:20:00.123456789Z");
+        assert!(v.get("pid").is_none());
+        assert!(v.get("args").is_none(), "empty optionals are left out");
+        let forget = serde_json::to_value(Record::Forget { run_id: 3 }).expect("encodes");
+        assert_eq!(forget, serde_json::json!({"t": "forget", "run_id": 3}));
+    }
+
+    #[test]
+    fn present_null_values_stay_some() {
+        let mut r = RunRecord::from_run(&full_run(), Some(Value::Null), None);
+        r.result = Some(Value::Null);
+        let rec = Record::Run(r);
+        assert_eq!(round_trip(&rec), rec);
+    }
+
+    #[test]
+    fn unknown_names_and_kinds_are_refused() {
+        let bad_trigger = r#"{"t":"run","id":1,"trigger":"cron","state":"queued","attempt":1,"queued_at":"2025-01-01T00:00:00Z"}"#;
+        assert!(serde_json::from_str::<Record>(bad_trigger).is_err());
+        assert!(serde_json::from_str::<Record>(r#"{"t":"later","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let text = r#"{"t":"forget","run_id":5,"reason":"pruned"}"#;
+        let rec: Record = serde_json::from_str(text).expect("decodes");
+        assert_eq!(rec, Record::Forget { run_id: 5 });
+    }
+
+    #[test]
+    fn every_trigger_is_listed() {
+        // Adding a `Trigger` variant breaks this match: add it to TRIGGERS too.
+        let listed = |t: Trigger| match t {
+            Trigger::Schedule
+            | Trigger::Manual
+            | Trigger::Submit
+            | Trigger::Retry
+            | Trigger::OnFailure => wire::TRIGGERS.contains(&t),
+        };
+        for t in wire::TRIGGERS {
+            assert!(listed(t));
+            assert_eq!(wire::parse_trigger(t.as_str()), Some(t));
+        }
+        assert_eq!(wire::parse_trigger("bogus"), None);
+    }
+}
