@@ -181,16 +181,11 @@ fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Op
 /// Warns about keys set to a non-default value whose feature is not built
 /// in this version.
 fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
-    let checks: [(Option<usize>, bool, &str); 9] = [
+    let checks: [(Option<usize>, bool, &str); 8] = [
         (
             d.unix_socket.as_ref().map(at),
             c.unix_socket.is_some(),
             "daemon.unix_socket",
-        ),
-        (
-            d.state_dir.as_ref().map(at),
-            c.state_dir.is_some(),
-            "daemon.state_dir",
         ),
         (
             d.auth_token.as_ref().map(at),

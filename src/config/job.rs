@@ -134,9 +134,6 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
         catch_up_limit: to(catch_up_limit),
         tz: tz.map(|zone| zone.name().to_string()),
     });
-    if let Some(def) = &def {
-        warn_unbuilt(r, &j, &key, def);
-    }
     Checked {
         name: key.name.clone().map(|name| (name, name_at)),
         on_failure: failure_target,
@@ -181,25 +178,4 @@ fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<chrono_tz::
         r.error(at(v), &key.key("tz"), "only applies to a cron schedule");
     }
     Some(zone)
-}
-
-/// Warns about [jobs]/[ops] keys set to a non-default value.
-fn warn_unbuilt(r: &mut Report<'_>, j: &RawJob, key: &JobKey, def: &JobDef) {
-    let checks: [(Option<usize>, bool, &str); 2] = [
-        (
-            j.catch_up.as_ref().map(at),
-            def.catch_up != CatchUp::None,
-            "catch_up",
-        ),
-        (
-            j.catch_up_limit.as_ref().map(at),
-            def.catch_up_limit != 10,
-            "catch_up_limit",
-        ),
-    ];
-    for (offset, changed, field) in checks {
-        if let (Some(offset), true) = (offset, changed) {
-            r.not_yet(offset, &key.key(field));
-        }
-    }
 }

@@ -42,6 +42,8 @@ pub struct NewRun {
     pub scheduled_at: Option<Timestamp>,
     /// 1 for a first attempt.
     pub attempt: u32,
+    /// Overrides the job's `overlap` (catch-up runs queue behind each other).
+    pub overlap: Option<Overlap>,
 }
 
 impl NewRun {
@@ -52,6 +54,7 @@ impl NewRun {
             args,
             scheduled_at: None,
             attempt: 1,
+            overlap: None,
         }
     }
 }
@@ -63,6 +66,9 @@ pub(super) struct RunInput {
     pub def: Arc<crate::config::JobDef>,
     /// Its args.
     pub args: Option<Value>,
+    /// For `submit`: the job object as the client sent it (journaled, so
+    /// that a restart can run the job again).
+    pub adhoc: Option<Value>,
 }
 
 /// A retry waiting for its timer.
@@ -76,6 +82,8 @@ pub(super) struct PendingRetry {
     pub args: Option<Value>,
     /// The attempt number the retry will have.
     pub attempt: u32,
+    /// For `submit`: the job object as sent.
+    pub adhoc: Option<Value>,
 }
 
 /// The wait before attempt `next_attempt` (2 = first retry).
@@ -95,6 +103,7 @@ impl Daemon {
             args,
             scheduled_at,
             attempt,
+            overlap,
         } = new;
         if self.stopping() {
             return Err(RpcError::new(
@@ -111,7 +120,7 @@ impl Daemon {
         let entry = core.job_mut(name).ok_or_else(|| RpcError::no_job(name))?;
         let def = Arc::clone(&entry.def);
         let busy = entry.active > 0 || !entry.backlog.is_empty();
-        match (def.overlap, busy) {
+        match (overlap.unwrap_or(def.overlap), busy) {
             (Overlap::Skip, true) => {
                 if trigger == Trigger::Schedule {
                     entry.skipped_total += 1;
@@ -135,7 +144,14 @@ impl Daemon {
                 if let Some(entry) = core.job_mut(name) {
                     entry.backlog.push_back(id);
                 }
-                self.inputs.insert(id, RunInput { def, args });
+                drop(core);
+                self.shared.journal_run(id, args.as_ref(), None);
+                let input = RunInput {
+                    def,
+                    args,
+                    adhoc: None,
+                };
+                self.inputs.insert(id, input);
                 self.shared.publish_run_change(id);
                 log::debug!("run {id} of job {name} waits for the running one (overlap = queue)");
                 Ok(id)
@@ -155,7 +171,8 @@ impl Daemon {
                 }
                 let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
                 drop(core);
-                self.dispatch(id, def, args);
+                self.shared.journal_run(id, args.as_ref(), None);
+                self.dispatch(id, def, args, None);
                 Ok(id)
             }
         }
@@ -166,6 +183,7 @@ impl Daemon {
         &mut self,
         def: Arc<crate::config::JobDef>,
         new: NewRun,
+        adhoc: Option<Value>,
     ) -> Result<RunId, RpcError> {
         if self.stopping() {
             return Err(RpcError::new(
@@ -185,12 +203,20 @@ impl Daemon {
                 .core
                 .lock()
                 .create_run(None, new.trigger, new.attempt, new.scheduled_at);
-        self.dispatch(id, def, new.args);
+        self.shared
+            .journal_run(id, new.args.as_ref(), adhoc.as_ref());
+        self.dispatch(id, def, new.args, adhoc);
         Ok(id)
     }
 
     /// Hands a queued run to the pool.
-    fn dispatch(&mut self, id: RunId, def: Arc<crate::config::JobDef>, args: Option<Value>) {
+    fn dispatch(
+        &mut self,
+        id: RunId,
+        def: Arc<crate::config::JobDef>,
+        args: Option<Value>,
+        adhoc: Option<Value>,
+    ) {
         let cancel = CancelToken::new();
         self.shared.core.lock().note_dispatched(id);
         self.shared.publish_run_change(id);
@@ -198,6 +224,7 @@ impl Daemon {
         let input = RunInput {
             def: Arc::clone(&def),
             args: args.clone(),
+            adhoc,
         };
         self.inputs.insert(id, input);
         let task = RunTask {
@@ -217,6 +244,40 @@ impl Daemon {
             log::warn!("run {id}: could not be queued: {why}");
             self.finish_here(id, Finish::with_error(RunState::Cancelled, why), true);
         }
+    }
+
+    /// Dispatches a run recovered from the journal as queued: into its
+    /// job's backlog when `overlap = queue` and one is already active.
+    pub(super) fn dispatch_recovered(
+        &mut self,
+        id: RunId,
+        def: Arc<crate::config::JobDef>,
+        args: Option<Value>,
+        adhoc: Option<Value>,
+    ) {
+        let queue_behind = {
+            let mut core = self.shared.core.lock();
+            match core.run(id).and_then(|r| r.job.clone()) {
+                Some(name) => match core.job_mut(&name) {
+                    Some(entry) if def.overlap == Overlap::Queue && entry.active > 0 => {
+                        entry.backlog.push_back(id);
+                        true
+                    }
+                    _ => false,
+                },
+                None => false,
+            }
+        };
+        if queue_behind {
+            self.inputs.insert(id, RunInput { def, args, adhoc });
+        } else {
+            self.dispatch(id, def, args, adhoc);
+        }
+    }
+
+    /// Ends a recovered run that cannot run any more.
+    pub(super) fn finish_recovered(&mut self, id: RunId, finish: Finish) {
+        self.finish_here(id, finish, false);
     }
 
     /// Finishes a run from the loop thread and posts the usual event.
@@ -252,8 +313,11 @@ impl Daemon {
             }
         };
         if let Some((id, def)) = next {
-            let args = self.inputs.remove(&id).and_then(|i| i.args);
-            self.dispatch(id, def, args);
+            let (args, adhoc) = self
+                .inputs
+                .remove(&id)
+                .map_or((None, None), |i| (i.args, i.adhoc));
+            self.dispatch(id, def, args, adhoc);
         }
     }
 
@@ -281,6 +345,7 @@ impl Daemon {
                 def,
                 args: input.args,
                 attempt,
+                adhoc: input.adhoc,
             };
             self.retries.insert(token, retry);
             return;
@@ -315,15 +380,13 @@ impl Daemon {
             return;
         };
         let new = NewRun {
-            trigger: Trigger::Retry,
-            args: retry.args,
-            scheduled_at: None,
             attempt: retry.attempt,
+            ..NewRun::new(Trigger::Retry, retry.args)
         };
         let what = retry.job.clone().unwrap_or_else(|| "(submitted)".into());
         let started = match &retry.job {
             Some(name) => self.start_run(name, new),
-            None => self.start_adhoc(retry.def, new),
+            None => self.start_adhoc(retry.def, new, retry.adhoc),
         };
         match started {
             Ok(id) => log::debug!("job {what}: attempt {} is run {id}", retry.attempt),
@@ -446,7 +509,9 @@ impl Daemon {
             let next = self.scheduler.arm(&due.job, &schedule, from, jitter);
             if let Some(entry) = self.shared.core.lock().job_mut(&due.job) {
                 entry.next_run = next;
+                entry.last_scheduled = Some(due.at);
             }
+            self.shared.journal_scheduled(&due.job, due.at);
             let new = NewRun {
                 scheduled_at: Some(due.at),
                 ..NewRun::new(Trigger::Schedule, None)

@@ -11,6 +11,7 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 pub mod dispatch;
+mod persist;
 mod reload;
 pub mod task;
 
@@ -140,6 +141,8 @@ pub struct Shared {
     pub board: Board,
     events: Sender<LoopEvent>,
     waker: Arc<mio::Waker>,
+    /// The `state_dir` journal, when one is configured.
+    pub journal: Option<Mutex<crate::persist::Store>>,
     /// Set by the first `notify` after the loop last drained its events;
     /// later posts skip the `wake()` syscall, the loop is coming anyway.
     wake_pending: AtomicBool,
@@ -152,8 +155,10 @@ impl Shared {
         board: Board,
         events: Sender<LoopEvent>,
         waker: Arc<mio::Waker>,
+        journal: Option<crate::persist::Store>,
     ) -> Self {
         Shared {
+            journal: journal.map(Mutex::new),
             core: Mutex::new(core),
             board,
             events,
@@ -298,7 +303,19 @@ impl Daemon {
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
         };
-        let shared = Arc::new(Shared::new(core, board, events, waker));
+        let (journal, recovered) = match &config.daemon.state_dir {
+            Some(dir) => {
+                let (store, recovered) = crate::persist::Store::open(dir)?;
+                log::info!(
+                    "state_dir: {} ({} bytes of journal)",
+                    dir.display(),
+                    store.journal_len()
+                );
+                (Some(store), Some(recovered))
+            }
+            None => (None, None),
+        };
+        let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start(
@@ -328,10 +345,22 @@ impl Daemon {
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();
-        for def in jobs {
-            let name = def.name.clone();
-            daemon.shared.core.lock().upsert_job(def);
-            daemon.arm(&name);
+        for def in &jobs {
+            daemon.shared.core.lock().upsert_job(Arc::clone(def));
+        }
+        let requeue = match &recovered {
+            Some(recovered) => daemon.restore(recovered),
+            None => Vec::new(),
+        };
+        for def in &jobs {
+            daemon.arm(&def.name);
+        }
+        if recovered.is_some() {
+            daemon.catch_up(time::now());
+            for (id, args, adhoc) in requeue {
+                daemon.requeue(id, args, adhoc);
+            }
+            daemon.shared.sync_journal();
         }
         daemon.publish();
         Ok(daemon)
@@ -366,7 +395,9 @@ impl Daemon {
 
     /// Bookkeeping for a finished run (the server answers its waiters).
     pub fn on_finished(&mut self, run: &Run) {
+        self.shared.journal_finished(run);
         self.on_run_finished(run);
+        self.compact_journal_if_needed();
         self.publish();
     }
 
@@ -450,6 +481,7 @@ impl Daemon {
         if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
             log::warn!("some worker threads did not stop in time");
         }
+        self.shared.sync_journal();
     }
 
     fn kill_running(&mut self, why: &str) {

@@ -40,6 +40,7 @@ impl Task for RunTask {
             return;
         }
         log::debug!("run {id} of job {name} started");
+        self.shared.journal_run(id, None, None);
         self.shared.publish_run_change(id);
         let shared = &self.shared;
         let ctx = RunContext {

@@ -69,6 +69,7 @@ pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
         .map_err(|message| RpcError::new(crate::protocol::ErrorCode::InvalidParams, message))?;
     Ok(Command::Submit {
         def: std::sync::Arc::new(def),
+        source: Value::Object(job.clone()),
         wait: p.bool_or("wait", false)?,
         args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
     })
@@ -78,10 +79,16 @@ pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
 pub fn execute_submit(
     d: &mut Daemon,
     def: std::sync::Arc<crate::config::JobDef>,
+    source: Value,
     wait: bool,
     args: Option<Value>,
 ) -> Reply {
-    match d.start_adhoc(def, NewRun::new(Trigger::Submit, args)) {
+    let started = d.start_adhoc(def, NewRun::new(Trigger::Submit, args), Some(source));
+    if started.is_ok() {
+        // Durable before the client hears it was accepted.
+        d.shared.sync_journal();
+    }
+    match started {
         Ok(id) if wait => Reply::WaitRun(id),
         Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
         Err(e) => Reply::Now(Err(e)),
@@ -99,7 +106,12 @@ pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
 
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
 pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
-    match d.start_run(name, NewRun::new(Trigger::Manual, args)) {
+    let started = d.start_run(name, NewRun::new(Trigger::Manual, args));
+    if started.is_ok() {
+        // Durable before the client hears it was accepted.
+        d.shared.sync_journal();
+    }
+    match started {
         Ok(id) if wait => Reply::WaitRun(id),
         Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
         Err(e) => Reply::Now(Err(e)),

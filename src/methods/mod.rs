@@ -61,6 +61,8 @@ pub enum Command {
     Submit {
         /// The validated definition.
         def: std::sync::Arc<crate::config::JobDef>,
+        /// The job object as sent (journaled for restarts).
+        source: Value,
         /// Answer with the finished run instead of its id.
         wait: bool,
         /// Passed to the job.
@@ -114,7 +116,12 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
 pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
     match cmd {
         Command::Run { name, wait, args } => jobs::execute_run(d, &name, wait, args),
-        Command::Submit { def, wait, args } => jobs::execute_submit(d, def, wait, args),
+        Command::Submit {
+            def,
+            source,
+            wait,
+            args,
+        } => jobs::execute_submit(d, def, source, wait, args),
         Command::SetEnabled { name, enabled } => {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }

@@ -47,6 +47,11 @@ pub struct JobEntry {
     pub skipped_total: u64,
     /// When the schedule fires next (None: no schedule, paused, or stopping).
     pub next_run: Option<Timestamp>,
+    /// The due time the schedule last fired for (kept across restarts with
+    /// `state_dir`, so downtime can be measured).
+    pub last_scheduled: Option<Timestamp>,
+    /// Scheduled runs that were due while the daemon was down.
+    pub missed_total: u64,
 }
 
 impl JobEntry {
@@ -64,6 +69,8 @@ impl JobEntry {
             failures_total: 0,
             skipped_total: 0,
             next_run: None,
+            last_scheduled: None,
+            missed_total: 0,
         }
     }
 }
@@ -83,7 +90,10 @@ pub struct JobView<'a> {
     runs_total: u64,
     failures_total: u64,
     skipped_total: u64,
+    missed_total: u64,
     overlap: &'static str,
+    catch_up: &'static str,
+    tz: Option<&'a str>,
     timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<run::RunView<'a>>>,
@@ -362,7 +372,10 @@ impl Core {
             runs_total: entry.runs_total,
             failures_total: entry.failures_total,
             skipped_total: entry.skipped_total,
+            missed_total: entry.missed_total,
             overlap: def.overlap.as_str(),
+            catch_up: def.catch_up.as_str(),
+            tz: def.tz.as_deref(),
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
@@ -389,6 +402,61 @@ impl Core {
             .keys()
             .filter_map(|name| self.job_view(name, false))
             .collect()
+    }
+
+    /// Every run record, in no particular order (journal compaction).
+    pub fn all_runs(&self) -> impl Iterator<Item = &Run> {
+        self.runs.values()
+    }
+
+    /// Every job's name and the due time its schedule last fired for.
+    pub fn last_scheduled(&self) -> impl Iterator<Item = (&str, Timestamp)> {
+        self.jobs
+            .iter()
+            .filter_map(|(name, e)| e.last_scheduled.map(|at| (name.as_str(), at)))
+    }
+
+    /// Puts back a run recovered from the journal. Call in ascending id
+    /// order. A terminal run joins its job's history (or the orphans) and
+    /// its counters; a queued one waits for the caller to dispatch it.
+    pub fn restore_run(&mut self, run: Run) {
+        let id = run.id;
+        self.last_id = self.last_id.max(id);
+        let terminal = run.state.is_terminal();
+        let failure = run.state.is_failure();
+        let job = run.job.clone();
+        self.runs.insert(id, run);
+        if !terminal {
+            if let Some(entry) = job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
+                entry.latest = Some(id);
+            }
+            return;
+        }
+        let limit = self.history_limit;
+        let list = match job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
+            Some(entry) => {
+                entry.runs_total += 1;
+                if failure {
+                    entry.failures_total += 1;
+                }
+                entry.latest = Some(id);
+                &mut entry.history
+            }
+            None => &mut self.orphans,
+        };
+        list.push_front(id);
+        let evicted: Vec<RunId> = (0..list.len().saturating_sub(limit))
+            .filter_map(|_| list.pop_back())
+            .collect();
+        for old in evicted {
+            self.runs.remove(&old);
+        }
+    }
+
+    /// Makes new run ids start after `id` (ids of forgotten runs are never
+    /// reused across restarts).
+    pub fn reserve_ids_through(&mut self, id: RunId) {
+        self.last_id = self.last_id.max(id);
     }
 
     /// Number of run records held in memory (for tests and status).

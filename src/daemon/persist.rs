@@ -1,0 +1,367 @@
+//! The daemon's side of `state_dir`: what is written to the journal when,
+//! what happens at start with what it recovered, and catch-up.
+//!
+//! Written (see `crate::persist` for the file format):
+//! - a run's snapshot when it is queued (with its args, and for `submit`
+//!   the job definition), when a worker starts it, and when it ends;
+//! - a `Scheduled` record each time a schedule fires, so the next start
+//!   knows how long the daemon was down.
+//!
+//! Durability: every record is written (`write`) at once, so a `kill -9`
+//! loses nothing that was recorded; runs accepted by `jobs.run` or `submit`
+//! are also `fdatasync`ed before the client gets its answer, so they survive
+//! power loss too. Other records are synced with the next such answer, or at
+//! exit.
+//!
+//! At start: finished runs go back into their job's history and counters;
+//! runs that were `running` become `interrupted` (the daemon died under
+//! them; they are not re-run, since they may have had effects); runs that
+//! were `queued` are dispatched again under their old ids. Then each
+//! scheduled job counts the due times it missed while the daemon was down
+//! and, per its `catch_up`, runs none, the latest one, or the latest
+//! `catch_up_limit` of them.
+
+use super::dispatch::NewRun;
+use super::{Daemon, Shared};
+use crate::config::{CatchUp, JobDef, Overlap};
+use crate::persist::{Record, Recovered, RunRecord};
+use crate::state::run::{Run, RunId, RunState, Trigger};
+use crate::state::Finish;
+use crate::time::{self, Timestamp};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// How many missed due times are counted at most per job (a `every = "1s"`
+/// job down for a year would otherwise take a while to count).
+const MAX_MISSED_COUNTED: u64 = 1_000_000;
+
+/// What an interrupted run's `error` says.
+const INTERRUPTED: &str =
+    "tickd stopped while this run was running (crash or kill -9); it was not re-run";
+
+impl Shared {
+    /// Appends a snapshot of run `id` to the journal (no-op without
+    /// `state_dir`). `args`/`adhoc` are what a restart needs to run it again.
+    pub fn journal_run(&self, id: RunId, args: Option<&Value>, adhoc: Option<&Value>) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let Some(run) = self.core.lock().run(id).cloned() else {
+            return;
+        };
+        self.journal_snapshot(journal, &run, args, adhoc);
+    }
+
+    /// Appends the snapshot `run` to the journal.
+    pub fn journal_finished(&self, run: &Run) {
+        if let Some(journal) = &self.journal {
+            self.journal_snapshot(journal, run, None, None);
+        }
+    }
+
+    fn journal_snapshot(
+        &self,
+        journal: &parking_lot::Mutex<crate::persist::Store>,
+        run: &Run,
+        args: Option<&Value>,
+        adhoc: Option<&Value>,
+    ) {
+        let record = Record::Run(RunRecord::from_run(run, args.cloned(), adhoc.cloned()));
+        if let Err(e) = journal.lock().append(&record) {
+            log::error!(
+                "state_dir: could not record run {} of job {}: {e}",
+                run.id,
+                run.job.as_deref().unwrap_or("(submitted)")
+            );
+        }
+    }
+
+    /// Appends that `job`'s schedule fired for `at`.
+    pub fn journal_scheduled(&self, job: &str, at: Timestamp) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let record = Record::Scheduled {
+            job: job.to_string(),
+            at,
+        };
+        if let Err(e) = journal.lock().append(&record) {
+            log::error!("state_dir: could not record the schedule of job {job}: {e}");
+        }
+    }
+
+    /// Makes everything recorded so far durable (fdatasync; a no-op when
+    /// nothing was written since the last sync).
+    pub fn sync_journal(&self) {
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.lock().sync() {
+                log::error!("state_dir: could not sync the journal: {e}");
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// Rewrites the journal from the state in memory once it has grown
+    /// enough (called after runs finish; cheap when there is nothing to do).
+    pub(super) fn compact_journal_if_needed(&self) {
+        let Some(journal) = &self.shared.journal else {
+            return;
+        };
+        // Journal first, then core: a worker appending waits for the new
+        // file, so nothing it records is lost with the old one.
+        let mut store = journal.lock();
+        if !store.needs_compaction() {
+            return;
+        }
+        let records: Vec<Record> = {
+            let core = self.shared.core.lock();
+            let mut runs: Vec<&Run> = core.all_runs().collect();
+            runs.sort_unstable_by_key(|r| r.id);
+            let inputs = &self.inputs;
+            let mut records: Vec<Record> = runs
+                .into_iter()
+                .map(|run| {
+                    let (args, adhoc) = match inputs.get(&run.id) {
+                        Some(i) if !run.state.is_terminal() => (i.args.clone(), i.adhoc.clone()),
+                        _ => (None, None),
+                    };
+                    Record::Run(RunRecord::from_run(run, args, adhoc))
+                })
+                .collect();
+            records.extend(core.last_scheduled().map(|(job, at)| Record::Scheduled {
+                job: job.to_string(),
+                at,
+            }));
+            records
+        };
+        let before = store.journal_len();
+        match store.compact(records) {
+            Ok(()) => log::info!(
+                "state_dir: journal compacted from {before} to {} bytes",
+                store.journal_len()
+            ),
+            Err(e) => log::error!("state_dir: journal compaction failed: {e}"),
+        }
+    }
+
+    /// Puts recovered runs back (see the module docs) and returns the runs
+    /// to dispatch again, oldest first.
+    pub(super) fn restore(
+        &mut self,
+        recovered: &Recovered,
+    ) -> Vec<(RunId, Option<Value>, Option<Value>)> {
+        let mut requeue = Vec::new();
+        let mut interrupted = 0;
+        let mut core = self.shared.core.lock();
+        core.reserve_ids_through(recovered.max_run_id);
+        for (job, at) in &recovered.last_scheduled {
+            if let Some(entry) = core.job_mut(job) {
+                entry.last_scheduled = Some(*at);
+            }
+        }
+        for record in &recovered.runs {
+            let mut run = record.to_run();
+            match run.state {
+                RunState::Running => {
+                    run.state = RunState::Interrupted;
+                    run.finished_at = Some(time::now());
+                    run.error = Some(INTERRUPTED.to_string());
+                    log::warn!(
+                        "run {} of job {}: {INTERRUPTED}",
+                        run.id,
+                        run.job.as_deref().unwrap_or("(submitted)")
+                    );
+                    interrupted += 1;
+                    let snapshot = run.clone();
+                    core.restore_run(run);
+                    drop(core);
+                    self.shared.journal_finished(&snapshot);
+                    core = self.shared.core.lock();
+                }
+                RunState::Queued => {
+                    requeue.push((run.id, record.args.clone(), record.adhoc.clone()));
+                    core.restore_run(run);
+                }
+                _ => core.restore_run(run),
+            }
+        }
+        drop(core);
+        log::info!(
+            "state_dir: recovered {} runs ({} queued again, {interrupted} interrupted)",
+            recovered.runs.len(),
+            requeue.len()
+        );
+        requeue
+    }
+
+    /// Dispatches a run recovered in the `queued` state.
+    pub(super) fn requeue(&mut self, id: RunId, args: Option<Value>, adhoc: Option<Value>) {
+        let job = self.shared.core.lock().run(id).and_then(|r| r.job.clone());
+        let def: Result<Arc<JobDef>, String> = match (&job, &adhoc) {
+            (Some(name), _) => self
+                .shared
+                .core
+                .lock()
+                .job(name)
+                .map(|e| Arc::clone(&e.def))
+                .ok_or_else(|| format!("job {name} is no longer in the config")),
+            (None, Some(Value::Object(obj))) => crate::config::parse_adhoc_job(obj)
+                .map(Arc::new)
+                .map_err(|e| format!("submitted job no longer valid: {e}")),
+            (None, _) => Err("submitted job definition was not recorded".to_string()),
+        };
+        match def {
+            Ok(def) => {
+                log::info!(
+                    "run {id} of job {}: queued before the restart; running it now",
+                    job.as_deref().unwrap_or("(submitted)")
+                );
+                self.dispatch_recovered(id, def, args, adhoc);
+            }
+            Err(why) => {
+                log::warn!("run {id}: recovered as queued but cannot run: {why}");
+                self.finish_recovered(id, Finish::with_error(RunState::Cancelled, why));
+            }
+        }
+    }
+
+    /// Counts the due times each scheduled job missed while the daemon was
+    /// down, and starts catch-up runs per its `catch_up`.
+    pub(super) fn catch_up(&mut self, now: Timestamp) {
+        let jobs: Vec<Arc<JobDef>> = {
+            let core = self.shared.core.lock();
+            core.job_names()
+                .iter()
+                .filter_map(|n| core.job(n))
+                .filter(|e| e.enabled && e.last_scheduled.is_some())
+                .map(|e| Arc::clone(&e.def))
+                .collect()
+        };
+        for def in jobs {
+            let last = self
+                .shared
+                .core
+                .lock()
+                .job(&def.name)
+                .and_then(|e| e.last_scheduled);
+            let (Some(schedule), Some(last)) = (&def.schedule, last) else {
+                continue;
+            };
+            let keep = match def.catch_up {
+                CatchUp::None => 0,
+                CatchUp::Once => 1,
+                CatchUp::All => def.catch_up_limit as usize,
+            };
+            let (count, latest) = missed_between(schedule, last, now, keep.max(1));
+            let Some(newest) = latest.last().copied() else {
+                continue;
+            };
+            let replay = &latest[latest.len().saturating_sub(keep)..];
+            if let Some(entry) = self.shared.core.lock().job_mut(&def.name) {
+                entry.missed_total += count;
+                // Counted once: a second restart does not miss them again.
+                entry.last_scheduled = Some(newest);
+            }
+            self.shared.journal_scheduled(&def.name, newest);
+            log::warn!(
+                "job {}: {count} scheduled run(s) missed while tickd was down (catch_up = {}; running {})",
+                def.name,
+                def.catch_up.as_str(),
+                replay.len()
+            );
+            for &at in replay {
+                let new = NewRun {
+                    scheduled_at: Some(at),
+                    overlap: Some(Overlap::Queue),
+                    ..NewRun::new(Trigger::Schedule, None)
+                };
+                if let Err(e) = self.start_run(&def.name, new) {
+                    log::warn!("job {}: catch-up run not started: {}", def.name, e.message);
+                }
+            }
+        }
+    }
+}
+
+/// How many due times of `schedule` fall in `(last, now]`, and the latest
+/// `keep` of them, oldest first.
+pub fn missed_between(
+    schedule: &crate::schedule::Schedule,
+    last: Timestamp,
+    now: Timestamp,
+    keep: usize,
+) -> (u64, Vec<Timestamp>) {
+    let mut count = 0u64;
+    let mut latest = std::collections::VecDeque::with_capacity(keep.min(1024));
+    let mut t = last;
+    while count < MAX_MISSED_COUNTED {
+        let Some(next) = schedule.next_after(t) else {
+            break;
+        };
+        if next > now {
+            break;
+        }
+        count += 1;
+        if keep > 0 {
+            if latest.len() == keep {
+                latest.pop_front();
+            }
+            latest.push_back(next);
+        }
+        t = next;
+    }
+    (count, latest.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{parse_cron, parse_every};
+
+    fn utc(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("timestamp")
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn missed_due_times_are_counted_and_the_latest_kept() {
+        let every = parse_every("1m").expect("every");
+        let last = utc("2026-01-01T00:00:00Z");
+        let now = utc("2026-01-01T00:10:30Z");
+        let (count, kept) = missed_between(&every, last, now, 3);
+        assert_eq!(count, 10);
+        let want = [
+            "2026-01-01T00:08:00Z",
+            "2026-01-01T00:09:00Z",
+            "2026-01-01T00:10:00Z",
+        ];
+        assert_eq!(kept, want.map(utc).to_vec());
+        let (count, kept) = missed_between(&every, last, now, 0);
+        assert_eq!((count, kept.len()), (10, 0));
+        let (count, _) = missed_between(&every, now, now, 5);
+        assert_eq!(count, 0);
+    }
+
+    #[test]
+    fn cron_downtime_counts_cron_matches() {
+        let daily = parse_cron("0 3 * * *").expect("cron");
+        let last = utc("2026-01-01T03:00:00Z");
+        let now = utc("2026-01-04T12:00:00Z");
+        let (count, kept) = missed_between(&daily, last, now, 1);
+        assert_eq!(count, 3);
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0] > utc("2026-01-03T12:00:00Z"));
+    }
+
+    #[test]
+    fn counting_is_bounded() {
+        let every = parse_every("1ms").expect("every");
+        let last = utc("2020-01-01T00:00:00Z");
+        let now = utc("2026-01-01T00:00:00Z");
+        let (count, kept) = missed_between(&every, last, now, 2);
+        assert_eq!(count, MAX_MISSED_COUNTED);
+        assert_eq!(kept.len(), 2);
+    }
+}
