@@ -358,3 +358,46 @@ fn debug_hooks_are_absent_by_default() {
     let mut c = d.client();
     assert_eq!(c.err_code("debug.kill_worker", json!({})), -32601);
 }
+
+/// Peak and current resident memory of a process, in KiB, from
+/// /proc/PID/status.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[test]
+fn a_job_printing_a_gibibyte_leaves_the_daemon_small() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "firehose"
+command = ["sh", "-c", "head -c 1073741824 /dev/zero | tr '\\0' 'y'; echo; echo the-end"]
+timeout = "5m"
+"#,
+    ));
+    let mut c = d.client();
+    let run = c.ok("jobs.run", json!({"name": "firehose", "wait": true}));
+    assert_eq!(run["state"], "succeeded", "{}", run["error"]);
+    let output = run["output"].as_str().expect("output");
+    assert!(output.len() <= 64 * 1024, "output is a bounded tail");
+    assert!(
+        output.ends_with("the-end\n"),
+        "the tail is the end of the output"
+    );
+    let (peak, now) = rss_kib(d.child.id());
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB must stay under 64 MiB"
+    );
+    assert!(now < 64 * 1024, "RSS {now} KiB");
+}
