@@ -36,7 +36,17 @@ fn the_example_config_loads_without_warnings() {
     assert_eq!(config.daemon.listen.as_deref(), Some("127.0.0.1:7070"));
     assert_eq!(config.daemon.workers, 4);
     let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(names, ["heartbeat", "disk-usage", "echo-args"]);
+    assert_eq!(
+        names,
+        [
+            "heartbeat",
+            "disk-usage",
+            "echo-args",
+            "http-check",
+            "sql-tick",
+            "prune-demo-logs"
+        ]
+    );
     assert_eq!(
         config.jobs[0].schedule.as_ref().map(|s| s.text()),
         Some("5s")
