@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use util::{config, Daemon, WAIT};
+use util::{config, poll_until, Daemon, WAIT};
 
 // ---------------------------------------------------------------- http ---
 
@@ -250,4 +250,122 @@ fn http_large_body_keeps_a_bounded_tail() {
     let output = run["output"].as_str().expect("output");
     assert_eq!(output.len(), 64 * 1024);
     assert!(output.ends_with("aaaTHE END"));
+}
+
+// ----------------------------------------------------------------- sql ---
+
+/// A database `t.db` in `dir` with `t(x INTEGER)` holding 1 and 2.
+fn sql_database(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("t.db");
+    let conn = rusqlite::Connection::open(&path).expect("create db");
+    conn.execute_batch("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES (1), (2);")
+        .expect("schema");
+    path
+}
+
+fn sql_values(path: &std::path::Path) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(path).expect("open db");
+    let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").expect("prepare");
+    let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+    rows.collect::<Result<_, _>>().expect("rows")
+}
+
+/// A daemon with sql jobs on a fresh database in a temp dir of the test.
+fn sql_daemon(jobs: &[(&str, &str, &str)]) -> (Daemon, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sql_database(dir.path());
+    let mut text = String::new();
+    for (name, sql, extra) in jobs {
+        text.push_str(&format!(
+            "[[jobs]]\nname = \"{name}\"\nkind = \"sql\"\ndatabase = {:?}\nsql = {sql:?}\n{extra}\n\n",
+            db.display().to_string()
+        ));
+    }
+    (Daemon::start(&config("", &text)), dir, db)
+}
+
+#[test]
+fn sql_batch_commits_and_reports_rows_changed() {
+    let sql = "INSERT INTO t VALUES (3); UPDATE t SET x = x * 10 WHERE x >= 2;";
+    let (d, _dir, db) = sql_daemon(&[("q", sql, "")]);
+    let run = run_job(&d, "q");
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    assert_eq!(run["result"], json!({"rows_changed": 3}));
+    assert_eq!(run["output"], json!("3 rows changed"));
+    assert_eq!(sql_values(&db), vec![1, 20, 30]);
+}
+
+#[test]
+fn sql_error_fails_and_rolls_back_the_whole_batch() {
+    let sql = "INSERT INTO t VALUES (3); UPDATE nowhere SET x = 1;";
+    let (d, _dir, db) = sql_daemon(&[("q", sql, "")]);
+    let run = run_job(&d, "q");
+    assert_eq!(run["state"], json!("failed"), "{run}");
+    assert!(error_of(&run).contains("no such table: nowhere"), "{run}");
+    assert_eq!(sql_values(&db), vec![1, 2]);
+}
+
+/// Holds an exclusive lock on `db` until dropped (rolls back).
+fn lock(db: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    conn.execute_batch("BEGIN EXCLUSIVE;").expect("lock");
+    conn
+}
+
+#[test]
+fn sql_waits_for_a_locked_database() {
+    let (d, _dir, db) = sql_daemon(&[("q", "INSERT INTO t VALUES (7);", "timeout = \"20s\"")]);
+    let holder = lock(&db);
+    let mut c = d.client();
+    let id = c.ok("jobs.run", json!({"name": "q"}))["run_id"]
+        .as_str()
+        .expect("run_id")
+        .to_string();
+    poll_until("the run to start", || {
+        (c.ok("runs.get", json!({"run_id": id}))["state"] == "running").then_some(())
+    });
+    // Without waiting for the lock the run would fail at once; it must
+    // still be running while the lock is held.
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_millis(300) {
+        let run = c.ok("runs.get", json!({"run_id": id}));
+        assert_eq!(run["state"], json!("running"), "{run}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.execute_batch("COMMIT;").expect("unlock");
+    let run = d.wait_run_done(&id);
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    assert_eq!(run["result"], json!({"rows_changed": 1}));
+    assert_eq!(sql_values(&db), vec![1, 2, 7]);
+}
+
+#[test]
+fn sql_lock_held_past_the_timeout_times_out() {
+    let (d, _dir, db) = sql_daemon(&[("q", "INSERT INTO t VALUES (7);", "timeout = \"300ms\"")]);
+    let holder = lock(&db);
+    let run = run_job(&d, "q");
+    assert_eq!(run["state"], json!("timed_out"), "{run}");
+    assert_eq!(error_of(&run), "timed out after 300ms");
+    drop(holder);
+    assert_eq!(sql_values(&db), vec![1, 2]);
+}
+
+#[test]
+fn sql_cancel_ends_a_wait_for_a_lock() {
+    let (d, _dir, db) = sql_daemon(&[("q", "INSERT INTO t VALUES (7);", "timeout = \"20s\"")]);
+    let holder = lock(&db);
+    let mut c = d.client();
+    let id = c.ok("jobs.run", json!({"name": "q"}))["run_id"].clone();
+    poll_until("the run to start", || {
+        (c.ok("runs.get", json!({"run_id": id}))["state"] == "running").then_some(())
+    });
+    let run = c.ok("runs.cancel", json!({"run_id": id}));
+    assert_eq!(run["state"], json!("cancelled"), "{run}");
+    assert_eq!(error_of(&run), "cancelled by request");
+    assert!(
+        run["duration_ms"].as_u64().expect("duration") < 10_000,
+        "{run}"
+    );
+    drop(holder);
+    assert_eq!(sql_values(&db), vec![1, 2]);
 }
