@@ -161,6 +161,8 @@ fn http_200_succeeds_with_status_and_body() {
         "{}",
         seen.head
     );
+    let head = seen.head.to_ascii_lowercase();
+    assert!(head.contains("\r\nuser-agent: tickd/"), "{}", seen.head);
 }
 
 #[test]
@@ -368,4 +370,125 @@ fn sql_cancel_ends_a_wait_for_a_lock() {
     );
     drop(holder);
     assert_eq!(sql_values(&db), vec![1, 2]);
+}
+
+// ---------------------------------------------------------- file.prune ---
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Creates `path`, holding `bytes`, last modified `age` ago.
+fn make_file(path: &std::path::Path, bytes: &[u8], age: Duration) {
+    let mut file = std::fs::File::create(path).expect("create file");
+    if !bytes.is_empty() {
+        file.write_all(bytes).expect("write file");
+    }
+    if !age.is_zero() {
+        let when = std::time::SystemTime::now() - age;
+        file.set_modified(when).expect("set mtime");
+    }
+}
+
+/// A daemon with one file.prune job `p` on `$DIR/tree` (created empty).
+fn prune_daemon(extra: &str) -> (Daemon, std::path::PathBuf) {
+    let jobs = format!(
+        "[[jobs]]\nname = \"p\"\nkind = \"file.prune\"\npath = \"$DIR/tree\"\n\
+         older_than = \"1h\"\n{extra}\n"
+    );
+    let d = Daemon::start(&config("file_threads = 2", &jobs));
+    let tree = d.dir().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir tree");
+    (d, tree)
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn prune_100k_files_deletes_exactly_the_old_matching_ones() {
+    let (d, tree) = prune_daemon("pattern = \"*.log\"\nrecursive = true");
+    // 100 directories of 1000 files: i % 4 == 0 old .log (1 byte), 1 old
+    // .txt, 2 new .log, 3 new .txt.
+    for dir in 0..100 {
+        let sub = tree.join(format!("d{dir:02}"));
+        std::fs::create_dir(&sub).expect("mkdir");
+        for i in 0..1000 {
+            let (ext, bytes, age) = match i % 4 {
+                0 => ("log", &b"x"[..], 2 * HOUR),
+                1 => ("txt", &b""[..], 2 * HOUR),
+                2 => ("log", &b""[..], Duration::ZERO),
+                _ => ("txt", &b""[..], Duration::ZERO),
+            };
+            make_file(&sub.join(format!("f{i}.{ext}")), bytes, age);
+        }
+    }
+    let run = run_job(&d, "p");
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    let result = &run["result"];
+    assert_eq!(result["files_scanned"], json!(100_000), "{run}");
+    assert_eq!(result["files_deleted"], json!(25_000), "{run}");
+    assert_eq!(result["bytes_freed"], json!(25_000), "{run}");
+    assert_eq!(result["errors"], json!(0), "{run}");
+    assert_eq!(run["progress"], json!(1.0), "{run}");
+    assert_eq!(names_in(&tree).len(), 100, "directories are kept");
+    for dir in 0..100 {
+        let names = names_in(&tree.join(format!("d{dir:02}")));
+        assert_eq!(names.len(), 750, "d{dir:02}");
+        assert!(names.iter().all(|n| {
+            let i: usize = n[1..n.find('.').expect("dot")].parse().expect("index");
+            !i.is_multiple_of(4)
+        }));
+    }
+}
+
+#[test]
+fn prune_never_follows_a_symlink_out_of_the_tree() {
+    let (d, tree) = prune_daemon("pattern = \"*.log\"\nrecursive = true");
+    let outside = d.dir().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir outside");
+    for name in ["a.log", "b.log"] {
+        make_file(&outside.join(name), b"keep", 2 * HOUR);
+    }
+    make_file(&tree.join("mine.log"), b"x", 2 * HOUR);
+    std::os::unix::fs::symlink(&outside, tree.join("link")).expect("dir link");
+    std::os::unix::fs::symlink(outside.join("a.log"), tree.join("old.log")).expect("file link");
+    let run = run_job(&d, "p");
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    assert_eq!(run["result"]["files_deleted"], json!(1), "{run}");
+    assert_eq!(names_in(&outside), ["a.log", "b.log"]);
+    assert_eq!(names_in(&tree), ["link", "old.log"]);
+    for link in ["link", "old.log"] {
+        let meta = std::fs::symlink_metadata(tree.join(link)).expect("link kept");
+        assert!(meta.file_type().is_symlink(), "{link}");
+    }
+}
+
+#[test]
+fn prune_without_recursive_keeps_subdirectory_files() {
+    let (d, tree) = prune_daemon("");
+    make_file(&tree.join("top"), b"x", 2 * HOUR);
+    std::fs::create_dir(tree.join("sub")).expect("mkdir");
+    make_file(&tree.join("sub/deep"), b"x", 2 * HOUR);
+    let run = run_job(&d, "p");
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    assert_eq!(names_in(&tree), ["sub"]);
+    assert_eq!(names_in(&tree.join("sub")), ["deep"]);
+    assert_eq!(run["result"]["files_deleted"], json!(1), "{run}");
+}
+
+#[test]
+fn prune_of_a_missing_path_fails_clearly() {
+    let (d, tree) = prune_daemon("");
+    std::fs::remove_dir(&tree).expect("rmdir");
+    let run = run_job(&d, "p");
+    assert_eq!(run["state"], json!("failed"), "{run}");
+    assert_eq!(
+        error_of(&run),
+        format!("path {}: No such file or directory", tree.display())
+    );
 }
