@@ -26,6 +26,9 @@ use ureq::http;
 /// Time limit of a run whose job sets no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest time limit applied (a century): longer ones are cut to this.
+const MAX_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Most response body bytes read; the rest is left unread.
 pub const MAX_BODY_READ: u64 = 16 * 1024 * 1024;
 
@@ -41,7 +44,8 @@ impl Executor for HttpJob<'_> {
             return cancelled(ctx);
         }
         let spec = self.0;
-        let limit = ctx.job.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Capped so that `now + limit` cannot overflow on absurd timeouts.
+        let limit = ctx.job.timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_LIMIT);
         let what = format!("http {} {}", spec.method, spec.url);
         log::debug!("{what}: sending (time limit {limit:?})");
         let response = match send(&agent(limit), spec) {

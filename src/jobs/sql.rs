@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 /// Time limit of a run whose job sets no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest time limit applied (a century): longer ones are cut to this.
+const MAX_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Longest sleep of the busy handler and of the watcher between checks of
 /// the cancel token.
 const POLL: Duration = Duration::from_millis(50);
@@ -46,7 +49,8 @@ impl Executor for SqlJob<'_> {
             return Finish::with_error(RunState::Cancelled, cancel_reason(ctx.cancel));
         }
         let spec = self.0;
-        let limit = ctx.job.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Capped so that `now + limit` cannot overflow on absurd timeouts.
+        let limit = ctx.job.timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_LIMIT);
         let run = Limits {
             deadline: Instant::now() + limit,
             cancel: ctx.cancel.clone(),
