@@ -10,8 +10,7 @@
 //!
 //! Keys whose feature is not built in this version are still parsed and
 //! checked; set to a non-default value they add a line to
-//! [`Config::warnings`] instead of being ignored silently. Job kinds other
-//! than `exec` are checked in full but then refused (see [`validate`]).
+//! [`Config::warnings`] instead of being ignored silently.
 //!
 //! The file format is in CONTRACT.md §3; `conf/tickd.toml` is an example.
 

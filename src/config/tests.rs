@@ -282,7 +282,7 @@ on_failure = "self"
 }
 
 #[test]
-fn other_kinds_are_validated_then_refused() {
+fn other_kinds_are_validated_with_their_own_keys() {
     assert_errors(
         r#"
 [[jobs]]

@@ -44,6 +44,8 @@ pub struct NewRun {
     pub attempt: u32,
     /// Overrides the job's `overlap` (catch-up runs queue behind each other).
     pub overlap: Option<Overlap>,
+    /// Replays a due time missed while the daemon was down.
+    pub catch_up: bool,
 }
 
 impl NewRun {
@@ -55,6 +57,7 @@ impl NewRun {
             scheduled_at: None,
             attempt: 1,
             overlap: None,
+            catch_up: false,
         }
     }
 }
@@ -104,6 +107,7 @@ impl Daemon {
             scheduled_at,
             attempt,
             overlap,
+            catch_up,
         } = new;
         if self.stopping() {
             return Err(RpcError::new(
@@ -141,6 +145,9 @@ impl Daemon {
                     ));
                 }
                 let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
+                if catch_up {
+                    core.mark_catch_up(id);
+                }
                 if let Some(entry) = core.job_mut(name) {
                     entry.backlog.push_back(id);
                 }
@@ -170,6 +177,9 @@ impl Daemon {
                     ));
                 }
                 let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
+                if catch_up {
+                    core.mark_catch_up(id);
+                }
                 drop(core);
                 self.shared.journal_run(id, args.as_ref(), None);
                 self.dispatch(id, def, args, None);
@@ -453,15 +463,20 @@ impl Daemon {
 
     /// Arms (or disarms) the schedule of `name` from its current definition.
     pub(super) fn arm(&mut self, name: &str) {
+        self.arm_after(name, time::now());
+    }
+
+    /// Like [`Daemon::arm`], for the first due time after `after`.
+    pub(super) fn arm_after(&mut self, name: &str, after: Timestamp) {
         let mut core = self.shared.core.lock();
         let Some(entry) = core.job_mut(name) else {
             self.scheduler.disarm(name);
             return;
         };
         entry.next_run = match (&entry.def.schedule, entry.enabled) {
-            (Some(schedule), true) if !matches!(self.phase, super::Phase::Draining { .. }) => self
-                .scheduler
-                .arm(name, schedule, time::now(), entry.def.jitter),
+            (Some(schedule), true) if !matches!(self.phase, super::Phase::Draining { .. }) => {
+                self.scheduler.arm(name, schedule, after, entry.def.jitter)
+            }
             _ => {
                 self.scheduler.disarm(name);
                 None

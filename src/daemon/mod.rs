@@ -348,15 +348,18 @@ impl Daemon {
         for def in &jobs {
             daemon.shared.core.lock().upsert_job(Arc::clone(def));
         }
+        // Due times up to now are catch-up's; the schedules are armed for
+        // the ones after it, so no due time is both missed and fired.
+        let started_at = time::now();
         let requeue = match &recovered {
             Some(recovered) => daemon.restore(recovered),
             None => Vec::new(),
         };
         for def in &jobs {
-            daemon.arm(&def.name);
+            daemon.arm_after(&def.name, started_at);
         }
         if recovered.is_some() {
-            daemon.catch_up(time::now());
+            daemon.catch_up(started_at);
             for (id, args, adhoc) in requeue {
                 daemon.requeue(id, args, adhoc);
             }

@@ -274,6 +274,7 @@ impl Daemon {
                 let new = NewRun {
                     scheduled_at: Some(at),
                     overlap: Some(Overlap::Queue),
+                    catch_up: true,
                     ..NewRun::new(Trigger::Schedule, None)
                 };
                 if let Err(e) = self.start_run(&def.name, new) {

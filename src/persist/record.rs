@@ -135,6 +135,9 @@ pub struct RunRecord {
         deserialize_with = "wire::present"
     )]
     pub adhoc: Option<Value>,
+    /// Replays a due time missed while the daemon was down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub catch_up: bool,
 }
 
 impl RunRecord {
@@ -157,6 +160,7 @@ impl RunRecord {
             result: run.result.clone(),
             args,
             adhoc,
+            catch_up: run.catch_up,
         }
     }
 
@@ -178,6 +182,7 @@ impl RunRecord {
             scheduled_at: self.scheduled_at,
             pid: None,
             result: self.result.clone(),
+            catch_up: self.catch_up,
         }
     }
 }
@@ -320,6 +325,7 @@ mod tests {
             scheduled_at: Some(at(1_763_889_600_000)),
             pid: Some(4242),
             result: Some(serde_json::json!({"bytes": 12, "files": ["a", "b"]})),
+            catch_up: true,
         }
     }
 

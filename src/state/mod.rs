@@ -219,6 +219,13 @@ impl Core {
         self.runs.get(&id)
     }
 
+    /// Marks a run as a catch-up of a missed due time.
+    pub fn mark_catch_up(&mut self, id: RunId) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.catch_up = true;
+        }
+    }
+
     /// Up to `limit` runs, newest (highest id) first, optionally only those
     /// of job `job` and in state `state`. Runs of ad-hoc jobs have no job.
     pub fn runs_newest_first(

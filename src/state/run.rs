@@ -130,6 +130,9 @@ pub struct Run {
     pub pid: Option<u32>,
     /// Kind-specific facts about how it ended (see `Finish::result`).
     pub result: Option<Value>,
+    /// A scheduled run replaying a due time missed while the daemon was
+    /// down (`catch_up`).
+    pub catch_up: bool,
 }
 
 impl Run {
@@ -151,6 +154,7 @@ impl Run {
             scheduled_at: None,
             pid: None,
             result: None,
+            catch_up: false,
         }
     }
 
@@ -181,6 +185,7 @@ impl Run {
             scheduled_at: self.scheduled_at.as_ref().map(time::rfc3339),
             pid: self.pid,
             result: self.result.as_ref(),
+            catch_up: self.catch_up,
         }
     }
 
@@ -209,6 +214,7 @@ pub struct RunView<'a> {
     scheduled_at: Option<String>,
     pid: Option<u32>,
     result: Option<&'a Value>,
+    catch_up: bool,
 }
 
 /// Parses a run id as clients send it (a string, or a bare number as a courtesy).
