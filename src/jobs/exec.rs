@@ -292,8 +292,9 @@ fn describe_status(status: ExitStatus) -> (ExecEnd, Option<i32>, Option<String>)
     }
 }
 
-/// An io::Error's text without the "(os error N)" suffix std appends.
-fn os_message(err: &io::Error) -> String {
+/// An io::Error's text without the "(os error N)" suffix std appends
+/// (shared by the job kinds, whose errors operators read).
+pub(crate) fn os_message(err: &io::Error) -> String {
     let text = err.to_string();
     match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => text[..i].to_string(),

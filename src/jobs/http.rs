@@ -232,11 +232,7 @@ fn timeout_message(limit: Duration) -> String {
 
 /// An I/O error as a short lower-case phrase: `connection refused`.
 fn io_message(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(i) if text.ends_with(')') => &text[..i],
-        _ => text.as_str(),
-    };
+    let text = super::exec::os_message(err);
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),

@@ -6,7 +6,7 @@ use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
-use crate::state::run::Trigger;
+use crate::state::run::{RunId, Trigger};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -84,8 +84,14 @@ pub fn execute_submit(
     args: Option<Value>,
 ) -> Reply {
     let started = d.start_adhoc(def, NewRun::new(Trigger::Submit, args), Some(source));
+    accepted(d, started, wait)
+}
+
+/// The answer to an accepted (or refused) run request. An accepted run is
+/// made durable in the journal (with `state_dir`) before the client hears
+/// of it, so that a crash after the answer cannot lose it.
+fn accepted(d: &mut Daemon, started: Result<RunId, RpcError>, wait: bool) -> Reply {
     if started.is_ok() {
-        // Durable before the client hears it was accepted.
         d.shared.sync_journal();
     }
     match started {
@@ -107,15 +113,7 @@ pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
 pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
     let started = d.start_run(name, NewRun::new(Trigger::Manual, args));
-    if started.is_ok() {
-        // Durable before the client hears it was accepted.
-        d.shared.sync_journal();
-    }
-    match started {
-        Ok(id) if wait => Reply::WaitRun(id),
-        Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
-        Err(e) => Reply::Now(Err(e)),
-    }
+    accepted(d, started, wait)
 }
 
 /// Applies `jobs.pause` / `jobs.resume`: `{name, enabled, next_run}`.

@@ -125,14 +125,7 @@ impl<'a> Progress<'a> {
     }
 }
 
-/// An io::Error's text without the "(os error N)" suffix std appends.
-pub(super) fn os_message(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) if text.ends_with(')') => text[..i].to_string(),
-        _ => text,
-    }
-}
+pub(super) use crate::jobs::exec::os_message;
 
 #[cfg(test)]
 mod tests {
