@@ -8,7 +8,7 @@ mod util;
 use rustix::process::Signal;
 use serde_json::{json, Value};
 use std::time::Duration;
-use util::{config, poll_until, Daemon};
+use util::{config, millis, poll_until, Daemon};
 
 fn with_state(state: &std::path::Path, jobs: &str) -> String {
     config(
@@ -191,12 +191,6 @@ fn a_state_dir_cannot_be_shared_by_two_daemons() {
     assert!(stderr.contains("in use"), "{stderr}");
 }
 
-fn ms(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
-        .map(|t| t.timestamp_millis())
-        .expect("timestamp")
-}
-
 fn catch_up_after_downtime(mode: &str) -> (Value, Vec<Value>, i64) {
     let jobs = format!(
         r#"
@@ -234,8 +228,8 @@ command = ["true"]
         .collect();
     for r in &runs {
         // Each stands for a due time inside the downtime.
-        assert!(ms(&r["scheduled_at"]) > stopped_at, "{r}");
-        assert!(ms(&r["scheduled_at"]) <= ms(&r["queued_at"]), "{r}");
+        assert!(millis(&r["scheduled_at"]) > stopped_at, "{r}");
+        assert!(millis(&r["scheduled_at"]) <= millis(&r["queued_at"]), "{r}");
         assert_eq!(r["trigger"], "schedule");
     }
     (job, runs, stopped_at)

@@ -4,7 +4,7 @@
 mod util;
 
 use serde_json::{json, Value};
-use util::{config, poll_until, Daemon};
+use util::{config, millis, poll_until, Daemon};
 
 fn history(d: &Daemon, job: &str, at_least: usize) -> Vec<Value> {
     let mut c = d.client();
@@ -13,13 +13,6 @@ fn history(d: &Daemon, job: &str, at_least: usize) -> Vec<Value> {
         let h = j["history"].as_array().cloned().unwrap_or_default();
         (h.len() >= at_least).then_some(h)
     })
-}
-
-fn millis(ts: &Value) -> i64 {
-    let s = ts.as_str().expect("timestamp string");
-    chrono::DateTime::parse_from_rfc3339(s)
-        .expect("rfc3339")
-        .timestamp_millis()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod util;
 
 use serde_json::{json, Value};
-use util::{config, poll_until, Daemon};
+use util::{config, millis, poll_until, Daemon};
 
 /// Runs of `job`, newest first.
 fn runs_of(d: &Daemon, job: &str) -> Vec<Value> {
@@ -56,12 +56,7 @@ retry_backoff = "100ms"
     );
     // Backoff: 100 ms before attempt 2, 200 ms before attempt 3.
     let gap = |later: &Value, earlier: &Value| {
-        let t = |v: &Value| {
-            chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(0)
-        };
-        t(&later["queued_at"]) - t(&earlier["finished_at"])
+        millis(&later["queued_at"]) - millis(&earlier["finished_at"])
     };
     assert!(gap(&runs[1], &runs[2]) >= 90, "{:?}", runs);
     assert!(gap(&runs[0], &runs[1]) >= 190, "{:?}", runs);
@@ -192,16 +187,11 @@ command = ["true"]
             .collect();
         (runs.len() >= 4).then_some(runs)
     });
-    let ms = |v: &Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
-            .map(|t| t.timestamp_millis())
-            .expect("timestamp")
-    };
     let mut delays = Vec::new();
     for r in &runs {
-        let due = ms(&r["scheduled_at"]);
+        let due = millis(&r["scheduled_at"]);
         assert_eq!(due % 1000, 0, "scheduled_at stays on the 1 s grid: {r}");
-        delays.push(ms(&r["started_at"]) - due);
+        delays.push(millis(&r["started_at"]) - due);
     }
     // Each start is within the jitter window (plus scheduling slack)...
     assert!(

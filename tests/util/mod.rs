@@ -296,3 +296,11 @@ impl Client {
             .unwrap_or_else(|| panic!("{method} should fail: {resp}"))
     }
 }
+
+/// A run object's RFC 3339 timestamp as Unix milliseconds.
+pub fn millis(ts: &Value) -> i64 {
+    let s = ts.as_str().expect("timestamp string");
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("rfc3339")
+        .timestamp_millis()
+}
