@@ -98,6 +98,22 @@ pub fn backoff(first: Duration, next_attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// The refusal of a new run during shutdown.
+fn shutting_down() -> RpcError {
+    RpcError::new(
+        ErrorCode::Overloaded,
+        "daemon is shutting down; no new runs",
+    )
+}
+
+/// The refusal of a new run when the pool's queue is full.
+fn queue_full(capacity: usize) -> RpcError {
+    RpcError::new(
+        ErrorCode::Overloaded,
+        format!("run queue is full ({capacity} runs waiting)"),
+    )
+}
+
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
     pub fn start_run(&mut self, name: &str, new: NewRun) -> Result<RunId, RpcError> {
@@ -110,10 +126,7 @@ impl Daemon {
             catch_up,
         } = new;
         if self.stopping() {
-            return Err(RpcError::new(
-                ErrorCode::Overloaded,
-                "daemon is shutting down; no new runs",
-            ));
+            return Err(shutting_down());
         }
         let queue_room = {
             let s = self.pool.stats();
@@ -168,13 +181,7 @@ impl Daemon {
                     if trigger == Trigger::Schedule {
                         entry.skipped_total += 1;
                     }
-                    return Err(RpcError::new(
-                        ErrorCode::Overloaded,
-                        format!(
-                            "run queue is full ({} runs waiting)",
-                            self.config.daemon.queue_capacity
-                        ),
-                    ));
+                    return Err(queue_full(self.config.daemon.queue_capacity));
                 }
                 let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
                 if catch_up {
@@ -196,17 +203,11 @@ impl Daemon {
         adhoc: Option<Value>,
     ) -> Result<RunId, RpcError> {
         if self.stopping() {
-            return Err(RpcError::new(
-                ErrorCode::Overloaded,
-                "daemon is shutting down; no new runs",
-            ));
+            return Err(shutting_down());
         }
         let s = self.pool.stats();
         if s.queue_depth >= s.queue_capacity {
-            return Err(RpcError::new(
-                ErrorCode::Overloaded,
-                format!("run queue is full ({} runs waiting)", s.queue_capacity),
-            ));
+            return Err(queue_full(s.queue_capacity));
         }
         let id =
             self.shared
@@ -285,13 +286,8 @@ impl Daemon {
         }
     }
 
-    /// Ends a recovered run that cannot run any more.
-    pub(super) fn finish_recovered(&mut self, id: RunId, finish: Finish) {
-        self.finish_here(id, finish, false);
-    }
-
     /// Finishes a run from the loop thread and posts the usual event.
-    fn finish_here(&mut self, id: RunId, finish: Finish, dispatched: bool) {
+    pub(super) fn finish_here(&mut self, id: RunId, finish: Finish, dispatched: bool) {
         let done = self.shared.core.lock().finish(id, finish, dispatched);
         if let Some(run) = done {
             self.shared.notify(LoopEvent::Finished(run));

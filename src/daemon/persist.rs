@@ -152,7 +152,7 @@ impl Daemon {
         recovered: &Recovered,
     ) -> Vec<(RunId, Option<Value>, Option<Value>)> {
         let mut requeue = Vec::new();
-        let mut interrupted = 0;
+        let mut interrupted = Vec::new();
         let mut core = self.shared.core.lock();
         core.reserve_ids_through(recovered.max_run_id);
         for (job, at) in &recovered.last_scheduled {
@@ -172,12 +172,8 @@ impl Daemon {
                         run.id,
                         run.job.as_deref().unwrap_or("(submitted)")
                     );
-                    interrupted += 1;
-                    let snapshot = run.clone();
+                    interrupted.push(run.clone());
                     core.restore_run(run);
-                    drop(core);
-                    self.shared.journal_finished(&snapshot);
-                    core = self.shared.core.lock();
                 }
                 RunState::Queued => {
                     requeue.push((run.id, record.args.clone(), record.adhoc.clone()));
@@ -187,10 +183,14 @@ impl Daemon {
             }
         }
         drop(core);
+        for run in &interrupted {
+            self.shared.journal_finished(run);
+        }
         log::info!(
-            "state_dir: recovered {} runs ({} queued again, {interrupted} interrupted)",
+            "state_dir: recovered {} runs ({} queued again, {} interrupted)",
             recovered.runs.len(),
-            requeue.len()
+            requeue.len(),
+            interrupted.len()
         );
         requeue
     }
@@ -221,7 +221,7 @@ impl Daemon {
             }
             Err(why) => {
                 log::warn!("run {id}: recovered as queued but cannot run: {why}");
-                self.finish_recovered(id, Finish::with_error(RunState::Cancelled, why));
+                self.finish_here(id, Finish::with_error(RunState::Cancelled, why), false);
             }
         }
     }

@@ -197,21 +197,6 @@ mod wire {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Every trigger, for parsing by wire name. Kept complete by the
-    /// exhaustive match in the `every_trigger_is_listed` test.
-    pub(super) const TRIGGERS: [Trigger; 5] = [
-        Trigger::Schedule,
-        Trigger::Manual,
-        Trigger::Submit,
-        Trigger::Retry,
-        Trigger::OnFailure,
-    ];
-
-    /// The trigger whose wire name is `s`.
-    pub(super) fn parse_trigger(s: &str) -> Option<Trigger> {
-        TRIGGERS.into_iter().find(|t| t.as_str() == s)
-    }
-
     /// Reads a field that is present as `Some`, even when it is `null`, so
     /// `Some(Value::Null)` round-trips (`default` covers the absent field).
     pub(super) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -274,7 +259,7 @@ mod wire {
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
             let name = String::deserialize(d)?;
-            parse_trigger(&name)
+            Trigger::parse(&name)
                 .ok_or_else(|| D::Error::custom(format!("unknown trigger {name:?}")))
         }
     }
@@ -401,18 +386,18 @@ mod tests {
 
     #[test]
     fn every_trigger_is_listed() {
-        // Adding a `Trigger` variant breaks this match: add it to TRIGGERS too.
+        // Adding a `Trigger` variant breaks this match: add it to Trigger::ALL too.
         let listed = |t: Trigger| match t {
             Trigger::Schedule
             | Trigger::Manual
             | Trigger::Submit
             | Trigger::Retry
-            | Trigger::OnFailure => wire::TRIGGERS.contains(&t),
+            | Trigger::OnFailure => Trigger::ALL.contains(&t),
         };
-        for t in wire::TRIGGERS {
+        for t in Trigger::ALL {
             assert!(listed(t));
-            assert_eq!(wire::parse_trigger(t.as_str()), Some(t));
+            assert_eq!(Trigger::parse(t.as_str()), Some(t));
         }
-        assert_eq!(wire::parse_trigger("bogus"), None);
+        assert_eq!(Trigger::parse("bogus"), None);
     }
 }

@@ -412,27 +412,11 @@ fn any_timestamp() -> impl Strategy<Value = Timestamp> {
 }
 
 fn any_run() -> impl Strategy<Value = RunRecord> {
-    let triggers = [
-        Trigger::Schedule,
-        Trigger::Manual,
-        Trigger::Submit,
-        Trigger::Retry,
-        Trigger::OnFailure,
-    ];
-    let states = [
-        RunState::Queued,
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::TimedOut,
-        RunState::Cancelled,
-        RunState::Interrupted,
-    ];
     (
         (1u64..40, proptest::option::of("[a-z.]{1,12}")),
         (
-            proptest::sample::select(triggers.to_vec()),
-            proptest::sample::select(states.to_vec()),
+            proptest::sample::select(Trigger::ALL.to_vec()),
+            proptest::sample::select(RunState::ALL.to_vec()),
         ),
         (
             1u32..5,

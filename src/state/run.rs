@@ -30,6 +30,17 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Every state, in life order.
+    pub const ALL: [RunState; 7] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::TimedOut,
+        RunState::Cancelled,
+        RunState::Interrupted,
+    ];
+
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,17 +56,7 @@ impl RunState {
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<RunState> {
-        [
-            RunState::Queued,
-            RunState::Running,
-            RunState::Succeeded,
-            RunState::Failed,
-            RunState::TimedOut,
-            RunState::Cancelled,
-            RunState::Interrupted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        RunState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// True once the run can no longer change.
@@ -85,6 +86,20 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger.
+    pub const ALL: [Trigger; 5] = [
+        Trigger::Schedule,
+        Trigger::Manual,
+        Trigger::Submit,
+        Trigger::Retry,
+        Trigger::OnFailure,
+    ];
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
