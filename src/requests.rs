@@ -172,7 +172,7 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
                     format!("invalid request: line longer than max_line_bytes ({max})"),
                 );
                 rpc::write_error(&mut out, &Value::Null, &err);
-                segments.push(Segment::Bytes(std::mem::take(&mut out)));
+                flush_bytes(&mut segments, &mut out);
                 segments.push(Segment::Close {
                     why: Some(format!("line longer than {max} bytes")),
                 });

@@ -105,7 +105,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
         authed |= answer_one(shared, &req, framing, &mut out, &mut segments);
         if framing.close {
             // Whatever follows on this connection is not answered.
-            segments.push(Segment::Bytes(std::mem::take(&mut out)));
+            flush_bytes(&mut segments, &mut out);
             segments.push(Segment::Close { why: None });
             break;
         }
@@ -113,6 +113,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     finish_batch(shared, &batch, segments, out, answered, authed)
 }
 
+/// Answers 400 and ends the connection: bytes the loop framed did not parse.
 fn malformed(shared: &Shared, out: &mut Vec<u8>, segments: &mut Vec<Segment>) {
     bump(&shared.board.clients.http_malformed);
     let err = RpcError::new(ErrorCode::InvalidRequest, "bad request: malformed HTTP");
@@ -121,7 +122,7 @@ fn malformed(shared: &Shared, out: &mut Vec<u8>, segments: &mut Vec<Segment>) {
         head: false,
     };
     response::write_error(out, &err, "", f);
-    segments.push(Segment::Bytes(std::mem::take(out)));
+    flush_bytes(segments, out);
     segments.push(Segment::Close {
         why: Some("malformed HTTP request".into()),
     });
