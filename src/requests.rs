@@ -1,5 +1,5 @@
-//! Request batches: how requests (JSON-RPC lines or HTTP requests) travel from the event loop to the
-//! request pool and their answers come back.
+//! Request batches: how requests (JSON-RPC lines or HTTP requests) travel
+//! from the event loop to the request pool and their answers come back.
 //!
 //! The loop never decodes JSON. Per turn, it takes every connection's
 //! complete lines as one [`ConnBatch`] (the bytes, moved, not copied, in the
@@ -12,6 +12,13 @@
 //! Answers stay in request order because a connection has at most one
 //! batch in flight: the loop buffers further input until the batch's answers
 //! are back (and stops reading from a client that keeps sending meanwhile).
+//!
+//! Authentication is per connection for JSON-RPC: the batch says whether
+//! the connection has authenticated, the worker answers `auth` and refuses
+//! other methods (but `ping`) until then, and the answer says the new
+//! state. When auth is off, connections start authenticated, so the check
+//! costs one branch per request. A wrong token's answer comes back as
+//! [`Segment::Delayed`] and the loop holds it on a timer.
 
 use crate::daemon::counters::bump;
 use crate::daemon::{LoopEvent, Shared};

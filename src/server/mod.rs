@@ -6,15 +6,24 @@
 //!    the time to the earliest deadline; with nothing armed, it sleeps until
 //!    something happens — an idle daemon does not tick);
 //! 2. accept; read every ready socket into its connection's input and cut
-//!    each connection's complete lines into a batch;
+//!    each connection's complete requests (lines, or whole HTTP requests)
+//!    into a batch;
 //! 3. take worker events: answers to earlier batches (applying the commands
 //!    they carry, in request order) and finished runs (answering requests
 //!    that wait on them); write answers, one `write` per connection;
-//! 4. fire due timers (schedules, idle connections, the shutdown grace end);
+//! 4. fire due timers (schedules, idle connections, answers held by the
+//!    auth delay, the shutdown grace end);
 //! 5. hand the turn's batches to the request pool as one task (see
 //!    [`crate::requests`]), then poll again.
 //!
 //! The loop itself never decodes JSON: it moves bytes and applies commands.
+//!
+//! Clients come from the TCP listener (HTTP or JSON-RPC, told apart by the
+//! first bytes, see [`crate::http::frame::sniff`]) and the Unix socket
+//! (JSON-RPC, trusted); [`listeners`] binds both. Each connection carries
+//! whether it has authenticated; before that, its lines are limited to
+//! [`PREAUTH_MAX_LINE`] and its idleness to `PREAUTH_IDLE`. Every limit
+//! bumps a counter of [`crate::daemon::counters`].
 //!
 //! Sockets are edge-triggered: a readable socket is read until `WouldBlock`
 //! (`Interrupted` is retried, other errors close that connection only). A
