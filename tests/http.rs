@@ -399,3 +399,26 @@ fn json_rpc_and_http_share_the_port() {
     let status: Value = d.client().ok("status", json!({}));
     assert!(status["clients"]["requests"].as_u64().expect("requests") >= 3);
 }
+
+#[test]
+fn expect_100_continue_gets_the_go_ahead() {
+    use std::io::BufRead;
+    let d = daemon();
+    let mut c = HttpConn::connect(d.addr);
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+    c.send(
+        format!(
+            "POST /jobs/hello/run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut line = String::new();
+    c.reader.read_line(&mut line).expect("read");
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    line.clear();
+    c.reader.read_line(&mut line).expect("read");
+    assert_eq!(line, "\r\n");
+    c.send(body.as_bytes());
+    assert_eq!(c.read_response().status, 202);
+}

@@ -132,6 +132,18 @@ pub fn request_len(buf: &[u8], max_body: usize) -> Framed {
     }
 }
 
+/// Whether the request at the start of `buf` has a complete head that
+/// asks `Expect: 100-continue` (curl does for bodies over 1 KiB, then
+/// waits a second for the go-ahead unless it gets one).
+pub fn expects_continue(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    matches!(req.parse(buf), Ok(httparse::Status::Complete(_)))
+        && req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
+        })
+}
+
 /// The body length a head announces: `Content-Length` (0 when absent).
 pub fn body_len(headers: &[httparse::Header<'_>]) -> Result<usize, FrameError> {
     let mut len = None;
@@ -180,6 +192,17 @@ mod tests {
         let mut two = get.to_vec();
         two.extend_from_slice(get);
         assert_eq!(request_len(&two, 10), Framed::Complete(get.len()));
+    }
+
+    #[test]
+    fn sees_expect_continue_once_the_head_is_complete() {
+        let head =
+            b"POST /jobs/a/run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n";
+        assert!(expects_continue(head));
+        assert!(!expects_continue(&head[..20]));
+        assert!(!expects_continue(
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"
+        ));
     }
 
     #[test]

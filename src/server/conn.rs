@@ -46,6 +46,8 @@ pub struct Conn {
     pub peer: Option<std::net::SocketAddr>,
     /// Bytes of answers held back by the auth delay (in timers).
     pub held_bytes: usize,
+    /// HTTP: `100 Continue` was sent for the request being received.
+    pub continue_sent: bool,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
     /// Bytes read and not yet sent for answering: an unfinished last line,
@@ -94,6 +96,7 @@ impl Conn {
             authed,
             peer,
             held_bytes: 0,
+            continue_sent: false,
             stream,
             serial,
             input: Vec::new(),

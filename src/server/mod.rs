@@ -641,6 +641,7 @@ impl Server {
         if end > 0 {
             let data = conn.take_front(end);
             conn.in_flight = true;
+            conn.continue_sent = false;
             self.outbox.push(ConnBatch {
                 key,
                 serial: conn.serial,
@@ -652,6 +653,12 @@ impl Server {
             return;
         }
         let Some(e) = refusal else {
+            if !conn.continue_sent && http_frame::expects_continue(&conn.input) {
+                // The head is in and acceptable: let the client send the body.
+                conn.continue_sent = true;
+                conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                self.flush(key);
+            }
             return;
         };
         log::warn!("connection {}: {}; closing", conn.serial, e.message());
