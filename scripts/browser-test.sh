@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Browser test of the status page (GET /): starts tickd on a free loopback
+# port with a temp config, drives headless chromium through chromedriver
+# (scripts/webdriver.py), and saves a screenshot to docs/status-page.png.
+#
+# Skips (exit 0) when chromium or chromedriver is missing. On Debian:
+#   apt-get install -y chromium chromium-driver
+# Environment: TICKD_BIN (default target/debug/tickd, built if needed),
+# CHROMIUM (default /usr/bin/chromium), SCREENSHOT (default docs/status-page.png).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+SCREENSHOT=${SCREENSHOT:-$ROOT/docs/status-page.png}
+
+if [ ! -x "$CHROMIUM" ]; then
+  echo "skipped: chromium not installed ($CHROMIUM)"
+  exit 0
+fi
+if ! command -v chromedriver >/dev/null 2>&1; then
+  echo "skipped: chromedriver not installed (Debian package chromium-driver)"
+  exit 0
+fi
+command -v python3 >/dev/null 2>&1 || { echo "browser-test: python3 is required" >&2; exit 1; }
+
+if [ -z "${TICKD_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --quiet --bin tickd)
+  TICKD_BIN=$ROOT/target/debug/tickd
+fi
+
+WORK=$(mktemp -d)
+TICKD_PID=""
+DRIVER_PID=""
+cleanup() {
+  # chromedriver runs in its own session: kill its whole group (the browser too).
+  if [ -n "$DRIVER_PID" ]; then
+    kill -TERM -- "-$DRIVER_PID" 2>/dev/null || true
+    wait "$DRIVER_PID" 2>/dev/null || true
+  fi
+  if [ -n "$TICKD_PID" ]; then
+    kill -TERM "$TICKD_PID" 2>/dev/null || true
+    wait "$TICKD_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A manual job that takes about 2 s and reports progress, and a scheduled one.
+cat >"$WORK/tickd.toml" <<'EOF'
+[daemon]
+listen = "127.0.0.1:0"
+workers = 2
+
+[[jobs]]
+name = "manual"
+kind = "exec"
+command = ["sh", "-c", "echo tickd-progress: 0.3; sleep 1; echo tickd-progress: 0.7; sleep 1"]
+timeout = "30s"
+
+[[jobs]]
+name = "tick"
+kind = "exec"
+every = "2s"
+command = ["true"]
+EOF
+
+"$TICKD_BIN" run --config "$WORK/tickd.toml" 2>"$WORK/tickd.log" &
+TICKD_PID=$!
+deadline=$((SECONDS + 30))
+until grep -q "listening on [0-9]" "$WORK/tickd.log" 2>/dev/null; do
+  if ! kill -0 "$TICKD_PID" 2>/dev/null; then
+    echo "browser-test: tickd exited early:" >&2
+    cat "$WORK/tickd.log" >&2
+    exit 1
+  fi
+  if [ $SECONDS -ge $deadline ]; then
+    echo "browser-test: tickd did not start listening in time" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+ADDR=$(grep -o "listening on [0-9.]*:[0-9]*" "$WORK/tickd.log" | head -n1 | awk '{print $3}')
+
+DRIVER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+setsid chromedriver --port="$DRIVER_PORT" --allowed-ips=127.0.0.1 >"$WORK/chromedriver.log" 2>&1 &
+DRIVER_PID=$!
+
+echo "browser test: tickd on $ADDR, chromedriver on 127.0.0.1:$DRIVER_PORT"
+if ! timeout 180 python3 "$ROOT/scripts/webdriver.py" \
+  --base "http://$ADDR" \
+  --driver "http://127.0.0.1:$DRIVER_PORT" \
+  --binary "$CHROMIUM" \
+  --user-data-dir "$WORK/chromium-profile" \
+  --manual manual --scheduled tick \
+  --screenshot "$SCREENSHOT"; then
+  echo "--- tickd log ---" >&2
+  tail -n 30 "$WORK/tickd.log" >&2
+  echo "--- chromedriver log ---" >&2
+  tail -n 30 "$WORK/chromedriver.log" >&2
+  exit 1
+fi
