@@ -93,7 +93,8 @@ if ! timeout 180 python3 "$ROOT/scripts/webdriver.py" \
   --binary "$CHROMIUM" \
   --user-data-dir "$WORK/chromium-profile" \
   --manual manual --scheduled tick \
-  --screenshot "$SCREENSHOT"; then
+  --screenshot "$SCREENSHOT" \
+  --stop-pid "$TICKD_PID"; then
   echo "--- tickd log ---" >&2
   tail -n 30 "$WORK/tickd.log" >&2
   echo "--- chromedriver log ---" >&2

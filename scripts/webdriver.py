@@ -7,7 +7,8 @@ with the standard library only (urllib), so no npm or pip is needed.
 Steps: load the page; click "run" on the manual job and see its run
 appear running, then succeeded; click "pause" on the scheduled job and
 see it paused on the page and enabled=false through the JSON API; start
-the manual job again and save a screenshot while it runs.
+the manual job again and save a screenshot while it runs; with --stop-pid,
+stop the daemon and see the "unreachable" banner.
 
 Exit status 0 when every step passed, 1 with a message otherwise.
 """
@@ -15,6 +16,8 @@ Exit status 0 when every step passed, 1 with a message otherwise.
 import argparse
 import base64
 import json
+import os
+import signal
 import sys
 import time
 import urllib.error
@@ -56,6 +59,15 @@ def http(method, url, body=None, headers=None, timeout=30):
         return status, raw.decode(errors="replace")
 
 
+def error_text(answer):
+    """The message of a WebDriver error answer, without its stack trace."""
+    try:
+        value = answer["value"]
+        return f"{value['error']}: {value['message'].splitlines()[0]}"
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return str(answer)[:500]
+
+
 class Browser:
     """A WebDriver session on chromedriver at `driver`."""
 
@@ -72,14 +84,14 @@ class Browser:
         }
         status, answer = http("POST", self.driver + "/session", caps, timeout=60)
         if status != 200:
-            raise Failure(f"cannot start a browser session: {answer}")
+            raise Failure(f"cannot start a browser session: {error_text(answer)}")
         self.session = answer["value"]["sessionId"]
 
     def call(self, method, path, body=None):
         url = f"{self.driver}/session/{self.session}{path}"
         status, answer = http(method, url, body)
         if status != 200:
-            raise Failure(f"{method} {path}: {answer}")
+            raise Failure(f"{method} {path}: {error_text(answer)}")
         return answer["value"]
 
     def close(self):
@@ -99,10 +111,17 @@ class Browser:
             return answer["value"][ELEMENT]
         if status == 404 and answer["value"].get("error") == "no such element":
             return None
-        raise Failure(f"find {css}: {answer}")
+        raise Failure(f"find {css}: {error_text(answer)}")
 
     def text(self, element):
-        return self.call("GET", f"/element/{element}/text")
+        """The element's text, or None once the page has replaced it."""
+        url = f"{self.driver}/session/{self.session}/element/{element}/text"
+        status, answer = http("GET", url)
+        if status == 200:
+            return answer["value"]
+        if status == 404 and answer["value"].get("error") == "stale element reference":
+            return None
+        raise Failure(f"text of {element}: {error_text(answer)}")
 
     def click(self, css):
         element = self.wait_for(css)
@@ -115,9 +134,11 @@ class Browser:
         while True:
             element = self.find(css)
             if element is not None:
-                last = self.text(element)
-                if text is None or text in last:
-                    return element
+                current = self.text(element)
+                if current is not None:
+                    last = current
+                    if text is None or text in current:
+                        return element
             if time.monotonic() > deadline:
                 want = f"{css} containing {text!r}" if text else css
                 raise Failure(f"timed out waiting for {want} (last text: {last!r})")
@@ -148,7 +169,7 @@ def step(msg):
     print(f"  ok: {msg}", flush=True)
 
 
-def scenario(b, base, manual, scheduled, screenshot):
+def scenario(b, base, manual, scheduled, screenshot, stop_pid):
     b.go(base + "/")
     b.wait_for(f'tr[data-job="{manual}"]')
     b.wait_for(f'tr[data-job="{scheduled}"]')
@@ -180,6 +201,11 @@ def scenario(b, base, manual, scheduled, screenshot):
     b.screenshot(screenshot)
     step(f"screenshot saved to {screenshot}")
 
+    if stop_pid:
+        os.kill(stop_pid, signal.SIGTERM)
+        b.wait_for("#banner", text="unreachable", within=30)
+        step("daemon stopped; the page shows the unreachable banner")
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,12 +216,13 @@ def main():
     p.add_argument("--manual", default="manual", help="a manual job that runs ~1-2 s")
     p.add_argument("--scheduled", default="tick", help="a job with an `every` schedule")
     p.add_argument("--screenshot", default="docs/status-page.png")
+    p.add_argument("--stop-pid", type=int, help="at the end, SIGTERM this daemon and expect the banner")
     a = p.parse_args()
     browser = None
     try:
         wait_ready(a.driver)
         browser = Browser(a.driver, a.binary, a.user_data_dir)
-        scenario(browser, a.base.rstrip("/"), a.manual, a.scheduled, a.screenshot)
+        scenario(browser, a.base.rstrip("/"), a.manual, a.scheduled, a.screenshot, a.stop_pid)
     except (Failure, OSError, KeyError, ValueError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
