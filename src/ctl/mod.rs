@@ -47,6 +47,7 @@ pub struct CtlArgs {
     /// `watch` to print run events as they happen.
     method: String,
     /// Params as a JSON object, e.g. '{"name":"heartbeat","wait":true}'.
+    #[arg(value_name = "PARAMS_JSON")]
     params: Option<String>,
 }
 

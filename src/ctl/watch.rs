@@ -88,11 +88,15 @@ pub fn event_line(run: &Value) -> String {
             if let Some(ms) = run["duration_ms"].as_u64() {
                 details.push(format!("in {}", super::render::duration_short(ms)));
             }
-            if let Some(code) = run["exit_code"].as_i64() {
+            let code = run["exit_code"].as_i64();
+            if let Some(code) = code {
                 details.push(format!("exit {code}"));
             }
             if let Some(err) = run["error"].as_str() {
-                if !(state == "cancelled" && err == "cancelled") {
+                // "exit status 3" only repeats the exit code; "cancelled" the state.
+                let repeats =
+                    err == state || code.is_some_and(|c| err == format!("exit status {c}"));
+                if !repeats {
                     details.push(err.to_string());
                 }
             }
@@ -122,10 +126,17 @@ mod tests {
             "exit_code": 3, "error": "exit status 3"});
         assert_eq!(
             event_line(&failed),
-            "2026-11-30T11:00:01.250Z  run 7  backup  failed  in 1.25 s, exit 3, exit status 3"
+            "2026-11-30T11:00:01.250Z  run 7  backup  failed  in 1.25 s, exit 3"
         );
         let submitted = json!({"run_id": "8", "job": null, "state": "running",
             "started_at": "2026-11-30T11:00:02.000Z"});
+        let timed_out = json!({"run_id": "9", "job": "slow", "state": "timed_out",
+            "finished_at": "2026-11-30T11:00:31.000Z", "duration_ms": 30_000,
+            "exit_code": null, "error": "timed out after 30s"});
+        assert_eq!(
+            event_line(&timed_out),
+            "2026-11-30T11:00:31.000Z  run 9  slow  timed_out  in 30.00 s, timed out after 30s"
+        );
         assert_eq!(
             event_line(&submitted),
             "2026-11-30T11:00:02.000Z  run 8  (submitted)  running"
