@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A manual job that takes about 2 s and reports progress, and a scheduled one.
+# A manual job that takes about 2 s and reports progress, and two scheduled ones.
 cat >"$WORK/tickd.toml" <<'EOF'
 [daemon]
 listen = "127.0.0.1:0"
@@ -62,6 +62,12 @@ timeout = "30s"
 name = "tick"
 kind = "exec"
 every = "2s"
+command = ["true"]
+
+[[jobs]]
+name = "nightly"
+kind = "exec"
+cron = "0 3 * * *"
 command = ["true"]
 EOF
 

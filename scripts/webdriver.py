@@ -33,7 +33,7 @@ CHROME_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-    "--window-size=1200,1000",
+    "--window-size=1200,780",
 ]
 
 

@@ -366,3 +366,104 @@ fn watch_json_prints_run_objects_and_exits_0_when_the_daemon_stops() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+const TOKEN: &str = "ctl-test-token-1";
+
+fn auth_daemon() -> Daemon {
+    let extra = format!("auth_token = \"{TOKEN}\"\nunix_socket = \"$DIR/tickd.sock\"");
+    Daemon::start(&util::config(&extra, JOBS))
+}
+
+#[test]
+fn token_from_flag_or_env_authenticates_over_tcp() {
+    let d = auth_daemon();
+    // Without a token the daemon refuses, and ctl says how to give one.
+    let out = fails(&d, &["status"]);
+    assert!(out.stderr.contains("(-32001)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pass --token or set TICKD_TOKEN"),
+        "{}",
+        out.stderr
+    );
+
+    let out = ok(&d, &["--token", TOKEN, "jobs.list"]);
+    assert!(out.lines().any(|l| l.starts_with("echo-args ")), "{out}");
+
+    let addr = d.addr.to_string();
+    let mut cmd = ctl_cmd(&["--connect", &addr, "--json", "status"]);
+    let env = cmd.env("TICKD_TOKEN", TOKEN).output().expect("run ctl");
+    assert!(
+        env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&env.stderr)
+    );
+    let status: Value = serde_json::from_slice(&env.stdout).expect("status JSON");
+    assert_eq!(status["health"], "ok");
+
+    let out = fails(&d, &["--token", "wrong-token", "status"]);
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.stderr
+    );
+    // The token never appears in what ctl prints.
+    assert!(!out.stderr.contains("wrong-token"), "{}", out.stderr);
+}
+
+#[test]
+fn unix_socket_needs_no_token() {
+    let d = auth_daemon();
+    let sock = d.dir().join("tickd.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let out = run_ctl(&[
+        "--unix",
+        sock,
+        "jobs.run",
+        r#"{"name":"echo-args","wait":true}"#,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json_out(&out.stdout)["state"], "succeeded");
+
+    let missing = d.dir().join("missing.sock");
+    let out = run_ctl(&["--unix", missing.to_str().expect("path"), "ping"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("missing.sock"), "{}", out.stderr);
+    assert!(out.stderr.contains("is tickd running"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_authenticates_with_the_token() {
+    let d = auth_daemon();
+    let addr = d.addr.to_string();
+    let mut cmd = ctl_cmd(&[
+        "--connect",
+        &addr,
+        "--token",
+        TOKEN,
+        "watch",
+        "--jobs",
+        "echo-args",
+    ]);
+    let mut child = cmd.spawn().expect("spawn watch");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("watch stderr");
+    assert!(first.starts_with("watching runs of echo-args"), "{first}");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    ok(
+        &d,
+        &["--token", TOKEN, "jobs.run", r#"{"name":"echo-args"}"#],
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(WAIT).expect("an event line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("echo-args  queued  manual"), "{line}");
+}
