@@ -198,6 +198,7 @@ def scenario(b, base, manual, scheduled, screenshot, stop_pid):
     b.wait_for(f'#running li[data-job="{manual}"][data-state="running"]')
     # Let the progress bar reach the first reported value before the picture.
     b.wait_for(f'#running li[data-job="{manual}"] [data-field="elapsed"]', text="%")
+    time.sleep(0.5)  # for the picture only: the bar's 0.4 s CSS transition
     b.screenshot(screenshot)
     step(f"screenshot saved to {screenshot}")
 
