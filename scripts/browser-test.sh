@@ -9,7 +9,8 @@
 # CHROMIUM (default /usr/bin/chromium), SCREENSHOT (default docs/status-page.png).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 SCREENSHOT=${SCREENSHOT:-$ROOT/docs/status-page.png}
 
@@ -29,7 +30,6 @@ if [ -z "${TICKD_BIN:-}" ]; then
 fi
 
 WORK=$(mktemp -d)
-TICKD_PID=""
 DRIVER_PID=""
 cleanup() {
   # chromedriver runs in its own session: kill its whole group (the browser too).
@@ -37,10 +37,7 @@ cleanup() {
     kill -TERM -- "-$DRIVER_PID" 2>/dev/null || true
     wait "$DRIVER_PID" 2>/dev/null || true
   fi
-  if [ -n "$TICKD_PID" ]; then
-    kill -TERM "$TICKD_PID" 2>/dev/null || true
-    wait "$TICKD_PID" 2>/dev/null || true
-  fi
+  stop_tickd
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,22 +68,9 @@ cron = "0 3 * * *"
 command = ["true"]
 EOF
 
-"$TICKD_BIN" run --config "$WORK/tickd.toml" 2>"$WORK/tickd.log" &
-TICKD_PID=$!
-deadline=$((SECONDS + 30))
-until grep -q "listening on [0-9]" "$WORK/tickd.log" 2>/dev/null; do
-  if ! kill -0 "$TICKD_PID" 2>/dev/null; then
-    echo "browser-test: tickd exited early:" >&2
-    cat "$WORK/tickd.log" >&2
-    exit 1
-  fi
-  if [ $SECONDS -ge $deadline ]; then
-    echo "browser-test: tickd did not start listening in time" >&2
-    exit 1
-  fi
-  sleep 0.05
-done
-ADDR=$(grep -o "listening on [0-9.]*:[0-9]*" "$WORK/tickd.log" | head -n1 | awk '{print $3}')
+TICKD=$TICKD_BIN
+start_tickd "$WORK/tickd.toml" "$WORK/tickd.log"
+ADDR=$TICKD_ADDR
 
 DRIVER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 setsid chromedriver --port="$DRIVER_PORT" --allowed-ips=127.0.0.1 >"$WORK/chromedriver.log" 2>&1 &
