@@ -62,32 +62,35 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
     let mut out = Listeners::default();
     if let Some(addr) = &d.listen {
         let listener = bind_tcp(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        match listener.local_addr() {
-            Ok(a) => {
-                log::info!("listening on {a}");
-                if !a.ip().is_loopback() && d.auth_token.is_none() {
-                    log::warn!(
-                        "SECURITY: listening on non-loopback address {a} without auth_token: \
-                         anyone who can reach it can run, cancel and reload jobs and shut the \
-                         daemon down; set daemon.auth_token (or auth_token_file), or listen on 127.0.0.1"
-                    );
-                }
-            }
-            Err(e) => log::warn!("listening, but the bound address is unknown: {e}"),
-        }
         out.tcp = Some(listener);
-    } else {
-        log::warn!("daemon.listen is empty: no TCP listener");
     }
     if let Some(path) = &d.unix_socket {
         let socket = bind_unix(path, d.unix_socket_mode)
             .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        out.unix = Some(socket);
+    }
+    // Logged once everything is bound: whoever waits for the first
+    // "listening on" line finds every listener ready.
+    match out.tcp.as_ref().map(TcpListener::local_addr) {
+        Some(Ok(a)) => {
+            log::info!("listening on {a}");
+            if !a.ip().is_loopback() && d.auth_token.is_none() {
+                log::warn!(
+                    "SECURITY: listening on non-loopback address {a} without auth_token: \
+                     anyone who can reach it can run, cancel and reload jobs and shut the \
+                     daemon down; set daemon.auth_token (or auth_token_file), or listen on 127.0.0.1"
+                );
+            }
+        }
+        Some(Err(e)) => log::warn!("listening, but the bound address is unknown: {e}"),
+        None => log::warn!("daemon.listen is empty: no TCP listener"),
+    }
+    if let Some(path) = &d.unix_socket {
         log::info!(
             "listening on {} (mode {:04o})",
             path.display(),
             d.unix_socket_mode
         );
-        out.unix = Some(socket);
     }
     Ok(out)
 }
