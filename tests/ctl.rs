@@ -467,3 +467,27 @@ fn watch_authenticates_with_the_token() {
     let _ = child.wait();
     assert!(line.contains("echo-args  queued  manual"), "{line}");
 }
+
+#[test]
+fn timeout_bounds_the_wait_for_an_answer() {
+    let d = daemon();
+    let out = fails(
+        &d,
+        &[
+            "--timeout",
+            "300ms",
+            "jobs.run",
+            r#"{"name":"slow","wait":true}"#,
+        ],
+    );
+    assert!(out.stderr.contains("no answer from"), "{}", out.stderr);
+    assert!(out.stderr.contains("within the timeout"), "{}", out.stderr);
+    // The run itself goes on; cancel it so the test leaves nothing behind.
+    let runs = json_out(&ok(&d, &["runs.list", r#"{"job":"slow"}"#]));
+    let id = runs[0]["run_id"].as_str().expect("run_id").to_string();
+    let cancelled = json_out(&ok(
+        &d,
+        &["runs.cancel", &json!({ "run_id": id }).to_string()],
+    ));
+    assert_eq!(cancelled["state"], "cancelled");
+}

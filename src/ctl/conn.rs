@@ -68,7 +68,7 @@ const METHOD_NOT_FOUND: i64 = -32601;
 /// One line received from the daemon.
 #[derive(Debug)]
 pub enum Incoming {
-    /// A line (without its terminator).
+    /// One JSON message (an answer or a notification).
     Line(Value),
     /// No complete line within the read timeout; call again to go on.
     TimedOut,
@@ -76,7 +76,7 @@ pub enum Incoming {
     Closed,
 }
 
-trait Stream: Read + Write + Send {
+trait Stream: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
 }
 
@@ -203,7 +203,6 @@ impl Conn {
             {
                 Ok(Incoming::TimedOut)
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Incoming::TimedOut),
             Err(e) => Err(format!("cannot read from {}: {e}", self.target)),
         }
     }

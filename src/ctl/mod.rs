@@ -76,6 +76,7 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         None => Target::Tcp(args.connect.clone()),
     };
     let mut conn = Conn::open(&target)?;
+    conn.set_read_timeout(args.timeout)?;
     // Unix-socket clients are trusted by the socket file's permissions.
     let token = args.token.as_deref().filter(|t| !t.is_empty());
     if let (Some(token), Target::Tcp(_)) = (token, &target) {
@@ -84,11 +85,10 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
     if is_watch {
         return watch::run(&mut conn, &args.jobs, args.json);
     }
-    conn.set_read_timeout(args.timeout)?;
     let result = conn
         .call(&args.method, params)
         .map_err(|e| explain(e, token.is_some()))?;
-    print!("{}", render(&args.method, &result, args.json));
+    print!("{}", format_result(&args.method, &result, args.json));
     Ok(())
 }
 
@@ -134,7 +134,7 @@ fn explain(e: CallError, had_token: bool) -> String {
 }
 
 /// The text printed for `method`'s result.
-fn render(method: &str, result: &Value, raw: bool) -> String {
+fn format_result(method: &str, result: &Value, raw: bool) -> String {
     let now = chrono::Utc::now();
     match (method, result) {
         ("status", Value::Object(_)) if !raw => render::status(result, now),
@@ -170,12 +170,12 @@ mod tests {
 
     #[test]
     fn generic_results_print_as_pretty_json() {
-        let out = render("runs.get", &json!({"run_id": "1"}), false);
+        let out = format_result("runs.get", &json!({"run_id": "1"}), false);
         assert_eq!(out, "{\n  \"run_id\": \"1\"\n}\n");
-        let raw = render("jobs.list", &json!([]), true);
+        let raw = format_result("jobs.list", &json!([]), true);
         assert_eq!(raw, "[]\n");
         assert_eq!(
-            render("jobs.list", &json!([]), false),
+            format_result("jobs.list", &json!([]), false),
             "no jobs configured\n"
         );
     }
