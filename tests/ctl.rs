@@ -491,3 +491,17 @@ fn timeout_bounds_the_wait_for_an_answer() {
     ));
     assert_eq!(cancelled["state"], "cancelled");
 }
+
+#[test]
+fn a_quiet_watch_outlives_the_idle_timeout() {
+    let d = Daemon::start(&util::config("idle_timeout = \"7s\"", JOBS));
+    let watch = Watch::start(&d, &["--jobs", "echo-args"]);
+    // Nothing to await here: the point is that time passes with no events,
+    // longer than idle_timeout, and the watcher's pings keep it connected.
+    std::thread::sleep(Duration::from_secs(9));
+    ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
+    let line = watch.next();
+    assert!(line.contains("echo-args  queued"), "{line}");
+    let status = json_out(&ok(&d, &["--json", "status"]));
+    assert_eq!(status["clients"]["idle_closed"], 0, "{status}");
+}

@@ -9,9 +9,10 @@ use super::conn::{Conn, Incoming};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// How often an otherwise silent watcher pings the daemon (well below the
-/// smallest sensible `idle_timeout`).
-const KEEPALIVE: Duration = Duration::from_secs(20);
+/// How often an otherwise silent watcher pings the daemon: below any
+/// sensible `idle_timeout` (default 5 minutes), and one small line per
+/// quiet interval costs the daemon next to nothing.
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Subscribes on `conn` and prints events until the connection ends.
 /// `json_lines` prints each run object as one compact JSON line instead.
