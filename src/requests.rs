@@ -200,9 +200,7 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
                 }
                 AuthOutcome::Invalid(e) => rpc::write_error(&mut out, &req.id, &e),
                 AuthOutcome::Wrong(e) => {
-                    if !out.is_empty() {
-                        segments.push(Segment::Bytes(std::mem::take(&mut out)));
-                    }
+                    flush_bytes(&mut segments, &mut out);
                     let mut answer = Vec::new();
                     rpc::write_error(&mut answer, &req.id, &e);
                     segments.push(Segment::Delayed(answer));
@@ -221,9 +219,7 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             }
             Outcome::Encoded(Ok(raw)) => rpc::write_result(&mut out, &req.id, &raw),
             Outcome::Command(cmd) => {
-                if !out.is_empty() {
-                    segments.push(Segment::Bytes(std::mem::take(&mut out)));
-                }
+                flush_bytes(&mut segments, &mut out);
                 segments.push(Segment::Command {
                     to: ReplyTo::Rpc(req.id),
                     cmd,
@@ -231,9 +227,28 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             }
         }
     }
+    finish_batch(shared, &batch, segments, out, answered, authed)
+}
+
+/// Moves the answers written so far into `segments`, keeping their order
+/// (before a command, a delayed answer or a close).
+pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
     if !out.is_empty() {
-        segments.push(Segment::Bytes(out));
+        segments.push(Segment::Bytes(std::mem::take(out)));
     }
+}
+
+/// Wraps up a batch's answers: the last bytes, and `answered` requests
+/// counted (one atomic add per batch, not per request).
+pub fn finish_batch(
+    shared: &Shared,
+    batch: &ConnBatch,
+    mut segments: Vec<Segment>,
+    mut out: Vec<u8>,
+    answered: u64,
+    authed: bool,
+) -> BatchAnswer {
+    flush_bytes(&mut segments, &mut out);
     shared
         .board
         .clients

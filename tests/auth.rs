@@ -265,3 +265,26 @@ fn non_loopback_without_a_token_warns_loudly() {
     quiet.log.wait_for("started", 0, util::WAIT);
     assert!(quiet.log.all().iter().all(|l| !l.contains("SECURITY")));
 }
+
+#[test]
+fn pipelined_wrong_tokens_are_bounded_by_max_output_bytes() {
+    let d = Daemon::start(&config(
+        &format!("auth_token = \"{TOKEN}\"\nmax_output_bytes = 2048"),
+        "",
+    ));
+    let mut guesser = d.client();
+    let line = b"{\"method\":\"auth\",\"params\":{\"token\":\"guess\"}}\n".repeat(200);
+    guesser.send_raw(&line);
+    // Held answers count against max_output_bytes: the client is dropped
+    // instead of making the daemon hold 200 answers for a second.
+    // (A close with unread input can arrive as a reset: either ends it.)
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(guesser.reader.get_mut(), &mut sink);
+    assert!(sink.len() < 2048 + 200, "read {} bytes", sink.len());
+    let mut admin = d.client();
+    admin.ok("auth", json!({"token": TOKEN}));
+    let clients = &admin.ok("status", json!({}))["clients"];
+    assert_eq!(clients["output_dropped"], json!(1), "{clients}");
+    assert!(clients["auth_failures"].as_u64() >= Some(20), "{clients}");
+    assert!(d.log.wait_for("wrong auth token", 0, util::WAIT).is_some());
+}

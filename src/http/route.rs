@@ -24,9 +24,10 @@ use crate::methods::auth::{self, HttpAuth};
 use crate::methods::{self, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
-use crate::requests::{BatchAnswer, ConnBatch, ReplyTo, Segment, MAX_NESTING};
+use crate::requests::{
+    finish_batch, flush_bytes, BatchAnswer, ConnBatch, ReplyTo, Segment, MAX_NESTING,
+};
 use serde_json::{Map, Value};
-use std::sync::atomic::Ordering;
 
 /// Sent with every 401, so that a browser asks for the token once (as the
 /// password of Basic auth) and sends it with every later request.
@@ -62,6 +63,9 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     let mut out = Vec::with_capacity(512);
     let mut rest = &batch.data[..];
     let mut answered = 0u64;
+    // A request that passed the token check lifts the connection's
+    // pre-auth idle timeout.
+    let mut authed = batch.authed;
     while !rest.is_empty() {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
@@ -98,7 +102,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
                 .map(|h| h.value),
             body,
         };
-        answer_one(shared, &req, framing, &mut out, &mut segments);
+        authed |= answer_one(shared, &req, framing, &mut out, &mut segments);
         if framing.close {
             // Whatever follows on this connection is not answered.
             segments.push(Segment::Bytes(std::mem::take(&mut out)));
@@ -106,20 +110,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             break;
         }
     }
-    if !out.is_empty() {
-        segments.push(Segment::Bytes(out));
-    }
-    shared
-        .board
-        .clients
-        .requests
-        .fetch_add(answered, Ordering::Relaxed);
-    BatchAnswer {
-        key: batch.key,
-        serial: batch.serial,
-        segments,
-        authed: batch.authed,
-    }
+    finish_batch(shared, &batch, segments, out, answered, authed)
 }
 
 fn malformed(shared: &Shared, out: &mut Vec<u8>, segments: &mut Vec<Segment>) {
@@ -157,34 +148,33 @@ fn wants_close(version: u8, headers: &[httparse::Header<'_>]) -> bool {
 }
 
 /// Answers one request into `out` (or a segment, for commands and
-/// delayed refusals).
+/// delayed refusals). Returns whether it passed the token check.
 fn answer_one(
     shared: &Shared,
     req: &HttpRequest<'_>,
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
-) {
+) -> bool {
+    let mut authorized = false;
     if req.path != "/healthz" {
         match auth::check_http(shared, req.authorization) {
-            HttpAuth::Allowed => {}
+            HttpAuth::Allowed => authorized = true,
             HttpAuth::Missing => {
                 let err = RpcError::new(
                     ErrorCode::NotAuthenticated,
                     "not authenticated: send Authorization: Bearer TOKEN",
                 );
                 response::write_error(out, &err, CHALLENGE, f);
-                return;
+                return false;
             }
             HttpAuth::Wrong => {
-                if !out.is_empty() {
-                    segments.push(Segment::Bytes(std::mem::take(out)));
-                }
+                flush_bytes(segments, out);
                 let err = RpcError::new(ErrorCode::NotAuthenticated, "wrong token");
                 let mut answer = Vec::new();
                 response::write_error(&mut answer, &err, CHALLENGE, f);
                 segments.push(Segment::Delayed(answer));
-                return;
+                return false;
             }
         }
     }
@@ -192,7 +182,7 @@ fn answer_one(
         Ok(t) => t,
         Err(Refusal(status, err, extra)) => {
             response::write_error_status(out, status, &err, extra, f);
-            return;
+            return authorized;
         }
     };
     match target {
@@ -240,9 +230,7 @@ fn answer_one(
                     response::write_error(out, &e, "", f)
                 }
                 Outcome::Command(cmd) => {
-                    if !out.is_empty() {
-                        segments.push(Segment::Bytes(std::mem::take(out)));
-                    }
+                    flush_bytes(segments, out);
                     segments.push(Segment::Command {
                         to: ReplyTo::Http { ok, framing: f },
                         cmd,
@@ -251,6 +239,7 @@ fn answer_one(
             }
         }
     }
+    authorized
 }
 
 /// Maps method and path to a target.

@@ -42,8 +42,8 @@ pub fn auth(shared: &Shared, p: &Params) -> AuthOutcome {
     };
     match shared.board.auth.read().as_ref() {
         Some(secret) if !secret.matches(token.as_bytes()) => {
+            // Logged by the loop, which knows the client.
             bump(&shared.board.clients.auth_failures);
-            log::warn!("auth: wrong token presented");
             AuthOutcome::Wrong(RpcError::new(ErrorCode::NotAuthenticated, "wrong token"))
         }
         _ => AuthOutcome::Accepted(json!({ "authenticated": true })),
@@ -91,8 +91,8 @@ pub fn check_http(shared: &Shared, header: Option<&[u8]>) -> HttpAuth {
     if right {
         HttpAuth::Allowed
     } else {
+        // Logged by the loop, which knows the client.
         bump(&shared.board.clients.auth_failures);
-        log::warn!("http: wrong token in Authorization");
         HttpAuth::Wrong
     }
 }

@@ -42,6 +42,10 @@ pub struct Conn {
     pub proto: Option<Proto>,
     /// Authenticated, or needs not be (Unix clients, or auth is off).
     pub authed: bool,
+    /// The TCP peer (None for Unix clients), for log lines.
+    pub peer: Option<std::net::SocketAddr>,
+    /// Bytes of answers held back by the auth delay (in timers).
+    pub held_bytes: usize,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
     /// Bytes read and not yet sent for answering: an unfinished last line,
@@ -79,10 +83,17 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: Stream, serial: u64, authed: bool) -> Self {
+    pub fn new(
+        stream: Stream,
+        serial: u64,
+        authed: bool,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Self {
         Conn {
             proto: stream.is_unix().then_some(Proto::Rpc),
             authed,
+            peer,
+            held_bytes: 0,
             stream,
             serial,
             input: Vec::new(),
@@ -209,9 +220,10 @@ impl Conn {
         self.in_flight || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
     }
 
-    /// Bytes produced for the client and not yet accepted by its socket.
+    /// Bytes produced for the client and not yet accepted by its socket
+    /// (including answers held back by the auth delay).
     pub fn unsent_bytes(&self) -> usize {
-        self.out.len() - self.written + self.parked_bytes
+        self.out.len() - self.written + self.parked_bytes + self.held_bytes
     }
 
     /// Writes as much as the socket takes. Returns true when everything

@@ -15,7 +15,9 @@
 //! - anything else (a file, a directory, a symlink): refused, never deleted.
 //!
 //! The file is removed when [`UnixSocket`] is dropped at shutdown, but only
-//! if it is still the one this process created.
+//! if it is still the one this process created, and only by the process
+//! that bound it (a parent that forks to daemonize must not remove its
+//! child's socket on the way out).
 
 use crate::config::DaemonConfig;
 use mio::net::{TcpListener, UnixListener};
@@ -41,12 +43,15 @@ pub struct UnixSocket {
     path: PathBuf,
     /// Device and inode of the file we created.
     identity: (u64, u64),
+    /// The process that bound it.
+    owner: u32,
 }
 
 impl Drop for UnixSocket {
     fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.identity);
+        let ours = std::process::id() == self.owner
+            && std::fs::symlink_metadata(&self.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == self.identity);
         if ours {
             match std::fs::remove_file(&self.path) {
                 Ok(()) => log::debug!("removed {}", self.path.display()),
@@ -124,6 +129,7 @@ pub fn bind_unix(path: &Path, mode: u32) -> io::Result<UnixSocket> {
         listener,
         path: path.to_path_buf(),
         identity: (meta.dev(), meta.ino()),
+        owner: std::process::id(),
     })
 }
 

@@ -48,6 +48,7 @@ use serde_json::Value;
 use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stream::Stream;
@@ -105,6 +106,18 @@ enum ConnTimer {
         /// The answer.
         bytes: Vec<u8>,
     },
+}
+
+/// A client's address for log lines: `IP:PORT`, or `unix socket`.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unix socket"),
+        }
+    }
 }
 
 /// Which listener an accept is for.
@@ -347,17 +360,16 @@ impl Server {
     fn accept(&mut self, kind: ListenerKind) {
         loop {
             let accepted = match (kind, self.listener.as_ref(), self.unix.as_ref()) {
-                (ListenerKind::Tcp, Some(l), _) => l
-                    .accept()
-                    .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
-                (ListenerKind::Unix, _, Some(u)) => u
-                    .listener
-                    .accept()
-                    .map(|(s, _)| (Stream::Unix(s), "unix socket".to_string())),
+                (ListenerKind::Tcp, Some(l), _) => {
+                    l.accept().map(|(s, peer)| (Stream::Tcp(s), Some(peer)))
+                }
+                (ListenerKind::Unix, _, Some(u)) => {
+                    u.listener.accept().map(|(s, _)| (Stream::Unix(s), None))
+                }
                 _ => return,
             };
             match accepted {
-                Ok((stream, peer)) => self.admit(stream, &peer),
+                Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -372,7 +384,8 @@ impl Server {
 
     /// Takes a new connection, or refuses it (one -32002 line, closed)
     /// when `max_connections` are open, before allocating anything for it.
-    fn admit(&mut self, mut stream: Stream, peer: &str) {
+    fn admit(&mut self, mut stream: Stream, peer: Option<SocketAddr>) {
+        let peer = Peer(peer);
         let max = self.daemon.config.daemon.max_connections;
         if self.conns.len() >= max {
             bump(&self.daemon.board().clients.connections_refused);
@@ -405,7 +418,7 @@ impl Server {
             log::warn!("could not register connection from {peer}: {e}");
             return;
         }
-        entry.insert(Conn::new(stream, serial, authed));
+        entry.insert(Conn::new(stream, serial, authed, peer.0));
         self.publish_connections();
         log::debug!("connection {serial} from {peer}");
         self.arm_idle(key, serial, Instant::now());
@@ -452,6 +465,7 @@ impl Server {
                     bytes,
                 } => {
                     if let Some(conn) = self.live_conn(key, serial) {
+                        conn.held_bytes -= bytes.len();
                         conn.fill_waiting(seq, |out| out.extend_from_slice(&bytes));
                         self.flush(key);
                     }
@@ -747,13 +761,20 @@ impl Server {
 
     /// Parks an answer for [`crate::methods::auth::AUTH_DELAY`] (a wrong
     /// token): later answers of the connection queue behind it, nothing
-    /// else waits.
+    /// else waits. The held bytes count against `max_output_bytes`, so a
+    /// client pipelining wrong tokens cannot grow the daemon's memory.
     fn delay_answer(&mut self, key: usize, serial: u64, bytes: Vec<u8>) {
         let Some(conn) = self.live_conn(key, serial) else {
             return;
         };
+        log::warn!(
+            "connection {serial} ({}): wrong auth token; answering in {:?}",
+            Peer(conn.peer),
+            methods::auth::AUTH_DELAY
+        );
         let seq = conn.take_seq();
         conn.push_waiting(seq);
+        conn.held_bytes += bytes.len();
         let until = Instant::now() + methods::auth::AUTH_DELAY;
         let tick = self.idle_clock.deadline_tick(until);
         self.idle.insert(
