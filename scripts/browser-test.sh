@@ -73,7 +73,7 @@ start_tickd "$WORK/tickd.toml" "$WORK/tickd.log"
 ADDR=$TICKD_ADDR
 
 DRIVER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setsid chromedriver --port="$DRIVER_PORT" --allowed-ips=127.0.0.1 >"$WORK/chromedriver.log" 2>&1 &
+setsid chromedriver --port="$DRIVER_PORT" >"$WORK/chromedriver.log" 2>&1 &
 DRIVER_PID=$!
 
 echo "browser test: tickd on $ADDR, chromedriver on 127.0.0.1:$DRIVER_PORT"
