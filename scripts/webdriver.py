@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Drive the tickd status page in headless chromium through chromedriver.
+
+Used by scripts/browser-test.sh. Speaks the W3C WebDriver HTTP protocol
+with the standard library only (urllib), so no npm or pip is needed.
+
+Steps: load the page; click "run" on the manual job and see its run
+appear running, then succeeded; click "pause" on the scheduled job and
+see it paused on the page and enabled=false through the JSON API; start
+the manual job again and save a screenshot while it runs; with --stop-pid,
+stop the daemon and see the "unreachable" banner.
+
+Exit status 0 when every step passed, 1 with a message otherwise.
+"""
+
+import argparse
+import base64
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+CHROME_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,780",
+]
+
+
+class Failure(Exception):
+    """A step of the test did not pass."""
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """One HTTP request; returns (status, parsed JSON or text)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def error_text(answer):
+    """The message of a WebDriver error answer, without its stack trace."""
+    try:
+        value = answer["value"]
+        return f"{value['error']}: {value['message'].splitlines()[0]}"
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return str(answer)[:500]
+
+
+class Browser:
+    """A WebDriver session on chromedriver at `driver`."""
+
+    def __init__(self, driver, binary, user_data_dir):
+        self.driver = driver.rstrip("/")
+        args = CHROME_ARGS + ["--user-data-dir=" + user_data_dir]
+        caps = {
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {"binary": binary, "args": args},
+                }
+            }
+        }
+        status, answer = http("POST", self.driver + "/session", caps, timeout=60)
+        if status != 200:
+            raise Failure(f"cannot start a browser session: {error_text(answer)}")
+        self.session = answer["value"]["sessionId"]
+
+    def call(self, method, path, body=None):
+        url = f"{self.driver}/session/{self.session}{path}"
+        status, answer = http(method, url, body)
+        if status != 200:
+            raise Failure(f"{method} {path}: {error_text(answer)}")
+        return answer["value"]
+
+    def close(self):
+        try:
+            http("DELETE", f"{self.driver}/session/{self.session}", timeout=10)
+        except OSError:
+            pass
+
+    def go(self, url):
+        self.call("POST", "/url", {"url": url})
+
+    def find(self, css):
+        """The element matching `css`, or None."""
+        url = f"{self.driver}/session/{self.session}/element"
+        status, answer = http("POST", url, {"using": "css selector", "value": css})
+        if status == 200:
+            return answer["value"][ELEMENT]
+        if status == 404 and answer["value"].get("error") == "no such element":
+            return None
+        raise Failure(f"find {css}: {error_text(answer)}")
+
+    def text(self, element):
+        """The element's text, or None once the page has replaced it."""
+        url = f"{self.driver}/session/{self.session}/element/{element}/text"
+        status, answer = http("GET", url)
+        if status == 200:
+            return answer["value"]
+        if status == 404 and answer["value"].get("error") == "stale element reference":
+            return None
+        raise Failure(f"text of {element}: {error_text(answer)}")
+
+    def click(self, css):
+        element = self.wait_for(css)
+        self.call("POST", f"/element/{element}/click", {})
+
+    def wait_for(self, css, text=None, within=20.0):
+        """Polls until `css` matches (and its text contains `text`)."""
+        deadline = time.monotonic() + within
+        last = None
+        while True:
+            element = self.find(css)
+            if element is not None:
+                current = self.text(element)
+                if current is not None:
+                    last = current
+                    if text is None or text in current:
+                        return element
+            if time.monotonic() > deadline:
+                want = f"{css} containing {text!r}" if text else css
+                raise Failure(f"timed out waiting for {want} (last text: {last!r})")
+            time.sleep(0.1)
+
+    def screenshot(self, path):
+        png = base64.b64decode(self.call("GET", "/screenshot"))
+        with open(path, "wb") as f:
+            f.write(png)
+
+
+def wait_ready(driver, within=30.0):
+    """Waits until chromedriver answers GET /status with ready: true."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status, answer = http("GET", driver.rstrip("/") + "/status", timeout=5)
+            if status == 200 and answer["value"].get("ready"):
+                return
+        except (OSError, KeyError, TypeError, AttributeError):
+            pass
+        if time.monotonic() > deadline:
+            raise Failure(f"chromedriver at {driver} did not become ready")
+        time.sleep(0.1)
+
+
+def step(msg):
+    print(f"  ok: {msg}", flush=True)
+
+
+def scenario(b, base, manual, scheduled, screenshot, stop_pid):
+    b.go(base + "/")
+    b.wait_for(f'tr[data-job="{manual}"]')
+    b.wait_for(f'tr[data-job="{scheduled}"]')
+    step("the page lists both jobs")
+
+    b.click(f'tr[data-job="{manual}"] button[data-action="run"]')
+    b.wait_for("#feedback", text=f"of {manual} started")
+    b.wait_for(f'#running li[data-job="{manual}"][data-state="running"]')
+    step("run clicked; the run shows up as running, with a progress bar")
+    b.wait_for(f'#recent tr[data-job="{manual}"][data-state="succeeded"]', within=30)
+    b.wait_for(f'tr[data-job="{manual}"] [data-field="last_state"]', text="succeeded")
+    if b.find(f'#running li[data-job="{manual}"]') is not None:
+        raise Failure("the finished run is still listed as running")
+    step("the run then shows as succeeded")
+
+    b.click(f'tr[data-job="{scheduled}"] button[data-action="pause"]')
+    b.wait_for(f'tr[data-job="{scheduled}"][data-enabled="false"]')
+    b.wait_for(f'tr[data-job="{scheduled}"] [data-field="next_run"]', text="paused")
+    b.wait_for(f'tr[data-job="{scheduled}"] button[data-action="resume"]')
+    status, job = http("GET", f"{base}/jobs/{scheduled}")
+    if status != 200 or job.get("enabled") is not False:
+        raise Failure(f"GET /jobs/{scheduled} after pause: {status} {job}")
+    step("pause clicked; the page and GET /jobs/NAME both say enabled=false")
+
+    b.click(f'tr[data-job="{manual}"] button[data-action="run"]')
+    b.wait_for(f'#running li[data-job="{manual}"][data-state="running"]')
+    # Let the progress bar reach the first reported value before the picture.
+    b.wait_for(f'#running li[data-job="{manual}"] [data-field="elapsed"]', text="%")
+    time.sleep(0.5)  # for the picture only: the bar's 0.4 s CSS transition
+    b.screenshot(screenshot)
+    step(f"screenshot saved to {screenshot}")
+
+    if stop_pid:
+        os.kill(stop_pid, signal.SIGTERM)
+        b.wait_for("#banner", text="unreachable", within=30)
+        step("daemon stopped; the page shows the unreachable banner")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", required=True, help="the daemon, e.g. http://127.0.0.1:7070")
+    p.add_argument("--driver", required=True, help="chromedriver, e.g. http://127.0.0.1:9515")
+    p.add_argument("--binary", default="/usr/bin/chromium")
+    p.add_argument("--user-data-dir", required=True)
+    p.add_argument("--manual", default="manual", help="a manual job that runs ~1-2 s")
+    p.add_argument("--scheduled", default="tick", help="a job with an `every` schedule")
+    p.add_argument("--screenshot", default="docs/status-page.png")
+    p.add_argument("--stop-pid", type=int, help="at the end, SIGTERM this daemon and expect the banner")
+    a = p.parse_args()
+    browser = None
+    try:
+        wait_ready(a.driver)
+        browser = Browser(a.driver, a.binary, a.user_data_dir)
+        scenario(browser, a.base.rstrip("/"), a.manual, a.scheduled, a.screenshot, a.stop_pid)
+    except (Failure, OSError, KeyError, ValueError) as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if browser is not None:
+            browser.close()
+    print("browser test passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+//! `tickd ctl watch [--jobs a,b]`: follow `subscribe` and print one line
+//! per `run.event` as it arrives, until interrupted or the daemon closes.
+//!
+//! The daemon closes connections that send nothing for `idle_timeout`, so
+//! while no event arrives the watcher sends a `ping` every
+//! [`KEEPALIVE`]; the answers are skipped like any other non-event line.
+
+use super::conn::{Conn, Incoming};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How often an otherwise silent watcher pings the daemon: below any
+/// sensible `idle_timeout` (default 5 minutes), and one small line per
+/// quiet interval costs the daemon next to nothing.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// Subscribes on `conn` and prints events until the connection ends.
+/// `json_lines` prints each run object as one compact JSON line instead.
+/// `Ok` when the daemon closed the connection cleanly.
+pub fn run(conn: &mut Conn, jobs: &[String], json_lines: bool) -> Result<(), String> {
+    let params = if jobs.is_empty() {
+        json!({})
+    } else {
+        json!({ "jobs": jobs })
+    };
+    conn.call("subscribe", params).map_err(|e| e.to_string())?;
+    let what = if jobs.is_empty() {
+        "all jobs".to_string()
+    } else {
+        jobs.join(", ")
+    };
+    eprintln!("watching runs of {what} (Ctrl-C to stop)");
+    conn.set_read_timeout(Some(KEEPALIVE))?;
+    loop {
+        match conn.read()? {
+            Incoming::Line(msg) => {
+                if msg["method"] != "run.event" {
+                    continue;
+                }
+                let run = &msg["params"];
+                if json_lines {
+                    println!("{run}");
+                } else {
+                    println!("{}", event_line(run));
+                }
+            }
+            Incoming::TimedOut => {
+                conn.send("ping", json!({}))?;
+            }
+            Incoming::Closed => {
+                eprintln!("the daemon closed the connection");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One human line for a run event:
+/// `2026-11-30T11:00:05.123Z  run 12  backup  succeeded  in 1.25 s, exit 0`.
+pub fn event_line(run: &Value) -> String {
+    let state = run["state"].as_str().unwrap_or("?");
+    let time = match state {
+        "queued" => &run["queued_at"],
+        "running" => &run["started_at"],
+        _ => &run["finished_at"],
+    };
+    let time = time
+        .as_str()
+        .or_else(|| run["queued_at"].as_str())
+        .unwrap_or("-");
+    let job = run["job"].as_str().unwrap_or("(submitted)");
+    let id = match &run["run_id"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut line = format!("{time}  run {id}  {job}  {state}");
+    let mut details = Vec::new();
+    match state {
+        "queued" => {
+            if let Some(t) = run["trigger"].as_str() {
+                details.push(t.to_string());
+            }
+            if let Some(a) = run["attempt"].as_u64().filter(|a| *a > 1) {
+                details.push(format!("attempt {a}"));
+            }
+        }
+        "running" => {}
+        _ => {
+            if let Some(ms) = run["duration_ms"].as_u64() {
+                details.push(format!("in {}", super::render::duration_short(ms)));
+            }
+            let code = run["exit_code"].as_i64();
+            if let Some(code) = code {
+                details.push(format!("exit {code}"));
+            }
+            if let Some(err) = run["error"].as_str() {
+                // "exit status 3" only repeats the exit code; "cancelled" the state.
+                let repeats =
+                    err == state || code.is_some_and(|c| err == format!("exit status {c}"));
+                if !repeats {
+                    details.push(err.to_string());
+                }
+            }
+        }
+    }
+    if !details.is_empty() {
+        line.push_str("  ");
+        line.push_str(&details.join(", "));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_name_run_job_state_and_outcome() {
+        let queued = json!({"run_id": "7", "job": "backup", "state": "queued",
+            "trigger": "manual", "attempt": 1, "queued_at": "2026-11-30T11:00:00.000Z"});
+        assert_eq!(
+            event_line(&queued),
+            "2026-11-30T11:00:00.000Z  run 7  backup  queued  manual"
+        );
+        let failed = json!({"run_id": "7", "job": "backup", "state": "failed",
+            "finished_at": "2026-11-30T11:00:01.250Z", "duration_ms": 1250,
+            "exit_code": 3, "error": "exit status 3"});
+        assert_eq!(
+            event_line(&failed),
+            "2026-11-30T11:00:01.250Z  run 7  backup  failed  in 1.25 s, exit 3"
+        );
+        let submitted = json!({"run_id": "8", "job": null, "state": "running",
+            "started_at": "2026-11-30T11:00:02.000Z"});
+        let timed_out = json!({"run_id": "9", "job": "slow", "state": "timed_out",
+            "finished_at": "2026-11-30T11:00:31.000Z", "duration_ms": 30_000,
+            "exit_code": null, "error": "timed out after 30s"});
+        assert_eq!(
+            event_line(&timed_out),
+            "2026-11-30T11:00:31.000Z  run 9  slow  timed_out  in 30.00 s, timed out after 30s"
+        );
+        assert_eq!(
+            event_line(&submitted),
+            "2026-11-30T11:00:02.000Z  run 8  (submitted)  running"
+        );
+    }
+}

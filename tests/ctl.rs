@@ -1,0 +1,507 @@
+//! `tickd ctl` through the real binaries: a daemon started by the harness,
+//! and `tickd ctl` run as a separate process against it.
+
+mod util;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use util::{Daemon, WAIT};
+
+/// What a finished `tickd ctl` printed.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ctl_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(util::bin());
+    cmd.arg("ctl")
+        .args(args)
+        .env_remove("TICKD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `tickd ctl ARGS` to completion (bounded by [`WAIT`]).
+fn run_ctl(args: &[&str]) -> Out {
+    let mut child = ctl_cmd(args).spawn().expect("spawn tickd ctl");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("tickd ctl {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// `tickd ctl --connect ADDR ARGS`, expected to succeed.
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let addr = d.addr.to_string();
+    let mut all = vec!["--connect", &addr];
+    all.extend_from_slice(args);
+    let out = run_ctl(&all);
+    assert_eq!(out.code, 0, "ctl {args:?} failed: {}", out.stderr);
+    out.stdout
+}
+
+/// `tickd ctl --connect ADDR ARGS`, expected to fail.
+fn fails(d: &Daemon, args: &[&str]) -> Out {
+    let addr = d.addr.to_string();
+    let mut all = vec!["--connect", &addr];
+    all.extend_from_slice(args);
+    let out = run_ctl(&all);
+    assert_eq!(out.code, 1, "ctl {args:?} should fail: {}", out.stdout);
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
+    out
+}
+
+fn json_out(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+const JOBS: &str = r#"
+[[jobs]]
+name = "beat"
+kind = "exec"
+every = "1h"
+command = ["true"]
+
+[[jobs]]
+name = "echo-args"
+kind = "exec"
+command = ["sh", "-c", "echo \"args=$TICKD_ARGS\""]
+
+[[jobs]]
+name = "slow"
+kind = "exec"
+command = ["sh", "-c", "echo tickd-progress: 0.5; sleep 60"]
+"#;
+
+fn daemon() -> Daemon {
+    Daemon::start(&util::config("allow_submit = true", JOBS))
+}
+
+#[test]
+fn status_prints_a_short_summary() {
+    let d = daemon();
+    let out = ok(&d, &["status"]);
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("tickd ") && first.contains("health ok"),
+        "{out}"
+    );
+    assert!(out.contains("workers:     2 alive of 2"), "{out}");
+    assert!(out.contains("generation 1"), "{out}");
+    // --json gives the status object for scripts.
+    let raw = json_out(&ok(&d, &["--json", "status"]));
+    assert_eq!(raw["health"], "ok");
+    assert_eq!(raw["workers"]["configured"], 2);
+}
+
+#[test]
+fn jobs_list_prints_a_table_of_the_configured_jobs() {
+    let d = daemon();
+    let out = ok(&d, &["jobs.list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "header and three jobs:\n{out}");
+    assert!(lines[0].starts_with("NAME"), "{out}");
+    for col in ["KIND", "SCHEDULE", "ENABLED", "NEXT RUN", "LAST STATE"] {
+        assert!(lines[0].contains(col), "{col} missing:\n{out}");
+    }
+    let beat = lines
+        .iter()
+        .find(|l| l.starts_with("beat "))
+        .expect("beat row");
+    assert!(beat.contains(" 1h ") && beat.contains(" in "), "{out}");
+    let slow = lines
+        .iter()
+        .find(|l| l.starts_with("slow "))
+        .expect("slow row");
+    assert!(slow.contains(" manual "), "{out}");
+
+    // After a run and a pause the table shows both.
+    ok(&d, &["jobs.run", r#"{"name":"echo-args","wait":true}"#]);
+    ok(&d, &["jobs.pause", r#"{"name":"beat"}"#]);
+    let out = ok(&d, &["jobs.list"]);
+    let echo = out
+        .lines()
+        .find(|l| l.starts_with("echo-args "))
+        .expect("row");
+    assert!(echo.contains(" succeeded "), "{out}");
+    let beat = out.lines().find(|l| l.starts_with("beat ")).expect("row");
+    assert!(beat.contains(" no ") && beat.contains(" paused "), "{out}");
+
+    let raw = json_out(&ok(&d, &["--json", "jobs.list"]));
+    let names: Vec<&str> = raw
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|j| j["name"].as_str())
+        .collect();
+    assert_eq!(names, ["beat", "echo-args", "slow"]);
+}
+
+#[test]
+fn jobs_run_passes_params_and_waits_for_the_run() {
+    let d = daemon();
+    let run = json_out(&ok(
+        &d,
+        &[
+            "jobs.run",
+            r#"{"name":"echo-args","wait":true,"args":{"who":"ctl"}}"#,
+        ],
+    ));
+    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["output"], "args={\"who\":\"ctl\"}\n");
+    // Generic methods print the result as pretty JSON.
+    let out = ok(
+        &d,
+        &["runs.get", &json!({"run_id": run["run_id"]}).to_string()],
+    );
+    assert!(out.starts_with("{\n  \""), "pretty JSON: {out}");
+    assert_eq!(json_out(&out)["run_id"], run["run_id"]);
+}
+
+#[test]
+fn every_method_is_reachable_cancel_submit_and_shutdown() {
+    let mut d = daemon();
+    let started = json_out(&ok(&d, &["jobs.run", r#"{"name":"slow"}"#]));
+    let id = started["run_id"].as_str().expect("run_id").to_string();
+    let params = json!({ "run_id": id }).to_string();
+    let cancelled = json_out(&ok(&d, &["runs.cancel", &params]));
+    assert_eq!(cancelled["state"], "cancelled");
+
+    let submitted = json_out(&ok(
+        &d,
+        &[
+            "submit",
+            r#"{"job":{"kind":"exec","command":["echo","hi"]},"wait":true}"#,
+        ],
+    ));
+    assert_eq!(submitted["trigger"], "submit");
+    assert_eq!(submitted["output"], "hi\n");
+
+    let listed = json_out(&ok(&d, &["runs.list", r#"{"state":"cancelled"}"#]));
+    assert_eq!(listed[0]["run_id"], id.as_str());
+
+    let bye = json_out(&ok(&d, &["shutdown"]));
+    assert_eq!(bye["shutting_down"], true);
+    let status = d.wait_exit(WAIT).expect("daemon exits after shutdown");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn errors_go_to_stderr_with_exit_1() {
+    let d = daemon();
+    let out = fails(&d, &["jobs.get", r#"{"name":"nope"}"#]);
+    assert!(
+        out.stderr.contains("no such job: nope (-32000)"),
+        "{}",
+        out.stderr
+    );
+
+    let out = fails(&d, &["jobs.frobnicate"]);
+    assert!(out.stderr.contains("-32601"), "{}", out.stderr);
+
+    // PARAMS_JSON is checked before anything is sent, and the message says why.
+    let out = fails(&d, &["jobs.run", "name=slow"]);
+    assert!(
+        out.stderr.contains("PARAMS_JSON is not valid JSON"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("name=slow"), "{}", out.stderr);
+    let out = fails(&d, &["jobs.run", r#"["slow"]"#]);
+    assert!(
+        out.stderr.contains("must be a JSON object"),
+        "{}",
+        out.stderr
+    );
+    // Nothing was run by the refused calls.
+    let slow = json_out(&ok(&d, &["jobs.get", r#"{"name":"slow"}"#]));
+    assert_eq!(slow["last_run"], Value::Null);
+}
+
+#[test]
+fn a_refused_connection_names_the_address() {
+    // A port that was free a moment ago: nobody listens there now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = run_ctl(&["--connect", &addr, "status"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!("cannot connect to {addr}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("is tickd running"), "{}", out.stderr);
+
+    let out = run_ctl(&["--connect", "not-an-address", "status"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("bad address not-an-address"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A running `tickd ctl watch` whose stdout lines arrive on a channel.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    /// Starts `tickd ctl watch ARGS` and waits until it has subscribed.
+    fn start(d: &Daemon, args: &[&str]) -> Watch {
+        let addr = d.addr.to_string();
+        let mut all = vec!["--connect", &addr, "watch"];
+        all.extend_from_slice(args);
+        let mut child = ctl_cmd(&all).spawn().expect("spawn watch");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        // The first stderr line comes once `subscribe` has been answered.
+        let mut first = String::new();
+        stderr.read_line(&mut first).expect("watch stderr");
+        assert!(first.starts_with("watching runs of"), "{first}");
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let (tx, lines) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next stdout line, within [`WAIT`].
+    fn next(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .expect("a watch line before the deadline")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_prints_the_events_of_a_run_as_they_happen() {
+    let d = daemon();
+    let watch = Watch::start(&d, &["--jobs", "echo-args,slow"]);
+    // A run of a job not watched produces nothing; the next one does.
+    ok(&d, &["jobs.run", r#"{"name":"beat","wait":true}"#]);
+    let started = json_out(&ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]));
+    let id = started["run_id"].as_str().expect("run_id");
+    let want = [
+        ("queued", "manual"),
+        ("running", ""),
+        ("succeeded", "exit 0"),
+    ];
+    for (state, detail) in want {
+        let line = watch.next();
+        assert!(
+            line.contains(&format!("  run {id}  echo-args  {state}")),
+            "{state}: {line}"
+        );
+        assert!(line.contains(detail), "{line}");
+    }
+}
+
+#[test]
+fn watch_json_prints_run_objects_and_exits_0_when_the_daemon_stops() {
+    let mut d = daemon();
+    let mut watch = Watch::start(&d, &["--json"]);
+    ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
+    let first = json_out(&watch.next());
+    assert_eq!(first["job"], "echo-args");
+    assert_eq!(first["state"], "queued");
+    ok(&d, &["shutdown"]);
+    d.wait_exit(WAIT).expect("daemon exits");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = watch.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch did not end with the daemon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+const TOKEN: &str = "ctl-test-token-1";
+
+fn auth_daemon() -> Daemon {
+    let extra = format!("auth_token = \"{TOKEN}\"\nunix_socket = \"$DIR/tickd.sock\"");
+    Daemon::start(&util::config(&extra, JOBS))
+}
+
+#[test]
+fn token_from_flag_or_env_authenticates_over_tcp() {
+    let d = auth_daemon();
+    // Without a token the daemon refuses, and ctl says how to give one.
+    let out = fails(&d, &["status"]);
+    assert!(out.stderr.contains("(-32001)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pass --token or set TICKD_TOKEN"),
+        "{}",
+        out.stderr
+    );
+
+    let out = ok(&d, &["--token", TOKEN, "jobs.list"]);
+    assert!(out.lines().any(|l| l.starts_with("echo-args ")), "{out}");
+
+    let addr = d.addr.to_string();
+    let mut cmd = ctl_cmd(&["--connect", &addr, "--json", "status"]);
+    let env = cmd.env("TICKD_TOKEN", TOKEN).output().expect("run ctl");
+    assert!(
+        env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&env.stderr)
+    );
+    let status: Value = serde_json::from_slice(&env.stdout).expect("status JSON");
+    assert_eq!(status["health"], "ok");
+
+    let out = fails(&d, &["--token", "wrong-token", "status"]);
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.stderr
+    );
+    // The token never appears in what ctl prints.
+    assert!(!out.stderr.contains("wrong-token"), "{}", out.stderr);
+}
+
+#[test]
+fn unix_socket_needs_no_token() {
+    let d = auth_daemon();
+    let sock = d.dir().join("tickd.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let out = run_ctl(&[
+        "--unix",
+        sock,
+        "jobs.run",
+        r#"{"name":"echo-args","wait":true}"#,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json_out(&out.stdout)["state"], "succeeded");
+
+    let missing = d.dir().join("missing.sock");
+    let out = run_ctl(&["--unix", missing.to_str().expect("path"), "ping"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("missing.sock"), "{}", out.stderr);
+    assert!(out.stderr.contains("is tickd running"), "{}", out.stderr);
+}
+
+#[test]
+fn watch_authenticates_with_the_token() {
+    let d = auth_daemon();
+    let addr = d.addr.to_string();
+    let mut cmd = ctl_cmd(&[
+        "--connect",
+        &addr,
+        "--token",
+        TOKEN,
+        "watch",
+        "--jobs",
+        "echo-args",
+    ]);
+    let mut child = cmd.spawn().expect("spawn watch");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("watch stderr");
+    assert!(first.starts_with("watching runs of echo-args"), "{first}");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    ok(
+        &d,
+        &["--token", TOKEN, "jobs.run", r#"{"name":"echo-args"}"#],
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(WAIT).expect("an event line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("echo-args  queued  manual"), "{line}");
+}
+
+#[test]
+fn timeout_bounds_the_wait_for_an_answer() {
+    let d = daemon();
+    let out = fails(
+        &d,
+        &[
+            "--timeout",
+            "300ms",
+            "jobs.run",
+            r#"{"name":"slow","wait":true}"#,
+        ],
+    );
+    assert!(out.stderr.contains("no answer from"), "{}", out.stderr);
+    assert!(out.stderr.contains("within the timeout"), "{}", out.stderr);
+    // The run itself goes on; cancel it so the test leaves nothing behind.
+    let runs = json_out(&ok(&d, &["runs.list", r#"{"job":"slow"}"#]));
+    let id = runs[0]["run_id"].as_str().expect("run_id").to_string();
+    let cancelled = json_out(&ok(
+        &d,
+        &["runs.cancel", &json!({ "run_id": id }).to_string()],
+    ));
+    assert_eq!(cancelled["state"], "cancelled");
+}
+
+#[test]
+fn a_quiet_watch_outlives_the_idle_timeout() {
+    let d = Daemon::start(&util::config("idle_timeout = \"7s\"", JOBS));
+    let watch = Watch::start(&d, &["--jobs", "echo-args"]);
+    // Nothing to await here: the point is that time passes with no events,
+    // longer than idle_timeout, and the watcher's pings keep it connected.
+    std::thread::sleep(Duration::from_secs(9));
+    ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
+    let line = watch.next();
+    assert!(line.contains("echo-args  queued"), "{line}");
+    let status = json_out(&ok(&d, &["--json", "status"]));
+    assert_eq!(status["clients"]["idle_closed"], 0, "{status}");
+}
