@@ -128,6 +128,8 @@ pub fn loop_turned() {
 /// The watchdog pinger, run by the job pool's monitor.
 pub struct Watchdog {
     period: Duration,
+    /// The loop's turn counter ([`LOOP_TURNS`]; another one in tests).
+    turns: &'static AtomicU64,
     seen_turns: u64,
     waker: Arc<mio::Waker>,
     min_workers: usize,
@@ -154,6 +156,7 @@ impl Watchdog {
         );
         Some(Watchdog {
             period,
+            turns: &LOOP_TURNS,
             seen_turns: LOOP_TURNS.load(Ordering::Relaxed),
             waker,
             min_workers,
@@ -167,9 +170,9 @@ impl Watchdog {
 
     /// Pings if the loop turned since the last check and at least
     /// `min_workers` (and at least one) workers are alive; then wakes the
-    /// loop for the next check.
-    pub fn check(&mut self, alive_workers: usize) {
-        let turns = LOOP_TURNS.load(Ordering::Relaxed);
+    /// loop for the next check. Returns whether it pinged.
+    pub fn check(&mut self, alive_workers: usize) -> bool {
+        let turns = self.turns.load(Ordering::Relaxed);
         let loop_alive = turns != self.seen_turns;
         self.seen_turns = turns;
         let workers_ok = alive_workers >= self.min_workers.max(1);
@@ -183,6 +186,7 @@ impl Watchdog {
         if let Err(e) = self.waker.wake() {
             log::warn!("systemd watchdog: cannot wake the event loop: {e}");
         }
+        loop_alive && workers_ok
     }
 }
 
@@ -211,6 +215,29 @@ mod tests {
         assert_eq!(&buf[..len], b"STOPPING=1");
 
         assert!(Notifier::to("relative/path").is_err());
+    }
+
+    #[test]
+    fn watchdog_pings_only_for_a_turning_loop_and_enough_workers() {
+        static TURNS: AtomicU64 = AtomicU64::new(0);
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let mut dog = Watchdog {
+            period: Duration::from_millis(100),
+            turns: &TURNS,
+            seen_turns: 0,
+            waker,
+            min_workers: 2,
+        };
+        assert!(!dog.check(4), "the loop has not turned yet");
+        TURNS.fetch_add(1, Ordering::Relaxed);
+        assert!(dog.check(2));
+        assert!(!dog.check(2), "a stuck loop is not pinged for");
+        TURNS.fetch_add(1, Ordering::Relaxed);
+        assert!(!dog.check(1), "fewer than min_workers alive");
+        TURNS.fetch_add(1, Ordering::Relaxed);
+        dog.min_workers = 0;
+        assert!(!dog.check(0), "at least one worker must live");
     }
 
     #[test]
