@@ -48,7 +48,9 @@ use std::sync::Arc;
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the config could not be loaded at start.
 pub const EXIT_CONFIG: i32 = 1;
-/// Exit code: a listener could not be bound, or the pidfile not written.
+/// Exit code: a listener could not be bound, the pidfile is held or could
+/// not be written, the log file could not be opened, or the privilege drop
+/// failed.
 pub const EXIT_BIND: i32 = 2;
 
 /// Options of `tickd run`.
@@ -129,8 +131,8 @@ pub fn run(opts: &RunOptions) -> i32 {
     if let Err(e) = logging::init_with(&config.daemon.log_level, &outputs) {
         logging::init(&config.daemon.log_level);
         log::error!("cannot start: {e}");
-        readiness.fail(EXIT_CONFIG, &format!("cannot start: {e}"));
-        return EXIT_CONFIG;
+        readiness.fail(EXIT_BIND, &format!("cannot start: {e}"));
+        return EXIT_BIND;
     }
     notify::init();
     for w in &config.warnings {
