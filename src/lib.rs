@@ -177,6 +177,7 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
         .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?;
     let poll = mio::Poll::new()
         .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
+    // Every listener is bound here, before the privilege drop below.
     let listener = listen_tcp(&config)?;
 
     let account = privilege::plan(&config.daemon).map_err(|message| StartError {

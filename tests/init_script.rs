@@ -2,6 +2,7 @@
 //! the pidfile and signals, with a temp config and defaults file.
 
 mod ops_util;
+mod util;
 
 use ops_util::{alive, call, listen_addr, processes_with_arg, read_pid, wait_gone, KillOnDrop};
 use serde_json::json;

@@ -1,6 +1,7 @@
 //! Helpers for tests of a detached tickd (`--daemonize`, the init script):
 //! the daemon is not our child, so it is found through its pidfile and log
-//! file, and a guard kills it by pid whatever happens to the test.
+//! file, and a guard kills it by pid whatever happens to the test. A test
+//! crate that uses this module also declares `mod util;`.
 
 #![allow(dead_code)]
 
@@ -8,10 +9,8 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-/// Bound of every wait here.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub use crate::util::{poll_until, WAIT};
 
 /// Kills the process `pid` (SIGKILL) when dropped, if it is still alive.
 pub struct KillOnDrop(pub i32);
@@ -33,18 +32,6 @@ pub fn alive(pid: i32) -> bool {
             .find(|l| l.starts_with("State:"))
             .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"))
     })
-}
-
-/// Polls `f` every 20 ms until it returns Some, for at most [`WAIT`].
-pub fn poll_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until `pid` has exited.
