@@ -34,10 +34,13 @@ pub(super) fn spawn<T: Task>(
 }
 
 /// The next exit event; with a watchdog, also runs its checks while waiting.
+/// `alive` gives the live workers, or `None` once the pool is stopping
+/// (systemd no longer watches a stopping service, and workers are meant to
+/// exit then).
 fn next_event(
     events: &Receiver<Event>,
     watchdog: &mut Option<(Watchdog, Instant)>,
-    alive: &dyn Fn() -> usize,
+    alive: &dyn Fn() -> Option<usize>,
 ) -> Option<Event> {
     let Some((dog, next_check)) = watchdog else {
         return events.recv().ok();
@@ -47,7 +50,9 @@ fn next_event(
             Ok(event) => return Some(event),
             Err(RecvTimeoutError::Disconnected) => return None,
             Err(RecvTimeoutError::Timeout) => {
-                dog.check(alive());
+                if let Some(alive) = alive() {
+                    dog.check(alive);
+                }
                 *next_check = Instant::now() + dog.period();
             }
         }
@@ -63,7 +68,9 @@ fn watch<T: Task>(
 ) {
     let mut watchdog = watchdog.map(|dog| (dog, Instant::now()));
     let counters = std::sync::Arc::clone(&ctx.counters);
-    let alive = move || counters.alive.load(Ordering::SeqCst);
+    let alive = move || {
+        (!counters.stopping.load(Ordering::SeqCst)).then(|| counters.alive.load(Ordering::SeqCst))
+    };
     let mut live: HashMap<usize, JoinHandle<()>> = handles.into_iter().enumerate().collect();
     // The monitor's own context keeps a sender to `events` alive, so recv
     // only fails if something is badly wrong; exit then.
