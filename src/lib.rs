@@ -114,6 +114,11 @@ pub fn run(opts: &RunOptions) -> i32 {
 
     let mut readiness = daemonize::Readiness::foreground();
     if opts.daemonize {
+        if config.daemon.log_file.is_none() && !config.daemon.syslog {
+            eprintln!(
+                "tickd: warning: --daemonize without daemon.log_file or daemon.syslog: the daemon's logs are discarded"
+            );
+        }
         match daemonize::detach(config.daemon.log_file.as_deref()) {
             Ok(daemonize::Detached::Parent(code)) => return code,
             Ok(daemonize::Detached::Daemon(r)) => readiness = r,

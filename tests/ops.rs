@@ -48,6 +48,7 @@ fn daemonize_detaches_keeps_relative_paths_and_guards_one_instance() {
 
     let out = daemonize(dir.path(), &args);
     assert!(out.status.success(), "start failed: {out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
     // The parent returned only once the daemon listens: no waiting needed.
     let pid = read_pid(&dir.path().join("tickd.pid"));
     let _guard = KillOnDrop(pid);
@@ -113,6 +114,7 @@ fn daemonize_reports_start_failures_to_the_parent() {
     let out = daemonize(dir.path(), &["--config", "busy.toml", "--pidfile", "p.pid"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("logs are discarded"), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{stderr}"
