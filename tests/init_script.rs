@@ -65,7 +65,7 @@ fn code(out: &Output) -> Option<i32> {
 }
 
 #[test]
-fn start_status_reload_start_again_stop_status() {
+fn start_status_reload_start_again_restart_stop_status() {
     let s = setup();
     let start = script(&s.defaults, "start");
     assert_eq!(code(&start), Some(0), "start: {start:?}");
@@ -91,6 +91,14 @@ fn start_status_reload_start_again_stop_status() {
     assert_eq!(code(&again), Some(0), "second start: {again:?}");
     assert_eq!(read_pid(&s.pidfile), pid);
     let config_arg = s.config.display().to_string();
+    assert_eq!(processes_with_arg(&config_arg), [pid]);
+
+    // restart: a new process, the old one gone.
+    let restart = script(&s.defaults, "restart");
+    assert_eq!(code(&restart), Some(0), "restart: {restart:?}");
+    wait_gone(pid);
+    let pid = read_pid(&s.pidfile);
+    let _guard2 = KillOnDrop(pid);
     assert_eq!(processes_with_arg(&config_arg), [pid]);
 
     let stop = script(&s.defaults, "stop");

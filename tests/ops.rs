@@ -85,6 +85,13 @@ fn daemonize_detaches_keeps_relative_paths_and_guards_one_instance() {
     );
     assert_eq!(read_pid(&dir.path().join("tickd.pid")), pid);
 
+    // SIGUSR1 moves the log and the daemon's stderr to a new file.
+    std::fs::rename(&log, dir.path().join("tickd.log.1")).expect("rotate");
+    signal(pid, Signal::USR1);
+    wait_for_line(&log, "reopened log file");
+    let stderr = std::fs::read_link(format!("/proc/{pid}/fd/2")).expect("fd 2");
+    assert_eq!(stderr, log, "stderr follows the reopened log file");
+
     // The relative config path still works for a reload.
     signal(pid, Signal::HUP);
     ops_util::poll_until("generation 2", || {
