@@ -18,12 +18,17 @@
 
 pub mod config;
 pub mod daemon;
+pub mod daemonize;
 pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod methods;
+pub mod notify;
+mod os_unsafe;
 pub mod persist;
+pub mod pidfile;
 pub mod pool;
+pub mod privilege;
 pub mod protocol;
 pub mod requests;
 pub mod schedule;
@@ -32,17 +37,20 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod sys;
+pub mod syslog;
 pub mod time;
 pub mod timer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Exit code: clean shutdown.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the config could not be loaded at start.
 pub const EXIT_CONFIG: i32 = 1;
-/// Exit code: a listener could not be bound, or the pidfile not written.
+/// Exit code: a listener could not be bound, the pidfile is held or could
+/// not be written, the log file could not be opened, or the privilege drop
+/// failed.
 pub const EXIT_BIND: i32 = 2;
 
 /// Options of `tickd run`.
@@ -52,11 +60,49 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// Where to write the pid, if anywhere.
     pub pidfile: Option<PathBuf>,
+    /// Detach from the terminal (`--daemonize`).
+    pub daemonize: bool,
+}
+
+/// Why start-up failed: the exit code and the message for the log (and,
+/// when daemonizing, for the starting process's stderr).
+struct StartError {
+    code: i32,
+    message: String,
+}
+
+impl StartError {
+    fn bind(message: String) -> StartError {
+        StartError {
+            code: EXIT_BIND,
+            message,
+        }
+    }
+}
+
+/// What start-up leaves running: the loop, and the pidfile held until exit.
+struct Started {
+    server: server::Server,
+    _pidfile: Option<pidfile::Pidfile>,
 }
 
 /// Runs the daemon until it is told to stop; returns the process exit code.
+///
+/// The start-up steps, in order (each failure logs why and exits 1 or 2):
+/// 1. load the config; make every path absolute (`--daemonize` moves to `/`);
+/// 2. `--daemonize`: fork and detach, while there is only one thread;
+/// 3. set up logging (stderr, log file, syslog) and sd_notify;
+/// 4. take the pidfile, install the signal handlers, bind the listeners;
+/// 5. drop privileges (`daemon.user`), still before any thread exists;
+/// 6. start the pools and the scheduler; report ready (the starting
+///    process of `--daemonize`, and systemd's `READY=1`); run the loop.
 pub fn run(opts: &RunOptions) -> i32 {
-    let config = match config::load(&opts.config) {
+    let opts = RunOptions {
+        config: absolute(&opts.config),
+        pidfile: opts.pidfile.as_deref().map(absolute),
+        daemonize: opts.daemonize,
+    };
+    let mut config = match config::load(&opts.config) {
         Ok(c) => c,
         Err(e) => {
             logging::init("info");
@@ -64,68 +110,133 @@ pub fn run(opts: &RunOptions) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    logging::init(&config.daemon.log_level);
+    absolute_paths(&mut config.daemon);
+
+    let mut readiness = daemonize::Readiness::foreground();
+    if opts.daemonize {
+        if config.daemon.log_file.is_none() && !config.daemon.syslog {
+            eprintln!(
+                "tickd: warning: --daemonize without daemon.log_file or daemon.syslog: the daemon's logs are discarded"
+            );
+        }
+        match daemonize::detach(config.daemon.log_file.as_deref()) {
+            Ok(daemonize::Detached::Parent(code)) => return code,
+            Ok(daemonize::Detached::Daemon(r)) => readiness = r,
+            Err(e) => {
+                eprintln!("tickd: cannot daemonize: {e}");
+                return EXIT_BIND;
+            }
+        }
+    }
+    let outputs = logging::Outputs {
+        stderr: !opts.daemonize,
+        file: config.daemon.log_file.clone(),
+        syslog: config.daemon.syslog,
+    };
+    if let Err(e) = logging::init_with(&config.daemon.log_level, &outputs) {
+        logging::init(&config.daemon.log_level);
+        log::error!("cannot start: {e}");
+        readiness.fail(EXIT_BIND, &format!("cannot start: {e}"));
+        return EXIT_BIND;
+    }
+    notify::init();
     for w in &config.warnings {
         log::warn!("{w}");
     }
+
+    let started = match start_up(&opts, config) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{}", e.message);
+            readiness.fail(e.code, &e.message);
+            return e.code;
+        }
+    };
+    log::info!(
+        "tickd {} started (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    readiness.ready();
+    notify::ready();
+    started.server.run()
+}
+
+/// Steps 4 to 6 of [`run`]: everything up to a server ready to run.
+fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartError> {
     let debug_hooks = std::env::var("TICKD_DEBUG_HOOKS").is_ok_and(|v| v == "1");
     if debug_hooks {
         log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
     }
+    let pidfile = match &opts.pidfile {
+        Some(path) => {
+            Some(pidfile::Pidfile::acquire(path).map_err(|e| StartError::bind(e.to_string()))?)
+        }
+        None => None,
+    };
 
     // Handlers go in before the listener exists: a SIGHUP or SIGTERM sent as
     // soon as "listening on" is logged must find them in place, not kill the
     // process with the default action.
-    let signals = match signals::Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return EXIT_BIND;
-        }
-    };
-    let poll = match mio::Poll::new() {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("cannot create the event loop: {e}");
-            return EXIT_BIND;
-        }
-    };
-    let listeners = match server::listeners::bind(&config.daemon) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("{e}");
-            return EXIT_BIND;
-        }
-    };
-    let pidfile = match &opts.pidfile {
-        Some(path) => match std::fs::write(path, format!("{}\n", std::process::id())) {
-            Ok(()) => Some(path.clone()),
-            Err(e) => {
-                log::error!("cannot write pidfile {}: {e}", path.display());
-                return EXIT_BIND;
-            }
-        },
-        None => None,
-    };
+    let signals = signals::Signals::install()
+        .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?;
+    let poll = mio::Poll::new()
+        .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
+    // Every listener is bound here, before the privilege drop below.
+    let listeners = server::listeners::bind(&config.daemon).map_err(StartError::bind)?;
 
-    let code = match start(poll, listeners, signals, config, debug_hooks) {
-        Ok(server) => {
-            log::info!(
-                "tickd {} started (pid {})",
-                env!("CARGO_PKG_VERSION"),
-                std::process::id()
-            );
-            server.run()
-        }
-        Err(e) => {
-            log::error!("cannot start: {e}");
-            EXIT_BIND
-        }
-    };
-    if let Some(path) = pidfile {
-        let _ = std::fs::remove_file(path);
+    let account = privilege::plan(&config.daemon).map_err(|message| StartError {
+        code: EXIT_CONFIG,
+        message,
+    })?;
+    if let Some(account) = &account {
+        privilege::hand_over(
+            account,
+            config.daemon.state_dir.as_deref(),
+            config.daemon.log_file.as_deref(),
+        );
+        privilege::drop_to(account).map_err(|e| {
+            StartError::bind(format!(
+                "cannot drop privileges to user {}: {e}",
+                account.name
+            ))
+        })?;
+        log::info!(
+            "dropped privileges to user {} (uid {}, gid {})",
+            account.name,
+            account.uid,
+            account.gid
+        );
     }
-    code
+
+    let server = start(poll, listeners, signals, config, debug_hooks)
+        .map_err(|e| StartError::bind(format!("cannot start: {e}")))?;
+    Ok(Started {
+        server,
+        _pidfile: pidfile,
+    })
+}
+
+/// `path` made absolute against the current directory (unchanged if that
+/// cannot be read; the later open then reports the problem).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Makes the daemon's own paths absolute, so that they keep meaning the
+/// same files after `--daemonize` moves to `/`. (These are restart-only
+/// settings: a reload keeps the values resolved here.)
+fn absolute_paths(daemon: &mut config::DaemonConfig) {
+    for path in [
+        &mut daemon.state_dir,
+        &mut daemon.log_file,
+        &mut daemon.unix_socket,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = absolute(path);
+    }
 }
 
 fn start(

@@ -1,18 +1,85 @@
-//! Logging setup: `env_logger` to stderr, level from the config or `RUST_LOG`.
+//! Logging setup: `env_logger` formatting, written to stderr, a log file
+//! and/or syslog; level from the config or `RUST_LOG`.
 //!
 //! `RUST_LOG`, when set, wins and is fixed for the process's life (it can
 //! name per-module levels). Otherwise the level is `daemon.log_level`, and a
 //! reload that changes it takes effect at once: the logger itself lets
 //! everything through and the global `log::max_level` does the filtering.
+//!
+//! Where lines go ([`Outputs`]):
+//! - stderr, in the foreground (the default, and what tests read);
+//! - `daemon.log_file`, appended (created 0640). SIGUSR1 reopens it by
+//!   path ([`reopen`]), so logrotate can move it away and the next line goes
+//!   to a new file. A daemonized tickd also has its stderr on this file
+//!   (see [`crate::daemonize`]), so the reopen moves stderr along;
+//! - syslog (`daemon.syslog`), one datagram per record: see
+//!   [`crate::syslog`].
 
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use crate::syslog::Syslog;
 
 static FROM_ENV: AtomicBool = AtomicBool::new(false);
 
-/// Installs the logger. Safe to call more than once (later calls only set the level).
+/// The log file and whether stderr mirrors it, kept for [`reopen`].
+static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
+
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+    /// Daemonized: fd 2 is this file too, and must follow a reopen.
+    is_stderr: bool,
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Write to stderr (false once daemonized: stderr is the log file or
+    /// `/dev/null` then).
+    pub stderr: bool,
+    /// Append to this file.
+    pub file: Option<PathBuf>,
+    /// Send to the local syslog.
+    pub syslog: bool,
+}
+
+/// Opens (creating, mode 0640) a log file for appending.
+pub fn open_log_file(path: &Path) -> io::Result<File> {
+    File::options()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))
+}
+
+/// Installs a stderr-only logger (for errors before the config is known).
+/// Safe to call more than once (later calls only set the level).
 pub fn init(level: &str) {
+    let outputs = Outputs {
+        stderr: true,
+        ..Outputs::default()
+    };
+    if let Err(e) = init_with(level, &outputs) {
+        eprintln!("tickd: {e}");
+    }
+}
+
+/// Installs the logger writing to `outputs`. Fails only when the log file
+/// cannot be opened. A second call only sets the level.
+pub fn init_with(level: &str, outputs: &Outputs) -> io::Result<()> {
     let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
-    FROM_ENV.store(from_env, Ordering::SeqCst);
+    let file = match &outputs.file {
+        Some(path) if LOG_FILE.get().is_none() => Some((path.clone(), open_log_file(path)?)),
+        _ => None,
+    };
     let mut builder = env_logger::Builder::new();
     if from_env {
         builder.parse_env("RUST_LOG");
@@ -20,9 +87,39 @@ pub fn init(level: &str) {
         builder.filter_level(log::LevelFilter::Trace);
     }
     builder.format_timestamp_millis();
-    if builder.try_init().is_ok() && !from_env {
+    if outputs.file.is_some() || !outputs.stderr {
+        builder
+            .target(env_logger::Target::Pipe(Box::new(Sink {
+                stderr: outputs.stderr,
+            })))
+            .write_style(env_logger::WriteStyle::Never);
+    }
+    let logger = Logger {
+        inner: builder.build(),
+        syslog: outputs.syslog.then(Syslog::new),
+    };
+    let filter = logger.inner.filter();
+    if log::set_boxed_logger(Box::new(logger)).is_err() {
+        set_level(level);
+        return Ok(());
+    }
+    FROM_ENV.store(from_env, Ordering::SeqCst);
+    if let Some((path, file)) = file {
+        let _ = LOG_FILE.set(LogFile {
+            path,
+            file: Mutex::new(file),
+            is_stderr: !outputs.stderr,
+        });
+    }
+    if from_env {
+        log::set_max_level(filter);
+    } else {
         set_level(level);
     }
+    if outputs.syslog {
+        crate::syslog::check_socket();
+    }
+    Ok(())
 }
 
 /// Applies `daemon.log_level` (ignored when `RUST_LOG` is in charge).
@@ -41,8 +138,71 @@ pub fn set_level(level: &str) {
     log::set_max_level(filter);
 }
 
-/// SIGUSR1: reopen the log file. Logging goes to stderr in this version,
-/// which needs no reopening; the signal is acknowledged in the log.
+/// SIGUSR1: reopens the log file by path (after logrotate moved it). On
+/// failure the old file stays in use and the error is logged.
 pub fn reopen() {
-    log::info!("SIGUSR1: logging to stderr; nothing to reopen");
+    let Some(log_file) = LOG_FILE.get() else {
+        log::info!("SIGUSR1: no log file to reopen");
+        return;
+    };
+    match open_log_file(&log_file.path) {
+        Ok(new) => {
+            if log_file.is_stderr {
+                if let Err(e) = rustix::stdio::dup2_stderr(&new) {
+                    log::warn!("SIGUSR1: cannot point stderr at the new log file: {e}");
+                }
+            }
+            *log_file.file.lock() = new;
+            log::info!("SIGUSR1: reopened log file {}", log_file.path.display());
+        }
+        Err(e) => log::error!("SIGUSR1: cannot reopen, still writing to the old file: {e}"),
+    }
+}
+
+/// `env_logger` filters and formats; this adds syslog beside its output.
+struct Logger {
+    inner: env_logger::Logger,
+    syslog: Option<Syslog>,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.inner.matches(record) {
+            return;
+        }
+        self.inner.log(record);
+        if let Some(syslog) = &self.syslog {
+            syslog.send(record.level(), &record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// The writer `env_logger` formats into: one whole record per `write`.
+struct Sink {
+    stderr: bool,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stderr {
+            let _ = io::stderr().write_all(buf);
+        }
+        if let Some(log_file) = LOG_FILE.get() {
+            // A full disk must not stop the daemon; the line is lost.
+            let _ = log_file.file.lock().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -18,15 +18,17 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the daemon (in the foreground).
+    /// Run the daemon (in the foreground unless --daemonize).
     Run {
         /// The config file.
         #[arg(long, default_value = "conf/tickd.toml")]
         config: PathBuf,
-        /// Write the daemon's pid to this file (removed on clean exit).
+        /// Write the daemon's pid to this file, locked while it runs (a
+        /// second instance exits 2); removed on clean exit.
         #[arg(long)]
         pidfile: Option<PathBuf>,
-        /// Detach from the terminal (not available in this version).
+        /// Detach from the terminal; exit 0 once the daemon listens, or
+        /// with its exit code and reason if it cannot start.
         #[arg(long)]
         daemonize: bool,
     },
@@ -47,14 +49,11 @@ fn main() -> ExitCode {
             config,
             pidfile,
             daemonize,
-        } => {
-            if daemonize {
-                eprintln!("tickd: --daemonize is not available in this version; run in the foreground under an init system or systemd");
-                2
-            } else {
-                tickd::run(&tickd::RunOptions { config, pidfile })
-            }
-        }
+        } => tickd::run(&tickd::RunOptions {
+            config,
+            pidfile,
+            daemonize,
+        }),
         Command::Check { config } => match tickd::config::check_report(&config) {
             Ok(summary) => {
                 println!("{summary}");

@@ -3,7 +3,9 @@
 //! Everything process- or fd-specific that std does not offer lives here, so
 //! the rest of the daemon never talks to the kernel directly. Each function
 //! returns `io::Result` and carries no `unsafe`: the calls go through
-//! rustix's safe API. (Daemonizing — fork, setsid, setuid — will join later.)
+//! rustix's safe API. The few calls rustix has no safe form for (fork,
+//! setgroups/setgid/setuid, passwd lookups) are fenced in `os_unsafe`, and
+//! used by [`crate::daemonize`] and [`crate::privilege`].
 
 use std::io;
 use std::os::fd::OwnedFd;

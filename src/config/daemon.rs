@@ -156,7 +156,13 @@ pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> D
         },
         _ => {}
     }
-    warn_unbuilt(r, &d, &config);
+    if let (None, Some(group)) = (&config.user, &d.group) {
+        if config.group.is_some() {
+            let message =
+                "ignored without daemon.user (the group is only used for the privilege drop)";
+            r.warn(at(group), "daemon.group", message);
+        }
+    }
     config
 }
 
@@ -254,24 +260,4 @@ fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Op
         }
     }
     Some(name)
-}
-
-/// Warns about keys set to a non-default value whose feature is not built
-/// in this version.
-fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
-    let checks: [(Option<usize>, bool, &str); 4] = [
-        (
-            d.log_file.as_ref().map(at),
-            c.log_file.is_some(),
-            "daemon.log_file",
-        ),
-        (d.syslog.as_ref().map(at), c.syslog, "daemon.syslog"),
-        (d.user.as_ref().map(at), c.user.is_some(), "daemon.user"),
-        (d.group.as_ref().map(at), c.group.is_some(), "daemon.group"),
-    ];
-    for (offset, changed, key) in checks {
-        if let (Some(offset), true) = (offset, changed) {
-            r.not_yet(offset, key);
-        }
-    }
 }

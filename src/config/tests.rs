@@ -145,11 +145,12 @@ enabled = false
 }
 
 #[test]
-fn unbuilt_keys_warn_when_set() {
+fn ops_keys_are_built_and_a_lone_group_warns() {
     let config = ok(r#"
 [daemon]
 state_dir = "/var/lib/tickd"
 syslog = true
+group = "adm"
 
 [[jobs]]
 name = "x"
@@ -160,7 +161,7 @@ catch_up = "all"
 "#);
     assert_eq!(
         config.warnings,
-        ["conf/t.toml:4: daemon.syslog: not implemented yet in this version; ignored",]
+        ["conf/t.toml:5: daemon.group: ignored without daemon.user (the group is only used for the privilege drop)"]
     );
     assert_eq!(config.jobs[0].retries, 2);
 }
@@ -351,7 +352,7 @@ fn check_report_summarises() {
     let file = dir.join("t.toml");
     std::fs::write(
         &file,
-        "[daemon]\nsyslog = true\n[[jobs]]\nname = \"x\"\nevery = \"1s\"\ncommand = [\"true\"]\n",
+        "[daemon]\ngroup = \"adm\"\n[[jobs]]\nname = \"x\"\nevery = \"1s\"\ncommand = [\"true\"]\n",
     )
     .expect("write");
     let report = check_report(&file).expect("valid");
@@ -359,8 +360,8 @@ fn check_report_summarises() {
     assert_eq!(
         report,
         format!(
-            "{shown}: ok, 1 job (1 scheduled)\nwarning: {shown}:2: daemon.syslog: \
-             not implemented yet in this version; ignored"
+            "{shown}: ok, 1 job (1 scheduled)\nwarning: {shown}:2: daemon.group: \
+             ignored without daemon.user (the group is only used for the privilege drop)"
         )
     );
     std::fs::write(&file, "[daemon]\nworkers = 0\n").expect("write");

@@ -322,16 +322,19 @@ impl Daemon {
             }
             None => (None, None),
         };
+        let watchdog =
+            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.min_workers);
         let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
-        let pool = WorkerPool::start(
+        let pool = WorkerPool::start_watched(
             PoolConfig {
                 workers: config.daemon.workers,
                 queue_capacity: config.daemon.queue_capacity,
                 name: "tickd-worker".into(),
             },
             lost,
+            watchdog,
         )?;
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
@@ -428,6 +431,7 @@ impl Daemon {
 
     /// Fires due schedules and, while draining, the end of the grace period.
     pub fn on_timers(&mut self, now: Instant) {
+        crate::notify::loop_turned();
         self.fire_due(now);
         if let Phase::Draining {
             grace_end,
@@ -449,6 +453,7 @@ impl Daemon {
     pub fn begin_shutdown(&mut self) {
         match self.phase {
             Phase::Running => {
+                crate::notify::stopping();
                 let grace = self.config.daemon.shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",

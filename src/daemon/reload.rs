@@ -10,7 +10,8 @@
 //!   used from its next run (runs in flight keep the definition they started
 //!   with);
 //! - settings that shape threads and sockets (`listen`, `workers`,
-//!   `queue_capacity`, `unix_socket`) need a restart: a change is logged and
+//!   `queue_capacity`, `unix_socket`, `state_dir`, `log_file`, `syslog`,
+//!   `user`, `group`) need a restart: a change is logged and
 //!   the running values are kept.
 
 use super::Daemon;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 impl Daemon {
     /// Re-reads the config file and applies it, or keeps the old one.
     pub fn reload(&mut self) -> Result<Value, RpcError> {
+        let _reloading = crate::notify::reloading();
         let path = self.shared.board.info.read().path.clone();
         let mut new = match config::load(&path) {
             Ok(c) => c,
@@ -139,6 +141,16 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
     if r.file_threads != n.file_threads {
         differ.push("file_threads");
         n.file_threads = r.file_threads;
+    }
+    if r.log_file != n.log_file || r.syslog != n.syslog {
+        differ.push("log_file/syslog");
+        n.log_file = r.log_file.clone();
+        n.syslog = r.syslog;
+    }
+    if r.user != n.user || r.group != n.group {
+        differ.push("user/group");
+        n.user = r.user.clone();
+        n.group = r.group.clone();
     }
     if r.state_dir != n.state_dir {
         differ.push("state_dir");

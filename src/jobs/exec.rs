@@ -56,6 +56,9 @@ pub struct ExecRequest<'a> {
     pub timeout: Option<Duration>,
     /// Between SIGTERM and SIGKILL when killing the run's process group.
     pub kill_grace: Duration,
+    /// Run as this account (the job's `user`, resolved by the caller,
+    /// which also checked that tickd runs as root); `None` = as tickd.
+    pub run_as: Option<&'a crate::privilege::Account>,
 }
 
 /// How a run ended.
@@ -236,6 +239,16 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
             return Err(format!("environment variable {name} contains a NUL byte"));
         }
         command.env(name, value);
+    }
+    if let Some(account) = req.run_as {
+        // std's uid() also clears the supplementary groups (setgroups(0))
+        // before setuid in the child; gid() is the account's primary group.
+        command
+            .uid(account.uid)
+            .gid(account.gid)
+            .env("HOME", &account.home)
+            .env("USER", &account.name)
+            .env("LOGNAME", &account.name);
     }
     if let Some(cwd) = req.cwd {
         command.current_dir(cwd);

@@ -32,6 +32,20 @@ impl Executor for ExecJob<'_> {
         if let Some(a) = &args_json {
             extra_env.push(("TICKD_ARGS".to_string(), a.clone()));
         }
+        let account = match spec.user.as_deref().map(crate::privilege::exec_account) {
+            None => None,
+            Some(Ok(account)) => Some(account),
+            Some(Err(message)) => {
+                log::warn!("job {}: run {}: {message}", ctx.job.name, ctx.run_id);
+                return Finish {
+                    state: RunState::Failed,
+                    exit_code: None,
+                    error: Some(message),
+                    output: String::new(),
+                    result: None,
+                };
+            }
+        };
         let req = ExecRequest {
             argv: &spec.command,
             env: &spec.env,
@@ -43,6 +57,7 @@ impl Executor for ExecJob<'_> {
             }),
             timeout: ctx.job.timeout,
             kill_grace: ctx.kill_grace,
+            run_as: account.as_ref(),
         };
         let outcome = run_exec(&req, ctx.cancel, &mut Observer(ctx));
         let state = match outcome.end {

@@ -156,6 +156,16 @@ impl<T: Task> WorkerPool<T> {
     /// Starts the workers and the monitor, and returns once every worker has
     /// started (or fails, stopping the ones already started).
     pub fn start(config: PoolConfig, lost: LostTaskHook) -> std::io::Result<Self> {
+        Self::start_watched(config, lost, None)
+    }
+
+    /// Like [`WorkerPool::start`], with the monitor also pinging systemd's
+    /// watchdog while the pool is healthy (see [`crate::notify::Watchdog`]).
+    pub fn start_watched(
+        config: PoolConfig,
+        lost: LostTaskHook,
+        watchdog: Option<crate::notify::Watchdog>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = bounded(config.queue_capacity.max(1));
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
@@ -181,7 +191,7 @@ impl<T: Task> WorkerPool<T> {
             }
         }
         let (done_tx, monitor_done) = bounded(1);
-        let monitor = monitor::spawn(ctx, events_rx, handles, done_tx)?;
+        let monitor = monitor::spawn(ctx, events_rx, handles, done_tx, watchdog)?;
         Ok(WorkerPool {
             tx: Some(tx),
             rx,

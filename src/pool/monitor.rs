@@ -6,10 +6,12 @@
 //! it stops respawning and reports once every worker has exited.
 
 use super::{worker, Task, WorkerContext};
-use crossbeam_channel::{Receiver, Sender};
+use crate::notify::Watchdog;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 /// What workers tell the monitor.
 pub(super) enum Event {
@@ -23,11 +25,38 @@ pub(super) fn spawn<T: Task>(
     events: Receiver<Event>,
     handles: Vec<JoinHandle<()>>,
     done: Sender<()>,
+    watchdog: Option<Watchdog>,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = format!("{}-monitor", ctx.name);
     thread::Builder::new()
         .name(name)
-        .spawn(move || watch(ctx, events, handles, done))
+        .spawn(move || watch(ctx, events, handles, done, watchdog))
+}
+
+/// The next exit event; with a watchdog, also runs its checks while waiting.
+/// `alive` gives the live workers, or `None` once the pool is stopping
+/// (systemd no longer watches a stopping service, and workers are meant to
+/// exit then).
+fn next_event(
+    events: &Receiver<Event>,
+    watchdog: &mut Option<(Watchdog, Instant)>,
+    alive: &dyn Fn() -> Option<usize>,
+) -> Option<Event> {
+    let Some((dog, next_check)) = watchdog else {
+        return events.recv().ok();
+    };
+    loop {
+        match events.recv_deadline(*next_check) {
+            Ok(event) => return Some(event),
+            Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(alive) = alive() {
+                    dog.check(alive);
+                }
+                *next_check = Instant::now() + dog.period();
+            }
+        }
+    }
 }
 
 fn watch<T: Task>(
@@ -35,12 +64,18 @@ fn watch<T: Task>(
     events: Receiver<Event>,
     handles: Vec<JoinHandle<()>>,
     done: Sender<()>,
+    watchdog: Option<Watchdog>,
 ) {
+    let mut watchdog = watchdog.map(|dog| (dog, Instant::now()));
+    let counters = std::sync::Arc::clone(&ctx.counters);
+    let alive = move || {
+        (!counters.stopping.load(Ordering::SeqCst)).then(|| counters.alive.load(Ordering::SeqCst))
+    };
     let mut live: HashMap<usize, JoinHandle<()>> = handles.into_iter().enumerate().collect();
     // The monitor's own context keeps a sender to `events` alive, so recv
     // only fails if something is badly wrong; exit then.
     while !live.is_empty() {
-        let Ok(Event::Exited { index, died }) = events.recv() else {
+        let Some(Event::Exited { index, died }) = next_event(&events, &mut watchdog, &alive) else {
             break;
         };
         if let Some(handle) = live.remove(&index) {

@@ -51,6 +51,7 @@ impl Job {
             stdin: self.stdin.clone(),
             timeout: self.timeout,
             kill_grace: self.kill_grace,
+            run_as: None,
         };
         run_with(&req, cancel, observer, self.watch)
     }

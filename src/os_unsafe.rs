@@ -1,0 +1,206 @@
+//! The only `unsafe` in tickd: the few libc calls that rustix and std have
+//! no safe form for.
+//!
+//! - `fork`, for `--daemonize` (see [`crate::daemonize`] for when it is
+//!   called: only while the process has a single thread);
+//! - `setgroups`, `setgid`, `setuid`, for the privilege drop. These go
+//!   through glibc on purpose: glibc's wrappers change the ids of *every*
+//!   thread of the process, while the raw syscalls (and rustix's
+//!   `set_thread_*`) change only the calling thread. tickd drops privileges
+//!   before it starts any thread anyway (see [`crate::privilege`]);
+//! - `getpwnam_r` / `getpwuid_r` / `getgrnam_r`, to turn names into ids
+//!   through NSS (so LDAP or sssd accounts work, not only `/etc/passwd`).
+//!
+//! Each function is a thin wrapper returning `io::Result`; callers never
+//! see a raw pointer.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::path::PathBuf;
+use std::ptr;
+
+/// Which side of a [`fork`] this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forked {
+    /// The original process; the child has this pid.
+    Parent(i32),
+    /// The new process.
+    Child,
+}
+
+/// `fork(2)`.
+///
+/// The caller must make sure the process has a single thread: after a fork
+/// only the calling thread exists in the child, and a lock held by another
+/// thread (the allocator's, the logger's) would stay locked forever.
+/// [`crate::daemonize::detach`] checks `/proc/self/task` first.
+pub(crate) fn fork() -> io::Result<Forked> {
+    // SAFETY: fork has no memory-safety preconditions of its own; the
+    // hazard is locks held by other threads, and the only caller checks
+    // that there are none (single-threaded process) before calling.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Replaces the supplementary groups with exactly `groups`.
+pub(crate) fn set_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live slice of gid_t (u32)
+    // for the duration of the call; setgroups only reads it.
+    let rc = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
+    check(rc)
+}
+
+/// `setgid(2)` for every thread of the process (glibc).
+pub(crate) fn set_gid(gid: u32) -> io::Result<()> {
+    // SAFETY: plain value argument; no memory is touched.
+    let rc = unsafe { libc::setgid(gid) };
+    check(rc)
+}
+
+/// `setuid(2)` for every thread of the process (glibc).
+pub(crate) fn set_uid(uid: u32) -> io::Result<()> {
+    // SAFETY: plain value argument; no memory is touched.
+    let rc = unsafe { libc::setuid(uid) };
+    check(rc)
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A user account as NSS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Passwd {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+/// Looks a user up by name; `Ok(None)` when there is no such user.
+pub(crate) fn user_by_name(name: &str) -> io::Result<Option<Passwd>> {
+    let cname = CString::new(name).map_err(|_| invalid("user name contains a NUL byte"))?;
+    with_passwd(|pwd, buf, result| {
+        // SAFETY: every pointer refers to a live local (`cname`, `pwd`,
+        // `result`) or to `buf` with its true length; getpwnam_r writes only
+        // within them.
+        unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                result,
+            )
+        }
+    })
+}
+
+/// Looks a user up by uid; `Ok(None)` when there is no such user.
+pub(crate) fn user_by_uid(uid: u32) -> io::Result<Option<Passwd>> {
+    with_passwd(|pwd, buf, result| {
+        // SAFETY: as in `user_by_name`.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// Runs a `getpw*_r` call, growing the buffer on `ERANGE`, and copies the
+/// answer out of it.
+fn with_passwd(
+    mut call: impl FnMut(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) -> libc::c_int,
+) -> io::Result<Option<Passwd>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `passwd` is a plain C struct of integers and pointers, for
+        // which all-zero bytes is a valid value; it is only read after
+        // getpw*_r has filled it.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = ptr::null_mut();
+        let rc = call(&mut pwd, &mut buf, &mut result);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success pw_name and pw_dir point to NUL-terminated
+        // strings inside `buf`, which is still alive and unchanged here.
+        let (name, home) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+        return Ok(Some(Passwd {
+            name: name.to_string_lossy().into_owned(),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+            home: PathBuf::from(home.to_string_lossy().into_owned()),
+        }));
+    }
+}
+
+/// Looks a group up by name; `Ok(None)` when there is no such group.
+pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
+    let cname = CString::new(name).map_err(|_| invalid("group name contains a NUL byte"))?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `group` is a plain C struct of integers and pointers, for
+        // which all-zero bytes is a valid value.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = ptr::null_mut();
+        // SAFETY: every pointer refers to a live local or to `buf` with its
+        // true length; getgrnam_r writes only within them.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok((!result.is_null()).then_some(grp.gr_gid));
+    }
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_nobody_resolve() {
+        let root = user_by_name("root").expect("lookup").expect("root exists");
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(
+            user_by_uid(0).expect("lookup").map(|p| p.name),
+            Some("root".into())
+        );
+        assert!(user_by_name("no-such-user-tickd")
+            .expect("lookup")
+            .is_none());
+        assert_eq!(group_by_name("root").expect("lookup"), Some(0));
+        assert!(group_by_name("no-such-group-tickd")
+            .expect("lookup")
+            .is_none());
+        assert!(user_by_name("a\0b").is_err());
+    }
+}

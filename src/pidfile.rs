@@ -1,0 +1,194 @@
+//! `--pidfile`: the daemon's pid in a file, locked for the daemon's life.
+//!
+//! The lock (`flock`, exclusive) is what says "an instance is running", not
+//! the file's existence: a file left behind by a crashed instance is not
+//! locked (the kernel drops the lock with the last fd), so the next start
+//! takes it over; a locked one makes the start fail with "already running
+//! (pid N)". The lock is held through the fd kept open in [`Pidfile`].
+//!
+//! The file's content is replaced atomically: the pid is written to a
+//! temporary file in the same directory, which is locked and then renamed
+//! over the path, so a reader never sees an empty or half-written file. An
+//! instance that opened the old file just before the rename finds, once it
+//! gets that (now unlinked) file's lock, that the path no longer refers to
+//! it, and starts over on the new file, which is locked by the winner.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
+
+/// Why the pidfile could not be taken.
+#[derive(Debug)]
+pub enum PidfileError {
+    /// Another live instance holds the lock; its pid, when readable.
+    Running(Option<u32>),
+    /// The file could not be created, locked or written.
+    Io(String),
+}
+
+impl std::fmt::Display for PidfileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PidfileError::Running(Some(pid)) => write!(f, "already running (pid {pid})"),
+            PidfileError::Running(None) => write!(f, "already running (pid unknown)"),
+            PidfileError::Io(message) => f.write_str(message),
+        }
+    }
+}
+
+/// A held pidfile; dropping it removes the file (clean exit).
+#[derive(Debug)]
+pub struct Pidfile {
+    path: PathBuf,
+    /// Open for the daemon's life: closing it would release the lock.
+    file: File,
+}
+
+impl Pidfile {
+    /// Takes the pidfile at `path` for this process, or says who holds it.
+    pub fn acquire(path: &Path) -> Result<Pidfile, PidfileError> {
+        let io_err = |what: &str, e: io::Error| {
+            PidfileError::Io(format!("pidfile {}: cannot {what}: {e}", path.display()))
+        };
+        // A few rounds at most: each retry means another instance replaced
+        // the file between our open and our lock.
+        for _ in 0..8 {
+            let current = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                // The old content names the holder, for "already running".
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
+                .map_err(|e| io_err("open", e))?;
+            match rustix::fs::flock(&current, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(Errno::WOULDBLOCK) => return Err(PidfileError::Running(read_pid(path))),
+                Err(e) => return Err(io_err("lock", e.into())),
+            }
+            if !same_file(&current, path) {
+                continue;
+            }
+            if let Some(pid) = read_pid(path) {
+                log::info!(
+                    "pidfile {}: taking over from pid {pid}, which is no longer running",
+                    path.display()
+                );
+            }
+            let file = write_locked(path).map_err(|e| io_err("write", e))?;
+            // `current` closes here; the path now names `file`, locked by us.
+            return Ok(Pidfile {
+                path: path.to_path_buf(),
+                file,
+            });
+        }
+        Err(PidfileError::Io(format!(
+            "pidfile {}: replaced repeatedly while taking it; is another instance starting?",
+            path.display()
+        )))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        // Only our own file: never one a newer instance has put in place.
+        if !same_file(&self.file, &self.path) {
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            // Typically EACCES after a privilege drop. Harmless: the file is
+            // not locked once we exit, so the next start takes it over.
+            log::warn!(
+                "cannot remove pidfile {}: {e}; the next start will take it over",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// Writes our pid to a locked temporary file and renames it over `path`.
+fn write_locked(path: &Path) -> io::Result<File> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    let result = (|| {
+        rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// Whether `path` currently names the file open as `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The pid in the file at `path`, if it holds one.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|pid| *pid > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_stale_and_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tickd.pid");
+        // A stale file of a dead instance: not locked, so it is taken over.
+        std::fs::write(&path, "999999\n").expect("write");
+        let held = Pidfile::acquire(&path).expect("take over a stale pidfile");
+        assert_eq!(read_pid(&path), Some(std::process::id()));
+        // flock locks belong to the open file description, so a second
+        // acquire in this same process is refused too.
+        match Pidfile::acquire(&path) {
+            Err(PidfileError::Running(Some(pid))) => assert_eq!(pid, std::process::id()),
+            other => panic!("expected already running, got {other:?}"),
+        }
+        let err = Pidfile::acquire(&path).unwrap_err().to_string();
+        assert_eq!(err, format!("already running (pid {})", std::process::id()));
+        drop(held);
+        assert!(!path.exists(), "removed on drop");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert!(names.is_empty(), "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn unwritable_place_is_an_io_error() {
+        let err = Pidfile::acquire(Path::new("/nonexistent-dir-tickd/x.pid")).unwrap_err();
+        assert!(matches!(err, PidfileError::Io(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,284 @@
+//! Deployment features of the real binary: `--daemonize`, `--pidfile`, the
+//! log file and SIGUSR1, syslog, and running as another user.
+
+mod ops_util;
+mod util;
+
+use ops_util::{alive, call, listen_addr, read_pid, uids, wait_for_line, wait_gone, KillOnDrop};
+use rustix::process::Signal;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Output};
+use util::{bin, config, Daemon};
+
+/// `tickd run --daemonize ARGS` from `dir`; returns once the parent exits.
+fn daemonize(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .args(["run", "--daemonize"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tickd")
+}
+
+fn signal(pid: i32, sig: Signal) {
+    let pid = rustix::process::Pid::from_raw(pid).expect("pid");
+    rustix::process::kill_process(pid, sig).expect("kill");
+}
+
+/// A field of `/proc/PID/stat` after the command name (0 = state).
+fn stat_field(pid: i32, index: usize) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm end") + 2..];
+    rest.split_whitespace()
+        .nth(index)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn daemonize_detaches_keeps_relative_paths_and_guards_one_instance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = config("state_dir = \"state\"\nlog_file = \"tickd.log\"\n", "");
+    std::fs::write(dir.path().join("tickd.toml"), text).expect("write config");
+    let args = ["--config", "tickd.toml", "--pidfile", "tickd.pid"];
+
+    let out = daemonize(dir.path(), &args);
+    assert!(out.status.success(), "start failed: {out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // The parent returned only once the daemon listens: no waiting needed.
+    let pid = read_pid(&dir.path().join("tickd.pid"));
+    let _guard = KillOnDrop(pid);
+    let log = dir.path().join("tickd.log");
+    let addr = listen_addr(&log);
+    assert_eq!(call(addr, "ping", json!({})), json!("pong"));
+    assert_eq!(call(addr, "status", json!({}))["pid"], json!(pid));
+
+    // Detached: cwd is /, its own session but not its leader, stdin is /dev/null.
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd");
+    assert_eq!(cwd, Path::new("/"));
+    let (pgrp, session) = (stat_field(pid, 2), stat_field(pid, 3));
+    assert_ne!(
+        session,
+        i64::from(pid),
+        "the daemon must not be a session leader"
+    );
+    assert_ne!(session, stat_field(std::process::id() as i32, 3));
+    assert_eq!(pgrp, session, "the daemon stays in the group setsid made");
+    let stdin = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("fd 0");
+    assert_eq!(stdin, Path::new("/dev/null"));
+    let stderr = std::fs::read_link(format!("/proc/{pid}/fd/2")).expect("fd 2");
+    assert_eq!(stderr, log, "stderr goes to the log file");
+    // The relative state_dir was resolved before the chdir.
+    assert!(dir.path().join("state").is_dir());
+
+    // A second instance is refused with the holder's pid.
+    let second = daemonize(dir.path(), &args);
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("already running (pid {pid})")),
+        "{stderr}"
+    );
+    assert_eq!(read_pid(&dir.path().join("tickd.pid")), pid);
+
+    // SIGUSR1 moves the log and the daemon's stderr to a new file.
+    std::fs::rename(&log, dir.path().join("tickd.log.1")).expect("rotate");
+    signal(pid, Signal::USR1);
+    wait_for_line(&log, "reopened log file");
+    let stderr = std::fs::read_link(format!("/proc/{pid}/fd/2")).expect("fd 2");
+    assert_eq!(stderr, log, "stderr follows the reopened log file");
+
+    // The relative config path still works for a reload.
+    signal(pid, Signal::HUP);
+    ops_util::poll_until("generation 2", || {
+        (call(addr, "status", json!({}))["config"]["generation"] == json!(2)).then_some(())
+    });
+
+    signal(pid, Signal::TERM);
+    wait_gone(pid);
+    assert!(!dir.path().join("tickd.pid").exists(), "pidfile removed");
+    wait_for_line(&log, "tickd stopped");
+}
+
+#[test]
+fn daemonize_reports_start_failures_to_the_parent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("bad.toml"), "[daemon]\nworkers = 0\n").expect("write");
+    let out = daemonize(dir.path(), &["--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:2: daemon.workers"), "{stderr}");
+
+    // A port in use: the daemon fails after the fork; the parent says why.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let text = format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n");
+    std::fs::write(dir.path().join("busy.toml"), text).expect("write");
+    let out = daemonize(dir.path(), &["--config", "busy.toml", "--pidfile", "p.pid"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("logs are discarded"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("p.pid").exists(), "no pidfile left behind");
+}
+
+#[test]
+fn stale_pidfile_is_taken_over() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The pid of a process that has exited and been reaped.
+    let mut gone = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = gone.id();
+    gone.wait().expect("reap");
+    let pidfile = dir.path().join("tickd.pid");
+    std::fs::write(&pidfile, format!("{dead_pid}\n")).expect("write");
+    std::fs::write(
+        dir.path().join("tickd.toml"),
+        config("log_file = \"tickd.log\"\n", ""),
+    )
+    .expect("write config");
+
+    let out = daemonize(
+        dir.path(),
+        &["--config", "tickd.toml", "--pidfile", "tickd.pid"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let pid = read_pid(&pidfile);
+    let _guard = KillOnDrop(pid);
+    assert_ne!(pid, dead_pid as i32);
+    assert!(alive(pid));
+    wait_for_line(
+        &dir.path().join("tickd.log"),
+        &format!("taking over from pid {dead_pid}"),
+    );
+    signal(pid, Signal::TERM);
+    wait_gone(pid);
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn log_file_is_appended_and_reopened_on_sigusr1() {
+    let d = Daemon::start(&config("log_file = \"$DIR/tickd.log\"\n", ""));
+    let log = d.dir().join("tickd.log");
+    // Foreground: the file gets the lines stderr gets.
+    wait_for_line(&log, "listening on");
+    let rotated = d.dir().join("tickd.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    d.signal(Signal::USR1);
+    let line = wait_for_line(&log, "reopened log file");
+    assert!(line.contains(&log.display().to_string()), "{line}");
+    let old = std::fs::read_to_string(&rotated).expect("old log");
+    assert!(!old.contains("reopened log file"), "{old}");
+
+    // A failed reopen keeps the old file and says so.
+    std::fs::remove_file(&log).expect("rm");
+    std::fs::create_dir(&log).expect("a directory in the way");
+    d.signal(Signal::USR1);
+    let (_, line) = d
+        .log
+        .wait_for("cannot reopen", 0, util::WAIT)
+        .expect("error logged");
+    assert!(line.contains("ERROR"), "{line}");
+}
+
+#[test]
+fn syslog_gets_one_datagram_per_record() {
+    let sock_dir = tempfile::tempdir().expect("temp dir");
+    let path = sock_dir.path().join("log");
+    let server = UnixDatagram::bind(&path).expect("bind");
+    server.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    let path_text = path.display().to_string();
+    let _d = Daemon::start_with_env(
+        &config("syslog = true\n", ""),
+        &[("TICKD_SYSLOG_SOCKET", &path_text)],
+    );
+    let mut buf = vec![0u8; 16 * 1024];
+    let listening = ops_util::poll_until("a syslog record of listening on", || {
+        let n = server.recv(&mut buf).expect("a datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        text.contains("listening on").then_some(text)
+    });
+    // <30> = facility daemon (3) * 8 + info (6).
+    assert!(listening.starts_with("<30>"), "{listening}");
+    assert!(listening.contains(" tickd["), "{listening}");
+    assert!(!listening.ends_with('\n'), "{listening:?}");
+}
+
+#[test]
+fn privileges_drop_to_the_configured_user() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // The harness's temp dirs are 0700; the state dir's parent must let
+    // the dropped daemon through.
+    let parent = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let state = parent.path().join("state");
+    let d = Daemon::start(&config(
+        &format!("user = \"nobody\"\nstate_dir = \"{}\"\n", state.display()),
+        r#"
+[[jobs]]
+name = "as-other"
+command = ["id", "-u"]
+user = "root"
+"#,
+    ));
+    // "listening on" comes before the drop; wait for the drop itself.
+    d.log
+        .wait_for("dropped privileges to user nobody", 0, util::WAIT)
+        .expect("logged");
+    let pid = d.child.id() as i32;
+    assert_eq!(uids(pid), [65534; 4]);
+    let mut c = d.client();
+    // A job's user needs a root daemon: the run fails and says why.
+    let run = c.ok("jobs.run", json!({"name": "as-other", "wait": true}));
+    assert_eq!(run["state"], json!("failed"), "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(error.contains("needs tickd to run as root"), "{error}");
+    // The state dir was handed over before the drop, and is used.
+    assert!(state.join("journal").exists());
+    let owner = std::fs::metadata(&state).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    assert_eq!(owner.expect("state dir"), 65534);
+}
+
+#[test]
+fn exec_job_runs_as_its_user() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "who"
+command = ["sh", "-c", "id -u; id -G; echo $USER"]
+user = "nobody"
+cwd = "/"
+"#,
+    ));
+    d.log
+        .wait_for("running as root: set daemon.user", 0, util::WAIT)
+        .expect("warning for a root daemon without user");
+    let run = d
+        .client()
+        .ok("jobs.run", json!({"name": "who", "wait": true}));
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    let out = run["output"].as_str().unwrap_or_default();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["65534", "65534", "nobody"]
+    );
+    // The daemon itself is still root.
+    assert_eq!(uids(d.child.id() as i32)[0], 0);
+}
