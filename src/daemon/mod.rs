@@ -11,7 +11,8 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 pub mod dispatch;
-mod persist;
+pub mod faults;
+pub mod persist;
 mod reload;
 pub mod task;
 
@@ -90,6 +91,8 @@ pub struct Board {
     pub job_pool: OnceLock<PoolProbe>,
     /// Counters of the request pool (set once it has started).
     pub request_pool: OnceLock<PoolProbe>,
+    /// How `state_dir` writes are going.
+    pub state: persist::StateHealth,
 }
 
 impl Board {
@@ -302,7 +305,9 @@ impl Daemon {
             debug_hooks,
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
+            state: persist::StateHealth::default(),
         };
+        faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
@@ -386,7 +391,13 @@ impl Daemon {
 
     /// The earliest instant at which [`Daemon::on_timers`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.scheduler.next_wakeup();
+        let timer = [
+            self.scheduler.next_wakeup(),
+            self.shared.board.state.retry_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match self.phase {
             Phase::Draining {
                 grace_end,
@@ -419,6 +430,7 @@ impl Daemon {
     /// Fires due schedules and, while draining, the end of the grace period.
     pub fn on_timers(&mut self, now: Instant) {
         self.fire_due(now);
+        self.retry_journal(now);
         if let Phase::Draining {
             grace_end,
             killed: false,

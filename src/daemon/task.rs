@@ -42,6 +42,9 @@ impl Task for RunTask {
         log::debug!("run {id} of job {name} started");
         self.shared.journal_run(id, None, None);
         self.shared.publish_run_change(id);
+        // Fail point `run.mid_job`: `panic` (a job that panics while
+        // running) or `sleep(ms)` (a slow worker).
+        fail::fail_point!("run.mid_job");
         let shared = &self.shared;
         let ctx = RunContext {
             run_id: id,

@@ -105,6 +105,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         "debug.kill_worker" if shared.board.debug_hooks => {
             command(p.only(&[]).map(|()| Command::KillWorker))
         }
+        "debug.failpoint" if shared.board.debug_hooks => {
+            Outcome::Answer(crate::daemon::faults::debug_failpoint(p))
+        }
         other => Outcome::Answer(Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("method not found: {other}"),

@@ -44,6 +44,7 @@ pub fn status(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
         "jobs": jobs,
         "runs_in_memory": runs_in_memory,
         "timers_armed": b.timers_armed.load(Ordering::Relaxed),
+        "state": b.state.to_json(shared.journal.is_some()),
         "config": {
             "path": info.path.display().to_string(),
             "generation": info.generation,

@@ -21,6 +21,7 @@
 //! client that sends faster than it can be served gets a bounded share per
 //! turn and is revisited on the next turn, so it cannot starve the others.
 
+mod backoff;
 mod conn;
 
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
@@ -99,6 +100,8 @@ pub struct Server {
     exit_at: Option<Instant>,
     /// Connections that called `subscribe` (slab key, serial).
     subscribers: Vec<(usize, u64)>,
+    /// Pauses accepting while the process is out of fds.
+    accept_backoff: backoff::AcceptBackoff,
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -165,6 +168,7 @@ impl Server {
             next_task: 0,
             exit_at: None,
             subscribers: Vec::new(),
+            accept_backoff: backoff::AcceptBackoff::default(),
         };
         if let Some(l) = server.listener.as_mut() {
             server
@@ -217,6 +221,9 @@ impl Server {
             }
             self.drain_loop_events();
             let now = Instant::now();
+            if self.accept_backoff.take_due(now) {
+                self.accept();
+            }
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
@@ -245,10 +252,15 @@ impl Server {
             .idle
             .next_deadline()
             .and_then(|t| self.idle_clock.instant_of(t));
-        let deadline = [self.daemon.next_deadline(), idle, self.exit_at]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let deadline = [
+            self.daemon.next_deadline(),
+            idle,
+            self.exit_at,
+            self.accept_backoff.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(deadline.saturating_duration_since(Instant::now()))
     }
 
@@ -292,14 +304,17 @@ impl Server {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
-            match listener.accept() {
+            if self.accept_backoff.paused(Instant::now()) {
+                return;
+            }
+            match backoff::accept(listener) {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: the listener stays; existing
-                    // clients are unaffected. Try again on the next event.
-                    log::warn!("accept failed: {e}");
+                    // EMFILE and friends: the listener stays, existing
+                    // clients are unaffected; accepting pauses briefly.
+                    self.accept_backoff.on_error(&e, Instant::now());
                     return;
                 }
             }
