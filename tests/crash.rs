@@ -93,7 +93,7 @@ fn load(addr: SocketAddr, stop: Arc<AtomicBool>, acked: Arc<Mutex<BTreeMap<u64, 
             let previous = acked.lock().unwrap().insert(id, name.to_string());
             assert!(previous.is_none(), "run id {id} handed out twice");
         }
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             // Let the queue drain a little, so runs finish as well as queue.
             std::thread::sleep(Duration::from_millis(5));
         }
