@@ -20,7 +20,7 @@ const LOAD_RUN: Duration = Duration::from_secs(10);
 fn good(n: u64) -> String {
     // Every good config differs from the last: a job comes or goes, and
     // `quick` changes, so each reload has work to do.
-    let extra = if n % 2 == 0 {
+    let extra = if n.is_multiple_of(2) {
         "[[jobs]]\nname = \"extra\"\ncommand = [\"true\"]\nevery = \"1h\"\n".to_string()
     } else {
         String::new()
@@ -34,7 +34,7 @@ fn good(n: u64) -> String {
 }
 
 fn bad(n: u64) -> String {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         "[daemon\nthis is not toml".to_string()
     } else {
         config("", "[[jobs]]\nname = \"quick\"\ncommand = []\n")
@@ -85,7 +85,7 @@ fn a_hundred_reloads_under_load_lose_no_request() {
         // synchronised by it.
         let due = started + LOAD_RUN * (n - 1) as u32 / SIGNALS as u32;
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let good_one = n % 2 == 0;
+        let good_one = n.is_multiple_of(2);
         if good_one {
             d.write_config(&good(n));
         } else {
