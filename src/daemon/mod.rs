@@ -446,8 +446,9 @@ impl Daemon {
         }
     }
 
-    /// Starts the drain: no more schedules, queued runs cancelled, running
-    /// runs given `shutdown_grace`. A second call kills running runs now.
+    /// Starts the drain: no more schedules, queued runs cancelled (or, with
+    /// `state_dir`, kept queued for the restart), running runs given
+    /// `shutdown_grace`. A second call kills running runs now.
     pub fn begin_shutdown(&mut self) {
         match self.phase {
             Phase::Running => {
@@ -458,14 +459,26 @@ impl Daemon {
                 );
                 self.scheduler.clear();
                 let ids = self.shared.core.lock().unfinished_runs();
-                let mut cancelled = 0;
-                for id in ids {
-                    if self.cancel_if_queued(id, "daemon shutting down before the run started") {
-                        cancelled += 1;
+                if self.keeps_queued_runs() {
+                    // They are in the journal as queued: the next start
+                    // runs them under their ids. Workers leave them alone.
+                    let queued = ids.len().saturating_sub(self.running_count());
+                    if queued > 0 {
+                        log::warn!(
+                            "shutdown: {queued} queued run(s) kept in state_dir; they run after the restart"
+                        );
                     }
-                }
-                if cancelled > 0 {
-                    log::warn!("shutdown: {cancelled} queued run(s) cancelled");
+                } else {
+                    let mut cancelled = 0;
+                    for id in ids {
+                        if self.cancel_if_queued(id, "daemon shutting down before the run started")
+                        {
+                            cancelled += 1;
+                        }
+                    }
+                    if cancelled > 0 {
+                        log::warn!("shutdown: {cancelled} queued run(s) cancelled");
+                    }
                 }
                 self.phase = Phase::Draining {
                     grace_end: Instant::now() + grace,
@@ -486,9 +499,28 @@ impl Daemon {
         }
     }
 
-    /// True once no run is queued or running.
+    /// True once no run is running, nor queued unless queued runs are kept
+    /// for the restart (with `state_dir`).
     pub fn drained(&self) -> bool {
+        if self.keeps_queued_runs() {
+            return self.running_count() == 0;
+        }
         self.shared.core.lock().unfinished_runs().is_empty()
+    }
+
+    /// Whether a graceful stop keeps queued runs (in the journal) instead
+    /// of cancelling them: with `state_dir`, they run after the restart.
+    pub fn keeps_queued_runs(&self) -> bool {
+        self.shared.journal.is_some()
+    }
+
+    /// Runs in the `running` state.
+    fn running_count(&self) -> usize {
+        let core = self.shared.core.lock();
+        core.unfinished_runs()
+            .into_iter()
+            .filter(|id| core.run(*id).is_some_and(|r| r.state == RunState::Running))
+            .count()
     }
 
     /// Stops the pool; called once the loop is about to exit.

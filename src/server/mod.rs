@@ -289,6 +289,7 @@ impl Server {
         if !self.daemon.drained() {
             return false;
         }
+        self.answer_kept_waiters();
         let exit_at = *self.exit_at.get_or_insert(now + FINAL_FLUSH);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -297,6 +298,31 @@ impl Server {
             }
         }
         self.conns.is_empty() || now >= exit_at
+    }
+
+    /// At the end of a drain that keeps queued runs for the restart
+    /// (`state_dir`), a request waiting for one of them is answered with
+    /// the run as it stands (`queued`) instead of never.
+    fn answer_kept_waiters(&mut self) {
+        for (run_id, waiters) in std::mem::take(&mut self.waiters) {
+            let run = self
+                .daemon
+                .shared
+                .core
+                .lock()
+                .run(run_id)
+                .map(|r| r.to_json());
+            let Some(v) = run else {
+                continue;
+            };
+            for w in waiters {
+                let Some(conn) = self.live_conn(w.key, w.serial) else {
+                    continue;
+                };
+                conn.fill_waiting(w.seq, |out| rpc::write_result(out, &w.id, &v));
+                self.flush(w.key);
+            }
+        }
     }
 
     fn accept(&mut self) {
