@@ -1,4 +1,5 @@
-//! Fault injection for the reliability tests (the `failpoints` feature).
+//! Fault injection for the reliability tests: fail points (the
+//! `failpoints` feature) and the wall-clock jump hook.
 //!
 //! tickd has `fail::fail_point!` sites where the OS or a bug can hurt it:
 //!
@@ -16,6 +17,9 @@
 //! `TICKD_DEBUG_HOOKS=1`, at run time by `debug.failpoint {name, actions}`
 //! (`actions = "off"` clears one). Without the feature the sites compile to
 //! nothing and both ways of configuring them say so.
+//!
+//! `debug.clock_jump {ms}` (TICKD_DEBUG_HOOKS=1, any build) moves the
+//! daemon's wall clock by `ms` (negative: back), as a clock step would.
 
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
@@ -47,6 +51,20 @@ pub fn debug_failpoint(p: &Params) -> Result<Value, RpcError> {
     set(name, actions).map_err(|e| RpcError::param("actions", e))?;
     log::warn!("fail point {name} set to {actions:?} (debug.failpoint)");
     Ok(json!({ "name": name, "actions": actions }))
+}
+
+/// `debug.clock_jump {ms}` (only with TICKD_DEBUG_HOOKS=1): steps the
+/// daemon's wall clock; the loop notices on its next wake-up, which the
+/// answer to this request causes.
+pub fn debug_clock_jump(p: &Params) -> Result<Value, RpcError> {
+    p.only(&["ms"])?;
+    let ms = p
+        .get("ms")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| RpcError::param("ms", "must be an integer (milliseconds)"))?;
+    let offset = crate::timer::jump_wall_clock(ms);
+    log::warn!("debug.clock_jump: wall clock moved by {ms} ms (offset now {offset} ms)");
+    Ok(json!({ "offset_ms": offset }))
 }
 
 #[cfg(feature = "failpoints")]
