@@ -362,6 +362,12 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    fn utc_cron(expr: &str) -> Schedule {
+        crate::schedule::parse_cron(expr)
+            .expect("cron")
+            .in_zone(Some(chrono_tz::UTC))
+    }
+
     fn hour() -> TimeDelta {
         TimeDelta::hours(1)
     }
@@ -429,9 +435,7 @@ mod tests {
 
     #[test]
     fn cron_follows_the_wall_clock_back_and_does_not_fire_early() {
-        let cron = crate::schedule::parse_cron("0 0 3 * * *")
-            .expect("cron")
-            .in_zone(Some(chrono_tz::UTC));
+        let cron = utc_cron("0 0 3 * * *");
         let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
         let mut s = scheduler_at((w0, m0));
         let at = s
@@ -448,9 +452,7 @@ mod tests {
 
     #[test]
     fn sub_minute_cron_after_a_jump_back_does_not_stall() {
-        let cron = crate::schedule::parse_cron("*/10 * * * * *")
-            .expect("cron")
-            .in_zone(Some(chrono_tz::UTC));
+        let cron = utc_cron("*/10 * * * * *");
         let (w0, m0) = (utc("2026-01-01T02:59:55Z"), Instant::now());
         let mut s = scheduler_at((w0, m0));
         s.arm_at("often", &cron, w0, Duration::ZERO, (w0, m0));
@@ -463,9 +465,7 @@ mod tests {
 
     #[test]
     fn cron_slot_jumped_over_fires_once_at_once() {
-        let cron = crate::schedule::parse_cron("0 0 3 * * *")
-            .expect("cron")
-            .in_zone(Some(chrono_tz::UTC));
+        let cron = utc_cron("0 0 3 * * *");
         let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
         let mut s = scheduler_at((w0, m0));
         let at = s
@@ -479,9 +479,7 @@ mod tests {
 
     #[test]
     fn cron_keeps_the_loop_checking_the_wall_clock() {
-        let cron = crate::schedule::parse_cron("0 0 3 * * *")
-            .expect("cron")
-            .in_zone(Some(chrono_tz::UTC));
+        let cron = utc_cron("0 0 3 * * *");
         let (w0, m0) = (utc("2026-01-01T00:00:00Z"), Instant::now());
         let mut s = scheduler_at((w0, m0));
         s.arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0));
