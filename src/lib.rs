@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod methods;
@@ -34,7 +35,6 @@ pub mod sys;
 pub mod time;
 pub mod timer;
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -90,31 +90,13 @@ pub fn run(opts: &RunOptions) -> i32 {
             return EXIT_BIND;
         }
     };
-    let listener = match &config.daemon.listen {
-        Some(addr) => match bind_tcp(addr) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::error!("cannot listen on {addr}: {e}");
-                return EXIT_BIND;
-            }
-        },
-        None => None,
-    };
-    if let Some(l) = &listener {
-        match l.local_addr() {
-            Ok(a) => {
-                log::info!("listening on {a}");
-                if !a.ip().is_loopback() {
-                    log::warn!(
-                        "listening on non-loopback address {a}: this version has no authentication, so anyone who can reach it can run and cancel jobs"
-                    );
-                }
-            }
-            Err(e) => log::warn!("listening, but the bound address is unknown: {e}"),
+    let listeners = match server::listeners::bind(&config.daemon) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_BIND;
         }
-    } else {
-        log::warn!("daemon.listen is empty: no TCP listener");
-    }
+    };
     let pidfile = match &opts.pidfile {
         Some(path) => match std::fs::write(path, format!("{}\n", std::process::id())) {
             Ok(()) => Some(path.clone()),
@@ -126,7 +108,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         None => None,
     };
 
-    let code = match start(poll, listener, signals, config, debug_hooks) {
+    let code = match start(poll, listeners, signals, config, debug_hooks) {
         Ok(server) => {
             log::info!(
                 "tickd {} started (pid {})",
@@ -148,7 +130,7 @@ pub fn run(opts: &RunOptions) -> i32 {
 
 fn start(
     poll: mio::Poll,
-    listener: Option<mio::net::TcpListener>,
+    listeners: server::listeners::Listeners,
     signals: signals::Signals,
     config: config::Config,
     debug_hooks: bool,
@@ -159,22 +141,5 @@ fn start(
     )?);
     let (tx, rx) = crossbeam_channel::unbounded();
     let daemon = daemon::Daemon::start(config, tx, waker, debug_hooks)?;
-    server::Server::new(poll, listener, signals, rx, daemon)
-}
-
-fn bind_tcp(addr: &str) -> std::io::Result<mio::net::TcpListener> {
-    let mut last = None;
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    for a in addrs {
-        match mio::net::TcpListener::bind(a) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "address resolves to nothing",
-        )
-    }))
+    server::Server::new(poll, listeners, signals, rx, daemon)
 }

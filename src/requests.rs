@@ -1,5 +1,5 @@
-//! Request batches: how request lines travel from the event loop to the
-//! request pool and their answers come back.
+//! Request batches: how requests (JSON-RPC lines or HTTP requests) travel
+//! from the event loop to the request pool and their answers come back.
 //!
 //! The loop never decodes JSON. Per turn, it takes every connection's
 //! complete lines as one [`ConnBatch`] (the bytes, moved, not copied, in the
@@ -12,8 +12,18 @@
 //! Answers stay in request order because a connection has at most one
 //! batch in flight: the loop buffers further input until the batch's answers
 //! are back (and stops reading from a client that keeps sending meanwhile).
+//!
+//! Authentication is per connection for JSON-RPC: the batch says whether
+//! the connection has authenticated, the worker answers `auth` and refuses
+//! other methods (but `ping`) until then, and the answer says the new
+//! state. When auth is off, connections start authenticated, so the check
+//! costs one branch per request. A wrong token's answer comes back as
+//! [`Segment::Delayed`] and the loop holds it on a timer.
 
+use crate::daemon::counters::bump;
 use crate::daemon::{LoopEvent, Shared};
+use crate::http::response::{self as http_response, Framing};
+use crate::methods::auth::{self, AuthOutcome};
 use crate::methods::{self, Command, Outcome};
 use crate::pool::Task;
 use crate::protocol::codec::{Frame, LineFramer};
@@ -21,35 +31,95 @@ use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The complete request lines one connection sent, to be answered together.
+/// Longest request line before a TCP client has authenticated (when auth
+/// is on): enough for `auth` with any sane token, and little for a
+/// stranger to make the daemon buffer.
+pub const PREAUTH_MAX_LINE: usize = 4096;
+
+/// Deepest nesting of arrays and objects accepted in a request.
+pub const MAX_NESTING: usize = 64;
+
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// Newline-delimited JSON-RPC.
+    Rpc,
+    /// HTTP/1.1 (TCP only).
+    Http,
+}
+
+/// The complete requests one connection sent, to be answered together.
 #[derive(Debug)]
 pub struct ConnBatch {
     /// The connection's slab key.
     pub key: usize,
     /// The connection's serial (guards against a reused key).
     pub serial: u64,
-    /// Bytes ending with a newline: one or more request lines.
+    /// Bytes of whole requests: lines ending with a newline, or whole HTTP
+    /// requests.
     pub data: Vec<u8>,
-    /// The line length limit in force when the batch was cut.
+    /// The line (or HTTP body) length limit in force when the batch was cut.
     pub max_line: usize,
+    /// How to read `data`.
+    pub proto: Proto,
+    /// Whether the connection has authenticated (or needs not).
+    pub authed: bool,
+}
+
+/// Where the answer to a command goes, and in what form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyTo {
+    /// A JSON-RPC response line with this id.
+    Rpc(Value),
+    /// An HTTP response with status `ok` on success.
+    Http {
+        /// Status of a successful answer (200, or 202 for a new run).
+        ok: u16,
+        /// Connection handling of the response.
+        framing: Framing,
+    },
+}
+
+impl ReplyTo {
+    /// Appends the answer to `out`.
+    pub fn write(&self, out: &mut Vec<u8>, answer: Result<&Value, &RpcError>) {
+        match (self, answer) {
+            (ReplyTo::Rpc(id), Ok(v)) => rpc::write_result(out, id, v),
+            (ReplyTo::Rpc(id), Err(e)) => rpc::write_error(out, id, e),
+            (ReplyTo::Http { ok, framing }, Ok(v)) => {
+                http_response::write_json(out, *ok, v, *framing)
+            }
+            (ReplyTo::Http { framing, .. }, Err(e)) => {
+                http_response::write_error(out, e, "", *framing)
+            }
+        }
+    }
 }
 
 /// One piece of a connection's answers, in request order.
 #[derive(Debug)]
 pub enum Segment {
-    /// Encoded answer lines, ready to send.
+    /// Encoded answers, ready to send.
     Bytes(Vec<u8>),
     /// A command the loop must apply; its answer goes here in the order.
     Command {
-        /// The request id to answer with.
-        id: Value,
+        /// Where and how to answer.
+        to: ReplyTo,
         /// What to do.
         cmd: Command,
     },
-    /// A protocol error that ends the connection (after what precedes it).
-    Close,
+    /// An answer to send only after [`auth::AUTH_DELAY`] (a wrong token);
+    /// later answers wait behind it.
+    Delayed(Vec<u8>),
+    /// The connection ends after what precedes; `why`, if any, is logged
+    /// as a warning (a protocol error, not a polite `Connection: close`).
+    Close {
+        /// The reason an operator should see.
+        why: Option<String>,
+    },
 }
 
 /// The answers to one [`ConnBatch`].
@@ -61,55 +131,141 @@ pub struct BatchAnswer {
     pub serial: u64,
     /// Answers in request order.
     pub segments: Vec<Segment>,
+    /// Whether the connection is authenticated after these requests.
+    pub authed: bool,
 }
 
-/// Answers every line of a batch. Runs on a request worker (or, if the
+/// Answers every request of a batch. Runs on a request worker (or, if the
 /// request pool cannot take a task, on the loop itself).
 pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+    match batch.proto {
+        Proto::Rpc => answer_lines(shared, batch),
+        Proto::Http => crate::http::route::answer_batch(shared, batch),
+    }
+}
+
+/// The `-32600` answer to a request nested deeper than [`MAX_NESTING`].
+pub fn too_deep(shared: &Shared) -> RpcError {
+    bump(&shared.board.clients.nesting_too_deep);
+    RpcError::new(
+        ErrorCode::InvalidRequest,
+        format!("invalid request: JSON nested deeper than {MAX_NESTING} levels"),
+    )
+}
+
+/// Answers a batch of JSON-RPC lines.
+fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     let mut segments = Vec::new();
     let mut out = Vec::with_capacity(256);
-    let mut framer = LineFramer::new(batch.max_line);
+    let mut authed = batch.authed;
+    let limit = |authed: bool| {
+        if authed {
+            batch.max_line
+        } else {
+            batch.max_line.min(PREAUTH_MAX_LINE)
+        }
+    };
+    let mut framer = LineFramer::new(limit(authed));
+    let mut answered = 0u64;
     loop {
-        match framer.next_frame(&batch.data) {
-            Frame::Line(line) => match rpc::parse_request(line) {
-                Err((id, err)) => rpc::write_error(&mut out, &id, &err),
-                Ok(req) => match methods::handle(shared, &req) {
-                    Outcome::Answer(Ok(v)) => rpc::write_result(&mut out, &req.id, &v),
-                    Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
-                        rpc::write_error(&mut out, &req.id, &e)
-                    }
-                    Outcome::Encoded(Ok(raw)) => rpc::write_result(&mut out, &req.id, &raw),
-                    Outcome::Command(cmd) => {
-                        if !out.is_empty() {
-                            segments.push(Segment::Bytes(std::mem::take(&mut out)));
-                        }
-                        segments.push(Segment::Command { id: req.id, cmd });
-                    }
-                },
-            },
+        let line = match framer.next_frame(&batch.data) {
+            Frame::Line(line) => line,
             Frame::Incomplete => break,
             Frame::TooLong => {
+                bump(&shared.board.clients.lines_too_long);
+                let max = limit(authed);
                 let err = RpcError::new(
                     ErrorCode::InvalidRequest,
-                    format!(
-                        "invalid request: line longer than max_line_bytes ({})",
-                        batch.max_line
-                    ),
+                    format!("invalid request: line longer than max_line_bytes ({max})"),
                 );
                 rpc::write_error(&mut out, &Value::Null, &err);
-                segments.push(Segment::Bytes(std::mem::take(&mut out)));
-                segments.push(Segment::Close);
+                flush_bytes(&mut segments, &mut out);
+                segments.push(Segment::Close {
+                    why: Some(format!("line longer than {max} bytes")),
+                });
                 break;
+            }
+        };
+        answered += 1;
+        if line.len() > MAX_NESTING && rpc::nesting_exceeds(line, MAX_NESTING) {
+            rpc::write_error(&mut out, &Value::Null, &too_deep(shared));
+            continue;
+        }
+        let req = match rpc::parse_request(line) {
+            Ok(req) => req,
+            Err((id, err)) => {
+                rpc::write_error(&mut out, &id, &err);
+                continue;
+            }
+        };
+        if req.method == "auth" {
+            match auth::auth(shared, &req.params) {
+                AuthOutcome::Accepted(v) => {
+                    authed = true;
+                    framer.set_max_line(limit(true));
+                    rpc::write_result(&mut out, &req.id, &v);
+                }
+                AuthOutcome::Invalid(e) => rpc::write_error(&mut out, &req.id, &e),
+                AuthOutcome::Wrong(e) => {
+                    flush_bytes(&mut segments, &mut out);
+                    let mut answer = Vec::new();
+                    rpc::write_error(&mut answer, &req.id, &e);
+                    segments.push(Segment::Delayed(answer));
+                }
+            }
+            continue;
+        }
+        if !authed && req.method != "ping" {
+            rpc::write_error(&mut out, &req.id, &auth::not_authenticated(shared));
+            continue;
+        }
+        match methods::handle(shared, &req) {
+            Outcome::Answer(Ok(v)) => rpc::write_result(&mut out, &req.id, &v),
+            Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
+                rpc::write_error(&mut out, &req.id, &e)
+            }
+            Outcome::Encoded(Ok(raw)) => rpc::write_result(&mut out, &req.id, &raw),
+            Outcome::Command(cmd) => {
+                flush_bytes(&mut segments, &mut out);
+                segments.push(Segment::Command {
+                    to: ReplyTo::Rpc(req.id),
+                    cmd,
+                });
             }
         }
     }
+    finish_batch(shared, &batch, segments, out, answered, authed)
+}
+
+/// Moves the answers written so far into `segments`, keeping their order
+/// (before a command, a delayed answer or a close).
+pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
     if !out.is_empty() {
-        segments.push(Segment::Bytes(out));
+        segments.push(Segment::Bytes(std::mem::take(out)));
     }
+}
+
+/// Wraps up a batch's answers: the last bytes, and `answered` requests
+/// counted (one atomic add per batch, not per request).
+pub fn finish_batch(
+    shared: &Shared,
+    batch: &ConnBatch,
+    mut segments: Vec<Segment>,
+    mut out: Vec<u8>,
+    answered: u64,
+    authed: bool,
+) -> BatchAnswer {
+    flush_bytes(&mut segments, &mut out);
+    shared
+        .board
+        .clients
+        .requests
+        .fetch_add(answered, Ordering::Relaxed);
     BatchAnswer {
         key: batch.key,
         serial: batch.serial,
         segments,
+        authed,
     }
 }
 
@@ -147,7 +303,13 @@ impl Task for RequestTask {
                         BatchAnswer {
                             key,
                             serial,
-                            segments: vec![Segment::Bytes(out), Segment::Close],
+                            segments: vec![
+                                Segment::Bytes(out),
+                                Segment::Close {
+                                    why: Some("request handler panicked".into()),
+                                },
+                            ],
+                            authed: false,
                         }
                     },
                 )

@@ -8,7 +8,15 @@
 //! - `max_line_bytes` 64..=64 MiB: below 64 bytes not even `ping` with an
 //!   id fits; above 64 MiB one client could make the daemon hold that much.
 //! - `max_output_bytes` 1 KiB..=1 GiB, `history` 0..=100_000, likewise.
+//!
+//! `auth_token_file` is read here, at load (and so at every reload and by
+//! `tickd check`): a file that its group or others may read is refused,
+//! because a token anyone on the host can read protects nothing. Either key
+//! ends up as [`DaemonConfig::auth_token`], an [`AuthToken`] whose `Debug`
+//! never shows the secret.
 
+use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -132,19 +140,89 @@ pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> D
         user: account(r, d.user.as_ref(), "daemon.user"),
         group: account(r, d.group.as_ref(), "daemon.group"),
     };
-    if let (Some(_), Some(file)) = (&config.auth_token, &d.auth_token_file) {
-        if !file.get_ref().is_empty() {
+    let mut config = config;
+    match (
+        &config.auth_token,
+        &config.auth_token_file,
+        &d.auth_token_file,
+    ) {
+        (Some(_), Some(_), Some(file)) => {
             let message = "set only one of auth_token and auth_token_file";
             r.error(at(file), "daemon.auth_token_file", message);
         }
+        (None, Some(path), Some(file)) => match read_token_file(path) {
+            Ok(token) => config.auth_token = Some(token),
+            Err(message) => r.error(at(file), "daemon.auth_token_file", message),
+        },
+        _ => {}
     }
     warn_unbuilt(r, &d, &config);
     config
 }
 
+/// The shared secret of `auth_token` / `auth_token_file`.
+///
+/// `Debug` prints `AuthToken(<redacted>)`, so logging a config never leaks
+/// it, and [`AuthToken::matches`] compares in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    /// Wraps a token (tests and `auth_token`).
+    pub fn new(token: impl Into<String>) -> Self {
+        AuthToken(token.into())
+    }
+
+    /// Whether `given` is the token. The time taken depends only on the
+    /// length of `given`, never on where it first differs, so a client
+    /// cannot guess the token byte by byte from answer times.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let secret = self.0.as_bytes();
+        let mut diff = secret.len() ^ given.len();
+        if secret.is_empty() {
+            return false;
+        }
+        for (i, &b) in given.iter().enumerate() {
+            diff |= usize::from(b ^ secret[i % secret.len()]);
+        }
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthToken(<redacted>)")
+    }
+}
+
+/// Reads `auth_token_file`: owner-only permissions, one token, trailing
+/// newline allowed.
+fn read_token_file(path: &Path) -> Result<AuthToken, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown} is readable by group or others (mode {mode:04o}); run chmod 600 on it"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let token = text.trim_end_matches(['\n', '\r']);
+    if token.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{shown}: the token must be one line without whitespace or control characters"
+        ));
+    }
+    Ok(AuthToken(token.to_string()))
+}
+
 /// `auth_token`: `""` = none; otherwise printable, no whitespace (it is
 /// sent in a JSON string and an HTTP header).
-fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<String> {
+fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<AuthToken> {
     let token = values::optional_text(r, d.auth_token.as_ref(), "daemon.auth_token")?;
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         if let Some(v) = &d.auth_token {
@@ -152,7 +230,7 @@ fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<String> {
             r.error(at(v), "daemon.auth_token", message);
         }
     }
-    Some(token)
+    Some(AuthToken(token))
 }
 
 /// `unix_socket_mode`: octal string, default `"0600"`.
@@ -181,27 +259,7 @@ fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Op
 /// Warns about keys set to a non-default value whose feature is not built
 /// in this version.
 fn warn_unbuilt(r: &mut Report<'_>, d: &RawDaemon, c: &DaemonConfig) {
-    let checks: [(Option<usize>, bool, &str); 8] = [
-        (
-            d.unix_socket.as_ref().map(at),
-            c.unix_socket.is_some(),
-            "daemon.unix_socket",
-        ),
-        (
-            d.auth_token.as_ref().map(at),
-            c.auth_token.is_some(),
-            "daemon.auth_token",
-        ),
-        (
-            d.auth_token_file.as_ref().map(at),
-            c.auth_token_file.is_some(),
-            "daemon.auth_token_file",
-        ),
-        (
-            d.unix_socket_mode.as_ref().map(at),
-            c.unix_socket_mode != 0o600,
-            "daemon.unix_socket_mode",
-        ),
+    let checks: [(Option<usize>, bool, &str); 4] = [
         (
             d.log_file.as_ref().map(at),
             c.log_file.is_some(),

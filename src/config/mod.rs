@@ -34,6 +34,7 @@ use std::time::Duration;
 use crate::schedule::Schedule;
 
 pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
+pub use daemon::AuthToken;
 pub use error::ConfigError;
 
 /// A validated config, ready for the daemon.
@@ -82,9 +83,10 @@ pub struct DaemonConfig {
     pub log_level: String,
     /// How long SIGTERM waits for running jobs before killing them.
     pub shutdown_grace: Duration,
-    /// Token TCP clients must present. [iface]
-    pub auth_token: Option<String>,
-    /// File holding the token. [iface]
+    /// Token TCP clients must present (from `auth_token`, or read from
+    /// `auth_token_file` at load). [iface]
+    pub auth_token: Option<AuthToken>,
+    /// File the token was read from. [iface]
     pub auth_token_file: Option<PathBuf>,
     /// Whether `submit` may define ad-hoc jobs. [jobs]
     pub allow_submit: bool,

@@ -406,3 +406,48 @@ command = ["true"]
         ],
     );
 }
+
+#[test]
+fn auth_keys_are_built_and_the_token_file_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = ok("[daemon]\nauth_token = \"abc\"\nunix_socket = \"/tmp/t.sock\"\nunix_socket_mode = \"0660\"\n");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.daemon.auth_token, Some(AuthToken::new("abc")));
+    assert_eq!(config.daemon.unix_socket_mode, 0o660);
+    // The token never shows in Debug output.
+    assert!(!format!("{config:?}").contains("abc"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-file\n").expect("write");
+    let text = format!("[daemon]\nauth_token_file = \"{}\"\n", file.display());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("conf/t.toml:2: daemon.auth_token_file: "),
+        "{errs:?}"
+    );
+    assert!(
+        errs[0].contains("readable by group or others (mode 0640)"),
+        "{errs:?}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let config = ok(&text);
+    assert_eq!(config.daemon.auth_token, Some(AuthToken::new("from-file")));
+
+    let both = format!("{text}auth_token = \"x\"\n");
+    assert_errors(
+        &both,
+        &["conf/t.toml:2: daemon.auth_token_file: set only one of auth_token and auth_token_file"],
+    );
+}
+
+#[test]
+fn token_comparison_needs_the_exact_token() {
+    let t = AuthToken::new("secret");
+    assert!(t.matches(b"secret"));
+    for wrong in [&b""[..], b"secre", b"secretx", b"Secret", b"secretsecret"] {
+        assert!(!t.matches(wrong), "{wrong:?}");
+    }
+}

@@ -10,6 +10,7 @@
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
 //! answer) are taken here, on one thread, so they need no further locking.
 
+pub mod counters;
 pub mod dispatch;
 pub mod faults;
 pub mod persist;
@@ -91,6 +92,10 @@ pub struct Board {
     pub job_pool: OnceLock<PoolProbe>,
     /// Counters of the request pool (set once it has started).
     pub request_pool: OnceLock<PoolProbe>,
+    /// Requests answered and refusals by limit or auth.
+    pub clients: counters::ClientCounters,
+    /// The token TCP clients must present (`daemon.auth_token`, reloadable).
+    pub auth: RwLock<Option<crate::config::AuthToken>>,
     /// How `state_dir` writes are going.
     pub state: persist::StateHealth,
 }
@@ -305,6 +310,8 @@ impl Daemon {
             debug_hooks,
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
+            clients: counters::ClientCounters::default(),
+            auth: RwLock::new(config.daemon.auth_token.clone()),
             state: persist::StateHealth::default(),
         };
         faults::configure_from_env();
@@ -425,6 +432,9 @@ impl Daemon {
             .store(self.config.daemon.min_workers, Ordering::Relaxed);
         b.allow_submit
             .store(self.config.daemon.allow_submit, Ordering::Relaxed);
+        if *b.auth.read() != self.config.daemon.auth_token {
+            *b.auth.write() = self.config.daemon.auth_token.clone();
+        }
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.

@@ -124,6 +124,10 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
         differ.push("unix_socket");
         n.unix_socket = r.unix_socket.clone();
     }
+    if r.unix_socket_mode != n.unix_socket_mode {
+        differ.push("unix_socket_mode");
+        n.unix_socket_mode = r.unix_socket_mode;
+    }
     if r.workers != n.workers {
         differ.push("workers");
         n.workers = r.workers;

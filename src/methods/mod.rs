@@ -16,6 +16,7 @@
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
+pub mod auth;
 mod jobs;
 mod runs;
 mod status;

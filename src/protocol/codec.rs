@@ -37,6 +37,12 @@ impl LineFramer {
         }
     }
 
+    /// Changes the limit for the lines still to come (raised once a
+    /// client has authenticated).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
+
     /// The next frame in `buf`, skipping blank lines. `buf` must be the same
     /// buffer between calls; [`LineFramer::consumed`] then says how much of
     /// it the returned lines covered.

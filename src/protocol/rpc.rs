@@ -224,6 +224,40 @@ fn parse_request_slow(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     })
 }
 
+/// Whether `json` nests arrays and objects deeper than `max` (brackets
+/// inside strings do not count). A cheap byte scan, run before decoding,
+/// so a hostile line never reaches the decoder's recursion; the caller
+/// skips it for lines too short to nest that deep.
+pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Named parameters with typed accessors that produce `-32602` errors naming
 /// the parameter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -504,6 +538,16 @@ mod tests {
     fn escaped_method_names_decode_on_the_fast_path() {
         let r = parse_request(br#"{"method":"pi\u006eg"}"#).expect("valid");
         assert_eq!(r.method, "ping");
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(nesting_exceeds(deep.as_bytes(), 64));
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(!nesting_exceeds(ok.as_bytes(), 64));
+        let quoted = format!("{{\"a\":\"{}\\\"\"}}", "[".repeat(100));
+        assert!(!nesting_exceeds(quoted.as_bytes(), 64));
     }
 
     #[test]

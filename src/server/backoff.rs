@@ -11,7 +11,6 @@
 
 use rustix::io::Errno;
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long accepting pauses after a resource error.
@@ -80,13 +79,11 @@ impl AcceptBackoff {
     }
 }
 
-/// `accept` on `listener`, behind the `server.accept` fail point (whose
-/// `return` action fails it with EMFILE).
-pub(super) fn accept(
-    listener: &mio::net::TcpListener,
-) -> io::Result<(mio::net::TcpStream, SocketAddr)> {
+/// Runs one `accept` (of either listener) behind the `server.accept` fail
+/// point, whose `return` action fails it with EMFILE.
+pub(super) fn accept<T>(accept: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     fail::fail_point!("server.accept", |_| Err(emfile()));
-    listener.accept()
+    accept()
 }
 
 /// "Too many open files".

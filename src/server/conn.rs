@@ -7,7 +7,8 @@
 //! common case nothing waits, and answers are serialized straight into the
 //! output buffer with no extra allocation.
 
-use mio::net::TcpStream;
+use super::stream::Stream;
+use crate::requests::Proto;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -36,7 +37,17 @@ pub enum ReadResult {
 #[derive(Debug)]
 pub struct Conn {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: Stream,
+    /// What it speaks; `None` until its first bytes tell (TCP only).
+    pub proto: Option<Proto>,
+    /// Authenticated, or needs not be (Unix clients, or auth is off).
+    pub authed: bool,
+    /// The TCP peer (None for Unix clients), for log lines.
+    pub peer: Option<std::net::SocketAddr>,
+    /// Bytes of answers held back by the auth delay (in timers).
+    pub held_bytes: usize,
+    /// HTTP: `100 Continue` was sent for the request being received.
+    pub continue_sent: bool,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
     /// Bytes read and not yet sent for answering: an unfinished last line,
@@ -74,8 +85,18 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, serial: u64) -> Self {
+    pub fn new(
+        stream: Stream,
+        serial: u64,
+        authed: bool,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Self {
         Conn {
+            proto: stream.is_unix().then_some(Proto::Rpc),
+            authed,
+            peer,
+            held_bytes: 0,
+            continue_sent: false,
             stream,
             serial,
             input: Vec::new(),
@@ -122,11 +143,17 @@ impl Conn {
             // No newline within the window: take the first line whole, however long.
             None => self.input.iter().position(|&b| b == b'\n')? + 1,
         };
-        if end == self.input.len() {
-            return Some(std::mem::take(&mut self.input));
+        Some(self.take_front(end))
+    }
+
+    /// Cuts the first `end` bytes off `input` (moving the buffer out when
+    /// that is all of it).
+    pub fn take_front(&mut self, end: usize) -> Vec<u8> {
+        if end >= self.input.len() {
+            return std::mem::take(&mut self.input);
         }
         let rest = self.input.split_off(end);
-        Some(std::mem::replace(&mut self.input, rest))
+        std::mem::replace(&mut self.input, rest)
     }
 
     /// Takes the sequence number of the next request.
@@ -196,9 +223,10 @@ impl Conn {
         self.in_flight || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
     }
 
-    /// Bytes produced for the client and not yet accepted by its socket.
+    /// Bytes produced for the client and not yet accepted by its socket
+    /// (including answers held back by the auth delay).
     pub fn unsent_bytes(&self) -> usize {
-        self.out.len() - self.written + self.parked_bytes
+        self.out.len() - self.written + self.parked_bytes + self.held_bytes
     }
 
     /// Writes as much as the socket takes. Returns true when everything

@@ -6,15 +6,24 @@
 //!    the time to the earliest deadline; with nothing armed, it sleeps until
 //!    something happens — an idle daemon does not tick);
 //! 2. accept; read every ready socket into its connection's input and cut
-//!    each connection's complete lines into a batch;
+//!    each connection's complete requests (lines, or whole HTTP requests)
+//!    into a batch;
 //! 3. take worker events: answers to earlier batches (applying the commands
 //!    they carry, in request order) and finished runs (answering requests
 //!    that wait on them); write answers, one `write` per connection;
-//! 4. fire due timers (schedules, idle connections, the shutdown grace end);
+//! 4. fire due timers (schedules, idle connections, answers held by the
+//!    auth delay, the shutdown grace end);
 //! 5. hand the turn's batches to the request pool as one task (see
 //!    [`crate::requests`]), then poll again.
 //!
 //! The loop itself never decodes JSON: it moves bytes and applies commands.
+//!
+//! Clients come from the TCP listener (HTTP or JSON-RPC, told apart by the
+//! first bytes, see [`crate::http::frame::sniff`]) and the Unix socket
+//! (JSON-RPC, trusted); [`listeners`] binds both. Each connection carries
+//! whether it has authenticated; before that, its lines are limited to
+//! [`PREAUTH_MAX_LINE`] and its idleness to `PREAUTH_IDLE`. Every limit
+//! bumps a counter of [`crate::daemon::counters`].
 //!
 //! Sockets are edge-triggered: a readable socket is read until `WouldBlock`
 //! (`Interrupted` is retried, other errors close that connection only). A
@@ -23,18 +32,26 @@
 
 mod backoff;
 mod conn;
+pub mod listeners;
+mod stream;
 
+use crate::daemon::counters::bump;
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
+use crate::http::frame::{self as http_frame, Framed, Sniff};
+use crate::http::response::{self as http_response, Framing};
 use crate::methods;
 use crate::pool::{LostTaskHook, PoolConfig, SubmitError, WorkerPool};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
-use crate::requests::{answer_batch, BatchAnswer, ConnBatch, RequestTask, Segment};
+use crate::requests::{
+    answer_batch, BatchAnswer, ConnBatch, Proto, ReplyTo, RequestTask, Segment, PREAUTH_MAX_LINE,
+};
 use crate::signals::Signals;
 use crate::state::run::RunId;
 use crate::timer::{Clock, TimerWheel};
 use conn::{Conn, ReadResult};
 use crossbeam_channel::Receiver;
+use listeners::{Listeners, UnixSocket};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::Value;
@@ -44,10 +61,12 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stream::Stream;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+const UNIX_LISTENER: Token = Token(usize::MAX - 4);
 
 /// Input bytes handled per connection per loop turn before others get a go.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -63,6 +82,9 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How long the loop keeps flushing answers after the last run has finished
 /// during shutdown.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
+/// Idle timeout of a TCP connection that has not authenticated yet (when
+/// auth is on): a stranger gets a short while to present the token.
+const PREAUTH_IDLE: Duration = Duration::from_secs(10);
 
 /// A request waiting for a run to finish.
 #[derive(Debug)]
@@ -70,20 +92,64 @@ struct Waiter {
     key: usize,
     serial: u64,
     seq: u64,
-    id: Value,
+    to: ReplyTo,
+}
+
+/// A connection timer on the loop's wheel.
+#[derive(Debug)]
+enum ConnTimer {
+    /// Check idleness (or the end of a linger) of a connection.
+    Check {
+        /// Slab key.
+        key: usize,
+        /// Serial, against a reused key.
+        serial: u64,
+    },
+    /// Release an answer held back by the auth delay.
+    Release {
+        /// Slab key.
+        key: usize,
+        /// Serial, against a reused key.
+        serial: u64,
+        /// Its place in the connection's answer order.
+        seq: u64,
+        /// The answer.
+        bytes: Vec<u8>,
+    },
+}
+
+/// A client's address for log lines: `IP:PORT`, or `unix socket`.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unix socket"),
+        }
+    }
+}
+
+/// Which listener an accept is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListenerKind {
+    Tcp,
+    Unix,
 }
 
 /// The loop and everything it owns.
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
+    /// The Unix socket (its file is removed when this is dropped).
+    unix: Option<UnixSocket>,
     conns: Slab<Conn>,
     next_serial: u64,
     waiters: HashMap<RunId, Vec<Waiter>>,
     signals: Signals,
     events_rx: Receiver<LoopEvent>,
     daemon: Daemon,
-    idle: TimerWheel<(usize, u64)>,
+    idle: TimerWheel<ConnTimer>,
     idle_clock: Clock,
     /// Connections with input left over from their budget.
     again: Vec<usize>,
@@ -137,10 +203,10 @@ fn start_request_pool(
 }
 
 impl Server {
-    /// Registers the listener and the signal socket with `poll`.
+    /// Registers the listeners and the signal socket with `poll`.
     pub fn new(
         poll: Poll,
-        listener: Option<TcpListener>,
+        listeners: Listeners,
         signals: Signals,
         events_rx: Receiver<LoopEvent>,
         daemon: Daemon,
@@ -151,7 +217,8 @@ impl Server {
         let requests = start_request_pool(&daemon.shared, capacity)?;
         let mut server = Server {
             poll,
-            listener,
+            listener: listeners.tcp,
+            unix: listeners.unix,
             conns: Slab::new(),
             next_serial: 0,
             waiters: HashMap::new(),
@@ -175,6 +242,12 @@ impl Server {
                 .poll
                 .registry()
                 .register(l, LISTENER, Interest::READABLE)?;
+        }
+        if let Some(u) = server.unix.as_mut() {
+            server
+                .poll
+                .registry()
+                .register(&mut u.listener, UNIX_LISTENER, Interest::READABLE)?;
         }
         server.poll.registry().register(
             &mut server.signals.receiver,
@@ -203,7 +276,8 @@ impl Server {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(ListenerKind::Tcp),
+                    UNIX_LISTENER => self.accept(ListenerKind::Unix),
                     WAKER => {} // events are drained below every turn
                     SIGNALS => self.on_signals(),
                     Token(key) => {
@@ -222,7 +296,8 @@ impl Server {
             self.drain_loop_events();
             let now = Instant::now();
             if self.accept_backoff.take_due(now) {
-                self.accept();
+                self.accept(ListenerKind::Tcp);
+                self.accept(ListenerKind::Unix);
             }
             self.daemon.on_timers(now);
             self.expire_idle(now);
@@ -286,6 +361,10 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut l);
             log::info!("stopped accepting connections");
         }
+        if let Some(mut u) = self.unix.take() {
+            // Dropping it removes the socket file.
+            let _ = self.poll.registry().deregister(&mut u.listener);
+        }
         if !self.daemon.drained() {
             return false;
         }
@@ -319,21 +398,28 @@ impl Server {
                 let Some(conn) = self.live_conn(w.key, w.serial) else {
                     continue;
                 };
-                conn.fill_waiting(w.seq, |out| rpc::write_result(out, &w.id, &v));
+                conn.fill_waiting(w.seq, |out| w.to.write(out, Ok(&v)));
                 self.flush(w.key);
             }
         }
     }
 
-    fn accept(&mut self) {
+    /// Accepts every pending connection of one listener.
+    fn accept(&mut self, kind: ListenerKind) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
             if self.accept_backoff.paused(Instant::now()) {
                 return;
             }
-            match backoff::accept(listener) {
+            let accepted = match (kind, self.listener.as_ref(), self.unix.as_ref()) {
+                (ListenerKind::Tcp, Some(l), _) => {
+                    backoff::accept(|| l.accept()).map(|(s, peer)| (Stream::Tcp(s), Some(peer)))
+                }
+                (ListenerKind::Unix, _, Some(u)) => {
+                    backoff::accept(|| u.listener.accept()).map(|(s, _)| (Stream::Unix(s), None))
+                }
+                _ => return,
+            };
+            match accepted {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -347,9 +433,13 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr) {
+    /// Takes a new connection, or refuses it (one -32002 line, closed)
+    /// when `max_connections` are open, before allocating anything for it.
+    fn admit(&mut self, mut stream: Stream, peer: Option<SocketAddr>) {
+        let peer = Peer(peer);
         let max = self.daemon.config.daemon.max_connections;
         if self.conns.len() >= max {
+            bump(&self.daemon.board().clients.connections_refused);
             log::warn!("connection from {peer} refused: {max} connections open (max_connections)");
             let mut line = Vec::new();
             let err = RpcError::new(
@@ -361,7 +451,12 @@ impl Server {
             let _ = stream.write(&line);
             return;
         }
-        let _ = stream.set_nodelay(true);
+        bump(&self.daemon.board().clients.connections_accepted);
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
+        // Unix clients are trusted by the socket file's mode.
+        let authed = stream.is_unix() || self.daemon.config.daemon.auth_token.is_none();
         self.next_serial += 1;
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
@@ -374,7 +469,7 @@ impl Server {
             log::warn!("could not register connection from {peer}: {e}");
             return;
         }
-        entry.insert(Conn::new(stream, serial));
+        entry.insert(Conn::new(stream, serial, authed, peer.0));
         self.publish_connections();
         log::debug!("connection {serial} from {peer}");
         self.arm_idle(key, serial, Instant::now());
@@ -383,10 +478,24 @@ impl Server {
         self.on_readable(key);
     }
 
+    /// How long connection `conn` may stay idle: `idle_timeout`, or the
+    /// shorter [`PREAUTH_IDLE`] before it authenticates.
+    fn idle_limit(&self, conn: &Conn) -> Option<Duration> {
+        let configured = self.daemon.config.daemon.idle_timeout;
+        if conn.authed {
+            configured
+        } else {
+            Some(configured.map_or(PREAUTH_IDLE, |t| t.min(PREAUTH_IDLE)))
+        }
+    }
+
     fn arm_idle(&mut self, key: usize, serial: u64, from: Instant) {
-        if let Some(idle) = self.daemon.config.daemon.idle_timeout {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if let Some(idle) = self.idle_limit(conn) {
             let tick = self.idle_clock.deadline_tick(from + idle);
-            self.idle.insert(tick, (key, serial));
+            self.idle.insert(tick, ConnTimer::Check { key, serial });
         }
     }
 
@@ -397,7 +506,23 @@ impl Server {
         let mut fired = Vec::new();
         self.idle
             .advance(self.idle_clock.tick_floor(now), &mut fired);
-        for (_, (key, serial)) in fired {
+        for (_, timer) in fired {
+            let (key, serial) = match timer {
+                ConnTimer::Check { key, serial } => (key, serial),
+                ConnTimer::Release {
+                    key,
+                    serial,
+                    seq,
+                    bytes,
+                } => {
+                    if let Some(conn) = self.live_conn(key, serial) {
+                        conn.held_bytes -= bytes.len();
+                        conn.fill_waiting(seq, |out| out.extend_from_slice(&bytes));
+                        self.flush(key);
+                    }
+                    continue;
+                }
+            };
             let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
                 continue;
             };
@@ -407,12 +532,13 @@ impl Server {
                 }
                 continue;
             }
-            let Some(idle) = self.daemon.config.daemon.idle_timeout else {
+            let Some(idle) = self.idle_limit(conn) else {
                 continue;
             };
             let last = conn.last_active;
             if now.saturating_duration_since(last) >= idle && !conn.has_waiting() {
                 log::debug!("connection {serial} idle for {idle:?}; closing");
+                bump(&self.daemon.board().clients.idle_closed);
                 self.close(key);
             } else {
                 self.arm_idle(key, serial, last.max(now - Duration::from_millis(1)));
@@ -476,8 +602,9 @@ impl Server {
         self.flush(key);
     }
 
-    /// Moves a connection's complete lines into this turn's outbox, unless a
-    /// batch of it is already in flight.
+    /// Moves a connection's complete requests into this turn's outbox,
+    /// unless a batch of it is already in flight. A TCP connection's first
+    /// bytes decide whether it speaks HTTP or JSON-RPC.
     fn cut_batch(&mut self, key: usize) {
         let max_line = self.daemon.config.daemon.max_line_bytes;
         let Some(conn) = self.conns.get_mut(key) else {
@@ -486,6 +613,23 @@ impl Server {
         if conn.in_flight || conn.closing {
             return;
         }
+        let proto = match conn.proto {
+            Some(p) => p,
+            None => match http_frame::sniff(&conn.input) {
+                Sniff::Http => *conn.proto.insert(Proto::Http),
+                Sniff::Rpc => *conn.proto.insert(Proto::Rpc),
+                Sniff::Unknown => return,
+            },
+        };
+        if proto == Proto::Http {
+            self.cut_http(key, max_line);
+            return;
+        }
+        let limit = if conn.authed {
+            max_line
+        } else {
+            max_line.min(PREAUTH_MAX_LINE)
+        };
         match conn.take_lines(MAX_BATCH) {
             Some(data) => {
                 conn.in_flight = true;
@@ -494,16 +638,19 @@ impl Server {
                     serial: conn.serial,
                     data,
                     max_line,
+                    proto,
+                    authed: conn.authed,
                 });
             }
-            None if conn.input.len() > max_line => {
+            None if conn.input.len() > limit => {
                 log::warn!(
-                    "connection {}: line longer than max_line_bytes ({max_line}); closing",
+                    "connection {}: line longer than max_line_bytes ({limit}); closing",
                     conn.serial
                 );
+                bump(&self.daemon.shared.board.clients.lines_too_long);
                 let err = RpcError::new(
                     ErrorCode::InvalidRequest,
-                    format!("invalid request: line longer than max_line_bytes ({max_line})"),
+                    format!("invalid request: line longer than max_line_bytes ({limit})"),
                 );
                 conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
                 conn.closing = true;
@@ -511,6 +658,71 @@ impl Server {
             }
             None => {}
         }
+    }
+
+    /// `cut_batch` for an HTTP connection: whole requests only (head and
+    /// body), up to about `MAX_BATCH` bytes of them. A request that cannot
+    /// be framed is answered here (400, 411, 413, 431) and ends the
+    /// connection, after the requests before it are answered.
+    fn cut_http(&mut self, key: usize, max_body: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut end = 0;
+        let mut refusal = None;
+        while end < conn.input.len() && end < MAX_BATCH {
+            match http_frame::request_len(&conn.input[end..], max_body) {
+                Framed::Complete(n) => end += n,
+                Framed::Partial => break,
+                Framed::Error(e) => {
+                    refusal = Some(e);
+                    break;
+                }
+            }
+        }
+        if end > 0 {
+            let data = conn.take_front(end);
+            conn.in_flight = true;
+            conn.continue_sent = false;
+            self.outbox.push(ConnBatch {
+                key,
+                serial: conn.serial,
+                data,
+                max_line: max_body,
+                proto: Proto::Http,
+                authed: conn.authed,
+            });
+            return;
+        }
+        let Some(e) = refusal else {
+            if !conn.continue_sent && http_frame::expects_continue(&conn.input) {
+                // The head is in and acceptable: let the client send the body.
+                conn.continue_sent = true;
+                conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                self.flush(key);
+            }
+            return;
+        };
+        log::warn!("connection {}: {}; closing", conn.serial, e.message());
+        let clients = &self.daemon.shared.board.clients;
+        match e {
+            http_frame::FrameError::HeadTooLarge | http_frame::FrameError::BodyTooLarge(_) => {
+                bump(&clients.lines_too_long)
+            }
+            _ => bump(&clients.http_malformed),
+        }
+        let code = match e {
+            http_frame::FrameError::Malformed(_) => ErrorCode::Parse,
+            _ => ErrorCode::InvalidRequest,
+        };
+        let err = RpcError::new(code, e.message());
+        let f = Framing {
+            close: true,
+            head: false,
+        };
+        conn.push_answer(|out| http_response::write_error_status(out, e.status(), &err, "", f));
+        conn.closing = true;
+        conn.input = Vec::new();
     }
 
     /// Hands the turn's batches to the request pool: one task per up to
@@ -549,11 +761,15 @@ impl Server {
     fn apply_answers(&mut self, answers: Vec<BatchAnswer>) {
         for answer in answers {
             let key = answer.key;
+            let authed = answer.authed;
             let live = self
                 .conns
                 .get_mut(key)
                 .filter(|c| c.serial == answer.serial)
-                .map(|c| c.in_flight = false)
+                .map(|c| {
+                    c.in_flight = false;
+                    c.authed |= authed;
+                })
                 .is_some();
             for segment in answer.segments {
                 match segment {
@@ -562,18 +778,18 @@ impl Server {
                             conn.push_answer(|out| out.extend_from_slice(&bytes));
                         }
                     }
-                    Segment::Command { id, cmd } => {
+                    Segment::Command { to, cmd } => {
                         // Applied even if the client has gone: the request
                         // was received, and a run it started must not vanish.
                         let reply = methods::execute(&mut self.daemon, cmd);
-                        self.deliver(key, answer.serial, id, reply);
+                        self.deliver(key, answer.serial, to, reply);
                     }
-                    Segment::Close => {
+                    Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
+                    Segment::Close { why } => {
                         if let Some(conn) = self.live_conn(key, answer.serial) {
-                            log::warn!(
-                                "connection {}: line longer than max_line_bytes; closing",
-                                conn.serial
-                            );
+                            if let Some(why) = why {
+                                log::warn!("connection {}: {why}; closing", conn.serial);
+                            }
                             conn.closing = true;
                             conn.input = Vec::new();
                         }
@@ -601,8 +817,37 @@ impl Server {
         self.conns.get_mut(key).filter(|c| c.serial == serial)
     }
 
+    /// Parks an answer for [`crate::methods::auth::AUTH_DELAY`] (a wrong
+    /// token): later answers of the connection queue behind it, nothing
+    /// else waits. The held bytes count against `max_output_bytes`, so a
+    /// client pipelining wrong tokens cannot grow the daemon's memory.
+    fn delay_answer(&mut self, key: usize, serial: u64, bytes: Vec<u8>) {
+        let Some(conn) = self.live_conn(key, serial) else {
+            return;
+        };
+        log::warn!(
+            "connection {serial} ({}): wrong auth token; answering in {:?}",
+            Peer(conn.peer),
+            methods::auth::AUTH_DELAY
+        );
+        let seq = conn.take_seq();
+        conn.push_waiting(seq);
+        conn.held_bytes += bytes.len();
+        let until = Instant::now() + methods::auth::AUTH_DELAY;
+        let tick = self.idle_clock.deadline_tick(until);
+        self.idle.insert(
+            tick,
+            ConnTimer::Release {
+                key,
+                serial,
+                seq,
+                bytes,
+            },
+        );
+    }
+
     /// Sends (or parks) the answer to one command.
-    fn deliver(&mut self, key: usize, serial: u64, id: Value, reply: Reply) {
+    fn deliver(&mut self, key: usize, serial: u64, to: ReplyTo, reply: Reply) {
         let reply = match reply {
             Reply::WaitRun(run_id) => {
                 let run = self.daemon.shared.core.lock().run(run_id).cloned();
@@ -616,7 +861,7 @@ impl Server {
                                 key,
                                 serial,
                                 seq,
-                                id,
+                                to,
                             });
                         }
                         return;
@@ -647,8 +892,8 @@ impl Server {
             return;
         };
         match reply {
-            Reply::Now(Ok(v)) => conn.push_answer(|out| rpc::write_result(out, &id, &v)),
-            Reply::Now(Err(e)) => conn.push_answer(|out| rpc::write_error(out, &id, &e)),
+            Reply::Now(Ok(v)) => conn.push_answer(|out| to.write(out, Ok(&v))),
+            Reply::Now(Err(e)) => conn.push_answer(|out| to.write(out, Err(&e))),
             Reply::WaitRun(_) | Reply::Subscribe(_) => {}
         }
     }
@@ -661,6 +906,7 @@ impl Server {
             return;
         };
         if conn.unsent_bytes() > max_out {
+            bump(&self.daemon.shared.board.clients.output_dropped);
             log::warn!(
                 "connection {}: {} bytes of answers unread (max_output_bytes = {max_out}); closing",
                 conn.serial,
@@ -686,7 +932,7 @@ impl Server {
                         let Some(conn) = self.live_conn(w.key, w.serial) else {
                             continue;
                         };
-                        conn.fill_waiting(w.seq, |out| rpc::write_result(out, &w.id, &v));
+                        conn.fill_waiting(w.seq, |out| w.to.write(out, Ok(&v)));
                         self.flush(w.key);
                     }
                 }
@@ -753,7 +999,7 @@ impl Server {
             conn.start_linger(until);
             let serial = conn.serial;
             let tick = self.idle_clock.deadline_tick(until);
-            self.idle.insert(tick, (key, serial));
+            self.idle.insert(tick, ConnTimer::Check { key, serial });
         }
     }
 

@@ -13,6 +13,7 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+pub mod metrics;
 pub mod run;
 
 use crate::config::JobDef;
@@ -137,6 +138,8 @@ pub struct Core {
     history_limit: usize,
     /// Finished runs whose job was removed by a reload, newest first.
     orphans: VecDeque<RunId>,
+    /// Runs by job and terminal state, and durations, for `/metrics`.
+    metrics: metrics::RunMetrics,
 }
 
 impl Core {
@@ -178,9 +181,15 @@ impl Core {
                 entry.def = def;
             }
             None => {
+                self.metrics.declare(&def.name);
                 self.jobs.insert(def.name.clone(), JobEntry::new(def));
             }
         }
+    }
+
+    /// The run counters of `/metrics`.
+    pub fn metrics(&self) -> &metrics::RunMetrics {
+        &self.metrics
     }
 
     /// Removes a job. Its finished runs are forgotten; its queued backlog is
@@ -308,6 +317,9 @@ impl Core {
         run.result = finish.result;
         run.pid = None;
         let snapshot = run.clone();
+        let seconds = snapshot.duration_ms().map(|ms| ms as f64 / 1000.0);
+        let label = snapshot.job.as_deref().unwrap_or(crate::config::ADHOC_NAME);
+        self.metrics.record(label, finish.state, seconds);
         let limit = self.history_limit;
         let evicted: Vec<RunId> = match snapshot.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
             Some(entry) => {

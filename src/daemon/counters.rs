@@ -1,0 +1,108 @@
+//! Counters of the client side: requests answered and every refusal a
+//! limit or the auth check makes, each shown in `status.limits` and in
+//! `/metrics`.
+//!
+//! Plain relaxed atomics: bumped by the loop and the request workers,
+//! read by `status` and the metrics scrape; only monotonic totals, no
+//! invariant between two of them.
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Client-side totals since start.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    /// JSON-RPC requests and HTTP requests answered.
+    pub requests: AtomicU64,
+    /// Connections accepted (TCP and Unix).
+    pub connections_accepted: AtomicU64,
+    /// Connections refused at `max_connections`.
+    pub connections_refused: AtomicU64,
+    /// Wrong tokens (`auth` calls and HTTP `Authorization` headers).
+    pub auth_failures: AtomicU64,
+    /// Requests refused because the client had not authenticated.
+    pub unauthenticated_requests: AtomicU64,
+    /// Connections closed for a line (or HTTP head/body) over its limit.
+    pub lines_too_long: AtomicU64,
+    /// Requests refused for JSON nested deeper than the limit.
+    pub nesting_too_deep: AtomicU64,
+    /// Clients dropped for leaving more than `max_output_bytes` unread.
+    pub output_dropped: AtomicU64,
+    /// Connections closed by `idle_timeout` (or the shorter pre-auth timeout).
+    pub idle_closed: AtomicU64,
+    /// Malformed HTTP requests (answered 400 and closed).
+    pub http_malformed: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ClientCounters {
+    /// Every counter as `(name, help, value)`, the order of `/metrics`.
+    pub fn list(&self) -> [(&'static str, &'static str, u64); 10] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "requests",
+                "Requests answered (JSON-RPC lines and HTTP requests).",
+                get(&self.requests),
+            ),
+            (
+                "connections_accepted",
+                "Client connections accepted (TCP and Unix).",
+                get(&self.connections_accepted),
+            ),
+            (
+                "connections_refused",
+                "Connections refused because max_connections were open.",
+                get(&self.connections_refused),
+            ),
+            (
+                "auth_failures",
+                "Wrong tokens presented (auth method or HTTP Authorization).",
+                get(&self.auth_failures),
+            ),
+            (
+                "unauthenticated_requests",
+                "Requests refused because the client had not authenticated.",
+                get(&self.unauthenticated_requests),
+            ),
+            (
+                "lines_too_long",
+                "Connections closed for a request line or HTTP request over its size limit.",
+                get(&self.lines_too_long),
+            ),
+            (
+                "nesting_too_deep",
+                "Requests refused for JSON nested deeper than the limit.",
+                get(&self.nesting_too_deep),
+            ),
+            (
+                "output_dropped",
+                "Clients dropped for leaving more than max_output_bytes of answers unread.",
+                get(&self.output_dropped),
+            ),
+            (
+                "idle_closed",
+                "Connections closed after idle_timeout (or the pre-auth idle timeout).",
+                get(&self.idle_closed),
+            ),
+            (
+                "http_malformed",
+                "Malformed HTTP requests (answered 400, connection closed).",
+                get(&self.http_malformed),
+            ),
+        ]
+    }
+
+    /// The counters as the `limits` object of `status`.
+    pub fn to_json(&self) -> Value {
+        let mut obj = serde_json::Map::new();
+        for (name, _, value) in self.list() {
+            obj.insert(name.to_string(), json!(value));
+        }
+        Value::Object(obj)
+    }
+}

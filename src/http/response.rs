@@ -1,0 +1,152 @@
+//! Writing HTTP/1.1 responses.
+//!
+//! Every response carries `Content-Length` (so keep-alive works) and, when
+//! the connection ends after it, `Connection: close`. Error bodies are the
+//! JSON-RPC error object (`{"code":..,"message":..}`), and the status is
+//! derived from its code ([`status_of`]).
+
+use crate::protocol::{ErrorCode, RpcError};
+use serde::Serialize;
+use std::io::Write;
+
+/// How a response is sent, besides its status and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// Close the connection after this response.
+    pub close: bool,
+    /// A `HEAD` request: headers only.
+    pub head: bool,
+}
+
+/// The HTTP status for a JSON-RPC error code.
+pub fn status_of(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::Parse | ErrorCode::InvalidRequest | ErrorCode::InvalidParams => 400,
+        ErrorCode::NotAuthenticated => 401,
+        ErrorCode::Forbidden => 403,
+        ErrorCode::MethodNotFound | ErrorCode::NotFound => 404,
+        ErrorCode::Conflict => 409,
+        ErrorCode::Overloaded => 503,
+        ErrorCode::Internal => 500,
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Appends a response. `extra` holds additional header lines, each
+/// ending in `\r\n`.
+pub fn write(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+    f: Framing,
+) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{extra}",
+        reason(status),
+        body.len()
+    );
+    if f.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !f.head {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Appends a JSON response (the body ends with a newline, for terminals).
+pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, status: u16, value: &T, f: Framing) {
+    let mut body = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut body, value).is_err() {
+        let err = RpcError::new(
+            ErrorCode::Internal,
+            "internal error: result not serializable",
+        );
+        write_error(out, &err, "", f);
+        return;
+    }
+    body.push(b'\n');
+    write(out, status, "application/json", "", &body, f);
+}
+
+/// Appends an error response: the JSON-RPC error object, with the status
+/// of its code.
+pub fn write_error(out: &mut Vec<u8>, err: &RpcError, extra: &str, f: Framing) {
+    write_error_status(out, status_of(err.code), err, extra, f);
+}
+
+/// Appends an error response with an explicit status (405, 411, 413...).
+pub fn write_error_status(out: &mut Vec<u8>, status: u16, err: &RpcError, extra: &str, f: Framing) {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        code: i64,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a serde_json::Value>,
+    }
+    let body = Body {
+        code: err.code.code(),
+        message: &err.message,
+        data: err.data.as_ref(),
+    };
+    let mut bytes = serde_json::to_vec(&body)
+        .unwrap_or_else(|_| br#"{"code":-32603,"message":"internal error"}"#.to_vec());
+    bytes.push(b'\n');
+    write(out, status, "application/json", extra, &bytes, f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_carry_length_and_close() {
+        let mut out = Vec::new();
+        let f = Framing {
+            close: true,
+            head: false,
+        };
+        write(&mut out, 200, "text/plain", "", b"ok\n", f);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("Content-Length: 3\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\nok\n"));
+    }
+
+    #[test]
+    fn errors_map_to_statuses_with_the_rpc_error_body() {
+        let mut out = Vec::new();
+        let f = Framing {
+            close: false,
+            head: false,
+        };
+        write_error(&mut out, &RpcError::no_job("x"), "", f);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(text.ends_with("{\"code\":-32000,\"message\":\"no such job: x\"}\n"));
+        assert_eq!(status_of(ErrorCode::Conflict), 409);
+        assert_eq!(status_of(ErrorCode::Overloaded), 503);
+    }
+}

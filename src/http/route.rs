@@ -1,0 +1,409 @@
+//! Answering HTTP requests on a request worker: parse, authorize, route
+//! to a JSON-RPC method, respond.
+//!
+//! | route | method |
+//! |---|---|
+//! | `GET /healthz` | 200 `ok` / 503 `degraded` (no auth) |
+//! | `GET /` | the status page |
+//! | `GET /metrics` | Prometheus text ([`super::metrics`]) |
+//! | `GET /status` | `status` |
+//! | `GET /jobs`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
+//! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
+//! | `GET /runs?job=&state=&limit=`, `GET /runs/ID` | `runs.list`, `runs.get` |
+//! | `POST /reload` | `reload` |
+//!
+//! `HEAD` is accepted wherever `GET` is. A known path with another method
+//! is 405 with `Allow`; an unknown path is 404.
+
+use super::frame::{self, MAX_HEADERS};
+use super::response::{self, Framing};
+use crate::daemon::counters::bump;
+use crate::daemon::Shared;
+use crate::methods::auth::{self, HttpAuth};
+use crate::methods::{self, Outcome};
+use crate::protocol::rpc::{Params, Request};
+use crate::protocol::{ErrorCode, RpcError};
+use crate::requests::{
+    finish_batch, flush_bytes, BatchAnswer, ConnBatch, ReplyTo, Segment, MAX_NESTING,
+};
+use serde_json::{Map, Value};
+
+/// Sent with every 401, so that a browser asks for the token once (as the
+/// password of Basic auth) and sends it with every later request.
+const CHALLENGE: &str = "WWW-Authenticate: Basic realm=\"tickd\"\r\n";
+
+/// One parsed request, borrowing from the batch.
+struct HttpRequest<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    authorization: Option<&'a [u8]>,
+    body: &'a [u8],
+}
+
+/// Where a request goes.
+enum Target {
+    Healthz,
+    Page,
+    Metrics,
+    Call {
+        method: &'static str,
+        params: Map<String, Value>,
+        ok: u16,
+    },
+}
+
+/// A request that reaches no handler: its status, error and extra headers.
+struct Refusal(u16, RpcError, &'static str);
+
+/// Answers every request of an HTTP batch, in order.
+pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+    let mut segments = Vec::new();
+    let mut out = Vec::with_capacity(512);
+    let mut rest = &batch.data[..];
+    let mut answered = 0u64;
+    // A request that passed the token check lifts the connection's
+    // pre-auth idle timeout.
+    let mut authed = batch.authed;
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        // The loop framed these bytes, so parsing cannot fail; if it does
+        // anyway, the connection cannot be trusted further.
+        let head = match parsed.parse(rest) {
+            Ok(httparse::Status::Complete(n)) => n,
+            _ => {
+                malformed(shared, &mut out, &mut segments);
+                break;
+            }
+        };
+        let body_len = frame::body_len(parsed.headers).unwrap_or(usize::MAX);
+        let Some(body) = rest.get(head..head.saturating_add(body_len)) else {
+            malformed(shared, &mut out, &mut segments);
+            break;
+        };
+        rest = &rest[head + body.len()..];
+        answered += 1;
+        let framing = Framing {
+            close: wants_close(parsed.version.unwrap_or(1), parsed.headers),
+            head: parsed.method == Some("HEAD"),
+        };
+        let target = parsed.path.unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let req = HttpRequest {
+            method: parsed.method.unwrap_or("GET"),
+            path,
+            query,
+            authorization: parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                .map(|h| h.value),
+            body,
+        };
+        authed |= answer_one(shared, &req, framing, &mut out, &mut segments);
+        if framing.close {
+            // Whatever follows on this connection is not answered.
+            flush_bytes(&mut segments, &mut out);
+            segments.push(Segment::Close { why: None });
+            break;
+        }
+    }
+    finish_batch(shared, &batch, segments, out, answered, authed)
+}
+
+/// Answers 400 and ends the connection: bytes the loop framed did not parse.
+fn malformed(shared: &Shared, out: &mut Vec<u8>, segments: &mut Vec<Segment>) {
+    bump(&shared.board.clients.http_malformed);
+    let err = RpcError::new(ErrorCode::InvalidRequest, "bad request: malformed HTTP");
+    let f = Framing {
+        close: true,
+        head: false,
+    };
+    response::write_error(out, &err, "", f);
+    flush_bytes(segments, out);
+    segments.push(Segment::Close {
+        why: Some("malformed HTTP request".into()),
+    });
+}
+
+/// HTTP/1.1 keeps the connection unless told `close`; HTTP/1.0 closes
+/// unless told `keep-alive`.
+fn wants_close(version: u8, headers: &[httparse::Header<'_>]) -> bool {
+    let connection = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    let has = |token: &str| {
+        connection.is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    if version == 0 {
+        !has("keep-alive")
+    } else {
+        has("close")
+    }
+}
+
+/// Answers one request into `out` (or a segment, for commands and
+/// delayed refusals). Returns whether it passed the token check.
+fn answer_one(
+    shared: &Shared,
+    req: &HttpRequest<'_>,
+    f: Framing,
+    out: &mut Vec<u8>,
+    segments: &mut Vec<Segment>,
+) -> bool {
+    let mut authorized = false;
+    if req.path != "/healthz" {
+        match auth::check_http(shared, req.authorization) {
+            HttpAuth::Allowed => authorized = true,
+            HttpAuth::Missing => {
+                let err = RpcError::new(
+                    ErrorCode::NotAuthenticated,
+                    "not authenticated: send Authorization: Bearer TOKEN",
+                );
+                response::write_error(out, &err, CHALLENGE, f);
+                return false;
+            }
+            HttpAuth::Wrong => {
+                flush_bytes(segments, out);
+                let err = RpcError::new(ErrorCode::NotAuthenticated, "wrong token");
+                let mut answer = Vec::new();
+                response::write_error(&mut answer, &err, CHALLENGE, f);
+                segments.push(Segment::Delayed(answer));
+                return false;
+            }
+        }
+    }
+    let target = match resolve(shared, req) {
+        Ok(t) => t,
+        Err(Refusal(status, err, extra)) => {
+            response::write_error_status(out, status, &err, extra, f);
+            return authorized;
+        }
+    };
+    match target {
+        Target::Healthz => {
+            let health = shared.board.health();
+            let status = if health == "ok" { 200 } else { 503 };
+            response::write(
+                out,
+                status,
+                "text/plain; charset=utf-8",
+                "",
+                health.as_bytes(),
+                f,
+            );
+        }
+        Target::Page => response::write(
+            out,
+            200,
+            "text/html; charset=utf-8",
+            "",
+            super::STATUS_PAGE.as_bytes(),
+            f,
+        ),
+        Target::Metrics => {
+            let text = super::metrics::render(shared);
+            response::write(
+                out,
+                200,
+                super::metrics::CONTENT_TYPE,
+                "",
+                text.as_bytes(),
+                f,
+            );
+        }
+        Target::Call { method, params, ok } => {
+            let request = Request {
+                id: Value::Null,
+                method: method.to_string(),
+                params: Params(params),
+            };
+            match methods::handle(shared, &request) {
+                Outcome::Answer(Ok(v)) => response::write_json(out, ok, &v, f),
+                Outcome::Encoded(Ok(raw)) => response::write_json(out, ok, &raw, f),
+                Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
+                    response::write_error(out, &e, "", f)
+                }
+                Outcome::Command(cmd) => {
+                    flush_bytes(segments, out);
+                    segments.push(Segment::Command {
+                        to: ReplyTo::Http { ok, framing: f },
+                        cmd,
+                    });
+                }
+            }
+        }
+    }
+    authorized
+}
+
+/// Maps method and path to a target.
+fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
+    let parts: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    let get = |t: Target| allow(req.method, &["GET", "HEAD"], t);
+    let post = |t: Target| allow(req.method, &["POST"], t);
+    let call = |method: &'static str, params: Map<String, Value>, ok: u16| Target::Call {
+        method,
+        params,
+        ok,
+    };
+    match parts.as_slice() {
+        [""] => get(Target::Page),
+        ["healthz"] => get(Target::Healthz),
+        ["metrics"] => get(Target::Metrics),
+        ["status"] => get(call("status", Map::new(), 200)),
+        ["jobs"] => get(call("jobs.list", Map::new(), 200)),
+        ["jobs", name] => get(call("jobs.get", named("name", name)?, 200)),
+        ["jobs", name, "run"] => {
+            allow(req.method, &["POST"], ())?;
+            let mut params = named("name", name)?;
+            if let Some(args) = body_json(shared, req.body)? {
+                params.insert("args".into(), args);
+            }
+            Ok(call("jobs.run", params, 202))
+        }
+        ["jobs", name, "pause"] => post(call("jobs.pause", named("name", name)?, 200)),
+        ["jobs", name, "resume"] => post(call("jobs.resume", named("name", name)?, 200)),
+        ["runs"] => get(call("runs.list", query_params(req.query)?, 200)),
+        ["runs", id] => get(call("runs.get", named("run_id", id)?, 200)),
+        ["reload"] => post(call("reload", Map::new(), 200)),
+        _ => Err(Refusal(
+            404,
+            RpcError::new(ErrorCode::NotFound, format!("no such path: {}", req.path)),
+            "",
+        )),
+    }
+}
+
+/// Passes `t` if `method` is one of `allowed`, else 405 with `Allow`.
+fn allow<T>(method: &str, allowed: &[&str], t: T) -> Result<T, Refusal> {
+    if allowed.contains(&method) {
+        return Ok(t);
+    }
+    let extra = if allowed.contains(&"GET") {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        "Allow: POST\r\n"
+    };
+    Err(Refusal(
+        405,
+        RpcError::new(
+            ErrorCode::MethodNotFound,
+            format!("method {method} not allowed here"),
+        ),
+        extra,
+    ))
+}
+
+/// A one-parameter map from a (percent-decoded) path segment.
+fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
+    let mut m = Map::new();
+    m.insert(key.into(), Value::String(decode(raw)?));
+    Ok(m)
+}
+
+/// `job=a&state=failed&limit=5` → params; numbers stay numbers.
+fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
+    let mut m = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode(k)?, decode(v)?);
+        let value = match v.parse::<u64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => Value::String(v),
+        };
+        m.insert(k, value);
+    }
+    Ok(m)
+}
+
+/// Percent-decoding (and `+` as space) of a path segment or query part.
+fn decode(raw: &str) -> Result<String, Refusal> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad_request("bad percent-encoding in the URL"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad_request("the URL is not UTF-8"))
+}
+
+/// The JSON body of a request, `None` when empty.
+fn body_json(shared: &Shared, body: &[u8]) -> Result<Option<Value>, Refusal> {
+    if body.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    if body.len() > MAX_NESTING && crate::protocol::rpc::nesting_exceeds(body, MAX_NESTING) {
+        return Err(Refusal(400, crate::requests::too_deep(shared), ""));
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        Refusal(
+            400,
+            RpcError::new(ErrorCode::Parse, format!("parse error in the body: {e}")),
+            "",
+        )
+    })
+}
+
+fn bad_request(message: &str) -> Refusal {
+    Refusal(
+        400,
+        RpcError::new(ErrorCode::InvalidRequest, format!("bad request: {message}")),
+        "",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_header_and_version_decide_keep_alive() {
+        let close = [httparse::Header {
+            name: "Connection",
+            value: b"Close",
+        }];
+        let keep = [httparse::Header {
+            name: "connection",
+            value: b"keep-alive",
+        }];
+        assert!(!wants_close(1, &[]));
+        assert!(wants_close(1, &close));
+        assert!(wants_close(0, &[]));
+        assert!(!wants_close(0, &keep));
+    }
+
+    #[test]
+    fn queries_decode_and_keep_numbers() {
+        let m = query_params("job=a%2Db&state=failed&limit=5")
+            .ok()
+            .expect("parses");
+        assert_eq!(m["job"], Value::from("a-b"));
+        assert_eq!(m["limit"], Value::from(5));
+        assert!(decode("%zz").is_err());
+    }
+}

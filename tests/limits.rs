@@ -1,0 +1,198 @@
+//! Client limits through the real binary, each with its error and its
+//! counter: a connection flood past max_connections, a client that never
+//! reads, huge lines, deep nesting, idle timeouts, and 1,000 idle
+//! connections beside one busy client.
+
+mod util;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use util::{config, Client, Daemon, WAIT};
+
+fn clients_counter(d: &Daemon, name: &str) -> u64 {
+    d.client().ok("status", json!({}))["clients"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("status.clients.{name} missing"))
+}
+
+#[test]
+fn a_flood_past_max_connections_is_refused_one_line_each() {
+    let d = Daemon::start(&config("max_connections = 20", ""));
+    let mut kept: Vec<Client> = (0..20).map(|_| d.client()).collect();
+    for c in &mut kept {
+        assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    }
+    for _ in 0..30 {
+        let mut extra = d.client();
+        let line = extra.read_json();
+        assert_eq!(line["error"]["code"], json!(-32002), "{line}");
+        assert!(extra.is_closed(), "refused connection left open");
+    }
+    // Everyone admitted before the flood is still served.
+    for c in &mut kept {
+        assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    }
+    let status = kept[0].ok("status", json!({}));
+    assert_eq!(status["clients"]["connections_refused"], json!(30));
+    assert_eq!(status["connections"], json!(20));
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
+    let d = Daemon::start(&config(
+        "max_output_bytes = 65536",
+        r#"
+[[jobs]]
+name = "a"
+kind = "exec"
+command = ["true"]
+"#,
+    ));
+    let mut hog = TcpStream::connect(d.addr).expect("connect");
+    hog.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let line = b"{\"method\":\"jobs.list\"}\n".repeat(1000);
+    // Write until the daemon drops us (a write error) or a bound is hit.
+    let mut written = 0usize;
+    while written < 512 << 20 {
+        match hog.write(&line) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    let mut other = d.client();
+    assert_eq!(other.ok("ping", json!({})), json!("pong"));
+    util::poll_until("the hog to be dropped", || {
+        (clients_counter(&d, "output_dropped") == 1).then_some(())
+    });
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .expect("proc status")
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .expect("VmHWM");
+    eprintln!("hog wrote {written} bytes; daemon peak RSS {rss} kB");
+    assert!(rss < 128 * 1024, "daemon peak RSS {rss} kB");
+}
+
+#[test]
+fn a_huge_line_closes_only_its_connection() {
+    let d = Daemon::start(&config("max_line_bytes = 1024", ""));
+    let mut bystander = d.client();
+    let mut big = d.client();
+    // 8 MiB with no newline: refused once it passes the limit.
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..8 {
+        if big.reader.get_mut().write_all(&chunk).is_err() {
+            break; // already closed by the daemon
+        }
+    }
+    let r = big.read_json();
+    assert_eq!(r["error"]["code"], json!(-32600));
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("max_line_bytes"));
+    assert!(big.is_closed());
+    assert_eq!(bystander.ok("ping", json!({})), json!("pong"));
+    assert_eq!(clients_counter(&d, "lines_too_long"), 1);
+}
+
+#[test]
+fn deep_nesting_is_refused_and_the_connection_stays() {
+    let d = Daemon::start(&config("max_line_bytes = 1048576", ""));
+    let mut c = d.client();
+    for depth in [65, 100_000] {
+        let line = format!(
+            "{{\"id\":1,\"method\":\"ping\",\"params\":{{\"x\":{}{}}}}}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        c.send_raw(line.as_bytes());
+        let r = c.read_json();
+        assert_eq!(r["error"]["code"], json!(-32600), "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("nested deeper than 64"),
+            "{r}"
+        );
+    }
+    // 64 levels are fine (the ping refuses the unknown param, after decoding).
+    let ok = format!(
+        "{{\"id\":2,\"method\":\"ping\",\"params\":{{\"x\":{}{}}}}}\n",
+        "[".repeat(62),
+        "]".repeat(62)
+    );
+    c.send_raw(ok.as_bytes());
+    assert_eq!(c.read_json()["error"]["code"], json!(-32602));
+    assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    assert_eq!(clients_counter(&d, "nesting_too_deep"), 2);
+}
+
+#[test]
+fn idle_connections_are_closed_and_counted() {
+    let d = Daemon::start(&config("idle_timeout = \"200ms\"", ""));
+    let mut idle = TcpStream::connect(d.addr).expect("connect");
+    idle.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).expect("EOF, not an error"), 0);
+    util::poll_until("idle_closed to count", || {
+        (clients_counter(&d, "idle_closed") >= 1).then_some(())
+    });
+}
+
+#[test]
+fn unauthenticated_connections_get_the_shorter_idle_timeout() {
+    // idle_timeout off, auth on: a stranger is still closed (after the
+    // pre-auth idle timeout), an authenticated client is not.
+    let d = Daemon::start(&config("idle_timeout = \"0s\"\nauth_token = \"t\"", ""));
+    let mut member = d.client();
+    member.ok("auth", json!({"token": "t"}));
+    let mut stranger = TcpStream::connect(d.addr).expect("connect");
+    stranger.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 16];
+    assert_eq!(stranger.read(&mut buf).expect("EOF"), 0);
+    assert_eq!(member.ok("ping", json!({})), json!("pong"));
+    assert_eq!(
+        member.ok("status", json!({}))["clients"]["idle_closed"],
+        json!(1)
+    );
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_starve_an_active_client() {
+    let d = Daemon::start(&config("max_connections = 1100", ""));
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(d.addr).expect("connect idle"))
+        .collect();
+    util::poll_until("1000 idle connections to be admitted", || {
+        let s = d.client().ok("status", json!({}));
+        (s["connections"].as_u64() >= Some(1001)).then_some(())
+    });
+    let mut active = d.client();
+    let mut latencies = Vec::with_capacity(2000);
+    for i in 0..2000u64 {
+        let start = Instant::now();
+        let r: Value = active.call("ping", json!({}));
+        latencies.push(start.elapsed());
+        assert_eq!(r["result"], json!("pong"), "ping {i}");
+    }
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    eprintln!(
+        "1000 idle connections + 1 active: 2000 pings, p50 {:?}, p99 {:?}, max {:?}",
+        pct(50),
+        pct(99),
+        latencies[latencies.len() - 1]
+    );
+    assert_eq!(latencies.len(), 2000);
+    drop(idle);
+}
