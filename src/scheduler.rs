@@ -10,10 +10,31 @@
 //! `jitter` delays the timer (not the due time): a run fires somewhere in
 //! `due .. due + jitter`, while its `scheduled_at` and the next due time stay
 //! on the schedule's grid, so jitter never accumulates into drift.
+//!
+//! ## Wall-clock jumps
+//!
+//! A deadline on the wheel is monotonic, so it goes stale when the wall
+//! clock is stepped (`date -s`, an NTP step, a VM resumed, a suspend). On
+//! every wake-up [`Scheduler::check_clock`] compares how far wall time and
+//! monotonic time moved since the last check; when they disagree by more
+//! than [`JUMP_THRESHOLD`], every schedule is re-armed:
+//! - `every` (an interval, so monotonic in spirit): re-armed for its next
+//!   grid point after the new wall time, at most one interval away: no
+//!   burst of the slots jumped over, no stall as long as the jump back;
+//! - `cron` (names wall-clock times): re-armed for its next match after
+//!   the new wall time, so it fires at the wall time it names (never early
+//!   after a jump back, never an hour late after a jump forward); a due time
+//!   that a forward jump passed fires once, at once (the slot did come due),
+//!   and the slots after it are skipped. After a jump back across a slot
+//!   that already fired, that slot comes due again.
+//!
+//! While a cron schedule is armed the loop wakes at least every
+//! [`WALL_CHECK`] to look, since its own deadline may be hours away.
 
 use crate::schedule::Schedule;
 use crate::time::{self, Timestamp};
 use crate::timer::{Clock, TimerKey, TimerWheel};
+use chrono::TimeDelta;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -35,15 +56,41 @@ pub enum Fired {
     Retry(u64),
 }
 
+/// A wall-clock step at least this large re-arms every schedule.
+pub const JUMP_THRESHOLD: Duration = Duration::from_secs(1);
+/// While a cron schedule is armed, the loop checks the wall clock at least
+/// this often.
+pub const WALL_CHECK: Duration = Duration::from_secs(60);
+
+/// One job's armed schedule.
+struct Armed {
+    key: TimerKey,
+    /// The due time it is armed for.
+    at: Timestamp,
+    schedule: Schedule,
+    jitter: Duration,
+}
+
+/// A wall-clock jump [`Scheduler::check_clock`] noticed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockJump {
+    /// How far the wall clock moved beyond monotonic time (negative: back).
+    pub skew: TimeDelta,
+    /// Each re-armed job and its new due time.
+    pub rearmed: Vec<(String, Timestamp)>,
+}
+
 /// The armed schedules of all jobs, and pending retries.
 pub struct Scheduler {
     wheel: TimerWheel<Fired>,
     clock: Clock,
-    armed: HashMap<String, TimerKey>,
+    armed: HashMap<String, Armed>,
     retries: HashMap<u64, TimerKey>,
     next_token: u64,
     fired: Vec<(TimerKey, Fired)>,
     rng: SplitMix64,
+    /// Wall and monotonic time at the last clock check.
+    reference: (Timestamp, Instant),
 }
 
 impl Default for Scheduler {
@@ -63,6 +110,7 @@ impl Scheduler {
             next_token: 1,
             fired: Vec::new(),
             rng: SplitMix64::seeded(),
+            reference: (time::now(), Instant::now()),
         }
     }
 
@@ -76,18 +124,85 @@ impl Scheduler {
         after: Timestamp,
         jitter: Duration,
     ) -> Option<Timestamp> {
+        self.arm_at(job, schedule, after, jitter, (time::now(), Instant::now()))
+    }
+
+    /// [`Scheduler::arm`] with the current wall and monotonic time given
+    /// (deterministic, for tests).
+    pub fn arm_at(
+        &mut self,
+        job: &str,
+        schedule: &Schedule,
+        after: Timestamp,
+        jitter: Duration,
+        now: (Timestamp, Instant),
+    ) -> Option<Timestamp> {
         self.disarm(job);
         let at = schedule.next_after(after)?;
-        let wait = (at - time::now()).to_std().unwrap_or(Duration::ZERO);
+        self.insert_schedule(job, schedule.clone(), at, jitter, now);
+        Some(at)
+    }
+
+    /// Puts `job`'s timer on the wheel for due time `at`, as seen at `now`.
+    fn insert_schedule(
+        &mut self,
+        job: &str,
+        schedule: Schedule,
+        at: Timestamp,
+        jitter: Duration,
+        (wall, mono): (Timestamp, Instant),
+    ) {
+        let wait = (at - wall).to_std().unwrap_or(Duration::ZERO);
         let delay = self.rng.below(jitter);
-        let deadline = self.clock.deadline_tick(Instant::now() + wait + delay);
+        let deadline = self.clock.deadline_tick(mono + wait + delay);
         let due = Due {
             job: job.to_string(),
             at,
         };
         let key = self.wheel.insert(deadline, Fired::Schedule(due));
-        self.armed.insert(job.to_string(), key);
-        Some(at)
+        let armed = Armed {
+            key,
+            at,
+            schedule,
+            jitter,
+        };
+        self.armed.insert(job.to_string(), armed);
+    }
+
+    /// Compares how far wall and monotonic time moved since the last check
+    /// and, after a jump of at least [`JUMP_THRESHOLD`], re-arms every
+    /// schedule (see the module docs). Cheap: call it on every wake-up.
+    pub fn check_clock(&mut self, now: (Timestamp, Instant)) -> Option<ClockJump> {
+        let (wall, mono) = now;
+        let (ref_wall, ref_mono) = self.reference;
+        self.reference = now;
+        let mono_elapsed =
+            TimeDelta::from_std(mono.saturating_duration_since(ref_mono)).unwrap_or(TimeDelta::MAX);
+        let skew = (wall - ref_wall) - mono_elapsed;
+        let threshold = TimeDelta::from_std(JUMP_THRESHOLD).unwrap_or(TimeDelta::MAX);
+        if skew.abs() < threshold {
+            return None;
+        }
+        let mut jobs: Vec<String> = self.armed.keys().cloned().collect();
+        jobs.sort_unstable();
+        let mut rearmed = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(old) = self.armed.remove(&job) else {
+                continue;
+            };
+            self.wheel.cancel(old.key);
+            let at = match &old.schedule {
+                // A cron slot a forward jump passed fires once, now.
+                Schedule::Cron { .. } if old.at <= wall => Some(old.at),
+                // Otherwise: the next due time after the new wall time.
+                _ => old.schedule.next_after(wall),
+            };
+            if let Some(at) = at {
+                self.insert_schedule(&job, old.schedule, at, old.jitter, now);
+                rearmed.push((job, at));
+            }
+        }
+        Some(ClockJump { skew, rearmed })
     }
 
     /// Arms a one-shot retry timer `delay` from now; returns its token.
@@ -102,24 +217,33 @@ impl Scheduler {
 
     /// Cancels `job`'s timer, if any.
     pub fn disarm(&mut self, job: &str) {
-        if let Some(key) = self.armed.remove(job) {
-            self.wheel.cancel(key);
+        if let Some(armed) = self.armed.remove(job) {
+            self.wheel.cancel(armed.key);
         }
     }
 
     /// Cancels every timer, schedules and retries (shutdown).
     pub fn clear(&mut self) {
-        let schedules = self.armed.drain().map(|(_, key)| key);
+        let schedules = self.armed.drain().map(|(_, armed)| armed.key);
         for key in schedules.chain(self.retries.drain().map(|(_, key)| key)) {
             self.wheel.cancel(key);
         }
     }
 
-    /// When the loop must wake up next for timers (None: nothing armed).
+    /// When the loop must wake up next for timers (None: nothing armed);
+    /// with a cron schedule armed, no later than [`WALL_CHECK`] after the
+    /// last clock check.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        self.wheel
+        let timer = self
+            .wheel
             .next_deadline()
-            .and_then(|tick| self.clock.instant_of(tick))
+            .and_then(|tick| self.clock.instant_of(tick));
+        let has_cron = self
+            .armed
+            .values()
+            .any(|a| matches!(a.schedule, Schedule::Cron { .. }));
+        let check = has_cron.then(|| self.reference.1 + WALL_CHECK);
+        [timer, check].into_iter().flatten().min()
     }
 
     /// Takes every timer due at `now`, in deadline order.
@@ -131,7 +255,7 @@ impl Scheduler {
         for (key, fired) in self.fired.drain(..) {
             match &fired {
                 Fired::Schedule(d) => {
-                    if self.armed.get(&d.job) == Some(&key) {
+                    if self.armed.get(&d.job).is_some_and(|a| a.key == key) {
                         self.armed.remove(&d.job);
                     }
                 }
@@ -226,6 +350,147 @@ mod tests {
             .expect("fired within due + jitter");
         assert!(fired_after + Duration::from_millis(50) >= until_due);
         assert!(fired_after <= until_due + Duration::from_secs(601));
+    }
+
+    fn utc(s: &str) -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("timestamp")
+            .with_timezone(&chrono::Utc)
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn utc_cron(expr: &str) -> Schedule {
+        crate::schedule::parse_cron(expr)
+            .expect("cron")
+            .in_zone(Some(chrono_tz::UTC))
+    }
+
+    fn hour() -> TimeDelta {
+        TimeDelta::hours(1)
+    }
+
+    /// A scheduler whose last clock check was at `now`.
+    fn scheduler_at(now: (Timestamp, Instant)) -> Scheduler {
+        let mut s = Scheduler::new();
+        s.clock = Clock::with_origin(now.1);
+        s.reference = now;
+        s
+    }
+
+    fn fired_jobs(s: &mut Scheduler, at: Instant) -> Vec<Timestamp> {
+        s.take_due(at)
+            .into_iter()
+            .filter_map(|f| match f {
+                Fired::Schedule(d) => Some(d.at),
+                Fired::Retry(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drift_below_the_threshold_is_not_a_jump() {
+        let (w0, m0) = (utc("2026-01-01T00:00:00Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let every = parse_every("10s").expect("every");
+        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
+        let slewed = w0 + TimeDelta::seconds(60) + TimeDelta::milliseconds(30);
+        assert_eq!(s.check_clock((slewed, m0 + secs(60))), None);
+    }
+
+    #[test]
+    fn every_after_a_jump_back_fires_within_one_interval_not_an_hour_later() {
+        let (w0, m0) = (utc("2026-01-01T00:00:05Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let every = parse_every("10s").expect("every");
+        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
+        // One second later the wall clock is stepped back an hour.
+        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
+        let jump = s.check_clock(now).expect("a jump");
+        assert_eq!(jump.skew, -hour());
+        let due = utc("2025-12-31T23:00:10Z");
+        assert_eq!(jump.rearmed, vec![("j".to_string(), due)]);
+        // Due 4 s later in the new wall time: fires then, not in an hour.
+        assert!(fired_jobs(&mut s, m0 + secs(4)).is_empty());
+        assert_eq!(fired_jobs(&mut s, m0 + secs(5)), vec![due]);
+    }
+
+    #[test]
+    fn every_after_a_jump_forward_fires_once_not_a_burst() {
+        let (w0, m0) = (utc("2026-01-01T00:00:05Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let every = parse_every("10s").expect("every");
+        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
+        let now = (w0 + TimeDelta::seconds(1) + hour(), m0 + secs(1));
+        let jump = s.check_clock(now).expect("a jump");
+        assert_eq!(jump.skew, hour());
+        let due = utc("2026-01-01T01:00:10Z");
+        assert_eq!(jump.rearmed, vec![("j".to_string(), due)]);
+        // The 360 slots jumped over are not fired; the next one is.
+        assert!(fired_jobs(&mut s, m0 + secs(3)).is_empty());
+        assert_eq!(fired_jobs(&mut s, m0 + secs(5)), vec![due]);
+    }
+
+    #[test]
+    fn cron_follows_the_wall_clock_back_and_does_not_fire_early() {
+        let cron = utc_cron("0 0 3 * * *");
+        let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let at = s
+            .arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0))
+            .expect("armed");
+        assert_eq!(at, utc("2026-01-01T03:00:00Z"));
+        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
+        let jump = s.check_clock(now).expect("a jump");
+        assert_eq!(jump.rearmed, vec![("nightly".to_string(), at)]);
+        // Where it was armed to fire (60 s on), it is now 01:59:59 wall.
+        assert!(fired_jobs(&mut s, m0 + secs(61)).is_empty());
+        assert_eq!(fired_jobs(&mut s, m0 + secs(3660)), vec![at]);
+    }
+
+    #[test]
+    fn sub_minute_cron_after_a_jump_back_does_not_stall() {
+        let cron = utc_cron("*/10 * * * * *");
+        let (w0, m0) = (utc("2026-01-01T02:59:55Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        s.arm_at("often", &cron, w0, Duration::ZERO, (w0, m0));
+        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
+        let jump = s.check_clock(now).expect("a jump");
+        let due = utc("2026-01-01T02:00:00Z");
+        assert_eq!(jump.rearmed, vec![("often".to_string(), due)]);
+        assert_eq!(fired_jobs(&mut s, m0 + secs(5)), vec![due]);
+    }
+
+    #[test]
+    fn cron_slot_jumped_over_fires_once_at_once() {
+        let cron = utc_cron("0 0 3 * * *");
+        let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let at = s
+            .arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0))
+            .expect("armed");
+        let now = (w0 + TimeDelta::seconds(1) + hour(), m0 + secs(1));
+        s.check_clock(now).expect("a jump");
+        assert_eq!(fired_jobs(&mut s, m0 + secs(1)), vec![at]);
+        assert!(s.is_empty(), "fired once; the daemon re-arms it");
+    }
+
+    #[test]
+    fn cron_keeps_the_loop_checking_the_wall_clock() {
+        let cron = utc_cron("0 0 3 * * *");
+        let (w0, m0) = (utc("2026-01-01T00:00:00Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        s.arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0));
+        assert_eq!(s.next_wakeup(), Some(m0 + WALL_CHECK));
+        let mut s = scheduler_at((w0, m0));
+        let every = parse_every("3h").expect("every");
+        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
+        // The wheel may wake early at its coarse levels; it does not need
+        // the minute check.
+        let wake = s.next_wakeup().expect("armed");
+        assert!(wake > m0 + WALL_CHECK * 10, "{:?}", wake - m0);
     }
 
     #[test]

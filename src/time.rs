@@ -9,9 +9,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// A point in wall-clock time, UTC.
 pub type Timestamp = DateTime<Utc>;
 
-/// The current wall-clock time.
+/// The current wall-clock time (see [`crate::timer::wall_now`]).
 pub fn now() -> Timestamp {
-    Utc::now()
+    crate::timer::wall_now()
 }
 
 /// Formats a timestamp the way the protocol promises: `2026-11-23T09:20:00.123Z`.

@@ -492,9 +492,31 @@ impl Daemon {
         Ok(())
     }
 
+    /// Re-arms the schedules after a wall-clock jump (see
+    /// [`crate::scheduler`]) and updates each job's `next_run`.
+    fn check_clock(&mut self, now: Instant) {
+        let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
+            return;
+        };
+        let ms = jump.skew.num_milliseconds();
+        let direction = if ms < 0 { "back" } else { "forward" };
+        log::warn!(
+            "wall clock jumped {direction} by {} ms; {} schedule(s) re-armed",
+            ms.unsigned_abs(),
+            jump.rearmed.len()
+        );
+        let mut core = self.shared.core.lock();
+        for (job, at) in jump.rearmed {
+            if let Some(entry) = core.job_mut(&job) {
+                entry.next_run = Some(at);
+            }
+        }
+    }
+
     /// Starts the runs whose schedule is due at `now`, re-arming each
     /// schedule from its due time so that run time never shifts the next one.
     pub(super) fn fire_due(&mut self, now: Instant) {
+        self.check_clock(now);
         for fired in self.scheduler.take_due(now) {
             let due = match fired {
                 Fired::Schedule(due) => due,

@@ -12,7 +12,8 @@
 
 pub mod counters;
 pub mod dispatch;
-mod persist;
+pub mod faults;
+pub mod persist;
 mod reload;
 pub mod task;
 
@@ -95,6 +96,8 @@ pub struct Board {
     pub clients: counters::ClientCounters,
     /// The token TCP clients must present (`daemon.auth_token`, reloadable).
     pub auth: RwLock<Option<crate::config::AuthToken>>,
+    /// How `state_dir` writes are going.
+    pub state: persist::StateHealth,
 }
 
 impl Board {
@@ -309,7 +312,9 @@ impl Daemon {
             request_pool: OnceLock::new(),
             clients: counters::ClientCounters::default(),
             auth: RwLock::new(config.daemon.auth_token.clone()),
+            state: persist::StateHealth::default(),
         };
+        faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
@@ -396,7 +401,13 @@ impl Daemon {
 
     /// The earliest instant at which [`Daemon::on_timers`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let timer = self.scheduler.next_wakeup();
+        let timer = [
+            self.scheduler.next_wakeup(),
+            self.shared.board.state.retry_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match self.phase {
             Phase::Draining {
                 grace_end,
@@ -433,6 +444,7 @@ impl Daemon {
     pub fn on_timers(&mut self, now: Instant) {
         crate::notify::loop_turned();
         self.fire_due(now);
+        self.retry_journal(now);
         if let Phase::Draining {
             grace_end,
             killed: false,
@@ -448,8 +460,9 @@ impl Daemon {
         }
     }
 
-    /// Starts the drain: no more schedules, queued runs cancelled, running
-    /// runs given `shutdown_grace`. A second call kills running runs now.
+    /// Starts the drain: no more schedules, queued runs cancelled (or, with
+    /// `state_dir`, kept queued for the restart), running runs given
+    /// `shutdown_grace`. A second call kills running runs now.
     pub fn begin_shutdown(&mut self) {
         match self.phase {
             Phase::Running => {
@@ -461,14 +474,26 @@ impl Daemon {
                 );
                 self.scheduler.clear();
                 let ids = self.shared.core.lock().unfinished_runs();
-                let mut cancelled = 0;
-                for id in ids {
-                    if self.cancel_if_queued(id, "daemon shutting down before the run started") {
-                        cancelled += 1;
+                if self.keeps_queued_runs() {
+                    // They are in the journal as queued: the next start
+                    // runs them under their ids. Workers leave them alone.
+                    let queued = ids.len().saturating_sub(self.running_count());
+                    if queued > 0 {
+                        log::warn!(
+                            "shutdown: {queued} queued run(s) kept in state_dir; they run after the restart"
+                        );
                     }
-                }
-                if cancelled > 0 {
-                    log::warn!("shutdown: {cancelled} queued run(s) cancelled");
+                } else {
+                    let mut cancelled = 0;
+                    for id in ids {
+                        if self.cancel_if_queued(id, "daemon shutting down before the run started")
+                        {
+                            cancelled += 1;
+                        }
+                    }
+                    if cancelled > 0 {
+                        log::warn!("shutdown: {cancelled} queued run(s) cancelled");
+                    }
                 }
                 self.phase = Phase::Draining {
                     grace_end: Instant::now() + grace,
@@ -489,9 +514,28 @@ impl Daemon {
         }
     }
 
-    /// True once no run is queued or running.
+    /// True once no run is running, nor queued unless queued runs are kept
+    /// for the restart (with `state_dir`).
     pub fn drained(&self) -> bool {
+        if self.keeps_queued_runs() {
+            return self.running_count() == 0;
+        }
         self.shared.core.lock().unfinished_runs().is_empty()
+    }
+
+    /// Whether a graceful stop keeps queued runs (in the journal) instead
+    /// of cancelling them: with `state_dir`, they run after the restart.
+    pub fn keeps_queued_runs(&self) -> bool {
+        self.shared.journal.is_some()
+    }
+
+    /// Runs in the `running` state.
+    fn running_count(&self) -> usize {
+        let core = self.shared.core.lock();
+        core.unfinished_runs()
+            .into_iter()
+            .filter(|id| core.run(*id).is_some_and(|r| r.state == RunState::Running))
+            .count()
     }
 
     /// Stops the pool; called once the loop is about to exit.

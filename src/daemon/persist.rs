@@ -29,7 +29,55 @@ use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long after a failed journal write the daemon tries again (by
+/// rewriting the journal from memory), for as long as writes fail.
+const WRITE_RETRY: Duration = Duration::from_secs(1);
+
+/// How the journal's writes are going, for `status` and for the retry.
+///
+/// A failed write (disk full, EIO) never stops the daemon: runs go on in
+/// memory, the error is logged and counted here, and every [`WRITE_RETRY`]
+/// the loop rewrites the journal from memory until that works, which also
+/// puts back every record the failed writes left out.
+#[derive(Debug, Default)]
+pub struct StateHealth {
+    /// Journal writes (appends, syncs, compactions) that failed since start.
+    write_errors: AtomicU64,
+    /// The last failure's message (kept after recovery, for the operator).
+    last_error: parking_lot::Mutex<Option<String>>,
+    /// While writes are failing: when to try again.
+    retry_at: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl StateHealth {
+    /// Counts a failed write and schedules a retry.
+    fn record(&self, message: String) {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(message);
+        self.retry_at
+            .lock()
+            .get_or_insert_with(|| Instant::now() + WRITE_RETRY);
+    }
+
+    /// When the loop should retry, while writes are failing.
+    pub fn retry_at(&self) -> Option<Instant> {
+        *self.retry_at.lock()
+    }
+
+    /// The `state` object of `status`.
+    pub fn to_json(&self, enabled: bool) -> Value {
+        serde_json::json!({
+            "enabled": enabled,
+            "writing": self.retry_at().is_none(),
+            "write_errors": self.write_errors.load(Ordering::Relaxed),
+            "last_write_error": *self.last_error.lock(),
+        })
+    }
+}
 
 /// How many missed due times are counted at most per job (a `every = "1s"`
 /// job down for a year would otherwise take a while to count).
@@ -68,11 +116,12 @@ impl Shared {
     ) {
         let record = Record::Run(RunRecord::from_run(run, args.cloned(), adhoc.cloned()));
         if let Err(e) = journal.lock().append(&record) {
-            log::error!(
-                "state_dir: could not record run {} of job {}: {e}",
+            let message = format!(
+                "could not record run {} of job {}: {e}",
                 run.id,
                 run.job.as_deref().unwrap_or("(submitted)")
             );
+            self.write_failed(message);
         }
     }
 
@@ -86,7 +135,7 @@ impl Shared {
             at,
         };
         if let Err(e) = journal.lock().append(&record) {
-            log::error!("state_dir: could not record the schedule of job {job}: {e}");
+            self.write_failed(format!("could not record the schedule of job {job}: {e}"));
         }
     }
 
@@ -95,9 +144,17 @@ impl Shared {
     pub fn sync_journal(&self) {
         if let Some(journal) = &self.journal {
             if let Err(e) = journal.lock().sync() {
-                log::error!("state_dir: could not sync the journal: {e}");
+                self.write_failed(format!("could not sync the journal: {e}"));
             }
         }
+    }
+
+    /// Logs and counts a failed journal write; the loop retries.
+    fn write_failed(&self, message: String) {
+        log::error!(
+            "state_dir: {message}; runs go on in memory, the journal is rewritten once writes work again"
+        );
+        self.board.state.record(message);
     }
 }
 
@@ -108,10 +165,28 @@ impl Daemon {
         let Some(journal) = &self.shared.journal else {
             return;
         };
+        let health = &self.shared.board.state;
+        if health.retry_at().is_some_and(|at| at > Instant::now()) {
+            // Writes are failing: wait for the retry instead of trying
+            // (and logging) on every finished run.
+            return;
+        }
         // Journal first, then core: a worker appending waits for the new
         // file, so nothing it records is lost with the old one.
         let mut store = journal.lock();
         if !store.needs_compaction() {
+            if health.retry_at().is_some() {
+                // What failed needs no rewrite (a directory sync): retry it.
+                let synced = store.sync();
+                drop(store);
+                *health.retry_at.lock() = None;
+                match synced {
+                    Ok(()) => log::warn!("state_dir: journal writes work again"),
+                    Err(e) => self
+                        .shared
+                        .write_failed(format!("could not sync the journal: {e}")),
+                }
+            }
             return;
         }
         let records: Vec<Record> = {
@@ -136,12 +211,33 @@ impl Daemon {
             records
         };
         let before = store.journal_len();
-        match store.compact(records) {
-            Ok(()) => log::info!(
-                "state_dir: journal compacted from {before} to {} bytes",
-                store.journal_len()
-            ),
-            Err(e) => log::error!("state_dir: journal compaction failed: {e}"),
+        let result = store.compact(records);
+        drop(store);
+        match result {
+            Ok(()) => {
+                log::info!("state_dir: journal compacted from {before} bytes");
+                if health.retry_at.lock().take().is_some() {
+                    log::warn!("state_dir: journal writes work again; the journal was rewritten from memory");
+                }
+            }
+            Err(e) => {
+                *health.retry_at.lock() = None;
+                self.shared
+                    .write_failed(format!("journal compaction failed: {e}"));
+            }
+        }
+    }
+
+    /// While journal writes are failing, retries them when it is time.
+    pub(super) fn retry_journal(&self, now: Instant) {
+        if self
+            .shared
+            .board
+            .state
+            .retry_at()
+            .is_some_and(|at| at <= now)
+        {
+            self.compact_journal_if_needed();
         }
     }
 

@@ -35,6 +35,12 @@ impl Task for RunTask {
     fn run(self) {
         let id = self.id;
         let name = self.def.name.as_str();
+        if self.shared.board.stopping() && self.shared.journal.is_some() {
+            // Shutting down with state_dir: the run stays queued in the
+            // journal and runs after the restart.
+            log::debug!("run {id} of job {name} left queued for the restart");
+            return;
+        }
         if !self.shared.core.lock().mark_running(id) {
             log::debug!("run {id} of job {name} was cancelled before it started");
             return;
@@ -42,6 +48,9 @@ impl Task for RunTask {
         log::debug!("run {id} of job {name} started");
         self.shared.journal_run(id, None, None);
         self.shared.publish_run_change(id);
+        // Fail point `run.mid_job`: `panic` (a job that panics while
+        // running) or `sleep(ms)` (a slow worker).
+        fail::fail_point!("run.mid_job");
         let shared = &self.shared;
         let ctx = RunContext {
             run_id: id,

@@ -106,6 +106,12 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         "debug.kill_worker" if shared.board.debug_hooks => {
             command(p.only(&[]).map(|()| Command::KillWorker))
         }
+        "debug.failpoint" if shared.board.debug_hooks => {
+            Outcome::Answer(crate::daemon::faults::debug_failpoint(p))
+        }
+        "debug.clock_jump" if shared.board.debug_hooks => {
+            Outcome::Answer(crate::daemon::faults::debug_clock_jump(p))
+        }
         other => Outcome::Answer(Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("method not found: {other}"),

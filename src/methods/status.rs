@@ -46,6 +46,7 @@ pub fn status(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
         "timers_armed": b.timers_armed.load(Ordering::Relaxed),
         "auth_required": b.auth.read().is_some(),
         "clients": b.clients.to_json(),
+        "state": b.state.to_json(shared.journal.is_some()),
         "config": {
             "path": info.path.display().to_string(),
             "generation": info.generation,

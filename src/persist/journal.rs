@@ -234,6 +234,9 @@ pub(super) struct Journal {
     dir_unsynced: bool,
     /// Why appends are refused until the next compaction, if they are.
     broken: Option<String>,
+    /// An append failed (and was undone): a record is missing from the
+    /// file until the next compaction writes the state from memory.
+    missed: bool,
 }
 
 impl Journal {
@@ -264,6 +267,7 @@ impl Journal {
             dirty: false,
             dir_unsynced: true,
             broken: None,
+            missed: false,
         })
     }
 
@@ -278,13 +282,30 @@ impl Journal {
         }
         self.frame.clear();
         encode_frame(&mut self.frame, record)?;
-        if let Err(e) = self.file.write_all(&self.frame) {
+        if let Err(e) = self.write_frame() {
             self.undo_partial_write();
+            // The record is only in memory now: the next compaction must
+            // rewrite the journal from memory to get it back.
+            self.missed = true;
             return Err(files::context(e, "append to", &self.path));
         }
         self.len += self.frame.len() as u64;
         self.dirty = true;
         Ok(())
+    }
+
+    /// The one `write` of an append (a fail point can make it fail with
+    /// ENOSPC, as a full disk does).
+    fn write_frame(&mut self) -> io::Result<()> {
+        fail::fail_point!("journal.append", |_| Err(disk_full()));
+        self.file.write_all(&self.frame)
+    }
+
+    /// The fdatasync of [`Journal::sync`] (a fail point can make it fail
+    /// with EIO).
+    fn sync_file(&self) -> io::Result<()> {
+        fail::fail_point!("journal.sync", |_| Err(io::Error::from_raw_os_error(5)));
+        self.file.sync_data()
     }
 
     /// Cuts off whatever part of a failed frame reached the file: a torn
@@ -307,7 +328,7 @@ impl Journal {
     /// refuses appends until a compaction rewrites the state from memory.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
-            if let Err(e) = self.file.sync_data() {
+            if let Err(e) = self.sync_file() {
                 let why = format!("fdatasync failed: {e}");
                 self.broken = Some(why);
                 return Err(files::context(e, "fdatasync", &self.path));
@@ -336,10 +357,18 @@ impl Journal {
         self.compacted_len
     }
 
-    /// True once appends are refused (see [`Journal::sync`]).
+    /// True once appends are refused (see [`Journal::sync`]), or a failed
+    /// append left a record out: either way only a compaction from memory
+    /// makes the file whole again.
     pub(super) fn is_broken(&self) -> bool {
-        self.broken.is_some()
+        self.broken.is_some() || self.missed
     }
+}
+
+/// The error a full disk gives, for the fail points.
+#[cfg(feature = "failpoints")]
+fn disk_full() -> io::Error {
+    io::Error::from_raw_os_error(28) // ENOSPC
 }
 
 /// Creates `path` afresh with the header and the frames of `records`,
@@ -367,6 +396,7 @@ fn write_new(
     let mut len = HEADER.len() as u64;
     let mut highest = 0;
     let write_err = |e| files::context(e, "write", path);
+    fail::fail_point!("journal.write_new", |_| Err(write_err(disk_full())));
     out.write_all(HEADER).map_err(write_err)?;
     let marker = Record::Forget { run_id: max_run_id };
     let mut write_one = |record: &Record| -> io::Result<()> {

@@ -61,6 +61,9 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         let id = task.id();
         guard.current = Some(id);
         ctx.counters.busy.fetch_add(1, Ordering::SeqCst);
+        // Fail point `<pool name>.die` (`tickd-worker.die`): with `panic`,
+        // the thread dies holding the task, outside `catch_unwind`.
+        fail::fail_point!(&format!("{}.die", ctx.name));
         let result = catch_unwind(AssertUnwindSafe(move || task.run()));
         ctx.counters.busy.fetch_sub(1, Ordering::SeqCst);
         guard.current = None;

@@ -30,6 +30,7 @@
 //! client that sends faster than it can be served gets a bounded share per
 //! turn and is revisited on the next turn, so it cannot starve the others.
 
+mod backoff;
 mod conn;
 pub mod listeners;
 mod stream;
@@ -165,6 +166,8 @@ pub struct Server {
     exit_at: Option<Instant>,
     /// Connections that called `subscribe` (slab key, serial).
     subscribers: Vec<(usize, u64)>,
+    /// Pauses accepting while the process is out of fds.
+    accept_backoff: backoff::AcceptBackoff,
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -232,6 +235,7 @@ impl Server {
             next_task: 0,
             exit_at: None,
             subscribers: Vec::new(),
+            accept_backoff: backoff::AcceptBackoff::default(),
         };
         if let Some(l) = server.listener.as_mut() {
             server
@@ -291,6 +295,10 @@ impl Server {
             }
             self.drain_loop_events();
             let now = Instant::now();
+            if self.accept_backoff.take_due(now) {
+                self.accept(ListenerKind::Tcp);
+                self.accept(ListenerKind::Unix);
+            }
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
@@ -319,10 +327,15 @@ impl Server {
             .idle
             .next_deadline()
             .and_then(|t| self.idle_clock.instant_of(t));
-        let deadline = [self.daemon.next_deadline(), idle, self.exit_at]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let deadline = [
+            self.daemon.next_deadline(),
+            idle,
+            self.exit_at,
+            self.accept_backoff.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(deadline.saturating_duration_since(Instant::now()))
     }
 
@@ -355,6 +368,7 @@ impl Server {
         if !self.daemon.drained() {
             return false;
         }
+        self.answer_kept_waiters();
         let exit_at = *self.exit_at.get_or_insert(now + FINAL_FLUSH);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -365,15 +379,43 @@ impl Server {
         self.conns.is_empty() || now >= exit_at
     }
 
+    /// At the end of a drain that keeps queued runs for the restart
+    /// (`state_dir`), a request waiting for one of them is answered with
+    /// the run as it stands (`queued`) instead of never.
+    fn answer_kept_waiters(&mut self) {
+        for (run_id, waiters) in std::mem::take(&mut self.waiters) {
+            let run = self
+                .daemon
+                .shared
+                .core
+                .lock()
+                .run(run_id)
+                .map(|r| r.to_json());
+            let Some(v) = run else {
+                continue;
+            };
+            for w in waiters {
+                let Some(conn) = self.live_conn(w.key, w.serial) else {
+                    continue;
+                };
+                conn.fill_waiting(w.seq, |out| w.to.write(out, Ok(&v)));
+                self.flush(w.key);
+            }
+        }
+    }
+
     /// Accepts every pending connection of one listener.
     fn accept(&mut self, kind: ListenerKind) {
         loop {
+            if self.accept_backoff.paused(Instant::now()) {
+                return;
+            }
             let accepted = match (kind, self.listener.as_ref(), self.unix.as_ref()) {
                 (ListenerKind::Tcp, Some(l), _) => {
-                    l.accept().map(|(s, peer)| (Stream::Tcp(s), Some(peer)))
+                    backoff::accept(|| l.accept()).map(|(s, peer)| (Stream::Tcp(s), Some(peer)))
                 }
                 (ListenerKind::Unix, _, Some(u)) => {
-                    u.listener.accept().map(|(s, _)| (Stream::Unix(s), None))
+                    backoff::accept(|| u.listener.accept()).map(|(s, _)| (Stream::Unix(s), None))
                 }
                 _ => return,
             };
@@ -382,9 +424,9 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: the listener stays; existing
-                    // clients are unaffected. Try again on the next event.
-                    log::warn!("accept failed: {e}");
+                    // EMFILE and friends: the listener stays, existing
+                    // clients are unaffected; accepting pauses briefly.
+                    self.accept_backoff.on_error(&e, Instant::now());
                     return;
                 }
             }

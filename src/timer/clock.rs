@@ -5,8 +5,30 @@
 //! early: a deadline is rounded *up* to the next whole tick, the current time
 //! is rounded *down*. So `now_tick() >= deadline_tick(d)` implies the instant
 //! `d` has really passed.
+//!
+//! It also holds tickd's one source of wall-clock time, [`wall_now`]: the
+//! system clock plus an offset that only the `debug.clock_jump` test hook
+//! moves, so tests can jump the wall clock the way `date -s` or an NTP step
+//! does, without root and without touching the machine's clock.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Milliseconds added to the system clock by [`jump_wall_clock`].
+static WALL_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The current wall-clock time (UTC), as the daemon sees it.
+pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
+    let offset = WALL_OFFSET_MS.load(Ordering::Relaxed);
+    chrono::Utc::now() + chrono::Duration::milliseconds(offset)
+}
+
+/// Test hook: moves the daemon's wall clock by `ms` (negative: back), as a
+/// clock step would; monotonic time is not affected. Returns the offset now
+/// in force.
+pub fn jump_wall_clock(ms: i64) -> i64 {
+    WALL_OFFSET_MS.fetch_add(ms, Ordering::Relaxed) + ms
+}
 
 /// Milliseconds since a fixed origin `Instant`, the wheel's time base.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

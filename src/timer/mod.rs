@@ -38,7 +38,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use clock::Clock;
+pub use clock::{jump_wall_clock, wall_now, Clock};
 pub use key::TimerKey;
 pub use wheel::TimerWheel;
 

@@ -92,6 +92,12 @@ impl Daemon {
 
     /// Like `start`, with extra environment variables for the daemon.
     pub fn start_with_env(config_text: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_limited(config_text, env, None)
+    }
+
+    /// Like `start_with_env`, with the daemon's open-file limit lowered to
+    /// `fd_limit` first (`sh -c 'ulimit -n N; exec tickd ...'`), if given.
+    pub fn start_limited(config_text: &str, env: &[(&str, &str)], fd_limit: Option<u32>) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("tickd.toml");
         std::fs::write(
@@ -99,11 +105,20 @@ impl Daemon {
             config_text.replace("$DIR", &dir.path().display().to_string()),
         )
         .expect("write config");
-        let mut cmd = Command::new(bin());
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG")
+        let mut cmd = match fd_limit {
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                let script = format!("ulimit -n {n} && exec \"$0\" run --config \"$1\"");
+                sh.arg("-c").arg(script).arg(bin()).arg(&config_path);
+                sh
+            }
+            None => {
+                let mut direct = Command::new(bin());
+                direct.arg("run").arg("--config").arg(&config_path);
+                direct
+            }
+        };
+        cmd.env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -237,7 +252,11 @@ pub struct Client {
 impl Client {
     /// Connects with a read timeout of [`WAIT`].
     pub fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).expect("connect");
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Wraps an already connected stream, with a read timeout of [`WAIT`].
+    pub fn from_stream(s: TcpStream) -> Client {
         s.set_read_timeout(Some(WAIT)).expect("timeout");
         Client {
             reader: BufReader::new(s),

@@ -1,0 +1,82 @@
+//! Fault injection for the reliability tests: fail points (the
+//! `failpoints` feature) and the wall-clock jump hook.
+//!
+//! tickd has `fail::fail_point!` sites where the OS or a bug can hurt it:
+//!
+//! | name | where | typical action |
+//! | --- | --- | --- |
+//! | `worker.die` | a job worker, holding a task, outside `catch_unwind` | `1*panic` |
+//! | `run.mid_job` | a run after it is marked running | `1*panic`, `sleep(500)` |
+//! | `journal.append` | the one `write` of a journal append | `return` (ENOSPC) |
+//! | `journal.sync` | the journal's fdatasync | `return` (EIO) |
+//! | `journal.write_new` | writing a compacted journal | `return` (ENOSPC) |
+//! | `server.accept` | the listener's `accept` | `return` (EMFILE) |
+//!
+//! They are configured by the `FAILPOINTS` env var at start
+//! (`name=actions;name=actions`, the `fail` crate's syntax) and, with
+//! `TICKD_DEBUG_HOOKS=1`, at run time by `debug.failpoint {name, actions}`
+//! (`actions = "off"` clears one). Without the feature the sites compile to
+//! nothing and both ways of configuring them say so.
+//!
+//! `debug.clock_jump {ms}` (TICKD_DEBUG_HOOKS=1, any build) moves the
+//! daemon's wall clock by `ms` (negative: back), as a clock step would.
+
+use crate::protocol::rpc::Params;
+use crate::protocol::RpcError;
+use serde_json::{json, Value};
+
+/// Configures the fail points named in `FAILPOINTS`; a bad entry is logged
+/// and skipped (the `fail` crate's own setup would panic on it).
+pub fn configure_from_env() {
+    let Ok(spec) = std::env::var("FAILPOINTS") else {
+        return;
+    };
+    for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, actions)) = entry.split_once('=') else {
+            log::warn!("FAILPOINTS: {entry:?} is not name=actions; ignored");
+            continue;
+        };
+        match set(name.trim(), actions.trim()) {
+            Ok(()) => log::warn!("fail point {name} set to {actions:?} (FAILPOINTS)"),
+            Err(e) => log::warn!("FAILPOINTS: {name}: {e}; ignored"),
+        }
+    }
+}
+
+/// `debug.failpoint {name, actions}` (only with TICKD_DEBUG_HOOKS=1).
+pub fn debug_failpoint(p: &Params) -> Result<Value, RpcError> {
+    p.only(&["name", "actions"])?;
+    let name = p.str("name")?;
+    let actions = p.str("actions")?;
+    set(name, actions).map_err(|e| RpcError::param("actions", e))?;
+    log::warn!("fail point {name} set to {actions:?} (debug.failpoint)");
+    Ok(json!({ "name": name, "actions": actions }))
+}
+
+/// `debug.clock_jump {ms}` (only with TICKD_DEBUG_HOOKS=1): steps the
+/// daemon's wall clock; the loop notices on its next wake-up, which the
+/// answer to this request causes.
+pub fn debug_clock_jump(p: &Params) -> Result<Value, RpcError> {
+    p.only(&["ms"])?;
+    let ms = p
+        .get("ms")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| RpcError::param("ms", "must be an integer (milliseconds)"))?;
+    let offset = crate::timer::jump_wall_clock(ms);
+    log::warn!("debug.clock_jump: wall clock moved by {ms} ms (offset now {offset} ms)");
+    Ok(json!({ "offset_ms": offset }))
+}
+
+#[cfg(feature = "failpoints")]
+fn set(name: &str, actions: &str) -> Result<(), String> {
+    if actions == "off" {
+        fail::remove(name);
+        return Ok(());
+    }
+    fail::cfg(name, actions)
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn set(_name: &str, _actions: &str) -> Result<(), String> {
+    Err("this tickd was built without the failpoints feature".to_string())
+}
