@@ -84,12 +84,6 @@ impl<'a> Report<'a> {
         self.warnings.push(located);
     }
 
-    /// Records the warning for a key whose feature is not built yet: it is
-    /// parsed and checked, but has no effect, and the user is told so.
-    pub(crate) fn not_yet(&mut self, at: usize, key: &str) {
-        self.warn(at, key, "not implemented yet in this version; ignored");
-    }
-
     /// The line of byte offset `at`, for messages that refer to another key.
     pub(crate) fn line_of(&self, at: usize) -> usize {
         self.source.line_of(at)
