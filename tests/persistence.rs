@@ -129,7 +129,13 @@ fn an_accepted_run_survives_kill_9_right_after_the_answer() {
     let d = Daemon::start(&with_state(state.path(), JOBS));
     let mut c = d.client();
     // The first run holds the job; ten more are accepted into its queue.
-    c.ok("jobs.run", json!({"name": "slow"}));
+    let first = c.ok("jobs.run", json!({"name": "slow"}));
+    // Once it is seen running it is journaled as running, so after the kill
+    // it is interrupted, not queued again with the ten.
+    poll_until("the first run to be running", || {
+        let r = c.ok("runs.get", json!({"run_id": first["run_id"]}));
+        (r["state"] == "running").then_some(())
+    });
     let accepted: Vec<String> = (0..10)
         .map(|i| {
             let r = c.ok("jobs.run", json!({"name": "slow", "args": {"i": i}}));

@@ -100,6 +100,38 @@ impl Shared {
         self.journal_snapshot(journal, &run, args, adhoc);
     }
 
+    /// Marks run `id` running; with `state_dir`, also journals it before
+    /// anyone can see it. False when the run is no longer queued
+    /// (cancelled before a worker got to it).
+    ///
+    /// The record is appended while the core lock is still held, so a
+    /// client that reads the run as `running` (and a `kill -9` right after)
+    /// always finds it journaled as running: after the restart it is
+    /// `interrupted`, never silently queued and run a second time. Locks are
+    /// taken journal first, then core: the order compaction uses.
+    pub fn mark_running_journaled(&self, id: RunId) -> bool {
+        let Some(journal) = &self.journal else {
+            return self.core.lock().mark_running(id);
+        };
+        let mut store = journal.lock();
+        let mut core = self.core.lock();
+        if !core.mark_running(id) {
+            return false;
+        }
+        let Some(run) = core.run(id) else {
+            return true;
+        };
+        let appended = store.append(&Record::Run(RunRecord::from_run(run, None, None)));
+        let job = run.job.clone();
+        drop(core);
+        drop(store);
+        if let Err(e) = appended {
+            let job = job.as_deref().unwrap_or("(submitted)");
+            self.write_failed(format!("could not record run {id} of job {job}: {e}"));
+        }
+        true
+    }
+
     /// Appends the snapshot `run` to the journal.
     pub fn journal_finished(&self, run: &Run) {
         if let Some(journal) = &self.journal {

@@ -41,12 +41,11 @@ impl Task for RunTask {
             log::debug!("run {id} of job {name} left queued for the restart");
             return;
         }
-        if !self.shared.core.lock().mark_running(id) {
+        if !self.shared.mark_running_journaled(id) {
             log::debug!("run {id} of job {name} was cancelled before it started");
             return;
         }
         log::debug!("run {id} of job {name} started");
-        self.shared.journal_run(id, None, None);
         self.shared.publish_run_change(id);
         // Fail point `run.mid_job`: `panic` (a job that panics while
         // running) or `sleep(ms)` (a slow worker).

@@ -6,6 +6,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
@@ -54,11 +55,7 @@ pub(super) fn lock_dir(dir: &Path) -> io::Result<File> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| context(e, "open lock file", &path))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(Errno::WOULDBLOCK) => return Err(in_use(dir, &mut file)),
-        Err(e) => return Err(context(e.into(), "lock", &path)),
-    }
+    take_lock(&mut file, dir, &path)?;
     // Only a hint for humans: failing to write the pid is not an error. The
     // file was just opened, so the write lands at offset 0.
     let pid = format!("{}\n", std::process::id());
@@ -66,6 +63,43 @@ pub(super) fn lock_dir(dir: &Path) -> io::Result<File> {
         .set_len(0)
         .and_then(|()| file.write_all(pid.as_bytes()));
     Ok(file)
+}
+
+/// How long start-up waits for a held state lock before giving up.
+///
+/// A daemon killed with `kill -9` while it was starting a job can leave a
+/// child that has not reached `exec` yet; until it does, that child holds a
+/// copy of every descriptor, the lock file's included, so the lock outlives
+/// the daemon by a moment. A restart (systemd's `Restart=`, an operator's
+/// quick `start`) must not fail for that; a second live daemon still is
+/// refused once this has passed.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// How often the held lock is tried again within [`LOCK_WAIT`].
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Takes the exclusive `flock` on `file`, waiting up to [`LOCK_WAIT`] while
+/// another process holds it.
+fn take_lock(file: &mut File, dir: &Path, path: &Path) -> io::Result<()> {
+    let give_up = Instant::now() + LOCK_WAIT;
+    let mut warned = false;
+    loop {
+        match flock(&*file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::WOULDBLOCK) if Instant::now() < give_up => {
+                if !warned {
+                    log::warn!(
+                        "state: {} is locked by another process; waiting up to {} s for it to let go",
+                        dir.display(),
+                        LOCK_WAIT.as_secs()
+                    );
+                    warned = true;
+                }
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(Errno::WOULDBLOCK) => return Err(in_use(dir, file)),
+            Err(e) => return Err(context(e.into(), "lock", path)),
+        }
+    }
 }
 
 /// The error for a state directory another process holds.

@@ -279,6 +279,24 @@ fn a_second_open_of_a_locked_dir_fails_clearly() {
 }
 
 #[test]
+fn a_lock_let_go_of_moments_later_is_waited_for() {
+    // The holder stands for a crashed daemon's child that has not reached
+    // exec yet: it lets go of the lock shortly after the restart begins.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, _) = open(dir.path());
+    let (held, let_go) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = let_go.recv();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(first);
+    });
+    let _ = held.send(());
+    let second = Store::open(dir.path());
+    holder.join().expect("holder");
+    assert!(second.is_ok(), "{:?}", second.err());
+}
+
+#[test]
 fn compaction_shrinks_the_journal_and_keeps_the_state() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut store, _) = open(dir.path());
