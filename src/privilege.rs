@@ -106,8 +106,11 @@ pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
 }
 
 /// Gives the target user what it must write after the drop: the state dir
-/// (created if missing) and its files, and the log file.
-pub fn hand_over(account: &Account, state_dir: Option<&Path>, log_file: Option<&Path>) {
+/// (created if missing) and its files, and the daemon's own files — the log
+/// file, which it reopens on SIGUSR1, and the Unix socket, which it removes
+/// at shutdown and whose mode (0600 by default) should mean "the daemon's
+/// user", not root.
+pub fn hand_over(account: &Account, state_dir: Option<&Path>, files: &[&Path]) {
     let owner = (
         Some(rustix::process::Uid::from_raw(account.uid)),
         Some(rustix::process::Gid::from_raw(account.gid)),
@@ -132,7 +135,7 @@ pub fn hand_over(account: &Account, state_dir: Option<&Path>, log_file: Option<&
             }
         }
     }
-    if let Some(file) = log_file {
+    for file in files {
         chown(file);
     }
 }

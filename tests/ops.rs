@@ -221,8 +221,19 @@ fn privileges_drop_to_the_configured_user() {
     let parent = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let state = parent.path().join("state");
-    let d = Daemon::start(&config(
-        &format!("user = \"nobody\"\nstate_dir = \"{}\"\n", state.display()),
+    // The socket sits in a sticky, world-writable dir (like /tmp), where
+    // only its owner may remove it: the daemon can clean up after the drop
+    // only if the socket was handed over to its user.
+    let run_dir = parent.path().join("run");
+    std::fs::create_dir(&run_dir).expect("run dir");
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let socket = run_dir.join("tickd.sock");
+    let mut d = Daemon::start(&config(
+        &format!(
+            "user = \"nobody\"\nstate_dir = \"{}\"\nunix_socket = \"{}\"\n",
+            state.display(),
+            socket.display()
+        ),
         r#"
 [[jobs]]
 name = "as-other"
@@ -249,6 +260,14 @@ user = "root"
         m.uid()
     });
     assert_eq!(owner.expect("state dir"), 65534);
+    let socket_owner = std::fs::symlink_metadata(&socket).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.uid(), m.mode() & 0o777)
+    });
+    assert_eq!(socket_owner.expect("socket"), (65534, 0o600));
+    d.signal(Signal::TERM);
+    assert!(d.wait_exit(util::WAIT).is_some_and(|s| s.success()));
+    assert!(!socket.exists(), "the dropped daemon removed its socket");
 }
 
 #[test]
