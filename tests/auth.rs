@@ -288,3 +288,35 @@ fn pipelined_wrong_tokens_are_bounded_by_max_output_bytes() {
     assert!(clients["auth_failures"].as_u64() >= Some(20), "{clients}");
     assert!(d.log.wait_for("wrong auth token", 0, util::WAIT).is_some());
 }
+
+#[test]
+fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
+    let d = daemon();
+    let mut c = d.client();
+    assert_eq!(c.err_code("status", json!({})), -32001);
+    // The file loses its token (an accident, or meant): the reload is
+    // accepted, but never silently.
+    d.write_config(&config("", JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    let warned = d
+        .log
+        .wait_for("SECURITY: reload turned authentication off", 0, util::WAIT);
+    assert!(
+        warned.is_some_and(|(_, line)| line.contains("WARN")),
+        "{:?}",
+        d.log.all()
+    );
+    let status = d.wait_status("generation 2", |s| s["config"]["generation"] == 2);
+    assert_eq!(status["auth_required"], false);
+    // Turned back on: announced, and required again.
+    d.write_config(&config(&format!("auth_token = \"{TOKEN}\""), JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    assert!(d
+        .log
+        .wait_for("reload turned authentication on", 0, util::WAIT)
+        .is_some());
+    util::poll_until("a fresh client to need the token again", || {
+        let mut fresh = d.client();
+        (fresh.err_code("status", json!({})) == -32001).then_some(())
+    });
+}

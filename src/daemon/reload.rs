@@ -47,6 +47,7 @@ impl Daemon {
             log::warn!("{w}");
         }
         keep_restart_only_settings(&self.config, &mut new);
+        log_auth_change(&self.config, &new, &path);
 
         let old: BTreeMap<String, Arc<config::JobDef>> = {
             let core = self.shared.core.lock();
@@ -158,5 +159,24 @@ fn keep_restart_only_settings(running: &Config, new: &mut Config) {
     }
     for key in differ {
         log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
+    }
+}
+
+/// Says what a reload does to authentication. Turning it off is allowed (an
+/// operator may mean it) but must never pass unnoticed: a truncated or
+/// wrong config file would otherwise open the daemon to every TCP client.
+fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
+    match (&old.daemon.auth_token, &new.daemon.auth_token) {
+        (Some(_), None) => log::warn!(
+            "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
+            path.display()
+        ),
+        (None, Some(_)) => {
+            log::info!("reload turned authentication on: TCP clients must now call auth")
+        }
+        (Some(a), Some(b)) if a != b => log::info!(
+            "reload changed the auth token: new connections need the new one; authenticated connections stay so"
+        ),
+        _ => {}
     }
 }
