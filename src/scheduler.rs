@@ -380,6 +380,25 @@ mod tests {
         s
     }
 
+    /// A scheduler checked at wall time `wall` (monotonic: now) with `job`
+    /// armed on `schedule`; the due time and the monotonic start.
+    fn armed_at(wall: &str, job: &str, schedule: &Schedule) -> (Scheduler, Timestamp, Instant) {
+        let now = (utc(wall), Instant::now());
+        let mut s = scheduler_at(now);
+        let at = s
+            .arm_at(job, schedule, now.0, Duration::ZERO, now)
+            .expect("armed");
+        (s, at, now.1)
+    }
+
+    /// One second after the last check, the wall clock has also moved by
+    /// `step`; checks the clock and expects a jump.
+    fn jump_after_a_second(s: &mut Scheduler, step: TimeDelta) -> ClockJump {
+        let (wall, mono) = s.reference;
+        s.check_clock((wall + TimeDelta::seconds(1) + step, mono + secs(1)))
+            .expect("a jump")
+    }
+
     fn fired_jobs(s: &mut Scheduler, at: Instant) -> Vec<Timestamp> {
         s.take_due(at)
             .into_iter()
@@ -402,13 +421,13 @@ mod tests {
 
     #[test]
     fn every_after_a_jump_back_fires_within_one_interval_not_an_hour_later() {
-        let (w0, m0) = (utc("2026-01-01T00:00:05Z"), Instant::now());
-        let mut s = scheduler_at((w0, m0));
-        let every = parse_every("10s").expect("every");
-        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
+        let (mut s, _, m0) = armed_at(
+            "2026-01-01T00:00:05Z",
+            "j",
+            &parse_every("10s").expect("every"),
+        );
         // One second later the wall clock is stepped back an hour.
-        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
-        let jump = s.check_clock(now).expect("a jump");
+        let jump = jump_after_a_second(&mut s, -hour());
         assert_eq!(jump.skew, -hour());
         let due = utc("2025-12-31T23:00:10Z");
         assert_eq!(jump.rearmed, vec![("j".to_string(), due)]);
@@ -419,12 +438,12 @@ mod tests {
 
     #[test]
     fn every_after_a_jump_forward_fires_once_not_a_burst() {
-        let (w0, m0) = (utc("2026-01-01T00:00:05Z"), Instant::now());
-        let mut s = scheduler_at((w0, m0));
-        let every = parse_every("10s").expect("every");
-        s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
-        let now = (w0 + TimeDelta::seconds(1) + hour(), m0 + secs(1));
-        let jump = s.check_clock(now).expect("a jump");
+        let (mut s, _, m0) = armed_at(
+            "2026-01-01T00:00:05Z",
+            "j",
+            &parse_every("10s").expect("every"),
+        );
+        let jump = jump_after_a_second(&mut s, hour());
         assert_eq!(jump.skew, hour());
         let due = utc("2026-01-01T01:00:10Z");
         assert_eq!(jump.rearmed, vec![("j".to_string(), due)]);
@@ -435,15 +454,9 @@ mod tests {
 
     #[test]
     fn cron_follows_the_wall_clock_back_and_does_not_fire_early() {
-        let cron = utc_cron("0 0 3 * * *");
-        let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
-        let mut s = scheduler_at((w0, m0));
-        let at = s
-            .arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0))
-            .expect("armed");
+        let (mut s, at, m0) = armed_at("2026-01-01T02:59:00Z", "nightly", &utc_cron("0 0 3 * * *"));
         assert_eq!(at, utc("2026-01-01T03:00:00Z"));
-        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
-        let jump = s.check_clock(now).expect("a jump");
+        let jump = jump_after_a_second(&mut s, -hour());
         assert_eq!(jump.rearmed, vec![("nightly".to_string(), at)]);
         // Where it was armed to fire (60 s on), it is now 01:59:59 wall.
         assert!(fired_jobs(&mut s, m0 + secs(61)).is_empty());
@@ -452,12 +465,8 @@ mod tests {
 
     #[test]
     fn sub_minute_cron_after_a_jump_back_does_not_stall() {
-        let cron = utc_cron("*/10 * * * * *");
-        let (w0, m0) = (utc("2026-01-01T02:59:55Z"), Instant::now());
-        let mut s = scheduler_at((w0, m0));
-        s.arm_at("often", &cron, w0, Duration::ZERO, (w0, m0));
-        let now = (w0 + TimeDelta::seconds(1) - hour(), m0 + secs(1));
-        let jump = s.check_clock(now).expect("a jump");
+        let (mut s, _, m0) = armed_at("2026-01-01T02:59:55Z", "often", &utc_cron("*/10 * * * * *"));
+        let jump = jump_after_a_second(&mut s, -hour());
         let due = utc("2026-01-01T02:00:00Z");
         assert_eq!(jump.rearmed, vec![("often".to_string(), due)]);
         assert_eq!(fired_jobs(&mut s, m0 + secs(5)), vec![due]);
@@ -465,14 +474,8 @@ mod tests {
 
     #[test]
     fn cron_slot_jumped_over_fires_once_at_once() {
-        let cron = utc_cron("0 0 3 * * *");
-        let (w0, m0) = (utc("2026-01-01T02:59:00Z"), Instant::now());
-        let mut s = scheduler_at((w0, m0));
-        let at = s
-            .arm_at("nightly", &cron, w0, Duration::ZERO, (w0, m0))
-            .expect("armed");
-        let now = (w0 + TimeDelta::seconds(1) + hour(), m0 + secs(1));
-        s.check_clock(now).expect("a jump");
+        let (mut s, at, m0) = armed_at("2026-01-01T02:59:00Z", "nightly", &utc_cron("0 0 3 * * *"));
+        jump_after_a_second(&mut s, hour());
         assert_eq!(fired_jobs(&mut s, m0 + secs(1)), vec![at]);
         assert!(s.is_empty(), "fired once; the daemon re-arms it");
     }
