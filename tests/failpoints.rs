@@ -87,6 +87,36 @@ fn a_worker_dying_with_a_run_refills_the_pool_and_fails_the_run() {
 
 #[cfg(feature = "failpoints")]
 #[test]
+fn a_pool_short_of_min_workers_is_degraded_until_the_replacement_comes() {
+    let d = Daemon::start_with_env(
+        &config("workers = 2\nmin_workers = 2", JOBS),
+        &[
+            ("TICKD_DEBUG_HOOKS", "1"),
+            ("FAILPOINTS", "tickd-worker.respawn=1*sleep(3000)"),
+        ],
+    );
+    let first = util::http::get(d.addr, "/healthz");
+    assert_eq!(first.status, 200, "{} {:?}", first.body, d.log.all());
+    let mut c = d.client();
+    c.ok("debug.kill_worker", json!({}));
+    let status = d.wait_status("the pool to run short", |s| s["health"] == "degraded");
+    assert_eq!(status["workers"]["alive"], 1, "{status}");
+    let health = util::http::get(d.addr, "/healthz");
+    assert_eq!(health.status, 503, "{}", health.body);
+    let metrics = util::http::get(d.addr, "/metrics").body;
+    assert!(
+        metrics.lines().any(|l| l == "tickd_workers_alive 1"),
+        "{metrics}"
+    );
+    // The replacement arrives once the fail point's sleep ends.
+    d.wait_status("the replacement", |s| {
+        s["health"] == "ok" && s["workers"]["respawned"] == 1
+    });
+    assert_eq!(util::http::get(d.addr, "/healthz").status, 200);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
 fn a_job_panicking_mid_run_is_recorded_failed_not_running() {
     let d = Daemon::start_with_env(&config("", JOBS), HOOKS);
     let mut c = d.client();

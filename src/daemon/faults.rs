@@ -5,7 +5,8 @@
 //!
 //! | name | where | typical action |
 //! | --- | --- | --- |
-//! | `worker.die` | a job worker, holding a task, outside `catch_unwind` | `1*panic` |
+//! | `tickd-worker.die` | a job worker, holding a task, outside `catch_unwind` | `1*panic` |
+//! | `tickd-worker.respawn` | the monitor, before it replaces a dead worker | `1*sleep(3000)` |
 //! | `run.mid_job` | a run after it is marked running | `1*panic`, `sleep(500)` |
 //! | `journal.append` | the one `write` of a journal append | `return` (ENOSPC) |
 //! | `journal.sync` | the journal's fdatasync | `return` (EIO) |

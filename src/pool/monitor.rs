@@ -91,6 +91,10 @@ fn watch<T: Task>(
             continue;
         }
         log::error!("worker {index} died; spawning a replacement");
+        // Fail point `<pool name>.respawn` (`tickd-worker.respawn`): with
+        // `sleep(N)` the replacement comes N ms late, so a test can see the
+        // pool short of workers (health `degraded`, `/healthz` 503).
+        fail::fail_point!(&format!("{}.respawn", ctx.name));
         match worker::spawn(index, ctx.clone()) {
             Ok(h) => {
                 ctx.counters.respawned.fetch_add(1, Ordering::SeqCst);

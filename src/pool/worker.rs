@@ -16,9 +16,19 @@ pub(super) fn spawn<T: Task>(
     index: usize,
     ctx: WorkerContext<T>,
 ) -> std::io::Result<JoinHandle<()>> {
-    thread::Builder::new()
+    // Counted alive from here, not from inside the new thread: once the
+    // pool (or the monitor) has spawned a worker, `status` and `/healthz`
+    // must not report it missing while the thread is still being scheduled.
+    // Its exit guard takes it off again, however it ends.
+    let counters = std::sync::Arc::clone(&ctx.counters);
+    counters.alive.fetch_add(1, Ordering::SeqCst);
+    let spawned = thread::Builder::new()
         .name(format!("{}-{index}", ctx.name))
-        .spawn(move || work(index, ctx))
+        .spawn(move || work(index, ctx));
+    if spawned.is_err() {
+        counters.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+    spawned
 }
 
 /// Reports the end of a worker thread, however it ends.
@@ -46,7 +56,6 @@ impl<T: Task> Drop for ExitGuard<'_, T> {
 }
 
 fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
-    ctx.counters.alive.fetch_add(1, Ordering::SeqCst);
     let mut guard = ExitGuard {
         index,
         ctx: &ctx,
