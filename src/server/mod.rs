@@ -2,9 +2,10 @@
 //!
 //! One turn of the loop, in this order:
 //! 1. sleep in `poll` until a socket is ready, a worker wakes us through the
-//!    `mio::Waker`, a signal arrives, or the next timer is due (the timeout is
-//!    the time to the earliest deadline; with nothing armed, it sleeps until
-//!    something happens — an idle daemon does not tick);
+//!    `mio::Waker`, a signal arrives, or the next timer is due (a timerfd
+//!    armed at the earliest deadline, see [`crate::timer::Alarm`]; with
+//!    nothing armed, it sleeps until something happens — an idle daemon does
+//!    not tick);
 //! 2. accept; read every ready socket into its connection's input and cut
 //!    each connection's complete lines into a batch;
 //! 3. take worker events: answers to earlier batches (applying the commands
@@ -31,7 +32,7 @@ use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{answer_batch, BatchAnswer, ConnBatch, RequestTask, Segment};
 use crate::signals::Signals;
 use crate::state::run::RunId;
-use crate::timer::{Clock, TimerWheel};
+use crate::timer::{Alarm, Clock, TimerWheel};
 use conn::{Conn, ReadResult};
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
@@ -47,6 +48,7 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+const ALARM: Token = Token(usize::MAX - 4);
 
 /// Input bytes handled per connection per loop turn before others get a go.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -99,6 +101,8 @@ pub struct Server {
     exit_at: Option<Instant>,
     /// Connections that called `subscribe` (slab key, serial).
     subscribers: Vec<(usize, u64)>,
+    /// Wakes the poll at the next deadline with sub-millisecond precision.
+    alarm: Alarm,
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -165,7 +169,9 @@ impl Server {
             next_task: 0,
             exit_at: None,
             subscribers: Vec::new(),
+            alarm: Alarm::new(),
         };
+        server.alarm.register(server.poll.registry(), ALARM);
         if let Some(l) = server.listener.as_mut() {
             server
                 .poll
@@ -202,6 +208,7 @@ impl Server {
                     LISTENER => self.accept(),
                     WAKER => {} // events are drained below every turn
                     SIGNALS => self.on_signals(),
+                    ALARM => self.alarm.on_fired(),
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(key);
@@ -237,7 +244,7 @@ impl Server {
         0
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -248,8 +255,8 @@ impl Server {
         let deadline = [self.daemon.next_deadline(), idle, self.exit_at]
             .into_iter()
             .flatten()
-            .min()?;
-        Some(deadline.saturating_duration_since(Instant::now()))
+            .min();
+        self.alarm.poll_timeout(deadline, Instant::now())
     }
 
     fn on_signals(&mut self) {
