@@ -11,11 +11,13 @@
 //! Every failure, including "program not found" or a bad `cwd`, comes back
 //! as an [`ExecOutcome`]; this module never panics on bad input.
 
+mod lookup;
 mod supervise;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -215,16 +217,11 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
     }
     let vars = req.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let extra = req.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut command = Command::new(program);
-    command.args(&req.argv[1..]).env_clear();
+    let mut env: Vec<(&OsStr, OsString)> = Vec::new();
     for name in KEPT_ENV {
         match std::env::var_os(name) {
-            Some(value) => {
-                command.env(name, value);
-            }
-            None if name == "PATH" => {
-                command.env(name, DEFAULT_PATH);
-            }
+            Some(value) => env.push((OsStr::new(name), value)),
+            None if name == "PATH" => env.push((OsStr::new(name), DEFAULT_PATH.into())),
             None => {}
         }
     }
@@ -235,8 +232,23 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
         if value.contains('\0') {
             return Err(format!("environment variable {name} contains a NUL byte"));
         }
-        command.env(name, value);
+        env.push((OsStr::new(name), value.into()));
     }
+    // The PATH the child gets is the last one set.
+    let child_path = env
+        .iter()
+        .rev()
+        .find(|(name, _)| *name == "PATH")
+        .map(|(_, value)| value.as_os_str());
+    let mut command = match child_path.and_then(|p| lookup::find_program(program, p)) {
+        Some(full) => {
+            let mut c = Command::new(full);
+            c.arg0(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    command.args(&req.argv[1..]).env_clear().envs(env);
     if let Some(cwd) = req.cwd {
         command.current_dir(cwd);
     }

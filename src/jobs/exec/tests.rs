@@ -248,6 +248,19 @@ fn environment_is_scrubbed() {
 }
 
 #[test]
+fn a_bare_name_is_found_in_the_jobs_path_and_keeps_its_argv0() {
+    // `tool` exists only in the job's PATH, not in the daemon's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/bin/sh", dir.path().join("tool")).expect("symlink");
+    let mut job = Job::new(&["tool", "-c", "echo $0"]);
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    job.env.insert("PATH".into(), path);
+    let out = job.run();
+    assert_eq!(out.end, ExecEnd::Exited(0), "{out:?}");
+    assert_eq!(out.output, "tool\n", "argv[0] is the name as written");
+}
+
+#[test]
 fn cwd_is_applied() {
     let mut job = Job::new(&["pwd"]);
     job.cwd = Some("/tmp".into());
