@@ -193,6 +193,15 @@ fn exit_codes_and_signals() {
 }
 
 #[test]
+fn a_leader_that_closes_its_output_is_still_watched_until_it_exits() {
+    // End-of-file on both pipes while the leader runs on: the run must wait
+    // for the real exit and report its status, not take EOF for the exit.
+    let out = Job::sh("echo before; exec >&- 2>&-; sleep 0.3; exit 5").run();
+    assert_eq!(out.end, ExecEnd::Exited(5), "{out:?}");
+    assert_eq!(out.output, "before\n");
+}
+
+#[test]
 fn waiter_thread_fallback_works() {
     let mut job = Job::sh("echo out; echo err >&2; exit 4");
     job.watch = ExitWatch::WaiterThread;
