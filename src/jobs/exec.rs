@@ -25,6 +25,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::jobs::cancel::CancelToken;
+use rustix::io::Errno;
 use supervise::{Ended, ExitWatch};
 
 /// Variables kept from the daemon's own environment; all others are dropped.
@@ -145,7 +146,7 @@ fn run_with(
     if cancel.is_cancelled() {
         return ExecOutcome::not_started(ExecEnd::Cancelled, "cancelled".into());
     }
-    let mut command = match build_command(req) {
+    let mut command = match build_command(req, Lookup::Ours) {
         Ok(c) => c,
         Err(msg) => return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg),
     };
@@ -158,7 +159,7 @@ fn run_with(
             return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
         }
     };
-    let child = match command.spawn() {
+    let child = match spawn(&mut command, req) {
         Ok(c) => c,
         Err(e) => {
             let msg = spawn_error(&req.argv[0], req.cwd, &e);
@@ -198,8 +199,40 @@ fn run_with(
     }
 }
 
+/// Who searches `PATH` for a bare program name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// tickd, so that std can use `posix_spawn` (see `lookup`).
+    Ours,
+    /// std's `execvp`, which also runs a file without a `#!` line with
+    /// `/bin/sh`.
+    Execvp,
+}
+
+/// Spawns `command`. A bare name that tickd found in `PATH` but that the
+/// kernel refuses to execute is spawned again the old way, through
+/// `execvp`, so the lookup changes no outcome: `execvp` runs a script
+/// without a `#!` line (ENOEXEC) with `/bin/sh`, and goes on to the next
+/// `PATH` entry when one is not executable for this user (EACCES).
+fn spawn(command: &mut Command, req: &ExecRequest<'_>) -> io::Result<std::process::Child> {
+    match command.spawn() {
+        Err(e)
+            if [Errno::NOEXEC, Errno::ACCESS]
+                .iter()
+                .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+                && command.get_program() != req.argv[0].as_str() =>
+        {
+            match build_command(req, Lookup::Execvp) {
+                Ok(mut again) => again.spawn(),
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Builds the `Command` for `req`, or explains why it cannot be run.
-fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
+fn build_command(req: &ExecRequest<'_>, lookup: Lookup) -> Result<Command, String> {
     let Some(program) = req.argv.first() else {
         return Err("empty command".into());
     };
@@ -240,7 +273,10 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
         .rev()
         .find(|(name, _)| *name == "PATH")
         .map(|(_, value)| value.as_os_str());
-    let mut command = match child_path.and_then(|p| lookup::find_program(program, p)) {
+    let found = child_path
+        .filter(|_| lookup == Lookup::Ours)
+        .and_then(|p| lookup::find_program(program, p));
+    let mut command = match found {
         Some(full) => {
             let mut c = Command::new(full);
             c.arg0(program);

@@ -13,7 +13,9 @@
 //! empty or relative entry (which `execvp` reads against the child's
 //! working directory) ends the lookup, as does a name with a `/`; the
 //! caller then spawns the name as given and std searches as before, so the
-//! outcome, including "program not found", is the same either way.
+//! outcome, including "program not found", is the same either way. (A file
+//! found here that the kernel then refuses, a script without a `#!` line or
+//! one not executable for this user, is spawned again through `execvp`.)
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;

@@ -270,6 +270,22 @@ fn a_bare_name_is_found_in_the_jobs_path_and_keeps_its_argv0() {
 }
 
 #[test]
+fn a_script_without_a_shebang_found_in_path_still_runs_with_sh() {
+    // execvp runs such a file with /bin/sh; the PATH lookup must not change that.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("plain");
+    std::fs::write(&script, "echo plain ran\nexit 4\n").expect("write");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut job = Job::new(&["plain"]);
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    job.env.insert("PATH".into(), path);
+    let out = job.run();
+    assert_eq!(out.end, ExecEnd::Exited(4), "{out:?}");
+    assert_eq!(out.output, "plain ran\n");
+}
+
+#[test]
 fn cwd_is_applied() {
     let mut job = Job::new(&["pwd"]);
     job.cwd = Some("/tmp".into());
