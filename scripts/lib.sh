@@ -2,11 +2,16 @@
 # loopback port, stop it. Sourced, not run.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TICKD="$ROOT/target/release/tickd"
-LOAD="$ROOT/target/release/tickd-load"
+# Both can be overridden, e.g. to measure a saved build of an older commit
+# against the current one: TICKD=/tmp/old/tickd NO_BUILD=1 scripts/precision.sh
+TICKD=${TICKD:-"$ROOT/target/release/tickd"}
+LOAD=${LOAD:-"$ROOT/target/release/tickd-load"}
 
-# Builds the daemon and the load generator (release).
+# Builds the daemon and the load generator (release), unless NO_BUILD=1.
 build_release() {
+  if [ "${NO_BUILD:-0}" = 1 ]; then
+    return
+  fi
   (cd "$ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load)
 }
 

@@ -9,7 +9,13 @@
 # split into the loop's part (queued_at - scheduled_at: timer wake-up and
 # dispatch) and the pool's part (started_at - queued_at: waiting for a worker).
 #
+# Two sets of figures: from the run objects' `lateness_us` / `pickup_us`
+# fields (microsecond resolution; absent from builds before they existed),
+# and from the wire timestamps (millisecond resolution, so each value is
+# off by up to 1 ms).
+#
 # Usage: scripts/precision.sh [DURATION_SECONDS]
+# (TICKD=path NO_BUILD=1 measure another build; see lib.sh.)
 # Needs: python3 (for the statistics).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -57,6 +63,7 @@ def ms(t):
     return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
 
 late, loop_late, pickup = [], [], []
+late_us, loop_us, pickup_us = [], [], []
 for line in buf.splitlines():
     job = json.loads(line)["result"]
     for run in job["history"]:
@@ -65,14 +72,26 @@ for line in buf.splitlines():
             late.append(started - due)
             loop_late.append(queued - due)
             pickup.append(started - queued)
+            if run.get("lateness_us") is not None and run.get("pickup_us") is not None:
+                late_us.append(run["lateness_us"] / 1000)
+                pickup_us.append(run["pickup_us"] / 1000)
+                loop_us.append((run["lateness_us"] - run["pickup_us"]) / 1000)
 if not late:
     sys.exit("no scheduled runs recorded")
 def show(name, xs):
     xs.sort()
     pct = lambda p: xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-    print(f"{name}: p50 {pct(50):.1f}  p99 {pct(99):.1f}  max {xs[-1]:.1f}  min {xs[0]:.1f}")
+    print(f"{name}: p50 {pct(50):.2f}  p99 {pct(99):.2f}  max {xs[-1]:.2f}  min {xs[0]:.2f}")
 print(f"scheduled runs: {len(late)}")
-show("lateness ms (started_at - scheduled_at)", late)
-show("  loop: queued_at - scheduled_at      ", loop_late)
-show("  pickup: started_at - queued_at      ", pickup)
+if late_us:
+    print("from lateness_us / pickup_us (microsecond resolution), in ms:")
+    show("lateness (started_at - scheduled_at)", late_us)
+    show("  loop: queued_at - scheduled_at    ", loop_us)
+    show("  pickup: started_at - queued_at    ", pickup_us)
+else:
+    print("(this build has no lateness_us / pickup_us fields)")
+print("from the wire timestamps (millisecond resolution), in ms:")
+show("lateness (started_at - scheduled_at)", late)
+show("  loop: queued_at - scheduled_at    ", loop_late)
+show("  pickup: started_at - queued_at    ", pickup)
 PY

@@ -104,7 +104,7 @@ impl Scheduler {
     pub fn new() -> Self {
         Scheduler {
             wheel: TimerWheel::new(),
-            clock: Clock::with_origin(Instant::now()),
+            clock: Clock::with_origin(time::instant_on_millisecond_grid()),
             armed: HashMap::new(),
             retries: HashMap::new(),
             next_token: 1,
@@ -154,7 +154,7 @@ impl Scheduler {
     ) {
         let wait = (at - wall).to_std().unwrap_or(Duration::ZERO);
         let delay = self.rng.below(jitter);
-        let deadline = self.clock.deadline_tick(mono + wait + delay);
+        let deadline = self.clock.deadline_tick(on_grid(mono + wait + delay));
         let due = Due {
             job: job.to_string(),
             at,
@@ -277,6 +277,19 @@ impl Scheduler {
     pub fn is_empty(&self) -> bool {
         self.armed.is_empty() && self.retries.is_empty()
     }
+}
+
+/// How far past a tick boundary a deadline may be computed and still count
+/// as due at that boundary: reading the wall clock and then `Instant` to
+/// convert a due time puts the result a few hundred nanoseconds after the
+/// grid point it stands for. Without this, rounding up would push such a
+/// deadline to the next tick, a millisecond late.
+const GRID_SLACK: Duration = Duration::from_micros(20);
+
+/// The instant a timer for `at` is armed at: `at` minus [`GRID_SLACK`], so
+/// that a due time on the clock's millisecond grid maps to its own tick.
+fn on_grid(at: Instant) -> Instant {
+    at.checked_sub(GRID_SLACK).unwrap_or(at)
 }
 
 /// A tiny PRNG for jitter: uniform enough to spread runs, no crate needed,
@@ -494,6 +507,46 @@ mod tests {
         // the minute check.
         let wake = s.next_wakeup().expect("armed");
         assert!(wake > m0 + WALL_CHECK * 10, "{:?}", wake - m0);
+    }
+
+    /// How far after `at` (wall clock) the scheduler's wake-up for it lies,
+    /// in µs, for a fresh scheduler armed for a 1 s grid.
+    fn wake_after_due_us() -> i64 {
+        let mut s = Scheduler::new();
+        let every = parse_every("1s").expect("schedule");
+        let at = s
+            .arm("j", &every, time::now(), Duration::ZERO)
+            .expect("armed");
+        // Follow the wake-ups as the loop would (the wheel may first wake
+        // it to cascade a coarser slot): the timer never fires before the
+        // wake-up the wheel asked for, and fires at its last one.
+        let mut wake = s.next_wakeup().expect("armed");
+        loop {
+            let before = wake
+                .checked_sub(Duration::from_micros(1))
+                .expect("after origin");
+            assert!(s.take_due(before).is_empty());
+            if !s.take_due(wake).is_empty() {
+                break;
+            }
+            wake = s.next_wakeup().expect("still armed");
+        }
+        let wall_now = time::now();
+        let inst_now = Instant::now();
+        let ahead =
+            chrono::Duration::from_std(wake.saturating_duration_since(inst_now)).expect("small");
+        time::micros_between(&at, &(wall_now + ahead))
+    }
+
+    #[test]
+    fn a_due_time_on_the_millisecond_grid_wakes_the_loop_at_its_own_tick() {
+        // Rounded up to an unaligned millisecond tick, the wake-up would be
+        // anywhere up to 1 ms after the due time; aligned, it is the due
+        // time itself, give or take the two clock reads. A try preempted
+        // between its clock reads can miss, so most of five must hit.
+        let tries: Vec<i64> = (0..5).map(|_| wake_after_due_us()).collect();
+        let on_time = tries.iter().filter(|us| us.abs() < 50).count();
+        assert!(on_time >= 3, "wake-ups after the due time (µs): {tries:?}");
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! Every failure, including "program not found" or a bad `cwd`, comes back
 //! as an [`ExecOutcome`]; this module never panics on bad input.
 
+mod lookup;
 mod supervise;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -23,6 +25,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::jobs::cancel::CancelToken;
+use rustix::io::Errno;
 use supervise::{Ended, ExitWatch};
 
 /// Variables kept from the daemon's own environment; all others are dropped.
@@ -146,7 +149,7 @@ fn run_with(
     if cancel.is_cancelled() {
         return ExecOutcome::not_started(ExecEnd::Cancelled, "cancelled".into());
     }
-    let mut command = match build_command(req) {
+    let mut command = match build_command(req, Lookup::Ours) {
         Ok(c) => c,
         Err(msg) => return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg),
     };
@@ -159,7 +162,7 @@ fn run_with(
             return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
         }
     };
-    let child = match command.spawn() {
+    let child = match spawn(&mut command, req) {
         Ok(c) => c,
         Err(e) => {
             let msg = spawn_error(&req.argv[0], req.cwd, &e);
@@ -199,8 +202,40 @@ fn run_with(
     }
 }
 
+/// Who searches `PATH` for a bare program name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// tickd, so that std can use `posix_spawn` (see `lookup`).
+    Ours,
+    /// std's `execvp`, which also runs a file without a `#!` line with
+    /// `/bin/sh`.
+    Execvp,
+}
+
+/// Spawns `command`. A bare name that tickd found in `PATH` but that the
+/// kernel refuses to execute is spawned again the old way, through
+/// `execvp`, so the lookup changes no outcome: `execvp` runs a script
+/// without a `#!` line (ENOEXEC) with `/bin/sh`, and goes on to the next
+/// `PATH` entry when one is not executable for this user (EACCES).
+fn spawn(command: &mut Command, req: &ExecRequest<'_>) -> io::Result<std::process::Child> {
+    match command.spawn() {
+        Err(e)
+            if [Errno::NOEXEC, Errno::ACCESS]
+                .iter()
+                .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+                && command.get_program() != req.argv[0].as_str() =>
+        {
+            match build_command(req, Lookup::Execvp) {
+                Ok(mut again) => again.spawn(),
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Builds the `Command` for `req`, or explains why it cannot be run.
-fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
+fn build_command(req: &ExecRequest<'_>, lookup: Lookup) -> Result<Command, String> {
     let Some(program) = req.argv.first() else {
         return Err("empty command".into());
     };
@@ -218,16 +253,11 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
     }
     let vars = req.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let extra = req.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut command = Command::new(program);
-    command.args(&req.argv[1..]).env_clear();
+    let mut env: Vec<(&OsStr, OsString)> = Vec::new();
     for name in KEPT_ENV {
         match std::env::var_os(name) {
-            Some(value) => {
-                command.env(name, value);
-            }
-            None if name == "PATH" => {
-                command.env(name, DEFAULT_PATH);
-            }
+            Some(value) => env.push((OsStr::new(name), value)),
+            None if name == "PATH" => env.push((OsStr::new(name), DEFAULT_PATH.into())),
             None => {}
         }
     }
@@ -238,8 +268,26 @@ fn build_command(req: &ExecRequest<'_>) -> Result<Command, String> {
         if value.contains('\0') {
             return Err(format!("environment variable {name} contains a NUL byte"));
         }
-        command.env(name, value);
+        env.push((OsStr::new(name), value.into()));
     }
+    // The PATH the child gets is the last one set.
+    let child_path = env
+        .iter()
+        .rev()
+        .find(|(name, _)| *name == "PATH")
+        .map(|(_, value)| value.as_os_str());
+    let found = child_path
+        .filter(|_| lookup == Lookup::Ours)
+        .and_then(|p| lookup::find_program(program, p));
+    let mut command = match found {
+        Some(full) => {
+            let mut c = Command::new(full);
+            c.arg0(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    command.args(&req.argv[1..]).env_clear().envs(env);
     if let Some(account) = req.run_as {
         // std's uid() also clears the supplementary groups (setgroups(0))
         // before setuid in the child; gid() is the account's primary group.

@@ -9,14 +9,16 @@
 //! once, so the pool never shrinks. See `README.md` in this folder for the
 //! states and counters.
 //!
-//! The queue is a bounded crossbeam channel: [`WorkerPool::submit`] gives the
-//! task back when it is full, so the caller can answer "overloaded" without
-//! losing the task.
+//! The queue is bounded ([`queue`]): [`WorkerPool::submit`] gives the task
+//! back when it is full, so the caller can answer "overloaded" without
+//! losing the task. An idle worker sleeps on it without spinning.
 
 mod monitor;
+mod queue;
 mod worker;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use queue::{PushError, Queue};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -122,9 +124,9 @@ pub struct PoolConfig {
 
 /// The running pool. Dropping it without [`WorkerPool::shutdown`] detaches the threads.
 pub struct WorkerPool<T: Task> {
-    tx: Option<Sender<Message<T>>>,
-    /// Kept only to read the queue depth from a [`PoolProbe`].
-    rx: Receiver<Message<T>>,
+    /// The task queue; closed by shutdown (and drop), which ends the workers
+    /// once it is drained.
+    queue: Arc<Queue<Message<T>>>,
     config: PoolConfig,
     counters: Arc<Counters>,
     monitor: Option<JoinHandle<()>>,
@@ -133,7 +135,7 @@ pub struct WorkerPool<T: Task> {
 
 /// Everything a worker thread needs; cloned into each (re)spawned worker.
 struct WorkerContext<T: Task> {
-    rx: Receiver<Message<T>>,
+    rx: Arc<Queue<Message<T>>>,
     counters: Arc<Counters>,
     lost: LostTaskHook,
     events: Sender<monitor::Event>,
@@ -143,7 +145,7 @@ struct WorkerContext<T: Task> {
 impl<T: Task> Clone for WorkerContext<T> {
     fn clone(&self) -> Self {
         WorkerContext {
-            rx: self.rx.clone(),
+            rx: Arc::clone(&self.rx),
             counters: Arc::clone(&self.counters),
             lost: Arc::clone(&self.lost),
             events: self.events.clone(),
@@ -166,11 +168,11 @@ impl<T: Task> WorkerPool<T> {
         lost: LostTaskHook,
         watchdog: Option<crate::notify::Watchdog>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = bounded(config.queue_capacity.max(1));
+        let queue = Arc::new(Queue::new(config.queue_capacity));
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let ctx = WorkerContext {
-            rx: rx.clone(),
+            rx: Arc::clone(&queue),
             counters: Arc::clone(&counters),
             lost,
             events: events_tx,
@@ -182,7 +184,7 @@ impl<T: Task> WorkerPool<T> {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     counters.stopping.store(true, Ordering::SeqCst);
-                    drop(tx);
+                    queue.close();
                     for h in handles {
                         let _ = h.join();
                     }
@@ -193,8 +195,7 @@ impl<T: Task> WorkerPool<T> {
         let (done_tx, monitor_done) = bounded(1);
         let monitor = monitor::spawn(ctx, events_rx, handles, done_tx, watchdog)?;
         Ok(WorkerPool {
-            tx: Some(tx),
-            rx,
+            queue,
             config,
             counters,
             monitor: Some(monitor),
@@ -204,33 +205,30 @@ impl<T: Task> WorkerPool<T> {
 
     /// Queues a task without blocking; gives it back when the queue is full.
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
-        let Some(tx) = &self.tx else {
-            return Err(SubmitError::Stopped(task));
-        };
-        tx.try_send(Message::Task(task)).map_err(|e| match e {
-            TrySendError::Full(Message::Task(t)) => SubmitError::Full(t),
-            TrySendError::Disconnected(Message::Task(t)) => SubmitError::Stopped(t),
-            // Only tasks are passed in here.
-            TrySendError::Full(Message::Die) | TrySendError::Disconnected(Message::Die) => {
-                unreachable!("submit only sends tasks")
-            }
-        })
+        self.queue
+            .try_push(Message::Task(task))
+            .map_err(|e| match e {
+                PushError::Full(Message::Task(t)) => SubmitError::Full(t),
+                PushError::Closed(Message::Task(t)) => SubmitError::Stopped(t),
+                // Only tasks are passed in here.
+                PushError::Full(Message::Die) | PushError::Closed(Message::Die) => {
+                    unreachable!("submit only sends tasks")
+                }
+            })
     }
 
     /// Test hook: makes one worker thread die outside `catch_unwind`, as a
     /// bug in the worker loop would. Returns false when the queue is full.
     pub fn kill_one_worker(&self) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(Message::Die).is_ok())
+        self.queue.try_push(Message::Die).is_ok()
     }
 
     /// A handle other threads can use to read the counters.
     pub fn probe(&self) -> PoolProbe {
-        let rx = self.rx.clone();
+        let queue = Arc::clone(&self.queue);
         PoolProbe {
             counters: Arc::clone(&self.counters),
-            depth: Arc::new(move || rx.len()),
+            depth: Arc::new(move || queue.len()),
             configured: self.config.workers,
             capacity: self.config.queue_capacity,
         }
@@ -243,7 +241,7 @@ impl<T: Task> WorkerPool<T> {
             alive: self.counters.alive.load(Ordering::SeqCst),
             busy: self.counters.busy.load(Ordering::SeqCst),
             respawned: self.counters.respawned.load(Ordering::SeqCst),
-            queue_depth: self.tx.as_ref().map_or(0, Sender::len),
+            queue_depth: self.queue.len(),
             queue_capacity: self.config.queue_capacity,
         }
     }
@@ -253,7 +251,7 @@ impl<T: Task> WorkerPool<T> {
     /// (the threads are then left to die with the process).
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         self.counters.stopping.store(true, Ordering::SeqCst);
-        self.tx = None;
+        self.queue.close();
         let finished = self.monitor_done.recv_timeout(timeout).is_ok();
         if finished {
             if let Some(m) = self.monitor.take() {
@@ -261,6 +259,14 @@ impl<T: Task> WorkerPool<T> {
             }
         }
         finished
+    }
+}
+
+impl<T: Task> Drop for WorkerPool<T> {
+    /// Closing the queue lets detached workers finish what is queued and
+    /// exit, as they do at shutdown.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 

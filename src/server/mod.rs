@@ -2,9 +2,10 @@
 //!
 //! One turn of the loop, in this order:
 //! 1. sleep in `poll` until a socket is ready, a worker wakes us through the
-//!    `mio::Waker`, a signal arrives, or the next timer is due (the timeout is
-//!    the time to the earliest deadline; with nothing armed, it sleeps until
-//!    something happens — an idle daemon does not tick);
+//!    `mio::Waker`, a signal arrives, or the next timer is due (a timerfd
+//!    armed at the earliest deadline, see [`crate::timer::Alarm`]; with
+//!    nothing armed, it sleeps until something happens — an idle daemon does
+//!    not tick);
 //! 2. accept; read every ready socket into its connection's input and cut
 //!    each connection's complete requests (lines, or whole HTTP requests)
 //!    into a batch;
@@ -48,7 +49,7 @@ use crate::requests::{
 };
 use crate::signals::Signals;
 use crate::state::run::RunId;
-use crate::timer::{Clock, TimerWheel};
+use crate::timer::{Alarm, Clock, TimerWheel};
 use conn::{Conn, ReadResult};
 use crossbeam_channel::Receiver;
 use listeners::{Listeners, UnixSocket};
@@ -67,6 +68,7 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 const UNIX_LISTENER: Token = Token(usize::MAX - 4);
+const ALARM: Token = Token(usize::MAX - 5);
 
 /// Input bytes handled per connection per loop turn before others get a go.
 const READ_BUDGET: usize = 1024 * 1024;
@@ -168,6 +170,8 @@ pub struct Server {
     subscribers: Vec<(usize, u64)>,
     /// Pauses accepting while the process is out of fds.
     accept_backoff: backoff::AcceptBackoff,
+    /// Wakes the poll at the next deadline with sub-millisecond precision.
+    alarm: Alarm,
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -236,7 +240,9 @@ impl Server {
             exit_at: None,
             subscribers: Vec::new(),
             accept_backoff: backoff::AcceptBackoff::default(),
+            alarm: Alarm::new(),
         };
+        server.alarm.register(server.poll.registry(), ALARM);
         if let Some(l) = server.listener.as_mut() {
             server
                 .poll
@@ -280,6 +286,7 @@ impl Server {
                     UNIX_LISTENER => self.accept(ListenerKind::Unix),
                     WAKER => {} // events are drained below every turn
                     SIGNALS => self.on_signals(),
+                    ALARM => self.alarm.on_fired(),
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(key);
@@ -319,7 +326,7 @@ impl Server {
         0
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -335,8 +342,8 @@ impl Server {
         ]
         .into_iter()
         .flatten()
-        .min()?;
-        Some(deadline.saturating_duration_since(Instant::now()))
+        .min();
+        self.alarm.poll_timeout(deadline, Instant::now())
     }
 
     fn on_signals(&mut self) {

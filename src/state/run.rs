@@ -201,7 +201,21 @@ impl Run {
             pid: self.pid,
             result: self.result.as_ref(),
             catch_up: self.catch_up,
+            lateness_us: self.lateness_us(),
+            pickup_us: self
+                .started_at
+                .as_ref()
+                .map(|s| time::micros_between(&self.queued_at, s)),
         }
+    }
+
+    /// For a scheduled run that has started: how long after its due time,
+    /// in microseconds (`started_at - scheduled_at` at full resolution; the
+    /// wire's timestamps only show milliseconds).
+    pub fn lateness_us(&self) -> Option<i64> {
+        let due = self.scheduled_at.as_ref()?;
+        let started = self.started_at.as_ref()?;
+        Some(time::micros_between(due, started))
     }
 
     /// The run object of the protocol as a JSON value.
@@ -230,6 +244,10 @@ pub struct RunView<'a> {
     pid: Option<u32>,
     result: Option<&'a Value>,
     catch_up: bool,
+    /// Extra field: `started_at - scheduled_at` in µs (scheduled runs).
+    lateness_us: Option<i64>,
+    /// Extra field: `started_at - queued_at` in µs, the wait for a worker.
+    pickup_us: Option<i64>,
 }
 
 /// Parses a run id as clients send it (a string, or a bare number as a courtesy).
@@ -286,6 +304,24 @@ mod tests {
         assert_eq!(v["run_id"], "42");
         assert_eq!(v["state"], "queued");
         assert_eq!(v["trigger"], "manual");
+    }
+
+    #[test]
+    fn lateness_and_pickup_are_in_microseconds() {
+        let mut r = Run::queued(1, Some("j".into()), Trigger::Schedule, 1);
+        let due = r.queued_at - chrono::Duration::microseconds(300);
+        r.scheduled_at = Some(due);
+        assert_eq!(r.to_json()["lateness_us"], Value::Null, "not started yet");
+        r.started_at = Some(r.queued_at + chrono::Duration::microseconds(1_200));
+        let v = r.to_json();
+        assert_eq!(v["lateness_us"], 1_500);
+        assert_eq!(v["pickup_us"], 1_200);
+        r.scheduled_at = None;
+        assert_eq!(
+            r.to_json()["lateness_us"],
+            Value::Null,
+            "manual runs have none"
+        );
     }
 
     #[test]

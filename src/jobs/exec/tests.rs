@@ -194,6 +194,15 @@ fn exit_codes_and_signals() {
 }
 
 #[test]
+fn a_leader_that_closes_its_output_is_still_watched_until_it_exits() {
+    // End-of-file on both pipes while the leader runs on: the run must wait
+    // for the real exit and report its status, not take EOF for the exit.
+    let out = Job::sh("echo before; exec >&- 2>&-; sleep 0.3; exit 5").run();
+    assert_eq!(out.end, ExecEnd::Exited(5), "{out:?}");
+    assert_eq!(out.output, "before\n");
+}
+
+#[test]
 fn waiter_thread_fallback_works() {
     let mut job = Job::sh("echo out; echo err >&2; exit 4");
     job.watch = ExitWatch::WaiterThread;
@@ -246,6 +255,35 @@ fn environment_is_scrubbed() {
             "unexpected variable {line}"
         );
     }
+}
+
+#[test]
+fn a_bare_name_is_found_in_the_jobs_path_and_keeps_its_argv0() {
+    // `tool` exists only in the job's PATH, not in the daemon's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/bin/sh", dir.path().join("tool")).expect("symlink");
+    let mut job = Job::new(&["tool", "-c", "echo $0"]);
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    job.env.insert("PATH".into(), path);
+    let out = job.run();
+    assert_eq!(out.end, ExecEnd::Exited(0), "{out:?}");
+    assert_eq!(out.output, "tool\n", "argv[0] is the name as written");
+}
+
+#[test]
+fn a_script_without_a_shebang_found_in_path_still_runs_with_sh() {
+    // execvp runs such a file with /bin/sh; the PATH lookup must not change that.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("plain");
+    std::fs::write(&script, "echo plain ran\nexit 4\n").expect("write");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut job = Job::new(&["plain"]);
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    job.env.insert("PATH".into(), path);
+    let out = job.run();
+    assert_eq!(out.end, ExecEnd::Exited(4), "{out:?}");
+    assert_eq!(out.output, "plain ran\n");
 }
 
 #[test]
