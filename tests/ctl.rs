@@ -428,6 +428,36 @@ fn watch_to_a_pipe_prints_run_objects_and_exits_0_when_the_daemon_stops() {
     assert_eq!(status.code(), Some(0));
 }
 
+#[test]
+fn watch_ends_quietly_when_its_reader_goes_away() {
+    let d = daemon();
+    let addr = d.addr.to_string();
+    let mut child = ctl_cmd(&["--connect", &addr, "watch", "--jobs", "echo-args"])
+        .spawn()
+        .expect("spawn watch");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("watch stderr");
+    assert!(first.starts_with("watching runs of"), "{first}");
+    // Like `| head -1`: read one event, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("an event");
+    assert_eq!(json_out(&line)["state"], "queued");
+    drop(stdout);
+    // The next run's events find no reader; watch ends, without a panic.
+    ok(&d, &["jobs.run", r#"{"name":"echo-args","wait":true}"#]);
+    let Some(status) = util::wait_child(&mut child, WAIT) else {
+        let _ = child.kill();
+        panic!("watch went on writing into a closed pipe");
+    };
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+}
+
 const TOKEN: &str = "ctl-test-token-1";
 
 fn auth_daemon() -> Daemon {

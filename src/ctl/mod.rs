@@ -59,8 +59,8 @@ pub struct CtlArgs {
     /// With watch: only these jobs (comma-separated names).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     jobs: Vec<String>,
-    /// With watch: while no event arrives, ping the daemon this often
-    /// (default 5s), so its idle_timeout does not close the connection.
+    /// With watch: ping the daemon whenever nothing was sent to it for this
+    /// long (default 5s), so its idle_timeout does not close the connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_keepalive)]
     keepalive: Option<Duration>,
     /// Give up when the answer takes longer than this (e.g. "30s"); by
