@@ -525,38 +525,12 @@ fn unix_socket_needs_no_token() {
 #[test]
 fn watch_authenticates_with_the_token() {
     let d = auth_daemon();
-    let addr = d.addr.to_string();
-    let mut cmd = ctl_cmd(&[
-        "--connect",
-        &addr,
-        "--token",
-        TOKEN,
-        "--human",
-        "watch",
-        "--jobs",
-        "echo-args",
-    ]);
-    let mut child = cmd.spawn().expect("spawn watch");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    stderr.read_line(&mut first).expect("watch stderr");
-    assert!(first.starts_with("watching runs of echo-args"), "{first}");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let watch = Watch::start(&d, &["--token", TOKEN, "--human", "--jobs", "echo-args"]);
     ok(
         &d,
         &["--token", TOKEN, "jobs.run", r#"{"name":"echo-args"}"#],
     );
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx.recv_timeout(WAIT).expect("an event line");
-    let _ = child.kill();
-    let _ = child.wait();
+    let line = watch.next();
     assert!(line.contains("echo-args  queued  manual"), "{line}");
 }
 
