@@ -1,5 +1,9 @@
 //! `tickd ctl` through the real binaries: a daemon started by the harness,
 //! and `tickd ctl` run as a separate process against it.
+//!
+//! ctl's stdout is a pipe here, so its default output is JSON; `--human`
+//! asks for the text forms, and [`on_terminal`] runs it under a pseudo
+//! terminal to see the default there.
 
 mod util;
 
@@ -7,8 +11,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
-use util::{Daemon, WAIT};
+use util::{poll_until, Daemon, WAIT};
 
 /// What a finished `tickd ctl` printed.
 struct Out {
@@ -33,16 +36,9 @@ fn run_ctl(args: &[&str]) -> Out {
     let mut child = ctl_cmd(args).spawn().expect("spawn tickd ctl");
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("tickd ctl {args:?} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = util::wait_child(&mut child, WAIT) else {
+        let _ = child.kill();
+        panic!("tickd ctl {args:?} did not finish");
     };
     Out {
         code: status.code().unwrap_or(-1),
@@ -106,10 +102,59 @@ fn daemon() -> Daemon {
     Daemon::start(&util::config("allow_submit = true", JOBS))
 }
 
+/// `tickd ctl --connect ADDR ARGS` run with its stdout on a pseudo
+/// terminal (util-linux `script`); what it printed there, with `\r\n`
+/// turned back into `\n`. `None` where `script` is not installed.
+fn on_terminal(d: &Daemon, args: &[&str]) -> Option<String> {
+    let present = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        eprintln!("skipping the terminal case: util-linux `script` is not installed");
+        return None;
+    }
+    let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let addr = d.addr.to_string();
+    let mut line = vec![quote(util::bin()), "ctl".into(), "--connect".into(), addr];
+    line.extend(args.iter().map(|a| quote(a)));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_remove("TICKD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let Some(status) = util::wait_child(&mut child, WAIT) else {
+        let _ = child.kill();
+        panic!("tickd ctl {args:?} under script did not finish");
+    };
+    let out = stdout.join().expect("stdout reader").replace("\r\n", "\n");
+    let err = stderr.join().expect("stderr reader");
+    assert!(
+        status.success(),
+        "ctl {args:?} on a terminal failed: {out}{err}"
+    );
+    Some(out)
+}
+
 #[test]
-fn status_prints_a_short_summary() {
+fn status_prints_json_to_a_pipe_and_a_summary_with_human() {
     let d = daemon();
+    // A pipe gets the status object as indented JSON (`| jq` works).
     let out = ok(&d, &["status"]);
+    assert!(out.starts_with("{\n  \""), "pretty JSON: {out}");
+    let raw = json_out(&out);
+    assert_eq!(raw["health"], "ok");
+    assert_eq!(raw["workers"]["configured"], 2);
+    assert_eq!(json_out(&ok(&d, &["--json", "status"]))["health"], "ok");
+
+    let out = ok(&d, &["--human", "status"]);
     let first = out.lines().next().unwrap_or_default();
     assert!(
         first.starts_with("tickd ") && first.contains("health ok"),
@@ -117,16 +162,34 @@ fn status_prints_a_short_summary() {
     );
     assert!(out.contains("workers:     2 alive of 2"), "{out}");
     assert!(out.contains("generation 1"), "{out}");
-    // --json gives the status object for scripts.
-    let raw = json_out(&ok(&d, &["--json", "status"]));
-    assert_eq!(raw["health"], "ok");
-    assert_eq!(raw["workers"]["configured"], 2);
+
+    let both = run_ctl(&["--json", "--human", "status"]);
+    assert_eq!(both.code, 2, "clap refuses the pair: {}", both.stderr);
+    assert!(both.stderr.contains("--human"), "{}", both.stderr);
+}
+
+#[test]
+fn a_terminal_gets_the_summary_unless_json_is_asked_for() {
+    let d = daemon();
+    let Some(out) = on_terminal(&d, &["status"]) else {
+        return;
+    };
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("tickd ") && first.contains("health ok"),
+        "{out}"
+    );
+    assert!(out.contains("workers:     2 alive of 2"), "{out}");
+    let out = on_terminal(&d, &["jobs.list"]).expect("script is present");
+    assert!(out.starts_with("NAME "), "{out}");
+    let out = on_terminal(&d, &["--json", "status"]).expect("script is present");
+    assert_eq!(json_out(&out)["health"], "ok");
 }
 
 #[test]
 fn jobs_list_prints_a_table_of_the_configured_jobs() {
     let d = daemon();
-    let out = ok(&d, &["jobs.list"]);
+    let out = ok(&d, &["--human", "jobs.list"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "header and three jobs:\n{out}");
     assert!(lines[0].starts_with("NAME"), "{out}");
@@ -147,7 +210,7 @@ fn jobs_list_prints_a_table_of_the_configured_jobs() {
     // After a run and a pause the table shows both.
     ok(&d, &["jobs.run", r#"{"name":"echo-args","wait":true}"#]);
     ok(&d, &["jobs.pause", r#"{"name":"beat"}"#]);
-    let out = ok(&d, &["jobs.list"]);
+    let out = ok(&d, &["--human", "jobs.list"]);
     let echo = out
         .lines()
         .find(|l| l.starts_with("echo-args "))
@@ -156,14 +219,14 @@ fn jobs_list_prints_a_table_of_the_configured_jobs() {
     let beat = out.lines().find(|l| l.starts_with("beat ")).expect("row");
     assert!(beat.contains(" no ") && beat.contains(" paused "), "{out}");
 
-    let raw = json_out(&ok(&d, &["--json", "jobs.list"]));
-    let names: Vec<&str> = raw
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|j| j["name"].as_str())
-        .collect();
-    assert_eq!(names, ["beat", "echo-args", "slow"]);
+    // A pipe gets the job objects, as does --json.
+    for args in [&["jobs.list"][..], &["--json", "jobs.list"]] {
+        let raw = json_out(&ok(&d, args));
+        let jobs = raw.as_array().expect("array");
+        let names: Vec<&str> = jobs.iter().filter_map(|j| j["name"].as_str()).collect();
+        assert_eq!(names, ["beat", "echo-args", "slow"], "{args:?}");
+        assert_eq!(jobs[0]["enabled"], false, "{args:?}");
+    }
 }
 
 #[test]
@@ -323,7 +386,7 @@ impl Drop for Watch {
 #[test]
 fn watch_prints_the_events_of_a_run_as_they_happen() {
     let d = daemon();
-    let watch = Watch::start(&d, &["--jobs", "echo-args,slow"]);
+    let watch = Watch::start(&d, &["--human", "--jobs", "echo-args,slow"]);
     // A run of a job not watched produces nothing; the next one does.
     ok(&d, &["jobs.run", r#"{"name":"beat","wait":true}"#]);
     let started = json_out(&ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]));
@@ -344,27 +407,55 @@ fn watch_prints_the_events_of_a_run_as_they_happen() {
 }
 
 #[test]
-fn watch_json_prints_run_objects_and_exits_0_when_the_daemon_stops() {
+fn watch_to_a_pipe_prints_run_objects_and_exits_0_when_the_daemon_stops() {
     let mut d = daemon();
-    let mut watch = Watch::start(&d, &["--json"]);
+    let mut watch = Watch::start(&d, &[]);
     ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
-    let first = json_out(&watch.next());
+    // One compact JSON object per line, by default on a pipe.
+    let first = watch.next();
+    assert!(!first.contains('\n') && first.starts_with('{'), "{first}");
+    let first = json_out(&first);
     assert_eq!(first["job"], "echo-args");
     assert_eq!(first["state"], "queued");
+    // --json asks for the same.
+    let forced = Watch::start(&d, &["--json", "--jobs", "beat"]);
+    ok(&d, &["jobs.run", r#"{"name":"beat"}"#]);
+    assert_eq!(json_out(&forced.next())["job"], "beat");
+
     ok(&d, &["shutdown"]);
     d.wait_exit(WAIT).expect("daemon exits");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = watch.child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "watch did not end with the daemon"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = util::wait_child(&mut watch.child, WAIT).expect("watch ends with the daemon");
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn watch_ends_quietly_when_its_reader_goes_away() {
+    let d = daemon();
+    let addr = d.addr.to_string();
+    let mut child = ctl_cmd(&["--connect", &addr, "watch", "--jobs", "echo-args"])
+        .spawn()
+        .expect("spawn watch");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("watch stderr");
+    assert!(first.starts_with("watching runs of"), "{first}");
+    // Like `| head -1`: read one event, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("an event");
+    assert_eq!(json_out(&line)["state"], "queued");
+    drop(stdout);
+    // The next run's events find no reader; watch ends, without a panic.
+    ok(&d, &["jobs.run", r#"{"name":"echo-args","wait":true}"#]);
+    let Some(status) = util::wait_child(&mut child, WAIT) else {
+        let _ = child.kill();
+        panic!("watch went on writing into a closed pipe");
+    };
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
 }
 
 const TOKEN: &str = "ctl-test-token-1";
@@ -386,8 +477,8 @@ fn token_from_flag_or_env_authenticates_over_tcp() {
         out.stderr
     );
 
-    let out = ok(&d, &["--token", TOKEN, "jobs.list"]);
-    assert!(out.lines().any(|l| l.starts_with("echo-args ")), "{out}");
+    let jobs = json_out(&ok(&d, &["--token", TOKEN, "jobs.list"]));
+    assert_eq!(jobs[1]["name"], "echo-args", "{jobs}");
 
     let addr = d.addr.to_string();
     let mut cmd = ctl_cmd(&["--connect", &addr, "--json", "status"]);
@@ -434,37 +525,12 @@ fn unix_socket_needs_no_token() {
 #[test]
 fn watch_authenticates_with_the_token() {
     let d = auth_daemon();
-    let addr = d.addr.to_string();
-    let mut cmd = ctl_cmd(&[
-        "--connect",
-        &addr,
-        "--token",
-        TOKEN,
-        "watch",
-        "--jobs",
-        "echo-args",
-    ]);
-    let mut child = cmd.spawn().expect("spawn watch");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    stderr.read_line(&mut first).expect("watch stderr");
-    assert!(first.starts_with("watching runs of echo-args"), "{first}");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let watch = Watch::start(&d, &["--token", TOKEN, "--human", "--jobs", "echo-args"]);
     ok(
         &d,
         &["--token", TOKEN, "jobs.run", r#"{"name":"echo-args"}"#],
     );
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx.recv_timeout(WAIT).expect("an event line");
-    let _ = child.kill();
-    let _ = child.wait();
+    let line = watch.next();
     assert!(line.contains("echo-args  queued  manual"), "{line}");
 }
 
@@ -492,16 +558,65 @@ fn timeout_bounds_the_wait_for_an_answer() {
     assert_eq!(cancelled["state"], "cancelled");
 }
 
+/// A job that runs every 100 ms, so a watch of all jobs gets events far
+/// more often than its keep-alive interval.
+const TICKING: &str = r#"
+[[jobs]]
+name = "tick"
+kind = "exec"
+every = "100ms"
+command = ["true"]
+"#;
+
 #[test]
-fn a_quiet_watch_outlives_the_idle_timeout() {
-    let d = Daemon::start(&util::config("idle_timeout = \"7s\"", JOBS));
-    let watch = Watch::start(&d, &["--jobs", "echo-args"]);
-    // Nothing to await here: the point is that time passes with no events,
-    // longer than idle_timeout, and the watcher's pings keep it connected.
-    std::thread::sleep(Duration::from_secs(9));
+fn quiet_and_busy_watches_ping_through_the_idle_timeout() {
+    let config = util::config("idle_timeout = \"2s\"", &format!("{JOBS}{TICKING}"));
+    let d = Daemon::start(&config);
+    // Pings every 250 ms leave a wide margin below the 2 s idle_timeout on
+    // a loaded machine. The quiet watch sees no event until the end; the
+    // busy one (all jobs) receives events all the time, and must ping anyway.
+    let quiet_watch = Watch::start(&d, &["--keepalive", "250ms", "--jobs", "echo-args"]);
+    let busy_watch = Watch::start(&d, &["--keepalive", "250ms"]);
+    // Plain clients that speak once and then keep quiet until the daemon
+    // closes them for idleness. The daemon closes an idle connection
+    // between one and two idle_timeouts after its last line, so the first
+    // (started after the watches subscribed) closing proves less than the
+    // second (started when the first was closed): by then the watches'
+    // connections have been open for over twice idle_timeout, and only
+    // their pings can have kept them open.
+    for _ in 0..2 {
+        let mut quiet = d.client();
+        quiet.ok("ping", json!({}));
+        while quiet.read_line().is_some() {}
+    }
     ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
-    let line = watch.next();
-    assert!(line.contains("echo-args  queued"), "{line}");
-    let status = json_out(&ok(&d, &["--json", "status"]));
-    assert_eq!(status["clients"]["idle_closed"], 0, "{status}");
+    let event = json_out(&quiet_watch.next());
+    assert_eq!(event["job"], "echo-args");
+    assert_eq!(event["state"], "queued");
+    let ticks = busy_watch.next();
+    assert!(ticks.contains(r#""job":"tick""#), "{ticks}");
+    poll_until("the busy watch to show the echo-args run", || {
+        let event = json_out(&busy_watch.next());
+        (event["job"] == "echo-args").then_some(())
+    });
+    let status = json_out(&ok(&d, &["status"]));
+    assert_eq!(
+        status["clients"]["idle_closed"], 2,
+        "only the quiet clients were closed: {status}"
+    );
+}
+
+#[test]
+fn keepalive_is_only_for_watch_and_above_zero() {
+    let d = daemon();
+    let out = fails(&d, &["--keepalive", "1s", "status"]);
+    assert!(
+        out.stderr.contains("--keepalive only applies to `watch`"),
+        "{}",
+        out.stderr
+    );
+    let addr = d.addr.to_string();
+    let out = run_ctl(&["--connect", &addr, "--keepalive", "0s", "watch"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("must be above 0s"), "{}", out.stderr);
 }

@@ -1,10 +1,13 @@
 //! `tickd ctl`: call any method of a running daemon from the shell.
 //!
-//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] METHOD [PARAMS_JSON]`
+//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] METHOD [PARAMS_JSON]`
 //! sends one JSON-RPC request (after `auth` when a token is given over TCP)
-//! and prints the result as pretty JSON on stdout, or the error message on
-//! stderr with exit code 1. `status` and `jobs.list` print a summary and a
-//! table instead, unless `--json` is given; `watch` follows `subscribe`.
+//! and prints the result on stdout, or the error message on stderr with
+//! exit code 1. The result is pretty JSON (CONTRACT §2), so scripts and
+//! pipes can parse it; only when stdout is a terminal do `status` and
+//! `jobs.list` print a summary and a table instead. `--json` and `--human`
+//! force one or the other. `watch` follows `subscribe` under the same rule:
+//! human lines on a terminal, one compact JSON object per line otherwise.
 //!
 //! - [`conn`]: connecting, authenticating, requests and answers;
 //! - [`render`]: the status summary and the jobs table;
@@ -17,11 +20,23 @@ mod watch;
 use clap::Args;
 use conn::{CallError, Conn, Target, NOT_AUTHENTICATED};
 use serde_json::{json, Value};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of `tickd ctl`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Output: a result is printed as indented JSON when stdout is a pipe or a file \
+(scripts, `| jq`). On a terminal, `status` prints a summary, `jobs.list` a \
+table and `watch` one line per event (elsewhere one JSON object per line). \
+--json and --human choose the form whatever stdout is.
+
+Examples:
+  tickd ctl status
+  tickd ctl jobs.run '{\"name\":\"heartbeat\",\"wait\":true}'
+  tickd ctl jobs.list | jq -r '.[].name'
+  tickd ctl watch --jobs backup,report")]
 pub struct CtlArgs {
     /// TCP address of the daemon.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7070")]
@@ -32,13 +47,22 @@ pub struct CtlArgs {
     /// Auth token, sent with `auth` before the call (also from TICKD_TOKEN).
     #[arg(long, env = "TICKD_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Print the raw result as pretty JSON, also for status and jobs.list
-    /// (with watch: one compact JSON run object per line).
+    /// Print JSON even on a terminal: the result indented (with watch: one
+    /// compact JSON run object per line). The default when stdout is not a
+    /// terminal.
     #[arg(long)]
     json: bool,
+    /// Print the human form even when stdout is not a terminal: the status
+    /// summary, the jobs.list table, one line per watch event.
+    #[arg(long, conflicts_with = "json")]
+    human: bool,
     /// With watch: only these jobs (comma-separated names).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     jobs: Vec<String>,
+    /// With watch: ping the daemon whenever nothing was sent to it for this
+    /// long (default 5s), so its idle_timeout does not close the connection.
+    #[arg(long, value_name = "DURATION", value_parser = parse_keepalive)]
+    keepalive: Option<Duration>,
     /// Give up when the answer takes longer than this (e.g. "30s"); by
     /// default wait as long as it takes (jobs.run with wait can be long).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -62,11 +86,47 @@ pub fn main(args: &CtlArgs) -> i32 {
     }
 }
 
+/// The two forms `tickd ctl` prints results in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON: indented for a result, one compact object per line for `watch`.
+    Json,
+    /// The status summary, the jobs table, one text line per event.
+    Human,
+}
+
+impl Format {
+    /// `--json` or `--human` if given; otherwise human text exactly when
+    /// stdout is a terminal, so `tickd ctl status | jq` gets JSON.
+    fn choose(args: &CtlArgs, stdout_is_terminal: bool) -> Format {
+        if args.json {
+            Format::Json
+        } else if args.human || stdout_is_terminal {
+            Format::Human
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// `--keepalive`: a humantime duration above zero.
+fn parse_keepalive(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be above 0s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn ctl(args: &CtlArgs) -> Result<(), String> {
     let is_watch = args.method == "watch";
     if !is_watch && !args.jobs.is_empty() {
         return Err("--jobs only applies to `watch`".into());
     }
+    if !is_watch && args.keepalive.is_some() {
+        return Err("--keepalive only applies to `watch`".into());
+    }
+    let format = Format::choose(args, std::io::stdout().is_terminal());
     if is_watch && args.params.is_some() {
         return Err("watch takes no PARAMS_JSON; choose jobs with --jobs a,b".into());
     }
@@ -83,13 +143,27 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         conn.auth(token)?;
     }
     if is_watch {
-        return watch::run(&mut conn, &args.jobs, args.json);
+        let keepalive = args.keepalive.unwrap_or(watch::KEEPALIVE);
+        return watch::run(&mut conn, &args.jobs, format, keepalive);
     }
     let result = conn
         .call(&args.method, params)
         .map_err(|e| explain(e, token.is_some()))?;
-    print!("{}", format_result(&args.method, &result, args.json));
+    write_stdout(&format_result(&args.method, &result, format))?;
     Ok(())
+}
+
+/// Writes `text` to stdout and flushes it. `Ok(false)` when the reader
+/// went away (`tickd ctl watch | head -3`): the output simply ends there,
+/// rather than the panic `print!` would raise.
+fn write_stdout(text: &str) -> Result<bool, String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
 }
 
 /// PARAMS_JSON as a JSON object; absent means `{}`.
@@ -133,12 +207,14 @@ fn explain(e: CallError, had_token: bool) -> String {
     }
 }
 
-/// The text printed for `method`'s result.
-fn format_result(method: &str, result: &Value, raw: bool) -> String {
+/// The text printed for `method`'s result: pretty JSON, except the human
+/// forms of `status` and `jobs.list`. Other methods have no human form.
+fn format_result(method: &str, result: &Value, format: Format) -> String {
     let now = chrono::Utc::now();
+    let human = format == Format::Human;
     match (method, result) {
-        ("status", Value::Object(_)) if !raw => render::status(result, now),
-        ("jobs.list", Value::Array(jobs)) if !raw => render::jobs_table(jobs, now),
+        ("status", Value::Object(_)) if human => render::status(result, now),
+        ("jobs.list", Value::Array(jobs)) if human => render::jobs_table(jobs, now),
         _ => {
             let mut text =
                 serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
@@ -170,13 +246,42 @@ mod tests {
 
     #[test]
     fn generic_results_print_as_pretty_json() {
-        let out = format_result("runs.get", &json!({"run_id": "1"}), false);
+        let out = format_result("runs.get", &json!({"run_id": "1"}), Format::Human);
         assert_eq!(out, "{\n  \"run_id\": \"1\"\n}\n");
-        let raw = format_result("jobs.list", &json!([]), true);
+        let raw = format_result("jobs.list", &json!([]), Format::Json);
         assert_eq!(raw, "[]\n");
         assert_eq!(
-            format_result("jobs.list", &json!([]), false),
+            format_result("jobs.list", &json!([]), Format::Human),
             "no jobs configured\n"
         );
+    }
+
+    fn parse(argv: &[&str]) -> Result<CtlArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("ctl").chain(argv.iter().copied()))
+            .map(|c| c.ctl)
+    }
+
+    #[test]
+    fn json_on_a_pipe_human_on_a_terminal_unless_forced() {
+        let plain = parse(&["status"]).expect("parses");
+        assert_eq!(Format::choose(&plain, false), Format::Json);
+        assert_eq!(Format::choose(&plain, true), Format::Human);
+        let json = parse(&["--json", "status"]).expect("parses");
+        assert_eq!(Format::choose(&json, true), Format::Json);
+        let human = parse(&["--human", "status"]).expect("parses");
+        assert_eq!(Format::choose(&human, false), Format::Human);
+        assert!(parse(&["--json", "--human", "status"]).is_err());
+    }
+
+    #[test]
+    fn keepalive_must_be_above_zero() {
+        assert_eq!(parse_keepalive("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_keepalive("0s").is_err());
+        assert!(parse_keepalive("soon").is_err());
     }
 }

@@ -1,52 +1,72 @@
 //! `tickd ctl watch [--jobs a,b]`: follow `subscribe` and print one line
 //! per `run.event` as it arrives, until interrupted or the daemon closes.
+//! On a terminal (or with `--human`) the line is a short text; otherwise
+//! (or with `--json`) it is the run object as compact JSON.
 //!
-//! The daemon closes connections that send nothing for `idle_timeout`, so
-//! while no event arrives the watcher sends a `ping` every
-//! [`KEEPALIVE`]; the answers are skipped like any other non-event line.
+//! A daemon may close connections that send nothing for `idle_timeout`
+//! (older ones do so even while events flow to a subscriber), so the
+//! watcher sends a `ping` whenever it has sent nothing for the keep-alive
+//! interval ([`KEEPALIVE`] unless `--keepalive` says otherwise), however
+//! many events it receives meanwhile; the answers are skipped like any
+//! other non-event line.
 
 use super::conn::{Conn, Incoming};
+use super::Format;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How often an otherwise silent watcher pings the daemon: below any
-/// sensible `idle_timeout` (default 5 minutes), and one small line per
-/// quiet interval costs the daemon next to nothing.
-const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How often an otherwise silent watcher pings the daemon by default:
+/// below any sensible `idle_timeout` (default 5 minutes), and one small
+/// line per interval costs the daemon next to nothing.
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
 
-/// Subscribes on `conn` and prints events until the connection ends.
-/// `json_lines` prints each run object as one compact JSON line instead.
-/// `Ok` when the daemon closed the connection cleanly.
-pub fn run(conn: &mut Conn, jobs: &[String], json_lines: bool) -> Result<(), String> {
+/// Subscribes on `conn` and prints events in `format` until the
+/// connection ends, sending a ping whenever nothing was sent for
+/// `keepalive`. `Ok` when the daemon closed the connection cleanly or
+/// the reader of stdout went away.
+pub fn run(
+    conn: &mut Conn,
+    jobs: &[String],
+    format: Format,
+    keepalive: Duration,
+) -> Result<(), String> {
     let params = if jobs.is_empty() {
         json!({})
     } else {
         json!({ "jobs": jobs })
     };
     conn.call("subscribe", params).map_err(|e| e.to_string())?;
+    let mut last_sent = Instant::now();
     let what = if jobs.is_empty() {
         "all jobs".to_string()
     } else {
         jobs.join(", ")
     };
     eprintln!("watching runs of {what} (Ctrl-C to stop)");
-    conn.set_read_timeout(Some(KEEPALIVE))?;
     loop {
+        let quiet_left = keepalive.saturating_sub(last_sent.elapsed());
+        if quiet_left.is_zero() {
+            conn.send("ping", json!({}))?;
+            last_sent = Instant::now();
+            continue;
+        }
+        conn.set_read_timeout(Some(quiet_left))?;
         match conn.read()? {
             Incoming::Line(msg) => {
                 if msg["method"] != "run.event" {
                     continue;
                 }
                 let run = &msg["params"];
-                if json_lines {
-                    println!("{run}");
-                } else {
-                    println!("{}", event_line(run));
+                let line = match format {
+                    Format::Json => format!("{run}\n"),
+                    Format::Human => format!("{}\n", event_line(run)),
+                };
+                if !super::write_stdout(&line)? {
+                    return Ok(());
                 }
             }
-            Incoming::TimedOut => {
-                conn.send("ping", json!({}))?;
-            }
+            // Time for the next ping, at the top of the loop.
+            Incoming::TimedOut => {}
             Incoming::Closed => {
                 eprintln!("the daemon closed the connection");
                 return Ok(());
