@@ -190,12 +190,11 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
         message,
     })?;
     if let Some(account) = &account {
-        let own_files: Vec<&std::path::Path> =
-            [&config.daemon.log_file, &config.daemon.unix_socket]
-                .into_iter()
-                .filter_map(|p| p.as_deref())
-                .collect();
-        privilege::hand_over(account, config.daemon.state_dir.as_deref(), &own_files);
+        privilege::hand_over(
+            account,
+            config.daemon.state_dir.as_deref(),
+            config.daemon.unix_socket.as_deref(),
+        );
         privilege::drop_to(account).map_err(|e| {
             StartError::bind(format!(
                 "cannot drop privileges to user {}: {e}",

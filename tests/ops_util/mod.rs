@@ -112,6 +112,18 @@ pub fn uids(pid: i32) -> Vec<u32> {
         .collect()
 }
 
+/// The `Groups:` line of `/proc/PID/status`: the supplementary groups.
+pub fn groups(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .expect("Groups line")
+        .split_whitespace()
+        .map(|n| n.parse().expect("gid"))
+        .collect()
+}
+
 /// Whether the tests run as root (CI does; privilege tests need it).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
