@@ -388,3 +388,24 @@ fn a_symlinked_log_file_is_refused() {
     assert!(stderr.contains("is a symbolic link"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "");
 }
+
+#[test]
+fn a_stalled_syslog_never_blocks_the_daemon() {
+    // A syslog socket nobody reads: its queue fills after a few records.
+    let sock_dir = tempfile::tempdir().expect("temp dir");
+    let path = sock_dir.path().join("log");
+    let _stalled = UnixDatagram::bind(&path).expect("bind");
+    let path_text = path.display().to_string();
+    let d = Daemon::start_with_env(
+        &config("syslog = true\nlog_level = \"debug\"\n", ""),
+        &[("TICKD_SYSLOG_SOCKET", &path_text)],
+    );
+    // Each connection logs two debug lines (opened, closed): thousands of
+    // records in all, while every ping must still be answered.
+    for _ in 0..1500 {
+        let mut c = d.client();
+        assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    }
+    let mut c = d.client();
+    assert_eq!(c.ok("status", json!({}))["pid"], json!(d.child.id()));
+}
