@@ -19,7 +19,9 @@
 //! before writing anything closes the pipe: exit 2, "see its log".
 //!
 //! Relative paths do not survive the `chdir("/")`: the caller makes the
-//! config, pidfile, state dir, log file and socket paths absolute first.
+//! config and pidfile paths absolute first, and the config loader resolves
+//! the daemon's paths (state dir, log file, socket, token file) against the
+//! start directory at every load, reloads included.
 
 use std::fs::File;
 use std::io::{self, Read, Write};

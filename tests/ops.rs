@@ -409,3 +409,78 @@ fn a_stalled_syslog_never_blocks_the_daemon() {
     let mut c = d.client();
     assert_eq!(c.ok("status", json!({}))["pid"], json!(d.child.id()));
 }
+
+#[test]
+fn reload_after_the_drop_keeps_a_token_file_only_root_can_read() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let parent = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Root's 0600 file, as install.sh would leave it in /etc/tickd.
+    let token = parent.path().join("token");
+    std::fs::write(&token, "s3cret\n").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let d = Daemon::start(&config(
+        &format!(
+            "user = \"nobody\"\nauth_token_file = \"{}\"\n",
+            token.display()
+        ),
+        "",
+    ));
+    d.log
+        .wait_for("dropped privileges to user nobody", 0, util::WAIT)
+        .expect("logged");
+    // The dropped daemon must be able to read its config again.
+    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d.signal(Signal::HUP);
+    let mut c = d.client();
+    c.ok("auth", json!({"token": "s3cret"}));
+    ops_util::poll_until("generation 2", || {
+        (c.ok("status", json!({}))["config"]["generation"] == json!(2)).then_some(())
+    });
+    let (_, line) = d
+        .log
+        .wait_for("keeping the token read at start", 0, util::WAIT)
+        .expect("the kept token is reported");
+    assert!(
+        line.contains("WARN") && line.contains("Permission denied"),
+        "{line}"
+    );
+    // The token still guards new connections.
+    let mut other = d.client();
+    assert_eq!(other.err_code("auth", json!({"token": "wrong"})), -32001);
+    other.ok("auth", json!({"token": "s3cret"}));
+}
+
+#[test]
+fn daemonize_resolves_a_relative_token_file_for_reloads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let text = config(
+        "auth_token_file = \"token\"\nlog_file = \"tickd.log\"\n",
+        "",
+    );
+    std::fs::write(dir.path().join("tickd.toml"), text).expect("write config");
+    let out = daemonize(
+        dir.path(),
+        &["--config", "tickd.toml", "--pidfile", "tickd.pid"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let pid = read_pid(&dir.path().join("tickd.pid"));
+    let _guard = KillOnDrop(pid);
+    let addr = listen_addr(&dir.path().join("tickd.log"));
+    // The daemon now runs in /, where "token" names nothing.
+    signal(pid, Signal::HUP);
+    ops_util::poll_until("generation 2", || {
+        let status = ops_util::call_authenticated(addr, Some("t0ken"), "status", json!({}));
+        (status["config"]["generation"] == json!(2)).then_some(())
+    });
+    let log = std::fs::read_to_string(dir.path().join("tickd.log")).expect("log");
+    assert!(!log.contains("reload failed"), "{log}");
+    signal(pid, Signal::TERM);
+    wait_gone(pid);
+}
