@@ -16,19 +16,29 @@
 //! The original process waits on a pipe from the daemon: `ready` once it is
 //! listening (exit 0), or the exit code and reason of a failed start (the
 //! reason goes to stderr, so an init script shows it). A daemon that dies
-//! before writing anything closes the pipe: exit 2, "see its log".
+//! before writing anything closes the pipe: exit 2, "see its log". A daemon
+//! that says nothing for [`READY_TIMEOUT`] (60 s: a state dir on a hung
+//! NFS mount, a stuck NSS lookup for `daemon.user`) does not hang the
+//! caller — an init script, a boot — forever: it exits 2 saying the daemon
+//! did not report ready and may still be starting.
 //!
 //! Relative paths do not survive the `chdir("/")`: the caller makes the
-//! config, pidfile, state dir, log file and socket paths absolute first.
+//! config and pidfile paths absolute first, and the config loader resolves
+//! the daemon's paths (state dir, log file, socket, token file) against the
+//! start directory at every load, reloads included.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::Duration;
 
 use rustix::pipe::PipeFlags;
 
 use crate::os_unsafe::{self, Forked};
+
+/// How long the starting process waits for the daemon's verdict.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which process [`detach`] returned in.
 pub enum Detached {
@@ -137,8 +147,44 @@ fn wait_for_daemon(pipe: OwnedFd, child: i32) -> i32 {
     if let Some(pid) = rustix::process::Pid::from_raw(child) {
         let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
     }
+    let (code, message) = wait_for_verdict(pipe, READY_TIMEOUT);
+    if let Some(message) = message {
+        eprintln!("tickd: {message}");
+    }
+    code
+}
+
+/// Reads the daemon's one-line verdict for at most `timeout`. The read
+/// runs on its own thread (this process only exits afterwards, so a thread
+/// is harmless here) and is abandoned when the time is up.
+fn wait_for_verdict(pipe: OwnedFd, timeout: Duration) -> (i32, Option<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::Builder::new()
+        .name("ready-wait".into())
+        .spawn(move || {
+            let _ = tx.send(read_verdict(File::from(pipe)));
+        });
+    if let Err(e) = reader {
+        return (
+            crate::EXIT_BIND,
+            Some(format!("cannot wait for the daemon: {e}; see its log")),
+        );
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(text) => parse_verdict(&text),
+        Err(_) => (
+            crate::EXIT_BIND,
+            Some(format!(
+                "the daemon did not report ready within {} s; it may still be starting: see its log",
+                timeout.as_secs()
+            )),
+        ),
+    }
+}
+
+/// One line from the pipe, or what came before it closed.
+fn read_verdict(mut pipe: File) -> String {
     let mut text = String::new();
-    let mut pipe = File::from(pipe);
     let mut byte = [0u8; 1];
     // One line; the daemon keeps running after writing it.
     while !text.ends_with('\n') && text.len() < 64 * 1024 {
@@ -149,11 +195,7 @@ fn wait_for_daemon(pipe: OwnedFd, child: i32) -> i32 {
             Err(_) => break,
         }
     }
-    let (code, message) = parse_verdict(&text);
-    if let Some(message) = message {
-        eprintln!("tickd: {message}");
-    }
-    code
+    text
 }
 
 /// `ready` → 0; `fail CODE MESSAGE` → CODE and MESSAGE; anything else (the
@@ -188,6 +230,21 @@ mod tests {
         );
         assert_eq!(parse_verdict("").0, 2);
         assert_eq!(parse_verdict("fail x\n").0, 2);
+    }
+
+    #[test]
+    fn a_silent_daemon_does_not_hang_the_caller() {
+        let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).expect("pipe");
+        // The write end stays open and silent: a daemon stuck in start-up.
+        let (code, message) = wait_for_verdict(r, Duration::from_millis(100));
+        drop(w);
+        assert_eq!(code, 2);
+        let message = message.unwrap_or_default();
+        assert!(message.contains("did not report ready"), "{message}");
+
+        let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).expect("pipe");
+        File::from(w).write_all(b"ready\n").expect("write");
+        assert_eq!(wait_for_verdict(r, Duration::from_secs(60)), (0, None));
     }
 
     #[test]

@@ -89,7 +89,8 @@ struct Started {
 /// Runs the daemon until it is told to stop; returns the process exit code.
 ///
 /// The start-up steps, in order (each failure logs why and exits 1 or 2):
-/// 1. load the config; make every path absolute (`--daemonize` moves to `/`);
+/// 1. load the config (which makes the daemon's paths absolute, since
+///    `--daemonize` moves to `/`);
 /// 2. `--daemonize`: fork and detach, while there is only one thread;
 /// 3. set up logging (stderr, log file, syslog) and sd_notify;
 /// 4. take the pidfile, install the signal handlers, bind the listeners;
@@ -102,7 +103,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         pidfile: opts.pidfile.as_deref().map(absolute),
         daemonize: opts.daemonize,
     };
-    let mut config = match config::load(&opts.config) {
+    let config = match config::load(&opts.config) {
         Ok(c) => c,
         Err(e) => {
             logging::init("info");
@@ -110,7 +111,6 @@ pub fn run(opts: &RunOptions) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    absolute_paths(&mut config.daemon);
 
     let mut readiness = daemonize::Readiness::foreground();
     if opts.daemonize {
@@ -190,12 +190,11 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
         message,
     })?;
     if let Some(account) = &account {
-        let own_files: Vec<&std::path::Path> =
-            [&config.daemon.log_file, &config.daemon.unix_socket]
-                .into_iter()
-                .filter_map(|p| p.as_deref())
-                .collect();
-        privilege::hand_over(account, config.daemon.state_dir.as_deref(), &own_files);
+        privilege::hand_over(
+            account,
+            config.daemon.state_dir.as_deref(),
+            config.daemon.unix_socket.as_deref(),
+        );
         privilege::drop_to(account).map_err(|e| {
             StartError::bind(format!(
                 "cannot drop privileges to user {}: {e}",
@@ -222,22 +221,6 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
 /// cannot be read; the later open then reports the problem).
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Makes the daemon's own paths absolute, so that they keep meaning the
-/// same files after `--daemonize` moves to `/`. (These are restart-only
-/// settings: a reload keeps the values resolved here.)
-fn absolute_paths(daemon: &mut config::DaemonConfig) {
-    for path in [
-        &mut daemon.state_dir,
-        &mut daemon.log_file,
-        &mut daemon.unix_socket,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        *path = absolute(path);
-    }
 }
 
 fn start(

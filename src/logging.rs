@@ -8,7 +8,9 @@
 //!
 //! Where lines go ([`Outputs`]):
 //! - stderr, in the foreground (the default, and what tests read);
-//! - `daemon.log_file`, appended (created 0640). SIGUSR1 reopens it by
+//! - `daemon.log_file`, appended (created 0640; a symbolic link, a
+//!   non-regular file or one with other hard links is refused, see
+//!   [`open_log_file`]). SIGUSR1 reopens it by
 //!   path ([`reopen`]), so logrotate can move it away and the next line goes
 //!   to a new file. A daemonized tickd also has its stderr on this file
 //!   (see [`crate::daemonize`]), so the reopen moves stderr along;
@@ -17,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -51,13 +53,57 @@ pub struct Outputs {
 }
 
 /// Opens (creating, mode 0640) a log file for appending.
+///
+/// The path must name a regular file with one link, not a symbolic link
+/// (`O_NOFOLLOW`): the log dir usually belongs to the daemon's user, and
+/// tickd started as root must not append to (or hand over) a file that user
+/// pointed the log path at, such as `/etc/shadow`.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
-    File::options()
+    let shown = path.display();
+    let file = File::options()
         .append(true)
         .create(true)
         .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    e.kind(),
+                    format!("log file {shown} is a symbolic link; tickd does not follow one there: point daemon.log_file at the file itself"),
+                )
+            } else {
+                io::Error::new(e.kind(), format!("log file {shown}: {e}"))
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("log file {shown}: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other(format!(
+            "log file {shown} is not a regular file"
+        )));
+    }
+    if meta.nlink() > 1 {
+        return Err(io::Error::other(format!(
+            "log file {shown} has {} hard links; tickd writes only to a file of its own",
+            meta.nlink()
+        )));
+    }
+    Ok(file)
+}
+
+/// Gives the open log file to the daemon's user before the privilege drop
+/// (see [`crate::privilege::hand_over`]): changed through the fd tickd
+/// writes to, never by path. Nothing to do without a log file.
+pub fn hand_over_log_file(uid: rustix::process::Uid, gid: rustix::process::Gid) -> io::Result<()> {
+    match LOG_FILE.get() {
+        Some(log_file) => {
+            rustix::fs::fchown(&*log_file.file.lock(), Some(uid), Some(gid))?;
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Installs a stderr-only logger (for errors before the config is known).

@@ -59,10 +59,12 @@ impl Notifier {
                 ))
             }
         };
-        Ok(Notifier {
-            socket: UnixDatagram::unbound()?,
-            addr,
-        })
+        // Non-blocking: a stalled systemd must not stop the thread that
+        // notifies (the loop, or the monitor's watchdog check); a
+        // notification that cannot be queued is logged and lost.
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        Ok(Notifier { socket, addr })
     }
 
     /// Sends one notification (`KEY=VALUE` lines).

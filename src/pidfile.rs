@@ -6,6 +6,12 @@
 //! takes it over; a locked one makes the start fail with "already running
 //! (pid N)". The lock is held through the fd kept open in [`Pidfile`].
 //!
+//! A lock can outlive its daemon for a moment: a job child forked but not
+//! yet exec'd still holds the fd (it closes at `exec`, `O_CLOEXEC`), so
+//! right after a `kill -9` the file may still be locked by nobody alive. A
+//! locked file is therefore retried for up to [`LOCK_WAIT`] (3 s, as for
+//! the state dir's lock) before the start gives up with "already running".
+//!
 //! The file's content is replaced atomically: the pid is written to a
 //! temporary file in the same directory, which is locked and then renamed
 //! over the path, so a reader never sees an empty or half-written file. An
@@ -17,9 +23,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
+
+/// How long a locked pidfile is retried before "already running".
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Pause between two tries of a locked pidfile.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// Why the pidfile could not be taken.
 #[derive(Debug)]
@@ -49,14 +62,37 @@ pub struct Pidfile {
 }
 
 impl Pidfile {
-    /// Takes the pidfile at `path` for this process, or says who holds it.
+    /// Takes the pidfile at `path` for this process, or says who holds it
+    /// (after retrying a locked file for [`LOCK_WAIT`]; see the module doc).
     pub fn acquire(path: &Path) -> Result<Pidfile, PidfileError> {
+        let mut warned = false;
+        Pidfile::acquire_within(path, LOCK_WAIT, || {
+            if !warned {
+                log::warn!(
+                    "pidfile {}: locked; waiting up to {} s in case its holder is just exiting",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                );
+                warned = true;
+            }
+        })
+    }
+
+    /// [`Pidfile::acquire`] with the wait given; `on_busy` runs at each
+    /// try that finds the file locked (before the pause).
+    fn acquire_within(
+        path: &Path,
+        wait: Duration,
+        mut on_busy: impl FnMut(),
+    ) -> Result<Pidfile, PidfileError> {
+        let give_up = Instant::now() + wait;
         let io_err = |what: &str, e: io::Error| {
             PidfileError::Io(format!("pidfile {}: cannot {what}: {e}", path.display()))
         };
         // A few rounds at most: each retry means another instance replaced
         // the file between our open and our lock.
-        for _ in 0..8 {
+        let mut replaced = 0;
+        while replaced < 8 {
             let current = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -68,10 +104,16 @@ impl Pidfile {
                 .map_err(|e| io_err("open", e))?;
             match rustix::fs::flock(&current, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
+                Err(Errno::WOULDBLOCK) if Instant::now() < give_up => {
+                    on_busy();
+                    std::thread::sleep(LOCK_RETRY);
+                    continue;
+                }
                 Err(Errno::WOULDBLOCK) => return Err(PidfileError::Running(read_pid(path))),
                 Err(e) => return Err(io_err("lock", e.into())),
             }
             if !same_file(&current, path) {
+                replaced += 1;
                 continue;
             }
             if let Some(pid) = read_pid(path) {
@@ -174,16 +216,48 @@ mod tests {
         assert_eq!(read_pid(&path), Some(std::process::id()));
         // flock locks belong to the open file description, so a second
         // acquire in this same process is refused too.
-        match Pidfile::acquire(&path) {
+        let no_wait = || Pidfile::acquire_within(&path, Duration::ZERO, || {});
+        match no_wait() {
             Err(PidfileError::Running(Some(pid))) => assert_eq!(pid, std::process::id()),
             other => panic!("expected already running, got {other:?}"),
         }
-        let err = Pidfile::acquire(&path).unwrap_err().to_string();
+        let err = no_wait().unwrap_err().to_string();
         assert_eq!(err, format!("already running (pid {})", std::process::id()));
         drop(held);
         assert!(!path.exists(), "removed on drop");
         let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
         assert!(names.is_empty(), "no temporary file left: {names:?}");
+    }
+
+    #[test]
+    fn a_lock_let_go_while_waiting_is_taken() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tickd.pid");
+        std::fs::write(&path, "999999\n").expect("write");
+        // Another open file description holds the lock, as a killed
+        // daemon's forked child would until it execs.
+        let holder = File::open(&path).expect("open");
+        rustix::fs::flock(&holder, FlockOperation::NonBlockingLockExclusive).expect("lock");
+        let mut holder = Some(holder);
+        let mut busy = 0;
+        let held = Pidfile::acquire_within(&path, Duration::from_secs(60), || {
+            busy += 1;
+            holder = None; // the child execs: the lock goes away
+        })
+        .expect("taken once the holder lets go");
+        assert_eq!(busy, 1, "found locked once, then taken");
+        assert_eq!(read_pid(&path), Some(std::process::id()));
+        drop(held);
+
+        // A holder that stays is reported once the wait is over.
+        std::fs::write(&path, "4242\n").expect("write");
+        let holder = File::open(&path).expect("open");
+        rustix::fs::flock(&holder, FlockOperation::NonBlockingLockExclusive).expect("lock");
+        let mut busy = 0;
+        let err =
+            Pidfile::acquire_within(&path, Duration::from_millis(120), || busy += 1).unwrap_err();
+        assert!(matches!(err, PidfileError::Running(Some(4242))), "{err:?}");
+        assert!(busy >= 1);
     }
 
     #[test]

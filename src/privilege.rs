@@ -5,8 +5,10 @@
 //! first thread is started:
 //! 1. bind the listeners (ports below 1024 need root), take the pidfile and
 //!    open the log file, as root;
-//! 2. hand the state dir (and the log file) to the target user, so the
-//!    journal can be written and SIGUSR1 can reopen the log afterwards;
+//! 2. hand the state dir, the log file and the Unix socket to the target
+//!    user, so the journal can be written, SIGUSR1 can reopen the log and
+//!    the socket can be removed afterwards — without following links the
+//!    target user could have planted (see [`hand_over`]);
 //! 3. `setgroups([gid])`, `setgid(gid)`, `setuid(uid)` — in that order,
 //!    since after `setuid` the process may no longer change its groups;
 //! 4. verify: real and effective ids are the target ones, and `setuid(0)`
@@ -23,8 +25,15 @@
 //!   together with `daemon.user`); otherwise each run fails with a message
 //!   saying why, and loading the config warns.
 
+use std::ffi::CStr;
 use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
 
 use crate::config::DaemonConfig;
 use crate::os_unsafe;
@@ -106,38 +115,110 @@ pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
 }
 
 /// Gives the target user what it must write after the drop: the state dir
-/// (created if missing) and its files, and the daemon's own files — the log
-/// file, which it reopens on SIGUSR1, and the Unix socket, which it removes
-/// at shutdown and whose mode (0600 by default) should mean "the daemon's
-/// user", not root.
-pub fn hand_over(account: &Account, state_dir: Option<&Path>, files: &[&Path]) {
-    let owner = (
-        Some(rustix::process::Uid::from_raw(account.uid)),
-        Some(rustix::process::Gid::from_raw(account.gid)),
-    );
-    let chown = |path: &Path| {
-        if let Err(e) = rustix::fs::chown(path, owner.0, owner.1) {
+/// (created if missing) and tickd's files in it, and the daemon's own
+/// files — the log file, which it reopens on SIGUSR1, and the Unix socket,
+/// which it removes at shutdown and whose mode (0600 by default) should
+/// mean "the daemon's user", not root.
+///
+/// This runs as root on places the target user can write to, so nothing
+/// here follows a symbolic link or touches a file that may be someone
+/// else's (a link planted to `/etc/shadow` must stay root's):
+/// - the state dir is opened with `O_NOFOLLOW` and changed through that fd;
+///   in it only regular files with a single link that root owns are handed
+///   over (tickd's journal, snapshot and lock), each through an `O_PATH`
+///   fd opened without following links; anything else is left alone with a
+///   warning;
+/// - the log file is changed through the fd tickd writes to, which
+///   [`crate::logging`] opened with `O_NOFOLLOW` as a regular file;
+/// - the socket is changed only if the path is still a socket, and without
+///   following a link (`lchown`).
+pub fn hand_over(account: &Account, state_dir: Option<&Path>, socket: Option<&Path>) {
+    let uid = Uid::from_raw(account.uid);
+    let gid = Gid::from_raw(account.gid);
+    let name = &account.name;
+    if let Some(dir) = state_dir {
+        if let Err(e) = hand_over_state_dir(dir, uid, gid) {
             log::warn!(
-                "cannot give {} to user {}: {e}",
-                path.display(),
-                account.name
+                "cannot give state_dir {} to user {name}: {e}",
+                dir.display()
             );
         }
-    };
-    if let Some(dir) = state_dir {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            log::warn!("cannot create state_dir {}: {e}", dir.display());
-        }
-        chown(dir);
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                chown(&entry.path());
-            }
+    }
+    if let Err(e) = crate::logging::hand_over_log_file(uid, gid) {
+        log::warn!("cannot give the log file to user {name}: {e}");
+    }
+    if let Some(path) = socket {
+        if let Err(e) = hand_over_socket(path, uid, gid) {
+            log::warn!("cannot give socket {} to user {name}: {e}", path.display());
         }
     }
-    for file in files {
-        chown(file);
+}
+
+/// The state dir itself and root's regular files in it.
+fn hand_over_state_dir(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => {
+            io::Error::other("it is a symbolic link or not a directory; left alone")
+        }
+        e => e.into(),
+    })?;
+    rustix::fs::fchown(&fd, Some(uid), Some(gid))?;
+    for entry in Dir::read_from(&fd)? {
+        let entry = entry?;
+        let file = entry.file_name();
+        if file == c"." || file == c".." {
+            continue;
+        }
+        if let Err(e) = hand_over_entry(&fd, file, uid, gid) {
+            log::warn!(
+                "state_dir {}: {} not handed over: {e}",
+                dir.display(),
+                file.to_string_lossy()
+            );
+        }
     }
+    Ok(())
+}
+
+/// One entry of the state dir: given away only if it is a regular file
+/// with one link that root owns. The checks and the change go through one
+/// `O_PATH` fd, so the entry cannot be swapped for a link in between.
+fn hand_over_entry(dir: &OwnedFd, file: &CStr, uid: Uid, gid: Gid) -> io::Result<()> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, file, flags, Mode::empty())?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if stat.st_uid == uid.as_raw() {
+        return Ok(());
+    }
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(io::Error::other("not a regular file (tickd creates none)"));
+    }
+    if stat.st_nlink != 1 || stat.st_uid != 0 {
+        return Err(io::Error::other(format!(
+            "owned by uid {} with {} links: not a file tickd created",
+            stat.st_uid, stat.st_nlink
+        )));
+    }
+    rustix::fs::chownat(&fd, c"", Some(uid), Some(gid), AtFlags::EMPTY_PATH)?;
+    Ok(())
+}
+
+/// The Unix socket tickd bound, if the path still is a socket.
+fn hand_over_socket(path: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::other("no longer a socket; left alone"));
+    }
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        path,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
 }
 
 /// Drops to `account` for good: `setgroups([gid])`, `setgid`, `setuid`,

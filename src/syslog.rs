@@ -1,21 +1,33 @@
 //! `daemon.syslog = true`: log records as RFC 3164 datagrams to the local
 //! syslog socket (`/dev/log`).
 //!
-//! Hand-written rather than the `syslog` crate: all tickd needs is one
-//! datagram per record in the format glibc's `syslog(3)` sends
-//! (`<PRI>Mmm dd hh:mm:ss tickd[PID]: message`), which is a dozen lines over
-//! std's `UnixDatagram`; the crate would add its own logger type, error
-//! types and TCP/UDP transports that tickd does not use, and would sit
-//! beside, not inside, the `env_logger` filtering tickd keeps.
+//! Hand-written, formatting included, rather than the `syslog` crate
+//! (7.0.0, checked for this): all tickd needs is one datagram per record
+//! in the format glibc's `syslog(3)` sends
+//! (`<PRI>Mmm dd hh:mm:ss tickd[PID]: message`), a dozen lines over std's
+//! `UnixDatagram`. The crate's transports are blocking sockets, so only its
+//! `Formatter3164::format` could be used, and that one is wrong for us: on
+//! Unix it stamps records with UTC time, while RFC 3164 timestamps are local
+//! time without a zone (rsyslog and journald would file every line hours
+//! off on a host not on UTC); it pads the day with a zero (`Mar 05`) where
+//! RFC 3164 and glibc use a space (`Mar  5`); it parses its format string
+//! and `unwrap`s on every record; and it neither cuts long messages nor
+//! removes newlines, which tickd must do anyway. It would also add the
+//! `time` and `hostname` crates beside `chrono`, which tickd already has.
 //!
 //! The socket is unconnected and each record is sent to the path, so a
 //! syslog daemon that restarts (and recreates `/dev/log`) is picked up
-//! without a reconnect. A record that cannot be sent is dropped: logging
-//! must never block or stop the daemon. `TICKD_SYSLOG_SOCKET` overrides the
-//! path (containers without `/dev/log`, and tests).
+//! without a reconnect. The socket is non-blocking: a syslog daemon that
+//! stalls fills the socket's queue, and a blocking send would then stop
+//! every thread that logs — the event loop included, until the watchdog
+//! kills tickd. So a record that cannot be sent at once is dropped and
+//! counted, and the next record that gets through is preceded by one that
+//! says how many were lost. `TICKD_SYSLOG_SOCKET` overrides the path
+//! (containers without `/dev/log`, and tests).
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Facility `daemon` (3), as `syslog(3)`'s `LOG_DAEMON`.
 const FACILITY_DAEMON: u8 = 3;
@@ -28,6 +40,8 @@ const MAX_MESSAGE: usize = 8 * 1024;
 pub struct Syslog {
     socket: Option<UnixDatagram>,
     path: PathBuf,
+    /// Records dropped since the last one that got through.
+    dropped: AtomicU64,
 }
 
 /// The syslog socket path: `TICKD_SYSLOG_SOCKET`, or `/dev/log`.
@@ -52,19 +66,49 @@ pub fn check_socket() {
 impl Syslog {
     /// A sender to [`socket_path`].
     pub fn new() -> Syslog {
+        Syslog::to(socket_path())
+    }
+
+    /// A sender to the socket at `path`.
+    fn to(path: PathBuf) -> Syslog {
+        let socket = UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .ok();
         Syslog {
-            socket: UnixDatagram::unbound().ok(),
-            path: socket_path(),
+            socket,
+            path,
+            dropped: AtomicU64::new(0),
         }
     }
 
-    /// Sends one record; failures are ignored (see the module doc).
+    /// Sends one record without ever waiting; a record that cannot be sent
+    /// is dropped and counted (see the module doc).
     pub fn send(&self, level: log::Level, message: &str) {
         let Some(socket) = &self.socket else {
             return;
         };
-        let line = format_record(level, message, &chrono::Local::now(), std::process::id());
-        let _ = socket.send_to(line.as_bytes(), &self.path);
+        let now = chrono::Local::now();
+        let pid = std::process::id();
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let note = format!(
+                "{dropped} log record(s) not sent to syslog: its socket was full or missing"
+            );
+            let line = format_record(log::Level::Warn, &note, &now, pid);
+            if socket.send_to(line.as_bytes(), &self.path).is_err() {
+                self.dropped.fetch_add(dropped + 1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let line = format_record(level, message, &now, pid);
+        if socket.send_to(line.as_bytes(), &self.path).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped and not yet reported.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -130,10 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).expect("bind");
-        let syslog = Syslog {
-            socket: UnixDatagram::unbound().ok(),
-            path,
-        };
+        let syslog = Syslog::to(path);
         syslog.send(log::Level::Info, "hello");
         let mut buf = [0u8; 256];
         let n = server.recv(&mut buf).expect("recv");
@@ -142,5 +183,40 @@ mod tests {
             text.starts_with("<30>") && text.ends_with("]: hello"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_full_socket_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("log");
+        let server = UnixDatagram::bind(&path).expect("bind");
+        server.set_nonblocking(true).expect("nonblocking");
+        let syslog = Syslog::to(path);
+        // Far more than the receive queue holds (net.unix.max_dgram_qlen,
+        // 10 by default): a blocking send would hang this test.
+        for i in 0..2000 {
+            syslog.send(log::Level::Info, &format!("record {i}"));
+        }
+        let lost = syslog.dropped();
+        assert!(lost > 0, "the queue never filled");
+        let mut buf = [0u8; 512];
+        let mut received = 0;
+        while server.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        assert_eq!(received + lost, 2000);
+        // The next record that gets through is preceded by the count.
+        syslog.send(log::Level::Info, "after");
+        let n = server.recv(&mut buf).expect("the note");
+        let note = std::str::from_utf8(&buf[..n]).expect("utf-8");
+        assert!(
+            note.starts_with("<28>") && note.contains(&format!("{lost} log record(s) not sent")),
+            "{note}"
+        );
+        let n = server.recv(&mut buf).expect("the record");
+        assert!(std::str::from_utf8(&buf[..n])
+            .expect("utf-8")
+            .ends_with("after"));
+        assert_eq!(syslog.dropped(), 0);
     }
 }

@@ -139,3 +139,117 @@ fn failures_are_reported_with_lsb_codes() {
     let usage = script(&s.defaults, "bogus");
     assert_ne!(code(&usage), Some(0));
 }
+
+#[test]
+fn rotate_never_signals_a_process_that_is_not_tickd() {
+    let s = setup();
+    // A stale pidfile whose pid now belongs to an unrelated process, for
+    // which SIGUSR1 would be fatal.
+    let mut other = Command::new("sleep").arg("60").spawn().expect("spawn");
+    std::fs::create_dir_all(s.pidfile.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&s.pidfile, format!("{}\n", other.id())).expect("write");
+    let rotate = script(&s.defaults, "rotate");
+    assert_eq!(code(&rotate), Some(7), "{rotate:?}");
+    let still_running = other.try_wait().expect("try_wait").is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(still_running, "the unrelated process got SIGUSR1");
+}
+
+#[test]
+fn logrotate_signals_through_systemd_or_the_init_script_only() {
+    let conf = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/logrotate.conf"),
+    )
+    .expect("read logrotate.conf");
+    let body = conf
+        .split("postrotate")
+        .nth(1)
+        .and_then(|rest| rest.split("endscript").next())
+        .expect("a postrotate block");
+    // Run the block with a stand-in systemctl that reports the unit active
+    // and records how it was called.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let calls = dir.path().join("calls");
+    let fake = dir.path().join("systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >>\"{}\"\nexit 0\n", calls.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(body)
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .expect("run postrotate");
+    assert!(out.status.success(), "{out:?}");
+    let calls = std::fs::read_to_string(&calls).expect("systemctl was called");
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "is-active --quiet tickd.service",
+            "kill -s USR1 --kill-who=main tickd.service"
+        ]
+    );
+    assert!(
+        !body.contains("kill -USR1"),
+        "no bare kill of a pidfile's pid"
+    );
+}
+
+#[test]
+fn the_pid_directory_is_given_to_user_only_when_created() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let s = setup();
+    let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(s.dir.path(), 0o755).expect("chmod");
+    mode(&s.config, 0o644).expect("chmod");
+    // nobody writes the log in a directory of its own.
+    let logs = s.dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    rustix::fs::chown(&logs, Some(rustix::process::Uid::from_raw(65534)), None).expect("chown");
+    let log = logs.join("tickd.log");
+    let text = format!(
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = 1\nlog_file = \"{}\"\n",
+        log.display()
+    );
+    std::fs::write(&s.config, text).expect("write config");
+    let defaults_for = |pidfile: &Path| {
+        let text = format!(
+            "DAEMON={}\nCONFIG={}\nPIDFILE={}\nUSER=nobody\nSTOP_TIMEOUT=20\n",
+            env!("CARGO_BIN_EXE_tickd"),
+            s.config.display(),
+            pidfile.display()
+        );
+        std::fs::write(&s.defaults, text).expect("write defaults");
+    };
+    let owner = |p: &Path| std::fs::metadata(p).expect("stat").uid();
+
+    // A directory the script creates is handed to USER, and used.
+    defaults_for(&s.pidfile);
+    let start = script(&s.defaults, "start");
+    assert_eq!(code(&start), Some(0), "start: {start:?}");
+    let pid = read_pid(&s.pidfile);
+    let _guard = KillOnDrop(pid);
+    assert_eq!(owner(s.pidfile.parent().expect("parent")), 65534);
+    let stop = script(&s.defaults, "stop");
+    assert_eq!(code(&stop), Some(0), "stop: {stop:?}");
+    wait_gone(pid);
+
+    // An existing, shared directory (like /run) is left as it is; tickd as
+    // nobody cannot write there, and start fails saying so.
+    let shared = s.dir.path().join("tickd.pid");
+    defaults_for(&shared);
+    let start = script(&s.defaults, "start");
+    assert_eq!(code(&start), Some(1), "start: {start:?}");
+    assert_eq!(owner(s.dir.path()), 0, "the shared directory stays root's");
+    let stderr = String::from_utf8_lossy(&start.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}

@@ -127,3 +127,44 @@ fn watchdog_for_another_pid_is_ignored() {
     let n = fake.socket.recv(&mut buf).expect("a notification");
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+/// A loop stuck in one turn (here: 1.5 s asleep in `accept`, through the
+/// `server.accept` fail point) stops the pings, and they resume after.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_stalled_event_loop_stops_the_watchdog_pings() {
+    let fake = FakeSystemd::bind();
+    let d = Daemon::start_with_env(
+        &config("", ""),
+        &[
+            ("NOTIFY_SOCKET", fake.address.as_str()),
+            ("WATCHDOG_USEC", "200000"),
+            ("TICKD_DEBUG_HOOKS", "1"),
+        ],
+    );
+    fake.expect("READY=1");
+    fake.expect("WATCHDOG=1");
+    let mut c = d.client();
+    c.ok(
+        "debug.failpoint",
+        json!({"name": "server.accept", "actions": "1*sleep(1500)"}),
+    );
+    let from = d.log.len();
+    // The next accept stalls the loop.
+    let _stalling = std::net::TcpStream::connect(d.addr).expect("connect");
+    d.log
+        .wait_for(
+            "systemd watchdog: not pinging (event loop turned: false",
+            from,
+            WAIT,
+        )
+        .expect("the stuck loop is noticed");
+    // Once the loop moves again, so do the pings: drop what was queued
+    // before, then a fresh one must come.
+    assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    fake.socket.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 256];
+    while fake.socket.recv(&mut buf).is_ok() {}
+    fake.socket.set_nonblocking(false).expect("blocking");
+    fake.expect("WATCHDOG=1");
+}

@@ -4,7 +4,9 @@
 mod ops_util;
 mod util;
 
-use ops_util::{alive, call, listen_addr, read_pid, uids, wait_for_line, wait_gone, KillOnDrop};
+use ops_util::{
+    alive, call, groups, listen_addr, read_pid, uids, wait_for_line, wait_gone, KillOnDrop,
+};
 use rustix::process::Signal;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
@@ -247,6 +249,19 @@ user = "root"
         .expect("logged");
     let pid = d.child.id() as i32;
     assert_eq!(uids(pid), [65534; 4]);
+    // setgroups left only the target's group: none of root's remain.
+    let gid = Command::new("id")
+        .args(["-g", "nobody"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+        .expect("nobody's gid");
+    assert_eq!(groups(pid), [gid]);
     let mut c = d.client();
     // A job's user needs a root daemon: the run fails and says why.
     let run = c.ok("jobs.run", json!({"name": "as-other", "wait": true}));
@@ -300,4 +315,172 @@ cwd = "/"
     );
     // The daemon itself is still root.
     assert_eq!(uids(d.child.id() as i32)[0], 0);
+}
+
+#[test]
+fn hand_over_follows_no_links_planted_by_the_daemon_user() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Root's files outside the state dir, which the daemon's user could
+    // point links at from the state dir it owns.
+    let secret = parent.path().join("secret");
+    std::fs::write(&secret, "root only\n").expect("write");
+    let secret_dir = parent.path().join("secret-dir");
+    std::fs::create_dir(&secret_dir).expect("mkdir");
+    let state = parent.path().join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::os::unix::fs::symlink(&secret, state.join("x")).expect("symlink");
+    std::os::unix::fs::symlink(&secret_dir, state.join("d")).expect("symlink");
+    std::fs::hard_link(&secret, state.join("h")).expect("hard link");
+    // A file a previous run as root left: handed over.
+    std::fs::write(state.join("lock"), "").expect("write");
+    let mut d = Daemon::start(&config(
+        &format!("user = \"nobody\"\nstate_dir = \"{}\"\n", state.display()),
+        "",
+    ));
+    d.log
+        .wait_for("dropped privileges to user nobody", 0, util::WAIT)
+        .expect("logged");
+    let uid = |p: &Path| std::fs::symlink_metadata(p).expect("stat").uid();
+    assert_eq!(
+        uid(&secret),
+        0,
+        "a symlinked or hard-linked file stays root's"
+    );
+    assert_eq!(uid(&secret_dir), 0, "a symlinked dir stays root's");
+    assert_eq!(uid(&state), 65534, "the state dir itself is handed over");
+    assert_eq!(uid(&state.join("lock")), 65534);
+    d.log
+        .wait_for("h not handed over", 0, util::WAIT)
+        .expect("the hard link is reported");
+    d.signal(Signal::TERM);
+    assert!(d.wait_exit(util::WAIT).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn a_symlinked_log_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, "").expect("write");
+    let log = dir.path().join("tickd.log");
+    std::os::unix::fs::symlink(&target, &log).expect("symlink");
+    let text = config(&format!("log_file = \"{}\"\n", log.display()), "");
+    std::fs::write(dir.path().join("tickd.toml"), text).expect("write config");
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "--config", "tickd.toml"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tickd");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "");
+    // --daemonize reports it on the terminal too.
+    let out = daemonize(dir.path(), &["--config", "tickd.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "");
+}
+
+#[test]
+fn a_stalled_syslog_never_blocks_the_daemon() {
+    // A syslog socket nobody reads: its queue fills after a few records.
+    let sock_dir = tempfile::tempdir().expect("temp dir");
+    let path = sock_dir.path().join("log");
+    let _stalled = UnixDatagram::bind(&path).expect("bind");
+    let path_text = path.display().to_string();
+    let d = Daemon::start_with_env(
+        &config("syslog = true\nlog_level = \"debug\"\n", ""),
+        &[("TICKD_SYSLOG_SOCKET", &path_text)],
+    );
+    // Each connection logs two debug lines (opened, closed): thousands of
+    // records in all, while every ping must still be answered.
+    for _ in 0..1500 {
+        let mut c = d.client();
+        assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    }
+    let mut c = d.client();
+    assert_eq!(c.ok("status", json!({}))["pid"], json!(d.child.id()));
+}
+
+#[test]
+fn reload_after_the_drop_keeps_a_token_file_only_root_can_read() {
+    if !ops_util::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let parent = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Root's 0600 file, as install.sh would leave it in /etc/tickd.
+    let token = parent.path().join("token");
+    std::fs::write(&token, "s3cret\n").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let d = Daemon::start(&config(
+        &format!(
+            "user = \"nobody\"\nauth_token_file = \"{}\"\n",
+            token.display()
+        ),
+        "",
+    ));
+    d.log
+        .wait_for("dropped privileges to user nobody", 0, util::WAIT)
+        .expect("logged");
+    // The dropped daemon must be able to read its config again.
+    std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d.signal(Signal::HUP);
+    let mut c = d.client();
+    c.ok("auth", json!({"token": "s3cret"}));
+    ops_util::poll_until("generation 2", || {
+        (c.ok("status", json!({}))["config"]["generation"] == json!(2)).then_some(())
+    });
+    let (_, line) = d
+        .log
+        .wait_for("keeping the token read at start", 0, util::WAIT)
+        .expect("the kept token is reported");
+    assert!(
+        line.contains("WARN") && line.contains("Permission denied"),
+        "{line}"
+    );
+    // The token still guards new connections.
+    let mut other = d.client();
+    assert_eq!(other.err_code("auth", json!({"token": "wrong"})), -32001);
+    other.ok("auth", json!({"token": "s3cret"}));
+}
+
+#[test]
+fn daemonize_resolves_a_relative_token_file_for_reloads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let text = config(
+        "auth_token_file = \"token\"\nlog_file = \"tickd.log\"\n",
+        "",
+    );
+    std::fs::write(dir.path().join("tickd.toml"), text).expect("write config");
+    let out = daemonize(
+        dir.path(),
+        &["--config", "tickd.toml", "--pidfile", "tickd.pid"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let pid = read_pid(&dir.path().join("tickd.pid"));
+    let _guard = KillOnDrop(pid);
+    let addr = listen_addr(&dir.path().join("tickd.log"));
+    // The daemon now runs in /, where "token" names nothing.
+    signal(pid, Signal::HUP);
+    ops_util::poll_until("generation 2", || {
+        let status = ops_util::call_authenticated(addr, Some("t0ken"), "status", json!({}));
+        (status["config"]["generation"] == json!(2)).then_some(())
+    });
+    let log = std::fs::read_to_string(dir.path().join("tickd.log")).expect("log");
+    assert!(!log.contains("reload failed"), "{log}");
+    signal(pid, Signal::TERM);
+    wait_gone(pid);
 }

@@ -13,11 +13,24 @@
 //! `tickd check`): a file that its group or others may read is refused,
 //! because a token anyone on the host can read protects nothing. Either key
 //! ends up as [`DaemonConfig::auth_token`], an [`AuthToken`] whose `Debug`
-//! never shows the secret.
+//! never shows the secret. After a privilege drop (`daemon.user`) the
+//! daemon usually may no longer read a root-owned 0600 file: a reload that
+//! meets "permission denied" on the same path it read before keeps the
+//! token read then, with a warning, instead of failing every reload (see
+//! [`read_token_file`]).
+//!
+//! The daemon's paths (`state_dir`, `log_file`, `unix_socket`,
+//! `auth_token_file`) are made absolute here, against the directory tickd
+//! was started in ([`start_dir`]): `--daemonize` moves to `/` before any
+//! reload, and a reload must find the same files as the start did.
 
 use std::fmt;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use toml::Spanned;
 
@@ -141,6 +154,17 @@ pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> D
         group: account(r, d.group.as_ref(), "daemon.group"),
     };
     let mut config = config;
+    for path in [
+        &mut config.state_dir,
+        &mut config.log_file,
+        &mut config.unix_socket,
+        &mut config.auth_token_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = absolute(path);
+    }
     match (
         &config.auth_token,
         &config.auth_token_file,
@@ -151,7 +175,11 @@ pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> D
             r.error(at(file), "daemon.auth_token_file", message);
         }
         (None, Some(path), Some(file)) => match read_token_file(path) {
-            Ok(token) => config.auth_token = Some(token),
+            Ok(TokenRead::Fresh(token)) => config.auth_token = Some(token),
+            Ok(TokenRead::Kept(token, message)) => {
+                config.auth_token = Some(token);
+                r.warn(at(file), "daemon.auth_token_file", message);
+            }
             Err(message) => r.error(at(file), "daemon.auth_token_file", message),
         },
         _ => {}
@@ -201,26 +229,84 @@ impl fmt::Debug for AuthToken {
     }
 }
 
+/// The directory tickd was started in, read at the first config load —
+/// before `--daemonize` moves to `/` — and used for every later one.
+fn start_dir() -> Option<&'static Path> {
+    static START_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    START_DIR
+        .get_or_init(|| std::env::current_dir().ok())
+        .as_deref()
+}
+
+/// `path` made absolute against [`start_dir`] (unchanged if that is
+/// unknown; opening it then reports the problem).
+fn absolute(path: &Path) -> PathBuf {
+    match start_dir() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The last token read from an `auth_token_file`, and from which path.
+static LAST_TOKEN: Mutex<Option<(PathBuf, AuthToken)>> = Mutex::new(None);
+
+/// What [`read_token_file`] found.
+enum TokenRead {
+    /// Read from the file now.
+    Fresh(AuthToken),
+    /// The file may no longer be read (permission denied, typically after
+    /// the privilege drop), so the token read from this same path before
+    /// is kept; the warning says so.
+    Kept(AuthToken, String),
+}
+
 /// Reads `auth_token_file`: owner-only permissions, one token, trailing
-/// newline allowed.
-fn read_token_file(path: &Path) -> Result<AuthToken, String> {
+/// newline allowed. When reading is denied but this path was read before
+/// in this process, the earlier token is kept (see the module doc).
+fn read_token_file(path: &Path) -> Result<TokenRead, String> {
+    match read_token(path) {
+        Ok(token) => {
+            *LAST_TOKEN.lock() = Some((path.to_path_buf(), token.clone()));
+            Ok(TokenRead::Fresh(token))
+        }
+        Err((Some(io::ErrorKind::PermissionDenied), message)) => match &*LAST_TOKEN.lock() {
+            Some((last, token)) if last == path => Ok(TokenRead::Kept(
+                token.clone(),
+                format!(
+                    "{message}; keeping the token read at start (to change it, restart tickd, or make the file owned by the daemon's user with mode 0600)"
+                ),
+            )),
+            _ => Err(message),
+        },
+        Err((_, message)) => Err(message),
+    }
+}
+
+/// Reads and checks the token file; on failure the I/O error's kind (if
+/// the failure was one) and the message.
+fn read_token(path: &Path) -> Result<AuthToken, (Option<io::ErrorKind>, String)> {
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let io_err = |e: io::Error| (Some(e.kind()), format!("cannot read {shown}: {e}"));
+    let meta = std::fs::metadata(path).map_err(io_err)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{shown} is readable by group or others (mode {mode:04o}); run chmod 600 on it"
+        return Err((
+            None,
+            format!(
+                "{shown} is readable by group or others (mode {mode:04o}); run chmod 600 on it"
+            ),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(io_err)?;
     let token = text.trim_end_matches(['\n', '\r']);
     if token.is_empty() {
-        return Err(format!("{shown} is empty"));
+        return Err((None, format!("{shown} is empty")));
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "{shown}: the token must be one line without whitespace or control characters"
+        return Err((
+            None,
+            format!("{shown}: the token must be one line without whitespace or control characters"),
         ));
     }
     Ok(AuthToken(token.to_string()))

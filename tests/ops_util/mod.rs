@@ -70,19 +70,35 @@ pub fn listen_addr(log: &Path) -> SocketAddr {
 
 /// One JSON-RPC call on a fresh connection; returns `result`.
 pub fn call(addr: SocketAddr, method: &str, params: Value) -> Value {
+    call_authenticated(addr, None, method, params)
+}
+
+/// Like [`call`], after `auth` with `token` on the same connection, if
+/// given.
+pub fn call_authenticated(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    params: Value,
+) -> Value {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let line = json!({"id": 1, "method": method, "params": params});
-    stream
-        .write_all(format!("{line}\n").as_bytes())
-        .expect("write");
-    let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .expect("read answer");
-    let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
-    assert!(answer.get("error").is_none(), "{method} failed: {answer}");
-    answer["result"].clone()
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut one = |method: &str, params: Value| {
+        let line = json!({"id": 1, "method": method, "params": params});
+        stream
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write");
+        let mut answer = String::new();
+        reader.read_line(&mut answer).expect("read answer");
+        let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
+        assert!(answer.get("error").is_none(), "{method} failed: {answer}");
+        answer["result"].clone()
+    };
+    if let Some(token) = token {
+        one("auth", json!({ "token": token }));
+    }
+    one(method, params)
 }
 
 /// Every live process whose command line contains `needle`.
@@ -109,6 +125,18 @@ pub fn uids(pid: i32) -> Vec<u32> {
         .expect("Uid line")
         .split_whitespace()
         .map(|n| n.parse().expect("uid"))
+        .collect()
+}
+
+/// The `Groups:` line of `/proc/PID/status`: the supplementary groups.
+pub fn groups(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .expect("Groups line")
+        .split_whitespace()
+        .map(|n| n.parse().expect("gid"))
         .collect()
 }
 
