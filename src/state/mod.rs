@@ -140,6 +140,10 @@ pub struct Core {
     orphans: VecDeque<RunId>,
     /// Runs by job and terminal state, and durations, for `/metrics`.
     metrics: metrics::RunMetrics,
+    /// Set when a shutdown keeps queued runs for the restart: from then on
+    /// no run starts. Decided under the core lock, so a worker cannot start
+    /// a run after the loop has counted the running ones and decided to exit.
+    holding_queued: bool,
 }
 
 impl Core {
@@ -260,9 +264,25 @@ impl Core {
         self.runs.values().any(|r| r.job.as_deref() == Some(job))
     }
 
+    /// Stops runs from starting: [`Core::mark_running`] refuses from now
+    /// on and queued runs stay queued (a shutdown that keeps them for the
+    /// restart).
+    pub fn hold_queued_runs(&mut self) {
+        self.holding_queued = true;
+    }
+
+    /// Whether [`Core::hold_queued_runs`] was called.
+    pub fn holds_queued_runs(&self) -> bool {
+        self.holding_queued
+    }
+
     /// Marks a queued run as running. Returns false (and changes nothing)
-    /// when the run was cancelled while it waited.
+    /// when the run was cancelled while it waited, or when queued runs are
+    /// held for a restart.
     pub fn mark_running(&mut self, id: RunId) -> bool {
+        if self.holding_queued {
+            return false;
+        }
         let Some(run) = self.runs.get_mut(&id) else {
             return false;
         };

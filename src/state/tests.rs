@@ -116,3 +116,16 @@ fn upsert_keeps_counters_and_runtime_pause() {
         "a runtime pause survives a reload that did not touch `enabled`"
     );
 }
+
+#[test]
+fn held_queued_runs_do_not_start_and_stay_queued() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.note_dispatched(id);
+    core.hold_queued_runs();
+    assert!(core.holds_queued_runs());
+    assert!(!core.mark_running(id), "no run starts once held");
+    assert_eq!(core.run(id).map(|r| r.state), Some(RunState::Queued));
+    assert_eq!(core.job("a").map(|j| j.running), Some(0));
+}
