@@ -196,12 +196,14 @@ impl Core {
         &self.metrics
     }
 
-    /// Removes a job. Its finished runs are forgotten; its queued backlog is
-    /// returned so the caller can cancel it; runs in flight finish as orphans.
+    /// Removes a job. Its finished runs and its `/metrics` series are
+    /// forgotten; its queued backlog is returned so the caller can cancel
+    /// it; runs in flight finish as orphans (not counted in the metrics).
     pub fn remove_job(&mut self, name: &str) -> Vec<RunId> {
         let Some(entry) = self.jobs.remove(name) else {
             return Vec::new();
         };
+        self.metrics.forget(name);
         for id in &entry.history {
             self.runs.remove(id);
         }
@@ -338,8 +340,17 @@ impl Core {
         run.pid = None;
         let snapshot = run.clone();
         let seconds = snapshot.duration_ms().map(|ms| ms as f64 / 1000.0);
-        let label = snapshot.job.as_deref().unwrap_or(crate::config::ADHOC_NAME);
-        self.metrics.record(label, finish.state, seconds);
+        // A run of a job a reload removed finishes uncounted: its series
+        // went with the job (see `remove_job`).
+        match snapshot.job.as_deref() {
+            None => self
+                .metrics
+                .record(crate::config::ADHOC_NAME, finish.state, seconds),
+            Some(job) if self.jobs.contains_key(job) => {
+                self.metrics.record(job, finish.state, seconds);
+            }
+            Some(_) => {}
+        }
         let limit = self.history_limit;
         let evicted: Vec<RunId> = match snapshot.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
             Some(entry) => {
