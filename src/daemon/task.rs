@@ -38,11 +38,12 @@ impl Task for RunTask {
         // Shutting down with state_dir: the run stays queued in the journal
         // and runs after the restart. The decision is the core's (see
         // `Core::hold_queued_runs`), taken under its lock in
-        // `mark_running_journaled`: a worker that passed a check of the
-        // stopping flag here could still start a run after the loop decided
-        // to exit.
+        // `mark_running_journaled`, not here from the board's stopping flag:
+        // a worker that read the flag as false could otherwise start the run
+        // after the loop had counted none running and decided to exit.
         // Fail point `run.before_start`: `sleep(ms)` widens the window
-        // between the check above and the start, where a shutdown can begin.
+        // between taking the run off the queue and starting it, where a
+        // shutdown can begin.
         fail::fail_point!("run.before_start");
         if !self.shared.mark_running_journaled(id) {
             if self.shared.core.lock().holds_queued_runs() {
