@@ -131,6 +131,24 @@ impl Schedule {
         }
     }
 
+    /// Whether this is a cron schedule for fixed times of day: no `*`
+    /// (or `*/n`) in its hour, minute or seconds field, the distinction
+    /// Vixie cron makes when the clock moves back (a fixed-time job that
+    /// already ran is not run again; wildcard jobs run as usual).
+    /// `@hourly` is a wildcard; the other nicknames are fixed.
+    pub fn is_fixed_time(&self) -> bool {
+        let Schedule::Cron { expr, .. } = self else {
+            return false;
+        };
+        if expr.starts_with('@') {
+            return !expr.eq_ignore_ascii_case("@hourly");
+        }
+        let fields: Vec<&str> = expr.split_whitespace().collect();
+        // minute hour dom month dow, with seconds first when there are 6.
+        let time_fields = &fields[..fields.len().saturating_sub(3)];
+        !time_fields.iter().any(|f| f.starts_with('*'))
+    }
+
     /// The same schedule evaluated in another zone (`tz` of a cron job).
     pub fn in_zone(self, zone: Option<chrono_tz::Tz>) -> Schedule {
         match self {
@@ -254,6 +272,19 @@ pub fn parse_cron(text: &str) -> Result<Schedule, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_time_cron_has_no_wildcard_in_its_time_fields() {
+        let fixed = |e: &str| parse_cron(e).expect("cron").is_fixed_time();
+        assert!(fixed("0 3 * * *"));
+        assert!(fixed("30 0 3 * * 1-5"));
+        assert!(fixed("@daily"));
+        assert!(!fixed("*/5 * * * *"));
+        assert!(!fixed("0 * * * *"));
+        assert!(!fixed("*/10 0 3 * * *"));
+        assert!(!fixed("@hourly"));
+        assert!(!parse_every("1h").expect("every").is_fixed_time());
+    }
     use chrono::{FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset};
 
     fn utc(s: &str) -> DateTime<Utc> {

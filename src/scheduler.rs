@@ -18,15 +18,20 @@
 //! every wake-up [`Scheduler::check_clock`] compares how far wall time and
 //! monotonic time moved since the last check; when they disagree by more
 //! than [`JUMP_THRESHOLD`], every schedule is re-armed:
-//! - `every` (an interval, so monotonic in spirit): re-armed for its next
-//!   grid point after the new wall time, at most one interval away: no
-//!   burst of the slots jumped over, no stall as long as the jump back;
+//! - `every` (an interval, so monotonic time): re-armed for the first grid
+//!   point after the new wall time that is no sooner, in monotonic time,
+//!   than the deadline it had: so never less than one interval after the
+//!   previous run, and less than two; no burst of the slots jumped over, no
+//!   stall as long as the jump back;
 //! - `cron` (names wall-clock times): re-armed for its next match after
 //!   the new wall time, so it fires at the wall time it names (never early
 //!   after a jump back, never an hour late after a jump forward); a due time
 //!   that a forward jump passed fires once, at once (the slot did come due),
-//!   and the slots after it are skipped. After a jump back across a slot
-//!   that already fired, that slot comes due again.
+//!   and the slots after it are skipped. After a jump back of less than
+//!   [`REPEAT_GUARD`], a fixed-time schedule (no `*` in its hour, minute or
+//!   seconds field) does not fire the slots it already passed again; a
+//!   wildcard one (`*/5 * * * *`) fires on the new wall time at once, as
+//!   in Vixie cron. A longer jump back is taken as the new time.
 //!
 //! While a cron schedule is armed the loop wakes at least every
 //! [`WALL_CHECK`] to look, since its own deadline may be hours away.
@@ -62,11 +67,20 @@ pub const JUMP_THRESHOLD: Duration = Duration::from_secs(1);
 /// this often.
 pub const WALL_CHECK: Duration = Duration::from_secs(60);
 
+/// A fixed-time cron slot at most this far after the wall time a clock
+/// step back lands on is not fired again once it has (Vixie cron's rule).
+pub const REPEAT_GUARD: TimeDelta = TimeDelta::hours(3);
+
 /// One job's armed schedule.
 struct Armed {
     key: TimerKey,
     /// The due time it is armed for.
     at: Timestamp,
+    /// The wall time it was armed after: the previous due time once the
+    /// schedule has fired (or the start).
+    floor: Timestamp,
+    /// The monotonic instant `at` stood for when armed, without jitter.
+    deadline: Instant,
     schedule: Schedule,
     jitter: Duration,
 }
@@ -85,6 +99,9 @@ pub struct Scheduler {
     wheel: TimerWheel<Fired>,
     clock: Clock,
     armed: HashMap<String, Armed>,
+    /// How many of `armed` are cron schedules (the loop's wall-clock check
+    /// is needed only while one is), kept so `next_wakeup` need not scan.
+    cron_armed: usize,
     retries: HashMap<u64, TimerKey>,
     next_token: u64,
     fired: Vec<(TimerKey, Fired)>,
@@ -106,6 +123,7 @@ impl Scheduler {
             wheel: TimerWheel::new(),
             clock: Clock::with_origin(time::instant_on_millisecond_grid()),
             armed: HashMap::new(),
+            cron_armed: 0,
             retries: HashMap::new(),
             next_token: 1,
             fired: Vec::new(),
@@ -139,34 +157,64 @@ impl Scheduler {
     ) -> Option<Timestamp> {
         self.disarm(job);
         let at = schedule.next_after(after)?;
-        self.insert_schedule(job, schedule.clone(), at, jitter, now);
+        self.insert_schedule(job, schedule.clone(), (after, at), jitter, now);
         Some(at)
     }
 
-    /// Puts `job`'s timer on the wheel for due time `at`, as seen at `now`.
+    /// Puts `job`'s timer on the wheel for due time `at` (armed after
+    /// `floor`), as seen at `now`.
     fn insert_schedule(
         &mut self,
         job: &str,
         schedule: Schedule,
-        at: Timestamp,
+        (floor, at): (Timestamp, Timestamp),
         jitter: Duration,
         (wall, mono): (Timestamp, Instant),
     ) {
         let wait = (at - wall).to_std().unwrap_or(Duration::ZERO);
         let delay = self.rng.below(jitter);
-        let deadline = self.clock.deadline_tick(on_grid(mono + wait + delay));
+        let deadline = mono + wait;
+        let tick = self.clock.deadline_tick(on_grid(deadline + delay));
         let due = Due {
             job: job.to_string(),
             at,
         };
-        let key = self.wheel.insert(deadline, Fired::Schedule(due));
+        let key = self.wheel.insert(tick, Fired::Schedule(due));
+        if matches!(schedule, Schedule::Cron { .. }) {
+            self.cron_armed += 1;
+        }
         let armed = Armed {
             key,
             at,
+            floor,
+            deadline,
             schedule,
             jitter,
         };
-        self.armed.insert(job.to_string(), armed);
+        if let Some(old) = self.armed.insert(job.to_string(), armed) {
+            // Callers take the old one out first; keep the count right anyway.
+            self.wheel.cancel(old.key);
+            self.forget(&old);
+        }
+    }
+
+    /// Takes `job`'s armed schedule out of the table (not off the wheel).
+    fn take_armed(&mut self, job: &str) -> Option<Armed> {
+        let armed = self.armed.remove(job)?;
+        self.forget(&armed);
+        Some(armed)
+    }
+
+    /// Counts `armed` out of `cron_armed`, as it leaves the table.
+    fn forget(&mut self, armed: &Armed) {
+        if matches!(armed.schedule, Schedule::Cron { .. }) {
+            self.cron_armed = self.cron_armed.saturating_sub(1);
+        }
+    }
+
+    /// How many cron schedules are armed.
+    pub fn cron_armed(&self) -> usize {
+        self.cron_armed
     }
 
     /// Compares how far wall and monotonic time moved since the last check
@@ -187,18 +235,13 @@ impl Scheduler {
         jobs.sort_unstable();
         let mut rearmed = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let Some(old) = self.armed.remove(&job) else {
+            let Some(old) = self.take_armed(&job) else {
                 continue;
             };
             self.wheel.cancel(old.key);
-            let at = match &old.schedule {
-                // A cron slot a forward jump passed fires once, now.
-                Schedule::Cron { .. } if old.at <= wall => Some(old.at),
-                // Otherwise: the next due time after the new wall time.
-                _ => old.schedule.next_after(wall),
-            };
+            let at = rearmed_due(&old, now);
             if let Some(at) = at {
-                self.insert_schedule(&job, old.schedule, at, old.jitter, now);
+                self.insert_schedule(&job, old.schedule, (old.floor, at), old.jitter, now);
                 rearmed.push((job, at));
             }
         }
@@ -217,13 +260,14 @@ impl Scheduler {
 
     /// Cancels `job`'s timer, if any.
     pub fn disarm(&mut self, job: &str) {
-        if let Some(armed) = self.armed.remove(job) {
+        if let Some(armed) = self.take_armed(job) {
             self.wheel.cancel(armed.key);
         }
     }
 
     /// Cancels every timer, schedules and retries (shutdown).
     pub fn clear(&mut self) {
+        self.cron_armed = 0;
         let schedules = self.armed.drain().map(|(_, armed)| armed.key);
         for key in schedules.chain(self.retries.drain().map(|(_, key)| key)) {
             self.wheel.cancel(key);
@@ -238,25 +282,22 @@ impl Scheduler {
             .wheel
             .next_deadline()
             .and_then(|tick| self.clock.instant_of(tick));
-        let has_cron = self
-            .armed
-            .values()
-            .any(|a| matches!(a.schedule, Schedule::Cron { .. }));
-        let check = has_cron.then(|| self.reference.1 + WALL_CHECK);
+        let check = (self.cron_armed > 0).then(|| self.reference.1 + WALL_CHECK);
         [timer, check].into_iter().flatten().min()
     }
 
     /// Takes every timer due at `now`, in deadline order.
     pub fn take_due(&mut self, now: Instant) -> Vec<Fired> {
-        self.fired.clear();
+        let mut taken = std::mem::take(&mut self.fired);
+        taken.clear();
         let tick = self.clock.tick_floor(now);
-        self.wheel.advance(tick, &mut self.fired);
-        let mut due = Vec::with_capacity(self.fired.len());
-        for (key, fired) in self.fired.drain(..) {
+        self.wheel.advance(tick, &mut taken);
+        let mut due = Vec::with_capacity(taken.len());
+        for (key, fired) in taken.drain(..) {
             match &fired {
                 Fired::Schedule(d) => {
                     if self.armed.get(&d.job).is_some_and(|a| a.key == key) {
-                        self.armed.remove(&d.job);
+                        self.take_armed(&d.job);
                     }
                 }
                 Fired::Retry(token) => {
@@ -265,6 +306,7 @@ impl Scheduler {
             }
             due.push(fired);
         }
+        self.fired = taken;
         due
     }
 
@@ -276,6 +318,37 @@ impl Scheduler {
     /// True when nothing is armed.
     pub fn is_empty(&self) -> bool {
         self.armed.is_empty() && self.retries.is_empty()
+    }
+}
+
+/// The due time a schedule is re-armed for after a wall-clock jump, the
+/// clock now reading `(wall, mono)` (see the module docs).
+fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timestamp> {
+    match &old.schedule {
+        // A cron slot a forward jump passed fires once, now.
+        Schedule::Cron { .. } if old.at <= wall => Some(old.at),
+        // A fixed-time slot the schedule already passed is not fired again
+        // after a step back of less than REPEAT_GUARD.
+        Schedule::Cron { .. }
+            if old.schedule.is_fixed_time()
+                && old.floor > wall
+                && old.floor - wall < REPEAT_GUARD =>
+        {
+            old.schedule.next_after(old.floor)
+        }
+        Schedule::Cron { .. } => old.schedule.next_after(wall),
+        // An interval is monotonic time: the grid point after the new wall
+        // time that is no sooner (monotonic) than the deadline armed before
+        // the jump, hence at least one interval after the previous one.
+        Schedule::Every { .. } => {
+            let remaining = old.deadline.saturating_duration_since(mono);
+            let from = TimeDelta::from_std(remaining)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .and_then(|d| wall.checked_add_signed(d - TimeDelta::nanoseconds(1)))
+                .unwrap_or(wall);
+            old.schedule.next_after(from)
+        }
     }
 }
 
@@ -463,6 +536,103 @@ mod tests {
         // The 360 slots jumped over are not fired; the next one is.
         assert!(fired_jobs(&mut s, m0 + secs(3)).is_empty());
         assert_eq!(fired_jobs(&mut s, m0 + secs(5)), vec![due]);
+    }
+
+    /// `every = "1h"`, last run 00:00 (armed for 01:00), then the wall
+    /// clock is stepped by `step` one second later: the due time it is
+    /// re-armed for and how long after the last run (monotonic) it fires.
+    fn hourly_after_a_step(step: TimeDelta) -> (Timestamp, Duration) {
+        let hourly = parse_every("1h").expect("every");
+        let (mut s, at, m0) = armed_at("2026-01-01T00:00:00Z", "j", &hourly);
+        assert_eq!(at, utc("2026-01-01T01:00:00Z"));
+        let jump = jump_after_a_second(&mut s, step);
+        let (_, due) = jump.rearmed[0].clone();
+        let fired_at = (0..=3 * 3600)
+            .map(|n| m0 + secs(n))
+            .find(|t| !fired_jobs(&mut s, *t).is_empty())
+            .expect("fired within three hours");
+        (due, fired_at - m0)
+    }
+
+    #[test]
+    fn every_after_a_jump_forward_never_fires_sooner_than_its_interval() {
+        // Following the wall-clock grid alone, 01:00 would come a minute
+        // after the jump: a run a minute after the last one.
+        let (due, gap) = hourly_after_a_step(TimeDelta::minutes(59));
+        assert_eq!(due, utc("2026-01-01T02:00:00Z"), "stays on the grid");
+        assert!(gap >= secs(3600), "fired {gap:?} after the last run");
+        assert!(gap < secs(2 * 3600), "{gap:?}");
+    }
+
+    #[test]
+    fn every_after_a_jump_back_stays_on_the_grid_and_keeps_its_interval() {
+        let (due, gap) = hourly_after_a_step(TimeDelta::minutes(-59));
+        assert_eq!(due, utc("2026-01-01T01:00:00Z"));
+        assert!(gap >= secs(3600), "fired {gap:?} after the last run");
+        assert!(gap < secs(2 * 3600), "{gap:?}");
+        // A step by a whole number of intervals changes nothing monotonic.
+        let (due, gap) = hourly_after_a_step(TimeDelta::hours(-2));
+        assert_eq!(due, utc("2025-12-31T23:00:00Z"));
+        assert_eq!(gap, secs(3600));
+    }
+
+    /// A fixed-time cron job that fired at 03:00 (and was re-armed for the
+    /// next day), then the clock stepped back by `step`: its new due time.
+    fn nightly_rearmed_after_stepping_back(step: TimeDelta) -> Timestamp {
+        let nightly = utc_cron("0 0 3 * * *");
+        let fired = utc("2026-01-01T03:00:00Z");
+        let now = (fired + TimeDelta::milliseconds(500), Instant::now());
+        let mut s = scheduler_at(now);
+        let next = s.arm_at("nightly", &nightly, fired, Duration::ZERO, now);
+        assert_eq!(next, Some(utc("2026-01-02T03:00:00Z")));
+        let jump = jump_after_a_second(&mut s, -step);
+        jump.rearmed[0].1
+    }
+
+    #[test]
+    fn a_fixed_time_cron_slot_that_ran_does_not_run_again_after_a_small_step_back() {
+        assert_eq!(
+            nightly_rearmed_after_stepping_back(hour()),
+            utc("2026-01-02T03:00:00Z")
+        );
+        // Beyond REPEAT_GUARD the new time is taken as it is (Vixie cron).
+        assert_eq!(
+            nightly_rearmed_after_stepping_back(TimeDelta::hours(4)),
+            utc("2026-01-01T03:00:00Z")
+        );
+    }
+
+    #[test]
+    fn the_cron_count_follows_arm_disarm_fire_jump_and_clear() {
+        let (w0, m0) = (utc("2026-01-01T00:00:00Z"), Instant::now());
+        let mut s = scheduler_at((w0, m0));
+        let often = utc_cron("* * * * * *");
+        let nightly = utc_cron("0 0 3 * * *");
+        let every = parse_every("1h").expect("every");
+        s.arm_at("a", &often, w0, Duration::ZERO, (w0, m0));
+        s.arm_at("b", &nightly, w0, Duration::ZERO, (w0, m0));
+        s.arm_at("c", &every, w0, Duration::ZERO, (w0, m0));
+        assert_eq!(s.cron_armed(), 2);
+        // Re-arming replaces; an `every` schedule is not counted.
+        s.arm_at("a", &often, w0, Duration::ZERO, (w0, m0));
+        s.arm_at("c", &every, w0, Duration::ZERO, (w0, m0));
+        assert_eq!(s.cron_armed(), 2);
+        // A job switched from cron to every leaves the count.
+        s.arm_at("b", &every, w0, Duration::ZERO, (w0, m0));
+        assert_eq!(s.cron_armed(), 1);
+        s.arm_at("b", &nightly, w0, Duration::ZERO, (w0, m0));
+        jump_after_a_second(&mut s, hour());
+        assert_eq!(s.cron_armed(), 2, "a jump re-arms, it does not add");
+        // "a" fires (every second): out of the count until re-armed.
+        assert!(!fired_jobs(&mut s, m0 + secs(3)).is_empty());
+        assert_eq!(s.cron_armed(), 1);
+        s.disarm("b");
+        assert_eq!(s.cron_armed(), 0);
+        assert_ne!(s.next_wakeup(), Some(s.reference.1 + WALL_CHECK));
+        s.arm_at("a", &often, w0, Duration::ZERO, (w0, m0));
+        s.clear();
+        assert_eq!(s.cron_armed(), 0);
+        assert_eq!(s.next_wakeup(), None);
     }
 
     #[test]

@@ -77,3 +77,35 @@ fn schedules_survive_clock_jumps_back_and_forward() {
         "next_run follows the daemon's wall clock: {job}"
     );
 }
+
+/// The `scheduled_at` (ms) of job `ten`'s runs later than `after`: the
+/// oldest of them, or the newest with `newest`.
+fn scheduled_after(c: &mut Client, after: i64, newest: bool) -> Option<i64> {
+    let runs = c.ok("runs.list", json!({ "job": "ten" }));
+    runs.as_array()?
+        .iter()
+        .filter(|r| !r["scheduled_at"].is_null())
+        .map(|r| util::millis(&r["scheduled_at"]))
+        .filter(|at| *at > after)
+        .reduce(|a, b| if (b > a) == newest { b } else { a })
+}
+
+/// An interval is monotonic time: after a wall-clock step forward of 9 s
+/// just after a run of an `every = "10s"` job, the next run comes at
+/// least 10 s after it (on the grid point 20 s later in the new wall
+/// time), not 1 s later at the next wall-clock grid point.
+#[test]
+fn an_interval_job_waits_its_interval_after_a_jump_forward() {
+    let jobs = "[[jobs]]\nname = \"ten\"\nevery = \"10s\"\ncommand = [\"true\"]\n";
+    let d = Daemon::start_with_env(&config("", jobs), HOOKS);
+    let mut c = d.client();
+    let first = poll_until("a first run", || scheduled_after(&mut c, 0, true));
+    c.ok("debug.clock_jump", json!({ "ms": 9_000 }));
+    let second = poll_until("the next run", || scheduled_after(&mut c, first, false));
+    assert_eq!(second % 10_000, 0, "on the 10 s grid: {second}");
+    assert!(
+        second - first >= 19_000,
+        "the next run came {} ms of wall time (9 s of it the jump) after the previous one",
+        second - first
+    );
+}

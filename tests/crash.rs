@@ -2,7 +2,8 @@
 //! 50 ms) while tickd, with `state_dir`, is killed with SIGKILL at random
 //! moments and restarted on the same directory, several rounds.
 //!
-//! After every restart: the daemon starts (the journal is readable), every
+//! After every restart: the daemon starts, reports how many runs it
+//! recovered from the journal (at least the acknowledged ones), every
 //! run whose id a client was given is found (queued, running, finished or
 //! `interrupted`), no run of an earlier round has vanished, and no id was
 //! handed out twice.
@@ -121,6 +122,9 @@ fn acknowledged_runs_survive_kill_9_under_load() {
             lost_tail.is_none(),
             "round {round}: journal damaged: {lost_tail:?}"
         );
+        if round > 0 {
+            check_journal_read(&d, acked.lock().unwrap().len(), round);
+        }
         check_all_found(&d, &acked.lock().unwrap(), round);
         if round == ROUNDS {
             break;
@@ -147,6 +151,30 @@ fn acknowledged_runs_survive_kill_9_under_load() {
     }
     let total = acked.lock().unwrap().len();
     assert!(total >= ROUNDS * 10, "only {total} runs acknowledged");
+}
+
+/// The restarted daemon read the journal: it says how many runs it
+/// recovered (at least every acknowledged one; runs accepted but not yet
+/// answered when the kill came may add to them), and `status.state` shows
+/// the journal in use and writable.
+fn check_journal_read(d: &Daemon, acked: usize, round: usize) {
+    let (_, line) = d
+        .log
+        .wait_for("state_dir: recovered ", 0, util::WAIT)
+        .unwrap_or_else(|| panic!("round {round}: no recovery line in the log"));
+    let recovered: usize = line
+        .split("state_dir: recovered ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("round {round}: unreadable recovery line {line:?}"));
+    assert!(
+        recovered >= acked,
+        "round {round}: {recovered} runs recovered, {acked} acknowledged: {line}"
+    );
+    let status = d.client().ok("status", json!({}));
+    assert_eq!(status["state"]["enabled"], true, "{status}");
+    assert_eq!(status["state"]["writing"], true, "{status}");
 }
 
 /// Every acknowledged run is known to the daemon, under the job it was

@@ -222,6 +222,41 @@ fn failing_accepts_keep_the_loop_and_open_clients_alive() {
     assert_eq!(c.ok("ping", json!({})), "pong");
 }
 
+/// A worker that took a run off the queue just before SIGTERM (held in
+/// the `run.before_start` fail point) must not start it after the loop
+/// decided that nothing runs and exited: with `state_dir` the run stays
+/// queued and runs after the restart, instead of being journaled running
+/// behind the drain's back and coming back `interrupted`.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_run_taken_just_before_shutdown_stays_queued_for_the_restart() {
+    let state = tempfile::tempdir().expect("state dir");
+    let text = config(&format!("state_dir = \"{}\"", state.path().display()), JOBS);
+    let mut d = Daemon::start_with_env(&text, &[("FAILPOINTS", "run.before_start=1*sleep(1500)")]);
+    let mut c = d.client();
+    let run = c.ok("jobs.run", json!({"name": "quick"}));
+    let id = run["run_id"].as_str().expect("run id").to_string();
+    d.wait_status("a worker to hold the run", |s| s["workers"]["busy"] == 1);
+    assert_eq!(c.ok("runs.get", json!({"run_id": id}))["state"], "queued");
+    d.signal(rustix::process::Signal::TERM);
+    let status = d
+        .wait_exit(Duration::from_secs(20))
+        .expect("exit after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    drop(d);
+
+    let d = Daemon::start(&text);
+    let done = d.wait_run_done(&id);
+    assert_eq!(
+        done["state"], "succeeded",
+        "the held run ran after the restart: {done}"
+    );
+    assert!(
+        done["output"].as_str().is_some_and(|o| o.contains("ran")),
+        "{done}"
+    );
+}
+
 /// Real fd exhaustion: tickd runs under `ulimit -n 64` and more clients
 /// connect than it has fds for.
 #[test]

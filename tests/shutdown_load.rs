@@ -2,7 +2,8 @@
 //! keep sending requests and runs are queued and running.
 //!
 //! Every connection sees only complete answers, each to its own request,
-//! then a close; running runs finish within their grace; queued runs are
+//! an answer to every request that reached the daemon before SIGTERM, then
+//! a close; running runs finish within their grace; queued runs are
 //! kept in the journal and run after the restart under their ids; exit 0.
 
 mod util;
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use util::{config, poll_until, Daemon};
@@ -25,14 +27,23 @@ overlap = "allow"
 command = ["sh", "-c", "sleep 0.3; echo done:$TICKD_ARGS"]
 "#;
 
-/// Sends requests one at a time until the daemon closes the connection;
-/// panics on a truncated or mismatched answer. Returns the answers seen.
-fn load(addr: SocketAddr, client: usize, ids: Arc<Mutex<BTreeSet<String>>>) -> usize {
+/// Sends requests one at a time (the daemon has read at most the one in
+/// flight) until the daemon closes the connection; panics on a truncated or
+/// mismatched answer, and on a close without an answer to a request whose
+/// bytes reached the daemon before SIGTERM (`termed` is set just before the
+/// signal). Returns the requests sent and the answers seen.
+fn load(
+    addr: SocketAddr,
+    client: usize,
+    ids: Arc<Mutex<BTreeSet<String>>>,
+    termed: Arc<AtomicBool>,
+) -> (u64, u64) {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(util::WAIT)).expect("timeout");
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     let mut answers = 0;
+    let mut sent = 0;
     for i in 1u64.. {
         let (method, params) = if i % 3 == 0 {
             ("status", json!({}))
@@ -46,17 +57,28 @@ fn load(addr: SocketAddr, client: usize, ids: Arc<Mutex<BTreeSet<String>>>) -> u
         if writer.write_all(format!("{line}\n").as_bytes()).is_err() {
             break; // closed by the daemon
         }
+        sent += 1;
+        // Read after the write completed: if no SIGTERM yet, the request was
+        // in the daemon's socket before the signal, so it must be answered.
+        let before_term = !termed.load(Ordering::SeqCst);
         let mut answer = String::new();
-        match reader.read_line(&mut answer) {
-            Ok(0) => break,
-            Ok(_) => {}
+        let closed = match reader.read_line(&mut answer) {
+            Ok(0) => Some("EOF".to_string()),
+            Ok(_) => None,
             Err(e) => {
                 assert!(
                     answer.is_empty(),
                     "client {client}: error {e} after part of an answer: {answer:?}"
                 );
-                break;
+                Some(e.to_string())
             }
+        };
+        if let Some(how) = closed {
+            assert!(
+                !before_term,
+                "client {client}: request {i}, sent before SIGTERM, got no answer ({how})"
+            );
+            break;
         }
         assert!(
             answer.ends_with('\n'),
@@ -80,7 +102,7 @@ fn load(addr: SocketAddr, client: usize, ids: Arc<Mutex<BTreeSet<String>>>) -> u
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    answers
+    (sent, answers)
 }
 
 #[test]
@@ -95,10 +117,11 @@ fn sigterm_under_load_answers_everything_and_keeps_queued_runs() {
     );
     let mut d = Daemon::start(&text);
     let ids = Arc::new(Mutex::new(BTreeSet::new()));
+    let termed = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|n| {
-            let (addr, ids) = (d.addr, Arc::clone(&ids));
-            std::thread::spawn(move || load(addr, n, ids))
+            let (addr, ids, termed) = (d.addr, Arc::clone(&ids), Arc::clone(&termed));
+            std::thread::spawn(move || load(addr, n, ids, termed))
         })
         .collect();
     // Load until runs are both running and queued.
@@ -118,13 +141,19 @@ fn sigterm_under_load_answers_everything_and_keeps_queued_runs() {
             .unwrap_or_default()
     };
     assert!(!running.is_empty(), "runs were running at SIGTERM");
+    termed.store(true, Ordering::SeqCst);
     d.signal(Signal::TERM);
     let status = d.wait_exit(util::WAIT).expect("exit after SIGTERM");
     assert!(status.success(), "{status:?}");
     let mut answered = 0;
     for t in threads {
-        let answers = t.join().expect("a connection saw a bad answer");
+        let (sent, answers) = t.join().expect("a connection saw a bad answer");
         assert!(answers > 0);
+        // Lockstep: at most the last request, sent after SIGTERM, unanswered.
+        assert!(
+            answers == sent || answers + 1 == sent,
+            "{sent} requests sent, {answers} answered"
+        );
         answered += answers;
     }
     assert!(answered > 10, "the load ran ({answered} answers)");

@@ -36,11 +36,13 @@ command = ["sh", "-c", "echo work:$TICKD_ARGS"]
 "#;
 
 fn daemon_config(state: &std::path::Path, generation: u64) -> String {
-    // Reloads alternate between adding and removing a scheduled job.
+    // Reloads alternate between adding and removing a scheduled job, under
+    // a new name each time (`churnN`), so per-job state of removed jobs
+    // (history, metrics series) would pile up if it were kept.
     let extra = if generation.is_multiple_of(2) {
-        "[[jobs]]\nname = \"churn\"\nevery = \"2s\"\ncommand = [\"true\"]\n"
+        format!("[[jobs]]\nname = \"churn{generation}\"\nevery = \"1s\"\ncommand = [\"true\"]\n")
     } else {
-        ""
+        String::new()
     };
     config(
         &format!(
@@ -154,6 +156,18 @@ fn rss_and_fds_stay_flat_under_load_reloads_and_churn() {
         "{status}"
     );
     assert!(done.load(Ordering::Relaxed) > secs * 10, "the load ran");
+    // Only jobs configured now have series: the removed churnN are gone.
+    let metrics = util::http::get(d.addr, "/metrics").body;
+    let churned: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("tickd_runs_total{"))
+        .filter_map(|l| l.split("job=\"").nth(1)?.split('"').next())
+        .filter(|job| job.starts_with("churn"))
+        .collect();
+    assert!(
+        churned.len() <= 1,
+        "series of removed jobs kept: {churned:?}"
+    );
 
     // The first quarter is warm-up (pools, buffers, history filling up).
     let warm = samples.len() / 4;

@@ -8,6 +8,7 @@
 //! | `tickd-worker.die` | a job worker, holding a task, outside `catch_unwind` | `1*panic` |
 //! | `tickd-worker.respawn` | the monitor, before it replaces a dead worker | `1*sleep(3000)` |
 //! | `run.mid_job` | a run after it is marked running | `1*panic`, `sleep(500)` |
+//! | `run.before_start` | a worker holding a run, before it marks it running | `1*sleep(1500)` |
 //! | `journal.append` | the one `write` of a journal append | `return` (ENOSPC) |
 //! | `journal.sync` | the journal's fdatasync | `return` (EIO) |
 //! | `journal.write_new` | writing a compacted journal | `return` (ENOSPC) |

@@ -40,6 +40,10 @@ pub use crate::protocol::rpc::RpcError;
 /// How long a killed job gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
+/// How often a drain that waits only for workers to leave their tasks
+/// looks again (a worker refused a run's start tells nobody).
+const DRAIN_RECHECK: Duration = Duration::from_millis(10);
+
 /// Something the loop must react to, posted from a worker (or the loop itself).
 #[derive(Debug)]
 pub enum LoopEvent {
@@ -408,13 +412,20 @@ impl Daemon {
         .into_iter()
         .flatten()
         .min();
-        match self.phase {
+        let timer = match self.phase {
             Phase::Draining {
                 grace_end,
                 killed: false,
             } => Some(timer.map_or(grace_end, |t| t.min(grace_end))),
             _ => timer,
+        };
+        if self.stopping() && self.pool.stats().busy > 0 && self.runs_done() {
+            // Only a worker leaving a task is left, and that sends no
+            // event: look again soon.
+            let soon = Instant::now() + DRAIN_RECHECK;
+            return Some(timer.map_or(soon, |t| t.min(soon)));
         }
+        timer
     }
 
     /// Bookkeeping for a finished run (the server answers its waiters).
@@ -473,7 +484,13 @@ impl Daemon {
                     humantime::format_duration(grace)
                 );
                 self.scheduler.clear();
-                let ids = self.shared.core.lock().unfinished_runs();
+                let ids = {
+                    let mut core = self.shared.core.lock();
+                    if self.keeps_queued_runs() {
+                        core.hold_queued_runs();
+                    }
+                    core.unfinished_runs()
+                };
                 if self.keeps_queued_runs() {
                     // They are in the journal as queued: the next start
                     // runs them under their ids. Workers leave them alone.
@@ -515,12 +532,20 @@ impl Daemon {
     }
 
     /// True once no run is running, nor queued unless queued runs are kept
-    /// for the restart (with `state_dir`).
+    /// for the restart (with `state_dir`), and no worker is inside a task
+    /// (one may be between taking a run off the queue and being refused
+    /// its start).
     pub fn drained(&self) -> bool {
+        self.runs_done() && self.pool.stats().busy == 0
+    }
+
+    /// The run half of [`Daemon::drained`].
+    fn runs_done(&self) -> bool {
         if self.keeps_queued_runs() {
-            return self.running_count() == 0;
+            self.running_count() == 0
+        } else {
+            self.shared.core.lock().unfinished_runs().is_empty()
         }
-        self.shared.core.lock().unfinished_runs().is_empty()
     }
 
     /// Whether a graceful stop keeps queued runs (in the journal) instead

@@ -35,14 +35,22 @@ impl Task for RunTask {
     fn run(self) {
         let id = self.id;
         let name = self.def.name.as_str();
-        if self.shared.board.stopping() && self.shared.journal.is_some() {
-            // Shutting down with state_dir: the run stays queued in the
-            // journal and runs after the restart.
-            log::debug!("run {id} of job {name} left queued for the restart");
-            return;
-        }
+        // Shutting down with state_dir: the run stays queued in the journal
+        // and runs after the restart. The decision is the core's (see
+        // `Core::hold_queued_runs`), taken under its lock in
+        // `mark_running_journaled`, not here from the board's stopping flag:
+        // a worker that read the flag as false could otherwise start the run
+        // after the loop had counted none running and decided to exit.
+        // Fail point `run.before_start`: `sleep(ms)` widens the window
+        // between taking the run off the queue and starting it, where a
+        // shutdown can begin.
+        fail::fail_point!("run.before_start");
         if !self.shared.mark_running_journaled(id) {
-            log::debug!("run {id} of job {name} was cancelled before it started");
+            if self.shared.core.lock().holds_queued_runs() {
+                log::debug!("run {id} of job {name} left queued for the restart");
+            } else {
+                log::debug!("run {id} of job {name} was cancelled before it started");
+            }
             return;
         }
         log::debug!("run {id} of job {name} started");

@@ -3,10 +3,12 @@
 //!
 //! They live beside the run records in [`super::Core`] and are updated in
 //! `Core::finish`, the one place a run becomes terminal, so every run is
-//! counted exactly once. They are never reset while the daemon runs: a job
-//! removed by a reload keeps its series (frozen at their last values), so a
-//! counter never goes backwards across a reload. They start from zero at
-//! each start, which Prometheus reads as a counter reset.
+//! counted exactly once. A job that stays across a reload keeps its series,
+//! so its counters never go backwards. A job removed by a reload loses them
+//! (Prometheus sees the series end), so renaming jobs over and over does not
+//! grow memory or cardinality; if the job comes back, its counters start
+//! again from zero, which Prometheus reads as a counter reset, as it does
+//! for every series at each start of the daemon.
 
 use super::run::RunState;
 use std::collections::BTreeMap;
@@ -55,7 +57,7 @@ impl JobMetrics {
     }
 }
 
-/// Counters of every job that ever existed in this process, by name.
+/// Counters of every configured job (and ad-hoc runs), by name.
 #[derive(Debug, Clone, Default)]
 pub struct RunMetrics {
     jobs: BTreeMap<String, JobMetrics>,
@@ -90,6 +92,11 @@ impl RunMetrics {
         }
     }
 
+    /// Drops `job`'s series (the job was removed by a reload).
+    pub fn forget(&mut self, job: &str) {
+        self.jobs.remove(job);
+    }
+
     /// Every job's counters, by name.
     pub fn jobs(&self) -> &BTreeMap<String, JobMetrics> {
         &self.jobs
@@ -117,5 +124,17 @@ mod tests {
         assert_eq!(cum[DURATION_BUCKETS.len() - 1], 2);
         assert!((a.sum - 7202.003).abs() < 1e-9);
         assert_eq!(m.jobs()["idle"], JobMetrics::default());
+    }
+
+    #[test]
+    fn a_forgotten_job_loses_its_series_and_starts_again_from_zero() {
+        let mut m = RunMetrics::default();
+        m.record("gone", RunState::Succeeded, Some(0.1));
+        m.record("kept", RunState::Failed, Some(0.1));
+        m.forget("gone");
+        assert!(!m.jobs().contains_key("gone"));
+        assert_eq!(m.jobs()["kept"].by_state, [0, 1, 0, 0, 0]);
+        m.declare("gone");
+        assert_eq!(m.jobs()["gone"], JobMetrics::default());
     }
 }

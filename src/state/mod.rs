@@ -140,6 +140,10 @@ pub struct Core {
     orphans: VecDeque<RunId>,
     /// Runs by job and terminal state, and durations, for `/metrics`.
     metrics: metrics::RunMetrics,
+    /// Set when a shutdown keeps queued runs for the restart: from then on
+    /// no run starts. Decided under the core lock, so a worker cannot start
+    /// a run after the loop has counted the running ones and decided to exit.
+    holding_queued: bool,
 }
 
 impl Core {
@@ -192,12 +196,14 @@ impl Core {
         &self.metrics
     }
 
-    /// Removes a job. Its finished runs are forgotten; its queued backlog is
-    /// returned so the caller can cancel it; runs in flight finish as orphans.
+    /// Removes a job. Its finished runs and its `/metrics` series are
+    /// forgotten; its queued backlog is returned so the caller can cancel
+    /// it; runs in flight finish as orphans (not counted in the metrics).
     pub fn remove_job(&mut self, name: &str) -> Vec<RunId> {
         let Some(entry) = self.jobs.remove(name) else {
             return Vec::new();
         };
+        self.metrics.forget(name);
         for id in &entry.history {
             self.runs.remove(id);
         }
@@ -260,9 +266,25 @@ impl Core {
         self.runs.values().any(|r| r.job.as_deref() == Some(job))
     }
 
+    /// Stops runs from starting: [`Core::mark_running`] refuses from now
+    /// on and queued runs stay queued (a shutdown that keeps them for the
+    /// restart).
+    pub fn hold_queued_runs(&mut self) {
+        self.holding_queued = true;
+    }
+
+    /// Whether [`Core::hold_queued_runs`] was called.
+    pub fn holds_queued_runs(&self) -> bool {
+        self.holding_queued
+    }
+
     /// Marks a queued run as running. Returns false (and changes nothing)
-    /// when the run was cancelled while it waited.
+    /// when the run was cancelled while it waited, or when queued runs are
+    /// held for a restart.
     pub fn mark_running(&mut self, id: RunId) -> bool {
+        if self.holding_queued {
+            return false;
+        }
         let Some(run) = self.runs.get_mut(&id) else {
             return false;
         };
@@ -318,8 +340,17 @@ impl Core {
         run.pid = None;
         let snapshot = run.clone();
         let seconds = snapshot.duration_ms().map(|ms| ms as f64 / 1000.0);
-        let label = snapshot.job.as_deref().unwrap_or(crate::config::ADHOC_NAME);
-        self.metrics.record(label, finish.state, seconds);
+        // A run of a job a reload removed finishes uncounted: its series
+        // went with the job (see `remove_job`).
+        match snapshot.job.as_deref() {
+            None => self
+                .metrics
+                .record(crate::config::ADHOC_NAME, finish.state, seconds),
+            Some(job) if self.jobs.contains_key(job) => {
+                self.metrics.record(job, finish.state, seconds);
+            }
+            Some(_) => {}
+        }
         let limit = self.history_limit;
         let evicted: Vec<RunId> = match snapshot.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
             Some(entry) => {

@@ -116,3 +116,41 @@ fn upsert_keeps_counters_and_runtime_pause() {
         "a runtime pause survives a reload that did not touch `enabled`"
     );
 }
+
+#[test]
+fn held_queued_runs_do_not_start_and_stay_queued() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.note_dispatched(id);
+    core.hold_queued_runs();
+    assert!(core.holds_queued_runs());
+    assert!(!core.mark_running(id), "no run starts once held");
+    assert_eq!(core.run(id).map(|r| r.state), Some(RunState::Queued));
+    assert_eq!(core.job("a").map(|j| j.running), Some(0));
+}
+
+#[test]
+fn reload_churn_keeps_metrics_to_the_configured_jobs() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("stay"));
+    let id = core.create_run(Some("stay"), Trigger::Manual, 1, None);
+    core.finish(id, ok(), true);
+    for round in 0..50 {
+        let name = format!("churn{round}");
+        core.upsert_job(def(&name));
+        let id = core.create_run(Some(&name), Trigger::Manual, 1, None);
+        assert!(core.mark_running(id));
+        core.remove_job(&name);
+        // In flight when its job went: finishes, but brings no series back.
+        assert!(core.finish(id, ok(), true).is_some());
+        core.upsert_job(def("stay"));
+    }
+    let names: Vec<&String> = core.metrics().jobs().keys().collect();
+    assert_eq!(names, ["stay"], "only configured jobs have series");
+    assert_eq!(
+        core.metrics().jobs()["stay"].by_state[0],
+        1,
+        "a job that stays keeps its counters"
+    );
+}
