@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod daemonize;
 pub mod http;
 pub mod jobs;
+pub mod lock_wait;
 pub mod logging;
 pub mod methods;
 pub mod notify;

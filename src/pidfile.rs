@@ -6,11 +6,9 @@
 //! takes it over; a locked one makes the start fail with "already running
 //! (pid N)". The lock is held through the fd kept open in [`Pidfile`].
 //!
-//! A lock can outlive its daemon for a moment: a job child forked but not
-//! yet exec'd still holds the fd (it closes at `exec`, `O_CLOEXEC`), so
-//! right after a `kill -9` the file may still be locked by nobody alive. A
-//! locked file is therefore retried for up to [`LOCK_WAIT`] (3 s, as for
-//! the state dir's lock) before the start gives up with "already running".
+//! A lock can outlive its daemon for a moment (see [`crate::lock_wait`]), so
+//! a locked file is retried for up to [`LockWait::LIMIT`] (as the state
+//! dir's lock is) before the start gives up with "already running".
 //!
 //! The file's content is replaced atomically: the pid is written to a
 //! temporary file in the same directory, which is locked and then renamed
@@ -23,16 +21,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
-/// How long a locked pidfile is retried before "already running".
-pub const LOCK_WAIT: Duration = Duration::from_secs(3);
-
-/// Pause between two tries of a locked pidfile.
-const LOCK_RETRY: Duration = Duration::from_millis(50);
+use crate::lock_wait::LockWait;
 
 /// Why the pidfile could not be taken.
 #[derive(Debug)]
@@ -63,29 +56,25 @@ pub struct Pidfile {
 
 impl Pidfile {
     /// Takes the pidfile at `path` for this process, or says who holds it
-    /// (after retrying a locked file for [`LOCK_WAIT`]; see the module doc).
+    /// (after retrying a locked file for [`LockWait::LIMIT`]; see the module
+    /// doc).
     pub fn acquire(path: &Path) -> Result<Pidfile, PidfileError> {
-        let mut warned = false;
-        Pidfile::acquire_within(path, LOCK_WAIT, || {
-            if !warned {
-                log::warn!(
-                    "pidfile {}: locked; waiting up to {} s in case its holder is just exiting",
-                    path.display(),
-                    LOCK_WAIT.as_secs()
-                );
-                warned = true;
-            }
+        Pidfile::acquire_within(path, LockWait::new(), || {
+            log::warn!(
+                "pidfile {}: locked; waiting up to {} s in case its holder is just exiting",
+                path.display(),
+                LockWait::LIMIT.as_secs()
+            )
         })
     }
 
-    /// [`Pidfile::acquire`] with the wait given; `on_busy` runs at each
-    /// try that finds the file locked (before the pause).
+    /// [`Pidfile::acquire`] with the given retry budget; `on_busy` runs
+    /// when a try first finds the file locked.
     fn acquire_within(
         path: &Path,
-        wait: Duration,
+        mut wait: LockWait,
         mut on_busy: impl FnMut(),
     ) -> Result<Pidfile, PidfileError> {
-        let give_up = Instant::now() + wait;
         let io_err = |what: &str, e: io::Error| {
             PidfileError::Io(format!("pidfile {}: cannot {what}: {e}", path.display()))
         };
@@ -104,12 +93,12 @@ impl Pidfile {
                 .map_err(|e| io_err("open", e))?;
             match rustix::fs::flock(&current, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
-                Err(Errno::WOULDBLOCK) if Instant::now() < give_up => {
-                    on_busy();
-                    std::thread::sleep(LOCK_RETRY);
+                Err(Errno::WOULDBLOCK) => {
+                    if !wait.again(&mut on_busy) {
+                        return Err(PidfileError::Running(read_pid(path)));
+                    }
                     continue;
                 }
-                Err(Errno::WOULDBLOCK) => return Err(PidfileError::Running(read_pid(path))),
                 Err(e) => return Err(io_err("lock", e.into())),
             }
             if !same_file(&current, path) {
@@ -205,6 +194,7 @@ pub fn read_pid(path: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn held_stale_and_removed() {
@@ -216,7 +206,7 @@ mod tests {
         assert_eq!(read_pid(&path), Some(std::process::id()));
         // flock locks belong to the open file description, so a second
         // acquire in this same process is refused too.
-        let no_wait = || Pidfile::acquire_within(&path, Duration::ZERO, || {});
+        let no_wait = || Pidfile::acquire_within(&path, LockWait::within(Duration::ZERO), || {});
         match no_wait() {
             Err(PidfileError::Running(Some(pid))) => assert_eq!(pid, std::process::id()),
             other => panic!("expected already running, got {other:?}"),
@@ -240,11 +230,12 @@ mod tests {
         rustix::fs::flock(&holder, FlockOperation::NonBlockingLockExclusive).expect("lock");
         let mut holder = Some(holder);
         let mut busy = 0;
-        let held = Pidfile::acquire_within(&path, Duration::from_secs(60), || {
-            busy += 1;
-            holder = None; // the child execs: the lock goes away
-        })
-        .expect("taken once the holder lets go");
+        let held =
+            Pidfile::acquire_within(&path, LockWait::within(Duration::from_secs(60)), || {
+                busy += 1;
+                holder = None; // the child execs: the lock goes away
+            })
+            .expect("taken once the holder lets go");
         assert_eq!(busy, 1, "found locked once, then taken");
         assert_eq!(read_pid(&path), Some(std::process::id()));
         drop(held);
@@ -255,7 +246,10 @@ mod tests {
         rustix::fs::flock(&holder, FlockOperation::NonBlockingLockExclusive).expect("lock");
         let mut busy = 0;
         let err =
-            Pidfile::acquire_within(&path, Duration::from_millis(120), || busy += 1).unwrap_err();
+            Pidfile::acquire_within(&path, LockWait::within(Duration::from_millis(120)), || {
+                busy += 1
+            })
+            .unwrap_err();
         assert!(matches!(err, PidfileError::Running(Some(4242))), "{err:?}");
         assert!(busy >= 1);
     }

@@ -6,10 +6,11 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
+
+use crate::lock_wait::LockWait;
 
 /// The lock file's name inside the state directory.
 const LOCK_NAME: &str = "lock";
@@ -65,38 +66,25 @@ pub(super) fn lock_dir(dir: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// How long start-up waits for a held state lock before giving up.
-///
-/// A daemon killed with `kill -9` while it was starting a job can leave a
-/// child that has not reached `exec` yet; until it does, that child holds a
-/// copy of every descriptor, the lock file's included, so the lock outlives
-/// the daemon by a moment. A restart (systemd's `Restart=`, an operator's
-/// quick `start`) must not fail for that; a second live daemon still is
-/// refused once this has passed.
-const LOCK_WAIT: Duration = Duration::from_secs(3);
-/// How often the held lock is tried again within [`LOCK_WAIT`].
-const LOCK_RETRY: Duration = Duration::from_millis(20);
-
-/// Takes the exclusive `flock` on `file`, waiting up to [`LOCK_WAIT`] while
-/// another process holds it.
+/// Takes the exclusive `flock` on `file`, waiting while another process
+/// holds it (see [`crate::lock_wait`] for why and how long).
 fn take_lock(file: &mut File, dir: &Path, path: &Path) -> io::Result<()> {
-    let give_up = Instant::now() + LOCK_WAIT;
-    let mut warned = false;
+    let mut wait = LockWait::new();
     loop {
         match flock(&*file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(()),
-            Err(Errno::WOULDBLOCK) if Instant::now() < give_up => {
-                if !warned {
+            Err(Errno::WOULDBLOCK) => {
+                let waiting = wait.again(|| {
                     log::warn!(
                         "state: {} is locked by another process; waiting up to {} s for it to let go",
                         dir.display(),
-                        LOCK_WAIT.as_secs()
-                    );
-                    warned = true;
+                        LockWait::LIMIT.as_secs()
+                    )
+                });
+                if !waiting {
+                    return Err(in_use(dir, file));
                 }
-                std::thread::sleep(LOCK_RETRY);
             }
-            Err(Errno::WOULDBLOCK) => return Err(in_use(dir, file)),
             Err(e) => return Err(context(e.into(), "lock", path)),
         }
     }
