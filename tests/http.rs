@@ -408,7 +408,7 @@ fn expect_100_continue_gets_the_go_ahead() {
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
     c.send(
         format!(
-            "POST /jobs/hello/run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            "POST /jobs/hello/run HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),

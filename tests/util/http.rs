@@ -119,11 +119,18 @@ impl HttpConn {
     }
 }
 
-/// The bytes of one request.
+/// The bytes of one request. A POST says `Content-Type: application/json`
+/// (which tickd requires) unless `headers` name another type.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let typed = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    if method == "POST" && !typed {
+        req.push_str("Content-Type: application/json\r\n");
     }
     if !body.is_empty() || method == "POST" {
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
