@@ -51,6 +51,8 @@ struct HttpRequest<'a> {
     query: &'a str,
     authorization: Option<&'a [u8]>,
     host: Option<&'a [u8]>,
+    /// More than one `Host` header (refused, as RFC 9112 asks).
+    hosts: usize,
     origin: Option<&'a [u8]>,
     content_type: Option<&'a [u8]>,
     body: &'a [u8],
@@ -128,6 +130,11 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             query,
             authorization: header("authorization"),
             host: header("host"),
+            hosts: parsed
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                .count(),
             origin: header("origin"),
             content_type: header("content-type"),
             body,
@@ -310,14 +317,20 @@ fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
             "",
         )
     };
-    let host = req.host.and_then(|h| std::str::from_utf8(h).ok());
-    if let Some(host) = host {
-        if !local_host(host) {
-            return Err(forbidden(
-                "Host must be an IP address or localhost (DNS rebinding guard)",
-            ));
-        }
+    if req.hosts > 1 {
+        return Err(bad_request("more than one Host header"));
     }
+    let host = match req.host {
+        Some(h) => Some(
+            std::str::from_utf8(h)
+                .ok()
+                .filter(|h| local_host(h))
+                .ok_or_else(|| {
+                    forbidden("Host must be an IP address or localhost (DNS rebinding guard)")
+                })?,
+        ),
+        None => None,
+    };
     if let Some(origin) = req.origin {
         let same = host.is_some_and(|h| {
             origin.strip_prefix(b"http://") == Some(h.as_bytes())

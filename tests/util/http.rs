@@ -122,7 +122,10 @@ impl HttpConn {
 /// The bytes of one request. A POST says `Content-Type: application/json`
 /// (which tickd requires) unless `headers` name another type.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
