@@ -358,3 +358,26 @@ command = ["true"]
     assert_eq!(event["method"], json!("run.event"), "{event}");
     assert_eq!(event["params"]["run_id"], run["run_id"]);
 }
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_failed_poll_ends_the_daemon_with_exit_code_71() {
+    let mut d = Daemon::start_with_env(&config("", ""), &[("FAILPOINTS", "server.poll=return")]);
+    let status = d.wait_exit(WAIT).expect("tickd to exit after poll failed");
+    assert_eq!(status.code(), Some(71));
+    assert!(d.log.wait_for("poll failed", 0, WAIT).is_some());
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_client_that_reset_before_its_accept_does_not_stall_the_backlog() {
+    // The first accept fails with ECONNABORTED; the connection behind it
+    // must still be accepted without another client arriving.
+    let d = Daemon::start_with_env(
+        &config("", ""),
+        &[("FAILPOINTS", "server.accept=1*return(aborted)")],
+    );
+    let mut c = d.client();
+    assert_eq!(c.ok("ping", json!({})), json!("pong"));
+    assert!(d.log.wait_for("accept failed", 0, WAIT).is_some());
+}

@@ -114,9 +114,18 @@ pub(super) fn more(n: u64) -> String {
 }
 
 /// Runs one `accept` (of either listener) behind the `server.accept` fail
-/// point, whose `return` action fails it with EMFILE.
+/// point, whose `return` action fails it with EMFILE (`return(aborted)`:
+/// with ECONNABORTED, a client that reset before it was accepted).
 pub(super) fn accept<T>(accept: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    fail::fail_point!("server.accept", |_| Err(emfile()));
+    fail::fail_point!("server.accept", |arg: Option<String>| {
+        if arg.as_deref() == Some("aborted") {
+            Err(io::Error::from_raw_os_error(
+                Errno::CONNABORTED.raw_os_error(),
+            ))
+        } else {
+            Err(emfile())
+        }
+    });
     accept()
 }
 

@@ -192,6 +192,16 @@ pub struct Server {
     warn_protocol: backoff::LogLimit,
 }
 
+/// One `poll`, behind the `server.poll` fail point (whose `return` action
+/// fails it, to test that a failed poll ends the daemon with
+/// [`EXIT_POLL_FAILED`]).
+fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    fail::fail_point!("server.poll", |_| Err(io::Error::other(
+        "injected poll failure"
+    )));
+    poll.poll(events, timeout)
+}
+
 /// Threads in the request pool: enough to decode and answer in parallel
 /// with the loop's I/O, few enough not to crowd out the job workers.
 fn request_workers() -> usize {
@@ -296,7 +306,7 @@ impl Server {
         let mut code = 0;
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
