@@ -334,6 +334,15 @@ fn wrong_tokens_have_a_budget_across_all_clients() {
         .log
         .wait_for("too many wrong tokens", 0, util::WAIT)
         .is_some());
+    // Dozens of wrong tokens, one warning (rate-limited), naming the peer.
+    let warned: Vec<String> = d
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("wrong auth token"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("(127.0.0.1:"), "{warned:?}");
 }
 
 #[test]
