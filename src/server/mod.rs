@@ -40,7 +40,7 @@
 mod backoff;
 mod conn;
 pub mod listeners;
-mod stream;
+pub mod stream;
 
 use crate::daemon::counters::bump;
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
