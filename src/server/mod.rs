@@ -577,10 +577,19 @@ impl Server {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        if let Some(due) = self.idle_deadline(conn) {
-            let tick = self
-                .idle_clock
-                .deadline_tick(due.max(now + Duration::from_millis(1)));
+        if let Some(mut due) = self.idle_deadline(conn) {
+            if due <= now {
+                // Past due but kept (it waits for a run): look again after
+                // a whole period, not in a tight loop.
+                let period = match self.daemon.config.daemon.idle_timeout {
+                    Some(t) if self.authed(conn) => t,
+                    // A stranger past its deadline is only kept while a
+                    // wrong token's answer is held: at most that long.
+                    _ => methods::auth::AUTH_DELAY,
+                };
+                due = now + period.max(Duration::from_millis(1));
+            }
+            let tick = self.idle_clock.deadline_tick(due);
             self.idle.insert(tick, ConnTimer::Check { key, serial });
         }
     }
