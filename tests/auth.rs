@@ -441,3 +441,33 @@ fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
         (fresh.err_code("status", json!({})) == -32001).then_some(())
     });
 }
+
+#[test]
+fn strangers_get_small_http_bodies_and_no_go_ahead() {
+    let d = daemon();
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
+    // Without the token, a body over 4096 bytes is refused from the head.
+    let mut c = HttpConn::connect(d.addr);
+    let r = c.request("POST", "/jobs/hello/run", &[], &big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    // With the right token in the same request, the usual limit applies,
+    // and `Expect: 100-continue` gets the go-ahead.
+    let mut c = HttpConn::connect(d.addr);
+    c.send(
+        format!(
+            "POST /jobs/hello/run HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    c.read_continue();
+    c.send(big.as_bytes());
+    assert_eq!(c.read_response().status, 202);
+    // A stranger's `Expect` gets no go-ahead: what it reads first is the
+    // answer to its next request.
+    let mut s = HttpConn::connect(d.addr);
+    s.send(b"POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    s.send(b"{}");
+    let answer = s.read_response();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+}

@@ -63,6 +63,16 @@ impl HttpConn {
         self.read_response()
     }
 
+    /// Reads a `100 Continue` interim response (and asserts it is one).
+    pub fn read_continue(&mut self) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+        line.clear();
+        self.reader.read_line(&mut line).expect("read");
+        assert_eq!(line, "\r\n");
+    }
+
     /// Reads one response; panics on EOF.
     pub fn read_response(&mut self) -> Response {
         self.try_read_response().expect("a response, got EOF")
