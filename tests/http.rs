@@ -424,6 +424,7 @@ fn other_sites_cannot_use_a_browser_against_the_daemon() {
     // DNS rebinding: a hostile name that resolves to 127.0.0.1.
     let rebound = c.request("GET", "/status", &[("Host", "evil.example:7070")], "");
     assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert_eq!(rebound.json()["code"], json!(-32003));
     // A cross-site request carries the hostile page's Origin.
     let cross = c.request("GET", "/jobs", &[("Origin", "http://evil.example")], "");
     assert_eq!(cross.status, 403, "{}", cross.body);

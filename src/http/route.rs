@@ -313,7 +313,7 @@ fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
     let forbidden = |message: &str| {
         Refusal(
             403,
-            RpcError::new(ErrorCode::InvalidRequest, format!("forbidden: {message}")),
+            RpcError::new(ErrorCode::Forbidden, format!("forbidden: {message}")),
             "",
         )
     };
