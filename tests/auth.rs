@@ -1,6 +1,8 @@
 //! Authentication and "no arbitrary execution", through the real binary:
-//! the auth method and its delay, HTTP Bearer and Basic, the token file's
-//! permission check, and what an unauthenticated client can reach.
+//! the auth method and its delay (one token per delay per connection, a
+//! budget across all clients), HTTP Bearer and Basic, reloads that change
+//! auth under open connections, the token file's permission check, and
+//! what an unauthenticated client can reach.
 
 mod util;
 

@@ -1,7 +1,9 @@
 //! Client limits through the real binary, each with its error and its
-//! counter: a connection flood past max_connections, a client that never
-//! reads, huge lines, deep nesting, idle timeouts, and 1,000 idle
-//! connections beside one busy client.
+//! counter: a connection flood past max_connections (and the Unix socket
+//! and HTTP's 503 there), a client that never reads, huge lines, a sender
+//! past its close, deep nesting, idle timeouts (the pre-auth deadline,
+//! subscribers), 1,000 idle connections beside one busy client, and the
+//! event loop's own failures (poll, accept) through fail points.
 
 mod util;
 

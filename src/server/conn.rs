@@ -90,7 +90,8 @@ pub struct Conn {
     /// A batch of this connection's lines is with a request worker.
     pub in_flight: bool,
     /// Reading is paused because `input` reached its bound while a batch
-    /// was in flight; resumed when the answers come back.
+    /// was in flight (or a wrong token's delay ran); resumed when the
+    /// answers come back (or the delayed answer is released).
     pub paused: bool,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
