@@ -203,6 +203,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_wrong_token_budget_refills_each_second() {
+        let b = WrongTokenBudget::default();
+        for _ in 0..WRONG_TOKENS_PER_SECOND {
+            assert!(b.has_room());
+            b.spend();
+        }
+        assert!(!b.has_room());
+        // A window that began a second ago is over.
+        b.window.lock().0 -= Duration::from_secs(1);
+        assert!(b.has_room());
+    }
+
+    #[test]
     fn schemes_and_basic_passwords() {
         assert_eq!(
             split_scheme(b" Bearer  abc "),

@@ -311,3 +311,21 @@ impl Conn {
         self.closing = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_judged_by_the_token_in_force() {
+        let old = AuthToken::new("old");
+        let new = AuthToken::new("new");
+        let holder = Credential::Token(old.clone());
+        assert!(holder.admits(Some(&old)));
+        assert!(!holder.admits(Some(&new)), "token changed by a reload");
+        assert!(holder.admits(None), "auth turned off");
+        assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
+        assert!(Credential::Stranger.admits(None));
+        assert!(Credential::Trusted.admits(Some(&new)));
+    }
+}
