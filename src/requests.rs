@@ -14,12 +14,17 @@
 //! are back (and stops reading from a client that keeps sending meanwhile).
 //!
 //! Authentication is per connection for JSON-RPC: the batch says whether
-//! the connection has authenticated, the worker answers `auth` and refuses
-//! other methods (but `ping`) until then, and the answer says the new
-//! state. When auth is off, connections start authenticated, so the check
-//! costs one branch per request. A wrong token's answer comes back as
-//! [`Segment::Delayed`] and the loop holds it on a timer.
+//! the connection is authenticated under the token in force when the batch
+//! was cut (the loop decides that against the current config, so a reload
+//! that turns auth on or changes the token takes effect on the next batch
+//! of every connection), the worker answers `auth` and refuses other
+//! methods (but `ping`) until then, and the answer says which token the
+//! connection authenticated with. A wrong token's answer comes back as
+//! [`Segment::Delayed`]; the batch ends there and the bytes after it come
+//! back unread ([`BatchAnswer::rest`]), so nothing more of that connection
+//! is checked or answered until the loop releases the delayed answer.
 
+use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{LoopEvent, Shared};
 use crate::http::response::{self as http_response, Framing};
@@ -131,8 +136,13 @@ pub struct BatchAnswer {
     pub serial: u64,
     /// Answers in request order.
     pub segments: Vec<Segment>,
-    /// Whether the connection is authenticated after these requests.
-    pub authed: bool,
+    /// The token this batch authenticated the connection with (a right
+    /// `auth`, or an HTTP request with the right `Authorization`), if it
+    /// was not authenticated before.
+    pub authenticated: Option<AuthToken>,
+    /// Bytes of the batch left unread after a wrong token: they go back to
+    /// the front of the connection's input and wait for the delay.
+    pub rest: Vec<u8>,
 }
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
@@ -167,6 +177,8 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     };
     let mut framer = LineFramer::new(limit(authed));
     let mut answered = 0u64;
+    let mut authenticated = None;
+    let mut rest = Vec::new();
     loop {
         let line = match framer.next_frame(&batch.data) {
             Frame::Line(line) => line,
@@ -200,8 +212,11 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
         };
         if req.method == "auth" {
             match auth::auth(shared, &req.params) {
-                AuthOutcome::Accepted(v) => {
+                AuthOutcome::Accepted(v, token) => {
                     authed = true;
+                    if token.is_some() {
+                        authenticated = token;
+                    }
                     framer.set_max_line(limit(true));
                     rpc::write_result(&mut out, &req.id, &v);
                 }
@@ -211,6 +226,17 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
                     let mut answer = Vec::new();
                     rpc::write_error(&mut answer, &req.id, &e);
                     segments.push(Segment::Delayed(answer));
+                    // Nothing after a wrong token is looked at before
+                    // the delay has passed: it goes back to the loop.
+                    rest = batch.data[framer.consumed()..].to_vec();
+                    break;
+                }
+                AuthOutcome::Flood => {
+                    flush_bytes(&mut segments, &mut out);
+                    segments.push(Segment::Close {
+                        why: Some(auth::FLOOD_CLOSE.into()),
+                    });
+                    break;
                 }
             }
             continue;
@@ -234,7 +260,23 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             }
         }
     }
-    finish_batch(shared, &batch, segments, out, answered, authed)
+    let done = Done {
+        answered,
+        authenticated,
+        rest,
+    };
+    finish_batch(shared, &batch, segments, out, done)
+}
+
+/// How far a worker got with a batch.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// Requests answered (counted once per batch).
+    pub answered: u64,
+    /// See [`BatchAnswer::authenticated`].
+    pub authenticated: Option<AuthToken>,
+    /// See [`BatchAnswer::rest`].
+    pub rest: Vec<u8>,
 }
 
 /// Moves the answers written so far into `segments`, keeping their order
@@ -245,27 +287,27 @@ pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
     }
 }
 
-/// Wraps up a batch's answers: the last bytes, and `answered` requests
+/// Wraps up a batch's answers: the last bytes, and the requests answered
 /// counted (one atomic add per batch, not per request).
 pub fn finish_batch(
     shared: &Shared,
     batch: &ConnBatch,
     mut segments: Vec<Segment>,
     mut out: Vec<u8>,
-    answered: u64,
-    authed: bool,
+    done: Done,
 ) -> BatchAnswer {
     flush_bytes(&mut segments, &mut out);
     shared
         .board
         .clients
         .requests
-        .fetch_add(answered, Ordering::Relaxed);
+        .fetch_add(done.answered, Ordering::Relaxed);
     BatchAnswer {
         key: batch.key,
         serial: batch.serial,
         segments,
-        authed,
+        authenticated: done.authenticated,
+        rest: done.rest,
     }
 }
 
@@ -309,7 +351,8 @@ impl Task for RequestTask {
                                     why: Some("request handler panicked".into()),
                                 },
                             ],
-                            authed: false,
+                            authenticated: None,
+                            rest: Vec::new(),
                         }
                     },
                 )

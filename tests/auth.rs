@@ -1,6 +1,8 @@
 //! Authentication and "no arbitrary execution", through the real binary:
-//! the auth method and its delay, HTTP Bearer and Basic, the token file's
-//! permission check, and what an unauthenticated client can reach.
+//! the auth method and its delay (one token per delay per connection, a
+//! budget across all clients), HTTP Bearer and Basic, reloads that change
+//! auth under open connections, the token file's permission check, and
+//! what an unauthenticated client can reach.
 
 mod util;
 
@@ -267,26 +269,145 @@ fn non_loopback_without_a_token_warns_loudly() {
 }
 
 #[test]
-fn pipelined_wrong_tokens_are_bounded_by_max_output_bytes() {
-    let d = Daemon::start(&config(
-        &format!("auth_token = \"{TOKEN}\"\nmax_output_bytes = 2048"),
+fn pipelined_tokens_are_checked_one_per_delay() {
+    let d = daemon();
+    let mut guesser = d.client();
+    let wrong = b"{\"id\":0,\"method\":\"auth\",\"params\":{\"token\":\"guess\"}}\n";
+    let mut lines = wrong.repeat(2);
+    lines.extend_from_slice(
+        format!("{{\"id\":1,\"method\":\"auth\",\"params\":{{\"token\":\"{TOKEN}\"}}}}\n")
+            .as_bytes(),
+    );
+    lines.extend_from_slice(b"{\"id\":2,\"method\":\"status\"}\n");
+    let sent = Instant::now();
+    guesser.send_raw(&lines);
+    for _ in 0..2 {
+        assert_eq!(guesser.read_json()["error"]["code"], json!(-32001));
+    }
+    // The right token waited for both delays before it was even looked at.
+    let right = guesser.read_json();
+    assert!(sent.elapsed() >= Duration::from_millis(1800), "{right}");
+    assert_eq!(right["result"], json!({"authenticated": true}));
+    let status = guesser.read_json();
+    assert_eq!(status["id"], json!(2));
+    assert_eq!(status["result"]["clients"]["auth_failures"], json!(2));
+
+    // Many wrong tokens in one write: only the first is checked before its
+    // answer, however many the batch holds.
+    let mut flood = d.client();
+    flood.send_raw(&wrong.repeat(500));
+    assert_eq!(flood.read_json()["error"]["code"], json!(-32001));
+    let failures = guesser.ok("status", json!({}))["clients"]["auth_failures"]
+        .as_u64()
+        .expect("a count");
+    assert!(failures <= 2 + 2, "{failures} wrong tokens checked");
+}
+
+#[test]
+fn wrong_tokens_have_a_budget_across_all_clients() {
+    let d = daemon();
+    let mut guessers: Vec<_> = (0..60).map(|_| d.client()).collect();
+    let wrong = b"{\"id\":0,\"method\":\"auth\",\"params\":{\"token\":\"guess\"}}\n";
+    for g in &mut guessers {
+        g.send_raw(wrong);
+    }
+    // Each is either answered (after the delay) or closed unchecked.
+    let mut closed = 0;
+    for g in &mut guessers {
+        match g.read_line() {
+            Some(line) => assert!(line.contains("-32001"), "{line}"),
+            None => closed += 1,
+        }
+    }
+    assert!(closed > 0, "no client was closed by the budget");
+    let mut admin = d.client();
+    let status = util::poll_until("the budget to allow the admin", || {
+        (admin.call("auth", json!({"token": TOKEN}))["result"]["authenticated"] == true)
+            .then(|| admin.ok("status", json!({})))
+    });
+    let clients = &status["clients"];
+    assert_eq!(clients["auth_flood_closed"], json!(closed), "{clients}");
+    assert_eq!(
+        clients["auth_failures"].as_u64(),
+        Some(60 - closed),
+        "{clients}"
+    );
+    assert!(d
+        .log
+        .wait_for("too many wrong tokens", 0, util::WAIT)
+        .is_some());
+    // Dozens of wrong tokens, one warning (rate-limited), naming the peer.
+    let warned: Vec<String> = d
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("wrong auth token"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("(127.0.0.1:"), "{warned:?}");
+}
+
+#[test]
+fn http_pipelining_behind_a_wrong_token_waits() {
+    let d = daemon();
+    let mut c = HttpConn::connect(d.addr);
+    let bearer = format!("Bearer {TOKEN}");
+    let mut bytes =
+        util::http::request_bytes("GET", "/status", &[("Authorization", "Bearer nope")], "");
+    bytes.extend(util::http::request_bytes(
+        "GET",
+        "/status",
+        &[("Authorization", "Bearer nope")],
         "",
     ));
-    let mut guesser = d.client();
-    let line = b"{\"method\":\"auth\",\"params\":{\"token\":\"guess\"}}\n".repeat(200);
-    guesser.send_raw(&line);
-    // Held answers count against max_output_bytes: the client is dropped
-    // instead of making the daemon hold 200 answers for a second.
-    // (A close with unread input can arrive as a reset: either ends it.)
-    let mut sink = Vec::new();
-    let _ = std::io::Read::read_to_end(guesser.reader.get_mut(), &mut sink);
-    assert!(sink.len() < 2048 + 200, "read {} bytes", sink.len());
-    let mut admin = d.client();
-    admin.ok("auth", json!({"token": TOKEN}));
-    let clients = &admin.ok("status", json!({}))["clients"];
-    assert_eq!(clients["output_dropped"], json!(1), "{clients}");
-    assert!(clients["auth_failures"].as_u64() >= Some(20), "{clients}");
-    assert!(d.log.wait_for("wrong auth token", 0, util::WAIT).is_some());
+    bytes.extend(util::http::request_bytes(
+        "GET",
+        "/status",
+        &[("Authorization", &bearer)],
+        "",
+    ));
+    let sent = Instant::now();
+    c.send(&bytes);
+    assert_eq!(c.read_response().status, 401);
+    assert_eq!(c.read_response().status, 401);
+    let ok = c.read_response();
+    assert!(sent.elapsed() >= Duration::from_millis(1800));
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["clients"]["auth_failures"], json!(2));
+}
+
+#[test]
+fn a_reload_that_turns_auth_on_or_changes_the_token_asks_again() {
+    let d = Daemon::start(&config("", JOBS));
+    let mut open = d.client();
+    assert_eq!(open.ok("ping", json!({})), json!("pong"));
+    assert!(open.ok("status", json!({}))["uptime_ms"].is_u64());
+    // Auth turned on: the connection opened without it must now auth.
+    d.write_config(&config(&format!("auth_token = \"{TOKEN}\""), JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    d.log
+        .wait_for("reload turned authentication on", 0, util::WAIT);
+    util::poll_until("the open connection to need the token", || {
+        (open.err_code("status", json!({})) == -32001).then_some(())
+    });
+    assert_eq!(
+        open.ok("auth", json!({"token": TOKEN})),
+        json!({"authenticated": true})
+    );
+    assert!(open.ok("status", json!({}))["uptime_ms"].is_u64());
+    // Token changed: authenticated under the old one is not enough.
+    d.write_config(&config("auth_token = \"n3w-t0ken\"", JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    d.log
+        .wait_for("reload changed the auth token", 0, util::WAIT);
+    util::poll_until("the old token to stop counting", || {
+        (open.err_code("status", json!({})) == -32001).then_some(())
+    });
+    assert_eq!(
+        open.ok("auth", json!({"token": "n3w-t0ken"})),
+        json!({"authenticated": true})
+    );
+    assert!(open.ok("status", json!({}))["uptime_ms"].is_u64());
 }
 
 #[test]
@@ -308,6 +429,8 @@ fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
     );
     let status = d.wait_status("generation 2", |s| s["config"]["generation"] == 2);
     assert_eq!(status["auth_required"], false);
+    // The connection opened (and refused) while auth was on is served now.
+    assert!(c.ok("status", json!({}))["uptime_ms"].is_u64());
     // Turned back on: announced, and required again.
     d.write_config(&config(&format!("auth_token = \"{TOKEN}\""), JOBS));
     d.signal(rustix::process::Signal::HUP);
@@ -319,4 +442,34 @@ fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
         let mut fresh = d.client();
         (fresh.err_code("status", json!({})) == -32001).then_some(())
     });
+}
+
+#[test]
+fn strangers_get_small_http_bodies_and_no_go_ahead() {
+    let d = daemon();
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(5000));
+    // Without the token, a body over 4096 bytes is refused from the head.
+    let mut c = HttpConn::connect(d.addr);
+    let r = c.request("POST", "/jobs/hello/run", &[], &big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    // With the right token in the same request, the usual limit applies,
+    // and `Expect: 100-continue` gets the go-ahead.
+    let mut c = HttpConn::connect(d.addr);
+    c.send(
+        format!(
+            "POST /jobs/hello/run HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    c.read_continue();
+    c.send(big.as_bytes());
+    assert_eq!(c.read_response().status, 202);
+    // A stranger's `Expect` gets no go-ahead: what it reads first is the
+    // answer to its next request.
+    let mut s = HttpConn::connect(d.addr);
+    s.send(b"POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    s.send(b"{}");
+    let answer = s.read_response();
+    assert_eq!(answer.status, 401, "{}", answer.body);
 }

@@ -408,23 +408,73 @@ fn json_rpc_and_http_share_the_port() {
 
 #[test]
 fn expect_100_continue_gets_the_go_ahead() {
-    use std::io::BufRead;
     let d = daemon();
     let mut c = HttpConn::connect(d.addr);
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
     c.send(
         format!(
-            "POST /jobs/hello/run HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            "POST /jobs/hello/run HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),
     );
-    let mut line = String::new();
-    c.reader.read_line(&mut line).expect("read");
-    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
-    line.clear();
-    c.reader.read_line(&mut line).expect("read");
-    assert_eq!(line, "\r\n");
+    c.read_continue();
     c.send(body.as_bytes());
     assert_eq!(c.read_response().status, 202);
+}
+
+#[test]
+fn other_sites_cannot_use_a_browser_against_the_daemon() {
+    let d = daemon();
+    let mut c = HttpConn::connect(d.addr);
+    // DNS rebinding: a hostile name that resolves to 127.0.0.1.
+    let rebound = c.request("GET", "/status", &[("Host", "evil.example:7070")], "");
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert_eq!(rebound.json()["code"], json!(-32003));
+    // A cross-site request carries the hostile page's Origin.
+    let cross = c.request("GET", "/jobs", &[("Origin", "http://evil.example")], "");
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    // The daemon's own page, and IP-literal hosts, are fine.
+    let own = c.request("GET", "/jobs", &[("Origin", "http://localhost")], "");
+    assert_eq!(own.status, 200, "{}", own.body);
+    let ip = c.request("GET", "/status", &[("Host", "127.0.0.1:7070")], "");
+    assert_eq!(ip.status, 200, "{}", ip.body);
+    // A form (or a no-CORS fetch) cannot send application/json.
+    for ty in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = c.request("POST", "/reload", &[("Content-Type", ty)], "");
+        assert_eq!(r.status, 415, "{ty}: {}", r.body);
+    }
+    let typed = c.request(
+        "POST",
+        "/reload",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        "",
+    );
+    assert_eq!(typed.status, 200, "{}", typed.body);
+    let status = get(d.addr, "/status").json();
+    assert_eq!(status["clients"]["http_forbidden"], json!(4));
+    // Only the typed reload reloaded.
+    assert_eq!(status["config"]["generation"], json!(2));
+}
+
+#[test]
+fn an_all_digit_job_name_filters_runs() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "123"
+kind = "exec"
+command = ["true"]
+"#,
+    ));
+    let run = post(d.addr, "/jobs/123/run", "");
+    assert_eq!(run.status, 202, "{}", run.body);
+    let run_id = run.json()["run_id"].as_str().expect("run_id").to_string();
+    d.wait_run_done(&run_id);
+    let listed = get(d.addr, "/runs?job=123&limit=5");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let runs = listed.json().as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["run_id"], json!(run_id));
 }

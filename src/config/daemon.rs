@@ -197,9 +197,21 @@ pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> D
 /// The shared secret of `auth_token` / `auth_token_file`.
 ///
 /// `Debug` prints `AuthToken(<redacted>)`, so logging a config never leaks
-/// it, and [`AuthToken::matches`] compares in constant time.
-#[derive(Clone, PartialEq, Eq)]
+/// it, and [`AuthToken::matches`] compares in constant time. Equality
+/// (which a reload uses to tell whether the token changed, and the server
+/// to tell whether a connection authenticated under the token in force)
+/// goes through `matches` too, so no comparison of a secret ever stops at
+/// the first differing byte.
+#[derive(Clone)]
 pub struct AuthToken(String);
+
+impl PartialEq for AuthToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(other.0.as_bytes())
+    }
+}
+
+impl Eq for AuthToken {}
 
 impl AuthToken {
     /// Wraps a token (tests and `auth_token`).

@@ -1,5 +1,5 @@
 //! Counters of the client side: requests answered and every refusal a
-//! limit or the auth check makes, each shown in `status.limits` and in
+//! limit or the auth check makes, each shown in `status.clients` and in
 //! `/metrics`.
 //!
 //! Plain relaxed atomics: bumped by the loop and the request workers,
@@ -32,6 +32,15 @@ pub struct ClientCounters {
     pub idle_closed: AtomicU64,
     /// Malformed HTTP requests (answered 400 and closed).
     pub http_malformed: AtomicU64,
+    /// Clients closed without their token being checked because the
+    /// global budget of wrong tokens per second was spent.
+    pub auth_flood_closed: AtomicU64,
+    /// HTTP requests refused for their `Host`, `Origin` or `Content-Type`
+    /// (cross-site requests and DNS rebinding).
+    pub http_forbidden: AtomicU64,
+    /// The global budget of wrong tokens per second (not a counter; it
+    /// lives here because every client shares it).
+    pub wrong_tokens: crate::methods::auth::WrongTokenBudget,
 }
 
 /// Adds one to a counter.
@@ -41,7 +50,7 @@ pub fn bump(counter: &AtomicU64) {
 
 impl ClientCounters {
     /// Every counter as `(name, help, value)`, the order of `/metrics`.
-    pub fn list(&self) -> [(&'static str, &'static str, u64); 10] {
+    pub fn list(&self) -> [(&'static str, &'static str, u64); 12] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -94,10 +103,20 @@ impl ClientCounters {
                 "Malformed HTTP requests (answered 400, connection closed).",
                 get(&self.http_malformed),
             ),
+            (
+                "auth_flood_closed",
+                "Clients closed unchecked: the global budget of wrong tokens per second was spent.",
+                get(&self.auth_flood_closed),
+            ),
+            (
+                "http_forbidden",
+                "HTTP requests refused for their Host, Origin or Content-Type (cross-site, DNS rebinding).",
+                get(&self.http_forbidden),
+            ),
         ]
     }
 
-    /// The counters as the `limits` object of `status`.
+    /// The counters as the `clients` object of `status`.
     pub fn to_json(&self) -> Value {
         let mut obj = serde_json::Map::new();
         for (name, _, value) in self.list() {

@@ -171,11 +171,11 @@ fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
             "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
             path.display()
         ),
-        (None, Some(_)) => {
-            log::info!("reload turned authentication on: TCP clients must now call auth")
-        }
+        (None, Some(_)) => log::info!(
+            "reload turned authentication on: TCP clients, open connections included, must now call auth"
+        ),
         (Some(a), Some(b)) if a != b => log::info!(
-            "reload changed the auth token: new connections need the new one; authenticated connections stay so"
+            "reload changed the auth token: TCP clients, open connections included, must authenticate with the new one"
         ),
         _ => {}
     }

@@ -110,6 +110,13 @@ pub enum Framed {
 
 /// Frames the first request of `buf`, refusing bodies over `max_body`.
 pub fn request_len(buf: &[u8], max_body: usize) -> Framed {
+    request_len_with(buf, |_| max_body)
+}
+
+/// [`request_len`] with a body limit that depends on the head: the loop
+/// allows a client that has not authenticated only a small body unless
+/// the request itself carries the right token.
+pub fn request_len_with(buf: &[u8], max_body: impl Fn(&[httparse::Header<'_>]) -> usize) -> Framed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head = match req.parse(buf) {
@@ -124,6 +131,7 @@ pub fn request_len(buf: &[u8], max_body: usize) -> Framed {
     if head > MAX_HEAD {
         return Framed::Error(FrameError::HeadTooLarge);
     }
+    let max_body = max_body(req.headers);
     match body_len(req.headers) {
         Ok(len) if len > max_body => Framed::Error(FrameError::BodyTooLarge(max_body)),
         Ok(len) if buf.len() - head >= len => Framed::Complete(head + len),
@@ -136,9 +144,20 @@ pub fn request_len(buf: &[u8], max_body: usize) -> Framed {
 /// asks `Expect: 100-continue` (curl does for bodies over 1 KiB, then
 /// waits a second for the go-ahead unless it gets one).
 pub fn expects_continue(buf: &[u8]) -> bool {
+    expects_continue_with(buf, |_| true)
+}
+
+/// [`expects_continue`], and `allowed` agrees with the head (the loop
+/// sends `100 Continue` to a client that has not authenticated only when
+/// the request carries the right token).
+pub fn expects_continue_with(
+    buf: &[u8],
+    allowed: impl Fn(&[httparse::Header<'_>]) -> bool,
+) -> bool {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     matches!(req.parse(buf), Ok(httparse::Status::Complete(_)))
+        && allowed(req.headers)
         && req.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
         })

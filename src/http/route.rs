@@ -15,6 +15,17 @@
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
 //! is 405 with `Allow`; an unknown path is 404.
+//!
+//! Browsers are kept from being used against the daemon ([`browser_check`]):
+//! a `Host` that is not an IP address or `localhost` is refused (403), which
+//! defeats DNS rebinding (a hostile page whose name resolves to 127.0.0.1);
+//! an `Origin` other than the daemon's own is refused (403); and a `POST`
+//! must say `Content-Type: application/json` (415), which a cross-site form
+//! cannot send without the browser asking first (a CORS preflight tickd
+//! never approves).
+//!
+//! After a wrong token, the requests pipelined behind it are not looked at:
+//! the batch ends and they wait for the delay (see [`crate::requests`]).
 
 use super::frame::{self, MAX_HEADERS};
 use super::response::{self, Framing};
@@ -25,7 +36,7 @@ use crate::methods::{self, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
-    finish_batch, flush_bytes, BatchAnswer, ConnBatch, ReplyTo, Segment, MAX_NESTING,
+    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, ReplyTo, Segment, MAX_NESTING,
 };
 use serde_json::{Map, Value};
 
@@ -39,7 +50,22 @@ struct HttpRequest<'a> {
     path: &'a str,
     query: &'a str,
     authorization: Option<&'a [u8]>,
+    host: Option<&'a [u8]>,
+    /// More than one `Host` header (refused, as RFC 9112 asks).
+    hosts: usize,
+    origin: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
     body: &'a [u8],
+}
+
+/// How far [`answer_one`] got.
+enum Checked {
+    /// Answered; `true` if the request passed the token check.
+    Answered(bool),
+    /// A wrong token: its answer is delayed and nothing after it is read.
+    Wrong,
+    /// The global budget of wrong tokens is spent: the connection ends.
+    Flood,
 }
 
 /// Where a request goes.
@@ -62,9 +88,9 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     let mut segments = Vec::new();
     let mut out = Vec::with_capacity(512);
     let mut rest = &batch.data[..];
-    let mut answered = 0u64;
+    let mut done = Done::default();
     // A request that passed the token check lifts the connection's
-    // pre-auth idle timeout.
+    // pre-auth limits.
     let mut authed = batch.authed;
     while !rest.is_empty() {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -83,26 +109,56 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             malformed(shared, &mut out, &mut segments);
             break;
         };
-        rest = &rest[head + body.len()..];
-        answered += 1;
+        let after = &rest[head + body.len()..];
+        done.answered += 1;
         let framing = Framing {
             close: wants_close(parsed.version.unwrap_or(1), parsed.headers),
             head: parsed.method == Some("HEAD"),
         };
         let target = parsed.path.unwrap_or("/");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let header = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
         let req = HttpRequest {
             method: parsed.method.unwrap_or("GET"),
             path,
             query,
-            authorization: parsed
+            authorization: header("authorization"),
+            host: header("host"),
+            hosts: parsed
                 .headers
                 .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-                .map(|h| h.value),
+                .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                .count(),
+            origin: header("origin"),
+            content_type: header("content-type"),
             body,
         };
-        authed |= answer_one(shared, &req, framing, &mut out, &mut segments);
+        match answer_one(shared, &req, framing, &mut out, &mut segments) {
+            Checked::Answered(passed) => {
+                if passed && !authed {
+                    authed = true;
+                    done.authenticated = shared.board.auth.read().clone();
+                }
+            }
+            Checked::Wrong => {
+                done.rest = after.to_vec();
+                break;
+            }
+            Checked::Flood => {
+                flush_bytes(&mut segments, &mut out);
+                segments.push(Segment::Close {
+                    why: Some(auth::FLOOD_CLOSE.into()),
+                });
+                break;
+            }
+        }
+        rest = after;
         if framing.close {
             // Whatever follows on this connection is not answered.
             flush_bytes(&mut segments, &mut out);
@@ -110,7 +166,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             break;
         }
     }
-    finish_batch(shared, &batch, segments, out, answered, authed)
+    finish_batch(shared, &batch, segments, out, done)
 }
 
 /// Answers 400 and ends the connection: bytes the loop framed did not parse.
@@ -149,16 +205,21 @@ fn wants_close(version: u8, headers: &[httparse::Header<'_>]) -> bool {
 }
 
 /// Answers one request into `out` (or a segment, for commands and
-/// delayed refusals). Returns whether it passed the token check.
+/// delayed refusals).
 fn answer_one(
     shared: &Shared,
     req: &HttpRequest<'_>,
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
-) -> bool {
+) -> Checked {
     let mut authorized = false;
     if req.path != "/healthz" {
+        if let Err(Refusal(status, err, extra)) = browser_check(req) {
+            bump(&shared.board.clients.http_forbidden);
+            response::write_error_status(out, status, &err, extra, f);
+            return Checked::Answered(false);
+        }
         match auth::check_http(shared, req.authorization) {
             HttpAuth::Allowed => authorized = true,
             HttpAuth::Missing => {
@@ -167,7 +228,7 @@ fn answer_one(
                     "not authenticated: send Authorization: Bearer TOKEN",
                 );
                 response::write_error(out, &err, CHALLENGE, f);
-                return false;
+                return Checked::Answered(false);
             }
             HttpAuth::Wrong => {
                 flush_bytes(segments, out);
@@ -175,15 +236,16 @@ fn answer_one(
                 let mut answer = Vec::new();
                 response::write_error(&mut answer, &err, CHALLENGE, f);
                 segments.push(Segment::Delayed(answer));
-                return false;
+                return Checked::Wrong;
             }
+            HttpAuth::Flood => return Checked::Flood,
         }
     }
     let target = match resolve(shared, req) {
         Ok(t) => t,
         Err(Refusal(status, err, extra)) => {
             response::write_error_status(out, status, &err, extra, f);
-            return authorized;
+            return Checked::Answered(authorized);
         }
     };
     match target {
@@ -240,7 +302,84 @@ fn answer_one(
             }
         }
     }
-    authorized
+    Checked::Answered(authorized)
+}
+
+/// Refuses what only a hostile web page would send: a `Host` naming
+/// something else than an IP address or `localhost` (DNS rebinding), an
+/// `Origin` that is not this server (a cross-site request), a `POST`
+/// without `Content-Type: application/json` (a cross-site form).
+fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
+    let forbidden = |message: &str| {
+        Refusal(
+            403,
+            RpcError::new(ErrorCode::Forbidden, format!("forbidden: {message}")),
+            "",
+        )
+    };
+    if req.hosts > 1 {
+        return Err(bad_request("more than one Host header"));
+    }
+    let host = match req.host {
+        Some(h) => Some(
+            std::str::from_utf8(h)
+                .ok()
+                .filter(|h| local_host(h))
+                .ok_or_else(|| {
+                    forbidden("Host must be an IP address or localhost (DNS rebinding guard)")
+                })?,
+        ),
+        None => None,
+    };
+    if let Some(origin) = req.origin {
+        let same = host.is_some_and(|h| {
+            origin.strip_prefix(b"http://") == Some(h.as_bytes())
+                || origin.strip_prefix(b"https://") == Some(h.as_bytes())
+        });
+        if !same {
+            return Err(forbidden("cross-origin request"));
+        }
+    }
+    if req.method == "POST" && !json_type(req.content_type) {
+        return Err(Refusal(
+            415,
+            RpcError::new(
+                ErrorCode::InvalidRequest,
+                "unsupported media type: a POST must have Content-Type: application/json",
+            ),
+            "",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a `Host` header (`name[:port]`) names an IP address or
+/// `localhost`: names a hostile page could point at 127.0.0.1 are refused.
+fn local_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, port)) if port.is_empty() || port.starts_with(':') => {
+                return addr.parse::<std::net::Ipv6Addr>().is_ok()
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn json_type(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| {
+        let essence = v.split(|&b| b == b';').next().unwrap_or_default();
+        essence
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"application/json")
+    })
 }
 
 /// Maps method and path to a target.
@@ -308,23 +447,34 @@ fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     Ok(m)
 }
 
-/// `job=a&state=failed&limit=5` → params; numbers stay numbers.
+/// `job=a&state=failed&limit=5` → params; `limit` is a number.
 fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (decode(k)?, decode(v)?);
+        let (k, v) = (decode_query(k)?, decode_query(v)?);
+        // Only `limit` is a number: a job named "123" stays a name.
         let value = match v.parse::<u64>() {
-            Ok(n) => Value::from(n),
-            Err(_) => Value::String(v),
+            Ok(n) if k == "limit" => Value::from(n),
+            _ => Value::String(v),
         };
         m.insert(k, value);
     }
     Ok(m)
 }
 
-/// Percent-decoding (and `+` as space) of a path segment or query part.
+/// Percent-decoding of a path segment (`+` is a plus sign there).
 fn decode(raw: &str) -> Result<String, Refusal> {
+    percent_decode(raw, false)
+}
+
+/// Percent-decoding of a query part, where `+` is a space.
+fn decode_query(raw: &str) -> Result<String, Refusal> {
+    percent_decode(raw, true)
+}
+
+/// Percent-decoding; `+` becomes a space if `plus_is_space`.
+fn percent_decode(raw: &str, plus_is_space: bool) -> Result<String, Refusal> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -339,7 +489,7 @@ fn decode(raw: &str) -> Result<String, Refusal> {
                 out.push(hex);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -405,5 +555,34 @@ mod tests {
         assert_eq!(m["job"], Value::from("a-b"));
         assert_eq!(m["limit"], Value::from(5));
         assert!(decode("%zz").is_err());
+        let m = query_params("job=123&limit=2").ok().expect("parses");
+        assert_eq!(m["job"], Value::from("123"));
+        assert_eq!(decode("a+b").ok(), Some("a+b".to_string()));
+        assert_eq!(decode_query("a+b").ok(), Some("a b".to_string()));
+    }
+
+    #[test]
+    fn hosts_that_cannot_be_rebound() {
+        for ok in [
+            "127.0.0.1:7070",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:7070",
+            "10.0.0.5",
+            "a.localhost:80",
+        ] {
+            assert!(local_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:7070",
+            "evil.example",
+            "[::1",
+            "127.0.0.1.nip.io:7070",
+        ] {
+            assert!(!local_host(bad), "{bad}");
+        }
+        assert!(json_type(Some(b"Application/JSON; charset=utf-8")));
+        assert!(!json_type(Some(b"text/plain")));
+        assert!(!json_type(None));
     }
 }

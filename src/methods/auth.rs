@@ -8,30 +8,82 @@
 //!
 //! A wrong token is answered only after [`AUTH_DELAY`], which makes
 //! guessing slow. The delay is a timer on the event loop (the answer is
-//! parked in the connection's answer order), so it holds up nobody else,
-//! not even that connection's reading. Tokens are compared in constant
-//! time ([`crate::config::AuthToken::matches`]) and never logged.
+//! parked in the connection's answer order), so it holds up nobody else;
+//! that connection's later requests are not even looked at until it has
+//! passed (see [`crate::requests`]), so one connection checks at most one
+//! token per [`AUTH_DELAY`], however many it pipelines. Across all clients,
+//! at most [`WRONG_TOKENS_PER_SECOND`] wrong tokens are checked per second
+//! ([`WrongTokenBudget`]); beyond that, a client presenting a token is
+//! disconnected without the token being checked, so many connections
+//! guessing in parallel gain nothing either. Tokens are compared in
+//! constant time ([`crate::config::AuthToken::matches`]) and never logged.
 
+use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::protocol::rpc::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use base64::Engine;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a wrong token waits for its answer.
 pub const AUTH_DELAY: Duration = Duration::from_secs(1);
 
+/// Most wrong tokens checked per second, all clients together.
+pub const WRONG_TOKENS_PER_SECOND: u32 = 20;
+
+/// Logged when a client is dropped by the [`WrongTokenBudget`].
+pub const FLOOD_CLOSE: &str =
+    "too many wrong tokens across all clients this second; token not checked";
+
+/// The global budget of wrong tokens: a one-second window and the wrong
+/// tokens seen in it. One short lock per token presented (never per
+/// request), so it costs nothing on the common path.
+#[derive(Debug)]
+pub struct WrongTokenBudget {
+    window: Mutex<(Instant, u32)>,
+}
+
+impl Default for WrongTokenBudget {
+    fn default() -> Self {
+        WrongTokenBudget {
+            window: Mutex::new((Instant::now(), 0)),
+        }
+    }
+}
+
+impl WrongTokenBudget {
+    /// Whether another token may be checked now.
+    fn has_room(&self) -> bool {
+        let mut w = self.window.lock();
+        let now = Instant::now();
+        if now.saturating_duration_since(w.0) >= Duration::from_secs(1) {
+            *w = (now, 0);
+        }
+        w.1 < WRONG_TOKENS_PER_SECOND
+    }
+
+    /// Counts a wrong token in the current window.
+    fn spend(&self) {
+        let mut w = self.window.lock();
+        w.1 = w.1.saturating_add(1);
+    }
+}
+
 /// What `auth` made of a token.
 #[derive(Debug)]
 pub enum AuthOutcome {
-    /// The token is right (or no token is configured).
-    Accepted(Value),
+    /// The token is right (the token, to remember which one the
+    /// connection authenticated with), or no token is configured (`None`).
+    Accepted(Value, Option<AuthToken>),
     /// Bad params: answered at once.
     Invalid(RpcError),
     /// A wrong token: answer after [`AUTH_DELAY`].
     Wrong(RpcError),
+    /// The [`WrongTokenBudget`] is spent: close without checking.
+    Flood,
 }
 
 /// `auth {token}` → `{authenticated: true}`, or -32001 (delayed) for a wrong token.
@@ -40,14 +92,36 @@ pub fn auth(shared: &Shared, p: &Params) -> AuthOutcome {
         Ok(t) => t,
         Err(e) => return AuthOutcome::Invalid(e),
     };
-    match shared.board.auth.read().as_ref() {
-        Some(secret) if !secret.matches(token.as_bytes()) => {
-            // Logged by the loop, which knows the client.
-            bump(&shared.board.clients.auth_failures);
-            AuthOutcome::Wrong(RpcError::new(ErrorCode::NotAuthenticated, "wrong token"))
-        }
-        _ => AuthOutcome::Accepted(json!({ "authenticated": true })),
+    let accepted = json!({ "authenticated": true });
+    let guard = shared.board.auth.read();
+    let Some(secret) = guard.as_ref() else {
+        return AuthOutcome::Accepted(accepted, None);
+    };
+    if !within_budget(shared) {
+        return AuthOutcome::Flood;
     }
+    if secret.matches(token.as_bytes()) {
+        return AuthOutcome::Accepted(accepted, Some(secret.clone()));
+    }
+    // Logged by the loop, which knows the client.
+    wrong_token(shared);
+    AuthOutcome::Wrong(RpcError::new(ErrorCode::NotAuthenticated, "wrong token"))
+}
+
+/// Whether the global budget lets one more token be checked; counts the
+/// refusal when not.
+fn within_budget(shared: &Shared) -> bool {
+    let room = shared.board.clients.wrong_tokens.has_room();
+    if !room {
+        bump(&shared.board.clients.auth_flood_closed);
+    }
+    room
+}
+
+/// Counts a wrong token (total and in the budget's window).
+fn wrong_token(shared: &Shared) {
+    bump(&shared.board.clients.auth_failures);
+    shared.board.clients.wrong_tokens.spend();
 }
 
 /// The answer to any method but `ping` and `auth` before authentication.
@@ -68,6 +142,8 @@ pub enum HttpAuth {
     Missing,
     /// A wrong token: answer 401 after [`AUTH_DELAY`].
     Wrong,
+    /// The [`WrongTokenBudget`] is spent: close without checking.
+    Flood,
 }
 
 /// Checks `Authorization: Bearer TOKEN`, or `Basic base64(user:TOKEN)`
@@ -81,19 +157,28 @@ pub fn check_http(shared: &Shared, header: Option<&[u8]>) -> HttpAuth {
         bump(&shared.board.clients.unauthenticated_requests);
         return HttpAuth::Missing;
     };
-    let right = match split_scheme(value) {
+    if !within_budget(shared) {
+        return HttpAuth::Flood;
+    }
+    if header_matches(secret, value) {
+        HttpAuth::Allowed
+    } else {
+        // Logged by the loop, which knows the client.
+        wrong_token(shared);
+        HttpAuth::Wrong
+    }
+}
+
+/// Whether an `Authorization` value carries `secret` (Bearer, or the
+/// password of Basic). Counts nothing: the loop also uses it to lift the
+/// pre-auth limits for a request that carries the right token.
+pub fn header_matches(secret: &AuthToken, value: &[u8]) -> bool {
+    match split_scheme(value) {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer") => secret.matches(rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"basic") => {
             basic_password(rest).is_some_and(|pw| secret.matches(&pw))
         }
         _ => false,
-    };
-    if right {
-        HttpAuth::Allowed
-    } else {
-        // Logged by the loop, which knows the client.
-        bump(&shared.board.clients.auth_failures);
-        HttpAuth::Wrong
     }
 }
 
@@ -116,6 +201,19 @@ fn basic_password(encoded: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wrong_token_budget_refills_each_second() {
+        let b = WrongTokenBudget::default();
+        for _ in 0..WRONG_TOKENS_PER_SECOND {
+            assert!(b.has_room());
+            b.spend();
+        }
+        assert!(!b.has_room());
+        // A window that began a second ago is over.
+        b.window.lock().0 -= Duration::from_secs(1);
+        assert!(b.has_room());
+    }
 
     #[test]
     fn schemes_and_basic_passwords() {

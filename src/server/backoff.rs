@@ -31,8 +31,12 @@ pub(super) struct AcceptBackoff {
 
 impl AcceptBackoff {
     /// Notes a failed accept: logs it (rate-limited) and, for a resource
-    /// error, pauses accepting. Any other error is only logged.
-    pub(super) fn on_error(&mut self, e: &io::Error, now: Instant) {
+    /// error, pauses accepting and returns true. Any other error (a client
+    /// that reset before we accepted it: ECONNABORTED, EPROTO, EPERM from a
+    /// firewall) is only logged and returns false: the caller accepts the
+    /// next connection at once, since with edge triggering the rest of the
+    /// backlog would otherwise wait for yet another client to arrive.
+    pub(super) fn on_error(&mut self, e: &io::Error, now: Instant) -> bool {
         let scarce = e.raw_os_error().is_some_and(|code| {
             [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
                 .iter()
@@ -44,12 +48,12 @@ impl AcceptBackoff {
         let quiet = self.logged_at.is_some_and(|t| now < t + LOG_EVERY);
         if quiet {
             self.unlogged += 1;
-            return;
+            return scarce;
         }
         let action = if scarce {
             format!("accepting paused for {} ms", PAUSE.as_millis())
         } else {
-            "will retry on the next event".to_string()
+            "accepting the next one".to_string()
         };
         let also = match std::mem::take(&mut self.unlogged) {
             0 => String::new(),
@@ -57,6 +61,7 @@ impl AcceptBackoff {
         };
         log::warn!("accept failed: {e}; {action}; open connections are unaffected{also}");
         self.logged_at = Some(now);
+        scarce
     }
 
     /// True while accepting is paused.
@@ -79,10 +84,48 @@ impl AcceptBackoff {
     }
 }
 
+/// A warning that may come in floods (one per wrong token, refused or
+/// misbehaving client): logged at most once per [`LOG_EVERY`], with the
+/// number left out since.
+#[derive(Debug, Default)]
+pub(super) struct LogLimit {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl LogLimit {
+    /// `Some(left out since the last one)` when a warning may be logged now.
+    pub(super) fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.logged_at.is_some_and(|t| now < t + LOG_EVERY) {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+/// " (N more like it since the last warning)", or nothing.
+pub(super) fn more(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" ({n} more like it since the last warning)"),
+    }
+}
+
 /// Runs one `accept` (of either listener) behind the `server.accept` fail
-/// point, whose `return` action fails it with EMFILE.
+/// point, whose `return` action fails it with EMFILE (`return(aborted)`:
+/// with ECONNABORTED, a client that reset before it was accepted).
 pub(super) fn accept<T>(accept: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    fail::fail_point!("server.accept", |_| Err(emfile()));
+    fail::fail_point!("server.accept", |arg: Option<String>| {
+        if arg.as_deref() == Some("aborted") {
+            Err(io::Error::from_raw_os_error(
+                Errno::CONNABORTED.raw_os_error(),
+            ))
+        } else {
+            Err(emfile())
+        }
+    });
     accept()
 }
 
@@ -113,7 +156,7 @@ mod tests {
     fn other_errors_do_not_pause() {
         let mut b = AcceptBackoff::default();
         let t0 = Instant::now();
-        b.on_error(&io::Error::from(io::ErrorKind::ConnectionAborted), t0);
+        assert!(!b.on_error(&io::Error::from(io::ErrorKind::ConnectionAborted), t0));
         assert!(!b.paused(t0));
         assert_eq!(b.deadline(), None);
     }
@@ -129,5 +172,15 @@ mod tests {
         assert_eq!(b.unlogged, 2);
         b.on_error(&e, t0 + LOG_EVERY);
         assert_eq!(b.unlogged, 0);
+    }
+
+    #[test]
+    fn floods_of_warnings_are_counted_not_logged() {
+        let mut l = LogLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0 + PAUSE), None);
+        assert_eq!(l.allow(t0 + PAUSE), None);
+        assert_eq!(l.allow(t0 + LOG_EVERY), Some(2));
     }
 }

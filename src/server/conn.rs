@@ -8,6 +8,7 @@
 //! output buffer with no extra allocation.
 
 use super::stream::Stream;
+use crate::config::AuthToken;
 use crate::requests::Proto;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -33,6 +34,31 @@ pub enum ReadResult {
     Eof,
 }
 
+/// What a connection has shown of its right to be served.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A Unix-socket client: trusted by the socket file's mode.
+    Trusted,
+    /// A TCP client that presented this token.
+    Token(AuthToken),
+    /// A TCP client that presented no (right) token yet.
+    Stranger,
+}
+
+impl Credential {
+    /// Whether the connection is served under `current`, the token in
+    /// force now: always with auth off, and with auth on only if it
+    /// presented that very token (a reload that turns auth on or changes
+    /// the token makes it authenticate again).
+    pub fn admits(&self, current: Option<&AuthToken>) -> bool {
+        match (self, current) {
+            (Credential::Trusted, _) | (_, None) => true,
+            (Credential::Token(t), Some(c)) => t == c,
+            (Credential::Stranger, Some(_)) => false,
+        }
+    }
+}
+
 /// A client connection and its state.
 #[derive(Debug)]
 pub struct Conn {
@@ -40,8 +66,15 @@ pub struct Conn {
     pub stream: Stream,
     /// What it speaks; `None` until its first bytes tell (TCP only).
     pub proto: Option<Proto>,
-    /// Authenticated, or needs not be (Unix clients, or auth is off).
-    pub authed: bool,
+    /// Trusted, authenticated with a token, or neither; checked against
+    /// the token in force for every batch ([`Credential::admits`]).
+    pub credential: Credential,
+    /// When it was accepted: a stranger must authenticate within the
+    /// pre-auth limit of that.
+    pub accepted_at: Instant,
+    /// A wrong token's answer is being held: nothing more of this
+    /// connection is answered (or even looked at) until it is released.
+    pub auth_hold: bool,
     /// The TCP peer (None for Unix clients), for log lines.
     pub peer: Option<std::net::SocketAddr>,
     /// Bytes of answers held back by the auth delay (in timers).
@@ -57,7 +90,8 @@ pub struct Conn {
     /// A batch of this connection's lines is with a request worker.
     pub in_flight: bool,
     /// Reading is paused because `input` reached its bound while a batch
-    /// was in flight; resumed when the answers come back.
+    /// was in flight (or a wrong token's delay ran); resumed when the
+    /// answers come back (or the delayed answer is released).
     pub paused: bool,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
@@ -85,15 +119,17 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted socket.
-    pub fn new(
-        stream: Stream,
-        serial: u64,
-        authed: bool,
-        peer: Option<std::net::SocketAddr>,
-    ) -> Self {
+    pub fn new(stream: Stream, serial: u64, peer: Option<std::net::SocketAddr>) -> Self {
+        let credential = if stream.is_unix() {
+            Credential::Trusted
+        } else {
+            Credential::Stranger
+        };
         Conn {
             proto: stream.is_unix().then_some(Proto::Rpc),
-            authed,
+            credential,
+            accepted_at: Instant::now(),
+            auth_hold: false,
             peer,
             held_bytes: 0,
             continue_sent: false,
@@ -273,5 +309,23 @@ impl Conn {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         self.linger_until = Some(until);
         self.closing = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_judged_by_the_token_in_force() {
+        let old = AuthToken::new("old");
+        let new = AuthToken::new("new");
+        let holder = Credential::Token(old.clone());
+        assert!(holder.admits(Some(&old)));
+        assert!(!holder.admits(Some(&new)), "token changed by a reload");
+        assert!(holder.admits(None), "auth turned off");
+        assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
+        assert!(Credential::Stranger.admits(None));
+        assert!(Credential::Trusted.admits(Some(&new)));
     }
 }

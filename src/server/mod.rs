@@ -22,9 +22,15 @@
 //! Clients come from the TCP listener (HTTP or JSON-RPC, told apart by the
 //! first bytes, see [`crate::http::frame::sniff`]) and the Unix socket
 //! (JSON-RPC, trusted); [`listeners`] binds both. Each connection carries
-//! whether it has authenticated; before that, its lines are limited to
-//! [`PREAUTH_MAX_LINE`] and its idleness to `PREAUTH_IDLE`. Every limit
-//! bumps a counter of [`crate::daemon::counters`].
+//! its [`conn::Credential`], checked against the token in force for every
+//! batch (so a reload that turns auth on, or changes the token, makes
+//! connections authenticate again). Before a TCP client has authenticated
+//! (with auth on), its lines are limited to [`PREAUTH_MAX_LINE`], its
+//! buffered input to [`PREAUTH_PAUSE_AT`], its HTTP bodies to
+//! [`PREAUTH_MAX_LINE`], and it must authenticate within `PREAUTH_LIMIT`
+//! of being accepted or is closed. `max_connections` counts TCP clients
+//! only: the trusted Unix socket always gets in. Every limit bumps a
+//! counter of [`crate::daemon::counters`].
 //!
 //! Sockets are edge-triggered: a readable socket is read until `WouldBlock`
 //! (`Interrupted` is retried, other errors close that connection only). A
@@ -34,7 +40,7 @@
 mod backoff;
 mod conn;
 pub mod listeners;
-mod stream;
+pub mod stream;
 
 use crate::daemon::counters::bump;
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
@@ -50,7 +56,7 @@ use crate::requests::{
 use crate::signals::Signals;
 use crate::state::run::RunId;
 use crate::timer::{Alarm, Clock, TimerWheel};
-use conn::{Conn, ReadResult};
+use conn::{Conn, Credential, ReadResult};
 use crossbeam_channel::Receiver;
 use listeners::{Listeners, UnixSocket};
 use mio::net::TcpListener;
@@ -84,9 +90,15 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How long the loop keeps flushing answers after the last run has finished
 /// during shutdown.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
-/// Idle timeout of a TCP connection that has not authenticated yet (when
-/// auth is on): a stranger gets a short while to present the token.
-const PREAUTH_IDLE: Duration = Duration::from_secs(10);
+/// How long after its accept a TCP connection may stay unauthenticated
+/// (when auth is on): a stranger gets a short while to present the token,
+/// however busy it keeps the connection.
+const PREAUTH_LIMIT: Duration = Duration::from_secs(10);
+/// Buffered input at which reading from a client that has not
+/// authenticated pauses (twice its line limit).
+pub const PREAUTH_PAUSE_AT: usize = 2 * PREAUTH_MAX_LINE;
+/// Exit code after the event loop's `poll` failed (EX_OSERR of sysexits).
+pub const EXIT_POLL_FAILED: i32 = 71;
 
 /// A request waiting for a run to finish.
 #[derive(Debug)]
@@ -172,6 +184,22 @@ pub struct Server {
     accept_backoff: backoff::AcceptBackoff,
     /// Wakes the poll at the next deadline with sub-millisecond precision.
     alarm: Alarm,
+    /// Open TCP connections (those `max_connections` limits).
+    tcp_conns: usize,
+    /// Rate limits of the warnings that come in floods.
+    warn_wrong_token: backoff::LogLimit,
+    warn_refused: backoff::LogLimit,
+    warn_protocol: backoff::LogLimit,
+}
+
+/// One `poll`, behind the `server.poll` fail point (whose `return` action
+/// fails it, to test that a failed poll ends the daemon with
+/// [`EXIT_POLL_FAILED`]).
+fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    fail::fail_point!("server.poll", |_| Err(io::Error::other(
+        "injected poll failure"
+    )));
+    poll.poll(events, timeout)
 }
 
 /// Threads in the request pool: enough to decode and answer in parallel
@@ -241,6 +269,10 @@ impl Server {
             subscribers: Vec::new(),
             accept_backoff: backoff::AcceptBackoff::default(),
             alarm: Alarm::new(),
+            tcp_conns: 0,
+            warn_wrong_token: backoff::LogLimit::default(),
+            warn_refused: backoff::LogLimit::default(),
+            warn_protocol: backoff::LogLimit::default(),
         };
         server.alarm.register(server.poll.registry(), ALARM);
         if let Some(l) = server.listener.as_mut() {
@@ -271,14 +303,20 @@ impl Server {
     /// Runs until shutdown completes; returns the process exit code.
     pub fn run(mut self) -> i32 {
         let mut events = Events::with_capacity(1024);
+        let mut code = 0;
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("poll failed: {e}; shutting down");
+                log::error!("poll failed: {e}; shutting down (exit code {EXIT_POLL_FAILED})");
+                code = EXIT_POLL_FAILED;
                 self.daemon.begin_shutdown();
+                // The events of a failed poll are stale; wait a little
+                // rather than spin if poll keeps failing.
+                events.clear();
+                std::thread::sleep(Duration::from_millis(10));
             }
             for event in events.iter() {
                 match event.token() {
@@ -323,7 +361,7 @@ impl Server {
         }
         self.daemon.stop_pool();
         log::info!("tickd stopped");
-        0
+        code
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
@@ -433,37 +471,30 @@ impl Server {
                 Err(e) => {
                     // EMFILE and friends: the listener stays, existing
                     // clients are unaffected; accepting pauses briefly.
-                    self.accept_backoff.on_error(&e, Instant::now());
-                    return;
+                    // Anything else concerned that one client only.
+                    if self.accept_backoff.on_error(&e, Instant::now()) {
+                        return;
+                    }
                 }
             }
         }
     }
 
-    /// Takes a new connection, or refuses it (one -32002 line, closed)
-    /// when `max_connections` are open, before allocating anything for it.
+    /// Takes a new connection, or refuses a TCP one when `max_connections`
+    /// TCP connections are open, before allocating anything for it
+    /// ([`Server::refuse`]). Unix-socket clients are not counted: the
+    /// trusted admin always gets in, however many strangers hold TCP slots.
     fn admit(&mut self, mut stream: Stream, peer: Option<SocketAddr>) {
         let peer = Peer(peer);
         let max = self.daemon.config.daemon.max_connections;
-        if self.conns.len() >= max {
-            bump(&self.daemon.board().clients.connections_refused);
-            log::warn!("connection from {peer} refused: {max} connections open (max_connections)");
-            let mut line = Vec::new();
-            let err = RpcError::new(
-                ErrorCode::Overloaded,
-                format!("too many connections (max_connections = {max})"),
-            );
-            rpc::write_error(&mut line, &Value::Null, &err);
-            // Best effort: a fresh socket's buffer takes one short line.
-            let _ = stream.write(&line);
+        if !stream.is_unix() && self.tcp_conns >= max {
+            self.refuse(&mut stream, &peer, max);
             return;
         }
         bump(&self.daemon.board().clients.connections_accepted);
         if let Stream::Tcp(s) = &stream {
             let _ = s.set_nodelay(true);
         }
-        // Unix clients are trusted by the socket file's mode.
-        let authed = stream.is_unix() || self.daemon.config.daemon.auth_token.is_none();
         self.next_serial += 1;
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
@@ -476,7 +507,10 @@ impl Server {
             log::warn!("could not register connection from {peer}: {e}");
             return;
         }
-        entry.insert(Conn::new(stream, serial, authed, peer.0));
+        if !stream.is_unix() {
+            self.tcp_conns += 1;
+        }
+        entry.insert(Conn::new(stream, serial, peer.0));
         self.publish_connections();
         log::debug!("connection {serial} from {peer}");
         self.arm_idle(key, serial, Instant::now());
@@ -485,23 +519,77 @@ impl Server {
         self.on_readable(key);
     }
 
-    /// How long connection `conn` may stay idle: `idle_timeout`, or the
-    /// shorter [`PREAUTH_IDLE`] before it authenticates.
-    fn idle_limit(&self, conn: &Conn) -> Option<Duration> {
-        let configured = self.daemon.config.daemon.idle_timeout;
-        if conn.authed {
-            configured
-        } else {
-            Some(configured.map_or(PREAUTH_IDLE, |t| t.min(PREAUTH_IDLE)))
+    /// Refuses a TCP client at `max_connections`: a 503 if its first bytes
+    /// are already in and say HTTP, else one -32002 JSON-RPC line (a client
+    /// that has sent nothing yet cannot be told apart, and gets the line).
+    fn refuse(&mut self, stream: &mut Stream, peer: &Peer, max: usize) {
+        bump(&self.daemon.board().clients.connections_refused);
+        if let Some(more) = self.warn_refused.allow(Instant::now()) {
+            log::warn!(
+                "connection from {peer} refused: {max} connections open (max_connections){}",
+                backoff::more(more)
+            );
         }
+        let err = RpcError::new(
+            ErrorCode::Overloaded,
+            format!("too many connections (max_connections = {max})"),
+        );
+        let mut first = [0u8; 8];
+        let seen = match stream {
+            Stream::Tcp(s) => s.peek(&mut first).unwrap_or(0),
+            Stream::Unix(_) => 0,
+        };
+        let mut answer = Vec::new();
+        if http_frame::sniff(&first[..seen]) == Sniff::Http {
+            let f = Framing {
+                close: true,
+                head: false,
+            };
+            http_response::write_error_status(&mut answer, 503, &err, "", f);
+        } else {
+            rpc::write_error(&mut answer, &Value::Null, &err);
+        }
+        // Best effort: a fresh socket's buffer takes one short answer.
+        let _ = stream.write(&answer);
     }
 
-    fn arm_idle(&mut self, key: usize, serial: u64, from: Instant) {
+    /// Whether `conn` is served under the token in force now.
+    fn authed(&self, conn: &Conn) -> bool {
+        conn.credential
+            .admits(self.daemon.config.daemon.auth_token.as_ref())
+    }
+
+    /// When connection `conn` is due to be closed, if it stays as it is: a
+    /// stranger (auth on, not authenticated) [`PREAUTH_LIMIT`] after its
+    /// accept, however busy; any other `idle_timeout` after it last sent
+    /// something, except a subscriber, which gets events until it leaves.
+    fn idle_deadline(&self, conn: &Conn) -> Option<Instant> {
+        if !self.authed(conn) {
+            return Some(conn.accepted_at + PREAUTH_LIMIT);
+        }
+        if conn.subscription.is_some() {
+            return None;
+        }
+        Some(conn.last_active + self.daemon.config.daemon.idle_timeout?)
+    }
+
+    fn arm_idle(&mut self, key: usize, serial: u64, now: Instant) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        if let Some(idle) = self.idle_limit(conn) {
-            let tick = self.idle_clock.deadline_tick(from + idle);
+        if let Some(mut due) = self.idle_deadline(conn) {
+            if due <= now {
+                // Past due but kept (it waits for a run): look again after
+                // a whole period, not in a tight loop.
+                let period = match self.daemon.config.daemon.idle_timeout {
+                    Some(t) if self.authed(conn) => t,
+                    // A stranger past its deadline is only kept while a
+                    // wrong token's answer is held: at most that long.
+                    _ => methods::auth::AUTH_DELAY,
+                };
+                due = now + period.max(Duration::from_millis(1));
+            }
+            let tick = self.idle_clock.deadline_tick(due);
             self.idle.insert(tick, ConnTimer::Check { key, serial });
         }
     }
@@ -525,7 +613,15 @@ impl Server {
                     if let Some(conn) = self.live_conn(key, serial) {
                         conn.held_bytes -= bytes.len();
                         conn.fill_waiting(seq, |out| out.extend_from_slice(&bytes));
+                        // The delay has passed: its later requests may now
+                        // be looked at.
+                        conn.auth_hold = false;
+                        if conn.paused {
+                            conn.paused = false;
+                            self.again.push(key);
+                        }
                         self.flush(key);
+                        self.cut_batch(key);
                     }
                     continue;
                 }
@@ -539,16 +635,22 @@ impl Server {
                 }
                 continue;
             }
-            let Some(idle) = self.idle_limit(conn) else {
+            let Some(due) = self.idle_deadline(conn) else {
                 continue;
             };
-            let last = conn.last_active;
-            if now.saturating_duration_since(last) >= idle && !conn.has_waiting() {
-                log::debug!("connection {serial} idle for {idle:?}; closing");
+            if now >= due && !conn.has_waiting() {
+                if self.authed(conn) {
+                    log::debug!("connection {serial} idle; closing");
+                } else {
+                    log::debug!(
+                        "connection {serial} ({}) did not authenticate within {PREAUTH_LIMIT:?}; closing",
+                        Peer(conn.peer)
+                    );
+                }
                 bump(&self.daemon.board().clients.idle_closed);
                 self.close(key);
             } else {
-                self.arm_idle(key, serial, last.max(now - Duration::from_millis(1)));
+                self.arm_idle(key, serial, now);
             }
         }
     }
@@ -559,7 +661,10 @@ impl Server {
             scratch.resize(READ_BUF, 0);
         }
         let max_line = self.daemon.config.daemon.max_line_bytes;
-        let pause_at = max_line.saturating_add(READ_BUDGET);
+        let pause_at = match self.conns.get(key) {
+            Some(conn) if !self.authed(conn) => PREAUTH_PAUSE_AT,
+            _ => max_line.saturating_add(READ_BUDGET),
+        };
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(key) {
             if conn.read_closed || conn.paused {
@@ -576,13 +681,16 @@ impl Server {
             match result {
                 ReadResult::Data(n) => {
                     if conn.closing {
-                        continue; // lingering: discard input
-                    }
-                    conn.input.extend_from_slice(&scratch[..n]);
-                    if conn.input.len() >= pause_at {
-                        // A batch is in flight and the client keeps sending:
-                        // stop reading until its answers are back.
-                        conn.paused = true;
+                        // Lingering: the input is discarded, but reading
+                        // it still costs this turn's budget.
+                    } else {
+                        conn.input.extend_from_slice(&scratch[..n]);
+                        if conn.input.len() >= pause_at && (conn.in_flight || conn.auth_hold) {
+                            // A batch is in flight (or a wrong token's delay
+                            // runs) and the client keeps sending: stop
+                            // reading until its answers are back.
+                            conn.paused = true;
+                        }
                     }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
@@ -614,10 +722,14 @@ impl Server {
     /// bytes decide whether it speaks HTTP or JSON-RPC.
     fn cut_batch(&mut self, key: usize) {
         let max_line = self.daemon.config.daemon.max_line_bytes;
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let authed = self.authed(conn);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.in_flight || conn.closing {
+        if conn.in_flight || conn.closing || conn.auth_hold {
             return;
         }
         let proto = match conn.proto {
@@ -629,10 +741,10 @@ impl Server {
             },
         };
         if proto == Proto::Http {
-            self.cut_http(key, max_line);
+            self.cut_http(key, max_line, authed);
             return;
         }
-        let limit = if conn.authed {
+        let limit = if authed {
             max_line
         } else {
             max_line.min(PREAUTH_MAX_LINE)
@@ -646,14 +758,18 @@ impl Server {
                     data,
                     max_line,
                     proto,
-                    authed: conn.authed,
+                    authed,
                 });
             }
             None if conn.input.len() > limit => {
-                log::warn!(
-                    "connection {}: line longer than max_line_bytes ({limit}); closing",
-                    conn.serial
-                );
+                if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+                    log::warn!(
+                        "connection {} ({}): line longer than max_line_bytes ({limit}); closing{}",
+                        conn.serial,
+                        Peer(conn.peer),
+                        backoff::more(more)
+                    );
+                }
                 bump(&self.daemon.shared.board.clients.lines_too_long);
                 let err = RpcError::new(
                     ErrorCode::InvalidRequest,
@@ -671,14 +787,33 @@ impl Server {
     /// body), up to about `MAX_BATCH` bytes of them. A request that cannot
     /// be framed is answered here (400, 411, 413, 431) and ends the
     /// connection, after the requests before it are answered.
-    fn cut_http(&mut self, key: usize, max_body: usize) {
+    fn cut_http(&mut self, key: usize, max_body: usize, authed: bool) {
+        let token = self.daemon.config.daemon.auth_token.as_ref();
+        // Before authentication, a request without the right token in its
+        // own head gets a small body and no `100 Continue`.
+        let carries_token = |headers: &[httparse::Header<'_>]| {
+            authed
+                || token.is_some_and(|t| {
+                    headers.iter().any(|h| {
+                        h.name.eq_ignore_ascii_case("authorization")
+                            && methods::auth::header_matches(t, h.value)
+                    })
+                })
+        };
+        let body_limit = |headers: &[httparse::Header<'_>]| {
+            if carries_token(headers) {
+                max_body
+            } else {
+                max_body.min(PREAUTH_MAX_LINE)
+            }
+        };
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let mut end = 0;
         let mut refusal = None;
         while end < conn.input.len() && end < MAX_BATCH {
-            match http_frame::request_len(&conn.input[end..], max_body) {
+            match http_frame::request_len_with(&conn.input[end..], body_limit) {
                 Framed::Complete(n) => end += n,
                 Framed::Partial => break,
                 Framed::Error(e) => {
@@ -697,12 +832,13 @@ impl Server {
                 data,
                 max_line: max_body,
                 proto: Proto::Http,
-                authed: conn.authed,
+                authed,
             });
             return;
         }
         let Some(e) = refusal else {
-            if !conn.continue_sent && http_frame::expects_continue(&conn.input) {
+            if !conn.continue_sent && http_frame::expects_continue_with(&conn.input, carries_token)
+            {
                 // The head is in and acceptable: let the client send the body.
                 conn.continue_sent = true;
                 conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
@@ -710,7 +846,15 @@ impl Server {
             }
             return;
         };
-        log::warn!("connection {}: {}; closing", conn.serial, e.message());
+        if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+            log::warn!(
+                "connection {} ({}): {}; closing{}",
+                conn.serial,
+                Peer(conn.peer),
+                e.message(),
+                backoff::more(more)
+            );
+        }
         let clients = &self.daemon.shared.board.clients;
         match e {
             http_frame::FrameError::HeadTooLarge | http_frame::FrameError::BodyTooLarge(_) => {
@@ -768,16 +912,23 @@ impl Server {
     fn apply_answers(&mut self, answers: Vec<BatchAnswer>) {
         for answer in answers {
             let key = answer.key;
-            let authed = answer.authed;
-            let live = self
-                .conns
-                .get_mut(key)
-                .filter(|c| c.serial == answer.serial)
-                .map(|c| {
+            let live = match self.live_conn(key, answer.serial) {
+                Some(c) => {
                     c.in_flight = false;
-                    c.authed |= authed;
-                })
-                .is_some();
+                    if let Some(token) = answer.authenticated {
+                        c.credential = Credential::Token(token);
+                    }
+                    if !answer.rest.is_empty() {
+                        // After a wrong token: the unread requests go back
+                        // in front of what arrived since.
+                        let mut input = answer.rest;
+                        input.extend_from_slice(&c.input);
+                        c.input = input;
+                    }
+                    true
+                }
+                None => false,
+            };
             for segment in answer.segments {
                 match segment {
                     Segment::Bytes(bytes) => {
@@ -793,10 +944,20 @@ impl Server {
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
                     Segment::Close { why } => {
-                        if let Some(conn) = self.live_conn(key, answer.serial) {
+                        if let Some(conn) =
+                            self.conns.get(key).filter(|c| c.serial == answer.serial)
+                        {
+                            let (serial, peer) = (conn.serial, Peer(conn.peer));
                             if let Some(why) = why {
-                                log::warn!("connection {}: {why}; closing", conn.serial);
+                                if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+                                    log::warn!(
+                                        "connection {serial} ({peer}): {why}; closing{}",
+                                        backoff::more(more)
+                                    );
+                                }
                             }
+                        }
+                        if let Some(conn) = self.live_conn(key, answer.serial) {
                             conn.closing = true;
                             conn.input = Vec::new();
                         }
@@ -825,18 +986,24 @@ impl Server {
     }
 
     /// Parks an answer for [`crate::methods::auth::AUTH_DELAY`] (a wrong
-    /// token): later answers of the connection queue behind it, nothing
-    /// else waits. The held bytes count against `max_output_bytes`, so a
-    /// client pipelining wrong tokens cannot grow the daemon's memory.
+    /// token): nothing more of the connection is looked at until then
+    /// (`auth_hold`), nothing else waits.
     fn delay_answer(&mut self, key: usize, serial: u64, bytes: Vec<u8>) {
+        let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
+            return;
+        };
+        let peer = Peer(conn.peer);
+        if let Some(more) = self.warn_wrong_token.allow(Instant::now()) {
+            log::warn!(
+                "connection {serial} ({peer}): wrong auth token; answering in {:?}{}",
+                methods::auth::AUTH_DELAY,
+                backoff::more(more)
+            );
+        }
         let Some(conn) = self.live_conn(key, serial) else {
             return;
         };
-        log::warn!(
-            "connection {serial} ({}): wrong auth token; answering in {:?}",
-            Peer(conn.peer),
-            methods::auth::AUTH_DELAY
-        );
+        conn.auth_hold = true;
         let seq = conn.take_seq();
         conn.push_waiting(seq);
         conn.held_bytes += bytes.len();
@@ -1044,6 +1211,9 @@ impl Server {
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            if !conn.stream.is_unix() {
+                self.tcp_conns -= 1;
+            }
             log::debug!("connection {} closed", conn.serial);
             if conn.subscription.is_some() {
                 self.subscribers

@@ -1,5 +1,6 @@
 //! A client socket: TCP or Unix, behind one type so that the loop and
-//! [`super::conn::Conn`] need not care which.
+//! its connections need not care which. Public because the load
+//! generator (`tickd-load`) drives its client sockets through it too.
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -10,9 +11,9 @@ use std::net::Shutdown;
 /// An accepted client socket.
 #[derive(Debug)]
 pub enum Stream {
-    /// From the TCP listener: HTTP or JSON-RPC, authenticated if auth is on.
+    /// A TCP connection: HTTP or JSON-RPC, authenticated if auth is on.
     Tcp(TcpStream),
-    /// From the Unix socket: JSON-RPC, trusted by the socket file's mode.
+    /// A Unix-socket connection: JSON-RPC, trusted by the socket file's mode.
     Unix(UnixStream),
 }
 

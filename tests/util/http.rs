@@ -63,6 +63,16 @@ impl HttpConn {
         self.read_response()
     }
 
+    /// Reads a `100 Continue` interim response (and asserts it is one).
+    pub fn read_continue(&mut self) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+        line.clear();
+        self.reader.read_line(&mut line).expect("read");
+        assert_eq!(line, "\r\n");
+    }
+
     /// Reads one response; panics on EOF.
     pub fn read_response(&mut self) -> Response {
         self.try_read_response().expect("a response, got EOF")
@@ -119,11 +129,21 @@ impl HttpConn {
     }
 }
 
-/// The bytes of one request.
+/// The bytes of one request. A POST says `Content-Type: application/json`
+/// (which tickd requires) unless `headers` name another type.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let typed = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    if method == "POST" && !typed {
+        req.push_str("Content-Type: application/json\r\n");
     }
     if !body.is_empty() || method == "POST" {
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
