@@ -4,9 +4,10 @@
 //! board (workers, queue, connections, config generation); counters never
 //! go backwards while the daemon runs:
 //! - `tickd_runs_total{job,state}` and `tickd_run_duration_seconds{job}`
-//!   come from [`crate::state::metrics`]; a job removed by a reload keeps
-//!   its series at their last values until the daemon restarts, and a job
-//!   added by a reload gets zero series at once;
+//!   come from [`crate::state::metrics`]; a job removed by a reload loses
+//!   its series (they start again from zero if it comes back: a counter
+//!   reset to Prometheus), and a job added by a reload gets zero series at
+//!   once;
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
 //!   ...) from [`crate::daemon::counters`].
 //!
