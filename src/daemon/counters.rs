@@ -6,7 +6,6 @@
 //! read by `status` and the metrics scrape; only monotonic totals, no
 //! invariant between two of them.
 
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Client-side totals since start.
@@ -116,12 +115,25 @@ impl ClientCounters {
         ]
     }
 
-    /// The counters as the `clients` object of `status`.
-    pub fn to_json(&self) -> Value {
-        let mut obj = serde_json::Map::new();
-        for (name, _, value) in self.list() {
-            obj.insert(name.to_string(), json!(value));
+    /// The counters as the `clients` object of `status`, serialized
+    /// straight from the atomics (no map of owned keys per request).
+    pub fn view(&self) -> ClientCountersView<'_> {
+        ClientCountersView(self)
+    }
+}
+
+/// [`ClientCounters`] as a JSON object of `name: count`.
+#[derive(Debug)]
+pub struct ClientCountersView<'a>(&'a ClientCounters);
+
+impl serde::Serialize for ClientCountersView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let list = self.0.list();
+        let mut map = serializer.serialize_map(Some(list.len()))?;
+        for (name, _, value) in list {
+            map.serialize_entry(name, &value)?;
         }
-        Value::Object(obj)
+        map.end()
     }
 }

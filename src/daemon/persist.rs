@@ -53,6 +53,20 @@ pub struct StateHealth {
     retry_at: parking_lot::Mutex<Option<Instant>>,
 }
 
+/// The `state` object of `status`: whether `state_dir` is in use and how
+/// its writes are going.
+#[derive(Debug, serde::Serialize)]
+pub struct StateView {
+    /// `state_dir` is set.
+    pub enabled: bool,
+    /// Writes currently succeed (false while failing writes are retried).
+    pub writing: bool,
+    /// Journal writes that failed since start.
+    pub write_errors: u64,
+    /// The last failure's message, kept after recovery.
+    pub last_write_error: Option<String>,
+}
+
 impl StateHealth {
     /// Counts a failed write and schedules a retry.
     fn record(&self, message: String) {
@@ -69,13 +83,13 @@ impl StateHealth {
     }
 
     /// The `state` object of `status`.
-    pub fn to_json(&self, enabled: bool) -> Value {
-        serde_json::json!({
-            "enabled": enabled,
-            "writing": self.retry_at().is_none(),
-            "write_errors": self.write_errors.load(Ordering::Relaxed),
-            "last_write_error": *self.last_error.lock(),
-        })
+    pub fn view(&self, enabled: bool) -> StateView {
+        StateView {
+            enabled,
+            writing: self.retry_at().is_none(),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+            last_write_error: self.last_error.lock().clone(),
+        }
     }
 }
 

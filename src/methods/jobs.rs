@@ -1,7 +1,7 @@
 //! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
 //! `jobs.resume` (commands).
 
-use super::Command;
+use super::{encode, Command};
 use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
@@ -27,15 +27,6 @@ pub fn get(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
         .job_view(name, true)
         .ok_or_else(|| RpcError::no_job(name))?;
     encode(&view)
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(v).map_err(|e| {
-        RpcError::new(
-            crate::protocol::ErrorCode::Internal,
-            format!("internal error: {e}"),
-        )
-    })
 }
 
 /// Validates `jobs.run {name, wait?, args?}`.

@@ -90,7 +90,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
     };
     match req.method.as_str() {
         "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
-        "status" => Outcome::Answer(status::status(shared, p)),
+        "status" => Outcome::Encoded(status::status(shared, p)),
         "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),
         "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
         "runs.get" => Outcome::Answer(runs::get(shared, p)),
@@ -141,4 +141,17 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
         Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
         Command::KillWorker => Reply::Now(admin::kill_worker(d)),
     }
+}
+
+/// Serializes a query's answer straight to JSON text (no `Value` tree): the
+/// path of the common, larger answers (`status`, `jobs.*`, `runs.list`).
+pub(crate) fn encode<T: serde::Serialize>(
+    v: &T,
+) -> Result<Box<serde_json::value::RawValue>, RpcError> {
+    serde_json::value::to_raw_value(v).map_err(|e| {
+        RpcError::new(
+            crate::protocol::ErrorCode::Internal,
+            format!("internal error: {e}"),
+        )
+    })
 }

@@ -4,7 +4,7 @@
 use super::Command;
 use crate::daemon::Shared;
 use crate::protocol::rpc::Params;
-use crate::protocol::{ErrorCode, RpcError};
+use crate::protocol::RpcError;
 use crate::state::run::{parse_run_id, RunId, RunState};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -72,8 +72,7 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
         .into_iter()
         .map(|r| r.view())
         .collect();
-    serde_json::value::to_raw_value(&views)
-        .map_err(|e| RpcError::new(ErrorCode::Internal, format!("internal error: {e}")))
+    super::encode(&views)
 }
 
 /// Validates `subscribe {jobs?: [names]}`; every name must be a job.

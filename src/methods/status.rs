@@ -1,57 +1,118 @@
 //! `status`: the daemon's health at a glance (a query).
+//!
+//! Serialized straight from borrowed views, like `jobs.list`: status is
+//! what monitoring polls, so it builds no `Value` tree per request.
 
+use crate::daemon::counters::ClientCountersView;
+use crate::daemon::persist::StateView;
 use crate::daemon::Shared;
 use crate::pool::PoolStats;
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::time;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::sync::atomic::Ordering;
 
-fn workers_json(s: &PoolStats) -> Value {
-    json!({
-        "configured": s.configured,
-        "alive": s.alive,
-        "busy": s.busy,
-        "respawned": s.respawned,
-    })
+/// A pool's `workers` / `request_workers` object.
+#[derive(Serialize)]
+struct WorkersView {
+    configured: usize,
+    alive: usize,
+    busy: usize,
+    respawned: u64,
+    /// `daemon.min_workers`; only for the job pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<usize>,
+}
+
+impl WorkersView {
+    fn of(s: &PoolStats, min: Option<usize>) -> WorkersView {
+        WorkersView {
+            configured: s.configured,
+            alive: s.alive,
+            busy: s.busy,
+            respawned: s.respawned,
+            min,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct QueueView {
+    depth: usize,
+    capacity: usize,
+}
+
+#[derive(Serialize)]
+struct ConfigView {
+    path: String,
+    generation: u64,
+    loaded_at: String,
+    last_reload_error: Option<String>,
+}
+
+/// The whole `status` answer, in the order clients see it.
+#[derive(Serialize)]
+struct StatusView<'a> {
+    version: &'static str,
+    pid: u32,
+    uptime_ms: u64,
+    health: &'static str,
+    stopping: bool,
+    workers: WorkersView,
+    request_workers: WorkersView,
+    queue: QueueView,
+    connections: usize,
+    subscribers: usize,
+    jobs: usize,
+    runs_in_memory: usize,
+    timers_armed: usize,
+    auth_required: bool,
+    clients: ClientCountersView<'a>,
+    state: StateView,
+    config: ConfigView,
 }
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
-pub fn status(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
+pub fn status(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     p.only(&[])?;
     let b = &shared.board;
     let pool = b.job_pool_stats();
     let requests = b.request_pool_stats();
     let (jobs, runs_in_memory) = {
         let core = shared.core.lock();
-        (core.job_names().len(), core.runs_len())
+        (core.jobs_len(), core.runs_len())
     };
-    let info = b.info.read().clone();
-    let mut workers = workers_json(&pool);
-    workers["min"] = b.min_workers.load(Ordering::Relaxed).into();
-    Ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "pid": std::process::id(),
-        "uptime_ms": b.uptime_ms(),
-        "health": b.health(),
-        "stopping": b.stopping(),
-        "workers": workers,
-        "request_workers": workers_json(&requests),
-        "queue": { "depth": pool.queue_depth, "capacity": pool.queue_capacity },
-        "connections": b.connections.load(Ordering::Relaxed),
-        "subscribers": b.subscribers.load(Ordering::Relaxed),
-        "jobs": jobs,
-        "runs_in_memory": runs_in_memory,
-        "timers_armed": b.timers_armed.load(Ordering::Relaxed),
-        "auth_required": b.auth.read().is_some(),
-        "clients": b.clients.to_json(),
-        "state": b.state.to_json(shared.journal.is_some()),
-        "config": {
-            "path": info.path.display().to_string(),
-            "generation": info.generation,
-            "loaded_at": time::rfc3339(&info.loaded_at),
-            "last_reload_error": info.last_reload_error,
+    let config = {
+        let info = b.info.read();
+        ConfigView {
+            path: info.path.display().to_string(),
+            generation: info.generation,
+            loaded_at: time::rfc3339(&info.loaded_at),
+            last_reload_error: info.last_reload_error.clone(),
+        }
+    };
+    super::encode(&StatusView {
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        uptime_ms: b.uptime_ms(),
+        health: b.health(),
+        stopping: b.stopping(),
+        workers: WorkersView::of(&pool, Some(b.min_workers.load(Ordering::Relaxed))),
+        request_workers: WorkersView::of(&requests, None),
+        queue: QueueView {
+            depth: pool.queue_depth,
+            capacity: pool.queue_capacity,
         },
-    }))
+        connections: b.connections.load(Ordering::Relaxed),
+        subscribers: b.subscribers.load(Ordering::Relaxed),
+        jobs,
+        runs_in_memory,
+        timers_armed: b.timers_armed.load(Ordering::Relaxed),
+        auth_required: b.auth.read().is_some(),
+        clients: b.clients.view(),
+        state: b.state.view(shared.journal.is_some()),
+        config,
+    })
 }

@@ -175,6 +175,11 @@ impl Core {
         self.jobs.keys().cloned().collect()
     }
 
+    /// How many jobs are configured (or submitted and still known).
+    pub fn jobs_len(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Adds a job, or replaces its definition keeping its counters and history.
     pub fn upsert_job(&mut self, def: Arc<JobDef>) {
         match self.jobs.get_mut(&def.name) {
