@@ -57,13 +57,7 @@ command = ["true"]
         .expect("timeout");
     let line = b"{\"method\":\"jobs.list\"}\n".repeat(1000);
     // Write until the daemon drops us (a write error) or a bound is hit.
-    let mut written = 0usize;
-    while written < 512 << 20 {
-        match hog.write(&line) {
-            Ok(n) => written += n,
-            Err(_) => break,
-        }
-    }
+    let written = write_until_refused(&mut hog, &line, 512 << 20);
     let mut other = d.client();
     assert_eq!(other.ok("ping", json!({})), json!("pong"));
     util::poll_until("the hog to be dropped", || {
@@ -318,14 +312,7 @@ fn a_sender_past_its_close_does_not_starve_others() {
         .expect("timeout");
     // An overlong line closes the hog; it keeps sending regardless.
     let sender = std::thread::spawn(move || {
-        let chunk = vec![b'x'; 64 * 1024];
-        let mut sent = 0usize;
-        while sent < 256 << 20 {
-            match hog.write(&chunk) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
+        write_until_refused(&mut hog, &[b'x'; 64 * 1024], 256 << 20);
     });
     let mut other = d.client();
     for i in 0..50 {
@@ -382,4 +369,18 @@ fn a_client_that_reset_before_its_accept_does_not_stall_the_backlog() {
     let mut c = d.client();
     assert_eq!(c.ok("ping", json!({})), json!("pong"));
     assert!(d.log.wait_for("accept failed", 0, WAIT).is_some());
+}
+
+/// Writes `chunk` again and again until the daemon refuses more (a write
+/// error: dropped, or the write timeout hit) or `limit` bytes are out;
+/// returns the bytes written.
+fn write_until_refused(stream: &mut TcpStream, chunk: &[u8], limit: usize) -> usize {
+    let mut written = 0usize;
+    while written < limit {
+        match stream.write(chunk) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    written
 }
