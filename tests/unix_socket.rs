@@ -10,7 +10,6 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 use util::{config, Daemon, WAIT};
 
 /// Calls one method over the Unix socket at `path`.
@@ -41,16 +40,9 @@ fn start_fails(dir: &Path, daemon_keys: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("tickd did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = util::wait_child(&mut child, WAIT) else {
+        let _ = child.kill();
+        panic!("tickd did not exit");
     };
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {

@@ -6,11 +6,10 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 
-pub use crate::util::{poll_until, WAIT};
+pub use crate::util::poll_until;
 
 /// Kills the process `pid` (SIGKILL) when dropped, if it is still alive.
 pub struct KillOnDrop(pub i32);
@@ -81,24 +80,11 @@ pub fn call_authenticated(
     method: &str,
     params: Value,
 ) -> Value {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut one = |method: &str, params: Value| {
-        let line = json!({"id": 1, "method": method, "params": params});
-        stream
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write");
-        let mut answer = String::new();
-        reader.read_line(&mut answer).expect("read answer");
-        let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
-        assert!(answer.get("error").is_none(), "{method} failed: {answer}");
-        answer["result"].clone()
-    };
+    let mut client = crate::util::Client::connect(addr);
     if let Some(token) = token {
-        one("auth", json!({ "token": token }));
+        client.ok("auth", json!({ "token": token }));
     }
-    one(method, params)
+    client.ok(method, params)
 }
 
 /// Every live process whose command line contains `needle`.
