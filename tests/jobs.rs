@@ -116,6 +116,49 @@ fn jobs_list_and_get_have_the_contract_fields() {
     assert_eq!(echo["history"], json!([]));
 }
 
+/// `jobs.list` answers from a cached encoding while nothing changes: every
+/// kind of change must still show in the next answer, and a running run's
+/// `duration_ms` must keep growing.
+#[test]
+fn jobs_list_follows_every_change_and_the_clock() {
+    let d = daemon();
+    let mut c = d.client();
+    let job = |c: &mut util::Client, name: &str| {
+        let list = c.ok("jobs.list", json!({}));
+        list.as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} missing from {list}"))
+    };
+    // Asked twice with no change in between: the same answer.
+    assert_eq!(job(&mut c, "paused"), job(&mut c, "paused"));
+    c.ok("jobs.resume", json!({"name": "paused"}));
+    assert_eq!(job(&mut c, "paused")["enabled"], json!(true));
+    c.ok("jobs.pause", json!({"name": "paused"}));
+    assert_eq!(job(&mut c, "paused")["enabled"], json!(false));
+
+    let run = c.ok("jobs.run", json!({"name": "fail", "wait": true}));
+    let fail = job(&mut c, "fail");
+    assert_eq!(fail["last_run"]["run_id"], run["run_id"], "{fail}");
+    assert_eq!(fail["runs_total"], json!(1));
+    assert_eq!(fail["failures_total"], json!(1));
+
+    let id = c.ok("jobs.run", json!({"name": "long"}))["run_id"].clone();
+    let first = poll_until("long to be running in jobs.list", || {
+        let long = job(&mut c, "long");
+        (long["last_run"]["state"] == "running" && long["last_run"]["run_id"] == id)
+            .then(|| long["last_run"]["duration_ms"].as_u64())
+            .flatten()
+    });
+    poll_until("duration_ms to grow while it runs", || {
+        let now = job(&mut c, "long")["last_run"]["duration_ms"].as_u64()?;
+        (now > first).then_some(())
+    });
+    c.ok("runs.cancel", json!({"run_id": id}));
+    let long = job(&mut c, "long");
+    assert_eq!(long["last_run"]["state"], json!("cancelled"), "{long}");
+    assert_eq!(long["running"], json!(false));
+}
+
 #[test]
 fn run_with_wait_passes_args_env_and_cwd_and_scrubs_the_environment() {
     let d = daemon();

@@ -22,7 +22,7 @@ use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, WorkerPool};
 use crate::scheduler::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
-use crate::state::{Core, Finish};
+use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
@@ -148,7 +148,9 @@ const EMPTY_STATS: PoolStats = PoolStats {
 /// State shared between the loop and the workers.
 pub struct Shared {
     /// Jobs and runs.
-    pub core: Mutex<Core>,
+    pub core: CoreLock,
+    /// The encoded `jobs.list` answer of the core's current generation.
+    pub jobs_list: crate::methods::ListCache,
     /// Everything else a query may need.
     pub board: Board,
     events: Sender<LoopEvent>,
@@ -171,7 +173,8 @@ impl Shared {
     ) -> Self {
         Shared {
             journal: journal.map(Mutex::new),
-            core: Mutex::new(core),
+            core: CoreLock::new(core),
+            jobs_list: crate::methods::ListCache::default(),
             board,
             events,
             waker,

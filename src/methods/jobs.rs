@@ -7,15 +7,54 @@ use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::state::run::{RunId, Trigger};
+use crate::state::JobView;
+use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 /// `jobs.list` → every job object, sorted by name. Serialized straight
-/// from the state (no `Value` tree): it is the largest common answer.
+/// from the state (no `Value` tree): it is the largest common answer, and
+/// what dashboards poll, so its encoding is kept until the core changes.
 pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     p.only(&[])?;
     let core = shared.core.lock();
-    encode(&core.job_views())
+    let generation = core.generation();
+    if let Some(hit) = shared.jobs_list.get(generation) {
+        return Ok(hit);
+    }
+    let views = core.job_views();
+    let encoded = encode(&views)?;
+    if !views.iter().any(JobView::changes_with_time) {
+        shared.jobs_list.put(generation, &encoded);
+    }
+    Ok(encoded)
+}
+
+/// The last `jobs.list` encoding and the core generation it was made from.
+///
+/// Valid while the generation is unchanged (any mutable access to the core
+/// bumps it, see [`crate::state::CoreLock`]), except when a job's latest
+/// run is running: its `duration_ms` grows with the clock, so such an
+/// answer is never kept. Filled and read under the core lock, so a hit is
+/// exactly what encoding the core would give.
+#[derive(Debug, Default)]
+pub struct ListCache {
+    slot: Mutex<Option<(u64, Box<RawValue>)>>,
+}
+
+impl ListCache {
+    /// A copy of the encoding made at `generation`, if that is the one kept.
+    fn get(&self, generation: u64) -> Option<Box<RawValue>> {
+        match &*self.slot.lock() {
+            Some((g, bytes)) if *g == generation => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `encoded` as the answer for `generation`.
+    fn put(&self, generation: u64, encoded: &RawValue) {
+        *self.slot.lock() = Some((generation, encoded.to_owned()));
+    }
 }
 
 /// `jobs.get {name}` → the job object with its `history`.

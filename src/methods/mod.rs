@@ -21,6 +21,8 @@ mod jobs;
 mod runs;
 mod status;
 
+pub use jobs::ListCache;
+
 use crate::daemon::{Daemon, Reply, Shared};
 use crate::protocol::rpc::Request;
 use crate::protocol::{ErrorCode, RpcError};

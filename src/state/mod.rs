@@ -13,8 +13,11 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+mod lock;
 pub mod metrics;
 pub mod run;
+
+pub use lock::{CoreGuard, CoreLock};
 
 use crate::config::JobDef;
 use crate::time::{self, Timestamp};
@@ -100,6 +103,15 @@ pub struct JobView<'a> {
     history: Option<Vec<run::RunView<'a>>>,
 }
 
+impl JobView<'_> {
+    /// True when the view would read differently a moment later with no
+    /// change to the core: its latest run is running, so its
+    /// `duration_ms` follows the clock.
+    pub fn changes_with_time(&self) -> bool {
+        self.last_run.as_ref().is_some_and(run::RunView::is_running)
+    }
+}
+
 /// How a run ended, as the executor reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finish {
@@ -144,6 +156,9 @@ pub struct Core {
     /// no run starts. Decided under the core lock, so a worker cannot start
     /// a run after the loop has counted the running ones and decided to exit.
     holding_queued: bool,
+    /// Bumped by every mutable access through [`CoreGuard`]: equal
+    /// generations mean an unchanged core.
+    generation: u64,
 }
 
 impl Core {
@@ -153,6 +168,11 @@ impl Core {
             history_limit,
             ..Core::default()
         }
+    }
+
+    /// The change counter: see [`CoreLock`].
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Changes the history bound (reload); trims on each job's next finish.

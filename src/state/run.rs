@@ -250,6 +250,13 @@ pub struct RunView<'a> {
     pickup_us: Option<i64>,
 }
 
+impl RunView<'_> {
+    /// Started and not finished: its `duration_ms` follows the clock.
+    pub fn is_running(&self) -> bool {
+        self.started_at.is_some() && self.finished_at.is_none()
+    }
+}
+
 /// Parses a run id as clients send it (a string, or a bare number as a courtesy).
 pub fn parse_run_id(v: &Value) -> Option<RunId> {
     match v {

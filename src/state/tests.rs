@@ -154,3 +154,21 @@ fn reload_churn_keeps_metrics_to_the_configured_jobs() {
         "a job that stays keeps its counters"
     );
 }
+
+#[test]
+fn a_job_view_changes_with_time_only_while_its_latest_run_runs() {
+    let mut core = Core::new(10);
+    core.upsert_job(def("a"));
+    let views_change = |core: &Core| core.job_views()[0].changes_with_time();
+    assert!(!views_change(&core), "never run");
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    core.note_dispatched(id);
+    assert!(!views_change(&core), "queued: no duration yet");
+    assert!(core.mark_running(id));
+    assert!(
+        views_change(&core),
+        "running: duration_ms follows the clock"
+    );
+    core.finish(id, ok(), true);
+    assert!(!views_change(&core), "finished: fixed duration");
+}
