@@ -10,6 +10,9 @@
 //!   before it starts any thread anyway (see [`crate::privilege`]);
 //! - `getpwnam_r` / `getpwuid_r` / `getgrnam_r`, to turn names into ids
 //!   through NSS (so LDAP or sssd accounts work, not only `/etc/passwd`).
+//! - `sched_getattr` / `sched_setattr` (raw syscalls: glibc has no
+//!   wrapper), to ask for a short scheduler slice for the threads that must
+//!   react promptly, see [`request_short_slice`].
 //!
 //! Each function is a thin wrapper returning `io::Result`; callers never
 //! see a raw pointer.
@@ -44,6 +47,75 @@ pub(crate) fn fork() -> io::Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid)),
     }
+}
+
+/// What [`request_short_slice`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SliceRequest {
+    /// The kernel took the request (it may ignore the slice if it predates
+    /// EEVDF's custom slices, Linux 6.12).
+    Set,
+    /// The thread runs under another policy than `SCHED_OTHER` (an
+    /// operator's `chrt`, say): left as it is.
+    OtherPolicy,
+}
+
+/// Asks for a run slice of `slice_ns` nanoseconds for the calling thread
+/// (`sched_setattr(2)` with `sched_runtime`; Linux clamps it to 0.1..100
+/// ms), keeping its policy and nice value.
+///
+/// Under the EEVDF scheduler a thread with a shorter slice gets an earlier
+/// virtual deadline, so when it wakes on a busy machine it is picked
+/// sooner; its share of the CPU stays the same. `SCHED_FLAG_RESET_ON_FORK`
+/// is set too, so processes spawned from the thread (the jobs) start with
+/// the default slice.
+pub(crate) fn request_short_slice(slice_ns: u64) -> io::Result<SliceRequest> {
+    let size = std::mem::size_of::<libc::sched_attr>();
+    let mut attr = libc::sched_attr {
+        size: u32::try_from(size).map_err(|_| invalid("sched_attr size"))?,
+        sched_policy: 0,
+        sched_flags: 0,
+        sched_nice: 0,
+        sched_priority: 0,
+        sched_runtime: 0,
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: `attr` is a live, writable sched_attr and its true size is
+    // passed, so the kernel writes at most `size` bytes into it; pid 0 is
+    // the calling thread.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            &mut attr as *mut libc::sched_attr,
+            size,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if attr.sched_policy != libc::SCHED_OTHER as u32 {
+        return Ok(SliceRequest::OtherPolicy);
+    }
+    attr.size = u32::try_from(size).map_err(|_| invalid("sched_attr size"))?;
+    attr.sched_runtime = slice_ns;
+    attr.sched_flags = libc::SCHED_FLAG_RESET_ON_FORK as u64;
+    // SAFETY: `attr` is a fully initialised sched_attr whose `size` field
+    // says how much the kernel may read; pid 0 is the calling thread.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            &attr as *const libc::sched_attr,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(SliceRequest::Set)
 }
 
 /// Replaces the supplementary groups with exactly `groups`.

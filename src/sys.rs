@@ -4,8 +4,9 @@
 //! the rest of the daemon never talks to the kernel directly. Each function
 //! returns `io::Result` and carries no `unsafe`: the calls go through
 //! rustix's safe API. The few calls rustix has no safe form for (fork,
-//! setgroups/setgid/setuid, passwd lookups) are fenced in `os_unsafe`, and
-//! used by [`crate::daemonize`] and [`crate::privilege`].
+//! setgroups/setgid/setuid, passwd lookups, scheduler attributes) are
+//! fenced in `os_unsafe`, and used by [`crate::daemonize`],
+//! [`crate::privilege`] and [`mark_latency_sensitive`].
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -112,6 +113,31 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
     }
 }
 
+/// The scheduler slice asked for by [`mark_latency_sensitive`]: Linux's
+/// minimum (0.1 ms). These threads run for microseconds at a time anyway.
+pub const SHORT_SLICE_NS: u64 = 100_000;
+
+/// Marks the calling thread as one that must react promptly: the event
+/// loop (timers due, requests) and the pools' workers (a run or a request
+/// batch waiting for them).
+///
+/// On a busy machine a waking thread may wait for a running one to use up
+/// its slice (a few milliseconds by default) before it gets a CPU; that
+/// wait showed as schedule lateness. Asking for the shortest slice makes
+/// EEVDF (Linux 6.12 and later) pick these threads first when they wake,
+/// without giving them more CPU than their fair share. Processes the thread
+/// spawns (jobs) start with the default slice again. Where the kernel
+/// refuses, or predates custom slices, nothing changes but a debug line.
+pub fn mark_latency_sensitive() {
+    match crate::os_unsafe::request_short_slice(SHORT_SLICE_NS) {
+        Ok(crate::os_unsafe::SliceRequest::Set) => {}
+        Ok(crate::os_unsafe::SliceRequest::OtherPolicy) => {
+            log::debug!("thread runs under a non-default scheduling policy; slice left alone");
+        }
+        Err(e) => log::debug!("short scheduler slice not granted: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +172,37 @@ mod tests {
         assert!(has_exited(pid).expect("waitid nohang"));
         assert!(child.wait().expect("reap").success());
         assert!(has_exited(pid).is_err()); // ECHILD: reaped
+    }
+
+    /// The slice field of a `/proc/.../sched` text, when the kernel shows it.
+    fn slice_of(sched: &str) -> Option<u64> {
+        sched
+            .lines()
+            .find(|l| l.trim_start().starts_with("se.slice"))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn latency_sensitive_threads_get_the_short_slice_and_their_children_do_not() {
+        let (own, child) = std::thread::spawn(|| {
+            mark_latency_sensitive();
+            let own = std::fs::read_to_string("/proc/thread-self/sched").unwrap_or_default();
+            let child = std::process::Command::new("cat")
+                .arg("/proc/self/sched")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            (own, child)
+        })
+        .join()
+        .expect("thread");
+        let Some(own) = slice_of(&own) else {
+            eprintln!("kernel shows no se.slice (no custom slices here): nothing to check");
+            return;
+        };
+        assert_eq!(own, SHORT_SLICE_NS, "the thread's own slice");
+        let child = slice_of(&child).expect("the child's sched file has se.slice too");
+        assert_ne!(child, SHORT_SLICE_NS, "a spawned job must not inherit it");
     }
 }

@@ -302,6 +302,7 @@ impl Server {
 
     /// Runs until shutdown completes; returns the process exit code.
     pub fn run(mut self) -> i32 {
+        crate::sys::mark_latency_sensitive();
         let mut events = Events::with_capacity(1024);
         let mut code = 0;
         loop {
