@@ -36,6 +36,7 @@
 //! (seconds first), and the nicknames in [`NICKNAMES`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Local, TimeZone, Utc};
@@ -74,8 +75,10 @@ pub enum Schedule {
     Cron {
         /// The expression as written (trimmed).
         expr: String,
-        /// The parsed expression.
-        cron: Box<Cron>,
+        /// The parsed expression, shared: a parsed `Cron` is ~5 KB (its
+        /// year table), and the config, the daemon and the scheduler each
+        /// hold the schedule, so clones must not copy it.
+        cron: Arc<Cron>,
         /// The job's `tz`; `None` = the system's local zone.
         tz: Option<chrono_tz::Tz>,
     },
@@ -264,7 +267,7 @@ pub fn parse_cron(text: &str) -> Result<Schedule, String> {
     }
     Ok(Schedule::Cron {
         expr: expr.to_string(),
-        cron: Box::new(cron),
+        cron: Arc::new(cron),
         tz: None,
     })
 }
