@@ -13,6 +13,8 @@
 //! - `sched_getattr` / `sched_setattr` (raw syscalls: glibc has no
 //!   wrapper), to ask for a short scheduler slice for the threads that must
 //!   react promptly, see [`request_short_slice`].
+//! - `malloc_trim`, to hand the heap pages a reload frees back to the OS
+//!   (glibc only), see [`release_free_heap`].
 //!
 //! Each function is a thin wrapper returning `io::Result`; callers never
 //! see a raw pointer.
@@ -138,6 +140,26 @@ pub(crate) fn set_uid(uid: u32) -> io::Result<()> {
     // SAFETY: plain value argument; no memory is touched.
     let rc = unsafe { libc::setuid(uid) };
     check(rc)
+}
+
+/// Returns the allocator's free heap pages to the OS (glibc
+/// `malloc_trim(0)`).
+///
+/// A reload builds a new config (a parse tree, many small strings, the
+/// parsed schedules) and frees the old one; glibc keeps the freed pages in
+/// its arenas, so without this each reload left an idle daemon a little
+/// bigger (100 jobs, 10 reloads: 8.4 MiB RSS instead of 7.7). Called after
+/// each accepted reload; it costs one walk of the free lists. (At start-up
+/// it made no difference, so it is not called there.) A no-op where the C
+/// library is not glibc.
+pub(crate) fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a plain value and only touches glibc's own
+    // allocator state, under the allocator's locks; it is safe to call from
+    // any thread at any time, including while other threads allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {

@@ -21,9 +21,17 @@
 //!
 //! ## `cron`: local wall-clock time
 //!
-//! Cron expressions are evaluated in a time zone: the job's `tz` (an IANA
-//! name, from the compiled-in chrono-tz database) or else the system's local
-//! zone, see [`Schedule::next_after`].
+//! Cron expressions are evaluated in a time zone: the job's `tz` or else the
+//! system's local zone, see [`Schedule::next_after`]. A `tz` is an IANA name
+//! looked up through `jiff` (see [`time_zone`]) in the system's zone
+//! database, `/usr/share/zoneinfo` or the directory in `TZDIR`: the files
+//! cron and systemd read, kept current by the OS's tzdata package. Only a
+//! machine without that database falls back to the copy built into the
+//! binary (jiff's bundle, which costs next to no memory until it is read).
+//! chrono-tz, used before, cost every process about 2 MiB of memory: its
+//! tables are full of pointers that the loader relocates, and so dirties, at
+//! start, whether any job has a `tz` or not.
+//!
 //! Parsing and matching are done by the `croner` crate (4.x), which follows
 //! the OCPS rules across daylight-saving changes:
 //! - spring forward: a fixed-time job (`30 2 * * *`) whose time falls in the
@@ -36,6 +44,7 @@
 //! (seconds first), and the nicknames in [`NICKNAMES`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Local, TimeZone, Utc};
@@ -74,10 +83,13 @@ pub enum Schedule {
     Cron {
         /// The expression as written (trimmed).
         expr: String,
-        /// The parsed expression.
-        cron: Box<Cron>,
-        /// The job's `tz`; `None` = the system's local zone.
-        tz: Option<chrono_tz::Tz>,
+        /// The parsed expression, shared: a parsed `Cron` is ~5 KB (its
+        /// year table), and the config, the daemon and the scheduler each
+        /// hold the schedule, so clones must not copy it.
+        cron: Arc<Cron>,
+        /// The job's `tz`; `None` = the system's local zone. Two zones are
+        /// equal when their names and their rules are.
+        tz: Option<jiff::tz::TimeZone>,
     },
 }
 
@@ -126,7 +138,15 @@ impl Schedule {
     /// no future match, or a time beyond what chrono can represent).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Schedule::Cron { tz: Some(tz), .. } => self.next_after_in(after, tz),
+            Schedule::Cron {
+                cron, tz: Some(tz), ..
+            } => {
+                // croner evaluates in a jiff zone directly, with the same
+                // rules for gaps and repeats as in a chrono one.
+                let start = to_jiff(after)?.to_zoned(tz.clone());
+                let next = cron.find_next_occurrence(&start, false).ok()?;
+                from_jiff(next.timestamp()).filter(|due| *due > after)
+            }
             _ => self.next_after_in(after, &Local),
         }
     }
@@ -150,7 +170,7 @@ impl Schedule {
     }
 
     /// The same schedule evaluated in another zone (`tz` of a cron job).
-    pub fn in_zone(self, zone: Option<chrono_tz::Tz>) -> Schedule {
+    pub fn in_zone(self, zone: Option<jiff::tz::TimeZone>) -> Schedule {
         match self {
             Schedule::Cron { expr, cron, .. } => Schedule::Cron {
                 expr,
@@ -180,6 +200,28 @@ impl Schedule {
         // `after` would make the scheduler spin, so it is never returned.
         next.filter(|due| *due > after)
     }
+}
+
+/// An instant as jiff holds it; `None` outside jiff's years -9999..=9999.
+fn to_jiff(t: DateTime<Utc>) -> Option<jiff::Timestamp> {
+    // A leap second shows as nanos >= 1e9; treat it as the end of the second.
+    let nanos = t.timestamp_subsec_nanos().min(999_999_999);
+    jiff::Timestamp::new(t.timestamp(), i32::try_from(nanos).ok()?).ok()
+}
+
+/// An instant from jiff as chrono holds it.
+fn from_jiff(t: jiff::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.subsec_nanosecond()).ok()?;
+    DateTime::from_timestamp(t.as_second(), nanos)
+}
+
+/// Looks up a `tz` value: an IANA name (`"Europe/Paris"`, `"UTC"`),
+/// matched ignoring ASCII case as jiff does, in the system's zone database
+/// or, on a machine without one, the copy built into the binary.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::db().get(name).map_err(|_| {
+        format!("\"{name}\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\"")
+    })
 }
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
@@ -264,7 +306,7 @@ pub fn parse_cron(text: &str) -> Result<Schedule, String> {
     }
     Ok(Schedule::Cron {
         expr: expr.to_string(),
-        cron: Box::new(cron),
+        cron: Arc::new(cron),
         tz: None,
     })
 }
@@ -450,6 +492,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn next_after_in_a_job_tz_is_strictly_increasing(
+            start in 0i64..4_000_000_000,
+            pick in 0usize..4,
+        ) {
+            let exprs = ["*/7 * * * * *", "30 2 * * *", "0 * * * *", "@daily"];
+            let s = cron_in(exprs[pick], "America/New_York");
+            let mut t = DateTime::from_timestamp(start, 0).expect("in range");
+            for _ in 0..5 {
+                let next = s.next_after(t).expect("has a next run");
+                proptest::prop_assert!(next > t);
+                t = next;
+            }
+        }
+    }
+
     /// A toy time zone with daylight saving, shaped like Central Europe in
     /// 2024: UTC+1, and UTC+2 from 2024-03-31T01:00Z (02:00 local jumps to
     /// 03:00) until 2024-10-27T01:00Z (03:00 local falls back to 02:00).
@@ -596,7 +656,7 @@ mod tests {
 
     /// A cron schedule with a real IANA zone, as a job's `tz` gives it.
     fn cron_in(expr: &str, zone: &str) -> Schedule {
-        let tz = zone.parse::<chrono_tz::Tz>().expect("zone");
+        let tz = time_zone(zone).expect("zone");
         cron(expr).in_zone(Some(tz))
     }
 
@@ -619,6 +679,45 @@ mod tests {
         assert_eq!(first, utc("2026-11-01T05:30:00Z"));
         let second = s.next_after(first).expect("next");
         assert_eq!(second, utc("2026-11-02T06:30:00Z")); // not 06:30Z the same day
+    }
+
+    #[test]
+    fn job_tz_interval_jobs_skip_the_gap_and_run_in_both_halves_of_the_repeat() {
+        // Paris, 2026-03-29: no 02:xx local; 01:30 CET, then 03:00 CEST.
+        let s = cron_in("*/30 * * * *", "Europe/Paris");
+        let spring = s.next_after(utc("2026-03-29T00:15:00Z")).expect("next");
+        assert_eq!(spring, utc("2026-03-29T00:30:00Z")); // 01:30 CET
+        let spring = s.next_after(spring).expect("next");
+        assert_eq!(spring, utc("2026-03-29T01:00:00Z")); // 03:00 CEST
+                                                         // New York, 2026-11-01: 01:00 local happens as EDT (05:00Z) and
+                                                         // again as EST (06:00Z); an hourly job runs at both.
+        let s = cron_in("0 * * * *", "America/New_York");
+        let mut t = utc("2026-11-01T04:30:00Z"); // 00:30 EDT
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            t = s.next_after(t).expect("next");
+            seen.push(t);
+        }
+        let want = [
+            "2026-11-01T05:00:00Z", // 01:00 EDT
+            "2026-11-01T06:00:00Z", // 01:00 EST, the repeat
+            "2026-11-01T07:00:00Z", // 02:00 EST
+        ];
+        assert_eq!(seen, want.map(utc).to_vec());
+    }
+
+    #[test]
+    fn time_zone_names_come_from_the_database_and_unknown_ones_are_refused() {
+        let paris = time_zone("europe/paris").expect("case does not matter");
+        assert_eq!(paris.iana_name(), Some("Europe/Paris"));
+        assert_eq!(time_zone("UTC").ok(), Some(jiff::tz::TimeZone::UTC));
+        let err = time_zone("Mars/Olympus").expect_err("unknown");
+        assert!(
+            err.contains("\"Mars/Olympus\" is not a known time zone"),
+            "{err}"
+        );
+        assert!(time_zone("").is_err());
+        assert!(time_zone("../../etc/passwd").is_err());
     }
 
     #[test]

@@ -451,7 +451,7 @@ mod tests {
     fn utc_cron(expr: &str) -> Schedule {
         crate::schedule::parse_cron(expr)
             .expect("cron")
-            .in_zone(Some(chrono_tz::UTC))
+            .in_zone(Some(jiff::tz::TimeZone::UTC))
     }
 
     fn hour() -> TimeDelta {

@@ -119,6 +119,11 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
     let kind = kinds::validate(r, &j, &key, table_at);
 
     let failure_target = on_failure.clone().zip(j.on_failure.as_ref().map(at));
+    // The database's spelling of the name (it matches ignoring case).
+    let tz_name = tz
+        .as_ref()
+        .zip(j.tz.as_ref())
+        .map(|(zone, written)| zone.iana_name().unwrap_or(written.get_ref()).to_string());
     let def = kind.map(|kind| JobDef {
         name: key.name.clone().unwrap_or_default(),
         kind,
@@ -132,7 +137,7 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
         on_failure,
         catch_up,
         catch_up_limit: to(catch_up_limit),
-        tz: tz.map(|zone| zone.name().to_string()),
+        tz: tz_name,
     });
     Checked {
         name: key.name.clone().map(|name| (name, name_at)),
@@ -161,15 +166,11 @@ fn schedule(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
 }
 
 /// `tz`: an IANA zone name, only meaningful with `cron`.
-fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<chrono_tz::Tz> {
+fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<jiff::tz::TimeZone> {
     let v = j.tz.as_ref()?;
-    let name = v.get_ref();
-    let zone = match name.parse::<chrono_tz::Tz>() {
+    let zone = match schedule::time_zone(v.get_ref()) {
         Ok(zone) => zone,
-        Err(_) => {
-            let message = format!(
-                "\"{name}\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\""
-            );
+        Err(message) => {
             r.error(at(v), &key.key("tz"), message);
             return None;
         }

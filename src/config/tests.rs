@@ -409,6 +409,18 @@ command = ["true"]
 }
 
 #[test]
+fn tz_is_matched_ignoring_case_and_kept_as_the_database_spells_it() {
+    let config = ok(r#"
+[[jobs]]
+name = "paris"
+cron = "0 9 * * *"
+tz = "europe/PARIS"
+command = ["true"]
+"#);
+    assert_eq!(config.jobs[0].tz.as_deref(), Some("Europe/Paris"));
+}
+
+#[test]
 fn auth_keys_are_built_and_the_token_file_must_be_private() {
     use std::os::unix::fs::PermissionsExt;
     let config = ok("[daemon]\nauth_token = \"abc\"\nunix_socket = \"/tmp/t.sock\"\nunix_socket_mode = \"0660\"\n");

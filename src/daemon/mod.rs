@@ -275,7 +275,9 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     pub(crate) pool: WorkerPool<RunTask>,
     pub(crate) scheduler: Scheduler,
-    /// The configuration in effect.
+    /// The configuration in effect, without its jobs: their definitions
+    /// move into the core at start and at each reload (`jobs` is left
+    /// empty), so a job's parsed schedule is held once, by the core.
     pub config: Config,
     /// Shutdown state.
     pub phase: Phase,
@@ -366,7 +368,10 @@ impl Daemon {
             retries: HashMap::new(),
             file_pool: Arc::new(file_pool),
         };
-        let jobs: Vec<_> = daemon.config.jobs.iter().cloned().map(Arc::new).collect();
+        let jobs: Vec<_> = std::mem::take(&mut daemon.config.jobs)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         for def in &jobs {
             daemon.shared.core.lock().upsert_job(Arc::clone(def));
         }

@@ -78,10 +78,13 @@ impl Daemon {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
-        for def in &new.jobs {
+        // The definitions move into the core (see `Daemon::config`); an
+        // unchanged job keeps the one it has, and the new copy is dropped.
+        for def in std::mem::take(&mut new.jobs) {
             if added.contains(&def.name) || changed.contains(&def.name) {
-                self.shared.core.lock().upsert_job(Arc::new(def.clone()));
-                self.arm(&def.name);
+                let name = def.name.clone();
+                self.shared.core.lock().upsert_job(Arc::new(def));
+                self.arm(&name);
             }
         }
         self.shared
@@ -99,6 +102,8 @@ impl Daemon {
             info.generation
         };
         self.publish();
+        // The old config and the new file's parse tree are freed by now.
+        crate::os_unsafe::release_free_heap();
         log::info!(
             "config reloaded (generation {generation}): {} added, {} removed, {} changed",
             added.len(),
