@@ -14,6 +14,11 @@
 # and from the wire timestamps (millisecond resolution, so each value is
 # off by up to 1 ms).
 #
+# Then, in the same run with tickd stopped, it measures the machine's own
+# floor: `tickd-load timers` sleeps to random deadlines at the same rate
+# (100/s) and hands each to one of 4 threads that run `true`, with nothing
+# of tickd in the path. The last lines compare tickd with that baseline.
+#
 # Usage: scripts/precision.sh [DURATION_SECONDS]
 # (TICKD=path NO_BUILD=1 measure another build; see lib.sh.)
 # Needs: python3 (for the statistics).
@@ -44,7 +49,7 @@ sleep "$DURATION"
 for i in $(seq 0 $((JOBS - 1))); do
   printf '{"id":%d,"method":"jobs.get","params":{"name":"p%04d"}}\n' "$i" "$i"
 done >"$work/requests"
-python3 - "$TICKD_ADDR" "$work/requests" <<'PY'
+python3 - "$TICKD_ADDR" "$work/requests" "$work/tickd.json" <<'PY'
 import json, socket, sys
 from datetime import datetime
 
@@ -94,4 +99,21 @@ print("from the wire timestamps (millisecond resolution), in ms:")
 show("lateness (started_at - scheduled_at)", late)
 show("  loop: queued_at - scheduled_at    ", loop_late)
 show("  pickup: started_at - queued_at    ", pickup)
+xs = sorted(late_us or late)
+json.dump({"p50": xs[len(xs) // 2], "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))], "max": xs[-1]},
+          open(sys.argv[3], "w"))
+PY
+stop_tickd
+echo "baseline on this machine, same run: tickd-load timers (sleep to a deadline, hand it to a worker, run true), ${DURATION}s at 100/s"
+"$LOAD" timers --duration "${DURATION}s" --rate 100 --workers 4 --json >"$work/baseline.json"
+python3 - "$work/tickd.json" "$work/baseline.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+b = json.load(open(sys.argv[2]))
+w, p = b["woke"], b["picked_up"]
+print(f"baseline woke (timer only)      : p50 {w['p50_ms']:.2f}  p99 {w['p99_ms']:.2f}  max {w['max_ms']:.2f}")
+print(f"baseline picked up (+ hand-off) : p50 {p['p50_ms']:.2f}  p99 {p['p99_ms']:.2f}  max {p['max_ms']:.2f}")
+ratio = lambda a, b: f"{a / b:.2f}" if b > 0 else "n/a"
+print(f"tickd lateness / baseline picked up: p50 {ratio(t['p50'], p['p50_ms'])}  "
+      f"p99 {ratio(t['p99'], p['p99_ms'])}  max {ratio(t['max'], p['max_ms'])}")
 PY

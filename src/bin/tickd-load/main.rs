@@ -20,6 +20,7 @@ mod spawn;
 mod stream;
 mod tally;
 mod target;
+mod timers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ enum Command {
     Chart(chart::ChartArgs),
     /// Baseline for exec runs: spawn and wait for a program in a loop.
     Spawn(spawn::SpawnArgs),
+    /// Baseline for schedule lateness: sleep to random deadlines, hand each to a worker.
+    Timers(timers::TimersArgs),
 }
 
 /// Options of a load run, as typed; [`LoadArgs::validate`] checks them.
@@ -181,6 +184,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("tickd-load chart: {e}");
                 ExitCode::from(1)
+            }
+        },
+        Some(Command::Timers(args)) => match timers::main(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tickd-load timers: {e}");
+                ExitCode::FAILURE
             }
         },
         Some(Command::Spawn(args)) => match spawn::main(args) {
