@@ -168,6 +168,7 @@ fn round_trip(c: &mut Criterion) {
                         workers: threads,
                         queue_capacity: 1024,
                         name: "bench-worker".to_string(),
+                        short_slice: true,
                     },
                     lost,
                 )

@@ -118,8 +118,9 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
 pub const SHORT_SLICE_NS: u64 = 100_000;
 
 /// Marks the calling thread as one that must react promptly: the event
-/// loop (timers due, requests) and the pools' workers (a run or a request
-/// batch waiting for them).
+/// loop (timers due, requests) and the request threads (a batch waiting
+/// for them). Job workers are not marked: the work they do is the jobs',
+/// which gets the kernel's default treatment like any other process.
 ///
 /// On a busy machine a waking thread may wait for a running one to use up
 /// its slice (a few milliseconds by default) before it gets a CPU; that

@@ -346,6 +346,7 @@ impl Daemon {
                 workers: config.daemon.workers,
                 queue_capacity: config.daemon.queue_capacity,
                 name: "tickd-worker".into(),
+                short_slice: false,
             },
             lost,
             watchdog,

@@ -120,6 +120,11 @@ pub struct PoolConfig {
     pub queue_capacity: usize,
     /// Thread name prefix (`tickd-worker-3`).
     pub name: String,
+    /// Whether the workers ask for the shortest scheduler slice
+    /// ([`crate::sys::mark_latency_sensitive`]): for threads that only do
+    /// short daemon work (request batches), not for threads that run jobs,
+    /// whose work is the operator's and gets the default treatment.
+    pub short_slice: bool,
 }
 
 /// The running pool. Dropping it without [`WorkerPool::shutdown`] detaches the threads.
@@ -140,6 +145,7 @@ struct WorkerContext<T: Task> {
     lost: LostTaskHook,
     events: Sender<monitor::Event>,
     name: String,
+    short_slice: bool,
 }
 
 impl<T: Task> Clone for WorkerContext<T> {
@@ -150,6 +156,7 @@ impl<T: Task> Clone for WorkerContext<T> {
             lost: Arc::clone(&self.lost),
             events: self.events.clone(),
             name: self.name.clone(),
+            short_slice: self.short_slice,
         }
     }
 }
@@ -177,6 +184,7 @@ impl<T: Task> WorkerPool<T> {
             lost,
             events: events_tx,
             name: config.name.clone(),
+            short_slice: config.short_slice,
         };
         let mut handles = Vec::with_capacity(config.workers);
         for index in 0..config.workers {

@@ -56,9 +56,11 @@ impl<T: Task> Drop for ExitGuard<'_, T> {
 }
 
 fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
-    // A queued run or request batch is waiting for this thread whenever
-    // it wakes: see `mark_latency_sensitive`.
-    crate::sys::mark_latency_sensitive();
+    // A request batch is waiting for this thread whenever it wakes: see
+    // `mark_latency_sensitive`.
+    if ctx.short_slice {
+        crate::sys::mark_latency_sensitive();
+    }
     let mut guard = ExitGuard {
         index,
         ctx: &ctx,

@@ -226,6 +226,7 @@ fn start_request_pool(
             workers: request_workers(),
             queue_capacity: capacity,
             name: "tickd-request".into(),
+            short_slice: true,
         },
         lost,
     )?;
