@@ -55,21 +55,37 @@ impl Default for WrongTokenBudget {
 }
 
 impl WrongTokenBudget {
-    /// Whether another token may be checked now.
-    fn has_room(&self) -> bool {
+    /// Takes one check from the current window before a token is compared,
+    /// or `None` when the window is spent. Taking it first, under the one
+    /// lock, means request threads checking tokens at the same moment can
+    /// never check more than the budget between them.
+    fn reserve(&self) -> Option<BudgetSlot> {
         let mut w = self.window.lock();
         let now = Instant::now();
         if now.saturating_duration_since(w.0) >= Duration::from_secs(1) {
             *w = (now, 0);
         }
-        w.1 < WRONG_TOKENS_PER_SECOND
+        if w.1 >= WRONG_TOKENS_PER_SECOND {
+            return None;
+        }
+        w.1 += 1;
+        Some(BudgetSlot { window: w.0 })
     }
 
-    /// Counts a wrong token in the current window.
-    fn spend(&self) {
+    /// Gives a slot back: the token was right, and only wrong ones count.
+    /// A slot of a window that has ended meanwhile is not given back.
+    fn refund(&self, slot: BudgetSlot) {
         let mut w = self.window.lock();
-        w.1 = w.1.saturating_add(1);
+        if w.0 == slot.window {
+            w.1 = w.1.saturating_sub(1);
+        }
     }
+}
+
+/// One token check taken from a [`WrongTokenBudget`] window.
+#[derive(Debug)]
+struct BudgetSlot {
+    window: Instant,
 }
 
 /// What `auth` made of a token.
@@ -97,10 +113,11 @@ pub fn auth(shared: &Shared, p: &Params) -> AuthOutcome {
     let Some(secret) = guard.as_ref() else {
         return AuthOutcome::Accepted(accepted, None);
     };
-    if !within_budget(shared) {
+    let Some(slot) = reserve_check(shared) else {
         return AuthOutcome::Flood;
-    }
+    };
     if secret.matches(token.as_bytes()) {
+        shared.board.clients.wrong_tokens.refund(slot);
         return AuthOutcome::Accepted(accepted, Some(secret.clone()));
     }
     // Logged by the loop, which knows the client.
@@ -108,20 +125,19 @@ pub fn auth(shared: &Shared, p: &Params) -> AuthOutcome {
     AuthOutcome::Wrong(RpcError::new(ErrorCode::NotAuthenticated, "wrong token"))
 }
 
-/// Whether the global budget lets one more token be checked; counts the
-/// refusal when not.
-fn within_budget(shared: &Shared) -> bool {
-    let room = shared.board.clients.wrong_tokens.has_room();
-    if !room {
+/// A check from the global budget, taken before the token is compared (a
+/// right token gives it back); counts the refusal when there is none.
+fn reserve_check(shared: &Shared) -> Option<BudgetSlot> {
+    let slot = shared.board.clients.wrong_tokens.reserve();
+    if slot.is_none() {
         bump(&shared.board.clients.auth_flood_closed);
     }
-    room
+    slot
 }
 
-/// Counts a wrong token (total and in the budget's window).
+/// Counts a wrong token (its budget slot was taken by [`reserve_check`]).
 fn wrong_token(shared: &Shared) {
     bump(&shared.board.clients.auth_failures);
-    shared.board.clients.wrong_tokens.spend();
 }
 
 /// The answer to any method but `ping` and `auth` before authentication.
@@ -157,10 +173,11 @@ pub fn check_http(shared: &Shared, header: Option<&[u8]>) -> HttpAuth {
         bump(&shared.board.clients.unauthenticated_requests);
         return HttpAuth::Missing;
     };
-    if !within_budget(shared) {
+    let Some(slot) = reserve_check(shared) else {
         return HttpAuth::Flood;
-    }
+    };
     if header_matches(secret, value) {
+        shared.board.clients.wrong_tokens.refund(slot);
         HttpAuth::Allowed
     } else {
         // Logged by the loop, which knows the client.
@@ -206,13 +223,58 @@ mod tests {
     fn the_wrong_token_budget_refills_each_second() {
         let b = WrongTokenBudget::default();
         for _ in 0..WRONG_TOKENS_PER_SECOND {
-            assert!(b.has_room());
-            b.spend();
+            assert!(b.reserve().is_some());
         }
-        assert!(!b.has_room());
+        assert!(b.reserve().is_none());
         // A window that began a second ago is over.
         b.window.lock().0 -= Duration::from_secs(1);
-        assert!(b.has_room());
+        assert!(b.reserve().is_some());
+    }
+
+    #[test]
+    fn a_right_token_gives_its_check_back_but_not_into_a_new_window() {
+        let b = WrongTokenBudget::default();
+        for _ in 0..WRONG_TOKENS_PER_SECOND - 1 {
+            assert!(b.reserve().is_some());
+        }
+        let last = b.reserve().expect("the last check of the window");
+        assert!(b.reserve().is_none());
+        b.refund(last);
+        let again = b.reserve().expect("a right token's check is given back");
+        b.window.lock().0 -= Duration::from_secs(1);
+        assert!(b.reserve().is_some(), "new window");
+        let count = b.window.lock().1;
+        b.refund(again);
+        assert_eq!(
+            b.window.lock().1,
+            count,
+            "an old window's slot is not refunded"
+        );
+    }
+
+    #[test]
+    fn threads_racing_for_the_budget_never_check_more_than_it_allows() {
+        let b = std::sync::Arc::new(WrongTokenBudget::default());
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let taken: u32 = (0..8)
+            .map(|_| {
+                let (b, start) = (b.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..10).filter(|_| b.reserve().is_some()).count() as u32
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .sum();
+        // 80 attempts within one window (they take microseconds, the
+        // window is a second; a window that rolls over mid-test allows at
+        // most one more budget).
+        assert!(
+            taken == WRONG_TOKENS_PER_SECOND || taken == 2 * WRONG_TOKENS_PER_SECOND,
+            "{taken} checks"
+        );
     }
 
     #[test]
