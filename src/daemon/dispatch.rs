@@ -247,7 +247,11 @@ impl Daemon {
             kill_grace: KILL_GRACE,
             file_pool: Arc::clone(&self.file_pool),
         };
-        if let Err(e) = self.pool.submit(task) {
+        let queued = match self.quiet_dispatches.as_mut() {
+            Some(n) => self.pool.submit_quiet(task).map(|()| *n += 1),
+            None => self.pool.submit(task),
+        };
+        if let Err(e) = queued {
             let why = match e {
                 SubmitError::Full(_) => "run queue is full",
                 SubmitError::Stopped(_) => "worker pool is stopping",
@@ -515,7 +519,20 @@ impl Daemon {
 
     /// Starts the runs whose schedule is due at `now`, re-arming each
     /// schedule from its due time so that run time never shifts the next one.
+    ///
+    /// Every due run is queued before any worker is woken: a woken worker
+    /// can take the loop's CPU at once, and runs due at the same instant
+    /// (a top-of-the-minute cron) would otherwise each wait for the one
+    /// before them to be picked up.
     pub(super) fn fire_due(&mut self, now: Instant) {
+        self.quiet_dispatches = Some(0);
+        self.queue_due(now);
+        if let Some(n) = self.quiet_dispatches.take() {
+            self.pool.wake(n);
+        }
+    }
+
+    fn queue_due(&mut self, now: Instant) {
         self.check_clock(now);
         for fired in self.scheduler.take_due(now) {
             let due = match fired {

@@ -291,6 +291,9 @@ pub struct Daemon {
     /// The rayon pool of `file.*` jobs (`daemon.file_threads` threads), so a
     /// big tree walk never occupies the request workers or the job workers.
     file_pool: Arc<rayon::ThreadPool>,
+    /// While timers are being fired: runs queued without waking a worker
+    /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
+    quiet_dispatches: Option<usize>,
 }
 
 impl Daemon {
@@ -367,6 +370,7 @@ impl Daemon {
             cancels: HashMap::new(),
             inputs: HashMap::new(),
             retries: HashMap::new(),
+            quiet_dispatches: None,
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = std::mem::take(&mut daemon.config.jobs)

@@ -213,16 +213,25 @@ impl<T: Task> WorkerPool<T> {
 
     /// Queues a task without blocking; gives it back when the queue is full.
     pub fn submit(&self, task: T) -> Result<(), SubmitError<T>> {
+        self.queue.try_push(Message::Task(task)).map_err(task_back)
+    }
+
+    /// Queues a task like [`WorkerPool::submit`] but wakes no worker yet:
+    /// the caller wakes them with [`WorkerPool::wake`] once it has queued
+    /// everything it has. For the event loop firing several timers in one
+    /// turn: a worker woken by the first task can take the loop's CPU
+    /// before the loop has queued the others, and every task queued after
+    /// that starts late.
+    pub fn submit_quiet(&self, task: T) -> Result<(), SubmitError<T>> {
         self.queue
-            .try_push(Message::Task(task))
-            .map_err(|e| match e {
-                PushError::Full(Message::Task(t)) => SubmitError::Full(t),
-                PushError::Closed(Message::Task(t)) => SubmitError::Stopped(t),
-                // Only tasks are passed in here.
-                PushError::Full(Message::Die) | PushError::Closed(Message::Die) => {
-                    unreachable!("submit only sends tasks")
-                }
-            })
+            .try_push_quiet(Message::Task(task))
+            .map_err(task_back)
+    }
+
+    /// Wakes up to `n` idle workers for tasks queued by
+    /// [`WorkerPool::submit_quiet`].
+    pub fn wake(&self, n: usize) {
+        self.queue.wake(n);
     }
 
     /// Test hook: makes one worker thread die outside `catch_unwind`, as a
@@ -267,6 +276,18 @@ impl<T: Task> WorkerPool<T> {
             }
         }
         finished
+    }
+}
+
+/// The task of a refused push, as the submitter's error.
+fn task_back<T>(e: PushError<Message<T>>) -> SubmitError<T> {
+    match e {
+        PushError::Full(Message::Task(t)) => SubmitError::Full(t),
+        PushError::Closed(Message::Task(t)) => SubmitError::Stopped(t),
+        // Only `kill_one_worker` sends `Die`, and it does not come here.
+        PushError::Full(Message::Die) | PushError::Closed(Message::Die) => {
+            unreachable!("submit only sends tasks")
+        }
     }
 }
 

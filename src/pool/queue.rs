@@ -55,19 +55,33 @@ impl<T> Queue<T> {
 
     /// Adds `item` without blocking, waking one waiting consumer.
     pub(super) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
-        {
-            let mut state = self.state.lock();
-            if state.closed {
-                return Err(PushError::Closed(item));
-            }
-            if state.items.len() >= self.capacity {
-                return Err(PushError::Full(item));
-            }
-            state.items.push_back(item);
-        }
+        self.try_push_quiet(item)?;
         // Outside the lock, so the woken worker does not block on it.
         self.ready.notify_one();
         Ok(())
+    }
+
+    /// `try_push` without waking anyone: see [`Queue::wake`].
+    pub(super) fn try_push_quiet(&self, item: T) -> Result<(), PushError<T>> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(PushError::Closed(item));
+        }
+        if state.items.len() >= self.capacity {
+            return Err(PushError::Full(item));
+        }
+        state.items.push_back(item);
+        Ok(())
+    }
+
+    /// Wakes up to `n` sleeping consumers (fewer if fewer sleep; busy ones
+    /// take queued items when they finish anyway).
+    pub(super) fn wake(&self, n: usize) {
+        for _ in 0..n {
+            if !self.ready.notify_one() {
+                break;
+            }
+        }
     }
 
     /// Takes the oldest item, sleeping while the queue is empty. After
@@ -127,6 +141,24 @@ mod tests {
         let got: Vec<i32> = std::iter::from_fn(|| q.recv().ok()).collect();
         assert_eq!(got, [0, 1, 2, 3]);
         assert_eq!(q.recv(), Err(Closed));
+    }
+
+    #[test]
+    fn a_quiet_push_reaches_a_sleeping_consumer_through_wake() {
+        let q = Arc::new(Queue::new(4));
+        let consumer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.recv())
+        };
+        assert!(q.try_push_quiet(7).is_ok());
+        assert_eq!(q.len(), 1);
+        // Woken or not yet asleep, the consumer gets the item once woken;
+        // waking more than are asleep is harmless.
+        q.wake(3);
+        assert_eq!(consumer.join().expect("consumer"), Ok(7));
+        assert!(matches!(q.try_push_quiet(1), Ok(())));
+        q.close();
+        assert!(matches!(q.try_push_quiet(2), Err(PushError::Closed(2))));
     }
 
     #[test]

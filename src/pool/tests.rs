@@ -76,6 +76,28 @@ fn runs_tasks_and_counts_workers() {
 }
 
 #[test]
+fn quietly_queued_tasks_all_run_once_the_workers_are_woken() {
+    let (p, _) = pool(3, 16);
+    let (tx, rx) = unbounded();
+    for id in 0..6 {
+        assert!(p
+            .submit_quiet(Toy {
+                id,
+                done: tx.clone(),
+                panic: false
+            })
+            .is_ok());
+    }
+    p.wake(6);
+    let mut got: Vec<u64> = (0..6)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("done"))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..6).collect::<Vec<_>>());
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
 fn panicking_task_is_reported_and_worker_survives() {
     let (p, lost) = pool(1, 4);
     let (tx, rx) = unbounded();
