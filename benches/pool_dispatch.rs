@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use mio::{Events, Poll, Token, Waker};
-use tickd::pool::{LostTaskHook, PoolConfig, Task, WorkerPool};
+use tickd::pool::{LostTaskHook, PoolConfig, SlicePolicy, Task, WorkerPool};
 
 const THREADS: [usize; 2] = [2, 4];
 const BATCHES: [u32; 2] = [1, 64];
@@ -168,7 +168,7 @@ fn round_trip(c: &mut Criterion) {
                         workers: threads,
                         queue_capacity: 1024,
                         name: "bench-worker".to_string(),
-                        short_slice: true,
+                        slice: SlicePolicy::Short,
                     },
                     lost,
                 )

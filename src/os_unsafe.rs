@@ -12,7 +12,7 @@
 //!   through NSS (so LDAP or sssd accounts work, not only `/etc/passwd`).
 //! - `sched_getattr` / `sched_setattr` (raw syscalls: glibc has no
 //!   wrapper), to ask for a short scheduler slice for the threads that must
-//!   react promptly, see [`request_short_slice`].
+//!   react promptly, see [`request_slice`].
 //! - `malloc_trim`, to hand the heap pages a reload frees back to the OS
 //!   (glibc only), see [`release_free_heap`].
 //!
@@ -51,7 +51,7 @@ pub(crate) fn fork() -> io::Result<Forked> {
     }
 }
 
-/// What [`request_short_slice`] did.
+/// What [`request_slice`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SliceRequest {
     /// The kernel took the request (it may ignore the slice if it predates
@@ -64,14 +64,15 @@ pub(crate) enum SliceRequest {
 
 /// Asks for a run slice of `slice_ns` nanoseconds for the calling thread
 /// (`sched_setattr(2)` with `sched_runtime`; Linux clamps it to 0.1..100
-/// ms), keeping its policy and nice value.
+/// ms; 0 returns to the kernel's default slice), keeping its policy and
+/// nice value.
 ///
 /// Under the EEVDF scheduler a thread with a shorter slice gets an earlier
 /// virtual deadline, so when it wakes on a busy machine it is picked
 /// sooner; its share of the CPU stays the same. `SCHED_FLAG_RESET_ON_FORK`
 /// is set too, so processes spawned from the thread (the jobs) start with
 /// the default slice.
-pub(crate) fn request_short_slice(slice_ns: u64) -> io::Result<SliceRequest> {
+pub(crate) fn request_slice(slice_ns: u64) -> io::Result<SliceRequest> {
     let size = std::mem::size_of::<libc::sched_attr>();
     let mut attr = libc::sched_attr {
         size: u32::try_from(size).map_err(|_| invalid("sched_attr size"))?,

@@ -118,9 +118,8 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
 pub const SHORT_SLICE_NS: u64 = 100_000;
 
 /// Marks the calling thread as one that must react promptly: the event
-/// loop (timers due, requests) and the request threads (a batch waiting
-/// for them). Job workers are not marked: the work they do is the jobs',
-/// which gets the kernel's default treatment like any other process.
+/// loop (timers due, requests), the request threads (a batch waiting for
+/// them), and a job worker while it waits for a run.
 ///
 /// On a busy machine a waking thread may wait for a running one to use up
 /// its slice (a few milliseconds by default) before it gets a CPU; that
@@ -130,12 +129,23 @@ pub const SHORT_SLICE_NS: u64 = 100_000;
 /// spawns (jobs) start with the default slice again. Where the kernel
 /// refuses, or predates custom slices, nothing changes but a debug line.
 pub fn mark_latency_sensitive() {
-    match crate::os_unsafe::request_short_slice(SHORT_SLICE_NS) {
+    set_slice(SHORT_SLICE_NS);
+}
+
+/// Gives the calling thread the kernel's default slice again: a job worker
+/// once it has picked up a run, since the run's own work (an SQL
+/// transaction, an HTTP call) gets no special treatment.
+pub fn unmark_latency_sensitive() {
+    set_slice(0);
+}
+
+fn set_slice(slice_ns: u64) {
+    match crate::os_unsafe::request_slice(slice_ns) {
         Ok(crate::os_unsafe::SliceRequest::Set) => {}
         Ok(crate::os_unsafe::SliceRequest::OtherPolicy) => {
             log::debug!("thread runs under a non-default scheduling policy; slice left alone");
         }
-        Err(e) => log::debug!("short scheduler slice not granted: {e}"),
+        Err(e) => log::debug!("scheduler slice of {slice_ns} ns not granted: {e}"),
     }
 }
 
@@ -185,8 +195,8 @@ mod tests {
     }
 
     #[test]
-    fn latency_sensitive_threads_get_the_short_slice_and_their_children_do_not() {
-        let (own, child) = std::thread::spawn(|| {
+    fn latency_sensitive_threads_get_the_short_slice_until_unmarked_and_their_children_never() {
+        let (own, child, back) = std::thread::spawn(|| {
             mark_latency_sensitive();
             let own = std::fs::read_to_string("/proc/thread-self/sched").unwrap_or_default();
             let child = std::process::Command::new("cat")
@@ -194,7 +204,9 @@ mod tests {
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
-            (own, child)
+            unmark_latency_sensitive();
+            let back = std::fs::read_to_string("/proc/thread-self/sched").unwrap_or_default();
+            (own, child, back)
         })
         .join()
         .expect("thread");
@@ -205,5 +217,10 @@ mod tests {
         assert_eq!(own, SHORT_SLICE_NS, "the thread's own slice");
         let child = slice_of(&child).expect("the child's sched file has se.slice too");
         assert_ne!(child, SHORT_SLICE_NS, "a spawned job must not inherit it");
+        assert_eq!(
+            slice_of(&back),
+            Some(child),
+            "unmarked, the thread has the default slice again"
+        );
     }
 }

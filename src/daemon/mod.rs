@@ -19,7 +19,7 @@ pub mod task;
 
 use crate::config::Config;
 use crate::jobs::cancel::CancelToken;
-use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, WorkerPool};
+use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, SlicePolicy, WorkerPool};
 use crate::scheduler::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
@@ -349,7 +349,7 @@ impl Daemon {
                 workers: config.daemon.workers,
                 queue_capacity: config.daemon.queue_capacity,
                 name: "tickd-worker".into(),
-                short_slice: false,
+                slice: SlicePolicy::ShortWhileIdle,
             },
             lost,
             watchdog,

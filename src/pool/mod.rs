@@ -120,11 +120,24 @@ pub struct PoolConfig {
     pub queue_capacity: usize,
     /// Thread name prefix (`tickd-worker-3`).
     pub name: String,
-    /// Whether the workers ask for the shortest scheduler slice
-    /// ([`crate::sys::mark_latency_sensitive`]): for threads that only do
-    /// short daemon work (request batches), not for threads that run jobs,
-    /// whose work is the operator's and gets the default treatment.
-    pub short_slice: bool,
+    /// Which scheduler slice the workers ask for.
+    pub slice: SlicePolicy,
+}
+
+/// Which scheduler slice a pool's workers ask for (see
+/// [`crate::sys::mark_latency_sensitive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlicePolicy {
+    /// The kernel's default, always.
+    Default,
+    /// The shortest slice, always: for threads that only do short daemon
+    /// work (request batches).
+    Short,
+    /// The shortest slice while waiting for a task, so that a queued task
+    /// is picked up promptly on a busy machine, and the default while
+    /// running one: a job's own work (an SQL transaction, an HTTP call)
+    /// gets no special treatment. Two `sched_setattr` calls per task.
+    ShortWhileIdle,
 }
 
 /// The running pool. Dropping it without [`WorkerPool::shutdown`] detaches the threads.
@@ -145,7 +158,7 @@ struct WorkerContext<T: Task> {
     lost: LostTaskHook,
     events: Sender<monitor::Event>,
     name: String,
-    short_slice: bool,
+    slice: SlicePolicy,
 }
 
 impl<T: Task> Clone for WorkerContext<T> {
@@ -156,7 +169,7 @@ impl<T: Task> Clone for WorkerContext<T> {
             lost: Arc::clone(&self.lost),
             events: self.events.clone(),
             name: self.name.clone(),
-            short_slice: self.short_slice,
+            slice: self.slice,
         }
     }
 }
@@ -184,7 +197,7 @@ impl<T: Task> WorkerPool<T> {
             lost,
             events: events_tx,
             name: config.name.clone(),
-            short_slice: config.short_slice,
+            slice: config.slice,
         };
         let mut handles = Vec::with_capacity(config.workers);
         for index in 0..config.workers {

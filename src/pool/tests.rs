@@ -35,7 +35,7 @@ fn pool(workers: usize, cap: usize) -> (WorkerPool<Toy>, LostLog) {
             workers,
             queue_capacity: cap,
             name: "test-worker".into(),
-            short_slice: false,
+            slice: SlicePolicy::Default,
         },
         hook,
     )
@@ -167,7 +167,7 @@ fn full_queue_gives_the_task_back() {
             workers: 1,
             queue_capacity: 1,
             name: "hold".into(),
-            short_slice: false,
+            slice: SlicePolicy::Default,
         },
         lost,
     )

@@ -6,7 +6,7 @@
 //! lost, and tells the monitor, which decides whether to respawn.
 
 use super::monitor::Event;
-use super::{Message, Task, WorkerContext};
+use super::{Message, SlicePolicy, Task, WorkerContext};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -56,9 +56,10 @@ impl<T: Task> Drop for ExitGuard<'_, T> {
 }
 
 fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
-    // A request batch is waiting for this thread whenever it wakes: see
+    // A task is waiting for this thread whenever it wakes: see
     // `mark_latency_sensitive`.
-    if ctx.short_slice {
+    let idle_only = ctx.slice == SlicePolicy::ShortWhileIdle;
+    if ctx.slice != SlicePolicy::Default {
         crate::sys::mark_latency_sensitive();
     }
     let mut guard = ExitGuard {
@@ -72,6 +73,9 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
             Message::Task(t) => t,
             Message::Die => panic!("worker {index} told to die (test hook)"),
         };
+        if idle_only {
+            crate::sys::unmark_latency_sensitive();
+        }
         let id = task.id();
         guard.current = Some(id);
         ctx.counters.busy.fetch_add(1, Ordering::SeqCst);
@@ -81,6 +85,9 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         let result = catch_unwind(AssertUnwindSafe(move || task.run()));
         ctx.counters.busy.fetch_sub(1, Ordering::SeqCst);
         guard.current = None;
+        if idle_only {
+            crate::sys::mark_latency_sensitive();
+        }
         if let Err(payload) = result {
             let msg = panic_message(payload.as_ref());
             log::error!("worker {index}: task {id} panicked: {msg}");

@@ -47,7 +47,7 @@ use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
 use crate::http::frame::{self as http_frame, Framed, Sniff};
 use crate::http::response::{self as http_response, Framing};
 use crate::methods;
-use crate::pool::{LostTaskHook, PoolConfig, SubmitError, WorkerPool};
+use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, SubmitError, WorkerPool};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
@@ -226,7 +226,7 @@ fn start_request_pool(
             workers: request_workers(),
             queue_capacity: capacity,
             name: "tickd-request".into(),
-            short_slice: true,
+            slice: SlicePolicy::Short,
         },
         lost,
     )?;
