@@ -16,8 +16,9 @@
 //! - `malloc_trim`, to hand the heap pages a reload frees back to the OS
 //!   (glibc only), see [`release_free_heap`].
 //!
-//! Each function is a thin wrapper returning `io::Result`; callers never
-//! see a raw pointer.
+//! Each function is a thin wrapper returning `io::Result` (but
+//! `release_free_heap`, which cannot fail); callers never see a raw
+//! pointer.
 
 use std::ffi::{CStr, CString};
 use std::io;
