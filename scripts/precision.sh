@@ -104,7 +104,7 @@ json.dump({"p50": xs[len(xs) // 2], "p99": xs[min(len(xs) - 1, int(0.99 * len(xs
           open(sys.argv[3], "w"))
 PY
 stop_tickd
-echo "baseline on this machine, same run: tickd-load timers (sleep to a deadline, hand it to a worker, run true), ${DURATION}s at 100/s"
+echo "baseline on this machine, same run: tickd-load timers (sleep to a deadline, hand it to a worker, run true; default scheduling), ${DURATION}s at 100/s"
 "$LOAD" timers --duration "${DURATION}s" --rate 100 --workers 4 --json >"$work/baseline.json"
 python3 - "$work/tickd.json" "$work/baseline.json" <<'PY'
 import json, sys

@@ -58,9 +58,11 @@ pub(crate) enum SliceRequest {
     /// The kernel took the request (it may ignore the slice if it predates
     /// EEVDF's custom slices, Linux 6.12).
     Set,
-    /// The thread runs under another policy than `SCHED_OTHER` (an
-    /// operator's `chrt`, say): left as it is.
-    OtherPolicy,
+    /// Left as it is: the thread runs under another policy than
+    /// `SCHED_OTHER` (an operator's `chrt`), or at a negative nice value
+    /// (`SCHED_FLAG_RESET_ON_FORK` would start the jobs at nice 0 instead
+    /// of letting them inherit it).
+    LeftAlone,
 }
 
 /// Asks for a run slice of `slice_ns` nanoseconds for the calling thread
@@ -100,8 +102,8 @@ pub(crate) fn request_slice(slice_ns: u64) -> io::Result<SliceRequest> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    if attr.sched_policy != libc::SCHED_OTHER as u32 {
-        return Ok(SliceRequest::OtherPolicy);
+    if attr.sched_policy != libc::SCHED_OTHER as u32 || attr.sched_nice < 0 {
+        return Ok(SliceRequest::LeftAlone);
     }
     attr.size = u32::try_from(size).map_err(|_| invalid("sched_attr size"))?;
     attr.sched_runtime = slice_ns;

@@ -2,7 +2,8 @@
 //!
 //! Everything process- or fd-specific that std does not offer lives here, so
 //! the rest of the daemon never talks to the kernel directly. Each function
-//! returns `io::Result` and carries no `unsafe`: the calls go through
+//! returns `io::Result` (but the scheduler-slice ones, which only log when
+//! the kernel says no) and carries no `unsafe`: the calls go through
 //! rustix's safe API. The few calls rustix has no safe form for (fork,
 //! setgroups/setgid/setuid, passwd lookups, scheduler attributes) are
 //! fenced in `os_unsafe`, and used by [`crate::daemonize`],
@@ -142,8 +143,8 @@ pub fn unmark_latency_sensitive() {
 fn set_slice(slice_ns: u64) {
     match crate::os_unsafe::request_slice(slice_ns) {
         Ok(crate::os_unsafe::SliceRequest::Set) => {}
-        Ok(crate::os_unsafe::SliceRequest::OtherPolicy) => {
-            log::debug!("thread runs under a non-default scheduling policy; slice left alone");
+        Ok(crate::os_unsafe::SliceRequest::LeftAlone) => {
+            log::debug!("thread runs under another policy or a negative nice; slice left alone");
         }
         Err(e) => log::debug!("scheduler slice of {slice_ns} ns not granted: {e}"),
     }

@@ -525,6 +525,9 @@ impl Daemon {
     /// (a top-of-the-minute cron) would otherwise each wait for the one
     /// before them to be picked up.
     pub(super) fn fire_due(&mut self, now: Instant) {
+        // `queue_due` has no early exit; if it ever gets one, runs queued
+        // after it would wait for a wake that never comes.
+        debug_assert!(self.quiet_dispatches.is_none());
         self.quiet_dispatches = Some(0);
         self.queue_due(now);
         if let Some(n) = self.quiet_dispatches.take() {

@@ -11,6 +11,7 @@ use crate::state::JobView;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// `jobs.list` → every job object, sorted by name. Serialized straight
 /// from the state (no `Value` tree): it is the largest common answer, and
@@ -20,40 +21,58 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     let core = shared.core.lock();
     let generation = core.generation();
     if let Some(hit) = shared.jobs_list.get(generation) {
-        return Ok(hit);
+        // The copy for the answer is made after the core lock is let go.
+        drop(core);
+        return Ok(hit.as_ref().to_owned());
     }
     let views = core.job_views();
     let encoded = encode(&views)?;
-    if !views.iter().any(JobView::changes_with_time) {
+    let keep = !views.iter().any(JobView::changes_with_time);
+    drop(views);
+    drop(core);
+    if keep && encoded.get().len() <= MAX_CACHED_LIST {
+        // Stored after the core lock is let go: a newer generation may
+        // have been cached meanwhile, and `put` keeps the newer one.
         shared.jobs_list.put(generation, &encoded);
     }
     Ok(encoded)
 }
+
+/// Largest `jobs.list` answer kept by the cache. Every job's latest run
+/// carries up to 64 KiB of output, so a big, chatty job list could
+/// otherwise keep megabytes alive for a cache hit.
+const MAX_CACHED_LIST: usize = 256 * 1024;
 
 /// The last `jobs.list` encoding and the core generation it was made from.
 ///
 /// Valid while the generation is unchanged (any mutable access to the core
 /// bumps it, see [`crate::state::CoreLock`]), except when a job's latest
 /// run is running: its `duration_ms` grows with the clock, so such an
-/// answer is never kept. Filled and read under the core lock, so a hit is
-/// exactly what encoding the core would give.
+/// answer is never kept. Looked up under the core lock, so a hit is exactly
+/// what encoding the core would give; answers over [`MAX_CACHED_LIST`]
+/// bytes are not kept.
 #[derive(Debug, Default)]
 pub struct ListCache {
-    slot: Mutex<Option<(u64, Box<RawValue>)>>,
+    slot: Mutex<Option<(u64, Arc<RawValue>)>>,
 }
 
 impl ListCache {
-    /// A copy of the encoding made at `generation`, if that is the one kept.
-    fn get(&self, generation: u64) -> Option<Box<RawValue>> {
+    /// The encoding made at `generation`, if that is the one kept.
+    fn get(&self, generation: u64) -> Option<Arc<RawValue>> {
         match &*self.slot.lock() {
-            Some((g, bytes)) if *g == generation => Some(bytes.clone()),
+            Some((g, bytes)) if *g == generation => Some(Arc::clone(bytes)),
             _ => None,
         }
     }
 
-    /// Keeps `encoded` as the answer for `generation`.
+    /// Keeps `encoded` as the answer for `generation`, unless a newer
+    /// generation's answer is kept already.
     fn put(&self, generation: u64, encoded: &RawValue) {
-        *self.slot.lock() = Some((generation, encoded.to_owned()));
+        let mut slot = self.slot.lock();
+        if slot.as_ref().is_some_and(|(g, _)| *g > generation) {
+            return;
+        }
+        *slot = Some((generation, Arc::from(encoded.to_owned())));
     }
 }
 

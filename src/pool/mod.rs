@@ -136,7 +136,8 @@ pub enum SlicePolicy {
     /// The shortest slice while waiting for a task, so that a queued task
     /// is picked up promptly on a busy machine, and the default while
     /// running one: a job's own work (an SQL transaction, an HTTP call)
-    /// gets no special treatment. Two `sched_setattr` calls per task.
+    /// gets no special treatment. Costs four syscalls per task (a
+    /// `sched_getattr` and a `sched_setattr` each way).
     ShortWhileIdle,
 }
 

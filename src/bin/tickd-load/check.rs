@@ -7,7 +7,8 @@
 /// How response lines are judged.
 #[derive(Debug, Clone)]
 pub enum Check {
-    /// A JSON-RPC answer: an object without a top-level `error` key.
+    /// A JSON-RPC answer: an object whose first top-level `result` or
+    /// `error` member decides (`"error": null` counts as no error).
     JsonRpc,
     /// Any line; when a substring is given, it must occur in the line.
     Raw {
