@@ -114,6 +114,9 @@ fn queue_full(capacity: usize) -> RpcError {
     )
 }
 
+/// Runs queued quietly by `fire_due` before workers are woken for them.
+const QUIET_WAKE_BATCH: usize = 32;
+
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
     pub fn start_run(&mut self, name: &str, new: NewRun) -> Result<RunId, RpcError> {
@@ -247,8 +250,18 @@ impl Daemon {
             kill_grace: KILL_GRACE,
             file_pool: Arc::clone(&self.file_pool),
         };
-        let queued = match self.quiet_dispatches.as_mut() {
-            Some(n) => self.pool.submit_quiet(task).map(|()| *n += 1),
+        let queued = match self.quiet_dispatches {
+            Some(n) => self.pool.submit_quiet(task).map(|()| {
+                // Woken in batches, so that a long burst (hundreds of runs
+                // due at once, each journaled with `state_dir`) does not
+                // hold the first ones back until the last is queued.
+                if n + 1 >= QUIET_WAKE_BATCH {
+                    self.pool.wake(n + 1);
+                    self.quiet_dispatches = Some(0);
+                } else {
+                    self.quiet_dispatches = Some(n + 1);
+                }
+            }),
             None => self.pool.submit(task),
         };
         if let Err(e) = queued {
