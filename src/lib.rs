@@ -32,6 +32,7 @@ pub mod pool;
 pub mod privilege;
 pub mod protocol;
 pub mod requests;
+pub mod rng;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;

@@ -36,6 +36,7 @@
 //! While a cron schedule is armed the loop wakes at least every
 //! [`WALL_CHECK`] to look, since its own deadline may be hours away.
 
+use crate::rng::SplitMix64;
 use crate::schedule::Schedule;
 use crate::time::{self, Timestamp};
 use crate::timer::{Clock, TimerKey, TimerWheel};
@@ -365,55 +366,10 @@ fn on_grid(at: Instant) -> Instant {
     at.checked_sub(GRID_SLACK).unwrap_or(at)
 }
 
-/// A tiny PRNG for jitter: uniform enough to spread runs, no crate needed,
-/// and never a security concern.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// Seeded from the clock and the pid, so daemons on many hosts started
-    /// by the same config do not jitter in lockstep.
-    fn seeded() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        SplitMix64(nanos ^ (u64::from(std::process::id()) << 32))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform duration in `0..max` at millisecond resolution (zero when
-    /// `max` is below a millisecond).
-    fn below(&mut self, max: Duration) -> Duration {
-        let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-        if ms == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_millis(self.next() % ms)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schedule::parse_every;
-
-    #[test]
-    fn jitter_stays_below_its_bound_and_spreads() {
-        let mut rng = SplitMix64(7);
-        let max = Duration::from_millis(1000);
-        let draws: Vec<Duration> = (0..1000).map(|_| rng.below(max)).collect();
-        assert!(draws.iter().all(|d| *d < max));
-        // Spread: both halves of the range are hit.
-        assert!(draws.iter().any(|d| *d < Duration::from_millis(250)));
-        assert!(draws.iter().any(|d| *d > Duration::from_millis(750)));
-        assert_eq!(rng.below(Duration::ZERO), Duration::ZERO);
-    }
 
     #[test]
     fn jitter_delays_the_timer_not_the_due_time() {

@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tickd::rng::SplitMix64;
 use util::{config, Daemon};
 
 const ROUNDS: usize = 5;
@@ -39,25 +40,6 @@ name = "medium"
 overlap = "allow"
 command = ["sh", "-c", "sleep 0.05"]
 "#;
-
-/// A small xorshift generator: the test needs varied moments, not quality.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        Rng(nanos | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Issues `jobs.run` until the connection dies or `stop` is set; records
 /// every run id it was given (with the job's name).
@@ -112,7 +94,7 @@ fn acknowledged_runs_survive_kill_9_under_load() {
         JOBS,
     );
     let acked = Arc::new(Mutex::new(BTreeMap::<u64, String>::new()));
-    let mut rng = Rng::seeded();
+    let mut rng = SplitMix64::seeded();
     for round in 0..=ROUNDS {
         let mut d = Daemon::start(&text);
         let lost_tail = d
@@ -141,7 +123,7 @@ fn acknowledged_runs_survive_kill_9_under_load() {
         util::poll_until("the first runs of the round", || {
             (acked.lock().unwrap().len() >= before + 10).then_some(())
         });
-        std::thread::sleep(Duration::from_millis(rng.below(600)));
+        std::thread::sleep(Duration::from_millis(rng.below_u64(600)));
         d.signal(Signal::KILL);
         d.wait_exit(util::WAIT).expect("killed");
         stop.store(true, Ordering::Relaxed);

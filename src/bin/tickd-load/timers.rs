@@ -17,6 +17,7 @@ use crossbeam_channel::unbounded;
 use hdrhistogram::Histogram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tickd::rng::SplitMix64;
 
 /// Options of `tickd-load timers`.
 #[derive(Args, Debug)]
@@ -77,7 +78,7 @@ fn measure(args: &TimersArgs) -> Result<Lateness, String> {
     drop(rx);
 
     let mut woke = new_histogram()?;
-    let mut rng = XorShift::seeded();
+    let mut rng = SplitMix64::seeded();
     let start = Instant::now();
     let end = start + args.duration;
     let mut deadline = start;
@@ -163,39 +164,9 @@ fn print(args: &TimersArgs, woke: &Histogram<u64>, picked: &Histogram<u64>) {
     }
 }
 
-/// A small PRNG for the gaps (xorshift64*): no crate needed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn seeded() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64);
-        XorShift(nanos | 1)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gaps_are_uniform_in_the_unit_interval() {
-        let mut r = XorShift(42);
-        let xs: Vec<f64> = (0..10_000).map(|_| r.unit()).collect();
-        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
-        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
-    }
 
     #[test]
     fn a_short_run_records_every_deadline_and_hands_each_over() {
