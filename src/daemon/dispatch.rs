@@ -250,19 +250,12 @@ impl Daemon {
             kill_grace: KILL_GRACE,
             file_pool: Arc::clone(&self.file_pool),
         };
-        let queued = match self.quiet_dispatches {
-            Some(n) => self.pool.submit_quiet(task).map(|()| {
-                // Woken in batches, so that a long burst (hundreds of runs
-                // due at once, each journaled with `state_dir`) does not
-                // hold the first ones back until the last is queued.
-                if n + 1 >= QUIET_WAKE_BATCH {
-                    self.pool.wake(n + 1);
-                    self.quiet_dispatches = Some(0);
-                } else {
-                    self.quiet_dispatches = Some(n + 1);
-                }
-            }),
-            None => self.pool.submit(task),
+        let queued = if self.quiet_dispatches.is_some() {
+            self.pool
+                .submit_quiet(task)
+                .map(|()| self.count_quiet_dispatch())
+        } else {
+            self.pool.submit(task)
         };
         if let Err(e) = queued {
             let why = match e {
@@ -271,6 +264,20 @@ impl Daemon {
             };
             log::warn!("run {id}: could not be queued: {why}");
             self.finish_here(id, Finish::with_error(RunState::Cancelled, why), true);
+        }
+    }
+
+    /// Counts a run `fire_due` queued without waking a worker; wakes them
+    /// every [`QUIET_WAKE_BATCH`] runs, so that a long burst (hundreds of
+    /// runs due at once, each journaled with `state_dir`) does not hold the
+    /// first ones back until the last is queued.
+    fn count_quiet_dispatch(&mut self) {
+        if let Some(n) = self.quiet_dispatches.as_mut() {
+            *n += 1;
+            if *n >= QUIET_WAKE_BATCH {
+                self.pool.wake(*n);
+                *n = 0;
+            }
         }
     }
 
