@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use mio::{Events, Poll, Token, Waker};
-use tickd::pool::{LostTaskHook, PoolConfig, SlicePolicy, Task, WorkerPool};
+use tickd::pool::{LostTaskHook, Placement, PoolConfig, SlicePolicy, Task, WorkerPool};
 
 const THREADS: [usize; 2] = [2, 4];
 const BATCHES: [u32; 2] = [1, 64];
@@ -169,6 +169,7 @@ fn round_trip(c: &mut Criterion) {
                         queue_capacity: 1024,
                         name: "bench-worker".to_string(),
                         slice: SlicePolicy::Short,
+                        placement: Placement::Anywhere,
                     },
                     lost,
                 )

@@ -114,6 +114,56 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
     }
 }
 
+/// A set of CPUs a thread may run on (its affinity mask).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuMask(rustix::thread::CpuSet);
+
+impl CpuMask {
+    /// The mask holding `cpu` alone, or None if `cpu` is beyond what a
+    /// mask can name.
+    pub fn only(cpu: usize) -> Option<CpuMask> {
+        if cpu >= rustix::thread::CpuSet::MAX_CPU {
+            return None;
+        }
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        Some(CpuMask(set))
+    }
+
+    /// Whether `cpu` is in the mask.
+    pub fn contains(&self, cpu: usize) -> bool {
+        cpu < rustix::thread::CpuSet::MAX_CPU && self.0.is_set(cpu)
+    }
+
+    /// How many CPUs the mask holds.
+    pub fn len(&self) -> usize {
+        self.0.count() as usize
+    }
+
+    /// Whether the mask holds no CPU.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The CPU the calling thread runs on at this instant (it may be moved
+/// right after; fine for a hint). Read through the vDSO or `rseq`, so it
+/// costs nanoseconds.
+pub fn current_cpu() -> usize {
+    rustix::thread::sched_getcpu()
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> io::Result<CpuMask> {
+    Ok(CpuMask(rustix::thread::sched_getaffinity(None)?))
+}
+
+/// Restricts the calling thread to `mask`; if the thread is on a CPU
+/// outside it, the kernel moves it before this returns.
+pub fn set_allowed_cpus(mask: &CpuMask) -> io::Result<()> {
+    Ok(rustix::thread::sched_setaffinity(None, &mask.0)?)
+}
+
 /// The scheduler slice asked for by [`mark_latency_sensitive`]: Linux's
 /// minimum (0.1 ms). These threads run for microseconds at a time anyway.
 pub const SHORT_SLICE_NS: u64 = 100_000;

@@ -355,3 +355,66 @@ fn output_that_backs_up_is_delivered_in_full_when_the_client_reads_late() {
         assert_eq!(r["result"]["health"], json!("ok"));
     }
 }
+
+/// `Cpus_allowed_list` of each of the daemon's threads whose name starts
+/// with `prefix`.
+fn allowed_cpus_of(pid: u32, prefix: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .collect()
+}
+
+/// One CPU, as `Cpus_allowed_list` writes it ("3", not "0-3" or "0,2").
+fn is_one_cpu(list: &str) -> bool {
+    !list.is_empty() && list.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[test]
+fn request_threads_follow_the_loops_cpu_and_the_loop_stays_free() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: fewer than two CPUs");
+        return;
+    }
+    let d = daemon();
+    let mut c = d.client();
+    let pid = d.child.id();
+    util::poll_until("a request thread on the loop's CPU", || {
+        for _ in 0..20 {
+            assert_eq!(c.ok("ping", json!({})), json!("pong"));
+        }
+        let lists = allowed_cpus_of(pid, "tickd-request");
+        lists.iter().any(|l| is_one_cpu(l)).then_some(())
+    });
+    let status = c.ok("status", json!({}));
+    let moves = status["request_workers"]["cpu_moves"].as_u64();
+    assert!(moves.is_some_and(|n| n >= 1), "cpu_moves counted: {status}");
+    assert!(
+        status["workers"].get("cpu_moves").is_none(),
+        "job workers never follow"
+    );
+    // The loop (the main thread) and the job workers keep every CPU.
+    let loop_thread = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status"))
+        .expect("main thread status");
+    let loop_list = loop_thread
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(str::trim)
+        .expect("Cpus_allowed_list");
+    assert!(!is_one_cpu(loop_list), "loop thread pinned: {loop_list}");
+    for list in allowed_cpus_of(pid, "tickd-worker") {
+        assert!(!is_one_cpu(&list), "a job worker pinned: {list}");
+    }
+}

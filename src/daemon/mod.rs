@@ -143,6 +143,7 @@ const EMPTY_STATS: PoolStats = PoolStats {
     respawned: 0,
     queue_depth: 0,
     queue_capacity: 0,
+    cpu_moves: None,
 };
 
 /// State shared between the loop and the workers.
@@ -350,6 +351,7 @@ impl Daemon {
                 queue_capacity: config.daemon.queue_capacity,
                 name: "tickd-worker".into(),
                 slice: SlicePolicy::ShortWhileIdle,
+                placement: crate::pool::Placement::Anywhere,
             },
             lost,
             watchdog,

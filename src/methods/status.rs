@@ -24,6 +24,10 @@ struct WorkersView {
     /// `daemon.min_workers`; only for the job pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     min: Option<usize>,
+    /// Times a worker moved to the event loop's CPU; only for the request
+    /// pool (see `pool::placement`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_moves: Option<u64>,
 }
 
 impl WorkersView {
@@ -34,6 +38,7 @@ impl WorkersView {
             busy: s.busy,
             respawned: s.respawned,
             min,
+            cpu_moves: s.cpu_moves,
         }
     }
 }

@@ -14,8 +14,11 @@
 //! losing the task. An idle worker sleeps on it without spinning.
 
 mod monitor;
+mod placement;
 mod queue;
 mod worker;
+
+pub use placement::{CpuBeacon, Placement, HEAVY_TASK};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use queue::{PushError, Queue};
@@ -68,6 +71,9 @@ pub struct PoolStats {
     pub queue_depth: usize,
     /// The queue's bound.
     pub queue_capacity: usize,
+    /// For a pool that follows the loop's CPU ([`Placement::FollowWhileShort`]):
+    /// how many times a worker has moved to it.
+    pub cpu_moves: Option<u64>,
 }
 
 /// A read-only handle on a pool's counters, for threads that report status
@@ -78,6 +84,7 @@ pub struct PoolProbe {
     depth: Arc<dyn Fn() -> usize + Send + Sync>,
     configured: usize,
     capacity: usize,
+    placement: Placement,
 }
 
 impl PoolProbe {
@@ -90,6 +97,7 @@ impl PoolProbe {
             respawned: self.counters.respawned.load(Ordering::SeqCst),
             queue_depth: (self.depth)(),
             queue_capacity: self.capacity,
+            cpu_moves: placement::cpu_moves(&self.placement),
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct PoolConfig {
     pub name: String,
     /// Which scheduler slice the workers ask for.
     pub slice: SlicePolicy,
+    /// Which CPUs the workers run on.
+    pub placement: Placement,
 }
 
 /// Which scheduler slice a pool's workers ask for (see
@@ -160,6 +170,7 @@ struct WorkerContext<T: Task> {
     events: Sender<monitor::Event>,
     name: String,
     slice: SlicePolicy,
+    placement: Placement,
 }
 
 impl<T: Task> Clone for WorkerContext<T> {
@@ -171,6 +182,7 @@ impl<T: Task> Clone for WorkerContext<T> {
             events: self.events.clone(),
             name: self.name.clone(),
             slice: self.slice,
+            placement: self.placement.clone(),
         }
     }
 }
@@ -199,6 +211,7 @@ impl<T: Task> WorkerPool<T> {
             events: events_tx,
             name: config.name.clone(),
             slice: config.slice,
+            placement: config.placement.clone(),
         };
         let mut handles = Vec::with_capacity(config.workers);
         for index in 0..config.workers {
@@ -262,6 +275,7 @@ impl<T: Task> WorkerPool<T> {
             depth: Arc::new(move || queue.len()),
             configured: self.config.workers,
             capacity: self.config.queue_capacity,
+            placement: self.config.placement.clone(),
         }
     }
 
@@ -274,6 +288,7 @@ impl<T: Task> WorkerPool<T> {
             respawned: self.counters.respawned.load(Ordering::SeqCst),
             queue_depth: self.queue.len(),
             queue_capacity: self.config.queue_capacity,
+            cpu_moves: placement::cpu_moves(&self.config.placement),
         }
     }
 

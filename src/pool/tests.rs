@@ -36,6 +36,7 @@ fn pool(workers: usize, cap: usize) -> (WorkerPool<Toy>, LostLog) {
             queue_capacity: cap,
             name: "test-worker".into(),
             slice: SlicePolicy::Default,
+            placement: Placement::Anywhere,
         },
         hook,
     )
@@ -168,6 +169,7 @@ fn full_queue_gives_the_task_back() {
             queue_capacity: 1,
             name: "hold".into(),
             slice: SlicePolicy::Default,
+            placement: Placement::Anywhere,
         },
         lost,
     )
@@ -182,4 +184,87 @@ fn full_queue_gives_the_task_back() {
     assert_eq!(hp.stats().queue_depth, 1);
     drop(block_tx);
     assert!(hp.shutdown(Duration::from_secs(5)));
+}
+
+/// Reports where it ran: the CPU, and how many CPUs it was allowed.
+struct WhereAmI {
+    id: u64,
+    spin: Duration,
+    done: Sender<(usize, usize)>,
+}
+
+impl Task for WhereAmI {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn run(self) {
+        let start = Instant::now();
+        while start.elapsed() < self.spin {
+            std::hint::spin_loop();
+        }
+        let allowed = crate::sys::allowed_cpus().map_or(0, |m| m.len());
+        let _ = self.done.send((crate::sys::current_cpu(), allowed));
+    }
+}
+
+#[test]
+fn a_following_pool_runs_short_tasks_on_the_leaders_cpu_and_spreads_heavy_ones() {
+    let Ok(home) = crate::sys::allowed_cpus() else {
+        return;
+    };
+    if home.len() < 2 {
+        eprintln!("skipped: fewer than two CPUs allowed");
+        return;
+    }
+    let beacon = CpuBeacon::new();
+    let hook: LostTaskHook = Arc::new(|id, why| panic!("task {id} lost: {why}"));
+    let p = WorkerPool::start(
+        PoolConfig {
+            // One worker, so the task after a heavy one is surely its.
+            workers: 1,
+            queue_capacity: 16,
+            name: "test-follower".into(),
+            slice: SlicePolicy::Default,
+            placement: Placement::FollowWhileShort(Arc::clone(&beacon)),
+        },
+        hook,
+    )
+    .expect("pool starts");
+    let (tx, rx) = unbounded();
+    let submit = |id: u64, spin: Duration| {
+        let task = WhereAmI {
+            id,
+            spin,
+            done: tx.clone(),
+        };
+        assert!(p.submit(task).is_ok(), "queue has room");
+        rx.recv_timeout(Duration::from_secs(5)).expect("task ran")
+    };
+    // The leader (this thread) marks each CPU it may run on in turn.
+    let cpus: Vec<usize> = (0..1024).filter(|&c| home.contains(c)).take(2).collect();
+    for (i, &cpu) in cpus.iter().enumerate() {
+        beacon.cpu_for_test(cpu);
+        for k in 0..4 {
+            let (ran_on, allowed) = submit((i * 10 + k) as u64, Duration::ZERO);
+            assert_eq!(
+                (ran_on, allowed),
+                (cpu, 1),
+                "short task {k} follows to CPU {cpu}"
+            );
+        }
+    }
+    assert!(p.stats().cpu_moves.is_some_and(|n| n >= 2));
+    // After a heavy task, the next may run anywhere the worker could at start.
+    submit(100, HEAVY_TASK * 2);
+    let (_, allowed) = submit(200, Duration::ZERO);
+    assert_eq!(allowed, home.len(), "after heavy tasks, back on every CPU");
+    assert!(p.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_pool_placed_anywhere_reports_no_cpu_moves() {
+    let (p, _) = pool(1, 4);
+    assert_eq!(p.stats().cpu_moves, None);
+    assert_eq!(p.probe().stats().cpu_moves, None);
+    assert!(p.shutdown(Duration::from_secs(5)));
 }

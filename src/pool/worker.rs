@@ -10,6 +10,7 @@ use super::{Message, SlicePolicy, Task, WorkerContext};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 /// Starts worker `index`.
 pub(super) fn spawn<T: Task>(
@@ -62,6 +63,7 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
     if ctx.slice != SlicePolicy::Default {
         crate::sys::mark_latency_sensitive();
     }
+    let mut follower = super::placement::Follower::for_this_thread(&ctx.placement);
     let mut guard = ExitGuard {
         index,
         ctx: &ctx,
@@ -76,6 +78,10 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         if idle_only {
             crate::sys::unmark_latency_sensitive();
         }
+        if follower.as_mut().is_some_and(|f| !f.before_task()) {
+            follower = None;
+        }
+        let started = follower.as_ref().map(|_| Instant::now());
         let id = task.id();
         guard.current = Some(id);
         ctx.counters.busy.fetch_add(1, Ordering::SeqCst);
@@ -85,6 +91,9 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         let result = catch_unwind(AssertUnwindSafe(move || task.run()));
         ctx.counters.busy.fetch_sub(1, Ordering::SeqCst);
         guard.current = None;
+        if let (Some(f), Some(t)) = (follower.as_mut(), started) {
+            f.after_task(t.elapsed());
+        }
         if idle_only {
             crate::sys::mark_latency_sensitive();
         }

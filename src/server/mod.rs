@@ -47,7 +47,9 @@ use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
 use crate::http::frame::{self as http_frame, Framed, Sniff};
 use crate::http::response::{self as http_response, Framing};
 use crate::methods;
-use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, SubmitError, WorkerPool};
+use crate::pool::{
+    CpuBeacon, LostTaskHook, Placement, PoolConfig, SlicePolicy, SubmitError, WorkerPool,
+};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
@@ -173,6 +175,9 @@ pub struct Server {
     outbox: Vec<ConnBatch>,
     /// The threads that answer requests.
     requests: WorkerPool<RequestTask>,
+    /// The CPU this loop hands batches over on, for the request threads to
+    /// follow (see `pool::placement`).
+    loop_cpu: Arc<CpuBeacon>,
     /// Request tasks with a worker, and the connections they carry.
     in_flight_tasks: HashMap<u64, Vec<(usize, u64)>>,
     next_task: u64,
@@ -213,6 +218,7 @@ fn request_workers() -> usize {
 fn start_request_pool(
     shared: &Arc<Shared>,
     capacity: usize,
+    loop_cpu: &Arc<CpuBeacon>,
 ) -> io::Result<WorkerPool<RequestTask>> {
     let hook_shared = Arc::clone(shared);
     let lost: LostTaskHook = Arc::new(move |task, why| {
@@ -227,6 +233,7 @@ fn start_request_pool(
             queue_capacity: capacity,
             name: "tickd-request".into(),
             slice: SlicePolicy::Short,
+            placement: Placement::FollowWhileShort(Arc::clone(loop_cpu)),
         },
         lost,
     )?;
@@ -247,7 +254,8 @@ impl Server {
         // One task per loop turn per 32 connections at most: the queue only
         // has to hold what the loop can hand over before workers catch up.
         let capacity = daemon.config.daemon.max_connections.max(1024);
-        let requests = start_request_pool(&daemon.shared, capacity)?;
+        let loop_cpu = CpuBeacon::new();
+        let requests = start_request_pool(&daemon.shared, capacity, &loop_cpu)?;
         let mut server = Server {
             poll,
             listener: listeners.tcp,
@@ -264,6 +272,7 @@ impl Server {
             scratch: vec![0; READ_BUF],
             outbox: Vec::new(),
             requests,
+            loop_cpu,
             in_flight_tasks: HashMap::new(),
             next_task: 0,
             exit_at: None,
@@ -881,6 +890,9 @@ impl Server {
     /// Hands the turn's batches to the request pool: one task per up to
     /// `BATCHES_PER_TASK` connections, so a busy turn can use several workers.
     fn submit_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            self.loop_cpu.mark();
+        }
         while !self.outbox.is_empty() {
             let n = self.outbox.len().min(BATCHES_PER_TASK);
             let batches: Vec<ConnBatch> = self.outbox.drain(..n).collect();
