@@ -72,6 +72,21 @@ pub struct ConnBatch {
     pub proto: Proto,
     /// Whether the connection has authenticated (or needs not).
     pub authed: bool,
+    /// An empty buffer to write the answers into: the connection's spare
+    /// from an earlier batch, so a busy connection's answers need no
+    /// allocation (see [`BatchAnswer::tail`]).
+    pub answer_buf: Vec<u8>,
+}
+
+impl ConnBatch {
+    /// The buffer to write this batch's answers into, with room for at
+    /// least `min` bytes.
+    pub fn take_answer_buf(&mut self, min: usize) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.answer_buf);
+        buf.clear();
+        buf.reserve(min);
+        buf
+    }
 }
 
 /// Where the answer to a command goes, and in what form.
@@ -143,6 +158,15 @@ pub struct BatchAnswer {
     /// Bytes of the batch left unread after a wrong token: they go back to
     /// the front of the connection's input and wait for the delay.
     pub rest: Vec<u8>,
+    /// Encoded answers after the last segment: in the common case (no
+    /// command, no delay, no close) all of them. The loop sends this
+    /// buffer itself when the connection has nothing else to send, and
+    /// keeps the other one for the next batch: the two circulate between
+    /// the loop and the workers instead of being allocated per batch.
+    pub tail: Vec<u8>,
+    /// The batch's request bytes, done with: the loop reuses the buffer
+    /// for the connection's next input.
+    pub spare: Vec<u8>,
 }
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
@@ -164,9 +188,9 @@ pub fn too_deep(shared: &Shared) -> RpcError {
 }
 
 /// Answers a batch of JSON-RPC lines.
-fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+fn answer_lines(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
     let mut segments = Vec::new();
-    let mut out = Vec::with_capacity(256);
+    let mut out = batch.take_answer_buf(256);
     let mut authed = batch.authed;
     let limit = |authed: bool| {
         if authed {
@@ -265,7 +289,7 @@ fn answer_lines(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
         authenticated,
         rest,
     };
-    finish_batch(shared, &batch, segments, out, done)
+    finish_batch(shared, batch, segments, out, done)
 }
 
 /// How far a worker got with a batch.
@@ -287,16 +311,16 @@ pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
     }
 }
 
-/// Wraps up a batch's answers: the last bytes, and the requests answered
-/// counted (one atomic add per batch, not per request).
+/// Wraps up a batch's answers: the segments, the bytes after them, the
+/// request buffer for reuse, and the requests answered counted (one atomic
+/// add per batch, not per request).
 pub fn finish_batch(
     shared: &Shared,
-    batch: &ConnBatch,
-    mut segments: Vec<Segment>,
-    mut out: Vec<u8>,
+    batch: ConnBatch,
+    segments: Vec<Segment>,
+    out: Vec<u8>,
     done: Done,
 ) -> BatchAnswer {
-    flush_bytes(&mut segments, &mut out);
     shared
         .board
         .clients
@@ -308,6 +332,8 @@ pub fn finish_batch(
         segments,
         authenticated: done.authenticated,
         rest: done.rest,
+        tail: out,
+        spare: batch.data,
     }
 }
 
@@ -353,6 +379,8 @@ impl Task for RequestTask {
                             ],
                             authenticated: None,
                             rest: Vec::new(),
+                            tail: Vec::new(),
+                            spare: Vec::new(),
                         }
                     },
                 )

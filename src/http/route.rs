@@ -84,9 +84,9 @@ enum Target {
 struct Refusal(u16, RpcError, &'static str);
 
 /// Answers every request of an HTTP batch, in order.
-pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
     let mut segments = Vec::new();
-    let mut out = Vec::with_capacity(512);
+    let mut out = batch.take_answer_buf(512);
     let mut rest = &batch.data[..];
     let mut done = Done::default();
     // A request that passed the token check lifts the connection's
@@ -166,7 +166,7 @@ pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
             break;
         }
     }
-    finish_batch(shared, &batch, segments, out, done)
+    finish_batch(shared, batch, segments, out, done)
 }
 
 /// Answers 400 and ends the connection: bytes the loop framed did not parse.
@@ -283,7 +283,7 @@ fn answer_one(
         Target::Call { method, params, ok } => {
             let request = Request {
                 id: Value::Null,
-                method: method.to_string(),
+                method: method.into(),
                 params: Params(params),
             };
             match methods::handle(shared, &request) {

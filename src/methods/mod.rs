@@ -90,7 +90,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         Ok(c) => Outcome::Command(c),
         Err(e) => Outcome::Answer(Err(e)),
     };
-    match req.method.as_str() {
+    match &*req.method {
         "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
         "status" => Outcome::Encoded(status::status(shared, p)),
         "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),

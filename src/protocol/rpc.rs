@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The error codes of the protocol, each with one meaning.
@@ -103,8 +104,9 @@ impl std::error::Error for RpcError {}
 pub struct Request {
     /// The request id, echoed in the answer; `Null` when the client sent none.
     pub id: Value,
-    /// The method name.
-    pub method: String,
+    /// The method name: borrowed from [`METHODS`] for every method tickd
+    /// knows (no allocation per request), owned for any other.
+    pub method: Cow<'static, str>,
     /// Named parameters; empty when absent.
     pub params: Params,
 }
@@ -116,11 +118,11 @@ pub struct Request {
 #[derive(serde::Deserialize)]
 struct WireRequest<'a> {
     #[serde(default, borrow)]
-    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    jsonrpc: Option<Cow<'a, str>>,
     #[serde(default)]
     id: Option<WireId>,
     #[serde(borrow)]
-    method: std::borrow::Cow<'a, str>,
+    method: Cow<'a, str>,
     #[serde(default)]
     params: Option<Map<String, Value>>,
 }
@@ -149,7 +151,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
                     Some(WireId::Num(n)) => Value::Number(n),
                     Some(WireId::Str(s)) => Value::String(s),
                 },
-                method: w.method.into_owned(),
+                method: method_name(w.method),
                 params: Params(w.params.unwrap_or_default()),
             });
         }
@@ -219,9 +221,41 @@ fn parse_request_slow(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     };
     Ok(Request {
         id,
-        method,
+        method: method_name(Cow::Owned(method)),
         params: Params(params),
     })
+}
+
+/// Every method name the daemon answers (`methods::handle` refuses the
+/// rest); a request naming one of them shares this copy of the name.
+pub const METHODS: &[&str] = &[
+    "ping",
+    "status",
+    "jobs.list",
+    "jobs.get",
+    "jobs.run",
+    "jobs.pause",
+    "jobs.resume",
+    "runs.get",
+    "runs.list",
+    "runs.cancel",
+    "submit",
+    "subscribe",
+    "reload",
+    "shutdown",
+    "auth",
+    "debug.kill_worker",
+    "debug.failpoint",
+    "debug.clock_jump",
+];
+
+/// The method name of a decoded request, as a shared copy when it is one
+/// of [`METHODS`].
+fn method_name(name: Cow<'_, str>) -> Cow<'static, str> {
+    match METHODS.iter().find(|m| **m == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.into_owned()),
+    }
 }
 
 /// Whether `json` nests arrays and objects deeper than `max` (brackets
@@ -414,6 +448,28 @@ mod tests {
     fn err_code(line: &str) -> (Value, i64) {
         let (id, e) = parse_request(line.as_bytes()).expect_err("should fail");
         (id, e.code.code())
+    }
+
+    #[test]
+    fn known_method_names_are_shared_and_others_owned() {
+        for line in [
+            r#"{"method":"ping"}"#,
+            r#"{"method":"p\u0069ng"}"#,
+            r#"{"method":"ping","params":7}"#,
+        ] {
+            match parse_request(line.as_bytes()) {
+                Ok(req) => {
+                    assert!(matches!(req.method, Cow::Borrowed("ping")), "{line}");
+                }
+                Err((_, e)) => assert_eq!(e.code, ErrorCode::InvalidParams, "{line}"),
+            }
+        }
+        let req = parse_request(br#"{"method":"no.such"}"#).expect("well-formed");
+        assert!(matches!(req.method, Cow::Owned(ref m) if m == "no.such"));
+        let mut sorted = METHODS.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), METHODS.len(), "no name twice");
     }
 
     #[test]

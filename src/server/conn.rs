@@ -14,6 +14,10 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
+/// Largest buffer a connection keeps for reuse between batches: enough
+/// for everyday requests and answers, little for ten thousand idle clients.
+const SPARE_MAX: usize = 4096;
+
 /// A place in the answer order.
 #[derive(Debug)]
 enum Slot {
@@ -95,6 +99,9 @@ pub struct Conn {
     pub paused: bool,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
+    /// An empty buffer for the next batch's answers (see
+    /// [`Conn::push_answer_buf`]).
+    spare_out: Vec<u8>,
     written: usize,
     /// Answers held back behind a waiting one.
     parked: VecDeque<Slot>,
@@ -139,6 +146,7 @@ impl Conn {
             in_flight: false,
             paused: false,
             out: Vec::new(),
+            spare_out: Vec::new(),
             written: 0,
             parked: VecDeque::new(),
             next_seq: 0,
@@ -208,6 +216,39 @@ impl Conn {
             write(&mut buf);
             self.parked_bytes += buf.len();
             self.parked.push_back(Slot::Ready(buf));
+        }
+    }
+
+    /// Appends a batch's encoded answers in order. When nothing else is
+    /// waiting to be sent, `bytes` becomes the output buffer (no copy) and
+    /// the old, empty output buffer is kept for the next batch; otherwise
+    /// the bytes are copied and `bytes` is kept.
+    pub fn push_answer_buf(&mut self, mut bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            // Nothing to send; still worth keeping as the next batch's buffer.
+        } else if self.parked.is_empty() && self.out.is_empty() && self.written == 0 {
+            std::mem::swap(&mut self.out, &mut bytes);
+        } else {
+            self.push_answer(|out| out.extend_from_slice(&bytes));
+        }
+        bytes.clear();
+        if self.spare_out.capacity() == 0 && bytes.capacity() <= SPARE_MAX {
+            self.spare_out = bytes;
+        }
+    }
+
+    /// The buffer for the next batch's answers (empty; possibly with no
+    /// capacity).
+    pub fn take_spare_out(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare_out)
+    }
+
+    /// Takes a batch's request buffer back as the input buffer, when the
+    /// connection has received nothing since the batch was cut.
+    pub fn recycle_input(&mut self, mut buf: Vec<u8>) {
+        if self.input.capacity() == 0 && buf.capacity() <= SPARE_MAX {
+            buf.clear();
+            self.input = buf;
         }
     }
 
@@ -327,5 +368,72 @@ mod tests {
         assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
         assert!(Credential::Stranger.admits(None));
         assert!(Credential::Trusted.admits(Some(&new)));
+    }
+
+    fn unix_conn() -> (Conn, std::os::unix::net::UnixStream) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let conn = Conn::new(Stream::Unix(mio::net::UnixStream::from_std(ours)), 1, None);
+        (conn, theirs)
+    }
+
+    fn read_all(peer: &mut std::os::unix::net::UnixStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        peer.read_exact(&mut buf).expect("answers arrive");
+        buf
+    }
+
+    #[test]
+    fn answer_buffers_circulate_without_copies_and_keep_order() {
+        let (mut conn, mut peer) = unix_conn();
+        let first = b"{\"result\":1}\n".to_vec();
+        let first_ptr = first.as_ptr();
+        conn.push_answer_buf(first);
+        assert_eq!(conn.out.as_ptr(), first_ptr, "taken over, not copied");
+        assert!(
+            conn.take_spare_out().capacity() == 0,
+            "the old buffer had none"
+        );
+        assert!(conn.flush().expect("flush"));
+        assert_eq!(read_all(&mut peer, 13), b"{\"result\":1}\n");
+
+        // Unsent bytes in the way: copied behind them, buffer kept as spare.
+        conn.push_answer(|out| out.extend_from_slice(b"a\n"));
+        let second = b"b\n".to_vec();
+        let second_ptr = second.as_ptr();
+        conn.push_answer_buf(second);
+        let spare = conn.take_spare_out();
+        assert_eq!(spare.as_ptr(), second_ptr);
+        assert!(spare.is_empty());
+        assert!(conn.flush().expect("flush"));
+        assert_eq!(read_all(&mut peer, 4), b"a\nb\n");
+
+        // Behind a waiting answer: parked in order, released by it.
+        let seq = conn.take_seq();
+        conn.push_waiting(seq);
+        conn.push_answer_buf(b"later\n".to_vec());
+        assert!(conn.flush().expect("flush"), "nothing may leave yet");
+        assert!(conn.fill_waiting(seq, |out| out.extend_from_slice(b"first\n")));
+        assert!(conn.flush().expect("flush"));
+        assert_eq!(read_all(&mut peer, 12), b"first\nlater\n");
+    }
+
+    #[test]
+    fn big_buffers_are_not_kept_and_input_is_recycled_only_when_empty() {
+        let (mut conn, _peer) = unix_conn();
+        conn.push_answer(|out| out.push(b'x'));
+        conn.push_answer_buf(Vec::with_capacity(SPARE_MAX + 1));
+        assert_eq!(conn.take_spare_out().capacity(), 0, "too big to keep");
+
+        let buf = Vec::with_capacity(64);
+        let ptr = buf.as_ptr();
+        conn.recycle_input(buf);
+        assert_eq!(conn.input.as_ptr(), ptr, "reused as the input buffer");
+        conn.input.extend_from_slice(b"partial");
+        conn.recycle_input(Vec::with_capacity(64));
+        assert_eq!(conn.input, b"partial", "input already holds bytes");
+        let mut fresh = unix_conn().0;
+        fresh.recycle_input(Vec::with_capacity(SPARE_MAX + 1));
+        assert_eq!(fresh.input.capacity(), 0, "too big to keep");
     }
 }

@@ -770,6 +770,7 @@ impl Server {
                     max_line,
                     proto,
                     authed,
+                    answer_buf: conn.take_spare_out(),
                 });
             }
             None if conn.input.len() > limit => {
@@ -844,6 +845,7 @@ impl Server {
                 max_line: max_body,
                 proto: Proto::Http,
                 authed,
+                answer_buf: conn.take_spare_out(),
             });
             return;
         }
@@ -980,6 +982,10 @@ impl Server {
             }
             if !live {
                 continue;
+            }
+            if let Some(conn) = self.live_conn(key, answer.serial) {
+                conn.push_answer_buf(answer.tail);
+                conn.recycle_input(answer.spare);
             }
             // Write first: the limit is on answers the client has not
             // taken, not on what one batch produced.
