@@ -16,6 +16,7 @@ pub mod faults;
 pub mod persist;
 mod reload;
 pub mod task;
+pub mod wake;
 
 use crate::config::Config;
 use crate::jobs::cancel::CancelToken;
@@ -155,12 +156,10 @@ pub struct Shared {
     /// Everything else a query may need.
     pub board: Board,
     events: Sender<LoopEvent>,
-    waker: Arc<mio::Waker>,
+    /// Whether a post must wake the loop, and its waker.
+    wake: wake::LoopWake,
     /// The `state_dir` journal, when one is configured.
     pub journal: Option<Mutex<crate::persist::Store>>,
-    /// Set by the first `notify` after the loop last drained its events;
-    /// later posts skip the `wake()` syscall, the loop is coming anyway.
-    wake_pending: AtomicBool,
 }
 
 impl Shared {
@@ -178,8 +177,7 @@ impl Shared {
             jobs_list: crate::methods::ListCache::default(),
             board,
             events,
-            waker,
-            wake_pending: AtomicBool::new(false),
+            wake: wake::LoopWake::new(waker),
         }
     }
 
@@ -194,25 +192,24 @@ impl Shared {
         }
     }
 
-    /// Called by the loop before it drains its events: the next post must
-    /// wake it again. (Clearing before draining means an event posted
-    /// during the drain either is drained now or wakes the next poll.)
-    pub fn clear_wake(&self) {
-        self.wake_pending.store(false, Ordering::SeqCst);
+    /// Called by the loop just before it sleeps in `poll`; true if an
+    /// event is already waiting (then it must not sleep). See [`wake`].
+    pub fn loop_sleeping(&self, events: &crossbeam_channel::Receiver<LoopEvent>) -> bool {
+        self.wake.sleeping(|| !events.is_empty())
     }
 
-    /// Posts an event to the loop and wakes it.
+    /// Called by the loop as soon as `poll` returns. See [`wake`].
+    pub fn loop_awake(&self) {
+        self.wake.awake();
+    }
+
+    /// Posts an event to the loop, and wakes it if it may be asleep.
     pub fn notify(&self, event: LoopEvent) {
         if self.events.send(event).is_err() {
             // The loop has exited (end of shutdown); nobody is left to tell.
             return;
         }
-        if self.wake_pending.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if let Err(e) = self.waker.wake() {
-            log::error!("could not wake the event loop: {e}");
-        }
+        self.wake.after_post();
     }
 
     /// Ends a run that its worker could not finish (panic, dead thread).

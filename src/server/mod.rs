@@ -316,8 +316,13 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut code = 0;
         loop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout) {
+            let mut timeout = self.poll_timeout();
+            if self.daemon.shared.loop_sleeping(&self.events_rx) {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = poll_events(&mut self.poll, &mut events, timeout);
+            self.daemon.shared.loop_awake();
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -1111,7 +1116,6 @@ impl Server {
     }
 
     fn drain_loop_events(&mut self) {
-        self.daemon.shared.clear_wake();
         while let Ok(event) = self.events_rx.try_recv() {
             match event {
                 LoopEvent::RunChanged(run) => self.broadcast(&run),
