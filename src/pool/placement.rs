@@ -40,6 +40,9 @@ pub const HEAVY_TASK: Duration = Duration::from_micros(250);
 pub struct CpuBeacon {
     cpu: AtomicUsize,
     moves: AtomicU64,
+    /// A task this long sends its follower home: [`HEAVY_TASK`], but for
+    /// tests that must not depend on how busy the machine is.
+    heavy: Duration,
 }
 
 /// `CpuBeacon::cpu` before the leader first marks it.
@@ -51,6 +54,17 @@ impl CpuBeacon {
         Arc::new(CpuBeacon {
             cpu: AtomicUsize::new(UNKNOWN),
             moves: AtomicU64::new(0),
+            heavy: HEAVY_TASK,
+        })
+    }
+
+    /// A beacon whose followers count a task as heavy from `heavy` on.
+    #[cfg(test)]
+    pub(crate) fn with_heavy_task(heavy: Duration) -> Arc<CpuBeacon> {
+        Arc::new(CpuBeacon {
+            cpu: AtomicUsize::new(UNKNOWN),
+            moves: AtomicU64::new(0),
+            heavy,
         })
     }
 
@@ -171,7 +185,7 @@ impl Follower {
     /// Notes how long the task took; a heavy one sends the thread home
     /// before the next.
     pub(super) fn after_task(&mut self, took: Duration) {
-        self.last_heavy = took >= HEAVY_TASK;
+        self.last_heavy = took >= self.beacon.heavy;
     }
 
     /// The CPU the thread is restricted to, if any.
