@@ -160,13 +160,15 @@ impl Conn {
         }
     }
 
-    /// One `read` into `buf`, retrying on `Interrupted`.
-    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadResult> {
+    /// One `read` into `buf`, retrying on `Interrupted`; data counts as
+    /// activity at `now` (the loop's turn: idle timeouts are minutes, and a
+    /// clock read per request is not free).
+    pub fn read_into(&mut self, buf: &mut [u8], now: Instant) -> io::Result<ReadResult> {
         loop {
             match self.stream.read(buf) {
                 Ok(0) => return Ok(ReadResult::Eof),
                 Ok(n) => {
-                    self.last_active = Instant::now();
+                    self.last_active = now;
                     return Ok(ReadResult::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::Drained),

@@ -175,6 +175,8 @@ pub struct Server {
     outbox: Vec<ConnBatch>,
     /// The threads that answer requests.
     requests: WorkerPool<RequestTask>,
+    /// When the current loop turn began (its `poll` returned).
+    turn_started: Instant,
     /// The CPU this loop hands batches over on, for the request threads to
     /// follow (see `pool::placement`).
     loop_cpu: Arc<CpuBeacon>,
@@ -273,6 +275,7 @@ impl Server {
             outbox: Vec::new(),
             requests,
             loop_cpu,
+            turn_started: Instant::now(),
             in_flight_tasks: HashMap::new(),
             next_task: 0,
             exit_at: None,
@@ -322,6 +325,7 @@ impl Server {
             }
             let polled = poll_events(&mut self.poll, &mut events, timeout);
             self.daemon.shared.loop_awake();
+            self.turn_started = Instant::now();
             if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -686,7 +690,7 @@ impl Server {
             if conn.read_closed || conn.paused {
                 break;
             }
-            let result = match conn.read_into(&mut scratch) {
+            let result = match conn.read_into(&mut scratch, self.turn_started) {
                 Ok(r) => r,
                 Err(e) => {
                     log::debug!("connection {}: read error: {e}", conn.serial);
