@@ -6,8 +6,10 @@
 //! common case) and hands all of the turn's batches to a request worker as
 //! one [`RequestTask`]: one channel send and one worker wake-up per turn,
 //! however many requests it carries. The worker frames, decodes, answers
-//! and encodes every line, then posts the answers back with one
-//! `LoopEvent::Answers` and one `mio::Waker` wake-up.
+//! and encodes every line (into the connection's spare buffer, see
+//! [`BatchAnswer::tail`]), then posts the answers back with one
+//! `LoopEvent::Answers` and at most one `mio::Waker` wake-up (none while
+//! the loop is awake; see [`crate::daemon::wake`]).
 //!
 //! Answers stay in request order because a connection has at most one
 //! batch in flight: the loop buffers further input until the batch's answers
@@ -30,7 +32,7 @@ use crate::daemon::{LoopEvent, Shared};
 use crate::http::response::{self as http_response, Framing};
 use crate::methods::auth::{self, AuthOutcome};
 use crate::methods::{self, Command, Outcome};
-use crate::pool::Task;
+use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
 use crate::protocol::codec::{Frame, LineFramer};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
@@ -337,6 +339,26 @@ pub fn finish_batch(
     }
 }
 
+impl BatchAnswer {
+    /// Bytes of encoded answers it carries.
+    pub fn len(&self) -> usize {
+        let segments: usize = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
+                Segment::Command { .. } | Segment::Close { .. } => 0,
+            })
+            .sum();
+        segments + self.tail.len()
+    }
+
+    /// Whether it carries no encoded answer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A turn's worth of batches for one request worker.
 pub struct RequestTask {
     /// Identifies the task if it is lost.
@@ -354,6 +376,9 @@ impl Task for RequestTask {
 
     fn run(self) {
         let shared = &self.shared;
+        // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
+        // and its thread leaves the loop's CPU (see `pool::placement`).
+        let mut answered_bytes = 0usize;
         let answers = self
             .batches
             .into_iter()
@@ -362,8 +387,8 @@ impl Task for RequestTask {
                 // A bug in one handler must not cost the other connections
                 // of this task their answers; that connection alone is told
                 // and closed.
-                catch_unwind(AssertUnwindSafe(|| answer_batch(shared, batch))).unwrap_or_else(
-                    |_| {
+                let answer = catch_unwind(AssertUnwindSafe(|| answer_batch(shared, batch)))
+                    .unwrap_or_else(|_| {
                         log::error!("connection {serial}: request handler panicked");
                         let mut out = Vec::new();
                         let err = RpcError::new(ErrorCode::Internal, "internal error");
@@ -382,8 +407,13 @@ impl Task for RequestTask {
                             tail: Vec::new(),
                             spare: Vec::new(),
                         }
-                    },
-                )
+                    });
+                let before = answered_bytes;
+                answered_bytes += answer.len();
+                if before < HEAVY_ANSWER_BYTES && answered_bytes >= HEAVY_ANSWER_BYTES {
+                    release_cpu();
+                }
+                answer
             })
             .collect();
         shared.notify(LoopEvent::Answers {

@@ -147,8 +147,8 @@ impl CpuMask {
 }
 
 /// The CPU the calling thread runs on at this instant (it may be moved
-/// right after; fine for a hint). Read through the vDSO or `rseq`, so it
-/// costs nanoseconds.
+/// right after; fine for a hint). On x86-64 rustix reads it through the
+/// vDSO, without entering the kernel.
 pub fn current_cpu() -> usize {
     rustix::thread::sched_getcpu()
 }

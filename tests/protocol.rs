@@ -377,6 +377,31 @@ fn allowed_cpus_of(pid: u32, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// `Cpus_allowed_list` of each request worker thread (`tickd-request-N`,
+/// not the pool's monitor).
+fn request_thread_cpus(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| {
+                c.trim()
+                    .strip_prefix("tickd-request-")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .filter_map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .collect()
+}
+
 /// One CPU, as `Cpus_allowed_list` writes it ("3", not "0-3" or "0,2").
 fn is_one_cpu(list: &str) -> bool {
     !list.is_empty() && list.bytes().all(|b| b.is_ascii_digit())
@@ -416,5 +441,65 @@ fn request_threads_follow_the_loops_cpu_and_the_loop_stays_free() {
     assert!(!is_one_cpu(loop_list), "loop thread pinned: {loop_list}");
     for list in allowed_cpus_of(pid, "tickd-worker") {
         assert!(!is_one_cpu(&list), "a job worker pinned: {list}");
+    }
+}
+
+#[test]
+fn a_request_thread_leaves_the_loops_cpu_during_a_heavy_batch() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: fewer than two CPUs");
+        return;
+    }
+    let d = Daemon::start(&config("", ""));
+    let mut c = d.client();
+    let pid = d.child.id();
+    // Pings until both request threads sit on one CPU each.
+    util::poll_until("both request threads on the loop's CPU", || {
+        for _ in 0..20 {
+            assert_eq!(c.ok("ping", json!({})), json!("pong"));
+        }
+        let lists = request_thread_cpus(pid);
+        (lists.len() == 2 && lists.iter().all(|l| is_one_cpu(l))).then_some(())
+    });
+    // One batch whose answers pass 64 KiB (two pings echoing 40 KB ids):
+    // the thread that answers it goes back to every CPU before the task
+    // ends, and stays there until its next task.
+    let id = "x".repeat(40_000);
+    let line = format!("{{\"id\":\"{id}\",\"method\":\"ping\"}}\n");
+    c.send_raw(format!("{line}{line}").as_bytes());
+    for _ in 0..2 {
+        assert_eq!(c.read_json()["id"], json!(id));
+    }
+    let lists = request_thread_cpus(pid);
+    assert!(
+        lists.iter().any(|l| !is_one_cpu(l)),
+        "a request thread left the loop's CPU: {lists:?}"
+    );
+}
+
+/// Every name in the decoder's table of known methods is one the daemon
+/// answers (the table only saves an allocation, but a stale entry would be
+/// a sign it drifted from `methods::handle`).
+#[test]
+fn every_method_in_the_shared_name_table_is_answered() {
+    let d = daemon();
+    assert_eq!(d.client().err_code("no.such.method", json!({})), -32601);
+    let mut names: Vec<&str> = tickd::protocol::rpc::METHODS
+        .iter()
+        .copied()
+        .filter(|m| !m.starts_with("debug."))
+        .collect();
+    // Last, since it stops the daemon.
+    names.retain(|m| *m != "shutdown");
+    names.push("shutdown");
+    for name in names {
+        // A connection each: `subscribe` turns one into an event stream.
+        let mut c = d.client();
+        let r = c.call(name, json!({}));
+        assert_ne!(
+            r["error"]["code"],
+            json!(-32601),
+            "{name} is in METHODS but not answered: {r}"
+        );
     }
 }

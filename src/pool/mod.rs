@@ -18,7 +18,7 @@ mod placement;
 mod queue;
 mod worker;
 
-pub use placement::{CpuBeacon, Placement, HEAVY_TASK};
+pub use placement::{release as release_cpu, CpuBeacon, Placement, HEAVY_ANSWER_BYTES, HEAVY_TASK};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use queue::{PushError, Queue};

@@ -6,8 +6,8 @@
 //! inter-processor interrupt, an idle CPU woken (on a VM, an exit to the
 //! hypervisor), the batch's cache lines moved. For a batch of pings that
 //! costs more than answering it: on a 2-vCPU VM, depth-1 pings took 5.4 to
-//! 7.0 µs of daemon CPU each with the threads spread, 4.6 with them on one
-//! CPU (docs/benchmarks.md). On one CPU each leg is a plain context switch.
+//! 7.0 µs of daemon CPU each with the threads spread, 4.4 to 4.8 µs with
+//! them on one CPU (docs/benchmarks.md, third session). On one CPU each leg is a plain context switch.
 //!
 //! So a following worker, before each task, restricts itself to the CPU the
 //! loop was on when it handed the task over ([`CpuBeacon`]), and moves again
@@ -15,16 +15,22 @@
 //! stays free to move it off a busy CPU, and the workers follow.
 //!
 //! A worker whose last task took [`HEAVY_TASK`] or more goes back to every
-//! CPU it was allowed at start: such a task amortises a cross-CPU hand-off,
-//! and heavy requests (a `jobs.list` of ten thousand jobs) must be able to
-//! run on other CPUs in parallel with the loop. The time is wall-clock, so
-//! tasks that slow down because the loop's CPU is saturated also spread out.
+//! CPU it was allowed at start for its next task: such a task amortises a
+//! cross-CPU hand-off, and heavy requests (a `jobs.list` of ten thousand
+//! jobs) should run on other CPUs in parallel with the loop. The time is
+//! wall-clock from the moment the worker took the task, so a task that was
+//! interrupted by other work on the loop's CPU counts as heavy too (time
+//! spent queued before it was taken does not count). A task that learns
+//! while it runs that it is heavy (the request pool: answers past
+//! [`HEAVY_ANSWER_BYTES`]) sends its thread home at once with [`release`],
+//! so only the part of it before that ran beside the loop.
 //!
 //! A worker whose affinity cannot be set (a seccomp filter, a cpuset that
 //! changed under it) stops following and logs why at debug level; nothing
 //! else changes.
 
 use crate::sys::{self, CpuMask};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +39,59 @@ use std::time::Duration;
 /// the module doc): a cross-CPU hand-off (a few µs) is then at most a few
 /// percent of the work.
 pub const HEAVY_TASK: Duration = Duration::from_micros(250);
+
+/// Answer bytes after which a request task calls [`release`]: encoding
+/// this much JSON takes a few hundred microseconds, the scale of
+/// [`HEAVY_TASK`], and it tells a heavy task without reading the clock.
+pub const HEAVY_ANSWER_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The calling worker thread's follower, when it follows a leader; set
+    /// once when the worker starts.
+    static FOLLOWER: RefCell<Option<Follower>> = const { RefCell::new(None) };
+}
+
+/// Sets up the calling worker thread for `placement`.
+pub(super) fn start(placement: &Placement) {
+    let follower = Follower::for_this_thread(placement);
+    FOLLOWER.with_borrow_mut(|f| *f = follower);
+}
+
+/// Whether the calling thread follows a leader (and so times its tasks).
+pub(super) fn following() -> bool {
+    FOLLOWER.with_borrow(Option::is_some)
+}
+
+/// Moves the calling worker thread where its next task should run; a
+/// thread the kernel refuses to move stops following.
+pub(super) fn before_task() {
+    FOLLOWER.with_borrow_mut(|f| {
+        if f.as_mut().is_some_and(|f| !f.before_task()) {
+            *f = None;
+        }
+    });
+}
+
+/// Tells the calling worker thread's follower how long its task took.
+pub(super) fn after_task(took: Duration) {
+    FOLLOWER.with_borrow_mut(|f| {
+        if let Some(f) = f.as_mut() {
+            f.after_task(took);
+        }
+    });
+}
+
+/// Called from inside a task that has turned out heavy: the calling thread
+/// goes back to all the CPUs it started with now, and its next task starts
+/// there too. Does nothing on a thread that does not follow, or is not
+/// pinned.
+pub fn release() {
+    FOLLOWER.with_borrow_mut(|f| {
+        if f.as_mut().is_some_and(|f| !f.go_home()) {
+            *f = None;
+        }
+    });
+}
 
 /// The CPU a leading thread (the event loop) was last seen on, published
 /// for the workers that follow it.
@@ -120,8 +179,11 @@ pub(super) struct Follower {
     home: CpuMask,
     /// The CPU the thread is restricted to, or None when it is at home.
     pinned: Option<usize>,
-    /// Whether the last task took [`HEAVY_TASK`] or more.
+    /// Whether the last task took [`HEAVY_TASK`] or more (or called
+    /// [`release`]).
     last_heavy: bool,
+    /// The running task called [`release`].
+    released: bool,
 }
 
 impl Follower {
@@ -147,6 +209,7 @@ impl Follower {
             home,
             pinned: None,
             last_heavy: false,
+            released: false,
         })
     }
 
@@ -175,8 +238,38 @@ impl Follower {
             }
             Err(e) => {
                 log::debug!("cannot set this thread's CPU affinity ({e}); not following the loop");
-                // Best effort: leave the thread where it may run anywhere.
-                let _ = sys::set_allowed_cpus(&self.home);
+                // Leave the thread where it may run anywhere, if it was pinned.
+                if self.pinned.is_some() {
+                    if let Err(e) = sys::set_allowed_cpus(&self.home) {
+                        log::warn!(
+                            "request thread stays on CPU {:?}: cannot restore its CPU affinity ({e})",
+                            self.pinned
+                        );
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Goes back to every CPU the thread started with, and stays there for
+    /// the next task (see [`release`]). Returns false when the kernel
+    /// refused.
+    pub(super) fn go_home(&mut self) -> bool {
+        self.released = true;
+        if self.pinned.is_none() {
+            return true;
+        }
+        match sys::set_allowed_cpus(&self.home) {
+            Ok(()) => {
+                self.pinned = None;
+                true
+            }
+            Err(e) => {
+                log::warn!(
+                    "request thread stays on CPU {:?}: cannot restore its CPU affinity ({e})",
+                    self.pinned
+                );
                 false
             }
         }
@@ -185,7 +278,7 @@ impl Follower {
     /// Notes how long the task took; a heavy one sends the thread home
     /// before the next.
     pub(super) fn after_task(&mut self, took: Duration) {
-        self.last_heavy = took >= self.beacon.heavy;
+        self.last_heavy = std::mem::take(&mut self.released) || took >= self.beacon.heavy;
     }
 
     /// The CPU the thread is restricted to, if any.
@@ -258,6 +351,39 @@ mod tests {
             assert!(f.before_task());
             assert_eq!(f.pinned(), Some(a));
             assert_eq!(beacon.moves(), 4);
+        });
+    }
+
+    #[test]
+    fn a_task_that_turns_heavy_sends_its_thread_home_at_once() {
+        let Some((a, _)) = two_cpus() else {
+            eprintln!("skipped: fewer than two CPUs allowed");
+            return;
+        };
+        on_thread(move || {
+            let beacon = CpuBeacon::new();
+            beacon.cpu.store(a, Ordering::Relaxed);
+            let home = sys::allowed_cpus().expect("affinity readable");
+            start(&Placement::FollowWhileShort(Arc::clone(&beacon)));
+            assert!(following());
+            before_task();
+            assert_eq!(sys::allowed_cpus().expect("affinity").len(), 1);
+            // Mid-task: the task finds it is heavy.
+            release();
+            assert_eq!(sys::allowed_cpus().expect("affinity"), home);
+            after_task(Duration::from_micros(10));
+            // The task was short by the clock but heavy by its own account:
+            // the next one starts at home too ...
+            before_task();
+            assert_eq!(sys::allowed_cpus().expect("affinity"), home);
+            // ... and after a short one the thread follows again.
+            after_task(Duration::from_micros(10));
+            before_task();
+            assert_eq!(sys::allowed_cpus().expect("affinity").len(), 1);
+            // On a thread that does not follow, release does nothing.
+            start(&Placement::Anywhere);
+            assert!(!following());
+            release();
         });
     }
 

@@ -63,7 +63,8 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
     if ctx.slice != SlicePolicy::Default {
         crate::sys::mark_latency_sensitive();
     }
-    let mut follower = super::placement::Follower::for_this_thread(&ctx.placement);
+    super::placement::start(&ctx.placement);
+    let timed = super::placement::following();
     let mut guard = ExitGuard {
         index,
         ctx: &ctx,
@@ -78,10 +79,10 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         if idle_only {
             crate::sys::unmark_latency_sensitive();
         }
-        if follower.as_mut().is_some_and(|f| !f.before_task()) {
-            follower = None;
+        if timed {
+            super::placement::before_task();
         }
-        let started = follower.as_ref().map(|_| Instant::now());
+        let started = timed.then(Instant::now);
         let id = task.id();
         guard.current = Some(id);
         ctx.counters.busy.fetch_add(1, Ordering::SeqCst);
@@ -91,8 +92,8 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         let result = catch_unwind(AssertUnwindSafe(move || task.run()));
         ctx.counters.busy.fetch_sub(1, Ordering::SeqCst);
         guard.current = None;
-        if let (Some(f), Some(t)) = (follower.as_mut(), started) {
-            f.after_task(t.elapsed());
+        if let Some(t) = started {
+            super::placement::after_task(t.elapsed());
         }
         if idle_only {
             crate::sys::mark_latency_sensitive();

@@ -113,7 +113,10 @@ pub struct Conn {
     pub closing: bool,
     /// The peer will send nothing more.
     pub read_closed: bool,
-    /// Last time the peer sent something.
+    /// Last time the peer sent something: the start of the loop turn that
+    /// read it, so up to one turn early (and, for a connection accepted in
+    /// that turn, a little before `accepted_at`); idle timeouts are
+    /// seconds to minutes, so this never matters.
     pub last_active: Instant,
     /// Set while closing gracefully: close for good at this instant.
     pub linger_until: Option<Instant>,
