@@ -450,7 +450,7 @@ fn a_request_thread_leaves_the_loops_cpu_during_a_heavy_batch() {
         eprintln!("skipped: fewer than two CPUs");
         return;
     }
-    let d = Daemon::start(&config("", ""));
+    let d = Daemon::start(&config("max_line_bytes = 262144", ""));
     let mut c = d.client();
     let pid = d.child.id();
     // Pings until both request threads sit on one CPU each.
@@ -461,15 +461,12 @@ fn a_request_thread_leaves_the_loops_cpu_during_a_heavy_batch() {
         let lists = request_thread_cpus(pid);
         (lists.len() == 2 && lists.iter().all(|l| is_one_cpu(l))).then_some(())
     });
-    // One batch whose answers pass 64 KiB (two pings echoing 40 KB ids):
-    // the thread that answers it goes back to every CPU before the task
-    // ends, and stays there until its next task.
-    let id = "x".repeat(40_000);
-    let line = format!("{{\"id\":\"{id}\",\"method\":\"ping\"}}\n");
-    c.send_raw(format!("{line}{line}").as_bytes());
-    for _ in 0..2 {
-        assert_eq!(c.read_json()["id"], json!(id));
-    }
+    // One request whose answer passes 64 KiB (a ping echoing a 100 KB id;
+    // one line is always one batch): the thread that answers it goes back
+    // to every CPU before the task ends, and stays there until its next.
+    let id = "x".repeat(100_000);
+    c.send_raw(format!("{{\"id\":\"{id}\",\"method\":\"ping\"}}\n").as_bytes());
+    assert_eq!(c.read_json()["id"], json!(id));
     let lists = request_thread_cpus(pid);
     assert!(
         lists.iter().any(|l| !is_one_cpu(l)),
