@@ -356,50 +356,41 @@ fn output_that_backs_up_is_delivered_in_full_when_the_client_reads_late() {
     }
 }
 
-/// `Cpus_allowed_list` of each of the daemon's threads whose name starts
-/// with `prefix`.
-fn allowed_cpus_of(pid: u32, prefix: &str) -> Vec<String> {
+/// `Cpus_allowed_list` of each of the daemon's threads whose name
+/// (`comm`) passes `wanted`.
+fn thread_cpus(pid: u32, wanted: impl Fn(&str) -> bool) -> Vec<String> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     tasks
         .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
-        .filter_map(|t| {
-            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .map(|v| v.trim().to_string())
-        })
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| wanted(c.trim())))
+        .filter_map(|t| cpus_allowed(&t.path()))
         .collect()
+}
+
+/// `Cpus_allowed_list` of the thread whose `/proc` directory is `task`.
+fn cpus_allowed(task: &std::path::Path) -> Option<String> {
+    let status = std::fs::read_to_string(task.join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// `Cpus_allowed_list` of each of the daemon's threads whose name starts
+/// with `prefix`.
+fn allowed_cpus_of(pid: u32, prefix: &str) -> Vec<String> {
+    thread_cpus(pid, |name| name.starts_with(prefix))
 }
 
 /// `Cpus_allowed_list` of each request worker thread (`tickd-request-N`,
 /// not the pool's monitor).
 fn request_thread_cpus(pid: u32) -> Vec<String> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| {
-                c.trim()
-                    .strip_prefix("tickd-request-")
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            })
-        })
-        .filter_map(|t| {
-            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .map(|v| v.trim().to_string())
-        })
-        .collect()
+    thread_cpus(pid, |name| {
+        name.strip_prefix("tickd-request-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// One CPU, as `Cpus_allowed_list` writes it ("3", not "0-3" or "0,2").
@@ -431,14 +422,9 @@ fn request_threads_follow_the_loops_cpu_and_the_loop_stays_free() {
         "job workers never follow"
     );
     // The loop (the main thread) and the job workers keep every CPU.
-    let loop_thread = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status"))
-        .expect("main thread status");
-    let loop_list = loop_thread
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(str::trim)
-        .expect("Cpus_allowed_list");
-    assert!(!is_one_cpu(loop_list), "loop thread pinned: {loop_list}");
+    let loop_list = cpus_allowed(std::path::Path::new(&format!("/proc/{pid}/task/{pid}")))
+        .expect("the main thread's Cpus_allowed_list");
+    assert!(!is_one_cpu(&loop_list), "loop thread pinned: {loop_list}");
     for list in allowed_cpus_of(pid, "tickd-worker") {
         assert!(!is_one_cpu(&list), "a job worker pinned: {list}");
     }

@@ -306,6 +306,22 @@ mod tests {
         Some((cpus.next()?, cpus.next()?))
     }
 
+    /// Runs `test` on a fresh thread with two CPUs it may use; skipped on a
+    /// machine (or a CPU set) of one.
+    fn on_two_cpus(test: impl FnOnce(usize, usize) + Send + 'static) {
+        let Some((a, b)) = two_cpus() else {
+            eprintln!("skipped: fewer than two CPUs allowed");
+            return;
+        };
+        on_thread(move || test(a, b));
+    }
+
+    /// A follower of `beacon` for the calling thread.
+    fn follower(beacon: &Arc<CpuBeacon>) -> Follower {
+        let placement = Placement::FollowWhileShort(Arc::clone(beacon));
+        Follower::for_this_thread(&placement).expect("two CPUs allowed")
+    }
+
     #[test]
     fn anywhere_never_follows() {
         assert!(Follower::for_this_thread(&Placement::Anywhere).is_none());
@@ -313,14 +329,9 @@ mod tests {
 
     #[test]
     fn a_follower_moves_to_the_beacons_cpu_and_goes_home_after_a_heavy_task() {
-        let Some((a, b)) = two_cpus() else {
-            eprintln!("skipped: fewer than two CPUs allowed");
-            return;
-        };
-        on_thread(move || {
+        on_two_cpus(move |a, b| {
             let beacon = CpuBeacon::new();
-            let placement = Placement::FollowWhileShort(Arc::clone(&beacon));
-            let mut f = Follower::for_this_thread(&placement).expect("two CPUs allowed");
+            let mut f = follower(&beacon);
             let home = sys::allowed_cpus().expect("affinity readable");
 
             // No mark yet: nothing moves.
@@ -356,11 +367,7 @@ mod tests {
 
     #[test]
     fn a_task_that_turns_heavy_sends_its_thread_home_at_once() {
-        let Some((a, _)) = two_cpus() else {
-            eprintln!("skipped: fewer than two CPUs allowed");
-            return;
-        };
-        on_thread(move || {
+        on_two_cpus(move |a, _| {
             let beacon = CpuBeacon::new();
             beacon.cpu.store(a, Ordering::Relaxed);
             let home = sys::allowed_cpus().expect("affinity readable");
@@ -389,14 +396,9 @@ mod tests {
 
     #[test]
     fn a_beacon_cpu_outside_the_threads_mask_is_not_followed() {
-        let Some((a, b)) = two_cpus() else {
-            eprintln!("skipped: fewer than two CPUs allowed");
-            return;
-        };
-        on_thread(move || {
+        on_two_cpus(move |a, b| {
             let beacon = CpuBeacon::new();
-            let placement = Placement::FollowWhileShort(Arc::clone(&beacon));
-            let mut f = Follower::for_this_thread(&placement).expect("two CPUs allowed");
+            let mut f = follower(&beacon);
             beacon.cpu.store(a, Ordering::Relaxed);
             assert!(f.before_task());
             assert_eq!(f.pinned(), Some(a));
@@ -410,11 +412,7 @@ mod tests {
 
     #[test]
     fn a_thread_on_one_cpu_does_not_follow() {
-        let Some((a, _)) = two_cpus() else {
-            eprintln!("skipped: fewer than two CPUs allowed");
-            return;
-        };
-        on_thread(move || {
+        on_two_cpus(move |a, _| {
             let only = CpuMask::only(a).expect("small cpu number");
             sys::set_allowed_cpus(&only).expect("pin");
             let placement = Placement::FollowWhileShort(CpuBeacon::new());
@@ -424,11 +422,7 @@ mod tests {
 
     #[test]
     fn a_beacon_marks_the_cpu_its_caller_is_on() {
-        let Some((_, b)) = two_cpus() else {
-            eprintln!("skipped: fewer than two CPUs allowed");
-            return;
-        };
-        on_thread(move || {
+        on_two_cpus(move |_, b| {
             sys::set_allowed_cpus(&CpuMask::only(b).expect("small cpu number")).expect("pin");
             let beacon = CpuBeacon::new();
             assert_eq!(beacon.cpu(), None);
