@@ -341,7 +341,7 @@ pub fn finish_batch(
 
 impl BatchAnswer {
     /// Bytes of encoded answers it carries.
-    pub fn len(&self) -> usize {
+    pub fn answer_bytes(&self) -> usize {
         let segments: usize = self
             .segments
             .iter()
@@ -351,11 +351,6 @@ impl BatchAnswer {
             })
             .sum();
         segments + self.tail.len()
-    }
-
-    /// Whether it carries no encoded answer.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -409,7 +404,7 @@ impl Task for RequestTask {
                         }
                     });
                 let before = answered_bytes;
-                answered_bytes += answer.len();
+                answered_bytes += answer.answer_bytes();
                 if before < HEAVY_ANSWER_BYTES && answered_bytes >= HEAVY_ANSWER_BYTES {
                     release_cpu();
                 }

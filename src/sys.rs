@@ -136,13 +136,8 @@ impl CpuMask {
     }
 
     /// How many CPUs the mask holds.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.0.count() as usize
-    }
-
-    /// Whether the mask holds no CPU.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -201,7 +201,7 @@ impl Follower {
                 return None;
             }
         };
-        if home.len() < 2 {
+        if home.count() < 2 {
             return None;
         }
         Some(Follower {
@@ -342,7 +342,7 @@ mod tests {
                 beacon.cpu.store(cpu, Ordering::Relaxed);
                 assert!(f.before_task());
                 assert_eq!(f.pinned(), Some(cpu));
-                assert_eq!(sys::allowed_cpus().expect("affinity").len(), 1);
+                assert_eq!(sys::allowed_cpus().expect("affinity").count(), 1);
                 assert_eq!(sys::current_cpu(), cpu, "the kernel moved the thread");
                 f.after_task(Duration::from_micros(10));
             }
@@ -374,7 +374,7 @@ mod tests {
             start(&Placement::FollowWhileShort(Arc::clone(&beacon)));
             assert!(following());
             before_task();
-            assert_eq!(sys::allowed_cpus().expect("affinity").len(), 1);
+            assert_eq!(sys::allowed_cpus().expect("affinity").count(), 1);
             // Mid-task: the task finds it is heavy.
             release();
             assert_eq!(sys::allowed_cpus().expect("affinity"), home);
@@ -386,7 +386,7 @@ mod tests {
             // ... and after a short one the thread follows again.
             after_task(Duration::from_micros(10));
             before_task();
-            assert_eq!(sys::allowed_cpus().expect("affinity").len(), 1);
+            assert_eq!(sys::allowed_cpus().expect("affinity").count(), 1);
             // On a thread that does not follow, release does nothing.
             start(&Placement::Anywhere);
             assert!(!following());
@@ -406,7 +406,7 @@ mod tests {
             beacon.cpu.store(b.max(a) + 4096, Ordering::Relaxed);
             assert!(f.before_task());
             assert_eq!(f.pinned(), None);
-            assert!(sys::allowed_cpus().expect("affinity").len() >= 2);
+            assert!(sys::allowed_cpus().expect("affinity").count() >= 2);
         });
     }
 
