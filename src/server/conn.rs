@@ -113,6 +113,10 @@ pub struct Conn {
     pub closing: bool,
     /// The peer will send nothing more.
     pub read_closed: bool,
+    /// The poll reported that the peer shut down its writing side: the
+    /// end-of-stream is still to be read (behind any data), and raises no
+    /// edge of its own, so reading goes on past a short read.
+    pub peer_finished: bool,
     /// Last time the peer sent something: the start of the loop turn that
     /// read it, so up to one turn early (and, for a connection accepted in
     /// that turn, a little before `accepted_at`); idle timeouts are
@@ -156,6 +160,7 @@ impl Conn {
             parked_bytes: 0,
             closing: false,
             read_closed: false,
+            peer_finished: false,
             last_active: Instant::now(),
             linger_until: None,
             want_write: false,

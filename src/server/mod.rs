@@ -346,6 +346,13 @@ impl Server {
                     SIGNALS => self.on_signals(),
                     ALARM => self.alarm.on_fired(),
                     Token(key) => {
+                        if event.is_read_closed() {
+                            // The end-of-stream may have come with the
+                            // data: read until it, past a short read.
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.peer_finished = true;
+                            }
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(key);
                         }
@@ -717,11 +724,13 @@ impl Server {
                         self.again.push(key);
                         break;
                     }
-                    if n < scratch.len() {
+                    if n < scratch.len() && !conn.peer_finished {
                         // A short read emptied the socket's buffer; data
                         // arriving later raises a new edge. Skipping the
                         // read that would only say WouldBlock saves one
-                        // syscall per connection per turn.
+                        // syscall per connection per turn. Not when the
+                        // peer has finished sending: its end-of-stream
+                        // raises no further edge, so it is read now.
                         break;
                     }
                 }
