@@ -97,3 +97,60 @@ fn a_half_closed_client_gets_every_answer_then_the_close() {
         half_close_http_round(&d, round);
     }
 }
+
+/// Sends `GET /healthz` and `second` in one write: the 200 must come,
+/// then `second`'s error answer with status `status`, then the close.
+fn http_error_after_a_valid_request(d: &Daemon, second: &[u8], status: u16) {
+    let mut c = HttpConn::connect(d.addr);
+    let mut burst = request_bytes("GET", "/healthz", &[], "");
+    burst.extend_from_slice(second);
+    c.send(&burst);
+    assert_eq!(c.read_response().status, 200);
+    let refused = c
+        .try_read_response()
+        .unwrap_or_else(|| panic!("no {status} answer before the close"));
+    assert_eq!(refused.status, status, "{refused:?}");
+    assert_eq!(refused.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    if let Err(e) = c.reader.read_to_end(&mut rest) {
+        panic!("after the {status}: the daemon did not close the connection ({e})");
+    }
+    assert!(rest.is_empty(), "after the {status}: {rest:?}");
+}
+
+#[test]
+fn an_http_error_after_a_valid_request_is_sent_then_the_connection_closes() {
+    let d = Daemon::start(&config("", ""));
+    let too_big = "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    http_error_after_a_valid_request(&d, too_big.as_bytes(), 413);
+    let malformed = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n";
+    http_error_after_a_valid_request(&d, malformed.as_bytes(), 400);
+    let chunked = "POST /rpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    http_error_after_a_valid_request(&d, chunked.as_bytes(), 411);
+    let huge_head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(64 * 1024)
+    );
+    http_error_after_a_valid_request(&d, huge_head.as_bytes(), 431);
+}
+
+#[test]
+fn a_line_over_the_limit_after_a_valid_line_is_answered_then_the_connection_closes() {
+    let d = Daemon::start(&config("max_line_bytes = 1024", ""));
+    // The long line still arriving (no newline yet), and complete.
+    for tail in ["", "\n"] {
+        let mut s = connect(&d);
+        let mut burst = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n".to_vec();
+        burst.extend_from_slice(format!("{{\"pad\":\"{}\"}}{tail}", "x".repeat(4000)).as_bytes());
+        s.write_all(&burst).expect("write");
+        let got = read_to_close(&mut s, &format!("long line {tail:?}"));
+        let answers: Vec<Value> = got
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(answers.len(), 2, "{got:?}");
+        assert_eq!(answers[0]["result"], json!("pong"), "{got:?}");
+        assert_eq!(answers[1]["error"]["code"], json!(-32600), "{got:?}");
+        assert_eq!(answers[1]["id"], Value::Null, "{got:?}");
+    }
+}

@@ -808,6 +808,9 @@ impl Server {
                 conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
                 conn.closing = true;
                 conn.input = Vec::new();
+                // Sent now, then the close: the caller may be done with
+                // writing this turn (answers of earlier lines just went).
+                self.flush(key);
             }
             None => {}
         }
@@ -905,6 +908,8 @@ impl Server {
         conn.push_answer(|out| http_response::write_error_status(out, e.status(), &err, "", f));
         conn.closing = true;
         conn.input = Vec::new();
+        // As in `cut_batch`: sent now, then the close.
+        self.flush(key);
     }
 
     /// Hands the turn's batches to the request pool: one task per up to
