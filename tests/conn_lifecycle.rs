@@ -154,3 +154,119 @@ fn a_line_over_the_limit_after_a_valid_line_is_answered_then_the_connection_clos
         assert_eq!(answers[1]["id"], Value::Null, "{got:?}");
     }
 }
+
+/// How long a stranger may take to authenticate (the daemon's
+/// `PREAUTH_LIMIT`): the timer the bug left armed after `auth`.
+const PREAUTH_LIMIT: Duration = Duration::from_secs(10);
+
+/// The value of one sample line of a `/metrics` text, e.g.
+/// `tickd_connections_closed_total{cause="eof"}`.
+fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+        .parse()
+        .expect("a counter")
+}
+
+fn closed(metrics: &str, cause: &str) -> u64 {
+    sample(
+        metrics,
+        &format!("tickd_connections_closed_total{{cause=\"{cause}\"}}"),
+    )
+}
+
+#[test]
+fn with_auth_on_idle_timeout_counts_from_the_auth_and_binds_strangers() {
+    let d = Daemon::start(&config("auth_token = \"t\"\nidle_timeout = \"1s\"", ""));
+    // Authenticated, then silent: closed idle_timeout after its last
+    // request. The bug kept it until the pre-auth limit armed at its
+    // accept, which cannot fire early: the bound below tells them apart
+    // (it is the behaviour under test, not a speed).
+    let opened = Instant::now();
+    let mut member = d.client();
+    member.ok("auth", json!({"token": "t"}));
+    assert!(member.is_closed(), "the member was never closed");
+    let member_open = opened.elapsed();
+    assert!(member_open < PREAUTH_LIMIT, "closed after {member_open:?}");
+    // A silent stranger: idle_timeout is sooner than the pre-auth limit.
+    let opened = Instant::now();
+    let mut stranger = connect(&d);
+    read_to_close(&mut stranger, "stranger");
+    let stranger_open = opened.elapsed();
+    assert!(
+        stranger_open < PREAUTH_LIMIT,
+        "closed after {stranger_open:?}"
+    );
+    let mut scrape = HttpConn::connect(d.addr);
+    let metrics = scrape
+        .request("GET", "/metrics", &[("Authorization", "Bearer t")], "")
+        .body;
+    assert_eq!(closed(&metrics, "idle"), 2, "{metrics}");
+    assert_eq!(closed(&metrics, "auth_timeout"), 0, "{metrics}");
+    assert_eq!(sample(&metrics, "tickd_idle_closed_total"), 2);
+}
+
+#[test]
+fn closes_are_counted_by_cause_and_a_client_hanging_up_is_not_idle() {
+    let d = Daemon::start(&config("idle_timeout = \"2s\"\nmax_line_bytes = 1024", ""));
+    // Clients that finish and hang up: with the end-of-stream lost (item
+    // 21), some of these were closed by idle_timeout and counted idle.
+    for round in 0..20 {
+        half_close_rpc_round(&d, round);
+    }
+    drop(connect(&d));
+    // `Connection: close`: the request asked for the close.
+    let mut bye = HttpConn::connect(d.addr);
+    let r = bye.request("GET", "/healthz", &[("Connection", "close")], "");
+    assert_eq!(r.status, 200);
+    let mut rest = Vec::new();
+    bye.reader.read_to_end(&mut rest).expect("closed");
+    drop(bye);
+    // A line over max_line_bytes: a protocol close, even though the
+    // client hangs up before the linger ends.
+    let mut long = connect(&d);
+    long.write_all(format!("{{\"pad\":\"{}", "x".repeat(2000)).as_bytes())
+        .expect("write");
+    let got = read_to_close(&mut long, "long line");
+    assert!(got.contains("-32600"), "{got}");
+    drop(long);
+    // Silent: idle.
+    let mut idle = connect(&d);
+    read_to_close(&mut idle, "idle");
+
+    let mut scrape = HttpConn::connect(d.addr);
+    let metrics = util::poll_until("every close to be counted", || {
+        let m = scrape.request("GET", "/metrics", &[], "").body;
+        let total: u64 = m
+            .lines()
+            .filter(|l| l.starts_with("tickd_connections_closed_total{"))
+            .map(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum();
+        (total >= 24).then_some(m)
+    });
+    for (cause, n) in [
+        ("eof", 21),
+        ("idle", 1),
+        ("auth_timeout", 0),
+        ("requested", 1),
+        ("protocol", 1),
+        ("output_limit", 0),
+        ("auth_flood", 0),
+        ("error", 0),
+        ("shutdown", 0),
+    ] {
+        assert_eq!(closed(&metrics, cause), n, "{cause}: {metrics}");
+    }
+    assert_eq!(sample(&metrics, "tickd_idle_closed_total"), 1, "{metrics}");
+    // The same counts in `status`.
+    let status = d.client().ok("status", json!({}));
+    assert_eq!(status["clients"]["connections_closed"]["eof"], json!(21));
+    assert_eq!(status["clients"]["connections_closed"]["idle"], json!(1));
+}

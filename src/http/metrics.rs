@@ -9,7 +9,8 @@
 //!   reset to Prometheus), and a job added by a reload gets zero series at
 //!   once;
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
-//!   ...) from [`crate::daemon::counters`].
+//!   ..., `tickd_connections_closed_total{cause}`) from
+//!   [`crate::daemon::counters`].
 //!
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
 
@@ -29,6 +30,18 @@ pub fn render(shared: &Shared) -> String {
     for (name, help, value) in b.clients.list() {
         family(&mut out, &format!("tickd_{name}_total"), help, "counter");
         let _ = writeln!(out, "tickd_{name}_total {value}");
+    }
+    family(
+        &mut out,
+        "tickd_connections_closed_total",
+        "Client connections closed, by cause.",
+        "counter",
+    );
+    for (cause, n) in b.clients.closes() {
+        let _ = writeln!(
+            out,
+            "tickd_connections_closed_total{{cause=\"{cause}\"}} {n}"
+        );
     }
     let gauges: [(&str, &str, u64); 7] = [
         (
