@@ -411,6 +411,56 @@ fn a_reload_that_turns_auth_on_or_changes_the_token_asks_again() {
 }
 
 #[test]
+fn a_token_change_stops_a_subscribers_events_until_it_authenticates_again() {
+    let d = daemon();
+    let subscribe = |c: &mut util::Client| {
+        c.ok("auth", json!({"token": TOKEN}));
+        assert_eq!(c.ok("subscribe", json!({})), json!({"subscribed": true}));
+    };
+    let mut sub = d.client();
+    subscribe(&mut sub);
+    // One that will not authenticate again.
+    let mut quiet = d.client();
+    subscribe(&mut quiet);
+    d.write_config(&config("auth_token = \"n3w-t0ken\"", JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    // Told once, at the reload, before any event.
+    for c in [&mut sub, &mut quiet] {
+        let told = c.read_json();
+        assert_eq!(told["error"]["code"], json!(-32001), "{told}");
+        assert_eq!(told["id"], json!(null), "{told}");
+    }
+    // A whole run meanwhile, started by a holder of the new token.
+    let mut admin = d.client();
+    admin.ok("auth", json!({"token": "n3w-t0ken"}));
+    let run = admin.ok("jobs.run", json!({"name": "hello", "wait": true}));
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    // Its events were broadcast before the answer above: had any reached
+    // the old subscriber (or a second -32001), it would come before this.
+    assert_eq!(sub.ok("ping", json!({})), json!("pong"));
+    assert_eq!(sub.err_code("status", json!({})), -32001);
+    // Authenticated again: events flow again, on the same connection.
+    sub.ok("auth", json!({"token": "n3w-t0ken"}));
+    let run = admin.ok("jobs.run", json!({"name": "hello"}));
+    let event = sub.read_json();
+    assert_eq!(event["method"], json!("run.event"), "{event}");
+    assert_eq!(event["params"]["run_id"], run["run_id"], "{event}");
+    // The other is a stranger now: closed at the pre-auth limit from the
+    // reload (subscribers are exempt from idle_timeout only while their
+    // credential counts), having received nothing more.
+    assert!(
+        quiet.is_closed(),
+        "the revoked subscriber got more, or stayed"
+    );
+    let status = admin.ok("status", json!({}));
+    assert_eq!(
+        status["clients"]["connections_closed"]["auth_timeout"],
+        json!(1),
+        "{status}"
+    );
+}
+
+#[test]
 fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
     let d = daemon();
     let mut c = d.client();

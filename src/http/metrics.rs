@@ -12,7 +12,8 @@
 //!   scrape's job) and would rename ours `exported_job`. Ad-hoc `submit`
 //!   runs are `job_name="(submitted)"`, which no job name can be;
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
-//!   ...) from [`crate::daemon::counters`].
+//!   ..., `tickd_connections_closed_total{cause}`) from
+//!   [`crate::daemon::counters`].
 //!
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
 
@@ -32,6 +33,18 @@ pub fn render(shared: &Shared) -> String {
     for (name, help, value) in b.clients.list() {
         family(&mut out, &format!("tickd_{name}_total"), help, "counter");
         let _ = writeln!(out, "tickd_{name}_total {value}");
+    }
+    family(
+        &mut out,
+        "tickd_connections_closed_total",
+        "Client connections closed, by cause.",
+        "counter",
+    );
+    for (cause, n) in b.clients.closes() {
+        let _ = writeln!(
+            out,
+            "tickd_connections_closed_total{{cause=\"{cause}\"}} {n}"
+        );
     }
     let gauges: [(&str, &str, u64); 7] = [
         (
