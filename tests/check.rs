@@ -1,0 +1,99 @@
+//! `tickd check` (and `tickd run`) on bad configs, through the real binary:
+//! where the config path comes from (`--config`, `TICKD_CONFIG`, the
+//! default), and that one pass reports every problem, each naming its job,
+//! with suggestions and printable text.
+
+mod util;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use util::bin;
+
+/// Runs the binary with `args` in directory `cwd`, with `TICKD_CONFIG` set
+/// to `env` (or removed).
+fn tickd(args: &[&str], cwd: &Path, env: Option<&Path>) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(cwd).env_remove("RUST_LOG");
+    match env {
+        Some(path) => cmd.env("TICKD_CONFIG", path),
+        None => cmd.env_remove("TICKD_CONFIG"),
+    };
+    cmd.output().expect("run tickd")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `tickd check` on a file with this text: exit code and stderr.
+fn check_text(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).expect("write");
+    let out = tickd(
+        &["check", "--config", &path.display().to_string()],
+        dir.path(),
+        None,
+    );
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn a_missing_default_config_names_the_absolute_path_and_how_to_choose_another() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = tickd(&["check"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let tried = dir.path().join("conf/tickd.toml");
+    assert!(
+        err.starts_with(&format!("{}: cannot read config: ", tried.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("--config PATH") && err.contains("TICKD_CONFIG"),
+        "{err}"
+    );
+    // `run` says the same and exits 1 (a config error).
+    let out = tickd(&["run"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&tried.display().to_string()), "{err}");
+    assert!(err.contains("TICKD_CONFIG"), "{err}");
+}
+
+#[test]
+fn tickd_config_sets_the_path_when_config_is_absent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[[jobs]]\nname = \"x\"\ncommand = [\"true\"]\n").expect("write");
+    let out = tickd(&["check"], dir.path(), Some(&good));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("{}: ok, 1 job (0 scheduled)", good.display())
+    );
+
+    // `run` reads it too: a broken file named only by the variable stops
+    // the start with that file's error.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[daemon]\nworkers = 0\n").expect("write");
+    let out = tickd(&["run"], dir.path(), Some(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:2: daemon.workers", bad.display())),
+        "{err}"
+    );
+
+    // --config wins over the variable.
+    let out = tickd(
+        &["check", "--config", &good.display().to_string()],
+        dir.path(),
+        Some(&bad),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
