@@ -228,7 +228,7 @@ url = "http://x"
             "conf/t.toml:11: jobs[0].name: \"bad name\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
             "conf/t.toml:13: jobs[0].cron (job \"bad name\"): set only one of every and cron (or neither, for a manual-only job)",
             "conf/t.toml:14: jobs[0].command (job \"bad name\"): must name a program: a non-empty array like [\"sh\", \"-c\", \"...\"]",
-            "conf/t.toml:18: jobs[1].every (job \"t\"): interval \"0s\" must be greater than zero",
+            "conf/t.toml:18: jobs[1].every (job \"t\"): interval \"0s\" is too short: the minimum is 100ms",
             "conf/t.toml:20: jobs[1].env (job \"t\"): invalid variable \"A=B\": names must be non-empty without '=' or NUL, values without NUL",
             "conf/t.toml:21: jobs[1].overlap (job \"t\"): \"sometimes\" is not one of: skip, queue, allow",
             "conf/t.toml:22: jobs[1].timeout (job \"t\"): must be greater than zero",
@@ -242,7 +242,7 @@ fn bad_cron_and_missing_keys() {
     assert_errors(
         "[[jobs]]\nname = \"c\"\ncron = \"61 * * * *\"\ncommand = [\"true\"]\n\n[[jobs]]\nevery = \"1s\"\n",
         &[
-            "conf/t.toml:3: jobs[0].cron (job \"c\"): invalid cron expression \"61 * * * *\": Component error: Number out of bounds. (field ranges: [second 0-59] minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT)",
+            "conf/t.toml:3: jobs[0].cron (job \"c\"): invalid cron expression \"61 * * * *\": minute field \"61\": 61 is out of range: the minute field takes 0-59",
             "conf/t.toml:6: jobs[1].name: missing; every job needs a name",
             "conf/t.toml:6: jobs[1].command: missing; a job of kind \"exec\" needs it",
         ],
