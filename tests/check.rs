@@ -97,3 +97,62 @@ fn tickd_config_sets_the_path_when_config_is_absent() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn check_reports_every_problem_in_one_pass_with_suggestions() {
+    let (code, err) = check_text(
+        r#"[daemon]
+wokers = 4
+history = "lots"
+
+[[jobs]]
+name = "x"
+comand = ["true"]
+every = 5
+
+[[jobs]]
+name = "y"
+cron = "0 0 * * MAR"
+tz = "America/NewYork"
+command = ["true"]
+
+[[jobs]]
+name = "z"
+cron = "0 25 * * *"
+command = ["true"]
+"#,
+    );
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = err.lines().collect();
+    let want = [
+        "bad.toml:2: daemon.wokers: unknown key; did you mean `workers`?",
+        "bad.toml:3: daemon.history: expected an integer, found a string (\"lots\")",
+        "bad.toml:7: jobs[0].comand (job \"x\"): unknown key; did you mean `command`?",
+        "bad.toml:8: jobs[0].every (job \"x\"): expected a string, found an integer (5)",
+        "bad.toml:12: jobs[1].cron (job \"y\"): invalid cron expression \"0 0 * * MAR\": day-of-week field \"MAR\": MAR is a month, not a day of the week",
+        "bad.toml:13: jobs[1].tz (job \"y\"): \"America/NewYork\" is not a known time zone name; did you mean America/New_York?",
+        "bad.toml:18: jobs[2].cron (job \"z\"): invalid cron expression \"0 25 * * *\": hour field \"25\": 25 is out of range: the hour field takes 0-23",
+    ];
+    assert_eq!(lines.len(), want.len(), "{err}");
+    for (line, want) in lines.iter().zip(want) {
+        assert!(line.contains(want), "{line}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn check_prints_control_characters_in_job_names_escaped() {
+    // A job name holding a terminal escape (clear screen) and a bell.
+    let (code, err) = check_text(
+        "[[jobs]]\nname = \"a\\u001b[2J\\u0007b\"\ncommand = [\"true\"]\ntimeout = \"x\"\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(
+        err.contains(r#"jobs[0].name: "a\u{1b}[2J\u{7}b" is not a valid job name"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"jobs[0].timeout (job "a\u{1b}[2J\u{7}b"): invalid duration"#),
+        "{err}"
+    );
+}

@@ -42,8 +42,7 @@ use super::DaemonConfig;
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// Validates `[daemon]` (absent = all defaults).
-pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> DaemonConfig {
-    let d = raw.map(Spanned::into_inner).unwrap_or_default();
+pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
 
     let listen = match &d.listen {
         None => Some("127.0.0.1:7070".to_string()),

@@ -74,6 +74,31 @@ pub(crate) fn escape_controls(text: &str) -> String {
     out
 }
 
+/// Names a job's keys in messages: `jobs[2].every (job "backup")`, or
+/// `jobs[2].every` when the job has no name that is a string. The name is
+/// shown escaped (`escape_debug`): it may be the very thing that is wrong.
+#[derive(Clone, Debug)]
+pub(crate) struct JobKey {
+    /// The job's place in the file, from 0.
+    pub index: usize,
+    /// Its `name`, as written.
+    pub name: Option<String>,
+}
+
+impl JobKey {
+    /// The key for `field` of this job.
+    pub(crate) fn key(&self, field: &str) -> String {
+        match &self.name {
+            Some(name) => format!(
+                "jobs[{}].{field} (job \"{}\")",
+                self.index,
+                name.escape_debug()
+            ),
+            None => format!("jobs[{}].{field}", self.index),
+        }
+    }
+}
+
 /// Collects located errors and warnings during validation.
 pub(crate) struct Report<'a> {
     path: &'a Path,

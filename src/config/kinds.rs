@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::Report;
-use super::job::JobKey;
+use super::error::{JobKey, Report};
 use super::raw::RawJob;
 use super::values::{self, at};
 use super::{ExecSpec, FilePruneSpec, HttpSpec, JobKind, SqlSpec};
@@ -45,7 +44,7 @@ pub(crate) fn validate(
     };
     foreign_keys(r, j, key, kind);
     let mut need = |value: Option<usize>, field: &str| {
-        if value.is_none() {
+        if value.is_none() && !j.is_bad(field) {
             let message = format!("missing; a job of kind \"{kind}\" needs it");
             r.error(table_at, &key.key(field), message);
         }
