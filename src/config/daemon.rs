@@ -251,7 +251,7 @@ fn start_dir() -> Option<&'static Path> {
 
 /// `path` made absolute against [`start_dir`] (unchanged if that is
 /// unknown; opening it then reports the problem).
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     match start_dir() {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_path_buf(),

@@ -24,6 +24,7 @@ mod kinds;
 mod raw;
 mod source;
 mod suggest;
+mod system_path;
 mod validate;
 mod values;
 
@@ -208,7 +209,9 @@ pub struct SqlSpec {
 /// Settings of a `file.prune` job. [jobs]
 #[derive(Clone, Debug, PartialEq)]
 pub struct FilePruneSpec {
-    /// Directory to prune.
+    /// Directory to prune; absolute (a relative `path` is taken from the
+    /// directory tickd was started in), and not one of the system roots
+    /// unless the job sets `allow_system_path`.
     pub path: PathBuf,
     /// Glob matched against file names, default `*`.
     pub pattern: String,

@@ -563,3 +563,46 @@ fn token_comparison_needs_the_exact_token() {
     }
 }
 
+#[test]
+fn file_prune_refuses_system_roots_unless_allowed() {
+    let job = |path: &str, extra: &str| {
+        format!(
+            "[[jobs]]\nname = \"p\"\nkind = \"file.prune\"\npath = \"{path}\"\nolder_than = \"1d\"\n{extra}\n"
+        )
+    };
+    for (path, root) in [
+        ("/", "/"),
+        ("//", "/"),
+        ("/usr/", "/usr"),
+        ("//etc//", "/etc"),
+        ("/var/log/../..", "/"),
+        ("/home", "/home"),
+        ("/lib64", "/lib64"),
+    ] {
+        assert_errors(
+            &job(path, ""),
+            &[&format!(
+                "conf/t.toml:4: jobs[0].path (job \"p\"): \"{path}\" is the system directory {root}: \
+                 pruning it could delete the system's own files; if that is what you mean, add \
+                 allow_system_path = true to this job"
+            )],
+        );
+    }
+    let config = ok(&job("/", "allow_system_path = true"));
+    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+        panic!("file.prune")
+    };
+    assert_eq!(spec.path, Path::new("/"));
+    let config = ok(&job("/var/log/myapp", ""));
+    assert!(matches!(config.jobs[0].kind, JobKind::FilePrune(_)));
+    // A relative path is made absolute against the start directory.
+    let config = ok(&job("logs/old", ""));
+    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+        panic!("file.prune")
+    };
+    assert!(spec.path.is_absolute() && spec.path.ends_with("logs/old"), "{spec:?}");
+    assert_errors(
+        "[[jobs]]\nname = \"e\"\ncommand = [\"true\"]\nallow_system_path = true\n",
+        &["conf/t.toml:4: jobs[0].allow_system_path (job \"e\"): only applies to kind \"file.prune\", and this job's kind is \"exec\""],
+    );
+}
