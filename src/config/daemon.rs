@@ -43,7 +43,6 @@ const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"]
 
 /// Validates `[daemon]` (absent = all defaults).
 pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
-
     let listen = match &d.listen {
         None => Some("127.0.0.1:7070".to_string()),
         Some(v) if v.get_ref().is_empty() => None,

@@ -442,10 +442,7 @@ fn jobs(r: &mut Report<'_>, item: &Item, at: usize) -> Vec<RawJob> {
 
 fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize) -> RawJob {
     // The name first, so messages about the other keys can show it.
-    let name = table
-        .get("name")
-        .and_then(Item::as_str)
-        .map(str::to_string);
+    let name = table.get("name").and_then(Item::as_str).map(str::to_string);
     let key = JobKey { index, name };
     let mut j = RawJob {
         key,

@@ -10,7 +10,10 @@
 /// The candidate nearest to `word`, if one is close enough: at most one
 /// edit for words up to 4 characters, then one more per 4 characters, and
 /// at most 3. Ties go to the first candidate.
-pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 4).clamp(1, 3);
     candidates
         .into_iter()
@@ -35,7 +38,11 @@ pub(crate) fn zone(name: &str) -> Option<String> {
         .map(|full| {
             let tail = full.rsplit('/').next().unwrap_or(full);
             let d = distance(name, full);
-            let d = if short { d.min(distance(name, tail)) } else { d };
+            let d = if short {
+                d.min(distance(name, tail))
+            } else {
+                d
+            };
             (d, full)
         })
         .filter(|(d, _)| *d <= limit)
@@ -93,10 +100,7 @@ mod tests {
 
     #[test]
     fn nearest_zones() {
-        assert_eq!(
-            zone("America/NewYork").as_deref(),
-            Some("America/New_York")
-        );
+        assert_eq!(zone("America/NewYork").as_deref(), Some("America/New_York"));
         assert_eq!(zone("europe/pariss").as_deref(), Some("Europe/Paris"));
         assert_eq!(zone("Paris").as_deref(), Some("Europe/Paris"));
         assert_eq!(zone("Mars/Olympus"), None);

@@ -600,7 +600,10 @@ fn file_prune_refuses_system_roots_unless_allowed() {
     let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
         panic!("file.prune")
     };
-    assert!(spec.path.is_absolute() && spec.path.ends_with("logs/old"), "{spec:?}");
+    assert!(
+        spec.path.is_absolute() && spec.path.ends_with("logs/old"),
+        "{spec:?}"
+    );
     assert_errors(
         "[[jobs]]\nname = \"e\"\ncommand = [\"true\"]\nallow_system_path = true\n",
         &["conf/t.toml:4: jobs[0].allow_system_path (job \"e\"): only applies to kind \"file.prune\", and this job's kind is \"exec\""],

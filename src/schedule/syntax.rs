@@ -135,9 +135,8 @@ pub(super) fn check(fields: &[&str]) -> Result<Checked, String> {
     };
     let mut normalised = Vec::with_capacity(fields.len());
     for (text, kind) in fields.iter().zip(kinds) {
-        let field = self::field(*kind, text).map_err(|why| {
-            format!("{} field \"{}\": {why}", kind.name(), text.escape_debug())
-        })?;
+        let field = self::field(*kind, text)
+            .map_err(|why| format!("{} field \"{}\": {why}", kind.name(), text.escape_debug()))?;
         normalised.push(field);
     }
     let time_fields = &fields[..fields.len() - 3];
@@ -371,7 +370,10 @@ mod tests {
 
     #[test]
     fn names_become_numbers_only_in_their_own_field() {
-        assert_eq!(ok("0 0 * JAN,mar-MAY MON-fri").normalised, "0 0 * 1,3-5 1-5");
+        assert_eq!(
+            ok("0 0 * JAN,mar-MAY MON-fri").normalised,
+            "0 0 * 1,3-5 1-5"
+        );
         assert_eq!(ok("0 0 * * FRI-SUN").normalised, "0 0 * * 5-7");
         assert_eq!(ok("0 0 * * 5-0").normalised, "0 0 * * 5-7");
         assert_eq!(ok("0 0 * JUL WED").normalised, "0 0 * 7 3");
@@ -434,7 +436,10 @@ mod tests {
         assert_eq!(ok("0 0 ? * 1").normalised, "0 0 * * 1");
         assert_eq!(ok("0 0 1 * +MON").normalised, "0 0 1 * +1");
         let l = err("0 0 * * L");
-        assert!(l.starts_with("day-of-week field \"L\": `L` alone names no day"), "{l}");
+        assert!(
+            l.starts_with("day-of-week field \"L\": `L` alone names no day"),
+            "{l}"
+        );
         assert!(err("0 0 * * 1#6").contains("#1 to #5"));
         assert!(err("0 0 * * 1W").contains("`W` goes in the day-of-month field"));
         assert!(err("0 0 1#2 * *").contains("`#` goes in the day-of-week field"));

@@ -91,7 +91,10 @@ fn bad_every_values_are_explained() {
     }
     for long in ["367days", "99999999999 years"] {
         let err = parse_every(long).expect_err(long);
-        assert!(err.contains("is too long: the maximum is 366 days"), "{err}");
+        assert!(
+            err.contains("is too long: the maximum is 366 days"),
+            "{err}"
+        );
     }
     assert!(parse_every("100ms").is_ok());
     assert!(parse_every("366days").is_ok());
@@ -175,7 +178,7 @@ fn bad_cron_expressions_are_readable() {
 #[test]
 fn restricted_day_fields_are_ored_and_a_star_led_one_is_anded() {
     let after = utc("2026-06-01T00:00:00Z"); // a Monday
-    // Both restricted: the 1st and 15th, and every Friday (crontab(5)).
+                                             // Both restricted: the 1st and 15th, and every Friday (crontab(5)).
     let or = cron("0 0 1,15 * 5").next_after_in(after, &TimeZone::UTC);
     assert_eq!(or, Some(utc("2026-06-05T00:00:00Z")));
     // `*/2` starts with `*`: odd days that are also Mondays (cronie's
@@ -372,7 +375,12 @@ fn dst_fall_back_runs_each_fixed_time_of_a_list_once() {
         ]
     );
     assert_eq!(
-        runs_between("30 1-5/2 * * *", "America/New_York", "2026-11-01T04:00:00Z", "2026-11-01T12:00:00Z"),
+        runs_between(
+            "30 1-5/2 * * *",
+            "America/New_York",
+            "2026-11-01T04:00:00Z",
+            "2026-11-01T12:00:00Z"
+        ),
         [
             "2026-11-01T05:30:00.000Z", // 01:30 EDT, once
             "2026-11-01T08:30:00.000Z", // 03:30 EST
@@ -411,7 +419,12 @@ fn dst_spring_forward_runs_each_skipped_fixed_time_right_after_the_gap() {
     );
     // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00Z).
     assert_eq!(
-        runs_between("0 1,2,13 * * *", "America/New_York", "2026-03-08T05:00:00Z", "2026-03-09T03:59:59Z"),
+        runs_between(
+            "0 1,2,13 * * *",
+            "America/New_York",
+            "2026-03-08T05:00:00Z",
+            "2026-03-09T03:59:59Z"
+        ),
         [
             "2026-03-08T06:00:00.000Z", // 01:00 EST
             "2026-03-08T07:00:00.000Z", // 02:00, run at 03:00 EDT
@@ -425,7 +438,12 @@ fn dst_wildcard_lists_follow_the_wall_clock() {
     // `0,30 * * * *` has `*` in its hour: it runs in both halves of a
     // repeated hour and not at all in a skipped one (cronie's wildcard jobs).
     assert_eq!(
-        runs_between("0,30 * * * *", "America/New_York", "2026-11-01T04:45:00Z", "2026-11-01T07:00:00Z"),
+        runs_between(
+            "0,30 * * * *",
+            "America/New_York",
+            "2026-11-01T04:45:00Z",
+            "2026-11-01T07:00:00Z"
+        ),
         [
             "2026-11-01T05:00:00.000Z",
             "2026-11-01T05:30:00.000Z",
@@ -435,7 +453,12 @@ fn dst_wildcard_lists_follow_the_wall_clock() {
         ]
     );
     assert_eq!(
-        runs_between("0,30 * * * *", "Europe/Paris", "2026-03-29T00:15:00Z", "2026-03-29T01:30:00Z"),
+        runs_between(
+            "0,30 * * * *",
+            "Europe/Paris",
+            "2026-03-29T00:15:00Z",
+            "2026-03-29T01:30:00Z"
+        ),
         [
             "2026-03-29T00:30:00.000Z", // 01:30 CET
             "2026-03-29T01:00:00.000Z", // 03:00 CEST
@@ -451,7 +474,9 @@ fn a_search_from_inside_the_gap_runs_sees_which_are_past() {
     let s = cron_in("0,30 2 * * *", "Europe/Paris");
     let next = s.next_after(utc("2026-03-29T01:00:00.000Z")).expect("next");
     assert_eq!(next, utc("2026-03-29T01:00:00.001Z"));
-    let next = s.next_after(utc("2026-03-29T01:00:00.0005Z")).expect("next");
+    let next = s
+        .next_after(utc("2026-03-29T01:00:00.0005Z"))
+        .expect("next");
     assert_eq!(next, utc("2026-03-29T01:00:00.001Z"));
     let next = s.next_after(utc("2026-03-29T01:00:00.001Z")).expect("next");
     assert_eq!(next, utc("2026-03-30T00:00:00Z"));
