@@ -29,6 +29,8 @@ mod validate;
 mod values;
 
 #[cfg(test)]
+mod read_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
