@@ -28,10 +28,13 @@
 //!   after a jump back, never an hour late after a jump forward); a due time
 //!   that a forward jump passed fires once, at once (the slot did come due),
 //!   and the slots after it are skipped. After a jump back of less than
-//!   [`REPEAT_GUARD`], a fixed-time schedule (no `*` in its hour, minute or
-//!   seconds field) does not fire the slots it already passed again; a
-//!   wildcard one (`*/5 * * * *`) fires on the new wall time at once, as
-//!   in Vixie cron. A longer jump back is taken as the new time.
+//!   [`REPEAT_GUARD`], a fixed-time schedule does not fire the slots it
+//!   already passed again; a wildcard one (`*/5 * * * *`) fires on the new
+//!   wall time at once, as in Vixie cron and cronie. A longer jump back is
+//!   taken as the new time. Fixed-time is cronie's definition, the same
+//!   one daylight-saving changes use ([`Schedule::is_fixed_time`]: no
+//!   minute, hour or seconds field starting with `*`, so `0 1,13 * * *` is
+//!   fixed).
 //!
 //! While a cron schedule is armed the loop wakes at least every
 //! [`WALL_CHECK`] to look, since its own deadline may be hours away.
