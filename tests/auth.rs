@@ -555,3 +555,41 @@ fn a_token_flood_from_one_address_does_not_lock_out_another() {
     // The flood was held to its address's share plus the shared budget.
     assert!(clients["auth_flood_closed"].as_u64() > Some(0), "{clients}");
 }
+
+/// A Unix-socket client stays trusted after calling `auth`: a later
+/// reload that changes the token does not make it authenticate again (its
+/// `auth` used to turn it into a client of that one token).
+#[test]
+fn a_unix_client_that_calls_auth_stays_trusted_across_a_token_change() {
+    let unix = format!("auth_token = \"{TOKEN}\"\nunix_socket = \"$DIR/tickd.sock\"");
+    let d = Daemon::start(&config(&unix, JOBS));
+    let stream =
+        std::os::unix::net::UnixStream::connect(d.dir().join("tickd.sock")).expect("connect");
+    stream.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    let mut reader = BufReader::new(stream);
+    let mut ask = |line: &str| -> serde_json::Value {
+        reader
+            .get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write");
+        let mut answer = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut answer).expect("read");
+        serde_json::from_str(&answer).expect("JSON")
+    };
+    let r = ask(&format!(
+        r#"{{"id":1,"method":"auth","params":{{"token":"{TOKEN}"}}}}"#
+    ));
+    assert_eq!(r["result"], json!({"authenticated": true}), "{r}");
+    d.write_config(&config(
+        "auth_token = \"n3w-t0ken\"\nunix_socket = \"$DIR/tickd.sock\"",
+        JOBS,
+    ));
+    d.signal(rustix::process::Signal::HUP);
+    assert!(d
+        .log
+        .wait_for("reload changed the auth token", 0, util::WAIT)
+        .is_some());
+    // The reload is applied by the loop before it reads this request.
+    let r = ask(r#"{"id":2,"method":"status"}"#);
+    assert!(r["result"]["uptime_ms"].is_u64(), "{r}");
+}

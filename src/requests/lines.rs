@@ -134,7 +134,10 @@ impl Cx<'_> {
             match auth::auth(self.shared, &req.params, self.peer) {
                 AuthOutcome::Accepted(v, token) => {
                     self.authed = true;
-                    if token.is_some() {
+                    // A Unix-socket client (no peer address) is trusted
+                    // already: it must not become a client of this one
+                    // token, which a reload may change.
+                    if token.is_some() && self.peer.is_some() {
                         self.authenticated = token;
                     }
                     if !silent {
