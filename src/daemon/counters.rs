@@ -33,8 +33,9 @@ pub struct ClientCounters {
     pub idle_closed: AtomicU64,
     /// Malformed HTTP requests (answered 400 and closed).
     pub http_malformed: AtomicU64,
-    /// Clients closed without their token being checked because the
-    /// global budget of wrong tokens per second was spent.
+    /// Clients closed without their token being checked because their
+    /// address's budget of wrong tokens per second and the one shared by
+    /// all addresses were spent.
     pub auth_flood_closed: AtomicU64,
     /// HTTP requests refused for their `Host`, `Origin` or `Content-Type`
     /// (cross-site requests and DNS rebinding).
@@ -169,7 +170,7 @@ impl ClientCounters {
             ),
             (
                 "auth_flood_closed",
-                "Clients closed unchecked: the global budget of wrong tokens per second was spent.",
+                "Clients closed unchecked: their address's and the shared budget of wrong tokens per second were spent.",
                 get(&self.auth_flood_closed),
             ),
             (

@@ -86,6 +86,9 @@ pub struct Board {
     pub stopping: AtomicBool,
     /// `daemon.allow_submit` (reloadable).
     pub allow_submit: AtomicBool,
+    /// `daemon.max_output_bytes` (reloadable): no one answer is built
+    /// larger than this (`runs.list` refuses instead).
+    pub max_output_bytes: AtomicUsize,
     /// Connections subscribed to run events; while zero, nobody posts
     /// [`LoopEvent::RunChanged`].
     pub subscribers: AtomicUsize,
@@ -315,6 +318,7 @@ impl Daemon {
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             allow_submit: AtomicBool::new(config.daemon.allow_submit),
+            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
             subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
@@ -458,6 +462,8 @@ impl Daemon {
             .store(self.config.daemon.min_workers, Ordering::Relaxed);
         b.allow_submit
             .store(self.config.daemon.allow_submit, Ordering::Relaxed);
+        b.max_output_bytes
+            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
         if *b.auth.read() != self.config.daemon.auth_token {
             *b.auth.write() = self.config.daemon.auth_token.clone();
         }

@@ -36,7 +36,8 @@ use crate::methods::{self, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
-    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, ReplyTo, Segment, MAX_NESTING,
+    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo, Segment,
+    MAX_NESTING,
 };
 use serde_json::{Map, Value};
 
@@ -95,7 +96,13 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
     // A request that passed the token check lifts the connection's
     // pre-auth limits.
     let mut authed = batch.authed;
+    let mut budget = OutputBudget::new(batch.out_budget);
     while !rest.is_empty() {
+        // Past the output budget, the requests left wait for the loop.
+        if budget.spent(&segments, &out) {
+            done.rest = rest.to_vec();
+            break;
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         // The loop framed these bytes, so parsing cannot fail; if it does
@@ -152,7 +159,7 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
             content_type: header("content-type"),
             body,
         };
-        match answer_one(shared, &req, framing, &mut out, &mut segments) {
+        match answer_one(shared, &req, framing, &mut out, &mut segments, batch.peer) {
             Checked::Answered(passed) => {
                 if passed && !authed {
                     authed = true;
@@ -225,6 +232,7 @@ fn answer_one(
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
+    peer: Option<std::net::IpAddr>,
 ) -> Checked {
     let mut authorized = false;
     if req.path != "/healthz" {
@@ -233,7 +241,7 @@ fn answer_one(
             response::write_error_status(out, status, &err, extra, f);
             return Checked::Answered(false);
         }
-        match auth::check_http(shared, req.authorization) {
+        match auth::check_http(shared, req.authorization, peer) {
             HttpAuth::Allowed => authorized = true,
             HttpAuth::Missing => {
                 let err = RpcError::new(
@@ -295,7 +303,7 @@ fn answer_one(
         }
         Target::Call { method, params, ok } => {
             let request = Request {
-                id: Value::Null,
+                id: Default::default(),
                 method: method.into(),
                 params: Params(params),
             };

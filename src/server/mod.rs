@@ -88,8 +88,9 @@ const ALARM: Token = Token(usize::MAX - 5);
 const READ_BUDGET: usize = 1024 * 1024;
 /// Size of the loop's one read buffer, shared by all connections.
 const READ_BUF: usize = 64 * 1024;
-/// Most request bytes of one connection answered in one batch; bounds how
-/// far answers can overshoot `max_output_bytes` before the check.
+/// Most request bytes of one connection answered in one batch. (How far
+/// answers can overshoot `max_output_bytes` is bounded by the batch's
+/// output budget instead, see [`crate::requests::OutputBudget`].)
 const MAX_BATCH: usize = 64 * 1024;
 /// Connection batches per request task.
 const BATCHES_PER_TASK: usize = 32;
@@ -814,6 +815,7 @@ impl Server {
     /// bytes decide whether it speaks HTTP or JSON-RPC.
     fn cut_batch(&mut self, key: usize) {
         let max_line = self.daemon.config.daemon.max_line_bytes;
+        let max_out = self.daemon.config.daemon.max_output_bytes;
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -851,6 +853,8 @@ impl Server {
                     max_line,
                     proto,
                     authed,
+                    peer: conn.peer.map(|a| a.ip()),
+                    out_budget: max_out.saturating_sub(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
                 });
             }
@@ -884,6 +888,7 @@ impl Server {
     /// connection, after the requests before it are answered.
     fn cut_http(&mut self, key: usize, max_body: usize, authed: bool) {
         let token = self.daemon.config.daemon.auth_token.as_ref();
+        let max_out = self.daemon.config.daemon.max_output_bytes;
         // Before authentication, a request without the right token in its
         // own head gets a small body and no `100 Continue`.
         let carries_token = |headers: &[httparse::Header<'_>]| {
@@ -928,6 +933,8 @@ impl Server {
                 max_line: max_body,
                 proto: Proto::Http,
                 authed,
+                peer: conn.peer.map(|a| a.ip()),
+                out_budget: max_out.saturating_sub(conn.unsent_bytes()),
                 answer_buf: conn.take_spare_out(),
             });
             return;
