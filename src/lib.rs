@@ -34,7 +34,6 @@ pub mod protocol;
 pub mod requests;
 pub mod rng;
 pub mod schedule;
-pub mod scheduler;
 pub mod server;
 pub mod signals;
 pub mod state;

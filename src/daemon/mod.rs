@@ -21,7 +21,7 @@ pub mod wake;
 use crate::config::Config;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, SlicePolicy, WorkerPool};
-use crate::scheduler::Scheduler;
+use crate::schedule::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};

@@ -48,6 +48,9 @@
 
 mod dst;
 mod syntax;
+pub mod timers;
+
+pub use timers::{Fired, Scheduler};
 
 #[cfg(test)]
 mod tests;
