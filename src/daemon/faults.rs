@@ -64,7 +64,7 @@ pub fn debug_clock_jump(p: &Params) -> Result<Value, RpcError> {
         .get("ms")
         .and_then(Value::as_i64)
         .ok_or_else(|| RpcError::param("ms", "must be an integer (milliseconds)"))?;
-    let offset = crate::timer::jump_wall_clock(ms);
+    let offset = crate::time::jump_wall_clock(ms);
     log::warn!("debug.clock_jump: wall clock moved by {ms} ms (offset now {offset} ms)");
     Ok(json!({ "offset_ms": offset }))
 }

@@ -40,7 +40,7 @@ mod proptests;
 mod tests;
 
 pub use alarm::Alarm;
-pub use clock::{jump_wall_clock, wall_now, Clock};
+pub use clock::Clock;
 pub use key::TimerKey;
 pub use wheel::TimerWheel;
 
