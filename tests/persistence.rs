@@ -220,7 +220,7 @@ command = ["true"]
         (runs.as_array().map(Vec::len).unwrap_or(0) > 0).then_some(())
     });
     stop(d);
-    let stopped_at = chrono::Utc::now().timestamp_millis();
+    let stopped_at = jiff::Timestamp::now().as_millisecond();
     // The daemon is down for a few seconds: this wait is the scenario
     // under test (downtime), not a synchronisation.
     std::thread::sleep(Duration::from_millis(3500));

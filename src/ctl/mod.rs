@@ -210,7 +210,7 @@ fn explain(e: CallError, had_token: bool) -> String {
 /// The text printed for `method`'s result: pretty JSON, except the human
 /// forms of `status` and `jobs.list`. Other methods have no human form.
 fn format_result(method: &str, result: &Value, format: Format) -> String {
-    let now = chrono::Utc::now();
+    let now = tickd::time::now();
     let human = format == Format::Human;
     match (method, result) {
         ("status", Value::Object(_)) if human => render::status(result, now),

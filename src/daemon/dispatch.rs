@@ -522,7 +522,7 @@ impl Daemon {
         let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
             return;
         };
-        let ms = jump.skew.num_milliseconds();
+        let ms = jump.skew.as_millis();
         let direction = if ms < 0 { "back" } else { "forward" };
         log::warn!(
             "wall clock jumped {direction} by {} ms; {} schedule(s) re-armed",

@@ -477,9 +477,7 @@ mod tests {
     use crate::schedule::{parse_cron, parse_every};
 
     fn utc(s: &str) -> Timestamp {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .expect("timestamp")
-            .with_timezone(&chrono::Utc)
+        crate::time::text::parse(s).expect("timestamp")
     }
 
     #[test]

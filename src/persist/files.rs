@@ -110,7 +110,7 @@ fn in_use(dir: &Path, file: &mut File) -> io::Error {
 /// A name next to `path` for a damaged copy: `<name>.corrupt-<unix-ms>`,
 /// with a counter if that exists already.
 fn corrupt_name(path: &Path) -> PathBuf {
-    let ms = crate::time::now().timestamp_millis();
+    let ms = crate::time::unix_millis(&crate::time::now());
     let base = format!("{}.corrupt-{ms}", path.display());
     let mut candidate = PathBuf::from(&base);
     let mut n = 1;

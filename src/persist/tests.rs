@@ -5,14 +5,11 @@
 use super::journal::{self, encode_frame, read_frames, HEADER};
 use super::*;
 use crate::state::run::{Run, RunState, Trigger};
-use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 
 fn at(ms: i64) -> Timestamp {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .expect("valid timestamp")
+    crate::time::from_unix_millis(ms).expect("valid timestamp")
 }
 
 fn run(id: u64, state: RunState, output: &str) -> RunRecord {
@@ -426,7 +423,7 @@ fn oversized_records_are_refused_and_the_journal_stays_usable() {
 
 fn any_timestamp() -> impl Strategy<Value = Timestamp> {
     (0i64..4_000_000_000_000, 0i64..1_000_000)
-        .prop_map(|(ms, ns)| at(ms) + chrono::Duration::nanoseconds(ns))
+        .prop_map(|(ms, ns)| at(ms) + jiff::SignedDuration::from_nanos(ns))
 }
 
 fn any_run() -> impl Strategy<Value = RunRecord> {

@@ -3,7 +3,13 @@
 //!
 //! Every timestamp tickd reports (run times, `next_run`, `loaded_at`) is an
 //! RFC 3339 UTC string with milliseconds, so that clients in any language can
-//! parse and compare them without knowing the daemon's zone.
+//! parse and compare them without knowing the daemon's zone; `text.rs`
+//! writes it (and the journal's and HTTP's forms) and reads it back.
+//!
+//! The one time library is jiff: [`Timestamp`] is `jiff::Timestamp`, spans
+//! between instants are `jiff::SignedDuration` (`a.duration_until(b)`; note
+//! that `b - a` is a calendar `Span`), and zones are `jiff::tz::TimeZone`
+//! (the system's zone database, see `crate::schedule`).
 
 pub mod text;
 mod wall;
@@ -13,44 +19,43 @@ mod tests;
 
 pub use wall::{instant_on_millisecond_grid, jump_wall_clock, now, MAX_WALL_OFFSET_MS};
 
-use chrono::{DateTime, Utc};
+/// A point in wall-clock time, UTC: jiff's, to the nanosecond, years
+/// -9999 to 9999 (less a day at each end).
+pub type Timestamp = jiff::Timestamp;
 
-/// A point in wall-clock time, UTC.
-pub type Timestamp = DateTime<Utc>;
-
-/// The instant `secs` (Unix seconds, rounded down) plus `nanos` into that
-/// second; `None` out of range.
+/// The instant `secs` (Unix seconds, rounded down) plus `nanos` (below one
+/// second) into that second; `None` out of range.
 pub fn from_unix(secs: i64, nanos: u32) -> Option<Timestamp> {
-    DateTime::from_timestamp(secs, nanos)
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    Timestamp::from_nanosecond(i128::from(secs) * 1_000_000_000 + i128::from(nanos)).ok()
 }
 
 /// The instant `ms` milliseconds after the Unix epoch; `None` out of range.
 pub fn from_unix_millis(ms: i64) -> Option<Timestamp> {
-    DateTime::from_timestamp_millis(ms)
+    Timestamp::from_millisecond(ms).ok()
 }
 
-/// Unix seconds of `t`, rounded down (also before 1970).
+/// Unix seconds of `t`, rounded down also before 1970 (jiff's `as_second`
+/// rounds toward zero).
 pub fn unix_second(t: &Timestamp) -> i64 {
-    t.timestamp()
+    let secs = t.as_second();
+    if t.subsec_nanosecond() < 0 {
+        secs - 1
+    } else {
+        secs
+    }
 }
 
-/// Unix milliseconds of `t`, rounded down (also before 1970).
+/// Unix milliseconds of `t`, rounded down also before 1970.
 pub fn unix_millis(t: &Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-/// The instant as jiff holds it (the formatters work on jiff's civil time).
-fn to_jiff(t: &Timestamp) -> jiff::Timestamp {
-    let nanos = i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos());
-    jiff::Timestamp::from_nanosecond(nanos).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-}
-
-/// The instant from jiff.
-fn from_jiff(t: jiff::Timestamp) -> Option<Timestamp> {
-    let nanos = t.as_nanosecond();
-    let secs = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
-    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).ok()?;
-    from_unix(secs, subsec)
+    let ms = t.as_millisecond();
+    if t.subsec_nanosecond() % 1_000_000 < 0 {
+        ms - 1
+    } else {
+        ms
+    }
 }
 
 /// Formats a timestamp the way the protocol promises: `2026-11-23T09:20:00.123Z`.
@@ -66,12 +71,13 @@ pub fn json_opt(t: Option<&Timestamp>) -> serde_json::Value {
     }
 }
 
-/// Microseconds from `from` to `to`; negative when `to` is earlier.
+/// Microseconds from `from` to `to` (rounded toward zero); negative when
+/// `to` is earlier.
 pub fn micros_between(from: &Timestamp, to: &Timestamp) -> i64 {
-    (*to - *from).num_microseconds().unwrap_or(i64::MAX)
+    i64::try_from(from.duration_until(*to).as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Milliseconds from `from` to `to`, never negative.
+/// Milliseconds from `from` to `to` (rounded toward zero), never negative.
 pub fn millis_between(from: &Timestamp, to: &Timestamp) -> u64 {
-    u64::try_from((*to - *from).num_milliseconds()).unwrap_or(0)
+    u64::try_from(from.duration_until(*to).as_millis()).unwrap_or(0)
 }

@@ -120,7 +120,7 @@ impl PartialEq<&str> for Text {
 /// The wall time of `t` in UTC; its sub-second part is 0..1e9 also before
 /// 1970 (unlike `Timestamp::subsec_nanosecond`, negative there).
 fn utc(t: &Timestamp) -> DateTime {
-    Offset::UTC.to_datetime(super::to_jiff(t))
+    Offset::UTC.to_datetime(*t)
 }
 
 /// Nanoseconds into the second, from a civil time (never negative).
@@ -294,9 +294,7 @@ pub fn parse(s: &str) -> Result<Timestamp, ParseError> {
     let offset = Offset::from_seconds(offset).map_err(|_| OutOfRange)?;
     offset
         .to_timestamp(date.to_datetime(time))
-        .ok()
-        .and_then(super::from_jiff)
-        .ok_or(OutOfRange)
+        .map_err(|_| OutOfRange)
 }
 
 /// An offset in seconds east of UTC, and what follows it: `Z`, `z`, or

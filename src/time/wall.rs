@@ -10,6 +10,7 @@
 //! scheduler: an `Instant` at which the wall clock read a whole millisecond.
 
 use super::Timestamp;
+use jiff::SignedDuration;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,13 +24,15 @@ pub const MAX_WALL_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
 /// The current wall-clock time (UTC), as the daemon sees it: the system
 /// clock moved by the test offset. No allocation, no lock.
 pub fn now() -> Timestamp {
-    shifted(chrono::Utc::now(), WALL_OFFSET_MS.load(Ordering::Relaxed))
+    shifted(Timestamp::now(), WALL_OFFSET_MS.load(Ordering::Relaxed))
 }
 
 /// `now` moved by `offset_ms`; `now` itself if that leaves the range.
 fn shifted(now: Timestamp, offset_ms: i64) -> Timestamp {
-    chrono::TimeDelta::try_milliseconds(offset_ms)
-        .and_then(|d| now.checked_add_signed(d))
+    if offset_ms == 0 {
+        return now;
+    }
+    now.checked_add(SignedDuration::from_millis(offset_ms))
         .unwrap_or(now)
 }
 
@@ -68,10 +71,12 @@ pub fn instant_on_millisecond_grid() -> Instant {
     let mut best: Option<(Duration, Instant)> = None;
     for _ in 0..5 {
         let before = Instant::now();
-        let wall = chrono::Utc::now();
+        let wall = Timestamp::now();
         let after = Instant::now();
         let gap = after.saturating_duration_since(before);
-        let into_ms = Duration::from_nanos(u64::from(wall.timestamp_subsec_nanos() % 1_000_000));
+        // Nanoseconds past the last whole millisecond (also before 1970).
+        let past_ms = wall.subsec_nanosecond().rem_euclid(1_000_000);
+        let into_ms = Duration::from_nanos(u64::from(past_ms.unsigned_abs()));
         let origin = after.checked_sub(into_ms).unwrap_or(after);
         if best.is_none_or(|(g, _)| gap < g) {
             best = Some((gap, origin));
@@ -94,7 +99,7 @@ mod tests {
             MAX_WALL_OFFSET_MS
         );
         assert_eq!(clamped_offset(0, i64::MIN), -MAX_WALL_OFFSET_MS);
-        let now = chrono::Utc::now();
+        let now = Timestamp::now();
         for offset in [MAX_WALL_OFFSET_MS, -MAX_WALL_OFFSET_MS, i64::MAX, i64::MIN] {
             let _ = shifted(now, offset);
         }
