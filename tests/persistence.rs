@@ -261,3 +261,86 @@ fn catch_up_once_runs_one_and_none_runs_none_but_both_count() {
     assert!(job["missed_total"].as_u64().unwrap_or(0) >= 3, "{job}");
     assert!(runs.is_empty(), "{runs:?}");
 }
+
+/// The frames of a journal file: (offset of the frame, its JSON payload).
+fn journal_frames(bytes: &[u8]) -> Vec<(usize, Value)> {
+    let header = b"tickd-journal v1\n";
+    assert!(bytes.starts_with(header), "a v1 journal");
+    let mut frames = Vec::new();
+    let mut pos = header.len();
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        let payload = &bytes[pos + 8..pos + 8 + len];
+        frames.push((pos, serde_json::from_slice(payload).expect("JSON payload")));
+        pos += 8 + len;
+    }
+    frames
+}
+
+#[test]
+fn a_flipped_length_bit_mid_journal_loses_nothing_after_it_and_reruns_nothing() {
+    let state = tempfile::tempdir().expect("state dir");
+    let count = state.path().join("ran.txt");
+    let jobs = format!(
+        "[[jobs]]\nname = \"count\"\ncommand = [\"sh\", \"-c\", \"echo x >> {}\"]\n",
+        count.display()
+    );
+    let d = Daemon::start(&with_state(state.path(), &jobs));
+    let mut c = d.client();
+    let runs: Vec<Value> = (0..3)
+        .map(|_| c.ok("jobs.run", json!({"name": "count", "wait": true})))
+        .collect();
+    stop(d);
+    let journal = state.path().join("journal");
+    let mut bytes = std::fs::read(&journal).expect("journal");
+    // The first run's `running` snapshot: its `queued` one is before it,
+    // its `succeeded` one and every other run after it.
+    let first: u64 = runs[0]["run_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    let (at, _) = journal_frames(&bytes)
+        .into_iter()
+        .find(|(_, r)| r["t"] == "run" && r["id"] == first && r["state"] == "running")
+        .expect("the running snapshot of the first run");
+    // One bit: the length now points 64 KiB further, past the end of the
+    // file (the journal is a few KiB) but under the 16 MiB limit.
+    bytes[at + 2] ^= 0x01;
+    std::fs::write(&journal, &bytes).expect("write");
+
+    let d = Daemon::start(&with_state(state.path(), &jobs));
+    let (_, warning) = d
+        .log
+        .wait_for("corrupt data at offset", 0, util::WAIT)
+        .expect("the damage is reported");
+    assert!(
+        warning.contains("records after it were recovered"),
+        "{warning}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(state.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("journal.corrupt-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "a copy of the damaged journal is kept");
+    let mut c = d.client();
+    for before in &runs {
+        let after = c.ok("runs.get", json!({"run_id": before["run_id"]}));
+        assert_eq!(after["state"], "succeeded", "{after}");
+        // The same finish: not run a second time after the restart.
+        assert_eq!(after["finished_at"], before["finished_at"], "{after}");
+    }
+    let job = c.ok("jobs.get", json!({"name": "count"}));
+    assert_eq!(job["runs_total"], 3, "{job}");
+    assert_eq!(job["queued_count"], 0, "{job}");
+    assert_eq!(job["running_count"], 0, "{job}");
+    let lines = std::fs::read_to_string(&count)
+        .expect("count file")
+        .lines()
+        .count();
+    assert_eq!(lines, 3, "each run ran once");
+}

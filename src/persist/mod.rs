@@ -76,7 +76,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -117,8 +117,14 @@ impl Recovered {
     /// Replays `records` in order: a later snapshot of a run replaces an
     /// earlier one, `Forget` removes the run, `Scheduled` keeps the last
     /// due time per job. Leaves `warnings` empty.
+    ///
+    /// A run that has a terminal record (or was forgotten) stays settled:
+    /// a later non-terminal snapshot of it is ignored, so no damage or
+    /// replay order can bring a finished run back as queued and run it
+    /// again.
     pub fn fold(records: impl IntoIterator<Item = Record>) -> Recovered {
         let mut runs = BTreeMap::new();
+        let mut settled = HashSet::new();
         let mut recovered = Recovered::default();
         for record in records {
             if let Some(id) = record.run_id() {
@@ -126,9 +132,15 @@ impl Recovered {
             }
             match record {
                 Record::Run(run) => {
+                    if run.state.is_terminal() {
+                        settled.insert(run.id);
+                    } else if settled.contains(&run.id) {
+                        continue;
+                    }
                     runs.insert(run.id, run);
                 }
                 Record::Forget { run_id } => {
+                    settled.insert(run_id);
                     runs.remove(&run_id);
                 }
                 Record::Scheduled { job, at } => {
@@ -283,19 +295,26 @@ fn read_journal(path: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Recor
         }
     };
     let replay = journal::read_frames(&bytes, start);
-    if let Some(skipped) = &replay.skipped {
-        let mut message = format!(
-            "{}; the {} records before it were recovered",
-            skipped.describe(),
-            replay.records.len()
-        );
+    // Damage that good frames follow is not a crash's doing: keep the file
+    // as it was for a human (once, however many stretches were skipped).
+    let mut copy = None;
+    for skipped in &replay.skipped {
+        let mut message = skipped.describe();
         if !skipped.at_tail {
-            message += &match files::link_aside(path) {
+            let kept = copy.get_or_insert_with(|| match files::link_aside(path) {
                 Ok(aside) => format!("; the damaged journal is kept as {}", aside.display()),
                 Err(e) => format!("; no copy of the damaged journal could be kept: {e}"),
-            };
+            });
+            message += kept;
         }
         warn(warnings, message);
+    }
+    if !replay.skipped.is_empty() {
+        log::warn!(
+            "state/journal: {} records recovered from {}",
+            replay.records.len(),
+            path.display()
+        );
     }
     Ok(replay.records)
 }

@@ -183,7 +183,7 @@ fn a_corrupt_byte_in_the_last_payload_is_skipped() {
 }
 
 #[test]
-fn damage_in_the_middle_keeps_a_copy_of_the_journal() {
+fn damage_in_the_middle_keeps_a_copy_and_recovers_what_follows() {
     let dir = tempfile::tempdir().expect("tempdir");
     three_records(dir.path());
     let path = journal_path(dir.path());
@@ -192,10 +192,12 @@ fn damage_in_the_middle_keeps_a_copy_of_the_journal() {
     bytes[first_payload + 3] ^= 0x40;
     fs::write(&path, &bytes).expect("write");
     let (_store, rec) = open(dir.path());
-    assert!(rec.runs.is_empty() && rec.last_scheduled.is_empty());
+    let long_output = "some output, long enough to tear in many places\n".repeat(3);
+    assert_eq!(rec.runs, vec![run(2, RunState::Succeeded, &long_output)]);
+    assert_eq!(rec.last_scheduled.get("a"), Some(&at(1_000)));
     assert_eq!(rec.warnings.len(), 1);
     assert!(
-        rec.warnings[0].contains("records after it"),
+        rec.warnings[0].contains("records after it were recovered"),
         "{:?}",
         rec.warnings
     );
@@ -203,6 +205,76 @@ fn damage_in_the_middle_keeps_a_copy_of_the_journal() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(rec.warnings[0].contains(&kept[0]));
     assert_eq!(fs::read(dir.path().join(&kept[0])).expect("copy"), bytes);
+}
+
+/// The records of a day's work on two runs, in the order the daemon
+/// appends them, each run with a terminal record.
+fn two_runs_lifecycle() -> Vec<Record> {
+    vec![
+        Record::Run(run(1, RunState::Queued, "")),
+        Record::Run(run(2, RunState::Queued, "")),
+        Record::Run(run(1, RunState::Running, "")),
+        scheduled("a", 5_000),
+        Record::Run(run(1, RunState::Succeeded, "one")),
+        Record::Run(run(2, RunState::Running, "")),
+        Record::Run(run(2, RunState::Succeeded, "two")),
+        scheduled("b", 6_000),
+    ]
+}
+
+#[test]
+fn a_flipped_length_bit_loses_only_that_frame_wherever_it_is() {
+    let records = two_runs_lifecycle();
+    let mut clean = HEADER.to_vec();
+    let mut starts = Vec::new();
+    for r in &records {
+        starts.push(clean.len());
+        encode_frame(&mut clean, r).expect("encodes");
+    }
+    // Bits of the 32-bit length: slightly off, far past the end of the
+    // file but under the 16 MiB limit (what a lone torn frame looks
+    // like), and over the limit.
+    for (k, &start) in starts.iter().enumerate() {
+        for bit in [0, 3, 9, 16, 22, 25, 31] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut bytes = clean.clone();
+            bytes[start + bit / 8] ^= 1 << (bit % 8);
+            fs::write(journal_path(dir.path()), &bytes).expect("write");
+            let (_store, rec) = open(dir.path());
+            let case = format!("frame {k}, bit {bit}");
+            let rest = records.iter().enumerate().filter(|&(i, _)| i != k);
+            let want = Recovered::fold(rest.map(|(_, r)| r.clone()));
+            assert_eq!(rec.runs, want.runs, "{case}");
+            assert_eq!(rec.last_scheduled, want.last_scheduled, "{case}");
+            assert_eq!(rec.max_run_id, 2, "{case}");
+            let last = k == records.len() - 1;
+            assert_eq!(rec.warnings.len(), 1, "{case}: {:?}", rec.warnings);
+            assert_eq!(rec.warnings[0].contains("torn"), last, "{case}");
+            let kept = names_starting(dir.path(), "journal.corrupt-");
+            assert_eq!(kept.len(), usize::from(!last), "{case}: {kept:?}");
+            // Each run has a later record than `queued` left: none comes
+            // back queued, which would run it again.
+            for r in &rec.runs {
+                assert_ne!(r.state, RunState::Queued, "{case}: run {}", r.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_run_with_a_terminal_record_is_never_queued_again() {
+    // A later non-terminal snapshot after a terminal one (a journal put
+    // together from damaged pieces) does not bring the run back.
+    let records = vec![
+        Record::Run(run(1, RunState::Succeeded, "done")),
+        Record::Run(run(1, RunState::Queued, "")),
+        Record::Run(run(2, RunState::Queued, "")),
+        Record::Forget { run_id: 2 },
+        Record::Run(run(2, RunState::Running, "")),
+    ];
+    let rec = Recovered::fold(records);
+    assert_eq!(rec.runs, vec![run(1, RunState::Succeeded, "done")]);
+    assert_eq!(rec.max_run_id, 2);
 }
 
 #[test]
@@ -509,23 +581,31 @@ proptest! {
         let frames = bytes.len() - HEADER.len();
         // Records whose frame ends at or before `limit` are untouched.
         let intact = |limit: usize| ends.iter().filter(|&&e| e <= limit).count();
-        let expected = match damage {
+        let (expected, tail) = match damage {
             Damage::Truncate(keep) => {
                 let cut = HEADER.len() + (frames as f64 * keep) as usize;
                 bytes.truncate(cut);
-                intact(cut)
+                let n = intact(cut);
+                (records[..n].to_vec(), true)
             }
             Damage::Flip(at, mask) => {
+                // Only the frame holding the flipped byte is lost: replay
+                // resyncs at the next one.
                 let pos = HEADER.len() + ((frames as f64 * at) as usize).min(frames - 1);
                 bytes[pos] ^= mask;
-                intact(pos)
+                let hit = intact(pos);
+                let mut kept = records.clone();
+                kept.remove(hit);
+                (kept, hit == records.len() - 1)
             }
         };
         let replay = read_frames(&bytes, HEADER.len());
-        prop_assert_eq!(&replay.records[..], &records[..expected]);
-        let end = if expected == 0 { HEADER.len() } else { ends[expected - 1] };
-        prop_assert_eq!(replay.end, end as u64);
-        prop_assert_eq!(replay.skipped.is_some(), end < bytes.len());
+        prop_assert_eq!(&replay.records, &expected);
+        match &replay.skipped[..] {
+            [] => prop_assert_eq!(replay.end, bytes.len() as u64),
+            [one] => prop_assert_eq!(one.at_tail, tail),
+            more => prop_assert!(false, "one stretch at most: {:?}", more),
+        }
     }
 }
 
