@@ -28,7 +28,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
@@ -123,7 +123,9 @@ pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
 /// This runs as root on places the target user can write to, so nothing
 /// here follows a symbolic link or touches a file that may be someone
 /// else's (a link planted to `/etc/shadow` must stay root's):
-/// - the state dir is opened with `O_NOFOLLOW` and changed through that fd;
+/// - the state dir is created 0700 if missing, opened with `O_NOFOLLOW`
+///   and changed through that fd, and only if root or the target user owns
+///   it;
 ///   in it only regular files with a single link that root owns are handed
 ///   over (tickd's journal, snapshot and lock), each through an `O_PATH`
 ///   fd opened without following links; anything else is left alone with a
@@ -154,9 +156,19 @@ pub fn hand_over(account: &Account, state_dir: Option<&Path>, socket: Option<&Pa
     }
 }
 
-/// The state dir itself and root's regular files in it.
+/// The state dir itself (created 0700 if missing) and root's regular
+/// files in it. A directory another user owns is left alone: the store
+/// then refuses it (see `crate::persist`), since that user may have
+/// written its journal.
 fn hand_over_state_dir(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        // Parents as any `mkdir -p`: the daemon's user must get through.
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| match e {
         Errno::LOOP | Errno::NOTDIR => {
@@ -164,6 +176,12 @@ fn hand_over_state_dir(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
         }
         e => e.into(),
     })?;
+    let owner = rustix::fs::fstat(&fd)?.st_uid;
+    if owner != 0 && owner != uid.as_raw() {
+        return Err(io::Error::other(format!(
+            "it belongs to uid {owner}, neither root nor the daemon's user; left alone"
+        )));
+    }
     rustix::fs::fchown(&fd, Some(uid), Some(gid))?;
     for entry in Dir::read_from(&fd)? {
         let entry = entry?;

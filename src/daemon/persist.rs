@@ -16,7 +16,10 @@
 //! At start: finished runs go back into their job's history and counters;
 //! runs that were `running` become `interrupted` (the daemon died under
 //! them; they are not re-run, since they may have had effects); runs that
-//! were `queued` are dispatched again under their old ids. Then each
+//! were `queued` are dispatched again under their old ids, with the job's
+//! definition as the config has it now (a `submit`ted run's recorded
+//! definition is checked again, and refused while `allow_submit` is off:
+//! such runs end `cancelled` with an error saying why). Then each
 //! scheduled job counts the due times it missed while the daemon was down
 //! and, per its `catch_up`, runs none, the latest one, or the latest
 //! `catch_up_limit` of them.
@@ -348,6 +351,13 @@ impl Daemon {
                 .job(name)
                 .map(|e| Arc::clone(&e.def))
                 .ok_or_else(|| format!("job {name} is no longer in the config")),
+            // A submitted run is checked as `submit` would check it now:
+            // one accepted while it was allowed does not run once it is
+            // not (and a journal is never a way around `allow_submit`).
+            (None, Some(_)) if !self.config.daemon.allow_submit => Err(
+                "submitted before the restart, but submit is disabled now (daemon.allow_submit = false): not run"
+                    .to_string(),
+            ),
             (None, Some(Value::Object(obj))) => crate::config::parse_adhoc_job(obj)
                 .map(Arc::new)
                 .map_err(|e| format!("submitted job no longer valid: {e}")),

@@ -405,10 +405,12 @@ fn write_new(
         }
         _ => {}
     }
+    // `create_new` (O_EXCL) never follows a link; O_NOFOLLOW says so too.
     let file = OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| files::context(e, "create", path))?;
     let mut out = BufWriter::with_capacity(64 * 1024, &file);

@@ -74,10 +74,12 @@ mod journal;
 mod record;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +91,12 @@ pub use record::{Record, RunRecord};
 /// refused by [`Store::append`] and [`Store::compact`] with `InvalidInput`,
 /// since replay would take their length for damage.
 pub const MAX_RECORD_BYTES: usize = journal::MAX_PAYLOAD;
+
+/// The largest run id a journal may hold (2^63 - 1): higher ids cannot
+/// come from counting (at a million runs a second they take 292,000 years
+/// to reach), and the next one must not wrap past `u64::MAX`. A journal
+/// holding one is refused, not trusted.
+pub const MAX_RUN_ID: u64 = i64::MAX as u64;
 
 /// The journal grows this much past its compacted size before
 /// [`Store::needs_compaction`] asks for a compaction, whatever the ratio.
@@ -186,18 +194,36 @@ impl Store {
     /// Opens (creating if need be) the state directory `dir`, locks it,
     /// replays the journal and compacts it.
     ///
-    /// Damage is never a reason to fail: a bad tail is skipped and a bad
+    /// Damage is never a reason to fail: a bad stretch is skipped and a bad
     /// header sets the journal aside, both with a warning in
     /// [`Recovered::warnings`]. Fails when the directory cannot be created,
-    /// read or written, and with `ResourceBusy` when another process holds
-    /// it.
+    /// read or written; with `PermissionDenied` when it or anything in it
+    /// could have been written by another user (see `files::check_dir`);
+    /// with `InvalidInput` when a state file is a symbolic link, a FIFO or
+    /// anything but a regular file; with `InvalidData` when the journal
+    /// holds a run id over [`MAX_RUN_ID`]; and with `ResourceBusy` when
+    /// another process holds it.
     pub fn open(dir: &Path) -> io::Result<(Store, Recovered)> {
         files::create_dir(dir)?;
+        files::check_dir(dir)?;
         let lock = files::lock_dir(dir)?;
         let mut warnings = Vec::new();
-        let records = read_journal(&dir.join(journal::FILE_NAME), &mut warnings)?;
+        let path = dir.join(journal::FILE_NAME);
+        let records = read_journal(&path, &mut warnings)?;
         let mut recovered = Recovered::fold(records);
         recovered.warnings = warnings;
+        if recovered.max_run_id > MAX_RUN_ID {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "state: {} records run id {}, above the largest tickd hands out ({MAX_RUN_ID}): \
+                     new ids would overflow, so the journal cannot have been written by tickd; \
+                     refusing to start (move it aside to start afresh)",
+                    path.display(),
+                    recovered.max_run_id
+                ),
+            ));
+        }
         let journal = Journal::replace(dir, recovered.to_records(), recovered.max_run_id)?;
         let mut store = Store {
             dir: dir.to_path_buf(),
@@ -273,10 +299,8 @@ impl Store {
 /// Reads the records of the journal at `path`, skipping damage and noting
 /// it in `warnings` (and the log). A missing or empty file has none.
 fn read_journal(path: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Record>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(files::context(e, "read", path)),
+    let Some(bytes) = files::read_regular(path)? else {
+        return Ok(Vec::new());
     };
     let start = match journal::check_header(&bytes) {
         Header::Empty => return Ok(Vec::new()),
