@@ -344,3 +344,129 @@ fn a_flipped_length_bit_mid_journal_loses_nothing_after_it_and_reruns_nothing() 
         .count();
     assert_eq!(lines, 3, "each run ran once");
 }
+
+const PAUSABLE: &str = r#"
+[[jobs]]
+name = "tick"
+every = "1h"
+command = ["true"]
+
+[[jobs]]
+name = "off"
+every = "1h"
+enabled = false
+command = ["true"]
+"#;
+
+/// `(enabled, paused, next_run is set)` of a job, from `jobs.get`.
+fn pause_state(c: &mut util::Client, name: &str) -> (Value, Value, bool) {
+    let job = c.ok("jobs.get", json!({ "name": name }));
+    (
+        job["enabled"].clone(),
+        job["paused"].clone(),
+        !job["next_run"].is_null(),
+    )
+}
+
+#[test]
+fn a_pause_survives_restarts_and_kill_9_until_resumed() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    let paused = c.ok("jobs.pause", json!({"name": "tick"}));
+    assert_eq!(paused["enabled"], false, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    assert_eq!(paused["persistent"], true, "{paused}");
+    assert!(paused["next_run"].is_null(), "{paused}");
+    stop(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false)
+    );
+    // A reload does not lift it either.
+    c.ok("reload", json!({}));
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false)
+    );
+    kill9(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false),
+        "still paused after kill -9"
+    );
+    let resumed = c.ok("jobs.resume", json!({"name": "tick"}));
+    assert_eq!(resumed["enabled"], true, "{resumed}");
+    assert_eq!(resumed["paused"], false, "{resumed}");
+    assert!(!resumed["next_run"].is_null(), "{resumed}");
+    kill9(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(true), json!(false), true)
+    );
+}
+
+#[test]
+fn resume_lifts_a_pause_but_never_the_files_enabled_false() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(false), json!(false), false)
+    );
+    let paused = c.ok("jobs.pause", json!({"name": "off"}));
+    assert_eq!(
+        (&paused["enabled"], &paused["paused"]),
+        (&json!(false), &json!(true))
+    );
+    let resumed = c.ok("jobs.resume", json!({"name": "off"}));
+    // The pause is lifted; the file still disables the job.
+    assert_eq!(resumed["enabled"], false, "{resumed}");
+    assert_eq!(resumed["paused"], false, "{resumed}");
+    assert!(resumed["next_run"].is_null(), "{resumed}");
+    d.log
+        .wait_for("its config sets enabled = false", 0, util::WAIT)
+        .expect("the log says why it stays unscheduled");
+    // Paused, then enabled in the file: still paused until resumed.
+    c.ok("jobs.pause", json!({"name": "off"}));
+    d.write_config(&with_state(
+        state.path(),
+        &PAUSABLE.replace("enabled = false\n", ""),
+    ));
+    c.ok("reload", json!({}));
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(false), json!(true), false)
+    );
+    c.ok("jobs.resume", json!({"name": "off"}));
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(true), json!(false), true)
+    );
+}
+
+#[test]
+fn without_state_dir_a_pause_says_it_is_not_persistent() {
+    let d = Daemon::start(&config("", PAUSABLE));
+    let mut c = d.client();
+    let paused = c.ok("jobs.pause", json!({"name": "tick"}));
+    assert_eq!(paused["persistent"], false, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    let (_, line) = d
+        .log
+        .wait_for("a pause is not persistent", 0, util::WAIT)
+        .expect("warned at pause time");
+    assert!(line.contains("WARN") && line.contains("tick"), "{line}");
+    let resumed = c.ok("jobs.resume", json!({"name": "tick"}));
+    assert_eq!(resumed["persistent"], false, "{resumed}");
+}

@@ -5,7 +5,9 @@
 //! - a run's snapshot when it is queued (with its args, and for `submit`
 //!   the job definition), when a worker starts it, and when it ends;
 //! - a `Scheduled` record each time a schedule fires, so the next start
-//!   knows how long the daemon was down.
+//!   knows how long the daemon was down;
+//! - a `Pause` record when `jobs.pause` / `jobs.resume` changes a job
+//!   (synced before the answer), so a pause survives restarts and crashes.
 //!
 //! Durability: every record is written (`write`) at once, so a `kill -9`
 //! loses nothing that was recorded; runs accepted by `jobs.run` or `submit`
@@ -188,6 +190,24 @@ impl Shared {
         }
     }
 
+    /// Records that `job` was paused or resumed, durably (fdatasync), so
+    /// the pause outlives a restart, a `kill -9` and a power loss.
+    pub fn journal_pause(&self, job: &str, paused: bool) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let record = Record::Pause {
+            job: job.to_string(),
+            paused,
+        };
+        if let Err(e) = journal.lock().append(&record) {
+            let what = if paused { "pause" } else { "resume" };
+            self.write_failed(format!("could not record the {what} of job {job}: {e}"));
+            return;
+        }
+        self.sync_journal();
+    }
+
     /// Makes everything recorded so far durable (fdatasync; a no-op when
     /// nothing was written since the last sync).
     pub fn sync_journal(&self) {
@@ -208,6 +228,28 @@ impl Shared {
 }
 
 impl Daemon {
+    /// Logs a pause or resume, saying what an operator could not guess:
+    /// without `state_dir` a pause ends with the process, and a resumed
+    /// job whose file says `enabled = false` stays unscheduled.
+    pub(super) fn log_pause(&self, name: &str, paused: bool) {
+        let file_enabled = self
+            .shared
+            .core
+            .lock()
+            .job(name)
+            .is_some_and(|e| e.def.enabled);
+        match (paused, self.shared.journal.is_some(), file_enabled) {
+            (true, true, _) => log::info!("job {name} paused (kept in state_dir across restarts)"),
+            (true, false, _) => log::warn!(
+                "job {name} paused until tickd stops: without daemon.state_dir a pause is not persistent, and a restart schedules the job again"
+            ),
+            (false, _, true) => log::info!("job {name} resumed"),
+            (false, _, false) => log::info!(
+                "job {name} resumed (no longer paused), but its config sets enabled = false: it stays unscheduled"
+            ),
+        }
+    }
+
     /// Rewrites the journal from the state in memory once it has grown
     /// enough (called after runs finish; cheap when there is nothing to do).
     pub(super) fn compact_journal_if_needed(&self) {
@@ -257,6 +299,10 @@ impl Daemon {
                 job: job.to_string(),
                 at,
             }));
+            records.extend(core.paused_jobs().map(|job| Record::Pause {
+                job: job.to_string(),
+                paused: true,
+            }));
             records
         };
         let before = store.journal_len();
@@ -305,6 +351,13 @@ impl Daemon {
                 entry.last_scheduled = Some(*at);
             }
         }
+        // Pauses of jobs the config no longer has are dropped for good,
+        // so a job of that name added later does not start out paused.
+        let stale_pauses: Vec<&String> = recovered
+            .paused
+            .iter()
+            .filter(|job| core.set_paused(job, true).is_none())
+            .collect();
         for record in &recovered.runs {
             let mut run = record.to_run();
             match run.state {
@@ -330,6 +383,22 @@ impl Daemon {
         drop(core);
         for run in &interrupted {
             self.shared.journal_finished(run);
+        }
+        for job in stale_pauses {
+            log::info!("job {job} was paused but is no longer in the config; its pause is dropped");
+            self.shared.journal_pause(job, false);
+        }
+        if !recovered.paused.is_empty() {
+            log::info!(
+                "state_dir: {} job(s) still paused: {}",
+                recovered.paused.len(),
+                recovered
+                    .paused
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         log::info!(
             "state_dir: recovered {} runs ({} queued again, {} interrupted)",

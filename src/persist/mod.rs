@@ -15,10 +15,11 @@
 //! The journal is a header line `tickd-journal v1\n` (magic and format
 //! version), then one frame per [`Record`]:
 //! `[u32 LE payload length][u32 LE CRC-32 of payload][payload]`, where the
-//! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`).
-//! A `run` record is a full snapshot of a run, so replay keeps the latest per
-//! id; `forget` drops a run from the history; `scheduled` records the due
-//! time a job last fired. See [`Record`] and the `journal` module.
+//! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`,
+//! `pause`). A `run` record is a full snapshot of a run, so replay keeps the
+//! latest per id; `forget` drops a run from the history; `scheduled` records
+//! the due time a job last fired; `pause` says a job was paused or resumed
+//! (the last one per job wins). See [`Record`] and the `journal` module.
 //!
 //! # Why it is crash-safe
 //!
@@ -78,7 +79,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -113,6 +114,8 @@ pub struct Recovered {
     pub runs: Vec<RunRecord>,
     /// The due time each job's schedule last fired for (the last record wins).
     pub last_scheduled: BTreeMap<String, Timestamp>,
+    /// The jobs paused by `jobs.pause` and not resumed since.
+    pub paused: BTreeSet<String>,
     /// The highest run id ever recorded, forgotten runs included: new ids
     /// must start above it.
     pub max_run_id: u64,
@@ -154,6 +157,12 @@ impl Recovered {
                 Record::Scheduled { job, at } => {
                     recovered.last_scheduled.insert(job, at);
                 }
+                Record::Pause { job, paused: true } => {
+                    recovered.paused.insert(job);
+                }
+                Record::Pause { job, paused: false } => {
+                    recovered.paused.remove(&job);
+                }
             }
         }
         recovered.runs = runs.into_values().collect();
@@ -170,7 +179,13 @@ impl Recovered {
                 job: job.clone(),
                 at: *at,
             });
-        scheduled.chain(self.runs.iter().cloned().map(Record::Run))
+        let paused = self.paused.iter().map(|job| Record::Pause {
+            job: job.clone(),
+            paused: true,
+        });
+        scheduled
+            .chain(paused)
+            .chain(self.runs.iter().cloned().map(Record::Run))
     }
 }
 
@@ -233,9 +248,10 @@ impl Store {
         };
         store.journal.sync()?;
         log::info!(
-            "state: recovered {} runs and {} schedules from {}",
+            "state: recovered {} runs, {} schedules and {} paused jobs from {}",
             recovered.runs.len(),
             recovered.last_scheduled.len(),
+            recovered.paused.len(),
             dir.display()
         );
         Ok((store, recovered))

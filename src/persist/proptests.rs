@@ -58,6 +58,7 @@ fn any_record() -> impl Strategy<Value = Record> {
         any_run().prop_map(Record::Run),
         ("[a-z]{1,10}", any_timestamp()).prop_map(|(job, at)| Record::Scheduled { job, at }),
         (0u64..1000).prop_map(|run_id| Record::Forget { run_id }),
+        ("[a-z]{1,10}", any::<bool>()).prop_map(|(job, paused)| Record::Pause { job, paused }),
     ]
 }
 

@@ -560,3 +560,30 @@ fn a_journal_whose_run_ids_would_wrap_is_refused() {
     let (_store, rec) = open(dir.path());
     assert_eq!(rec.max_run_id, MAX_RUN_ID);
 }
+
+#[test]
+fn pauses_replay_and_survive_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pause = |job: &str, paused| Record::Pause {
+        job: job.to_string(),
+        paused,
+    };
+    {
+        let (mut store, _) = open(dir.path());
+        for r in [
+            pause("a", true),
+            pause("b", true),
+            pause("a", false),
+            pause("c", true),
+        ] {
+            store.append(&r).expect("append");
+        }
+    }
+    let want: BTreeSet<String> = ["b", "c"].map(String::from).into();
+    let (store, rec) = open(dir.path());
+    assert_eq!(rec.paused, want);
+    drop(store);
+    // The open compacted the journal from `rec`: the pauses are still there.
+    let (_store, rec) = open(dir.path());
+    assert_eq!(rec.paused, want);
+}
