@@ -470,3 +470,57 @@ fn without_state_dir_a_pause_says_it_is_not_persistent() {
     let resumed = c.ok("jobs.resume", json!({"name": "tick"}));
     assert_eq!(resumed["persistent"], false, "{resumed}");
 }
+
+/// A full disk (the `journal.*` fail points) for several retries: the log
+/// gets the first failure in full and then stays quiet (a summary comes
+/// once a minute), and one line with the count when writes work again,
+/// instead of a line per failed write and per retry each second.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_flood_of_journal_write_failures_is_summarised() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start_with_env(
+        &with_state(state.path(), JOBS),
+        &[("TICKD_DEBUG_HOOKS", "1")],
+    );
+    let mut c = d.client();
+    for (name, actions) in [
+        ("journal.append", "return"),
+        ("journal.write_new", "return"),
+    ] {
+        c.ok(
+            "debug.failpoint",
+            json!({ "name": name, "actions": actions }),
+        );
+    }
+    for _ in 0..3 {
+        let run = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+        assert_eq!(run["state"], "succeeded", "runs go on: {run}");
+    }
+    let errors = |s: &Value| s["state"]["write_errors"].as_u64().unwrap_or(0);
+    let after_runs = errors(&c.ok("status", json!({})));
+    assert!(after_runs >= 3, "each run's records failed: {after_runs}");
+    // Three more retries (one a second), each failing again.
+    d.wait_status("three failed retries", |s| errors(s) >= after_runs + 3);
+    let failures: Vec<String> = d
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("ERROR") && l.contains("state_dir:"))
+        .collect();
+    assert_eq!(failures.len(), 1, "only the first is logged: {failures:#?}");
+    assert!(failures[0].contains("No space left"), "{}", failures[0]);
+
+    for name in ["journal.append", "journal.write_new"] {
+        c.ok("debug.failpoint", json!({ "name": name, "actions": "off" }));
+    }
+    let (_, line) = d
+        .log
+        .wait_for("journal writes work again after", 0, util::WAIT)
+        .expect("the end of the failures is logged");
+    let total = errors(&c.ok("status", json!({})));
+    assert!(
+        line.contains(&format!("after {total} failure(s)")),
+        "{line}"
+    );
+}

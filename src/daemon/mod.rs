@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod faults;
 pub mod persist;
 mod reload;
+mod state_health;
 pub mod task;
 pub mod wake;
 

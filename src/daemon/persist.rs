@@ -34,69 +34,10 @@ use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How long after a failed journal write the daemon tries again (by
-/// rewriting the journal from memory), for as long as writes fail.
-const WRITE_RETRY: Duration = Duration::from_secs(1);
-
-/// How the journal's writes are going, for `status` and for the retry.
-///
-/// A failed write (disk full, EIO) never stops the daemon: runs go on in
-/// memory, the error is logged and counted here, and every [`WRITE_RETRY`]
-/// the loop rewrites the journal from memory until that works, which also
-/// puts back every record the failed writes left out.
-#[derive(Debug, Default)]
-pub struct StateHealth {
-    /// Journal writes (appends, syncs, compactions) that failed since start.
-    write_errors: AtomicU64,
-    /// The last failure's message (kept after recovery, for the operator).
-    last_error: parking_lot::Mutex<Option<String>>,
-    /// While writes are failing: when to try again.
-    retry_at: parking_lot::Mutex<Option<Instant>>,
-}
-
-/// The `state` object of `status`: whether `state_dir` is in use and how
-/// its writes are going.
-#[derive(Debug, serde::Serialize)]
-pub struct StateView {
-    /// `state_dir` is set.
-    pub enabled: bool,
-    /// Writes currently succeed (false while failing writes are retried).
-    pub writing: bool,
-    /// Journal writes that failed since start.
-    pub write_errors: u64,
-    /// The last failure's message, kept after recovery.
-    pub last_write_error: Option<String>,
-}
-
-impl StateHealth {
-    /// Counts a failed write and schedules a retry.
-    fn record(&self, message: String) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock() = Some(message);
-        self.retry_at
-            .lock()
-            .get_or_insert_with(|| Instant::now() + WRITE_RETRY);
-    }
-
-    /// When the loop should retry, while writes are failing.
-    pub fn retry_at(&self) -> Option<Instant> {
-        *self.retry_at.lock()
-    }
-
-    /// The `state` object of `status`.
-    pub fn view(&self, enabled: bool) -> StateView {
-        StateView {
-            enabled,
-            writing: self.retry_at().is_none(),
-            write_errors: self.write_errors.load(Ordering::Relaxed),
-            last_write_error: self.last_error.lock().clone(),
-        }
-    }
-}
+pub use super::state_health::{StateHealth, StateView};
 
 /// How many missed due times are counted at most per job (a `every = "1s"`
 /// job down for a year would otherwise take a while to count).
@@ -218,11 +159,9 @@ impl Shared {
         }
     }
 
-    /// Logs and counts a failed journal write; the loop retries.
+    /// Counts (and logs, unless it is one of a flood) a failed journal
+    /// write; the loop retries.
     fn write_failed(&self, message: String) {
-        log::error!(
-            "state_dir: {message}; runs go on in memory, the journal is rewritten once writes work again"
-        );
         self.board.state.record(message);
     }
 }
@@ -270,12 +209,13 @@ impl Daemon {
                 // What failed needs no rewrite (a directory sync): retry it.
                 let synced = store.sync();
                 drop(store);
-                *health.retry_at.lock() = None;
                 match synced {
-                    Ok(()) => log::warn!("state_dir: journal writes work again"),
-                    Err(e) => self
-                        .shared
-                        .write_failed(format!("could not sync the journal: {e}")),
+                    Ok(()) => health.recovered("the journal is synced"),
+                    Err(e) => {
+                        health.clear_retry();
+                        self.shared
+                            .write_failed(format!("could not sync the journal: {e}"));
+                    }
                 }
             }
             return;
@@ -311,12 +251,10 @@ impl Daemon {
         match result {
             Ok(()) => {
                 log::info!("state_dir: journal compacted from {before} bytes");
-                if health.retry_at.lock().take().is_some() {
-                    log::warn!("state_dir: journal writes work again; the journal was rewritten from memory");
-                }
+                health.recovered("the journal was rewritten from memory");
             }
             Err(e) => {
-                *health.retry_at.lock() = None;
+                health.clear_retry();
                 self.shared
                     .write_failed(format!("journal compaction failed: {e}"));
             }
