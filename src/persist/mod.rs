@@ -29,13 +29,20 @@
 //!   nothing that was appended. [`Store::sync`] (fdatasync) makes it survive
 //!   a power loss; the daemon calls it before telling a client a run was
 //!   accepted, and once per loop turn (free when nothing was appended).
-//! - **Damage can only be at the tail, and is detected.** A crash or power
-//!   loss can cut the last frame short or leave garbage (often zeros) after
-//!   it. Each frame carries its length and a CRC-32 of its payload, and the
-//!   payload must decode, so replay stops at the first frame that fails any
-//!   check and keeps everything before it: each of those frames was checked
-//!   on its own. A length of zero (zeros are what a power loss often
-//!   leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//! - **Damage is detected, and costs only what it covers.** A crash or
+//!   power loss can cut the last frame short or leave garbage (often zeros)
+//!   after it; a bad disk can flip a bit anywhere. Each frame carries its
+//!   length and a CRC-32 of its payload, and the payload must decode, so a
+//!   damaged frame is never taken for a record. Replay then resyncs at the
+//!   next offset where a whole frame checks out, since a damaged length
+//!   field says nothing about where the next frame starts: damage that good
+//!   frames follow is corruption (the file is kept as `journal.corrupt-*`
+//!   and every frame after it is recovered); only damage that no good frame
+//!   follows is a torn tail. A length of zero (zeros are what a power loss
+//!   often leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//! - **A finished run stays finished.** Once a run has a terminal record,
+//!   no later snapshot of it (which only damage could put there) brings it
+//!   back as queued, so no damage makes a succeeded run run again.
 //! - **Start never builds on a bad tail.** After replay, [`Store::open`]
 //!   compacts at once: the recovered state is written to `journal.tmp`,
 //!   fsynced, renamed over `journal`, and the directory fsynced. New appends
@@ -58,12 +65,17 @@
 //! - **Run ids are never reused.** [`Recovered::max_run_id`] counts forgotten
 //!   runs too; when compaction drops the highest id, it writes a `forget`
 //!   record of it so the next replay still sees it.
+//! - **Only the daemon's user writes the directory.** The journal says what
+//!   to run (a queued `submit` run carries its job definition), so the
+//!   store refuses a state dir that it, or anything in it, could have been
+//!   written by another user (owned by another uid, or group- or
+//!   world-writable), and opens every state file without following
+//!   symbolic links and only if it is a regular file (see `files`). A
+//!   journal holding a run id over [`MAX_RUN_ID`] cannot be tickd's and is
+//!   refused too.
 //!
 //! A journal whose header is not this version's is renamed aside and the
 //! daemon starts empty, with a warning: refusing to start would be worse.
-//! Damage in the middle of the file (a flipped bit, not a crash) loses the
-//! records after it, since frames carry no sync markers to resume at; the
-//! warning says so and the damaged file is kept as `journal.corrupt-*`.
 //!
 //! Replay reads the whole journal into memory; compaction keeps it within a
 //! few times the size of the live state. The store does no I/O on its own
