@@ -189,9 +189,14 @@ fn a_journal_whose_run_ids_would_wrap_is_refused() {
 /// Writes a journal holding one queued `submit` run of `sh -c SCRIPT`;
 /// returns its id.
 fn journal_submit(state: &Path, script: &str) -> u64 {
+    journal_adhoc(state, json!({"command": ["sh", "-c", script]}))
+}
+
+/// Writes a journal holding one queued `submit` run of the job `adhoc`;
+/// returns its id.
+fn journal_adhoc(state: &Path, adhoc: serde_json::Value) -> u64 {
     let (mut store, _) = Store::open(state).expect("store");
     let run = Run::queued(7, None, Trigger::Submit, 1);
-    let adhoc = json!({"command": ["sh", "-c", script]});
     let record = RunRecord::from_run(&run, None, Some(adhoc));
     store.append(&Record::Run(record)).expect("append");
     store.sync().expect("sync");
@@ -219,6 +224,27 @@ fn a_journaled_submit_run_does_not_run_once_submit_is_disabled() {
     let run = d.wait_run_done(&id.to_string());
     assert_eq!(run["state"], "succeeded", "{run}");
     assert!(marker.exists());
+}
+
+#[test]
+fn a_journaled_submit_run_that_is_no_longer_valid_does_not_run() {
+    let state = private_state();
+    let marker = state.path().join("ran");
+    // `timeout = "0s"` is refused by today's rules.
+    let adhoc = json!({
+        "command": ["sh", "-c", format!("touch {}", marker.display())],
+        "timeout": "0s",
+    });
+    let id = journal_adhoc(state.path(), adhoc);
+    let d = Daemon::start(&with_state(state.path(), "allow_submit = true"));
+    let run = d.wait_run_done(&id.to_string());
+    assert_eq!(run["state"], "cancelled", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no longer valid") && error.contains("timeout"),
+        "{error}"
+    );
+    assert!(!marker.exists(), "it did not run");
 }
 
 #[test]
