@@ -3,11 +3,14 @@
 //! Every family has `# HELP` and `# TYPE` lines. Gauges are read from the
 //! board (workers, queue, connections, config generation); counters never
 //! go backwards while the daemon runs:
-//! - `tickd_runs_total{job,state}` and `tickd_run_duration_seconds{job}`
-//!   come from [`crate::state::metrics`]; a job removed by a reload loses
-//!   its series (they start again from zero if it comes back: a counter
-//!   reset to Prometheus), and a job added by a reload gets zero series at
-//!   once;
+//! - `tickd_runs_total{job_name,state}` and
+//!   `tickd_run_duration_seconds{job_name}` come from
+//!   [`crate::state::metrics`]; a job removed by a reload loses its series
+//!   (they start again from zero if it comes back: a counter reset to
+//!   Prometheus), and a job added by a reload gets zero series at once.
+//!   The label is `job_name`, not `job`: Prometheus owns `job` (the
+//!   scrape's job) and would rename ours `exported_job`. Ad-hoc `submit`
+//!   runs are `job_name="(submitted)"`, which no job name can be;
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
 //!   ...) from [`crate::daemon::counters`].
 //!
@@ -93,12 +96,12 @@ pub fn render(shared: &Shared) -> String {
         "Runs that reached a terminal state, by job and state.",
         "counter",
     );
-    for (job, m) in runs.jobs() {
+    for (job, m) in runs.series() {
         let job = escape(job);
         for (state, n) in TERMINAL.iter().zip(m.by_state) {
             let _ = writeln!(
                 out,
-                "tickd_runs_total{{job=\"{job}\",state=\"{}\"}} {n}",
+                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
                 state.as_str()
             );
         }
@@ -109,27 +112,27 @@ pub fn render(shared: &Shared) -> String {
         "Duration of runs that started, by job.",
         "histogram",
     );
-    for (job, m) in runs.jobs() {
+    for (job, m) in runs.series() {
         let job = escape(job);
         for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
             let _ = writeln!(
                 out,
-                "tickd_run_duration_seconds_bucket{{job=\"{job}\",le=\"{le}\"}} {n}"
+                "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"{le}\"}} {n}"
             );
         }
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} {}",
+            "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"+Inf\"}} {}",
             m.count
         );
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_sum{{job=\"{job}\"}} {}",
+            "tickd_run_duration_seconds_sum{{job_name=\"{job}\"}} {}",
             m.sum
         );
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_count{{job=\"{job}\"}} {}",
+            "tickd_run_duration_seconds_count{{job_name=\"{job}\"}} {}",
             m.count
         );
     }
