@@ -88,7 +88,10 @@ const README: Doc = Doc {
             r#"tickd ctl jobs.get '{"name":"missing"}'; echo "exit=$?""#,
             &["tickd ctl: no such job: missing (-32000)", "exit=1"],
         ),
-        ("tickd check", &["conf/tickd.toml: ok, 8 jobs (5 scheduled)"]),
+        (
+            "tickd check",
+            &["conf/tickd.toml: ok, 8 jobs (5 scheduled)"],
+        ),
         (
             r#"tickd check --config bad.toml; echo "exit=$?""#,
             &["bad.toml:3:", "workers", "exit=1"],
@@ -101,7 +104,10 @@ const README: Doc = Doc {
             "tickd check --config later.toml",
             &["later.toml: ok, 1 job (1 scheduled)", "daemon.group"],
         ),
-        ("tickd ctl jobs.list", &["backup", "flaky", "prune-demo-logs"]),
+        (
+            "tickd ctl jobs.list",
+            &["backup", "flaky", "prune-demo-logs"],
+        ),
         (
             r#"tickd ctl jobs.run '{"name":"flaky","wait":true}'"#,
             &[r#""exit_code": 3,"#, r#""state": "failed","#],
@@ -119,9 +125,68 @@ const README: Doc = Doc {
     ],
 };
 
+const CTL_MD: Doc = Doc {
+    path: "docs/ctl.md",
+    skip: &[
+        ("tickd ctl watch --jobs flaky,backup", "runs until Ctrl-C"),
+        (
+            r#"tickd ctl watch --jobs flaky | jq -r 'select(.state == "failed") | .run_id'"#,
+            "runs until Ctrl-C",
+        ),
+        (
+            "tickd ctl --human watch | grep --line-buffered failed",
+            "runs until Ctrl-C",
+        ),
+        (
+            "tickd ctl --connect 127.0.0.1:7999 status",
+            "fails on purpose: nothing listens there",
+        ),
+        (
+            "tickd ctl --unix /tmp/nope.sock ping",
+            "fails on purpose: nothing listens there",
+        ),
+    ],
+    expect: &[
+        (
+            r#"tickd ctl jobs.pause '{"name":"heartbeat"}'"#,
+            &[r#""enabled": false,"#, r#""name": "heartbeat","#],
+        ),
+        (
+            r#"tickd ctl jobs.run '{"name":"flaky","wait":true}'"#,
+            &[r#""exit_code": 3,"#, r#""output": "flaky: giving up\n","#],
+        ),
+        ("tickd ctl status", &["health", "jobs"]),
+        (
+            "tickd ctl jobs.list",
+            &["backup", "flaky", "heartbeat", "sql-tick"],
+        ),
+        (
+            r#"tickd ctl jobs.list | jq -r '.[] | select(.last_run.state == "failed") | .name'"#,
+            &["flaky"],
+        ),
+        (
+            r#"tickd ctl runs.get '{"run_id":"999"}'; echo "exit=$?""#,
+            &["tickd ctl: no such run: 999 (-32000)", "exit=1"],
+        ),
+        (
+            r#"tickd ctl jobs.run {name:flaky}; echo "exit=$?""#,
+            &["PARAMS_JSON is not valid JSON", "exit=1"],
+        ),
+        (
+            r#"tickd ctl jobs.run '"flaky"'; echo "exit=$?""#,
+            &["must be a JSON object", "exit=1"],
+        ),
+    ],
+};
+
 #[test]
 fn readme_examples_run_against_the_shipped_config() {
     run_doc(&README);
+}
+
+#[test]
+fn ctl_md_examples_run_against_the_shipped_config() {
+    run_doc(&CTL_MD);
 }
 
 /// Reads `doc`, starts a daemon on the shipped config, runs every example
@@ -252,10 +317,7 @@ fn shipped_config() -> String {
     let text =
         std::fs::read_to_string(root().join("conf/tickd.toml")).expect("read conf/tickd.toml");
     let listen = "listen = \"127.0.0.1:7070\"";
-    assert!(
-        text.contains(listen),
-        "conf/tickd.toml should say {listen}"
-    );
+    assert!(text.contains(listen), "conf/tickd.toml should say {listen}");
     assert!(text.contains("\"/tmp"), "conf/tickd.toml has no /tmp path");
     text.replace(listen, "listen = \"127.0.0.1:0\"")
         .replace("/tmp", "$DIR")

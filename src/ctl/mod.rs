@@ -344,7 +344,9 @@ mod tests {
         assert!(matches!(target, Target::Unix(p) if p == Path::new("/run/t.sock")));
         assert!(from_env);
         let bad = OsString::from(std::ffi::OsStr::from_bytes(b"h\xff:1"));
-        let err = choose_target(None, None, Some(bad)).err().unwrap_or_default();
+        let err = choose_target(None, None, Some(bad))
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("TICKD_ADDR"), "{err}");
     }
 
