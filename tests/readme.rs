@@ -480,3 +480,40 @@ fn run_sh(command: &str, dir: &Path, path: &str, addr: &str) -> (Option<i32>, St
         None => (None, format!("(did not finish within {WAIT:?})\n{text}")),
     }
 }
+
+#[test]
+fn the_parser_finds_commands_comments_transcripts_and_files() {
+    let doc = "intro\n\n```\n$ tickd ctl a \\\n    b\nshown 1\n$ sleep 9   # runs until Ctrl-C\n```\n\nThe file, in `x.toml`:\n\n```toml\n[daemon]\n```\n\nNot a file (`conf/tickd.toml`):\n\n```toml\n[daemon]\n```\n\n```toml\n$ not a command\n```\n";
+    let (examples, files) = parse(doc);
+    let got: Vec<_> = examples
+        .iter()
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.command.as_str(),
+                e.comment.as_deref(),
+                e.shown.as_str(),
+                e.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "tickd ctl a \\",
+                "tickd ctl a \\\n    b",
+                None,
+                "shown 1\n",
+                4
+            ),
+            ("sleep 9", "sleep 9", Some("runs until Ctrl-C"), "", 7),
+        ]
+    );
+    assert_eq!(files, [("x.toml".to_string(), "[daemon]\n".to_string())]);
+    let addr: std::net::SocketAddr = "127.0.0.1:4242".parse().expect("addr");
+    assert_eq!(
+        with_address("curl localhost:7070/x; nc -N 127.0.0.1 7070", addr),
+        "curl localhost:4242/x; nc -N 127.0.0.1 4242"
+    );
+}
