@@ -20,6 +20,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "$@" >/dev/null 2>&1
 }
 
+# The README's examples (tests/readme.rs) use curl and the OpenBSD netcat;
+# without them those examples are skipped, with a note.
+if ! command -v curl >/dev/null || ! command -v nc >/dev/null; then
+  apt_install curl netcat-openbsd ||
+    echo "could not install curl / netcat-openbsd; the README examples that use them will be skipped"
+fi
+
 # With arguments, the caller asked for part of the suite: run just that.
 if [ $# -gt 0 ]; then
   exec cargo test --features failpoints "$@"
