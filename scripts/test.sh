@@ -5,7 +5,7 @@
 # browser. Services the tests need are installed here when missing (as root,
 # from Debian's packages); a test whose service cannot be had says so.
 # With arguments it runs only `cargo test --features failpoints ARGS` (e.g.
-# `scripts/test.sh --test http`).
+# `scripts/test.sh --test integration http::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

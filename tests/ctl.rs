@@ -5,7 +5,7 @@
 //! asks for the text forms, and [`on_terminal`] runs it under a pseudo
 //! terminal to see the default there.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};

@@ -3,7 +3,7 @@
 //! a torn journal tail is skipped with a warning, catch-up after downtime,
 //! and one state_dir per daemon.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};

@@ -24,7 +24,7 @@
 //! or `nc` where it is not installed is skipped with a note; `tickd ctl`
 //! and `tickd check` examples always run.
 
-mod util;
+use crate::util;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
