@@ -53,7 +53,7 @@ pub struct Account {
 
 /// Whether tickd runs with root's effective uid.
 pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    crate::sys::is_root()
 }
 
 /// Looks up a user by name, or by number when `name` is all digits.

@@ -37,6 +37,11 @@ fn to_pid(id: u32) -> io::Result<Pid> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "process id out of range"))
 }
 
+/// Whether the process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// Sends `sig` to every process in the group `pgid`.
 ///
 /// Returns `Ok(false)` when no process of the group is left (`ESRCH`), which
