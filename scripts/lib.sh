@@ -12,7 +12,7 @@ build_release() {
   if [ "${NO_BUILD:-0}" = 1 ]; then
     return
   fi
-  (cd "$ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load)
+  (cd "$ROOT" && cargo build --release --quiet --workspace --bins)
 }
 
 # start_tickd CONFIG LOGFILE: starts tickd, waits for "listening on", sets

@@ -27,7 +27,7 @@ build_bins() {
     fi
     local target_dir="${CARGO_TARGET_DIR:-$LOADTEST_ROOT/target}"
     echo "building release binaries in $target_dir ..." >&2
-    (cd "$LOADTEST_ROOT" && cargo build --release --quiet --bin tickd --bin tickd-load) >&2
+    (cd "$LOADTEST_ROOT" && cargo build --release --quiet --workspace --bins) >&2
     TICKD_BIN="$target_dir/release/tickd"
     TICKD_LOAD_BIN="$target_dir/release/tickd-load"
 }

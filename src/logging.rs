@@ -17,6 +17,7 @@
 //! - syslog (`daemon.syslog`), one datagram per record: see
 //!   [`crate::syslog`].
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -126,22 +127,27 @@ pub fn init_with(level: &str, outputs: &Outputs) -> io::Result<()> {
         Some(path) if LOG_FILE.get().is_none() => Some((path.clone(), open_log_file(path)?)),
         _ => None,
     };
-    let mut builder = env_logger::Builder::new();
-    if from_env {
-        builder.parse_env("RUST_LOG");
-    } else {
-        builder.filter_level(log::LevelFilter::Trace);
-    }
-    builder.format_timestamp_millis();
-    if outputs.file.is_some() || !outputs.stderr {
-        builder
-            .target(env_logger::Target::Pipe(Box::new(Sink {
-                stderr: outputs.stderr,
-            })))
-            .write_style(env_logger::WriteStyle::Never);
-    }
+    let build = |from_env: bool| {
+        let mut builder = env_logger::Builder::new();
+        if from_env {
+            builder.parse_env("RUST_LOG");
+        } else {
+            builder.filter_level(log::LevelFilter::Trace);
+        }
+        builder.format_timestamp_millis();
+        if outputs.file.is_some() || !outputs.stderr {
+            builder
+                .target(env_logger::Target::Pipe(Box::new(Sink {
+                    stderr: outputs.stderr,
+                })))
+                .write_style(env_logger::WriteStyle::Never);
+        }
+        builder.build()
+    };
     let logger = Logger {
-        inner: builder.build(),
+        inner: build(from_env),
+        // `RUST_LOG` filters in `inner`; [`always`] lines go around it.
+        unfiltered: from_env.then(|| build(false)),
         syslog: outputs.syslog.then(Syslog::new),
     };
     let filter = logger.inner.filter();
@@ -205,9 +211,34 @@ pub fn reopen() {
     }
 }
 
+thread_local! {
+    /// Set while [`always`] hands its record to the logger.
+    static FORCED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Logs `args` as an INFO record of `target` (pass `module_path!()`)
+/// whatever the level: `daemon.log_level` (`off` included) and `RUST_LOG`
+/// are both passed by. For the few lines a user or a script cannot do
+/// without, such as `listening on ADDR`, the only place that shows the
+/// port picked for `listen = "127.0.0.1:0"`. Same format as every line.
+pub fn always(target: &str, args: std::fmt::Arguments<'_>) {
+    FORCED.set(true);
+    log::logger().log(
+        &log::Record::builder()
+            .args(args)
+            .level(log::Level::Info)
+            .target(target)
+            .module_path(Some(target))
+            .build(),
+    );
+    FORCED.set(false);
+}
+
 /// `env_logger` filters and formats; this adds syslog beside its output.
 struct Logger {
     inner: env_logger::Logger,
+    /// With `RUST_LOG`: the same output without its filter, for [`always`].
+    unfiltered: Option<env_logger::Logger>,
     syslog: Option<Syslog>,
 }
 
@@ -217,10 +248,13 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.inner.matches(record) {
+        if self.inner.matches(record) {
+            self.inner.log(record);
+        } else if let (true, Some(unfiltered)) = (FORCED.get(), &self.unfiltered) {
+            unfiltered.log(record);
+        } else {
             return;
         }
-        self.inner.log(record);
         if let Some(syslog) = &self.syslog {
             syslog.send(record.level(), &record.args().to_string());
         }

@@ -2,6 +2,8 @@
 //!
 //! Parsing and exit codes live here; the daemon itself is `tickd::run`.
 
+#![deny(unsafe_code)]
+
 mod ctl;
 
 use clap::{Parser, Subcommand};
@@ -20,8 +22,10 @@ struct Cli {
 enum Command {
     /// Run the daemon (in the foreground unless --daemonize).
     Run {
-        /// The config file.
-        #[arg(long, default_value = "conf/tickd.toml")]
+        /// The config file; a relative path is taken from the current
+        /// directory. Without --config, the TICKD_CONFIG environment
+        /// variable, else conf/tickd.toml.
+        #[arg(long, env = "TICKD_CONFIG", default_value = "conf/tickd.toml")]
         config: PathBuf,
         /// Write the daemon's pid to this file, locked while it runs (a
         /// second instance exits 2); removed on clean exit.
@@ -34,8 +38,10 @@ enum Command {
     },
     /// Validate a config file: exit 0, or 1 with one message per problem.
     Check {
-        /// The config file.
-        #[arg(long, default_value = "conf/tickd.toml")]
+        /// The config file; a relative path is taken from the current
+        /// directory. Without --config, the TICKD_CONFIG environment
+        /// variable, else conf/tickd.toml.
+        #[arg(long, env = "TICKD_CONFIG", default_value = "conf/tickd.toml")]
         config: PathBuf,
     },
     /// Call a method of a running daemon and print the result.

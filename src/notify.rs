@@ -192,6 +192,15 @@ impl Watchdog {
     }
 }
 
+impl crate::pool::Watch for Watchdog {
+    fn period(&self) -> Duration {
+        Watchdog::period(self)
+    }
+    fn check(&mut self, alive_workers: usize) {
+        Watchdog::check(self, alive_workers);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
 use crate::config::DaemonConfig;
-use crate::os_unsafe;
+use crate::sys::ffi;
 
 /// A user to run as: ids plus what a child's environment needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,17 +53,15 @@ pub struct Account {
 
 /// Whether tickd runs with root's effective uid.
 pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    crate::sys::is_root()
 }
 
 /// Looks up a user by name, or by number when `name` is all digits.
 pub fn lookup_user(name: &str) -> Result<Account, String> {
-    let by_name = os_unsafe::user_by_name(name).map_err(|e| format!("user \"{name}\": {e}"))?;
+    let by_name = ffi::user_by_name(name).map_err(|e| format!("user \"{name}\": {e}"))?;
     let found = match (by_name, name.parse::<u32>()) {
         (Some(p), _) => Some(p),
-        (None, Ok(uid)) => {
-            os_unsafe::user_by_uid(uid).map_err(|e| format!("user \"{name}\": {e}"))?
-        }
+        (None, Ok(uid)) => ffi::user_by_uid(uid).map_err(|e| format!("user \"{name}\": {e}"))?,
         (None, Err(_)) => None,
     };
     let p = found.ok_or_else(|| format!("no such user \"{name}\""))?;
@@ -77,7 +75,7 @@ pub fn lookup_user(name: &str) -> Result<Account, String> {
 
 /// Looks up a group by name, or takes it as a gid when all digits.
 pub fn lookup_group(name: &str) -> Result<u32, String> {
-    match os_unsafe::group_by_name(name).map_err(|e| format!("group \"{name}\": {e}"))? {
+    match ffi::group_by_name(name).map_err(|e| format!("group \"{name}\": {e}"))? {
         Some(gid) => Ok(gid),
         None => name
             .parse::<u32>()
@@ -242,9 +240,9 @@ fn hand_over_socket(path: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
 /// Drops to `account` for good: `setgroups([gid])`, `setgid`, `setuid`,
 /// then checks that it worked and cannot be undone.
 pub fn drop_to(account: &Account) -> io::Result<()> {
-    os_unsafe::set_groups(&[account.gid])?;
-    os_unsafe::set_gid(account.gid)?;
-    os_unsafe::set_uid(account.uid)?;
+    ffi::set_groups(&[account.gid])?;
+    ffi::set_gid(account.gid)?;
+    ffi::set_uid(account.uid)?;
     let ids = (
         rustix::process::getuid().as_raw(),
         rustix::process::geteuid().as_raw(),
@@ -257,7 +255,7 @@ pub fn drop_to(account: &Account) -> io::Result<()> {
             ids.0, ids.1, ids.2, ids.3, account.uid, account.gid
         )));
     }
-    if account.uid != 0 && os_unsafe::set_uid(0).is_ok() {
+    if account.uid != 0 && ffi::set_uid(0).is_ok() {
         return Err(io::Error::other("setuid(0) still works after the drop"));
     }
     Ok(())

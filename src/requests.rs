@@ -9,11 +9,24 @@
 //! and encodes every line (into the connection's spare buffer, see
 //! [`BatchAnswer::tail`]), then posts the answers back with one
 //! `LoopEvent::Answers` and at most one `mio::Waker` wake-up (none while
-//! the loop is awake; see [`crate::daemon::wake`]).
+//! the loop is awake; see [`crate::daemon::wake`]). JSON-RPC lines,
+//! JSON-RPC 2.0 batches (a line holding an array of requests) included,
+//! are answered in [`lines`]; HTTP requests in [`crate::http::route`].
 //!
 //! Answers stay in request order because a connection has at most one
 //! batch in flight: the loop buffers further input until the batch's answers
 //! are back (and stops reading from a client that keeps sending meanwhile).
+//!
+//! **Output budget.** A batch carries what its connection may still leave
+//! unread ([`ConnBatch::out_budget`]: `max_output_bytes` minus the answers
+//! not yet sent when it was cut). The worker looks at it before building
+//! each answer ([`OutputBudget`]): once the answers built exceed it, it
+//! builds no more and hands the requests left back unread
+//! ([`BatchAnswer::rest`]). The loop then writes what was built and drops
+//! a client that still leaves more than `max_output_bytes` unread, or cuts
+//! the rest as a new batch. So what one connection makes the daemon hold
+//! is bounded by its input, `max_output_bytes` and one answer being built,
+//! however many requests it pipelines.
 //!
 //! Authentication is per connection for JSON-RPC: the batch says whether
 //! the connection is authenticated under the token in force when the batch
@@ -26,17 +39,18 @@
 //! back unread ([`BatchAnswer::rest`]), so nothing more of that connection
 //! is checked or answered until the loop releases the delayed answer.
 
+mod lines;
+
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{LoopEvent, Shared};
 use crate::http::response::{self as http_response, Framing};
-use crate::methods::auth::{self, AuthOutcome};
-use crate::methods::{self, Command, Outcome};
+use crate::methods::Command;
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
-use crate::protocol::codec::{Frame, LineFramer};
-use crate::protocol::rpc;
+use crate::protocol::rpc::{self, Id};
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,8 +60,13 @@ use std::sync::Arc;
 /// stranger to make the daemon buffer.
 pub const PREAUTH_MAX_LINE: usize = 4096;
 
-/// Deepest nesting of arrays and objects accepted in a request.
+/// Deepest nesting of arrays and objects accepted in a request (a
+/// batch's array counts as one level).
 pub const MAX_NESTING: usize = 64;
+
+/// Most requests in one JSON-RPC batch (one line holding an array of
+/// requests); a longer batch is refused whole with one `-32600`.
+pub const MAX_BATCH_REQUESTS: usize = 1000;
 
 /// What a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +93,13 @@ pub struct ConnBatch {
     pub proto: Proto,
     /// Whether the connection has authenticated (or needs not).
     pub authed: bool,
+    /// The client's address (`None` on the Unix socket): wrong tokens are
+    /// charged to it first (see [`crate::methods::auth`]).
+    pub peer: Option<IpAddr>,
+    /// Answer bytes this batch may build: `max_output_bytes` minus the
+    /// connection's answers not yet sent when the batch was cut (see
+    /// [`OutputBudget`]).
+    pub out_budget: usize,
     /// An empty buffer to write the answers into: the connection's spare
     /// from an earlier batch, so a busy connection's answers need no
     /// allocation (see [`BatchAnswer::tail`]).
@@ -95,7 +121,12 @@ impl ConnBatch {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplyTo {
     /// A JSON-RPC response line with this id.
-    Rpc(Value),
+    Rpc(Id),
+    /// A member of a batch's answer array: the response without its line
+    /// end (the separators around it are sent apart).
+    Member(Id),
+    /// Nobody: a notification in a batch (JSON-RPC answers none).
+    Nobody,
     /// An HTTP response with status `ok` on success.
     Http {
         /// Status of a successful answer (200, or 202 for a new run).
@@ -111,6 +142,9 @@ impl ReplyTo {
         match (self, answer) {
             (ReplyTo::Rpc(id), Ok(v)) => rpc::write_result(out, id, v),
             (ReplyTo::Rpc(id), Err(e)) => rpc::write_error(out, id, e),
+            (ReplyTo::Member(id), Ok(v)) => rpc::put_result(out, id, v),
+            (ReplyTo::Member(id), Err(e)) => rpc::put_error(out, id, e),
+            (ReplyTo::Nobody, _) => {}
             (ReplyTo::Http { ok, framing }, Ok(v)) => {
                 http_response::write_json(out, *ok, v, *framing)
             }
@@ -175,7 +209,7 @@ pub struct BatchAnswer {
 /// request pool cannot take a task, on the loop itself).
 pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
     match batch.proto {
-        Proto::Rpc => answer_lines(shared, batch),
+        Proto::Rpc => lines::answer_lines(shared, batch),
         Proto::Http => crate::http::route::answer_batch(shared, batch),
     }
 }
@@ -187,111 +221,6 @@ pub fn too_deep(shared: &Shared) -> RpcError {
         ErrorCode::InvalidRequest,
         format!("invalid request: JSON nested deeper than {MAX_NESTING} levels"),
     )
-}
-
-/// Answers a batch of JSON-RPC lines.
-fn answer_lines(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
-    let mut segments = Vec::new();
-    let mut out = batch.take_answer_buf(256);
-    let mut authed = batch.authed;
-    let limit = |authed: bool| {
-        if authed {
-            batch.max_line
-        } else {
-            batch.max_line.min(PREAUTH_MAX_LINE)
-        }
-    };
-    let mut framer = LineFramer::new(limit(authed));
-    let mut answered = 0u64;
-    let mut authenticated = None;
-    let mut rest = Vec::new();
-    loop {
-        let line = match framer.next_frame(&batch.data) {
-            Frame::Line(line) => line,
-            Frame::Incomplete => break,
-            Frame::TooLong => {
-                bump(&shared.board.clients.lines_too_long);
-                let max = limit(authed);
-                let err = RpcError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("invalid request: line longer than max_line_bytes ({max})"),
-                );
-                rpc::write_error(&mut out, &Value::Null, &err);
-                flush_bytes(&mut segments, &mut out);
-                segments.push(Segment::Close {
-                    why: Some(format!("line longer than {max} bytes")),
-                });
-                break;
-            }
-        };
-        answered += 1;
-        if line.len() > MAX_NESTING && rpc::nesting_exceeds(line, MAX_NESTING) {
-            rpc::write_error(&mut out, &Value::Null, &too_deep(shared));
-            continue;
-        }
-        let req = match rpc::parse_request(line) {
-            Ok(req) => req,
-            Err((id, err)) => {
-                rpc::write_error(&mut out, &id, &err);
-                continue;
-            }
-        };
-        if req.method == "auth" {
-            match auth::auth(shared, &req.params) {
-                AuthOutcome::Accepted(v, token) => {
-                    authed = true;
-                    if token.is_some() {
-                        authenticated = token;
-                    }
-                    framer.set_max_line(limit(true));
-                    rpc::write_result(&mut out, &req.id, &v);
-                }
-                AuthOutcome::Invalid(e) => rpc::write_error(&mut out, &req.id, &e),
-                AuthOutcome::Wrong(e) => {
-                    flush_bytes(&mut segments, &mut out);
-                    let mut answer = Vec::new();
-                    rpc::write_error(&mut answer, &req.id, &e);
-                    segments.push(Segment::Delayed(answer));
-                    // Nothing after a wrong token is looked at before
-                    // the delay has passed: it goes back to the loop.
-                    rest = batch.data[framer.consumed()..].to_vec();
-                    break;
-                }
-                AuthOutcome::Flood => {
-                    flush_bytes(&mut segments, &mut out);
-                    segments.push(Segment::Close {
-                        why: Some(auth::FLOOD_CLOSE.into()),
-                    });
-                    break;
-                }
-            }
-            continue;
-        }
-        if !authed && req.method != "ping" {
-            rpc::write_error(&mut out, &req.id, &auth::not_authenticated(shared));
-            continue;
-        }
-        match methods::handle(shared, &req) {
-            Outcome::Answer(Ok(v)) => rpc::write_result(&mut out, &req.id, &v),
-            Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
-                rpc::write_error(&mut out, &req.id, &e)
-            }
-            Outcome::Encoded(Ok(raw)) => rpc::write_result(&mut out, &req.id, &raw),
-            Outcome::Command(cmd) => {
-                flush_bytes(&mut segments, &mut out);
-                segments.push(Segment::Command {
-                    to: ReplyTo::Rpc(req.id),
-                    cmd,
-                });
-            }
-        }
-    }
-    let done = Done {
-        answered,
-        authenticated,
-        rest,
-    };
-    finish_batch(shared, batch, segments, out, done)
 }
 
 /// How far a worker got with a batch.
@@ -310,6 +239,44 @@ pub struct Done {
 pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
     if !out.is_empty() {
         segments.push(Segment::Bytes(std::mem::take(out)));
+    }
+}
+
+/// What a batch may still build of answers before its connection's
+/// unread answers would pass `max_output_bytes` (see the module doc).
+/// Looked at before each answer is built: the first answer of a batch is
+/// always built, so a batch makes progress however little room is left,
+/// and the answers built overshoot the budget by at most one answer.
+#[derive(Debug)]
+pub struct OutputBudget {
+    left: usize,
+    /// Segments already counted in `segment_bytes`.
+    counted: usize,
+    segment_bytes: usize,
+}
+
+impl OutputBudget {
+    /// A budget of `left` bytes ([`ConnBatch::out_budget`]).
+    pub fn new(left: usize) -> Self {
+        OutputBudget {
+            left,
+            counted: 0,
+            segment_bytes: 0,
+        }
+    }
+
+    /// Whether the answers built so far (`segments`, then `out`) exceed
+    /// the budget: then no further answer may be built. Counts each
+    /// segment once, however often it is asked.
+    pub fn spent(&mut self, segments: &[Segment], out: &[u8]) -> bool {
+        for s in segments.get(self.counted..).unwrap_or_default() {
+            self.segment_bytes += match s {
+                Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
+                Segment::Command { .. } | Segment::Close { .. } => 0,
+            };
+        }
+        self.counted = segments.len();
+        self.segment_bytes + out.len() > self.left
     }
 }
 

@@ -4,10 +4,12 @@
 //! auth under open connections, the token file's permission check, and
 //! what an unauthenticated client can reach.
 
-mod util;
+use crate::util;
 
 use base64::Engine;
 use serde_json::json;
+use std::io::{BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -411,6 +413,56 @@ fn a_reload_that_turns_auth_on_or_changes_the_token_asks_again() {
 }
 
 #[test]
+fn a_token_change_stops_a_subscribers_events_until_it_authenticates_again() {
+    let d = daemon();
+    let subscribe = |c: &mut util::Client| {
+        c.ok("auth", json!({"token": TOKEN}));
+        assert_eq!(c.ok("subscribe", json!({})), json!({"subscribed": true}));
+    };
+    let mut sub = d.client();
+    subscribe(&mut sub);
+    // One that will not authenticate again.
+    let mut quiet = d.client();
+    subscribe(&mut quiet);
+    d.write_config(&config("auth_token = \"n3w-t0ken\"", JOBS));
+    d.signal(rustix::process::Signal::HUP);
+    // Told once, at the reload, before any event.
+    for c in [&mut sub, &mut quiet] {
+        let told = c.read_json();
+        assert_eq!(told["error"]["code"], json!(-32001), "{told}");
+        assert_eq!(told["id"], json!(null), "{told}");
+    }
+    // A whole run meanwhile, started by a holder of the new token.
+    let mut admin = d.client();
+    admin.ok("auth", json!({"token": "n3w-t0ken"}));
+    let run = admin.ok("jobs.run", json!({"name": "hello", "wait": true}));
+    assert_eq!(run["state"], json!("succeeded"), "{run}");
+    // Its events were broadcast before the answer above: had any reached
+    // the old subscriber (or a second -32001), it would come before this.
+    assert_eq!(sub.ok("ping", json!({})), json!("pong"));
+    assert_eq!(sub.err_code("status", json!({})), -32001);
+    // Authenticated again: events flow again, on the same connection.
+    sub.ok("auth", json!({"token": "n3w-t0ken"}));
+    let run = admin.ok("jobs.run", json!({"name": "hello"}));
+    let event = sub.read_json();
+    assert_eq!(event["method"], json!("run.event"), "{event}");
+    assert_eq!(event["params"]["run_id"], run["run_id"], "{event}");
+    // The other is a stranger now: closed at the pre-auth limit from the
+    // reload (subscribers are exempt from idle_timeout only while their
+    // credential counts), having received nothing more.
+    assert!(
+        quiet.is_closed(),
+        "the revoked subscriber got more, or stayed"
+    );
+    let status = admin.ok("status", json!({}));
+    assert_eq!(
+        status["clients"]["connections_closed"]["auth_timeout"],
+        json!(1),
+        "{status}"
+    );
+}
+
+#[test]
 fn a_reload_that_turns_auth_off_warns_and_takes_effect() {
     let d = daemon();
     let mut c = d.client();
@@ -472,4 +524,122 @@ fn strangers_get_small_http_bodies_and_no_go_ahead() {
     s.send(b"{}");
     let answer = s.read_response();
     assert_eq!(answer.status, 401, "{}", answer.body);
+}
+
+/// A TCP connection to `to` from the local address `from` (bound before
+/// connecting, so the daemon sees a second client address on loopback).
+fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+    rustix::net::bind(&fd, &SocketAddr::new(from, 0)).expect("bind to the second address");
+    rustix::net::connect(&fd, &to).expect("connect");
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    stream
+}
+
+/// Issue 14, item 8: wrong tokens are charged to the client's address
+/// first, and to the budget shared by all only beyond that, so a flood
+/// from 127.0.0.1 (more wrong tokens than both allow) does not lock out
+/// the token holder at 127.0.0.2, over JSON-RPC or HTTP; and the Unix
+/// socket is never charged at all.
+#[test]
+fn a_token_flood_from_one_address_does_not_lock_out_another() {
+    let d = Daemon::start(&config(
+        &format!("auth_token = \"{TOKEN}\"\nunix_socket = \"$DIR/tickd.sock\""),
+        JOBS,
+    ));
+    let holder: IpAddr = [127, 0, 0, 2].into();
+    let mut admin = util::Client::from_stream(connect_from(holder, d.addr));
+    admin.ok("auth", json!({"token": TOKEN}));
+    let charged = |admin: &mut util::Client| {
+        let clients = admin.ok("status", json!({}))["clients"].clone();
+        clients["auth_failures"].as_u64().unwrap_or(0)
+            + clients["auth_flood_closed"].as_u64().unwrap_or(0)
+    };
+    let wrong = b"{\"id\":0,\"method\":\"auth\",\"params\":{\"token\":\"guess\"}}\n";
+    let flood_size = 40;
+    for round in 0..3 {
+        let base = charged(&mut admin);
+        let flood: Vec<TcpStream> = (0..flood_size)
+            .map(|_| {
+                let mut s = TcpStream::connect(d.addr).expect("connect");
+                s.write_all(wrong).expect("write");
+                s
+            })
+            .collect();
+        util::poll_until("the flood's tokens to be charged", || {
+            (charged(&mut admin) >= base + flood_size).then_some(())
+        });
+        // In the same second, the holder at 127.0.0.2 still gets in...
+        let mut c = util::Client::from_stream(connect_from(holder, d.addr));
+        assert_eq!(
+            c.ok("auth", json!({"token": TOKEN})),
+            json!({"authenticated": true}),
+            "round {round}"
+        );
+        // ...over HTTP too...
+        let mut h = HttpConn {
+            reader: BufReader::new(connect_from(holder, d.addr)),
+        };
+        let bearer = format!("Bearer {TOKEN}");
+        let resp = h.request("GET", "/status", &[("Authorization", &bearer)], "");
+        assert_eq!(resp.status, 200, "round {round}: {}", resp.body);
+        // ...and a wrong token there is checked (answered, not closed).
+        let mut g = util::Client::from_stream(connect_from(holder, d.addr));
+        assert_eq!(g.err_code("auth", json!({"token": "guess"})), -32001);
+        // A Unix-socket client is never charged, nor closed.
+        let mut u = std::os::unix::net::UnixStream::connect(d.dir().join("tickd.sock"))
+            .expect("unix connect");
+        u.set_read_timeout(Some(util::WAIT)).expect("timeout");
+        u.write_all(wrong).expect("write");
+        let mut answer = [0u8; 64];
+        let n = u.read(&mut answer).expect("an answer");
+        assert!(
+            String::from_utf8_lossy(&answer[..n]).contains("-32001"),
+            "round {round}"
+        );
+        drop(flood);
+    }
+    let clients = admin.ok("status", json!({}))["clients"].clone();
+    // The flood was held to its address's share plus the shared budget.
+    assert!(clients["auth_flood_closed"].as_u64() > Some(0), "{clients}");
+}
+
+/// A Unix-socket client stays trusted after calling `auth`: a later
+/// reload that changes the token does not make it authenticate again (its
+/// `auth` used to turn it into a client of that one token).
+#[test]
+fn a_unix_client_that_calls_auth_stays_trusted_across_a_token_change() {
+    let unix = format!("auth_token = \"{TOKEN}\"\nunix_socket = \"$DIR/tickd.sock\"");
+    let d = Daemon::start(&config(&unix, JOBS));
+    let stream =
+        std::os::unix::net::UnixStream::connect(d.dir().join("tickd.sock")).expect("connect");
+    stream.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    let mut reader = BufReader::new(stream);
+    let mut ask = |line: &str| -> serde_json::Value {
+        reader
+            .get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write");
+        let mut answer = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut answer).expect("read");
+        serde_json::from_str(&answer).expect("JSON")
+    };
+    let r = ask(&format!(
+        r#"{{"id":1,"method":"auth","params":{{"token":"{TOKEN}"}}}}"#
+    ));
+    assert_eq!(r["result"], json!({"authenticated": true}), "{r}");
+    d.write_config(&config(
+        "auth_token = \"n3w-t0ken\"\nunix_socket = \"$DIR/tickd.sock\"",
+        JOBS,
+    ));
+    d.signal(rustix::process::Signal::HUP);
+    assert!(d
+        .log
+        .wait_for("reload changed the auth token", 0, util::WAIT)
+        .is_some());
+    // The reload is applied by the loop before it reads this request.
+    let r = ask(r#"{"id":2,"method":"status"}"#);
+    assert!(r["result"]["uptime_ms"].is_u64(), "{r}");
 }

@@ -2,11 +2,12 @@
 //! mutated request lines (valid requests with bytes flipped or cut short,
 //! huge numbers, deep nesting, invalid UTF-8, CR/LF tricks, overlong
 //! lines). The daemon stays up; every complete non-blank line gets exactly
-//! one answer, each a complete JSON line, unless a line is over
+//! one answer (a batch's is an array of responses), each a complete JSON
+//! line, unless a line is over
 //! `max_line_bytes`, which is answered with an error and a close; and a
 //! well-behaved client on another connection is never disturbed.
 
-mod util;
+use crate::util;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -199,7 +200,14 @@ fn check_connection(d: &Daemon, lines: &[Vec<u8>]) -> Result<(), TestCaseError> 
             prop_assert_eq!(&v["result"], "pong");
             break;
         }
-        prop_assert!(v["result"].is_null() != v["error"].is_null(), "{}", v);
+        // A line that happens to be a JSON array is a batch: one answer
+        // line holding an array of responses.
+        for r in v
+            .as_array()
+            .map_or_else(|| vec![&v], |a| a.iter().collect())
+        {
+            prop_assert!(r["result"].is_null() != r["error"].is_null(), "{}", v);
+        }
         answers.push(v);
     }
     prop_assert_eq!(answers.len(), expected, "answers: {:?}", answers);

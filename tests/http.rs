@@ -2,7 +2,7 @@
 //! keep-alive, pipelining, each status code, and a Prometheus scrape
 //! parsed strictly, before and after a reload.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -311,20 +311,20 @@ fn metrics_parse_and_counters_survive_a_reload() {
     ] {
         assert!(value(&before, name, &[]).is_some(), "{name} missing");
     }
-    let ok = [("job", "hello"), ("state", "succeeded")];
+    let ok = [("job_name", "hello"), ("state", "succeeded")];
     assert_eq!(value(&before, "tickd_runs_total", &ok), Some(2.0));
     assert_eq!(
         value(
             &before,
             "tickd_runs_total",
-            &[("job", "slow"), ("state", "failed")]
+            &[("job_name", "slow"), ("state", "failed")]
         ),
         Some(0.0)
     );
     // The histogram: cumulative buckets, +Inf equal to the count.
     let buckets: Vec<f64> = before
         .iter()
-        .filter(|(n, l, _)| n == "tickd_run_duration_seconds_bucket" && l["job"] == "hello")
+        .filter(|(n, l, _)| n == "tickd_run_duration_seconds_bucket" && l["job_name"] == "hello")
         .map(|s| s.2)
         .collect();
     assert!(buckets.len() > 5);
@@ -332,14 +332,14 @@ fn metrics_parse_and_counters_survive_a_reload() {
     let count = value(
         &before,
         "tickd_run_duration_seconds_count",
-        &[("job", "hello")],
+        &[("job_name", "hello")],
     );
     assert_eq!(count, Some(2.0));
     assert_eq!(
         value(
             &before,
             "tickd_run_duration_seconds_bucket",
-            &[("job", "hello"), ("le", "+Inf")]
+            &[("job_name", "hello"), ("le", "+Inf")]
         ),
         Some(2.0)
     );
@@ -368,13 +368,13 @@ command = ["true"]
         value(
             &after,
             "tickd_runs_total",
-            &[("job", "fresh"), ("state", "succeeded")]
+            &[("job_name", "fresh"), ("state", "succeeded")]
         ),
         Some(0.0)
     );
     for (name, labels, v) in &before {
         let removed = labels
-            .get("job")
+            .get("job_name")
             .is_some_and(|j| j == "hello" || j == "slow");
         let counter =
             name.ends_with("_total") || name.ends_with("_count") || name.ends_with("_bucket");
@@ -389,6 +389,62 @@ command = ["true"]
     assert!(
         value(&after, "tickd_requests_total", &[]) > value(&before, "tickd_requests_total", &[])
     );
+}
+
+/// Issue 14 item 23: the per-job label is `job_name` (a scrape overwrites
+/// `job` with the target's job), and ad-hoc `submit` runs are counted
+/// under `job_name="(submitted)"`, apart from a job named `submitted`.
+#[test]
+fn metrics_label_jobs_job_name_and_keep_submit_runs_apart() {
+    let jobs = r#"
+[[jobs]]
+name = "submitted"
+kind = "exec"
+command = ["true"]
+"#;
+    let d = Daemon::start(&config("allow_submit = true", jobs));
+    let mut c = d.client();
+    let run = c.ok("jobs.run", json!({"name": "submitted", "wait": true}));
+    assert_eq!(run["state"], json!("succeeded"));
+    let adhoc = c.ok(
+        "submit",
+        json!({"job": {"kind": "exec", "command": ["false"]}, "wait": true}),
+    );
+    assert_eq!(adhoc["state"], json!("failed"));
+
+    let samples = scrape(&d);
+    for (name, labels, _) in &samples {
+        assert!(!labels.contains_key("job"), "{name} {labels:?} has `job`");
+    }
+    let runs = |samples: &[Sample], job: &str, state: &str| {
+        value(
+            samples,
+            "tickd_runs_total",
+            &[("job_name", job), ("state", state)],
+        )
+    };
+    assert_eq!(runs(&samples, "submitted", "succeeded"), Some(1.0));
+    assert_eq!(runs(&samples, "submitted", "failed"), Some(0.0));
+    assert_eq!(runs(&samples, "(submitted)", "failed"), Some(1.0));
+    assert_eq!(runs(&samples, "(submitted)", "succeeded"), Some(0.0));
+    let count = |samples: &[Sample], job: &str| {
+        value(
+            samples,
+            "tickd_run_duration_seconds_count",
+            &[("job_name", job)],
+        )
+    };
+    assert_eq!(count(&samples, "submitted"), Some(1.0));
+    assert_eq!(count(&samples, "(submitted)"), Some(1.0));
+
+    // A reload that removes the job named `submitted` takes its series,
+    // not the ad-hoc ones.
+    d.write_config(&config("allow_submit = true", ""));
+    assert_eq!(c.ok("reload", json!({}))["removed"], json!(["submitted"]));
+    let after = scrape(&d);
+    assert_eq!(runs(&after, "submitted", "succeeded"), None);
+    assert_eq!(runs(&after, "(submitted)", "failed"), Some(1.0));
+    assert_eq!(count(&after, "(submitted)"), Some(1.0));
 }
 
 #[test]
@@ -413,7 +469,7 @@ fn expect_100_continue_gets_the_go_ahead() {
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
     c.send(
         format!(
-            "POST /jobs/hello/run HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            "POST /jobs/hello/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),

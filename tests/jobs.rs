@@ -1,7 +1,7 @@
 //! Jobs and runs through the real binary: exec semantics, methods, overlap,
 //! time-outs that kill process trees, cancel, progress, history.
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use std::time::Duration;

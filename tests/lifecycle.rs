@@ -1,7 +1,8 @@
 //! The daemon's life: `check`, exit codes, reload by SIGHUP and by method,
-//! graceful shutdown by SIGTERM/SIGINT/`shutdown`.
+//! graceful shutdown by SIGTERM/SIGINT/`shutdown`, the `listening on` line
+//! at every log level.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;
@@ -252,4 +253,31 @@ fn shutdown_method_drains_and_exits_0() {
     assert_eq!(r, json!({"shutting_down": true}));
     let status = d.wait_exit(WAIT).expect("tickd exits");
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn listening_on_is_logged_at_every_log_level() {
+    // `Daemon::start` finds the port in the `listening on` line, and fails
+    // without it; the Unix socket's line must be there too.
+    let unix = "unix_socket = \"$DIR/tickd.sock\"\n";
+    for level in ["warn", "error", "off"] {
+        let d = Daemon::start(&config(&format!("{unix}log_level = \"{level}\""), ""));
+        assert_eq!(d.client().ok("ping", json!({})), json!("pong"), "{level}");
+        let sock = format!("listening on {}/tickd.sock", d.dir().display());
+        assert!(d.log.wait_for(&sock, 0, WAIT).is_some(), "{level}");
+        if level != "warn" {
+            // Nothing else is let through: the line bypasses the level,
+            // it does not lower it.
+            assert!(
+                d.log
+                    .all()
+                    .iter()
+                    .all(|l| !l.contains("INFO") || l.contains("listening on")),
+                "{level}: {:?}",
+                d.log.all()
+            );
+        }
+    }
+    let d = Daemon::start_with_env(&config("", ""), &[("RUST_LOG", "error")]);
+    assert_eq!(d.client().ok("ping", json!({})), json!("pong"));
 }

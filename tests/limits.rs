@@ -5,7 +5,7 @@
 //! subscribers), 1,000 idle connections beside one busy client, and the
 //! event loop's own failures (poll, accept) through fail points.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -75,6 +75,80 @@ command = ["true"]
         .expect("VmHWM");
     eprintln!("hog wrote {written} bytes; daemon peak RSS {rss} kB");
     assert!(rss < 128 * 1024, "daemon peak RSS {rss} kB");
+}
+
+/// A `/proc/PID/status` figure of the daemon, in kB (`VmHWM:`, `VmRSS:`).
+fn vm_kb(d: &Daemon, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .expect("proc status")
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+}
+
+/// Issue 14, item 2: one 64 KiB burst of `runs.list` lines from a client
+/// that never reads made the daemon build every answer before the limit
+/// was looked at (450x `max_output_bytes`). Now each answer is built only
+/// while the connection's output budget lasts: the daemon's peak memory
+/// grows by about `max_output_bytes` and one answer, not by the burst's
+/// 1,300 answers.
+#[test]
+fn a_burst_of_big_answers_never_read_is_bounded_by_max_output_bytes() {
+    const MAX_OUT: u64 = 256 * 1024;
+    let d = Daemon::start(&config(
+        &format!("max_output_bytes = {MAX_OUT}\nhistory = 1000"),
+        r#"
+[[jobs]]
+name = "scan"
+kind = "file.prune"
+path = "$DIR"
+pattern = "*.none"
+older_than = "1h"
+overlap = "allow"
+"#,
+    ));
+    let mut c = d.client();
+    let runs = 300;
+    c.send_raw(&b"{\"method\":\"jobs.run\",\"params\":{\"name\":\"scan\"}}\n".repeat(runs));
+    for _ in 0..runs {
+        assert!(c.read_json()["result"]["run_id"].is_string());
+    }
+    let list = util::poll_until("every run to end", || {
+        let list = c.ok("runs.list", json!({"state": "succeeded", "limit": 10000}));
+        (list.as_array().map(Vec::len) == Some(runs)).then_some(list)
+    });
+    let answer = list.to_string().len() as u64;
+    assert!(
+        answer > 64 * 1024 && answer < MAX_OUT,
+        "one answer is {answer} bytes"
+    );
+    let before = vm_kb(&d, "VmHWM:");
+
+    let mut hog = TcpStream::connect(d.addr).expect("connect");
+    let request = b"{\"method\":\"runs.list\",\"params\":{\"limit\":10000}}\n";
+    let burst = request.repeat(64 * 1024 / request.len());
+    hog.write_all(&burst).expect("the burst");
+    // Another client is served meanwhile, in full.
+    let mut other = d.client();
+    assert_eq!(other.ok("ping", json!({})), json!("pong"));
+    let again = other.ok("runs.list", json!({"limit": 10000}));
+    assert_eq!(again.as_array().map(Vec::len), Some(runs));
+    util::poll_until("the hog to be dropped", || {
+        (clients_counter(&d, "output_dropped") == 1).then_some(())
+    });
+    let grown = vm_kb(&d, "VmHWM:").saturating_sub(before) * 1024;
+    eprintln!(
+        "{} requests of {answer} bytes of answer each; peak RSS grew by {grown} bytes",
+        burst.len() / request.len()
+    );
+    // Worst case: the input buffer + max_output_bytes + one answer being
+    // built, and allocator slack.
+    assert!(
+        grown < 3 * MAX_OUT + 16 * 1024 * 1024,
+        "peak RSS grew by {grown} bytes"
+    );
+    assert_eq!(other.ok("ping", json!({})), json!("pong"));
 }
 
 #[test]

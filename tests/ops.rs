@@ -1,8 +1,8 @@
 //! Deployment features of the real binary: `--daemonize`, `--pidfile`, the
 //! log file and SIGUSR1, syslog, and running as another user.
 
-mod ops_util;
-mod util;
+use crate::ops_util;
+use crate::util;
 
 use ops_util::{
     alive, call, groups, listen_addr, read_pid, uids, wait_for_line, wait_gone, KillOnDrop,

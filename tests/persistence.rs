@@ -1,9 +1,9 @@
 //! `state_dir` through the real binary: history and run ids survive a
-//! restart, `kill -9` leaves running runs `interrupted` and queued runs run,
+//! restart (and without `state_dir` ids start again from 1), `kill -9` leaves running runs `interrupted` and queued runs run,
 //! a torn journal tail is skipped with a warning, catch-up after downtime,
 //! and one state_dir per daemon.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
@@ -80,6 +80,27 @@ fn history_counters_and_run_ids_survive_a_restart() {
         next_id > last_old,
         "ids are never reused: {next_id} after {last_old}"
     );
+}
+
+/// Without `state_dir` nothing is kept: the second daemon knows none of the
+/// first one's runs and hands out `"1"` again (docs/protocol.md, "Timestamps
+/// and ids").
+#[test]
+fn without_state_dir_run_ids_start_again_from_1_after_a_restart() {
+    let text = config("", JOBS);
+    let d = Daemon::start(&text);
+    let mut c = d.client();
+    let ids: Vec<Value> = (0..2)
+        .map(|_| c.ok("jobs.run", json!({"name": "quick", "wait": true}))["run_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("1"), json!("2")]);
+    stop(d);
+    let d = Daemon::start(&text);
+    let mut c = d.client();
+    assert_eq!(c.err_code("runs.get", json!({"run_id": "2"})), -32000);
+    let run = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+    assert_eq!(run["run_id"], "1");
+    assert_eq!(c.ok("jobs.get", json!({"name": "quick"}))["runs_total"], 1);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The wire protocol over a real socket: framing, relaxations, error codes,
 //! ordering, limits, and many clients at once.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::Write;
@@ -59,13 +59,8 @@ fn malformed_json_gets_parse_error_and_connection_stays() {
 fn non_object_requests_are_invalid() {
     let d = daemon();
     let mut c = d.client();
-    for line in [
-        "[1,2,3]",
-        "42",
-        "\"ping\"",
-        "{\"id\":3}",
-        "{\"id\":4,\"method\":7}",
-    ] {
+    // (`[1,2,3]` is a batch of three invalid requests: see tests/batch.rs.)
+    for line in ["42", "\"ping\"", "{\"id\":3}", "{\"id\":4,\"method\":7}"] {
         c.send_raw(format!("{line}\n").as_bytes());
         let r = c.read_json();
         assert_eq!(r["error"]["code"], json!(-32600), "for {line}: {r}");
@@ -485,4 +480,91 @@ fn every_method_in_the_shared_name_table_is_answered() {
             "{name} is in METHODS but not answered: {r}"
         );
     }
+}
+
+#[test]
+fn duplicate_keys_are_refused_and_ids_come_back_as_written() {
+    let d = daemon();
+    let mut c = d.client();
+    // The last `method` used to win: this shut the daemon down.
+    c.send_raw(b"{\"id\":1,\"method\":\"ping\",\"method\":\"shutdown\"}\n");
+    let r = c.read_json();
+    assert_eq!(r["error"]["code"], json!(-32600), "{r}");
+    assert_eq!(r["id"], json!(1));
+    assert_eq!(
+        r["error"]["message"],
+        json!("invalid request: duplicate key `method`")
+    );
+    // In params too, escapes decoded before keys are compared.
+    c.send_raw(b"{\"id\":2,\"method\":\"jobs.run\",\"params\":{\"name\":\"nope\",\"n\\u0061me\":\"slow\"}}\n");
+    let r = c.read_json();
+    assert_eq!(r["error"]["code"], json!(-32600), "{r}");
+    assert!(r["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("duplicate key `name` in `params`")));
+    // Nothing was run or stopped.
+    assert_eq!(c.ok("runs.list", json!({})), json!([]));
+    assert_eq!(c.ok("status", json!({}))["stopping"], json!(false));
+
+    // Ids come back exactly as written, in results and in errors.
+    for id in [
+        "18446744073709551616",
+        "1.0",
+        "1e2",
+        "-0",
+        "\"x\"",
+        "\"\\u0078\"",
+        "null",
+    ] {
+        c.send_raw(format!("{{\"id\":{id},\"method\":\"ping\"}}\n").as_bytes());
+        assert_eq!(
+            c.read_line().expect("answer"),
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":\"pong\"}}")
+        );
+        c.send_raw(format!("{{\"id\":{id},\"method\":\"nope\"}}\n").as_bytes());
+        let line = c.read_line().expect("answer");
+        assert!(
+            line.starts_with(&format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn runs_list_refuses_an_answer_larger_than_max_output_bytes() {
+    let d = Daemon::start(&config(
+        "max_output_bytes = 4096",
+        r#"
+[[jobs]]
+name = "echo"
+kind = "exec"
+command = ["sh", "-c", "echo hi"]
+overlap = "allow"
+"#,
+    ));
+    let mut c = d.client();
+    for _ in 0..20 {
+        c.ok("jobs.run", json!({"name": "echo", "wait": true}));
+    }
+    let r = c.call("runs.list", json!({"limit": 10000}));
+    assert_eq!(r["error"]["code"], json!(-32602), "{r}");
+    let message = r["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("max_output_bytes (4096 bytes)") && message.contains("ask for fewer"),
+        "{message}"
+    );
+    let fit = r["error"]["data"]["runs_that_fit"]
+        .as_u64()
+        .expect("how many fit");
+    assert!((1..20).contains(&fit), "{r}");
+    assert_eq!(r["error"]["data"]["max_output_bytes"], json!(4096));
+    // As many as it says fit are answered.
+    let runs = c.ok("runs.list", json!({ "limit": fit }));
+    assert_eq!(runs.as_array().map(Vec::len), Some(fit as usize));
+    // HTTP gets the same refusal, as a 400.
+    let resp = util::http::get(d.addr, "/runs?limit=10000");
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["code"], json!(-32602));
+    // The connection is still served.
+    assert_eq!(c.ok("ping", json!({})), json!("pong"));
 }

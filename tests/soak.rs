@@ -5,7 +5,7 @@
 //! 30 s in CI. `scripts/soak.sh` runs the same test for minutes
 //! (`TICKD_SOAK_SECS`) and prints the samples.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;
@@ -161,7 +161,7 @@ fn rss_and_fds_stay_flat_under_load_reloads_and_churn() {
     let churned: std::collections::BTreeSet<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("tickd_runs_total{"))
-        .filter_map(|l| l.split("job=\"").nth(1)?.split('"').next())
+        .filter_map(|l| l.split("job_name=\"").nth(1)?.split('"').next())
         .filter(|job| job.starts_with("churn"))
         .collect();
     assert!(

@@ -3,7 +3,7 @@
 //! every route it polls or posts to answers as the page expects. (The page
 //! itself is driven in headless chromium by scripts/browser-test.sh.)
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::http::{get, post};

@@ -42,9 +42,7 @@ use super::DaemonConfig;
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// Validates `[daemon]` (absent = all defaults).
-pub(crate) fn validate(r: &mut Report<'_>, raw: Option<Spanned<RawDaemon>>) -> DaemonConfig {
-    let d = raw.map(Spanned::into_inner).unwrap_or_default();
-
+pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let listen = match &d.listen {
         None => Some("127.0.0.1:7070".to_string()),
         Some(v) if v.get_ref().is_empty() => None,
@@ -252,7 +250,7 @@ fn start_dir() -> Option<&'static Path> {
 
 /// `path` made absolute against [`start_dir`] (unchanged if that is
 /// unknown; opening it then reports the problem).
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     match start_dir() {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_path_buf(),

@@ -23,10 +23,19 @@ impl ConfigError {
         &self.messages
     }
 
-    /// An error for a file that could not be read.
+    /// An error for a file that could not be read. The path is shown
+    /// absolute (a relative one is taken from the current directory, which
+    /// is what a user started from the wrong directory needs to see), with
+    /// how to name another file.
     pub(crate) fn io(path: &Path, err: &std::io::Error) -> Self {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         ConfigError {
-            messages: vec![format!("{}: cannot read config: {err}", path.display())],
+            messages: vec![format!(
+                "{}: cannot read config: {err}; choose the file with --config PATH or the \
+                 TICKD_CONFIG environment variable (default: conf/tickd.toml, relative to the \
+                 current directory)",
+                escape_controls(&shown.display().to_string())
+            )],
         }
     }
 
@@ -45,6 +54,50 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// `text` with every control character (a terminal escape, a newline, a
+/// NUL...) written as Rust writes it in a string (`\u{1b}`, `\n`), so one
+/// problem stays one line and a config cannot drive the terminal of the
+/// person running `tickd check`.
+pub(crate) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Names a job's keys in messages: `jobs[2].every (job "backup")`, or
+/// `jobs[2].every` when the job has no name that is a string. The name is
+/// shown escaped (`escape_debug`): it may be the very thing that is wrong.
+#[derive(Clone, Debug)]
+pub(crate) struct JobKey {
+    /// The job's place in the file, from 0.
+    pub index: usize,
+    /// Its `name`, as written.
+    pub name: Option<String>,
+}
+
+impl JobKey {
+    /// The key for `field` of this job.
+    pub(crate) fn key(&self, field: &str) -> String {
+        match &self.name {
+            Some(name) => format!(
+                "jobs[{}].{field} (job \"{}\")",
+                self.index,
+                name.escape_debug()
+            ),
+            None => format!("jobs[{}].{field}", self.index),
+        }
+    }
+}
 
 /// Collects located errors and warnings during validation.
 pub(crate) struct Report<'a> {
@@ -69,6 +122,7 @@ impl<'a> Report<'a> {
     pub(crate) fn locate(&self, at: usize, key: &str, message: &str) -> (usize, String) {
         let line = self.source.line_of(at);
         let text = format!("{}:{line}: {key}: {message}", self.path.display());
+        let text = escape_controls(&text);
         (line, text)
     }
 

@@ -5,31 +5,13 @@
 
 use std::time::Duration;
 
-use toml::Spanned;
-
-use super::error::Report;
+use super::error::{JobKey, Report};
 use super::kinds;
 use super::raw::RawJob;
+use super::suggest;
 use super::values::{self, at, int_in, is_job_name, to};
 use super::{CatchUp, JobDef, Overlap};
 use crate::schedule::{self, Schedule};
-
-/// Names a job's keys in messages: `jobs[2].every (job "backup")`, or
-/// `jobs[2].every` when the job has no usable name.
-pub(crate) struct JobKey {
-    index: usize,
-    name: Option<String>,
-}
-
-impl JobKey {
-    /// The key for `field` of this job.
-    pub(crate) fn key(&self, field: &str) -> String {
-        match &self.name {
-            Some(name) => format!("jobs[{}].{field} (job \"{name}\")", self.index),
-            None => format!("jobs[{}].{field}", self.index),
-        }
-    }
-}
 
 /// A job after stage two, plus what cross-job checks need: its name and
 /// `on_failure` target with their places, even when the job itself is too
@@ -41,12 +23,12 @@ pub(crate) struct Checked {
     pub on_failure: Option<(String, usize)>,
 }
 
-/// Validates the job at `index`.
-pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -> Checked {
-    let table_at = raw.span().start;
-    let j = raw.into_inner();
-
+/// Validates one job table.
+pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
+    let table_at = j.at;
+    let index = j.key.index;
     let (name, name_at) = match &j.name {
+        None if j.is_bad("name") => (None, table_at),
         None => {
             let key = format!("jobs[{index}].name");
             r.error(table_at, &key, "missing; every job needs a name");
@@ -56,7 +38,7 @@ pub(crate) fn validate(r: &mut Report<'_>, index: usize, raw: Spanned<RawJob>) -
             if !is_job_name(v.get_ref()) {
                 let message = format!(
                     "\"{}\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
-                    v.get_ref()
+                    v.get_ref().escape_debug()
                 );
                 r.error(at(v), &format!("jobs[{index}].name"), message);
             }
@@ -171,6 +153,13 @@ fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<jiff::tz::T
     let zone = match schedule::time_zone(v.get_ref()) {
         Ok(zone) => zone,
         Err(message) => {
+            let message = match suggest::zone(v.get_ref()) {
+                Some(near) => format!(
+                    "\"{}\" is not a known time zone name; did you mean {near}?",
+                    v.get_ref().escape_debug()
+                ),
+                None => message,
+            };
             r.error(at(v), &key.key("tz"), message);
             return None;
         }

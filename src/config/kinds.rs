@@ -1,8 +1,8 @@
 //! Stage two for the kind-specific keys of a job: `kind` itself, then the
 //! keys of that kind (exec: command env cwd user; http: url method headers
 //! body expect_status; sql: database sql; file.prune: path pattern
-//! older_than recursive). A key of another kind is an error, so a job that
-//! mixes kinds up is caught rather than half-applied.
+//! older_than recursive allow_system_path). A key of another kind is an
+//! error, so a job that mixes kinds up is caught rather than half-applied.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::Report;
-use super::job::JobKey;
+use super::error::{JobKey, Report};
 use super::raw::RawJob;
+use super::system_path;
 use super::values::{self, at};
 use super::{ExecSpec, FilePruneSpec, HttpSpec, JobKind, SqlSpec};
 
@@ -45,7 +45,7 @@ pub(crate) fn validate(
     };
     foreign_keys(r, j, key, kind);
     let mut need = |value: Option<usize>, field: &str| {
-        if value.is_none() {
+        if value.is_none() && !j.is_bad(field) {
             let message = format!("missing; a job of kind \"{kind}\" needs it");
             r.error(table_at, &key.key(field), message);
         }
@@ -72,7 +72,7 @@ pub(crate) fn validate(
 
 /// Reports keys that belong to a kind other than `kind`.
 fn foreign_keys(r: &mut Report<'_>, j: &RawJob, key: &JobKey, kind: &str) {
-    let owned: [(Option<usize>, &str, &str); 15] = [
+    let owned: [(Option<usize>, &str, &str); 16] = [
         (j.command.as_ref().map(at), "command", "exec"),
         (j.env.as_ref().map(at), "env", "exec"),
         (j.cwd.as_ref().map(at), "cwd", "exec"),
@@ -88,6 +88,11 @@ fn foreign_keys(r: &mut Report<'_>, j: &RawJob, key: &JobKey, kind: &str) {
         (j.pattern.as_ref().map(at), "pattern", "file.prune"),
         (j.older_than.as_ref().map(at), "older_than", "file.prune"),
         (j.recursive.as_ref().map(at), "recursive", "file.prune"),
+        (
+            j.allow_system_path.as_ref().map(at),
+            "allow_system_path",
+            "file.prune",
+        ),
     ];
     for (offset, field, owner) in owned {
         if let (Some(offset), true) = (offset, owner != kind) {
@@ -150,7 +155,7 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
         if !values::is_account_name(name) {
             let message = format!("\"{name}\" is not a valid user name");
             r.error(at(v), &key.key("user"), message);
-        } else if !crate::privilege::is_root() {
+        } else if !crate::sys::is_root() {
             // A warning, not an error: `tickd check` is often run by a
             // person on a config meant for the root-run daemon.
             let message = "runs will fail: a job's user needs tickd to run as root";
@@ -249,8 +254,21 @@ fn file_prune(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<FilePruneS
         .older_than
         .as_ref()
         .map(|v| values::duration(r, Some(v), &key.key("older_than"), Duration::ZERO, false));
+    // Relative to the directory tickd was started in, as the daemon's own
+    // paths are (a daemonized tickd runs in `/`, where `.` is `/`).
+    let path = super::daemon::absolute(&PathBuf::from(path?));
+    let allowed = j.allow_system_path.as_ref().is_some_and(|v| *v.get_ref());
+    if let (Some(root), false, Some(v)) = (system_path::system_root(&path), allowed, &j.path) {
+        let message = format!(
+            "\"{}\" is the system directory {root}: pruning it could delete the system's \
+             own files; if that is what you mean, add allow_system_path = true to this job",
+            path.display()
+        );
+        r.error(at(v), &key.key("path"), message);
+        return None;
+    }
     Some(FilePruneSpec {
-        path: PathBuf::from(path?),
+        path,
         pattern,
         older_than: older_than?,
         recursive: j.recursive.as_ref().is_some_and(|v| *v.get_ref()),

@@ -2,8 +2,10 @@
 //!
 //! Loading has two stages, so that every problem in a file is reported at
 //! once and each with its place:
-//! 1. [`raw`]: serde reads the TOML into structs that mirror it, refusing
-//!    unknown keys and keeping each value's byte span.
+//! 1. [`raw`]: the TOML document is read table by table into structs that
+//!    mirror it, keeping each value's byte span; unknown keys (with the
+//!    nearest known key) and values of the wrong type are reported, and
+//!    reading goes on, so that one pass finds every problem.
 //! 2. [`validate`]: the raw structs become [`Config`], checking ranges,
 //!    durations, schedules, names and cross-job references, and collecting
 //!    every problem as a `PATH:LINE: KEY: message` line.
@@ -21,9 +23,13 @@ mod job;
 mod kinds;
 mod raw;
 mod source;
+mod suggest;
+mod system_path;
 mod validate;
 mod values;
 
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod tests;
 
@@ -205,7 +211,9 @@ pub struct SqlSpec {
 /// Settings of a `file.prune` job. [jobs]
 #[derive(Clone, Debug, PartialEq)]
 pub struct FilePruneSpec {
-    /// Directory to prune.
+    /// Directory to prune; absolute (a relative `path` is taken from the
+    /// directory tickd was started in), and not one of the system roots
+    /// unless the job sets `allow_system_path`.
     pub path: PathBuf,
     /// Glob matched against file names, default `*`.
     pub pattern: String,
@@ -269,8 +277,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`Config::path`].
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let src = source::Source::new(text);
-    let raw: raw::RawFile = toml::from_str(text).map_err(|e| toml_error(&src, path, &e))?;
-    validate::validate(raw, path, &src)
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| toml_error(&src, path, &e))?;
+    let mut report = error::Report::new(path, &src);
+    let raw = raw::read(&mut report, doc.as_table());
+    validate::validate(report, raw, path)
 }
 
 /// What `tickd check` prints on success: `PATH: ok, N jobs` and then any
@@ -292,12 +302,15 @@ pub fn check_report(path: &Path) -> Result<String, ConfigError> {
     Ok(out)
 }
 
-/// Turns a TOML syntax or type error into a `PATH:LINE: KEY: message` line.
-fn toml_error(src: &source::Source<'_>, path: &Path, err: &toml::de::Error) -> ConfigError {
+/// Turns a TOML syntax error into a `PATH:LINE: KEY: message` line.
+fn toml_error(src: &source::Source<'_>, path: &Path, err: &toml_edit::TomlError) -> ConfigError {
     let start = err.span().map(|span| span.start).unwrap_or(0);
     let line = src.line_of(start);
     let key = src.key_at(start).unwrap_or_else(|| "toml".to_string());
     // toml's messages may span lines; keep one problem per line.
     let message = err.message().trim().replace('\n', "; ");
-    ConfigError::single(format!("{}:{line}: {key}: {message}", path.display()))
+    ConfigError::single(error::escape_controls(&format!(
+        "{}:{line}: {key}: {message}",
+        path.display()
+    )))
 }

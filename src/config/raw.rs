@@ -1,35 +1,64 @@
-//! Stage one of config loading: the file as serde sees it.
+//! Stage one of config loading: the TOML document → raw tables, key by key.
 //!
-//! These structs mirror the TOML layout key for key. They do no checking
-//! beyond TOML types, with two exceptions that serde does best: unknown keys
-//! are errors (`deny_unknown_fields`, so a typo is never silently ignored),
-//! and every value is wrapped in [`Spanned`] so stage two
-//! ([`super::validate`]) can name the line of each key it rejects.
+//! The file is parsed with `toml_edit`, which keeps the byte span of every
+//! key and value, and each table is then read here by hand rather than by
+//! serde: serde stops at the first unknown key or wrongly typed value, and
+//! a user fixing a config wants every problem of the file in one pass. So
+//! an unknown key (with the nearest known one as a suggestion) or a value
+//! of the wrong type is recorded in the [`Report`] and reading goes on; the
+//! key then counts as set but unusable ([`RawJob::bad`]), so stage two does
+//! not also call it missing. Only a TOML syntax error stops here, since
+//! nothing after it can be read reliably.
 //!
 //! Integers are read as `i64` even where only non-negative values make sense:
 //! a negative `workers` then reaches validation and gets a message about its
-//! range, rather than a bare serde type error.
+//! range, rather than a type error.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use toml::Spanned;
+use toml_edit::{Item, TableLike, Value};
+
+use super::error::{JobKey, Report};
+use super::suggest;
 
 /// A value and where it sits in the file.
 pub(crate) type Sp<T> = Option<Spanned<T>>;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
-    pub daemon: Option<Spanned<RawDaemon>>,
-    #[serde(default)]
-    pub jobs: Vec<Spanned<RawJob>>,
+    pub daemon: RawDaemon,
+    pub jobs: Vec<RawJob>,
 }
 
-/// The `[daemon]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The keys of `[daemon]`, for suggestions.
+pub(crate) const DAEMON_KEYS: [&str; 22] = [
+    "listen",
+    "unix_socket",
+    "workers",
+    "min_workers",
+    "queue_capacity",
+    "max_connections",
+    "max_line_bytes",
+    "state_dir",
+    "history",
+    "log_level",
+    "shutdown_grace",
+    "auth_token",
+    "auth_token_file",
+    "allow_submit",
+    "file_threads",
+    "unix_socket_mode",
+    "max_output_bytes",
+    "idle_timeout",
+    "log_file",
+    "syslog",
+    "user",
+    "group",
+];
+
+/// The `[daemon]` table (all defaults when absent).
+#[derive(Debug, Default)]
 pub(crate) struct RawDaemon {
     pub listen: Sp<String>,
     pub unix_socket: Sp<String>,
@@ -55,11 +84,51 @@ pub(crate) struct RawDaemon {
     pub group: Sp<String>,
 }
 
+/// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
+pub(crate) const JOB_KEYS: [&str; 30] = [
+    "name",
+    "kind",
+    "every",
+    "cron",
+    "tz",
+    "timeout",
+    "overlap",
+    "retries",
+    "retry_backoff",
+    "jitter",
+    "on_failure",
+    "catch_up",
+    "catch_up_limit",
+    "enabled",
+    "command",
+    "env",
+    "cwd",
+    "user",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "expect_status",
+    "database",
+    "sql",
+    "path",
+    "pattern",
+    "older_than",
+    "recursive",
+    "allow_system_path",
+];
+
 /// One `[[jobs]]` table. It holds the keys of every kind; stage two checks
 /// that a job only sets the keys of its own kind.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct RawJob {
+    /// How messages name this job's keys.
+    pub key: JobKey,
+    /// Where the table starts (its `[[jobs]]` header).
+    pub at: usize,
+    /// Keys that are set but whose value has the wrong type (already
+    /// reported): they are neither missing nor usable.
+    pub bad: Vec<&'static str>,
     // Common to all kinds.
     pub name: Sp<String>,
     pub kind: Sp<String>,
@@ -94,4 +163,379 @@ pub(crate) struct RawJob {
     pub pattern: Sp<String>,
     pub older_than: Sp<String>,
     pub recursive: Sp<bool>,
+    pub allow_system_path: Sp<bool>,
+}
+
+impl RawJob {
+    /// Whether `field` is set with a value of the wrong type.
+    pub(crate) fn is_bad(&self, field: &str) -> bool {
+        self.bad.contains(&field)
+    }
+}
+
+/// Reads the parsed document; every problem goes into `r`.
+pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
+    let mut file = RawFile {
+        daemon: RawDaemon::default(),
+        jobs: Vec::new(),
+    };
+    for (name, item) in doc.iter() {
+        let at = place(doc, name, item, 0);
+        match name {
+            "daemon" => match item.as_table_like() {
+                Some(table) => file.daemon = daemon(r, table, at),
+                None => r.error(at, "daemon", expected("a table ([daemon])", item)),
+            },
+            "jobs" => file.jobs = jobs(r, item, at),
+            _ => {
+                let message = if DAEMON_KEYS.contains(&name) {
+                    format!("unknown top-level key; `{name}` belongs in the [daemon] table")
+                } else if JOB_KEYS.contains(&name) {
+                    format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
+                } else {
+                    unknown(name, ["daemon", "jobs"])
+                };
+                r.error(at, name, message);
+            }
+        }
+    }
+    file
+}
+
+/// Where `key`'s value in `table` starts (its key, if the value has no
+/// span; `fallback` if neither has).
+fn place(table: &dyn TableLike, key: &str, item: &Item, fallback: usize) -> usize {
+    item.span()
+        .or_else(|| table.key(key).and_then(|k| k.span()))
+        .map_or(fallback, |span| span.start)
+}
+
+/// The message for an unknown key, with the nearest known one if any.
+fn unknown<'a>(key: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    match suggest::nearest(key, known.clone()) {
+        Some(near) => format!("unknown key; did you mean `{near}`?"),
+        None => {
+            let list: Vec<&str> = known.into_iter().collect();
+            format!("unknown key; expected one of: {}", list.join(", "))
+        }
+    }
+}
+
+/// `expected WANT, found WHAT`, with the value when it is short.
+fn expected(want: &str, item: &Item) -> String {
+    format!("expected {want}, found {}", found(item))
+}
+
+/// What `item` is, for messages.
+fn found(item: &Item) -> String {
+    match item {
+        Item::Value(v) => describe(v),
+        Item::Table(_) => "a table".to_string(),
+        Item::ArrayOfTables(_) => "an array of tables".to_string(),
+        Item::None => "nothing".to_string(),
+    }
+}
+
+/// "an integer (5)", "a string (\"x\")", "an array", ...
+fn describe(v: &Value) -> String {
+    let shown = v.to_string();
+    let shown = shown.trim();
+    let article = match v {
+        Value::Integer(_) | Value::Array(_) | Value::InlineTable(_) => "an",
+        _ => "a",
+    };
+    let name = match v {
+        Value::InlineTable(_) => "table",
+        Value::Datetime(_) => "date-time",
+        other => other.type_name(),
+    };
+    if shown.chars().count() <= 40 && !matches!(v, Value::Array(_) | Value::InlineTable(_)) {
+        format!("{article} {name} ({shown})")
+    } else {
+        format!("{article} {name}")
+    }
+}
+
+/// The span of `item`, or `at..at`.
+fn span_of(item: &Item, at: usize) -> std::ops::Range<usize> {
+    item.span().unwrap_or(at..at)
+}
+
+/// Reads one typed value; a wrong type is reported and gives `None`.
+struct Reader<'r, 'a> {
+    r: &'r mut Report<'a>,
+    /// Keys read with the wrong type.
+    bad: Vec<&'static str>,
+}
+
+impl Reader<'_, '_> {
+    fn fail(&mut self, field: &'static str, at: usize, key: &str, message: String) {
+        self.r.error(at, key, message);
+        self.bad.push(field);
+    }
+
+    fn string(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<String> {
+        match item.as_str() {
+            Some(s) => Some(Spanned::new(span_of(item, at), s.to_string())),
+            None => {
+                self.fail(field, at, key, expected("a string", item));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<i64> {
+        match item.as_integer() {
+            Some(n) => Some(Spanned::new(span_of(item, at), n)),
+            None => {
+                self.fail(field, at, key, expected("an integer", item));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<bool> {
+        match item.as_bool() {
+            Some(b) => Some(Spanned::new(span_of(item, at), b)),
+            None => {
+                self.fail(field, at, key, expected("true or false", item));
+                None
+            }
+        }
+    }
+
+    fn strings(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: &str,
+    ) -> Sp<Vec<String>> {
+        let Some(array) = item.as_array() else {
+            self.fail(field, at, key, expected("an array of strings", item));
+            return None;
+        };
+        let mut out = Vec::with_capacity(array.len());
+        for (i, v) in array.iter().enumerate() {
+            match v.as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    let message = format!(
+                        "expected an array of strings, but element {} is {}",
+                        i + 1,
+                        describe(v)
+                    );
+                    self.fail(field, at, key, message);
+                    return None;
+                }
+            }
+        }
+        Some(Spanned::new(span_of(item, at), out))
+    }
+
+    fn string_table(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: &str,
+    ) -> Sp<BTreeMap<String, String>> {
+        let Some(table) = item.as_table_like() else {
+            self.fail(field, at, key, expected("a table of strings", item));
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (name, v) in table.iter() {
+            match v.as_str() {
+                Some(s) => {
+                    out.insert(name.to_string(), s.to_string());
+                }
+                None => {
+                    let message = format!(
+                        "expected a table of strings, but \"{}\" is {}",
+                        name.escape_debug(),
+                        found(v)
+                    );
+                    let at = place(table, name, v, at);
+                    self.fail(field, at, key, message);
+                    return None;
+                }
+            }
+        }
+        Some(Spanned::new(span_of(item, at), out))
+    }
+}
+
+fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaemon {
+    let mut d = RawDaemon::default();
+    let mut rd = Reader { r, bad: Vec::new() };
+    for (name, item) in table.iter() {
+        let at = place(table, name, item, table_at);
+        let key = format!("daemon.{name}");
+        let k = key.as_str();
+        match name {
+            "listen" => d.listen = rd.string("listen", item, at, k),
+            "unix_socket" => d.unix_socket = rd.string("unix_socket", item, at, k),
+            "workers" => d.workers = rd.integer("workers", item, at, k),
+            "min_workers" => d.min_workers = rd.integer("min_workers", item, at, k),
+            "queue_capacity" => d.queue_capacity = rd.integer("queue_capacity", item, at, k),
+            "max_connections" => d.max_connections = rd.integer("max_connections", item, at, k),
+            "max_line_bytes" => d.max_line_bytes = rd.integer("max_line_bytes", item, at, k),
+            "state_dir" => d.state_dir = rd.string("state_dir", item, at, k),
+            "history" => d.history = rd.integer("history", item, at, k),
+            "log_level" => d.log_level = rd.string("log_level", item, at, k),
+            "shutdown_grace" => d.shutdown_grace = rd.string("shutdown_grace", item, at, k),
+            "auth_token" => d.auth_token = rd.string("auth_token", item, at, k),
+            "auth_token_file" => d.auth_token_file = rd.string("auth_token_file", item, at, k),
+            "allow_submit" => d.allow_submit = rd.boolean("allow_submit", item, at, k),
+            "file_threads" => d.file_threads = rd.integer("file_threads", item, at, k),
+            "unix_socket_mode" => {
+                d.unix_socket_mode = rd.string("unix_socket_mode", item, at, k);
+            }
+            "max_output_bytes" => {
+                d.max_output_bytes = rd.integer("max_output_bytes", item, at, k);
+            }
+            "idle_timeout" => d.idle_timeout = rd.string("idle_timeout", item, at, k),
+            "log_file" => d.log_file = rd.string("log_file", item, at, k),
+            "syslog" => d.syslog = rd.boolean("syslog", item, at, k),
+            "user" => d.user = rd.string("user", item, at, k),
+            "group" => d.group = rd.string("group", item, at, k),
+            _ => {
+                let message = if JOB_KEYS.contains(&name) {
+                    format!("unknown key; `{name}` is a job key, so it belongs in a [[jobs]] table")
+                } else {
+                    unknown(name, DAEMON_KEYS)
+                };
+                rd.r.error(at, k, message);
+            }
+        }
+    }
+    d
+}
+
+/// `jobs`: an array of tables (`[[jobs]]`, or `jobs = [{...}]`).
+fn jobs(r: &mut Report<'_>, item: &Item, at: usize) -> Vec<RawJob> {
+    let tables: Vec<(&dyn TableLike, usize)> = match item {
+        Item::ArrayOfTables(array) => array
+            .iter()
+            .map(|t| (t as &dyn TableLike, t.span().map_or(at, |s| s.start)))
+            .collect(),
+        Item::Value(Value::Array(array)) if array.iter().all(Value::is_inline_table) => array
+            .iter()
+            .filter_map(|v| {
+                let start = v.span().map_or(at, |s| s.start);
+                v.as_inline_table().map(|t| (t as &dyn TableLike, start))
+            })
+            .collect(),
+        other => {
+            let message = expected("an array of tables (one [[jobs]] table per job)", other);
+            r.error(at, "jobs", message);
+            return Vec::new();
+        }
+    };
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(index, (table, table_at))| job(r, index, table, table_at))
+        .collect()
+}
+
+fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize) -> RawJob {
+    // The name first, so messages about the other keys can show it.
+    let name = table.get("name").and_then(Item::as_str).map(str::to_string);
+    let key = JobKey { index, name };
+    let mut j = RawJob {
+        key,
+        at: table_at,
+        bad: Vec::new(),
+        name: None,
+        kind: None,
+        every: None,
+        cron: None,
+        tz: None,
+        timeout: None,
+        overlap: None,
+        retries: None,
+        retry_backoff: None,
+        jitter: None,
+        on_failure: None,
+        catch_up: None,
+        catch_up_limit: None,
+        enabled: None,
+        command: None,
+        env: None,
+        cwd: None,
+        user: None,
+        url: None,
+        method: None,
+        headers: None,
+        body: None,
+        expect_status: None,
+        database: None,
+        sql: None,
+        path: None,
+        pattern: None,
+        older_than: None,
+        recursive: None,
+        allow_system_path: None,
+    };
+    let mut rd = Reader { r, bad: Vec::new() };
+    for (field, item) in table.iter() {
+        let at = place(table, field, item, table_at);
+        let label = j.key.key(field);
+        let k = label.as_str();
+        match field {
+            "name" => {
+                // Named in messages by index only: the name is what is wrong.
+                let k = format!("jobs[{index}].name");
+                j.name = rd.string("name", item, at, &k);
+            }
+            "kind" => j.kind = rd.string("kind", item, at, k),
+            "every" => j.every = rd.string("every", item, at, k),
+            "cron" => j.cron = rd.string("cron", item, at, k),
+            "tz" => j.tz = rd.string("tz", item, at, k),
+            "timeout" => j.timeout = rd.string("timeout", item, at, k),
+            "overlap" => j.overlap = rd.string("overlap", item, at, k),
+            "retries" => j.retries = rd.integer("retries", item, at, k),
+            "retry_backoff" => j.retry_backoff = rd.string("retry_backoff", item, at, k),
+            "jitter" => j.jitter = rd.string("jitter", item, at, k),
+            "on_failure" => j.on_failure = rd.string("on_failure", item, at, k),
+            "catch_up" => j.catch_up = rd.string("catch_up", item, at, k),
+            "catch_up_limit" => j.catch_up_limit = rd.integer("catch_up_limit", item, at, k),
+            "enabled" => j.enabled = rd.boolean("enabled", item, at, k),
+            "command" => j.command = rd.strings("command", item, at, k),
+            "env" => j.env = rd.string_table("env", item, at, k),
+            "cwd" => j.cwd = rd.string("cwd", item, at, k),
+            "user" => j.user = rd.string("user", item, at, k),
+            "url" => j.url = rd.string("url", item, at, k),
+            "method" => j.method = rd.string("method", item, at, k),
+            "headers" => j.headers = rd.string_table("headers", item, at, k),
+            "body" => j.body = rd.string("body", item, at, k),
+            "expect_status" => j.expect_status = rd.integer("expect_status", item, at, k),
+            "database" => j.database = rd.string("database", item, at, k),
+            "sql" => j.sql = rd.string("sql", item, at, k),
+            "path" => j.path = rd.string("path", item, at, k),
+            "pattern" => j.pattern = rd.string("pattern", item, at, k),
+            "older_than" => j.older_than = rd.string("older_than", item, at, k),
+            "recursive" => j.recursive = rd.boolean("recursive", item, at, k),
+            "allow_system_path" => {
+                j.allow_system_path = rd.boolean("allow_system_path", item, at, k);
+            }
+            _ => {
+                let message = if DAEMON_KEYS.contains(&field) && !JOB_KEYS.contains(&field) {
+                    format!("unknown key; `{field}` is a daemon key, so it belongs in [daemon]")
+                } else {
+                    // The key it is taken for counts as set (if unusable),
+                    // so `comand` is not also reported as a missing command.
+                    if let Some(near) = suggest::nearest(field, JOB_KEYS) {
+                        rd.bad.push(near);
+                    }
+                    unknown(field, JOB_KEYS)
+                };
+                rd.r.error(at, k, message);
+            }
+        }
+    }
+    j.bad = rd.bad;
+    j
 }

@@ -8,14 +8,14 @@ use super::*;
 
 const PATH: &str = "conf/t.toml";
 
-fn ok(text: &str) -> Config {
+pub(super) fn ok(text: &str) -> Config {
     match parse(text, Path::new(PATH)) {
         Ok(config) => config,
         Err(e) => panic!("expected a valid config, got:\n{e}"),
     }
 }
 
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match parse(text, Path::new(PATH)) {
         Ok(config) => panic!("expected errors, got {config:?}"),
         Err(e) => e.messages().to_vec(),
@@ -23,7 +23,7 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 /// Asserts that the errors are exactly `want` (each a prefix-free full line).
-fn assert_errors(text: &str, want: &[&str]) {
+pub(super) fn assert_errors(text: &str, want: &[&str]) {
     let got = errors(text);
     assert_eq!(got, want, "\ngot:\n{}", got.join("\n"));
 }
@@ -44,7 +44,9 @@ fn the_example_config_loads_without_warnings() {
             "echo-args",
             "http-check",
             "sql-tick",
-            "prune-demo-logs"
+            "prune-demo-logs",
+            "backup",
+            "flaky"
         ]
     );
     assert_eq!(
@@ -167,30 +169,6 @@ catch_up = "all"
 }
 
 #[test]
-fn toml_syntax_and_type_errors_name_line_and_key() {
-    assert_errors(
-        "[daemon]\nworkers = 4\nwokers = 5\n",
-        &["conf/t.toml:3: daemon.wokers: unknown field `wokers`, expected one of `listen`, `unix_socket`, `workers`, `min_workers`, `queue_capacity`, `max_connections`, `max_line_bytes`, `state_dir`, `history`, `log_level`, `shutdown_grace`, `auth_token`, `auth_token_file`, `allow_submit`, `file_threads`, `unix_socket_mode`, `max_output_bytes`, `idle_timeout`, `log_file`, `syslog`, `user`, `group`"],
-    );
-    let got = errors("[daemon]\nworkers = \"four\"\n");
-    assert_eq!(got.len(), 1);
-    assert!(
-        got[0].starts_with("conf/t.toml:2: daemon.workers: invalid type: string \"four\""),
-        "{got:?}"
-    );
-    let got = errors("[[jobs]]\nname = \"a\"\n[[jobs]]\nname = \"b\"\ncomand = [\"x\"]\n");
-    assert!(
-        got[0].starts_with("conf/t.toml:5: jobs[1].comand: unknown field `comand`"),
-        "{got:?}"
-    );
-    let got = errors("[daemon]\nworkers = \n");
-    assert!(
-        got[0].starts_with("conf/t.toml:2: daemon.workers: "),
-        "{got:?}"
-    );
-}
-
-#[test]
 fn all_semantic_errors_are_reported_with_line_and_key() {
     assert_errors(
         r#"[daemon]
@@ -228,7 +206,7 @@ url = "http://x"
             "conf/t.toml:11: jobs[0].name: \"bad name\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
             "conf/t.toml:13: jobs[0].cron (job \"bad name\"): set only one of every and cron (or neither, for a manual-only job)",
             "conf/t.toml:14: jobs[0].command (job \"bad name\"): must name a program: a non-empty array like [\"sh\", \"-c\", \"...\"]",
-            "conf/t.toml:18: jobs[1].every (job \"t\"): interval \"0s\" must be greater than zero",
+            "conf/t.toml:18: jobs[1].every (job \"t\"): interval \"0s\" is too short: the minimum is 100ms",
             "conf/t.toml:20: jobs[1].env (job \"t\"): invalid variable \"A=B\": names must be non-empty without '=' or NUL, values without NUL",
             "conf/t.toml:21: jobs[1].overlap (job \"t\"): \"sometimes\" is not one of: skip, queue, allow",
             "conf/t.toml:22: jobs[1].timeout (job \"t\"): must be greater than zero",
@@ -242,7 +220,7 @@ fn bad_cron_and_missing_keys() {
     assert_errors(
         "[[jobs]]\nname = \"c\"\ncron = \"61 * * * *\"\ncommand = [\"true\"]\n\n[[jobs]]\nevery = \"1s\"\n",
         &[
-            "conf/t.toml:3: jobs[0].cron (job \"c\"): invalid cron expression \"61 * * * *\": Component error: Number out of bounds. (field ranges: [second 0-59] minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT)",
+            "conf/t.toml:3: jobs[0].cron (job \"c\"): invalid cron expression \"61 * * * *\": minute field \"61\": 61 is out of range: the minute field takes 0-59",
             "conf/t.toml:6: jobs[1].name: missing; every job needs a name",
             "conf/t.toml:6: jobs[1].command: missing; a job of kind \"exec\" needs it",
         ],
@@ -463,4 +441,51 @@ fn token_comparison_needs_the_exact_token() {
     for wrong in [&b""[..], b"secre", b"secretx", b"Secret", b"secretsecret"] {
         assert!(!t.matches(wrong), "{wrong:?}");
     }
+}
+
+#[test]
+fn file_prune_refuses_system_roots_unless_allowed() {
+    let job = |path: &str, extra: &str| {
+        format!(
+            "[[jobs]]\nname = \"p\"\nkind = \"file.prune\"\npath = \"{path}\"\nolder_than = \"1d\"\n{extra}\n"
+        )
+    };
+    for (path, root) in [
+        ("/", "/"),
+        ("//", "/"),
+        ("/usr/", "/usr"),
+        ("//etc//", "/etc"),
+        ("/var/log/../..", "/"),
+        ("/home", "/home"),
+        ("/lib64", "/lib64"),
+    ] {
+        assert_errors(
+            &job(path, ""),
+            &[&format!(
+                "conf/t.toml:4: jobs[0].path (job \"p\"): \"{path}\" is the system directory {root}: \
+                 pruning it could delete the system's own files; if that is what you mean, add \
+                 allow_system_path = true to this job"
+            )],
+        );
+    }
+    let config = ok(&job("/", "allow_system_path = true"));
+    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+        panic!("file.prune")
+    };
+    assert_eq!(spec.path, Path::new("/"));
+    let config = ok(&job("/var/log/myapp", ""));
+    assert!(matches!(config.jobs[0].kind, JobKind::FilePrune(_)));
+    // A relative path is made absolute against the start directory.
+    let config = ok(&job("logs/old", ""));
+    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+        panic!("file.prune")
+    };
+    assert!(
+        spec.path.is_absolute() && spec.path.ends_with("logs/old"),
+        "{spec:?}"
+    );
+    assert_errors(
+        "[[jobs]]\nname = \"e\"\ncommand = [\"true\"]\nallow_system_path = true\n",
+        &["conf/t.toml:4: jobs[0].allow_system_path (job \"e\"): only applies to kind \"file.prune\", and this job's kind is \"exec\""],
+    );
 }

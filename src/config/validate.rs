@@ -11,18 +11,20 @@ use std::path::Path;
 use super::error::{ConfigError, Report};
 use super::job::{self, Checked};
 use super::raw::RawFile;
-use super::source::Source;
 use super::{daemon, Config};
 
-/// Validates a parsed file; `Err` lists every error in file order.
-pub(crate) fn validate(raw: RawFile, path: &Path, src: &Source<'_>) -> Result<Config, ConfigError> {
-    let mut r = Report::new(path, src);
+/// Validates a file read by stage one, whose problems are already in `r`;
+/// `Err` lists every error in file order.
+pub(crate) fn validate(
+    mut r: Report<'_>,
+    raw: RawFile,
+    path: &Path,
+) -> Result<Config, ConfigError> {
     let daemon = daemon::validate(&mut r, raw.daemon);
     let checked: Vec<Checked> = raw
         .jobs
         .into_iter()
-        .enumerate()
-        .map(|(index, job)| job::validate(&mut r, index, job))
+        .map(|job| job::validate(&mut r, job))
         .collect();
     let by_name = unique_names(&mut r, &checked);
     failure_targets(&mut r, &checked, &by_name);

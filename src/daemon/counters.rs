@@ -27,12 +27,15 @@ pub struct ClientCounters {
     pub nesting_too_deep: AtomicU64,
     /// Clients dropped for leaving more than `max_output_bytes` unread.
     pub output_dropped: AtomicU64,
-    /// Connections closed by `idle_timeout` (or the shorter pre-auth timeout).
+    /// Connections closed by `idle_timeout` or the pre-auth limit
+    /// ([`CloseCause::Idle`] plus [`CloseCause::AuthTimeout`]); never a
+    /// client that closed its end.
     pub idle_closed: AtomicU64,
     /// Malformed HTTP requests (answered 400 and closed).
     pub http_malformed: AtomicU64,
-    /// Clients closed without their token being checked because the
-    /// global budget of wrong tokens per second was spent.
+    /// Clients closed without their token being checked because their
+    /// address's budget of wrong tokens per second and the one shared by
+    /// all addresses were spent.
     pub auth_flood_closed: AtomicU64,
     /// HTTP requests refused for their `Host`, `Origin` or `Content-Type`
     /// (cross-site requests and DNS rebinding).
@@ -40,6 +43,69 @@ pub struct ClientCounters {
     /// The global budget of wrong tokens per second (not a counter; it
     /// lives here because every client shares it).
     pub wrong_tokens: crate::methods::auth::WrongTokenBudget,
+    /// Connections closed, by [`CloseCause`] (indexed by its number).
+    pub closed: [AtomicU64; CloseCause::ALL.len()],
+}
+
+/// Why a client connection ended: the `cause` label of
+/// `tickd_connections_closed_total` and the keys of
+/// `status.clients.connections_closed`. Every close counts once, under the
+/// reason it began for (a connection closed after a protocol error counts
+/// as `protocol`, even if the client hung up first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The client closed its end (or shut down its writing side) and got
+    /// every answer owed.
+    Eof,
+    /// Sent nothing for `idle_timeout`.
+    Idle,
+    /// Did not authenticate in time (auth on): 10 s from its accept, or
+    /// from the reload that made its token stop counting.
+    AuthTimeout,
+    /// The request asked for it (HTTP `Connection: close`, HTTP/1.0).
+    Requested,
+    /// After an error answer that ends the connection (a line, HTTP head
+    /// or body over its limit, malformed HTTP).
+    Protocol,
+    /// More than `max_output_bytes` of answers left unread.
+    OutputLimit,
+    /// Closed unchecked: the global budget of wrong tokens was spent.
+    AuthFlood,
+    /// A socket error (a reset included) or requests lost to an internal
+    /// error.
+    Error,
+    /// The daemon shut down.
+    Shutdown,
+}
+
+impl CloseCause {
+    /// Every cause, in the order of `/metrics`.
+    pub const ALL: [CloseCause; 9] = [
+        CloseCause::Eof,
+        CloseCause::Idle,
+        CloseCause::AuthTimeout,
+        CloseCause::Requested,
+        CloseCause::Protocol,
+        CloseCause::OutputLimit,
+        CloseCause::AuthFlood,
+        CloseCause::Error,
+        CloseCause::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCause::Eof => "eof",
+            CloseCause::Idle => "idle",
+            CloseCause::AuthTimeout => "auth_timeout",
+            CloseCause::Requested => "requested",
+            CloseCause::Protocol => "protocol",
+            CloseCause::OutputLimit => "output_limit",
+            CloseCause::AuthFlood => "auth_flood",
+            CloseCause::Error => "error",
+            CloseCause::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// Adds one to a counter.
@@ -94,7 +160,7 @@ impl ClientCounters {
             ),
             (
                 "idle_closed",
-                "Connections closed after idle_timeout (or the pre-auth idle timeout).",
+                "Connections closed after idle_timeout, or for not authenticating in time.",
                 get(&self.idle_closed),
             ),
             (
@@ -104,7 +170,7 @@ impl ClientCounters {
             ),
             (
                 "auth_flood_closed",
-                "Clients closed unchecked: the global budget of wrong tokens per second was spent.",
+                "Clients closed unchecked: their address's and the shared budget of wrong tokens per second were spent.",
                 get(&self.auth_flood_closed),
             ),
             (
@@ -113,6 +179,16 @@ impl ClientCounters {
                 get(&self.http_forbidden),
             ),
         ]
+    }
+
+    /// Counts one closed connection.
+    pub fn count_close(&self, cause: CloseCause) {
+        bump(&self.closed[cause as usize]);
+    }
+
+    /// Closed connections as `(cause, count)`, every cause, zeros included.
+    pub fn closes(&self) -> [(&'static str, u64); CloseCause::ALL.len()] {
+        CloseCause::ALL.map(|c| (c.as_str(), self.closed[c as usize].load(Ordering::Relaxed)))
     }
 
     /// The counters as the `clients` object of `status`, serialized
@@ -130,10 +206,12 @@ impl serde::Serialize for ClientCountersView<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let list = self.0.list();
-        let mut map = serializer.serialize_map(Some(list.len()))?;
+        let mut map = serializer.serialize_map(Some(list.len() + 1))?;
         for (name, _, value) in list {
             map.serialize_entry(name, &value)?;
         }
+        let closes: std::collections::BTreeMap<_, _> = self.0.closes().into_iter().collect();
+        map.serialize_entry("connections_closed", &closes)?;
         map.end()
     }
 }

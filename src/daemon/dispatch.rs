@@ -20,7 +20,7 @@ use crate::config::Overlap;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
 use crate::protocol::{ErrorCode, RpcError};
-use crate::scheduler::Fired;
+use crate::schedule::Fired;
 use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
@@ -523,7 +523,7 @@ impl Daemon {
     }
 
     /// Re-arms the schedules after a wall-clock jump (see
-    /// [`crate::scheduler`]) and updates each job's `next_run`.
+    /// [`crate::schedule::timers`]) and updates each job's `next_run`.
     fn check_clock(&mut self, now: Instant) {
         let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
             return;

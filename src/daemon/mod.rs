@@ -22,7 +22,7 @@ pub mod wake;
 use crate::config::Config;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, SlicePolicy, WorkerPool};
-use crate::scheduler::Scheduler;
+use crate::schedule::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
@@ -87,6 +87,9 @@ pub struct Board {
     pub stopping: AtomicBool,
     /// `daemon.allow_submit` (reloadable).
     pub allow_submit: AtomicBool,
+    /// `daemon.max_output_bytes` (reloadable): no one answer is built
+    /// larger than this (`runs.list` refuses instead).
+    pub max_output_bytes: AtomicUsize,
     /// Connections subscribed to run events; while zero, nobody posts
     /// [`LoopEvent::RunChanged`].
     pub subscribers: AtomicUsize,
@@ -316,6 +319,7 @@ impl Daemon {
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             allow_submit: AtomicBool::new(config.daemon.allow_submit),
+            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
             subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
@@ -459,6 +463,8 @@ impl Daemon {
             .store(self.config.daemon.min_workers, Ordering::Relaxed);
         b.allow_submit
             .store(self.config.daemon.allow_submit, Ordering::Relaxed);
+        b.max_output_bytes
+            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
         if *b.auth.read() != self.config.daemon.auth_token {
             *b.auth.write() = self.config.daemon.auth_token.clone();
         }

@@ -108,7 +108,7 @@ impl Daemon {
         };
         self.publish();
         // The old config and the new file's parse tree are freed by now.
-        crate::os_unsafe::release_free_heap();
+        crate::sys::ffi::release_free_heap();
         log::info!(
             "config reloaded (generation {generation}): {} added, {} removed, {} changed",
             added.len(),

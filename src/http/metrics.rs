@@ -3,13 +3,17 @@
 //! Every family has `# HELP` and `# TYPE` lines. Gauges are read from the
 //! board (workers, queue, connections, config generation); counters never
 //! go backwards while the daemon runs:
-//! - `tickd_runs_total{job,state}` and `tickd_run_duration_seconds{job}`
-//!   come from [`crate::state::metrics`]; a job removed by a reload loses
-//!   its series (they start again from zero if it comes back: a counter
-//!   reset to Prometheus), and a job added by a reload gets zero series at
-//!   once;
+//! - `tickd_runs_total{job_name,state}` and
+//!   `tickd_run_duration_seconds{job_name}` come from
+//!   [`crate::state::metrics`]; a job removed by a reload loses its series
+//!   (they start again from zero if it comes back: a counter reset to
+//!   Prometheus), and a job added by a reload gets zero series at once.
+//!   The label is `job_name`, not `job`: Prometheus owns `job` (the
+//!   scrape's job) and would rename ours `exported_job`. Ad-hoc `submit`
+//!   runs are `job_name="(submitted)"`, which no job name can be;
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
-//!   ...) from [`crate::daemon::counters`].
+//!   ..., `tickd_connections_closed_total{cause}`) from
+//!   [`crate::daemon::counters`].
 //!
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
 
@@ -29,6 +33,18 @@ pub fn render(shared: &Shared) -> String {
     for (name, help, value) in b.clients.list() {
         family(&mut out, &format!("tickd_{name}_total"), help, "counter");
         let _ = writeln!(out, "tickd_{name}_total {value}");
+    }
+    family(
+        &mut out,
+        "tickd_connections_closed_total",
+        "Client connections closed, by cause.",
+        "counter",
+    );
+    for (cause, n) in b.clients.closes() {
+        let _ = writeln!(
+            out,
+            "tickd_connections_closed_total{{cause=\"{cause}\"}} {n}"
+        );
     }
     let gauges: [(&str, &str, u64); 7] = [
         (
@@ -93,12 +109,12 @@ pub fn render(shared: &Shared) -> String {
         "Runs that reached a terminal state, by job and state.",
         "counter",
     );
-    for (job, m) in runs.jobs() {
+    for (job, m) in runs.series() {
         let job = escape(job);
         for (state, n) in TERMINAL.iter().zip(m.by_state) {
             let _ = writeln!(
                 out,
-                "tickd_runs_total{{job=\"{job}\",state=\"{}\"}} {n}",
+                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
                 state.as_str()
             );
         }
@@ -109,27 +125,27 @@ pub fn render(shared: &Shared) -> String {
         "Duration of runs that started, by job.",
         "histogram",
     );
-    for (job, m) in runs.jobs() {
+    for (job, m) in runs.series() {
         let job = escape(job);
         for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
             let _ = writeln!(
                 out,
-                "tickd_run_duration_seconds_bucket{{job=\"{job}\",le=\"{le}\"}} {n}"
+                "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"{le}\"}} {n}"
             );
         }
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} {}",
+            "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"+Inf\"}} {}",
             m.count
         );
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_sum{{job=\"{job}\"}} {}",
+            "tickd_run_duration_seconds_sum{{job_name=\"{job}\"}} {}",
             m.sum
         );
         let _ = writeln!(
             out,
-            "tickd_run_duration_seconds_count{{job=\"{job}\"}} {}",
+            "tickd_run_duration_seconds_count{{job_name=\"{job}\"}} {}",
             m.count
         );
     }

@@ -12,13 +12,19 @@
 //! - [`route`] (on a request worker): parses a framed request, checks
 //!   `Authorization`, maps the path to a method and writes the response;
 //! - [`response`]: status lines, headers, error bodies;
+//! - [`date`]: the `Date` header, formatted once a second;
 //! - [`metrics`]: the Prometheus text exposition of `GET /metrics`.
 //!
 //! Keep-alive is the default (HTTP/1.1); `Connection: close` or HTTP/1.0
-//! without `keep-alive` closes after the answer. Pipelined requests are
+//! without `keep-alive` closes after the answer, and every response says
+//! which (`Connection: close` or `keep-alive`). An HTTP/1.1 request needs
+//! exactly one `Host` (RFC 9112 section 3.2); an absolute-form target
+//! (`GET http://127.0.0.1:7070/healthz`) is routed by its path, its
+//! authority standing for `Host`. Pipelined requests are
 //! answered in order, like JSON-RPC lines. Bodies need `Content-Length`:
 //! chunked request bodies are refused with 411.
 
+pub mod date;
 pub mod frame;
 pub mod metrics;
 pub mod response;

@@ -1,7 +1,10 @@
 //! Writing HTTP/1.1 responses.
 //!
-//! Every response carries `Content-Length` (so keep-alive works) and, when
-//! the connection ends after it, `Connection: close`. Error bodies are the
+//! Every response carries a `Date` ([`super::date`]), `Content-Length` (so
+//! keep-alive works) and `Connection`: `close` when the connection ends
+//! after it, `keep-alive` otherwise (HTTP/1.1 implies it; an HTTP/1.0
+//! client that asked for it needs to read it). The status line has the
+//! standard reason phrase ([`reason`]). Error bodies are the
 //! JSON-RPC error object (`{"code":..,"message":..}`), and the status is
 //! derived from its code ([`status_of`]).
 
@@ -31,22 +34,59 @@ pub fn status_of(code: ErrorCode) -> u16 {
     }
 }
 
-fn reason(status: u16) -> &'static str {
+/// The reason phrase of a status: the one RFC 9110 section 15 gives it
+/// (429 and 431 are RFC 6585's), so every status tickd can send has its
+/// standard phrase. A code with none gets an empty phrase, which HTTP/1.1
+/// allows (`HTTP/1.1 599 `), rather than a made-up one.
+pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
         202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
         409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
-        _ => "Unknown",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
     }
 }
 
@@ -60,14 +100,19 @@ pub fn write(
     body: &[u8],
     f: Framing,
 ) {
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    super::date::push_header(out);
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{extra}",
-        reason(status),
+        "Content-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{extra}",
         body.len()
     );
+    // Said both ways, as nginx does: an HTTP/1.0 client that asked for
+    // keep-alive (`ab -k`) waits for the close unless told otherwise.
     if f.close {
         out.extend_from_slice(b"Connection: close\r\n");
+    } else {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     if !f.head {
@@ -148,5 +193,70 @@ mod tests {
         assert!(text.ends_with("{\"code\":-32000,\"message\":\"no such job: x\"}\n"));
         assert_eq!(status_of(ErrorCode::Conflict), 409);
         assert_eq!(status_of(ErrorCode::Overloaded), 503);
+    }
+
+    #[test]
+    fn every_status_tickd_sends_has_its_standard_reason_phrase() {
+        // Each status the daemon can send (route.rs, frame.rs, the loop's
+        // 100 Continue and max_connections 503), with RFC 9110's phrase.
+        for (status, phrase) in [
+            (100, "Continue"),
+            (200, "OK"),
+            (202, "Accepted"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (409, "Conflict"),
+            (411, "Length Required"),
+            (413, "Content Too Large"),
+            (415, "Unsupported Media Type"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (503, "Service Unavailable"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+        let mut out = Vec::new();
+        let f = Framing {
+            close: false,
+            head: false,
+        };
+        let err = RpcError::new(ErrorCode::InvalidRequest, "x");
+        write_error_status(&mut out, 415, &err, "", f);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 415 Unsupported Media Type\r\n"));
+        // No status of an error code falls back to an empty phrase.
+        for code in [
+            ErrorCode::Parse,
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidParams,
+            ErrorCode::NotAuthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::MethodNotFound,
+            ErrorCode::NotFound,
+            ErrorCode::Conflict,
+            ErrorCode::Overloaded,
+            ErrorCode::Internal,
+        ] {
+            assert!(!reason(status_of(code)).is_empty(), "{code:?}");
+        }
+        assert_eq!(reason(599), "");
+    }
+
+    #[test]
+    fn every_response_has_a_date_and_says_whether_it_keeps_the_connection() {
+        let mut out = Vec::new();
+        let keep = Framing {
+            close: false,
+            head: false,
+        };
+        write(&mut out, 200, "text/plain", "", b"ok\n", keep);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("\r\nDate: "), "{text}");
+        assert!(text.contains(" GMT\r\n"), "{text}");
+        assert!(text.contains("Connection: keep-alive\r\n"), "{text}");
+        assert!(!text.contains("Connection: close"), "{text}");
     }
 }

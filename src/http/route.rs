@@ -36,9 +36,13 @@ use crate::methods::{self, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
-    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, ReplyTo, Segment, MAX_NESTING,
+    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo, Segment,
+    MAX_NESTING,
 };
 use serde_json::{Map, Value};
+
+mod guard;
+use guard::{browser_check, head_check};
 
 /// Sent with every 401, so that a browser asks for the token once (as the
 /// password of Basic auth) and sends it with every later request.
@@ -50,9 +54,9 @@ struct HttpRequest<'a> {
     path: &'a str,
     query: &'a str,
     authorization: Option<&'a [u8]>,
-    host: Option<&'a [u8]>,
-    /// More than one `Host` header (refused, as RFC 9112 asks).
-    hosts: usize,
+    /// The `Host` header, or the authority of an absolute-form target,
+    /// which stands for it (see [`head_check`]).
+    host: Option<&'a str>,
     origin: Option<&'a [u8]>,
     content_type: Option<&'a [u8]>,
     body: &'a [u8],
@@ -92,7 +96,13 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
     // A request that passed the token check lifts the connection's
     // pre-auth limits.
     let mut authed = batch.authed;
+    let mut budget = OutputBudget::new(batch.out_budget);
     while !rest.is_empty() {
+        // Past the output budget, the requests left wait for the loop.
+        if budget.spent(&segments, &out) {
+            done.rest = rest.to_vec();
+            break;
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         // The loop framed these bytes, so parsing cannot fail; if it does
@@ -111,12 +121,27 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
         };
         let after = &rest[head + body.len()..];
         done.answered += 1;
-        let framing = Framing {
-            close: wants_close(parsed.version.unwrap_or(1), parsed.headers),
+        let version = parsed.version.unwrap_or(1);
+        let mut framing = Framing {
+            close: wants_close(version, parsed.headers),
             head: parsed.method == Some("HEAD"),
         };
         let target = parsed.path.unwrap_or("/");
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let (host, path, query) = match head_check(version, parsed.headers, target) {
+            Ok(checked) => checked,
+            Err(Refusal(status, err, extra)) => {
+                // A request a proxy and tickd could read differently
+                // (RFC 9112 section 3.2): answered, and the connection ends.
+                bump(&shared.board.clients.http_malformed);
+                framing.close = true;
+                response::write_error_status(&mut out, status, &err, extra, framing);
+                flush_bytes(&mut segments, &mut out);
+                segments.push(Segment::Close {
+                    why: Some("bad Host or request target".into()),
+                });
+                break;
+            }
+        };
         let header = |name: &str| {
             parsed
                 .headers
@@ -129,17 +154,12 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
             path,
             query,
             authorization: header("authorization"),
-            host: header("host"),
-            hosts: parsed
-                .headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case("host"))
-                .count(),
+            host,
             origin: header("origin"),
             content_type: header("content-type"),
             body,
         };
-        match answer_one(shared, &req, framing, &mut out, &mut segments) {
+        match answer_one(shared, &req, framing, &mut out, &mut segments, batch.peer) {
             Checked::Answered(passed) => {
                 if passed && !authed {
                     authed = true;
@@ -212,6 +232,7 @@ fn answer_one(
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
+    peer: Option<std::net::IpAddr>,
 ) -> Checked {
     let mut authorized = false;
     if req.path != "/healthz" {
@@ -220,7 +241,7 @@ fn answer_one(
             response::write_error_status(out, status, &err, extra, f);
             return Checked::Answered(false);
         }
-        match auth::check_http(shared, req.authorization) {
+        match auth::check_http(shared, req.authorization, peer) {
             HttpAuth::Allowed => authorized = true,
             HttpAuth::Missing => {
                 let err = RpcError::new(
@@ -282,7 +303,7 @@ fn answer_one(
         }
         Target::Call { method, params, ok } => {
             let request = Request {
-                id: Value::Null,
+                id: Default::default(),
                 method: method.into(),
                 params: Params(params),
             };
@@ -303,83 +324,6 @@ fn answer_one(
         }
     }
     Checked::Answered(authorized)
-}
-
-/// Refuses what only a hostile web page would send: a `Host` naming
-/// something else than an IP address or `localhost` (DNS rebinding), an
-/// `Origin` that is not this server (a cross-site request), a `POST`
-/// without `Content-Type: application/json` (a cross-site form).
-fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
-    let forbidden = |message: &str| {
-        Refusal(
-            403,
-            RpcError::new(ErrorCode::Forbidden, format!("forbidden: {message}")),
-            "",
-        )
-    };
-    if req.hosts > 1 {
-        return Err(bad_request("more than one Host header"));
-    }
-    let host = match req.host {
-        Some(h) => Some(
-            std::str::from_utf8(h)
-                .ok()
-                .filter(|h| local_host(h))
-                .ok_or_else(|| {
-                    forbidden("Host must be an IP address or localhost (DNS rebinding guard)")
-                })?,
-        ),
-        None => None,
-    };
-    if let Some(origin) = req.origin {
-        let same = host.is_some_and(|h| {
-            origin.strip_prefix(b"http://") == Some(h.as_bytes())
-                || origin.strip_prefix(b"https://") == Some(h.as_bytes())
-        });
-        if !same {
-            return Err(forbidden("cross-origin request"));
-        }
-    }
-    if req.method == "POST" && !json_type(req.content_type) {
-        return Err(Refusal(
-            415,
-            RpcError::new(
-                ErrorCode::InvalidRequest,
-                "unsupported media type: a POST must have Content-Type: application/json",
-            ),
-            "",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a `Host` header (`name[:port]`) names an IP address or
-/// `localhost`: names a hostile page could point at 127.0.0.1 are refused.
-fn local_host(host: &str) -> bool {
-    let host = host.trim();
-    let name = if let Some(v6) = host.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((addr, port)) if port.is_empty() || port.starts_with(':') => {
-                return addr.parse::<std::net::Ipv6Addr>().is_ok()
-            }
-            _ => return false,
-        }
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, _)| name)
-    };
-    name.parse::<std::net::Ipv4Addr>().is_ok()
-        || name.eq_ignore_ascii_case("localhost")
-        || name.to_ascii_lowercase().ends_with(".localhost")
-}
-
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn json_type(value: Option<&[u8]>) -> bool {
-    value.is_some_and(|v| {
-        let essence = v.split(|&b| b == b';').next().unwrap_or_default();
-        essence
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"application/json")
-    })
 }
 
 /// Maps method and path to a target.
@@ -559,30 +503,5 @@ mod tests {
         assert_eq!(m["job"], Value::from("123"));
         assert_eq!(decode("a+b").ok(), Some("a+b".to_string()));
         assert_eq!(decode_query("a+b").ok(), Some("a b".to_string()));
-    }
-
-    #[test]
-    fn hosts_that_cannot_be_rebound() {
-        for ok in [
-            "127.0.0.1:7070",
-            "localhost",
-            "LOCALHOST:1",
-            "[::1]:7070",
-            "10.0.0.5",
-            "a.localhost:80",
-        ] {
-            assert!(local_host(ok), "{ok}");
-        }
-        for bad in [
-            "evil.example:7070",
-            "evil.example",
-            "[::1",
-            "127.0.0.1.nip.io:7070",
-        ] {
-            assert!(!local_host(bad), "{bad}");
-        }
-        assert!(json_type(Some(b"Application/JSON; charset=utf-8")));
-        assert!(!json_type(Some(b"text/plain")));
-        assert!(!json_type(None));
     }
 }

@@ -11,8 +11,11 @@
 //! Every failure, including "program not found" or a bad `cwd`, comes back
 //! as an [`ExecOutcome`]; this module never panics on bad input.
 
+mod job;
 mod lookup;
 mod supervise;
+
+pub(crate) use job::ExecJob;
 #[cfg(test)]
 mod tests;
 

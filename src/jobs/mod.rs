@@ -7,7 +7,6 @@
 
 pub mod cancel;
 pub mod exec;
-mod exec_job;
 mod file_prune;
 mod http;
 pub mod output;
@@ -50,7 +49,7 @@ pub trait Executor {
 /// Executes a run with the executor of its job's kind.
 pub fn execute(ctx: &RunContext<'_>) -> Finish {
     match &ctx.job.kind {
-        JobKind::Exec(spec) => exec_job::ExecJob(spec).execute(ctx),
+        JobKind::Exec(spec) => exec::ExecJob(spec).execute(ctx),
         JobKind::Http(spec) => http::HttpJob(spec).execute(ctx),
         JobKind::Sql(spec) => sql::SqlJob(spec).execute(ctx),
         JobKind::FilePrune(spec) => file_prune::FilePruneJob(spec).execute(ctx),

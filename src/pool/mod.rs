@@ -40,6 +40,22 @@ pub trait Task: Send + 'static {
 /// as failed through it, so no run record is ever left `running`.
 pub type LostTaskHook = Arc<dyn Fn(u64, &str) + Send + Sync>;
 
+/// A periodic check the monitor runs while it waits for worker exits (the
+/// daemon's is systemd's watchdog, `crate::notify::Watchdog`): the pool
+/// knows nothing of what it checks.
+pub trait Watch: Send {
+    /// How often [`Watch::check`] must run.
+    fn period(&self) -> Duration;
+    /// Runs the check; `alive_workers` is the pool's live worker count.
+    fn check(&mut self, alive_workers: usize);
+}
+
+/// What workers tell the monitor.
+enum Event {
+    /// Worker `index` has ended; `died` is true when it ended by panicking.
+    Exited { index: usize, died: bool },
+}
+
 /// What travels on the queue.
 enum Message<T> {
     Task(T),
@@ -167,7 +183,7 @@ struct WorkerContext<T: Task> {
     rx: Arc<Queue<Message<T>>>,
     counters: Arc<Counters>,
     lost: LostTaskHook,
-    events: Sender<monitor::Event>,
+    events: Sender<Event>,
     name: String,
     slice: SlicePolicy,
     placement: Placement,
@@ -187,20 +203,33 @@ impl<T: Task> Clone for WorkerContext<T> {
     }
 }
 
+/// No periodic check: [`WorkerPool::start`]'s `Watch`.
+enum NoWatch {}
+
+impl Watch for NoWatch {
+    fn period(&self) -> Duration {
+        match *self {}
+    }
+    fn check(&mut self, _: usize) {
+        match *self {}
+    }
+}
+
 impl<T: Task> WorkerPool<T> {
     /// Starts the workers and the monitor, and returns once every worker has
     /// started (or fails, stopping the ones already started).
     pub fn start(config: PoolConfig, lost: LostTaskHook) -> std::io::Result<Self> {
-        Self::start_watched(config, lost, None)
+        Self::start_watched(config, lost, None::<NoWatch>)
     }
 
-    /// Like [`WorkerPool::start`], with the monitor also pinging systemd's
-    /// watchdog while the pool is healthy (see [`crate::notify::Watchdog`]).
+    /// Like [`WorkerPool::start`], with the monitor also running `watch`
+    /// every [`Watch::period`] (the daemon passes systemd's watchdog).
     pub fn start_watched(
         config: PoolConfig,
         lost: LostTaskHook,
-        watchdog: Option<crate::notify::Watchdog>,
+        watch: Option<impl Watch + 'static>,
     ) -> std::io::Result<Self> {
+        let watchdog = watch.map(|w| Box::new(w) as Box<dyn Watch>);
         let queue = Arc::new(Queue::new(config.queue_capacity));
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());

@@ -5,19 +5,12 @@
 //! replacement is spawned within microseconds of the death. During shutdown
 //! it stops respawning and reports once every worker has exited.
 
-use super::{worker, Task, WorkerContext};
-use crate::notify::Watchdog;
+use super::{worker, Event, Task, Watch, WorkerContext};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
-
-/// What workers tell the monitor.
-pub(super) enum Event {
-    /// Worker `index` has ended; `died` is true when it ended by panicking.
-    Exited { index: usize, died: bool },
-}
 
 /// Starts the monitor with the handles of the already running workers.
 pub(super) fn spawn<T: Task>(
@@ -25,7 +18,7 @@ pub(super) fn spawn<T: Task>(
     events: Receiver<Event>,
     handles: Vec<JoinHandle<()>>,
     done: Sender<()>,
-    watchdog: Option<Watchdog>,
+    watchdog: Option<Box<dyn Watch>>,
 ) -> std::io::Result<JoinHandle<()>> {
     let name = format!("{}-monitor", ctx.name);
     thread::Builder::new()
@@ -39,7 +32,7 @@ pub(super) fn spawn<T: Task>(
 /// exit then).
 fn next_event(
     events: &Receiver<Event>,
-    watchdog: &mut Option<(Watchdog, Instant)>,
+    watchdog: &mut Option<(Box<dyn Watch>, Instant)>,
     alive: &dyn Fn() -> Option<usize>,
 ) -> Option<Event> {
     let Some((dog, next_check)) = watchdog else {
@@ -64,7 +57,7 @@ fn watch<T: Task>(
     events: Receiver<Event>,
     handles: Vec<JoinHandle<()>>,
     done: Sender<()>,
-    watchdog: Option<Watchdog>,
+    watchdog: Option<Box<dyn Watch>>,
 ) {
     let mut watchdog = watchdog.map(|dog| (dog, Instant::now()));
     let counters = std::sync::Arc::clone(&ctx.counters);

@@ -5,8 +5,7 @@
 //! guard's `Drop` fixes the counters, reports a task that was in flight as
 //! lost, and tells the monitor, which decides whether to respawn.
 
-use super::monitor::Event;
-use super::{Message, SlicePolicy, Task, WorkerContext};
+use super::{Event, Message, SlicePolicy, Task, WorkerContext};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};

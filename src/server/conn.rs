@@ -9,6 +9,7 @@
 
 use super::stream::Stream;
 use crate::config::AuthToken;
+use crate::daemon::counters::CloseCause;
 use crate::requests::Proto;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -73,9 +74,21 @@ pub struct Conn {
     /// Trusted, authenticated with a token, or neither; checked against
     /// the token in force for every batch ([`Credential::admits`]).
     pub credential: Credential,
-    /// When it was accepted: a stranger must authenticate within the
-    /// pre-auth limit of that.
-    pub accepted_at: Instant,
+    /// When it last became a stranger: its accept, or the reload that made
+    /// its credential stop counting. A stranger must authenticate within
+    /// the pre-auth limit of that.
+    pub stranger_since: Instant,
+    /// The number of its one live check timer (idleness, pre-auth limit,
+    /// linger end); a timer with another number was superseded and does
+    /// nothing when it fires.
+    pub check: u64,
+    /// A subscriber whose credential stopped counting was told so (one
+    /// `-32001` line): no `run.event` reaches it until it authenticates
+    /// again (or a reload makes its credential count again).
+    pub events_held: bool,
+    /// Why it is closing, once that began (`closing`), for the count of
+    /// closes by cause.
+    pub close_cause: Option<CloseCause>,
     /// A wrong token's answer is being held: nothing more of this
     /// connection is answered (or even looked at) until it is released.
     pub auth_hold: bool,
@@ -109,10 +122,15 @@ pub struct Conn {
     next_seq: u64,
     /// Bytes held in `parked`.
     parked_bytes: usize,
-    /// Close once everything queued is written (protocol error or EOF).
+    /// Close once everything queued is written (protocol error or EOF);
+    /// set through [`Conn::close_after_answers`], which says why.
     pub closing: bool,
     /// The peer will send nothing more.
     pub read_closed: bool,
+    /// The poll reported that the peer shut down its writing side: the
+    /// end-of-stream is still to be read (behind any data), and raises no
+    /// edge of its own, so reading goes on past a short read.
+    pub peer_finished: bool,
     /// Last time the peer sent something: the start of the loop turn that
     /// read it, so up to one turn early (and, for a connection accepted in
     /// that turn, a little before `accepted_at`); idle timeouts are
@@ -138,7 +156,10 @@ impl Conn {
         Conn {
             proto: stream.is_unix().then_some(Proto::Rpc),
             credential,
-            accepted_at: Instant::now(),
+            stranger_since: Instant::now(),
+            check: 0,
+            events_held: false,
+            close_cause: None,
             auth_hold: false,
             peer,
             held_bytes: 0,
@@ -156,6 +177,7 @@ impl Conn {
             parked_bytes: 0,
             closing: false,
             read_closed: false,
+            peer_finished: false,
             last_active: Instant::now(),
             linger_until: None,
             want_write: false,
@@ -344,6 +366,15 @@ impl Conn {
     /// end: it was asked to close (or the peer finished sending).
     pub fn done(&self) -> bool {
         (self.closing || self.read_closed) && !self.has_pending()
+    }
+
+    /// Closes once every answer queued is sent, for `cause` (the first
+    /// cause given counts). Unread input is dropped: nothing more is
+    /// answered.
+    pub fn close_after_answers(&mut self, cause: CloseCause) {
+        self.closing = true;
+        self.close_cause.get_or_insert(cause);
+        self.input = Vec::new();
     }
 
     /// Starts a graceful close: no more writes from us (the peer sees EOF

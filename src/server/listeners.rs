@@ -1,7 +1,8 @@
 //! Binding the listeners: the TCP address (HTTP and JSON-RPC) and the
 //! optional Unix socket (JSON-RPC, trusted clients).
 //!
-//! Each bound listener is logged as `listening on ADDR`, TCP first. A TCP
+//! Each bound listener is logged as `listening on ADDR`, TCP first, at any
+//! log level (see [`crate::logging::always`]). A TCP
 //! address that is not loopback, with no `auth_token`, gets a loud warning:
 //! anyone who can reach it can run, cancel and reload jobs.
 //!
@@ -78,7 +79,8 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
     // "listening on" line finds every listener ready.
     match out.tcp.as_ref().map(TcpListener::local_addr) {
         Some(Ok(a)) => {
-            log::info!("listening on {a}");
+            // At any log level: with port 0 this is where the port shows.
+            crate::logging::always(module_path!(), format_args!("listening on {a}"));
             if !a.ip().is_loopback() && d.auth_token.is_none() {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \
@@ -91,10 +93,13 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
         None => log::warn!("daemon.listen is empty: no TCP listener"),
     }
     if let Some(path) = &d.unix_socket {
-        log::info!(
-            "listening on {} (mode {:04o})",
-            path.display(),
-            d.unix_socket_mode
+        crate::logging::always(
+            module_path!(),
+            format_args!(
+                "listening on {} (mode {:04o})",
+                path.display(),
+                d.unix_socket_mode
+            ),
         );
     }
     Ok(out)

@@ -23,17 +23,23 @@
 //! first bytes, see [`crate::http::frame::sniff`]) and the Unix socket
 //! (JSON-RPC, trusted); [`listeners`] binds both. Each connection carries
 //! its [`conn::Credential`], checked against the token in force for every
-//! batch (so a reload that turns auth on, or changes the token, makes
-//! connections authenticate again). Before a TCP client has authenticated
-//! (with auth on), its lines are limited to [`PREAUTH_MAX_LINE`], its
-//! buffered input to [`PREAUTH_PAUSE_AT`], its HTTP bodies to
-//! [`PREAUTH_MAX_LINE`], and it must authenticate within `PREAUTH_LIMIT`
-//! of being accepted or is closed. `max_connections` counts TCP clients
-//! only: the trusted Unix socket always gets in. Every limit bumps a
-//! counter of [`crate::daemon::counters`].
+//! batch and every event sent to a subscriber (so a reload that turns auth
+//! on, or changes the token, makes connections authenticate again, and
+//! holds back subscribers' events until they do). Before a TCP client has
+//! authenticated (with auth on), its lines are limited to
+//! [`PREAUTH_MAX_LINE`], its buffered input to [`PREAUTH_PAUSE_AT`], its
+//! HTTP bodies to [`PREAUTH_MAX_LINE`], and it must authenticate within
+//! `PREAUTH_LIMIT` of being accepted (or of the reload that made it a
+//! stranger again), or `idle_timeout` if sooner, or is closed.
+//! `max_connections` counts TCP clients only: the trusted Unix socket
+//! always gets in. Every limit bumps a counter of
+//! [`crate::daemon::counters`], and every close is counted by its cause
+//! ([`CloseCause`]).
 //!
 //! Sockets are edge-triggered: a readable socket is read until `WouldBlock`
-//! (`Interrupted` is retried, other errors close that connection only). A
+//! (`Interrupted` is retried, other errors close that connection only), or
+//! until the end-of-stream once the poll has said the peer finished
+//! sending (that end raises no edge of its own). A
 //! client that sends faster than it can be served gets a bounded share per
 //! turn and is revisited on the next turn, so it cannot starve the others.
 
@@ -42,7 +48,7 @@ mod conn;
 pub mod listeners;
 pub mod stream;
 
-use crate::daemon::counters::bump;
+use crate::daemon::counters::{bump, CloseCause};
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
 use crate::http::frame::{self as http_frame, Framed, Sniff};
 use crate::http::response::{self as http_response, Framing};
@@ -82,8 +88,9 @@ const ALARM: Token = Token(usize::MAX - 5);
 const READ_BUDGET: usize = 1024 * 1024;
 /// Size of the loop's one read buffer, shared by all connections.
 const READ_BUF: usize = 64 * 1024;
-/// Most request bytes of one connection answered in one batch; bounds how
-/// far answers can overshoot `max_output_bytes` before the check.
+/// Most request bytes of one connection answered in one batch. (How far
+/// answers can overshoot `max_output_bytes` is bounded by the batch's
+/// output budget instead, see [`crate::requests::OutputBudget`].)
 const MAX_BATCH: usize = 64 * 1024;
 /// Connection batches per request task.
 const BATCHES_PER_TASK: usize = 32;
@@ -120,6 +127,8 @@ enum ConnTimer {
         key: usize,
         /// Serial, against a reused key.
         serial: u64,
+        /// Its number (`Conn::check`), against a superseded timer.
+        check: u64,
     },
     /// Release an answer held back by the auth delay.
     Release {
@@ -193,6 +202,9 @@ pub struct Server {
     alarm: Alarm,
     /// Open TCP connections (those `max_connections` limits).
     tcp_conns: usize,
+    /// The token the connections' credentials were last judged against:
+    /// when a reload changes it, [`Server::on_auth_change`] runs.
+    auth_in_force: Option<crate::config::AuthToken>,
     /// Rate limits of the warnings that come in floods.
     warn_wrong_token: backoff::LogLimit,
     warn_refused: backoff::LogLimit,
@@ -258,6 +270,7 @@ impl Server {
         let capacity = daemon.config.daemon.max_connections.max(1024);
         let loop_cpu = CpuBeacon::new();
         let requests = start_request_pool(&daemon.shared, capacity, &loop_cpu)?;
+        let auth_in_force = daemon.config.daemon.auth_token.clone();
         let mut server = Server {
             poll,
             listener: listeners.tcp,
@@ -283,6 +296,7 @@ impl Server {
             accept_backoff: backoff::AcceptBackoff::default(),
             alarm: Alarm::new(),
             tcp_conns: 0,
+            auth_in_force,
             warn_wrong_token: backoff::LogLimit::default(),
             warn_refused: backoff::LogLimit::default(),
             warn_protocol: backoff::LogLimit::default(),
@@ -346,6 +360,13 @@ impl Server {
                     SIGNALS => self.on_signals(),
                     ALARM => self.alarm.on_fired(),
                     Token(key) => {
+                        if event.is_read_closed() {
+                            // The end-of-stream may have come with the
+                            // data: read until it, past a short read.
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.peer_finished = true;
+                            }
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(key);
                         }
@@ -367,6 +388,9 @@ impl Server {
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
+            if self.daemon.config.daemon.auth_token != self.auth_in_force {
+                self.on_auth_change();
+            }
             self.submit_outbox();
             if self.daemon.stopping() && self.shutdown_step(now) {
                 break;
@@ -438,7 +462,7 @@ impl Server {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if self.conns.get(key).is_some_and(|c| !c.has_pending()) {
-                self.close(key);
+                self.close(key, CloseCause::Shutdown);
             }
         }
         self.conns.is_empty() || now >= exit_at
@@ -580,50 +604,88 @@ impl Server {
     }
 
     /// When connection `conn` is due to be closed, if it stays as it is: a
-    /// stranger (auth on, not authenticated) [`PREAUTH_LIMIT`] after its
-    /// accept, however busy; any other `idle_timeout` after it last sent
-    /// something, except a subscriber, which gets events until it leaves.
+    /// stranger (auth on, not authenticated, or authenticated under a token
+    /// a reload replaced) [`PREAUTH_LIMIT`] after it became one, however
+    /// busy, or `idle_timeout` after it last sent something if that is
+    /// sooner; any other `idle_timeout` after it last sent something,
+    /// except a subscriber, which gets events until it leaves.
     fn idle_deadline(&self, conn: &Conn) -> Option<Instant> {
+        let idle = self
+            .daemon
+            .config
+            .daemon
+            .idle_timeout
+            .map(|t| conn.last_active + t);
         if !self.authed(conn) {
-            return Some(conn.accepted_at + PREAUTH_LIMIT);
+            let limit = conn.stranger_since + PREAUTH_LIMIT;
+            return Some(idle.map_or(limit, |idle| idle.min(limit)));
         }
         if conn.subscription.is_some() {
             return None;
         }
-        Some(conn.last_active + self.daemon.config.daemon.idle_timeout?)
+        idle
     }
 
+    /// (Re)arms the check of connection `key` at its [`Server::idle_deadline`]:
+    /// at the accept, and whenever that deadline may have moved closer
+    /// (it authenticated, a reload changed the token). Any timer armed
+    /// before is superseded.
     fn arm_idle(&mut self, key: usize, serial: u64, now: Instant) {
-        let Some(conn) = self.conns.get(key) else {
+        let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
             return;
         };
-        if let Some(mut due) = self.idle_deadline(conn) {
-            if due <= now {
-                // Past due but kept (it waits for a run): look again after
-                // a whole period, not in a tight loop.
-                let period = match self.daemon.config.daemon.idle_timeout {
-                    Some(t) if self.authed(conn) => t,
-                    // A stranger past its deadline is only kept while a
-                    // wrong token's answer is held: at most that long.
-                    _ => methods::auth::AUTH_DELAY,
-                };
-                due = now + period.max(Duration::from_millis(1));
-            }
-            let tick = self.idle_clock.deadline_tick(due);
-            self.idle.insert(tick, ConnTimer::Check { key, serial });
+        if conn.linger_until.is_some() {
+            // Closing: the linger's end is the only check left.
+            return;
         }
+        let Some(mut due) = self.idle_deadline(conn) else {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.check += 1;
+            }
+            return;
+        };
+        if due <= now {
+            // Past due but kept (it waits for a run): look again after
+            // a whole period, not in a tight loop.
+            let period = match self.daemon.config.daemon.idle_timeout {
+                Some(t) if self.authed(conn) => t,
+                // A stranger past its deadline is only kept while a
+                // wrong token's answer is held: at most that long.
+                _ => methods::auth::AUTH_DELAY,
+            };
+            due = now + period.max(Duration::from_millis(1));
+        }
+        self.arm_check(key, due);
     }
 
-    /// Closes connections idle for longer than `idle_timeout`. Activity does
-    /// not touch the timer; when it fires, a connection that was active since
-    /// is simply re-armed from its last activity.
+    /// Puts the one check timer of connection `key` at `due`, superseding
+    /// the one before (which does nothing when it fires): re-arming never
+    /// piles up timers, however often a client authenticates.
+    fn arm_check(&mut self, key: usize, due: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.check += 1;
+        let timer = ConnTimer::Check {
+            key,
+            serial: conn.serial,
+            check: conn.check,
+        };
+        let tick = self.idle_clock.deadline_tick(due);
+        self.idle.insert(tick, timer);
+    }
+
+    /// Closes connections idle for longer than `idle_timeout` (or past the
+    /// pre-auth limit). Activity does not touch the timer; when it fires, a
+    /// connection that was active since is simply re-armed from its last
+    /// activity.
     fn expire_idle(&mut self, now: Instant) {
         let mut fired = Vec::new();
         self.idle
             .advance(self.idle_clock.tick_floor(now), &mut fired);
         for (_, timer) in fired {
-            let (key, serial) = match timer {
-                ConnTimer::Check { key, serial } => (key, serial),
+            let (key, serial, check) = match timer {
+                ConnTimer::Check { key, serial, check } => (key, serial, check),
                 ConnTimer::Release {
                     key,
                     serial,
@@ -646,12 +708,19 @@ impl Server {
                     continue;
                 }
             };
-            let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
+            let Some(conn) = self
+                .conns
+                .get(key)
+                .filter(|c| c.serial == serial && c.check == check)
+            else {
                 continue;
             };
             if let Some(until) = conn.linger_until {
                 if now >= until {
-                    self.close(key);
+                    let cause = conn.close_cause.unwrap_or(CloseCause::Requested);
+                    self.close(key, cause);
+                } else {
+                    self.arm_check(key, until);
                 }
                 continue;
             }
@@ -659,16 +728,18 @@ impl Server {
                 continue;
             };
             if now >= due && !conn.has_waiting() {
-                if self.authed(conn) {
+                let cause = if self.authed(conn) || now < conn.stranger_since + PREAUTH_LIMIT {
                     log::debug!("connection {serial} idle; closing");
+                    CloseCause::Idle
                 } else {
                     log::debug!(
                         "connection {serial} ({}) did not authenticate within {PREAUTH_LIMIT:?}; closing",
                         Peer(conn.peer)
                     );
-                }
+                    CloseCause::AuthTimeout
+                };
                 bump(&self.daemon.board().clients.idle_closed);
-                self.close(key);
+                self.close(key, cause);
             } else {
                 self.arm_idle(key, serial, now);
             }
@@ -694,7 +765,7 @@ impl Server {
                 Ok(r) => r,
                 Err(e) => {
                     log::debug!("connection {}: read error: {e}", conn.serial);
-                    self.close(key);
+                    self.close(key, CloseCause::Error);
                     break;
                 }
             };
@@ -717,11 +788,13 @@ impl Server {
                         self.again.push(key);
                         break;
                     }
-                    if n < scratch.len() {
+                    if n < scratch.len() && !conn.peer_finished {
                         // A short read emptied the socket's buffer; data
                         // arriving later raises a new edge. Skipping the
                         // read that would only say WouldBlock saves one
-                        // syscall per connection per turn.
+                        // syscall per connection per turn. Not when the
+                        // peer has finished sending: its end-of-stream
+                        // raises no further edge, so it is read now.
                         break;
                     }
                 }
@@ -742,6 +815,7 @@ impl Server {
     /// bytes decide whether it speaks HTTP or JSON-RPC.
     fn cut_batch(&mut self, key: usize) {
         let max_line = self.daemon.config.daemon.max_line_bytes;
+        let max_out = self.daemon.config.daemon.max_output_bytes;
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -779,6 +853,8 @@ impl Server {
                     max_line,
                     proto,
                     authed,
+                    peer: conn.peer.map(|a| a.ip()),
+                    out_budget: max_out.saturating_sub(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
                 });
             }
@@ -797,8 +873,10 @@ impl Server {
                     format!("invalid request: line longer than max_line_bytes ({limit})"),
                 );
                 conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
-                conn.closing = true;
-                conn.input = Vec::new();
+                conn.close_after_answers(CloseCause::Protocol);
+                // Sent now, then the close: the caller may be done with
+                // writing this turn (answers of earlier lines just went).
+                self.flush(key);
             }
             None => {}
         }
@@ -810,6 +888,7 @@ impl Server {
     /// connection, after the requests before it are answered.
     fn cut_http(&mut self, key: usize, max_body: usize, authed: bool) {
         let token = self.daemon.config.daemon.auth_token.as_ref();
+        let max_out = self.daemon.config.daemon.max_output_bytes;
         // Before authentication, a request without the right token in its
         // own head gets a small body and no `100 Continue`.
         let carries_token = |headers: &[httparse::Header<'_>]| {
@@ -854,6 +933,8 @@ impl Server {
                 max_line: max_body,
                 proto: Proto::Http,
                 authed,
+                peer: conn.peer.map(|a| a.ip()),
+                out_budget: max_out.saturating_sub(conn.unsent_bytes()),
                 answer_buf: conn.take_spare_out(),
             });
             return;
@@ -894,8 +975,9 @@ impl Server {
             head: false,
         };
         conn.push_answer(|out| http_response::write_error_status(out, e.status(), &err, "", f));
-        conn.closing = true;
-        conn.input = Vec::new();
+        conn.close_after_answers(CloseCause::Protocol);
+        // As in `cut_batch`: sent now, then the close.
+        self.flush(key);
     }
 
     /// Hands the turn's batches to the request pool: one task per up to
@@ -937,11 +1019,14 @@ impl Server {
     fn apply_answers(&mut self, answers: Vec<BatchAnswer>) {
         for answer in answers {
             let key = answer.key;
+            let mut authenticated = false;
             let live = match self.live_conn(key, answer.serial) {
                 Some(c) => {
                     c.in_flight = false;
                     if let Some(token) = answer.authenticated {
                         c.credential = Credential::Token(token);
+                        c.events_held = false;
+                        authenticated = true;
                     }
                     if !answer.rest.is_empty() {
                         // After a wrong token: the unread requests go back
@@ -954,6 +1039,11 @@ impl Server {
                 }
                 None => false,
             };
+            if authenticated {
+                // No longer a stranger: idle_timeout from its last request
+                // now, not the pre-auth limit armed at the accept.
+                self.arm_idle(key, answer.serial, Instant::now());
+            }
             for segment in answer.segments {
                 match segment {
                     Segment::Bytes(bytes) => {
@@ -969,6 +1059,11 @@ impl Server {
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
                     Segment::Close { why } => {
+                        let cause = match why.as_deref() {
+                            None => CloseCause::Requested,
+                            Some(methods::auth::FLOOD_CLOSE) => CloseCause::AuthFlood,
+                            Some(_) => CloseCause::Protocol,
+                        };
                         if let Some(conn) =
                             self.conns.get(key).filter(|c| c.serial == answer.serial)
                         {
@@ -983,8 +1078,7 @@ impl Server {
                             }
                         }
                         if let Some(conn) = self.live_conn(key, answer.serial) {
-                            conn.closing = true;
-                            conn.input = Vec::new();
+                            conn.close_after_answers(cause);
                         }
                     }
                 }
@@ -1115,7 +1209,7 @@ impl Server {
                 conn.serial,
                 conn.unsent_bytes()
             );
-            self.close(key);
+            self.close(key, CloseCause::OutputLimit);
         }
     }
 
@@ -1150,7 +1244,7 @@ impl Server {
                             let err = RpcError::new(ErrorCode::Internal, "internal error");
                             conn.in_flight = false;
                             conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
-                            conn.closing = true;
+                            conn.close_after_answers(CloseCause::Error);
                             self.flush(key);
                         }
                     }
@@ -1167,7 +1261,7 @@ impl Server {
             Ok(all) => all,
             Err(e) => {
                 log::debug!("connection {}: write error: {e}", conn.serial);
-                self.close(key);
+                self.close(key, CloseCause::Error);
                 return;
             }
         };
@@ -1187,7 +1281,7 @@ impl Server {
                 .reregister(&mut conn.stream, Token(key), interest)
             {
                 log::warn!("connection {}: reregister failed: {e}", conn.serial);
-                self.close(key);
+                self.close(key, CloseCause::Error);
                 return;
             }
         }
@@ -1195,13 +1289,14 @@ impl Server {
             return;
         }
         if conn.read_closed {
-            self.close(key);
+            // The client finished and has every answer; or it hung up
+            // while we were closing, which counts under why we were.
+            let cause = conn.close_cause.unwrap_or(CloseCause::Eof);
+            self.close(key, cause);
         } else if conn.linger_until.is_none() {
             let until = Instant::now() + LINGER;
             conn.start_linger(until);
-            let serial = conn.serial;
-            let tick = self.idle_clock.deadline_tick(until);
-            self.idle.insert(tick, ConnTimer::Check { key, serial });
+            self.arm_check(key, until);
         }
     }
 
@@ -1212,8 +1307,70 @@ impl Server {
             .store(self.conns.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Stops the events of subscriber `key`, whose credential no longer
+    /// counts (a reload changed the token or turned auth on), telling it
+    /// once with a `-32001` line (`"id": null`): the connection stays, its
+    /// requests get `-32001` as any stranger's, and events flow again once
+    /// it authenticates with the token in force. Events meanwhile are not
+    /// kept for it.
+    fn hold_events(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.events_held {
+            return;
+        }
+        conn.events_held = true;
+        let err = RpcError::new(
+            ErrorCode::NotAuthenticated,
+            "not authenticated: a reload changed the auth token (or turned auth on); no run.event \
+             is sent to this connection until it calls auth {\"token\": ...} with the token now \
+             in force",
+        );
+        conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
+        self.flush(key);
+        self.enforce_output_limit(key);
+    }
+
+    /// After a reload changed the token in force: connections whose
+    /// credential stopped counting become strangers from now (the pre-auth
+    /// limit runs again, see [`Server::idle_deadline`]) and subscribers
+    /// among them stop getting events ([`Server::hold_events`]); those
+    /// whose credential counts again (auth turned off) are served as
+    /// before. Each one's check timer is re-armed for its new deadline.
+    fn on_auth_change(&mut self) {
+        let old = std::mem::replace(
+            &mut self.auth_in_force,
+            self.daemon.config.daemon.auth_token.clone(),
+        );
+        let now = Instant::now();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let (before, after) = (conn.credential.admits(old.as_ref()), self.authed(conn));
+            if before == after {
+                continue;
+            }
+            let serial = conn.serial;
+            let subscribed = conn.subscription.is_some();
+            if let Some(conn) = self.conns.get_mut(key) {
+                if after {
+                    conn.events_held = false;
+                } else {
+                    conn.stranger_since = now;
+                }
+            }
+            if !after && subscribed {
+                self.hold_events(key);
+            }
+            self.arm_idle(key, serial, now);
+        }
+    }
+
     /// Sends a `run.event` notification of `run` to every subscriber that
-    /// wants it. One that lets unread events pile up past
+    /// wants it (and whose credential counts, see [`Server::hold_events`]). One that lets unread events pile up past
     /// `max_output_bytes` is dropped, so a stalled subscriber costs memory
     /// only up to that bound and never slows anything else.
     fn broadcast(&mut self, run: &crate::state::run::Run) {
@@ -1224,20 +1381,30 @@ impl Server {
         rpc::write_notification(&mut line, "run.event", &run.view());
         let targets = self.subscribers.clone();
         for (key, serial) in targets {
-            let Some(conn) = self.live_conn(key, serial) else {
+            let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
                 continue;
             };
             if !conn.wants_events_of(run.job.as_deref()) {
                 continue;
             }
+            if !self.authed(conn) {
+                self.hold_events(key);
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.events_held = false;
             conn.push_answer(|out| out.extend_from_slice(&line));
             self.flush(key);
             self.enforce_output_limit(key);
         }
     }
 
-    fn close(&mut self, key: usize) {
+    /// Closes a connection now, counting it under `cause`.
+    fn close(&mut self, key: usize, cause: CloseCause) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            self.daemon.board().clients.count_close(cause);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if !conn.stream.is_unix() {
                 self.tcp_conns -= 1;

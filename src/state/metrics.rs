@@ -9,6 +9,11 @@
 //! grow memory or cardinality; if the job comes back, its counters start
 //! again from zero, which Prometheus reads as a counter reset, as it does
 //! for every series at each start of the daemon.
+//!
+//! Runs of ad-hoc `submit`ted jobs are counted apart from every configured
+//! job, under [`SUBMITTED_LABEL`], a value no job name can take: a job
+//! that happens to be called `submitted` keeps its own series, and a reload
+//! that removes it leaves the ad-hoc counters alone.
 
 use super::run::RunState;
 use std::collections::BTreeMap;
@@ -29,6 +34,12 @@ pub const TERMINAL: [RunState; 5] = [
     RunState::Interrupted,
 ];
 
+/// The `job_name` label value of ad-hoc `submit` runs. Parentheses are
+/// outside the characters of a job name (`[A-Za-z0-9_.-]`), so no
+/// configured job can share these series; logs and `tickd ctl watch` name
+/// such runs the same way.
+pub const SUBMITTED_LABEL: &str = "(submitted)";
+
 /// One job's counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobMetrics {
@@ -45,6 +56,21 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
+    /// Counts one run that ended in `state`, lasting `seconds` if it started.
+    fn record(&mut self, state: RunState, seconds: Option<f64>) {
+        if let Some(i) = TERMINAL.iter().position(|&s| s == state) {
+            self.by_state[i] += 1;
+        }
+        if let Some(secs) = seconds {
+            match DURATION_BUCKETS.iter().position(|&le| secs <= le) {
+                Some(i) => self.buckets[i] += 1,
+                None => self.over += 1,
+            }
+            self.sum += secs;
+            self.count += 1;
+        }
+    }
+
     /// Cumulative bucket counts, as the exposition format wants them.
     pub fn cumulative(&self) -> [u64; DURATION_BUCKETS.len()] {
         let mut out = self.buckets;
@@ -57,10 +83,12 @@ impl JobMetrics {
     }
 }
 
-/// Counters of every configured job (and ad-hoc runs), by name.
+/// Counters of every configured job, by name, and of ad-hoc runs.
 #[derive(Debug, Clone, Default)]
 pub struct RunMetrics {
     jobs: BTreeMap<String, JobMetrics>,
+    /// Ad-hoc `submit` runs; `None` until the first one ends.
+    submitted: Option<JobMetrics>,
 }
 
 impl RunMetrics {
@@ -76,20 +104,17 @@ impl RunMetrics {
     /// duration if it started.
     pub fn record(&mut self, job: &str, state: RunState, seconds: Option<f64>) {
         self.declare(job);
-        let Some(m) = self.jobs.get_mut(job) else {
-            return;
-        };
-        if let Some(i) = TERMINAL.iter().position(|&s| s == state) {
-            m.by_state[i] += 1;
+        if let Some(m) = self.jobs.get_mut(job) {
+            m.record(state, seconds);
         }
-        if let Some(secs) = seconds {
-            match DURATION_BUCKETS.iter().position(|&le| secs <= le) {
-                Some(i) => m.buckets[i] += 1,
-                None => m.over += 1,
-            }
-            m.sum += secs;
-            m.count += 1;
-        }
+    }
+
+    /// Counts an ad-hoc `submit` run (one with no job name) that ended in
+    /// `state`; `seconds` is its duration if it started.
+    pub fn record_submitted(&mut self, state: RunState, seconds: Option<f64>) {
+        self.submitted
+            .get_or_insert_with(JobMetrics::default)
+            .record(state, seconds);
     }
 
     /// Drops `job`'s series (the job was removed by a reload).
@@ -100,6 +125,16 @@ impl RunMetrics {
     /// Every job's counters, by name.
     pub fn jobs(&self) -> &BTreeMap<String, JobMetrics> {
         &self.jobs
+    }
+
+    /// Every series as its `job_name` label value and counters: the
+    /// configured jobs by name, then ad-hoc runs under [`SUBMITTED_LABEL`]
+    /// once one has ended.
+    pub fn series(&self) -> impl Iterator<Item = (&str, &JobMetrics)> {
+        self.jobs
+            .iter()
+            .map(|(name, m)| (name.as_str(), m))
+            .chain(self.submitted.iter().map(|m| (SUBMITTED_LABEL, m)))
     }
 }
 
@@ -136,5 +171,31 @@ mod tests {
         assert_eq!(m.jobs()["kept"].by_state, [0, 1, 0, 0, 0]);
         m.declare("gone");
         assert_eq!(m.jobs()["gone"], JobMetrics::default());
+    }
+
+    #[test]
+    fn submitted_runs_never_share_a_job_named_submitted() {
+        let mut m = RunMetrics::default();
+        assert_eq!(m.series().count(), 0);
+        m.declare("submitted");
+        m.record("submitted", RunState::Succeeded, Some(0.1));
+        m.record_submitted(RunState::Failed, Some(0.2));
+        m.record_submitted(RunState::Failed, None);
+        let series: Vec<(&str, [u64; 5])> = m.series().map(|(n, s)| (n, s.by_state)).collect();
+        assert_eq!(
+            series,
+            [
+                ("submitted", [1, 0, 0, 0, 0]),
+                (SUBMITTED_LABEL, [0, 2, 0, 0, 0])
+            ]
+        );
+        // Outside the characters of a job name (config::values::is_job_name).
+        assert!(!SUBMITTED_LABEL
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+        // A reload removing the job leaves the ad-hoc series alone.
+        m.forget("submitted");
+        let names: Vec<&str> = m.series().map(|(n, _)| n).collect();
+        assert_eq!(names, [SUBMITTED_LABEL]);
     }
 }

@@ -393,9 +393,7 @@ impl Core {
         // A run of a job a reload removed finishes uncounted: its series
         // went with the job (see `remove_job`).
         match snapshot.job.as_deref() {
-            None => self
-                .metrics
-                .record(crate::config::ADHOC_NAME, finish.state, seconds),
+            None => self.metrics.record_submitted(finish.state, seconds),
             Some(job) if self.jobs.contains_key(job) => {
                 self.metrics.record(job, finish.state, seconds);
             }

@@ -10,6 +10,8 @@ use std::net::{SocketAddr, TcpStream};
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
+    /// The reason phrase of the status line (`Not Found`).
+    pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
@@ -94,9 +96,10 @@ impl HttpConn {
         if self.reader.read_line(&mut line).expect("read status line") == 0 {
             return None;
         }
-        let mut parts = line.trim_end().splitn(3, ' ');
+        let mut parts = line.trim_end_matches(['\r', '\n']).splitn(3, ' ');
         assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {line:?}");
         let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status");
+        let reason = parts.next().unwrap_or_default().to_string();
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();
@@ -117,6 +120,7 @@ impl HttpConn {
         self.reader.read_exact(&mut body).expect("body");
         Some(Response {
             status,
+            reason,
             headers,
             body: String::from_utf8(body).expect("utf8 body"),
         })

@@ -1,8 +1,9 @@
-//! The `exec` job kind: runs a program (see [`super::exec`] for the mechanics).
+//! The `exec` job kind as an [`Executor`]: one run of a program through the
+//! runner in the parent module, its observations written into the run record.
 
-use super::exec::{run_exec, ExecEnd, ExecObserver, ExecRequest};
-use super::{Executor, RunContext};
+use super::{run_exec, ExecEnd, ExecObserver, ExecRequest};
 use crate::config::ExecSpec;
+use crate::jobs::{Executor, RunContext};
 use crate::state::run::RunState;
 use crate::state::Finish;
 

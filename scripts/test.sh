@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it and CI runs it: the unit and
+# integration tests of the daemon and of its load client (with the fault-
+# injection sites compiled in), then the status page in a real headless
+# browser. Services the tests need are installed here when missing (as root,
+# from Debian's packages); a test whose service cannot be had says so.
+# With arguments it runs only `cargo test --features failpoints ARGS` (e.g.
+# `scripts/test.sh --test integration http::`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# apt-get update once, only when something is missing.
+apt_updated=
+apt_install() {
+  command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] || return 1
+  if [ -z "$apt_updated" ]; then
+    timeout 600 apt-get update -qq >/dev/null 2>&1 || return 1
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+# The README's examples (tests/readme.rs) use curl and the OpenBSD netcat;
+# without them those examples are skipped, with a note.
+if ! command -v curl >/dev/null || ! command -v nc >/dev/null; then
+  apt_install curl netcat-openbsd ||
+    echo "could not install curl / netcat-openbsd; the README examples that use them will be skipped"
+fi
+
+# With arguments, the caller asked for part of the suite: run just that.
+if [ $# -gt 0 ]; then
+  exec cargo test --features failpoints "$@"
+fi
+
+cargo test --workspace --all-targets --features failpoints
+
+# The status page in a real headless browser. The script skips (exit 0) where
+# chromium is missing; try to install it first, and carry on without it if
+# Debian's packages cannot be reached.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt_install chromium chromium-driver ||
+    echo "could not install chromium; the browser test will be skipped"
+fi
+SCREENSHOT="$(mktemp -d)/status-page.png" scripts/browser-test.sh

@@ -1,0 +1,350 @@
+//! Schedule maths: when is a job next due?
+//!
+//! A job's schedule is either `every = "DURATION"` or `cron = "EXPR"`. Both
+//! are pure functions of wall-clock time: [`Schedule::next_after`] takes an
+//! instant and answers the first due time strictly after it. The scheduler
+//! re-arms a job by asking again with the due time it just fired for (not the
+//! time the run finished), so a run's own duration never shifts later runs.
+//!
+//! ## `every`: aligned to the Unix epoch
+//!
+//! An interval schedule fires at the multiples of the interval counted from
+//! 1970-01-01T00:00:00Z: `every = "5s"` fires at :00, :05, :10, ... of each
+//! minute. The alternative, "start + n × interval" from whenever the daemon
+//! started, has three flaws this avoids:
+//! - it is unpredictable (the phase depends on the start time),
+//! - it is not stable across restarts or reloads (the phase moves each time),
+//! - missed runs while the daemon was down cannot be counted, because the
+//!   grid of due times is not known after a restart. With epoch alignment
+//!   the due times between two instants are simply the grid points between
+//!   them.
+//!
+//! An interval is between [`MIN_EVERY`] and [`MAX_EVERY`]: a shorter one
+//! would spawn runs faster than the daemon is meant to (`"1ns"` would ask
+//! for a billion a second), and a longer one is a calendar period, which a
+//! cron expression states exactly (`"0 0 1 1 *"`, yearly).
+//!
+//! ## `cron`: local wall-clock time
+//!
+//! Cron expressions are evaluated in a time zone: the job's `tz` or else the
+//! system's local zone (jiff's [`jiff::tz::TimeZone::system`]: the `TZ`
+//! environment variable, else `/etc/localtime`). A `tz` is an IANA name
+//! looked up through `jiff` (see [`time_zone`]) in the system's zone
+//! database, `/usr/share/zoneinfo` or the directory in `TZDIR`: the files
+//! cron and systemd read, kept current by the OS's tzdata package. Only a
+//! machine without that database falls back to the copy built into the
+//! binary (jiff's bundle, which costs next to no memory until it is read).
+//! chrono-tz, used before, cost every process about 2 MiB of memory: its
+//! tables are full of pointers that the loader relocates, and so dirties, at
+//! start, whether any job has a `tz` or not.
+//!
+//! The syntax is checked field by field in [`syntax`] (so a mistake is
+//! named with its field and the allowed values), then matched by the
+//! `croner` crate (4.x). Across daylight-saving changes tickd follows
+//! cronie, not croner's own rule: see [`dst`] for the rule and why.
+//!
+//! Accepted forms: 5 fields (`min hour dom month dow`, seconds = 0), 6 fields
+//! (seconds first), and the nicknames in [`NICKNAMES`].
+
+mod dst;
+mod syntax;
+pub mod timers;
+
+pub use timers::{Fired, Scheduler};
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+use jiff::tz::TimeZone;
+
+/// The `@name` shorthands accepted in place of a cron expression.
+pub const NICKNAMES: [&str; 7] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+];
+
+/// The shortest `every` interval.
+pub const MIN_EVERY: Duration = Duration::from_millis(100);
+/// The longest `every` interval: 366 days (longer periods are calendar
+/// periods, for cron).
+pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// When a job runs by itself; a job without a schedule runs only by hand.
+///
+/// Equality compares what the user wrote (and the interval), so a reload can
+/// tell whether a job's schedule changed.
+#[derive(Clone, Debug)]
+pub enum Schedule {
+    /// Fixed interval, aligned to the Unix epoch (see the module docs).
+    Every {
+        /// The interval, [`MIN_EVERY`]..=[`MAX_EVERY`].
+        interval: Duration,
+        /// The duration text as written in the config.
+        text: String,
+    },
+    /// A cron expression evaluated in wall-clock time.
+    Cron {
+        /// The expression as written (trimmed).
+        expr: String,
+        /// The parsed expression, shared: a parsed `Cron` is ~5 KB (its
+        /// year table), and the config, the daemon and the scheduler each
+        /// hold the schedule, so clones must not copy it.
+        cron: Arc<Cron>,
+        /// The job's `tz`; `None` = the system's local zone. Two zones are
+        /// equal when their names and their rules are.
+        tz: Option<TimeZone>,
+        /// Whether it runs at fixed times of day (cronie's definition, see
+        /// [`Schedule::is_fixed_time`]).
+        fixed_time: bool,
+    },
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Schedule::Every { interval, text },
+                Schedule::Every {
+                    interval: other_interval,
+                    text: other_text,
+                },
+            ) => interval == other_interval && text == other_text,
+            (
+                Schedule::Cron { expr, tz, .. },
+                Schedule::Cron {
+                    expr: other,
+                    tz: other_tz,
+                    ..
+                },
+            ) => expr == other && tz == other_tz,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl Schedule {
+    /// The `every`/`cron` text as written, for the API's `schedule` field.
+    pub fn text(&self) -> &str {
+        match self {
+            Schedule::Every { text, .. } => text,
+            Schedule::Cron { expr, .. } => expr,
+        }
+    }
+
+    /// The first due time strictly after `after`; cron expressions are
+    /// evaluated in the job's `tz`, or the system's local time zone.
+    ///
+    /// `None` means the schedule never fires again (a cron expression with
+    /// no future match, or a time beyond what chrono or jiff can represent).
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Cron { tz: Some(tz), .. } => self.next_after_in(after, tz),
+            Schedule::Cron { tz: None, .. } => self.next_after_in(after, &TimeZone::system()),
+            Schedule::Every { interval, .. } => next_multiple(after, *interval),
+        }
+    }
+
+    /// Whether this is a cron schedule for fixed times of day, as cronie
+    /// defines it: its minute and hour fields (and seconds field, when it
+    /// has one) do not start with `*`. `0 1,13 * * *` and `0 9-17 * * *`
+    /// are fixed-time; `*/5 * * * *` and `0 * * * *` are not. `@hourly` is
+    /// not; the other nicknames are. This one definition decides both what
+    /// a daylight-saving change does (see [`dst`]) and what a clock step
+    /// back does (the scheduler's `REPEAT_GUARD`).
+    pub fn is_fixed_time(&self) -> bool {
+        matches!(
+            self,
+            Schedule::Cron {
+                fixed_time: true,
+                ..
+            }
+        )
+    }
+
+    /// The same schedule evaluated in another zone (`tz` of a cron job).
+    pub fn in_zone(self, zone: Option<TimeZone>) -> Schedule {
+        match self {
+            Schedule::Cron {
+                expr,
+                cron,
+                fixed_time,
+                ..
+            } => Schedule::Cron {
+                expr,
+                cron,
+                tz: zone,
+                fixed_time,
+            },
+            every => every,
+        }
+    }
+
+    /// Like [`Schedule::next_after`], with cron evaluated in `zone`.
+    ///
+    /// `every` schedules ignore the zone: they are a grid on absolute time.
+    pub fn next_after_in(&self, after: DateTime<Utc>, zone: &TimeZone) -> Option<DateTime<Utc>> {
+        let next = match self {
+            Schedule::Every { interval, .. } => next_multiple(after, *interval),
+            Schedule::Cron {
+                cron, fixed_time, ..
+            } => {
+                let start = to_jiff(after)?;
+                let next = if *fixed_time {
+                    dst::next_fixed(cron, zone, start)?
+                } else {
+                    // A wildcard job follows the wall clock as it goes, which
+                    // is croner's rule for it too (croner calls every job
+                    // with `*` in a time field an interval job).
+                    let start = start.to_zoned(zone.clone());
+                    cron.find_next_occurrence(&start, false).ok()?.timestamp()
+                };
+                from_jiff(next)
+            }
+        };
+        // croner steps from the wall-clock second; a result at or before
+        // `after` would make the scheduler spin, so it is never returned.
+        next.filter(|due| *due > after)
+    }
+}
+
+/// An instant as jiff holds it; `None` outside jiff's years -9999..=9999.
+fn to_jiff(t: DateTime<Utc>) -> Option<jiff::Timestamp> {
+    // A leap second shows as nanos >= 1e9; treat it as the end of the second.
+    let nanos = t.timestamp_subsec_nanos().min(999_999_999);
+    jiff::Timestamp::new(t.timestamp(), i32::try_from(nanos).ok()?).ok()
+}
+
+/// An instant from jiff as chrono holds it.
+fn from_jiff(t: jiff::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.subsec_nanosecond()).ok()?;
+    DateTime::from_timestamp(t.as_second(), nanos)
+}
+
+/// Looks up a `tz` value: an IANA name (`"Europe/Paris"`, `"UTC"`),
+/// matched ignoring ASCII case as jiff does, in the system's zone database
+/// or, on a machine without one, the copy built into the binary.
+pub fn time_zone(name: &str) -> Result<TimeZone, String> {
+    jiff::tz::db().get(name).map_err(|_| {
+        format!(
+            "\"{}\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\"",
+            name.escape_debug()
+        )
+    })
+}
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// The first multiple of `interval` (counted from the Unix epoch) strictly
+/// after `after`. Works in i128 nanoseconds, so no interval or date chrono
+/// can hold overflows.
+fn next_multiple(after: DateTime<Utc>, interval: Duration) -> Option<DateTime<Utc>> {
+    let step = i128::try_from(interval.as_nanos())
+        .ok()
+        .filter(|s| *s > 0)?;
+    // A leap second shows as nanos >= 1e9; treat it as the end of the second.
+    let subsec = i128::from(after.timestamp_subsec_nanos().min(999_999_999));
+    let now = i128::from(after.timestamp()) * NANOS_PER_SEC + subsec;
+    let next = now.div_euclid(step).checked_add(1)?.checked_mul(step)?;
+    let secs = i64::try_from(next.div_euclid(NANOS_PER_SEC)).ok()?;
+    let nanos = u32::try_from(next.rem_euclid(NANOS_PER_SEC)).ok()?;
+    DateTime::from_timestamp(secs, nanos)
+}
+
+/// Parses an `every` value: a humantime duration from [`MIN_EVERY`] to
+/// [`MAX_EVERY`].
+pub fn parse_every(text: &str) -> Result<Schedule, String> {
+    let trimmed = text.trim();
+    let shown = text.escape_debug();
+    let interval = humantime::parse_duration(trimmed).map_err(|e| {
+        format!("invalid duration \"{shown}\": {e} (examples: \"250ms\", \"5s\", \"1m 30s\")")
+    })?;
+    if interval < MIN_EVERY {
+        return Err(format!(
+            "interval \"{shown}\" is too short: the minimum is 100ms"
+        ));
+    }
+    if interval > MAX_EVERY {
+        return Err(format!(
+            "interval \"{shown}\" is too long: the maximum is 366 days; for longer or \
+             calendar periods use cron (\"0 0 1 1 *\" runs once a year)"
+        ));
+    }
+    Ok(Schedule::Every {
+        interval,
+        text: trimmed.to_string(),
+    })
+}
+
+/// Parses a `cron` value: 5 fields, 6 fields (seconds first) or a nickname.
+///
+/// The fields are checked here (see [`syntax`]) rather than left to
+/// croner, so a mistake is named with its field and the values that field
+/// takes, and so croner only ever sees what tickd documents.
+pub fn parse_cron(text: &str) -> Result<Schedule, String> {
+    let expr = text.trim();
+    let shown = expr.escape_debug();
+    if expr.is_empty() {
+        return Err("empty cron expression".to_string());
+    }
+    let checked = if expr.starts_with('@') {
+        if !NICKNAMES.iter().any(|n| n.eq_ignore_ascii_case(expr)) {
+            return Err(format!(
+                "unknown cron nickname \"{shown}\"; expected one of {}",
+                NICKNAMES.join(" ")
+            ));
+        }
+        syntax::nickname(expr)
+    } else {
+        let fields: Vec<&str> = expr.split_whitespace().collect();
+        if fields.len() != 5 && fields.len() != 6 {
+            return Err(format!(
+                "cron expression \"{shown}\" has {} fields; expected 5 \
+                 (minute hour day-of-month month day-of-week) or 6 (seconds first)",
+                fields.len()
+            ));
+        }
+        syntax::check(&fields)
+            .map_err(|message| format!("invalid cron expression \"{shown}\": {message}"))?
+    };
+    let parser = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .dom_and_dow(checked.dom_and_dow)
+        .build();
+    let cron = parser
+        .parse(&checked.normalised)
+        .map_err(|e| format!("invalid cron expression \"{shown}\": {e}"))?;
+    // An expression like "0 0 30 2 *" is well formed but can never fire;
+    // say so now rather than leave a job that silently never runs.
+    let probe = jiff::Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC);
+    if cron.find_next_occurrence(&probe, false).is_err() {
+        return Err(format!(
+            "cron expression \"{shown}\" never matches any date: no month it allows has \
+             a day that its day-of-month and day-of-week fields allow (February has no 30th)"
+        ));
+    }
+    Ok(Schedule::Cron {
+        expr: expr.to_string(),
+        cron: Arc::new(cron),
+        tz: None,
+        fixed_time: checked.fixed_time,
+    })
+}
