@@ -39,6 +39,7 @@ mod schedule;
 mod semantics;
 mod shutdown_load;
 mod soak;
+mod state_dir;
 mod status_page;
 mod unix_socket;
 

@@ -149,7 +149,12 @@ const CTL_MD: Doc = Doc {
     expect: &[
         (
             r#"tickd ctl jobs.pause '{"name":"heartbeat"}'"#,
-            &[r#""enabled": false,"#, r#""name": "heartbeat","#],
+            &[
+                r#""enabled": false,"#,
+                r#""name": "heartbeat","#,
+                r#""paused": true,"#,
+                r#""persistent": false"#,
+            ],
         ),
         (
             r#"tickd ctl jobs.run '{"name":"flaky","wait":true}'"#,

@@ -9,7 +9,7 @@
 //! The tests run as root (as CI does); those that need another uid chown
 //! to 65534 (nobody) and skip themselves when not root.
 
-mod util;
+use crate::util;
 
 use rustix::process::Uid;
 use serde_json::json;

@@ -112,7 +112,7 @@ fn untrusted(meta: &fs::Metadata, euid: u32) -> Option<String> {
 
 /// "uid N (name)", or "uid N" for a uid with no account.
 fn user_name(uid: u32) -> String {
-    match crate::os_unsafe::user_by_uid(uid) {
+    match crate::sys::ffi::user_by_uid(uid) {
         Ok(Some(user)) => format!("uid {uid} ({})", user.name),
         _ => format!("uid {uid}"),
     }
