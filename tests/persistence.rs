@@ -437,6 +437,26 @@ fn a_pause_survives_restarts_and_kill_9_until_resumed() {
 }
 
 #[test]
+fn due_times_missed_while_paused_are_not_caught_up_after_a_restart() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    c.ok("jobs.pause", json!({"name": "tick"}));
+    let resumed_after = chrono::Utc::now().timestamp_millis();
+    c.ok("jobs.resume", json!({"name": "tick"}));
+    stop(d);
+    // What the next start's catch-up counts from: the resume, not the
+    // last due time before the pause (which would make every due time of
+    // a long pause "missed while down").
+    let (_store, recovered) = tickd::persist::Store::open(state.path()).expect("store");
+    let from = recovered
+        .last_scheduled
+        .get("tick")
+        .expect("recorded at resume");
+    assert!(from.timestamp_millis() >= resumed_after, "{from}");
+}
+
+#[test]
 fn resume_lifts_a_pause_but_never_the_files_enabled_false() {
     let state = tempfile::tempdir().expect("state dir");
     let d = Daemon::start(&with_state(state.path(), PAUSABLE));

@@ -516,6 +516,9 @@ impl Daemon {
             .ok_or_else(|| RpcError::no_job(name))?;
         self.arm(name);
         if changed {
+            if !paused {
+                self.skip_paused_due_times(name);
+            }
             self.shared.journal_pause(name, paused);
         }
         self.log_pause(name, paused);

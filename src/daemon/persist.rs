@@ -189,6 +189,24 @@ impl Daemon {
         }
     }
 
+    /// On resume: the due times a job missed while paused are not made up,
+    /// not even by the catch-up of a later restart, which counts from the
+    /// last due time recorded. So the resume counts as one (in memory and
+    /// in the journal).
+    pub(super) fn skip_paused_due_times(&self, name: &str) {
+        let now = time::now();
+        let scheduled = match self.shared.core.lock().job_mut(name) {
+            Some(entry) if entry.def.schedule.is_some() => {
+                entry.last_scheduled = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if scheduled {
+            self.shared.journal_scheduled(name, now);
+        }
+    }
+
     /// Rewrites the journal from the state in memory once it has grown
     /// enough (called after runs finish; cheap when there is nothing to do).
     pub(super) fn compact_journal_if_needed(&self) {
