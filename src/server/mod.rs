@@ -3,7 +3,7 @@
 //! One turn of the loop, in this order:
 //! 1. sleep in `poll` until a socket is ready, a worker wakes us through the
 //!    `mio::Waker`, a signal arrives, or the next timer is due (a timerfd
-//!    armed at the earliest deadline, see [`crate::timer::Alarm`]; with
+//!    armed at the earliest deadline, see [`alarm::Alarm`]; with
 //!    nothing armed, it sleeps until something happens — an idle daemon does
 //!    not tick);
 //! 2. accept; read every ready socket into its connection's input and cut
@@ -43,6 +43,7 @@
 //! client that sends faster than it can be served gets a bounded share per
 //! turn and is revisited on the next turn, so it cannot starve the others.
 
+pub mod alarm;
 mod backoff;
 mod conn;
 pub mod listeners;
@@ -63,7 +64,8 @@ use crate::requests::{
 };
 use crate::signals::Signals;
 use crate::state::run::RunId;
-use crate::timer::{Alarm, Clock, TimerWheel};
+use crate::timer::{Clock, TimerWheel};
+use alarm::Alarm;
 use conn::{Conn, Credential, ReadResult};
 use crossbeam_channel::Receiver;
 use listeners::{Listeners, UnixSocket};
