@@ -46,6 +46,7 @@
 pub mod alarm;
 mod backoff;
 mod conn;
+pub mod limits;
 pub mod listeners;
 pub mod stream;
 
@@ -67,6 +68,7 @@ use crate::state::run::RunId;
 use crate::timer::{Clock, TimerWheel};
 use alarm::Alarm;
 use conn::{Conn, Credential, ReadResult};
+use limits::Limits;
 use crossbeam_channel::Receiver;
 use listeners::{Listeners, UnixSocket};
 use mio::net::TcpListener;
@@ -176,6 +178,10 @@ pub struct Server {
     signals: Signals,
     events_rx: Receiver<LoopEvent>,
     daemon: Daemon,
+    /// The limits in force (rebuilt after every accepted reload).
+    limits: Limits,
+    /// The config generation `limits` were built from.
+    limits_generation: u64,
     idle: TimerWheel<ConnTimer>,
     idle_clock: Clock,
     /// Connections with input left over from their budget.
@@ -269,10 +275,12 @@ impl Server {
     ) -> io::Result<Server> {
         // One task per loop turn per 32 connections at most: the queue only
         // has to hold what the loop can hand over before workers catch up.
-        let capacity = daemon.config.daemon.max_connections.max(1024);
+        let limits = Limits::from_config(&daemon.config.daemon);
+        let limits_generation = daemon.board().info.read().generation;
+        let capacity = limits.max_connections.max(1024);
         let loop_cpu = CpuBeacon::new();
         let requests = start_request_pool(&daemon.shared, capacity, &loop_cpu)?;
-        let auth_in_force = daemon.config.daemon.auth_token.clone();
+        let auth_in_force = limits.auth_token.clone();
         let mut server = Server {
             poll,
             listener: listeners.tcp,
@@ -283,6 +291,8 @@ impl Server {
             signals,
             events_rx,
             daemon,
+            limits,
+            limits_generation,
             idle: TimerWheel::new(),
             idle_clock: Clock::with_origin(Instant::now()),
             again: Vec::new(),
@@ -390,7 +400,7 @@ impl Server {
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
-            if self.daemon.config.daemon.auth_token != self.auth_in_force {
+            if self.limits.auth_token != self.auth_in_force {
                 self.on_auth_change();
             }
             self.submit_outbox();
@@ -430,12 +440,26 @@ impl Server {
         self.alarm.poll_timeout(deadline, Instant::now())
     }
 
+    /// Takes the limits of the config in force after a reload was tried
+    /// (a `reload` command or `SIGHUP`), if it was accepted: the only
+    /// place the server learns of a new config. A changed token is
+    /// applied to the open connections at the end of the turn (see
+    /// [`Server::on_auth_change`]).
+    fn after_reload(&mut self) {
+        let generation = self.daemon.board().info.read().generation;
+        if generation != self.limits_generation {
+            self.limits_generation = generation;
+            self.limits = Limits::from_config(&self.daemon.config.daemon);
+        }
+    }
+
     fn on_signals(&mut self) {
         let pending = self.signals.take();
         if pending.reload {
             log::info!("SIGHUP: reloading config");
             // Errors are logged and kept in status by reload itself.
             let _ = self.daemon.reload();
+            self.after_reload();
         }
         if pending.shutdown {
             log::info!("SIGTERM/SIGINT received");
@@ -532,7 +556,7 @@ impl Server {
     /// trusted admin always gets in, however many strangers hold TCP slots.
     fn admit(&mut self, mut stream: Stream, peer: Option<SocketAddr>) {
         let peer = Peer(peer);
-        let max = self.daemon.config.daemon.max_connections;
+        let max = self.limits.max_connections;
         if !stream.is_unix() && self.tcp_conns >= max {
             self.refuse(&mut stream, &peer, max);
             return;
@@ -601,8 +625,7 @@ impl Server {
 
     /// Whether `conn` is served under the token in force now.
     fn authed(&self, conn: &Conn) -> bool {
-        conn.credential
-            .admits(self.daemon.config.daemon.auth_token.as_ref())
+        conn.credential.admits(self.limits.auth_token.as_ref())
     }
 
     /// When connection `conn` is due to be closed, if it stays as it is: a
@@ -612,12 +635,7 @@ impl Server {
     /// sooner; any other `idle_timeout` after it last sent something,
     /// except a subscriber, which gets events until it leaves.
     fn idle_deadline(&self, conn: &Conn) -> Option<Instant> {
-        let idle = self
-            .daemon
-            .config
-            .daemon
-            .idle_timeout
-            .map(|t| conn.last_active + t);
+        let idle = self.limits.idle_timeout.map(|t| conn.last_active + t);
         if !self.authed(conn) {
             let limit = conn.stranger_since + PREAUTH_LIMIT;
             return Some(idle.map_or(limit, |idle| idle.min(limit)));
@@ -649,7 +667,7 @@ impl Server {
         if due <= now {
             // Past due but kept (it waits for a run): look again after
             // a whole period, not in a tight loop.
-            let period = match self.daemon.config.daemon.idle_timeout {
+            let period = match self.limits.idle_timeout {
                 Some(t) if self.authed(conn) => t,
                 // A stranger past its deadline is only kept while a
                 // wrong token's answer is held: at most that long.
@@ -753,7 +771,7 @@ impl Server {
         if scratch.len() < READ_BUF {
             scratch.resize(READ_BUF, 0);
         }
-        let max_line = self.daemon.config.daemon.max_line_bytes;
+        let max_line = self.limits.max_line_bytes;
         let pause_at = match self.conns.get(key) {
             Some(conn) if !self.authed(conn) => PREAUTH_PAUSE_AT,
             _ => max_line.saturating_add(READ_BUDGET),
@@ -816,8 +834,7 @@ impl Server {
     /// unless a batch of it is already in flight. A TCP connection's first
     /// bytes decide whether it speaks HTTP or JSON-RPC.
     fn cut_batch(&mut self, key: usize) {
-        let max_line = self.daemon.config.daemon.max_line_bytes;
-        let max_out = self.daemon.config.daemon.max_output_bytes;
+        let max_line = self.limits.max_line_bytes;
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -840,11 +857,7 @@ impl Server {
             self.cut_http(key, max_line, authed);
             return;
         }
-        let limit = if authed {
-            max_line
-        } else {
-            max_line.min(PREAUTH_MAX_LINE)
-        };
+        let limit = self.limits.line_limit(authed);
         match conn.take_lines(MAX_BATCH) {
             Some(data) => {
                 conn.in_flight = true;
@@ -856,7 +869,7 @@ impl Server {
                     proto,
                     authed,
                     peer: conn.peer.map(|a| a.ip()),
-                    out_budget: max_out.saturating_sub(conn.unsent_bytes()),
+                    out_budget: self.limits.out_budget(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
                 });
             }
@@ -889,8 +902,7 @@ impl Server {
     /// be framed is answered here (400, 411, 413, 431) and ends the
     /// connection, after the requests before it are answered.
     fn cut_http(&mut self, key: usize, max_body: usize, authed: bool) {
-        let token = self.daemon.config.daemon.auth_token.as_ref();
-        let max_out = self.daemon.config.daemon.max_output_bytes;
+        let token = self.limits.auth_token.as_ref();
         // Before authentication, a request without the right token in its
         // own head gets a small body and no `100 Continue`.
         let carries_token = |headers: &[httparse::Header<'_>]| {
@@ -902,13 +914,8 @@ impl Server {
                     })
                 })
         };
-        let body_limit = |headers: &[httparse::Header<'_>]| {
-            if carries_token(headers) {
-                max_body
-            } else {
-                max_body.min(PREAUTH_MAX_LINE)
-            }
-        };
+        let limits = &self.limits;
+        let body_limit = |headers: &[httparse::Header<'_>]| limits.line_limit(carries_token(headers));
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -936,7 +943,7 @@ impl Server {
                 proto: Proto::Http,
                 authed,
                 peer: conn.peer.map(|a| a.ip()),
-                out_budget: max_out.saturating_sub(conn.unsent_bytes()),
+                out_budget: self.limits.out_budget(conn.unsent_bytes()),
                 answer_buf: conn.take_spare_out(),
             });
             return;
@@ -1054,9 +1061,13 @@ impl Server {
                         }
                     }
                     Segment::Command { to, cmd } => {
+                        let reloads = matches!(cmd, methods::Command::Reload);
                         // Applied even if the client has gone: the request
                         // was received, and a run it started must not vanish.
                         let reply = methods::execute(&mut self.daemon, cmd);
+                        if reloads {
+                            self.after_reload();
+                        }
                         self.deliver(key, answer.serial, to, reply);
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
@@ -1200,7 +1211,7 @@ impl Server {
     /// Drops a client whose unread answers pass `max_output_bytes`, so a
     /// client that pipelines without reading cannot grow our memory.
     fn enforce_output_limit(&mut self, key: usize) {
-        let max_out = self.daemon.config.daemon.max_output_bytes;
+        let max_out = self.limits.max_output_bytes;
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -1343,7 +1354,7 @@ impl Server {
     fn on_auth_change(&mut self) {
         let old = std::mem::replace(
             &mut self.auth_in_force,
-            self.daemon.config.daemon.auth_token.clone(),
+            self.limits.auth_token.clone(),
         );
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
