@@ -61,7 +61,8 @@ use crate::pool::{
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
-    answer_batch, BatchAnswer, ConnBatch, Proto, ReplyTo, RequestTask, Segment, PREAUTH_MAX_LINE,
+    answer_batch, Answered, BatchAnswer, ConnBatch, Proto, ReplyTo, RequestTask, Segment, ToLoop,
+    PREAUTH_MAX_LINE,
 };
 use crate::signals::Signals;
 use crate::state::run::RunId;
@@ -192,6 +193,10 @@ pub struct Server {
     outbox: Vec<ConnBatch>,
     /// The threads that answer requests.
     requests: WorkerPool<RequestTask>,
+    /// Their way back to the loop (handed to every task)...
+    to_loop: Arc<ToLoop>,
+    /// ...and its receiving end: answers and lost tasks.
+    answers_rx: Receiver<Answered>,
     /// When the current loop turn began (its `poll` returned).
     turn_started: Instant,
     /// The CPU this loop hands batches over on, for the request threads to
@@ -235,16 +240,19 @@ fn request_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
 }
 
-/// Starts the request pool; a lost task (a panic outside a handler, a dead
-/// thread) is reported to the loop, which closes the connections it carried.
+/// Starts the request pool and its channel back to the loop; a lost task
+/// (a panic outside a handler, a dead thread) is reported to the loop,
+/// which closes the connections it carried.
 fn start_request_pool(
     shared: &Arc<Shared>,
     capacity: usize,
     loop_cpu: &Arc<CpuBeacon>,
-) -> io::Result<WorkerPool<RequestTask>> {
-    let hook_shared = Arc::clone(shared);
+) -> io::Result<(WorkerPool<RequestTask>, Arc<ToLoop>, Receiver<Answered>)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let to_loop = Arc::new(ToLoop::new(Arc::clone(shared), tx));
+    let hook_to_loop = Arc::clone(&to_loop);
     let lost: LostTaskHook = Arc::new(move |task, why| {
-        hook_shared.notify(LoopEvent::RequestsLost {
+        hook_to_loop.post(Answered::Lost {
             task,
             why: why.to_string(),
         });
@@ -261,7 +269,7 @@ fn start_request_pool(
     )?;
     // Set once, here.
     let _ = shared.board.request_pool.set(pool.probe());
-    Ok(pool)
+    Ok((pool, to_loop, rx))
 }
 
 impl Server {
@@ -279,7 +287,8 @@ impl Server {
         let limits_generation = daemon.board().info.read().generation;
         let capacity = limits.max_connections.max(1024);
         let loop_cpu = CpuBeacon::new();
-        let requests = start_request_pool(&daemon.shared, capacity, &loop_cpu)?;
+        let (requests, to_loop, answers_rx) =
+            start_request_pool(&daemon.shared, capacity, &loop_cpu)?;
         let auth_in_force = limits.auth_token.clone();
         let mut server = Server {
             poll,
@@ -299,6 +308,8 @@ impl Server {
             scratch: vec![0; READ_BUF],
             outbox: Vec::new(),
             requests,
+            to_loop,
+            answers_rx,
             loop_cpu,
             turn_started: Instant::now(),
             in_flight_tasks: HashMap::new(),
@@ -346,7 +357,12 @@ impl Server {
         let mut code = 0;
         loop {
             let mut timeout = self.poll_timeout();
-            if self.daemon.shared.loop_sleeping(&self.events_rx) {
+            let (posted, answers) = (&self.events_rx, &self.answers_rx);
+            if self
+                .daemon
+                .shared
+                .loop_sleeping(|| !posted.is_empty() || !answers.is_empty())
+            {
                 timeout = Some(Duration::ZERO);
             }
             let polled = poll_events(&mut self.poll, &mut events, timeout);
@@ -1004,7 +1020,7 @@ impl Server {
             let task = RequestTask {
                 id,
                 batches,
-                shared: Arc::clone(&self.daemon.shared),
+                to_loop: Arc::clone(&self.to_loop),
             };
             match self.requests.submit(task) {
                 Ok(()) => {
@@ -1226,7 +1242,24 @@ impl Server {
         }
     }
 
+    /// Takes the events posted to the loop: the daemon's, then the request
+    /// pool's answers, and the daemon's again if applying answers posted
+    /// some (a command that started a run), until both channels are empty.
     fn drain_loop_events(&mut self) {
+        loop {
+            self.drain_core_events();
+            let mut answered = false;
+            while let Ok(answered_now) = self.answers_rx.try_recv() {
+                answered = true;
+                self.on_answered(answered_now);
+            }
+            if !answered {
+                break;
+            }
+        }
+    }
+
+    fn drain_core_events(&mut self) {
         while let Ok(event) = self.events_rx.try_recv() {
             match event {
                 LoopEvent::RunChanged(run) => self.broadcast(&run),
@@ -1245,21 +1278,26 @@ impl Server {
                         self.flush(w.key);
                     }
                 }
-                LoopEvent::Answers { task, answers } => {
-                    self.in_flight_tasks.remove(&task);
-                    self.apply_answers(answers);
-                }
-                LoopEvent::RequestsLost { task, why } => {
-                    let conns = self.in_flight_tasks.remove(&task).unwrap_or_default();
-                    for (key, serial) in conns {
-                        if let Some(conn) = self.live_conn(key, serial) {
-                            log::error!("connection {serial}: requests lost ({why}); closing");
-                            let err = RpcError::new(ErrorCode::Internal, "internal error");
-                            conn.in_flight = false;
-                            conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
-                            conn.close_after_answers(CloseCause::Error);
-                            self.flush(key);
-                        }
+            }
+        }
+    }
+
+    fn on_answered(&mut self, answered: Answered) {
+        match answered {
+            Answered::Batches { task, answers } => {
+                self.in_flight_tasks.remove(&task);
+                self.apply_answers(answers);
+            }
+            Answered::Lost { task, why } => {
+                let conns = self.in_flight_tasks.remove(&task).unwrap_or_default();
+                for (key, serial) in conns {
+                    if let Some(conn) = self.live_conn(key, serial) {
+                        log::error!("connection {serial}: requests lost ({why}); closing");
+                        let err = RpcError::new(ErrorCode::Internal, "internal error");
+                        conn.in_flight = false;
+                        conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
+                        conn.close_after_answers(CloseCause::Error);
+                        self.flush(key);
                     }
                 }
             }
