@@ -392,7 +392,7 @@ impl Server {
                             // The end-of-stream may have come with the
                             // data: read until it, past a short read.
                             if let Some(conn) = self.conns.get_mut(key) {
-                                conn.peer_finished = true;
+                                conn.incoming.peer_finished();
                             }
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -670,7 +670,7 @@ impl Server {
         let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
             return;
         };
-        if conn.linger_until.is_some() {
+        if conn.life.linger_until().is_some() {
             // Closing: the linger's end is the only check left.
             return;
         }
@@ -729,13 +729,10 @@ impl Server {
                     bytes,
                 } => {
                     if let Some(conn) = self.live_conn(key, serial) {
-                        conn.held_bytes -= bytes.len();
                         conn.fill_waiting(seq, |out| out.extend_from_slice(&bytes));
                         // The delay has passed: its later requests may now
                         // be looked at.
-                        conn.auth_hold = false;
-                        if conn.paused {
-                            conn.paused = false;
+                        if conn.requests.release() {
                             self.again.push(key);
                         }
                         self.flush(key);
@@ -751,9 +748,9 @@ impl Server {
             else {
                 continue;
             };
-            if let Some(until) = conn.linger_until {
+            if let Some(until) = conn.life.linger_until() {
                 if now >= until {
-                    let cause = conn.close_cause.unwrap_or(CloseCause::Requested);
+                    let cause = conn.life.cause().unwrap_or(CloseCause::Requested);
                     self.close(key, cause);
                 } else {
                     self.arm_check(key, until);
@@ -794,7 +791,7 @@ impl Server {
         };
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(key) {
-            if conn.read_closed || conn.paused {
+            if conn.incoming.ended() || conn.requests.paused() {
                 break;
             }
             let result = match conn.read_into(&mut scratch, self.turn_started) {
@@ -807,16 +804,16 @@ impl Server {
             };
             match result {
                 ReadResult::Data(n) => {
-                    if conn.closing {
+                    if conn.closing() {
                         // Lingering: the input is discarded, but reading
                         // it still costs this turn's budget.
                     } else {
                         conn.input.extend_from_slice(&scratch[..n]);
-                        if conn.input.len() >= pause_at && (conn.in_flight || conn.auth_hold) {
-                            // A batch is in flight (or a wrong token's delay
-                            // runs) and the client keeps sending: stop
-                            // reading until its answers are back.
-                            conn.paused = true;
+                        if conn.input.len() >= pause_at {
+                            // If a batch is in flight (or a wrong token's
+                            // delay runs) and the client keeps sending:
+                            // stop reading until its answers are back.
+                            conn.requests.pause();
                         }
                     }
                     budget = budget.saturating_sub(n);
@@ -824,7 +821,7 @@ impl Server {
                         self.again.push(key);
                         break;
                     }
-                    if n < scratch.len() && !conn.peer_finished {
+                    if n < scratch.len() && !conn.incoming.finished() {
                         // A short read emptied the socket's buffer; data
                         // arriving later raises a new edge. Skipping the
                         // read that would only say WouldBlock saves one
@@ -836,7 +833,7 @@ impl Server {
                 }
                 ReadResult::Drained => break,
                 ReadResult::Eof => {
-                    conn.read_closed = true;
+                    conn.incoming.end();
                     break;
                 }
             }
@@ -858,16 +855,11 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.in_flight || conn.closing || conn.auth_hold {
+        if !conn.requests.is_idle() || conn.closing() {
             return;
         }
-        let proto = match conn.proto {
-            Some(p) => p,
-            None => match http_frame::sniff(&conn.input) {
-                Sniff::Http => *conn.proto.insert(Proto::Http),
-                Sniff::Rpc => *conn.proto.insert(Proto::Rpc),
-                Sniff::Unknown => return,
-            },
+        let Some(proto) = conn.wire.sniff(&conn.input) else {
+            return;
         };
         if proto == Proto::Http {
             self.cut_http(key, max_line, authed);
@@ -876,7 +868,7 @@ impl Server {
         let limit = self.limits.line_limit(authed);
         match conn.take_lines(MAX_BATCH) {
             Some(data) => {
-                conn.in_flight = true;
+                conn.requests.send();
                 self.outbox.push(ConnBatch {
                     key,
                     serial: conn.serial,
@@ -949,8 +941,8 @@ impl Server {
         }
         if end > 0 {
             let data = conn.take_front(end);
-            conn.in_flight = true;
-            conn.continue_sent = false;
+            conn.requests.send();
+            conn.wire.set_continue_sent(false);
             self.outbox.push(ConnBatch {
                 key,
                 serial: conn.serial,
@@ -965,10 +957,11 @@ impl Server {
             return;
         }
         let Some(e) = refusal else {
-            if !conn.continue_sent && http_frame::expects_continue_with(&conn.input, carries_token)
+            if !conn.wire.continue_sent()
+                && http_frame::expects_continue_with(&conn.input, carries_token)
             {
                 // The head is in and acceptable: let the client send the body.
-                conn.continue_sent = true;
+                conn.wire.set_continue_sent(true);
                 conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
                 self.flush(key);
             }
@@ -1045,12 +1038,13 @@ impl Server {
         for answer in answers {
             let key = answer.key;
             let mut authenticated = false;
+            let mut resume = false;
             let live = match self.live_conn(key, answer.serial) {
                 Some(c) => {
-                    c.in_flight = false;
+                    resume = c.requests.answered();
                     if let Some(token) = answer.authenticated {
                         c.credential = Credential::Token(token);
-                        c.events_held = false;
+                        c.release_events();
                         authenticated = true;
                     }
                     if !answer.rest.is_empty() {
@@ -1123,11 +1117,10 @@ impl Server {
             // taken, not on what one batch produced.
             self.flush(key);
             self.enforce_output_limit(key);
-            if let Some(conn) = self.conns.get_mut(key) {
-                if conn.paused {
-                    conn.paused = false;
-                    self.again.push(key);
-                }
+            if resume && self.conns.contains(key) {
+                // Reading paused while the batch was out: what waits is
+                // read on this turn's second pass.
+                self.again.push(key);
             }
             self.cut_batch(key);
         }
@@ -1155,10 +1148,9 @@ impl Server {
         let Some(conn) = self.live_conn(key, serial) else {
             return;
         };
-        conn.auth_hold = true;
         let seq = conn.take_seq();
         conn.push_waiting(seq);
-        conn.held_bytes += bytes.len();
+        conn.requests.hold(bytes.len());
         let until = Instant::now() + methods::auth::AUTH_DELAY;
         let tick = self.idle_clock.deadline_tick(until);
         self.idle.insert(
@@ -1199,17 +1191,13 @@ impl Server {
                 let Some(conn) = self.live_conn(key, serial) else {
                     return;
                 };
-                if conn.subscription.is_none() {
+                if conn.subscribe(jobs) {
                     self.subscribers.push((key, serial));
                     self.daemon
                         .board()
                         .subscribers
                         .store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
                 }
-                let Some(conn) = self.live_conn(key, serial) else {
-                    return;
-                };
-                conn.subscription = Some(jobs);
                 Reply::Now(Ok(serde_json::json!({ "subscribed": true })))
             }
             now => now,
@@ -1294,7 +1282,7 @@ impl Server {
                     if let Some(conn) = self.live_conn(key, serial) {
                         log::error!("connection {serial}: requests lost ({why}); closing");
                         let err = RpcError::new(ErrorCode::Internal, "internal error");
-                        conn.in_flight = false;
+                        conn.requests.answered();
                         conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
                         conn.close_after_answers(CloseCause::Error);
                         self.flush(key);
@@ -1339,12 +1327,12 @@ impl Server {
         if !conn.done() {
             return;
         }
-        if conn.read_closed {
+        if conn.incoming.ended() {
             // The client finished and has every answer; or it hung up
             // while we were closing, which counts under why we were.
-            let cause = conn.close_cause.unwrap_or(CloseCause::Eof);
+            let cause = conn.life.cause().unwrap_or(CloseCause::Eof);
             self.close(key, cause);
-        } else if conn.linger_until.is_none() {
+        } else if conn.life.linger_until().is_none() {
             let until = Instant::now() + LINGER;
             conn.start_linger(until);
             self.arm_check(key, until);
@@ -1368,10 +1356,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.events_held {
+        if !conn.hold_events() {
             return;
         }
-        conn.events_held = true;
         let err = RpcError::new(
             ErrorCode::NotAuthenticated,
             "not authenticated: a reload changed the auth token (or turned auth on); no run.event \
@@ -1408,7 +1395,7 @@ impl Server {
             let subscribed = conn.subscription.is_some();
             if let Some(conn) = self.conns.get_mut(key) {
                 if after {
-                    conn.events_held = false;
+                    conn.release_events();
                 } else {
                     conn.stranger_since = now;
                 }
@@ -1445,7 +1432,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            conn.events_held = false;
+            conn.release_events();
             conn.push_answer(|out| out.extend_from_slice(&line));
             self.flush(key);
             self.enforce_output_limit(key);

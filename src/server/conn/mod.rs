@@ -6,11 +6,16 @@
 //! waiting is parked in `parked` until everything before it is ready. In the
 //! common case nothing waits, and answers are serialized straight into the
 //! output buffer with no extra allocation.
+//!
+//! What state the connection is in (closing, a batch in flight, ...) is
+//! told by the types of [`state`], one per question.
+
+pub mod state;
 
 use super::stream::Stream;
 use crate::config::AuthToken;
 use crate::daemon::counters::CloseCause;
-use crate::requests::Proto;
+use state::{Incoming, Life, Requests, Subscription, Wire};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -69,8 +74,8 @@ impl Credential {
 pub struct Conn {
     /// The socket.
     pub stream: Stream,
-    /// What it speaks; `None` until its first bytes tell (TCP only).
-    pub proto: Option<Proto>,
+    /// What it speaks (known from the start on the Unix socket).
+    pub wire: Wire,
     /// Trusted, authenticated with a token, or neither; checked against
     /// the token in force for every batch ([`Credential::admits`]).
     pub credential: Credential,
@@ -82,34 +87,17 @@ pub struct Conn {
     /// linger end); a timer with another number was superseded and does
     /// nothing when it fires.
     pub check: u64,
-    /// A subscriber whose credential stopped counting was told so (one
-    /// `-32001` line): no `run.event` reaches it until it authenticates
-    /// again (or a reload makes its credential count again).
-    pub events_held: bool,
-    /// Why it is closing, once that began (`closing`), for the count of
-    /// closes by cause.
-    pub close_cause: Option<CloseCause>,
-    /// A wrong token's answer is being held: nothing more of this
-    /// connection is answered (or even looked at) until it is released.
-    pub auth_hold: bool,
     /// The TCP peer (None for Unix clients), for log lines.
     pub peer: Option<std::net::SocketAddr>,
-    /// Bytes of answers held back by the auth delay (in timers).
-    pub held_bytes: usize,
-    /// HTTP: `100 Continue` was sent for the request being received.
-    pub continue_sent: bool,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
     /// Bytes read and not yet sent for answering: an unfinished last line,
     /// or lines that arrived while a batch was in flight. Empty (and with
     /// no capacity) on an idle connection.
     pub input: Vec<u8>,
-    /// A batch of this connection's lines is with a request worker.
-    pub in_flight: bool,
-    /// Reading is paused because `input` reached its bound while a batch
-    /// was in flight (or a wrong token's delay ran); resumed when the
-    /// answers come back (or the delayed answer is released).
-    pub paused: bool,
+    /// A batch out with a request worker, or an answer held by the auth
+    /// delay, or neither; and whether reading is paused meanwhile.
+    pub requests: Requests,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
     /// An empty buffer for the next batch's answers (see
@@ -122,27 +110,21 @@ pub struct Conn {
     next_seq: u64,
     /// Bytes held in `parked`.
     parked_bytes: usize,
-    /// Close once everything queued is written (protocol error or EOF);
-    /// set through [`Conn::close_after_answers`], which says why.
-    pub closing: bool,
-    /// The peer will send nothing more.
-    pub read_closed: bool,
-    /// The poll reported that the peer shut down its writing side: the
-    /// end-of-stream is still to be read (behind any data), and raises no
-    /// edge of its own, so reading goes on past a short read.
-    pub peer_finished: bool,
+    /// Open, closing once its answers are sent ([`Conn::close_after_answers`],
+    /// which says why), or lingering ([`Conn::start_linger`]).
+    pub life: Life,
+    /// Whether the peer may send more.
+    pub incoming: Incoming,
     /// Last time the peer sent something: the start of the loop turn that
     /// read it, so up to one turn early (and, for a connection accepted in
     /// that turn, a little before `accepted_at`); idle timeouts are
     /// seconds to minutes, so this never matters.
     pub last_active: Instant,
-    /// Set while closing gracefully: close for good at this instant.
-    pub linger_until: Option<Instant>,
     /// Registered for writability because output is waiting for room.
     pub want_write: bool,
-    /// Set by `subscribe`: which runs' events this client receives
-    /// (`Some(None)`: all of them).
-    pub subscription: Option<Option<Vec<String>>>,
+    /// Set by `subscribe`: which runs' events this client receives, and
+    /// whether they are held.
+    pub subscription: Option<Subscription>,
 }
 
 impl Conn {
@@ -154,32 +136,28 @@ impl Conn {
             Credential::Stranger
         };
         Conn {
-            proto: stream.is_unix().then_some(Proto::Rpc),
+            wire: if stream.is_unix() {
+                Wire::Rpc
+            } else {
+                Wire::Unknown
+            },
             credential,
             stranger_since: Instant::now(),
             check: 0,
-            events_held: false,
-            close_cause: None,
-            auth_hold: false,
             peer,
-            held_bytes: 0,
-            continue_sent: false,
             stream,
             serial,
             input: Vec::new(),
-            in_flight: false,
-            paused: false,
+            requests: Requests::Idle,
             out: Vec::new(),
             spare_out: Vec::new(),
             written: 0,
             parked: VecDeque::new(),
             next_seq: 0,
             parked_bytes: 0,
-            closing: false,
-            read_closed: false,
-            peer_finished: false,
+            life: Life::Open,
+            incoming: Incoming::Open,
             last_active: Instant::now(),
-            linger_until: None,
             want_write: false,
             subscription: None,
         }
@@ -309,28 +287,63 @@ impl Conn {
 
     /// Whether this client subscribed to the events of `job`'s runs.
     pub fn wants_events_of(&self, job: Option<&str>) -> bool {
-        match &self.subscription {
-            None => false,
-            Some(None) => true,
-            Some(Some(names)) => job.is_some_and(|j| names.iter().any(|n| n == j)),
+        self.subscription.as_ref().is_some_and(|s| s.wants(job))
+    }
+
+    /// Subscribes it to the runs of `jobs` (None: all), replacing the
+    /// choice of an earlier `subscribe`. True if it was no subscriber.
+    pub fn subscribe(&mut self, jobs: Option<Vec<String>>) -> bool {
+        match &mut self.subscription {
+            Some(s) => {
+                s.jobs = jobs;
+                false
+            }
+            None => {
+                self.subscription = Some(Subscription::new(jobs));
+                true
+            }
         }
+    }
+
+    /// Holds a subscriber's events (its credential stopped counting).
+    /// True if they were flowing until now: the client is to be told.
+    pub fn hold_events(&mut self) -> bool {
+        match &mut self.subscription {
+            Some(s) if !s.held => {
+                s.held = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lets a subscriber's events flow again (it authenticated).
+    pub fn release_events(&mut self) {
+        if let Some(s) = &mut self.subscription {
+            s.held = false;
+        }
+    }
+
+    /// Whether it is closing (or lingering).
+    pub fn closing(&self) -> bool {
+        !self.life.is_open()
     }
 
     /// Answers still owed to the client (being worked on, waiting or unsent).
     pub fn has_pending(&self) -> bool {
-        self.in_flight || !self.parked.is_empty() || self.written < self.out.len()
+        self.requests.in_flight() || !self.parked.is_empty() || self.written < self.out.len()
     }
 
     /// Whether any answer is still being worked on (a batch with a
     /// request worker, or a request waiting for a run to finish).
     pub fn has_waiting(&self) -> bool {
-        self.in_flight || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
+        self.requests.in_flight() || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
     }
 
     /// Bytes produced for the client and not yet accepted by its socket
     /// (including answers held back by the auth delay).
     pub fn unsent_bytes(&self) -> usize {
-        self.out.len() - self.written + self.parked_bytes + self.held_bytes
+        self.out.len() - self.written + self.parked_bytes + self.requests.held_bytes()
     }
 
     /// Writes as much as the socket takes. Returns true when everything
@@ -365,15 +378,14 @@ impl Conn {
     /// True when everything owed has been sent and the connection should
     /// end: it was asked to close (or the peer finished sending).
     pub fn done(&self) -> bool {
-        (self.closing || self.read_closed) && !self.has_pending()
+        (self.closing() || self.incoming.ended()) && !self.has_pending()
     }
 
     /// Closes once every answer queued is sent, for `cause` (the first
     /// cause given counts). Unread input is dropped: nothing more is
     /// answered.
     pub fn close_after_answers(&mut self, cause: CloseCause) {
-        self.closing = true;
-        self.close_cause.get_or_insert(cause);
+        self.life.close_after_answers(cause);
         self.input = Vec::new();
     }
 
@@ -384,8 +396,7 @@ impl Conn {
     /// the answers we just wrote (an error line explaining the close).
     pub fn start_linger(&mut self, until: Instant) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        self.linger_until = Some(until);
-        self.closing = true;
+        self.life.linger(until);
     }
 }
 
