@@ -46,13 +46,14 @@
 pub mod alarm;
 mod backoff;
 mod conn;
+mod framing;
 pub mod limits;
 pub mod listeners;
 pub mod stream;
 
 use crate::daemon::counters::{bump, CloseCause};
 use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
-use crate::http::frame::{self as http_frame, Framed, Sniff};
+use crate::http::frame::{self as http_frame, FrameError, Sniff};
 use crate::http::response::{self as http_response, Framing};
 use crate::methods;
 use crate::pool::{
@@ -61,7 +62,7 @@ use crate::pool::{
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
-    answer_batch, Answered, BatchAnswer, ConnBatch, Proto, ReplyTo, RequestTask, Segment, ToLoop,
+    answer_batch, Answered, BatchAnswer, ConnBatch, ReplyTo, RequestTask, Segment, ToLoop,
     PREAUTH_MAX_LINE,
 };
 use crate::signals::Signals;
@@ -69,8 +70,9 @@ use crate::state::run::RunId;
 use crate::timer::{Clock, TimerWheel};
 use alarm::Alarm;
 use conn::{Conn, Credential, ReadResult};
-use limits::Limits;
 use crossbeam_channel::Receiver;
+use framing::Cut;
+use limits::Limits;
 use listeners::{Listeners, UnixSocket};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -93,10 +95,6 @@ const ALARM: Token = Token(usize::MAX - 5);
 const READ_BUDGET: usize = 1024 * 1024;
 /// Size of the loop's one read buffer, shared by all connections.
 const READ_BUF: usize = 64 * 1024;
-/// Most request bytes of one connection answered in one batch. (How far
-/// answers can overshoot `max_output_bytes` is bounded by the batch's
-/// output budget instead, see [`crate::requests::OutputBudget`].)
-const MAX_BATCH: usize = 64 * 1024;
 /// Connection batches per request task.
 const BATCHES_PER_TASK: usize = 32;
 /// How long a closing connection's unread input is drained before the close.
@@ -844,10 +842,12 @@ impl Server {
     }
 
     /// Moves a connection's complete requests into this turn's outbox,
-    /// unless a batch of it is already in flight. A TCP connection's first
-    /// bytes decide whether it speaks HTTP or JSON-RPC.
+    /// unless a batch of it is already out (see [`framing`]). A TCP
+    /// connection's first bytes decide whether it speaks HTTP or JSON-RPC.
+    /// A request that cannot be framed is answered here (a line too long;
+    /// HTTP 400, 411, 413, 431) and ends the connection, after the
+    /// requests before it are answered.
     fn cut_batch(&mut self, key: usize) {
-        let max_line = self.limits.max_line_bytes;
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -861,27 +861,31 @@ impl Server {
         let Some(proto) = conn.wire.sniff(&conn.input) else {
             return;
         };
-        if proto == Proto::Http {
-            self.cut_http(key, max_line, authed);
-            return;
-        }
-        let limit = self.limits.line_limit(authed);
-        match conn.take_lines(MAX_BATCH) {
-            Some(data) => {
+        let continue_sent = conn.wire.continue_sent();
+        match framing::cut(proto, &mut conn.input, continue_sent, &self.limits, authed) {
+            Cut::Batch(data) => {
                 conn.requests.send();
+                conn.wire.set_continue_sent(false);
                 self.outbox.push(ConnBatch {
                     key,
                     serial: conn.serial,
                     data,
-                    max_line,
+                    max_line: self.limits.max_line_bytes,
                     proto,
                     authed,
                     peer: conn.peer.map(|a| a.ip()),
                     out_budget: self.limits.out_budget(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
                 });
+                return;
             }
-            None if conn.input.len() > limit => {
+            Cut::Partial => return,
+            Cut::Continue => {
+                // The head is in and acceptable: let the client send the body.
+                conn.wire.set_continue_sent(true);
+                conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
+            }
+            Cut::LineTooLong { limit } => {
                 if let Some(more) = self.warn_protocol.allow(Instant::now()) {
                     log::warn!(
                         "connection {} ({}): line longer than max_line_bytes ({limit}); closing{}",
@@ -897,104 +901,42 @@ impl Server {
                 );
                 conn.push_answer(|out| rpc::write_error(out, &Value::Null, &err));
                 conn.close_after_answers(CloseCause::Protocol);
-                // Sent now, then the close: the caller may be done with
-                // writing this turn (answers of earlier lines just went).
-                self.flush(key);
             }
-            None => {}
-        }
-    }
-
-    /// `cut_batch` for an HTTP connection: whole requests only (head and
-    /// body), up to about `MAX_BATCH` bytes of them. A request that cannot
-    /// be framed is answered here (400, 411, 413, 431) and ends the
-    /// connection, after the requests before it are answered.
-    fn cut_http(&mut self, key: usize, max_body: usize, authed: bool) {
-        let token = self.limits.auth_token.as_ref();
-        // Before authentication, a request without the right token in its
-        // own head gets a small body and no `100 Continue`.
-        let carries_token = |headers: &[httparse::Header<'_>]| {
-            authed
-                || token.is_some_and(|t| {
-                    headers.iter().any(|h| {
-                        h.name.eq_ignore_ascii_case("authorization")
-                            && methods::auth::header_matches(t, h.value)
-                    })
-                })
-        };
-        let limits = &self.limits;
-        let body_limit = |headers: &[httparse::Header<'_>]| limits.line_limit(carries_token(headers));
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let mut end = 0;
-        let mut refusal = None;
-        while end < conn.input.len() && end < MAX_BATCH {
-            match http_frame::request_len_with(&conn.input[end..], body_limit) {
-                Framed::Complete(n) => end += n,
-                Framed::Partial => break,
-                Framed::Error(e) => {
-                    refusal = Some(e);
-                    break;
+            Cut::Refused(e) => {
+                if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+                    log::warn!(
+                        "connection {} ({}): {}; closing{}",
+                        conn.serial,
+                        Peer(conn.peer),
+                        e.message(),
+                        backoff::more(more)
+                    );
                 }
+                let clients = &self.daemon.shared.board.clients;
+                match e {
+                    FrameError::HeadTooLarge | FrameError::BodyTooLarge(_) => {
+                        bump(&clients.lines_too_long)
+                    }
+                    _ => bump(&clients.http_malformed),
+                }
+                let code = match e {
+                    FrameError::Malformed(_) => ErrorCode::Parse,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                let err = RpcError::new(code, e.message());
+                let f = Framing {
+                    close: true,
+                    head: false,
+                };
+                conn.push_answer(|out| {
+                    http_response::write_error_status(out, e.status(), &err, "", f)
+                });
+                conn.close_after_answers(CloseCause::Protocol);
             }
         }
-        if end > 0 {
-            let data = conn.take_front(end);
-            conn.requests.send();
-            conn.wire.set_continue_sent(false);
-            self.outbox.push(ConnBatch {
-                key,
-                serial: conn.serial,
-                data,
-                max_line: max_body,
-                proto: Proto::Http,
-                authed,
-                peer: conn.peer.map(|a| a.ip()),
-                out_budget: self.limits.out_budget(conn.unsent_bytes()),
-                answer_buf: conn.take_spare_out(),
-            });
-            return;
-        }
-        let Some(e) = refusal else {
-            if !conn.wire.continue_sent()
-                && http_frame::expects_continue_with(&conn.input, carries_token)
-            {
-                // The head is in and acceptable: let the client send the body.
-                conn.wire.set_continue_sent(true);
-                conn.push_answer(|out| out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
-                self.flush(key);
-            }
-            return;
-        };
-        if let Some(more) = self.warn_protocol.allow(Instant::now()) {
-            log::warn!(
-                "connection {} ({}): {}; closing{}",
-                conn.serial,
-                Peer(conn.peer),
-                e.message(),
-                backoff::more(more)
-            );
-        }
-        let clients = &self.daemon.shared.board.clients;
-        match e {
-            http_frame::FrameError::HeadTooLarge | http_frame::FrameError::BodyTooLarge(_) => {
-                bump(&clients.lines_too_long)
-            }
-            _ => bump(&clients.http_malformed),
-        }
-        let code = match e {
-            http_frame::FrameError::Malformed(_) => ErrorCode::Parse,
-            _ => ErrorCode::InvalidRequest,
-        };
-        let err = RpcError::new(code, e.message());
-        let f = Framing {
-            close: true,
-            head: false,
-        };
-        conn.push_answer(|out| http_response::write_error_status(out, e.status(), &err, "", f));
-        conn.close_after_answers(CloseCause::Protocol);
-        // As in `cut_batch`: sent now, then the close.
+        // Sent now (then the close, after a refusal): the caller may be
+        // done with writing this turn (answers of earlier requests just
+        // went).
         self.flush(key);
     }
 
@@ -1377,10 +1319,7 @@ impl Server {
     /// whose credential counts again (auth turned off) are served as
     /// before. Each one's check timer is re-armed for its new deadline.
     fn on_auth_change(&mut self) {
-        let old = std::mem::replace(
-            &mut self.auth_in_force,
-            self.limits.auth_token.clone(),
-        );
+        let old = std::mem::replace(&mut self.auth_in_force, self.limits.auth_token.clone());
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {

@@ -181,30 +181,6 @@ impl Conn {
         }
     }
 
-    /// Cuts the complete lines off the front of `input` (at most about
-    /// `max_batch` bytes of them) for a batch, or None if there is none.
-    /// In the common case (input ends with a newline and is small) the
-    /// buffer is moved out, not copied.
-    pub fn take_lines(&mut self, max_batch: usize) -> Option<Vec<u8>> {
-        let window = &self.input[..self.input.len().min(max_batch)];
-        let end = match window.iter().rposition(|&b| b == b'\n') {
-            Some(i) => i + 1,
-            // No newline within the window: take the first line whole, however long.
-            None => self.input.iter().position(|&b| b == b'\n')? + 1,
-        };
-        Some(self.take_front(end))
-    }
-
-    /// Cuts the first `end` bytes off `input` (moving the buffer out when
-    /// that is all of it).
-    pub fn take_front(&mut self, end: usize) -> Vec<u8> {
-        if end >= self.input.len() {
-            return std::mem::take(&mut self.input);
-        }
-        let rest = self.input.split_off(end);
-        std::mem::replace(&mut self.input, rest)
-    }
-
     /// Takes the sequence number of the next request.
     pub fn take_seq(&mut self) -> u64 {
         let s = self.next_seq;

@@ -412,7 +412,11 @@ mod tests {
         assert_eq!(w.sniff(b"GE"), None, "not enough to tell");
         assert_eq!(w, Wire::Unknown);
         assert_eq!(w.sniff(b"GET / HTTP/1.1\r\n"), Some(Proto::Http));
-        assert_eq!(w.sniff(b"{\"jsonrpc\""), Some(Proto::Http), "once known, kept");
+        assert_eq!(
+            w.sniff(b"{\"jsonrpc\""),
+            Some(Proto::Http),
+            "once known, kept"
+        );
         assert!(!w.continue_sent());
         w.set_continue_sent(true);
         assert!(w.continue_sent());
