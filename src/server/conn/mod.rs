@@ -12,8 +12,8 @@
 
 pub mod state;
 
+use super::auth::Credential;
 use super::stream::Stream;
-use crate::config::AuthToken;
 use crate::daemon::counters::CloseCause;
 use state::{Incoming, Life, Requests, Subscription, Wire};
 use std::collections::VecDeque;
@@ -42,31 +42,6 @@ pub enum ReadResult {
     Drained,
     /// The peer closed its writing side.
     Eof,
-}
-
-/// What a connection has shown of its right to be served.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    /// A Unix-socket client: trusted by the socket file's mode.
-    Trusted,
-    /// A TCP client that presented this token.
-    Token(AuthToken),
-    /// A TCP client that presented no (right) token yet.
-    Stranger,
-}
-
-impl Credential {
-    /// Whether the connection is served under `current`, the token in
-    /// force now: always with auth off, and with auth on only if it
-    /// presented that very token (a reload that turns auth on or changes
-    /// the token makes it authenticate again).
-    pub fn admits(&self, current: Option<&AuthToken>) -> bool {
-        match (self, current) {
-            (Credential::Trusted, _) | (_, None) => true,
-            (Credential::Token(t), Some(c)) => t == c,
-            (Credential::Stranger, Some(_)) => false,
-        }
-    }
 }
 
 /// A client connection and its state.
@@ -379,19 +354,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_judged_by_the_token_in_force() {
-        let old = AuthToken::new("old");
-        let new = AuthToken::new("new");
-        let holder = Credential::Token(old.clone());
-        assert!(holder.admits(Some(&old)));
-        assert!(!holder.admits(Some(&new)), "token changed by a reload");
-        assert!(holder.admits(None), "auth turned off");
-        assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
-        assert!(Credential::Stranger.admits(None));
-        assert!(Credential::Trusted.admits(Some(&new)));
-    }
 
     fn unix_conn() -> (Conn, std::os::unix::net::UnixStream) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
