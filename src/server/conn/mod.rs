@@ -1,4 +1,5 @@
-//! One client connection: its buffers, its framing, and the order of its answers.
+//! One client connection: its buffers, the order of its answers, and its
+//! state.
 //!
 //! Answers must leave in request order even though some (`jobs.run` with
 //! `wait: true`) are only known when a run finishes. Each request takes a
@@ -420,5 +421,49 @@ mod tests {
         let mut fresh = unix_conn().0;
         fresh.recycle_input(Vec::with_capacity(SPARE_MAX + 1));
         assert_eq!(fresh.input.capacity(), 0, "too big to keep");
+    }
+
+    #[test]
+    fn done_once_closing_or_ended_with_nothing_owed() {
+        let (mut conn, _peer) = unix_conn();
+        assert!(!conn.done() && !conn.closing());
+        conn.requests.send();
+        conn.incoming.end();
+        assert!(conn.has_pending() && conn.has_waiting());
+        assert!(!conn.done(), "a batch is out");
+        conn.requests.answered();
+        assert!(conn.done(), "the peer ended and has every answer");
+
+        let (mut conn, _peer) = unix_conn();
+        conn.input.extend_from_slice(b"unread");
+        conn.close_after_answers(CloseCause::Protocol);
+        assert!(conn.closing() && conn.input.is_empty(), "input dropped");
+        conn.requests.hold(10);
+        let seq = conn.take_seq();
+        conn.push_waiting(seq);
+        assert_eq!(conn.unsent_bytes(), 10, "a held answer counts as unsent");
+        assert!(!conn.done());
+        assert!(conn.fill_waiting(seq, |out| out.extend_from_slice(b"held\n")));
+        conn.requests.release();
+        assert!(!conn.done(), "written first");
+        assert!(conn.flush().expect("flush"));
+        assert!(conn.done());
+        conn.start_linger(Instant::now());
+        assert_eq!(conn.life.cause(), Some(CloseCause::Protocol));
+    }
+
+    #[test]
+    fn a_subscriber_is_told_once_that_its_events_are_held() {
+        let (mut conn, _peer) = unix_conn();
+        assert!(!conn.hold_events(), "not a subscriber");
+        assert!(conn.subscribe(Some(vec!["a".into()])));
+        assert!(conn.wants_events_of(Some("a")) && !conn.wants_events_of(Some("b")));
+        assert!(conn.hold_events());
+        assert!(!conn.hold_events(), "told once");
+        assert!(!conn.subscribe(None), "a subscriber already");
+        assert!(conn.wants_events_of(Some("b")), "its choice replaced");
+        assert!(!conn.hold_events(), "still held");
+        conn.release_events();
+        assert!(conn.hold_events(), "held again after a release");
     }
 }
