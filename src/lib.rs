@@ -15,6 +15,8 @@
 //!  scheduler: timer wheel of due times ──▶ daemon.fire_due ──▶ start_run
 //! ```
 #![deny(missing_docs)]
+// `unsafe` only in `sys::ffi`, which allows it for itself.
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
@@ -25,7 +27,6 @@ pub mod lock_wait;
 pub mod logging;
 pub mod methods;
 pub mod notify;
-mod os_unsafe;
 pub mod persist;
 pub mod pidfile;
 pub mod pool;

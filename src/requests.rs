@@ -7,9 +7,10 @@
 //! one [`RequestTask`]: one channel send and one worker wake-up per turn,
 //! however many requests it carries. The worker frames, decodes, answers
 //! and encodes every line (into the connection's spare buffer, see
-//! [`BatchAnswer::tail`]), then posts the answers back with one
-//! `LoopEvent::Answers` and at most one `mio::Waker` wake-up (none while
-//! the loop is awake; see [`crate::daemon::wake`]). JSON-RPC lines,
+//! [`BatchAnswer::tail`]), then posts the answers back with one send on
+//! the request pool's own channel to the loop ([`ToLoop`]) and at most one
+//! `mio::Waker` wake-up (none while the loop is awake; see
+//! [`crate::daemon::wake`]). JSON-RPC lines,
 //! JSON-RPC 2.0 batches (a line holding an array of requests) included,
 //! are answered in [`lines`]; HTTP requests in [`crate::http::route`].
 //!
@@ -43,12 +44,13 @@ mod lines;
 
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
-use crate::daemon::{LoopEvent, Shared};
+use crate::daemon::Shared;
 use crate::http::response::{self as http_response, Framing};
 use crate::methods::Command;
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
 use crate::protocol::rpc::{self, Id};
 use crate::protocol::{ErrorCode, RpcError};
+use crossbeam_channel::Sender;
 use serde_json::Value;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -321,14 +323,59 @@ impl BatchAnswer {
     }
 }
 
+/// What the request pool hands back to the event loop.
+#[derive(Debug)]
+pub enum Answered {
+    /// A request worker answered a task's batches.
+    Batches {
+        /// The task that carried the batches.
+        task: u64,
+        /// One answer per connection batch.
+        answers: Vec<BatchAnswer>,
+    },
+    /// A request task ended without answers (it panicked or its thread died).
+    Lost {
+        /// The task that was lost.
+        task: u64,
+        /// What happened.
+        why: String,
+    },
+}
+
+/// The request pool's way back to the loop: a channel of its own, whose
+/// receiving end the loop owns, and the loop's wake-up protocol
+/// ([`crate::daemon::wake`]), which the loop applies to this channel too.
+pub struct ToLoop {
+    /// What queries read.
+    pub shared: Arc<Shared>,
+    answers: Sender<Answered>,
+}
+
+impl ToLoop {
+    /// Posts through `answers`; the loop holds its receiver.
+    pub fn new(shared: Arc<Shared>, answers: Sender<Answered>) -> ToLoop {
+        ToLoop { shared, answers }
+    }
+
+    /// Posts to the loop, and wakes it if it may be asleep: one channel
+    /// send and at most one `eventfd` write.
+    pub fn post(&self, answered: Answered) {
+        if self.answers.send(answered).is_err() {
+            // The loop has exited (end of shutdown); nobody is left to tell.
+            return;
+        }
+        self.shared.wake_loop();
+    }
+}
+
 /// A turn's worth of batches for one request worker.
 pub struct RequestTask {
     /// Identifies the task if it is lost.
     pub id: u64,
     /// The batches, one per connection.
     pub batches: Vec<ConnBatch>,
-    /// Where queries read from and answers are posted to.
-    pub shared: Arc<Shared>,
+    /// What queries read, and where answers are posted to.
+    pub to_loop: Arc<ToLoop>,
 }
 
 impl Task for RequestTask {
@@ -337,7 +384,7 @@ impl Task for RequestTask {
     }
 
     fn run(self) {
-        let shared = &self.shared;
+        let shared = &self.to_loop.shared;
         // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
         // and its thread leaves the loop's CPU (see `pool::placement`).
         let mut answered_bytes = 0usize;
@@ -378,7 +425,7 @@ impl Task for RequestTask {
                 answer
             })
             .collect();
-        shared.notify(LoopEvent::Answers {
+        self.to_loop.post(Answered::Batches {
             task: self.id,
             answers,
         });

@@ -3,7 +3,7 @@
 //! stall after a jump back nor burst after a jump forward, and the daemon
 //! logs the jump it noticed.
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::{config, poll_until, Client, Daemon};

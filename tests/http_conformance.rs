@@ -3,7 +3,7 @@
 //! keep-alive and absolute-form request targets (issue 14, items 22 and
 //! 12).
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::http::{get, post, HttpConn};

@@ -2,7 +2,7 @@
 //! graceful shutdown by SIGTERM/SIGINT/`shutdown`, the `listening on` line
 //! at every log level.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Schedules through the real binary: `every` aligned and drift-free, cron
 //! with seconds, overlap on scheduled runs.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use util::{config, millis, poll_until, Daemon};

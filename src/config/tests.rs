@@ -44,7 +44,9 @@ fn the_example_config_loads_without_warnings() {
             "echo-args",
             "http-check",
             "sql-tick",
-            "prune-demo-logs"
+            "prune-demo-logs",
+            "backup",
+            "flaky"
         ]
     );
     assert_eq!(

@@ -504,15 +504,24 @@ impl Daemon {
         };
     }
 
-    /// Pauses or resumes a job's schedule.
-    pub fn set_enabled(&mut self, name: &str, enabled: bool) -> Result<(), RpcError> {
-        {
-            let mut core = self.shared.core.lock();
-            let entry = core.job_mut(name).ok_or_else(|| RpcError::no_job(name))?;
-            entry.enabled = enabled;
-        }
+    /// Pauses (`true`) or resumes a job's schedule; with `state_dir` the
+    /// change is journaled and synced before this returns (see
+    /// [`super::persist`]).
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), RpcError> {
+        let changed = self
+            .shared
+            .core
+            .lock()
+            .set_paused(name, paused)
+            .ok_or_else(|| RpcError::no_job(name))?;
         self.arm(name);
-        log::info!("job {name} {}", if enabled { "resumed" } else { "paused" });
+        if changed {
+            if !paused {
+                self.skip_paused_due_times(name);
+            }
+            self.shared.journal_pause(name, paused);
+        }
+        self.log_pause(name, paused);
         Ok(())
     }
 

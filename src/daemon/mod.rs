@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod faults;
 pub mod persist;
 mod reload;
+mod state_health;
 pub mod task;
 pub mod wake;
 
@@ -52,20 +53,6 @@ pub enum LoopEvent {
     Finished(Run),
     /// A run was queued or started; posted only while someone subscribes.
     RunChanged(Run),
-    /// A request worker answered a batch of request lines.
-    Answers {
-        /// The task that carried the batches.
-        task: u64,
-        /// One answer per connection batch.
-        answers: Vec<crate::requests::BatchAnswer>,
-    },
-    /// A request task ended without answers (it panicked or its thread died).
-    RequestsLost {
-        /// The task that was lost.
-        task: u64,
-        /// What happened.
-        why: String,
-    },
 }
 
 /// What request workers read to answer queries, besides jobs and runs.
@@ -195,10 +182,12 @@ impl Shared {
         }
     }
 
-    /// Called by the loop just before it sleeps in `poll`; true if an
-    /// event is already waiting (then it must not sleep). See [`wake`].
-    pub fn loop_sleeping(&self, events: &crossbeam_channel::Receiver<LoopEvent>) -> bool {
-        self.wake.sleeping(|| !events.is_empty())
+    /// Called by the loop just before it sleeps in `poll`; true if
+    /// `pending` (asked once posts wake the loop again) says an event is
+    /// already waiting on one of the loop's channels (then it must not
+    /// sleep). See [`wake`].
+    pub fn loop_sleeping(&self, pending: impl FnOnce() -> bool) -> bool {
+        self.wake.sleeping(pending)
     }
 
     /// Called by the loop as soon as `poll` returns. See [`wake`].
@@ -212,6 +201,14 @@ impl Shared {
             // The loop has exited (end of shutdown); nobody is left to tell.
             return;
         }
+        self.wake_loop();
+    }
+
+    /// Wakes the loop if it may be asleep, after a post on a channel of
+    /// its (this one, or another it drains each turn and looks at before
+    /// it sleeps): call it after every send, as [`Shared::notify`] does.
+    /// See [`wake`].
+    pub fn wake_loop(&self) {
         self.wake.after_post();
     }
 

@@ -73,6 +73,11 @@ impl Daemon {
 
         for name in &removed {
             self.scheduler.disarm(name);
+            // A removed job's pause goes with it (a job of that name added
+            // later starts unpaused, after a restart too).
+            if self.shared.core.lock().job(name).is_some_and(|e| e.paused) {
+                self.shared.journal_pause(name, false);
+            }
             let backlog = self.shared.core.lock().remove_job(name);
             for id in backlog {
                 self.cancel_if_queued(id, "job removed by reload");
@@ -103,7 +108,7 @@ impl Daemon {
         };
         self.publish();
         // The old config and the new file's parse tree are freed by now.
-        crate::os_unsafe::release_free_heap();
+        crate::sys::ffi::release_free_heap();
         log::info!(
             "config reloaded (generation {generation}): {} added, {} removed, {} changed",
             added.len(),

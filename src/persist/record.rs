@@ -1,7 +1,7 @@
 //! The journal's records: one self-describing JSON object per change.
 //!
 //! Every record carries its kind in a `"t"` field (`"run"`, `"scheduled"`,
-//! `"forget"`), so a journal can be read with `jq` and a reader can tell a
+//! `"forget"`, `"pause"`), so a journal can be read with `jq` and a reader can tell a
 //! record it does not know from a damaged one. Enums are written by their
 //! wire names (`"timed_out"`, `"on_failure"`), the same strings clients see,
 //! and timestamps as RFC 3339 UTC with every digit of sub-second precision
@@ -44,6 +44,14 @@ pub enum Record {
         /// The run that was dropped.
         run_id: RunId,
     },
+    /// `jobs.pause` (`paused: true`) or `jobs.resume` (`false`) of a job:
+    /// the last record per job says whether it is paused after a restart.
+    Pause {
+        /// The job's name.
+        job: String,
+        /// Paused (true) or resumed (false).
+        paused: bool,
+    },
 }
 
 impl Record {
@@ -53,7 +61,7 @@ impl Record {
         match self {
             Record::Run(r) => Some(r.id),
             Record::Forget { run_id } => Some(*run_id),
-            Record::Scheduled { .. } => None,
+            Record::Scheduled { .. } | Record::Pause { .. } => None,
         }
     }
 }
@@ -329,6 +337,10 @@ mod tests {
                 at: at(1_763_889_600_000),
             },
             Record::Forget { run_id: 99 },
+            Record::Pause {
+                job: "backup".into(),
+                paused: true,
+            },
         ];
         for rec in &records {
             assert_eq!(&round_trip(rec), rec);
@@ -354,6 +366,15 @@ mod tests {
         assert!(v.get("args").is_none(), "empty optionals are left out");
         let forget = serde_json::to_value(Record::Forget { run_id: 3 }).expect("encodes");
         assert_eq!(forget, serde_json::json!({"t": "forget", "run_id": 3}));
+        let pause = Record::Pause {
+            job: "backup".into(),
+            paused: false,
+        };
+        let pause = serde_json::to_value(pause).expect("encodes");
+        assert_eq!(
+            pause,
+            serde_json::json!({"t": "pause", "job": "backup", "paused": false})
+        );
     }
 
     #[test]
@@ -442,7 +463,7 @@ mod tests {
             old.extend_from_slice(record.as_bytes());
         }
         let replay = read_frames(&old, HEADER.len());
-        assert!(replay.skipped.is_none(), "{:?}", replay.skipped);
+        assert!(replay.skipped.is_empty(), "{:?}", replay.skipped);
         assert_eq!(replay.records.len(), OLD_JOURNAL.len());
         let mut again = HEADER.to_vec();
         for (record, (_, text)) in replay.records.iter().zip(OLD_JOURNAL) {

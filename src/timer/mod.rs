@@ -26,7 +26,6 @@
 //! assert_eq!(fired.len(), 1);
 //! ```
 
-mod alarm;
 mod clock;
 mod key;
 mod level;
@@ -39,7 +38,6 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use alarm::Alarm;
 pub use clock::Clock;
 pub use key::TimerKey;
 pub use wheel::TimerWheel;
