@@ -53,10 +53,7 @@ fn the_example_config_loads_without_warnings() {
         config.jobs[0].schedule.as_ref().map(|s| s.text()),
         Some("5s")
     );
-    assert!(matches!(
-        config.jobs[1].schedule,
-        Some(Schedule::Cron { .. })
-    ));
+    assert!(matches!(config.jobs[1].schedule, Some(Schedule::Cron(_))));
     assert_eq!(config.jobs[2].schedule, None);
 }
 
@@ -361,10 +358,8 @@ tz = "Asia/Tokyo"
 command = ["true"]
 "#);
     assert_eq!(config.jobs[0].tz.as_deref(), Some("Asia/Tokyo"));
-    assert!(matches!(
-        config.jobs[0].schedule,
-        Some(Schedule::Cron { tz: Some(_), .. })
-    ));
+    let schedule = config.jobs[0].schedule.as_ref();
+    assert!(schedule.is_some_and(|s| s.is_cron() && s.tz().is_some()));
     assert_errors(
         r#"
 [[jobs]]

@@ -36,7 +36,7 @@
 //!   on 2026-03-29 runs for 02:00 at 03:00:00.000 and for 02:30 at
 //!   03:00:00.001 (local times).
 
-use croner::Cron;
+use super::cron::CronSpec;
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
@@ -58,7 +58,7 @@ const MAX_GAP_SLOTS: i64 = 1000;
 const MAX_SLOTS: usize = 20_000;
 
 /// The first due time of fixed-time `cron` in `tz` strictly after `after`.
-pub(super) fn next_fixed(cron: &Cron, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
+pub(super) fn next_fixed(cron: &CronSpec, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
     let mut wall = tz.to_datetime(after.checked_sub(LOOKBACK).ok()?);
     // The end of the gap the previous slot fell in, and how many slots did.
     let mut gap: Option<(Timestamp, i64)> = None;
@@ -102,9 +102,7 @@ fn spread(end: Timestamp, index: i64) -> Option<Timestamp> {
 }
 
 /// The first wall-clock time strictly after `wall` that `cron` matches,
-/// ignoring zones (croner walking in UTC, which has no gaps or repeats).
-fn next_wall_match(cron: &Cron, wall: DateTime) -> Option<DateTime> {
-    let start = wall.to_zoned(TimeZone::UTC).ok()?;
-    let next = cron.find_next_occurrence(&start, false).ok()?;
-    Some(next.datetime())
+/// ignoring zones.
+fn next_wall_match(cron: &CronSpec, wall: DateTime) -> Option<DateTime> {
+    cron.next_wall_match(wall)
 }

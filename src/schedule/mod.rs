@@ -39,13 +39,16 @@
 //! start, whether any job has a `tz` or not.
 //!
 //! The syntax is checked field by field in [`syntax`] (so a mistake is
-//! named with its field and the allowed values), then matched by the
-//! `croner` crate (4.x). Across daylight-saving changes tickd follows
+//! named with its field and the allowed values), then kept as bit sets
+//! ([`cron::CronSpec`], 40 bytes) that give the answers of the `croner`
+//! crate (4.x), which tickd used until a million jobs made its 5.5 KB per
+//! expression matter. Across daylight-saving changes tickd follows
 //! cronie, not croner's own rule: see [`dst`] for the rule and why.
 //!
 //! Accepted forms: 5 fields (`min hour dom month dow`, seconds = 0), 6 fields
 //! (seconds first), and the nicknames in [`NICKNAMES`].
 
+mod cron;
 mod dst;
 mod syntax;
 pub mod timers;
@@ -60,8 +63,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::time::Timestamp;
-use croner::parser::{CronParser, Seconds, Year};
-use croner::Cron;
+use cron::CronSpec;
 use jiff::tz::TimeZone;
 
 /// The `@name` shorthands accepted in place of a cron expression.
@@ -83,8 +85,10 @@ pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// When a job runs by itself; a job without a schedule runs only by hand.
 ///
-/// Equality compares what the user wrote (and the interval), so a reload can
-/// tell whether a job's schedule changed.
+/// Cheap to clone (a reference count): the config, the core and the
+/// scheduler each hold a job's schedule. Equality compares what the user
+/// wrote (and the interval, and the zone), so a reload can tell whether a
+/// job's schedule changed.
 #[derive(Clone, Debug)]
 pub enum Schedule {
     /// Fixed interval, aligned to the Unix epoch (see the module docs).
@@ -92,23 +96,25 @@ pub enum Schedule {
         /// The interval, [`MIN_EVERY`]..=[`MAX_EVERY`].
         interval: Duration,
         /// The duration text as written in the config.
-        text: String,
+        text: Arc<str>,
     },
     /// A cron expression evaluated in wall-clock time.
-    Cron {
-        /// The expression as written (trimmed).
-        expr: String,
-        /// The parsed expression, shared: a parsed `Cron` is ~5 KB (its
-        /// year table), and the config, the daemon and the scheduler each
-        /// hold the schedule, so clones must not copy it.
-        cron: Arc<Cron>,
-        /// The job's `tz`; `None` = the system's local zone. Two zones are
-        /// equal when their names and their rules are.
-        tz: Option<TimeZone>,
-        /// Whether it runs at fixed times of day (cronie's definition, see
-        /// [`Schedule::is_fixed_time`]).
-        fixed_time: bool,
-    },
+    Cron(Arc<CronSchedule>),
+}
+
+/// A parsed cron expression with its zone (see [`Schedule::Cron`]).
+#[derive(Debug)]
+pub struct CronSchedule {
+    /// The expression as written (trimmed).
+    expr: Box<str>,
+    /// Its tables, 40 bytes (see [`cron`]).
+    spec: CronSpec,
+    /// The job's `tz`; `None` = the system's local zone. Two zones are
+    /// equal when their names and their rules are.
+    tz: Option<TimeZone>,
+    /// Whether it runs at fixed times of day (cronie's definition, see
+    /// [`Schedule::is_fixed_time`]).
+    fixed_time: bool,
 }
 
 impl PartialEq for Schedule {
@@ -121,14 +127,7 @@ impl PartialEq for Schedule {
                     text: other_text,
                 },
             ) => interval == other_interval && text == other_text,
-            (
-                Schedule::Cron { expr, tz, .. },
-                Schedule::Cron {
-                    expr: other,
-                    tz: other_tz,
-                    ..
-                },
-            ) => expr == other && tz == other_tz,
+            (Schedule::Cron(a), Schedule::Cron(b)) => a.expr == b.expr && a.tz == b.tz,
             _ => false,
         }
     }
@@ -145,7 +144,20 @@ impl Schedule {
     pub fn text(&self) -> &str {
         match self {
             Schedule::Every { text, .. } => text,
-            Schedule::Cron { expr, .. } => expr,
+            Schedule::Cron(c) => &c.expr,
+        }
+    }
+
+    /// Whether this is a cron schedule.
+    pub fn is_cron(&self) -> bool {
+        matches!(self, Schedule::Cron(_))
+    }
+
+    /// The zone of a cron schedule with a `tz`.
+    pub fn tz(&self) -> Option<&TimeZone> {
+        match self {
+            Schedule::Cron(c) => c.tz.as_ref(),
+            Schedule::Every { .. } => None,
         }
     }
 
@@ -156,8 +168,10 @@ impl Schedule {
     /// no future match, or a time beyond what a [`Timestamp`] holds).
     pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
         match self {
-            Schedule::Cron { tz: Some(tz), .. } => self.next_after_in(after, tz),
-            Schedule::Cron { tz: None, .. } => self.next_after_in(after, &TimeZone::system()),
+            Schedule::Cron(c) => match &c.tz {
+                Some(tz) => self.next_after_in(after, tz),
+                None => self.next_after_in(after, &TimeZone::system()),
+            },
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
         }
     }
@@ -170,30 +184,19 @@ impl Schedule {
     /// a daylight-saving change does (see [`dst`]) and what a clock step
     /// back does (the scheduler's `REPEAT_GUARD`).
     pub fn is_fixed_time(&self) -> bool {
-        matches!(
-            self,
-            Schedule::Cron {
-                fixed_time: true,
-                ..
-            }
-        )
+        matches!(self, Schedule::Cron(c) if c.fixed_time)
     }
 
     /// The same schedule evaluated in another zone (`tz` of a cron job).
     pub fn in_zone(self, zone: Option<TimeZone>) -> Schedule {
         match self {
-            Schedule::Cron {
-                expr,
-                cron,
-                fixed_time,
-                ..
-            } => Schedule::Cron {
-                expr,
-                cron,
+            Schedule::Cron(c) if c.tz != zone => Schedule::Cron(Arc::new(CronSchedule {
+                expr: c.expr.clone(),
+                spec: c.spec,
                 tz: zone,
-                fixed_time,
-            },
-            every => every,
+                fixed_time: c.fixed_time,
+            })),
+            other => other,
         }
     }
 
@@ -203,24 +206,19 @@ impl Schedule {
     pub fn next_after_in(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         let next = match self {
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
-            Schedule::Cron {
-                cron, fixed_time, ..
-            } => {
-                if *fixed_time {
-                    dst::next_fixed(cron, zone, after)
+            Schedule::Cron(c) => {
+                if c.fixed_time {
+                    dst::next_fixed(&c.spec, zone, after)
                 } else {
-                    // A wildcard job follows the wall clock as it goes, which
-                    // is croner's rule for it too (croner calls every job
-                    // with `*` in a time field an interval job).
-                    let start = after.to_zoned(zone.clone());
-                    cron.find_next_occurrence(&start, false)
-                        .ok()
-                        .map(|next| next.timestamp())
+                    // A wildcard job follows the wall clock as it goes
+                    // (croner's walk for what it calls interval jobs).
+                    c.spec.next_in_zone(after, zone)
                 }
             }
         };
-        // croner steps from the wall-clock second; a result at or before
-        // `after` would make the scheduler spin, so it is never returned.
+        // The search steps from the wall-clock second; a result at or
+        // before `after` would make the scheduler spin, so it is never
+        // returned.
         next.filter(|due| *due > after)
     }
 }
@@ -270,7 +268,7 @@ pub fn parse_every(text: &str) -> Result<Schedule, String> {
     }
     Ok(Schedule::Every {
         interval,
-        text: trimmed.to_string(),
+        text: Arc::from(trimmed),
     })
 }
 
@@ -305,27 +303,20 @@ pub fn parse_cron(text: &str) -> Result<Schedule, String> {
         syntax::check(&fields)
             .map_err(|message| format!("invalid cron expression \"{shown}\": {message}"))?
     };
-    let parser = CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .dom_and_dow(checked.dom_and_dow)
-        .build();
-    let cron = parser
-        .parse(&checked.normalised)
+    let spec = CronSpec::parse(&checked.normalised, checked.dom_and_dow)
         .map_err(|e| format!("invalid cron expression \"{shown}\": {e}"))?;
     // An expression like "0 0 30 2 *" is well formed but can never fire;
     // say so now rather than leave a job that silently never runs.
-    let probe = jiff::Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC);
-    if cron.find_next_occurrence(&probe, false).is_err() {
+    if !spec.matches_some_date() {
         return Err(format!(
             "cron expression \"{shown}\" never matches any date: no month it allows has \
              a day that its day-of-month and day-of-week fields allow (February has no 30th)"
         ));
     }
-    Ok(Schedule::Cron {
-        expr: expr.to_string(),
-        cron: Arc::new(cron),
+    Ok(Schedule::Cron(Arc::new(CronSchedule {
+        expr: expr.into(),
+        spec,
         tz: None,
         fixed_time: checked.fixed_time,
-    })
+    })))
 }

@@ -184,7 +184,7 @@ impl Scheduler {
             at,
         };
         let key = self.wheel.insert(tick, Fired::Schedule(due));
-        if matches!(schedule, Schedule::Cron { .. }) {
+        if matches!(schedule, Schedule::Cron(_)) {
             self.cron_armed += 1;
         }
         let armed = Armed {
@@ -211,7 +211,7 @@ impl Scheduler {
 
     /// Counts `armed` out of `cron_armed`, as it leaves the table.
     fn forget(&mut self, armed: &Armed) {
-        if matches!(armed.schedule, Schedule::Cron { .. }) {
+        if matches!(armed.schedule, Schedule::Cron(_)) {
             self.cron_armed = self.cron_armed.saturating_sub(1);
         }
     }
@@ -329,17 +329,17 @@ impl Scheduler {
 fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timestamp> {
     match &old.schedule {
         // A cron slot a forward jump passed fires once, now.
-        Schedule::Cron { .. } if old.at <= wall => Some(old.at),
+        Schedule::Cron(_) if old.at <= wall => Some(old.at),
         // A fixed-time slot the schedule already passed is not fired again
         // after a step back of less than REPEAT_GUARD.
-        Schedule::Cron { .. }
+        Schedule::Cron(_)
             if old.schedule.is_fixed_time()
                 && old.floor > wall
                 && wall.duration_until(old.floor) < REPEAT_GUARD =>
         {
             old.schedule.next_after(old.floor)
         }
-        Schedule::Cron { .. } => old.schedule.next_after(wall),
+        Schedule::Cron(_) => old.schedule.next_after(wall),
         // An interval is monotonic time: the grid point after the new wall
         // time that is no sooner (monotonic) than the deadline armed before
         // the jump, hence at least one interval after the previous one.
