@@ -238,5 +238,9 @@ fn start(
     )?);
     let (tx, rx) = crossbeam_channel::unbounded();
     let daemon = daemon::Daemon::start(config, tx, waker, debug_hooks)?;
+    // Reading the config left its parse tree's pages free but mapped: a
+    // few KiB per job, more than the jobs themselves keep (see
+    // docs/benchmarks.md, "Scale on one host").
+    sys::ffi::release_free_heap();
     server::Server::new(poll, listeners, signals, rx, daemon)
 }

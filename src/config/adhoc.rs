@@ -100,7 +100,7 @@ mod tests {
             "env": {"A": "b"}
         })))
         .expect("valid");
-        assert!(matches!(def.kind, JobKind::Exec(_)));
+        assert!(matches!(*def.kind, JobKind::Exec(_)));
         assert_eq!(def.timeout, Some(std::time::Duration::from_secs(5)));
         assert_eq!(def.retries, 1);
         assert!(def.schedule.is_none());

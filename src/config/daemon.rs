@@ -347,7 +347,11 @@ fn socket_mode(r: &mut Report<'_>, d: &RawDaemon) -> u32 {
 }
 
 /// `user` / `group`: `""` = none; otherwise a plausible account name.
-fn account(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Option<String> {
+fn account(
+    r: &mut Report<'_>,
+    value: Option<&Spanned<String>>,
+    key: impl std::fmt::Display + Copy,
+) -> Option<String> {
     let name = values::optional_text(r, value, key)?;
     if !is_account_name(&name) {
         if let Some(v) = value {

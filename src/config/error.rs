@@ -86,15 +86,26 @@ pub(crate) struct JobKey {
 }
 
 impl JobKey {
-    /// The key for `field` of this job.
-    pub(crate) fn key(&self, field: &str) -> String {
-        match &self.name {
-            Some(name) => format!(
-                "jobs[{}].{field} (job \"{}\")",
-                self.index,
-                name.escape_debug()
-            ),
-            None => format!("jobs[{}].{field}", self.index),
+    /// The key for `field` of this job, written out only if a message
+    /// needs it (most jobs have none, and a million labels take seconds).
+    pub(crate) fn key<'a>(&'a self, field: &'a str) -> FieldKey<'a> {
+        FieldKey { job: self, field }
+    }
+}
+
+/// A job's key as messages name it (see [`JobKey::key`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldKey<'a> {
+    job: &'a JobKey,
+    field: &'a str,
+}
+
+impl fmt::Display for FieldKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (index, field) = (self.job.index, self.field);
+        match &self.job.name {
+            Some(name) => write!(f, "jobs[{index}].{field} (job \"{}\")", name.escape_debug()),
+            None => write!(f, "jobs[{index}].{field}"),
         }
     }
 }
@@ -119,7 +130,12 @@ impl<'a> Report<'a> {
     }
 
     /// Formats one `PATH:LINE: KEY: message` line for byte offset `at`.
-    pub(crate) fn locate(&self, at: usize, key: &str, message: &str) -> (usize, String) {
+    pub(crate) fn locate(
+        &self,
+        at: usize,
+        key: impl fmt::Display,
+        message: &str,
+    ) -> (usize, String) {
         let line = self.source.line_of(at);
         let text = format!("{}:{line}: {key}: {message}", self.path.display());
         let text = escape_controls(&text);
@@ -127,13 +143,13 @@ impl<'a> Report<'a> {
     }
 
     /// Records an error at byte offset `at`.
-    pub(crate) fn error(&mut self, at: usize, key: &str, message: impl fmt::Display) {
+    pub(crate) fn error(&mut self, at: usize, key: impl fmt::Display, message: impl fmt::Display) {
         let located = self.locate(at, key, &message.to_string());
         self.errors.push(located);
     }
 
     /// Records a warning at byte offset `at`.
-    pub(crate) fn warn(&mut self, at: usize, key: &str, message: impl fmt::Display) {
+    pub(crate) fn warn(&mut self, at: usize, key: impl fmt::Display, message: impl fmt::Display) {
         let located = self.locate(at, key, &message.to_string());
         self.warnings.push(located);
     }

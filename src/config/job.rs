@@ -40,7 +40,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
                     "\"{}\" is not a valid job name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
                     v.get_ref().escape_debug()
                 );
-                r.error(at(v), &format!("jobs[{index}].name"), message);
+                r.error(at(v), format!("jobs[{index}].name"), message);
             }
             (Some(v.get_ref().clone()), at(v))
         }
@@ -51,11 +51,11 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     let timeout = j
         .timeout
         .as_ref()
-        .map(|v| values::duration(r, Some(v), &key.key("timeout"), Duration::ZERO, true));
+        .map(|v| values::duration(r, Some(v), key.key("timeout"), Duration::ZERO, true));
     let overlap = match values::choice(
         r,
         j.overlap.as_ref(),
-        &key.key("overlap"),
+        key.key("overlap"),
         &["skip", "queue", "allow"],
         "skip",
     ) {
@@ -66,7 +66,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     let catch_up = match values::choice(
         r,
         j.catch_up.as_ref(),
-        &key.key("catch_up"),
+        key.key("catch_up"),
         &["none", "once", "all"],
         "none",
     ) {
@@ -74,27 +74,27 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         "all" => CatchUp::All,
         _ => CatchUp::None,
     };
-    let on_failure = values::optional_text(r, j.on_failure.as_ref(), &key.key("on_failure"));
+    let on_failure = values::optional_text(r, j.on_failure.as_ref(), key.key("on_failure"));
     let tz = time_zone(r, &j, &key);
-    let retries = int_in(r, j.retries.as_ref(), &key.key("retries"), 0..=100, 0);
+    let retries = int_in(r, j.retries.as_ref(), key.key("retries"), 0..=100, 0);
     let retry_backoff = values::duration(
         r,
         j.retry_backoff.as_ref(),
-        &key.key("retry_backoff"),
+        key.key("retry_backoff"),
         Duration::from_secs(1),
         true,
     );
     let jitter = values::duration(
         r,
         j.jitter.as_ref(),
-        &key.key("jitter"),
+        key.key("jitter"),
         Duration::ZERO,
         false,
     );
     let catch_up_limit = int_in(
         r,
         j.catch_up_limit.as_ref(),
-        &key.key("catch_up_limit"),
+        key.key("catch_up_limit"),
         0..=100_000,
         10,
     );
@@ -108,7 +108,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         .map(|(zone, written)| zone.iana_name().unwrap_or(written.get_ref()).to_string());
     let def = kind.map(|kind| JobDef {
         name: key.name.clone().unwrap_or_default(),
-        kind,
+        kind: std::sync::Arc::new(kind),
         schedule: schedule.map(|s| s.in_zone(tz)),
         timeout,
         overlap,
@@ -134,14 +134,14 @@ fn schedule(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
     match (&j.every, &j.cron) {
         (Some(_), Some(cron)) => {
             let message = "set only one of every and cron (or neither, for a manual-only job)";
-            r.error(at(cron), &key.key("cron"), message);
+            r.error(at(cron), key.key("cron"), message);
             None
         }
         (Some(every), None) => schedule::parse_every(every.get_ref())
-            .map_err(|message| r.error(at(every), &key.key("every"), message))
+            .map_err(|message| r.error(at(every), key.key("every"), message))
             .ok(),
         (None, Some(cron)) => schedule::parse_cron(cron.get_ref())
-            .map_err(|message| r.error(at(cron), &key.key("cron"), message))
+            .map_err(|message| r.error(at(cron), key.key("cron"), message))
             .ok(),
         (None, None) => None,
     }
@@ -160,12 +160,12 @@ fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<jiff::tz::T
                 ),
                 None => message,
             };
-            r.error(at(v), &key.key("tz"), message);
+            r.error(at(v), key.key("tz"), message);
             return None;
         }
     };
     if j.cron.is_none() {
-        r.error(at(v), &key.key("tz"), "only applies to a cron schedule");
+        r.error(at(v), key.key("tz"), "only applies to a cron schedule");
     }
     Some(zone)
 }

@@ -38,7 +38,7 @@ pub(crate) fn validate(
                     v.get_ref(),
                     KINDS.join(", ")
                 );
-                r.error(at(v), &key.key("kind"), message);
+                r.error(at(v), key.key("kind"), message);
                 return None;
             }
         },
@@ -47,7 +47,7 @@ pub(crate) fn validate(
     let mut need = |value: Option<usize>, field: &str| {
         if value.is_none() && !j.is_bad(field) {
             let message = format!("missing; a job of kind \"{kind}\" needs it");
-            r.error(table_at, &key.key(field), message);
+            r.error(table_at, key.key(field), message);
         }
     };
     match kind {
@@ -98,13 +98,17 @@ fn foreign_keys(r: &mut Report<'_>, j: &RawJob, key: &JobKey, kind: &str) {
         if let (Some(offset), true) = (offset, owner != kind) {
             let message =
                 format!("only applies to kind \"{owner}\", and this job's kind is \"{kind}\"");
-            r.error(offset, &key.key(field), message);
+            r.error(offset, key.key(field), message);
         }
     }
 }
 
 /// A required non-empty string.
-fn required_text(r: &mut Report<'_>, value: Option<&Spanned<String>>, key: &str) -> Option<String> {
+fn required_text(
+    r: &mut Report<'_>,
+    value: Option<&Spanned<String>>,
+    key: impl std::fmt::Display + Copy,
+) -> Option<String> {
     let v = value?;
     let text = values::optional_text(r, Some(v), key);
     if text.as_deref().is_none_or(|t| t.trim().is_empty()) {
@@ -121,11 +125,11 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
     let mut ok = true;
     if argv.first().is_none_or(String::is_empty) {
         let message = "must name a program: a non-empty array like [\"sh\", \"-c\", \"...\"]";
-        r.error(at(command), &k, message);
+        r.error(at(command), k, message);
         ok = false;
     }
     if argv.iter().any(|arg| arg.contains('\0')) {
-        r.error(at(command), &k, "arguments must not contain a NUL byte");
+        r.error(at(command), k, "arguments must not contain a NUL byte");
         ok = false;
     }
     let env = j
@@ -141,7 +145,7 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
                      values without NUL",
                     name.escape_debug()
                 );
-                r.error(at(v), &key.key("env"), message);
+                r.error(at(v), key.key("env"), message);
                 ok = false;
             }
         }
@@ -149,17 +153,17 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
     let cwd = j
         .cwd
         .as_ref()
-        .and_then(|v| required_text(r, Some(v), &key.key("cwd")));
-    let user = values::optional_text(r, j.user.as_ref(), &key.key("user"));
+        .and_then(|v| required_text(r, Some(v), key.key("cwd")));
+    let user = values::optional_text(r, j.user.as_ref(), key.key("user"));
     if let (Some(name), Some(v)) = (&user, &j.user) {
         if !values::is_account_name(name) {
             let message = format!("\"{name}\" is not a valid user name");
-            r.error(at(v), &key.key("user"), message);
+            r.error(at(v), key.key("user"), message);
         } else if !crate::sys::is_root() {
             // A warning, not an error: `tickd check` is often run by a
             // person on a config meant for the root-run daemon.
             let message = "runs will fail: a job's user needs tickd to run as root";
-            r.warn(at(v), &key.key("user"), message);
+            r.warn(at(v), key.key("user"), message);
         }
     }
     ok.then(|| ExecSpec {
@@ -172,7 +176,7 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
 
 fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
     let url_key = key.key("url");
-    let url = required_text(r, j.url.as_ref(), &url_key)?;
+    let url = required_text(r, j.url.as_ref(), url_key)?;
     let host = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -180,7 +184,7 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
         .filter(|host| !host.is_empty());
     if let (None, Some(v)) = (host, &j.url) {
         let message = format!("\"{url}\" is not an http:// or https:// URL with a host");
-        r.error(at(v), &url_key, message);
+        r.error(at(v), url_key, message);
     }
     let method = match &j.method {
         None => "GET".to_string(),
@@ -188,7 +192,7 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
             let upper = v.get_ref().to_ascii_uppercase();
             if !METHODS.contains(&upper.as_str()) {
                 let message = format!("\"{}\" is not one of: {}", v.get_ref(), METHODS.join(", "));
-                r.error(at(v), &key.key("method"), message);
+                r.error(at(v), key.key("method"), message);
             }
             upper
         }
@@ -206,7 +210,7 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !name_ok || value.contains(['\r', '\n', '\0']) {
                 let message = format!("invalid header \"{}\"", name.escape_debug());
-                r.error(at(v), &key.key("headers"), message);
+                r.error(at(v), key.key("headers"), message);
             }
         }
     }
@@ -214,7 +218,7 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
         values::to(values::int_in(
             r,
             Some(v),
-            &key.key("expect_status"),
+            key.key("expect_status"),
             100..=599,
             200,
         ))
@@ -229,8 +233,8 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
 }
 
 fn sql(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<SqlSpec> {
-    let database = required_text(r, j.database.as_ref(), &key.key("database"));
-    let sql = required_text(r, j.sql.as_ref(), &key.key("sql"));
+    let database = required_text(r, j.database.as_ref(), key.key("database"));
+    let sql = required_text(r, j.sql.as_ref(), key.key("sql"));
     Some(SqlSpec {
         database: PathBuf::from(database?),
         sql: sql?,
@@ -238,14 +242,14 @@ fn sql(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<SqlSpec> {
 }
 
 fn file_prune(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<FilePruneSpec> {
-    let path = required_text(r, j.path.as_ref(), &key.key("path"));
+    let path = required_text(r, j.path.as_ref(), key.key("path"));
     let pattern = match &j.pattern {
         None => "*".to_string(),
         Some(v) => {
-            let pattern = required_text(r, Some(v), &key.key("pattern")).unwrap_or_default();
+            let pattern = required_text(r, Some(v), key.key("pattern")).unwrap_or_default();
             if pattern.contains('/') {
                 let message = "is matched against file names, so it must not contain '/'";
-                r.error(at(v), &key.key("pattern"), message);
+                r.error(at(v), key.key("pattern"), message);
             }
             pattern
         }
@@ -253,7 +257,7 @@ fn file_prune(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<FilePruneS
     let older_than = j
         .older_than
         .as_ref()
-        .map(|v| values::duration(r, Some(v), &key.key("older_than"), Duration::ZERO, false));
+        .map(|v| values::duration(r, Some(v), key.key("older_than"), Duration::ZERO, false));
     // Relative to the directory tickd was started in, as the daemon's own
     // paths are (a daemonized tickd runs in `/`, where `.` is `/`).
     let path = super::daemon::absolute(&PathBuf::from(path?));
@@ -264,7 +268,7 @@ fn file_prune(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<FilePruneS
              own files; if that is what you mean, add allow_system_path = true to this job",
             path.display()
         );
-        r.error(at(v), &key.key("path"), message);
+        r.error(at(v), key.key("path"), message);
         return None;
     }
     Some(FilePruneSpec {

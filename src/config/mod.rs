@@ -35,6 +35,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::schedule::Schedule;
@@ -120,8 +121,9 @@ pub struct DaemonConfig {
 pub struct JobDef {
     /// Unique name, 1..=64 chars of `[A-Za-z0-9_.-]`.
     pub name: String,
-    /// What the job does.
-    pub kind: JobKind,
+    /// What the job does; jobs with the same settings share one copy
+    /// (see `validate::Interner`).
+    pub kind: Arc<JobKind>,
     /// When it runs by itself; `None` = only by hand.
     pub schedule: Option<Schedule>,
     /// Kill a run after this long.
@@ -147,7 +149,7 @@ pub struct JobDef {
 }
 
 /// A job's kind with its kind-specific settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum JobKind {
     /// Run a program.
     Exec(ExecSpec),
@@ -172,7 +174,7 @@ impl JobKind {
 }
 
 /// Settings of an `exec` job.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ExecSpec {
     /// argv; never run through a shell implicitly. Non-empty.
     pub command: Vec<String>,
@@ -185,7 +187,7 @@ pub struct ExecSpec {
 }
 
 /// Settings of an `http` job. [jobs]
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HttpSpec {
     /// `http://` or `https://` URL.
     pub url: String,
@@ -200,7 +202,7 @@ pub struct HttpSpec {
 }
 
 /// Settings of a `sql` job. [jobs]
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SqlSpec {
     /// Path of the SQLite file.
     pub database: PathBuf,
@@ -209,7 +211,7 @@ pub struct SqlSpec {
 }
 
 /// Settings of a `file.prune` job. [jobs]
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FilePruneSpec {
     /// Directory to prune; absolute (a relative `path` is taken from the
     /// directory tickd was started in), and not one of the system roots

@@ -15,6 +15,7 @@
 //! range, rather than a type error.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use toml::Spanned;
 use toml_edit::{Item, TableLike, Value};
@@ -269,12 +270,18 @@ struct Reader<'r, 'a> {
 }
 
 impl Reader<'_, '_> {
-    fn fail(&mut self, field: &'static str, at: usize, key: &str, message: String) {
+    fn fail(&mut self, field: &'static str, at: usize, key: impl Display, message: String) {
         self.r.error(at, key, message);
         self.bad.push(field);
     }
 
-    fn string(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<String> {
+    fn string(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: impl Display + Copy,
+    ) -> Sp<String> {
         match item.as_str() {
             Some(s) => Some(Spanned::new(span_of(item, at), s.to_string())),
             None => {
@@ -284,7 +291,13 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn integer(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<i64> {
+    fn integer(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: impl Display + Copy,
+    ) -> Sp<i64> {
         match item.as_integer() {
             Some(n) => Some(Spanned::new(span_of(item, at), n)),
             None => {
@@ -294,7 +307,13 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn boolean(&mut self, field: &'static str, item: &Item, at: usize, key: &str) -> Sp<bool> {
+    fn boolean(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: impl Display + Copy,
+    ) -> Sp<bool> {
         match item.as_bool() {
             Some(b) => Some(Spanned::new(span_of(item, at), b)),
             None => {
@@ -309,7 +328,7 @@ impl Reader<'_, '_> {
         field: &'static str,
         item: &Item,
         at: usize,
-        key: &str,
+        key: impl Display + Copy,
     ) -> Sp<Vec<String>> {
         let Some(array) = item.as_array() else {
             self.fail(field, at, key, expected("an array of strings", item));
@@ -338,7 +357,7 @@ impl Reader<'_, '_> {
         field: &'static str,
         item: &Item,
         at: usize,
-        key: &str,
+        key: impl Display + Copy,
     ) -> Sp<BTreeMap<String, String>> {
         let Some(table) = item.as_table_like() else {
             self.fail(field, at, key, expected("a table of strings", item));
@@ -482,8 +501,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
     let mut rd = Reader { r, bad: Vec::new() };
     for (field, item) in table.iter() {
         let at = place(table, field, item, table_at);
-        let label = j.key.key(field);
-        let k = label.as_str();
+        let k = j.key.key(field);
         match field {
             "name" => {
                 // Named in messages by index only: the name is what is wrong.

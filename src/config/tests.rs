@@ -136,7 +136,7 @@ enabled = false
     assert!(!job.enabled);
     assert_eq!(job.timeout, Some(Duration::from_millis(250)));
     assert_eq!(job.kind.name(), "exec");
-    let JobKind::Exec(spec) = &job.kind else {
+    let JobKind::Exec(spec) = &*job.kind else {
         panic!("exec")
     };
     assert_eq!(spec.env.get("GREETING").map(String::as_str), Some("hi"));
@@ -464,15 +464,15 @@ fn file_prune_refuses_system_roots_unless_allowed() {
         );
     }
     let config = ok(&job("/", "allow_system_path = true"));
-    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+    let JobKind::FilePrune(spec) = &*config.jobs[0].kind else {
         panic!("file.prune")
     };
     assert_eq!(spec.path, Path::new("/"));
     let config = ok(&job("/var/log/myapp", ""));
-    assert!(matches!(config.jobs[0].kind, JobKind::FilePrune(_)));
+    assert!(matches!(*config.jobs[0].kind, JobKind::FilePrune(_)));
     // A relative path is made absolute against the start directory.
     let config = ok(&job("logs/old", ""));
-    let JobKind::FilePrune(spec) = &config.jobs[0].kind else {
+    let JobKind::FilePrune(spec) = &*config.jobs[0].kind else {
         panic!("file.prune")
     };
     assert!(
@@ -482,5 +482,55 @@ fn file_prune_refuses_system_roots_unless_allowed() {
     assert_errors(
         "[[jobs]]\nname = \"e\"\ncommand = [\"true\"]\nallow_system_path = true\n",
         &["conf/t.toml:4: jobs[0].allow_system_path (job \"e\"): only applies to kind \"file.prune\", and this job's kind is \"exec\""],
+    );
+}
+
+#[test]
+fn jobs_with_the_same_settings_share_one_copy_of_them() {
+    let config = ok(r#"
+[[jobs]]
+name = "a"
+cron = "5 3 * * *"
+command = ["true"]
+
+[[jobs]]
+name = "b"
+cron = "5 3 * * *"
+command = ["true"]
+
+[[jobs]]
+name = "c"
+cron = "5 3 * * *"
+tz = "UTC"
+command = ["true", "x"]
+
+[[jobs]]
+name = "d"
+every = "1h"
+command = ["true", "x"]
+
+[[jobs]]
+name = "e"
+every = "1h"
+command = ["true"]
+"#);
+    let [a, b, c, d, e] = &config.jobs[..] else {
+        panic!("five jobs");
+    };
+    let same_schedule = |x: &JobDef, y: &JobDef| match (&x.schedule, &y.schedule) {
+        (Some(Schedule::Cron(p)), Some(Schedule::Cron(q))) => Arc::ptr_eq(p, q),
+        (Some(Schedule::Every { text: p, .. }), Some(Schedule::Every { text: q, .. })) => {
+            Arc::ptr_eq(p, q)
+        }
+        _ => false,
+    };
+    assert!(Arc::ptr_eq(&a.kind, &b.kind) && Arc::ptr_eq(&a.kind, &e.kind));
+    assert!(Arc::ptr_eq(&c.kind, &d.kind) && !Arc::ptr_eq(&a.kind, &c.kind));
+    assert!(same_schedule(a, b) && same_schedule(d, e));
+    // Another zone is another schedule, though the text is the same.
+    assert!(!same_schedule(a, c));
+    assert_eq!(
+        c.schedule.as_ref().and_then(|s| s.tz()),
+        Some(&jiff::tz::TimeZone::UTC)
     );
 }

@@ -4,14 +4,18 @@
 //! then the checks that look across jobs run here: names are unique, and
 //! `on_failure` names an existing job without forming a cycle (a cycle would
 //! let one failure trigger runs forever).
+//!
+//! Jobs that share settings share their memory ([`Interner`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::error::{ConfigError, Report};
 use super::job::{self, Checked};
 use super::raw::RawFile;
-use super::{daemon, Config};
+use super::{daemon, Config, JobDef, JobKind};
+use crate::schedule::Schedule;
 
 /// Validates a file read by stage one, whose problems are already in `r`;
 /// `Err` lists every error in file order.
@@ -21,10 +25,17 @@ pub(crate) fn validate(
     path: &Path,
 ) -> Result<Config, ConfigError> {
     let daemon = daemon::validate(&mut r, raw.daemon);
+    let mut interner = Interner::default();
     let checked: Vec<Checked> = raw
         .jobs
         .into_iter()
-        .map(|job| job::validate(&mut r, job))
+        .map(|job| {
+            let mut checked = job::validate(&mut r, job);
+            if let Some(def) = &mut checked.def {
+                interner.share(def);
+            }
+            checked
+        })
         .collect();
     let by_name = unique_names(&mut r, &checked);
     failure_targets(&mut r, &checked, &by_name);
@@ -35,6 +46,41 @@ pub(crate) fn validate(
         jobs: checked.into_iter().filter_map(|c| c.def).collect(),
         warnings,
     })
+}
+
+/// One copy of each distinct kind (command, environment, ...) and
+/// schedule, for all the jobs of a file that have it: a config of a
+/// million jobs mostly repeats a few commands and a few thousand
+/// schedules, and each job then holds a pointer to them.
+#[derive(Default)]
+struct Interner {
+    kinds: HashSet<Arc<JobKind>>,
+    /// By text; a text is the same schedule in one zone only.
+    schedules: HashMap<Box<str>, Vec<Schedule>>,
+}
+
+impl Interner {
+    /// Points `def` at the copies of its kind and schedule seen before.
+    fn share(&mut self, def: &mut JobDef) {
+        match self.kinds.get(&*def.kind) {
+            Some(kind) => def.kind = Arc::clone(kind),
+            None => {
+                self.kinds.insert(Arc::clone(&def.kind));
+            }
+        }
+        if let Some(schedule) = &mut def.schedule {
+            match self.schedules.get_mut(schedule.text()) {
+                Some(seen) => match seen.iter().find(|s| *s == schedule) {
+                    Some(same) => *schedule = same.clone(),
+                    None => seen.push(schedule.clone()),
+                },
+                None => {
+                    let text = Box::from(schedule.text());
+                    self.schedules.insert(text, vec![schedule.clone()]);
+                }
+            }
+        }
+    }
 }
 
 /// Reports repeated job names; returns each name's first job index.
@@ -51,7 +97,7 @@ fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c s
                     "duplicate job name; jobs[{first}] on line {} already uses \"{name}\"",
                     r.line_of(first_at)
                 );
-                r.error(*at, &job.key.key("name"), message);
+                r.error(*at, job.key.key("name"), message);
             }
             None => {
                 by_name.insert(name, index);
@@ -75,7 +121,7 @@ fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&s
         };
         if !by_name.contains_key(target.as_str()) {
             let message = format!("names job \"{target}\", which does not exist");
-            r.error(*at, &job.key.key("on_failure"), message);
+            r.error(*at, job.key.key("on_failure"), message);
             continue;
         }
         let mut path = vec![index];
@@ -89,7 +135,7 @@ fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&s
                         .filter_map(|i| checked[*i].name.as_ref().map(|(n, _)| n.as_str()))
                         .collect();
                     let message = format!("forms a cycle: {}", names.join(" -> "));
-                    r.error(*at, &job.key.key("on_failure"), message);
+                    r.error(*at, job.key.key("on_failure"), message);
                 }
                 break;
             }

@@ -21,7 +21,7 @@ pub(crate) fn at<T>(value: &Spanned<T>) -> usize {
 pub(crate) fn int_in(
     r: &mut Report<'_>,
     value: Option<&Spanned<i64>>,
-    key: &str,
+    key: impl std::fmt::Display + Copy,
     range: RangeInclusive<i64>,
     default: i64,
 ) -> i64 {
@@ -52,7 +52,7 @@ pub(crate) fn to<T: TryFrom<i64> + Default>(n: i64) -> T {
 pub(crate) fn duration(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
-    key: &str,
+    key: impl std::fmt::Display + Copy,
     default: Duration,
     positive: bool,
 ) -> Duration {
@@ -78,7 +78,7 @@ pub(crate) fn duration(
 pub(crate) fn choice(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
-    key: &str,
+    key: impl std::fmt::Display + Copy,
     choices: &[&'static str],
     default: &'static str,
 ) -> &'static str {
@@ -98,7 +98,7 @@ pub(crate) fn choice(
 pub(crate) fn optional_text(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
-    key: &str,
+    key: impl std::fmt::Display + Copy,
 ) -> Option<String> {
     let v = value?;
     if v.get_ref().contains('\0') {
@@ -112,7 +112,7 @@ pub(crate) fn optional_text(
 pub(crate) fn optional_path(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
-    key: &str,
+    key: impl std::fmt::Display + Copy,
 ) -> Option<PathBuf> {
     optional_text(r, value, key).map(PathBuf::from)
 }

@@ -377,9 +377,7 @@ impl Daemon {
             .into_iter()
             .map(Arc::new)
             .collect();
-        for def in &jobs {
-            daemon.shared.core.lock().upsert_job(Arc::clone(def));
-        }
+        daemon.shared.core.lock().add_jobs(jobs.iter().cloned());
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();

@@ -102,7 +102,7 @@ pub fn render(shared: &Shared) -> String {
     );
     let _ = writeln!(out, "tickd_up {}", u8::from(b.health() == "ok"));
 
-    let runs = shared.core.lock().metrics().clone();
+    let runs = shared.core.lock().metrics_snapshot();
     family(
         &mut out,
         "tickd_runs_total",

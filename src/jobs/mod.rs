@@ -48,7 +48,7 @@ pub trait Executor {
 
 /// Executes a run with the executor of its job's kind.
 pub fn execute(ctx: &RunContext<'_>) -> Finish {
-    match &ctx.job.kind {
+    match &*ctx.job.kind {
         JobKind::Exec(spec) => exec::ExecJob(spec).execute(ctx),
         JobKind::Http(spec) => http::HttpJob(spec).execute(ctx),
         JobKind::Sql(spec) => sql::SqlJob(spec).execute(ctx),

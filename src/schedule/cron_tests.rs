@@ -10,7 +10,7 @@ use croner::{Cron, JobType};
 
 /// A random element of a field, as a user could write it.
 fn element(rng: &mut SplitMix64, lo: u64, hi: u64, kind: usize) -> String {
-    let mut v = |rng: &mut SplitMix64| lo + rng.below_u64(hi - lo + 1);
+    let v = |rng: &mut SplitMix64| lo + rng.below_u64(hi - lo + 1);
     match rng.below_u64(12) {
         0 => "*".into(),
         1 => format!("*/{}", 1 + rng.below_u64(hi - lo + 1)),

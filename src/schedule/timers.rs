@@ -45,13 +45,14 @@ use crate::time::{self, Timestamp};
 use crate::timer::{Clock, TimerKey, TimerWheel};
 use jiff::SignedDuration;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A schedule that came due.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Due {
     /// The job's name.
-    pub job: String,
+    pub job: Arc<str>,
     /// The wall-clock time it was due.
     pub at: Timestamp,
 }
@@ -75,9 +76,10 @@ pub const WALL_CHECK: Duration = Duration::from_secs(60);
 /// step back lands on is not fired again once it has (Vixie cron's rule).
 pub const REPEAT_GUARD: SignedDuration = SignedDuration::from_hours(3);
 
-/// One job's armed schedule.
+/// One job's armed schedule: the payload of its timer on the wheel, so
+/// that a job costs one wheel entry and one name-to-key entry.
 struct Armed {
-    key: TimerKey,
+    job: Arc<str>,
     /// The due time it is armed for.
     at: Timestamp,
     /// The wall time it was armed after: the previous due time once the
@@ -87,6 +89,12 @@ struct Armed {
     deadline: Instant,
     schedule: Schedule,
     jitter: Duration,
+}
+
+/// What a timer on the wheel is.
+enum Timer {
+    Schedule(Armed),
+    Retry(u64),
 }
 
 /// A wall-clock jump [`Scheduler::check_clock`] noticed.
@@ -100,15 +108,16 @@ pub struct ClockJump {
 
 /// The armed schedules of all jobs, and pending retries.
 pub struct Scheduler {
-    wheel: TimerWheel<Fired>,
+    wheel: TimerWheel<Timer>,
     clock: Clock,
-    armed: HashMap<String, Armed>,
+    /// Each armed job's timer.
+    armed: HashMap<Arc<str>, TimerKey>,
     /// How many of `armed` are cron schedules (the loop's wall-clock check
     /// is needed only while one is), kept so `next_wakeup` need not scan.
     cron_armed: usize,
     retries: HashMap<u64, TimerKey>,
     next_token: u64,
-    fired: Vec<(TimerKey, Fired)>,
+    fired: Vec<(TimerKey, Timer)>,
     rng: SplitMix64,
     /// Wall and monotonic time at the last clock check.
     reference: (Timestamp, Instant),
@@ -159,59 +168,58 @@ impl Scheduler {
         jitter: Duration,
         now: (Timestamp, Instant),
     ) -> Option<Timestamp> {
-        self.disarm(job);
+        let name = match self.take_armed(job) {
+            Some(old) => old.job,
+            None => Arc::from(job),
+        };
         let at = schedule.next_after(after)?;
-        self.insert_schedule(job, schedule.clone(), (after, at), jitter, now);
+        let armed = Armed {
+            job: name,
+            at,
+            floor: after,
+            deadline: now.1,
+            schedule: schedule.clone(),
+            jitter,
+        };
+        self.insert_schedule(armed, now);
         Some(at)
     }
 
-    /// Puts `job`'s timer on the wheel for due time `at` (armed after
-    /// `floor`), as seen at `now`.
-    fn insert_schedule(
-        &mut self,
-        job: &str,
-        schedule: Schedule,
-        (floor, at): (Timestamp, Timestamp),
-        jitter: Duration,
-        (wall, mono): (Timestamp, Instant),
-    ) {
-        let wait = Duration::try_from(wall.duration_until(at)).unwrap_or(Duration::ZERO);
-        let delay = self.rng.below(jitter);
-        let deadline = mono + wait;
-        let tick = self.clock.deadline_tick(on_grid(deadline + delay));
-        let due = Due {
-            job: job.to_string(),
-            at,
-        };
-        let key = self.wheel.insert(tick, Fired::Schedule(due));
-        if matches!(schedule, Schedule::Cron(_)) {
+    /// Puts `armed`'s timer on the wheel, as seen at `now`; its `deadline`
+    /// is computed here.
+    fn insert_schedule(&mut self, mut armed: Armed, (wall, mono): (Timestamp, Instant)) {
+        let wait = Duration::try_from(wall.duration_until(armed.at)).unwrap_or(Duration::ZERO);
+        let delay = self.rng.below(armed.jitter);
+        armed.deadline = mono + wait;
+        let tick = self.clock.deadline_tick(on_grid(armed.deadline + delay));
+        if armed.schedule.is_cron() {
             self.cron_armed += 1;
         }
-        let armed = Armed {
-            key,
-            at,
-            floor,
-            deadline,
-            schedule,
-            jitter,
-        };
-        if let Some(old) = self.armed.insert(job.to_string(), armed) {
+        let job = Arc::clone(&armed.job);
+        let key = self.wheel.insert(tick, Timer::Schedule(armed));
+        if let Some(old) = self.armed.insert(job, key) {
             // Callers take the old one out first; keep the count right anyway.
-            self.wheel.cancel(old.key);
-            self.forget(&old);
+            if let Some(Timer::Schedule(old)) = self.wheel.cancel(old) {
+                self.forget(&old);
+            }
         }
     }
 
-    /// Takes `job`'s armed schedule out of the table (not off the wheel).
+    /// Takes `job`'s armed schedule off the wheel and out of the table.
     fn take_armed(&mut self, job: &str) -> Option<Armed> {
-        let armed = self.armed.remove(job)?;
-        self.forget(&armed);
-        Some(armed)
+        let key = self.armed.remove(job)?;
+        match self.wheel.cancel(key)? {
+            Timer::Schedule(armed) => {
+                self.forget(&armed);
+                Some(armed)
+            }
+            Timer::Retry(_) => None,
+        }
     }
 
     /// Counts `armed` out of `cron_armed`, as it leaves the table.
     fn forget(&mut self, armed: &Armed) {
-        if matches!(armed.schedule, Schedule::Cron(_)) {
+        if armed.schedule.is_cron() {
             self.cron_armed = self.cron_armed.saturating_sub(1);
         }
     }
@@ -234,18 +242,16 @@ impl Scheduler {
         if skew.unsigned_abs() < JUMP_THRESHOLD {
             return None;
         }
-        let mut jobs: Vec<String> = self.armed.keys().cloned().collect();
+        let mut jobs: Vec<Arc<str>> = self.armed.keys().cloned().collect();
         jobs.sort_unstable();
         let mut rearmed = Vec::with_capacity(jobs.len());
         for job in jobs {
             let Some(old) = self.take_armed(&job) else {
                 continue;
             };
-            self.wheel.cancel(old.key);
-            let at = rearmed_due(&old, now);
-            if let Some(at) = at {
-                self.insert_schedule(&job, old.schedule, (old.floor, at), old.jitter, now);
-                rearmed.push((job, at));
+            if let Some(at) = rearmed_due(&old, now) {
+                rearmed.push((job.to_string(), at));
+                self.insert_schedule(Armed { at, ..old }, now);
             }
         }
         Some(ClockJump { skew, rearmed })
@@ -256,22 +262,20 @@ impl Scheduler {
         let token = self.next_token;
         self.next_token += 1;
         let deadline = self.clock.deadline_tick(Instant::now() + delay);
-        let key = self.wheel.insert(deadline, Fired::Retry(token));
+        let key = self.wheel.insert(deadline, Timer::Retry(token));
         self.retries.insert(token, key);
         token
     }
 
     /// Cancels `job`'s timer, if any.
     pub fn disarm(&mut self, job: &str) {
-        if let Some(armed) = self.take_armed(job) {
-            self.wheel.cancel(armed.key);
-        }
+        self.take_armed(job);
     }
 
     /// Cancels every timer, schedules and retries (shutdown).
     pub fn clear(&mut self) {
         self.cron_armed = 0;
-        let schedules = self.armed.drain().map(|(_, armed)| armed.key);
+        let schedules = self.armed.drain().map(|(_, key)| key);
         for key in schedules.chain(self.retries.drain().map(|(_, key)| key)) {
             self.wheel.cancel(key);
         }
@@ -296,18 +300,23 @@ impl Scheduler {
         let tick = self.clock.tick_floor(now);
         self.wheel.advance(tick, &mut taken);
         let mut due = Vec::with_capacity(taken.len());
-        for (key, fired) in taken.drain(..) {
-            match &fired {
-                Fired::Schedule(d) => {
-                    if self.armed.get(&d.job).is_some_and(|a| a.key == key) {
-                        self.take_armed(&d.job);
+        for (key, timer) in taken.drain(..) {
+            match timer {
+                Timer::Schedule(armed) => {
+                    if self.armed.get(&armed.job) == Some(&key) {
+                        self.armed.remove(&armed.job);
+                        self.forget(&armed);
                     }
+                    due.push(Fired::Schedule(Due {
+                        job: armed.job,
+                        at: armed.at,
+                    }));
                 }
-                Fired::Retry(token) => {
-                    self.retries.remove(token);
+                Timer::Retry(token) => {
+                    self.retries.remove(&token);
+                    due.push(Fired::Retry(token));
                 }
             }
-            due.push(fired);
         }
         self.fired = taken;
         due

@@ -1,9 +1,11 @@
 //! Run counters for Prometheus: runs by job and terminal state, and a
 //! run-duration histogram per job.
 //!
-//! They live beside the run records in [`super::Core`] and are updated in
-//! `Core::finish`, the one place a run becomes terminal, so every run is
-//! counted exactly once. A job that stays across a reload keeps its series,
+//! A job's counters live in its entry in [`super::Core`], allocated at its
+//! first run (a job that never ran shows zeros, and a million idle jobs
+//! cost nothing here), and are updated in `Core::finish`, the one place a
+//! run becomes terminal, so every run is counted exactly once. `/metrics`
+//! reads a [`Snapshot`]. A job that stays across a reload keeps its series,
 //! so its counters never go backwards. A job removed by a reload loses them
 //! (Prometheus sees the series end), so renaming jobs over and over does not
 //! grow memory or cardinality; if the job comes back, its counters start
@@ -16,7 +18,7 @@
 //! that removes it leaves the ad-hoc counters alone.
 
 use super::run::RunState;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Upper bounds (seconds) of the duration histogram's buckets: from a
 /// quick command to an hour-long backup.
@@ -57,7 +59,7 @@ pub struct JobMetrics {
 
 impl JobMetrics {
     /// Counts one run that ended in `state`, lasting `seconds` if it started.
-    fn record(&mut self, state: RunState, seconds: Option<f64>) {
+    pub(super) fn record(&mut self, state: RunState, seconds: Option<f64>) {
         if let Some(i) = TERMINAL.iter().position(|&s| s == state) {
             self.by_state[i] += 1;
         }
@@ -83,32 +85,15 @@ impl JobMetrics {
     }
 }
 
-/// Counters of every configured job, by name, and of ad-hoc runs.
+/// The counters of ad-hoc `submit` runs (a configured job's are in its
+/// entry).
 #[derive(Debug, Clone, Default)]
 pub struct RunMetrics {
-    jobs: BTreeMap<String, JobMetrics>,
-    /// Ad-hoc `submit` runs; `None` until the first one ends.
+    /// `None` until the first one ends.
     submitted: Option<JobMetrics>,
 }
 
 impl RunMetrics {
-    /// Makes sure `job` has (zero) series, so a configured job shows up
-    /// before its first run.
-    pub fn declare(&mut self, job: &str) {
-        if !self.jobs.contains_key(job) {
-            self.jobs.insert(job.to_string(), JobMetrics::default());
-        }
-    }
-
-    /// Counts a run of `job` that ended in `state`; `seconds` is its
-    /// duration if it started.
-    pub fn record(&mut self, job: &str, state: RunState, seconds: Option<f64>) {
-        self.declare(job);
-        if let Some(m) = self.jobs.get_mut(job) {
-            m.record(state, seconds);
-        }
-    }
-
     /// Counts an ad-hoc `submit` run (one with no job name) that ended in
     /// `state`; `seconds` is its duration if it started.
     pub fn record_submitted(&mut self, state: RunState, seconds: Option<f64>) {
@@ -117,23 +102,65 @@ impl RunMetrics {
             .record(state, seconds);
     }
 
-    /// Drops `job`'s series (the job was removed by a reload).
-    pub fn forget(&mut self, job: &str) {
-        self.jobs.remove(job);
+    /// The ad-hoc runs' counters, once one has ended.
+    pub fn submitted(&self) -> Option<&JobMetrics> {
+        self.submitted.as_ref()
+    }
+}
+
+/// The counters `/metrics` shows, copied out of the core: every configured
+/// job by name (in name order) and the counters of those that have run.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    names: Vec<Arc<str>>,
+    /// (index into `names`, counters), in index order.
+    ran: Vec<(usize, JobMetrics)>,
+    submitted: Option<JobMetrics>,
+}
+
+/// What a job that never ran shows.
+const ZERO: JobMetrics = JobMetrics {
+    by_state: [0; TERMINAL.len()],
+    buckets: [0; DURATION_BUCKETS.len()],
+    over: 0,
+    sum: 0.0,
+    count: 0,
+};
+
+impl Snapshot {
+    /// An empty snapshot with room for `jobs` names.
+    pub fn with_capacity(jobs: usize) -> Self {
+        Snapshot {
+            names: Vec::with_capacity(jobs),
+            ..Snapshot::default()
+        }
     }
 
-    /// Every job's counters, by name.
-    pub fn jobs(&self) -> &BTreeMap<String, JobMetrics> {
-        &self.jobs
+    /// Adds the next job (in name order) and its counters, if it has run.
+    pub fn push(&mut self, name: Arc<str>, metrics: Option<&JobMetrics>) {
+        if let Some(m) = metrics {
+            self.ran.push((self.names.len(), m.clone()));
+        }
+        self.names.push(name);
+    }
+
+    /// Sets the ad-hoc runs' counters.
+    pub fn set_submitted(&mut self, submitted: Option<&JobMetrics>) {
+        self.submitted = submitted.cloned();
     }
 
     /// Every series as its `job_name` label value and counters: the
-    /// configured jobs by name, then ad-hoc runs under [`SUBMITTED_LABEL`]
-    /// once one has ended.
+    /// configured jobs by name (zeros for one that never ran), then ad-hoc
+    /// runs under [`SUBMITTED_LABEL`] once one has ended.
     pub fn series(&self) -> impl Iterator<Item = (&str, &JobMetrics)> {
-        self.jobs
+        let mut ran = self.ran.iter().peekable();
+        self.names
             .iter()
-            .map(|(name, m)| (name.as_str(), m))
+            .enumerate()
+            .map(move |(i, name)| match ran.next_if(|(at, _)| *at == i) {
+                Some((_, m)) => (&**name, m),
+                None => (&**name, &ZERO),
+            })
             .chain(self.submitted.iter().map(|m| (SUBMITTED_LABEL, m)))
     }
 }
@@ -144,13 +171,11 @@ mod tests {
 
     #[test]
     fn runs_land_in_their_state_and_bucket() {
-        let mut m = RunMetrics::default();
-        m.declare("idle");
-        m.record("a", RunState::Succeeded, Some(0.003));
-        m.record("a", RunState::Failed, Some(2.0));
-        m.record("a", RunState::Cancelled, None);
-        m.record("a", RunState::TimedOut, Some(7200.0));
-        let a = &m.jobs()["a"];
+        let mut a = JobMetrics::default();
+        a.record(RunState::Succeeded, Some(0.003));
+        a.record(RunState::Failed, Some(2.0));
+        a.record(RunState::Cancelled, None);
+        a.record(RunState::TimedOut, Some(7200.0));
         assert_eq!(a.by_state, [1, 1, 1, 1, 0]);
         assert_eq!(a.count, 3);
         assert_eq!(a.over, 1);
@@ -158,30 +183,36 @@ mod tests {
         assert_eq!(cum[0], 1);
         assert_eq!(cum[DURATION_BUCKETS.len() - 1], 2);
         assert!((a.sum - 7202.003).abs() < 1e-9);
-        assert_eq!(m.jobs()["idle"], JobMetrics::default());
+        assert_eq!(ZERO, JobMetrics::default());
     }
 
     #[test]
-    fn a_forgotten_job_loses_its_series_and_starts_again_from_zero() {
-        let mut m = RunMetrics::default();
-        m.record("gone", RunState::Succeeded, Some(0.1));
-        m.record("kept", RunState::Failed, Some(0.1));
-        m.forget("gone");
-        assert!(!m.jobs().contains_key("gone"));
-        assert_eq!(m.jobs()["kept"].by_state, [0, 1, 0, 0, 0]);
-        m.declare("gone");
-        assert_eq!(m.jobs()["gone"], JobMetrics::default());
+    fn a_snapshot_shows_zeros_for_jobs_that_never_ran() {
+        let mut ran = JobMetrics::default();
+        ran.record(RunState::Failed, Some(0.1));
+        let mut s = Snapshot::with_capacity(3);
+        s.push("a".into(), None);
+        s.push("b".into(), Some(&ran));
+        s.push("c".into(), None);
+        let series: Vec<(&str, [u64; 5])> = s.series().map(|(n, m)| (n, m.by_state)).collect();
+        assert_eq!(
+            series,
+            [("a", [0; 5]), ("b", [0, 1, 0, 0, 0]), ("c", [0; 5])]
+        );
     }
 
     #[test]
     fn submitted_runs_never_share_a_job_named_submitted() {
         let mut m = RunMetrics::default();
-        assert_eq!(m.series().count(), 0);
-        m.declare("submitted");
-        m.record("submitted", RunState::Succeeded, Some(0.1));
+        assert!(m.submitted().is_none());
         m.record_submitted(RunState::Failed, Some(0.2));
         m.record_submitted(RunState::Failed, None);
-        let series: Vec<(&str, [u64; 5])> = m.series().map(|(n, s)| (n, s.by_state)).collect();
+        let mut job = JobMetrics::default();
+        job.record(RunState::Succeeded, Some(0.1));
+        let mut s = Snapshot::default();
+        s.push("submitted".into(), Some(&job));
+        s.set_submitted(m.submitted());
+        let series: Vec<(&str, [u64; 5])> = s.series().map(|(n, s)| (n, s.by_state)).collect();
         assert_eq!(
             series,
             [
@@ -193,9 +224,5 @@ mod tests {
         assert!(!SUBMITTED_LABEL
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
-        // A reload removing the job leaves the ad-hoc series alone.
-        m.forget("submitted");
-        let names: Vec<&str> = m.series().map(|(n, _)| n).collect();
-        assert_eq!(names, [SUBMITTED_LABEL]);
     }
 }

@@ -38,8 +38,8 @@ fn a_run_goes_queued_running_terminal_once() {
         "never finished twice"
     );
     let job = core.job("a").expect("job");
-    assert_eq!((job.active, job.running, job.runs_total), (0, 0, 1));
-    assert_eq!(job.history.front(), Some(&id));
+    assert_eq!((job.active, job.running, job.runs_total()), (0, 0, 1));
+    assert_eq!(job.history().next(), Some(id));
 }
 
 #[test]
@@ -65,11 +65,8 @@ fn history_is_trimmed_and_evicted_runs_forgotten() {
         })
         .collect();
     let job = core.job("a").expect("job");
-    assert_eq!(
-        job.history.iter().copied().collect::<Vec<_>>(),
-        vec![ids[3], ids[2]]
-    );
-    assert_eq!(job.failures_total, 4);
+    assert_eq!(job.history().collect::<Vec<_>>(), vec![ids[3], ids[2]]);
+    assert_eq!(job.failures_total(), 4);
     assert!(core.run(ids[0]).is_none());
     assert_eq!(core.runs_len(), 2);
 }
@@ -109,7 +106,7 @@ fn upsert_keeps_counters_and_runtime_pause() {
     assert_eq!(core.set_paused("a", true), Some(true));
     core.upsert_job(def("a"));
     let job = core.job("a").expect("job");
-    assert_eq!(job.runs_total, 1);
+    assert_eq!(job.runs_total(), 1);
     assert!(job.paused && !job.enabled, "a pause survives a reload");
     // Not even a reload that flips the file's `enabled` lifts it.
     let mut off = (*def("a")).clone();
@@ -180,12 +177,12 @@ fn reload_churn_keeps_metrics_to_the_configured_jobs() {
         assert!(core.finish(id, ok(), true).is_some());
         core.upsert_job(def("stay"));
     }
-    let names: Vec<&String> = core.metrics().jobs().keys().collect();
-    assert_eq!(names, ["stay"], "only configured jobs have series");
+    let snapshot = core.metrics_snapshot();
+    let series: Vec<(&str, u64)> = snapshot.series().map(|(n, m)| (n, m.by_state[0])).collect();
     assert_eq!(
-        core.metrics().jobs()["stay"].by_state[0],
-        1,
-        "a job that stays keeps its counters"
+        series,
+        [("stay", 1)],
+        "only configured jobs have series, and one that stays keeps its counters"
     );
 }
 
@@ -205,4 +202,23 @@ fn a_job_view_changes_with_time_only_while_its_latest_run_runs() {
     );
     core.finish(id, ok(), true);
     assert!(!views_change(&core), "finished: fixed duration");
+}
+
+#[test]
+fn a_job_gets_its_history_and_counters_at_its_first_run() {
+    let mut core = Core::new(10);
+    core.add_jobs([def("a"), def("b")]);
+    assert!(core
+        .job("a")
+        .is_some_and(|j| j.metrics().is_none() && j.latest().is_none()));
+    let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
+    assert_eq!(core.job("a").and_then(JobEntry::latest), Some(id));
+    core.finish(id, ok(), false);
+    let a = core.job("a").expect("job a");
+    assert_eq!(a.metrics().map(|m| m.by_state[0]), Some(1));
+    assert!(core.job("b").is_some_and(|j| j.metrics().is_none()));
+    // A job that never ran still shows (zero) series.
+    let snapshot = core.metrics_snapshot();
+    let series: Vec<(&str, u64)> = snapshot.series().map(|(n, m)| (n, m.by_state[0])).collect();
+    assert_eq!(series, [("a", 1), ("b", 0)]);
 }

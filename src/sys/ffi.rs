@@ -156,9 +156,9 @@ pub(crate) fn set_uid(uid: u32) -> io::Result<()> {
 /// parsed schedules) and frees the old one; glibc keeps the freed pages in
 /// its arenas, so without this each reload left an idle daemon a little
 /// bigger (100 jobs, 10 reloads: 8.4 MiB RSS instead of 7.7). Called after
-/// each accepted reload; it costs one walk of the free lists. (At start-up
-/// it made no difference, so it is not called there.) A no-op where the C
-/// library is not glibc.
+/// each accepted reload and once the daemon has started (the config's parse
+/// tree is freed by then); it costs one walk of the free lists. A no-op
+/// where the C library is not glibc.
 pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes a plain value and only touches glibc's own
