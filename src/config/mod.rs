@@ -19,6 +19,7 @@
 mod adhoc;
 mod daemon;
 mod error;
+mod fast;
 mod job;
 mod kinds;
 mod raw;
@@ -277,7 +278,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config `text`; `path` is used in messages and kept in
 /// [`Config::path`].
+///
+/// A file of plain tables is read by [`fast`]; any other, and any file with
+/// something to report, by the full reader, [`parse_full`].
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    match fast::parse(text, path) {
+        Some(config) => Ok(config),
+        None => parse_full(text, path),
+    }
+}
+
+/// The full reader: `toml_edit`'s document, read by [`raw`], every problem
+/// reported with its place.
+fn parse_full(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let src = source::Source::new(text);
     let doc = toml_edit::ImDocument::parse(text).map_err(|e| toml_error(&src, path, &e))?;
     let mut report = error::Report::new(path, &src);

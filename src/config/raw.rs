@@ -168,6 +168,45 @@ pub(crate) struct RawJob {
 }
 
 impl RawJob {
+    /// A table with no key set yet, starting at byte `at`.
+    pub(crate) fn new(key: JobKey, at: usize) -> Self {
+        RawJob {
+            key,
+            at,
+            bad: Vec::new(),
+            name: None,
+            kind: None,
+            every: None,
+            cron: None,
+            tz: None,
+            timeout: None,
+            overlap: None,
+            retries: None,
+            retry_backoff: None,
+            jitter: None,
+            on_failure: None,
+            catch_up: None,
+            catch_up_limit: None,
+            enabled: None,
+            command: None,
+            env: None,
+            cwd: None,
+            user: None,
+            url: None,
+            method: None,
+            headers: None,
+            body: None,
+            expect_status: None,
+            database: None,
+            sql: None,
+            path: None,
+            pattern: None,
+            older_than: None,
+            recursive: None,
+            allow_system_path: None,
+        }
+    }
+
     /// Whether `field` is set with a value of the wrong type.
     pub(crate) fn is_bad(&self, field: &str) -> bool {
         self.bad.contains(&field)
@@ -462,42 +501,7 @@ fn jobs(r: &mut Report<'_>, item: &Item, at: usize) -> Vec<RawJob> {
 fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize) -> RawJob {
     // The name first, so messages about the other keys can show it.
     let name = table.get("name").and_then(Item::as_str).map(str::to_string);
-    let key = JobKey { index, name };
-    let mut j = RawJob {
-        key,
-        at: table_at,
-        bad: Vec::new(),
-        name: None,
-        kind: None,
-        every: None,
-        cron: None,
-        tz: None,
-        timeout: None,
-        overlap: None,
-        retries: None,
-        retry_backoff: None,
-        jitter: None,
-        on_failure: None,
-        catch_up: None,
-        catch_up_limit: None,
-        enabled: None,
-        command: None,
-        env: None,
-        cwd: None,
-        user: None,
-        url: None,
-        method: None,
-        headers: None,
-        body: None,
-        expect_status: None,
-        database: None,
-        sql: None,
-        path: None,
-        pattern: None,
-        older_than: None,
-        recursive: None,
-        allow_system_path: None,
-    };
+    let mut j = RawJob::new(JobKey { index, name }, table_at);
     let mut rd = Reader { r, bad: Vec::new() };
     for (field, item) in table.iter() {
         let at = place(table, field, item, table_at);

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use super::error::{ConfigError, Report};
 use super::job::{self, Checked};
-use super::raw::RawFile;
-use super::{daemon, Config, JobDef, JobKind};
+use super::raw::{RawFile, RawJob};
+use super::{daemon, Config, DaemonConfig, JobDef, JobKind};
 use crate::schedule::Schedule;
 
 /// Validates a file read by stage one, whose problems are already in `r`;
@@ -25,27 +25,50 @@ pub(crate) fn validate(
     path: &Path,
 ) -> Result<Config, ConfigError> {
     let daemon = daemon::validate(&mut r, raw.daemon);
-    let mut interner = Interner::default();
-    let checked: Vec<Checked> = raw
-        .jobs
-        .into_iter()
-        .map(|job| {
-            let mut checked = job::validate(&mut r, job);
-            if let Some(def) = &mut checked.def {
-                interner.share(def);
-            }
-            checked
-        })
-        .collect();
-    let by_name = unique_names(&mut r, &checked);
-    failure_targets(&mut r, &checked, &by_name);
-    let warnings = r.finish()?;
-    Ok(Config {
-        path: path.to_path_buf(),
-        daemon,
-        jobs: checked.into_iter().filter_map(|c| c.def).collect(),
-        warnings,
-    })
+    let mut jobs = Jobs::default();
+    for job in raw.jobs {
+        jobs.push(&mut r, job);
+    }
+    let mut config = jobs.finish(&mut r, daemon, path);
+    config.warnings = r.finish()?;
+    Ok(config)
+}
+
+/// The jobs of a file, validated one by one as they are read.
+#[derive(Default)]
+pub(crate) struct Jobs {
+    checked: Vec<Checked>,
+    interner: Interner,
+}
+
+impl Jobs {
+    /// Validates one job table.
+    pub(crate) fn push(&mut self, r: &mut Report<'_>, job: RawJob) {
+        let mut checked = job::validate(r, job);
+        if let Some(def) = &mut checked.def {
+            self.interner.share(def);
+        }
+        self.checked.push(checked);
+    }
+
+    /// How many jobs were pushed.
+    pub(crate) fn len(&self) -> usize {
+        self.checked.len()
+    }
+
+    /// Runs the checks across jobs and puts the config together (its
+    /// `warnings` are left for the caller to take from `r`).
+    pub(crate) fn finish(self, r: &mut Report<'_>, daemon: DaemonConfig, path: &Path) -> Config {
+        let by_name = unique_names(r, &self.checked);
+        failure_targets(r, &self.checked, &by_name);
+        drop(by_name);
+        Config {
+            path: path.to_path_buf(),
+            daemon,
+            jobs: self.checked.into_iter().filter_map(|c| c.def).collect(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// One copy of each distinct kind (command, environment, ...) and

@@ -385,9 +385,8 @@ impl Daemon {
             Some(recovered) => daemon.restore(recovered),
             None => Vec::new(),
         };
-        for def in &jobs {
-            daemon.arm_after(&def.name, started_at);
-        }
+        daemon.scheduler.reserve(jobs.len());
+        daemon.arm_all_after(started_at);
         if recovered.is_some() {
             daemon.catch_up(started_at);
             for (id, args, adhoc) in requeue {
@@ -397,6 +396,21 @@ impl Daemon {
         }
         daemon.publish();
         Ok(daemon)
+    }
+
+    /// Arms every job's schedule for its first due time after `after`:
+    /// [`Daemon::arm_after`] for all jobs, in one pass over them in name
+    /// order instead of a look-up of each (a start of a million jobs).
+    fn arm_all_after(&mut self, after: Timestamp) {
+        let mut core = self.shared.core.lock();
+        for (name, entry) in core.jobs_mut() {
+            entry.next_run = match (&entry.def.schedule, entry.enabled) {
+                (Some(schedule), true) => {
+                    self.scheduler.arm(name, schedule, after, entry.def.jitter)
+                }
+                _ => None,
+            };
+        }
     }
 
     /// The board request workers read.

@@ -44,6 +44,7 @@ use crate::rng::SplitMix64;
 use crate::time::{self, Timestamp};
 use crate::timer::{Clock, TimerKey, TimerWheel};
 use jiff::SignedDuration;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +90,27 @@ struct Armed {
     deadline: Instant,
     schedule: Schedule,
     jitter: Duration,
+}
+
+impl Armed {
+    /// A schedule armed for `at`, after `floor` (`deadline` is set when it
+    /// goes on the wheel).
+    fn new(
+        job: Arc<str>,
+        at: Timestamp,
+        floor: Timestamp,
+        schedule: &Schedule,
+        jitter: Duration,
+    ) -> Self {
+        Armed {
+            job,
+            at,
+            floor,
+            deadline: Instant::now(),
+            schedule: schedule.clone(),
+            jitter,
+        }
+    }
 }
 
 /// What a timer on the wheel is.
@@ -145,6 +167,14 @@ impl Scheduler {
         }
     }
 
+    /// Makes room for `n` more armed schedules (a start arms every job at
+    /// once; growing a table of a million one doubling at a time costs
+    /// more than arming them).
+    pub fn reserve(&mut self, n: usize) {
+        self.armed.reserve(n);
+        self.wheel.reserve(n);
+    }
+
     /// Arms `job` for the first due time of `schedule` strictly after
     /// `after`, replacing any timer it had; the timer fires up to `jitter`
     /// later (chosen at random). Returns the due time.
@@ -168,35 +198,56 @@ impl Scheduler {
         jitter: Duration,
         now: (Timestamp, Instant),
     ) -> Option<Timestamp> {
-        let name = match self.take_armed(job) {
-            Some(old) => old.job,
-            None => Arc::from(job),
+        let at = schedule.next_after(after);
+        let Scheduler {
+            wheel,
+            armed: table,
+            rng,
+            clock,
+            cron_armed,
+            ..
+        } = self;
+        let mut place = |name: &Arc<str>, at: Timestamp| {
+            let armed = Armed::new(Arc::clone(name), at, after, schedule, jitter);
+            place(wheel, rng, clock, cron_armed, armed, now)
         };
-        let at = schedule.next_after(after)?;
-        let armed = Armed {
-            job: name,
-            at,
-            floor: after,
-            deadline: now.1,
-            schedule: schedule.clone(),
-            jitter,
-        };
-        self.insert_schedule(armed, now);
-        Some(at)
+        // One look-up of the table for both the old timer and the new one:
+        // at a million jobs each is a cache miss.
+        match table.entry(Arc::from(job)) {
+            Entry::Occupied(mut slot) => {
+                let old = *slot.get();
+                match at {
+                    Some(at) => *slot.get_mut() = place(slot.key(), at),
+                    None => {
+                        slot.remove();
+                    }
+                }
+                if let Some(Timer::Schedule(old)) = self.wheel.cancel(old) {
+                    self.forget(&old);
+                }
+            }
+            Entry::Vacant(slot) => {
+                if let Some(at) = at {
+                    let key = place(slot.key(), at);
+                    slot.insert(key);
+                }
+            }
+        }
+        at
     }
 
-    /// Puts `armed`'s timer on the wheel, as seen at `now`; its `deadline`
-    /// is computed here.
-    fn insert_schedule(&mut self, mut armed: Armed, (wall, mono): (Timestamp, Instant)) {
-        let wait = Duration::try_from(wall.duration_until(armed.at)).unwrap_or(Duration::ZERO);
-        let delay = self.rng.below(armed.jitter);
-        armed.deadline = mono + wait;
-        let tick = self.clock.deadline_tick(on_grid(armed.deadline + delay));
-        if armed.schedule.is_cron() {
-            self.cron_armed += 1;
-        }
+    /// Puts `armed`'s timer on the wheel and in the table, as seen at
+    /// `now`, replacing any timer the job had.
+    fn insert_schedule(&mut self, armed: Armed, now: (Timestamp, Instant)) {
         let job = Arc::clone(&armed.job);
-        let key = self.wheel.insert(tick, Timer::Schedule(armed));
+        let key = place(
+            &mut self.wheel,
+            &mut self.rng,
+            &self.clock,
+            &mut self.cron_armed,
+            armed,
+            now,
+        );
         if let Some(old) = self.armed.insert(job, key) {
             // Callers take the old one out first; keep the count right anyway.
             if let Some(Timer::Schedule(old)) = self.wheel.cancel(old) {
@@ -362,6 +413,27 @@ fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timest
             old.schedule.next_after(from)
         }
     }
+}
+
+/// Puts `armed`'s timer on the wheel, as seen at `(wall, mono)` (its
+/// `deadline` is computed here), counting it in `cron_armed`; the caller
+/// puts the key in the table.
+fn place(
+    wheel: &mut TimerWheel<Timer>,
+    rng: &mut SplitMix64,
+    clock: &Clock,
+    cron_armed: &mut usize,
+    mut armed: Armed,
+    (wall, mono): (Timestamp, Instant),
+) -> TimerKey {
+    let wait = Duration::try_from(wall.duration_until(armed.at)).unwrap_or(Duration::ZERO);
+    let delay = rng.below(armed.jitter);
+    armed.deadline = mono + wait;
+    let tick = clock.deadline_tick(on_grid(armed.deadline + delay));
+    if armed.schedule.is_cron() {
+        *cron_armed += 1;
+    }
+    wheel.insert(tick, Timer::Schedule(armed))
 }
 
 /// How far past a tick boundary a deadline may be computed and still count

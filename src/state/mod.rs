@@ -241,6 +241,11 @@ impl Core {
         self.jobs.get_mut(name)
     }
 
+    /// Every job, mutable, in name order.
+    pub fn jobs_mut(&mut self) -> impl Iterator<Item = (&str, &mut JobEntry)> {
+        self.jobs.iter_mut().map(|(name, entry)| (&**name, entry))
+    }
+
     /// Names of all jobs, sorted.
     pub fn job_names(&self) -> Vec<String> {
         self.jobs.keys().map(|k| k.to_string()).collect()

@@ -46,6 +46,10 @@ impl<T> Slab<T> {
         }
     }
 
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -70,6 +70,12 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// Makes room for `n` more timers, so that arming many at once (a
+    /// start) does not copy the slab each time it doubles.
+    pub fn reserve(&mut self, n: usize) {
+        self.slab.reserve(n);
+    }
+
     /// Tick the wheel has been advanced to: every timer with a deadline at or
     /// before it that was armed before the last `advance` has fired.
     pub fn elapsed(&self) -> u64 {

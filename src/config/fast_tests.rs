@@ -1,0 +1,160 @@
+//! The fast path reads what the full reader reads, and leaves it
+//! everything else.
+
+use super::*;
+use crate::config::parse_full;
+
+const PATH: &str = "conf/t.toml";
+
+/// Asserts that the fast path takes `text` and reads it as the full reader.
+fn same(text: &str) {
+    let path = Path::new(PATH);
+    let fast = parse(text, path).unwrap_or_else(|| panic!("fast path refused:\n{text}"));
+    let full = parse_full(text, path).expect("valid for the full reader");
+    assert_eq!(fast.daemon, full.daemon, "{text}");
+    assert_eq!(fast.jobs, full.jobs, "{text}");
+    assert_eq!(fast.path, full.path);
+    assert!(full.warnings.is_empty());
+}
+
+/// Asserts that the fast path leaves `text` to the full reader.
+fn refused(text: &str) {
+    assert!(
+        parse(text, Path::new(PATH)).is_none(),
+        "fast path took:\n{text}"
+    );
+}
+
+#[test]
+fn the_fast_path_reads_what_the_full_reader_reads() {
+    same(include_str!("../../conf/tickd.toml"));
+    same("");
+    same("# nothing but a comment\n");
+    same("[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = +3\nmin_workers = 1\nsyslog = false\n");
+    same(
+        r#"
+[[jobs]]
+name = "a"
+command = ["true"]
+
+[daemon]   # after the jobs, which TOML allows
+history = 0
+queue_capacity = 1_0_0
+"#
+        .replace("1_0_0", "100")
+        .as_str(),
+    );
+    same(
+        r#"
+[[jobs]]
+"name" = 'quoted-key'
+kind = "exec"
+cron = "*/5 * * * *"
+timeout = "30s"
+overlap = "queue"
+retries = 2
+retry_backoff = "2s"
+jitter = "1s"
+enabled = false
+catch_up = "all"
+catch_up_limit = 5
+command = [
+    "sh", # a comment in an array
+    "-c",
+    """
+echo "multi-line \u00e9\tand\\
+    continued"
+""",
+    'literal \n stays',
+]
+env = { A = "1", "B C" = 'two' }
+cwd = "/tmp"
+
+[[jobs]]
+name = "h"
+kind = "http"
+every = "1m 30s"
+url = "http://127.0.0.1:9/x"
+method = "POST"
+headers = {X-Token = "t"}
+body = '''{"k": 1}'''
+expect_status = 201
+on_failure = "quoted-key"
+
+[[jobs]]
+name = "s"
+kind = "sql"
+database = "/tmp/db.sqlite"
+sql = """
+DELETE FROM t WHERE at < date('now', '-7 days');
+"""
+tz = "Europe/Paris"
+cron = "0 3 * * *"
+
+[[jobs]]
+name = "p"
+kind = "file.prune"
+path = "/tmp/old"
+pattern = "*.log"
+older_than = "7d"
+recursive = true
+"#,
+    );
+    same("[[jobs]]\r\nname = \"crlf\"\r\ncommand = [\"true\"]\r\n");
+}
+
+#[test]
+fn anything_else_goes_to_the_full_reader() {
+    let job = "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\n";
+    for extra in [
+        "env.A = \"1\"",                   // a dotted key
+        "retries = 0x1",                   // another radix
+        "retries = 1_0",                   // underscores
+        "retries = 01",                    // a leading zero (an error)
+        "retries = 1.0",                   // a float
+        "timeout = 1979-05-27",            // a date
+        "name = \"b\"",                    // a repeated key
+        "comand = [\"x\"]",                // an unknown key
+        "retries = \"1\"",                 // a wrong type
+        "enabled = \"yes\"",               // a wrong type
+        "command2 = [[\"x\"]]",            // a nested array
+        "env = { A = \"1\", }",            // TOML 1.1: trailing comma
+        "env = { A = \"1\",\nB = \"2\" }", // TOML 1.1: newline
+        "cwd = \"\\e\"",                   // TOML 1.1: \e
+        "cwd = \"\\x41\"",                 // TOML 1.1: \x
+        "env = { A = 1 }",                 // not a string
+        "env = { A.B = \"1\" }",           // dotted
+        "every = \"5\"",                   // invalid value (an error)
+    ] {
+        let text = job.replace("command", &format!("{extra}\ncommand"));
+        refused(&text);
+    }
+    refused("listen = \"x\"\n"); // a root key
+    refused("jobs = [{ name = \"a\", command = [\"true\"] }]\n");
+    refused(&format!("{job}[jobs.env]\nA = \"1\"\n"));
+    refused("[daemon]\n[daemon]\n");
+    refused("[daemon]\nworkers = 0\n"); // out of range
+    refused("[other]\n");
+    refused(&format!("{job}{job}")); // duplicate names
+    refused("[[jobs]]\nname = \"a\"\nkind = \"exec\"\n"); // missing command
+    refused("[[jobs\n"); // a syntax error
+}
+
+#[test]
+fn a_thousand_generated_jobs_read_the_same() {
+    let mut text = String::from("[daemon]\nlisten = \"127.0.0.1:0\"\n");
+    for i in 0..1000 {
+        let schedule = match i % 3 {
+            0 => format!("cron = \"{} {} * * *\"", i % 60, i % 24),
+            1 => "every = \"1h\"".to_string(),
+            _ => format!(
+                "cron = \"*/{} * * * * *\"\ntz = \"America/New_York\"",
+                1 + i % 30
+            ),
+        };
+        text.push_str(&format!(
+            "\n[[jobs]]\nname = \"job-{i}\"\nkind = \"exec\"\n{schedule}\ncommand = [\"true\", \"{i}\"]\n"
+        ));
+    }
+    same(&text);
+}
