@@ -37,7 +37,9 @@
 #   BUILDS ("tickd=$TICKD")  NAME=BINARY pairs, measured in turn for each
 #       N; e.g. BUILDS="before=/tmp/tickd-old after=target/release/tickd"
 #   SECTIONS ("memory history"), HISTORY_RUNS (50000)
-#   RELOAD_TIMEOUT (300) seconds a reload may take before the daemon is
+#   ROUNDS (3): check and start are each measured ROUNDS times, in turn,
+#       and the medians kept (RSS and the reload are of the last start)
+#   RELOAD_TIMEOUT (120) seconds a reload may take before the daemon is
 #       killed and the figure left empty; START_TIMEOUT (900)
 #   OUT_DIR (docs/bench), WORK (a fresh /tmp/scale.XXXXXX; the configs,
 #       about 100 bytes a job each, are deleted on exit), NO_BUILD
@@ -53,7 +55,8 @@ SECTIONS=${SECTIONS:-"memory history"}
 HISTORY_RUNS=${HISTORY_RUNS:-50000}
 OUT_DIR=${OUT_DIR:-"$ROOT/docs/bench"}
 PY="$ROOT/scripts/scale.py"
-export RELOAD_TIMEOUT=${RELOAD_TIMEOUT:-300}
+export RELOAD_TIMEOUT=${RELOAD_TIMEOUT:-120}
+export ROUNDS=${ROUNDS:-3}
 export START_TIMEOUT=${START_TIMEOUT:-900}
 
 KEEP_WORK=${WORK:+1}
@@ -93,7 +96,7 @@ wait_off_the_hour() {
 budget() {
   local reload=$(( $1 / 1000 ))
   [ "$reload" -gt "$RELOAD_TIMEOUT" ] && reload=$RELOAD_TIMEOUT
-  echo $(( 30 + $1 / 5000 + reload ))
+  echo $(( 30 + ROUNDS * $1 / 20000 + $1 / 5000 + reload ))
 }
 
 MEMORY_CSV="$OUT_DIR/scale.csv"
@@ -191,11 +194,11 @@ chart_memory() {
   long="$WORK/chart.csv"
   python3 "$PY" csv-long "$MEMORY_CSV" "$long" "rss_kib:1024:RSS after start (MiB)" \
     "check_peak_kib:1024:check peak (MiB)"
-  "$LOAD" chart --csv "$long" --series series --x jobs --metric value \
+  "$LOAD" chart --csv "$long" --series series --x jobs --metric value --log-y \
     --out "$OUT_DIR/scale-rss.svg" --title "Memory against job count" --note "$note"
   python3 "$PY" csv-long "$MEMORY_CSV" "$long" "check_s:1:check (s)" "start_s:1:start (s)" \
     "reload_s:1:SIGHUP reload of 1 changed job (s)"
-  "$LOAD" chart --csv "$long" --series series --x jobs --metric value \
+  "$LOAD" chart --csv "$long" --series series --x jobs --metric value --log-y \
     --out "$OUT_DIR/scale-time.svg" --title "check, start and reload time against job count" \
     --note "$note"
   echo "wrote $MEMORY_CSV, $OUT_DIR/scale-rss.svg, $OUT_DIR/scale-time.svg" >&2

@@ -198,6 +198,30 @@ impl Scheduler {
         jitter: Duration,
         now: (Timestamp, Instant),
     ) -> Option<Timestamp> {
+        self.arm_name(Arc::from(job), schedule, after, jitter, now)
+    }
+
+    /// [`Scheduler::arm`] with the job's name shared with its caller (the
+    /// core's key), rather than copied.
+    pub fn arm_shared(
+        &mut self,
+        job: &Arc<str>,
+        schedule: &Schedule,
+        after: Timestamp,
+        jitter: Duration,
+    ) -> Option<Timestamp> {
+        let now = (time::now(), Instant::now());
+        self.arm_name(Arc::clone(job), schedule, after, jitter, now)
+    }
+
+    fn arm_name(
+        &mut self,
+        job: Arc<str>,
+        schedule: &Schedule,
+        after: Timestamp,
+        jitter: Duration,
+        now: (Timestamp, Instant),
+    ) -> Option<Timestamp> {
         let at = schedule.next_after(after);
         let Scheduler {
             wheel,
@@ -213,7 +237,7 @@ impl Scheduler {
         };
         // One look-up of the table for both the old timer and the new one:
         // at a million jobs each is a cache miss.
-        match table.entry(Arc::from(job)) {
+        match table.entry(job) {
             Entry::Occupied(mut slot) => {
                 let old = *slot.get();
                 match at {

@@ -242,8 +242,8 @@ impl Core {
     }
 
     /// Every job, mutable, in name order.
-    pub fn jobs_mut(&mut self) -> impl Iterator<Item = (&str, &mut JobEntry)> {
-        self.jobs.iter_mut().map(|(name, entry)| (&**name, entry))
+    pub fn jobs_mut(&mut self) -> impl Iterator<Item = (&Arc<str>, &mut JobEntry)> {
+        self.jobs.iter_mut()
     }
 
     /// Names of all jobs, sorted.

@@ -1,10 +1,12 @@
 //! `tickd-load chart`: a line chart, as a standalone SVG file, of one column
 //! of a results CSV against the connection count.
 //!
-//! The benchmark scripts need two small charts and nothing else; writing
+//! The benchmark scripts need a few small charts and nothing else; writing
 //! the SVG by hand keeps the project free of plotting tools. The CSV has a
 //! header row; one column names the series (`server`), one is the x value
-//! (`conns`, drawn on a log2 axis) and one is the metric.
+//! (`conns`, drawn on a log2 axis) and one is the metric (a linear axis
+//! from 0, or with `--log-y` a log10 axis, for figures that span decades
+//! such as `scripts/scale.sh`'s).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ pub struct ChartArgs {
     /// Small print under the title.
     #[arg(long)]
     pub note: Option<String>,
+    /// Draw the y axis on a log10 scale (every value must be positive).
+    #[arg(long)]
+    pub log_y: bool,
 }
 
 /// The lines, in the order their names first appear in the CSV, each with
@@ -49,7 +54,26 @@ pub fn main(args: &ChartArgs) -> Result<(), String> {
         .title
         .clone()
         .unwrap_or_else(|| format!("{} against {}", label(&args.metric), args.x));
-    let svg = render(&series, &title, args.note.as_deref(), &args.x, &args.metric)?;
+    if args.log_y && series.iter().flat_map(|(_, p)| p).any(|p| p.1 <= 0.0) {
+        return Err(format!(
+            "{}: --log-y needs positive values of {}",
+            args.csv.display(),
+            args.metric
+        ));
+    }
+    let y = if args.log_y {
+        YAxis::Log
+    } else {
+        YAxis::Linear
+    };
+    let svg = render(
+        &series,
+        &title,
+        args.note.as_deref(),
+        &args.x,
+        &args.metric,
+        y,
+    )?;
     std::fs::write(&args.out, svg).map_err(|e| format!("cannot write {}: {e}", args.out.display()))
 }
 
@@ -130,6 +154,11 @@ fn short(v: f64) -> String {
     } else {
         (v, "")
     };
+    if v > 0.0 && v < 1.0 {
+        // Fractions (seconds on a log axis): up to three decimals.
+        let s = format!("{v:.3}");
+        return s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
     let s = format!("{v:.1}");
     format!("{}{suffix}", s.strip_suffix(".0").unwrap_or(&s))
 }
@@ -152,13 +181,23 @@ const RIGHT: f64 = 140.0;
 const TOP: f64 = 60.0;
 const BOTTOM: f64 = 55.0;
 
-/// Draws the chart: log2 x axis with a tick per x value, linear y axis from 0.
+/// How the y axis maps values.
+#[derive(Clone, Copy, PartialEq)]
+enum YAxis {
+    /// From 0, ticks at a 1, 2 or 5 × 10^k step.
+    Linear,
+    /// log10, ticks at each power of ten.
+    Log,
+}
+
+/// Draws the chart: log2 x axis with a tick per x value, y axis as `y`.
 fn render(
     series: &Series,
     title: &str,
     note: Option<&str>,
     x_name: &str,
     metric: &str,
+    y_axis: YAxis,
 ) -> Result<String, String> {
     let xs: Vec<f64> = {
         let mut v: Vec<f64> = series.iter().flat_map(|(_, p)| p).map(|p| p.0).collect();
@@ -176,11 +215,29 @@ fn render(
         .flat_map(|(_, p)| p)
         .map(|p| p.1)
         .fold(0.0, f64::max);
+    let ymin_data = series
+        .iter()
+        .flat_map(|(_, p)| p)
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min);
     let step = nice_step(ymax_data / 5.0);
     let ymax = (step * (ymax_data / step).ceil()).max(step);
+    // The decades around the data, for a log axis.
+    let (dlo, dhi) = (ymin_data.log10().floor(), ymax_data.log10().ceil());
+    let dhi = if dhi > dlo { dhi } else { dlo + 1.0 };
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let px = |x: f64| LEFT + (x.log2() - xmin) / xspan * pw;
-    let py = |y: f64| TOP + ph - y / ymax * ph;
+    let py = |y: f64| match y_axis {
+        YAxis::Linear => TOP + ph - y / ymax * ph,
+        YAxis::Log => TOP + ph - (y.log10() - dlo) / (dhi - dlo) * ph,
+    };
+    let ticks: Vec<f64> = match y_axis {
+        YAxis::Linear => (0..)
+            .map(|i| f64::from(i) * step)
+            .take_while(|y| *y <= ymax * (1.0 + 1e-9))
+            .collect(),
+        YAxis::Log => (dlo as i32..=dhi as i32).map(|d| 10f64.powi(d)).collect(),
+    };
 
     let mut s = String::new();
     let _ = writeln!(
@@ -201,8 +258,7 @@ fn render(
         );
     }
     // Horizontal grid and y labels.
-    let mut y = 0.0;
-    while y <= ymax * (1.0 + 1e-9) {
+    for &y in &ticks {
         let yy = py(y);
         let _ = writeln!(
             s,
@@ -212,7 +268,6 @@ fn render(
             yy + 4.0,
             short(y)
         );
-        y += step;
     }
     // Vertical grid and x labels.
     for &x in &xs {
@@ -238,9 +293,14 @@ fn render(
     );
     let _ = writeln!(
         s,
-        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}{}</text>"#,
         TOP + ph / 2.0,
-        esc(&label(metric))
+        esc(&label(metric)),
+        if y_axis == YAxis::Log {
+            " (log10 scale)"
+        } else {
+            ""
+        }
     );
     // One polyline with markers per series, and its legend entry.
     for (k, (name, points)) in series.iter().enumerate() {
@@ -300,6 +360,8 @@ mod tests {
         assert_eq!(short(1500.0), "1.5k");
         assert_eq!(short(2_000_000.0), "2M");
         assert_eq!(short(250.0), "250");
+        assert_eq!(short(0.01), "0.01");
+        assert_eq!(short(0.5), "0.5");
     }
 
     #[test]
@@ -310,9 +372,20 @@ mod tests {
             s[0],
             ("tickd".to_string(), vec![(1.0, 100.0), (4.0, 300.0)])
         );
-        let svg = render(&s, "t <&>", None, "conns", "throughput").expect("renders");
+        let svg = render(&s, "t <&>", None, "conns", "throughput", YAxis::Linear).expect("renders");
         assert!(svg.starts_with("<svg") && svg.contains("t &lt;&amp;&gt;"));
         assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+
+    #[test]
+    fn a_log_axis_has_a_tick_per_decade() {
+        let csv = "series,jobs,value\nrss,1000,0.5\nrss,1000000,700\n";
+        let s = parse(csv, "series", "jobs", "value").expect("parses");
+        let svg = render(&s, "t", None, "jobs", "value", YAxis::Log).expect("renders");
+        for tick in [">0.1<", ">1<", ">10<", ">100<", ">1k<"] {
+            assert!(svg.contains(tick), "{tick} missing");
+        }
+        assert!(svg.contains("(log10 scale)"));
     }
 
     #[test]
