@@ -55,7 +55,13 @@ def daemon_table(extra=""):
 
 
 def job_tables(n, changed=None):
-    """N job tables of the mix; `changed` = index of a job written differently."""
+    """N job tables of the mix; `changed` = index of a job written differently.
+
+    MIX=distinct (environment) gives every job its own command
+    (["true", NAME]) and every cron job its own expression ("S M H D *"),
+    so that nothing but the `every` text is shared between jobs: the cost
+    of a job when its settings are its own."""
+    distinct = os.environ.get("MIX", "issue") == "distinct"
     h0 = time.localtime().tm_hour
     # Hours 3..20 after the current one: nothing due for the next 3 hours.
     hours = [(h0 + 3 + k) % 24 for k in range(18)]
@@ -63,14 +69,20 @@ def job_tables(n, changed=None):
     for i in range(n):
         name = f"job-{i:07d}"
         if i % 2 == 0:
-            minute = (i // 2) % 60
-            hour = hours[(i // 120) % len(hours)]
+            j = i // 2
+            minute = j % 60
+            hour = hours[(j // 60) % len(hours)]
             if i == changed:
                 minute = (minute + 1) % 60
-            sched = f'cron = "{minute} {hour} * * *"'
+            if distinct:
+                second, day = (j // 1080) % 60, 1 + (j // 64800) % 28
+                sched = f'cron = "{second} {minute} {hour} {day} * *"'
+            else:
+                sched = f'cron = "{minute} {hour} * * *"'
         else:
             sched = 'every = "2h"' if i == changed else 'every = "1h"'
-        out.append(f'[[jobs]]\nname = "{name}"\nkind = "exec"\n{sched}\ncommand = ["true"]\n')
+        command = f'["true", "{name}"]' if distinct else '["true"]'
+        out.append(f'[[jobs]]\nname = "{name}"\nkind = "exec"\n{sched}\ncommand = {command}\n')
     return "\n".join(out)
 
 

@@ -36,6 +36,8 @@
 #   JOBS ("1000 10000 100000 1000000")  job counts
 #   BUILDS ("tickd=$TICKD")  NAME=BINARY pairs, measured in turn for each
 #       N; e.g. BUILDS="before=/tmp/tickd-old after=target/release/tickd"
+#   MIX ("issue"): "distinct" gives each job its own command and cron
+#       expression (nothing to share between jobs but the `every` text)
 #   SECTIONS ("memory history"), HISTORY_RUNS (50000)
 #   ROUNDS (3): check and start are each measured ROUNDS times, in turn,
 #       and the medians kept (RSS and the reload are of the last start)

@@ -534,3 +534,29 @@ command = ["true"]
         Some(&jiff::tz::TimeZone::UTC)
     );
 }
+
+#[test]
+fn a_long_chain_into_a_cycle_reports_the_cycle_once() {
+    // j0 -> j1 -> ... -> j1999 -> j1000: one cycle, j1000..j1999.
+    let mut text = String::new();
+    for i in 0..2000 {
+        let target = if i == 1999 { 1000 } else { i + 1 };
+        text.push_str(&format!(
+            "[[jobs]]\nname = \"j{i}\"\ncommand = [\"true\"]\non_failure = \"j{target}\"\n"
+        ));
+    }
+    let got = errors(&text);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let cycle: Vec<String> = (1000..2000)
+        .chain([1000])
+        .map(|i| format!("j{i}"))
+        .collect();
+    assert_eq!(
+        got[0],
+        format!(
+            "conf/t.toml:{}: jobs[1000].on_failure (job \"j1000\"): forms a cycle: {}",
+            1000 * 4 + 4,
+            cycle.join(" -> ")
+        )
+    );
+}

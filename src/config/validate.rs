@@ -48,6 +48,7 @@ impl Jobs {
         if let Some(def) = &mut checked.def {
             self.interner.share(def);
         }
+        checked.compact();
         self.checked.push(checked);
     }
 
@@ -108,19 +109,19 @@ impl Interner {
 
 /// Reports repeated job names; returns each name's first job index.
 fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c str, usize> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(checked.len());
     for (index, job) in checked.iter().enumerate() {
-        let Some((name, at)) = &job.name else {
+        let Some((name, at)) = job.name() else {
             continue;
         };
-        match by_name.get(name.as_str()) {
+        match by_name.get(name) {
             Some(first) => {
-                let first_at = checked[*first].name.as_ref().map_or(0, |(_, at)| *at);
+                let first_at = checked[*first].name().map_or(0, |(_, at)| at);
                 let message = format!(
                     "duplicate job name; jobs[{first}] on line {} already uses \"{name}\"",
                     r.line_of(first_at)
                 );
-                r.error(*at, job.key.key("name"), message);
+                r.error(at, job.label("name"), message);
             }
             None => {
                 by_name.insert(name, index);
@@ -130,43 +131,62 @@ fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c s
     by_name
 }
 
-/// Reports `on_failure` targets that do not exist, and cycles.
+/// Reports `on_failure` targets that do not exist, and cycles, in one
+/// pass over the jobs (each job is walked once, however long the chains).
 fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&str, usize>) {
     // Each job has at most one target, so following targets from any job
     // either ends or loops; a loop is reported once, at its lowest index.
     let next = |index: usize| -> Option<usize> {
-        let (target, _) = checked[index].on_failure.as_ref()?;
-        by_name.get(target.as_str()).copied()
+        let (target, _) = checked[index].on_failure()?;
+        by_name.get(target).copied()
     };
-    for (index, job) in checked.iter().enumerate() {
-        let Some((target, at)) = &job.on_failure else {
-            continue;
-        };
-        if !by_name.contains_key(target.as_str()) {
-            let message = format!("names job \"{target}\", which does not exist");
-            r.error(*at, job.key.key("on_failure"), message);
-            continue;
+    for job in checked {
+        if let Some((target, at)) = job.on_failure() {
+            if !by_name.contains_key(target) {
+                let message = format!("names job \"{target}\", which does not exist");
+                r.error(at, job.label("on_failure"), message);
+            }
         }
-        let mut path = vec![index];
-        let mut current = index;
-        while let Some(step) = next(current) {
-            if step == index {
-                if path.iter().all(|i| *i >= index) {
-                    let names: Vec<&str> = path
-                        .iter()
-                        .chain(std::iter::once(&index))
-                        .filter_map(|i| checked[*i].name.as_ref().map(|(n, _)| n.as_str()))
-                        .collect();
-                    let message = format!("forms a cycle: {}", names.join(" -> "));
-                    r.error(*at, job.key.key("on_failure"), message);
+    }
+    // 0: not seen; 1: on the walk in progress; 2: done.
+    let mut state = vec![0u8; checked.len()];
+    let mut walk = Vec::new();
+    for start in 0..checked.len() {
+        let mut current = start;
+        let mut looped = false;
+        while state[current] == 0 {
+            state[current] = 1;
+            walk.push(current);
+            match next(current) {
+                Some(step) => {
+                    current = step;
+                    looped = state[step] == 1;
                 }
-                break;
+                None => break,
             }
-            if path.contains(&step) {
-                break; // a loop further on, reported from its own member
+        }
+        if looped {
+            // The walk came back to itself: a cycle, from `current` on.
+            let from = walk.iter().position(|i| *i == current).unwrap_or(0);
+            let cycle = &walk[from..];
+            let lowest = cycle.iter().copied().min().unwrap_or(current);
+            let mut names = Vec::with_capacity(cycle.len() + 1);
+            let mut i = lowest;
+            loop {
+                names.extend(checked[i].name().map(|(n, _)| n));
+                match next(i) {
+                    Some(step) if step != lowest => i = step,
+                    _ => break,
+                }
             }
-            path.push(step);
-            current = step;
+            names.extend(checked[lowest].name().map(|(n, _)| n));
+            if let Some((_, at)) = checked[lowest].on_failure() {
+                let message = format!("forms a cycle: {}", names.join(" -> "));
+                r.error(at, checked[lowest].label("on_failure"), message);
+            }
+        }
+        for i in walk.drain(..) {
+            state[i] = 2;
         }
     }
 }
