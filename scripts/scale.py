@@ -9,9 +9,10 @@ JSON object on stdout (progress goes to stderr):
   memory BIN N DIR    tickd check, start, RSS and one SIGHUP reload of the
                       N-job config with the binary BIN
   history BIN K DIR   what K finished runs kept in history cost in RSS
-  csv-long IN OUT COLUMN...
+  csv-long IN OUT UNIT COLUMN...
                       turns the wide scale.csv into the long form that
-                      `tickd-load chart` draws (one line per build and column)
+                      `tickd-load chart` draws (one line per build and
+                      column; the values in a column named UNIT)
 
 The mix is issue 16's: jobs alternating `cron = "M H * * *"` and
 `every = "1h"`, kind exec, command ["true"]. The cron jobs' hours are kept
@@ -146,7 +147,7 @@ class Daemon:
             seen += cut
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tickd exited ({self.proc.returncode}); log: {self.tail()}")
-            time.sleep(0.005)
+            time.sleep(0.001)
         return None, None
 
     def tail(self):
@@ -328,8 +329,8 @@ def cmd_history(binary, k, work):
     print(json.dumps(out))
 
 
-def cmd_csv_long(src, dst, *columns):
-    """build,jobs,COLUMN... -> series,jobs,value with one series per
+def cmd_csv_long(src, dst, unit, *columns):
+    """build,jobs,COLUMN... -> series,jobs,UNIT with one series per
     (build, column); `COLUMN:scale:label` divides the value by scale and
     names the series `build label`."""
     with open(src) as f:
@@ -338,7 +339,7 @@ def cmd_csv_long(src, dst, *columns):
     rows = [dict(zip(header, l.split(","))) for l in lines[1:]]
     builds = list(dict.fromkeys(r["build"] for r in rows))
     with open(dst, "w") as f:
-        f.write("series,jobs,value\n")
+        f.write(f"series,jobs,{unit}\n")
         for spec in columns:
             col, scale, label = (spec.split(":", 2) + ["1", spec])[:3]
             for b in builds:

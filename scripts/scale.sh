@@ -15,6 +15,7 @@
 #            lines ("SIGHUP: reloading config" to "config reloaded"), and
 #            its peak RSS. -> $OUT_DIR/scale.csv, charted in
 #            $OUT_DIR/scale-rss.svg and $OUT_DIR/scale-time.svg
+#   charts   the table and charts of an existing scale.csv, drawn again
 #   history  what one finished run kept in history costs: HISTORY_RUNS runs
 #            of one job with `history = HISTORY_RUNS` and with `history =
 #            0`, the RSS difference over the run count.
@@ -192,18 +193,26 @@ PY
 
 chart_memory() {
   local note long
-  note="$(date -u +%Y-%m-%d), $(nproc) cores, issue 16's mix (cron/every alternating, exec true)"
+  note="$(date -u +%Y-%m-%d), $(nproc) cores, MIX=${MIX:-issue} (issue 16: cron and every alternating, exec true); medians of $ROUNDS"
   long="$WORK/chart.csv"
-  python3 "$PY" csv-long "$MEMORY_CSV" "$long" "rss_kib:1024:RSS after start (MiB)" \
-    "check_peak_kib:1024:check peak (MiB)"
-  "$LOAD" chart --csv "$long" --series series --x jobs --metric value --log-y \
-    --out "$OUT_DIR/scale-rss.svg" --title "Memory against job count" --note "$note"
-  python3 "$PY" csv-long "$MEMORY_CSV" "$long" "check_s:1:check (s)" "start_s:1:start (s)" \
-    "reload_s:1:SIGHUP reload of 1 changed job (s)"
-  "$LOAD" chart --csv "$long" --series series --x jobs --metric value --log-y \
-    --out "$OUT_DIR/scale-time.svg" --title "check, start and reload time against job count" \
+  python3 "$PY" csv-long "$MEMORY_CSV" "$long" MiB "rss_kib:1024:RSS" \
+    "check_peak_kib:1024:check peak"
+  "$LOAD" chart --csv "$long" --series series --x jobs --metric MiB --log-y \
+    --out "$OUT_DIR/scale-rss.svg" \
+    --title "RSS after start, and check's peak, against job count" --note "$note"
+  python3 "$PY" csv-long "$MEMORY_CSV" "$long" seconds "check_s:1:check" "start_s:1:start" \
+    "reload_s:1:reload"
+  "$LOAD" chart --csv "$long" --series series --x jobs --metric seconds --log-y \
+    --out "$OUT_DIR/scale-time.svg" \
+    --title "check, start and SIGHUP reload (1 job changed) against job count" \
     --note "$note"
   echo "wrote $MEMORY_CSV, $OUT_DIR/scale-rss.svg, $OUT_DIR/scale-time.svg" >&2
+}
+
+# section_charts: prints and draws an existing $OUT_DIR/scale.csv again.
+section_charts() {
+  print_memory
+  chart_memory
 }
 
 section_history() {

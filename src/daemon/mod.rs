@@ -406,7 +406,8 @@ impl Daemon {
         for (name, entry) in core.jobs_mut() {
             entry.next_run = match (&entry.def.schedule, entry.enabled) {
                 (Some(schedule), true) => {
-                    self.scheduler.arm(name, schedule, after, entry.def.jitter)
+                    self.scheduler
+                        .arm_shared(name, schedule, after, entry.def.jitter)
                 }
                 _ => None,
             };
