@@ -318,3 +318,20 @@ fn retries_fire_once_and_clear_cancels_everything() {
     assert!(s.is_empty());
     assert_eq!(s.next_wakeup(), None);
 }
+
+#[test]
+fn arm_shared_keeps_the_callers_name_and_arm_copies_it() {
+    let mut s = Scheduler::new();
+    let every = parse_every("1h").expect("schedule");
+    let name: Arc<str> = Arc::from("j");
+    s.arm_shared(&name, &every, time::now(), Duration::ZERO)
+        .expect("armed");
+    let (key, _) = s.armed.get_key_value("j").expect("in the table");
+    assert!(Arc::ptr_eq(key, &name), "the table holds the caller's name");
+    // Re-armed by name (after it fired, say): a copy, still one entry.
+    s.arm("j", &every, time::now(), Duration::ZERO)
+        .expect("armed");
+    assert_eq!(s.len(), 1);
+    let fired = s.take_due(Instant::now() + Duration::from_secs(3601));
+    assert!(matches!(&fired[..], [Fired::Schedule(d)] if &*d.job == "j"));
+}
