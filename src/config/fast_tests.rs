@@ -124,6 +124,8 @@ fn anything_else_goes_to_the_full_reader() {
         "cwd = \"\\x41\"",                 // TOML 1.1: \x
         "env = { A = 1 }",                 // not a string
         "env = { A.B = \"1\" }",           // dotted
+        "env = { \u{c4} = \"1\" }",        // a non-ASCII bare key
+        "cwd = \"\\u{41}\"",               // not an escape of TOML 1.0
         "every = \"5\"",                   // invalid value (an error)
     ] {
         let text = job.replace("command", &format!("{extra}\ncommand"));
@@ -157,4 +159,74 @@ fn a_thousand_generated_jobs_read_the_same() {
         ));
     }
     same(&text);
+}
+
+/// Random files from valid and invalid pieces: whenever the fast path
+/// takes one, the full reader reads the same config from it.
+#[test]
+fn whatever_the_fast_path_takes_the_full_reader_reads_the_same() {
+    let names = ["name = \"n{i}\"", "'name' = 'n{i}'", "\"name\"=\"n{i}\""];
+    let commands = [
+        "command = [\"true\"]",
+        "command = [ 'sh', \"-c\" , \"\"\"\necho {i}\"\"\", ] # trailing",
+        "command = [\n  \"a\",\n  # a comment\n  \"b\"\n]",
+        "command = []",
+    ];
+    let pieces = [
+        "cron = \"{m} 3 * * *\"",
+        "every = \"{i}s\"",
+        "every = \"1h\"\ntz = \"UTC\"",
+        "retries = {m}",
+        "retries = -1",
+        "retries = 1e3",
+        "enabled = true",
+        "enabled = 1",
+        "env = {A = \"{i}\", B=''}",
+        "env = { }",
+        "env = {A = \"x\",}",
+        "timeout = \"1s\" # comment",
+        "overlap = \"allow\"",
+        "kind = \"exec\"",
+        "kind = \"http\"\nurl = \"http://127.0.0.1:9/\"",
+        "on_failure = \"n0\"",
+        "cwd = \"/tmp\\t\"",
+        "jitter = \"\"",
+        "\n\n# blank lines and a comment\n",
+        "bogus = 1",
+        "[jobs.sub]",
+        "x.y = 1",
+    ];
+    let mut rng = crate::rng::SplitMix64::from_seed(7);
+    let mut taken = 0;
+    for _ in 0..400 {
+        let mut text = String::new();
+        if rng.below_u64(3) == 0 {
+            text.push_str("[daemon]\nlisten = \"127.0.0.1:0\"\nhistory = 5\n");
+        }
+        for i in 0..1 + rng.below_u64(4) {
+            text.push_str("\n[[jobs]]\n");
+            let name = names[rng.below_u64(names.len() as u64) as usize];
+            let command = commands[rng.below_u64(commands.len() as u64) as usize];
+            text.push_str(&format!(
+                "{}\n{command}\n",
+                name.replace("{i}", &i.to_string())
+            ));
+            for _ in 0..rng.below_u64(3) {
+                let m = rng.below_u64(60);
+                let piece = pieces[rng.below_u64(pieces.len() as u64) as usize]
+                    .replace("{i}", &i.to_string())
+                    .replace("{m}", &m.to_string());
+                text.push_str(&piece);
+                text.push('\n');
+            }
+        }
+        if let Some(fast) = parse(&text, Path::new(PATH)) {
+            taken += 1;
+            let full = parse_full(&text, Path::new(PATH)).unwrap_or_else(|e| {
+                panic!("fast path took what the full reader refuses:\n{text}\n{e}")
+            });
+            assert_eq!((fast.daemon, fast.jobs), (full.daemon, full.jobs), "{text}");
+        }
+    }
+    assert!(taken > 20, "only {taken} files taken");
 }
