@@ -43,7 +43,7 @@ mod lines;
 
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
-use crate::daemon::{LoopEvent, Shared};
+use crate::daemon::{self, LoopEvent, Shared};
 use crate::http::response::{self as http_response, Framing};
 use crate::methods::Command;
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
@@ -138,7 +138,9 @@ pub enum ReplyTo {
 
 impl ReplyTo {
     /// Appends the answer to `out`.
-    pub fn write(&self, out: &mut Vec<u8>, answer: Result<&Value, &RpcError>) {
+    pub fn write(&self, out: &mut Vec<u8>, answer: Result<&Value, &daemon::Error>) {
+        let answer = answer.map_err(RpcError::from);
+        let answer = answer.as_ref();
         match (self, answer) {
             (ReplyTo::Rpc(id), Ok(v)) => rpc::write_result(out, id, v),
             (ReplyTo::Rpc(id), Err(e)) => rpc::write_error(out, id, e),

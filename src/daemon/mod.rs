@@ -1,10 +1,12 @@
 //! The daemon's logic on the event-loop thread: jobs, runs, schedules,
-//! reload and shutdown, independent of sockets.
+//! reload and shutdown, independent of sockets and of any protocol.
 //!
-//! The server (`crate::server`) owns the sockets and calls into [`Daemon`]
-//! for every command (requests that change schedules or runs; queries are
-//! answered on the request pool from [`Shared`]) and every timer or worker
-//! event. Workers never call
+//! The layers above own the sockets and the wire: they call into
+//! [`Daemon`] for every command (requests that change schedules or runs;
+//! queries are answered on the request pool from [`Shared`]) and every
+//! timer or worker event. Its operations are typed: they return what they
+//! did ([`ReloadReport`], a run id) or an [`Error`] saying, in the
+//! daemon's own words, why not. Workers never call
 //! into the daemon directly: they update the shared [`Core`] under its lock
 //! and post a [`LoopEvent`] through [`Shared::notify`], which wakes the loop
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
@@ -12,9 +14,11 @@
 
 pub mod counters;
 pub mod dispatch;
+mod error;
 pub mod faults;
 pub mod persist;
 mod reload;
+pub mod rules;
 pub mod task;
 pub mod wake;
 
@@ -27,7 +31,6 @@ use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,7 +39,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use task::RunTask;
 
-pub use crate::protocol::rpc::RpcError;
+pub use error::Error;
+pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 
 /// How long a killed job gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -231,18 +235,6 @@ impl Shared {
     }
 }
 
-/// What a request handler answers: now, or when a run finishes.
-#[derive(Debug)]
-pub enum Reply {
-    /// The answer is known.
-    Now(Result<Value, RpcError>),
-    /// Answer with the run's final record once it is terminal.
-    WaitRun(RunId),
-    /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
-    /// notifications of these jobs (None: all runs) on the connection.
-    Subscribe(Option<Vec<String>>),
-}
-
 /// Where the current configuration came from, for `status`.
 #[derive(Debug, Clone)]
 pub struct ConfigInfo {
@@ -414,9 +406,14 @@ impl Daemon {
         self.phase != Phase::Running
     }
 
-    /// Test hook: makes a worker thread die.
-    pub fn kill_one_worker(&self) -> bool {
-        self.pool.kill_one_worker()
+    /// Test hook: makes a worker thread die; refused when the run queue
+    /// has no room for the poison message.
+    pub fn kill_one_worker(&self) -> Result<(), Error> {
+        if self.pool.kill_one_worker() {
+            Ok(())
+        } else {
+            Err(Error::QueueFull { capacity: None })
+        }
     }
 
     /// The earliest instant at which [`Daemon::on_timers`] has work.
@@ -614,7 +611,10 @@ pub fn health_of(alive: usize, min_workers: usize) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod health_tests {
     use super::health_of;
 
     #[test]

@@ -425,7 +425,7 @@ impl Daemon {
                 };
                 if let Err(e) = self.start_run(&def.name, new) {
                     refused += 1;
-                    first_refusal.get_or_insert(e.message);
+                    first_refusal.get_or_insert_with(|| e.to_string());
                 }
             }
             if let Some(why) = first_refusal {

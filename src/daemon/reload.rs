@@ -13,18 +13,64 @@
 //!   `queue_capacity`, `unix_socket`, `state_dir`, `log_file`, `syslog`,
 //!   `user`, `group`) need a restart: a change is logged and
 //!   the running values are kept.
+//!
+//! What changed is worked out by [`diff_jobs`], a pure function of the old
+//! and new definitions, and reported as a [`ReloadReport`].
 
-use super::Daemon;
-use crate::config::{self, Config};
-use crate::protocol::{ErrorCode, RpcError};
+use super::{Daemon, Error};
+use crate::config::{self, Config, JobDef};
 use crate::time;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// What an accepted reload did: the new generation and the names of the
+/// jobs it added, removed and changed (each in the new file's order, or
+/// by name for removed jobs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// The config generation now in effect.
+    pub generation: u64,
+    /// Jobs new in the file.
+    pub added: Vec<String>,
+    /// Jobs no longer in the file.
+    pub removed: Vec<String>,
+    /// Jobs whose definition changed.
+    pub changed: Vec<String>,
+}
+
+/// How a new list of job definitions differs from the running one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsDiff {
+    /// In `new` only, in its order.
+    pub added: Vec<String>,
+    /// In `old` only, by name.
+    pub removed: Vec<String>,
+    /// In both, with a different definition, in `new`'s order.
+    pub changed: Vec<String>,
+}
+
+/// Compares the running definitions (by name) with a new file's.
+pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
+    let mut diff = JobsDiff::default();
+    for def in new {
+        match old.get(&def.name) {
+            None => diff.added.push(def.name.clone()),
+            Some(o) if **o != *def => diff.changed.push(def.name.clone()),
+            Some(_) => {}
+        }
+    }
+    diff.removed = old
+        .keys()
+        .filter(|n| !new.iter().any(|d| &d.name == *n))
+        .cloned()
+        .collect();
+    diff
+}
+
 impl Daemon {
     /// Re-reads the config file and applies it, or keeps the old one.
-    pub fn reload(&mut self) -> Result<Value, RpcError> {
+    pub fn reload(&mut self) -> Result<ReloadReport, Error> {
         let _reloading = crate::notify::reloading();
         let path = self.shared.board.info.read().path.clone();
         let mut new = match config::load(&path) {
@@ -37,10 +83,7 @@ impl Daemon {
                     info.generation
                 );
                 info.last_reload_error = Some(msg.clone());
-                return Err(RpcError::new(
-                    ErrorCode::Conflict,
-                    format!("reload rejected: {msg}"),
-                ));
+                return Err(Error::ReloadRejected(msg));
             }
         };
         for w in &new.warnings {
@@ -49,27 +92,19 @@ impl Daemon {
         keep_restart_only_settings(&self.config, &mut new);
         log_auth_change(&self.config, &new, &path);
 
-        let old: BTreeMap<String, Arc<config::JobDef>> = {
+        let old: BTreeMap<String, Arc<JobDef>> = {
             let core = self.shared.core.lock();
             core.job_names()
                 .into_iter()
                 .filter_map(|n| core.job(&n).map(|e| (n, Arc::clone(&e.def))))
                 .collect()
         };
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        for def in &new.jobs {
-            match old.get(&def.name) {
-                None => added.push(def.name.clone()),
-                Some(o) if **o != *def => changed.push(def.name.clone()),
-                Some(_) => {}
-            }
-        }
-        let removed: Vec<String> = old
-            .keys()
-            .filter(|n| !new.jobs.iter().any(|d| &d.name == *n))
-            .cloned()
-            .collect();
+        let JobsDiff {
+            added,
+            removed,
+            changed,
+        } = diff_jobs(&old, &new.jobs);
+        drop(old);
 
         for name in &removed {
             self.scheduler.disarm(name);
@@ -110,12 +145,12 @@ impl Daemon {
             removed.len(),
             changed.len()
         );
-        Ok(json!({
-            "generation": generation,
-            "added": added,
-            "removed": removed,
-            "changed": changed,
-        }))
+        Ok(ReloadReport {
+            generation,
+            added,
+            removed,
+            changed,
+        })
     }
 }
 
@@ -183,5 +218,85 @@ fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
             "reload changed the auth token: TCP clients, open connections included, must authenticate with the new one"
         ),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn jobs(text: &str) -> Vec<JobDef> {
+        config::parse(text, Path::new("t.toml"))
+            .expect("valid config")
+            .jobs
+    }
+
+    fn by_name(defs: Vec<JobDef>) -> BTreeMap<String, Arc<JobDef>> {
+        defs.into_iter()
+            .map(|d| (d.name.clone(), Arc::new(d)))
+            .collect()
+    }
+
+    const OLD: &str = r#"
+[[jobs]]
+name = "keep"
+command = ["true"]
+[[jobs]]
+name = "edit"
+command = ["true"]
+every = "1m"
+[[jobs]]
+name = "drop"
+command = ["true"]
+"#;
+
+    #[test]
+    fn the_diff_names_added_removed_and_changed_jobs() {
+        let old = by_name(jobs(OLD));
+        let new = jobs(
+            r#"
+[[jobs]]
+name = "zeta"
+command = ["true"]
+[[jobs]]
+name = "edit"
+command = ["true"]
+every = "2m"
+[[jobs]]
+name = "keep"
+command = ["true"]
+[[jobs]]
+name = "alpha"
+command = ["true"]
+"#,
+        );
+        let diff = diff_jobs(&old, &new);
+        assert_eq!(diff.added, ["zeta", "alpha"], "in the file's order");
+        assert_eq!(diff.removed, ["drop"]);
+        assert_eq!(diff.changed, ["edit"]);
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing_and_an_empty_one_removes_all() {
+        let old = by_name(jobs(OLD));
+        assert_eq!(diff_jobs(&old, &jobs(OLD)), JobsDiff::default());
+        let diff = diff_jobs(&old, &[]);
+        assert_eq!(diff.removed, ["drop", "edit", "keep"], "by name");
+        assert!(diff.added.is_empty() && diff.changed.is_empty());
+    }
+
+    #[test]
+    fn a_report_serializes_to_the_reload_answer() {
+        let report = ReloadReport {
+            generation: 2,
+            added: vec!["a".into()],
+            removed: vec![],
+            changed: vec!["c".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&report).expect("json"),
+            serde_json::json!({"generation": 2, "added": ["a"], "removed": [], "changed": ["c"]})
+        );
     }
 }

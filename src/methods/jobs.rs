@@ -1,9 +1,10 @@
 //! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
 //! `jobs.resume` (commands).
 
+use super::Reply;
 use super::{encode, Command};
 use crate::daemon::dispatch::NewRun;
-use crate::daemon::{Daemon, Reply, Shared};
+use crate::daemon::{self, Daemon, Shared};
 use crate::protocol::rpc::Params;
 use crate::protocol::RpcError;
 use crate::state::run::{RunId, Trigger};
@@ -139,7 +140,7 @@ pub fn execute_submit(
 /// The answer to an accepted (or refused) run request. An accepted run is
 /// made durable in the journal (with `state_dir`) before the client hears
 /// of it, so that a crash after the answer cannot lose it.
-fn accepted(d: &mut Daemon, started: Result<RunId, RpcError>, wait: bool) -> Reply {
+fn accepted(d: &mut Daemon, started: Result<RunId, daemon::Error>, wait: bool) -> Reply {
     if started.is_ok() {
         d.shared.sync_journal();
     }
@@ -166,7 +167,11 @@ pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) 
 }
 
 /// Applies `jobs.pause` / `jobs.resume`: `{name, enabled, next_run}`.
-pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, RpcError> {
+pub fn execute_set_enabled(
+    d: &mut Daemon,
+    name: &str,
+    enabled: bool,
+) -> Result<Value, daemon::Error> {
     d.set_enabled(name, enabled)?;
     let next_run = d
         .shared

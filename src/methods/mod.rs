@@ -17,13 +17,14 @@
 
 mod admin;
 pub mod auth;
+mod debug;
 mod jobs;
 mod runs;
 mod status;
 
 pub use jobs::ListCache;
 
-use crate::daemon::{Daemon, Reply, Shared};
+use crate::daemon::{self, Daemon, Shared};
 use crate::protocol::rpc::Request;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::state::run::RunId;
@@ -39,6 +40,18 @@ pub enum Outcome {
     Encoded(Result<Box<RawValue>, RpcError>),
     /// A validated command for the loop to apply.
     Command(Command),
+}
+
+/// What a command answers: now, or when a run finishes.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer is known.
+    Now(Result<Value, daemon::Error>),
+    /// Answer with the run's final record once it is terminal.
+    WaitRun(RunId),
+    /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
+    /// notifications of these jobs (None: all runs) on the connection.
+    Subscribe(Option<Vec<String>>),
 }
 
 /// A change only the event loop may make.
@@ -108,12 +121,8 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         "debug.kill_worker" if shared.board.debug_hooks => {
             command(p.only(&[]).map(|()| Command::KillWorker))
         }
-        "debug.failpoint" if shared.board.debug_hooks => {
-            Outcome::Answer(crate::daemon::faults::debug_failpoint(p))
-        }
-        "debug.clock_jump" if shared.board.debug_hooks => {
-            Outcome::Answer(crate::daemon::faults::debug_clock_jump(p))
-        }
+        "debug.failpoint" if shared.board.debug_hooks => Outcome::Answer(debug::failpoint(p)),
+        "debug.clock_jump" if shared.board.debug_hooks => Outcome::Answer(debug::clock_jump(p)),
         other => Outcome::Answer(Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!("method not found: {other}"),
@@ -135,7 +144,7 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }
         Command::Cancel(id) => match d.cancel_run(id) {
-            Ok(reply) => reply,
+            Ok(()) => Reply::WaitRun(id),
             Err(e) => Reply::Now(Err(e)),
         },
         Command::Subscribe(jobs) => Reply::Subscribe(jobs),

@@ -49,10 +49,10 @@ pub mod listeners;
 pub mod stream;
 
 use crate::daemon::counters::{bump, CloseCause};
-use crate::daemon::{Daemon, LoopEvent, Phase, Reply, Shared};
+use crate::daemon::{self, Daemon, LoopEvent, Phase, Shared};
 use crate::http::frame::{self as http_frame, Framed, Sniff};
 use crate::http::response::{self as http_response, Framing};
-use crate::methods;
+use crate::methods::{self, Reply};
 use crate::pool::{
     CpuBeacon, LostTaskHook, Placement, PoolConfig, SlicePolicy, SubmitError, WorkerPool,
 };
@@ -1163,7 +1163,7 @@ impl Server {
                         }
                         return;
                     }
-                    None => Reply::Now(Err(RpcError::no_run(&run_id.to_string()))),
+                    None => Reply::Now(Err(daemon::Error::NoSuchRun(run_id.to_string()))),
                 }
             }
             Reply::Subscribe(jobs) => {

@@ -1,0 +1,170 @@
+//! What can go wrong in an operation of the daemon, in its own words.
+//!
+//! The core (jobs, runs, schedules, reload, shutdown) and the request
+//! handlers above it report failures as an [`Error`]: one variant per
+//! kind of refusal, carrying what its message needs. Nothing here knows
+//! about the wire: the protocol layer maps each variant to its JSON-RPC
+//! error code (and, from the code, HTTP's status), taking the message from
+//! [`Error`]'s `Display`, which the daemon's own logs use too.
+
+use std::fmt;
+
+/// Why an operation of the daemon was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// No job of this name.
+    NoSuchJob(String),
+    /// No run of this id (or no longer kept), as the client wrote it.
+    NoSuchRun(String),
+    /// A run was asked for while one of the job is active and its
+    /// `overlap` is `skip`.
+    AlreadyRunning {
+        /// The job.
+        job: String,
+    },
+    /// A reload was refused; the old configuration stays. The message
+    /// names the file and line.
+    ReloadRejected(String),
+    /// The pool's run queue is full (its capacity, when the refusal knows it).
+    QueueFull {
+        /// Runs the queue holds.
+        capacity: Option<usize>,
+    },
+    /// The job's backlog (`overlap = queue`) is full.
+    BacklogFull {
+        /// The job.
+        job: String,
+        /// Runs the backlog holds.
+        capacity: usize,
+    },
+    /// Shutdown has begun: no new run is started.
+    ShuttingDown,
+    /// The configuration does not allow the operation; says which setting would.
+    Forbidden(&'static str),
+    /// A parameter's value is not acceptable (its type was right).
+    Invalid {
+        /// The parameter.
+        param: &'static str,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// `runs.list`: the answer would be larger than `max_output_bytes`.
+    AnswerTooLarge {
+        /// `daemon.max_output_bytes`.
+        cap: usize,
+        /// How many of the newest runs would fit.
+        fit: usize,
+    },
+    /// A bug in tickd; should never be seen.
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the operation conflicts with the current state (a run
+    /// refused by `overlap = skip`, a rejected reload): an expected
+    /// outcome rather than a failure.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::AlreadyRunning { .. } | Error::ReloadRejected(_)
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSuchJob(name) => write!(f, "no such job: {name}"),
+            Error::NoSuchRun(id) => write!(f, "no such run: {id}"),
+            Error::AlreadyRunning { job } => {
+                write!(f, "job {job} is already running (overlap = skip)")
+            }
+            Error::ReloadRejected(why) => write!(f, "reload rejected: {why}"),
+            Error::QueueFull { capacity: None } => f.write_str("run queue is full"),
+            Error::QueueFull {
+                capacity: Some(capacity),
+            } => write!(f, "run queue is full ({capacity} runs waiting)"),
+            Error::BacklogFull { job, capacity } => {
+                write!(f, "job {job}: backlog full ({capacity} runs waiting)")
+            }
+            Error::ShuttingDown => f.write_str("daemon is shutting down; no new runs"),
+            Error::Forbidden(why) => f.write_str(why),
+            Error::Invalid { param, what } => write!(f, "param `{param}`: {what}"),
+            Error::AnswerTooLarge { cap, fit } => {
+                write!(
+                    f,
+                    "param `limit`: the answer would be larger than max_output_bytes ({cap} bytes); "
+                )?;
+                if *fit == 0 {
+                    f.write_str(
+                        "even the newest run alone does not fit; get it with `runs.get`, or raise \
+                         daemon.max_output_bytes",
+                    )
+                } else {
+                    write!(f, "ask for fewer runs (`limit` of at most {fit})")
+                }
+            }
+            Error::Internal(why) => write!(f, "internal error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn messages_name_what_they_are_about() {
+        let cases = [
+            (Error::NoSuchJob("a".into()), "no such job: a"),
+            (Error::NoSuchRun("x7".into()), "no such run: x7"),
+            (
+                Error::AlreadyRunning { job: "a".into() },
+                "job a is already running (overlap = skip)",
+            ),
+            (
+                Error::ReloadRejected("f.toml:3: bad".into()),
+                "reload rejected: f.toml:3: bad",
+            ),
+            (Error::QueueFull { capacity: None }, "run queue is full"),
+            (
+                Error::QueueFull { capacity: Some(8) },
+                "run queue is full (8 runs waiting)",
+            ),
+            (
+                Error::BacklogFull {
+                    job: "a".into(),
+                    capacity: 2,
+                },
+                "job a: backlog full (2 runs waiting)",
+            ),
+            (Error::ShuttingDown, "daemon is shutting down; no new runs"),
+            (
+                Error::Invalid {
+                    param: "limit",
+                    what: "must be at least 1".into(),
+                },
+                "param `limit`: must be at least 1",
+            ),
+            (
+                Error::AnswerTooLarge { cap: 10, fit: 0 },
+                "param `limit`: the answer would be larger than max_output_bytes (10 bytes); even \
+                 the newest run alone does not fit; get it with `runs.get`, or raise \
+                 daemon.max_output_bytes",
+            ),
+            (
+                Error::AnswerTooLarge { cap: 10, fit: 3 },
+                "param `limit`: the answer would be larger than max_output_bytes (10 bytes); ask \
+                 for fewer runs (`limit` of at most 3)",
+            ),
+            (Error::Internal("oops".into()), "internal error: oops"),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+        assert!(Error::AlreadyRunning { job: "a".into() }.is_conflict());
+        assert!(!Error::ShuttingDown.is_conflict());
+    }
+}
