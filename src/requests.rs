@@ -45,7 +45,7 @@ use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{self, LoopEvent, Shared};
 use crate::http::response::{self as http_response, Framing};
-use crate::methods::Command;
+use crate::methods::{Command, Handlers};
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
 use crate::protocol::rpc::{self, Id};
 use crate::protocol::{ErrorCode, RpcError};
@@ -209,10 +209,10 @@ pub struct BatchAnswer {
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
 /// request pool cannot take a task, on the loop itself).
-pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(h: &Handlers, batch: ConnBatch) -> BatchAnswer {
     match batch.proto {
-        Proto::Rpc => lines::answer_lines(shared, batch),
-        Proto::Http => crate::http::route::answer_batch(shared, batch),
+        Proto::Rpc => lines::answer_lines(h, batch),
+        Proto::Http => crate::http::route::answer_batch(h, batch),
     }
 }
 
@@ -329,8 +329,8 @@ pub struct RequestTask {
     pub id: u64,
     /// The batches, one per connection.
     pub batches: Vec<ConnBatch>,
-    /// Where queries read from and answers are posted to.
-    pub shared: Arc<Shared>,
+    /// Where queries are answered from and answers are posted to.
+    pub handlers: Arc<Handlers>,
 }
 
 impl Task for RequestTask {
@@ -339,7 +339,7 @@ impl Task for RequestTask {
     }
 
     fn run(self) {
-        let shared = &self.shared;
+        let h = &*self.handlers;
         // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
         // and its thread leaves the loop's CPU (see `pool::placement`).
         let mut answered_bytes = 0usize;
@@ -351,7 +351,7 @@ impl Task for RequestTask {
                 // A bug in one handler must not cost the other connections
                 // of this task their answers; that connection alone is told
                 // and closed.
-                let answer = catch_unwind(AssertUnwindSafe(|| answer_batch(shared, batch)))
+                let answer = catch_unwind(AssertUnwindSafe(|| answer_batch(h, batch)))
                     .unwrap_or_else(|_| {
                         log::error!("connection {serial}: request handler panicked");
                         let mut out = Vec::new();
@@ -380,7 +380,7 @@ impl Task for RequestTask {
                 answer
             })
             .collect();
-        shared.notify(LoopEvent::Answers {
+        h.shared.notify(LoopEvent::Answers {
             task: self.id,
             answers,
         });

@@ -40,9 +40,6 @@ pub struct ClientCounters {
     /// HTTP requests refused for their `Host`, `Origin` or `Content-Type`
     /// (cross-site requests and DNS rebinding).
     pub http_forbidden: AtomicU64,
-    /// The global budget of wrong tokens per second (not a counter; it
-    /// lives here because every client shares it).
-    pub wrong_tokens: crate::methods::auth::WrongTokenBudget,
     /// Connections closed, by [`CloseCause`] (indexed by its number).
     pub closed: [AtomicU64; CloseCause::ALL.len()],
 }

@@ -158,8 +158,6 @@ const EMPTY_STATS: PoolStats = PoolStats {
 pub struct Shared {
     /// Jobs and runs.
     pub core: CoreLock,
-    /// The encoded `jobs.list` answer of the core's current generation.
-    pub jobs_list: crate::methods::ListCache,
     /// Everything else a query may need.
     pub board: Board,
     events: Sender<LoopEvent>,
@@ -181,7 +179,6 @@ impl Shared {
         Shared {
             journal: journal.map(Mutex::new),
             core: CoreLock::new(core),
-            jobs_list: crate::methods::ListCache::default(),
             board,
             events,
             wake: wake::LoopWake::new(waker),

@@ -32,7 +32,7 @@ use super::response::{self, Framing};
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::methods::auth::{self, HttpAuth};
-use crate::methods::{self, Outcome};
+use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::{
@@ -88,7 +88,8 @@ enum Target {
 struct Refusal(u16, RpcError, &'static str);
 
 /// Answers every request of an HTTP batch, in order.
-pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
+    let shared = &*h.shared;
     let mut segments = Vec::new();
     let mut out = batch.take_answer_buf(512);
     let mut rest = &batch.data[..];
@@ -159,7 +160,7 @@ pub fn answer_batch(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
             content_type: header("content-type"),
             body,
         };
-        match answer_one(shared, &req, framing, &mut out, &mut segments, batch.peer) {
+        match answer_one(h, &req, framing, &mut out, &mut segments, batch.peer) {
             Checked::Answered(passed) => {
                 if passed && !authed {
                     authed = true;
@@ -227,13 +228,14 @@ fn wants_close(version: u8, headers: &[httparse::Header<'_>]) -> bool {
 /// Answers one request into `out` (or a segment, for commands and
 /// delayed refusals).
 fn answer_one(
-    shared: &Shared,
+    h: &Handlers,
     req: &HttpRequest<'_>,
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
     peer: Option<std::net::IpAddr>,
 ) -> Checked {
+    let shared = &*h.shared;
     let mut authorized = false;
     if req.path != "/healthz" {
         if let Err(Refusal(status, err, extra)) = browser_check(req) {
@@ -241,7 +243,7 @@ fn answer_one(
             response::write_error_status(out, status, &err, extra, f);
             return Checked::Answered(false);
         }
-        match auth::check_http(shared, req.authorization, peer) {
+        match auth::check_http(h, req.authorization, peer) {
             HttpAuth::Allowed => authorized = true,
             HttpAuth::Missing => {
                 let err = RpcError::new(
@@ -307,7 +309,7 @@ fn answer_one(
                 method: method.into(),
                 params: Params(params),
             };
-            match methods::handle(shared, &request) {
+            match methods::handle(h, &request) {
                 Outcome::Answer(Ok(v)) => response::write_json(out, ok, &v, f),
                 Outcome::Encoded(Ok(raw)) => response::write_json(out, ok, &raw, f),
                 Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {

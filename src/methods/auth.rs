@@ -23,6 +23,7 @@
 //! trusted and never charged. Tokens are compared in constant time
 //! ([`crate::config::AuthToken::matches`]) and never logged.
 
+use super::Handlers;
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
@@ -187,7 +188,8 @@ pub enum AuthOutcome {
 /// `auth {token}` → `{authenticated: true}`, or -32001 (delayed) for a
 /// wrong token. `peer` is the client's address (`None` on the Unix
 /// socket, which is never charged to the [`WrongTokenBudget`]).
-pub fn auth(shared: &Shared, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
+pub fn auth(h: &Handlers, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
+    let shared = &*h.shared;
     let token = match p.only(&["token"]).and_then(|()| p.str("token")) {
         Ok(t) => t,
         Err(e) => return AuthOutcome::Invalid(e),
@@ -198,7 +200,7 @@ pub fn auth(shared: &Shared, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
         return AuthOutcome::Accepted(accepted, None);
     };
     let slot = match peer {
-        Some(ip) => match reserve_check(shared, ip) {
+        Some(ip) => match reserve_check(h, ip) {
             Some(slot) => Some(slot),
             None => return AuthOutcome::Flood,
         },
@@ -206,7 +208,7 @@ pub fn auth(shared: &Shared, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
     };
     if secret.matches(token.as_bytes()) {
         if let Some(slot) = slot {
-            shared.board.clients.wrong_tokens.refund(slot);
+            h.wrong_tokens.refund(slot);
         }
         return AuthOutcome::Accepted(accepted, Some(secret.clone()));
     }
@@ -218,10 +220,10 @@ pub fn auth(shared: &Shared, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
 /// A check from the budget of `peer`'s address, taken before the token is
 /// compared (a right token gives it back); counts the refusal when there
 /// is none.
-fn reserve_check(shared: &Shared, peer: IpAddr) -> Option<BudgetSlot> {
-    let slot = shared.board.clients.wrong_tokens.reserve(PeerKey::of(peer));
+fn reserve_check(h: &Handlers, peer: IpAddr) -> Option<BudgetSlot> {
+    let slot = h.wrong_tokens.reserve(PeerKey::of(peer));
     if slot.is_none() {
-        bump(&shared.board.clients.auth_flood_closed);
+        bump(&h.shared.board.clients.auth_flood_closed);
     }
     slot
 }
@@ -256,7 +258,8 @@ pub enum HttpAuth {
 /// Checks `Authorization: Bearer TOKEN`, or `Basic base64(user:TOKEN)`
 /// for browsers (any user name), from a client at `peer` (charged to its
 /// address's share of the [`WrongTokenBudget`] first).
-pub fn check_http(shared: &Shared, header: Option<&[u8]>, peer: Option<IpAddr>) -> HttpAuth {
+pub fn check_http(h: &Handlers, header: Option<&[u8]>, peer: Option<IpAddr>) -> HttpAuth {
+    let shared = &*h.shared;
     let guard = shared.board.auth.read();
     let Some(secret) = guard.as_ref() else {
         return HttpAuth::Allowed;
@@ -266,7 +269,7 @@ pub fn check_http(shared: &Shared, header: Option<&[u8]>, peer: Option<IpAddr>) 
         return HttpAuth::Missing;
     };
     let slot = match peer {
-        Some(ip) => match reserve_check(shared, ip) {
+        Some(ip) => match reserve_check(h, ip) {
             Some(slot) => Some(slot),
             None => return HttpAuth::Flood,
         },
@@ -274,7 +277,7 @@ pub fn check_http(shared: &Shared, header: Option<&[u8]>, peer: Option<IpAddr>) 
     };
     if header_matches(secret, value) {
         if let Some(slot) = slot {
-            shared.board.clients.wrong_tokens.refund(slot);
+            h.wrong_tokens.refund(slot);
         }
         HttpAuth::Allowed
     } else {

@@ -17,11 +17,11 @@ use std::sync::Arc;
 /// `jobs.list` → every job object, sorted by name. Serialized straight
 /// from the state (no `Value` tree): it is the largest common answer, and
 /// what dashboards poll, so its encoding is kept until the core changes.
-pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
+pub fn list(shared: &Shared, cache: &ListCache, p: &Params) -> Result<Box<RawValue>, RpcError> {
     p.only(&[])?;
     let core = shared.core.lock();
     let generation = core.generation();
-    if let Some(hit) = shared.jobs_list.get(generation) {
+    if let Some(hit) = cache.get(generation) {
         // The copy for the answer is made after the core lock is let go.
         drop(core);
         return Ok(hit.as_ref().to_owned());
@@ -34,7 +34,7 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
     if keep && encoded.get().len() <= MAX_CACHED_LIST {
         // Stored after the core lock is let go: a newer generation may
         // have been cached meanwhile, and `put` keeps the newer one.
-        shared.jobs_list.put(generation, &encoded);
+        cache.put(generation, &encoded);
     }
     Ok(encoded)
 }

@@ -22,14 +22,35 @@ mod jobs;
 mod runs;
 mod status;
 
-pub use jobs::ListCache;
-
 use crate::daemon::{self, Daemon, Shared};
 use crate::protocol::rpc::Request;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::state::run::RunId;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::sync::Arc;
+
+/// What the request handlers answer from: the daemon's shared state, and
+/// what only they keep (the daemon does not know of either): the encoded
+/// `jobs.list` answer of the core's current generation, and the budget of
+/// wrong tokens all clients share.
+pub struct Handlers {
+    /// Jobs, runs and the board.
+    pub shared: Arc<Shared>,
+    jobs_list: jobs::ListCache,
+    wrong_tokens: auth::WrongTokenBudget,
+}
+
+impl Handlers {
+    /// The handlers of the daemon whose state is `shared`.
+    pub fn new(shared: Arc<Shared>) -> Handlers {
+        Handlers {
+            shared,
+            jobs_list: jobs::ListCache::default(),
+            wrong_tokens: auth::WrongTokenBudget::default(),
+        }
+    }
+}
 
 /// What a worker made of a request.
 #[derive(Debug)]
@@ -97,7 +118,8 @@ pub enum Command {
 }
 
 /// Answers one request on a worker thread.
-pub fn handle(shared: &Shared, req: &Request) -> Outcome {
+pub fn handle(h: &Handlers, req: &Request) -> Outcome {
+    let shared: &Shared = &h.shared;
     let p = &req.params;
     let command = |r: Result<Command, RpcError>| match r {
         Ok(c) => Outcome::Command(c),
@@ -106,7 +128,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
     match &*req.method {
         "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
         "status" => Outcome::Encoded(status::status(shared, p)),
-        "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),
+        "jobs.list" => Outcome::Encoded(jobs::list(shared, &h.jobs_list, p)),
         "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
         "runs.get" => Outcome::Answer(runs::get(shared, p)),
         "runs.list" => Outcome::Encoded(runs::list(shared, p)),

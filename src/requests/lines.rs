@@ -33,9 +33,8 @@ use super::{
 };
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
-use crate::daemon::Shared;
 use crate::methods::auth::{self, AuthOutcome};
-use crate::methods::{self, Outcome};
+use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::codec::{Frame, LineFramer};
 use crate::protocol::rpc::{self, Id, Request};
 use crate::protocol::strict::{self, Batch};
@@ -75,7 +74,7 @@ enum Place<'p> {
 
 /// A worker's state while it answers one connection's lines.
 struct Cx<'a> {
-    shared: &'a Shared,
+    h: &'a Handlers,
     peer: Option<IpAddr>,
     segments: Vec<Segment>,
     out: Vec<u8>,
@@ -131,7 +130,7 @@ impl Cx<'_> {
     fn answer(&mut self, req: Request, mut place: Place<'_>) -> Flow {
         let silent = matches!(place, Place::Member { .. }) && req.id.is_absent();
         if req.method == "auth" {
-            match auth::auth(self.shared, &req.params, self.peer) {
+            match auth::auth(self.h, &req.params, self.peer) {
                 AuthOutcome::Accepted(v, token) => {
                     self.authed = true;
                     // A Unix-socket client (no peer address) is trusted
@@ -169,7 +168,7 @@ impl Cx<'_> {
             return Flow::Go;
         }
         if !self.authed && req.method != "ping" {
-            let e = auth::not_authenticated(self.shared);
+            let e = auth::not_authenticated(&self.h.shared);
             if !silent {
                 self.reply_err(&mut place, &req.id, &e);
             }
@@ -178,7 +177,7 @@ impl Cx<'_> {
         if silent && WITHOUT_EFFECT.contains(&&*req.method) {
             return Flow::Go;
         }
-        match methods::handle(self.shared, &req) {
+        match methods::handle(self.h, &req) {
             Outcome::Answer(Ok(v)) if !silent => self.reply_ok(&mut place, &req.id, &v),
             Outcome::Encoded(Ok(raw)) if !silent => self.reply_ok(&mut place, &req.id, &raw),
             Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) if !silent => {
@@ -326,9 +325,10 @@ fn is_array(line: &[u8]) -> bool {
 }
 
 /// Answers a batch of JSON-RPC lines.
-pub(super) fn answer_lines(shared: &Shared, mut batch: ConnBatch) -> BatchAnswer {
+pub(super) fn answer_lines(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
+    let shared = &*h.shared;
     let mut cx = Cx {
-        shared,
+        h,
         peer: batch.peer,
         segments: Vec::new(),
         out: batch.take_answer_buf(256),

@@ -52,7 +52,7 @@ use crate::daemon::counters::{bump, CloseCause};
 use crate::daemon::{self, Daemon, LoopEvent, Phase, Shared};
 use crate::http::frame::{self as http_frame, Framed, Sniff};
 use crate::http::response::{self as http_response, Framing};
-use crate::methods::{self, Reply};
+use crate::methods::{self, Handlers, Reply};
 use crate::pool::{
     CpuBeacon, LostTaskHook, Placement, PoolConfig, SlicePolicy, SubmitError, WorkerPool,
 };
@@ -184,6 +184,7 @@ pub struct Server {
     outbox: Vec<ConnBatch>,
     /// The threads that answer requests.
     requests: WorkerPool<RequestTask>,
+    handlers: Arc<Handlers>,
     /// When the current loop turn began (its `poll` returned).
     turn_started: Instant,
     /// The CPU this loop hands batches over on, for the request threads to
@@ -280,6 +281,7 @@ impl Server {
             waiters: HashMap::new(),
             signals,
             events_rx,
+            handlers: Arc::new(Handlers::new(Arc::clone(&daemon.shared))),
             daemon,
             idle: TimerWheel::new(),
             idle_clock: Clock::with_origin(Instant::now()),
@@ -995,7 +997,7 @@ impl Server {
             let task = RequestTask {
                 id,
                 batches,
-                shared: Arc::clone(&self.daemon.shared),
+                handlers: Arc::clone(&self.handlers),
             };
             match self.requests.submit(task) {
                 Ok(()) => {
@@ -1006,7 +1008,7 @@ impl Server {
                     let answers: Vec<BatchAnswer> = task
                         .batches
                         .into_iter()
-                        .map(|b| answer_batch(&self.daemon.shared, b))
+                        .map(|b| answer_batch(&self.handlers, b))
                         .collect();
                     self.apply_answers(answers);
                 }
