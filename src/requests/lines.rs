@@ -27,7 +27,7 @@
 //! each member: lines past it go back to the loop unread; members past it
 //! are not run and get `-32002` (a batch's answer cannot be cut in two).
 
-use super::{
+use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_BATCH_REQUESTS, MAX_NESTING, PREAUTH_MAX_LINE,
 };

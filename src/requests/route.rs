@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 `ok` / 503 `degraded` (no auth) |
 //! | `GET /` | the status page |
-//! | `GET /metrics` | Prometheus text ([`super::metrics`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
 //! | `GET /jobs`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
@@ -26,19 +26,23 @@
 //!
 //! After a wrong token, the requests pipelined behind it are not looked at:
 //! the batch ends and they wait for the delay (see [`crate::requests`]).
+//!
+//! The HTTP wire (framing, responses, the status page, `/metrics`) is in
+//! [`crate::http`]; this module decides what each request gets.
 
-use super::frame::{self, MAX_HEADERS};
-use super::response::{self, Framing};
+use super::batch::{
+    finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
+    Segment, MAX_NESTING,
+};
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
+use crate::http::frame::{self, MAX_HEADERS};
+use crate::http::response::{self, Framing};
+use crate::http::{metrics, STATUS_PAGE};
 use crate::methods::auth::{self, HttpAuth};
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::rpc::{Params, Request};
 use crate::protocol::{ErrorCode, RpcError};
-use crate::requests::{
-    finish_batch, flush_bytes, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo, Segment,
-    MAX_NESTING,
-};
 use serde_json::{Map, Value};
 
 mod guard;
@@ -289,19 +293,12 @@ fn answer_one(
             200,
             "text/html; charset=utf-8",
             "",
-            super::STATUS_PAGE.as_bytes(),
+            STATUS_PAGE.as_bytes(),
             f,
         ),
         Target::Metrics => {
-            let text = super::metrics::render(shared);
-            response::write(
-                out,
-                200,
-                super::metrics::CONTENT_TYPE,
-                "",
-                text.as_bytes(),
-                f,
-            );
+            let text = metrics::render(shared);
+            response::write(out, 200, metrics::CONTENT_TYPE, "", text.as_bytes(), f);
         }
         Target::Call { method, params, ok } => {
             let request = Request {
@@ -454,7 +451,7 @@ fn body_json(shared: &Shared, body: &[u8]) -> Result<Option<Value>, Refusal> {
         return Ok(None);
     }
     if body.len() > MAX_NESTING && crate::protocol::rpc::nesting_exceeds(body, MAX_NESTING) {
-        return Err(Refusal(400, crate::requests::too_deep(shared), ""));
+        return Err(Refusal(400, too_deep(shared), ""));
     }
     serde_json::from_slice(body).map(Some).map_err(|e| {
         Refusal(
