@@ -113,6 +113,32 @@ pub struct Board {
 }
 
 impl Board {
+    /// The board of a daemon starting with `config` (generation 1).
+    pub fn new(config: &Config, debug_hooks: bool) -> Board {
+        Board {
+            info: RwLock::new(ConfigInfo {
+                path: config.path.clone(),
+                generation: 1,
+                loaded_at: time::now(),
+                last_reload_error: None,
+            }),
+            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            connections: AtomicUsize::new(0),
+            timers_armed: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            allow_submit: AtomicBool::new(config.daemon.allow_submit),
+            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
+            subscribers: AtomicUsize::new(0),
+            started: Instant::now(),
+            debug_hooks,
+            job_pool: OnceLock::new(),
+            request_pool: OnceLock::new(),
+            clients: counters::ClientCounters::default(),
+            auth: RwLock::new(config.daemon.auth_token.clone()),
+            state: persist::StateHealth::default(),
+        }
+    }
+
     /// Milliseconds since start.
     pub fn uptime_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -295,28 +321,7 @@ impl Daemon {
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
         let core = Core::new(config.daemon.history);
-        let board = Board {
-            info: RwLock::new(ConfigInfo {
-                path: config.path.clone(),
-                generation: 1,
-                loaded_at: time::now(),
-                last_reload_error: None,
-            }),
-            min_workers: AtomicUsize::new(config.daemon.min_workers),
-            connections: AtomicUsize::new(0),
-            timers_armed: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-            allow_submit: AtomicBool::new(config.daemon.allow_submit),
-            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
-            subscribers: AtomicUsize::new(0),
-            started: Instant::now(),
-            debug_hooks,
-            job_pool: OnceLock::new(),
-            request_pool: OnceLock::new(),
-            clients: counters::ClientCounters::default(),
-            auth: RwLock::new(config.daemon.auth_token.clone()),
-            state: persist::StateHealth::default(),
-        };
+        let board = Board::new(&config, debug_hooks);
         faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.state_dir {
             Some(dir) => {

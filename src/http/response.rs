@@ -187,7 +187,8 @@ mod tests {
             close: false,
             head: false,
         };
-        write_error(&mut out, &RpcError::no_job("x"), "", f);
+        let no_job = crate::daemon::Error::NoSuchJob("x".into());
+        write_error(&mut out, &RpcError::from(no_job), "", f);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(text.ends_with("{\"code\":-32000,\"message\":\"no such job: x\"}\n"));

@@ -10,7 +10,7 @@
 //! guessing slow. The delay is a timer on the event loop (the answer is
 //! parked in the connection's answer order), so it holds up nobody else;
 //! that connection's later requests are not even looked at until it has
-//! passed (see [`crate::requests`]), so one connection checks at most one
+//! passed (the request layer holds them back), so one connection checks at most one
 //! token per [`AUTH_DELAY`], however many it pipelines. Across connections,
 //! the [`WrongTokenBudget`] bounds how many wrong tokens are checked per
 //! second: each client address has its own [`WRONG_TOKENS_PER_PEER`], and
@@ -27,10 +27,9 @@ use super::Handlers;
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
-use crate::protocol::rpc::Params;
-use crate::protocol::{ErrorCode, RpcError};
 use base64::Engine;
 use parking_lot::Mutex;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,6 +51,12 @@ pub const WRONG_TOKENS_PER_SECOND: u32 = 20;
 /// address's tokens are charged to the shared budget only. Bounds the
 /// table to about 200 KiB.
 pub const TRACKED_PEERS: usize = 4096;
+
+/// The answer to a wrong token (`-32001`, or 401 over HTTP).
+pub const WRONG_TOKEN: &str = "wrong token";
+
+/// The answer to any method but `ping` and `auth` before authentication.
+pub const NOT_AUTHENTICATED: &str = "not authenticated: call auth {\"token\": ...} first";
 
 /// Logged when a client is dropped by the [`WrongTokenBudget`].
 pub const FLOOD_CLOSE: &str = "too many wrong tokens this second, from this address and from \
@@ -171,29 +176,32 @@ struct BudgetSlot {
     from: Option<PeerKey>,
 }
 
+/// The params of `auth {token}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthParams<'a> {
+    /// The token presented.
+    pub token: &'a str,
+}
+
 /// What `auth` made of a token.
 #[derive(Debug)]
 pub enum AuthOutcome {
     /// The token is right (the token, to remember which one the
     /// connection authenticated with), or no token is configured (`None`).
     Accepted(Value, Option<AuthToken>),
-    /// Bad params: answered at once.
-    Invalid(RpcError),
-    /// A wrong token: answer after [`AUTH_DELAY`].
-    Wrong(RpcError),
+    /// A wrong token: answer [`WRONG_TOKEN`] after [`AUTH_DELAY`].
+    Wrong,
     /// The [`WrongTokenBudget`] is spent: close without checking.
     Flood,
 }
 
-/// `auth {token}` → `{authenticated: true}`, or -32001 (delayed) for a
-/// wrong token. `peer` is the client's address (`None` on the Unix
+/// `auth {token}` → `{authenticated: true}`, or a wrong token (answered
+/// after the delay). `peer` is the client's address (`None` on the Unix
 /// socket, which is never charged to the [`WrongTokenBudget`]).
-pub fn auth(h: &Handlers, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
+pub fn auth(h: &Handlers, p: AuthParams<'_>, peer: Option<IpAddr>) -> AuthOutcome {
     let shared = &*h.shared;
-    let token = match p.only(&["token"]).and_then(|()| p.str("token")) {
-        Ok(t) => t,
-        Err(e) => return AuthOutcome::Invalid(e),
-    };
+    let token = p.token;
     let accepted = json!({ "authenticated": true });
     let guard = shared.board.auth.read();
     let Some(secret) = guard.as_ref() else {
@@ -214,7 +222,7 @@ pub fn auth(h: &Handlers, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
     }
     // Logged by the loop, which knows the client.
     wrong_token(shared);
-    AuthOutcome::Wrong(RpcError::new(ErrorCode::NotAuthenticated, "wrong token"))
+    AuthOutcome::Wrong
 }
 
 /// A check from the budget of `peer`'s address, taken before the token is
@@ -233,13 +241,10 @@ fn wrong_token(shared: &Shared) {
     bump(&shared.board.clients.auth_failures);
 }
 
-/// The answer to any method but `ping` and `auth` before authentication.
-pub fn not_authenticated(shared: &Shared) -> RpcError {
+/// Counts a request refused before authentication (answered
+/// [`NOT_AUTHENTICATED`]).
+pub fn refuse_unauthenticated(shared: &Shared) {
     bump(&shared.board.clients.unauthenticated_requests);
-    RpcError::new(
-        ErrorCode::NotAuthenticated,
-        "not authenticated: call auth {\"token\": ...} first",
-    )
 }
 
 /// What an HTTP request's `Authorization` header is worth.

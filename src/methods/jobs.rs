@@ -1,12 +1,10 @@
 //! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
 //! `jobs.resume` (commands).
 
-use super::Reply;
-use super::{encode, Command};
+use super::call::{JobsRun, Submit};
+use super::{encode, Command, Reply};
 use crate::daemon::dispatch::NewRun;
-use crate::daemon::{self, Daemon, Shared};
-use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
+use crate::daemon::{Daemon, Error, Shared};
 use crate::state::run::{RunId, Trigger};
 use crate::state::JobView;
 use parking_lot::Mutex;
@@ -17,8 +15,7 @@ use std::sync::Arc;
 /// `jobs.list` → every job object, sorted by name. Serialized straight
 /// from the state (no `Value` tree): it is the largest common answer, and
 /// what dashboards poll, so its encoding is kept until the core changes.
-pub fn list(shared: &Shared, cache: &ListCache, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&[])?;
+pub fn list(shared: &Shared, cache: &ListCache) -> Result<Box<RawValue>, Error> {
     let core = shared.core.lock();
     let generation = core.generation();
     if let Some(hit) = cache.get(generation) {
@@ -78,57 +75,38 @@ impl ListCache {
 }
 
 /// `jobs.get {name}` → the job object with its `history`.
-pub fn get(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&["name"])?;
-    let name = p.str("name")?;
+pub fn get(shared: &Shared, name: &str) -> Result<Box<RawValue>, Error> {
     let core = shared.core.lock();
     let view = core
         .job_view(name, true)
-        .ok_or_else(|| RpcError::no_job(name))?;
+        .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
     encode(&view)
 }
 
-/// Validates `jobs.run {name, wait?, args?}`.
-pub fn run(p: &Params) -> Result<Command, RpcError> {
-    p.only(&["name", "wait", "args"])?;
-    Ok(Command::Run {
-        name: p.str("name")?.to_string(),
-        wait: p.bool_or("wait", false)?,
-        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
-    })
+/// `jobs.run {name, wait?, args?}`: the command.
+pub fn run(p: JobsRun) -> Command {
+    Command::Run {
+        name: p.name,
+        wait: p.wait.unwrap_or(false),
+        args: p.args.map(Value::Object),
+    }
 }
 
-/// Validates `submit {job, wait?, args?}`: refused (-32003) unless
-/// `allow_submit`; the job object is checked by the config file's rules.
-pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
-    if !shared
-        .board
-        .allow_submit
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        return Err(RpcError::new(
-            crate::protocol::ErrorCode::Forbidden,
-            "submit is disabled (set daemon.allow_submit = true to allow it)",
-        ));
+/// `submit {job, wait?, args?}` (allowed, and the job checked by the
+/// config file's rules, as it was decoded): the command.
+pub fn submit(p: Submit) -> Command {
+    Command::Submit {
+        def: Arc::new(p.job.def),
+        source: Value::Object(p.job.source),
+        wait: p.wait.unwrap_or(false),
+        args: p.args.map(Value::Object),
     }
-    p.only(&["job", "wait", "args"])?;
-    let job = p
-        .opt_object("job")?
-        .ok_or_else(|| RpcError::param("job", "is required"))?;
-    let def = crate::config::parse_adhoc_job(job)
-        .map_err(|message| RpcError::new(crate::protocol::ErrorCode::InvalidParams, message))?;
-    Ok(Command::Submit {
-        def: std::sync::Arc::new(def),
-        source: Value::Object(job.clone()),
-        wait: p.bool_or("wait", false)?,
-        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
-    })
 }
 
 /// Applies `submit` on the loop.
 pub fn execute_submit(
     d: &mut Daemon,
-    def: std::sync::Arc<crate::config::JobDef>,
+    def: Arc<crate::config::JobDef>,
     source: Value,
     wait: bool,
     args: Option<Value>,
@@ -140,7 +118,7 @@ pub fn execute_submit(
 /// The answer to an accepted (or refused) run request. An accepted run is
 /// made durable in the journal (with `state_dir`) before the client hears
 /// of it, so that a crash after the answer cannot lose it.
-fn accepted(d: &mut Daemon, started: Result<RunId, daemon::Error>, wait: bool) -> Reply {
+fn accepted(d: &mut Daemon, started: Result<RunId, Error>, wait: bool) -> Reply {
     if started.is_ok() {
         d.shared.sync_journal();
     }
@@ -151,13 +129,12 @@ fn accepted(d: &mut Daemon, started: Result<RunId, daemon::Error>, wait: bool) -
     }
 }
 
-/// Validates `jobs.pause {name}` / `jobs.resume {name}`.
-pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
-    p.only(&["name"])?;
-    Ok(Command::SetEnabled {
-        name: p.str("name")?.to_string(),
+/// `jobs.pause {name}` / `jobs.resume {name}`: the command.
+pub fn set_enabled(name: &str, enabled: bool) -> Command {
+    Command::SetEnabled {
+        name: name.to_string(),
         enabled,
-    })
+    }
 }
 
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
@@ -167,11 +144,7 @@ pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) 
 }
 
 /// Applies `jobs.pause` / `jobs.resume`: `{name, enabled, next_run}`.
-pub fn execute_set_enabled(
-    d: &mut Daemon,
-    name: &str,
-    enabled: bool,
-) -> Result<Value, daemon::Error> {
+pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, Error> {
     d.set_enabled(name, enabled)?;
     let next_run = d
         .shared

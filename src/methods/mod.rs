@@ -1,15 +1,19 @@
-//! JSON-RPC methods: one function per method, grouped by what they touch.
+//! The methods' handlers: one function per method, grouped by what they
+//! touch.
 //!
-//! Requests are answered on the request pool's workers ([`handle`]), never
-//! on the event loop. Methods split in two kinds:
+//! A request reaches [`handle`] decoded into a typed [`Call`] (by the
+//! protocol layer, from a JSON-RPC line or an HTTP request alike) and is
+//! answered with a result or a [`daemon::Error`]; the protocol layer turns
+//! that into its wire form. Requests are answered on the request pool's
+//! workers, never on the event loop. Methods split in two kinds:
 //! - **queries** (`ping`, `status`, `jobs.list`, `jobs.get`, `runs.get`)
 //!   read the shared state under short locks and are answered entirely on
 //!   the worker;
 //! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `runs.cancel`,
 //!   `reload`, `shutdown`) change what the loop owns — the timer wheel, the
-//!   run queue, the config. The worker decodes and validates their params
-//!   and hands back a [`Command`], which the loop applies ([`execute`]) in
-//!   request order when the batch's answers come back.
+//!   run queue, the config. The worker checks them and hands back a
+//!   [`Command`], which the loop applies ([`execute`]) in request order
+//!   when the batch's answers come back.
 //!
 //! Waiting for a run (`jobs.run` with `wait`, `runs.cancel` of a running
 //! run) never blocks anyone: the answer is parked ([`Reply::WaitRun`]) and
@@ -17,17 +21,18 @@
 
 mod admin;
 pub mod auth;
+pub mod call;
 mod debug;
 mod jobs;
 mod runs;
 mod status;
 
-use crate::daemon::{self, Daemon, Shared};
-use crate::protocol::rpc::Request;
-use crate::protocol::{ErrorCode, RpcError};
+use crate::daemon::{self, Board, Daemon, Error, Shared};
 use crate::state::run::RunId;
+use call::{Call, RunKey};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the request handlers answer from: the daemon's shared state, and
@@ -56,9 +61,9 @@ impl Handlers {
 #[derive(Debug)]
 pub enum Outcome {
     /// The answer (a query, or a request refused before reaching the loop).
-    Answer(Result<Value, RpcError>),
+    Answer(Result<Value, Error>),
     /// A query's answer, already serialized (large answers skip the `Value` tree).
-    Encoded(Result<Box<RawValue>, RpcError>),
+    Encoded(Result<Box<RawValue>, Error>),
     /// A validated command for the loop to apply.
     Command(Command),
 }
@@ -97,7 +102,7 @@ pub enum Command {
     /// `submit`: a run of an ad-hoc job.
     Submit {
         /// The validated definition.
-        def: std::sync::Arc<crate::config::JobDef>,
+        def: Arc<crate::config::JobDef>,
         /// The job object as sent (journaled for restarts).
         source: Value,
         /// Answer with the finished run instead of its id.
@@ -118,37 +123,45 @@ pub enum Command {
 }
 
 /// Answers one request on a worker thread.
-pub fn handle(h: &Handlers, req: &Request) -> Outcome {
+pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
     let shared: &Shared = &h.shared;
-    let p = &req.params;
-    let command = |r: Result<Command, RpcError>| match r {
+    let command = |r: Result<Command, Error>| match r {
         Ok(c) => Outcome::Command(c),
         Err(e) => Outcome::Answer(Err(e)),
     };
-    match &*req.method {
-        "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
-        "status" => Outcome::Encoded(status::status(shared, p)),
-        "jobs.list" => Outcome::Encoded(jobs::list(shared, &h.jobs_list, p)),
-        "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
-        "runs.get" => Outcome::Answer(runs::get(shared, p)),
-        "runs.list" => Outcome::Encoded(runs::list(shared, p)),
-        "jobs.run" => command(jobs::run(p)),
-        "submit" => command(jobs::submit(shared, p)),
-        "jobs.pause" => command(jobs::set_enabled(p, false)),
-        "jobs.resume" => command(jobs::set_enabled(p, true)),
-        "runs.cancel" => command(runs::cancel(p)),
-        "subscribe" => command(runs::subscribe(shared, p)),
-        "reload" => command(p.only(&[]).map(|()| Command::Reload)),
-        "shutdown" => command(p.only(&[]).map(|()| Command::Shutdown)),
-        "debug.kill_worker" if shared.board.debug_hooks => {
-            command(p.only(&[]).map(|()| Command::KillWorker))
-        }
-        "debug.failpoint" if shared.board.debug_hooks => Outcome::Answer(debug::failpoint(p)),
-        "debug.clock_jump" if shared.board.debug_hooks => Outcome::Answer(debug::clock_jump(p)),
-        other => Outcome::Answer(Err(RpcError::new(
-            ErrorCode::MethodNotFound,
-            format!("method not found: {other}"),
-        ))),
+    match call {
+        Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
+        Call::Status => Outcome::Encoded(status::status(shared)),
+        Call::JobsList => Outcome::Encoded(jobs::list(shared, &h.jobs_list)),
+        Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
+        Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
+        Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
+        Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
+        Call::Submit(p) => Outcome::Command(jobs::submit(*p)),
+        Call::JobsPause(p) => Outcome::Command(jobs::set_enabled(p.name, false)),
+        Call::JobsResume(p) => Outcome::Command(jobs::set_enabled(p.name, true)),
+        Call::RunsCancel(p) => command(match p.run_id {
+            RunKey::Id(id) => Ok(Command::Cancel(id)),
+            RunKey::Unknown(id) => Err(Error::NoSuchRun(id)),
+        }),
+        Call::Subscribe(p) => command(runs::subscribe(shared, p)),
+        Call::Reload => Outcome::Command(Command::Reload),
+        Call::Shutdown => Outcome::Command(Command::Shutdown),
+        Call::KillWorker => Outcome::Command(Command::KillWorker),
+        Call::Failpoint(p) => Outcome::Answer(debug::failpoint(p)),
+        Call::ClockJump(p) => Outcome::Answer(debug::clock_jump(p)),
+    }
+}
+
+/// Refuses `submit` unless `daemon.allow_submit` (checked before its
+/// params are, so a refused client learns nothing about them).
+pub fn submit_allowed(board: &Board) -> Result<(), Error> {
+    if board.allow_submit.load(Ordering::Relaxed) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "submit is disabled (set daemon.allow_submit = true to allow it)",
+        ))
     }
 }
 
@@ -178,13 +191,6 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
 
 /// Serializes a query's answer straight to JSON text (no `Value` tree): the
 /// path of the common, larger answers (`status`, `jobs.*`, `runs.list`).
-pub(crate) fn encode<T: serde::Serialize>(
-    v: &T,
-) -> Result<Box<serde_json::value::RawValue>, RpcError> {
-    serde_json::value::to_raw_value(v).map_err(|e| {
-        RpcError::new(
-            crate::protocol::ErrorCode::Internal,
-            format!("internal error: {e}"),
-        )
-    })
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, Error> {
+    serde_json::value::to_raw_value(v).map_err(|e| Error::Internal(e.to_string()))
 }

@@ -5,10 +5,8 @@
 
 use crate::daemon::counters::ClientCountersView;
 use crate::daemon::persist::StateView;
-use crate::daemon::Shared;
+use crate::daemon::{Error, Shared};
 use crate::pool::PoolStats;
-use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
 use crate::time;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -80,8 +78,7 @@ struct StatusView<'a> {
 }
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
-pub fn status(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&[])?;
+pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
     let b = &shared.board;
     let pool = b.job_pool_stats();
     let requests = b.request_pool_stats();

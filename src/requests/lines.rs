@@ -33,8 +33,9 @@ use super::batch::{
 };
 use crate::config::AuthToken;
 use crate::daemon::counters::bump;
-use crate::methods::auth::{self, AuthOutcome};
+use crate::methods::auth::{self, AuthOutcome, AuthParams};
 use crate::methods::{self, Handlers, Outcome};
+use crate::protocol::call;
 use crate::protocol::codec::{Frame, LineFramer};
 use crate::protocol::rpc::{self, Id, Request};
 use crate::protocol::strict::{self, Batch};
@@ -130,7 +131,16 @@ impl Cx<'_> {
     fn answer(&mut self, req: Request, mut place: Place<'_>) -> Flow {
         let silent = matches!(place, Place::Member { .. }) && req.id.is_absent();
         if req.method == "auth" {
-            match auth::auth(self.h, &req.params, self.peer) {
+            let params = match req.params.decode::<AuthParams>() {
+                Ok(p) => p,
+                Err(e) => {
+                    if !silent {
+                        self.reply_err(&mut place, &req.id, &e);
+                    }
+                    return Flow::Go;
+                }
+            };
+            match auth::auth(self.h, params, self.peer) {
                 AuthOutcome::Accepted(v, token) => {
                     self.authed = true;
                     // A Unix-socket client (no peer address) is trusted
@@ -143,16 +153,12 @@ impl Cx<'_> {
                         self.reply_ok(&mut place, &req.id, &v);
                     }
                 }
-                AuthOutcome::Invalid(e) => {
-                    if !silent {
-                        self.reply_err(&mut place, &req.id, &e);
-                    }
-                }
-                AuthOutcome::Wrong(e) => {
+                AuthOutcome::Wrong => {
                     // What was answered before goes now; this answer (and,
                     // in a batch, the rest of its array) after the delay.
                     flush_bytes(&mut self.segments, &mut self.out);
                     if !silent {
+                        let e = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
                         self.reply_err(&mut place, &req.id, &e);
                     }
                     return Flow::Held;
@@ -168,7 +174,8 @@ impl Cx<'_> {
             return Flow::Go;
         }
         if !self.authed && req.method != "ping" {
-            let e = auth::not_authenticated(&self.h.shared);
+            auth::refuse_unauthenticated(&self.h.shared);
+            let e = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED);
             if !silent {
                 self.reply_err(&mut place, &req.id, &e);
             }
@@ -177,11 +184,20 @@ impl Cx<'_> {
         if silent && WITHOUT_EFFECT.contains(&&*req.method) {
             return Flow::Go;
         }
-        match methods::handle(self.h, &req) {
+        let call = match call::decode(&req.method, &req.params, &self.h.shared.board) {
+            Ok(call) => call,
+            Err(e) => {
+                if !silent {
+                    self.reply_err(&mut place, &req.id, &e);
+                }
+                return Flow::Go;
+            }
+        };
+        match methods::handle(self.h, call) {
             Outcome::Answer(Ok(v)) if !silent => self.reply_ok(&mut place, &req.id, &v),
             Outcome::Encoded(Ok(raw)) if !silent => self.reply_ok(&mut place, &req.id, &raw),
             Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) if !silent => {
-                self.reply_err(&mut place, &req.id, &e)
+                self.reply_err(&mut place, &req.id, &RpcError::from(e))
             }
             Outcome::Answer(_) | Outcome::Encoded(_) => {}
             Outcome::Command(cmd) => {

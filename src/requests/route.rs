@@ -41,7 +41,8 @@ use crate::http::response::{self, Framing};
 use crate::http::{metrics, STATUS_PAGE};
 use crate::methods::auth::{self, HttpAuth};
 use crate::methods::{self, Handlers, Outcome};
-use crate::protocol::rpc::{Params, Request};
+use crate::protocol::call;
+use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 
@@ -259,7 +260,7 @@ fn answer_one(
             }
             HttpAuth::Wrong => {
                 flush_bytes(segments, out);
-                let err = RpcError::new(ErrorCode::NotAuthenticated, "wrong token");
+                let err = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
                 let mut answer = Vec::new();
                 response::write_error(&mut answer, &err, CHALLENGE, f);
                 segments.push(Segment::Delayed(answer));
@@ -301,16 +302,19 @@ fn answer_one(
             response::write(out, 200, metrics::CONTENT_TYPE, "", text.as_bytes(), f);
         }
         Target::Call { method, params, ok } => {
-            let request = Request {
-                id: Default::default(),
-                method: method.into(),
-                params: Params(params),
+            let params = Params(params);
+            let call = match call::decode(method, &params, &shared.board) {
+                Ok(call) => call,
+                Err(e) => {
+                    response::write_error(out, &e, "", f);
+                    return Checked::Answered(authorized);
+                }
             };
-            match methods::handle(h, &request) {
+            match methods::handle(h, call) {
                 Outcome::Answer(Ok(v)) => response::write_json(out, ok, &v, f),
                 Outcome::Encoded(Ok(raw)) => response::write_json(out, ok, &raw, f),
                 Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
-                    response::write_error(out, &e, "", f)
+                    response::write_error(out, &RpcError::from(e), "", f)
                 }
                 Outcome::Command(cmd) => {
                     flush_bytes(segments, out);
