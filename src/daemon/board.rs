@@ -1,0 +1,159 @@
+//! What request workers read to answer queries besides jobs and runs:
+//! the [`Board`], where the loop publishes the numbers it owns (config
+//! generation, connection count, shutdown, reloadable settings) so that
+//! `status`, `/metrics` and the auth checks never ask the loop.
+
+use super::counters;
+use super::persist;
+use crate::config::{AuthToken, Config};
+use crate::pool::{PoolProbe, PoolStats};
+use crate::time::{self, Timestamp};
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// What request workers read to answer queries, besides jobs and runs.
+///
+/// The loop owns these values and publishes them here (atomics, or a
+/// read-mostly lock for the config info) so that `status` can be answered
+/// on a worker without asking the loop.
+pub struct Board {
+    /// Where the config came from and its generation.
+    pub info: RwLock<ConfigInfo>,
+    /// `daemon.min_workers`, for `health`.
+    pub min_workers: AtomicUsize,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+    /// Armed schedule timers.
+    pub timers_armed: AtomicUsize,
+    /// Set once shutdown has begun.
+    pub stopping: AtomicBool,
+    /// `daemon.allow_submit` (reloadable).
+    pub allow_submit: AtomicBool,
+    /// `daemon.max_output_bytes` (reloadable): no one answer is built
+    /// larger than this (`runs.list` refuses instead).
+    pub max_output_bytes: AtomicUsize,
+    /// Connections subscribed to run events; while zero, nobody posts
+    /// [`LoopEvent::RunChanged`].
+    pub subscribers: AtomicUsize,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Whether test-only methods (`debug.*`) are enabled.
+    pub debug_hooks: bool,
+    /// Counters of the job pool (set once it has started).
+    pub job_pool: OnceLock<PoolProbe>,
+    /// Counters of the request pool (set once it has started).
+    pub request_pool: OnceLock<PoolProbe>,
+    /// Requests answered and refusals by limit or auth.
+    pub clients: counters::ClientCounters,
+    /// The token TCP clients must present (`daemon.auth_token`, reloadable).
+    pub auth: RwLock<Option<AuthToken>>,
+    /// How `state_dir` writes are going.
+    pub state: persist::StateHealth,
+}
+
+impl Board {
+    /// The board of a daemon starting with `config` (generation 1).
+    pub fn new(config: &Config, debug_hooks: bool) -> Board {
+        Board {
+            info: RwLock::new(ConfigInfo {
+                path: config.path.clone(),
+                generation: 1,
+                loaded_at: time::now(),
+                last_reload_error: None,
+            }),
+            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            connections: AtomicUsize::new(0),
+            timers_armed: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            allow_submit: AtomicBool::new(config.daemon.allow_submit),
+            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
+            subscribers: AtomicUsize::new(0),
+            started: Instant::now(),
+            debug_hooks,
+            job_pool: OnceLock::new(),
+            request_pool: OnceLock::new(),
+            clients: counters::ClientCounters::default(),
+            auth: RwLock::new(config.daemon.auth_token.clone()),
+            state: persist::StateHealth::default(),
+        }
+    }
+
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The job pool's counters (zeros before it has started).
+    pub fn job_pool_stats(&self) -> PoolStats {
+        self.job_pool.get().map_or(EMPTY_STATS, PoolProbe::stats)
+    }
+
+    /// The request pool's counters (zeros before it has started).
+    pub fn request_pool_stats(&self) -> PoolStats {
+        self.request_pool
+            .get()
+            .map_or(EMPTY_STATS, PoolProbe::stats)
+    }
+
+    /// `ok`, or `degraded` when fewer job workers are alive than `min_workers`.
+    pub fn health(&self) -> &'static str {
+        health_of(
+            self.job_pool_stats().alive,
+            self.min_workers.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether shutdown has begun.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+}
+
+const EMPTY_STATS: PoolStats = PoolStats {
+    configured: 0,
+    alive: 0,
+    busy: 0,
+    respawned: 0,
+    queue_depth: 0,
+    queue_capacity: 0,
+    cpu_moves: None,
+};
+
+/// Where the current configuration came from, for `status`.
+#[derive(Debug, Clone)]
+pub struct ConfigInfo {
+    /// The file the config was read from (re-read on reload).
+    pub path: PathBuf,
+    /// 1 at start, +1 per accepted reload.
+    pub generation: u64,
+    /// When the current generation was loaded.
+    pub loaded_at: Timestamp,
+    /// The message of the last rejected reload, cleared by a good one.
+    pub last_reload_error: Option<String>,
+}
+
+/// Health from live workers and the configured minimum.
+pub fn health_of(alive: usize, min_workers: usize) -> &'static str {
+    if alive < min_workers {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_of;
+
+    #[test]
+    fn health_degrades_below_min_workers() {
+        assert_eq!(health_of(4, 1), "ok");
+        assert_eq!(health_of(1, 1), "ok");
+        assert_eq!(health_of(0, 1), "degraded");
+        assert_eq!(health_of(2, 3), "degraded");
+        assert_eq!(health_of(0, 0), "ok");
+    }
+}
