@@ -392,34 +392,42 @@ impl Daemon {
     }
 
     /// Cancels a run that has not started yet. Returns false if it had.
+    ///
+    /// The state is checked and the run finished under one hold of the core
+    /// lock, the one a worker takes to mark the run running: either the
+    /// worker finds it cancelled and leaves it, or it started first and is
+    /// left here, its cancel handle kept, for the caller to kill.
     pub(super) fn cancel_if_queued(&mut self, id: RunId, why: &str) -> bool {
-        let (queued, in_backlog) = {
-            let core = self.shared.core.lock();
+        let done = {
+            let mut core = self.shared.core.lock();
             let Some(run) = core.run(id) else {
                 return false;
             };
+            if run.state != RunState::Queued {
+                return false;
+            }
             let in_backlog = run
                 .job
                 .as_deref()
                 .and_then(|j| core.job(j))
                 .is_some_and(|e| e.backlog.contains(&id));
-            (run.state == RunState::Queued, in_backlog)
+            core.finish(
+                id,
+                Finish::with_error(RunState::Cancelled, why),
+                !in_backlog,
+            )
         };
-        if !queued {
-            return false;
-        }
         self.inputs.remove(&id);
         self.cancels.remove(&id);
-        self.finish_here(
-            id,
-            Finish::with_error(RunState::Cancelled, why),
-            !in_backlog,
-        );
+        if let Some(run) = done {
+            self.shared.notify(LoopEvent::Finished(run));
+        }
         true
     }
 
-    /// `runs.cancel`: drops a queued run at once; a running one is killed.
-    /// Either way the run ends soon; the caller waits for its end.
+    /// `runs.cancel`: drops a queued run at once; a running one (or one
+    /// that started meanwhile) is killed. Either way the run ends soon; the
+    /// caller waits for its end.
     pub fn cancel_run(&mut self, id: RunId) -> Result<(), Error> {
         let state = self
             .shared
@@ -429,10 +437,8 @@ impl Daemon {
             .map(|r| r.state)
             .ok_or_else(|| Error::NoSuchRun(id.to_string()))?;
         match state {
-            RunState::Queued => {
-                self.cancel_if_queued(id, "cancelled by request");
-            }
-            RunState::Running => {
+            RunState::Queued if self.cancel_if_queued(id, "cancelled by request") => {}
+            RunState::Queued | RunState::Running => {
                 if let Some(token) = self.cancels.get(&id) {
                     log::info!("run {id}: cancel requested");
                     token.cancel_because("cancelled by request");
