@@ -11,8 +11,8 @@
 //! `LoopEvent::Answers` and at most one `mio::Waker` wake-up (none while
 //! the loop is awake; see [`crate::daemon::wake`]). JSON-RPC lines,
 //! JSON-RPC 2.0 batches (a line holding an array of requests) included,
-//! are answered in [`lines`]; HTTP requests in [`route`]. What travels
-//! between the loop and a worker, and the limits, are in [`batch`], which
+//! are answered in `lines`; HTTP requests in `route`. What travels
+//! between the loop and a worker, and the limits, are in `batch`, which
 //! both answerers use.
 //!
 //! Answers stay in request order because a connection has at most one

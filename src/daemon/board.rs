@@ -36,7 +36,7 @@ pub struct Board {
     /// larger than this (`runs.list` refuses instead).
     pub max_output_bytes: AtomicUsize,
     /// Connections subscribed to run events; while zero, nobody posts
-    /// [`LoopEvent::RunChanged`].
+    /// [`super::LoopEvent::RunChanged`].
     pub subscribers: AtomicUsize,
     /// When the daemon started.
     pub started: Instant,

@@ -133,7 +133,7 @@ pub enum Segment {
         /// What to do.
         cmd: Command,
     },
-    /// An answer to send only after [`auth::AUTH_DELAY`] (a wrong token);
+    /// An answer to send only after [`crate::methods::auth::AUTH_DELAY`] (a wrong token);
     /// later answers wait behind it.
     Delayed(Vec<u8>),
     /// The connection ends after what precedes; `why`, if any, is logged

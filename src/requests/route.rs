@@ -1,5 +1,7 @@
 //! Answering HTTP requests on a request worker: parse, authorize, route
-//! to a JSON-RPC method, respond.
+//! to a method, respond. A route names a method and its params, decoded
+//! into the same typed request as a JSON-RPC line
+//! ([`crate::protocol::call::decode`]) and answered by the same handler.
 //!
 //! | route | method |
 //! |---|---|
