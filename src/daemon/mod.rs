@@ -302,7 +302,7 @@ impl Daemon {
         waker: Arc<mio::Waker>,
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
-        let core = Core::new(config.daemon.history);
+        let core = Core::new(config.daemon.live.history);
         let board = Board {
             info: RwLock::new(ConfigInfo {
                 path: config.path.clone(),
@@ -310,23 +310,23 @@ impl Daemon {
                 loaded_at: time::now(),
                 last_reload_error: None,
             }),
-            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            min_workers: AtomicUsize::new(config.daemon.live.min_workers),
             connections: AtomicUsize::new(0),
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            allow_submit: AtomicBool::new(config.daemon.allow_submit),
-            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
+            allow_submit: AtomicBool::new(config.daemon.live.allow_submit),
+            max_output_bytes: AtomicUsize::new(config.daemon.live.max_output_bytes),
             subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
             clients: counters::ClientCounters::default(),
-            auth: RwLock::new(config.daemon.auth_token.clone()),
+            auth: RwLock::new(config.daemon.live.auth_token.clone()),
             state: persist::StateHealth::default(),
         };
         faults::configure_from_env();
-        let (journal, recovered) = match &config.daemon.state_dir {
+        let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
                 log::info!(
@@ -339,14 +339,14 @@ impl Daemon {
             None => (None, None),
         };
         let watchdog =
-            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.min_workers);
+            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.live.min_workers);
         let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
             PoolConfig {
-                workers: config.daemon.workers,
-                queue_capacity: config.daemon.queue_capacity,
+                workers: config.daemon.start.workers,
+                queue_capacity: config.daemon.start.queue_capacity,
                 name: "tickd-worker".into(),
                 slice: SlicePolicy::ShortWhileIdle,
                 placement: crate::pool::Placement::Anywhere,
@@ -357,7 +357,7 @@ impl Daemon {
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.file_threads)
+            .num_threads(config.daemon.start.file_threads)
             .thread_name(|i| format!("tickd-file-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
@@ -456,13 +456,13 @@ impl Daemon {
             .store(self.scheduler.len(), Ordering::Relaxed);
         b.stopping.store(self.stopping(), Ordering::Relaxed);
         b.min_workers
-            .store(self.config.daemon.min_workers, Ordering::Relaxed);
+            .store(self.config.daemon.live.min_workers, Ordering::Relaxed);
         b.allow_submit
-            .store(self.config.daemon.allow_submit, Ordering::Relaxed);
+            .store(self.config.daemon.live.allow_submit, Ordering::Relaxed);
         b.max_output_bytes
-            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
-        if *b.auth.read() != self.config.daemon.auth_token {
-            *b.auth.write() = self.config.daemon.auth_token.clone();
+            .store(self.config.daemon.live.max_output_bytes, Ordering::Relaxed);
+        if *b.auth.read() != self.config.daemon.live.auth_token {
+            *b.auth.write() = self.config.daemon.live.auth_token.clone();
         }
     }
 
@@ -493,7 +493,7 @@ impl Daemon {
         match self.phase {
             Phase::Running => {
                 crate::notify::stopping();
-                let grace = self.config.daemon.shutdown_grace;
+                let grace = self.config.daemon.live.shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",
                     humantime::format_duration(grace)

@@ -95,8 +95,8 @@ impl Daemon {
         self.shared
             .core
             .lock()
-            .set_history_limit(new.daemon.history);
-        crate::logging::set_level(&new.daemon.log_level);
+            .set_history_limit(new.daemon.live.history);
+        crate::logging::set_level(&new.daemon.live.log_level);
 
         self.config = new;
         let generation = {
@@ -124,59 +124,20 @@ impl Daemon {
     }
 }
 
-/// Copies the settings that only take effect at start from the running
-/// config into the new one, warning about each one that differs.
+/// Keeps the running settings that only take effect at start in the new
+/// config, warning about each one that differs.
 fn keep_restart_only_settings(running: &Config, new: &mut Config) {
-    let (r, n) = (&running.daemon, &mut new.daemon);
-    let mut differ = Vec::new();
-    if r.listen != n.listen {
-        differ.push("listen");
-        n.listen = r.listen.clone();
-    }
-    if r.unix_socket != n.unix_socket {
-        differ.push("unix_socket");
-        n.unix_socket = r.unix_socket.clone();
-    }
-    if r.unix_socket_mode != n.unix_socket_mode {
-        differ.push("unix_socket_mode");
-        n.unix_socket_mode = r.unix_socket_mode;
-    }
-    if r.workers != n.workers {
-        differ.push("workers");
-        n.workers = r.workers;
-    }
-    if r.queue_capacity != n.queue_capacity {
-        differ.push("queue_capacity");
-        n.queue_capacity = r.queue_capacity;
-    }
-    if r.file_threads != n.file_threads {
-        differ.push("file_threads");
-        n.file_threads = r.file_threads;
-    }
-    if r.log_file != n.log_file || r.syslog != n.syslog {
-        differ.push("log_file/syslog");
-        n.log_file = r.log_file.clone();
-        n.syslog = r.syslog;
-    }
-    if r.user != n.user || r.group != n.group {
-        differ.push("user/group");
-        n.user = r.user.clone();
-        n.group = r.group.clone();
-    }
-    if r.state_dir != n.state_dir {
-        differ.push("state_dir");
-        n.state_dir = r.state_dir.clone();
-    }
-    for key in differ {
+    for key in running.daemon.start.needs_restart(&new.daemon.start) {
         log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
     }
+    new.daemon.start = running.daemon.start.clone();
 }
 
 /// Says what a reload does to authentication. Turning it off is allowed (an
 /// operator may mean it) but must never pass unnoticed: a truncated or
 /// wrong config file would otherwise open the daemon to every TCP client.
 fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
-    match (&old.daemon.auth_token, &new.daemon.auth_token) {
+    match (&old.daemon.live.auth_token, &new.daemon.live.auth_token) {
         (Some(_), None) => log::warn!(
             "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
             path.display()
