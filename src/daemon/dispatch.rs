@@ -135,7 +135,7 @@ impl Daemon {
             let s = self.pool.stats();
             s.queue_depth < s.queue_capacity
         };
-        let backlog_cap = self.config.daemon.queue_capacity;
+        let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
         let entry = core.job_mut(name).ok_or_else(|| RpcError::no_job(name))?;
         let def = Arc::clone(&entry.def);
@@ -184,7 +184,7 @@ impl Daemon {
                     if trigger == Trigger::Schedule {
                         entry.skipped_total += 1;
                     }
-                    return Err(queue_full(self.config.daemon.queue_capacity));
+                    return Err(queue_full(self.start.queue_capacity));
                 }
                 let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
                 if catch_up {

@@ -15,11 +15,14 @@ pub mod dispatch;
 pub mod faults;
 pub mod persist;
 mod reload;
+#[cfg(test)]
+mod reload_tests;
+pub mod snapshot;
 mod state_health;
 pub mod task;
 pub mod wake;
 
-use crate::config::Config;
+use crate::config::{Config, LiveSettings, StartSettings};
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, SlicePolicy, WorkerPool};
 use crate::schedule::Scheduler;
@@ -29,6 +32,7 @@ use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
+use snapshot::Snapshot;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,24 +62,22 @@ pub enum LoopEvent {
 /// What request workers read to answer queries, besides jobs and runs.
 ///
 /// The loop owns these values and publishes them here (atomics, or a
-/// read-mostly lock for the config info) so that `status` can be answered
-/// on a worker without asking the loop.
+/// read-mostly lock for the config info, or a snapshot for the live
+/// settings) so that `status` can be answered on a worker without asking
+/// the loop.
 pub struct Board {
     /// Where the config came from and its generation.
     pub info: RwLock<ConfigInfo>,
-    /// `daemon.min_workers`, for `health`.
-    pub min_workers: AtomicUsize,
+    /// The settings of the config in force that a reload may change
+    /// (`min_workers`, `allow_submit`, `max_output_bytes`, `auth_token`,
+    /// ...): one version, swapped whole by an accepted reload.
+    pub live: Snapshot<LiveSettings>,
     /// Open client connections.
     pub connections: AtomicUsize,
     /// Armed schedule timers.
     pub timers_armed: AtomicUsize,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
-    /// `daemon.allow_submit` (reloadable).
-    pub allow_submit: AtomicBool,
-    /// `daemon.max_output_bytes` (reloadable): no one answer is built
-    /// larger than this (`runs.list` refuses instead).
-    pub max_output_bytes: AtomicUsize,
     /// Connections subscribed to run events; while zero, nobody posts
     /// [`LoopEvent::RunChanged`].
     pub subscribers: AtomicUsize,
@@ -89,8 +91,6 @@ pub struct Board {
     pub request_pool: OnceLock<PoolProbe>,
     /// Requests answered and refusals by limit or auth.
     pub clients: counters::ClientCounters,
-    /// The token TCP clients must present (`daemon.auth_token`, reloadable).
-    pub auth: RwLock<Option<crate::config::AuthToken>>,
     /// How `state_dir` writes are going.
     pub state: persist::StateHealth,
 }
@@ -115,10 +115,14 @@ impl Board {
 
     /// `ok`, or `degraded` when fewer job workers are alive than `min_workers`.
     pub fn health(&self) -> &'static str {
-        health_of(
-            self.job_pool_stats().alive,
-            self.min_workers.load(Ordering::Relaxed),
-        )
+        let min_workers = self.live.read().min_workers;
+        self.health_under(min_workers)
+    }
+
+    /// [`Board::health`] for the `min_workers` of a live settings version
+    /// the caller has read already.
+    pub fn health_under(&self, min_workers: usize) -> &'static str {
+        health_of(self.job_pool_stats().alive, min_workers)
     }
 
     /// Whether shutdown has begun.
@@ -273,10 +277,10 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     pub(crate) pool: WorkerPool<RunTask>,
     pub(crate) scheduler: Scheduler,
-    /// The configuration in effect, without its jobs: their definitions
-    /// move into the core at start and at each reload (`jobs` is left
-    /// empty), so a job's parsed schedule is held once, by the core.
-    pub config: Config,
+    /// The settings fixed at start (a reload that changes one only warns).
+    /// The live ones are on the board ([`Board::live`]), and the jobs'
+    /// definitions in the core, so a job's parsed schedule is held once.
+    pub start: StartSettings,
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
@@ -302,7 +306,7 @@ impl Daemon {
         waker: Arc<mio::Waker>,
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
-        let core = Core::new(config.daemon.history);
+        let core = Core::new(config.daemon.live.history);
         let board = Board {
             info: RwLock::new(ConfigInfo {
                 path: config.path.clone(),
@@ -310,23 +314,20 @@ impl Daemon {
                 loaded_at: time::now(),
                 last_reload_error: None,
             }),
-            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            live: Snapshot::new(config.daemon.live),
             connections: AtomicUsize::new(0),
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            allow_submit: AtomicBool::new(config.daemon.allow_submit),
-            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
             subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
             clients: counters::ClientCounters::default(),
-            auth: RwLock::new(config.daemon.auth_token.clone()),
             state: persist::StateHealth::default(),
         };
         faults::configure_from_env();
-        let (journal, recovered) = match &config.daemon.state_dir {
+        let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
                 log::info!(
@@ -339,14 +340,14 @@ impl Daemon {
             None => (None, None),
         };
         let watchdog =
-            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.min_workers);
+            crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
         let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
             PoolConfig {
-                workers: config.daemon.workers,
-                queue_capacity: config.daemon.queue_capacity,
+                workers: config.daemon.start.workers,
+                queue_capacity: config.daemon.start.queue_capacity,
                 name: "tickd-worker".into(),
                 slice: SlicePolicy::ShortWhileIdle,
                 placement: crate::pool::Placement::Anywhere,
@@ -357,7 +358,7 @@ impl Daemon {
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.file_threads)
+            .num_threads(config.daemon.start.file_threads)
             .thread_name(|i| format!("tickd-file-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
@@ -365,7 +366,7 @@ impl Daemon {
             shared,
             pool,
             scheduler: Scheduler::new(),
-            config,
+            start: config.daemon.start,
             phase: Phase::Running,
             cancels: HashMap::new(),
             inputs: HashMap::new(),
@@ -373,10 +374,7 @@ impl Daemon {
             quiet_dispatches: None,
             file_pool: Arc::new(file_pool),
         };
-        let jobs: Vec<_> = std::mem::take(&mut daemon.config.jobs)
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
         for def in &jobs {
             daemon.shared.core.lock().upsert_job(Arc::clone(def));
         }
@@ -455,15 +453,6 @@ impl Daemon {
         b.timers_armed
             .store(self.scheduler.len(), Ordering::Relaxed);
         b.stopping.store(self.stopping(), Ordering::Relaxed);
-        b.min_workers
-            .store(self.config.daemon.min_workers, Ordering::Relaxed);
-        b.allow_submit
-            .store(self.config.daemon.allow_submit, Ordering::Relaxed);
-        b.max_output_bytes
-            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
-        if *b.auth.read() != self.config.daemon.auth_token {
-            *b.auth.write() = self.config.daemon.auth_token.clone();
-        }
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.
@@ -493,7 +482,7 @@ impl Daemon {
         match self.phase {
             Phase::Running => {
                 crate::notify::stopping();
-                let grace = self.config.daemon.shutdown_grace;
+                let grace = self.shared.board.live.read().shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",
                     humantime::format_duration(grace)

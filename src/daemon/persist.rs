@@ -379,7 +379,7 @@ impl Daemon {
             // A submitted run is checked as `submit` would check it now:
             // one accepted while it was allowed does not run once it is
             // not (and a journal is never a way around `allow_submit`).
-            (None, Some(_)) if !self.config.daemon.allow_submit => Err(
+            (None, Some(_)) if !self.shared.board.live.read().allow_submit => Err(
                 "submitted before the restart, but submit is disabled now (daemon.allow_submit = false): not run"
                     .to_string(),
             ),

@@ -193,8 +193,8 @@ pub fn auth(shared: &Shared, p: &Params, peer: Option<IpAddr>) -> AuthOutcome {
         Err(e) => return AuthOutcome::Invalid(e),
     };
     let accepted = json!({ "authenticated": true });
-    let guard = shared.board.auth.read();
-    let Some(secret) = guard.as_ref() else {
+    let live = shared.board.live.read();
+    let Some(secret) = live.auth_token.as_ref() else {
         return AuthOutcome::Accepted(accepted, None);
     };
     let slot = match peer {
@@ -257,8 +257,8 @@ pub enum HttpAuth {
 /// for browsers (any user name), from a client at `peer` (charged to its
 /// address's share of the [`WrongTokenBudget`] first).
 pub fn check_http(shared: &Shared, header: Option<&[u8]>, peer: Option<IpAddr>) -> HttpAuth {
-    let guard = shared.board.auth.read();
-    let Some(secret) = guard.as_ref() else {
+    let live = shared.board.live.read();
+    let Some(secret) = live.auth_token.as_ref() else {
         return HttpAuth::Allowed;
     };
     let Some(value) = header else {

@@ -100,11 +100,7 @@ pub fn run(p: &Params) -> Result<Command, RpcError> {
 /// Validates `submit {job, wait?, args?}`: refused (-32003) unless
 /// `allow_submit`; the job object is checked by the config file's rules.
 pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
-    if !shared
-        .board
-        .allow_submit
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    if !shared.board.live.read().allow_submit {
         return Err(RpcError::new(
             crate::protocol::ErrorCode::Forbidden,
             "submit is disabled (set daemon.allow_submit = true to allow it)",

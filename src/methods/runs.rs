@@ -14,7 +14,6 @@ use crate::state::run::{parse_run_id, RunId, RunState};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::io::Write;
-use std::sync::atomic::Ordering;
 
 /// `runs.list` answers at most this many runs unless `limit` says fewer.
 pub const DEFAULT_LIST_LIMIT: u64 = 100;
@@ -67,7 +66,7 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
         Some(0) => return Err(RpcError::param("limit", "must be at least 1")),
         Some(n) => n.min(MAX_LIST_LIMIT),
     };
-    let cap = shared.board.max_output_bytes.load(Ordering::Relaxed);
+    let cap = shared.board.live.read().max_output_bytes;
     let core = shared.core.lock();
     if let Some(name) = job {
         if core.job(name).is_none() && !core.has_runs_of(name) {

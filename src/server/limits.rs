@@ -1,17 +1,18 @@
 //! The limits the server applies to its clients, as one value.
 //!
-//! [`Limits::from_config`] is the only place that reads them out of the
-//! `[daemon]` table. The server builds a `Limits` once at start and again
-//! after every accepted reload (it looks when a reload may have happened:
-//! after `SIGHUP` and after a `reload` command, see
-//! `Server::after_reload`), so a setting can be followed from the config
-//! to every place it is used: `limits.idle_timeout`, not a path into the
-//! daemon's config.
+//! [`Limits::from_live`] is the only place that reads them out of the
+//! daemon's live settings (the part of `[daemon]` a reload may change,
+//! [`LiveSettings`]). The server builds a `Limits` from the snapshot in
+//! force once at start and again after every accepted reload (it looks
+//! when a reload may have happened: after `SIGHUP` and after a `reload`
+//! command, see `Server::after_reload`), so a setting can be followed from
+//! the config to every place it is used: `limits.idle_timeout`, not a path
+//! into the daemon's config.
 //!
 //! Limits that are not settings (the read budget per turn, the pre-auth
 //! limits) are constants of the parts that apply them.
 
-use crate::config::{AuthToken, DaemonConfig};
+use crate::config::{AuthToken, LiveSettings};
 use crate::requests::PREAUTH_MAX_LINE;
 use std::time::Duration;
 
@@ -32,8 +33,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of the `[daemon]` table `d`.
-    pub fn from_config(d: &DaemonConfig) -> Limits {
+    /// The limits of the live settings `d`.
+    pub fn from_live(d: &LiveSettings) -> Limits {
         Limits {
             max_connections: d.max_connections,
             max_line_bytes: d.max_line_bytes,
@@ -69,7 +70,7 @@ mod tests {
     fn limits_of(daemon_table: &str) -> Limits {
         let text = format!("[daemon]\n{daemon_table}\n");
         let config = crate::config::parse(&text, Path::new("/etc/tickd.toml")).expect("config");
-        Limits::from_config(&config.daemon)
+        Limits::from_live(&config.daemon.live)
     }
 
     #[test]

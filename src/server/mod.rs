@@ -171,7 +171,7 @@ impl Server {
         events_rx: Receiver<LoopEvent>,
         daemon: Daemon,
     ) -> io::Result<Server> {
-        let limits = Limits::from_config(&daemon.config.daemon);
+        let limits = Limits::from_live(&daemon.board().live.read());
         let limits_generation = daemon.board().info.read().generation;
         // One task per loop turn per 32 connections at most: the queue only
         // has to hold what the loop can hand over before workers catch up.

@@ -179,7 +179,7 @@ impl Server {
         let generation = self.daemon.board().info.read().generation;
         if generation != self.limits_generation {
             self.limits_generation = generation;
-            self.limits = Limits::from_config(&self.daemon.config.daemon);
+            self.limits = Limits::from_live(&self.daemon.board().live.read());
         }
     }
 
