@@ -19,4 +19,4 @@ if ! [[ "$minutes" =~ ^[0-9]+$ ]] || [ "$minutes" -lt 1 ]; then
 fi
 echo "soaking tickd for $minutes minute(s)..." >&2
 TICKD_SOAK_SECS=$((minutes * 60)) exec cargo test --quiet --features failpoints \
-  --test soak -- --nocapture --test-threads 1
+  --test integration soak:: -- --nocapture --test-threads 1

@@ -5,7 +5,7 @@
 # browser. Services the tests need are installed here when missing (as root,
 # from Debian's packages); a test whose service cannot be had says so.
 # With arguments it runs only `cargo test --features failpoints ARGS` (e.g.
-# `scripts/test.sh --test http`).
+# `scripts/test.sh --test integration http::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,13 @@ apt_install() {
   fi
   DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "$@" >/dev/null 2>&1
 }
+
+# The README's examples (tests/readme.rs) use curl and the OpenBSD netcat;
+# without them those examples are skipped, with a note.
+if ! command -v curl >/dev/null || ! command -v nc >/dev/null; then
+  apt_install curl netcat-openbsd ||
+    echo "could not install curl / netcat-openbsd; the README examples that use them will be skipped"
+fi
 
 # With arguments, the caller asked for part of the suite: run just that.
 if [ $# -gt 0 ]; then

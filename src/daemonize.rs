@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use rustix::pipe::PipeFlags;
 
-use crate::os_unsafe::{self, Forked};
+use crate::sys::ffi::{self, Forked};
 
 /// How long the starting process waits for the daemon's verdict.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,7 +96,7 @@ pub fn detach(stderr_to: Option<&Path>) -> io::Result<Detached> {
         None => File::options().write(true).open("/dev/null")?,
     };
     let (read_end, write_end) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
-    match os_unsafe::fork()? {
+    match ffi::fork()? {
         Forked::Parent(child) => {
             drop(write_end);
             Ok(Detached::Parent(wait_for_daemon(read_end, child)))
@@ -106,7 +106,7 @@ pub fn detach(stderr_to: Option<&Path>) -> io::Result<Detached> {
             if let Err(e) = rustix::process::setsid() {
                 report_and_exit(write_end, &format!("setsid: {e}"));
             }
-            match os_unsafe::fork() {
+            match ffi::fork() {
                 Ok(Forked::Parent(_)) => std::process::exit(0),
                 Ok(Forked::Child) => {}
                 Err(e) => report_and_exit(write_end, &format!("second fork: {e}")),

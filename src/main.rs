@@ -2,6 +2,8 @@
 //!
 //! Parsing and exit codes live here; the daemon itself is `tickd::run`.
 
+#![deny(unsafe_code)]
+
 mod ctl;
 
 use clap::{Parser, Subcommand};

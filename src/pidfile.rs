@@ -10,6 +10,11 @@
 //! a locked file is retried for up to [`LockWait::LIMIT`] (as the state
 //! dir's lock is) before the start gives up with "already running".
 //!
+//! The file is opened with `O_NOFOLLOW` and must be a regular file: tickd
+//! takes it as root, in directories such as `/run` where a symbolic link
+//! planted by someone else must not make it create or overwrite the link's
+//! target.
+//!
 //! The file's content is replaced atomically: the pid is written to a
 //! temporary file in the same directory, which is locked and then renamed
 //! over the path, so a reader never sees an empty or half-written file. An
@@ -18,7 +23,7 @@
 //! it, and starts over on the new file, which is locked by the winner.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -82,20 +87,12 @@ impl Pidfile {
         // the file between our open and our lock.
         let mut replaced = 0;
         while replaced < 8 {
-            let current = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                // The old content names the holder, for "already running".
-                .truncate(false)
-                .mode(0o644)
-                .open(path)
-                .map_err(|e| io_err("open", e))?;
+            let current = open_existing_or_new(path)?;
             match rustix::fs::flock(&current, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(Errno::WOULDBLOCK) => {
                     if !wait.again(&mut on_busy) {
-                        return Err(PidfileError::Running(read_pid(path)));
+                        return Err(PidfileError::Running(pid_in(&current)));
                     }
                     continue;
                 }
@@ -105,7 +102,7 @@ impl Pidfile {
                 replaced += 1;
                 continue;
             }
-            if let Some(pid) = read_pid(path) {
+            if let Some(pid) = pid_in(&current) {
                 log::info!(
                     "pidfile {}: taking over from pid {pid}, which is no longer running",
                     path.display()
@@ -147,6 +144,47 @@ impl Drop for Pidfile {
     }
 }
 
+/// Opens the pidfile at `path`, creating it if missing, but never through a
+/// symbolic link (tickd runs as root here: a link planted to `/etc/shadow`
+/// must not have that file created, truncated or locked) and only if it is
+/// a regular file (`O_NONBLOCK`: a FIFO there must not block the start).
+fn open_existing_or_new(path: &Path) -> Result<File, PidfileError> {
+    let refused = |what: &str| {
+        PidfileError::Io(format!(
+            "pidfile {}: is {what}, not a regular file; refusing to use it (remove it, or choose another --pidfile)",
+            path.display()
+        ))
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        // The old content names the holder, for "already running".
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused("a symbolic link"),
+            _ => PidfileError::Io(format!("pidfile {}: cannot open: {e}", path.display())),
+        })?;
+    match file.metadata() {
+        Ok(meta) if meta.file_type().is_file() => Ok(file),
+        Ok(_) => Err(refused("a FIFO, socket or device")),
+        Err(e) => Err(PidfileError::Io(format!(
+            "pidfile {}: cannot inspect: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The pid held in the open pidfile `file`, if any.
+fn pid_in(mut file: &File) -> Option<u32> {
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok().filter(|pid| *pid > 0)
+}
+
 /// Writes our pid to a locked temporary file and renames it over `path`.
 fn write_locked(path: &Path) -> io::Result<File> {
     let name = path
@@ -159,6 +197,7 @@ fn write_locked(path: &Path) -> io::Result<File> {
         .write(true)
         .create_new(true)
         .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)?;
     let result = (|| {
         rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)?;
@@ -252,6 +291,37 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, PidfileError::Running(Some(4242))), "{err:?}");
         assert!(busy >= 1);
+    }
+
+    #[test]
+    fn a_symlink_or_a_fifo_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("root-only");
+        std::fs::write(&target, "secret\n").expect("write");
+        let path = dir.path().join("tickd.pid");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let err = Pidfile::acquire(&path).unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "secret\n");
+        // A dangling link: its target is not created either.
+        let missing = dir.path().join("created-as-root");
+        let dangling = dir.path().join("other.pid");
+        std::os::unix::fs::symlink(&missing, &dangling).expect("symlink");
+        let err = Pidfile::acquire(&dangling).unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(!missing.exists());
+        // A FIFO: refused at once, not waited on.
+        let fifo = dir.path().join("fifo.pid");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let err = Pidfile::acquire(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -28,15 +28,15 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
-use crate::config::DaemonConfig;
-use crate::os_unsafe;
+use crate::config::StartSettings;
+use crate::sys::ffi;
 
 /// A user to run as: ids plus what a child's environment needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,17 +53,15 @@ pub struct Account {
 
 /// Whether tickd runs with root's effective uid.
 pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    crate::sys::is_root()
 }
 
 /// Looks up a user by name, or by number when `name` is all digits.
 pub fn lookup_user(name: &str) -> Result<Account, String> {
-    let by_name = os_unsafe::user_by_name(name).map_err(|e| format!("user \"{name}\": {e}"))?;
+    let by_name = ffi::user_by_name(name).map_err(|e| format!("user \"{name}\": {e}"))?;
     let found = match (by_name, name.parse::<u32>()) {
         (Some(p), _) => Some(p),
-        (None, Ok(uid)) => {
-            os_unsafe::user_by_uid(uid).map_err(|e| format!("user \"{name}\": {e}"))?
-        }
+        (None, Ok(uid)) => ffi::user_by_uid(uid).map_err(|e| format!("user \"{name}\": {e}"))?,
         (None, Err(_)) => None,
     };
     let p = found.ok_or_else(|| format!("no such user \"{name}\""))?;
@@ -77,7 +75,7 @@ pub fn lookup_user(name: &str) -> Result<Account, String> {
 
 /// Looks up a group by name, or takes it as a gid when all digits.
 pub fn lookup_group(name: &str) -> Result<u32, String> {
-    match os_unsafe::group_by_name(name).map_err(|e| format!("group \"{name}\": {e}"))? {
+    match ffi::group_by_name(name).map_err(|e| format!("group \"{name}\": {e}"))? {
         Some(gid) => Ok(gid),
         None => name
             .parse::<u32>()
@@ -88,7 +86,7 @@ pub fn lookup_group(name: &str) -> Result<u32, String> {
 /// Decides whether to drop privileges, from `daemon.user` / `daemon.group`
 /// and who we are. `Ok(None)`: stay as we are (after logging why, where an
 /// operator should know). `Err`: an unknown user or group.
-pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
+pub fn plan(daemon: &StartSettings) -> Result<Option<Account>, String> {
     let root = is_root();
     let Some(user) = &daemon.user else {
         if root {
@@ -123,7 +121,9 @@ pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
 /// This runs as root on places the target user can write to, so nothing
 /// here follows a symbolic link or touches a file that may be someone
 /// else's (a link planted to `/etc/shadow` must stay root's):
-/// - the state dir is opened with `O_NOFOLLOW` and changed through that fd;
+/// - the state dir is created 0700 if missing, opened with `O_NOFOLLOW`
+///   and changed through that fd, and only if root or the target user owns
+///   it;
 ///   in it only regular files with a single link that root owns are handed
 ///   over (tickd's journal, snapshot and lock), each through an `O_PATH`
 ///   fd opened without following links; anything else is left alone with a
@@ -154,9 +154,19 @@ pub fn hand_over(account: &Account, state_dir: Option<&Path>, socket: Option<&Pa
     }
 }
 
-/// The state dir itself and root's regular files in it.
+/// The state dir itself (created 0700 if missing) and root's regular
+/// files in it. A directory another user owns is left alone: the store
+/// then refuses it (see `crate::persist`), since that user may have
+/// written its journal.
 fn hand_over_state_dir(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        // Parents as any `mkdir -p`: the daemon's user must get through.
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| match e {
         Errno::LOOP | Errno::NOTDIR => {
@@ -164,6 +174,12 @@ fn hand_over_state_dir(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
         }
         e => e.into(),
     })?;
+    let owner = rustix::fs::fstat(&fd)?.st_uid;
+    if owner != 0 && owner != uid.as_raw() {
+        return Err(io::Error::other(format!(
+            "it belongs to uid {owner}, neither root nor the daemon's user; left alone"
+        )));
+    }
     rustix::fs::fchown(&fd, Some(uid), Some(gid))?;
     for entry in Dir::read_from(&fd)? {
         let entry = entry?;
@@ -224,9 +240,9 @@ fn hand_over_socket(path: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
 /// Drops to `account` for good: `setgroups([gid])`, `setgid`, `setuid`,
 /// then checks that it worked and cannot be undone.
 pub fn drop_to(account: &Account) -> io::Result<()> {
-    os_unsafe::set_groups(&[account.gid])?;
-    os_unsafe::set_gid(account.gid)?;
-    os_unsafe::set_uid(account.uid)?;
+    ffi::set_groups(&[account.gid])?;
+    ffi::set_gid(account.gid)?;
+    ffi::set_uid(account.uid)?;
     let ids = (
         rustix::process::getuid().as_raw(),
         rustix::process::geteuid().as_raw(),
@@ -239,7 +255,7 @@ pub fn drop_to(account: &Account) -> io::Result<()> {
             ids.0, ids.1, ids.2, ids.3, account.uid, account.gid
         )));
     }
-    if account.uid != 0 && os_unsafe::set_uid(0).is_ok() {
+    if account.uid != 0 && ffi::set_uid(0).is_ok() {
         return Err(io::Error::other("setuid(0) still works after the drop"));
     }
     Ok(())

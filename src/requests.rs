@@ -7,9 +7,10 @@
 //! one [`RequestTask`]: one channel send and one worker wake-up per turn,
 //! however many requests it carries. The worker frames, decodes, answers
 //! and encodes every line (into the connection's spare buffer, see
-//! [`BatchAnswer::tail`]), then posts the answers back with one
-//! `LoopEvent::Answers` and at most one `mio::Waker` wake-up (none while
-//! the loop is awake; see [`crate::daemon::wake`]). JSON-RPC lines,
+//! [`BatchAnswer::tail`]), then posts the answers back with one send on
+//! the request pool's own channel to the loop ([`ToLoop`]) and at most one
+//! `mio::Waker` wake-up (none while the loop is awake; see
+//! [`crate::daemon::wake`]). JSON-RPC lines,
 //! JSON-RPC 2.0 batches (a line holding an array of requests) included,
 //! are answered in `lines`; HTTP requests in `route`. What travels
 //! between the loop and a worker, and the limits, are in `batch`, which
@@ -50,11 +51,12 @@ pub use batch::{
     PREAUTH_MAX_LINE,
 };
 
-use crate::daemon::LoopEvent;
+use crate::daemon::Shared;
 use crate::methods::Handlers;
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
+use crossbeam_channel::Sender;
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -68,14 +70,65 @@ pub fn answer_batch(h: &Handlers, batch: ConnBatch) -> BatchAnswer {
     }
 }
 
+/// What the request pool hands back to the event loop.
+#[derive(Debug)]
+pub enum Answered {
+    /// A request worker answered a task's batches.
+    Batches {
+        /// The task that carried the batches.
+        task: u64,
+        /// One answer per connection batch.
+        answers: Vec<BatchAnswer>,
+    },
+    /// A request task ended without answers (it panicked or its thread died).
+    Lost {
+        /// The task that was lost.
+        task: u64,
+        /// What happened.
+        why: String,
+    },
+}
+
+/// The request pool's way back to the loop: a channel of its own, whose
+/// receiving end the loop owns, and the loop's wake-up protocol
+/// ([`crate::daemon::wake`]), which the loop applies to this channel too.
+/// It also holds what the requests are answered from ([`Handlers`]), so
+/// every worker shares one `jobs.list` cache and one wrong-token budget.
+pub struct ToLoop {
+    /// What requests are answered from.
+    pub handlers: Handlers,
+    answers: Sender<Answered>,
+}
+
+impl ToLoop {
+    /// Answers from `shared` and posts through `answers`; the loop holds
+    /// its receiver.
+    pub fn new(shared: Arc<Shared>, answers: Sender<Answered>) -> ToLoop {
+        ToLoop {
+            handlers: Handlers::new(shared),
+            answers,
+        }
+    }
+
+    /// Posts to the loop, and wakes it if it may be asleep: one channel
+    /// send and at most one `eventfd` write.
+    pub fn post(&self, answered: Answered) {
+        if self.answers.send(answered).is_err() {
+            // The loop has exited (end of shutdown); nobody is left to tell.
+            return;
+        }
+        self.handlers.shared.wake_loop();
+    }
+}
+
 /// A turn's worth of batches for one request worker.
 pub struct RequestTask {
     /// Identifies the task if it is lost.
     pub id: u64,
     /// The batches, one per connection.
     pub batches: Vec<ConnBatch>,
-    /// Where queries are answered from and answers are posted to.
-    pub handlers: Arc<Handlers>,
+    /// What requests are answered from, and where answers are posted to.
+    pub to_loop: Arc<ToLoop>,
 }
 
 impl Task for RequestTask {
@@ -84,7 +137,7 @@ impl Task for RequestTask {
     }
 
     fn run(self) {
-        let h = &*self.handlers;
+        let h = &self.to_loop.handlers;
         // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
         // and its thread leaves the loop's CPU (see `pool::placement`).
         let mut answered_bytes = 0usize;
@@ -125,7 +178,7 @@ impl Task for RequestTask {
                 answer
             })
             .collect();
-        h.shared.notify(LoopEvent::Answers {
+        self.to_loop.post(Answered::Batches {
             task: self.id,
             answers,
         });

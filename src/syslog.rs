@@ -13,7 +13,8 @@
 //! RFC 3164 and glibc use a space (`Mar  5`); it parses its format string
 //! and `unwrap`s on every record; and it neither cuts long messages nor
 //! removes newlines, which tickd must do anyway. It would also add the
-//! `time` and `hostname` crates beside `chrono`, which tickd already has.
+//! `time` and `hostname` crates beside `jiff`, which tickd already has (and
+//! which reads the local zone from `TZ` or `/etc/localtime`).
 //!
 //! The socket is unconnected and each record is sent to the path, so a
 //! syslog daemon that restarts (and recreates `/dev/log`) is picked up
@@ -87,7 +88,9 @@ impl Syslog {
         let Some(socket) = &self.socket else {
             return;
         };
-        let now = chrono::Local::now();
+        // The system clock in the local zone (not the daemon's wall clock:
+        // a `debug.clock_jump` does not move log lines).
+        let now = jiff::tz::TimeZone::system().to_datetime(jiff::Timestamp::now());
         let pid = std::process::id();
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -128,11 +131,17 @@ fn severity(level: log::Level) -> u8 {
     }
 }
 
-/// One RFC 3164 record: `<PRI>Mmm dd hh:mm:ss tickd[PID]: message`.
+/// The English month abbreviations RFC 3164 uses, whatever the locale.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// One RFC 3164 record: `<PRI>Mmm dd hh:mm:ss tickd[PID]: message`, `now`
+/// being local time; the day is padded with a space (`Mar  5`).
 fn format_record(
     level: log::Level,
     message: &str,
-    now: &chrono::DateTime<chrono::Local>,
+    now: &jiff::civil::DateTime,
     pid: u32,
 ) -> String {
     let pri = FACILITY_DAEMON * 8 + severity(level);
@@ -142,23 +151,23 @@ fn format_record(
     }
     // Newlines would end the record early in some syslog daemons.
     let text = message[..cut].replace('\n', " ");
+    let month = MONTHS[usize::from(now.month().unsigned_abs()).saturating_sub(1) % 12];
     format!(
-        "<{pri}>{} tickd[{pid}]: {text}",
-        now.format("%b %e %H:%M:%S")
+        "<{pri}>{month} {:>2} {:02}:{:02}:{:02} tickd[{pid}]: {text}",
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn record_format() {
-        let when = chrono::Local
-            .with_ymd_and_hms(2026, 3, 5, 7, 8, 9)
-            .single()
-            .expect("a plain local time");
+        let when = jiff::civil::datetime(2026, 3, 5, 7, 8, 9, 0);
         assert_eq!(
             format_record(log::Level::Warn, "a\nb", &when, 42),
             "<28>Mar  5 07:08:09 tickd[42]: a b"
@@ -167,6 +176,25 @@ mod tests {
         assert!(format_record(log::Level::Info, "x", &when, 1).starts_with("<30>"));
         let long = "é".repeat(MAX_MESSAGE);
         assert!(format_record(log::Level::Debug, &long, &when, 1).len() < MAX_MESSAGE + 64);
+    }
+
+    #[test]
+    fn timestamps_as_chrono_wrote_them() {
+        // `format("%b %e %H:%M:%S")` of chrono 0.4.45, the build before jiff.
+        let chrono = [
+            ((2026, 3, 5, 7, 8, 9), "Mar  5 07:08:09"),
+            ((2026, 12, 25, 23, 59, 59), "Dec 25 23:59:59"),
+            ((2024, 2, 29, 0, 0, 0), "Feb 29 00:00:00"),
+            ((2025, 1, 10, 12, 30, 5), "Jan 10 12:30:05"),
+            ((2027, 6, 1, 1, 2, 3), "Jun  1 01:02:03"),
+            ((2028, 9, 30, 13, 4, 5), "Sep 30 13:04:05"),
+            ((2026, 11, 15, 10, 0, 0), "Nov 15 10:00:00"),
+        ];
+        for ((y, mo, d, h, mi, s), want) in chrono {
+            let when = jiff::civil::datetime(y, mo, d, h, mi, s, 0);
+            let line = format_record(log::Level::Info, "m", &when, 7);
+            assert_eq!(line, format!("<30>{want} tickd[7]: m"));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! auth under open connections, the token file's permission check, and
 //! what an unauthenticated client can reach.
 
-mod util;
+use crate::util;
 
 use base64::Engine;
 use serde_json::json;

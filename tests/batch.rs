@@ -4,7 +4,7 @@
 //! there), and the limits a batch is held to (its length, the output
 //! budget).
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

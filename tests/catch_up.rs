@@ -1,7 +1,7 @@
 //! Catch-up after downtime, through the real binary: however many missed
 //! runs are refused (a full backlog), the log says so once per job.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! default), and that one pass reports every problem, each naming its job,
 //! with suggestions and printable text.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! stall after a jump back nor burst after a jump forward, and the daemon
 //! logs the jump it noticed.
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::{config, poll_until, Client, Daemon};
@@ -71,7 +71,7 @@ fn schedules_survive_clock_jumps_back_and_forward() {
     }
     let job = c.ok("jobs.get", json!({ "name": "tick" }));
     let next = util::millis(&job["next_run"]);
-    let wall_now = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let wall_now = jiff::Timestamp::now().as_millisecond() + 3_600_000;
     assert!(
         (next - wall_now).abs() < 60_000,
         "next_run follows the daemon's wall clock: {job}"

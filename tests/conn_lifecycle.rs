@@ -5,7 +5,7 @@
 //! connection closes; idle limits with auth on (strangers, authenticated
 //! clients); and closes counted by their cause in `/metrics`.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};

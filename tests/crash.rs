@@ -8,7 +8,7 @@
 //! `interrupted`), no run of an earlier round has vanished, and no id was
 //! handed out twice.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;

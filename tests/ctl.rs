@@ -5,7 +5,7 @@
 //! asks for the text forms, and [`on_terminal`] runs it under a pseudo
 //! terminal to see the default there.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -25,6 +25,7 @@ fn ctl_cmd(args: &[&str]) -> Command {
     cmd.arg("ctl")
         .args(args)
         .env_remove("TICKD_TOKEN")
+        .env_remove("TICKD_ADDR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -123,6 +124,7 @@ fn on_terminal(d: &Daemon, args: &[&str]) -> Option<String> {
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
         .env_remove("TICKD_TOKEN")
+        .env_remove("TICKD_ADDR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -520,6 +522,64 @@ fn unix_socket_needs_no_token() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("missing.sock"), "{}", out.stderr);
     assert!(out.stderr.contains("is tickd running"), "{}", out.stderr);
+}
+
+/// `tickd ctl ARGS` with `TICKD_ADDR` (and `TICKD_TOKEN`, if given) set.
+fn run_ctl_env(addr: &str, token: Option<&str>, args: &[&str]) -> Out {
+    let mut cmd = ctl_cmd(args);
+    cmd.env("TICKD_ADDR", addr);
+    if let Some(token) = token {
+        cmd.env("TICKD_TOKEN", token);
+    }
+    let out = cmd.output().expect("run tickd ctl");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn tickd_addr_gives_the_address_when_no_flag_does() {
+    let d = auth_daemon();
+    let addr = d.addr.to_string();
+    let out = run_ctl_env(&addr, Some(TOKEN), &["--json", "status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json_out(&out.stdout)["health"], "ok");
+
+    // A value starting with `/` is the Unix socket: no token needed there
+    // (over TCP this daemon would answer -32001).
+    let sock = d.dir().join("tickd.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let run = r#"{"name":"echo-args","wait":true}"#;
+    let out = run_ctl_env(sock, None, &["jobs.run", run]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json_out(&out.stdout)["state"], "succeeded");
+
+    // --connect and --unix win over TICKD_ADDR, and --unix with TICKD_ADDR
+    // set is no conflict.
+    let out = run_ctl_env(sock, Some(TOKEN), &["--connect", &addr, "ping"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run_ctl_env(&addr, None, &["--unix", sock, "jobs.run", run]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // A wrong TICKD_ADDR is named as the reason.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let out = run_ctl_env(&free, Some(TOKEN), &["status"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!("cannot connect to {free}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("TICKD_ADDR={free}")),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! Fail points need `--features failpoints`; the EMFILE test does not.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::net::TcpStream;

@@ -7,7 +7,7 @@
 //! `max_line_bytes`, which is answered with an error and a close; and a
 //! well-behaved client on another connection is never disturbed.
 
-mod util;
+use crate::util;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};

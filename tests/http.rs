@@ -2,7 +2,7 @@
 //! keep-alive, pipelining, each status code, and a Prometheus scrape
 //! parsed strictly, before and after a reload.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! keep-alive and absolute-form request targets (issue 14, items 22 and
 //! 12).
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::http::{get, post, HttpConn};
@@ -21,17 +21,18 @@ fn daemon() -> Daemon {
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) strictly.
-fn imf_fixdate(value: &str) -> chrono::DateTime<chrono::Utc> {
+fn imf_fixdate(value: &str) -> jiff::Timestamp {
     assert_eq!(value.len(), 29, "Date {value:?}");
-    chrono::NaiveDateTime::parse_from_str(value, "%a, %d %b %Y %H:%M:%S GMT")
+    jiff::civil::DateTime::strptime("%a, %d %b %Y %H:%M:%S GMT", value)
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
         .unwrap_or_else(|e| panic!("Date {value:?} is not an IMF-fixdate: {e}"))
-        .and_utc()
+        .timestamp()
 }
 
 #[test]
 fn every_response_has_a_date_and_its_standard_reason_phrase() {
     let d = daemon();
-    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
     let mut c = HttpConn::connect(d.addr);
     let mut seen = Vec::new();
     let mut check = |r: util::http::Response, status: u16, reason: &str| {
@@ -45,7 +46,7 @@ fn every_response_has_a_date_and_its_standard_reason_phrase() {
             .header("date")
             .unwrap_or_else(|| panic!("no Date on {status}: {:?}", r.headers));
         let date = imf_fixdate(date);
-        let after = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        let after = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
         assert!(before <= date && date <= after, "{date} not now");
         seen.push(status);
     };

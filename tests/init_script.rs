@@ -1,8 +1,7 @@
 //! The LSB init script, run for real: start-stop-daemon, `--daemonize`,
 //! the pidfile and signals, with a temp config and defaults file.
 
-mod ops_util;
-mod util;
+use crate::ops_util;
 
 use ops_util::{alive, call, listen_addr, processes_with_arg, read_pid, wait_gone, KillOnDrop};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Jobs and runs through the real binary: exec semantics, methods, overlap,
 //! time-outs that kill process trees, cancel, progress, history.
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use std::time::Duration;
@@ -64,6 +64,12 @@ name = "paused"
 kind = "exec"
 every = "1h"
 enabled = false
+command = ["true"]
+
+[[jobs]]
+name = "hourly"
+kind = "exec"
+every = "1h"
 command = ["true"]
 "#;
 
@@ -131,10 +137,10 @@ fn jobs_list_follows_every_change_and_the_clock() {
     };
     // Asked twice with no change in between: the same answer.
     assert_eq!(job(&mut c, "paused"), job(&mut c, "paused"));
-    c.ok("jobs.resume", json!({"name": "paused"}));
-    assert_eq!(job(&mut c, "paused")["enabled"], json!(true));
-    c.ok("jobs.pause", json!({"name": "paused"}));
-    assert_eq!(job(&mut c, "paused")["enabled"], json!(false));
+    c.ok("jobs.pause", json!({"name": "hourly"}));
+    assert_eq!(job(&mut c, "hourly")["enabled"], json!(false));
+    c.ok("jobs.resume", json!({"name": "hourly"}));
+    assert_eq!(job(&mut c, "hourly")["enabled"], json!(true));
 
     let run = c.ok("jobs.run", json!({"name": "fail", "wait": true}));
     let fail = job(&mut c, "fail");
@@ -335,18 +341,28 @@ fn overlap_queue_runs_one_after_another_in_order() {
 fn pause_and_resume() {
     let d = daemon();
     let mut c = d.client();
-    let r = c.ok("jobs.resume", json!({"name": "paused"}));
-    assert_eq!(r["enabled"], json!(true));
-    let job = c.ok("jobs.get", json!({"name": "paused"}));
+    let r = c.ok("jobs.pause", json!({"name": "hourly"}));
+    assert_eq!((&r["enabled"], &r["paused"]), (&json!(false), &json!(true)));
+    let job = c.ok("jobs.get", json!({"name": "hourly"}));
+    assert_eq!(job["next_run"], json!(null));
+    // A paused job can still be run by hand.
+    let run = c.ok("jobs.run", json!({"name": "hourly", "wait": true}));
+    assert_eq!(run["state"], json!("succeeded"));
+    let r = c.ok("jobs.resume", json!({"name": "hourly"}));
+    assert_eq!((&r["enabled"], &r["paused"]), (&json!(true), &json!(false)));
+    let job = c.ok("jobs.get", json!({"name": "hourly"}));
     assert!(
         job["next_run"].is_string(),
         "resumed job is scheduled: {job}"
     );
-    let r = c.ok("jobs.pause", json!({"name": "paused"}));
-    assert_eq!(r["enabled"], json!(false));
-    let job = c.ok("jobs.get", json!({"name": "paused"}));
-    assert_eq!(job["next_run"], json!(null));
-    // A paused job can still be run by hand.
+    // Resume lifts a pause, never the file's `enabled = false`.
+    let r = c.ok("jobs.resume", json!({"name": "paused"}));
+    assert_eq!(
+        (&r["enabled"], &r["paused"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(r["next_run"], json!(null));
+    // A job its file disables can be run by hand too.
     let run = c.ok("jobs.run", json!({"name": "paused", "wait": true}));
     assert_eq!(run["state"], json!("succeeded"));
     assert_eq!(c.err_code("jobs.pause", json!({"name": "ghost"})), -32000);

@@ -5,7 +5,7 @@
 //! jobs use SQLite files the test opens too; file.prune jobs prune trees the
 //! test builds in a temp dir. Every wait is a deadline-bounded poll.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};

@@ -5,7 +5,7 @@
 //! subscribers), 1,000 idle connections beside one busy client, and the
 //! event loop's own failures (poll, accept) through fail points.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! sd_notify: the daemon reports to a fake `NOTIFY_SOCKET` that the test
 //! binds, as systemd would under `Type=notify`.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;

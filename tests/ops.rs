@@ -1,8 +1,8 @@
 //! Deployment features of the real binary: `--daemonize`, `--pidfile`, the
 //! log file and SIGUSR1, syslog, and running as another user.
 
-mod ops_util;
-mod util;
+use crate::ops_util;
+use crate::util;
 
 use ops_util::{
     alive, call, groups, listen_addr, read_pid, uids, wait_for_line, wait_gone, KillOnDrop,
@@ -162,6 +162,41 @@ fn stale_pidfile_is_taken_over() {
     signal(pid, Signal::TERM);
     wait_gone(pid);
     assert!(!pidfile.exists());
+}
+
+#[test]
+fn a_symlinked_pidfile_is_refused_and_its_target_left_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("tickd.toml"), config("", "")).expect("write config");
+    // A root-only file, and a name where none exists yet: a root daemon
+    // must neither overwrite the one nor create the other.
+    let secret = dir.path().join("shadow");
+    std::fs::write(&secret, "root:x:0\n").expect("write");
+    let missing = dir.path().join("etc-nologin");
+    for (link, target) in [("a.pid", &secret), ("b.pid", &missing)] {
+        std::os::unix::fs::symlink(target, dir.path().join(link)).expect("symlink");
+        let mut child = Command::new(bin())
+            .current_dir(dir.path())
+            .args(["run", "--config", "tickd.toml", "--pidfile", link])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tickd");
+        // A daemon that took the pidfile would run on: stop it then.
+        if util::wait_child(&mut child, util::WAIT).is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("output");
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("read"),
+        "root:x:0\n"
+    );
+    assert!(!missing.exists(), "no file created through the link");
 }
 
 #[test]
@@ -343,6 +378,7 @@ fn hand_over_follows_no_links_planted_by_the_daemon_user() {
         &format!("user = \"nobody\"\nstate_dir = \"{}\"\n", state.display()),
         "",
     ));
+    // (It listens before the drop, then refuses the state dir: below.)
     d.log
         .wait_for("dropped privileges to user nobody", 0, util::WAIT)
         .expect("logged");
@@ -358,8 +394,18 @@ fn hand_over_follows_no_links_planted_by_the_daemon_user() {
     d.log
         .wait_for("h not handed over", 0, util::WAIT)
         .expect("the hard link is reported");
-    d.signal(Signal::TERM);
-    assert!(d.wait_exit(util::WAIT).is_some_and(|s| s.success()));
+    // What was left root's in nobody's state dir cannot be trusted by the
+    // dropped daemon: it refuses to start, naming each entry.
+    let status = d.wait_exit(util::WAIT).expect("exits");
+    assert_eq!(status.code(), Some(2));
+    let (_, refusal) = d
+        .log
+        .wait_for("refusing to use state_dir", 0, util::WAIT)
+        .expect("says why");
+    for name in ["x", "d", "h"] {
+        let entry = format!("{} is owned by uid 0 (root)", state.join(name).display());
+        assert!(refusal.contains(&entry), "{refusal}");
+    }
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `state_dir` through the real binary: history and run ids survive a
-//! restart, `kill -9` leaves running runs `interrupted` and queued runs run,
+//! restart (and without `state_dir` ids start again from 1), `kill -9` leaves running runs `interrupted` and queued runs run,
 //! a torn journal tail is skipped with a warning, catch-up after downtime,
 //! and one state_dir per daemon.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
@@ -80,6 +80,27 @@ fn history_counters_and_run_ids_survive_a_restart() {
         next_id > last_old,
         "ids are never reused: {next_id} after {last_old}"
     );
+}
+
+/// Without `state_dir` nothing is kept: the second daemon knows none of the
+/// first one's runs and hands out `"1"` again (docs/protocol.md, "Timestamps
+/// and ids").
+#[test]
+fn without_state_dir_run_ids_start_again_from_1_after_a_restart() {
+    let text = config("", JOBS);
+    let d = Daemon::start(&text);
+    let mut c = d.client();
+    let ids: Vec<Value> = (0..2)
+        .map(|_| c.ok("jobs.run", json!({"name": "quick", "wait": true}))["run_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("1"), json!("2")]);
+    stop(d);
+    let d = Daemon::start(&text);
+    let mut c = d.client();
+    assert_eq!(c.err_code("runs.get", json!({"run_id": "2"})), -32000);
+    let run = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+    assert_eq!(run["run_id"], "1");
+    assert_eq!(c.ok("jobs.get", json!({"name": "quick"}))["runs_total"], 1);
 }
 
 #[test]
@@ -220,7 +241,7 @@ command = ["true"]
         (runs.as_array().map(Vec::len).unwrap_or(0) > 0).then_some(())
     });
     stop(d);
-    let stopped_at = chrono::Utc::now().timestamp_millis();
+    let stopped_at = jiff::Timestamp::now().as_millisecond();
     // The daemon is down for a few seconds: this wait is the scenario
     // under test (downtime), not a synchronisation.
     std::thread::sleep(Duration::from_millis(3500));
@@ -260,4 +281,287 @@ fn catch_up_once_runs_one_and_none_runs_none_but_both_count() {
     let (job, runs, _) = catch_up_after_downtime("none");
     assert!(job["missed_total"].as_u64().unwrap_or(0) >= 3, "{job}");
     assert!(runs.is_empty(), "{runs:?}");
+}
+
+/// The frames of a journal file: (offset of the frame, its JSON payload).
+fn journal_frames(bytes: &[u8]) -> Vec<(usize, Value)> {
+    let header = b"tickd-journal v1\n";
+    assert!(bytes.starts_with(header), "a v1 journal");
+    let mut frames = Vec::new();
+    let mut pos = header.len();
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        let payload = &bytes[pos + 8..pos + 8 + len];
+        frames.push((pos, serde_json::from_slice(payload).expect("JSON payload")));
+        pos += 8 + len;
+    }
+    frames
+}
+
+#[test]
+fn a_flipped_length_bit_mid_journal_loses_nothing_after_it_and_reruns_nothing() {
+    let state = tempfile::tempdir().expect("state dir");
+    let count = state.path().join("ran.txt");
+    let jobs = format!(
+        "[[jobs]]\nname = \"count\"\ncommand = [\"sh\", \"-c\", \"echo x >> {}\"]\n",
+        count.display()
+    );
+    let d = Daemon::start(&with_state(state.path(), &jobs));
+    let mut c = d.client();
+    let runs: Vec<Value> = (0..3)
+        .map(|_| c.ok("jobs.run", json!({"name": "count", "wait": true})))
+        .collect();
+    stop(d);
+    let journal = state.path().join("journal");
+    let mut bytes = std::fs::read(&journal).expect("journal");
+    // The first run's `running` snapshot: its `queued` one is before it,
+    // its `succeeded` one and every other run after it.
+    let first: u64 = runs[0]["run_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    let (at, _) = journal_frames(&bytes)
+        .into_iter()
+        .find(|(_, r)| r["t"] == "run" && r["id"] == first && r["state"] == "running")
+        .expect("the running snapshot of the first run");
+    // One bit: the length now points 64 KiB further, past the end of the
+    // file (the journal is a few KiB) but under the 16 MiB limit.
+    bytes[at + 2] ^= 0x01;
+    std::fs::write(&journal, &bytes).expect("write");
+
+    let d = Daemon::start(&with_state(state.path(), &jobs));
+    let (_, warning) = d
+        .log
+        .wait_for("corrupt data at offset", 0, util::WAIT)
+        .expect("the damage is reported");
+    assert!(
+        warning.contains("records after it were recovered"),
+        "{warning}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(state.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("journal.corrupt-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "a copy of the damaged journal is kept");
+    let mut c = d.client();
+    for before in &runs {
+        let after = c.ok("runs.get", json!({"run_id": before["run_id"]}));
+        assert_eq!(after["state"], "succeeded", "{after}");
+        // The same finish: not run a second time after the restart.
+        assert_eq!(after["finished_at"], before["finished_at"], "{after}");
+    }
+    let job = c.ok("jobs.get", json!({"name": "count"}));
+    assert_eq!(job["runs_total"], 3, "{job}");
+    assert_eq!(job["queued_count"], 0, "{job}");
+    assert_eq!(job["running_count"], 0, "{job}");
+    let lines = std::fs::read_to_string(&count)
+        .expect("count file")
+        .lines()
+        .count();
+    assert_eq!(lines, 3, "each run ran once");
+}
+
+const PAUSABLE: &str = r#"
+[[jobs]]
+name = "tick"
+every = "1h"
+command = ["true"]
+
+[[jobs]]
+name = "off"
+every = "1h"
+enabled = false
+command = ["true"]
+"#;
+
+/// `(enabled, paused, next_run is set)` of a job, from `jobs.get`.
+fn pause_state(c: &mut util::Client, name: &str) -> (Value, Value, bool) {
+    let job = c.ok("jobs.get", json!({ "name": name }));
+    (
+        job["enabled"].clone(),
+        job["paused"].clone(),
+        !job["next_run"].is_null(),
+    )
+}
+
+#[test]
+fn a_pause_survives_restarts_and_kill_9_until_resumed() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    let paused = c.ok("jobs.pause", json!({"name": "tick"}));
+    assert_eq!(paused["enabled"], false, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    assert_eq!(paused["persistent"], true, "{paused}");
+    assert!(paused["next_run"].is_null(), "{paused}");
+    stop(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false)
+    );
+    // A reload does not lift it either.
+    c.ok("reload", json!({}));
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false)
+    );
+    kill9(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(false), json!(true), false),
+        "still paused after kill -9"
+    );
+    let resumed = c.ok("jobs.resume", json!({"name": "tick"}));
+    assert_eq!(resumed["enabled"], true, "{resumed}");
+    assert_eq!(resumed["paused"], false, "{resumed}");
+    assert!(!resumed["next_run"].is_null(), "{resumed}");
+    kill9(d);
+
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "tick"),
+        (json!(true), json!(false), true)
+    );
+}
+
+#[test]
+fn due_times_missed_while_paused_are_not_caught_up_after_a_restart() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    c.ok("jobs.pause", json!({"name": "tick"}));
+    let resumed_after = jiff::Timestamp::now().as_millisecond();
+    c.ok("jobs.resume", json!({"name": "tick"}));
+    stop(d);
+    // What the next start's catch-up counts from: the resume, not the
+    // last due time before the pause (which would make every due time of
+    // a long pause "missed while down").
+    let (_store, recovered) = tickd::persist::Store::open(state.path()).expect("store");
+    let from = recovered
+        .last_scheduled
+        .get("tick")
+        .expect("recorded at resume");
+    assert!(from.as_millisecond() >= resumed_after, "{from}");
+}
+
+#[test]
+fn resume_lifts_a_pause_but_never_the_files_enabled_false() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start(&with_state(state.path(), PAUSABLE));
+    let mut c = d.client();
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(false), json!(false), false)
+    );
+    let paused = c.ok("jobs.pause", json!({"name": "off"}));
+    assert_eq!(
+        (&paused["enabled"], &paused["paused"]),
+        (&json!(false), &json!(true))
+    );
+    let resumed = c.ok("jobs.resume", json!({"name": "off"}));
+    // The pause is lifted; the file still disables the job.
+    assert_eq!(resumed["enabled"], false, "{resumed}");
+    assert_eq!(resumed["paused"], false, "{resumed}");
+    assert!(resumed["next_run"].is_null(), "{resumed}");
+    d.log
+        .wait_for("its config sets enabled = false", 0, util::WAIT)
+        .expect("the log says why it stays unscheduled");
+    // Paused, then enabled in the file: still paused until resumed.
+    c.ok("jobs.pause", json!({"name": "off"}));
+    d.write_config(&with_state(
+        state.path(),
+        &PAUSABLE.replace("enabled = false\n", ""),
+    ));
+    c.ok("reload", json!({}));
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(false), json!(true), false)
+    );
+    c.ok("jobs.resume", json!({"name": "off"}));
+    assert_eq!(
+        pause_state(&mut c, "off"),
+        (json!(true), json!(false), true)
+    );
+}
+
+#[test]
+fn without_state_dir_a_pause_says_it_is_not_persistent() {
+    let d = Daemon::start(&config("", PAUSABLE));
+    let mut c = d.client();
+    let paused = c.ok("jobs.pause", json!({"name": "tick"}));
+    assert_eq!(paused["persistent"], false, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    let (_, line) = d
+        .log
+        .wait_for("a pause is not persistent", 0, util::WAIT)
+        .expect("warned at pause time");
+    assert!(line.contains("WARN") && line.contains("tick"), "{line}");
+    let resumed = c.ok("jobs.resume", json!({"name": "tick"}));
+    assert_eq!(resumed["persistent"], false, "{resumed}");
+}
+
+/// A full disk (the `journal.*` fail points) for several retries: the log
+/// gets the first failure in full and then stays quiet (a summary comes
+/// once a minute), and one line with the count when writes work again,
+/// instead of a line per failed write and per retry each second.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_flood_of_journal_write_failures_is_summarised() {
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start_with_env(
+        &with_state(state.path(), JOBS),
+        &[("TICKD_DEBUG_HOOKS", "1")],
+    );
+    let mut c = d.client();
+    for (name, actions) in [
+        ("journal.append", "return"),
+        ("journal.write_new", "return"),
+    ] {
+        c.ok(
+            "debug.failpoint",
+            json!({ "name": name, "actions": actions }),
+        );
+    }
+    for _ in 0..3 {
+        let run = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+        assert_eq!(run["state"], "succeeded", "runs go on: {run}");
+    }
+    let errors = |s: &Value| s["state"]["write_errors"].as_u64().unwrap_or(0);
+    let after_runs = errors(&c.ok("status", json!({})));
+    assert!(after_runs >= 3, "each run's records failed: {after_runs}");
+    // Three more retries (one a second), each failing again.
+    d.wait_status("three failed retries", |s| errors(s) >= after_runs + 3);
+    let failures: Vec<String> = d
+        .log
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("ERROR") && l.contains("state_dir:"))
+        .collect();
+    assert_eq!(failures.len(), 1, "only the first is logged: {failures:#?}");
+    assert!(failures[0].contains("No space left"), "{}", failures[0]);
+
+    for name in ["journal.append", "journal.write_new"] {
+        c.ok("debug.failpoint", json!({ "name": name, "actions": "off" }));
+    }
+    let (_, line) = d
+        .log
+        .wait_for("journal writes work again after", 0, util::WAIT)
+        .expect("the end of the failures is logged");
+    let total = errors(&c.ok("status", json!({})));
+    assert!(
+        line.contains(&format!("after {total} failure(s)")),
+        "{line}"
+    );
 }

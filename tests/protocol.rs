@@ -1,7 +1,7 @@
 //! The wire protocol over a real socket: framing, relaxations, error codes,
 //! ordering, limits, and many clients at once.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! while several connections keep sending requests. No request fails, no
 //! connection drops, and `config.generation` counts exactly the good ones.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Schedules through the real binary: `every` aligned and drift-free, cron
 //! with seconds, overlap on scheduled runs.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use util::{config, millis, poll_until, Daemon};
@@ -94,4 +94,24 @@ command = ["sleep", "2.5"]
         .log
         .wait_for("scheduled run skipped", 0, util::WAIT)
         .is_some());
+}
+
+#[test]
+fn cron_without_tz_runs_in_the_local_zone_named_by_tz() {
+    // Asia/Kolkata is UTC+05:30 all year: its midnight is 18:30 UTC.
+    let d = Daemon::start_with_env(
+        &config(
+            "",
+            r#"
+[[jobs]]
+name = "midnight"
+cron = "0 0 * * *"
+command = ["true"]
+"#,
+        ),
+        &[("TZ", "Asia/Kolkata")],
+    );
+    let job = d.client().ok("jobs.get", json!({"name": "midnight"}));
+    let next = millis(&job["next_run"]);
+    assert_eq!(next.rem_euclid(86_400_000), 66_600_000, "{job}");
 }

@@ -1,7 +1,7 @@
 //! Run semantics through the real binary: retries with backoff, on_failure
 //! chains, jitter, per-job time zones and runs.list.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use util::{config, millis, poll_until, Daemon};

@@ -6,7 +6,7 @@
 //! a close; running runs finish within their grace; queued runs are
 //! kept in the journal and run after the restart under their ids; exit 0.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};

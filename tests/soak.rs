@@ -5,7 +5,7 @@
 //! 30 s in CI. `scripts/soak.sh` runs the same test for minutes
 //! (`TICKD_SOAK_SECS`) and prints the samples.
 
-mod util;
+use crate::util;
 
 use rustix::process::Signal;
 use serde_json::json;

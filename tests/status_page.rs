@@ -3,7 +3,7 @@
 //! every route it polls or posts to answers as the page expects. (The page
 //! itself is driven in headless chromium by scripts/browser-test.sh.)
 
-mod util;
+use crate::util;
 
 use serde_json::json;
 use util::http::{get, post};
@@ -71,10 +71,11 @@ fn every_route_the_page_uses_answers_as_it_expects() {
     let paused = post(d.addr, "/jobs/tick/pause", "").json();
     assert_eq!(
         paused,
-        json!({"name": "tick", "enabled": false, "next_run": null})
+        json!({"name": "tick", "enabled": false, "paused": true, "persistent": false, "next_run": null})
     );
     let resumed = post(d.addr, "/jobs/tick/resume", "").json();
     assert_eq!(resumed["enabled"], json!(true));
+    assert_eq!(resumed["paused"], json!(false));
 
     // A refused action carries a message the page shows as feedback.
     let again = post(d.addr, "/jobs/manual/run", "");

@@ -2,7 +2,7 @@
 //! trusted clients, its file mode, stale files replaced, anything else
 //! refused at start with exit code 2, and the file removed on shutdown.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};

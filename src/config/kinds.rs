@@ -155,7 +155,7 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
         if !values::is_account_name(name) {
             let message = format!("\"{name}\" is not a valid user name");
             r.error(at(v), &key.key("user"), message);
-        } else if !crate::privilege::is_root() {
+        } else if !crate::sys::is_root() {
             // A warning, not an error: `tickd check` is often run by a
             // person on a config meant for the root-run daemon.
             let message = "runs will fail: a job's user needs tickd to run as root";

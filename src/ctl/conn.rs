@@ -22,9 +22,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the daemon listens.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// `--connect HOST:PORT`.
+    /// `--connect HOST:PORT` (or `TICKD_ADDR=HOST:PORT`).
     Tcp(String),
-    /// `--unix PATH`.
+    /// `--unix PATH` (or `TICKD_ADDR=/PATH`).
     Unix(PathBuf),
 }
 
@@ -258,7 +258,7 @@ fn connect_tcp(addr: &str) -> Result<TcpStream, String> {
 /// The message for a daemon that could not be reached, with a hint.
 fn unreachable(target: &Target, e: &io::Error) -> String {
     let (what, flag) = match target {
-        Target::Tcp(_) => ("address", "--connect HOST:PORT"),
+        Target::Tcp(_) => ("address", "--connect HOST:PORT or set TICKD_ADDR"),
         Target::Unix(_) => ("socket", "--unix PATH"),
     };
     match e.kind() {

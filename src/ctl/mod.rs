@@ -20,8 +20,10 @@ mod watch;
 use clap::Args;
 use conn::{CallError, Conn, Target, NOT_AUTHENTICATED};
 use serde_json::{json, Value};
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Arguments of `tickd ctl`.
@@ -36,12 +38,14 @@ Examples:
   tickd ctl status
   tickd ctl jobs.run '{\"name\":\"heartbeat\",\"wait\":true}'
   tickd ctl jobs.list | jq -r '.[].name'
-  tickd ctl watch --jobs backup,report")]
+  tickd ctl watch --jobs backup,flaky
+  TICKD_ADDR=/run/tickd/tickd.sock tickd ctl jobs.list")]
 pub struct CtlArgs {
-    /// TCP address of the daemon.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7070")]
-    connect: String,
-    /// Unix socket of the daemon (instead of TCP; no token needed).
+    /// TCP address of the daemon [default: $TICKD_ADDR, else 127.0.0.1:7070].
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
+    /// Unix socket of the daemon (instead of TCP; no token needed); also
+    /// from TICKD_ADDR when that starts with `/`.
     #[arg(long, value_name = "PATH", conflicts_with = "connect")]
     unix: Option<PathBuf>,
     /// Auth token, sent with `auth` before the call (also from TICKD_TOKEN).
@@ -109,6 +113,44 @@ impl Format {
     }
 }
 
+/// The environment variable that gives the daemon's address when neither
+/// `--connect` nor `--unix` does.
+const ADDR_ENV: &str = "TICKD_ADDR";
+
+/// The address without `--connect`, `--unix` or `TICKD_ADDR`: the one in
+/// the shipped config.
+const DEFAULT_ADDR: &str = "127.0.0.1:7070";
+
+/// The daemon to call, and whether `TICKD_ADDR` chose it. `--unix` or
+/// `--connect` win (clap refuses both at once); then `TICKD_ADDR` (`env`),
+/// where a value starting with `/` is a Unix socket path and anything else
+/// is HOST:PORT, and an empty value counts as unset (like an empty
+/// `TICKD_TOKEN`); then [`DEFAULT_ADDR`]. The variable is read here, not
+/// by clap, so that `--unix` with `TICKD_ADDR` set is not a conflict.
+fn choose_target(
+    connect: Option<&str>,
+    unix: Option<&Path>,
+    env: Option<OsString>,
+) -> Result<(Target, bool), String> {
+    if let Some(path) = unix {
+        return Ok((Target::Unix(path.to_path_buf()), false));
+    }
+    if let Some(addr) = connect {
+        return Ok((Target::Tcp(addr.to_string()), false));
+    }
+    match env.filter(|v| !v.is_empty()) {
+        None => Ok((Target::Tcp(DEFAULT_ADDR.to_string()), false)),
+        Some(v) if v.as_bytes().starts_with(b"/") => Ok((Target::Unix(PathBuf::from(v)), true)),
+        Some(v) => match v.into_string() {
+            Ok(addr) => Ok((Target::Tcp(addr), true)),
+            Err(v) => Err(format!(
+                "{ADDR_ENV} is neither HOST:PORT nor a socket path starting with `/`: {}",
+                v.to_string_lossy()
+            )),
+        },
+    }
+}
+
 /// `--keepalive`: a humantime duration above zero.
 fn parse_keepalive(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
@@ -131,11 +173,18 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         return Err("watch takes no PARAMS_JSON; choose jobs with --jobs a,b".into());
     }
     let params = parse_params(args.params.as_deref())?;
-    let target = match &args.unix {
-        Some(path) => Target::Unix(path.clone()),
-        None => Target::Tcp(args.connect.clone()),
-    };
-    let mut conn = Conn::open(&target)?;
+    let (target, from_env) = choose_target(
+        args.connect.as_deref(),
+        args.unix.as_deref(),
+        std::env::var_os(ADDR_ENV),
+    )?;
+    let mut conn = Conn::open(&target).map_err(|e| {
+        if from_env {
+            format!("{e}\n({ADDR_ENV}={target} chose this address; unset it, or pass --connect or --unix)")
+        } else {
+            e
+        }
+    })?;
     conn.set_read_timeout(args.timeout)?;
     // Unix-socket clients are trusted by the socket file's permissions.
     let token = args.token.as_deref().filter(|t| !t.is_empty());
@@ -210,7 +259,7 @@ fn explain(e: CallError, had_token: bool) -> String {
 /// The text printed for `method`'s result: pretty JSON, except the human
 /// forms of `status` and `jobs.list`. Other methods have no human form.
 fn format_result(method: &str, result: &Value, format: Format) -> String {
-    let now = chrono::Utc::now();
+    let now = tickd::time::now();
     let human = format == Format::Human;
     match (method, result) {
         ("status", Value::Object(_)) if human => render::status(result, now),
@@ -276,6 +325,29 @@ mod tests {
         let human = parse(&["--human", "status"]).expect("parses");
         assert_eq!(Format::choose(&human, false), Format::Human);
         assert!(parse(&["--json", "--human", "status"]).is_err());
+    }
+
+    #[test]
+    fn flags_then_tickd_addr_then_the_default_choose_the_daemon() {
+        let env = |v: &str| Some(OsString::from(v));
+        let pick = |connect, unix: Option<&str>, e| {
+            choose_target(connect, unix.map(Path::new), e)
+                .map(|(t, from_env)| (t.to_string(), from_env))
+        };
+        let tcp = |a: &str, from_env| Ok((a.to_string(), from_env));
+        assert_eq!(pick(None, None, None), tcp(DEFAULT_ADDR, false));
+        assert_eq!(pick(None, None, env("")), tcp(DEFAULT_ADDR, false));
+        assert_eq!(pick(None, None, env("h:1")), tcp("h:1", true));
+        assert_eq!(pick(Some("h:2"), None, env("h:1")), tcp("h:2", false));
+        assert_eq!(pick(None, Some("/s"), env("h:1")), tcp("/s", false));
+        let (target, from_env) = choose_target(None, None, env("/run/t.sock")).expect("unix");
+        assert!(matches!(target, Target::Unix(p) if p == Path::new("/run/t.sock")));
+        assert!(from_env);
+        let bad = OsString::from(std::ffi::OsStr::from_bytes(b"h\xff:1"));
+        let err = choose_target(None, None, Some(bad))
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("TICKD_ADDR"), "{err}");
     }
 
     #[test]

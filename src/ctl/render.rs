@@ -4,11 +4,11 @@
 //! Everything here reads fields defensively: a field missing from an answer
 //! (an older or newer daemon) prints as `?` rather than failing.
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tickd::time::{text, Timestamp};
 
 /// The `status` result as a few labelled lines.
-pub fn status(s: &Value, now: DateTime<Utc>) -> String {
+pub fn status(s: &Value, now: Timestamp) -> String {
     let mut out = String::new();
     let health = text(&s["health"]);
     let stopping = if s["stopping"] == Value::Bool(true) {
@@ -55,7 +55,7 @@ pub fn status(s: &Value, now: DateTime<Utc>) -> String {
 }
 
 /// The `jobs.list` result as an aligned table, one job per row.
-pub fn jobs_table(jobs: &[Value], now: DateTime<Utc>) -> String {
+pub fn jobs_table(jobs: &[Value], now: Timestamp) -> String {
     if jobs.is_empty() {
         return "no jobs configured\n".into();
     }
@@ -73,7 +73,7 @@ pub fn jobs_table(jobs: &[Value], now: DateTime<Utc>) -> String {
     table(&header, &rows)
 }
 
-fn job_row(j: &Value, now: DateTime<Utc>) -> Vec<String> {
+fn job_row(j: &Value, now: Timestamp) -> Vec<String> {
     let last = &j["last_run"];
     let running = match (j["running"].as_bool(), j["running_count"].as_u64()) {
         (Some(true), Some(n)) if n > 1 => format!("yes ({n})"),
@@ -126,17 +126,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A timestamp relative to `now`: `in 4s`, `2m 5s ago`; `-` for null.
-pub fn when(ts: &Value, now: DateTime<Utc>) -> String {
+pub fn when(ts: &Value, now: Timestamp) -> String {
     let Some(s) = ts.as_str() else {
         return "-".into();
     };
-    let Ok(t) = DateTime::parse_from_rfc3339(s) else {
+    let Ok(t) = text::parse(s) else {
         return s.to_string();
     };
-    let ms = t
-        .with_timezone(&Utc)
-        .signed_duration_since(now)
-        .num_milliseconds();
+    // Rounded toward zero; any two instants are within i64 milliseconds.
+    let ms = i64::try_from(now.duration_until(t).as_millis()).unwrap_or(i64::MAX);
     match ms {
         // Within a second either way reads best as "now".
         -999..=999 => "now".into(),
@@ -189,10 +187,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-30T11:00:00.000Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default()
+    fn now() -> Timestamp {
+        text::parse("2026-11-30T11:00:00.000Z").unwrap_or_default()
     }
 
     #[test]

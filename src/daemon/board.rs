@@ -1,11 +1,12 @@
 //! What request workers read to answer queries besides jobs and runs:
-//! the [`Board`], where the loop publishes the numbers it owns (config
-//! generation, connection count, shutdown, reloadable settings) so that
-//! `status`, `/metrics` and the auth checks never ask the loop.
+//! the [`Board`], where the loop publishes what it owns (config generation,
+//! the live settings, connection count, shutdown) so that `status`,
+//! `/metrics` and the auth checks never ask the loop.
 
 use super::counters;
 use super::persist;
-use crate::config::{AuthToken, Config};
+use super::snapshot::Snapshot;
+use crate::config::LiveSettings;
 use crate::pool::{PoolProbe, PoolStats};
 use crate::time::{self, Timestamp};
 use parking_lot::RwLock;
@@ -17,24 +18,22 @@ use std::time::Instant;
 /// What request workers read to answer queries, besides jobs and runs.
 ///
 /// The loop owns these values and publishes them here (atomics, or a
-/// read-mostly lock for the config info) so that `status` can be answered
-/// on a worker without asking the loop.
+/// read-mostly lock for the config info, or a snapshot for the live
+/// settings) so that `status` can be answered on a worker without asking
+/// the loop.
 pub struct Board {
     /// Where the config came from and its generation.
     pub info: RwLock<ConfigInfo>,
-    /// `daemon.min_workers`, for `health`.
-    pub min_workers: AtomicUsize,
+    /// The settings of the config in force that a reload may change
+    /// (`min_workers`, `allow_submit`, `max_output_bytes`, `auth_token`,
+    /// ...): one version, swapped whole by an accepted reload.
+    pub live: Snapshot<LiveSettings>,
     /// Open client connections.
     pub connections: AtomicUsize,
     /// Armed schedule timers.
     pub timers_armed: AtomicUsize,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
-    /// `daemon.allow_submit` (reloadable).
-    pub allow_submit: AtomicBool,
-    /// `daemon.max_output_bytes` (reloadable): no one answer is built
-    /// larger than this (`runs.list` refuses instead).
-    pub max_output_bytes: AtomicUsize,
     /// Connections subscribed to run events; while zero, nobody posts
     /// [`super::LoopEvent::RunChanged`].
     pub subscribers: AtomicUsize,
@@ -48,35 +47,31 @@ pub struct Board {
     pub request_pool: OnceLock<PoolProbe>,
     /// Requests answered and refusals by limit or auth.
     pub clients: counters::ClientCounters,
-    /// The token TCP clients must present (`daemon.auth_token`, reloadable).
-    pub auth: RwLock<Option<AuthToken>>,
     /// How `state_dir` writes are going.
     pub state: persist::StateHealth,
 }
 
 impl Board {
-    /// The board of a daemon starting with `config` (generation 1).
-    pub fn new(config: &Config, debug_hooks: bool) -> Board {
+    /// The board of a daemon starting with the config read from `path`
+    /// (generation 1) and its `live` settings.
+    pub fn new(path: PathBuf, live: LiveSettings, debug_hooks: bool) -> Board {
         Board {
             info: RwLock::new(ConfigInfo {
-                path: config.path.clone(),
+                path,
                 generation: 1,
                 loaded_at: time::now(),
                 last_reload_error: None,
             }),
-            min_workers: AtomicUsize::new(config.daemon.min_workers),
+            live: Snapshot::new(live),
             connections: AtomicUsize::new(0),
             timers_armed: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            allow_submit: AtomicBool::new(config.daemon.allow_submit),
-            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
             subscribers: AtomicUsize::new(0),
             started: Instant::now(),
             debug_hooks,
             job_pool: OnceLock::new(),
             request_pool: OnceLock::new(),
             clients: counters::ClientCounters::default(),
-            auth: RwLock::new(config.daemon.auth_token.clone()),
             state: persist::StateHealth::default(),
         }
     }
@@ -100,10 +95,14 @@ impl Board {
 
     /// `ok`, or `degraded` when fewer job workers are alive than `min_workers`.
     pub fn health(&self) -> &'static str {
-        health_of(
-            self.job_pool_stats().alive,
-            self.min_workers.load(Ordering::Relaxed),
-        )
+        let min_workers = self.live.read().min_workers;
+        self.health_under(min_workers)
+    }
+
+    /// [`Board::health`] for the `min_workers` of a live settings version
+    /// the caller has read already.
+    pub fn health_under(&self, min_workers: usize) -> &'static str {
+        health_of(self.job_pool_stats().alive, min_workers)
     }
 
     /// Whether shutdown has begun.

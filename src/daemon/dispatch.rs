@@ -109,7 +109,7 @@ impl Daemon {
             let s = self.pool.stats();
             s.queue_depth < s.queue_capacity
         };
-        let backlog_cap = self.config.daemon.queue_capacity;
+        let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
         let entry = core
             .job_mut(name)
@@ -132,7 +132,7 @@ impl Daemon {
                 capacity: backlog_cap,
             }),
             Admission::QueueFull => Some(Error::QueueFull {
-                capacity: Some(self.config.daemon.queue_capacity),
+                capacity: Some(self.start.queue_capacity),
             }),
             Admission::Backlog | Admission::Dispatch => None,
         };
@@ -472,17 +472,24 @@ impl Daemon {
         };
     }
 
-    /// Pauses or resumes a job's schedule.
-    pub fn set_enabled(&mut self, name: &str, enabled: bool) -> Result<(), Error> {
-        {
-            let mut core = self.shared.core.lock();
-            let entry = core
-                .job_mut(name)
-                .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
-            entry.enabled = enabled;
-        }
+    /// Pauses (`true`) or resumes a job's schedule; with `state_dir` the
+    /// change is journaled and synced before this returns (see
+    /// [`super::persist`]).
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), Error> {
+        let changed = self
+            .shared
+            .core
+            .lock()
+            .set_paused(name, paused)
+            .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
         self.arm(name);
-        log::info!("job {name} {}", if enabled { "resumed" } else { "paused" });
+        if changed {
+            if !paused {
+                self.skip_paused_due_times(name);
+            }
+            self.shared.journal_pause(name, paused);
+        }
+        self.log_pause(name, paused);
         Ok(())
     }
 
@@ -492,7 +499,7 @@ impl Daemon {
         let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
             return;
         };
-        let ms = jump.skew.num_milliseconds();
+        let ms = jump.skew.as_millis();
         let direction = if ms < 0 { "back" } else { "forward" };
         log::warn!(
             "wall clock jumped {direction} by {} ms; {} schedule(s) re-armed",

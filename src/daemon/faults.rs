@@ -55,7 +55,7 @@ pub fn set_failpoint(name: &str, actions: &str) -> Result<(), String> {
 /// offset now in force, for the `debug.clock_jump` method; the loop
 /// notices on its next wake-up, which the answer to that request causes.
 pub fn jump_clock(ms: i64) -> i64 {
-    let offset = crate::timer::jump_wall_clock(ms);
+    let offset = crate::time::jump_wall_clock(ms);
     log::warn!("debug.clock_jump: wall clock moved by {ms} ms (offset now {offset} ms)");
     offset
 }

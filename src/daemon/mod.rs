@@ -19,11 +19,15 @@ mod error;
 pub mod faults;
 pub mod persist;
 mod reload;
+#[cfg(test)]
+mod reload_tests;
 pub mod rules;
+pub mod snapshot;
+mod state_health;
 pub mod task;
 pub mod wake;
 
-use crate::config::Config;
+use crate::config::{Config, StartSettings};
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, WorkerPool};
 use crate::schedule::Scheduler;
@@ -56,20 +60,6 @@ pub enum LoopEvent {
     Finished(Run),
     /// A run was queued or started; posted only while someone subscribes.
     RunChanged(Run),
-    /// A request worker answered a batch of request lines.
-    Answers {
-        /// The task that carried the batches.
-        task: u64,
-        /// One answer per connection batch.
-        answers: Vec<crate::requests::BatchAnswer>,
-    },
-    /// A request task ended without answers (it panicked or its thread died).
-    RequestsLost {
-        /// The task that was lost.
-        task: u64,
-        /// What happened.
-        why: String,
-    },
 }
 
 /// State shared between the loop and the workers.
@@ -114,10 +104,12 @@ impl Shared {
         }
     }
 
-    /// Called by the loop just before it sleeps in `poll`; true if an
-    /// event is already waiting (then it must not sleep). See [`wake`].
-    pub fn loop_sleeping(&self, events: &crossbeam_channel::Receiver<LoopEvent>) -> bool {
-        self.wake.sleeping(|| !events.is_empty())
+    /// Called by the loop just before it sleeps in `poll`; true if
+    /// `pending` (asked once posts wake the loop again) says an event is
+    /// already waiting on one of the loop's channels (then it must not
+    /// sleep). See [`wake`].
+    pub fn loop_sleeping(&self, pending: impl FnOnce() -> bool) -> bool {
+        self.wake.sleeping(pending)
     }
 
     /// Called by the loop as soon as `poll` returns. See [`wake`].
@@ -131,6 +123,14 @@ impl Shared {
             // The loop has exited (end of shutdown); nobody is left to tell.
             return;
         }
+        self.wake_loop();
+    }
+
+    /// Wakes the loop if it may be asleep, after a post on a channel of
+    /// its (this one, or another it drains each turn and looks at before
+    /// it sleeps): call it after every send, as [`Shared::notify`] does.
+    /// See [`wake`].
+    pub fn wake_loop(&self) {
         self.wake.after_post();
     }
 
@@ -170,10 +170,10 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     pub(crate) pool: WorkerPool<RunTask>,
     pub(crate) scheduler: Scheduler,
-    /// The configuration in effect, without its jobs: their definitions
-    /// move into the core at start and at each reload (`jobs` is left
-    /// empty), so a job's parsed schedule is held once, by the core.
-    pub config: Config,
+    /// The settings fixed at start (a reload that changes one only warns).
+    /// The live ones are on the board ([`Board::live`]), and the jobs'
+    /// definitions in the core, so a job's parsed schedule is held once.
+    pub start: StartSettings,
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
@@ -199,10 +199,10 @@ impl Daemon {
         waker: Arc<mio::Waker>,
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
-        let core = Core::new(config.daemon.history);
-        let board = Board::new(&config, debug_hooks);
+        let core = Core::new(config.daemon.live.history);
+        let board = Board::new(config.path.clone(), config.daemon.live, debug_hooks);
         faults::configure_from_env();
-        let (journal, recovered) = match &config.daemon.state_dir {
+        let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
                 log::info!(
@@ -215,14 +215,14 @@ impl Daemon {
             None => (None, None),
         };
         let watchdog =
-            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.min_workers);
+            crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
         let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
             PoolConfig {
-                workers: config.daemon.workers,
-                queue_capacity: config.daemon.queue_capacity,
+                workers: config.daemon.start.workers,
+                queue_capacity: config.daemon.start.queue_capacity,
                 name: "tickd-worker".into(),
                 slice: SlicePolicy::ShortWhileIdle,
                 placement: crate::pool::Placement::Anywhere,
@@ -233,7 +233,7 @@ impl Daemon {
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.file_threads)
+            .num_threads(config.daemon.start.file_threads)
             .thread_name(|i| format!("tickd-file-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
@@ -241,7 +241,7 @@ impl Daemon {
             shared,
             pool,
             scheduler: Scheduler::new(),
-            config,
+            start: config.daemon.start,
             phase: Phase::Running,
             cancels: HashMap::new(),
             inputs: HashMap::new(),
@@ -249,10 +249,7 @@ impl Daemon {
             quiet_dispatches: None,
             file_pool: Arc::new(file_pool),
         };
-        let jobs: Vec<_> = std::mem::take(&mut daemon.config.jobs)
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
         for def in &jobs {
             daemon.shared.core.lock().upsert_job(Arc::clone(def));
         }
@@ -336,15 +333,6 @@ impl Daemon {
         b.timers_armed
             .store(self.scheduler.len(), Ordering::Relaxed);
         b.stopping.store(self.stopping(), Ordering::Relaxed);
-        b.min_workers
-            .store(self.config.daemon.min_workers, Ordering::Relaxed);
-        b.allow_submit
-            .store(self.config.daemon.allow_submit, Ordering::Relaxed);
-        b.max_output_bytes
-            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
-        if *b.auth.read() != self.config.daemon.auth_token {
-            *b.auth.write() = self.config.daemon.auth_token.clone();
-        }
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.
@@ -374,7 +362,7 @@ impl Daemon {
         match self.phase {
             Phase::Running => {
                 crate::notify::stopping();
-                let grace = self.config.daemon.shutdown_grace;
+                let grace = self.shared.board.live.read().shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",
                     humantime::format_duration(grace)

@@ -5,7 +5,9 @@
 //! - a run's snapshot when it is queued (with its args, and for `submit`
 //!   the job definition), when a worker starts it, and when it ends;
 //! - a `Scheduled` record each time a schedule fires, so the next start
-//!   knows how long the daemon was down.
+//!   knows how long the daemon was down;
+//! - a `Pause` record when `jobs.pause` / `jobs.resume` changes a job
+//!   (synced before the answer), so a pause survives restarts and crashes.
 //!
 //! Durability: every record is written (`write`) at once, so a `kill -9`
 //! loses nothing that was recorded; runs accepted by `jobs.run` or `submit`
@@ -16,7 +18,10 @@
 //! At start: finished runs go back into their job's history and counters;
 //! runs that were `running` become `interrupted` (the daemon died under
 //! them; they are not re-run, since they may have had effects); runs that
-//! were `queued` are dispatched again under their old ids. Then each
+//! were `queued` are dispatched again under their old ids, with the job's
+//! definition as the config has it now (a `submit`ted run's recorded
+//! definition is checked again, and refused while `allow_submit` is off:
+//! such runs end `cancelled` with an error saying why). Then each
 //! scheduled job counts the due times it missed while the daemon was down
 //! and, per its `catch_up`, runs none, the latest one, or the latest
 //! `catch_up_limit` of them.
@@ -29,69 +34,10 @@ use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How long after a failed journal write the daemon tries again (by
-/// rewriting the journal from memory), for as long as writes fail.
-const WRITE_RETRY: Duration = Duration::from_secs(1);
-
-/// How the journal's writes are going, for `status` and for the retry.
-///
-/// A failed write (disk full, EIO) never stops the daemon: runs go on in
-/// memory, the error is logged and counted here, and every [`WRITE_RETRY`]
-/// the loop rewrites the journal from memory until that works, which also
-/// puts back every record the failed writes left out.
-#[derive(Debug, Default)]
-pub struct StateHealth {
-    /// Journal writes (appends, syncs, compactions) that failed since start.
-    write_errors: AtomicU64,
-    /// The last failure's message (kept after recovery, for the operator).
-    last_error: parking_lot::Mutex<Option<String>>,
-    /// While writes are failing: when to try again.
-    retry_at: parking_lot::Mutex<Option<Instant>>,
-}
-
-/// The `state` object of `status`: whether `state_dir` is in use and how
-/// its writes are going.
-#[derive(Debug, serde::Serialize)]
-pub struct StateView {
-    /// `state_dir` is set.
-    pub enabled: bool,
-    /// Writes currently succeed (false while failing writes are retried).
-    pub writing: bool,
-    /// Journal writes that failed since start.
-    pub write_errors: u64,
-    /// The last failure's message, kept after recovery.
-    pub last_write_error: Option<String>,
-}
-
-impl StateHealth {
-    /// Counts a failed write and schedules a retry.
-    fn record(&self, message: String) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock() = Some(message);
-        self.retry_at
-            .lock()
-            .get_or_insert_with(|| Instant::now() + WRITE_RETRY);
-    }
-
-    /// When the loop should retry, while writes are failing.
-    pub fn retry_at(&self) -> Option<Instant> {
-        *self.retry_at.lock()
-    }
-
-    /// The `state` object of `status`.
-    pub fn view(&self, enabled: bool) -> StateView {
-        StateView {
-            enabled,
-            writing: self.retry_at().is_none(),
-            write_errors: self.write_errors.load(Ordering::Relaxed),
-            last_write_error: self.last_error.lock().clone(),
-        }
-    }
-}
+pub use super::state_health::{StateHealth, StateView};
 
 /// How many missed due times are counted at most per job (a `every = "1s"`
 /// job down for a year would otherwise take a while to count).
@@ -185,6 +131,24 @@ impl Shared {
         }
     }
 
+    /// Records that `job` was paused or resumed, durably (fdatasync), so
+    /// the pause outlives a restart, a `kill -9` and a power loss.
+    pub fn journal_pause(&self, job: &str, paused: bool) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let record = Record::Pause {
+            job: job.to_string(),
+            paused,
+        };
+        if let Err(e) = journal.lock().append(&record) {
+            let what = if paused { "pause" } else { "resume" };
+            self.write_failed(format!("could not record the {what} of job {job}: {e}"));
+            return;
+        }
+        self.sync_journal();
+    }
+
     /// Makes everything recorded so far durable (fdatasync; a no-op when
     /// nothing was written since the last sync).
     pub fn sync_journal(&self) {
@@ -195,16 +159,54 @@ impl Shared {
         }
     }
 
-    /// Logs and counts a failed journal write; the loop retries.
+    /// Counts (and logs, unless it is one of a flood) a failed journal
+    /// write; the loop retries.
     fn write_failed(&self, message: String) {
-        log::error!(
-            "state_dir: {message}; runs go on in memory, the journal is rewritten once writes work again"
-        );
         self.board.state.record(message);
     }
 }
 
 impl Daemon {
+    /// Logs a pause or resume, saying what an operator could not guess:
+    /// without `state_dir` a pause ends with the process, and a resumed
+    /// job whose file says `enabled = false` stays unscheduled.
+    pub(super) fn log_pause(&self, name: &str, paused: bool) {
+        let file_enabled = self
+            .shared
+            .core
+            .lock()
+            .job(name)
+            .is_some_and(|e| e.def.enabled);
+        match (paused, self.shared.journal.is_some(), file_enabled) {
+            (true, true, _) => log::info!("job {name} paused (kept in state_dir across restarts)"),
+            (true, false, _) => log::warn!(
+                "job {name} paused until tickd stops: without daemon.state_dir a pause is not persistent, and a restart schedules the job again"
+            ),
+            (false, _, true) => log::info!("job {name} resumed"),
+            (false, _, false) => log::info!(
+                "job {name} resumed (no longer paused), but its config sets enabled = false: it stays unscheduled"
+            ),
+        }
+    }
+
+    /// On resume: the due times a job missed while paused are not made up,
+    /// not even by the catch-up of a later restart, which counts from the
+    /// last due time recorded. So the resume counts as one (in memory and
+    /// in the journal).
+    pub(super) fn skip_paused_due_times(&self, name: &str) {
+        let now = time::now();
+        let scheduled = match self.shared.core.lock().job_mut(name) {
+            Some(entry) if entry.def.schedule.is_some() => {
+                entry.last_scheduled = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if scheduled {
+            self.shared.journal_scheduled(name, now);
+        }
+    }
+
     /// Rewrites the journal from the state in memory once it has grown
     /// enough (called after runs finish; cheap when there is nothing to do).
     pub(super) fn compact_journal_if_needed(&self) {
@@ -225,12 +227,13 @@ impl Daemon {
                 // What failed needs no rewrite (a directory sync): retry it.
                 let synced = store.sync();
                 drop(store);
-                *health.retry_at.lock() = None;
                 match synced {
-                    Ok(()) => log::warn!("state_dir: journal writes work again"),
-                    Err(e) => self
-                        .shared
-                        .write_failed(format!("could not sync the journal: {e}")),
+                    Ok(()) => health.recovered("the journal is synced"),
+                    Err(e) => {
+                        health.clear_retry();
+                        self.shared
+                            .write_failed(format!("could not sync the journal: {e}"));
+                    }
                 }
             }
             return;
@@ -254,6 +257,10 @@ impl Daemon {
                 job: job.to_string(),
                 at,
             }));
+            records.extend(core.paused_jobs().map(|job| Record::Pause {
+                job: job.to_string(),
+                paused: true,
+            }));
             records
         };
         let before = store.journal_len();
@@ -262,12 +269,10 @@ impl Daemon {
         match result {
             Ok(()) => {
                 log::info!("state_dir: journal compacted from {before} bytes");
-                if health.retry_at.lock().take().is_some() {
-                    log::warn!("state_dir: journal writes work again; the journal was rewritten from memory");
-                }
+                health.recovered("the journal was rewritten from memory");
             }
             Err(e) => {
-                *health.retry_at.lock() = None;
+                health.clear_retry();
                 self.shared
                     .write_failed(format!("journal compaction failed: {e}"));
             }
@@ -302,6 +307,13 @@ impl Daemon {
                 entry.last_scheduled = Some(*at);
             }
         }
+        // Pauses of jobs the config no longer has are dropped for good,
+        // so a job of that name added later does not start out paused.
+        let stale_pauses: Vec<&String> = recovered
+            .paused
+            .iter()
+            .filter(|job| core.set_paused(job, true).is_none())
+            .collect();
         for record in &recovered.runs {
             let mut run = record.to_run();
             match run.state {
@@ -328,6 +340,22 @@ impl Daemon {
         for run in &interrupted {
             self.shared.journal_finished(run);
         }
+        for job in stale_pauses {
+            log::info!("job {job} was paused but is no longer in the config; its pause is dropped");
+            self.shared.journal_pause(job, false);
+        }
+        if !recovered.paused.is_empty() {
+            log::info!(
+                "state_dir: {} job(s) still paused: {}",
+                recovered.paused.len(),
+                recovered
+                    .paused
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         log::info!(
             "state_dir: recovered {} runs ({} queued again, {} interrupted)",
             recovered.runs.len(),
@@ -348,6 +376,13 @@ impl Daemon {
                 .job(name)
                 .map(|e| Arc::clone(&e.def))
                 .ok_or_else(|| format!("job {name} is no longer in the config")),
+            // A submitted run is checked as `submit` would check it now:
+            // one accepted while it was allowed does not run once it is
+            // not (and a journal is never a way around `allow_submit`).
+            (None, Some(_)) if !self.shared.board.live.read().allow_submit => Err(
+                "submitted before the restart, but submit is disabled now (daemon.allow_submit = false): not run"
+                    .to_string(),
+            ),
             (None, Some(Value::Object(obj))) => crate::config::parse_adhoc_job(obj)
                 .map(Arc::new)
                 .map_err(|e| format!("submitted job no longer valid: {e}")),
@@ -477,9 +512,7 @@ mod tests {
     use crate::schedule::{parse_cron, parse_every};
 
     fn utc(s: &str) -> Timestamp {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .expect("timestamp")
-            .with_timezone(&chrono::Utc)
+        crate::time::text::parse(s).expect("timestamp")
     }
 
     #[test]

@@ -11,14 +11,18 @@
 //!   with);
 //! - settings that shape threads and sockets (`listen`, `workers`,
 //!   `queue_capacity`, `unix_socket`, `state_dir`, `log_file`, `syslog`,
-//!   `user`, `group`) need a restart: a change is logged and
-//!   the running values are kept.
+//!   `user`, `group`: [`crate::config::StartSettings`]) need a restart: a
+//!   change is logged, and the running values stay, since the daemon's
+//!   start settings are never replaced;
+//! - the other settings ([`crate::config::LiveSettings`]) take effect as
+//!   one new version of [`super::Board::live`], swapped in whole.
+
 //!
 //! What changed is worked out by [`diff_jobs`], a pure function of the old
 //! and new definitions, and reported as a [`ReloadReport`].
 
 use super::{Daemon, Error};
-use crate::config::{self, Config, JobDef};
+use crate::config::{self, JobDef, LiveSettings};
 use crate::time;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -89,8 +93,10 @@ impl Daemon {
         for w in &new.warnings {
             log::warn!("{w}");
         }
-        keep_restart_only_settings(&self.config, &mut new);
-        log_auth_change(&self.config, &new, &path);
+        for key in self.start.needs_restart(&new.daemon.start) {
+            log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
+        }
+        log_auth_change(&self.shared.board.live.read(), &new.daemon.live, &path);
 
         let old: BTreeMap<String, Arc<JobDef>> = {
             let core = self.shared.core.lock();
@@ -108,12 +114,17 @@ impl Daemon {
 
         for name in &removed {
             self.scheduler.disarm(name);
+            // A removed job's pause goes with it (a job of that name added
+            // later starts unpaused, after a restart too).
+            if self.shared.core.lock().job(name).is_some_and(|e| e.paused) {
+                self.shared.journal_pause(name, false);
+            }
             let backlog = self.shared.core.lock().remove_job(name);
             for id in backlog {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
-        // The definitions move into the core (see `Daemon::config`); an
+        // The definitions move into the core (the daemon keeps no copy); an
         // unchanged job keeps the one it has, and the new copy is dropped.
         for def in std::mem::take(&mut new.jobs) {
             if added.contains(&def.name) || changed.contains(&def.name) {
@@ -125,10 +136,13 @@ impl Daemon {
         self.shared
             .core
             .lock()
-            .set_history_limit(new.daemon.history);
-        crate::logging::set_level(&new.daemon.log_level);
+            .set_history_limit(new.daemon.live.history);
+        crate::logging::set_level(&new.daemon.live.log_level);
 
-        self.config = new;
+        // Published before the generation, so whoever sees the new
+        // generation sees the new settings; the old version is freed here
+        // (or by the last reader that still holds it).
+        drop(self.shared.board.live.swap(Arc::new(new.daemon.live)));
         let generation = {
             let mut info = self.shared.board.info.write();
             info.generation += 1;
@@ -138,7 +152,7 @@ impl Daemon {
         };
         self.publish();
         // The old config and the new file's parse tree are freed by now.
-        crate::os_unsafe::release_free_heap();
+        crate::sys::ffi::release_free_heap();
         log::info!(
             "config reloaded (generation {generation}): {} added, {} removed, {} changed",
             added.len(),
@@ -154,59 +168,11 @@ impl Daemon {
     }
 }
 
-/// Copies the settings that only take effect at start from the running
-/// config into the new one, warning about each one that differs.
-fn keep_restart_only_settings(running: &Config, new: &mut Config) {
-    let (r, n) = (&running.daemon, &mut new.daemon);
-    let mut differ = Vec::new();
-    if r.listen != n.listen {
-        differ.push("listen");
-        n.listen = r.listen.clone();
-    }
-    if r.unix_socket != n.unix_socket {
-        differ.push("unix_socket");
-        n.unix_socket = r.unix_socket.clone();
-    }
-    if r.unix_socket_mode != n.unix_socket_mode {
-        differ.push("unix_socket_mode");
-        n.unix_socket_mode = r.unix_socket_mode;
-    }
-    if r.workers != n.workers {
-        differ.push("workers");
-        n.workers = r.workers;
-    }
-    if r.queue_capacity != n.queue_capacity {
-        differ.push("queue_capacity");
-        n.queue_capacity = r.queue_capacity;
-    }
-    if r.file_threads != n.file_threads {
-        differ.push("file_threads");
-        n.file_threads = r.file_threads;
-    }
-    if r.log_file != n.log_file || r.syslog != n.syslog {
-        differ.push("log_file/syslog");
-        n.log_file = r.log_file.clone();
-        n.syslog = r.syslog;
-    }
-    if r.user != n.user || r.group != n.group {
-        differ.push("user/group");
-        n.user = r.user.clone();
-        n.group = r.group.clone();
-    }
-    if r.state_dir != n.state_dir {
-        differ.push("state_dir");
-        n.state_dir = r.state_dir.clone();
-    }
-    for key in differ {
-        log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
-    }
-}
-
 /// Says what a reload does to authentication. Turning it off is allowed (an
 /// operator may mean it) but must never pass unnoticed: a truncated or
 /// wrong config file would otherwise open the daemon to every TCP client.
-fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
-    match (&old.daemon.auth_token, &new.daemon.auth_token) {
+fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
+    match (&old.auth_token, &new.auth_token) {
         (Some(_), None) => log::warn!(
             "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
             path.display()

@@ -1,15 +1,16 @@
 //! When a post to the event loop must wake it, and when it need not.
 //!
-//! Threads post [`super::LoopEvent`]s on a channel and wake the loop through
-//! its `mio::Waker` (an `eventfd` write). A wake is only needed while the
-//! loop sleeps in `poll`, or is about to: while it is awake it drains the
-//! channel before it sleeps again anyway. On a busy daemon the request
-//! threads post a batch of answers per loop turn, mostly while the loop is
-//! still awake; skipping those writes saves a syscall and a spurious `poll`
-//! return per turn.
+//! Threads post events on the loop's channels ([`super::LoopEvent`]s, and
+//! the request pool's answers on a channel of its own) and wake the loop
+//! through its `mio::Waker` (an `eventfd` write). A wake is only needed
+//! while the loop sleeps in `poll`, or is about to: while it is awake it
+//! drains the channels before it sleeps again anyway. On a busy daemon
+//! the request threads post a batch of answers per loop turn, mostly while
+//! the loop is still awake; skipping those writes saves a syscall and a
+//! spurious `poll` return per turn.
 //!
 //! The protocol is a flag, `quiet`, up while posts need not wake the loop:
-//! - the loop lowers it just before it sleeps, then looks at the channel
+//! - the loop lowers it just before it sleeps, then looks at every channel
 //!   once more and does not sleep if anything is there
 //!   ([`LoopWake::sleeping`]);
 //! - the loop raises it as soon as `poll` returns ([`LoopWake::awake`]);
@@ -18,7 +19,7 @@
 //!
 //! Both sides put a `SeqCst` fence between their channel operation and
 //! their flag operation. Of "the loop lowers the flag, then checks the
-//! channel" and "the poster sends, then checks the flag", at least one
+//! channels" and "the poster sends, then checks the flag", at least one
 //! sees the other's write: either the loop finds the event and does not
 //! sleep, or the poster finds the flag down and wakes it. No event is left
 //! unseen by a sleeping loop.

@@ -203,8 +203,8 @@ pub fn auth(h: &Handlers, p: AuthParams<'_>, peer: Option<IpAddr>) -> AuthOutcom
     let shared = &*h.shared;
     let token = p.token;
     let accepted = json!({ "authenticated": true });
-    let guard = shared.board.auth.read();
-    let Some(secret) = guard.as_ref() else {
+    let live = shared.board.live.read();
+    let Some(secret) = live.auth_token.as_ref() else {
         return AuthOutcome::Accepted(accepted, None);
     };
     let slot = match peer {
@@ -265,8 +265,8 @@ pub enum HttpAuth {
 /// address's share of the [`WrongTokenBudget`] first).
 pub fn check_http(h: &Handlers, header: Option<&[u8]>, peer: Option<IpAddr>) -> HttpAuth {
     let shared = &*h.shared;
-    let guard = shared.board.auth.read();
-    let Some(secret) = guard.as_ref() else {
+    let live = shared.board.live.read();
+    let Some(secret) = live.auth_token.as_ref() else {
         return HttpAuth::Allowed;
     };
     let Some(value) = header else {

@@ -143,14 +143,26 @@ pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) 
     accepted(d, started, wait)
 }
 
-/// Applies `jobs.pause` / `jobs.resume`: `{name, enabled, next_run}`.
+/// Applies `jobs.pause` / `jobs.resume` (`enabled` false / true):
+/// `{name, enabled, paused, persistent, next_run}`.
+///
+/// `enabled` is the effective state, whether the schedule runs: the file
+/// enables the job and it is not paused. So `jobs.resume` of a job whose
+/// file says `enabled = false` answers `enabled: false, paused: false`:
+/// the pause is lifted, the file's word stands. `persistent` says whether
+/// the pause outlives a restart (only with `state_dir`).
 pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, Error> {
-    d.set_enabled(name, enabled)?;
-    let next_run = d
-        .shared
-        .core
-        .lock()
-        .job_json(name, false)
-        .map(|j| j["next_run"].clone());
-    Ok(json!({ "name": name, "enabled": enabled, "next_run": next_run }))
+    d.set_paused(name, !enabled)?;
+    let core = d.shared.core.lock();
+    let job = core
+        .job(name)
+        .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
+    let next_run = job.next_run.as_ref().map(crate::time::rfc3339);
+    Ok(json!({
+        "name": name,
+        "enabled": job.enabled,
+        "paused": job.paused,
+        "persistent": d.shared.journal.is_some(),
+        "next_run": next_run,
+    }))
 }

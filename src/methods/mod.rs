@@ -32,7 +32,6 @@ use crate::state::run::RunId;
 use call::{Call, RunKey};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the request handlers answer from: the daemon's shared state, and
@@ -156,7 +155,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
 /// Refuses `submit` unless `daemon.allow_submit` (checked before its
 /// params are, so a refused client learns nothing about them).
 pub fn submit_allowed(board: &Board) -> Result<(), Error> {
-    if board.allow_submit.load(Ordering::Relaxed) {
+    if board.live.read().allow_submit {
         Ok(())
     } else {
         Err(Error::Forbidden(

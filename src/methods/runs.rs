@@ -12,7 +12,6 @@ use crate::daemon::{Error, Shared};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::io::Write;
-use std::sync::atomic::Ordering;
 
 /// `runs.list` answers at most this many runs unless `limit` says fewer.
 pub const DEFAULT_LIST_LIMIT: u64 = 100;
@@ -47,7 +46,7 @@ pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
         }
         Some(n) => n.min(MAX_LIST_LIMIT),
     };
-    let cap = shared.board.max_output_bytes.load(Ordering::Relaxed);
+    let cap = shared.board.live.read().max_output_bytes;
     let core = shared.core.lock();
     if let Some(name) = job {
         if core.job(name).is_none() && !core.has_runs_of(name) {

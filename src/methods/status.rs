@@ -95,13 +95,18 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
             last_reload_error: info.last_reload_error.clone(),
         }
     };
+    // One version of the live settings for the whole answer.
+    let (min_workers, auth_required) = {
+        let live = b.live.read();
+        (live.min_workers, live.auth_token.is_some())
+    };
     super::encode(&StatusView {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         uptime_ms: b.uptime_ms(),
-        health: b.health(),
+        health: b.health_under(min_workers),
         stopping: b.stopping(),
-        workers: WorkersView::of(&pool, Some(b.min_workers.load(Ordering::Relaxed))),
+        workers: WorkersView::of(&pool, Some(min_workers)),
         request_workers: WorkersView::of(&requests, None),
         queue: QueueView {
             depth: pool.queue_depth,
@@ -112,7 +117,7 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         jobs,
         runs_in_memory,
         timers_armed: b.timers_armed.load(Ordering::Relaxed),
-        auth_required: b.auth.read().is_some(),
+        auth_required,
         clients: b.clients.view(),
         state: b.state.view(shared.journal.is_some()),
         config,

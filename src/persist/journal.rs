@@ -7,9 +7,10 @@
 //! ...
 //! ```
 //!
-//! Reading stops at the first frame that is cut short, claims an impossible
-//! length, fails its checksum or does not decode, and reports what it
-//! skipped; the frames before it are good (each was checked on its own).
+//! A frame that is cut short, claims an impossible length, fails its
+//! checksum or does not decode is skipped and reported, and reading resyncs
+//! at the next offset where a whole frame checks out: every frame kept was
+//! checked on its own, and damage in the middle loses only what it covers.
 //! Writing goes through [`Journal`]: one `write` per frame to a file opened
 //! with `O_APPEND`, and a fresh file is only ever put in place by
 //! [`Journal::replace`] (temporary file, fsync, rename, directory fsync).
@@ -64,114 +65,133 @@ pub(super) fn check_header(bytes: &[u8]) -> Header {
     Header::Bad("it does not start with the tickd journal header".to_string())
 }
 
-/// The good records of a journal and where reading stopped.
+/// The good records of a journal and the damage skipped between them.
 #[derive(Debug, Default)]
 pub(super) struct Replay {
     /// The records of every good frame, in order.
     pub(super) records: Vec<Record>,
     /// The offset just past the last good frame.
     pub(super) end: u64,
-    /// What was skipped after `end`, if anything.
-    pub(super) skipped: Option<Skipped>,
+    /// Every damaged stretch that was skipped, in file order.
+    pub(super) skipped: Vec<Skipped>,
 }
 
-/// The part of a journal that replay could not use.
+/// A stretch of a journal that replay could not use.
 #[derive(Debug)]
 pub(super) struct Skipped {
     /// Offset of the first bad frame.
     pub(super) offset: u64,
-    /// Bytes from there to the end of the file.
+    /// Bytes from there to the next good frame (or the end of the file).
     pub(super) bytes: u64,
     /// What was wrong with the frame.
     pub(super) reason: String,
-    /// True when the bad frame is the last thing in the file, as after a
-    /// crash in the middle of an append (a torn tail); false when data
-    /// follows it, i.e. records after it are lost.
+    /// True when no good frame follows, as after a crash in the middle of
+    /// an append (a torn tail); false when good frames follow, i.e. the
+    /// file was damaged in place (a flipped bit, a bad sector).
     pub(super) at_tail: bool,
 }
 
 impl Skipped {
     /// The operator-facing warning, without the path of any kept copy.
     pub(super) fn describe(&self) -> String {
-        let what = if self.at_tail {
-            "torn or corrupt data"
+        if self.at_tail {
+            format!(
+                "state/journal: skipped {} bytes of torn or corrupt data at offset {} ({}), \
+                 the end of the file: the last write before a crash or power loss",
+                self.bytes, self.offset, self.reason
+            )
         } else {
-            "corrupt data, and the records after it"
-        };
-        format!(
-            "state/journal: skipped {} bytes of {what} at offset {} ({})",
-            self.bytes, self.offset, self.reason
-        )
+            format!(
+                "state/journal: skipped {} bytes of corrupt data at offset {} ({}); \
+                 the records after it were recovered",
+                self.bytes, self.offset, self.reason
+            )
+        }
     }
 }
 
 /// Reads every good frame from `start` on (`bytes` is the whole file).
+///
+/// A bad frame does not end the replay: its length field may be what is
+/// damaged, so where it "ends" proves nothing. Instead replay resyncs: it
+/// looks, byte by byte after the bad frame's start, for the next offset
+/// where a whole frame checks out (see [`resync`]) and goes on from there.
+/// Only damage that no good frame follows is a torn tail.
 pub(super) fn read_frames(bytes: &[u8], start: usize) -> Replay {
     let mut replay = Replay {
         end: start as u64,
         ..Replay::default()
     };
     let mut pos = start;
-    loop {
+    while pos < bytes.len() {
         match read_frame(bytes, pos) {
-            Ok(None) => break,
-            Ok(Some((record, next))) => {
+            Ok((record, next)) => {
                 replay.records.push(record);
                 pos = next;
                 replay.end = next as u64;
             }
-            Err(BadFrame { reason, at_tail }) => {
-                replay.skipped = Some(Skipped {
+            Err(reason) => {
+                let resume = resync(bytes, pos + 1);
+                let until = resume.unwrap_or(bytes.len());
+                replay.skipped.push(Skipped {
                     offset: pos as u64,
-                    bytes: (bytes.len() - pos) as u64,
+                    bytes: (until - pos) as u64,
                     reason,
-                    at_tail,
+                    at_tail: resume.is_none(),
                 });
-                break;
+                pos = until;
             }
         }
     }
     replay
 }
 
-/// A frame that cannot be trusted.
-struct BadFrame {
-    /// What is wrong with it.
-    reason: String,
-    /// Whether it reaches exactly to the end of the file.
-    at_tail: bool,
+/// The first offset at or after `from` where a good frame starts, if any.
+///
+/// A candidate must claim a possible length that fits in the file, and its
+/// payload must open the way every record does (`{"t":"`), before its
+/// checksum is computed and its record decoded: the payload is JSON text,
+/// which holds no zero bytes, so inside a payload almost no offset even
+/// claims a possible length, and a false match would need a CRC-32 to hold
+/// by chance as well.
+fn resync(bytes: &[u8], from: usize) -> Option<usize> {
+    const OPENING: &[u8] = br#"{"t":""#;
+    (from..bytes.len()).find(|&at| {
+        let rest = &bytes[at..];
+        let Some((head, body)) = rest.split_first_chunk::<FRAME_HEADER_LEN>() else {
+            return false;
+        };
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        (1..=MAX_PAYLOAD).contains(&len)
+            && body.len() >= len
+            && body.starts_with(OPENING)
+            && read_frame(bytes, at).is_ok()
+    })
 }
 
-/// Reads the frame at `at`, checking length, checksum and JSON in that
-/// order: its record and the offset of the next frame, or None at the end.
-fn read_frame(bytes: &[u8], at: usize) -> Result<Option<(Record, usize)>, BadFrame> {
+/// Reads the frame at `at` (before the end of `bytes`), checking length,
+/// checksum and JSON in that order: its record and the offset of the next
+/// frame, or what is wrong with it.
+fn read_frame(bytes: &[u8], at: usize) -> Result<(Record, usize), String> {
     let rest = &bytes[at..];
-    if rest.is_empty() {
-        return Ok(None);
-    }
-    let bad = |reason: String, at_tail: bool| Err(BadFrame { reason, at_tail });
     let Some((head, body)) = rest.split_first_chunk::<FRAME_HEADER_LEN>() else {
-        let reason = format!("frame header cut short: {} of 8 bytes", rest.len());
-        return bad(reason, true);
+        return Err(format!("frame header cut short: {} of 8 bytes", rest.len()));
     };
     let [l0, l1, l2, l3, c0, c1, c2, c3] = *head;
     let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
     let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if len == 0 || len > MAX_PAYLOAD {
-        // Where such a frame would end is unknown: assume data follows.
-        return bad(format!("impossible payload length {len}"), false);
+        return Err(format!("impossible payload length {len}"));
     }
     let Some(payload) = body.get(..len) else {
-        let reason = format!("payload cut short: {} of {len} bytes", body.len());
-        return bad(reason, true);
+        return Err(format!("payload cut short: {} of {len} bytes", body.len()));
     };
-    let at_tail = body.len() == len;
     if crc32fast::hash(payload) != crc {
-        return bad("checksum mismatch".to_string(), at_tail);
+        return Err("checksum mismatch".to_string());
     }
     match serde_json::from_slice::<Record>(payload) {
-        Ok(record) => Ok(Some((record, at + FRAME_HEADER_LEN + len))),
-        Err(e) => bad(format!("undecodable record: {e}"), at_tail),
+        Ok(record) => Ok((record, at + FRAME_HEADER_LEN + len)),
+        Err(e) => Err(format!("undecodable record: {e}")),
     }
 }
 
@@ -385,10 +405,12 @@ fn write_new(
         }
         _ => {}
     }
+    // `create_new` (O_EXCL) never follows a link; O_NOFOLLOW says so too.
     let file = OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| files::context(e, "create", path))?;
     let mut out = BufWriter::with_capacity(64 * 1024, &file);
@@ -443,7 +465,7 @@ mod tests {
         let replay = read_frames(&bytes, HEADER.len());
         assert_eq!(replay.records, records);
         assert_eq!(replay.end, bytes.len() as u64);
-        assert!(replay.skipped.is_none());
+        assert!(replay.skipped.is_empty());
     }
 
     #[test]
@@ -475,21 +497,58 @@ mod tests {
         bytes.extend_from_slice(&[0; 64]);
         let replay = read_frames(&bytes, HEADER.len());
         assert_eq!(replay.records, vec![forget(1)]);
-        let skipped = replay.skipped.expect("skipped the zeros");
+        let [skipped] = &replay.skipped[..] else {
+            panic!("one stretch skipped: {:?}", replay.skipped);
+        };
         assert_eq!(skipped.bytes, 64);
+        assert!(skipped.at_tail, "no frame follows the zeros");
         assert!(skipped.reason.contains("length 0"), "{}", skipped.reason);
     }
 
     #[test]
-    fn damage_before_more_data_is_not_called_a_tail() {
+    fn damage_before_more_data_is_skipped_and_the_rest_read() {
         let mut bytes = journal_of(&[forget(1), forget(2), forget(3)]);
         let second = HEADER.len() + (bytes.len() - HEADER.len()) / 3;
         bytes[second + 10] ^= 0x20;
         let replay = read_frames(&bytes, HEADER.len());
-        assert_eq!(replay.records, vec![forget(1)]);
-        let skipped = replay.skipped.expect("skipped");
+        assert_eq!(replay.records, vec![forget(1), forget(3)]);
+        let [skipped] = &replay.skipped[..] else {
+            panic!("one stretch skipped: {:?}", replay.skipped);
+        };
         assert!(!skipped.at_tail);
-        assert!(skipped.describe().contains("records after it"));
+        assert_eq!(skipped.offset, second as u64);
+        assert!(skipped
+            .describe()
+            .contains("records after it were recovered"));
+    }
+
+    #[test]
+    fn a_flipped_length_bit_loses_only_its_frame() {
+        // Every bit of the length field of the middle frame, flipped in
+        // turn: too long (past the end or over the limit), too short, zero.
+        let records = [forget(1), forget(22), forget(333)];
+        let clean = journal_of(&records);
+        let second = HEADER.len() + (clean.len() - HEADER.len()) / 3;
+        for bit in 0..32 {
+            let mut bytes = clean.clone();
+            bytes[second + bit / 8] ^= 1 << (bit % 8);
+            let replay = read_frames(&bytes, HEADER.len());
+            assert_eq!(replay.records, vec![forget(1), forget(333)], "bit {bit}");
+            assert_eq!(replay.skipped.len(), 1, "bit {bit}");
+            assert!(!replay.skipped[0].at_tail, "bit {bit}: not a torn tail");
+        }
+    }
+
+    #[test]
+    fn only_damage_no_good_frame_follows_is_a_torn_tail() {
+        let mut bytes = journal_of(&[forget(1), forget(2)]);
+        let last = HEADER.len() + (bytes.len() - HEADER.len()) / 2;
+        // The last frame's length flipped to past the end of the file.
+        bytes[last + 2] ^= 0x01;
+        let replay = read_frames(&bytes, HEADER.len());
+        assert_eq!(replay.records, vec![forget(1)]);
+        assert!(replay.skipped[0].at_tail);
+        assert!(replay.skipped[0].describe().contains("torn"));
     }
 
     #[test]

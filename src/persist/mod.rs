@@ -15,10 +15,11 @@
 //! The journal is a header line `tickd-journal v1\n` (magic and format
 //! version), then one frame per [`Record`]:
 //! `[u32 LE payload length][u32 LE CRC-32 of payload][payload]`, where the
-//! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`).
-//! A `run` record is a full snapshot of a run, so replay keeps the latest per
-//! id; `forget` drops a run from the history; `scheduled` records the due
-//! time a job last fired. See [`Record`] and the `journal` module.
+//! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`,
+//! `pause`). A `run` record is a full snapshot of a run, so replay keeps the
+//! latest per id; `forget` drops a run from the history; `scheduled` records
+//! the due time a job last fired; `pause` says a job was paused or resumed
+//! (the last one per job wins). See [`Record`] and the `journal` module.
 //!
 //! # Why it is crash-safe
 //!
@@ -28,13 +29,20 @@
 //!   nothing that was appended. [`Store::sync`] (fdatasync) makes it survive
 //!   a power loss; the daemon calls it before telling a client a run was
 //!   accepted, and once per loop turn (free when nothing was appended).
-//! - **Damage can only be at the tail, and is detected.** A crash or power
-//!   loss can cut the last frame short or leave garbage (often zeros) after
-//!   it. Each frame carries its length and a CRC-32 of its payload, and the
-//!   payload must decode, so replay stops at the first frame that fails any
-//!   check and keeps everything before it: each of those frames was checked
-//!   on its own. A length of zero (zeros are what a power loss often
-//!   leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//! - **Damage is detected, and costs only what it covers.** A crash or
+//!   power loss can cut the last frame short or leave garbage (often zeros)
+//!   after it; a bad disk can flip a bit anywhere. Each frame carries its
+//!   length and a CRC-32 of its payload, and the payload must decode, so a
+//!   damaged frame is never taken for a record. Replay then resyncs at the
+//!   next offset where a whole frame checks out, since a damaged length
+//!   field says nothing about where the next frame starts: damage that good
+//!   frames follow is corruption (the file is kept as `journal.corrupt-*`
+//!   and every frame after it is recovered); only damage that no good frame
+//!   follows is a torn tail. A length of zero (zeros are what a power loss
+//!   often leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//! - **A finished run stays finished.** Once a run has a terminal record,
+//!   no later snapshot of it (which only damage could put there) brings it
+//!   back as queued, so no damage makes a succeeded run run again.
 //! - **Start never builds on a bad tail.** After replay, [`Store::open`]
 //!   compacts at once: the recovered state is written to `journal.tmp`,
 //!   fsynced, renamed over `journal`, and the directory fsynced. New appends
@@ -57,12 +65,17 @@
 //! - **Run ids are never reused.** [`Recovered::max_run_id`] counts forgotten
 //!   runs too; when compaction drops the highest id, it writes a `forget`
 //!   record of it so the next replay still sees it.
+//! - **Only the daemon's user writes the directory.** The journal says what
+//!   to run (a queued `submit` run carries its job definition), so the
+//!   store refuses a state dir that it, or anything in it, could have been
+//!   written by another user (owned by another uid, or group- or
+//!   world-writable), and opens every state file without following
+//!   symbolic links and only if it is a regular file (see `files`). A
+//!   journal holding a run id over [`MAX_RUN_ID`] cannot be tickd's and is
+//!   refused too.
 //!
 //! A journal whose header is not this version's is renamed aside and the
 //! daemon starts empty, with a warning: refusing to start would be worse.
-//! Damage in the middle of the file (a flipped bit, not a crash) loses the
-//! records after it, since frames carry no sync markers to resume at; the
-//! warning says so and the damaged file is kept as `journal.corrupt-*`.
 //!
 //! Replay reads the whole journal into memory; compaction keeps it within a
 //! few times the size of the live state. The store does no I/O on its own
@@ -74,10 +87,12 @@ mod journal;
 mod record;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +104,12 @@ pub use record::{Record, RunRecord};
 /// refused by [`Store::append`] and [`Store::compact`] with `InvalidInput`,
 /// since replay would take their length for damage.
 pub const MAX_RECORD_BYTES: usize = journal::MAX_PAYLOAD;
+
+/// The largest run id a journal may hold (2^63 - 1): higher ids cannot
+/// come from counting (at a million runs a second they take 292,000 years
+/// to reach), and the next one must not wrap past `u64::MAX`. A journal
+/// holding one is refused, not trusted.
+pub const MAX_RUN_ID: u64 = i64::MAX as u64;
 
 /// The journal grows this much past its compacted size before
 /// [`Store::needs_compaction`] asks for a compaction, whatever the ratio.
@@ -105,6 +126,8 @@ pub struct Recovered {
     pub runs: Vec<RunRecord>,
     /// The due time each job's schedule last fired for (the last record wins).
     pub last_scheduled: BTreeMap<String, Timestamp>,
+    /// The jobs paused by `jobs.pause` and not resumed since.
+    pub paused: BTreeSet<String>,
     /// The highest run id ever recorded, forgotten runs included: new ids
     /// must start above it.
     pub max_run_id: u64,
@@ -117,8 +140,14 @@ impl Recovered {
     /// Replays `records` in order: a later snapshot of a run replaces an
     /// earlier one, `Forget` removes the run, `Scheduled` keeps the last
     /// due time per job. Leaves `warnings` empty.
+    ///
+    /// A run that has a terminal record (or was forgotten) stays settled:
+    /// a later non-terminal snapshot of it is ignored, so no damage or
+    /// replay order can bring a finished run back as queued and run it
+    /// again.
     pub fn fold(records: impl IntoIterator<Item = Record>) -> Recovered {
         let mut runs = BTreeMap::new();
+        let mut settled = HashSet::new();
         let mut recovered = Recovered::default();
         for record in records {
             if let Some(id) = record.run_id() {
@@ -126,13 +155,25 @@ impl Recovered {
             }
             match record {
                 Record::Run(run) => {
+                    if run.state.is_terminal() {
+                        settled.insert(run.id);
+                    } else if settled.contains(&run.id) {
+                        continue;
+                    }
                     runs.insert(run.id, run);
                 }
                 Record::Forget { run_id } => {
+                    settled.insert(run_id);
                     runs.remove(&run_id);
                 }
                 Record::Scheduled { job, at } => {
                     recovered.last_scheduled.insert(job, at);
+                }
+                Record::Pause { job, paused: true } => {
+                    recovered.paused.insert(job);
+                }
+                Record::Pause { job, paused: false } => {
+                    recovered.paused.remove(&job);
                 }
             }
         }
@@ -150,7 +191,13 @@ impl Recovered {
                 job: job.clone(),
                 at: *at,
             });
-        scheduled.chain(self.runs.iter().cloned().map(Record::Run))
+        let paused = self.paused.iter().map(|job| Record::Pause {
+            job: job.clone(),
+            paused: true,
+        });
+        scheduled
+            .chain(paused)
+            .chain(self.runs.iter().cloned().map(Record::Run))
     }
 }
 
@@ -174,18 +221,36 @@ impl Store {
     /// Opens (creating if need be) the state directory `dir`, locks it,
     /// replays the journal and compacts it.
     ///
-    /// Damage is never a reason to fail: a bad tail is skipped and a bad
+    /// Damage is never a reason to fail: a bad stretch is skipped and a bad
     /// header sets the journal aside, both with a warning in
     /// [`Recovered::warnings`]. Fails when the directory cannot be created,
-    /// read or written, and with `ResourceBusy` when another process holds
-    /// it.
+    /// read or written; with `PermissionDenied` when it or anything in it
+    /// could have been written by another user (see `files::check_dir`);
+    /// with `InvalidInput` when a state file is a symbolic link, a FIFO or
+    /// anything but a regular file; with `InvalidData` when the journal
+    /// holds a run id over [`MAX_RUN_ID`]; and with `ResourceBusy` when
+    /// another process holds it.
     pub fn open(dir: &Path) -> io::Result<(Store, Recovered)> {
         files::create_dir(dir)?;
+        files::check_dir(dir)?;
         let lock = files::lock_dir(dir)?;
         let mut warnings = Vec::new();
-        let records = read_journal(&dir.join(journal::FILE_NAME), &mut warnings)?;
+        let path = dir.join(journal::FILE_NAME);
+        let records = read_journal(&path, &mut warnings)?;
         let mut recovered = Recovered::fold(records);
         recovered.warnings = warnings;
+        if recovered.max_run_id > MAX_RUN_ID {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "state: {} records run id {}, above the largest tickd hands out ({MAX_RUN_ID}): \
+                     new ids would overflow, so the journal cannot have been written by tickd; \
+                     refusing to start (move it aside to start afresh)",
+                    path.display(),
+                    recovered.max_run_id
+                ),
+            ));
+        }
         let journal = Journal::replace(dir, recovered.to_records(), recovered.max_run_id)?;
         let mut store = Store {
             dir: dir.to_path_buf(),
@@ -195,9 +260,10 @@ impl Store {
         };
         store.journal.sync()?;
         log::info!(
-            "state: recovered {} runs and {} schedules from {}",
+            "state: recovered {} runs, {} schedules and {} paused jobs from {}",
             recovered.runs.len(),
             recovered.last_scheduled.len(),
+            recovered.paused.len(),
             dir.display()
         );
         Ok((store, recovered))
@@ -261,10 +327,8 @@ impl Store {
 /// Reads the records of the journal at `path`, skipping damage and noting
 /// it in `warnings` (and the log). A missing or empty file has none.
 fn read_journal(path: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Record>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(files::context(e, "read", path)),
+    let Some(bytes) = files::read_regular(path)? else {
+        return Ok(Vec::new());
     };
     let start = match journal::check_header(&bytes) {
         Header::Empty => return Ok(Vec::new()),
@@ -283,19 +347,26 @@ fn read_journal(path: &Path, warnings: &mut Vec<String>) -> io::Result<Vec<Recor
         }
     };
     let replay = journal::read_frames(&bytes, start);
-    if let Some(skipped) = &replay.skipped {
-        let mut message = format!(
-            "{}; the {} records before it were recovered",
-            skipped.describe(),
-            replay.records.len()
-        );
+    // Damage that good frames follow is not a crash's doing: keep the file
+    // as it was for a human (once, however many stretches were skipped).
+    let mut copy = None;
+    for skipped in &replay.skipped {
+        let mut message = skipped.describe();
         if !skipped.at_tail {
-            message += &match files::link_aside(path) {
+            let kept = copy.get_or_insert_with(|| match files::link_aside(path) {
                 Ok(aside) => format!("; the damaged journal is kept as {}", aside.display()),
                 Err(e) => format!("; no copy of the damaged journal could be kept: {e}"),
-            };
+            });
+            message += kept;
         }
         warn(warnings, message);
+    }
+    if !replay.skipped.is_empty() {
+        log::warn!(
+            "state/journal: {} records recovered from {}",
+            replay.records.len(),
+            path.display()
+        );
     }
     Ok(replay.records)
 }

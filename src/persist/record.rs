@@ -1,11 +1,12 @@
 //! The journal's records: one self-describing JSON object per change.
 //!
 //! Every record carries its kind in a `"t"` field (`"run"`, `"scheduled"`,
-//! `"forget"`), so a journal can be read with `jq` and a reader can tell a
+//! `"forget"`, `"pause"`), so a journal can be read with `jq` and a reader can tell a
 //! record it does not know from a damaged one. Enums are written by their
 //! wire names (`"timed_out"`, `"on_failure"`), the same strings clients see,
 //! and timestamps as RFC 3339 UTC with every digit of sub-second precision
-//! chrono keeps, so a snapshot reads back exactly as it was written.
+//! there is (`time::text::exact`), so a snapshot reads back exactly as it
+//! was written.
 //!
 //! Optional fields that are empty are left out: most snapshots (queued,
 //! running) have no output, exit code or result, and the journal stays small.
@@ -43,6 +44,14 @@ pub enum Record {
         /// The run that was dropped.
         run_id: RunId,
     },
+    /// `jobs.pause` (`paused: true`) or `jobs.resume` (`false`) of a job:
+    /// the last record per job says whether it is paused after a restart.
+    Pause {
+        /// The job's name.
+        job: String,
+        /// Paused (true) or resumed (false).
+        paused: bool,
+    },
 }
 
 impl Record {
@@ -52,7 +61,7 @@ impl Record {
         match self {
             Record::Run(r) => Some(r.id),
             Record::Forget { run_id } => Some(*run_id),
-            Record::Scheduled { .. } => None,
+            Record::Scheduled { .. } | Record::Pause { .. } => None,
         }
     }
 }
@@ -189,11 +198,12 @@ impl RunRecord {
 
 /// Serde adapters between tickd's types and their wire strings.
 ///
-/// chrono is built without its serde feature and `Trigger` has no parser, so
+/// Timestamps keep the exact text chrono wrote before tickd moved to jiff
+/// (`time::text`, not jiff's serde form), and `Trigger` has no parser, so
 /// the mapping lives here rather than in derives on those types.
 mod wire {
     use super::{RunState, Timestamp, Trigger, Value};
-    use chrono::{DateTime, SecondsFormat, Utc};
+    use crate::time::text;
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -203,14 +213,8 @@ mod wire {
         Value::deserialize(d).map(Some)
     }
 
-    fn format_time(t: &Timestamp) -> String {
-        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-    }
-
     fn parse_time<E: serde::de::Error>(s: &str) -> Result<Timestamp, E> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| E::custom(format!("bad timestamp {s:?}: {e}")))
+        text::parse(s).map_err(|e| E::custom(format!("bad timestamp {s:?}: {e}")))
     }
 
     /// A timestamp as an RFC 3339 string.
@@ -218,7 +222,7 @@ mod wire {
         use super::*;
 
         pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&format_time(t))
+            s.serialize_str(&text::exact(t))
         }
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
@@ -235,7 +239,7 @@ mod wire {
             s: S,
         ) -> Result<S::Ok, S::Error> {
             match t {
-                Some(t) => s.serialize_str(&format_time(t)),
+                Some(t) => s.serialize_str(&text::exact(t)),
                 None => s.serialize_none(),
             }
         }
@@ -282,14 +286,12 @@ mod wire {
 
 #[cfg(test)]
 mod tests {
+    use super::super::journal::{encode_frame, read_frames, HEADER};
     use super::*;
-    use chrono::TimeZone;
-    use chrono::Utc;
+    use crate::time;
 
     fn at(ms: i64) -> Timestamp {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .expect("valid timestamp")
+        time::from_unix_millis(ms).expect("valid timestamp")
     }
 
     fn full_run() -> Run {
@@ -300,7 +302,7 @@ mod tests {
             state: RunState::TimedOut,
             attempt: 3,
             // Nanoseconds: the format must keep every digit.
-            queued_at: at(1_763_889_600_123) + chrono::Duration::nanoseconds(456_789),
+            queued_at: time::from_unix(1_763_889_600, 123_456_789).expect("valid"),
             started_at: Some(at(1_763_889_601_000)),
             finished_at: Some(at(1_763_889_602_500)),
             exit_code: Some(-9),
@@ -335,6 +337,10 @@ mod tests {
                 at: at(1_763_889_600_000),
             },
             Record::Forget { run_id: 99 },
+            Record::Pause {
+                job: "backup".into(),
+                paused: true,
+            },
         ];
         for rec in &records {
             assert_eq!(&round_trip(rec), rec);
@@ -360,6 +366,15 @@ mod tests {
         assert!(v.get("args").is_none(), "empty optionals are left out");
         let forget = serde_json::to_value(Record::Forget { run_id: 3 }).expect("encodes");
         assert_eq!(forget, serde_json::json!({"t": "forget", "run_id": 3}));
+        let pause = Record::Pause {
+            job: "backup".into(),
+            paused: false,
+        };
+        let pause = serde_json::to_value(pause).expect("encodes");
+        assert_eq!(
+            pause,
+            serde_json::json!({"t": "pause", "job": "backup", "paused": false})
+        );
     }
 
     #[test]
@@ -399,5 +414,96 @@ mod tests {
             assert_eq!(Trigger::parse(t.as_str()), Some(t));
         }
         assert_eq!(Trigger::parse("bogus"), None);
+    }
+
+    /// A journal as the chrono build wrote it: each frame's header (length
+    /// and CRC-32, little-endian, in hex) and record, copied from that
+    /// build's output. Timestamps with 0, 3, 6 and 9 fractional digits,
+    /// before 1970, on leap days.
+    const OLD_JOURNAL: [(&str, &str); 7] = [
+        (
+            "8b0100000739ec65",
+            r#"{"t":"run","id":7,"job":"backup","trigger":"on_failure","state":"timed_out","attempt":3,"queued_at":"2025-11-23T09:20:00.123456789Z","started_at":"2025-11-23T09:20:01Z","finished_at":"2025-11-23T09:20:02.500250Z","exit_code":-9,"error":"timed out after 1s","output":"line 1\nline \"2\"\n","progress":0.5,"scheduled_at":"2025-11-23T09:20:00Z","result":{"bytes":12},"args":{"n":1},"catch_up":true}"#,
+        ),
+        (
+            "8c000000e0f12f82",
+            r#"{"t":"run","id":8,"trigger":"submit","state":"queued","attempt":1,"queued_at":"1969-12-31T23:59:59.999000001Z","adhoc":{"command":["true"]}}"#,
+        ),
+        (
+            "f5000000e72be699",
+            r#"{"t":"run","id":9,"job":"leap","trigger":"schedule","state":"queued","attempt":1,"queued_at":"2000-02-29T23:59:59.999Z","started_at":"2024-02-29T00:00:00.000000007Z","finished_at":"2100-02-28T23:59:59.999Z","scheduled_at":"2000-02-29T23:59:59Z"}"#,
+        ),
+        (
+            "400000002ef672a2",
+            r#"{"t":"scheduled","job":"backup","at":"2026-12-05T19:58:00.123Z"}"#,
+        ),
+        (
+            "3d000000bbe92b00",
+            r#"{"t":"scheduled","job":"nightly","at":"2026-12-05T19:58:00Z"}"#,
+        ),
+        (
+            "42000000126ed9a6",
+            r#"{"t":"scheduled","job":"micro","at":"2026-12-05T19:58:00.000001Z"}"#,
+        ),
+        ("19000000dacc540a", r#"{"t":"forget","run_id":3}"#),
+    ];
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn a_journal_of_the_chrono_build_reads_back_and_encodes_to_the_same_bytes() {
+        let mut old = HEADER.to_vec();
+        for (frame_header, record) in OLD_JOURNAL {
+            old.extend(unhex(frame_header));
+            old.extend_from_slice(record.as_bytes());
+        }
+        let replay = read_frames(&old, HEADER.len());
+        assert!(replay.skipped.is_empty(), "{:?}", replay.skipped);
+        assert_eq!(replay.records.len(), OLD_JOURNAL.len());
+        let mut again = HEADER.to_vec();
+        for (record, (_, text)) in replay.records.iter().zip(OLD_JOURNAL) {
+            assert_eq!(serde_json::to_string(record).expect("encodes"), text);
+            encode_frame(&mut again, record).expect("encodes");
+        }
+        assert_eq!(again, old);
+        // The instants are the ones written, to the nanosecond.
+        let Record::Run(first) = &replay.records[0] else {
+            panic!("a run first");
+        };
+        assert_eq!(
+            first.queued_at,
+            time::from_unix(1_763_889_600, 123_456_789).expect("valid")
+        );
+        assert_eq!(first.started_at, time::from_unix(1_763_889_601, 0));
+        assert_eq!(
+            first.finished_at,
+            time::from_unix(1_763_889_602, 500_250_000)
+        );
+        let Record::Run(second) = &replay.records[1] else {
+            panic!("a run second");
+        };
+        assert_eq!(
+            second.queued_at,
+            time::from_unix(-1, 999_000_001).expect("valid")
+        );
+    }
+
+    #[test]
+    fn a_record_with_a_bad_timestamp_is_refused_with_the_reason() {
+        let text = r#"{"t":"scheduled","job":"j","at":"2026-02-30T00:00:00Z"}"#;
+        let err = serde_json::from_str::<Record>(text).expect_err("no Feb 30");
+        assert!(
+            err.to_string()
+                .contains(r#"bad timestamp "2026-02-30T00:00:00Z": input is out of range"#),
+            "{err}"
+        );
+        let text = r#"{"t":"scheduled","job":"j","at":"2026-12-05T19:58:00"}"#;
+        let err = serde_json::from_str::<Record>(text).expect_err("no offset");
+        assert!(err.to_string().contains("premature end of input"), "{err}");
     }
 }

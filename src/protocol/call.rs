@@ -56,7 +56,7 @@ mod tests {
     fn board(daemon: &str, debug_hooks: bool) -> Board {
         let text = format!("[daemon]\n{daemon}\n");
         let config = crate::config::parse(&text, Path::new("t.toml")).expect("config");
-        Board::new(&config, debug_hooks)
+        Board::new(config.path, config.daemon.live, debug_hooks)
     }
 
     fn params(v: Value) -> Params {

@@ -171,7 +171,7 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
             Checked::Answered(passed) => {
                 if passed && !authed {
                     authed = true;
-                    done.authenticated = shared.board.auth.read().clone();
+                    done.authenticated = shared.board.live.read().auth_token.clone();
                 }
             }
             Checked::Wrong => {

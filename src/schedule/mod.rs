@@ -59,7 +59,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use crate::time::Timestamp;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use jiff::tz::TimeZone;
@@ -153,8 +153,8 @@ impl Schedule {
     /// evaluated in the job's `tz`, or the system's local time zone.
     ///
     /// `None` means the schedule never fires again (a cron expression with
-    /// no future match, or a time beyond what chrono or jiff can represent).
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// no future match, or a time beyond what a [`Timestamp`] holds).
+    pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
         match self {
             Schedule::Cron { tz: Some(tz), .. } => self.next_after_in(after, tz),
             Schedule::Cron { tz: None, .. } => self.next_after_in(after, &TimeZone::system()),
@@ -200,42 +200,29 @@ impl Schedule {
     /// Like [`Schedule::next_after`], with cron evaluated in `zone`.
     ///
     /// `every` schedules ignore the zone: they are a grid on absolute time.
-    pub fn next_after_in(&self, after: DateTime<Utc>, zone: &TimeZone) -> Option<DateTime<Utc>> {
+    pub fn next_after_in(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
         let next = match self {
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
             Schedule::Cron {
                 cron, fixed_time, ..
             } => {
-                let start = to_jiff(after)?;
-                let next = if *fixed_time {
-                    dst::next_fixed(cron, zone, start)?
+                if *fixed_time {
+                    dst::next_fixed(cron, zone, after)
                 } else {
                     // A wildcard job follows the wall clock as it goes, which
                     // is croner's rule for it too (croner calls every job
                     // with `*` in a time field an interval job).
-                    let start = start.to_zoned(zone.clone());
-                    cron.find_next_occurrence(&start, false).ok()?.timestamp()
-                };
-                from_jiff(next)
+                    let start = after.to_zoned(zone.clone());
+                    cron.find_next_occurrence(&start, false)
+                        .ok()
+                        .map(|next| next.timestamp())
+                }
             }
         };
         // croner steps from the wall-clock second; a result at or before
         // `after` would make the scheduler spin, so it is never returned.
         next.filter(|due| *due > after)
     }
-}
-
-/// An instant as jiff holds it; `None` outside jiff's years -9999..=9999.
-fn to_jiff(t: DateTime<Utc>) -> Option<jiff::Timestamp> {
-    // A leap second shows as nanos >= 1e9; treat it as the end of the second.
-    let nanos = t.timestamp_subsec_nanos().min(999_999_999);
-    jiff::Timestamp::new(t.timestamp(), i32::try_from(nanos).ok()?).ok()
-}
-
-/// An instant from jiff as chrono holds it.
-fn from_jiff(t: jiff::Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(t.subsec_nanosecond()).ok()?;
-    DateTime::from_timestamp(t.as_second(), nanos)
 }
 
 /// Looks up a `tz` value: an IANA name (`"Europe/Paris"`, `"UTC"`),
@@ -250,22 +237,16 @@ pub fn time_zone(name: &str) -> Result<TimeZone, String> {
     })
 }
 
-const NANOS_PER_SEC: i128 = 1_000_000_000;
-
 /// The first multiple of `interval` (counted from the Unix epoch) strictly
-/// after `after`. Works in i128 nanoseconds, so no interval or date chrono
-/// can hold overflows.
-fn next_multiple(after: DateTime<Utc>, interval: Duration) -> Option<DateTime<Utc>> {
+/// after `after`; `None` past the end of [`Timestamp`]'s range. Works in
+/// i128 nanoseconds, so no interval or date overflows.
+fn next_multiple(after: Timestamp, interval: Duration) -> Option<Timestamp> {
     let step = i128::try_from(interval.as_nanos())
         .ok()
         .filter(|s| *s > 0)?;
-    // A leap second shows as nanos >= 1e9; treat it as the end of the second.
-    let subsec = i128::from(after.timestamp_subsec_nanos().min(999_999_999));
-    let now = i128::from(after.timestamp()) * NANOS_PER_SEC + subsec;
+    let now = after.as_nanosecond();
     let next = now.div_euclid(step).checked_add(1)?.checked_mul(step)?;
-    let secs = i64::try_from(next.div_euclid(NANOS_PER_SEC)).ok()?;
-    let nanos = u32::try_from(next.rem_euclid(NANOS_PER_SEC)).ok()?;
-    DateTime::from_timestamp(secs, nanos)
+    Timestamp::from_nanosecond(next).ok()
 }
 
 /// Parses an `every` value: a humantime duration from [`MIN_EVERY`] to

@@ -20,10 +20,8 @@ fn fixed_time_cron_has_no_wildcard_in_its_time_fields() {
     assert!(!fixed("* 2 * * *"));
 }
 
-fn utc(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("test timestamp")
-        .with_timezone(&Utc)
+fn utc(s: &str) -> Timestamp {
+    crate::time::text::parse(s).expect("test timestamp")
 }
 
 fn cron(expr: &str) -> Schedule {
@@ -48,14 +46,14 @@ fn every_does_not_drift_over_many_steps() {
     for n in 1..=10_000i64 {
         // Re-arm from the due time, however late the run finished.
         due = s.next_after(due).expect("next");
-        assert_eq!(due, t0 + chrono::TimeDelta::seconds(n));
+        assert_eq!(due, t0 + jiff::SignedDuration::from_secs(n));
     }
     // A run that took 2.5s skips the grid points it overlapped, but the
     // phase stays on whole seconds.
-    let late = due + chrono::TimeDelta::milliseconds(2500);
+    let late = due + jiff::SignedDuration::from_millis(2500);
     assert_eq!(
         s.next_after(late),
-        Some(due + chrono::TimeDelta::seconds(3))
+        Some(due + jiff::SignedDuration::from_secs(3))
     );
 }
 
@@ -230,7 +228,7 @@ proptest::proptest! {
             i => parse_cron(exprs[i]),
         }
         .expect("valid");
-        let mut t = DateTime::from_timestamp(start, nanos).expect("in range");
+        let mut t = crate::time::from_unix(start, nanos).expect("in range");
         for _ in 0..5 {
             let next = s.next_after_in(t, &TimeZone::UTC).expect("has a next run");
             proptest::prop_assert!(next > t);
@@ -248,7 +246,7 @@ proptest::proptest! {
     ) {
         let exprs = ["*/7 * * * * *", "30 2 * * *", "0 * * * *", "@daily"];
         let s = cron_in(exprs[pick], "America/New_York");
-        let mut t = DateTime::from_timestamp(start, 0).expect("in range");
+        let mut t = crate::time::from_unix(start, 0).expect("in range");
         for _ in 0..5 {
             let next = s.next_after(t).expect("has a next run");
             proptest::prop_assert!(next > t);
@@ -339,7 +337,7 @@ fn runs_between(expr: &str, zone: &str, from: &str, to: &str) -> Vec<String> {
     let (mut t, end) = (utc(from), utc(to));
     let mut seen = Vec::new();
     while let Some(next) = s.next_after(t).filter(|n| *n <= end) {
-        seen.push(next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        seen.push(crate::time::rfc3339(&next));
         t = next;
     }
     seen

@@ -43,7 +43,7 @@ use super::Schedule;
 use crate::rng::SplitMix64;
 use crate::time::{self, Timestamp};
 use crate::timer::{Clock, TimerKey, TimerWheel};
-use chrono::TimeDelta;
+use jiff::SignedDuration;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,7 @@ pub const WALL_CHECK: Duration = Duration::from_secs(60);
 
 /// A fixed-time cron slot at most this far after the wall time a clock
 /// step back lands on is not fired again once it has (Vixie cron's rule).
-pub const REPEAT_GUARD: TimeDelta = TimeDelta::hours(3);
+pub const REPEAT_GUARD: SignedDuration = SignedDuration::from_hours(3);
 
 /// One job's armed schedule.
 struct Armed {
@@ -93,7 +93,7 @@ struct Armed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClockJump {
     /// How far the wall clock moved beyond monotonic time (negative: back).
-    pub skew: TimeDelta,
+    pub skew: SignedDuration,
     /// Each re-armed job and its new due time.
     pub rearmed: Vec<(String, Timestamp)>,
 }
@@ -175,7 +175,7 @@ impl Scheduler {
         jitter: Duration,
         (wall, mono): (Timestamp, Instant),
     ) {
-        let wait = (at - wall).to_std().unwrap_or(Duration::ZERO);
+        let wait = Duration::try_from(wall.duration_until(at)).unwrap_or(Duration::ZERO);
         let delay = self.rng.below(jitter);
         let deadline = mono + wait;
         let tick = self.clock.deadline_tick(on_grid(deadline + delay));
@@ -228,11 +228,10 @@ impl Scheduler {
         let (wall, mono) = now;
         let (ref_wall, ref_mono) = self.reference;
         self.reference = now;
-        let mono_elapsed =
-            TimeDelta::from_std(mono.saturating_duration_since(ref_mono)).unwrap_or(TimeDelta::MAX);
-        let skew = (wall - ref_wall) - mono_elapsed;
-        let threshold = TimeDelta::from_std(JUMP_THRESHOLD).unwrap_or(TimeDelta::MAX);
-        if skew.abs() < threshold {
+        let mono_elapsed = SignedDuration::try_from(mono.saturating_duration_since(ref_mono))
+            .unwrap_or(SignedDuration::MAX);
+        let skew = ref_wall.duration_until(wall).saturating_sub(mono_elapsed);
+        if skew.unsigned_abs() < JUMP_THRESHOLD {
             return None;
         }
         let mut jobs: Vec<String> = self.armed.keys().cloned().collect();
@@ -336,7 +335,7 @@ fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timest
         Schedule::Cron { .. }
             if old.schedule.is_fixed_time()
                 && old.floor > wall
-                && old.floor - wall < REPEAT_GUARD =>
+                && wall.duration_until(old.floor) < REPEAT_GUARD =>
         {
             old.schedule.next_after(old.floor)
         }
@@ -346,10 +345,10 @@ fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timest
         // the jump, hence at least one interval after the previous one.
         Schedule::Every { .. } => {
             let remaining = old.deadline.saturating_duration_since(mono);
-            let from = TimeDelta::from_std(remaining)
+            let from = SignedDuration::try_from(remaining)
                 .ok()
                 .filter(|d| !d.is_zero())
-                .and_then(|d| wall.checked_add_signed(d - TimeDelta::nanoseconds(1)))
+                .and_then(|d| wall.checked_add(d - SignedDuration::from_nanos(1)).ok())
                 .unwrap_or(wall);
             old.schedule.next_after(from)
         }

@@ -31,8 +31,14 @@ use std::sync::Arc;
 pub struct JobEntry {
     /// The current definition; runs in flight keep the one they started with.
     pub def: Arc<JobDef>,
-    /// False while paused: not scheduled, still runnable by hand.
+    /// Whether the schedule runs: the file enables the job and it is not
+    /// paused (kept equal to `def.enabled && !paused` by the core). False:
+    /// not scheduled, still runnable by hand.
     pub enabled: bool,
+    /// Paused by `jobs.pause`: an overlay on the file's `enabled`, lifted
+    /// only by `jobs.resume` (kept across reloads, and across restarts
+    /// with `state_dir`).
+    pub paused: bool,
     /// Runs handed to the pool and not yet finished.
     pub active: usize,
     /// Runs a worker is executing now.
@@ -63,6 +69,7 @@ impl JobEntry {
     pub fn new(def: Arc<JobDef>) -> Self {
         JobEntry {
             enabled: def.enabled,
+            paused: false,
             def,
             active: 0,
             running: 0,
@@ -86,6 +93,7 @@ pub struct JobView<'a> {
     kind: &'static str,
     schedule: Option<&'a str>,
     enabled: bool,
+    paused: bool,
     running: bool,
     running_count: usize,
     queued_count: usize,
@@ -204,9 +212,7 @@ impl Core {
     pub fn upsert_job(&mut self, def: Arc<JobDef>) {
         match self.jobs.get_mut(&def.name) {
             Some(entry) => {
-                if entry.def.enabled != def.enabled {
-                    entry.enabled = def.enabled;
-                }
+                entry.enabled = def.enabled && !entry.paused;
                 entry.def = def;
             }
             None => {
@@ -214,6 +220,25 @@ impl Core {
                 self.jobs.insert(def.name.clone(), JobEntry::new(def));
             }
         }
+    }
+
+    /// Pauses (`true`) or resumes a job; `None` for an unknown job, else
+    /// whether that changed anything. A resumed job is scheduled only if
+    /// its file enables it: a pause never overrides `enabled = false`.
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Option<bool> {
+        let entry = self.jobs.get_mut(name)?;
+        let changed = entry.paused != paused;
+        entry.paused = paused;
+        entry.enabled = entry.def.enabled && !paused;
+        Some(changed)
+    }
+
+    /// The names of the paused jobs.
+    pub fn paused_jobs(&self) -> impl Iterator<Item = &str> {
+        self.jobs
+            .iter()
+            .filter(|(_, e)| e.paused)
+            .map(|(name, _)| name.as_str())
     }
 
     /// The run counters of `/metrics`.
@@ -434,6 +459,7 @@ impl Core {
             kind: def.kind.name(),
             schedule: def.schedule.as_ref().map(|s| s.text()),
             enabled: entry.enabled,
+            paused: entry.paused,
             running: entry.running > 0,
             running_count: entry.running,
             queued_count: entry.backlog.len() + entry.active.saturating_sub(entry.running),

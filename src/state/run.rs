@@ -307,10 +307,10 @@ mod tests {
     #[test]
     fn lateness_and_pickup_are_in_microseconds() {
         let mut r = Run::queued(1, Some("j".into()), Trigger::Schedule, 1);
-        let due = r.queued_at - chrono::Duration::microseconds(300);
+        let due = r.queued_at - jiff::SignedDuration::from_micros(300);
         r.scheduled_at = Some(due);
         assert_eq!(r.to_json()["lateness_us"], Value::Null, "not started yet");
-        r.started_at = Some(r.queued_at + chrono::Duration::microseconds(1_200));
+        r.started_at = Some(r.queued_at + jiff::SignedDuration::from_micros(1_200));
         let v = r.to_json();
         assert_eq!(v["lateness_us"], 1_500);
         assert_eq!(v["pickup_us"], 1_200);

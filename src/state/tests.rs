@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config;
+use serde_json::json;
 use std::path::Path;
 
 fn def(name: &str) -> Arc<JobDef> {
@@ -105,15 +106,48 @@ fn upsert_keeps_counters_and_runtime_pause() {
     core.upsert_job(def("a"));
     let id = core.create_run(Some("a"), Trigger::Manual, 1, None);
     core.finish(id, ok(), false);
-    if let Some(j) = core.job_mut("a") {
-        j.enabled = false;
-    }
+    assert_eq!(core.set_paused("a", true), Some(true));
     core.upsert_job(def("a"));
     let job = core.job("a").expect("job");
     assert_eq!(job.runs_total, 1);
-    assert!(
-        !job.enabled,
-        "a runtime pause survives a reload that did not touch `enabled`"
+    assert!(job.paused && !job.enabled, "a pause survives a reload");
+    // Not even a reload that flips the file's `enabled` lifts it.
+    let mut off = (*def("a")).clone();
+    off.enabled = false;
+    core.upsert_job(Arc::new(off));
+    let mut on = (*def("a")).clone();
+    on.enabled = true;
+    core.upsert_job(Arc::new(on));
+    assert!(core.job("a").is_some_and(|j| j.paused && !j.enabled));
+}
+
+#[test]
+fn a_pause_is_an_overlay_on_the_file() {
+    let mut core = Core::new(10);
+    let mut off = (*def("off")).clone();
+    off.enabled = false;
+    core.upsert_job(Arc::new(off));
+    core.upsert_job(def("on"));
+    let state = |core: &Core, name: &str| {
+        let j = core.job(name).expect("job");
+        (j.enabled, j.paused)
+    };
+    assert_eq!(core.set_paused("on", true), Some(true));
+    assert_eq!(core.set_paused("on", true), Some(false), "no change");
+    assert_eq!(state(&core, "on"), (false, true));
+    assert_eq!(core.set_paused("on", false), Some(true));
+    assert_eq!(state(&core, "on"), (true, false));
+    // Resuming never enables what the file disables.
+    assert_eq!(core.set_paused("off", true), Some(true));
+    assert_eq!(core.set_paused("off", false), Some(true));
+    assert_eq!(state(&core, "off"), (false, false));
+    assert_eq!(core.set_paused("none", true), None);
+    core.set_paused("off", true);
+    assert_eq!(core.paused_jobs().collect::<Vec<_>>(), ["off"]);
+    let view = core.job_json("off", false).expect("view");
+    assert_eq!(
+        (&view["enabled"], &view["paused"]),
+        (&json!(false), &json!(true))
     );
 }
 

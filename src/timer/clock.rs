@@ -6,51 +6,10 @@
 //! is rounded *down*. So `now_tick() >= deadline_tick(d)` implies the instant
 //! `d` has really passed.
 //!
-//! It also holds tickd's one source of wall-clock time, [`wall_now`]: the
-//! system clock plus an offset that only the `debug.clock_jump` test hook
-//! moves, so tests can jump the wall clock the way `date -s` or an NTP step
-//! does, without root and without touching the machine's clock.
+//! This is the wheel's own time source, monotonic only; wall-clock time
+//! lives in `crate::time`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
-
-/// Milliseconds added to the system clock by [`jump_wall_clock`].
-static WALL_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
-
-/// The largest offset [`jump_wall_clock`] can build up, either way: 100
-/// years, far inside what chrono's dates can hold.
-pub const MAX_WALL_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
-
-/// The current wall-clock time (UTC), as the daemon sees it.
-pub fn wall_now() -> chrono::DateTime<chrono::Utc> {
-    shifted(chrono::Utc::now(), WALL_OFFSET_MS.load(Ordering::Relaxed))
-}
-
-/// `now` moved by `offset_ms`; `now` itself if that leaves chrono's range.
-fn shifted(now: chrono::DateTime<chrono::Utc>, offset_ms: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::TimeDelta::try_milliseconds(offset_ms)
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(now)
-}
-
-/// Test hook: moves the daemon's wall clock by `ms` (negative: back), as a
-/// clock step would; monotonic time is not affected. The total offset is
-/// kept within ±[`MAX_WALL_OFFSET_MS`], so no input can push the clock out
-/// of range. Returns the offset now in force.
-pub fn jump_wall_clock(ms: i64) -> i64 {
-    let step = |offset: i64| Some(clamped_offset(offset, ms));
-    let previous = WALL_OFFSET_MS
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, step)
-        .unwrap_or_else(|offset| offset);
-    clamped_offset(previous, ms)
-}
-
-/// The offset after a jump of `ms` from `offset`, within the bound.
-fn clamped_offset(offset: i64, ms: i64) -> i64 {
-    offset
-        .saturating_add(ms)
-        .clamp(-MAX_WALL_OFFSET_MS, MAX_WALL_OFFSET_MS)
-}
 
 /// Milliseconds since a fixed origin `Instant`, the wheel's time base.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,24 +92,6 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clock_jump_offsets_are_bounded_and_never_panic() {
-        assert_eq!(clamped_offset(0, 5_000), 5_000);
-        assert_eq!(clamped_offset(5_000, -7_000), -2_000);
-        assert_eq!(clamped_offset(0, i64::MAX), MAX_WALL_OFFSET_MS);
-        assert_eq!(
-            clamped_offset(MAX_WALL_OFFSET_MS, i64::MAX),
-            MAX_WALL_OFFSET_MS
-        );
-        assert_eq!(clamped_offset(0, i64::MIN), -MAX_WALL_OFFSET_MS);
-        let now = chrono::Utc::now();
-        for offset in [MAX_WALL_OFFSET_MS, -MAX_WALL_OFFSET_MS, i64::MAX, i64::MIN] {
-            let _ = shifted(now, offset);
-        }
-        assert_eq!(shifted(now, i64::MAX), now, "out of range: unchanged");
-        assert!(shifted(now, MAX_WALL_OFFSET_MS) > now);
-    }
 
     #[test]
     fn rounding_directions() {

@@ -26,7 +26,6 @@
 //! assert_eq!(fired.len(), 1);
 //! ```
 
-mod alarm;
 mod clock;
 mod key;
 mod level;
@@ -39,8 +38,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use alarm::Alarm;
-pub use clock::{jump_wall_clock, wall_now, Clock};
+pub use clock::Clock;
 pub use key::TimerKey;
 pub use wheel::TimerWheel;
 

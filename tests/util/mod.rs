@@ -327,7 +327,7 @@ impl Client {
 /// A run object's RFC 3339 timestamp as Unix milliseconds.
 pub fn millis(ts: &Value) -> i64 {
     let s = ts.as_str().expect("timestamp string");
-    chrono::DateTime::parse_from_rfc3339(s)
+    s.parse::<jiff::Timestamp>()
         .expect("rfc3339")
-        .timestamp_millis()
+        .as_millisecond()
 }

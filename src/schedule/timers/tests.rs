@@ -14,7 +14,7 @@ fn jitter_delays_the_timer_not_the_due_time() {
         .expect("armed");
     assert_eq!(Some(at), every.next_after(now));
     let start = Instant::now();
-    let until_due = (at - now).to_std().expect("future");
+    let until_due = Duration::try_from(now.duration_until(at)).expect("future");
     // Step the wheel a second at a time: the timer fires no earlier
     // than the due time and no later than due + jitter.
     let fired_after = (0..=700u64)
@@ -26,9 +26,7 @@ fn jitter_delays_the_timer_not_the_due_time() {
 }
 
 fn utc(s: &str) -> Timestamp {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .expect("timestamp")
-        .with_timezone(&chrono::Utc)
+    time::text::parse(s).expect("timestamp")
 }
 
 fn secs(n: u64) -> Duration {
@@ -41,8 +39,8 @@ fn utc_cron(expr: &str) -> Schedule {
         .in_zone(Some(jiff::tz::TimeZone::UTC))
 }
 
-fn hour() -> TimeDelta {
-    TimeDelta::hours(1)
+fn hour() -> SignedDuration {
+    SignedDuration::from_hours(1)
 }
 
 /// A scheduler whose last clock check was at `now`.
@@ -66,9 +64,9 @@ fn armed_at(wall: &str, job: &str, schedule: &Schedule) -> (Scheduler, Timestamp
 
 /// One second after the last check, the wall clock has also moved by
 /// `step`; checks the clock and expects a jump.
-fn jump_after_a_second(s: &mut Scheduler, step: TimeDelta) -> ClockJump {
+fn jump_after_a_second(s: &mut Scheduler, step: SignedDuration) -> ClockJump {
     let (wall, mono) = s.reference;
-    s.check_clock((wall + TimeDelta::seconds(1) + step, mono + secs(1)))
+    s.check_clock((wall + SignedDuration::from_secs(1) + step, mono + secs(1)))
         .expect("a jump")
 }
 
@@ -88,7 +86,7 @@ fn drift_below_the_threshold_is_not_a_jump() {
     let mut s = scheduler_at((w0, m0));
     let every = parse_every("10s").expect("every");
     s.arm_at("j", &every, w0, Duration::ZERO, (w0, m0));
-    let slewed = w0 + TimeDelta::seconds(60) + TimeDelta::milliseconds(30);
+    let slewed = w0 + SignedDuration::from_secs(60) + SignedDuration::from_millis(30);
     assert_eq!(s.check_clock((slewed, m0 + secs(60))), None);
 }
 
@@ -128,7 +126,7 @@ fn every_after_a_jump_forward_fires_once_not_a_burst() {
 /// `every = "1h"`, last run 00:00 (armed for 01:00), then the wall
 /// clock is stepped by `step` one second later: the due time it is
 /// re-armed for and how long after the last run (monotonic) it fires.
-fn hourly_after_a_step(step: TimeDelta) -> (Timestamp, Duration) {
+fn hourly_after_a_step(step: SignedDuration) -> (Timestamp, Duration) {
     let hourly = parse_every("1h").expect("every");
     let (mut s, at, m0) = armed_at("2026-01-01T00:00:00Z", "j", &hourly);
     assert_eq!(at, utc("2026-01-01T01:00:00Z"));
@@ -145,7 +143,7 @@ fn hourly_after_a_step(step: TimeDelta) -> (Timestamp, Duration) {
 fn every_after_a_jump_forward_never_fires_sooner_than_its_interval() {
     // Following the wall-clock grid alone, 01:00 would come a minute
     // after the jump: a run a minute after the last one.
-    let (due, gap) = hourly_after_a_step(TimeDelta::minutes(59));
+    let (due, gap) = hourly_after_a_step(SignedDuration::from_mins(59));
     assert_eq!(due, utc("2026-01-01T02:00:00Z"), "stays on the grid");
     assert!(gap >= secs(3600), "fired {gap:?} after the last run");
     assert!(gap < secs(2 * 3600), "{gap:?}");
@@ -153,22 +151,22 @@ fn every_after_a_jump_forward_never_fires_sooner_than_its_interval() {
 
 #[test]
 fn every_after_a_jump_back_stays_on_the_grid_and_keeps_its_interval() {
-    let (due, gap) = hourly_after_a_step(TimeDelta::minutes(-59));
+    let (due, gap) = hourly_after_a_step(SignedDuration::from_mins(-59));
     assert_eq!(due, utc("2026-01-01T01:00:00Z"));
     assert!(gap >= secs(3600), "fired {gap:?} after the last run");
     assert!(gap < secs(2 * 3600), "{gap:?}");
     // A step by a whole number of intervals changes nothing monotonic.
-    let (due, gap) = hourly_after_a_step(TimeDelta::hours(-2));
+    let (due, gap) = hourly_after_a_step(SignedDuration::from_hours(-2));
     assert_eq!(due, utc("2025-12-31T23:00:00Z"));
     assert_eq!(gap, secs(3600));
 }
 
 /// A fixed-time cron job that fired at 03:00 (and was re-armed for the
 /// next day), then the clock stepped back by `step`: its new due time.
-fn nightly_rearmed_after_stepping_back(step: TimeDelta) -> Timestamp {
+fn nightly_rearmed_after_stepping_back(step: SignedDuration) -> Timestamp {
     let nightly = utc_cron("0 0 3 * * *");
     let fired = utc("2026-01-01T03:00:00Z");
-    let now = (fired + TimeDelta::milliseconds(500), Instant::now());
+    let now = (fired + SignedDuration::from_millis(500), Instant::now());
     let mut s = scheduler_at(now);
     let next = s.arm_at("nightly", &nightly, fired, Duration::ZERO, now);
     assert_eq!(next, Some(utc("2026-01-02T03:00:00Z")));
@@ -184,7 +182,7 @@ fn a_fixed_time_cron_slot_that_ran_does_not_run_again_after_a_small_step_back() 
     );
     // Beyond REPEAT_GUARD the new time is taken as it is (Vixie cron).
     assert_eq!(
-        nightly_rearmed_after_stepping_back(TimeDelta::hours(4)),
+        nightly_rearmed_after_stepping_back(SignedDuration::from_hours(4)),
         utc("2026-01-01T03:00:00Z")
     );
 }
@@ -290,8 +288,7 @@ fn wake_after_due_us() -> i64 {
     }
     let wall_now = time::now();
     let inst_now = Instant::now();
-    let ahead =
-        chrono::Duration::from_std(wake.saturating_duration_since(inst_now)).expect("small");
+    let ahead = SignedDuration::try_from(wake.saturating_duration_since(inst_now)).expect("small");
     time::micros_between(&at, &(wall_now + ahead))
 }
 

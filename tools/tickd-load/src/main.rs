@@ -10,6 +10,8 @@
 //! Exit status: 0 when the run completed, 1 when no connection could be
 //! opened or every connection was lost, 2 for bad arguments.
 
+#![deny(unsafe_code)]
+
 mod chart;
 mod check;
 mod conn;

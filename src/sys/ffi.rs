@@ -1,5 +1,6 @@
 //! The only `unsafe` in tickd: the few libc calls that rustix and std have
-//! no safe form for.
+//! no safe form for. The crate root denies `unsafe_code`; this file alone
+//! allows it.
 //!
 //! - `fork`, for `--daemonize` (see [`crate::daemonize`] for when it is
 //!   called: only while the process has a single thread);
@@ -19,6 +20,8 @@
 //! Each function is a thin wrapper returning `io::Result` (but
 //! `release_free_heap`, which cannot fail); callers never see a raw
 //! pointer.
+
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::io;

@@ -6,8 +6,10 @@
 //! the kernel says no) and carries no `unsafe`: the calls go through
 //! rustix's safe API. The few calls rustix has no safe form for (fork,
 //! setgroups/setgid/setuid, passwd lookups, scheduler attributes) are
-//! fenced in `os_unsafe`, and used by [`crate::daemonize`],
+//! fenced in [`ffi`], and used by [`crate::daemonize`],
 //! [`crate::privilege`] and [`mark_latency_sensitive`].
+
+pub(crate) mod ffi;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -33,6 +35,11 @@ fn to_pid(id: u32) -> io::Result<Pid> {
         .ok()
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "process id out of range"))
+}
+
+/// Whether the process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 /// Sends `sig` to every process in the group `pgid`.
@@ -186,9 +193,9 @@ pub fn unmark_latency_sensitive() {
 }
 
 fn set_slice(slice_ns: u64) {
-    match crate::os_unsafe::request_slice(slice_ns) {
-        Ok(crate::os_unsafe::SliceRequest::Set) => {}
-        Ok(crate::os_unsafe::SliceRequest::LeftAlone) => {
+    match ffi::request_slice(slice_ns) {
+        Ok(ffi::SliceRequest::Set) => {}
+        Ok(ffi::SliceRequest::LeftAlone) => {
             log::debug!("thread runs under another policy or a negative nice; slice left alone");
         }
         Err(e) => log::debug!("scheduler slice of {slice_ns} ns not granted: {e}"),

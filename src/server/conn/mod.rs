@@ -1,4 +1,5 @@
-//! One client connection: its buffers, its framing, and the order of its answers.
+//! One client connection: its buffers, the order of its answers, and its
+//! state.
 //!
 //! Answers must leave in request order even though some (`jobs.run` with
 //! `wait: true`) are only known when a run finishes. Each request takes a
@@ -6,11 +7,16 @@
 //! waiting is parked in `parked` until everything before it is ready. In the
 //! common case nothing waits, and answers are serialized straight into the
 //! output buffer with no extra allocation.
+//!
+//! What state the connection is in (closing, a batch in flight, ...) is
+//! told by the types of [`state`], one per question.
 
+pub mod state;
+
+use super::auth::Credential;
 use super::stream::Stream;
-use crate::config::AuthToken;
 use crate::daemon::counters::CloseCause;
-use crate::requests::Proto;
+use state::{Incoming, Life, Requests, Subscription, Wire};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -39,38 +45,13 @@ pub enum ReadResult {
     Eof,
 }
 
-/// What a connection has shown of its right to be served.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    /// A Unix-socket client: trusted by the socket file's mode.
-    Trusted,
-    /// A TCP client that presented this token.
-    Token(AuthToken),
-    /// A TCP client that presented no (right) token yet.
-    Stranger,
-}
-
-impl Credential {
-    /// Whether the connection is served under `current`, the token in
-    /// force now: always with auth off, and with auth on only if it
-    /// presented that very token (a reload that turns auth on or changes
-    /// the token makes it authenticate again).
-    pub fn admits(&self, current: Option<&AuthToken>) -> bool {
-        match (self, current) {
-            (Credential::Trusted, _) | (_, None) => true,
-            (Credential::Token(t), Some(c)) => t == c,
-            (Credential::Stranger, Some(_)) => false,
-        }
-    }
-}
-
 /// A client connection and its state.
 #[derive(Debug)]
 pub struct Conn {
     /// The socket.
     pub stream: Stream,
-    /// What it speaks; `None` until its first bytes tell (TCP only).
-    pub proto: Option<Proto>,
+    /// What it speaks (known from the start on the Unix socket).
+    pub wire: Wire,
     /// Trusted, authenticated with a token, or neither; checked against
     /// the token in force for every batch ([`Credential::admits`]).
     pub credential: Credential,
@@ -82,34 +63,17 @@ pub struct Conn {
     /// linger end); a timer with another number was superseded and does
     /// nothing when it fires.
     pub check: u64,
-    /// A subscriber whose credential stopped counting was told so (one
-    /// `-32001` line): no `run.event` reaches it until it authenticates
-    /// again (or a reload makes its credential count again).
-    pub events_held: bool,
-    /// Why it is closing, once that began (`closing`), for the count of
-    /// closes by cause.
-    pub close_cause: Option<CloseCause>,
-    /// A wrong token's answer is being held: nothing more of this
-    /// connection is answered (or even looked at) until it is released.
-    pub auth_hold: bool,
     /// The TCP peer (None for Unix clients), for log lines.
     pub peer: Option<std::net::SocketAddr>,
-    /// Bytes of answers held back by the auth delay (in timers).
-    pub held_bytes: usize,
-    /// HTTP: `100 Continue` was sent for the request being received.
-    pub continue_sent: bool,
     /// Distinguishes this connection from a later one reusing its slab slot.
     pub serial: u64,
     /// Bytes read and not yet sent for answering: an unfinished last line,
     /// or lines that arrived while a batch was in flight. Empty (and with
     /// no capacity) on an idle connection.
     pub input: Vec<u8>,
-    /// A batch of this connection's lines is with a request worker.
-    pub in_flight: bool,
-    /// Reading is paused because `input` reached its bound while a batch
-    /// was in flight (or a wrong token's delay ran); resumed when the
-    /// answers come back (or the delayed answer is released).
-    pub paused: bool,
+    /// A batch out with a request worker, or an answer held by the auth
+    /// delay, or neither; and whether reading is paused meanwhile.
+    pub requests: Requests,
     /// Bytes ready to write; `out[written..]` is still to send.
     out: Vec<u8>,
     /// An empty buffer for the next batch's answers (see
@@ -122,27 +86,21 @@ pub struct Conn {
     next_seq: u64,
     /// Bytes held in `parked`.
     parked_bytes: usize,
-    /// Close once everything queued is written (protocol error or EOF);
-    /// set through [`Conn::close_after_answers`], which says why.
-    pub closing: bool,
-    /// The peer will send nothing more.
-    pub read_closed: bool,
-    /// The poll reported that the peer shut down its writing side: the
-    /// end-of-stream is still to be read (behind any data), and raises no
-    /// edge of its own, so reading goes on past a short read.
-    pub peer_finished: bool,
+    /// Open, closing once its answers are sent ([`Conn::close_after_answers`],
+    /// which says why), or lingering ([`Conn::start_linger`]).
+    pub life: Life,
+    /// Whether the peer may send more.
+    pub incoming: Incoming,
     /// Last time the peer sent something: the start of the loop turn that
     /// read it, so up to one turn early (and, for a connection accepted in
     /// that turn, a little before `accepted_at`); idle timeouts are
     /// seconds to minutes, so this never matters.
     pub last_active: Instant,
-    /// Set while closing gracefully: close for good at this instant.
-    pub linger_until: Option<Instant>,
     /// Registered for writability because output is waiting for room.
     pub want_write: bool,
-    /// Set by `subscribe`: which runs' events this client receives
-    /// (`Some(None)`: all of them).
-    pub subscription: Option<Option<Vec<String>>>,
+    /// Set by `subscribe`: which runs' events this client receives, and
+    /// whether they are held.
+    pub subscription: Option<Subscription>,
 }
 
 impl Conn {
@@ -154,32 +112,28 @@ impl Conn {
             Credential::Stranger
         };
         Conn {
-            proto: stream.is_unix().then_some(Proto::Rpc),
+            wire: if stream.is_unix() {
+                Wire::Rpc
+            } else {
+                Wire::Unknown
+            },
             credential,
             stranger_since: Instant::now(),
             check: 0,
-            events_held: false,
-            close_cause: None,
-            auth_hold: false,
             peer,
-            held_bytes: 0,
-            continue_sent: false,
             stream,
             serial,
             input: Vec::new(),
-            in_flight: false,
-            paused: false,
+            requests: Requests::Idle,
             out: Vec::new(),
             spare_out: Vec::new(),
             written: 0,
             parked: VecDeque::new(),
             next_seq: 0,
             parked_bytes: 0,
-            closing: false,
-            read_closed: false,
-            peer_finished: false,
+            life: Life::Open,
+            incoming: Incoming::Open,
             last_active: Instant::now(),
-            linger_until: None,
             want_write: false,
             subscription: None,
         }
@@ -201,30 +155,6 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Cuts the complete lines off the front of `input` (at most about
-    /// `max_batch` bytes of them) for a batch, or None if there is none.
-    /// In the common case (input ends with a newline and is small) the
-    /// buffer is moved out, not copied.
-    pub fn take_lines(&mut self, max_batch: usize) -> Option<Vec<u8>> {
-        let window = &self.input[..self.input.len().min(max_batch)];
-        let end = match window.iter().rposition(|&b| b == b'\n') {
-            Some(i) => i + 1,
-            // No newline within the window: take the first line whole, however long.
-            None => self.input.iter().position(|&b| b == b'\n')? + 1,
-        };
-        Some(self.take_front(end))
-    }
-
-    /// Cuts the first `end` bytes off `input` (moving the buffer out when
-    /// that is all of it).
-    pub fn take_front(&mut self, end: usize) -> Vec<u8> {
-        if end >= self.input.len() {
-            return std::mem::take(&mut self.input);
-        }
-        let rest = self.input.split_off(end);
-        std::mem::replace(&mut self.input, rest)
     }
 
     /// Takes the sequence number of the next request.
@@ -309,28 +239,63 @@ impl Conn {
 
     /// Whether this client subscribed to the events of `job`'s runs.
     pub fn wants_events_of(&self, job: Option<&str>) -> bool {
-        match &self.subscription {
-            None => false,
-            Some(None) => true,
-            Some(Some(names)) => job.is_some_and(|j| names.iter().any(|n| n == j)),
+        self.subscription.as_ref().is_some_and(|s| s.wants(job))
+    }
+
+    /// Subscribes it to the runs of `jobs` (None: all), replacing the
+    /// choice of an earlier `subscribe`. True if it was no subscriber.
+    pub fn subscribe(&mut self, jobs: Option<Vec<String>>) -> bool {
+        match &mut self.subscription {
+            Some(s) => {
+                s.jobs = jobs;
+                false
+            }
+            None => {
+                self.subscription = Some(Subscription::new(jobs));
+                true
+            }
         }
+    }
+
+    /// Holds a subscriber's events (its credential stopped counting).
+    /// True if they were flowing until now: the client is to be told.
+    pub fn hold_events(&mut self) -> bool {
+        match &mut self.subscription {
+            Some(s) if !s.held => {
+                s.held = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lets a subscriber's events flow again (it authenticated).
+    pub fn release_events(&mut self) {
+        if let Some(s) = &mut self.subscription {
+            s.held = false;
+        }
+    }
+
+    /// Whether it is closing (or lingering).
+    pub fn closing(&self) -> bool {
+        !self.life.is_open()
     }
 
     /// Answers still owed to the client (being worked on, waiting or unsent).
     pub fn has_pending(&self) -> bool {
-        self.in_flight || !self.parked.is_empty() || self.written < self.out.len()
+        self.requests.in_flight() || !self.parked.is_empty() || self.written < self.out.len()
     }
 
     /// Whether any answer is still being worked on (a batch with a
     /// request worker, or a request waiting for a run to finish).
     pub fn has_waiting(&self) -> bool {
-        self.in_flight || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
+        self.requests.in_flight() || self.parked.iter().any(|s| matches!(s, Slot::Waiting(_)))
     }
 
     /// Bytes produced for the client and not yet accepted by its socket
     /// (including answers held back by the auth delay).
     pub fn unsent_bytes(&self) -> usize {
-        self.out.len() - self.written + self.parked_bytes + self.held_bytes
+        self.out.len() - self.written + self.parked_bytes + self.requests.held_bytes()
     }
 
     /// Writes as much as the socket takes. Returns true when everything
@@ -365,15 +330,14 @@ impl Conn {
     /// True when everything owed has been sent and the connection should
     /// end: it was asked to close (or the peer finished sending).
     pub fn done(&self) -> bool {
-        (self.closing || self.read_closed) && !self.has_pending()
+        (self.closing() || self.incoming.ended()) && !self.has_pending()
     }
 
     /// Closes once every answer queued is sent, for `cause` (the first
     /// cause given counts). Unread input is dropped: nothing more is
     /// answered.
     pub fn close_after_answers(&mut self, cause: CloseCause) {
-        self.closing = true;
-        self.close_cause.get_or_insert(cause);
+        self.life.close_after_answers(cause);
         self.input = Vec::new();
     }
 
@@ -384,27 +348,13 @@ impl Conn {
     /// the answers we just wrote (an error line explaining the close).
     pub fn start_linger(&mut self, until: Instant) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        self.linger_until = Some(until);
-        self.closing = true;
+        self.life.linger(until);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_judged_by_the_token_in_force() {
-        let old = AuthToken::new("old");
-        let new = AuthToken::new("new");
-        let holder = Credential::Token(old.clone());
-        assert!(holder.admits(Some(&old)));
-        assert!(!holder.admits(Some(&new)), "token changed by a reload");
-        assert!(holder.admits(None), "auth turned off");
-        assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
-        assert!(Credential::Stranger.admits(None));
-        assert!(Credential::Trusted.admits(Some(&new)));
-    }
 
     fn unix_conn() -> (Conn, std::os::unix::net::UnixStream) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
@@ -471,5 +421,49 @@ mod tests {
         let mut fresh = unix_conn().0;
         fresh.recycle_input(Vec::with_capacity(SPARE_MAX + 1));
         assert_eq!(fresh.input.capacity(), 0, "too big to keep");
+    }
+
+    #[test]
+    fn done_once_closing_or_ended_with_nothing_owed() {
+        let (mut conn, _peer) = unix_conn();
+        assert!(!conn.done() && !conn.closing());
+        conn.requests.send();
+        conn.incoming.end();
+        assert!(conn.has_pending() && conn.has_waiting());
+        assert!(!conn.done(), "a batch is out");
+        conn.requests.answered();
+        assert!(conn.done(), "the peer ended and has every answer");
+
+        let (mut conn, _peer) = unix_conn();
+        conn.input.extend_from_slice(b"unread");
+        conn.close_after_answers(CloseCause::Protocol);
+        assert!(conn.closing() && conn.input.is_empty(), "input dropped");
+        conn.requests.hold(10);
+        let seq = conn.take_seq();
+        conn.push_waiting(seq);
+        assert_eq!(conn.unsent_bytes(), 10, "a held answer counts as unsent");
+        assert!(!conn.done());
+        assert!(conn.fill_waiting(seq, |out| out.extend_from_slice(b"held\n")));
+        conn.requests.release();
+        assert!(!conn.done(), "written first");
+        assert!(conn.flush().expect("flush"));
+        assert!(conn.done());
+        conn.start_linger(Instant::now());
+        assert_eq!(conn.life.cause(), Some(CloseCause::Protocol));
+    }
+
+    #[test]
+    fn a_subscriber_is_told_once_that_its_events_are_held() {
+        let (mut conn, _peer) = unix_conn();
+        assert!(!conn.hold_events(), "not a subscriber");
+        assert!(conn.subscribe(Some(vec!["a".into()])));
+        assert!(conn.wants_events_of(Some("a")) && !conn.wants_events_of(Some("b")));
+        assert!(conn.hold_events());
+        assert!(!conn.hold_events(), "told once");
+        assert!(!conn.subscribe(None), "a subscriber already");
+        assert!(conn.wants_events_of(Some("b")), "its choice replaced");
+        assert!(!conn.hold_events(), "still held");
+        conn.release_events();
+        assert!(conn.hold_events(), "held again after a release");
     }
 }
