@@ -26,11 +26,34 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Where a job's definition comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobSource {
+    /// A `[[jobs]]` table of the config file.
+    #[default]
+    File,
+    /// Defined at run time through the API (`jobs.put`).
+    Api,
+}
+
+impl JobSource {
+    /// The name on the wire (`"file"`, `"api"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobSource::File => "file",
+            JobSource::Api => "api",
+        }
+    }
+}
+
 /// A job as the daemon tracks it.
 #[derive(Debug)]
 pub struct JobEntry {
     /// The current definition; runs in flight keep the one they started with.
     pub def: Arc<JobDef>,
+    /// Where the definition comes from.
+    pub source: JobSource,
     /// Whether the schedule runs: the file enables the job and it is not
     /// paused (kept equal to `def.enabled && !paused` by the core). False:
     /// not scheduled, still runnable by hand.
@@ -69,6 +92,7 @@ impl JobEntry {
     pub fn new(def: Arc<JobDef>) -> Self {
         JobEntry {
             enabled: def.enabled,
+            source: JobSource::File,
             paused: false,
             def,
             active: 0,
@@ -91,6 +115,7 @@ impl JobEntry {
 pub struct JobView<'a> {
     name: &'a str,
     kind: &'static str,
+    source: JobSource,
     schedule: Option<&'a str>,
     enabled: bool,
     paused: bool,
@@ -457,6 +482,7 @@ impl Core {
         Some(JobView {
             name: &def.name,
             kind: def.kind.name(),
+            source: entry.source,
             schedule: def.schedule.as_ref().map(|s| s.text()),
             enabled: entry.enabled,
             paused: entry.paused,
