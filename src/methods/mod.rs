@@ -24,6 +24,7 @@ pub mod auth;
 pub mod call;
 mod debug;
 mod jobs;
+pub mod jobs_list;
 mod runs;
 mod status;
 
@@ -41,7 +42,7 @@ use std::sync::Arc;
 pub struct Handlers {
     /// Jobs, runs and the board.
     pub shared: Arc<Shared>,
-    jobs_list: jobs::ListCache,
+    jobs_list: jobs_list::ListCache,
     wrong_tokens: auth::WrongTokenBudget,
 }
 
@@ -50,7 +51,7 @@ impl Handlers {
     pub fn new(shared: Arc<Shared>) -> Handlers {
         Handlers {
             shared,
-            jobs_list: jobs::ListCache::default(),
+            jobs_list: jobs_list::ListCache::default(),
             wrong_tokens: auth::WrongTokenBudget::default(),
         }
     }
@@ -131,7 +132,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
     match call {
         Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
         Call::Status => Outcome::Encoded(status::status(shared)),
-        Call::JobsList => Outcome::Encoded(jobs::list(shared, &h.jobs_list)),
+        Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
         Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),

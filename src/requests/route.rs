@@ -9,10 +9,10 @@
 //! | `GET /` | the status page |
 //! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
-//! | `GET /jobs`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
-//! | `GET /runs?job=&state=&limit=`, `GET /runs/ID` | `runs.list`, `runs.get` |
+//! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
 //! | `POST /reload` | `reload` |
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
@@ -346,7 +346,7 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["healthz"] => get(Target::Healthz),
         ["metrics"] => get(Target::Metrics),
         ["status"] => get(call("status", Map::new(), 200)),
-        ["jobs"] => get(call("jobs.list", Map::new(), 200)),
+        ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
         ["jobs", name] => get(call("jobs.get", named("name", name)?, 200)),
         ["jobs", name, "run"] => {
             allow(req.method, &["POST"], ())?;
@@ -396,7 +396,8 @@ fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     Ok(m)
 }
 
-/// `job=a&state=failed&limit=5` → params; `limit` is a number.
+/// `job=a&state=failed&limit=5` → params; `limit` is a number (a run id
+/// in `before` stays a string, as run ids are on the wire).
 fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
