@@ -31,6 +31,7 @@ mod lifecycle;
 mod limits;
 mod notify;
 mod ops;
+mod paging;
 mod persistence;
 mod protocol;
 mod readme;
