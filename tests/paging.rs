@@ -6,9 +6,11 @@
 
 use crate::util;
 
+use crate::http::{parse_metrics, Sample};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
-use util::http::HttpConn;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use util::http::{request_bytes, HttpConn};
 use util::{config, Daemon};
 
 /// `[[jobs]]` tables for `names`, each a manual-only `true`.
@@ -310,4 +312,121 @@ fn http_takes_the_paging_params_as_a_query() {
         .map(|r| r["run_id"].as_str().expect("id").to_string())
         .collect();
     assert_eq!(got, [ids[2].clone(), ids[1].clone()]);
+}
+
+/// The samples of each `job_name`, by job.
+fn by_job(samples: &[Sample]) -> BTreeMap<String, usize> {
+    let mut jobs = BTreeMap::new();
+    for (_, labels, _) in samples {
+        if let Some(job) = labels.get("job_name") {
+            *jobs.entry(job.clone()).or_insert(0) += 1;
+        }
+    }
+    jobs
+}
+
+#[test]
+fn metrics_of_many_jobs_are_streamed_whole_and_the_connection_kept() {
+    // About 1.5 KB of series per job: 3 MB in all, 45 times the output cap.
+    let names: Vec<String> = (0..2000).map(|i| format!("job{i:04}")).collect();
+    let d = Daemon::start(&config("max_output_bytes = 65536", &jobs(&names)));
+    let mut h = HttpConn::connect(d.addr);
+    for _ in 0..2 {
+        let r = h.request("GET", "/metrics", &[], "");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(r.header("content-length"), None);
+        assert!(r.body.len() > 32 * 65536, "{} bytes", r.body.len());
+        let samples = parse_metrics(&r.body);
+        let jobs = by_job(&samples);
+        assert_eq!(jobs.len(), names.len(), "every job once");
+        // 5 states, 16 buckets, +Inf, sum and count per job.
+        assert!(jobs.values().all(|&n| n == 5 + 16 + 3), "{jobs:?}");
+        assert!(samples.iter().any(|(n, _, _)| n == "tickd_up"));
+    }
+    // Pipelined behind a streamed answer: answered after it, in order.
+    h.send(
+        &[
+            request_bytes("GET", "/metrics", &[], ""),
+            request_bytes("GET", "/jobs?limit=1", &[], ""),
+        ]
+        .concat(),
+    );
+    let metrics = h.read_response();
+    assert_eq!(by_job(&parse_metrics(&metrics.body)).len(), names.len());
+    let page = h.read_response();
+    assert_eq!(page.json()["next_after"], json!("job0000"));
+    // HEAD: the head alone.
+    let head = h.head("/metrics");
+    assert_eq!(
+        (head.status, head.header("transfer-encoding")),
+        (200, Some("chunked"))
+    );
+    assert_eq!(h.request("GET", "/healthz", &[], "").body, "ok");
+    let status = d.client().ok("status", json!({}));
+    assert_eq!(status["clients"]["output_dropped"], json!(0), "{status}");
+}
+
+#[test]
+fn metrics_over_http_1_0_end_with_the_connection() {
+    let names: Vec<String> = (0..300).map(|i| format!("job{i:03}")).collect();
+    let d = Daemon::start(&config("max_output_bytes = 8192", &jobs(&names)));
+    let mut s = std::net::TcpStream::connect(d.addr).expect("connect");
+    s.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("send");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read to the close");
+    let text = String::from_utf8(all).expect("utf8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Connection: close"), "{head}");
+    assert!(!head.contains("Content-Length") && !head.contains("Transfer-Encoding"));
+    assert_eq!(by_job(&parse_metrics(body)).len(), names.len());
+}
+
+#[test]
+fn metrics_without_per_job_series_sum_them_and_a_reload_brings_them_back() {
+    let two = "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\n\
+               [[jobs]]\nname = \"b\"\ncommand = [\"false\"]\n";
+    let d = Daemon::start(&config("metrics_per_job = false", two));
+    let mut c = d.client();
+    for name in ["a", "a", "b"] {
+        c.ok("jobs.run", json!({"name": name, "wait": true}));
+    }
+    let scrape = || {
+        let r = util::http::get(d.addr, "/metrics");
+        assert_eq!(r.status, 200);
+        parse_metrics(&r.body)
+    };
+    let value = |samples: &[Sample], name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && l.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.2)
+    };
+    let samples = scrape();
+    assert!(
+        samples.iter().all(|(_, l, _)| !l.contains_key("job_name")),
+        "no job_name series"
+    );
+    let runs = "tickd_runs_total";
+    assert_eq!(value(&samples, runs, &[("state", "succeeded")]), Some(2.0));
+    assert_eq!(value(&samples, runs, &[("state", "failed")]), Some(1.0));
+    let count = "tickd_run_duration_seconds_count";
+    assert_eq!(value(&samples, count, &[]), Some(3.0));
+    let inf = "tickd_run_duration_seconds_bucket";
+    assert_eq!(value(&samples, inf, &[("le", "+Inf")]), Some(3.0));
+    // Reloadable: per-job series come back, with the counts kept.
+    d.write_config(&config("metrics_per_job = true", two));
+    c.ok("reload", json!({}));
+    let samples = scrape();
+    let a = [("job_name", "a"), ("state", "succeeded")];
+    assert_eq!(value(&samples, runs, &a), Some(2.0));
+    assert_eq!(value(&samples, runs, &[("state", "succeeded")]), None);
 }

@@ -16,26 +16,210 @@
 //!   [`crate::daemon::counters`].
 //!
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
+//!
+//! With `daemon.metrics_per_job = false` the two per-job families have no
+//! `job_name` label: one series per state, one histogram, each summed over
+//! every job (and ad-hoc runs). A job removed by a reload takes its counts
+//! out of the sums, which Prometheus reads as a counter reset.
+//!
+//! **Rendering a piece at a time.** At a million jobs the per-job families
+//! are gigabytes of text, so they are never rendered whole: a [`Render`]
+//! appends the next piece of about the size asked for, and remembers where
+//! it stopped (a family and the last job name rendered, a cursor into the
+//! core's name-ordered counters, like `jobs.list`'s). Each piece takes
+//! the core lock once per [`SLICE`] jobs, long enough to copy their
+//! counters, and renders them after letting it go. A job added or removed
+//! between two pieces is in a later piece or not: every series rendered
+//! is a consistent reading of its job. The HTTP layer sends the pieces as
+//! the client takes them ([`crate::requests`], chunked transfer coding).
 
 use crate::daemon::Shared;
-use crate::state::metrics::{DURATION_BUCKETS, TERMINAL};
-use std::fmt::Write;
+use crate::state::metrics::{JobMetrics, DURATION_BUCKETS, SUBMITTED_LABEL, TERMINAL};
+use std::io::Write;
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::atomic::Ordering;
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every metric.
+/// Jobs whose counters are copied per hold of the core lock.
+pub const SLICE: usize = 256;
+
+/// Renders every metric at once.
 pub fn render(shared: &Shared) -> String {
-    let mut out = String::with_capacity(4096);
+    let mut r = Render::new(shared);
+    let mut out = Vec::new();
+    while !r.next(shared, &mut out, usize::MAX) {}
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A rendering of `/metrics` under way: what comes next.
+#[derive(Debug)]
+pub struct Render {
+    /// Whether the per-job families have a series per job
+    /// (`daemon.metrics_per_job`, as it was when the rendering began).
+    per_job: bool,
+    part: Part,
+}
+
+/// The parts of the exposition, in order.
+#[derive(Debug, PartialEq)]
+enum Part {
+    /// The board's families (and, without per-job series, the sums):
+    /// rendered in one go, their size does not grow with the jobs.
+    Head,
+    /// `tickd_runs_total` per job, after the job named (None: from the first).
+    Runs(Option<String>),
+    /// `tickd_run_duration_seconds` per job, likewise.
+    Durations(Option<String>),
+    /// Everything is rendered.
+    Done,
+}
+
+impl Render {
+    /// A rendering from the start, by the settings in force now.
+    pub fn new(shared: &Shared) -> Render {
+        Render {
+            per_job: shared.board.live.read().metrics_per_job,
+            part: Part::Head,
+        }
+    }
+
+    /// Appends the next piece to `out`: until `out` holds at least
+    /// `target` bytes, or the end. True once the end is rendered.
+    pub fn next(&mut self, shared: &Shared, out: &mut Vec<u8>, target: usize) -> bool {
+        loop {
+            if self.part != Part::Done && out.len() >= target {
+                return false;
+            }
+            self.part = match std::mem::replace(&mut self.part, Part::Done) {
+                Part::Head => {
+                    head(shared, out);
+                    if self.per_job {
+                        runs_family(out);
+                        Part::Runs(None)
+                    } else {
+                        let sums = sums(shared);
+                        runs_family(out);
+                        runs_series(out, None, &sums);
+                        durations_family(out);
+                        durations_series(out, None, &sums);
+                        Part::Done
+                    }
+                }
+                Part::Runs(after) => {
+                    let (slice, end) = slice(shared, after.as_deref());
+                    for (job, m) in &slice {
+                        runs_series(out, Some(&escape(job)), m);
+                    }
+                    match end {
+                        End::More(last) => Part::Runs(Some(last)),
+                        End::Done => {
+                            durations_family(out);
+                            Part::Durations(None)
+                        }
+                    }
+                }
+                Part::Durations(after) => {
+                    let (slice, end) = slice(shared, after.as_deref());
+                    for (job, m) in &slice {
+                        durations_series(out, Some(&escape(job)), m);
+                    }
+                    match end {
+                        End::More(last) => Part::Durations(Some(last)),
+                        End::Done => Part::Done,
+                    }
+                }
+                Part::Done => return true,
+            };
+        }
+    }
+}
+
+/// Where a slice of jobs ended.
+enum End {
+    /// More jobs follow this one.
+    More(String),
+    /// That was the last job.
+    Done,
+}
+
+/// The counters of up to [`SLICE`] jobs after `after`, by name, copied
+/// under one hold of the core lock; the last slice ends with the ad-hoc
+/// runs' series.
+fn slice(shared: &Shared, after: Option<&str>) -> (Vec<(String, JobMetrics)>, End) {
+    let core = shared.core.lock();
+    let runs = core.metrics();
+    let mut jobs = runs
+        .jobs()
+        .range::<str, _>((after.map_or(Unbounded, Excluded), Unbounded));
+    let mut taken: Vec<(String, JobMetrics)> = jobs
+        .by_ref()
+        .take(SLICE)
+        .map(|(name, m)| (name.clone(), m.clone()))
+        .collect();
+    if jobs.next().is_some() {
+        let last = taken
+            .last()
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        return (taken, End::More(last));
+    }
+    if let Some(m) = runs.submitted() {
+        taken.push((SUBMITTED_LABEL.to_string(), m.clone()));
+    }
+    (taken, End::Done)
+}
+
+/// The counters of every job and of ad-hoc runs, added up a slice at a
+/// time (the core lock is let go between slices).
+fn sums(shared: &Shared) -> JobMetrics {
+    let mut total = JobMetrics::default();
+    let mut after: Option<String> = None;
+    loop {
+        let core = shared.core.lock();
+        let runs = core.metrics();
+        let mut jobs = runs
+            .jobs()
+            .range::<str, _>((after.as_deref().map_or(Unbounded, Excluded), Unbounded));
+        let mut last = None;
+        for (name, m) in jobs.by_ref().take(SLICE * 16) {
+            add(&mut total, m);
+            last = Some(name);
+        }
+        if jobs.next().is_none() {
+            if let Some(m) = runs.submitted() {
+                add(&mut total, m);
+            }
+            return total;
+        }
+        after = last.cloned();
+    }
+}
+
+/// Adds `m`'s counts into `total`.
+fn add(total: &mut JobMetrics, m: &JobMetrics) {
+    for (t, n) in total.by_state.iter_mut().zip(m.by_state) {
+        *t += n;
+    }
+    for (t, n) in total.buckets.iter_mut().zip(m.buckets) {
+        *t += n;
+    }
+    total.over += m.over;
+    total.sum += m.sum;
+    total.count += m.count;
+}
+
+/// The families read from the board: client counters and gauges.
+fn head(shared: &Shared, out: &mut Vec<u8>) {
     let b = &shared.board;
     let pool = b.job_pool_stats();
     for (name, help, value) in b.clients.list() {
-        family(&mut out, &format!("tickd_{name}_total"), help, "counter");
+        family(out, &format!("tickd_{name}_total"), help, "counter");
         let _ = writeln!(out, "tickd_{name}_total {value}");
     }
     family(
-        &mut out,
+        out,
         "tickd_connections_closed_total",
         "Client connections closed, by cause.",
         "counter",
@@ -84,75 +268,97 @@ pub fn render(shared: &Shared) -> String {
         ),
     ];
     for (name, help, value) in gauges {
-        family(&mut out, name, help, "gauge");
+        family(out, name, help, "gauge");
         let _ = writeln!(out, "{name} {value}");
     }
     family(
-        &mut out,
+        out,
         "tickd_worker_respawns_total",
         "Job worker threads replaced after dying.",
         "counter",
     );
     let _ = writeln!(out, "tickd_worker_respawns_total {}", pool.respawned);
     family(
-        &mut out,
+        out,
         "tickd_up",
         "1 while healthy, 0 when fewer workers are alive than min_workers.",
         "gauge",
     );
     let _ = writeln!(out, "tickd_up {}", u8::from(b.health() == "ok"));
+}
 
-    let runs = shared.core.lock().metrics().clone();
+fn runs_family(out: &mut Vec<u8>) {
     family(
-        &mut out,
+        out,
         "tickd_runs_total",
         "Runs that reached a terminal state, by job and state.",
         "counter",
     );
-    for (job, m) in runs.series() {
-        let job = escape(job);
-        for (state, n) in TERMINAL.iter().zip(m.by_state) {
-            let _ = writeln!(
-                out,
-                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
-                state.as_str()
-            );
-        }
-    }
+}
+
+fn durations_family(out: &mut Vec<u8>) {
     family(
-        &mut out,
+        out,
         "tickd_run_duration_seconds",
         "Duration of runs that started, by job.",
         "histogram",
     );
-    for (job, m) in runs.series() {
-        let job = escape(job);
-        for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
-            let _ = writeln!(
-                out,
-                "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"+Inf\"}} {}",
-            m.count
-        );
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_sum{{job_name=\"{job}\"}} {}",
-            m.sum
-        );
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_count{{job_name=\"{job}\"}} {}",
-            m.count
-        );
-    }
-    out
 }
 
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+/// `tickd_runs_total` of one job (`job` is its escaped label value), or
+/// of the sums (None: no `job_name` label).
+fn runs_series(out: &mut Vec<u8>, job: Option<&str>, m: &JobMetrics) {
+    for (state, n) in TERMINAL.iter().zip(m.by_state) {
+        let _ = match job {
+            Some(job) => writeln!(
+                out,
+                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
+                state.as_str()
+            ),
+            None => writeln!(out, "tickd_runs_total{{state=\"{}\"}} {n}", state.as_str()),
+        };
+    }
+}
+
+/// `tickd_run_duration_seconds` of one job, or of the sums.
+fn durations_series(out: &mut Vec<u8>, job: Option<&str>, m: &JobMetrics) {
+    let (labels, sep) = match job {
+        Some(job) => (format!("job_name=\"{job}\""), ","),
+        None => (String::new(), ""),
+    };
+    for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
+        let _ = writeln!(
+            out,
+            "tickd_run_duration_seconds_bucket{{{labels}{sep}le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+        m.count
+    );
+    let braces = |l: &str| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{l}}}")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_sum{} {}",
+        braces(&labels),
+        m.sum
+    );
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_count{} {}",
+        braces(&labels),
+        m.count
+    );
+}
+
+fn family(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

@@ -36,11 +36,12 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_NESTING,
 };
+use super::stream;
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::http::frame::{self, MAX_HEADERS};
 use crate::http::response::{self, Framing};
-use crate::http::{metrics, STATUS_PAGE};
+use crate::http::STATUS_PAGE;
 use crate::methods::auth::{self, HttpAuth};
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
@@ -57,6 +58,8 @@ const CHALLENGE: &str = "WWW-Authenticate: Basic realm=\"tickd\"\r\n";
 
 /// One parsed request, borrowing from the batch.
 struct HttpRequest<'a> {
+    /// The minor version: HTTP/1.0 or 1.1.
+    version: u8,
     method: &'a str,
     path: &'a str,
     query: &'a str,
@@ -77,6 +80,9 @@ enum Checked {
     Wrong,
     /// The global budget of wrong tokens is spent: the connection ends.
     Flood,
+    /// The answer is streamed: nothing after it is read until it ends;
+    /// `true` if the request passed the token check.
+    Streaming(bool),
 }
 
 /// Where a request goes.
@@ -158,6 +164,7 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 .map(|h| h.value)
         };
         let req = HttpRequest {
+            version,
             method: parsed.method.unwrap_or("GET"),
             path,
             query,
@@ -175,6 +182,13 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 }
             }
             Checked::Wrong => {
+                done.rest = after.to_vec();
+                break;
+            }
+            Checked::Streaming(passed) => {
+                if passed && !authed {
+                    done.authenticated = shared.board.live.read().auth_token.clone();
+                }
                 done.rest = after.to_vec();
                 break;
             }
@@ -300,8 +314,11 @@ fn answer_one(
             f,
         ),
         Target::Metrics => {
-            let text = metrics::render(shared);
-            response::write(out, 200, metrics::CONTENT_TYPE, "", text.as_bytes(), f);
+            if let Some(rest) = stream::start_metrics(shared, f, req.version, out) {
+                flush_bytes(segments, out);
+                segments.push(Segment::Stream(rest));
+                return Checked::Streaming(authorized);
+            }
         }
         Target::Call { method, params, ok } => {
             let params = Params(params);
