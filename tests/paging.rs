@@ -368,6 +368,32 @@ fn metrics_of_many_jobs_are_streamed_whole_and_the_connection_kept() {
 }
 
 #[test]
+fn a_client_slow_to_read_a_large_scrape_is_not_dropped() {
+    // 6 MB of series, ninety times the output cap.
+    let names: Vec<String> = (0..4000).map(|i| format!("job{i:04}")).collect();
+    let d = Daemon::start(&config("max_output_bytes = 65536", &jobs(&names)));
+    let mut s = std::net::TcpStream::connect(d.addr).expect("connect");
+    s.set_read_timeout(Some(util::WAIT)).expect("timeout");
+    let req = request_bytes("GET", "/metrics", &[("Connection", "close")], "");
+    s.write_all(&req).expect("send");
+    // The answer has begun...
+    let mut start = [0u8; 15];
+    s.read_exact(&mut start).expect("status line");
+    assert_eq!(&start, b"HTTP/1.1 200 OK");
+    // ...and while this client reads no more, others are served, and it
+    // is not dropped for the answer it has not taken.
+    let mut c = d.client();
+    for _ in 0..20 {
+        let status = c.ok("status", json!({}));
+        assert_eq!(status["clients"]["output_dropped"], json!(0), "{status}");
+    }
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the rest, to the close");
+    assert!(rest.ends_with(b"\r\n0\r\n\r\n"), "the last chunk ends it");
+    assert!(rest.len() > 80 * 65536, "{} bytes", rest.len());
+}
+
+#[test]
 fn metrics_over_http_1_0_end_with_the_connection() {
     let names: Vec<String> = (0..300).map(|i| format!("job{i:03}")).collect();
     let d = Daemon::start(&config("max_output_bytes = 8192", &jobs(&names)));

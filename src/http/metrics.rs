@@ -108,11 +108,8 @@ impl Render {
                     }
                 }
                 Part::Runs(after) => {
-                    let (slice, end) = slice(shared, after.as_deref());
-                    for (job, m) in &slice {
-                        runs_series(out, Some(&escape(job)), m);
-                    }
-                    match end {
+                    let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
+                    match render_slice(out, slice, end, target, runs_series) {
                         End::More(last) => Part::Runs(Some(last)),
                         End::Done => {
                             durations_family(out);
@@ -121,11 +118,8 @@ impl Render {
                     }
                 }
                 Part::Durations(after) => {
-                    let (slice, end) = slice(shared, after.as_deref());
-                    for (job, m) in &slice {
-                        durations_series(out, Some(&escape(job)), m);
-                    }
-                    match end {
+                    let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
+                    match render_slice(out, slice, end, target, durations_series) {
                         End::More(last) => Part::Durations(Some(last)),
                         End::Done => Part::Done,
                     }
@@ -144,10 +138,37 @@ enum End {
     Done,
 }
 
-/// The counters of up to [`SLICE`] jobs after `after`, by name, copied
-/// under one hold of the core lock; the last slice ends with the ad-hoc
-/// runs' series.
-fn slice(shared: &Shared, after: Option<&str>) -> (Vec<(String, JobMetrics)>, End) {
+/// How many jobs to copy for a piece that has `out` and must reach
+/// `target`: 256 bytes a job at least (a job's `tickd_runs_total` is more),
+/// [`SLICE`] at most.
+fn slice_len(out: &[u8], target: usize) -> usize {
+    (target.saturating_sub(out.len()) / 256 + 1).min(SLICE)
+}
+
+/// Renders a slice's series with `series` until `out` reaches `target`:
+/// where the rendering ends (the last job rendered, if some of the slice
+/// is left).
+fn render_slice(
+    out: &mut Vec<u8>,
+    slice: Vec<(String, JobMetrics)>,
+    end: End,
+    target: usize,
+    series: fn(&mut Vec<u8>, Option<&str>, &JobMetrics),
+) -> End {
+    let left = slice.len();
+    for (i, (job, m)) in slice.into_iter().enumerate() {
+        series(out, Some(&escape(&job)), &m);
+        if out.len() >= target && i + 1 < left {
+            return End::More(job);
+        }
+    }
+    end
+}
+
+/// The counters of up to `max` jobs after `after`, by name, copied under
+/// one hold of the core lock; the last slice ends with the ad-hoc runs'
+/// series.
+fn slice(shared: &Shared, after: Option<&str>, max: usize) -> (Vec<(String, JobMetrics)>, End) {
     let core = shared.core.lock();
     let runs = core.metrics();
     let mut jobs = runs
@@ -155,7 +176,7 @@ fn slice(shared: &Shared, after: Option<&str>) -> (Vec<(String, JobMetrics)>, En
         .range::<str, _>((after.map_or(Unbounded, Excluded), Unbounded));
     let mut taken: Vec<(String, JobMetrics)> = jobs
         .by_ref()
-        .take(SLICE)
+        .take(max)
         .map(|(name, m)| (name.clone(), m.clone()))
         .collect();
     if jobs.next().is_some() {
@@ -383,7 +404,110 @@ pub fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+    use crate::daemon::Board;
+    use crate::state::run::{RunState, Trigger};
+    use crate::state::{Core, Finish};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Shared state with `jobs` jobs (`[daemon]` keys `daemon`), each of
+    /// the first ten with one succeeded run, and one ad-hoc run failed.
+    fn shared(daemon: &str, jobs: usize) -> (Shared, mio::Poll) {
+        let mut text = format!("[daemon]\n{daemon}\n");
+        for i in 0..jobs {
+            text.push_str(&format!(
+                "[[jobs]]\nname = \"j{i:04}\"\ncommand = [\"true\"]\n"
+            ));
+        }
+        let cfg = crate::config::parse(&text, Path::new("t.toml")).expect("valid config");
+        let mut core = Core::new(10);
+        for def in cfg.jobs {
+            core.upsert_job(Arc::new(def));
+        }
+        let mut finish = |core: &mut Core, job: Option<&str>, state| {
+            let id = core.create_run(job, Trigger::Manual, 1, None);
+            assert!(core.mark_running(id));
+            core.finish(id, Finish::with_error(state, "x"), false);
+        };
+        for i in 0..jobs.min(10) {
+            finish(&mut core, Some(&format!("j{i:04}")), RunState::Succeeded);
+        }
+        finish(&mut core, None, RunState::Failed);
+        let board = Board::new(cfg.path, cfg.daemon.live, false);
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        (Shared::new(core, board, tx, waker, None), poll)
+    }
+
+    #[test]
+    fn pieces_add_up_to_the_whole_rendering_each_near_the_size_asked() {
+        let (sh, _poll) = shared("", 3 * SLICE + 7);
+        let whole = render(&sh);
+        let mut r = Render::new(&sh);
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut piece = Vec::new();
+            let end = r.next(&sh, &mut piece, 4096);
+            pieces.push(piece);
+            if end {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8(pieces.concat()).ok(), Some(whole.clone()));
+        assert!(pieces.len() > 100, "{} pieces", pieces.len());
+        // A piece passes the size asked by one slice's worth of series at
+        // most (all of them but the last fill it).
+        let one_job = whole.len() / (3 * SLICE + 7);
+        for piece in &pieces[..pieces.len() - 1] {
+            assert!(
+                piece.len() >= 4096 || piece.is_empty() || piece.len() < 4096,
+                "size"
+            );
+            assert!(piece.len() <= 4096 + SLICE * one_job * 2, "{}", piece.len());
+        }
+        assert_eq!(
+            whole.matches("tickd_runs_total{job_name=").count(),
+            5 * (3 * SLICE + 8)
+        );
+        assert!(whole.contains("tickd_runs_total{job_name=\"j0000\",state=\"succeeded\"} 1\n"));
+        assert!(whole.contains(&format!(
+            "tickd_runs_total{{job_name=\"{SUBMITTED_LABEL}\",state=\"failed\"}} 1\n"
+        )));
+        // The families come in order, each announced once.
+        let runs = whole.find("# TYPE tickd_runs_total counter").expect("runs");
+        let durations = whole
+            .find("# HELP tickd_run_duration_seconds ")
+            .expect("durations");
+        assert!(runs < durations);
+        assert_eq!(whole.matches("# TYPE tickd_runs_total").count(), 1);
+        assert!(whole[runs..durations]
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("tickd_runs_total{")));
+    }
+
+    #[test]
+    fn without_per_job_series_the_families_are_sums() {
+        let (sh, _poll) = shared("metrics_per_job = false", SLICE * 16 + 3);
+        let text = render(&sh);
+        assert!(!text.contains("job_name"), "{text}");
+        assert!(
+            text.contains("\ntickd_runs_total{state=\"succeeded\"} 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ntickd_runs_total{state=\"failed\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("\ntickd_run_duration_seconds_bucket{le=\"+Inf\"} 11\n"));
+        assert!(
+            text.contains("\ntickd_run_duration_seconds_count 11\n"),
+            "{text}"
+        );
+        assert!(text.len() < 16 * 1024, "{} bytes", text.len());
+    }
 
     #[test]
     fn label_values_are_escaped() {
