@@ -4,7 +4,7 @@
 //! reload changing the token does to the open connections.
 //!
 //! The tokens themselves are checked on the request workers
-//! ([`crate::methods::auth`]); a batch comes back saying which token it
+//! ([`crate::auth`]); a batch comes back saying which token it
 //! authenticated the connection with, or with a wrong token's answer to
 //! hold ([`crate::requests::Segment::Delayed`]).
 //!
@@ -18,11 +18,10 @@ use super::backoff::{self, LogLimit};
 use super::conn::Conn;
 use super::timers::ConnTimer;
 use super::{Peer, Server};
+use crate::auth::PREAUTH_MAX_LINE;
 use crate::config::AuthToken;
-use crate::methods;
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
-use crate::requests::PREAUTH_MAX_LINE;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -86,7 +85,7 @@ impl Server {
         conn.credential.admits(self.limits.auth_token.as_ref())
     }
 
-    /// Parks an answer for [`crate::methods::auth::AUTH_DELAY`] (a wrong
+    /// Parks an answer for [`crate::crate::auth::AUTH_DELAY`] (a wrong
     /// token): nothing more of the connection is looked at until then
     /// (its requests are held), nothing else waits.
     pub(super) fn delay_answer(&mut self, key: usize, serial: u64, bytes: Vec<u8>) {
@@ -97,7 +96,7 @@ impl Server {
         if let Some(more) = self.auth.warn_wrong_token.allow(Instant::now()) {
             log::warn!(
                 "connection {serial} ({peer}): wrong auth token; answering in {:?}{}",
-                methods::auth::AUTH_DELAY,
+                crate::auth::AUTH_DELAY,
                 backoff::more(more)
             );
         }
@@ -107,7 +106,7 @@ impl Server {
         let seq = conn.take_seq();
         conn.push_waiting(seq);
         conn.requests.hold(bytes.len());
-        let until = Instant::now() + methods::auth::AUTH_DELAY;
+        let until = Instant::now() + crate::auth::AUTH_DELAY;
         self.timers.insert(
             until,
             ConnTimer::Release {

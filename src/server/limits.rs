@@ -12,8 +12,8 @@
 //! Limits that are not settings (the read budget per turn, the pre-auth
 //! limits) are constants of the parts that apply them.
 
+use crate::auth::PREAUTH_MAX_LINE;
 use crate::config::{AuthToken, LiveSettings};
-use crate::requests::PREAUTH_MAX_LINE;
 use std::time::Duration;
 
 /// What the server allows its clients, from the config in force.

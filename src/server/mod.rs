@@ -49,7 +49,7 @@
 //! on, or changes the token, makes connections authenticate again, and
 //! holds back subscribers' events until they do). Before a TCP client has
 //! authenticated (with auth on), its lines are limited to
-//! [`PREAUTH_MAX_LINE`](crate::requests::PREAUTH_MAX_LINE), its buffered
+//! [`PREAUTH_MAX_LINE`](crate::auth::PREAUTH_MAX_LINE), its buffered
 //! input to [`PREAUTH_PAUSE_AT`], its HTTP bodies to `PREAUTH_MAX_LINE`,
 //! and it must authenticate within `PREAUTH_LIMIT` of being accepted (or
 //! of the reload that made it a stranger again), or `idle_timeout` if

@@ -260,7 +260,7 @@ impl Server {
     fn close_on_request(&mut self, key: usize, serial: u64, why: Option<String>) {
         let cause = match why.as_deref() {
             None => CloseCause::Requested,
-            Some(methods::auth::FLOOD_CLOSE) => CloseCause::AuthFlood,
+            Some(crate::auth::FLOOD_CLOSE) => CloseCause::AuthFlood,
             Some(_) => CloseCause::Protocol,
         };
         if let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) {

@@ -24,7 +24,6 @@ use super::auth::PREAUTH_LIMIT;
 use super::conn::Conn;
 use super::{Peer, Server};
 use crate::daemon::counters::{bump, CloseCause};
-use crate::methods;
 use crate::timer::{Clock, TimerKey, TimerWheel};
 use std::time::{Duration, Instant};
 
@@ -133,7 +132,7 @@ impl Standing {
     pub fn recheck_after(&self, idle_timeout: Option<Duration>) -> Duration {
         let period = match idle_timeout {
             Some(t) if self.authed => t,
-            _ => methods::auth::AUTH_DELAY,
+            _ => crate::auth::AUTH_DELAY,
         };
         period.max(Duration::from_millis(1))
     }
@@ -303,7 +302,7 @@ mod tests {
             CloseCause::Idle,
             "idle before its limit"
         );
-        assert_eq!(stranger.recheck_after(Some(MIN)), methods::auth::AUTH_DELAY);
+        assert_eq!(stranger.recheck_after(Some(MIN)), crate::auth::AUTH_DELAY);
     }
 
     #[test]
