@@ -39,6 +39,7 @@ pub enum Verdict {
 impl Verdict {
     /// Whether the request is served ([`Verdict::Served`] or
     /// [`Verdict::Authenticated`]).
+    #[inline]
     pub fn passed(&self) -> bool {
         matches!(self, Verdict::Served | Verdict::Authenticated(_))
     }

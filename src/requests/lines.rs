@@ -214,6 +214,9 @@ impl Cx<'_> {
         id: &Id,
         silent: bool,
     ) -> Option<Flow> {
+        if verdict.passed() {
+            return None;
+        }
         self.h.shared.board.clients.count(verdict);
         match verdict {
             Verdict::Served | Verdict::Authenticated(_) => None,
