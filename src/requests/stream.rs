@@ -87,6 +87,10 @@ pub fn start_metrics(
 /// with no requests): the piece, then the stream again, or the end of
 /// the answer (and the close, if it ends the connection).
 pub fn next_piece(h: &Handlers, mut batch: ConnBatch, mut stream: Box<BodyStream>) -> BatchAnswer {
+    // A piece is a heavy task (about half a millisecond): rendered off the
+    // event loop's CPU, which a request thread follows for short tasks
+    // (see `pool::placement`).
+    crate::pool::release_cpu();
     let shared = &*h.shared;
     let size = piece_size(batch.out_budget);
     let mut piece = Vec::with_capacity(size.min(PIECE) + 4096);
