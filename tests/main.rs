@@ -11,6 +11,7 @@
 mod ops_util;
 mod util;
 
+mod api_jobs;
 mod auth;
 mod batch;
 mod catch_up;

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::schedule::Schedule;
 
-pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
+pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use daemon::AuthToken;
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
