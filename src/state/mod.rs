@@ -511,7 +511,7 @@ impl Core {
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            held: self.is_held(name).then_some(HELD_REASON),
+            held: (self.api.held() && entry.source == JobSource::Api).then_some(HELD_REASON),
             history: with_history.then(|| {
                 entry
                     .history
