@@ -191,7 +191,11 @@ const CTL_MD: Doc = Doc {
         ),
         (
             r#"tickd ctl put nightly.toml; echo "exit=$?""#,
-            &["jobs defined at run time are disabled", "(-32003)", "exit=1"],
+            &[
+                "jobs defined at run time are disabled",
+                "(-32003)",
+                "exit=1",
+            ],
         ),
     ],
 };

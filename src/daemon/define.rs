@@ -139,11 +139,18 @@ impl Daemon {
         for id in backlog {
             self.cancel_if_queued(id, why);
         }
-        let (mut queued, mut killed) = (0, 0);
-        for id in self.unfinished_runs_of(name) {
+        // Queued runs first, so that no worker a killed run frees can
+        // start one of them meanwhile.
+        let unfinished = self.unfinished_runs_of(name);
+        let mut queued = 0;
+        for &id in &unfinished {
             if self.cancel_if_queued(id, why) {
                 queued += 1;
-            } else if let Some(token) = self.cancels.get(&id).filter(|_| cancel) {
+            }
+        }
+        let mut killed = 0;
+        for id in unfinished.iter().filter(|_| cancel) {
+            if let Some(token) = self.cancels.get(id) {
                 token.cancel_because("cancelled: job deleted (jobs.delete with cancel)");
                 killed += 1;
             }
