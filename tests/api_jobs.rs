@@ -179,19 +179,26 @@ fn a_delete_lets_a_running_run_finish_or_cancels_it() {
     let d = Daemon::start(&config(ALLOW, ""));
     let release = d.dir().join("go");
     let mut c = d.client();
-    for name in ["keep", "kill"] {
-        c.ok(
-            "jobs.put",
-            json!({"job": waiting_job(name, name, &release, "queue")}),
-        );
+    // `keep`'s second run waits in the pool's queue (both workers are
+    // busy), `kill`'s in the job's `overlap = "queue"` backlog.
+    for (name, overlap) in [("keep", "allow"), ("kill", "queue")] {
+        let job = waiting_job(name, name, &release, overlap);
+        c.ok("jobs.put", json!({ "job": job }));
     }
-    let mut runs = Vec::new();
-    for name in ["keep", "kill"] {
-        let running = run_id(&c.ok("jobs.run", json!({ "name": name })));
-        wait_state(&d, &running, "running");
-        let queued = run_id(&c.ok("jobs.run", json!({ "name": name })));
-        runs.push((running, queued));
+    let running: Vec<String> = ["keep", "kill"]
+        .iter()
+        .map(|name| run_id(&c.ok("jobs.run", json!({ "name": name }))))
+        .collect();
+    for id in &running {
+        wait_state(&d, id, "running");
     }
+    let runs: Vec<(String, String)> = ["keep", "kill"]
+        .iter()
+        .zip(running)
+        .map(|(name, id)| (id, run_id(&c.ok("jobs.run", json!({ "name": name })))))
+        .collect();
+    let queued = c.ok("runs.get", json!({"run_id": runs[0].1}));
+    assert_eq!(queued["state"], "queued", "{queued}");
     let gone = c.ok("jobs.delete", json!({"name": "keep"}));
     assert_eq!(
         (gone["name"].as_str(), gone["source"].as_str()),
