@@ -2,25 +2,25 @@
 //! binary: put then run, a replace that keeps history, counters and the
 //! runs in flight, deletes with a running run, conflicts with the file's
 //! jobs both ways, `kill -9` keeping every acknowledged change,
-//! `daemon.allow_job_api` off and on, HTTP `PUT`/`DELETE` and `tickd ctl put`.
+//! `daemon.allow_job_api` off and on. HTTP, `tickd ctl put` and journal
+//! failures are in `api_jobs_io`.
 
 use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
 use std::path::Path;
-use util::http::HttpConn;
 use util::{config, poll_until, Daemon};
 
-const ALLOW: &str = "allow_job_api = true\nlog_level = \"info\"";
+pub(crate) const ALLOW: &str = "allow_job_api = true\nlog_level = \"info\"";
 
-const FILE_JOBS: &str = r#"
+pub(crate) const FILE_JOBS: &str = r#"
 [[jobs]]
 name = "filejob"
 command = ["true"]
 "#;
 
-fn with_state(state: &Path, extra: &str, jobs: &str) -> String {
+pub(crate) fn with_state(state: &Path, extra: &str, jobs: &str) -> String {
     config(
         &format!("state_dir = \"{}\"\n{extra}", state.display()),
         jobs,
@@ -50,7 +50,7 @@ fn wait_state(d: &Daemon, id: &str, state: &str) -> Value {
     })
 }
 
-fn error(c: &mut util::Client, method: &str, params: Value) -> (i64, String) {
+pub(crate) fn error(c: &mut util::Client, method: &str, params: Value) -> (i64, String) {
     let resp = c.call(method, params);
     let e = &resp["error"];
     let code = e["code"]
@@ -59,7 +59,7 @@ fn error(c: &mut util::Client, method: &str, params: Value) -> (i64, String) {
     (code, e["message"].as_str().unwrap_or_default().to_string())
 }
 
-fn api_names(c: &mut util::Client) -> Vec<String> {
+pub(crate) fn api_names(c: &mut util::Client) -> Vec<String> {
     let jobs = c.ok("jobs.list", json!({}));
     jobs.as_array()
         .expect("array")
@@ -69,7 +69,7 @@ fn api_names(c: &mut util::Client) -> Vec<String> {
         .collect()
 }
 
-fn kill9(mut d: Daemon) {
+pub(crate) fn kill9(mut d: Daemon) {
     d.signal(Signal::KILL);
     d.wait_exit(util::WAIT).expect("killed");
 }
@@ -525,158 +525,4 @@ fn with_allow_job_api_off_api_jobs_are_kept_but_not_scheduled() {
     );
     let run = c.ok("jobs.run", json!({"name": "manual", "wait": true}));
     assert_eq!(run["state"], "succeeded");
-}
-
-#[test]
-fn http_put_and_delete() {
-    let d = Daemon::start(&config(ALLOW, FILE_JOBS));
-    let mut h = HttpConn::connect(d.addr);
-    let json_type = [("Content-Type", "application/json")];
-    let body = r#"{"command": ["true"], "every": "5m"}"#;
-    let r = h.request("PUT", "/jobs/web", &json_type, body);
-    assert_eq!(r.status, 201, "{}", r.body);
-    let v = r.json();
-    assert_eq!(
-        (v["name"].as_str(), v["created"].as_bool()),
-        (Some("web"), Some(true))
-    );
-    let r = h.request("PUT", "/jobs/web", &json_type, body);
-    assert_eq!(
-        (r.status, r.json()["created"].as_bool()),
-        (200, Some(false))
-    );
-    let r = h.request(
-        "PUT",
-        "/jobs/web",
-        &json_type,
-        r#"{"name": "other", "command": ["true"]}"#,
-    );
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(
-        r.json()["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("does not match"),
-        "{}",
-        r.body
-    );
-    let r = h.request("PUT", "/jobs/web", &[], body);
-    assert_eq!(r.status, 415, "{}", r.body);
-    let r = h.request(
-        "PUT",
-        "/jobs/filejob",
-        &json_type,
-        r#"{"command": ["true"]}"#,
-    );
-    assert_eq!(r.status, 409, "{}", r.body);
-    let r = h.request("POST", "/jobs/web", &[], "");
-    assert_eq!(r.status, 405);
-    assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, DELETE"));
-    let r = h.request("DELETE", "/jobs/web?cancel=maybe", &[], "");
-    assert_eq!(r.status, 400, "{}", r.body);
-    let r = h.request("DELETE", "/jobs/web?cancel=true", &[], "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["name"], "web");
-    let r = h.request("DELETE", "/jobs/web", &[], "");
-    assert_eq!(r.status, 404, "{}", r.body);
-    let d2 = Daemon::start(&config("", ""));
-    let r = HttpConn::connect(d2.addr).request("PUT", "/jobs/web", &json_type, body);
-    assert_eq!(r.status, 403, "{}", r.body);
-}
-
-#[test]
-fn ctl_puts_a_job_from_a_toml_file_and_deletes_it() {
-    let d = Daemon::start(&config(ALLOW, ""));
-    let file = d.dir().join("nightly.toml");
-    std::fs::write(
-        &file,
-        "[[jobs]]\nname = \"nightly\"\ncommand = [\"sh\", \"-c\", \"echo from-toml\"]\ncron = \"0 3 * * *\"\n",
-    )
-    .expect("write");
-    let addr = d.addr.to_string();
-    let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(util::bin())
-            .arg("ctl")
-            .args(["--connect", &addr])
-            .args(args)
-            .env_remove("TICKD_TOKEN")
-            .env_remove("TICKD_ADDR")
-            .output()
-            .expect("run tickd ctl");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let (code, stdout, stderr) = ctl(&["put", &file.display().to_string()]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let put: Value = serde_json::from_str(&stdout).expect("JSON");
-    assert_eq!(
-        (put["created"].as_bool(), put["schedule"].as_str()),
-        (Some(true), Some("0 3 * * *"))
-    );
-    let mut c = d.client();
-    let run = c.ok("jobs.run", json!({"name": "nightly", "wait": true}));
-    assert_eq!(run["output"], "from-toml\n");
-    std::fs::write(&file, "[[jobs]]\nname = \"x\"\ncommand = []\n").expect("write");
-    let (code, _, stderr) = ctl(&["put", &file.display().to_string()]);
-    assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("job.command") && stderr.contains("-32602"),
-        "{stderr}"
-    );
-    let (code, stdout, stderr) = ctl(&["jobs.delete", r#"{"name":"nightly"}"#]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains("\"nightly\""), "{stdout}");
-    assert_eq!(
-        error(&mut c, "jobs.get", json!({"name": "nightly"})).0,
-        -32000
-    );
-}
-
-#[cfg(feature = "failpoints")]
-#[test]
-fn a_put_that_cannot_be_journaled_is_refused_and_not_made() {
-    let state = tempfile::tempdir().expect("state dir");
-    let d = Daemon::start_with_env(
-        &with_state(state.path(), ALLOW, ""),
-        &[("TICKD_DEBUG_HOOKS", "1")],
-    );
-    let mut c = d.client();
-    c.ok(
-        "jobs.put",
-        json!({"job": {"name": "kept", "command": ["true"]}}),
-    );
-    let fail = json!({"name": "journal.append", "actions": "return"});
-    c.ok("debug.failpoint", fail);
-    let (code, message) = error(
-        &mut c,
-        "jobs.put",
-        json!({"job": {"name": "new", "command": ["true"]}}),
-    );
-    assert_eq!(code, -32002);
-    assert!(message.contains("could not record"), "{message}");
-    assert_eq!(error(&mut c, "jobs.get", json!({"name": "new"})).0, -32000);
-    assert_eq!(
-        error(&mut c, "jobs.delete", json!({"name": "kept"})).0,
-        -32002
-    );
-    assert_eq!(c.ok("jobs.get", json!({"name": "kept"}))["source"], "api");
-    c.ok(
-        "debug.failpoint",
-        json!({"name": "journal.append", "actions": "off"}),
-    );
-    d.wait_status("journal writes to resume", |s| {
-        s["state"]["writing"] == true
-    });
-    c.ok(
-        "jobs.put",
-        json!({"job": {"name": "new", "command": ["true"]}}),
-    );
-    let text = with_state(state.path(), ALLOW, "");
-    kill9(d);
-    let d = Daemon::start(&text);
-    let mut c = d.client();
-    assert_eq!(api_names(&mut c), ["kept", "new"]);
 }

@@ -12,6 +12,7 @@ mod ops_util;
 mod util;
 
 mod api_jobs;
+mod api_jobs_io;
 mod auth;
 mod batch;
 mod catch_up;

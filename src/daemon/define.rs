@@ -84,6 +84,8 @@ impl Daemon {
             .lock()
             .job_json(&name, false)
             .ok_or_else(|| Error::Internal(format!("job {name} vanished after jobs.put")))?;
+        // Puts alone (no run finishing) must not grow the journal forever.
+        self.compact_journal_if_needed();
         Ok(Put { created, job })
     }
 
@@ -159,6 +161,7 @@ impl Daemon {
             "job {name} deleted (jobs.delete); {queued} queued run(s) cancelled, {killed} running run(s) {}",
             if cancel { "killed" } else { "left to finish" }
         );
+        self.compact_journal_if_needed();
         Ok(job)
     }
 
