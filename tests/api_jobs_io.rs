@@ -153,6 +153,23 @@ fn a_put_that_cannot_be_journaled_is_refused_and_not_made() {
     d.wait_status("journal writes to resume", |s| {
         s["state"]["writing"] == true
     });
+    // A failed fdatasync refuses the put too (the record may be in the
+    // file: the rewrite from memory takes it out again).
+    let fail = json!({"name": "journal.sync", "actions": "return"});
+    c.ok("debug.failpoint", fail);
+    let job = json!({"name": "unsynced", "command": ["true"]});
+    let (code, message) = error(&mut c, "jobs.put", json!({ "job": job }));
+    assert_eq!(code, -32002);
+    assert!(message.contains("fdatasync"), "{message}");
+    assert_eq!(
+        error(&mut c, "jobs.get", json!({"name": "unsynced"})).0,
+        -32000
+    );
+    let off = json!({"name": "journal.sync", "actions": "off"});
+    c.ok("debug.failpoint", off);
+    d.wait_status("journal writes to resume", |s| {
+        s["state"]["writing"] == true
+    });
     c.ok(
         "jobs.put",
         json!({"job": {"name": "new", "command": ["true"]}}),

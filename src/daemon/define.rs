@@ -196,6 +196,12 @@ impl Daemon {
         let mut store = journal.lock();
         if let Err(e) = store.append(record).and_then(|()| store.sync()) {
             drop(store);
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                // Too large to be a record: the job's fault, not the disk's.
+                return Err(Error::BadJob(format!(
+                    "job: cannot be recorded in state_dir: {e}"
+                )));
+            }
             let what = match record {
                 Record::JobDeleted { name } => format!("the deletion of job {name}"),
                 Record::Job { name, .. } => format!("the definition of job {name}"),
