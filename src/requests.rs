@@ -31,7 +31,8 @@
 //! is bounded by its input, `max_output_bytes` and one answer being built,
 //! however many requests it pipelines.
 //!
-//! Authentication is per connection for JSON-RPC: the batch says whether
+//! Authentication is per connection for JSON-RPC (every decision is
+//! [`crate::auth`]'s; the answerers render its verdicts): the batch says whether
 //! the connection is authenticated under the token in force when the batch
 //! was cut (the loop decides that against the current config, so a reload
 //! that turns auth on or changes the token takes effect on the next batch
@@ -48,7 +49,6 @@ mod route;
 
 pub use batch::{
     BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
-    PREAUTH_MAX_LINE,
 };
 
 use crate::daemon::Shared;

@@ -23,6 +23,7 @@ mod reload;
 #[cfg(test)]
 mod reload_tests;
 pub mod rules;
+mod skips;
 pub mod snapshot;
 mod state_health;
 pub mod task;
@@ -191,6 +192,8 @@ pub struct Daemon {
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
+    /// Streaks of skipped scheduled runs, for the log.
+    skips: skips::SkipLog,
 }
 
 impl Daemon {
@@ -249,6 +252,7 @@ impl Daemon {
             inputs: HashMap::new(),
             retries: HashMap::new(),
             quiet_dispatches: None,
+            skips: skips::SkipLog::default(),
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();

@@ -130,6 +130,9 @@ impl Daemon {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
+        if !removed.is_empty() {
+            self.skips.retain(|job| !removed.iter().any(|r| r == job));
+        }
         // The definitions move into the core (the daemon keeps no copy); an
         // unchanged job keeps the one it has, and the new copy is dropped.
         for def in std::mem::take(&mut new.jobs) {

@@ -20,7 +20,6 @@
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
-pub mod auth;
 pub mod call;
 mod debug;
 mod define;
@@ -28,6 +27,7 @@ mod jobs;
 mod runs;
 mod status;
 
+use crate::auth::Gate;
 use crate::daemon::{self, Board, Daemon, Error, Shared};
 use crate::state::run::RunId;
 use call::{Call, RunKey};
@@ -37,13 +37,15 @@ use std::sync::Arc;
 
 /// What the request handlers answer from: the daemon's shared state, and
 /// what only they keep (the daemon does not know of either): the encoded
-/// `jobs.list` answer of the core's current generation, and the budget of
-/// wrong tokens all clients share.
+/// `jobs.list` answer of the core's current generation, and the token
+/// checks with the budget of wrong tokens all clients share.
 pub struct Handlers {
     /// Jobs, runs and the board.
     pub shared: Arc<Shared>,
     jobs_list: jobs::ListCache,
-    wrong_tokens: auth::WrongTokenBudget,
+    /// The token checks of both protocols and their one wrong-token
+    /// budget (see [`crate::auth`]); the request layer asks it.
+    pub gate: Gate,
 }
 
 impl Handlers {
@@ -52,7 +54,7 @@ impl Handlers {
         Handlers {
             shared,
             jobs_list: jobs::ListCache::default(),
-            wrong_tokens: auth::WrongTokenBudget::default(),
+            gate: Gate::default(),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! ([`super::route`]), build their answers with these, so neither needs
 //! the other.
 
-use crate::config::AuthToken;
+use crate::auth::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{self, Shared};
 use crate::http::response::{self as http_response, Framing};
@@ -18,11 +18,6 @@ use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-
-/// Longest request line before a TCP client has authenticated (when auth
-/// is on): enough for `auth` with any sane token, and little for a
-/// stranger to make the daemon buffer.
-pub const PREAUTH_MAX_LINE: usize = 4096;
 
 /// Deepest nesting of arrays and objects accepted in a request (a
 /// batch's array counts as one level).
@@ -58,7 +53,7 @@ pub struct ConnBatch {
     /// Whether the connection has authenticated (or needs not).
     pub authed: bool,
     /// The client's address (`None` on the Unix socket): wrong tokens are
-    /// charged to it first (see [`crate::methods::auth`]).
+    /// charged to it first (see [`crate::auth`]).
     pub peer: Option<IpAddr>,
     /// Answer bytes this batch may build: `max_output_bytes` minus the
     /// connection's answers not yet sent when the batch was cut (see
@@ -136,7 +131,7 @@ pub enum Segment {
         /// What to do.
         cmd: Command,
     },
-    /// An answer to send only after [`crate::methods::auth::AUTH_DELAY`] (a wrong token);
+    /// An answer to send only after [`crate::auth::AUTH_DELAY`] (a wrong token);
     /// later answers wait behind it.
     Delayed(Vec<u8>),
     /// The connection ends after what precedes; `why`, if any, is logged

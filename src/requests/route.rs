@@ -27,8 +27,11 @@
 //! cannot send without the browser asking first (a CORS preflight tickd
 //! never approves).
 //!
-//! After a wrong token, the requests pipelined behind it are not looked at:
-//! the batch ends and they wait for the delay (see [`crate::requests`]).
+//! Every request but `/healthz` is judged by [`crate::auth`]
+//! (`Gate::judge_header`), which [`refuse`] renders as 401 (with the
+//! challenge), a delayed 401, or a close. After a wrong token, the
+//! requests pipelined behind it are not looked at: the batch ends and they
+//! wait for the delay (see [`crate::requests`]).
 //!
 //! The HTTP wire (framing, responses, the status page, `/metrics`) is in
 //! [`crate::http`]; this module decides what each request gets.
@@ -37,12 +40,12 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_NESTING,
 };
+use crate::auth::{self, Verdict};
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::http::frame::{self, MAX_HEADERS};
 use crate::http::response::{self, Framing};
 use crate::http::{metrics, STATUS_PAGE};
-use crate::methods::auth::{self, HttpAuth};
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
 use crate::protocol::params::Params;
@@ -73,8 +76,9 @@ struct HttpRequest<'a> {
 
 /// How far [`answer_one`] got.
 enum Checked {
-    /// Answered; `true` if the request passed the token check.
-    Answered(bool),
+    /// Answered; with the verdict of its token check if it was checked
+    /// and passed it.
+    Answered(Option<Verdict>),
     /// A wrong token: its answer is delayed and nothing after it is read.
     Wrong,
     /// The global budget of wrong tokens is spent: the connection ends.
@@ -170,12 +174,13 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
             body,
         };
         match answer_one(h, &req, framing, &mut out, &mut segments, batch.peer) {
-            Checked::Answered(passed) => {
-                if passed && !authed {
-                    authed = true;
-                    done.authenticated = shared.board.live.read().auth_token.clone();
+            Checked::Answered(Some(passed)) if !authed => {
+                authed = true;
+                if let Verdict::Authenticated(token) = passed {
+                    done.authenticated = Some(token);
                 }
             }
+            Checked::Answered(_) => {}
             Checked::Wrong => {
                 done.rest = after.to_vec();
                 break;
@@ -245,39 +250,29 @@ fn answer_one(
     peer: Option<std::net::IpAddr>,
 ) -> Checked {
     let shared = &*h.shared;
-    let mut authorized = false;
+    let mut passed = None;
     if req.path != "/healthz" {
         if let Err(Refusal(status, err, extra)) = browser_check(req) {
             bump(&shared.board.clients.http_forbidden);
             response::write_error_status(out, status, &err, extra, f);
-            return Checked::Answered(false);
+            return Checked::Answered(None);
         }
-        match auth::check_http(h, req.authorization, peer) {
-            HttpAuth::Allowed => authorized = true,
-            HttpAuth::Missing => {
-                let err = RpcError::new(
-                    ErrorCode::NotAuthenticated,
-                    "not authenticated: send Authorization: Bearer TOKEN",
-                );
-                response::write_error(out, &err, CHALLENGE, f);
-                return Checked::Answered(false);
-            }
-            HttpAuth::Wrong => {
-                flush_bytes(segments, out);
-                let err = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
-                let mut answer = Vec::new();
-                response::write_error(&mut answer, &err, CHALLENGE, f);
-                segments.push(Segment::Delayed(answer));
-                return Checked::Wrong;
-            }
-            HttpAuth::Flood => return Checked::Flood,
+        let v = {
+            let live = shared.board.live.read();
+            h.gate
+                .judge_header(live.auth_token.as_ref(), req.authorization, peer)
+        };
+        shared.board.clients.count(&v);
+        if let Some(refused) = refuse(&v, f, out, segments) {
+            return refused;
         }
+        passed = Some(v);
     }
     let target = match resolve(shared, req) {
         Ok(t) => t,
         Err(Refusal(status, err, extra)) => {
             response::write_error_status(out, status, &err, extra, f);
-            return Checked::Answered(authorized);
+            return Checked::Answered(passed);
         }
     };
     match target {
@@ -311,7 +306,7 @@ fn answer_one(
                 Ok(call) => call,
                 Err(e) => {
                     response::write_error(out, &e, "", f);
-                    return Checked::Answered(authorized);
+                    return Checked::Answered(passed);
                 }
             };
             match methods::handle(h, call) {
@@ -330,7 +325,36 @@ fn answer_one(
             }
         }
     }
-    Checked::Answered(authorized)
+    Checked::Answered(passed)
+}
+
+/// Answers a verdict that refuses the request in HTTP terms (see
+/// [`crate::auth`]): 401 with the challenge, now or (a wrong token) after
+/// the auth delay, or the connection closed (the budget spent). `None`:
+/// the request passed.
+fn refuse(
+    verdict: &Verdict,
+    f: Framing,
+    out: &mut Vec<u8>,
+    segments: &mut Vec<Segment>,
+) -> Option<Checked> {
+    match verdict {
+        Verdict::Served | Verdict::Authenticated(_) => None,
+        Verdict::NotAuthenticated => {
+            let err = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED_HTTP);
+            response::write_error(out, &err, CHALLENGE, f);
+            Some(Checked::Answered(None))
+        }
+        Verdict::Wrong => {
+            flush_bytes(segments, out);
+            let err = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
+            let mut answer = Vec::new();
+            response::write_error(&mut answer, &err, CHALLENGE, f);
+            segments.push(Segment::Delayed(answer));
+            Some(Checked::Wrong)
+        }
+        Verdict::Flood => Some(Checked::Flood),
+    }
 }
 
 /// Maps method and path to a target.

@@ -13,8 +13,8 @@
 
 pub mod state;
 
-use super::auth::Credential;
 use super::stream::Stream;
+use crate::auth::Credential;
 use crate::daemon::counters::CloseCause;
 use state::{Incoming, Life, Requests, Subscription, Wire};
 use std::collections::VecDeque;
@@ -106,11 +106,7 @@ pub struct Conn {
 impl Conn {
     /// Wraps an accepted socket.
     pub fn new(stream: Stream, serial: u64, peer: Option<std::net::SocketAddr>) -> Self {
-        let credential = if stream.is_unix() {
-            Credential::Trusted
-        } else {
-            Credential::Stranger
-        };
+        let credential = Credential::at_accept(stream.is_unix());
         Conn {
             wire: if stream.is_unix() {
                 Wire::Rpc
