@@ -13,10 +13,12 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+mod api;
 mod lock;
 pub mod metrics;
 pub mod run;
 
+pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use lock::{CoreGuard, CoreLock};
 
 use crate::config::JobDef;
@@ -132,6 +134,9 @@ pub struct JobView<'a> {
     catch_up: &'static str,
     tz: Option<&'a str>,
     timeout_ms: Option<u64>,
+    /// Why an API job is not scheduled (`daemon.allow_job_api = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<run::RunView<'a>>>,
 }
@@ -192,6 +197,8 @@ pub struct Core {
     /// Bumped by every mutable access through [`CoreGuard`]: equal
     /// generations mean an unchanged core.
     generation: u64,
+    /// What is kept about the jobs defined at run time (`jobs.put`).
+    api: ApiJobs,
 }
 
 impl Core {
@@ -254,7 +261,7 @@ impl Core {
         let entry = self.jobs.get_mut(name)?;
         let changed = entry.paused != paused;
         entry.paused = paused;
-        entry.enabled = entry.def.enabled && !paused;
+        entry.enabled = api::effective_enabled(entry, self.api.held());
         Some(changed)
     }
 
@@ -504,6 +511,7 @@ impl Core {
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            held: (self.api.held() && entry.source == JobSource::Api).then_some(HELD_REASON),
             history: with_history.then(|| {
                 entry
                     .history
