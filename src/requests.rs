@@ -46,10 +46,12 @@
 mod batch;
 mod lines;
 mod route;
+mod stream;
 
 pub use batch::{
     BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
+pub use stream::BodyStream;
 
 use crate::daemon::Shared;
 use crate::methods::Handlers;
@@ -63,7 +65,10 @@ use std::sync::Arc;
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
 /// request pool cannot take a task, on the loop itself).
-pub fn answer_batch(h: &Handlers, batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
+    if let Some(stream) = batch.stream.take() {
+        return stream::next_piece(h, batch, stream);
+    }
     match batch.proto {
         Proto::Rpc => lines::answer_lines(h, batch),
         Proto::Http => route::answer_batch(h, batch),

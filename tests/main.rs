@@ -33,6 +33,7 @@ mod lifecycle;
 mod limits;
 mod notify;
 mod ops;
+mod paging;
 mod persistence;
 mod protocol;
 mod readme;

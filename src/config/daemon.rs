@@ -138,6 +138,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let syslog = d.syslog.as_ref().is_some_and(|v| *v.get_ref());
     let user = account(r, d.user.as_ref(), "daemon.user");
     let group = account(r, d.group.as_ref(), "daemon.group");
+    let metrics_per_job = d.metrics_per_job.as_ref().is_none_or(|v| *v.get_ref());
 
     let mut start = StartSettings {
         listen,
@@ -165,6 +166,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         auth_token_file,
         allow_submit,
         allow_job_api,
+        metrics_per_job,
     };
     for path in [
         &mut start.state_dir,

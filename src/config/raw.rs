@@ -32,7 +32,7 @@ pub(crate) struct RawFile {
 }
 
 /// The keys of `[daemon]`, for suggestions.
-pub(crate) const DAEMON_KEYS: [&str; 23] = [
+pub(crate) const DAEMON_KEYS: [&str; 24] = [
     "listen",
     "unix_socket",
     "workers",
@@ -56,6 +56,7 @@ pub(crate) const DAEMON_KEYS: [&str; 23] = [
     "syslog",
     "user",
     "group",
+    "metrics_per_job",
 ];
 
 /// The `[daemon]` table (all defaults when absent).
@@ -84,6 +85,7 @@ pub(crate) struct RawDaemon {
     pub syslog: Sp<bool>,
     pub user: Sp<String>,
     pub group: Sp<String>,
+    pub metrics_per_job: Sp<bool>,
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
@@ -403,6 +405,9 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "syslog" => d.syslog = rd.boolean("syslog", item, at, k),
             "user" => d.user = rd.string("user", item, at, k),
             "group" => d.group = rd.string("group", item, at, k),
+            "metrics_per_job" => {
+                d.metrics_per_job = rd.boolean("metrics_per_job", item, at, k);
+            }
             _ => {
                 let message = if JOB_KEYS.contains(&name) {
                     format!("unknown key; `{name}` is a job key, so it belongs in a [[jobs]] table")

@@ -279,6 +279,20 @@ fn format_result(method: &str, result: &Value, format: Format) -> String {
     match (method, result) {
         ("status", Value::Object(_)) if human => render::status(result, now),
         ("jobs.list", Value::Array(jobs)) if human => render::jobs_table(jobs, now),
+        ("jobs.list", Value::Object(page))
+            if human && page.get("jobs").is_some_and(Value::is_array) =>
+        {
+            let jobs = page["jobs"].as_array().map_or(&[][..], Vec::as_slice);
+            let mut text = if jobs.is_empty() {
+                "no jobs on this page\n".to_string()
+            } else {
+                render::jobs_table(jobs, now)
+            };
+            if let Some(next) = page.get("next_after").and_then(Value::as_str) {
+                text.push_str(&format!("next page: \"after\": \"{next}\"\n"));
+            }
+            text
+        }
         _ => {
             let mut text =
                 serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
@@ -318,6 +332,14 @@ mod tests {
             format_result("jobs.list", &json!([]), Format::Human),
             "no jobs configured\n"
         );
+        let last = json!({"jobs": [], "next_after": null});
+        assert_eq!(
+            format_result("jobs.list", &last, Format::Human),
+            "no jobs on this page\n"
+        );
+        let more = json!({"jobs": [], "next_after": "db.9"});
+        assert!(format_result("jobs.list", &more, Format::Human)
+            .ends_with("next page: \"after\": \"db.9\"\n"));
     }
 
     fn parse(argv: &[&str]) -> Result<CtlArgs, clap::Error> {

@@ -55,6 +55,22 @@ pub enum Error {
         /// How many of the newest runs would fit.
         fit: usize,
     },
+    /// `jobs.list` without params: the whole list would be larger than
+    /// `max_output_bytes` (the client must page).
+    JobListTooLarge {
+        /// `daemon.max_output_bytes`.
+        cap: usize,
+        /// Jobs in the list.
+        jobs: usize,
+    },
+    /// A page of `jobs.list`: the next job object alone is larger than
+    /// `max_output_bytes`.
+    JobTooLarge {
+        /// The job.
+        job: String,
+        /// `daemon.max_output_bytes`.
+        cap: usize,
+    },
     /// A bug in tickd; should never be seen.
     Internal(String),
     /// `jobs.put`: the job object is not a valid job; the message lists
@@ -122,6 +138,17 @@ impl fmt::Display for Error {
                     write!(f, "ask for fewer runs (`limit` of at most {fit})")
                 }
             }
+            Error::JobListTooLarge { cap, jobs } => write!(
+                f,
+                "param `limit`: the list of {jobs} jobs is larger than max_output_bytes ({cap} \
+                 bytes); page through it: jobs.list {{\"limit\": 1000}}, then again with `after` \
+                 set to the answer's `next_after` until it is null"
+            ),
+            Error::JobTooLarge { job, cap } => write!(
+                f,
+                "param `limit`: the job object of {job} alone is larger than max_output_bytes \
+                 ({cap} bytes); raise daemon.max_output_bytes, or page on with `after` set to {job}"
+            ),
             Error::Internal(why) => write!(f, "internal error: {why}"),
             Error::BadJob(why) => f.write_str(why),
             Error::FileJob(name) => write!(
@@ -191,6 +218,20 @@ mod tests {
                 Error::AnswerTooLarge { cap: 10, fit: 3 },
                 "param `limit`: the answer would be larger than max_output_bytes (10 bytes); ask \
                  for fewer runs (`limit` of at most 3)",
+            ),
+            (
+                Error::JobListTooLarge { cap: 10, jobs: 3 },
+                "param `limit`: the list of 3 jobs is larger than max_output_bytes (10 bytes); page \
+                 through it: jobs.list {\"limit\": 1000}, then again with `after` set to the \
+                 answer's `next_after` until it is null",
+            ),
+            (
+                Error::JobTooLarge {
+                    job: "a".into(),
+                    cap: 10,
+                },
+                "param `limit`: the job object of a alone is larger than max_output_bytes (10 \
+                 bytes); raise daemon.max_output_bytes, or page on with `after` set to a",
             ),
             (Error::Internal("oops".into()), "internal error: oops"),
             (

@@ -24,6 +24,7 @@ pub mod call;
 mod debug;
 mod define;
 mod jobs;
+pub mod jobs_list;
 mod runs;
 mod status;
 
@@ -42,7 +43,7 @@ use std::sync::Arc;
 pub struct Handlers {
     /// Jobs, runs and the board.
     pub shared: Arc<Shared>,
-    jobs_list: jobs::ListCache,
+    jobs_list: jobs_list::ListCache,
     /// The token checks of both protocols and their one wrong-token
     /// budget (see [`crate::auth`]); the request layer asks it.
     pub gate: Gate,
@@ -53,7 +54,7 @@ impl Handlers {
     pub fn new(shared: Arc<Shared>) -> Handlers {
         Handlers {
             shared,
-            jobs_list: jobs::ListCache::default(),
+            jobs_list: jobs_list::ListCache::default(),
             gate: Gate::default(),
         }
     }
@@ -148,7 +149,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
     match call {
         Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
         Call::Status => Outcome::Encoded(status::status(shared)),
-        Call::JobsList => Outcome::Encoded(jobs::list(shared, &h.jobs_list)),
+        Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
         Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),

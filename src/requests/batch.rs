@@ -8,6 +8,7 @@
 //! ([`super::route`]), build their answers with these, so neither needs
 //! the other.
 
+use super::stream::BodyStream;
 use crate::auth::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{self, Shared};
@@ -63,6 +64,9 @@ pub struct ConnBatch {
     /// from an earlier batch, so a busy connection's answers need no
     /// allocation (see [`BatchAnswer::tail`]).
     pub answer_buf: Vec<u8>,
+    /// A streamed answer under way, whose next piece this batch is for
+    /// (then `data` is empty; see [`super::stream`]).
+    pub stream: Option<Box<BodyStream>>,
 }
 
 impl ConnBatch {
@@ -140,6 +144,9 @@ pub enum Segment {
         /// The reason an operator should see.
         why: Option<String>,
     },
+    /// The rest of an answer sent a piece at a time; always the last
+    /// segment. The connection's requests after it wait until its end.
+    Stream(Box<BodyStream>),
 }
 
 /// The answers to one [`ConnBatch`].
@@ -227,7 +234,7 @@ impl OutputBudget {
         for s in segments.get(self.counted..).unwrap_or_default() {
             self.segment_bytes += match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
+                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
             };
         }
         self.counted = segments.len();
@@ -269,7 +276,7 @@ impl BatchAnswer {
             .iter()
             .map(|s| match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
+                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
             })
             .sum();
         segments + self.tail.len()

@@ -9,11 +9,11 @@
 //! | `GET /` | the status page |
 //! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
-//! | `GET /jobs`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
 //! | `PUT /jobs/NAME` (body: the job), `DELETE /jobs/NAME?cancel=` | `jobs.put` → 201 or 200, `jobs.delete` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
-//! | `GET /runs?job=&state=&limit=`, `GET /runs/ID` | `runs.list`, `runs.get` |
+//! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
 //! | `POST /reload` | `reload` |
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
@@ -40,12 +40,13 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_NESTING,
 };
+use super::stream;
 use crate::auth::{self, Verdict};
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::http::frame::{self, MAX_HEADERS};
 use crate::http::response::{self, Framing};
-use crate::http::{metrics, STATUS_PAGE};
+use crate::http::STATUS_PAGE;
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
 use crate::protocol::params::Params;
@@ -62,6 +63,8 @@ const CHALLENGE: &str = "WWW-Authenticate: Basic realm=\"tickd\"\r\n";
 
 /// One parsed request, borrowing from the batch.
 struct HttpRequest<'a> {
+    /// The minor version: HTTP/1.0 or 1.1.
+    version: u8,
     method: &'a str,
     path: &'a str,
     query: &'a str,
@@ -83,6 +86,9 @@ enum Checked {
     Wrong,
     /// The global budget of wrong tokens is spent: the connection ends.
     Flood,
+    /// Answered, as `Answered`, with a streamed answer: nothing after it
+    /// is read until it ends.
+    Streaming(Option<Verdict>),
 }
 
 /// Where a request goes.
@@ -164,6 +170,7 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 .map(|h| h.value)
         };
         let req = HttpRequest {
+            version,
             method: parsed.method.unwrap_or("GET"),
             path,
             query,
@@ -173,14 +180,16 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
             content_type: header("content-type"),
             body,
         };
-        match answer_one(h, &req, framing, &mut out, &mut segments, batch.peer) {
-            Checked::Answered(Some(passed)) if !authed => {
+        let checked = answer_one(h, &req, framing, &mut out, &mut segments, batch.peer);
+        let streaming = matches!(checked, Checked::Streaming(_));
+        match checked {
+            Checked::Answered(Some(passed)) | Checked::Streaming(Some(passed)) if !authed => {
                 authed = true;
                 if let Verdict::Authenticated(token) = passed {
                     done.authenticated = Some(token);
                 }
             }
-            Checked::Answered(_) => {}
+            Checked::Answered(_) | Checked::Streaming(_) => {}
             Checked::Wrong => {
                 done.rest = after.to_vec();
                 break;
@@ -192,6 +201,10 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 });
                 break;
             }
+        }
+        if streaming {
+            done.rest = after.to_vec();
+            break;
         }
         rest = after;
         if framing.close {
@@ -297,8 +310,11 @@ fn answer_one(
             f,
         ),
         Target::Metrics => {
-            let text = metrics::render(shared);
-            response::write(out, 200, metrics::CONTENT_TYPE, "", text.as_bytes(), f);
+            if let Some(rest) = stream::start_metrics(shared, f, req.version, out) {
+                flush_bytes(segments, out);
+                segments.push(Segment::Stream(rest));
+                return Checked::Streaming(passed);
+            }
         }
         Target::Call { method, params, ok } => {
             let params = Params(params);
@@ -372,7 +388,7 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["healthz"] => get(Target::Healthz),
         ["metrics"] => get(Target::Metrics),
         ["status"] => get(call("status", Map::new(), 200)),
-        ["jobs"] => get(call("jobs.list", Map::new(), 200)),
+        ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
         ["jobs", name] => match req.method {
             "PUT" => Ok(call(
                 "jobs.put",
@@ -439,7 +455,8 @@ fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     Ok(m)
 }
 
-/// `job=a&state=failed&limit=5` → params; `limit` is a number.
+/// `job=a&state=failed&limit=5` → params; `limit` is a number (a run id
+/// in `before` stays a string, as run ids are on the wire).
 fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -79,6 +79,7 @@ pub mod listeners;
 mod outbox;
 mod reading;
 pub mod stream;
+mod streams;
 mod timers;
 mod turn;
 mod waiters;
@@ -251,6 +252,10 @@ impl Server {
                 self.close(key, CloseCause::Error);
                 return;
             }
+        }
+        if all_written && conn.body.is_some() {
+            self.next_piece(key);
+            return;
         }
         if !conn.done() {
             return;

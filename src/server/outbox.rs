@@ -233,6 +233,7 @@ impl Server {
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
                     Segment::Close { why } => self.close_on_request(key, answer.serial, why),
+                    Segment::Stream(body) => self.keep_stream(key, answer.serial, body),
                 }
             }
             if !live {

@@ -158,6 +158,7 @@ impl Server {
                     peer: conn.peer.map(|a| a.ip()),
                     out_budget: self.limits.out_budget(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
+                    stream: None,
                 });
                 return;
             }

@@ -127,6 +127,11 @@ impl RunMetrics {
         &self.jobs
     }
 
+    /// The counters of ad-hoc `submit` runs, once one has ended.
+    pub fn submitted(&self) -> Option<&JobMetrics> {
+        self.submitted.as_ref()
+    }
+
     /// Every series as its `job_name` label value and counters: the
     /// configured jobs by name, then ad-hoc runs under [`SUBMITTED_LABEL`]
     /// once one has ended.

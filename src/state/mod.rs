@@ -16,6 +16,7 @@
 mod api;
 mod lock;
 pub mod metrics;
+mod pages;
 pub mod run;
 
 pub use api::{ApiJobs, Aside, HELD_REASON};
@@ -331,15 +332,7 @@ impl Core {
         state: Option<RunState>,
         limit: usize,
     ) -> Vec<&Run> {
-        let mut found: Vec<&Run> = self
-            .runs
-            .values()
-            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
-            .filter(|r| state.is_none_or(|s| r.state == s))
-            .collect();
-        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
-        found.truncate(limit);
-        found
+        self.runs_before(job, state, None, limit)
     }
 
     /// Whether any kept run belongs to `job` (a removed job's runs stay
