@@ -411,7 +411,7 @@ fn metrics_over_http_1_0_end_with_the_connection() {
 }
 
 #[test]
-fn metrics_without_per_job_series_sum_them_and_a_reload_brings_them_back() {
+fn metrics_without_per_job_series_count_every_run_and_a_reload_brings_them_back() {
     let two = "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\n\
                [[jobs]]\nname = \"b\"\ncommand = [\"false\"]\n";
     let d = Daemon::start(&config("metrics_per_job = false", two));
@@ -448,6 +448,13 @@ fn metrics_without_per_job_series_sum_them_and_a_reload_brings_them_back() {
     assert_eq!(value(&samples, count, &[]), Some(3.0));
     let inf = "tickd_run_duration_seconds_bucket";
     assert_eq!(value(&samples, inf, &[("le", "+Inf")]), Some(3.0));
+    // A job removed by a reload leaves its runs in the totals.
+    let one = "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\n";
+    d.write_config(&config("metrics_per_job = false", one));
+    c.ok("reload", json!({}));
+    let samples = scrape();
+    assert_eq!(value(&samples, runs, &[("state", "failed")]), Some(1.0));
+    assert_eq!(value(&samples, count, &[]), Some(3.0));
     // Reloadable: per-job series come back, with the counts kept.
     d.write_config(&config("metrics_per_job = true", two));
     c.ok("reload", json!({}));

@@ -18,9 +18,11 @@
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
 //!
 //! With `daemon.metrics_per_job = false` the two per-job families have no
-//! `job_name` label: one series per state, one histogram, each summed over
-//! every job (and ad-hoc runs). A job removed by a reload takes its counts
-//! out of the sums, which Prometheus reads as a counter reset.
+//! `job_name` label: one series per state, one histogram, counting the runs
+//! of every job (and ad-hoc runs) since the start
+//! ([`crate::state::metrics::RunMetrics::total`], kept as runs end, so
+//! they cost nothing to show at any job count, and never go backwards: a
+//! job removed by a reload leaves its runs in them).
 //!
 //! **Rendering a piece at a time.** At a million jobs the per-job families
 //! are gigabytes of text, so they are never rendered whole: a [`Render`]
@@ -99,7 +101,7 @@ impl Render {
                         runs_family(out);
                         Part::Runs(None)
                     } else {
-                        let sums = sums(shared);
+                        let sums = shared.core.lock().metrics().total().clone();
                         runs_family(out);
                         runs_series(out, None, &sums);
                         durations_family(out);
@@ -190,49 +192,6 @@ fn slice(shared: &Shared, after: Option<&str>, max: usize) -> (Vec<(String, JobM
         taken.push((SUBMITTED_LABEL.to_string(), m.clone()));
     }
     (taken, End::Done)
-}
-
-/// The counters of every job and of ad-hoc runs, added up a slice at a
-/// time (the core lock is let go between slices).
-fn sums(shared: &Shared) -> JobMetrics {
-    let mut total = JobMetrics::default();
-    let mut after: Option<String> = None;
-    loop {
-        let core = shared.core.lock();
-        let runs = core.metrics();
-        let mut jobs = runs
-            .jobs()
-            .range::<str, _>((after.as_deref().map_or(Unbounded, Excluded), Unbounded));
-        let mut last = None;
-        for (name, m) in jobs.by_ref().take(SLICE * 16) {
-            add(&mut total, m);
-            last = Some(name);
-        }
-        if jobs.next().is_none() {
-            if let Some(m) = runs.submitted() {
-                add(&mut total, m);
-            }
-            return total;
-        }
-        after = last.cloned();
-        drop(core);
-        // A long task (a million jobs: about 0.2 s): off the event loop's
-        // CPU, which a request thread follows (see `pool::placement`).
-        crate::pool::release_cpu();
-    }
-}
-
-/// Adds `m`'s counts into `total`.
-fn add(total: &mut JobMetrics, m: &JobMetrics) {
-    for (t, n) in total.by_state.iter_mut().zip(m.by_state) {
-        *t += n;
-    }
-    for (t, n) in total.buckets.iter_mut().zip(m.buckets) {
-        *t += n;
-    }
-    total.over += m.over;
-    total.sum += m.sum;
-    total.count += m.count;
 }
 
 /// The families read from the board: client counters and gauges.
