@@ -11,6 +11,8 @@
 mod ops_util;
 mod util;
 
+mod api_jobs;
+mod api_jobs_io;
 mod auth;
 mod batch;
 mod catch_up;

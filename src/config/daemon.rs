@@ -125,6 +125,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let auth_token_file =
         values::optional_path(r, d.auth_token_file.as_ref(), "daemon.auth_token_file");
     let allow_submit = d.allow_submit.as_ref().is_some_and(|v| *v.get_ref());
+    let allow_job_api = d.allow_job_api.as_ref().is_some_and(|v| *v.get_ref());
     let file_threads = to(int_in(
         r,
         d.file_threads.as_ref(),
@@ -164,6 +165,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         auth_token,
         auth_token_file,
         allow_submit,
+        allow_job_api,
         metrics_per_job,
     };
     for path in [

@@ -41,7 +41,7 @@ use std::time::Duration;
 use crate::schedule::Schedule;
 
 pub use crate::auth::AuthToken;
-pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
+pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
 

@@ -85,6 +85,9 @@ pub struct LiveSettings {
     pub auth_token_file: Option<PathBuf>,
     /// Whether `submit` may define ad-hoc jobs. [jobs]
     pub allow_submit: bool,
+    /// Whether `jobs.put` and `jobs.delete` may define and remove jobs at
+    /// run time; while false, API jobs are kept but not scheduled. [scale]
+    pub allow_job_api: bool,
     /// Whether `/metrics` has per-job series (`job_name` label), or only
     /// their sums over every job.
     pub metrics_per_job: bool,

@@ -112,6 +112,9 @@ impl Daemon {
         };
         let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
+        if core.is_held(name) {
+            return Err(Error::Forbidden(super::define::HELD_RUN));
+        }
         let entry = core
             .job_mut(name)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;

@@ -73,6 +73,21 @@ pub enum Error {
     },
     /// A bug in tickd; should never be seen.
     Internal(String),
+    /// `jobs.put`: the job object is not a valid job; the message lists
+    /// every problem as `job.KEY: message`.
+    BadJob(String),
+    /// `jobs.put` / `jobs.delete` of a job the config file defines.
+    FileJob(String),
+    /// `jobs.delete` of a job that other jobs name (`on_failure`).
+    HasDependents {
+        /// The job to delete.
+        job: String,
+        /// The jobs naming it, by name.
+        dependents: Vec<String>,
+    },
+    /// A change could not be made durable in `state_dir`, so it was not
+    /// made at all.
+    NotRecorded(String),
 }
 
 impl Error {
@@ -82,7 +97,10 @@ impl Error {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            Error::AlreadyRunning { .. } | Error::ReloadRejected(_)
+            Error::AlreadyRunning { .. }
+                | Error::ReloadRejected(_)
+                | Error::FileJob(_)
+                | Error::HasDependents { .. }
         )
     }
 }
@@ -132,6 +150,21 @@ impl fmt::Display for Error {
                  ({cap} bytes); raise daemon.max_output_bytes, or page on with `after` set to {job}"
             ),
             Error::Internal(why) => write!(f, "internal error: {why}"),
+            Error::BadJob(why) => f.write_str(why),
+            Error::FileJob(name) => write!(
+                f,
+                "job {name} is defined in the config file (source file): edit the file instead"
+            ),
+            Error::HasDependents { job, dependents } => write!(
+                f,
+                "job {job} is named in on_failure by {}: change or delete {} first",
+                dependents.join(", "),
+                if dependents.len() == 1 { "it" } else { "them" }
+            ),
+            Error::NotRecorded(why) => write!(
+                f,
+                "could not record the change in state_dir, so nothing changed: {why}"
+            ),
         }
     }
 }
@@ -201,6 +234,25 @@ mod tests {
                  bytes); raise daemon.max_output_bytes, or page on with `after` set to a",
             ),
             (Error::Internal("oops".into()), "internal error: oops"),
+            (
+                Error::BadJob("job.command: must name a program".into()),
+                "job.command: must name a program",
+            ),
+            (
+                Error::FileJob("backup".into()),
+                "job backup is defined in the config file (source file): edit the file instead",
+            ),
+            (
+                Error::HasDependents {
+                    job: "alarm".into(),
+                    dependents: vec!["a".into(), "b".into()],
+                },
+                "job alarm is named in on_failure by a, b: change or delete them first",
+            ),
+            (
+                Error::NotRecorded("disk full".into()),
+                "could not record the change in state_dir, so nothing changed: disk full",
+            ),
         ];
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);

@@ -14,6 +14,7 @@
 
 mod board;
 pub mod counters;
+mod define;
 pub mod dispatch;
 mod error;
 pub mod faults;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 use task::RunTask;
 
 pub use board::{health_of, Board, ConfigInfo};
+pub use define::{Put, JOB_API_OFF};
 pub use error::Error;
 pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 
@@ -260,12 +262,16 @@ impl Daemon {
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();
+        let api_jobs = daemon.start_api_jobs(recovered.as_ref());
         let requeue = match &recovered {
             Some(recovered) => daemon.restore(recovered),
             None => Vec::new(),
         };
         for def in &jobs {
             daemon.arm_after(&def.name, started_at);
+        }
+        for name in &api_jobs {
+            daemon.arm_after(name, started_at);
         }
         if recovered.is_some() {
             daemon.catch_up(started_at);

@@ -388,7 +388,7 @@ mod tests {
         for def in cfg.jobs {
             core.upsert_job(Arc::new(def));
         }
-        let mut finish = |core: &mut Core, job: Option<&str>, state| {
+        let finish = |core: &mut Core, job: Option<&str>, state| {
             let id = core.create_run(job, Trigger::Manual, 1, None);
             assert!(core.mark_running(id));
             core.finish(id, Finish::with_error(state, "x"), false);

@@ -44,6 +44,10 @@ pub enum Call<'a> {
     JobsRun(JobsRun),
     /// `submit {job, wait?, args?}` (boxed: a job definition is large).
     Submit(Box<Submit>),
+    /// `jobs.put {job}` (boxed: a job definition is large).
+    JobsPut(Box<JobsPut>),
+    /// `jobs.delete {name, cancel?}`.
+    JobsDelete(JobsDelete),
     /// `jobs.pause {name}`.
     JobsPause(JobName<'a>),
     /// `jobs.resume {name}`.
@@ -274,6 +278,56 @@ impl<'de> Deserialize<'de> for AdhocJob {
         }
         d.deserialize_newtype_struct(WHOLE_MESSAGE, AdhocVisitor)
     }
+}
+
+/// `jobs.put {job}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsPut {
+    /// The job, checked by the config file's rules, `name` included.
+    pub job: ApiJob,
+}
+
+/// A job defined at run time: its definition, checked by the config file's
+/// rules (all but whether its `on_failure` target exists, which the loop
+/// checks), and the object as sent (journaled). A definition the rules
+/// refuse is answered with their message as it is (`job.command: ...`).
+#[derive(Debug)]
+pub struct ApiJob {
+    /// The checked definition.
+    pub def: JobDef,
+    /// The object as the client sent it.
+    pub source: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for ApiJob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ApiJobVisitor;
+        impl<'de> Visitor<'de> for ApiJobVisitor {
+            type Value = ApiJob;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<ApiJob, D::Error> {
+                let source = Map::<String, Value>::deserialize(d)?;
+                let def = crate::config::parse_api_job(&source).map_err(de::Error::custom)?;
+                Ok(ApiJob { def, source })
+            }
+        }
+        d.deserialize_newtype_struct(WHOLE_MESSAGE, ApiJobVisitor)
+    }
+}
+
+/// `jobs.delete {name, cancel?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsDelete {
+    /// The job.
+    pub name: String,
+    /// Kill its running runs instead of letting them finish.
+    pub cancel: Option<bool>,
 }
 
 /// `subscribe {jobs?}`.

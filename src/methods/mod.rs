@@ -9,8 +9,8 @@
 //! - **queries** (`ping`, `status`, `jobs.list`, `jobs.get`, `runs.get`)
 //!   read the shared state under short locks and are answered entirely on
 //!   the worker;
-//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `runs.cancel`,
-//!   `reload`, `shutdown`) change what the loop owns — the timer wheel, the
+//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `jobs.put`,
+//!   `jobs.delete`, `runs.cancel`, `reload`, `shutdown`) change what the loop owns — the timer wheel, the
 //!   run queue, the config. The worker checks them and hands back a
 //!   [`Command`], which the loop applies ([`execute`]) in request order
 //!   when the batch's answers come back.
@@ -22,6 +22,7 @@
 mod admin;
 pub mod call;
 mod debug;
+mod define;
 mod jobs;
 pub mod jobs_list;
 mod runs;
@@ -112,6 +113,20 @@ pub enum Command {
         /// Passed to the job.
         args: Option<Value>,
     },
+    /// `jobs.put`: a job defined at run time.
+    PutJob {
+        /// The validated definition (its `on_failure` target unchecked).
+        def: Box<crate::config::JobDef>,
+        /// The job object as sent (journaled).
+        source: serde_json::Map<String, Value>,
+    },
+    /// `jobs.delete`.
+    DeleteJob {
+        /// Job name.
+        name: String,
+        /// Kill its running runs.
+        cancel: bool,
+    },
     /// `runs.cancel`.
     Cancel(RunId),
     /// `subscribe {jobs?}`.
@@ -140,6 +155,8 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
         Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
         Call::Submit(p) => Outcome::Command(jobs::submit(*p)),
+        Call::JobsPut(p) => Outcome::Command(define::put(*p)),
+        Call::JobsDelete(p) => Outcome::Command(define::delete(p)),
         Call::JobsPause(p) => Outcome::Command(jobs::set_enabled(p.name, false)),
         Call::JobsResume(p) => Outcome::Command(jobs::set_enabled(p.name, true)),
         Call::RunsCancel(p) => command(match p.run_id {
@@ -167,6 +184,16 @@ pub fn submit_allowed(board: &Board) -> Result<(), Error> {
     }
 }
 
+/// Refuses `jobs.put` and `jobs.delete` unless `daemon.allow_job_api`
+/// (checked before their params are).
+pub fn job_api_allowed(board: &Board) -> Result<(), Error> {
+    if board.live.read().allow_job_api {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(daemon::JOB_API_OFF))
+    }
+}
+
 /// Applies a command on the event loop.
 pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
     match cmd {
@@ -180,6 +207,8 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
         Command::SetEnabled { name, enabled } => {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }
+        Command::PutJob { def, source } => Reply::Now(define::execute_put(d, *def, source)),
+        Command::DeleteJob { name, cancel } => Reply::Now(define::execute_delete(d, &name, cancel)),
         Command::Cancel(id) => match d.cancel_run(id) {
             Ok(()) => Reply::WaitRun(id),
             Err(e) => Reply::Now(Err(e)),

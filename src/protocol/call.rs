@@ -6,13 +6,14 @@
 //! body. An unknown method (the `debug.*` ones included, unless
 //! `TICKD_DEBUG_HOOKS=1`) is `-32601`; bad params are `-32602` naming the
 //! param (see [`super::params`]); `submit` is refused (`-32003`) before its
-//! params are looked at unless `daemon.allow_submit`.
+//! params are looked at unless `daemon.allow_submit`, and `jobs.put` and
+//! `jobs.delete` unless `daemon.allow_job_api`.
 
 use super::params::Params;
 use super::rpc::{ErrorCode, RpcError};
 use crate::daemon::Board;
 use crate::methods::call::{Call, NoParams};
-use crate::methods::submit_allowed;
+use crate::methods::{job_api_allowed, submit_allowed};
 
 /// Decodes `method` with `params`; `board` says which methods are open.
 pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Call<'a>, RpcError> {
@@ -28,6 +29,14 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
         "submit" => {
             submit_allowed(board)?;
             params.decode().map(|p| Call::Submit(Box::new(p)))
+        }
+        "jobs.put" => {
+            job_api_allowed(board)?;
+            params.decode().map(|p| Call::JobsPut(Box::new(p)))
+        }
+        "jobs.delete" => {
+            job_api_allowed(board)?;
+            params.decode().map(Call::JobsDelete)
         }
         "jobs.pause" => params.decode().map(Call::JobsPause),
         "jobs.resume" => params.decode().map(Call::JobsResume),

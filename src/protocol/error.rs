@@ -11,12 +11,15 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
     match e {
         E::NoSuchJob(_) | E::NoSuchRun(_) => ErrorCode::NotFound,
         E::AlreadyRunning { .. } | E::ReloadRejected(_) => ErrorCode::Conflict,
+        E::FileJob(_) | E::HasDependents { .. } => ErrorCode::Conflict,
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
+        E::NotRecorded(_) => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
         E::Invalid { .. }
         | E::AnswerTooLarge { .. }
         | E::JobListTooLarge { .. }
         | E::JobTooLarge { .. } => ErrorCode::InvalidParams,
+        E::BadJob(_) => ErrorCode::InvalidParams,
         E::Internal(_) => ErrorCode::Internal,
     }
 }
@@ -74,6 +77,16 @@ mod tests {
                 -32602,
             ),
             (E::Internal("x".into()), -32603),
+            (E::BadJob("job.x: y".into()), -32602),
+            (E::FileJob("a".into()), -32004),
+            (
+                E::HasDependents {
+                    job: "a".into(),
+                    dependents: vec!["b".into()],
+                },
+                -32004,
+            ),
+            (E::NotRecorded("x".into()), -32002),
         ];
         for (e, code) in cases {
             let rpc = RpcError::from(&e);

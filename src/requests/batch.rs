@@ -92,7 +92,8 @@ pub enum ReplyTo {
     Nobody,
     /// An HTTP response with status `ok` on success.
     Http {
-        /// Status of a successful answer (200, or 202 for a new run).
+        /// Status of a successful answer (200, or 202 for a new run). 201
+        /// is `PUT`'s: 201 when the answer says `"created": true`, else 200.
         ok: u16,
         /// Connection handling of the response.
         framing: Framing,
@@ -111,7 +112,9 @@ impl ReplyTo {
             (ReplyTo::Member(id), Err(e)) => rpc::put_error(out, id, e),
             (ReplyTo::Nobody, _) => {}
             (ReplyTo::Http { ok, framing }, Ok(v)) => {
-                http_response::write_json(out, *ok, v, *framing)
+                let created = v.get("created") == Some(&Value::Bool(true));
+                let status = if *ok == 201 && !created { 200 } else { *ok };
+                http_response::write_json(out, status, v, *framing)
             }
             (ReplyTo::Http { framing, .. }, Err(e)) => {
                 http_response::write_error(out, e, "", *framing)

@@ -10,6 +10,7 @@
 //! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
 //! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `PUT /jobs/NAME` (body: the job), `DELETE /jobs/NAME?cancel=` | `jobs.put` → 201 or 200, `jobs.delete` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
 //! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
@@ -52,6 +53,7 @@ use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 
+mod define;
 mod guard;
 use guard::{browser_check, head_check};
 
@@ -387,7 +389,19 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["metrics"] => get(Target::Metrics),
         ["status"] => get(call("status", Map::new(), 200)),
         ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
-        ["jobs", name] => get(call("jobs.get", named("name", name)?, 200)),
+        ["jobs", name] => match req.method {
+            "PUT" => Ok(call(
+                "jobs.put",
+                define::put_params(shared, name, req.body)?,
+                201,
+            )),
+            "DELETE" => Ok(call(
+                "jobs.delete",
+                define::delete_params(name, req.query)?,
+                200,
+            )),
+            m => allow(m, &JOB_METHODS, call("jobs.get", named("name", name)?, 200)),
+        },
         ["jobs", name, "run"] => {
             allow(req.method, &["POST"], ())?;
             let mut params = named("name", name)?;
@@ -409,12 +423,17 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
     }
 }
 
+/// The methods of `/jobs/NAME`.
+const JOB_METHODS: [&str; 4] = ["GET", "HEAD", "PUT", "DELETE"];
+
 /// Passes `t` if `method` is one of `allowed`, else 405 with `Allow`.
 fn allow<T>(method: &str, allowed: &[&str], t: T) -> Result<T, Refusal> {
     if allowed.contains(&method) {
         return Ok(t);
     }
-    let extra = if allowed.contains(&"GET") {
+    let extra = if allowed.contains(&"PUT") {
+        "Allow: GET, HEAD, PUT, DELETE\r\n"
+    } else if allowed.contains(&"GET") {
         "Allow: GET, HEAD\r\n"
     } else {
         "Allow: POST\r\n"

@@ -13,11 +13,13 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+mod api;
 mod lock;
 pub mod metrics;
 mod pages;
 pub mod run;
 
+pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use lock::{CoreGuard, CoreLock};
 
 use crate::config::JobDef;
@@ -133,6 +135,9 @@ pub struct JobView<'a> {
     catch_up: &'static str,
     tz: Option<&'a str>,
     timeout_ms: Option<u64>,
+    /// Why an API job is not scheduled (`daemon.allow_job_api = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<run::RunView<'a>>>,
 }
@@ -193,6 +198,8 @@ pub struct Core {
     /// Bumped by every mutable access through [`CoreGuard`]: equal
     /// generations mean an unchanged core.
     generation: u64,
+    /// What is kept about the jobs defined at run time (`jobs.put`).
+    api: ApiJobs,
 }
 
 impl Core {
@@ -255,7 +262,7 @@ impl Core {
         let entry = self.jobs.get_mut(name)?;
         let changed = entry.paused != paused;
         entry.paused = paused;
-        entry.enabled = entry.def.enabled && !paused;
+        entry.enabled = api::effective_enabled(entry, self.api.held());
         Some(changed)
     }
 
@@ -497,6 +504,7 @@ impl Core {
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            held: (self.api.held() && entry.source == JobSource::Api).then_some(HELD_REASON),
             history: with_history.then(|| {
                 entry
                     .history

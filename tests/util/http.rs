@@ -158,7 +158,7 @@ impl HttpConn {
     /// True once the server has closed the connection.
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+        matches!(super::read_some(&mut self.reader, &mut buf), Ok(0) | Err(_))
     }
 }
 
