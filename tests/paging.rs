@@ -153,6 +153,67 @@ fn prefix_and_source_narrow_the_pages_and_bad_values_are_refused() {
 }
 
 #[test]
+fn api_and_file_jobs_page_together_and_apart_while_puts_and_deletes_land() {
+    let files: Vec<String> = (0..20).map(|i| format!("j{:02}.file", i * 2)).collect();
+    let d = Daemon::start(&config("allow_job_api = true", &jobs(&files)));
+    let mut c = d.client();
+    let put = |c: &mut util::Client, name: &str| {
+        let job = json!({"name": name, "command": ["true"]});
+        assert_eq!(
+            c.ok("jobs.put", json!({ "job": job }))["source"],
+            json!("api")
+        );
+    };
+    let apis: Vec<String> = (0..20).map(|i| format!("j{:02}.api", i * 2 + 1)).collect();
+    for name in &apis {
+        put(&mut c, name);
+    }
+    let walk = |c: &mut util::Client, params: Value| -> Vec<String> {
+        all_pages(c, params).iter().flat_map(page_names).collect()
+    };
+    assert_eq!(walk(&mut c, json!({"source": "api", "limit": 3})), apis);
+    assert_eq!(walk(&mut c, json!({"source": "file", "limit": 3})), files);
+    let mut both: Vec<String> = files.iter().chain(&apis).cloned().collect();
+    both.sort();
+    assert_eq!(walk(&mut c, json!({"limit": 7})), both);
+    // Pages of API jobs while API jobs are put and deleted between them:
+    // every one present throughout is seen once, in order.
+    let mut seen: Vec<String> = Vec::new();
+    let mut params = json!({"source": "api", "limit": 4});
+    let mut round = 0;
+    loop {
+        let page = c.ok("jobs.list", params.clone());
+        assert!(page["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .all(|j| j["source"] == json!("api")));
+        seen.extend(page_names(&page));
+        let Some(after) = page["next_after"].as_str().map(str::to_string) else {
+            break;
+        };
+        params["after"] = json!(after);
+        round += 1;
+        put(&mut c, &format!("j{:02}.new", (round * 7) % 40));
+        put(&mut c, &format!("{after}.x"));
+        let gone = &apis[(round * 3) % apis.len()];
+        let resp = c.call("jobs.delete", json!({"name": gone}));
+        assert!(
+            resp.get("result").is_some() || resp["error"]["code"] == json!(-32000),
+            "{resp}"
+        );
+        assert!(round < 50, "paging does not end");
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let deleted: BTreeSet<String> = (1..=round)
+        .map(|r| apis[(r * 3) % apis.len()].clone())
+        .collect();
+    for name in apis.iter().filter(|n| !deleted.contains(*n)) {
+        assert!(seen.contains(name), "{name} was never listed: {seen:?}");
+    }
+}
+
+#[test]
 fn runs_list_before_pages_back_through_a_history_without_gap_or_duplicate() {
     let text = config(
         "history = 100",
