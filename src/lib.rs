@@ -18,6 +18,7 @@
 // `unsafe` only in `sys::ffi`, which allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod daemonize;
@@ -116,12 +117,12 @@ pub fn run(opts: &RunOptions) -> i32 {
 
     let mut readiness = daemonize::Readiness::foreground();
     if opts.daemonize {
-        if config.daemon.log_file.is_none() && !config.daemon.syslog {
+        if config.daemon.start.log_file.is_none() && !config.daemon.start.syslog {
             eprintln!(
                 "tickd: warning: --daemonize without daemon.log_file or daemon.syslog: the daemon's logs are discarded"
             );
         }
-        match daemonize::detach(config.daemon.log_file.as_deref()) {
+        match daemonize::detach(config.daemon.start.log_file.as_deref()) {
             Ok(daemonize::Detached::Parent(code)) => return code,
             Ok(daemonize::Detached::Daemon(r)) => readiness = r,
             Err(e) => {
@@ -132,11 +133,11 @@ pub fn run(opts: &RunOptions) -> i32 {
     }
     let outputs = logging::Outputs {
         stderr: !opts.daemonize,
-        file: config.daemon.log_file.clone(),
-        syslog: config.daemon.syslog,
+        file: config.daemon.start.log_file.clone(),
+        syslog: config.daemon.start.syslog,
     };
-    if let Err(e) = logging::init_with(&config.daemon.log_level, &outputs) {
-        logging::init(&config.daemon.log_level);
+    if let Err(e) = logging::init_with(&config.daemon.live.log_level, &outputs) {
+        logging::init(&config.daemon.live.log_level);
         log::error!("cannot start: {e}");
         readiness.fail(EXIT_BIND, &format!("cannot start: {e}"));
         return EXIT_BIND;
@@ -187,15 +188,15 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
     // Every listener is bound here, before the privilege drop below.
     let listeners = server::listeners::bind(&config.daemon).map_err(StartError::bind)?;
 
-    let account = privilege::plan(&config.daemon).map_err(|message| StartError {
+    let account = privilege::plan(&config.daemon.start).map_err(|message| StartError {
         code: EXIT_CONFIG,
         message,
     })?;
     if let Some(account) = &account {
         privilege::hand_over(
             account,
-            config.daemon.state_dir.as_deref(),
-            config.daemon.unix_socket.as_deref(),
+            config.daemon.start.state_dir.as_deref(),
+            config.daemon.start.unix_socket.as_deref(),
         );
         privilege::drop_to(account).map_err(|e| {
             StartError::bind(format!(

@@ -35,7 +35,7 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 
-use crate::config::DaemonConfig;
+use crate::config::StartSettings;
 use crate::sys::ffi;
 
 /// A user to run as: ids plus what a child's environment needs.
@@ -86,7 +86,7 @@ pub fn lookup_group(name: &str) -> Result<u32, String> {
 /// Decides whether to drop privileges, from `daemon.user` / `daemon.group`
 /// and who we are. `Ok(None)`: stay as we are (after logging why, where an
 /// operator should know). `Err`: an unknown user or group.
-pub fn plan(daemon: &DaemonConfig) -> Result<Option<Account>, String> {
+pub fn plan(daemon: &StartSettings) -> Result<Option<Account>, String> {
     let root = is_root();
     let Some(user) = &daemon.user else {
         if root {

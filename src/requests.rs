@@ -12,7 +12,9 @@
 //! `mio::Waker` wake-up (none while the loop is awake; see
 //! [`crate::daemon::wake`]). JSON-RPC lines,
 //! JSON-RPC 2.0 batches (a line holding an array of requests) included,
-//! are answered in [`lines`]; HTTP requests in [`crate::http::route`].
+//! are answered in `lines`; HTTP requests in `route`. What travels
+//! between the loop and a worker, and the limits, are in `batch`, which
+//! both answerers use.
 //!
 //! Answers stay in request order because a connection has at most one
 //! batch in flight: the loop buffers further input until the batch's answers
@@ -29,7 +31,8 @@
 //! is bounded by its input, `max_output_bytes` and one answer being built,
 //! however many requests it pipelines.
 //!
-//! Authentication is per connection for JSON-RPC: the batch says whether
+//! Authentication is per connection for JSON-RPC (every decision is
+//! [`crate::auth`]'s; the answerers render its verdicts): the batch says whether
 //! the connection is authenticated under the token in force when the batch
 //! was cut (the loop decides that against the current config, so a reload
 //! that turns auth on or changes the token takes effect on the next batch
@@ -40,286 +43,35 @@
 //! back unread ([`BatchAnswer::rest`]), so nothing more of that connection
 //! is checked or answered until the loop releases the delayed answer.
 
+mod batch;
 mod lines;
+mod route;
+mod stream;
 
-use crate::config::AuthToken;
-use crate::daemon::counters::bump;
+pub use batch::{
+    BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
+};
+pub use stream::BodyStream;
+
 use crate::daemon::Shared;
-use crate::http::response::{self as http_response, Framing};
-use crate::methods::Command;
+use crate::methods::Handlers;
 use crate::pool::{release_cpu, Task, HEAVY_ANSWER_BYTES};
-use crate::protocol::rpc::{self, Id};
+use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crossbeam_channel::Sender;
 use serde_json::Value;
-use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// Longest request line before a TCP client has authenticated (when auth
-/// is on): enough for `auth` with any sane token, and little for a
-/// stranger to make the daemon buffer.
-pub const PREAUTH_MAX_LINE: usize = 4096;
-
-/// Deepest nesting of arrays and objects accepted in a request (a
-/// batch's array counts as one level).
-pub const MAX_NESTING: usize = 64;
-
-/// Most requests in one JSON-RPC batch (one line holding an array of
-/// requests); a longer batch is refused whole with one `-32600`.
-pub const MAX_BATCH_REQUESTS: usize = 1000;
-
-/// What a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    /// Newline-delimited JSON-RPC.
-    Rpc,
-    /// HTTP/1.1 (TCP only).
-    Http,
-}
-
-/// The complete requests one connection sent, to be answered together.
-#[derive(Debug)]
-pub struct ConnBatch {
-    /// The connection's slab key.
-    pub key: usize,
-    /// The connection's serial (guards against a reused key).
-    pub serial: u64,
-    /// Bytes of whole requests: lines ending with a newline, or whole HTTP
-    /// requests.
-    pub data: Vec<u8>,
-    /// The line (or HTTP body) length limit in force when the batch was cut.
-    pub max_line: usize,
-    /// How to read `data`.
-    pub proto: Proto,
-    /// Whether the connection has authenticated (or needs not).
-    pub authed: bool,
-    /// The client's address (`None` on the Unix socket): wrong tokens are
-    /// charged to it first (see [`crate::methods::auth`]).
-    pub peer: Option<IpAddr>,
-    /// Answer bytes this batch may build: `max_output_bytes` minus the
-    /// connection's answers not yet sent when the batch was cut (see
-    /// [`OutputBudget`]).
-    pub out_budget: usize,
-    /// An empty buffer to write the answers into: the connection's spare
-    /// from an earlier batch, so a busy connection's answers need no
-    /// allocation (see [`BatchAnswer::tail`]).
-    pub answer_buf: Vec<u8>,
-}
-
-impl ConnBatch {
-    /// The buffer to write this batch's answers into, with room for at
-    /// least `min` bytes.
-    pub fn take_answer_buf(&mut self, min: usize) -> Vec<u8> {
-        let mut buf = std::mem::take(&mut self.answer_buf);
-        buf.clear();
-        buf.reserve(min);
-        buf
-    }
-}
-
-/// Where the answer to a command goes, and in what form.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplyTo {
-    /// A JSON-RPC response line with this id.
-    Rpc(Id),
-    /// A member of a batch's answer array: the response without its line
-    /// end (the separators around it are sent apart).
-    Member(Id),
-    /// Nobody: a notification in a batch (JSON-RPC answers none).
-    Nobody,
-    /// An HTTP response with status `ok` on success.
-    Http {
-        /// Status of a successful answer (200, or 202 for a new run).
-        ok: u16,
-        /// Connection handling of the response.
-        framing: Framing,
-    },
-}
-
-impl ReplyTo {
-    /// Appends the answer to `out`.
-    pub fn write(&self, out: &mut Vec<u8>, answer: Result<&Value, &RpcError>) {
-        match (self, answer) {
-            (ReplyTo::Rpc(id), Ok(v)) => rpc::write_result(out, id, v),
-            (ReplyTo::Rpc(id), Err(e)) => rpc::write_error(out, id, e),
-            (ReplyTo::Member(id), Ok(v)) => rpc::put_result(out, id, v),
-            (ReplyTo::Member(id), Err(e)) => rpc::put_error(out, id, e),
-            (ReplyTo::Nobody, _) => {}
-            (ReplyTo::Http { ok, framing }, Ok(v)) => {
-                http_response::write_json(out, *ok, v, *framing)
-            }
-            (ReplyTo::Http { framing, .. }, Err(e)) => {
-                http_response::write_error(out, e, "", *framing)
-            }
-        }
-    }
-}
-
-/// One piece of a connection's answers, in request order.
-#[derive(Debug)]
-pub enum Segment {
-    /// Encoded answers, ready to send.
-    Bytes(Vec<u8>),
-    /// A command the loop must apply; its answer goes here in the order.
-    Command {
-        /// Where and how to answer.
-        to: ReplyTo,
-        /// What to do.
-        cmd: Command,
-    },
-    /// An answer to send only after [`auth::AUTH_DELAY`] (a wrong token);
-    /// later answers wait behind it.
-    Delayed(Vec<u8>),
-    /// The connection ends after what precedes; `why`, if any, is logged
-    /// as a warning (a protocol error, not a polite `Connection: close`).
-    Close {
-        /// The reason an operator should see.
-        why: Option<String>,
-    },
-}
-
-/// The answers to one [`ConnBatch`].
-#[derive(Debug)]
-pub struct BatchAnswer {
-    /// The connection's slab key.
-    pub key: usize,
-    /// The connection's serial.
-    pub serial: u64,
-    /// Answers in request order.
-    pub segments: Vec<Segment>,
-    /// The token this batch authenticated the connection with (a right
-    /// `auth`, or an HTTP request with the right `Authorization`), if it
-    /// was not authenticated before.
-    pub authenticated: Option<AuthToken>,
-    /// Bytes of the batch left unread after a wrong token: they go back to
-    /// the front of the connection's input and wait for the delay.
-    pub rest: Vec<u8>,
-    /// Encoded answers after the last segment: in the common case (no
-    /// command, no delay, no close) all of them. The loop sends this
-    /// buffer itself when the connection has nothing else to send, and
-    /// keeps the other one for the next batch: the two circulate between
-    /// the loop and the workers instead of being allocated per batch.
-    pub tail: Vec<u8>,
-    /// The batch's request bytes, done with: the loop reuses the buffer
-    /// for the connection's next input.
-    pub spare: Vec<u8>,
-}
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
 /// request pool cannot take a task, on the loop itself).
-pub fn answer_batch(shared: &Shared, batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
+    if let Some(stream) = batch.stream.take() {
+        return stream::next_piece(h, batch, stream);
+    }
     match batch.proto {
-        Proto::Rpc => lines::answer_lines(shared, batch),
-        Proto::Http => crate::http::route::answer_batch(shared, batch),
-    }
-}
-
-/// The `-32600` answer to a request nested deeper than [`MAX_NESTING`].
-pub fn too_deep(shared: &Shared) -> RpcError {
-    bump(&shared.board.clients.nesting_too_deep);
-    RpcError::new(
-        ErrorCode::InvalidRequest,
-        format!("invalid request: JSON nested deeper than {MAX_NESTING} levels"),
-    )
-}
-
-/// How far a worker got with a batch.
-#[derive(Debug, Default)]
-pub struct Done {
-    /// Requests answered (counted once per batch).
-    pub answered: u64,
-    /// See [`BatchAnswer::authenticated`].
-    pub authenticated: Option<AuthToken>,
-    /// See [`BatchAnswer::rest`].
-    pub rest: Vec<u8>,
-}
-
-/// Moves the answers written so far into `segments`, keeping their order
-/// (before a command, a delayed answer or a close).
-pub fn flush_bytes(segments: &mut Vec<Segment>, out: &mut Vec<u8>) {
-    if !out.is_empty() {
-        segments.push(Segment::Bytes(std::mem::take(out)));
-    }
-}
-
-/// What a batch may still build of answers before its connection's
-/// unread answers would pass `max_output_bytes` (see the module doc).
-/// Looked at before each answer is built: the first answer of a batch is
-/// always built, so a batch makes progress however little room is left,
-/// and the answers built overshoot the budget by at most one answer.
-#[derive(Debug)]
-pub struct OutputBudget {
-    left: usize,
-    /// Segments already counted in `segment_bytes`.
-    counted: usize,
-    segment_bytes: usize,
-}
-
-impl OutputBudget {
-    /// A budget of `left` bytes ([`ConnBatch::out_budget`]).
-    pub fn new(left: usize) -> Self {
-        OutputBudget {
-            left,
-            counted: 0,
-            segment_bytes: 0,
-        }
-    }
-
-    /// Whether the answers built so far (`segments`, then `out`) exceed
-    /// the budget: then no further answer may be built. Counts each
-    /// segment once, however often it is asked.
-    pub fn spent(&mut self, segments: &[Segment], out: &[u8]) -> bool {
-        for s in segments.get(self.counted..).unwrap_or_default() {
-            self.segment_bytes += match s {
-                Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
-            };
-        }
-        self.counted = segments.len();
-        self.segment_bytes + out.len() > self.left
-    }
-}
-
-/// Wraps up a batch's answers: the segments, the bytes after them, the
-/// request buffer for reuse, and the requests answered counted (one atomic
-/// add per batch, not per request).
-pub fn finish_batch(
-    shared: &Shared,
-    batch: ConnBatch,
-    segments: Vec<Segment>,
-    out: Vec<u8>,
-    done: Done,
-) -> BatchAnswer {
-    shared
-        .board
-        .clients
-        .requests
-        .fetch_add(done.answered, Ordering::Relaxed);
-    BatchAnswer {
-        key: batch.key,
-        serial: batch.serial,
-        segments,
-        authenticated: done.authenticated,
-        rest: done.rest,
-        tail: out,
-        spare: batch.data,
-    }
-}
-
-impl BatchAnswer {
-    /// Bytes of encoded answers it carries.
-    pub fn answer_bytes(&self) -> usize {
-        let segments: usize = self
-            .segments
-            .iter()
-            .map(|s| match s {
-                Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
-            })
-            .sum();
-        segments + self.tail.len()
+        Proto::Rpc => lines::answer_lines(h, batch),
+        Proto::Http => route::answer_batch(h, batch),
     }
 }
 
@@ -345,16 +97,22 @@ pub enum Answered {
 /// The request pool's way back to the loop: a channel of its own, whose
 /// receiving end the loop owns, and the loop's wake-up protocol
 /// ([`crate::daemon::wake`]), which the loop applies to this channel too.
+/// It also holds what the requests are answered from ([`Handlers`]), so
+/// every worker shares one `jobs.list` cache and one wrong-token budget.
 pub struct ToLoop {
-    /// What queries read.
-    pub shared: Arc<Shared>,
+    /// What requests are answered from.
+    pub handlers: Handlers,
     answers: Sender<Answered>,
 }
 
 impl ToLoop {
-    /// Posts through `answers`; the loop holds its receiver.
+    /// Answers from `shared` and posts through `answers`; the loop holds
+    /// its receiver.
     pub fn new(shared: Arc<Shared>, answers: Sender<Answered>) -> ToLoop {
-        ToLoop { shared, answers }
+        ToLoop {
+            handlers: Handlers::new(shared),
+            answers,
+        }
     }
 
     /// Posts to the loop, and wakes it if it may be asleep: one channel
@@ -364,7 +122,7 @@ impl ToLoop {
             // The loop has exited (end of shutdown); nobody is left to tell.
             return;
         }
-        self.shared.wake_loop();
+        self.handlers.shared.wake_loop();
     }
 }
 
@@ -374,7 +132,7 @@ pub struct RequestTask {
     pub id: u64,
     /// The batches, one per connection.
     pub batches: Vec<ConnBatch>,
-    /// What queries read, and where answers are posted to.
+    /// What requests are answered from, and where answers are posted to.
     pub to_loop: Arc<ToLoop>,
 }
 
@@ -384,7 +142,7 @@ impl Task for RequestTask {
     }
 
     fn run(self) {
-        let shared = &self.to_loop.shared;
+        let h = &self.to_loop.handlers;
         // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
         // and its thread leaves the loop's CPU (see `pool::placement`).
         let mut answered_bytes = 0usize;
@@ -396,7 +154,7 @@ impl Task for RequestTask {
                 // A bug in one handler must not cost the other connections
                 // of this task their answers; that connection alone is told
                 // and closed.
-                let answer = catch_unwind(AssertUnwindSafe(|| answer_batch(shared, batch)))
+                let answer = catch_unwind(AssertUnwindSafe(|| answer_batch(h, batch)))
                     .unwrap_or_else(|_| {
                         log::error!("connection {serial}: request handler panicked");
                         let mut out = Vec::new();

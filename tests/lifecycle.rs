@@ -196,6 +196,39 @@ command = ["true"]
     );
 }
 
+/// The `[daemon]` keys that only take effect at start keep their running
+/// values through a reload, each change logged as needing a restart,
+/// while the live ones in the same file take effect at once.
+#[test]
+fn reload_keeps_start_only_settings_with_a_warning_and_applies_live_ones() {
+    let d = Daemon::start(&config("workers = 2\nqueue_capacity = 8", BASE_JOBS));
+    let mut c = d.client();
+    let submit = json!({"job": {"kind": "exec", "command": ["true"]}});
+    assert_eq!(c.err_code("submit", submit.clone()), -32003);
+    d.write_config(&config(
+        "workers = 3\nqueue_capacity = 9\nmin_workers = 2\nallow_submit = true",
+        BASE_JOBS,
+    ));
+    let r = c.ok("reload", json!({}));
+    assert_eq!(r["generation"], json!(2), "{r}");
+    for key in ["workers", "queue_capacity"] {
+        let line = format!("reload: daemon.{key} changed; it takes effect only after a restart");
+        assert!(d.log.wait_for(&line, 0, WAIT).is_some(), "{line}");
+    }
+    assert!(
+        !d.log
+            .all()
+            .iter()
+            .any(|l| l.contains("daemon.min_workers changed")),
+        "a live setting needs no restart"
+    );
+    let s = c.ok("status", json!({}));
+    assert_eq!(s["workers"]["configured"], json!(2), "{s}");
+    assert_eq!(s["queue"]["capacity"], json!(8), "{s}");
+    assert_eq!(s["workers"]["min"], json!(2), "{s}");
+    c.ok("submit", submit);
+}
+
 #[test]
 fn sigterm_lets_a_running_job_finish_and_answers_its_waiter() {
     let mut d = Daemon::start(&config("shutdown_grace = \"20s\"", BASE_JOBS));

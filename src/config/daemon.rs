@@ -12,7 +12,7 @@
 //! `auth_token_file` is read here, at load (and so at every reload and by
 //! `tickd check`): a file that its group or others may read is refused,
 //! because a token anyone on the host can read protects nothing. Either key
-//! ends up as [`DaemonConfig::auth_token`], an [`AuthToken`] whose `Debug`
+//! ends up as [`LiveSettings::auth_token`], an [`AuthToken`] whose `Debug`
 //! never shows the secret. After a privilege drop (`daemon.user`) the
 //! daemon usually may no longer read a root-owned 0600 file: a reload that
 //! meets "permission denied" on the same path it read before keeps the
@@ -24,7 +24,6 @@
 //! was started in ([`start_dir`]): `--daemonize` moves to `/` before any
 //! reload, and a reload must find the same files as the start did.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -37,7 +36,8 @@ use toml::Spanned;
 use super::error::Report;
 use super::raw::RawDaemon;
 use super::values::{self, at, check_listen, int_in, is_account_name, parse_mode, to};
-use super::DaemonConfig;
+use super::{DaemonConfig, LiveSettings, StartSettings};
+use crate::auth::AuthToken;
 
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
@@ -117,126 +117,91 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         false,
     );
 
-    let config = DaemonConfig {
+    // The order of these calls is the order in which problems found on
+    // one line (an inline table) are reported: keep it.
+    let unix_socket = values::optional_path(r, d.unix_socket.as_ref(), "daemon.unix_socket");
+    let state_dir = values::optional_path(r, d.state_dir.as_ref(), "daemon.state_dir");
+    let auth_token = auth_token(r, &d);
+    let auth_token_file =
+        values::optional_path(r, d.auth_token_file.as_ref(), "daemon.auth_token_file");
+    let allow_submit = d.allow_submit.as_ref().is_some_and(|v| *v.get_ref());
+    let allow_job_api = d.allow_job_api.as_ref().is_some_and(|v| *v.get_ref());
+    let file_threads = to(int_in(
+        r,
+        d.file_threads.as_ref(),
+        "daemon.file_threads",
+        1..=256,
+        2,
+    ));
+    let unix_socket_mode = socket_mode(r, &d);
+    let log_file = values::optional_path(r, d.log_file.as_ref(), "daemon.log_file");
+    let syslog = d.syslog.as_ref().is_some_and(|v| *v.get_ref());
+    let user = account(r, d.user.as_ref(), "daemon.user");
+    let group = account(r, d.group.as_ref(), "daemon.group");
+    let metrics_per_job = d.metrics_per_job.as_ref().is_none_or(|v| *v.get_ref());
+
+    let mut start = StartSettings {
         listen,
-        unix_socket: values::optional_path(r, d.unix_socket.as_ref(), "daemon.unix_socket"),
+        unix_socket,
+        unix_socket_mode,
         workers: to(workers),
-        min_workers: to(min_workers),
         queue_capacity: to(queue_capacity),
+        file_threads,
+        state_dir,
+        log_file,
+        syslog,
+        user,
+        group,
+    };
+    let mut live = LiveSettings {
+        min_workers: to(min_workers),
         max_connections: to(max_connections),
         max_line_bytes: to(max_line_bytes),
-        state_dir: values::optional_path(r, d.state_dir.as_ref(), "daemon.state_dir"),
+        max_output_bytes: to(max_output_bytes),
+        idle_timeout: Some(idle_timeout).filter(|t| !t.is_zero()),
         history: to(history),
         log_level: log_level.to_string(),
         shutdown_grace,
-        auth_token: auth_token(r, &d),
-        auth_token_file: values::optional_path(
-            r,
-            d.auth_token_file.as_ref(),
-            "daemon.auth_token_file",
-        ),
-        allow_submit: d.allow_submit.as_ref().is_some_and(|v| *v.get_ref()),
-        file_threads: to(int_in(
-            r,
-            d.file_threads.as_ref(),
-            "daemon.file_threads",
-            1..=256,
-            2,
-        )),
-        unix_socket_mode: socket_mode(r, &d),
-        max_output_bytes: to(max_output_bytes),
-        idle_timeout: Some(idle_timeout).filter(|t| !t.is_zero()),
-        log_file: values::optional_path(r, d.log_file.as_ref(), "daemon.log_file"),
-        syslog: d.syslog.as_ref().is_some_and(|v| *v.get_ref()),
-        user: account(r, d.user.as_ref(), "daemon.user"),
-        group: account(r, d.group.as_ref(), "daemon.group"),
+        auth_token,
+        auth_token_file,
+        allow_submit,
+        allow_job_api,
+        metrics_per_job,
     };
-    let mut config = config;
     for path in [
-        &mut config.state_dir,
-        &mut config.log_file,
-        &mut config.unix_socket,
-        &mut config.auth_token_file,
+        &mut start.state_dir,
+        &mut start.log_file,
+        &mut start.unix_socket,
+        &mut live.auth_token_file,
     ]
     .into_iter()
     .flatten()
     {
         *path = absolute(path);
     }
-    match (
-        &config.auth_token,
-        &config.auth_token_file,
-        &d.auth_token_file,
-    ) {
+    match (&live.auth_token, &live.auth_token_file, &d.auth_token_file) {
         (Some(_), Some(_), Some(file)) => {
             let message = "set only one of auth_token and auth_token_file";
             r.error(at(file), "daemon.auth_token_file", message);
         }
         (None, Some(path), Some(file)) => match read_token_file(path) {
-            Ok(TokenRead::Fresh(token)) => config.auth_token = Some(token),
+            Ok(TokenRead::Fresh(token)) => live.auth_token = Some(token),
             Ok(TokenRead::Kept(token, message)) => {
-                config.auth_token = Some(token);
+                live.auth_token = Some(token);
                 r.warn(at(file), "daemon.auth_token_file", message);
             }
             Err(message) => r.error(at(file), "daemon.auth_token_file", message),
         },
         _ => {}
     }
-    if let (None, Some(group)) = (&config.user, &d.group) {
-        if config.group.is_some() {
+    if let (None, Some(group)) = (&start.user, &d.group) {
+        if start.group.is_some() {
             let message =
                 "ignored without daemon.user (the group is only used for the privilege drop)";
             r.warn(at(group), "daemon.group", message);
         }
     }
-    config
-}
-
-/// The shared secret of `auth_token` / `auth_token_file`.
-///
-/// `Debug` prints `AuthToken(<redacted>)`, so logging a config never leaks
-/// it, and [`AuthToken::matches`] compares in constant time. Equality
-/// (which a reload uses to tell whether the token changed, and the server
-/// to tell whether a connection authenticated under the token in force)
-/// goes through `matches` too, so no comparison of a secret ever stops at
-/// the first differing byte.
-#[derive(Clone)]
-pub struct AuthToken(String);
-
-impl PartialEq for AuthToken {
-    fn eq(&self, other: &Self) -> bool {
-        self.matches(other.0.as_bytes())
-    }
-}
-
-impl Eq for AuthToken {}
-
-impl AuthToken {
-    /// Wraps a token (tests and `auth_token`).
-    pub fn new(token: impl Into<String>) -> Self {
-        AuthToken(token.into())
-    }
-
-    /// Whether `given` is the token. The time taken depends only on the
-    /// length of `given`, never on where it first differs, so a client
-    /// cannot guess the token byte by byte from answer times.
-    pub fn matches(&self, given: &[u8]) -> bool {
-        let secret = self.0.as_bytes();
-        let mut diff = secret.len() ^ given.len();
-        if secret.is_empty() {
-            return false;
-        }
-        for (i, &b) in given.iter().enumerate() {
-            diff |= usize::from(b ^ secret[i % secret.len()]);
-        }
-        std::hint::black_box(diff) == 0
-    }
-}
-
-impl fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthToken(<redacted>)")
-    }
+    DaemonConfig { start, live }
 }
 
 /// The directory tickd was started in, read at the first config load —
@@ -319,7 +284,7 @@ fn read_token(path: &Path) -> Result<AuthToken, (Option<io::ErrorKind>, String)>
             format!("{shown}: the token must be one line without whitespace or control characters"),
         ));
     }
-    Ok(AuthToken(token.to_string()))
+    Ok(AuthToken::new(token))
 }
 
 /// `auth_token`: `""` = none; otherwise printable, no whitespace (it is
@@ -332,7 +297,7 @@ fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<AuthToken> {
             r.error(at(v), "daemon.auth_token", message);
         }
     }
-    Some(AuthToken(token))
+    Some(AuthToken::new(token))
 }
 
 /// `unix_socket_mode`: octal string, default `"0600"`.

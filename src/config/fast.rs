@@ -487,6 +487,8 @@ fn set_daemon(d: &mut RawDaemon, key: &str, v: Value) -> bool {
         "auth_token" => put(&mut d.auth_token, v, string),
         "auth_token_file" => put(&mut d.auth_token_file, v, string),
         "allow_submit" => put(&mut d.allow_submit, v, boolean),
+        "allow_job_api" => put(&mut d.allow_job_api, v, boolean),
+        "metrics_per_job" => put(&mut d.metrics_per_job, v, boolean),
         "file_threads" => put(&mut d.file_threads, v, integer),
         "unix_socket_mode" => put(&mut d.unix_socket_mode, v, string),
         "max_output_bytes" => put(&mut d.max_output_bytes, v, integer),

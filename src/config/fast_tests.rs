@@ -230,3 +230,40 @@ fn whatever_the_fast_path_takes_the_full_reader_reads_the_same() {
     }
     assert!(taken > 20, "only {taken} files taken");
 }
+
+/// Every key the full reader knows, the fast path takes (with a value of
+/// one type or another): a key added to one reader and not the other
+/// would send every file that sets it to the slow path.
+#[test]
+fn the_fast_path_knows_every_key() {
+    use crate::config::raw::{DAEMON_KEYS, JOB_KEYS};
+    let values = || {
+        let span = 0..1;
+        [
+            Value::Scalar(Spanned::new(span.clone(), Scalar::Str("x".into()))),
+            Value::Scalar(Spanned::new(span.clone(), Scalar::Int(1))),
+            Value::Scalar(Spanned::new(span.clone(), Scalar::Bool(true))),
+            Value::Strings(Spanned::new(span.clone(), vec!["x".into()])),
+            Value::Map(Spanned::new(span, BTreeMap::new())),
+        ]
+    };
+    for key in DAEMON_KEYS {
+        let taken = values()
+            .into_iter()
+            .any(|v| set_daemon(&mut RawDaemon::default(), key, v));
+        assert!(taken, "daemon.{key}");
+    }
+    for key in JOB_KEYS {
+        let taken = values().into_iter().any(|v| {
+            let mut job = RawJob::new(
+                JobKey {
+                    index: 0,
+                    name: None,
+                },
+                0,
+            );
+            set_job(&mut job, key, v)
+        });
+        assert!(taken, "jobs.{key}");
+    }
+}

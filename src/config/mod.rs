@@ -23,6 +23,7 @@ mod fast;
 mod job;
 mod kinds;
 mod raw;
+mod settings;
 mod source;
 mod suggest;
 mod system_path;
@@ -41,9 +42,10 @@ use std::time::Duration;
 
 use crate::schedule::Schedule;
 
-pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
-pub use daemon::AuthToken;
+pub use crate::auth::AuthToken;
+pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use error::ConfigError;
+pub use settings::{DaemonConfig, LiveSettings, StartSettings};
 
 /// A validated config, ready for the daemon.
 #[derive(Clone, Debug)]
@@ -64,56 +66,6 @@ impl Config {
     pub fn job(&self, name: &str) -> Option<&JobDef> {
         self.jobs.iter().find(|job| job.name == name)
     }
-}
-
-/// The `[daemon]` table; defaults as in CONTRACT.md §3.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DaemonConfig {
-    /// TCP listen address (`host:port`); `None` when set to `""`.
-    pub listen: Option<String>,
-    /// Unix socket path; `None` when unset. [iface]
-    pub unix_socket: Option<PathBuf>,
-    /// Worker threads, 1..=1024.
-    pub workers: usize,
-    /// Below this many live workers the daemon reports "degraded"; ≤ workers.
-    pub min_workers: usize,
-    /// Bounded run queue length, 1..=1_000_000.
-    pub queue_capacity: usize,
-    /// Concurrent client connections, 1..=1_000_000.
-    pub max_connections: usize,
-    /// Longest request line accepted, 64 B..=64 MiB.
-    pub max_line_bytes: usize,
-    /// Where state is kept; `None` keeps nothing on disk. [jobs]
-    pub state_dir: Option<PathBuf>,
-    /// Finished runs kept per job, 0..=100_000.
-    pub history: usize,
-    /// One of off, error, warn, info, debug, trace.
-    pub log_level: String,
-    /// How long SIGTERM waits for running jobs before killing them.
-    pub shutdown_grace: Duration,
-    /// Token TCP clients must present (from `auth_token`, or read from
-    /// `auth_token_file` at load). [iface]
-    pub auth_token: Option<AuthToken>,
-    /// File the token was read from. [iface]
-    pub auth_token_file: Option<PathBuf>,
-    /// Whether `submit` may define ad-hoc jobs. [jobs]
-    pub allow_submit: bool,
-    /// Threads for file.* jobs, 1..=256. [jobs]
-    pub file_threads: usize,
-    /// Mode of the Unix socket file (from an octal string). [iface]
-    pub unix_socket_mode: u32,
-    /// Unread answer bytes per connection before it is dropped, 1 KiB..=1 GiB.
-    pub max_output_bytes: usize,
-    /// Idle connections are closed after this; `None` = never (`"0s"`).
-    pub idle_timeout: Option<Duration>,
-    /// Append logs to this file. [ops]
-    pub log_file: Option<PathBuf>,
-    /// Log to syslog. [ops]
-    pub syslog: bool,
-    /// Drop to this user after binding. [ops]
-    pub user: Option<String>,
-    /// Drop to this group after binding. [ops]
-    pub group: Option<String>,
 }
 
 /// One validated job definition. `PartialEq` lets a reload sort jobs into

@@ -1,35 +1,35 @@
 //! Starting, queueing, cancelling and finishing runs, and firing schedules.
 //!
-//! The rules live here, on the loop thread:
+//! The rules live here, on the loop thread (the decisions themselves are
+//! pure functions in [`super::rules`]):
 //! - `overlap = skip`: a run asked for while one is active is refused
-//!   (-32004 for a request; a logged, counted skip for a schedule);
+//!   ([`Error::AlreadyRunning`] for a request; a logged, counted skip for a
+//!   schedule);
 //! - `overlap = queue`: it waits in the job's backlog and is dispatched when
 //!   the active run finishes, one at a time;
 //! - `overlap = allow`: it goes to the pool at once;
-//! - a full pool queue refuses the run before any record is created, so an
-//!   "overloaded" answer never leaves a phantom run behind;
+//! - a full pool queue refuses the run before any record is created, so a
+//!   [`Error::QueueFull`] refusal never leaves a phantom run behind;
 //! - a run that ends failed or timed out is retried `retries` times, each
 //!   attempt a new run (`trigger = "retry"`, `attempt` counting up) after
-//!   `retry_backoff` doubling per attempt up to [`MAX_BACKOFF`]; after the
+//!   `retry_backoff` doubling per attempt up to [`rules::MAX_BACKOFF`]; after the
 //!   last attempt fails, the job's `on_failure` job is started with
 //!   `trigger = "on_failure"` (config validation rules out cycles).
 
+use super::rules::{self, Admission, AfterEnd};
+use super::skips::Line;
 use super::task::RunTask;
-use super::{Daemon, LoopEvent, KILL_GRACE};
+use super::{Daemon, Error, LoopEvent, KILL_GRACE};
 use crate::config::Overlap;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
-use crate::protocol::{ErrorCode, RpcError};
 use crate::schedule::Fired;
 use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// The longest delay between two attempts, however many retries.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+use std::time::Instant;
 
 /// What a new run is, besides its job.
 #[derive(Debug, Clone)]
@@ -89,37 +89,12 @@ pub(super) struct PendingRetry {
     pub adhoc: Option<Value>,
 }
 
-/// The wait before attempt `next_attempt` (2 = first retry).
-pub fn backoff(first: Duration, next_attempt: u32) -> Duration {
-    let doublings = next_attempt.saturating_sub(2).min(31);
-    first
-        .checked_mul(1u32 << doublings)
-        .unwrap_or(MAX_BACKOFF)
-        .min(MAX_BACKOFF)
-}
-
-/// The refusal of a new run during shutdown.
-fn shutting_down() -> RpcError {
-    RpcError::new(
-        ErrorCode::Overloaded,
-        "daemon is shutting down; no new runs",
-    )
-}
-
-/// The refusal of a new run when the pool's queue is full.
-fn queue_full(capacity: usize) -> RpcError {
-    RpcError::new(
-        ErrorCode::Overloaded,
-        format!("run queue is full ({capacity} runs waiting)"),
-    )
-}
-
 /// Runs queued quietly by `fire_due` before workers are woken for them.
 const QUIET_WAKE_BATCH: usize = 32;
 
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
-    pub fn start_run(&mut self, name: &str, new: NewRun) -> Result<RunId, RpcError> {
+    pub fn start_run(&mut self, name: &str, new: NewRun) -> Result<RunId, Error> {
         let NewRun {
             trigger,
             args,
@@ -129,73 +104,72 @@ impl Daemon {
             catch_up,
         } = new;
         if self.stopping() {
-            return Err(shutting_down());
+            return Err(Error::ShuttingDown);
         }
         let queue_room = {
             let s = self.pool.stats();
             s.queue_depth < s.queue_capacity
         };
-        let backlog_cap = self.config.daemon.queue_capacity;
+        let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
-        let entry = core.job_mut(name).ok_or_else(|| RpcError::no_job(name))?;
+        if core.is_held(name) {
+            return Err(Error::Forbidden(super::define::HELD_RUN));
+        }
+        let entry = core
+            .job_mut(name)
+            .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
         let def = Arc::clone(&entry.def);
         let busy = entry.active > 0 || !entry.backlog.is_empty();
-        match (overlap.unwrap_or(def.overlap), busy) {
-            (Overlap::Skip, true) => {
-                if trigger == Trigger::Schedule {
-                    entry.skipped_total += 1;
-                }
-                Err(RpcError::new(
-                    ErrorCode::Conflict,
-                    format!("job {name} is already running (overlap = skip)"),
-                ))
+        let admission = rules::admit(
+            overlap.unwrap_or(def.overlap),
+            busy,
+            entry.backlog.len(),
+            backlog_cap,
+            queue_room,
+        );
+        let refusal = match admission {
+            Admission::Overlapping => Some(Error::AlreadyRunning {
+                job: name.to_string(),
+            }),
+            Admission::BacklogFull => Some(Error::BacklogFull {
+                job: name.to_string(),
+                capacity: backlog_cap,
+            }),
+            Admission::QueueFull => Some(Error::QueueFull {
+                capacity: Some(self.start.queue_capacity),
+            }),
+            Admission::Backlog | Admission::Dispatch => None,
+        };
+        if let Some(refusal) = refusal {
+            if trigger == Trigger::Schedule {
+                entry.skipped_total += 1;
             }
-            (Overlap::Queue, true) => {
-                if entry.backlog.len() >= backlog_cap {
-                    if trigger == Trigger::Schedule {
-                        entry.skipped_total += 1;
-                    }
-                    return Err(RpcError::new(
-                        ErrorCode::Overloaded,
-                        format!("job {name}: backlog full ({backlog_cap} runs waiting)"),
-                    ));
-                }
-                let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
-                if catch_up {
-                    core.mark_catch_up(id);
-                }
-                if let Some(entry) = core.job_mut(name) {
-                    entry.backlog.push_back(id);
-                }
-                drop(core);
-                self.shared.journal_run(id, args.as_ref(), None);
-                let input = RunInput {
-                    def,
-                    args,
-                    adhoc: None,
-                };
-                self.inputs.insert(id, input);
-                self.shared.publish_run_change(id);
-                log::debug!("run {id} of job {name} waits for the running one (overlap = queue)");
-                Ok(id)
-            }
-            _ => {
-                if !queue_room {
-                    if trigger == Trigger::Schedule {
-                        entry.skipped_total += 1;
-                    }
-                    return Err(queue_full(self.config.daemon.queue_capacity));
-                }
-                let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
-                if catch_up {
-                    core.mark_catch_up(id);
-                }
-                drop(core);
-                self.shared.journal_run(id, args.as_ref(), None);
-                self.dispatch(id, def, args, None);
-                Ok(id)
-            }
+            return Err(refusal);
         }
+        let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
+        if catch_up {
+            core.mark_catch_up(id);
+        }
+        if admission == Admission::Backlog {
+            if let Some(entry) = core.job_mut(name) {
+                entry.backlog.push_back(id);
+            }
+            drop(core);
+            self.shared.journal_run(id, args.as_ref(), None);
+            let input = RunInput {
+                def,
+                args,
+                adhoc: None,
+            };
+            self.inputs.insert(id, input);
+            self.shared.publish_run_change(id);
+            log::debug!("run {id} of job {name} waits for the running one (overlap = queue)");
+        } else {
+            drop(core);
+            self.shared.journal_run(id, args.as_ref(), None);
+            self.dispatch(id, def, args, None);
+        }
+        Ok(id)
     }
 
     /// Starts a run of an ad-hoc job (`submit`): no name, no overlap rule.
@@ -204,13 +178,15 @@ impl Daemon {
         def: Arc<crate::config::JobDef>,
         new: NewRun,
         adhoc: Option<Value>,
-    ) -> Result<RunId, RpcError> {
+    ) -> Result<RunId, Error> {
         if self.stopping() {
-            return Err(shutting_down());
+            return Err(Error::ShuttingDown);
         }
         let s = self.pool.stats();
         if s.queue_depth >= s.queue_capacity {
-            return Err(queue_full(s.queue_capacity));
+            return Err(Error::QueueFull {
+                capacity: Some(s.queue_capacity),
+            });
         }
         let id =
             self.shared
@@ -354,53 +330,48 @@ impl Daemon {
     /// A failed or timed-out run: arm its retry, or after the last attempt
     /// start the `on_failure` job.
     fn after_failure(&mut self, run: &Run, input: RunInput) {
-        if !run.state.is_failure() {
-            return;
-        }
         let def = input.def;
         let what = run.job.as_deref().unwrap_or("(submitted)");
-        if run.attempt <= def.retries {
-            let attempt = run.attempt + 1;
-            let delay = backoff(def.retry_backoff, attempt);
-            log::info!(
-                "job {what}: run {} {}; attempt {attempt} of {} in {}",
-                run.id,
-                run.state.as_str(),
-                def.retries + 1,
-                humantime::format_duration(delay)
-            );
-            let token = self.scheduler.arm_retry(delay);
-            let retry = PendingRetry {
-                job: run.job.clone(),
-                def,
-                args: input.args,
-                attempt,
-                adhoc: input.adhoc,
-            };
-            self.retries.insert(token, retry);
-            return;
-        }
-        let Some(target) = def.on_failure.clone() else {
-            return;
-        };
-        let args = serde_json::json!({
-            "job": run.job,
-            "run_id": run.id.to_string(),
-            "state": run.state.as_str(),
-            "error": run.error,
-        });
-        match self.start_run(&target, NewRun::new(Trigger::OnFailure, Some(args))) {
-            Ok(id) => log::info!(
-                "job {what}: run {} {}; started on_failure job {target} as run {id}",
-                run.id,
-                run.state.as_str()
-            ),
-            Err(e) => log::warn!(
-                "job {what}: run {} {}; on_failure job {target} not started: {}",
-                run.id,
-                run.state.as_str(),
-                e.message
-            ),
+        match rules::after_end(run.state, run.attempt, &def) {
+            AfterEnd::Done => {}
+            AfterEnd::Retry { attempt, delay } => {
+                log::info!(
+                    "job {what}: run {} {}; attempt {attempt} of {} in {}",
+                    run.id,
+                    run.state.as_str(),
+                    def.retries + 1,
+                    humantime::format_duration(delay)
+                );
+                let token = self.scheduler.arm_retry(delay);
+                let retry = PendingRetry {
+                    job: run.job.clone(),
+                    def,
+                    args: input.args,
+                    attempt,
+                    adhoc: input.adhoc,
+                };
+                self.retries.insert(token, retry);
+            }
+            AfterEnd::OnFailure(target) => {
+                let args = serde_json::json!({
+                    "job": run.job,
+                    "run_id": run.id.to_string(),
+                    "state": run.state.as_str(),
+                    "error": run.error,
+                });
+                match self.start_run(target, NewRun::new(Trigger::OnFailure, Some(args))) {
+                    Ok(id) => log::info!(
+                        "job {what}: run {} {}; started on_failure job {target} as run {id}",
+                        run.id,
+                        run.state.as_str()
+                    ),
+                    Err(e) => log::warn!(
+                        "job {what}: run {} {}; on_failure job {target} not started: {e}",
+                        run.id,
+                        run.state.as_str(),
+                    ),
+                }
+            }
         }
     }
 
@@ -420,65 +391,66 @@ impl Daemon {
         };
         match started {
             Ok(id) => log::debug!("job {what}: attempt {} is run {id}", retry.attempt),
-            Err(e) => log::warn!(
-                "job {what}: attempt {} not started: {}",
-                retry.attempt,
-                e.message
-            ),
+            Err(e) => log::warn!("job {what}: attempt {} not started: {e}", retry.attempt),
         }
     }
 
     /// Cancels a run that has not started yet. Returns false if it had.
+    ///
+    /// The state is checked and the run finished under one hold of the core
+    /// lock, the one a worker takes to mark the run running: either the
+    /// worker finds it cancelled and leaves it, or it started first and is
+    /// left here, its cancel handle kept, for the caller to kill.
     pub(super) fn cancel_if_queued(&mut self, id: RunId, why: &str) -> bool {
-        let (queued, in_backlog) = {
-            let core = self.shared.core.lock();
+        let done = {
+            let mut core = self.shared.core.lock();
             let Some(run) = core.run(id) else {
                 return false;
             };
+            if run.state != RunState::Queued {
+                return false;
+            }
             let in_backlog = run
                 .job
                 .as_deref()
                 .and_then(|j| core.job(j))
                 .is_some_and(|e| e.backlog.contains(&id));
-            (run.state == RunState::Queued, in_backlog)
+            core.finish(
+                id,
+                Finish::with_error(RunState::Cancelled, why),
+                !in_backlog,
+            )
         };
-        if !queued {
-            return false;
-        }
         self.inputs.remove(&id);
         self.cancels.remove(&id);
-        self.finish_here(
-            id,
-            Finish::with_error(RunState::Cancelled, why),
-            !in_backlog,
-        );
+        if let Some(run) = done {
+            self.shared.notify(LoopEvent::Finished(run));
+        }
         true
     }
 
-    /// `runs.cancel`: drops a queued run at once; kills a running one and
-    /// answers when it has ended.
-    pub fn cancel_run(&mut self, id: RunId) -> Result<super::Reply, RpcError> {
+    /// `runs.cancel`: drops a queued run at once; a running one (or one
+    /// that started meanwhile) is killed. Either way the run ends soon; the
+    /// caller waits for its end.
+    pub fn cancel_run(&mut self, id: RunId) -> Result<(), Error> {
         let state = self
             .shared
             .core
             .lock()
             .run(id)
             .map(|r| r.state)
-            .ok_or_else(|| RpcError::no_run(&id.to_string()))?;
+            .ok_or_else(|| Error::NoSuchRun(id.to_string()))?;
         match state {
-            RunState::Queued => {
-                self.cancel_if_queued(id, "cancelled by request");
-                Ok(super::Reply::WaitRun(id))
-            }
-            RunState::Running => {
+            RunState::Queued if self.cancel_if_queued(id, "cancelled by request") => {}
+            RunState::Queued | RunState::Running => {
                 if let Some(token) = self.cancels.get(&id) {
                     log::info!("run {id}: cancel requested");
                     token.cancel_because("cancelled by request");
                 }
-                Ok(super::Reply::WaitRun(id))
             }
-            _ => Ok(super::Reply::WaitRun(id)),
+            _ => {}
         }
+        Ok(())
     }
 
     /// Arms (or disarms) the schedule of `name` from its current definition.
@@ -507,13 +479,13 @@ impl Daemon {
     /// Pauses (`true`) or resumes a job's schedule; with `state_dir` the
     /// change is journaled and synced before this returns (see
     /// [`super::persist`]).
-    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), RpcError> {
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), Error> {
         let changed = self
             .shared
             .core
             .lock()
             .set_paused(name, paused)
-            .ok_or_else(|| RpcError::no_job(name))?;
+            .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
         self.arm(name);
         if changed {
             if !paused {
@@ -599,26 +571,31 @@ impl Daemon {
                 ..NewRun::new(Trigger::Schedule, None)
             };
             match self.start_run(&due.job, new) {
-                Ok(id) => log::debug!("job {}: scheduled run {id} queued", due.job),
-                Err(e) if e.code == ErrorCode::Conflict => {
-                    log::info!("job {}: scheduled run skipped: {}", due.job, e.message)
+                Ok(id) => {
+                    log::debug!("job {}: scheduled run {id} queued", due.job);
+                    if let Some(n) = self.skips.ran(&due.job) {
+                        log::info!("job {}: {n} more scheduled runs were skipped", due.job);
+                    }
                 }
-                Err(e) => log::warn!("job {}: scheduled run skipped: {}", due.job, e.message),
+                Err(e) => {
+                    let level = if e.is_conflict() {
+                        log::Level::Info
+                    } else {
+                        log::Level::Warn
+                    };
+                    match self.skips.skipped(&due.job, now) {
+                        Line::Quiet => {}
+                        Line::First => {
+                            log::log!(level, "job {}: scheduled run skipped: {e}", due.job)
+                        }
+                        Line::Summary(n) => log::log!(
+                            level,
+                            "job {}: scheduled run skipped: {e} ({n} more since the last line)",
+                            due.job
+                        ),
+                    }
+                }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_first_delay_and_caps_at_five_minutes() {
-        let first = Duration::from_secs(1);
-        let waits: Vec<u64> = (2..=12).map(|a| backoff(first, a).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(backoff(first, u32::MAX), MAX_BACKOFF);
-        assert_eq!(backoff(Duration::from_secs(3600), 2), MAX_BACKOFF);
     }
 }

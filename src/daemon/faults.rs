@@ -16,16 +16,14 @@
 //!
 //! They are configured by the `FAILPOINTS` env var at start
 //! (`name=actions;name=actions`, the `fail` crate's syntax) and, with
-//! `TICKD_DEBUG_HOOKS=1`, at run time by `debug.failpoint {name, actions}`
-//! (`actions = "off"` clears one). Without the feature the sites compile to
-//! nothing and both ways of configuring them say so.
+//! `TICKD_DEBUG_HOOKS=1`, at run time by the `debug.failpoint {name,
+//! actions}` method ([`set_failpoint`]; `actions = "off"` clears one).
+//! Without the feature the sites compile to nothing and both ways of
+//! configuring them say so.
 //!
-//! `debug.clock_jump {ms}` (TICKD_DEBUG_HOOKS=1, any build) moves the
-//! daemon's wall clock by `ms` (negative: back), as a clock step would.
-
-use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
-use serde_json::{json, Value};
+//! The `debug.clock_jump {ms}` method (TICKD_DEBUG_HOOKS=1, any build)
+//! moves the daemon's wall clock by `ms` (negative: back), as a clock step
+//! would ([`jump_clock`]).
 
 /// Configures the fail points named in `FAILPOINTS`; a bad entry is logged
 /// and skipped (the `fail` crate's own setup would panic on it).
@@ -45,28 +43,21 @@ pub fn configure_from_env() {
     }
 }
 
-/// `debug.failpoint {name, actions}` (only with TICKD_DEBUG_HOOKS=1).
-pub fn debug_failpoint(p: &Params) -> Result<Value, RpcError> {
-    p.only(&["name", "actions"])?;
-    let name = p.str("name")?;
-    let actions = p.str("actions")?;
-    set(name, actions).map_err(|e| RpcError::param("actions", e))?;
+/// Sets fail point `name` to `actions` (`"off"` clears it), for the
+/// `debug.failpoint` method; `Err` says why the actions were refused.
+pub fn set_failpoint(name: &str, actions: &str) -> Result<(), String> {
+    set(name, actions)?;
     log::warn!("fail point {name} set to {actions:?} (debug.failpoint)");
-    Ok(json!({ "name": name, "actions": actions }))
+    Ok(())
 }
 
-/// `debug.clock_jump {ms}` (only with TICKD_DEBUG_HOOKS=1): steps the
-/// daemon's wall clock; the loop notices on its next wake-up, which the
-/// answer to this request causes.
-pub fn debug_clock_jump(p: &Params) -> Result<Value, RpcError> {
-    p.only(&["ms"])?;
-    let ms = p
-        .get("ms")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| RpcError::param("ms", "must be an integer (milliseconds)"))?;
+/// Steps the daemon's wall clock by `ms` (negative: back) and returns the
+/// offset now in force, for the `debug.clock_jump` method; the loop
+/// notices on its next wake-up, which the answer to that request causes.
+pub fn jump_clock(ms: i64) -> i64 {
     let offset = crate::time::jump_wall_clock(ms);
     log::warn!("debug.clock_jump: wall clock moved by {ms} ms (offset now {offset} ms)");
-    Ok(json!({ "offset_ms": offset }))
+    offset
 }
 
 #[cfg(feature = "failpoints")]

@@ -1,43 +1,53 @@
 //! The daemon's logic on the event-loop thread: jobs, runs, schedules,
-//! reload and shutdown, independent of sockets.
+//! reload and shutdown, independent of sockets and of any protocol.
 //!
-//! The server (`crate::server`) owns the sockets and calls into [`Daemon`]
-//! for every command (requests that change schedules or runs; queries are
-//! answered on the request pool from [`Shared`]) and every timer or worker
-//! event. Workers never call
+//! The layers above own the sockets and the wire: they call into
+//! [`Daemon`] for every command (requests that change schedules or runs;
+//! queries are answered on the request pool from [`Shared`]) and every
+//! timer or worker event. Its operations are typed: they return what they
+//! did ([`ReloadReport`], a run id) or an [`Error`] saying, in the
+//! daemon's own words, why not. Workers never call
 //! into the daemon directly: they update the shared [`Core`] under its lock
 //! and post a [`LoopEvent`] through [`Shared::notify`], which wakes the loop
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
 //! answer) are taken here, on one thread, so they need no further locking.
 
+mod board;
 pub mod counters;
+mod define;
 pub mod dispatch;
+mod error;
 pub mod faults;
 pub mod persist;
 mod reload;
+#[cfg(test)]
+mod reload_tests;
+pub mod rules;
+mod skips;
+pub mod snapshot;
 mod state_health;
 pub mod task;
 pub mod wake;
 
-use crate::config::Config;
+use crate::config::{Config, StartSettings};
 use crate::jobs::cancel::CancelToken;
-use crate::pool::{LostTaskHook, PoolConfig, PoolProbe, PoolStats, SlicePolicy, WorkerPool};
+use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, WorkerPool};
 use crate::schedule::Scheduler;
 use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
-use parking_lot::{Mutex, RwLock};
-use serde_json::Value;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use task::RunTask;
 
-pub use crate::protocol::rpc::RpcError;
+pub use board::{health_of, Board, ConfigInfo};
+pub use define::{Put, JOB_API_OFF};
+pub use error::Error;
+pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 
 /// How long a killed job gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -55,94 +65,10 @@ pub enum LoopEvent {
     RunChanged(Run),
 }
 
-/// What request workers read to answer queries, besides jobs and runs.
-///
-/// The loop owns these values and publishes them here (atomics, or a
-/// read-mostly lock for the config info) so that `status` can be answered
-/// on a worker without asking the loop.
-pub struct Board {
-    /// Where the config came from and its generation.
-    pub info: RwLock<ConfigInfo>,
-    /// `daemon.min_workers`, for `health`.
-    pub min_workers: AtomicUsize,
-    /// Open client connections.
-    pub connections: AtomicUsize,
-    /// Armed schedule timers.
-    pub timers_armed: AtomicUsize,
-    /// Set once shutdown has begun.
-    pub stopping: AtomicBool,
-    /// `daemon.allow_submit` (reloadable).
-    pub allow_submit: AtomicBool,
-    /// `daemon.max_output_bytes` (reloadable): no one answer is built
-    /// larger than this (`runs.list` refuses instead).
-    pub max_output_bytes: AtomicUsize,
-    /// Connections subscribed to run events; while zero, nobody posts
-    /// [`LoopEvent::RunChanged`].
-    pub subscribers: AtomicUsize,
-    /// When the daemon started.
-    pub started: Instant,
-    /// Whether test-only methods (`debug.*`) are enabled.
-    pub debug_hooks: bool,
-    /// Counters of the job pool (set once it has started).
-    pub job_pool: OnceLock<PoolProbe>,
-    /// Counters of the request pool (set once it has started).
-    pub request_pool: OnceLock<PoolProbe>,
-    /// Requests answered and refusals by limit or auth.
-    pub clients: counters::ClientCounters,
-    /// The token TCP clients must present (`daemon.auth_token`, reloadable).
-    pub auth: RwLock<Option<crate::config::AuthToken>>,
-    /// How `state_dir` writes are going.
-    pub state: persist::StateHealth,
-}
-
-impl Board {
-    /// Milliseconds since start.
-    pub fn uptime_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The job pool's counters (zeros before it has started).
-    pub fn job_pool_stats(&self) -> PoolStats {
-        self.job_pool.get().map_or(EMPTY_STATS, PoolProbe::stats)
-    }
-
-    /// The request pool's counters (zeros before it has started).
-    pub fn request_pool_stats(&self) -> PoolStats {
-        self.request_pool
-            .get()
-            .map_or(EMPTY_STATS, PoolProbe::stats)
-    }
-
-    /// `ok`, or `degraded` when fewer job workers are alive than `min_workers`.
-    pub fn health(&self) -> &'static str {
-        health_of(
-            self.job_pool_stats().alive,
-            self.min_workers.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Whether shutdown has begun.
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-}
-
-const EMPTY_STATS: PoolStats = PoolStats {
-    configured: 0,
-    alive: 0,
-    busy: 0,
-    respawned: 0,
-    queue_depth: 0,
-    queue_capacity: 0,
-    cpu_moves: None,
-};
-
 /// State shared between the loop and the workers.
 pub struct Shared {
     /// Jobs and runs.
     pub core: CoreLock,
-    /// The encoded `jobs.list` answer of the core's current generation.
-    pub jobs_list: crate::methods::ListCache,
     /// Everything else a query may need.
     pub board: Board,
     events: Sender<LoopEvent>,
@@ -164,7 +90,6 @@ impl Shared {
         Shared {
             journal: journal.map(Mutex::new),
             core: CoreLock::new(core),
-            jobs_list: crate::methods::ListCache::default(),
             board,
             events,
             wake: wake::LoopWake::new(waker),
@@ -228,31 +153,6 @@ impl Shared {
     }
 }
 
-/// What a request handler answers: now, or when a run finishes.
-#[derive(Debug)]
-pub enum Reply {
-    /// The answer is known.
-    Now(Result<Value, RpcError>),
-    /// Answer with the run's final record once it is terminal.
-    WaitRun(RunId),
-    /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
-    /// notifications of these jobs (None: all runs) on the connection.
-    Subscribe(Option<Vec<String>>),
-}
-
-/// Where the current configuration came from, for `status`.
-#[derive(Debug, Clone)]
-pub struct ConfigInfo {
-    /// The file the config was read from (re-read on reload).
-    pub path: PathBuf,
-    /// 1 at start, +1 per accepted reload.
-    pub generation: u64,
-    /// When the current generation was loaded.
-    pub loaded_at: Timestamp,
-    /// The message of the last rejected reload, cleared by a good one.
-    pub last_reload_error: Option<String>,
-}
-
 /// Where shutdown stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -273,10 +173,10 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     pub(crate) pool: WorkerPool<RunTask>,
     pub(crate) scheduler: Scheduler,
-    /// The configuration in effect, without its jobs: their definitions
-    /// move into the core at start and at each reload (`jobs` is left
-    /// empty), so a job's parsed schedule is held once, by the core.
-    pub config: Config,
+    /// The settings fixed at start (a reload that changes one only warns).
+    /// The live ones are on the board ([`Board::live`]), and the jobs'
+    /// definitions in the core, so a job's parsed schedule is held once.
+    pub start: StartSettings,
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
@@ -292,6 +192,8 @@ pub struct Daemon {
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
+    /// Streaks of skipped scheduled runs, for the log.
+    skips: skips::SkipLog,
 }
 
 impl Daemon {
@@ -302,31 +204,10 @@ impl Daemon {
         waker: Arc<mio::Waker>,
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
-        let core = Core::new(config.daemon.history);
-        let board = Board {
-            info: RwLock::new(ConfigInfo {
-                path: config.path.clone(),
-                generation: 1,
-                loaded_at: time::now(),
-                last_reload_error: None,
-            }),
-            min_workers: AtomicUsize::new(config.daemon.min_workers),
-            connections: AtomicUsize::new(0),
-            timers_armed: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-            allow_submit: AtomicBool::new(config.daemon.allow_submit),
-            max_output_bytes: AtomicUsize::new(config.daemon.max_output_bytes),
-            subscribers: AtomicUsize::new(0),
-            started: Instant::now(),
-            debug_hooks,
-            job_pool: OnceLock::new(),
-            request_pool: OnceLock::new(),
-            clients: counters::ClientCounters::default(),
-            auth: RwLock::new(config.daemon.auth_token.clone()),
-            state: persist::StateHealth::default(),
-        };
+        let core = Core::new(config.daemon.live.history);
+        let board = Board::new(config.path.clone(), config.daemon.live, debug_hooks);
         faults::configure_from_env();
-        let (journal, recovered) = match &config.daemon.state_dir {
+        let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {
                 let (store, recovered) = crate::persist::Store::open(dir)?;
                 log::info!(
@@ -339,14 +220,14 @@ impl Daemon {
             None => (None, None),
         };
         let watchdog =
-            crate::notify::Watchdog::from_env(Arc::clone(&waker), config.daemon.min_workers);
+            crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
         let shared = Arc::new(Shared::new(core, board, events, waker, journal));
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
             PoolConfig {
-                workers: config.daemon.workers,
-                queue_capacity: config.daemon.queue_capacity,
+                workers: config.daemon.start.workers,
+                queue_capacity: config.daemon.start.queue_capacity,
                 name: "tickd-worker".into(),
                 slice: SlicePolicy::ShortWhileIdle,
                 placement: crate::pool::Placement::Anywhere,
@@ -357,7 +238,7 @@ impl Daemon {
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.file_threads)
+            .num_threads(config.daemon.start.file_threads)
             .thread_name(|i| format!("tickd-file-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
@@ -365,27 +246,28 @@ impl Daemon {
             shared,
             pool,
             scheduler: Scheduler::new(),
-            config,
+            start: config.daemon.start,
             phase: Phase::Running,
             cancels: HashMap::new(),
             inputs: HashMap::new(),
             retries: HashMap::new(),
             quiet_dispatches: None,
+            skips: skips::SkipLog::default(),
             file_pool: Arc::new(file_pool),
         };
-        let jobs: Vec<_> = std::mem::take(&mut daemon.config.jobs)
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
         daemon.shared.core.lock().add_jobs(jobs.iter().cloned());
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();
+        let api_jobs = daemon.start_api_jobs(recovered.as_ref());
         let requeue = match &recovered {
             Some(recovered) => daemon.restore(recovered),
             None => Vec::new(),
         };
-        daemon.scheduler.reserve(jobs.len());
+        // Every job in the core: the file's and the API's (a held API job
+        // is not enabled, so it is not armed).
+        daemon.scheduler.reserve(jobs.len() + api_jobs.len());
         daemon.arm_all_after(started_at);
         if recovered.is_some() {
             daemon.catch_up(started_at);
@@ -424,9 +306,14 @@ impl Daemon {
         self.phase != Phase::Running
     }
 
-    /// Test hook: makes a worker thread die.
-    pub fn kill_one_worker(&self) -> bool {
-        self.pool.kill_one_worker()
+    /// Test hook: makes a worker thread die; refused when the run queue
+    /// has no room for the poison message.
+    pub fn kill_one_worker(&self) -> Result<(), Error> {
+        if self.pool.kill_one_worker() {
+            Ok(())
+        } else {
+            Err(Error::QueueFull { capacity: None })
+        }
     }
 
     /// The earliest instant at which [`Daemon::on_timers`] has work.
@@ -468,15 +355,6 @@ impl Daemon {
         b.timers_armed
             .store(self.scheduler.len(), Ordering::Relaxed);
         b.stopping.store(self.stopping(), Ordering::Relaxed);
-        b.min_workers
-            .store(self.config.daemon.min_workers, Ordering::Relaxed);
-        b.allow_submit
-            .store(self.config.daemon.allow_submit, Ordering::Relaxed);
-        b.max_output_bytes
-            .store(self.config.daemon.max_output_bytes, Ordering::Relaxed);
-        if *b.auth.read() != self.config.daemon.auth_token {
-            *b.auth.write() = self.config.daemon.auth_token.clone();
-        }
     }
 
     /// Fires due schedules and, while draining, the end of the grace period.
@@ -506,7 +384,7 @@ impl Daemon {
         match self.phase {
             Phase::Running => {
                 crate::notify::stopping();
-                let grace = self.config.daemon.shutdown_grace;
+                let grace = self.shared.board.live.read().shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",
                     humantime::format_duration(grace)
@@ -614,25 +492,5 @@ impl Daemon {
     }
 }
 
-/// Health from live workers and the configured minimum.
-pub fn health_of(alive: usize, min_workers: usize) -> &'static str {
-    if alive < min_workers {
-        "degraded"
-    } else {
-        "ok"
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::health_of;
-
-    #[test]
-    fn health_degrades_below_min_workers() {
-        assert_eq!(health_of(4, 1), "ok");
-        assert_eq!(health_of(1, 1), "ok");
-        assert_eq!(health_of(0, 1), "degraded");
-        assert_eq!(health_of(2, 3), "degraded");
-        assert_eq!(health_of(0, 0), "ok");
-    }
-}
+mod tests;

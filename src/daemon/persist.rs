@@ -261,6 +261,7 @@ impl Daemon {
                 job: job.to_string(),
                 paused: true,
             }));
+            records.extend(super::define::api_job_records(&core));
             records
         };
         let before = store.journal_len();
@@ -369,6 +370,9 @@ impl Daemon {
     pub(super) fn requeue(&mut self, id: RunId, args: Option<Value>, adhoc: Option<Value>) {
         let job = self.shared.core.lock().run(id).and_then(|r| r.job.clone());
         let def: Result<Arc<JobDef>, String> = match (&job, &adhoc) {
+            (Some(name), _) if self.shared.core.lock().is_held(name) => Err(format!(
+                "job {name} is defined through the API, and daemon.allow_job_api is false now: not run"
+            )),
             (Some(name), _) => self
                 .shared
                 .core
@@ -379,7 +383,7 @@ impl Daemon {
             // A submitted run is checked as `submit` would check it now:
             // one accepted while it was allowed does not run once it is
             // not (and a journal is never a way around `allow_submit`).
-            (None, Some(_)) if !self.config.daemon.allow_submit => Err(
+            (None, Some(_)) if !self.shared.board.live.read().allow_submit => Err(
                 "submitted before the restart, but submit is disabled now (daemon.allow_submit = false): not run"
                     .to_string(),
             ),
@@ -460,7 +464,7 @@ impl Daemon {
                 };
                 if let Err(e) = self.start_run(&def.name, new) {
                     refused += 1;
-                    first_refusal.get_or_insert(e.message);
+                    first_refusal.get_or_insert_with(|| e.to_string());
                 }
             }
             if let Some(why) = first_refusal {

@@ -11,65 +11,112 @@
 //!   with);
 //! - settings that shape threads and sockets (`listen`, `workers`,
 //!   `queue_capacity`, `unix_socket`, `state_dir`, `log_file`, `syslog`,
-//!   `user`, `group`) need a restart: a change is logged and
-//!   the running values are kept.
+//!   `user`, `group`: [`crate::config::StartSettings`]) need a restart: a
+//!   change is logged, and the running values stay, since the daemon's
+//!   start settings are never replaced;
+//! - the other settings ([`crate::config::LiveSettings`]) take effect as
+//!   one new version of [`super::Board::live`], swapped in whole.
 
-use super::Daemon;
-use crate::config::{self, Config};
-use crate::protocol::{ErrorCode, RpcError};
+//!
+//! What changed is worked out by [`diff_jobs`], a pure function of the old
+//! and new definitions, and reported as a [`ReloadReport`].
+
+use super::{Daemon, Error};
+use crate::config::{self, JobDef, LiveSettings};
 use crate::time;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// What an accepted reload did: the new generation and the names of the
+/// jobs it added, removed and changed (each in the new file's order, or
+/// by name for removed jobs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// The config generation now in effect.
+    pub generation: u64,
+    /// Jobs new in the file.
+    pub added: Vec<String>,
+    /// Jobs no longer in the file.
+    pub removed: Vec<String>,
+    /// Jobs whose definition changed.
+    pub changed: Vec<String>,
+}
+
+/// How a new list of job definitions differs from the running one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsDiff {
+    /// In `new` only, in its order.
+    pub added: Vec<String>,
+    /// In `old` only, by name.
+    pub removed: Vec<String>,
+    /// In both, with a different definition, in `new`'s order.
+    pub changed: Vec<String>,
+}
+
+/// Compares the running definitions (by name) with a new file's.
+pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
+    let mut diff = JobsDiff::default();
+    for def in new {
+        match old.get(&def.name) {
+            None => diff.added.push(def.name.clone()),
+            Some(o) if **o != *def => diff.changed.push(def.name.clone()),
+            Some(_) => {}
+        }
+    }
+    diff.removed = old
+        .keys()
+        .filter(|n| !new.iter().any(|d| &d.name == *n))
+        .cloned()
+        .collect();
+    diff
+}
+
 impl Daemon {
     /// Re-reads the config file and applies it, or keeps the old one.
-    pub fn reload(&mut self) -> Result<Value, RpcError> {
+    pub fn reload(&mut self) -> Result<ReloadReport, Error> {
         let _reloading = crate::notify::reloading();
         let path = self.shared.board.info.read().path.clone();
-        let mut new = match config::load(&path) {
+        let loaded = config::load(&path).map_err(|e| e.to_string());
+        let mut new = match loaded.and_then(|c| self.reload_conflicts(&c).map(|()| c)) {
             Ok(c) => c,
-            Err(e) => {
-                let msg = e.to_string();
+            Err(msg) => {
                 let mut info = self.shared.board.info.write();
                 log::error!(
                     "reload rejected; keeping config generation {}: {msg}",
                     info.generation
                 );
                 info.last_reload_error = Some(msg.clone());
-                return Err(RpcError::new(
-                    ErrorCode::Conflict,
-                    format!("reload rejected: {msg}"),
-                ));
+                return Err(Error::ReloadRejected(msg));
             }
         };
         for w in &new.warnings {
             log::warn!("{w}");
         }
-        keep_restart_only_settings(&self.config, &mut new);
-        log_auth_change(&self.config, &new, &path);
+        for key in self.start.needs_restart(&new.daemon.start) {
+            log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
+        }
+        log_auth_change(&self.shared.board.live.read(), &new.daemon.live, &path);
 
-        let old: BTreeMap<String, Arc<config::JobDef>> = {
+        // The file's jobs only: those defined through the API are not the
+        // file's to remove (see `define`).
+        let old: BTreeMap<String, Arc<JobDef>> = {
             let core = self.shared.core.lock();
             core.job_names()
                 .into_iter()
-                .filter_map(|n| core.job(&n).map(|e| (n, Arc::clone(&e.def))))
+                .filter_map(|n| {
+                    core.job(&n)
+                        .filter(|e| e.source == crate::state::JobSource::File)
+                        .map(|e| (n, Arc::clone(&e.def)))
+                })
                 .collect()
         };
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        for def in &new.jobs {
-            match old.get(&def.name) {
-                None => added.push(def.name.clone()),
-                Some(o) if **o != *def => changed.push(def.name.clone()),
-                Some(_) => {}
-            }
-        }
-        let removed: Vec<String> = old
-            .keys()
-            .filter(|n| !new.jobs.iter().any(|d| &d.name == *n))
-            .cloned()
-            .collect();
+        let JobsDiff {
+            added,
+            removed,
+            changed,
+        } = diff_jobs(&old, &new.jobs);
+        drop(old);
 
         for name in &removed {
             self.scheduler.disarm(name);
@@ -83,7 +130,10 @@ impl Daemon {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
-        // The definitions move into the core (see `Daemon::config`); an
+        if !removed.is_empty() {
+            self.skips.retain(|job| !removed.iter().any(|r| r == job));
+        }
+        // The definitions move into the core (the daemon keeps no copy); an
         // unchanged job keeps the one it has, and the new copy is dropped.
         for def in std::mem::take(&mut new.jobs) {
             if added.contains(&def.name) || changed.contains(&def.name) {
@@ -92,13 +142,17 @@ impl Daemon {
                 self.arm(&name);
             }
         }
+        self.reload_api_jobs(&removed, new.daemon.live.allow_job_api);
         self.shared
             .core
             .lock()
-            .set_history_limit(new.daemon.history);
-        crate::logging::set_level(&new.daemon.log_level);
+            .set_history_limit(new.daemon.live.history);
+        crate::logging::set_level(&new.daemon.live.log_level);
 
-        self.config = new;
+        // Published before the generation, so whoever sees the new
+        // generation sees the new settings; the old version is freed here
+        // (or by the last reader that still holds it).
+        drop(self.shared.board.live.swap(Arc::new(new.daemon.live)));
         let generation = {
             let mut info = self.shared.board.info.write();
             info.generation += 1;
@@ -115,68 +169,20 @@ impl Daemon {
             removed.len(),
             changed.len()
         );
-        Ok(json!({
-            "generation": generation,
-            "added": added,
-            "removed": removed,
-            "changed": changed,
-        }))
-    }
-}
-
-/// Copies the settings that only take effect at start from the running
-/// config into the new one, warning about each one that differs.
-fn keep_restart_only_settings(running: &Config, new: &mut Config) {
-    let (r, n) = (&running.daemon, &mut new.daemon);
-    let mut differ = Vec::new();
-    if r.listen != n.listen {
-        differ.push("listen");
-        n.listen = r.listen.clone();
-    }
-    if r.unix_socket != n.unix_socket {
-        differ.push("unix_socket");
-        n.unix_socket = r.unix_socket.clone();
-    }
-    if r.unix_socket_mode != n.unix_socket_mode {
-        differ.push("unix_socket_mode");
-        n.unix_socket_mode = r.unix_socket_mode;
-    }
-    if r.workers != n.workers {
-        differ.push("workers");
-        n.workers = r.workers;
-    }
-    if r.queue_capacity != n.queue_capacity {
-        differ.push("queue_capacity");
-        n.queue_capacity = r.queue_capacity;
-    }
-    if r.file_threads != n.file_threads {
-        differ.push("file_threads");
-        n.file_threads = r.file_threads;
-    }
-    if r.log_file != n.log_file || r.syslog != n.syslog {
-        differ.push("log_file/syslog");
-        n.log_file = r.log_file.clone();
-        n.syslog = r.syslog;
-    }
-    if r.user != n.user || r.group != n.group {
-        differ.push("user/group");
-        n.user = r.user.clone();
-        n.group = r.group.clone();
-    }
-    if r.state_dir != n.state_dir {
-        differ.push("state_dir");
-        n.state_dir = r.state_dir.clone();
-    }
-    for key in differ {
-        log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
+        Ok(ReloadReport {
+            generation,
+            added,
+            removed,
+            changed,
+        })
     }
 }
 
 /// Says what a reload does to authentication. Turning it off is allowed (an
 /// operator may mean it) but must never pass unnoticed: a truncated or
 /// wrong config file would otherwise open the daemon to every TCP client.
-fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
-    match (&old.daemon.auth_token, &new.daemon.auth_token) {
+fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
+    match (&old.auth_token, &new.auth_token) {
         (Some(_), None) => log::warn!(
             "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
             path.display()
@@ -188,5 +194,85 @@ fn log_auth_change(old: &Config, new: &Config, path: &std::path::Path) {
             "reload changed the auth token: TCP clients, open connections included, must authenticate with the new one"
         ),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn jobs(text: &str) -> Vec<JobDef> {
+        config::parse(text, Path::new("t.toml"))
+            .expect("valid config")
+            .jobs
+    }
+
+    fn by_name(defs: Vec<JobDef>) -> BTreeMap<String, Arc<JobDef>> {
+        defs.into_iter()
+            .map(|d| (d.name.clone(), Arc::new(d)))
+            .collect()
+    }
+
+    const OLD: &str = r#"
+[[jobs]]
+name = "keep"
+command = ["true"]
+[[jobs]]
+name = "edit"
+command = ["true"]
+every = "1m"
+[[jobs]]
+name = "drop"
+command = ["true"]
+"#;
+
+    #[test]
+    fn the_diff_names_added_removed_and_changed_jobs() {
+        let old = by_name(jobs(OLD));
+        let new = jobs(
+            r#"
+[[jobs]]
+name = "zeta"
+command = ["true"]
+[[jobs]]
+name = "edit"
+command = ["true"]
+every = "2m"
+[[jobs]]
+name = "keep"
+command = ["true"]
+[[jobs]]
+name = "alpha"
+command = ["true"]
+"#,
+        );
+        let diff = diff_jobs(&old, &new);
+        assert_eq!(diff.added, ["zeta", "alpha"], "in the file's order");
+        assert_eq!(diff.removed, ["drop"]);
+        assert_eq!(diff.changed, ["edit"]);
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing_and_an_empty_one_removes_all() {
+        let old = by_name(jobs(OLD));
+        assert_eq!(diff_jobs(&old, &jobs(OLD)), JobsDiff::default());
+        let diff = diff_jobs(&old, &[]);
+        assert_eq!(diff.removed, ["drop", "edit", "keep"], "by name");
+        assert!(diff.added.is_empty() && diff.changed.is_empty());
+    }
+
+    #[test]
+    fn a_report_serializes_to_the_reload_answer() {
+        let report = ReloadReport {
+            generation: 2,
+            added: vec!["a".into()],
+            removed: vec![],
+            changed: vec!["c".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&report).expect("json"),
+            serde_json::json!({"generation": 2, "added": ["a"], "removed": [], "changed": ["c"]})
+        );
     }
 }

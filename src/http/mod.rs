@@ -9,8 +9,9 @@
 //!
 //! - [`frame`] (on the event loop): finds where each request ends, with
 //!   bounds on the head and the body, without copying or decoding;
-//! - [`route`] (on a request worker): parses a framed request, checks
-//!   `Authorization`, maps the path to a method and writes the response;
+//! - `requests::route` (on a request worker, in the request layer above
+//!   this module): parses a framed request, checks `Authorization`, maps
+//!   the path to a method and writes the response;
 //! - [`response`]: status lines, headers, error bodies;
 //! - [`date`]: the `Date` header, formatted once a second;
 //! - [`metrics`]: the Prometheus text exposition of `GET /metrics`.
@@ -28,7 +29,6 @@ pub mod date;
 pub mod frame;
 pub mod metrics;
 pub mod response;
-pub mod route;
 
 /// The status page served at `GET /`, compiled into the binary.
 pub const STATUS_PAGE: &str = include_str!("status.html");

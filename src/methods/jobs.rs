@@ -1,133 +1,48 @@
-//! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
-//! `jobs.resume` (commands).
+//! `jobs.get` (a query; `jobs.list` is in `jobs_list`); `jobs.run`,
+//! `jobs.pause`, `jobs.resume` (commands).
 
-use super::{encode, Command};
+use super::call::{JobsRun, Submit};
+use super::{encode, Command, Reply};
 use crate::daemon::dispatch::NewRun;
-use crate::daemon::{Daemon, Reply, Shared};
-use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
+use crate::daemon::{Daemon, Error, Shared};
 use crate::state::run::{RunId, Trigger};
-use crate::state::JobView;
-use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `jobs.list` → every job object, sorted by name. Serialized straight
-/// from the state (no `Value` tree): it is the largest common answer, and
-/// what dashboards poll, so its encoding is kept until the core changes.
-pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&[])?;
-    let core = shared.core.lock();
-    let generation = core.generation();
-    if let Some(hit) = shared.jobs_list.get(generation) {
-        // The copy for the answer is made after the core lock is let go.
-        drop(core);
-        return Ok(hit.as_ref().to_owned());
-    }
-    let views = core.job_views();
-    let encoded = encode(&views)?;
-    let keep = !views.iter().any(JobView::changes_with_time);
-    drop(views);
-    drop(core);
-    if keep && encoded.get().len() <= MAX_CACHED_LIST {
-        // Stored after the core lock is let go: a newer generation may
-        // have been cached meanwhile, and `put` keeps the newer one.
-        shared.jobs_list.put(generation, &encoded);
-    }
-    Ok(encoded)
-}
-
-/// Largest `jobs.list` answer kept by the cache. Every job's latest run
-/// carries up to 64 KiB of output, so a big, chatty job list could
-/// otherwise keep megabytes alive for a cache hit.
-const MAX_CACHED_LIST: usize = 256 * 1024;
-
-/// The last `jobs.list` encoding and the core generation it was made from.
-///
-/// Valid while the generation is unchanged (any mutable access to the core
-/// bumps it, see [`crate::state::CoreLock`]), except when a job's latest
-/// run is running: its `duration_ms` grows with the clock, so such an
-/// answer is never kept. Looked up under the core lock, so a hit is exactly
-/// what encoding the core would give; answers over [`MAX_CACHED_LIST`]
-/// bytes are not kept.
-#[derive(Debug, Default)]
-pub struct ListCache {
-    slot: Mutex<Option<(u64, Arc<RawValue>)>>,
-}
-
-impl ListCache {
-    /// The encoding made at `generation`, if that is the one kept.
-    fn get(&self, generation: u64) -> Option<Arc<RawValue>> {
-        match &*self.slot.lock() {
-            Some((g, bytes)) if *g == generation => Some(Arc::clone(bytes)),
-            _ => None,
-        }
-    }
-
-    /// Keeps `encoded` as the answer for `generation`, unless a newer
-    /// generation's answer is kept already.
-    fn put(&self, generation: u64, encoded: &RawValue) {
-        let mut slot = self.slot.lock();
-        if slot.as_ref().is_some_and(|(g, _)| *g > generation) {
-            return;
-        }
-        *slot = Some((generation, Arc::from(encoded.to_owned())));
-    }
-}
-
 /// `jobs.get {name}` → the job object with its `history`.
-pub fn get(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&["name"])?;
-    let name = p.str("name")?;
+pub fn get(shared: &Shared, name: &str) -> Result<Box<RawValue>, Error> {
     let core = shared.core.lock();
     let view = core
         .job_view(name, true)
-        .ok_or_else(|| RpcError::no_job(name))?;
+        .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
     encode(&view)
 }
 
-/// Validates `jobs.run {name, wait?, args?}`.
-pub fn run(p: &Params) -> Result<Command, RpcError> {
-    p.only(&["name", "wait", "args"])?;
-    Ok(Command::Run {
-        name: p.str("name")?.to_string(),
-        wait: p.bool_or("wait", false)?,
-        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
-    })
+/// `jobs.run {name, wait?, args?}`: the command.
+pub fn run(p: JobsRun) -> Command {
+    Command::Run {
+        name: p.name,
+        wait: p.wait.unwrap_or(false),
+        args: p.args.map(Value::Object),
+    }
 }
 
-/// Validates `submit {job, wait?, args?}`: refused (-32003) unless
-/// `allow_submit`; the job object is checked by the config file's rules.
-pub fn submit(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
-    if !shared
-        .board
-        .allow_submit
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        return Err(RpcError::new(
-            crate::protocol::ErrorCode::Forbidden,
-            "submit is disabled (set daemon.allow_submit = true to allow it)",
-        ));
+/// `submit {job, wait?, args?}` (allowed, and the job checked by the
+/// config file's rules, as it was decoded): the command.
+pub fn submit(p: Submit) -> Command {
+    Command::Submit {
+        def: Arc::new(p.job.def),
+        source: Value::Object(p.job.source),
+        wait: p.wait.unwrap_or(false),
+        args: p.args.map(Value::Object),
     }
-    p.only(&["job", "wait", "args"])?;
-    let job = p
-        .opt_object("job")?
-        .ok_or_else(|| RpcError::param("job", "is required"))?;
-    let def = crate::config::parse_adhoc_job(job)
-        .map_err(|message| RpcError::new(crate::protocol::ErrorCode::InvalidParams, message))?;
-    Ok(Command::Submit {
-        def: std::sync::Arc::new(def),
-        source: Value::Object(job.clone()),
-        wait: p.bool_or("wait", false)?,
-        args: p.opt_object("args")?.map(|o| Value::Object(o.clone())),
-    })
 }
 
 /// Applies `submit` on the loop.
 pub fn execute_submit(
     d: &mut Daemon,
-    def: std::sync::Arc<crate::config::JobDef>,
+    def: Arc<crate::config::JobDef>,
     source: Value,
     wait: bool,
     args: Option<Value>,
@@ -139,7 +54,7 @@ pub fn execute_submit(
 /// The answer to an accepted (or refused) run request. An accepted run is
 /// made durable in the journal (with `state_dir`) before the client hears
 /// of it, so that a crash after the answer cannot lose it.
-fn accepted(d: &mut Daemon, started: Result<RunId, RpcError>, wait: bool) -> Reply {
+fn accepted(d: &mut Daemon, started: Result<RunId, Error>, wait: bool) -> Reply {
     if started.is_ok() {
         d.shared.sync_journal();
     }
@@ -150,13 +65,12 @@ fn accepted(d: &mut Daemon, started: Result<RunId, RpcError>, wait: bool) -> Rep
     }
 }
 
-/// Validates `jobs.pause {name}` / `jobs.resume {name}`.
-pub fn set_enabled(p: &Params, enabled: bool) -> Result<Command, RpcError> {
-    p.only(&["name"])?;
-    Ok(Command::SetEnabled {
-        name: p.str("name")?.to_string(),
+/// `jobs.pause {name}` / `jobs.resume {name}`: the command.
+pub fn set_enabled(name: &str, enabled: bool) -> Command {
+    Command::SetEnabled {
+        name: name.to_string(),
         enabled,
-    })
+    }
 }
 
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
@@ -173,10 +87,12 @@ pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) 
 /// file says `enabled = false` answers `enabled: false, paused: false`:
 /// the pause is lifted, the file's word stands. `persistent` says whether
 /// the pause outlives a restart (only with `state_dir`).
-pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, RpcError> {
+pub fn execute_set_enabled(d: &mut Daemon, name: &str, enabled: bool) -> Result<Value, Error> {
     d.set_paused(name, !enabled)?;
     let core = d.shared.core.lock();
-    let job = core.job(name).ok_or_else(|| RpcError::no_job(name))?;
+    let job = core
+        .job(name)
+        .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
     let next_run = job.next_run.as_ref().map(crate::time::rfc3339);
     Ok(json!({
         "name": name,

@@ -1,44 +1,86 @@
-//! JSON-RPC methods: one function per method, grouped by what they touch.
+//! The methods' handlers: one function per method, grouped by what they
+//! touch.
 //!
-//! Requests are answered on the request pool's workers ([`handle`]), never
-//! on the event loop. Methods split in two kinds:
+//! A request reaches [`handle`] decoded into a typed [`Call`] (by the
+//! protocol layer, from a JSON-RPC line or an HTTP request alike) and is
+//! answered with a result or a [`daemon::Error`]; the protocol layer turns
+//! that into its wire form. Requests are answered on the request pool's
+//! workers, never on the event loop. Methods split in two kinds:
 //! - **queries** (`ping`, `status`, `jobs.list`, `jobs.get`, `runs.get`)
 //!   read the shared state under short locks and are answered entirely on
 //!   the worker;
-//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `runs.cancel`,
-//!   `reload`, `shutdown`) change what the loop owns — the timer wheel, the
-//!   run queue, the config. The worker decodes and validates their params
-//!   and hands back a [`Command`], which the loop applies ([`execute`]) in
-//!   request order when the batch's answers come back.
+//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `jobs.put`,
+//!   `jobs.delete`, `runs.cancel`, `reload`, `shutdown`) change what the loop owns — the timer wheel, the
+//!   run queue, the config. The worker checks them and hands back a
+//!   [`Command`], which the loop applies ([`execute`]) in request order
+//!   when the batch's answers come back.
 //!
 //! Waiting for a run (`jobs.run` with `wait`, `runs.cancel` of a running
 //! run) never blocks anyone: the answer is parked ([`Reply::WaitRun`]) and
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
-pub mod auth;
+pub mod call;
+mod debug;
+mod define;
 mod jobs;
+pub mod jobs_list;
 mod runs;
 mod status;
 
-pub use jobs::ListCache;
-
-use crate::daemon::{Daemon, Reply, Shared};
-use crate::protocol::rpc::Request;
-use crate::protocol::{ErrorCode, RpcError};
+use crate::auth::Gate;
+use crate::daemon::{self, Board, Daemon, Error, Shared};
 use crate::state::run::RunId;
+use call::{Call, RunKey};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::sync::Arc;
+
+/// What the request handlers answer from: the daemon's shared state, and
+/// what only they keep (the daemon does not know of either): the encoded
+/// `jobs.list` answer of the core's current generation, and the token
+/// checks with the budget of wrong tokens all clients share.
+pub struct Handlers {
+    /// Jobs, runs and the board.
+    pub shared: Arc<Shared>,
+    jobs_list: jobs_list::ListCache,
+    /// The token checks of both protocols and their one wrong-token
+    /// budget (see [`crate::auth`]); the request layer asks it.
+    pub gate: Gate,
+}
+
+impl Handlers {
+    /// The handlers of the daemon whose state is `shared`.
+    pub fn new(shared: Arc<Shared>) -> Handlers {
+        Handlers {
+            shared,
+            jobs_list: jobs_list::ListCache::default(),
+            gate: Gate::default(),
+        }
+    }
+}
 
 /// What a worker made of a request.
 #[derive(Debug)]
 pub enum Outcome {
     /// The answer (a query, or a request refused before reaching the loop).
-    Answer(Result<Value, RpcError>),
+    Answer(Result<Value, Error>),
     /// A query's answer, already serialized (large answers skip the `Value` tree).
-    Encoded(Result<Box<RawValue>, RpcError>),
+    Encoded(Result<Box<RawValue>, Error>),
     /// A validated command for the loop to apply.
     Command(Command),
+}
+
+/// What a command answers: now, or when a run finishes.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer is known.
+    Now(Result<Value, daemon::Error>),
+    /// Answer with the run's final record once it is terminal.
+    WaitRun(RunId),
+    /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
+    /// notifications of these jobs (None: all runs) on the connection.
+    Subscribe(Option<Vec<String>>),
 }
 
 /// A change only the event loop may make.
@@ -63,13 +105,27 @@ pub enum Command {
     /// `submit`: a run of an ad-hoc job.
     Submit {
         /// The validated definition.
-        def: std::sync::Arc<crate::config::JobDef>,
+        def: Arc<crate::config::JobDef>,
         /// The job object as sent (journaled for restarts).
         source: Value,
         /// Answer with the finished run instead of its id.
         wait: bool,
         /// Passed to the job.
         args: Option<Value>,
+    },
+    /// `jobs.put`: a job defined at run time.
+    PutJob {
+        /// The validated definition (its `on_failure` target unchecked).
+        def: Box<crate::config::JobDef>,
+        /// The job object as sent (journaled).
+        source: serde_json::Map<String, Value>,
+    },
+    /// `jobs.delete`.
+    DeleteJob {
+        /// Job name.
+        name: String,
+        /// Kill its running runs.
+        cancel: bool,
     },
     /// `runs.cancel`.
     Cancel(RunId),
@@ -84,40 +140,57 @@ pub enum Command {
 }
 
 /// Answers one request on a worker thread.
-pub fn handle(shared: &Shared, req: &Request) -> Outcome {
-    let p = &req.params;
-    let command = |r: Result<Command, RpcError>| match r {
+pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
+    let shared: &Shared = &h.shared;
+    let command = |r: Result<Command, Error>| match r {
         Ok(c) => Outcome::Command(c),
         Err(e) => Outcome::Answer(Err(e)),
     };
-    match &*req.method {
-        "ping" => Outcome::Answer(p.only(&[]).map(|()| Value::from("pong"))),
-        "status" => Outcome::Encoded(status::status(shared, p)),
-        "jobs.list" => Outcome::Encoded(jobs::list(shared, p)),
-        "jobs.get" => Outcome::Encoded(jobs::get(shared, p)),
-        "runs.get" => Outcome::Answer(runs::get(shared, p)),
-        "runs.list" => Outcome::Encoded(runs::list(shared, p)),
-        "jobs.run" => command(jobs::run(p)),
-        "submit" => command(jobs::submit(shared, p)),
-        "jobs.pause" => command(jobs::set_enabled(p, false)),
-        "jobs.resume" => command(jobs::set_enabled(p, true)),
-        "runs.cancel" => command(runs::cancel(p)),
-        "subscribe" => command(runs::subscribe(shared, p)),
-        "reload" => command(p.only(&[]).map(|()| Command::Reload)),
-        "shutdown" => command(p.only(&[]).map(|()| Command::Shutdown)),
-        "debug.kill_worker" if shared.board.debug_hooks => {
-            command(p.only(&[]).map(|()| Command::KillWorker))
-        }
-        "debug.failpoint" if shared.board.debug_hooks => {
-            Outcome::Answer(crate::daemon::faults::debug_failpoint(p))
-        }
-        "debug.clock_jump" if shared.board.debug_hooks => {
-            Outcome::Answer(crate::daemon::faults::debug_clock_jump(p))
-        }
-        other => Outcome::Answer(Err(RpcError::new(
-            ErrorCode::MethodNotFound,
-            format!("method not found: {other}"),
-        ))),
+    match call {
+        Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
+        Call::Status => Outcome::Encoded(status::status(shared)),
+        Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
+        Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
+        Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
+        Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
+        Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
+        Call::Submit(p) => Outcome::Command(jobs::submit(*p)),
+        Call::JobsPut(p) => Outcome::Command(define::put(*p)),
+        Call::JobsDelete(p) => Outcome::Command(define::delete(p)),
+        Call::JobsPause(p) => Outcome::Command(jobs::set_enabled(p.name, false)),
+        Call::JobsResume(p) => Outcome::Command(jobs::set_enabled(p.name, true)),
+        Call::RunsCancel(p) => command(match p.run_id {
+            RunKey::Id(id) => Ok(Command::Cancel(id)),
+            RunKey::Unknown(id) => Err(Error::NoSuchRun(id)),
+        }),
+        Call::Subscribe(p) => command(runs::subscribe(shared, p)),
+        Call::Reload => Outcome::Command(Command::Reload),
+        Call::Shutdown => Outcome::Command(Command::Shutdown),
+        Call::KillWorker => Outcome::Command(Command::KillWorker),
+        Call::Failpoint(p) => Outcome::Answer(debug::failpoint(p)),
+        Call::ClockJump(p) => Outcome::Answer(debug::clock_jump(p)),
+    }
+}
+
+/// Refuses `submit` unless `daemon.allow_submit` (checked before its
+/// params are, so a refused client learns nothing about them).
+pub fn submit_allowed(board: &Board) -> Result<(), Error> {
+    if board.live.read().allow_submit {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "submit is disabled (set daemon.allow_submit = true to allow it)",
+        ))
+    }
+}
+
+/// Refuses `jobs.put` and `jobs.delete` unless `daemon.allow_job_api`
+/// (checked before their params are).
+pub fn job_api_allowed(board: &Board) -> Result<(), Error> {
+    if board.live.read().allow_job_api {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(daemon::JOB_API_OFF))
     }
 }
 
@@ -134,8 +207,10 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
         Command::SetEnabled { name, enabled } => {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }
+        Command::PutJob { def, source } => Reply::Now(define::execute_put(d, *def, source)),
+        Command::DeleteJob { name, cancel } => Reply::Now(define::execute_delete(d, &name, cancel)),
         Command::Cancel(id) => match d.cancel_run(id) {
-            Ok(reply) => reply,
+            Ok(()) => Reply::WaitRun(id),
             Err(e) => Reply::Now(Err(e)),
         },
         Command::Subscribe(jobs) => Reply::Subscribe(jobs),
@@ -147,13 +222,6 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
 
 /// Serializes a query's answer straight to JSON text (no `Value` tree): the
 /// path of the common, larger answers (`status`, `jobs.*`, `runs.list`).
-pub(crate) fn encode<T: serde::Serialize>(
-    v: &T,
-) -> Result<Box<serde_json::value::RawValue>, RpcError> {
-    serde_json::value::to_raw_value(v).map_err(|e| {
-        RpcError::new(
-            crate::protocol::ErrorCode::Internal,
-            format!("internal error: {e}"),
-        )
-    })
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, Error> {
+    serde_json::value::to_raw_value(v).map_err(|e| Error::Internal(e.to_string()))
 }

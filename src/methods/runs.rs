@@ -3,83 +3,71 @@
 //!
 //! `runs.list` never builds an answer larger than `daemon.max_output_bytes`
 //! (a `limit` of 10,000 runs with 64 KiB of output each would be 640 MB):
-//! past that it stops and refuses with `-32602`, saying how many of the
-//! newest runs would fit, so the client can ask for fewer.
+//! past that it stops and refuses ([`Error::AnswerTooLarge`]), saying how
+//! many of the newest runs would fit, so the client can ask for fewer.
 
+use super::call::{RunKey, RunsList, Subscribe};
 use super::Command;
-use crate::daemon::Shared;
-use crate::protocol::rpc::Params;
-use crate::protocol::{ErrorCode, RpcError};
-use crate::state::run::{parse_run_id, RunId, RunState};
+use crate::daemon::{Error, Shared};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::io::Write;
-use std::sync::atomic::Ordering;
 
 /// `runs.list` answers at most this many runs unless `limit` says fewer.
 pub const DEFAULT_LIST_LIMIT: u64 = 100;
 /// The largest `limit` accepted.
 pub const MAX_LIST_LIMIT: u64 = 10_000;
 
-fn run_id(p: &Params) -> Result<RunId, RpcError> {
-    p.only(&["run_id"])?;
-    let raw = p
-        .get("run_id")
-        .ok_or_else(|| RpcError::param("run_id", "is required"))?;
-    match parse_run_id(raw) {
-        Some(id) => Ok(id),
-        None if raw.is_string() => Err(RpcError::no_run(raw.as_str().unwrap_or_default())),
-        None => Err(RpcError::param("run_id", "must be a string")),
-    }
-}
-
 /// `runs.get {run_id}` → the run object.
-pub fn get(shared: &Shared, p: &Params) -> Result<Value, RpcError> {
-    let id = run_id(p)?;
+pub fn get(shared: &Shared, key: RunKey) -> Result<Value, Error> {
+    let id = match key {
+        RunKey::Id(id) => id,
+        RunKey::Unknown(id) => return Err(Error::NoSuchRun(id)),
+    };
     shared
         .core
         .lock()
         .run(id)
         .map(|r| r.to_json())
-        .ok_or_else(|| RpcError::no_run(&id.to_string()))
+        .ok_or_else(|| Error::NoSuchRun(id.to_string()))
 }
 
-/// Validates `runs.cancel {run_id}`.
-pub fn cancel(p: &Params) -> Result<Command, RpcError> {
-    run_id(p).map(Command::Cancel)
-}
-
-/// `runs.list {job?, state?, limit?}` → run objects, newest first.
-pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&["job", "state", "limit"])?;
-    let job = p.opt_str("job")?;
-    let state = match p.opt_str("state")? {
+/// `runs.list {job?, state?, limit?, before?}` → run objects, newest
+/// first; with `before`, only runs older than that run (which need not
+/// be kept any more): the next page back through the history.
+pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
+    let job = p.job;
+    let state = p.state.map(|s| s.0);
+    let before = match p.before {
         None => None,
-        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
-            RpcError::param(
-                "state",
-                "must be one of queued, running, succeeded, failed, timed_out, cancelled, interrupted",
-            )
-        })?),
+        Some(RunKey::Id(id)) => Some(id),
+        Some(RunKey::Unknown(_)) => {
+            return Err(Error::Invalid {
+                param: "before",
+                what: "must be a run id (the `run_id` of a run object)".into(),
+            })
+        }
     };
-    let limit = match p.opt_u64("limit")? {
+    let limit = match p.limit {
         None => DEFAULT_LIST_LIMIT,
-        Some(0) => return Err(RpcError::param("limit", "must be at least 1")),
+        Some(0) => {
+            return Err(Error::Invalid {
+                param: "limit",
+                what: "must be at least 1".into(),
+            })
+        }
         Some(n) => n.min(MAX_LIST_LIMIT),
     };
-    let cap = shared.board.max_output_bytes.load(Ordering::Relaxed);
+    let cap = shared.board.live.read().max_output_bytes;
     let core = shared.core.lock();
     if let Some(name) = job {
         if core.job(name).is_none() && !core.has_runs_of(name) {
-            return Err(RpcError::no_job(name));
+            return Err(Error::NoSuchJob(name.to_string()));
         }
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let runs = core.runs_newest_first(job, state, limit);
-    let mut text = Capped {
-        out: Vec::new(),
-        cap,
-    };
+    let runs = core.runs_before(job, state, before, limit);
+    let mut text = Capped::new(cap);
     text.out.push(b'[');
     for (i, run) in runs.iter().enumerate() {
         let sep: &[u8] = if i == 0 { b"" } else { b"," };
@@ -88,23 +76,44 @@ pub fn list(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
             .map_err(serde_json::Error::io)
             .and_then(|()| serde_json::to_writer(&mut text, &run.view()));
         if written.is_err() {
-            return Err(too_large(cap, i));
+            return Err(Error::AnswerTooLarge { cap, fit: i });
         }
     }
     if text.write_all(b"]").is_err() {
-        return Err(too_large(cap, runs.len().saturating_sub(1)));
+        return Err(Error::AnswerTooLarge {
+            cap,
+            fit: runs.len().saturating_sub(1),
+        });
     }
     drop(core);
-    String::from_utf8(text.out)
-        .map_err(|e| e.to_string())
-        .and_then(|s| RawValue::from_string(s).map_err(|e| e.to_string()))
-        .map_err(|e| RpcError::new(ErrorCode::Internal, format!("internal error: {e}")))
+    text.into_raw()
 }
 
-/// A buffer that refuses to grow past `cap` bytes.
-struct Capped {
-    out: Vec<u8>,
+/// A buffer that refuses to grow past `cap` bytes: a list answer is
+/// encoded into one, so that it stops at `max_output_bytes` instead of
+/// building an answer the connection could not take.
+pub(super) struct Capped {
+    /// The bytes so far.
+    pub out: Vec<u8>,
     cap: usize,
+}
+
+impl Capped {
+    /// An empty buffer that takes up to `cap` bytes.
+    pub fn new(cap: usize) -> Capped {
+        Capped {
+            out: Vec::new(),
+            cap,
+        }
+    }
+
+    /// The bytes, JSON text, as the answer.
+    pub fn into_raw(self) -> Result<Box<RawValue>, Error> {
+        String::from_utf8(self.out)
+            .map_err(|e| e.to_string())
+            .and_then(|s| RawValue::from_string(s).map_err(|e| e.to_string()))
+            .map_err(Error::Internal)
+    }
 }
 
 impl Write for Capped {
@@ -121,40 +130,14 @@ impl Write for Capped {
     }
 }
 
-/// The `-32602` refusal of a `runs.list` whose answer would pass `cap`
-/// bytes, when only the newest `fit` runs would fit.
-fn too_large(cap: usize, fit: usize) -> RpcError {
-    let hint = if fit == 0 {
-        "even the newest run alone does not fit; get it with `runs.get`, or raise \
-         daemon.max_output_bytes"
-            .to_string()
-    } else {
-        format!("ask for fewer runs (`limit` of at most {fit})")
-    };
-    let mut e = RpcError::param(
-        "limit",
-        format!("the answer would be larger than max_output_bytes ({cap} bytes); {hint}"),
-    );
-    e.data = Some(serde_json::json!({ "max_output_bytes": cap, "runs_that_fit": fit }));
-    e
-}
-
-/// Validates `subscribe {jobs?: [names]}`; every name must be a job.
-pub fn subscribe(shared: &Shared, p: &Params) -> Result<Command, RpcError> {
-    p.only(&["jobs"])?;
-    let Some(raw) = p.get("jobs") else {
+/// `subscribe {jobs?: [names]}`: the command; every name must be a job.
+pub fn subscribe(shared: &Shared, p: Subscribe) -> Result<Command, Error> {
+    let Some(names) = p.jobs else {
         return Ok(Command::Subscribe(None));
     };
-    let not_names = || RpcError::param("jobs", "must be an array of job names");
-    let names = raw
-        .as_array()
-        .ok_or_else(not_names)?
-        .iter()
-        .map(|v| v.as_str().map(str::to_string).ok_or_else(not_names))
-        .collect::<Result<Vec<String>, RpcError>>()?;
     let core = shared.core.lock();
-    if let Some(unknown) = names.iter().find(|n| core.job(n).is_none()) {
-        return Err(RpcError::no_job(unknown));
+    if let Some(unknown) = names.0.iter().find(|n| core.job(n).is_none()) {
+        return Err(Error::NoSuchJob(unknown.clone()));
     }
-    Ok(Command::Subscribe(Some(names)))
+    Ok(Command::Subscribe(Some(names.0)))
 }

@@ -5,10 +5,8 @@
 
 use crate::daemon::counters::ClientCountersView;
 use crate::daemon::persist::StateView;
-use crate::daemon::Shared;
+use crate::daemon::{Error, Shared};
 use crate::pool::PoolStats;
-use crate::protocol::rpc::Params;
-use crate::protocol::RpcError;
 use crate::time;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -57,6 +55,51 @@ struct ConfigView {
     last_reload_error: Option<String>,
 }
 
+/// How many API jobs `status` lists by name, at most.
+const MAX_CONFLICTS_LISTED: usize = 100;
+
+/// The `api_jobs` object: jobs defined at run time.
+#[derive(Serialize)]
+struct ApiJobsView {
+    /// `daemon.allow_job_api` as the loop applies it.
+    allowed: bool,
+    /// API jobs in the job table.
+    defined: usize,
+    /// Of those, how many are held (not scheduled) by `allowed = false`.
+    held: usize,
+    /// API jobs kept aside (not in the job table), with why.
+    conflicts_total: usize,
+    /// The first [`MAX_CONFLICTS_LISTED`] of them, by name.
+    conflicts: Vec<ConflictView>,
+}
+
+#[derive(Serialize)]
+struct ConflictView {
+    name: String,
+    reason: String,
+}
+
+impl ApiJobsView {
+    fn of(core: &crate::state::Core) -> ApiJobsView {
+        let api = core.api();
+        ApiJobsView {
+            allowed: !api.held(),
+            defined: api.defined(),
+            held: if api.held() { api.defined() } else { 0 },
+            conflicts_total: api.aside().len(),
+            conflicts: api
+                .aside()
+                .iter()
+                .take(MAX_CONFLICTS_LISTED)
+                .map(|(name, a)| ConflictView {
+                    name: name.clone(),
+                    reason: a.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The whole `status` answer, in the order clients see it.
 #[derive(Serialize)]
 struct StatusView<'a> {
@@ -73,6 +116,7 @@ struct StatusView<'a> {
     jobs: usize,
     runs_in_memory: usize,
     timers_armed: usize,
+    api_jobs: ApiJobsView,
     auth_required: bool,
     clients: ClientCountersView<'a>,
     state: StateView,
@@ -80,14 +124,13 @@ struct StatusView<'a> {
 }
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
-pub fn status(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
-    p.only(&[])?;
+pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
     let b = &shared.board;
     let pool = b.job_pool_stats();
     let requests = b.request_pool_stats();
-    let (jobs, runs_in_memory) = {
+    let (jobs, runs_in_memory, api_jobs) = {
         let core = shared.core.lock();
-        (core.jobs_len(), core.runs_len())
+        (core.jobs_len(), core.runs_len(), ApiJobsView::of(&core))
     };
     let config = {
         let info = b.info.read();
@@ -98,13 +141,18 @@ pub fn status(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
             last_reload_error: info.last_reload_error.clone(),
         }
     };
+    // One version of the live settings for the whole answer.
+    let (min_workers, auth_required) = {
+        let live = b.live.read();
+        (live.min_workers, live.auth_token.is_some())
+    };
     super::encode(&StatusView {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         uptime_ms: b.uptime_ms(),
-        health: b.health(),
+        health: b.health_under(min_workers),
         stopping: b.stopping(),
-        workers: WorkersView::of(&pool, Some(b.min_workers.load(Ordering::Relaxed))),
+        workers: WorkersView::of(&pool, Some(min_workers)),
         request_workers: WorkersView::of(&requests, None),
         queue: QueueView {
             depth: pool.queue_depth,
@@ -115,7 +163,8 @@ pub fn status(shared: &Shared, p: &Params) -> Result<Box<RawValue>, RpcError> {
         jobs,
         runs_in_memory,
         timers_armed: b.timers_armed.load(Ordering::Relaxed),
-        auth_required: b.auth.read().is_some(),
+        api_jobs,
+        auth_required,
         clients: b.clients.view(),
         state: b.state.view(shared.journal.is_some()),
         config,

@@ -254,8 +254,9 @@ fn parse_request_slow(line: &[u8]) -> Result<Request, (Id, RpcError)> {
     })
 }
 
-/// Every method name the daemon answers (`methods::handle` refuses the
-/// rest); a request naming one of them shares this copy of the name.
+/// Every method name the daemon answers (`auth` on the connection,
+/// the others through [`super::call::decode`], which refuses the rest); a
+/// request naming one of them shares this copy of the name.
 pub const METHODS: &[&str] = &[
     "ping",
     "status",
@@ -268,6 +269,8 @@ pub const METHODS: &[&str] = &[
     "runs.list",
     "runs.cancel",
     "submit",
+    "jobs.put",
+    "jobs.delete",
     "subscribe",
     "reload",
     "shutdown",
@@ -371,7 +374,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(r.id, id(r#""a""#));
-        assert_eq!(r.params.str("name"), Ok("x"));
+        assert_eq!(r.params.get("name"), Some(&Value::from("x")));
     }
 
     #[test]

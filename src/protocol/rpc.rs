@@ -7,8 +7,8 @@
 //! [`ErrorCode`]. An id comes back exactly as it was written ([`Id`]), and
 //! a request with a key given twice is refused ([`super::strict`]).
 //! Batches (a line holding an array of requests) are split here
-//! ([`super::strict::batch`]) and answered member by member in
-//! [`crate::requests`].
+//! ([`super::strict::batch`]) and answered member by member by the
+//! request layer above (`requests::lines`).
 
 pub use super::decode::{nesting_exceeds, parse_request, Request, METHODS};
 pub use super::id::Id;
@@ -84,16 +84,6 @@ impl RpcError {
     /// A `-32602` error about the parameter `name`.
     pub fn param(name: &str, what: impl fmt::Display) -> Self {
         RpcError::new(ErrorCode::InvalidParams, format!("param `{name}`: {what}"))
-    }
-
-    /// A `-32000` error for a job that does not exist.
-    pub fn no_job(name: &str) -> Self {
-        RpcError::new(ErrorCode::NotFound, format!("no such job: {name}"))
-    }
-
-    /// A `-32000` error for a run that does not exist (or is no longer kept).
-    pub fn no_run(id: &str) -> Self {
-        RpcError::new(ErrorCode::NotFound, format!("no such run: {id}"))
     }
 }
 
@@ -232,7 +222,8 @@ mod tests {
     fn responses_are_single_lines() {
         let mut out = Vec::new();
         write_result(&mut out, &json!(1), &json!("pong"));
-        write_error(&mut out, &Value::Null, &RpcError::no_job("x"));
+        let no_job = crate::daemon::Error::NoSuchJob("x".into());
+        write_error(&mut out, &Value::Null, &RpcError::from(no_job));
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines[0], r#"{"jsonrpc":"2.0","id":1,"result":"pong"}"#);

@@ -1,18 +1,20 @@
 //! The limits the server applies to its clients, as one value.
 //!
-//! [`Limits::from_config`] is the only place that reads them out of the
-//! `[daemon]` table. The server builds a `Limits` once at start and again
-//! after every accepted reload (it looks when a reload may have happened:
-//! after `SIGHUP` and after a `reload` command, see
-//! `Server::after_reload`), so a setting can be followed from the config
-//! to every place it is used: `limits.idle_timeout`, not a path into the
-//! daemon's config.
+//! [`Limits::from_live`] is the only place that reads them out of the
+//! daemon's live settings (the part of `[daemon]` a reload may change,
+//! [`LiveSettings`]). The server builds a `Limits` from the snapshot in
+//! force once at start and again after every accepted reload (it looks
+//! when a reload may have happened: after `SIGHUP` and after a `reload`
+//! command, see `Server::after_reload`), so a setting can be followed from
+//! the config to every place it is used: `limits.idle_timeout`, not a path
+//! into the daemon's config.
 //!
-//! Limits that are not settings (the read budget per turn, the pre-auth
-//! limits) are constants of the parts that apply them.
+//! Limits that are not settings are constants of the parts that apply
+//! them (the read budget per turn), or of [`crate::auth`] (the pre-auth
+//! limits).
 
-use crate::config::{AuthToken, DaemonConfig};
-use crate::requests::PREAUTH_MAX_LINE;
+use crate::auth::{self, AuthToken};
+use crate::config::LiveSettings;
 use std::time::Duration;
 
 /// What the server allows its clients, from the config in force.
@@ -32,8 +34,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of the `[daemon]` table `d`.
-    pub fn from_config(d: &DaemonConfig) -> Limits {
+    /// The limits of the live settings `d`.
+    pub fn from_live(d: &LiveSettings) -> Limits {
         Limits {
             max_connections: d.max_connections,
             max_line_bytes: d.max_line_bytes,
@@ -45,13 +47,9 @@ impl Limits {
 
     /// The longest request line (or HTTP body) of a client: before it has
     /// authenticated (`authed` false, with auth on) at most
-    /// [`PREAUTH_MAX_LINE`].
+    /// [`PREAUTH_MAX_LINE`](auth::PREAUTH_MAX_LINE) ([`auth::line_limit`]).
     pub fn line_limit(&self, authed: bool) -> usize {
-        if authed {
-            self.max_line_bytes
-        } else {
-            self.max_line_bytes.min(PREAUTH_MAX_LINE)
-        }
+        auth::line_limit(self.max_line_bytes, authed)
     }
 
     /// What a batch cut now may still build of answers: `max_output_bytes`
@@ -64,12 +62,13 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::PREAUTH_MAX_LINE;
     use std::path::Path;
 
     fn limits_of(daemon_table: &str) -> Limits {
         let text = format!("[daemon]\n{daemon_table}\n");
         let config = crate::config::parse(&text, Path::new("/etc/tickd.toml")).expect("config");
-        Limits::from_config(&config.daemon)
+        Limits::from_live(&config.daemon.live)
     }
 
     #[test]

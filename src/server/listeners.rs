@@ -66,12 +66,12 @@ impl Drop for UnixSocket {
 /// names the listener; the caller exits with code 2.
 pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
     let mut out = Listeners::default();
-    if let Some(addr) = &d.listen {
+    if let Some(addr) = &d.start.listen {
         let listener = bind_tcp(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         out.tcp = Some(listener);
     }
-    if let Some(path) = &d.unix_socket {
-        let socket = bind_unix(path, d.unix_socket_mode)
+    if let Some(path) = &d.start.unix_socket {
+        let socket = bind_unix(path, d.start.unix_socket_mode)
             .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
         out.unix = Some(socket);
     }
@@ -81,7 +81,7 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
         Some(Ok(a)) => {
             // At any log level: with port 0 this is where the port shows.
             crate::logging::always(module_path!(), format_args!("listening on {a}"));
-            if !a.ip().is_loopback() && d.auth_token.is_none() {
+            if !a.ip().is_loopback() && d.live.auth_token.is_none() {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \
                      anyone who can reach it can run, cancel and reload jobs and shut the \
@@ -92,13 +92,13 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
         Some(Err(e)) => log::warn!("listening, but the bound address is unknown: {e}"),
         None => log::warn!("daemon.listen is empty: no TCP listener"),
     }
-    if let Some(path) = &d.unix_socket {
+    if let Some(path) = &d.start.unix_socket {
         crate::logging::always(
             module_path!(),
             format_args!(
                 "listening on {} (mode {:04o})",
                 path.display(),
-                d.unix_socket_mode
+                d.start.unix_socket_mode
             ),
         );
     }

@@ -13,8 +13,8 @@
 //! on the board: while it is zero, nobody posts `RunChanged` events.
 
 use super::Server;
+use crate::daemon;
 use crate::protocol::rpc;
-use crate::protocol::RpcError;
 use crate::requests::ReplyTo;
 use crate::state::run::{Run, RunId};
 use serde_json::Value;
@@ -98,7 +98,7 @@ impl Server {
         serial: u64,
         run_id: RunId,
         to: ReplyTo,
-    ) -> Option<(ReplyTo, Result<Value, RpcError>)> {
+    ) -> Option<(ReplyTo, Result<Value, daemon::Error>)> {
         let run = self.daemon.shared.core.lock().run(run_id).cloned();
         match run {
             Some(r) if r.state.is_terminal() => Some((to, Ok(r.to_json()))),
@@ -118,7 +118,7 @@ impl Server {
                 }
                 None
             }
-            None => Some((to, Err(RpcError::no_run(&run_id.to_string())))),
+            None => Some((to, Err(daemon::Error::NoSuchRun(run_id.to_string())))),
         }
     }
 

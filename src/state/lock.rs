@@ -4,8 +4,8 @@
 //! `DerefMut`, which bumps the core's generation first. A reader that saw
 //! generation `g` and finds `g` again later knows nothing has changed in
 //! between, without the mutators having to remember to say so: that is what
-//! lets `jobs.list` answer from a cached encoding (see
-//! [`crate::methods::ListCache`]). The count is conservative (a
+//! lets `jobs.list` answer from a cached encoding kept by its handler,
+//! above the core. The count is conservative (a
 //! mutable borrow that changes nothing still counts), never optimistic.
 
 use super::Core;

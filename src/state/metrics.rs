@@ -5,7 +5,8 @@
 //! first run (a job that never ran shows zeros, and a million idle jobs
 //! cost nothing here), and are updated in `Core::finish`, the one place a
 //! run becomes terminal, so every run is counted exactly once. `/metrics`
-//! reads a [`Snapshot`]. A job that stays across a reload keeps its series,
+//! copies them a slice of jobs at a time ([`super::Core::metrics_slice`]).
+//! A job that stays across a reload keeps its series,
 //! so its counters never go backwards. A job removed by a reload loses them
 //! (Prometheus sees the series end), so renaming jobs over and over does not
 //! grow memory or cardinality; if the job comes back, its counters start
@@ -18,7 +19,6 @@
 //! that removes it leaves the ad-hoc counters alone.
 
 use super::run::RunState;
-use std::sync::Arc;
 
 /// Upper bounds (seconds) of the duration histogram's buckets: from a
 /// quick command to an hour-long backup.
@@ -85,83 +85,44 @@ impl JobMetrics {
     }
 }
 
-/// The counters of ad-hoc `submit` runs (a configured job's are in its
-/// entry).
+/// The counters of ad-hoc `submit` runs and of all runs together (a
+/// configured job's own are in its entry).
 #[derive(Debug, Clone, Default)]
 pub struct RunMetrics {
-    /// `None` until the first one ends.
+    /// Ad-hoc `submit` runs; `None` until the first one ends.
     submitted: Option<JobMetrics>,
+    /// Every run counted since the start, of any job (removed since or
+    /// not) and ad-hoc: what `/metrics` shows without per-job series, kept
+    /// as runs end so that showing it costs nothing at any job count.
+    total: JobMetrics,
 }
 
 impl RunMetrics {
+    /// Counts a run of a configured job (its own series are counted by
+    /// the caller) that ended in `state`; `seconds` is its duration if it
+    /// started.
+    pub fn record(&mut self, state: RunState, seconds: Option<f64>) {
+        self.total.record(state, seconds);
+    }
+
     /// Counts an ad-hoc `submit` run (one with no job name) that ended in
     /// `state`; `seconds` is its duration if it started.
     pub fn record_submitted(&mut self, state: RunState, seconds: Option<f64>) {
+        self.total.record(state, seconds);
         self.submitted
             .get_or_insert_with(JobMetrics::default)
             .record(state, seconds);
     }
 
-    /// The ad-hoc runs' counters, once one has ended.
+    /// Every run counted since the start, whatever its job: never goes
+    /// backwards (a job's removal leaves its runs in it).
+    pub fn total(&self) -> &JobMetrics {
+        &self.total
+    }
+
+    /// The counters of ad-hoc `submit` runs, once one has ended.
     pub fn submitted(&self) -> Option<&JobMetrics> {
         self.submitted.as_ref()
-    }
-}
-
-/// The counters `/metrics` shows, copied out of the core: every configured
-/// job by name (in name order) and the counters of those that have run.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    names: Vec<Arc<str>>,
-    /// (index into `names`, counters), in index order.
-    ran: Vec<(usize, JobMetrics)>,
-    submitted: Option<JobMetrics>,
-}
-
-/// What a job that never ran shows.
-const ZERO: JobMetrics = JobMetrics {
-    by_state: [0; TERMINAL.len()],
-    buckets: [0; DURATION_BUCKETS.len()],
-    over: 0,
-    sum: 0.0,
-    count: 0,
-};
-
-impl Snapshot {
-    /// An empty snapshot with room for `jobs` names.
-    pub fn with_capacity(jobs: usize) -> Self {
-        Snapshot {
-            names: Vec::with_capacity(jobs),
-            ..Snapshot::default()
-        }
-    }
-
-    /// Adds the next job (in name order) and its counters, if it has run.
-    pub fn push(&mut self, name: Arc<str>, metrics: Option<&JobMetrics>) {
-        if let Some(m) = metrics {
-            self.ran.push((self.names.len(), m.clone()));
-        }
-        self.names.push(name);
-    }
-
-    /// Sets the ad-hoc runs' counters.
-    pub fn set_submitted(&mut self, submitted: Option<&JobMetrics>) {
-        self.submitted = submitted.cloned();
-    }
-
-    /// Every series as its `job_name` label value and counters: the
-    /// configured jobs by name (zeros for one that never ran), then ad-hoc
-    /// runs under [`SUBMITTED_LABEL`] once one has ended.
-    pub fn series(&self) -> impl Iterator<Item = (&str, &JobMetrics)> {
-        let mut ran = self.ran.iter().peekable();
-        self.names
-            .iter()
-            .enumerate()
-            .map(move |(i, name)| match ran.next_if(|(at, _)| *at == i) {
-                Some((_, m)) => (&**name, m),
-                None => (&**name, &ZERO),
-            })
-            .chain(self.submitted.iter().map(|m| (SUBMITTED_LABEL, m)))
     }
 }
 
@@ -183,43 +144,18 @@ mod tests {
         assert_eq!(cum[0], 1);
         assert_eq!(cum[DURATION_BUCKETS.len() - 1], 2);
         assert!((a.sum - 7202.003).abs() < 1e-9);
-        assert_eq!(ZERO, JobMetrics::default());
     }
 
     #[test]
-    fn a_snapshot_shows_zeros_for_jobs_that_never_ran() {
-        let mut ran = JobMetrics::default();
-        ran.record(RunState::Failed, Some(0.1));
-        let mut s = Snapshot::with_capacity(3);
-        s.push("a".into(), None);
-        s.push("b".into(), Some(&ran));
-        s.push("c".into(), None);
-        let series: Vec<(&str, [u64; 5])> = s.series().map(|(n, m)| (n, m.by_state)).collect();
-        assert_eq!(
-            series,
-            [("a", [0; 5]), ("b", [0, 1, 0, 0, 0]), ("c", [0; 5])]
-        );
-    }
-
-    #[test]
-    fn submitted_runs_never_share_a_job_named_submitted() {
+    fn the_total_counts_every_run_and_submitted_runs_apart() {
         let mut m = RunMetrics::default();
         assert!(m.submitted().is_none());
+        m.record(RunState::Succeeded, Some(0.1));
         m.record_submitted(RunState::Failed, Some(0.2));
         m.record_submitted(RunState::Failed, None);
-        let mut job = JobMetrics::default();
-        job.record(RunState::Succeeded, Some(0.1));
-        let mut s = Snapshot::default();
-        s.push("submitted".into(), Some(&job));
-        s.set_submitted(m.submitted());
-        let series: Vec<(&str, [u64; 5])> = s.series().map(|(n, s)| (n, s.by_state)).collect();
-        assert_eq!(
-            series,
-            [
-                ("submitted", [1, 0, 0, 0, 0]),
-                (SUBMITTED_LABEL, [0, 2, 0, 0, 0])
-            ]
-        );
+        assert_eq!(m.submitted().map(|s| s.by_state), Some([0, 2, 0, 0, 0]));
+        assert_eq!(m.total().by_state, [1, 2, 0, 0, 0]);
+        assert_eq!(m.total().count, 2);
         // Outside the characters of a job name (config::values::is_job_name).
         assert!(!SUBMITTED_LABEL
             .bytes()

@@ -13,10 +13,13 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+mod api;
 mod lock;
 pub mod metrics;
+mod pages;
 pub mod run;
 
+pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use lock::{CoreGuard, CoreLock};
 
 use crate::config::JobDef;
@@ -24,7 +27,29 @@ use crate::time::{self, Timestamp};
 use run::{Run, RunId, RunState, Trigger};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
+
+/// Where a job's definition comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobSource {
+    /// A `[[jobs]]` table of the config file.
+    #[default]
+    File,
+    /// Defined at run time through the API (`jobs.put`).
+    Api,
+}
+
+impl JobSource {
+    /// The name on the wire (`"file"`, `"api"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobSource::File => "file",
+            JobSource::Api => "api",
+        }
+    }
+}
 
 /// A job as the daemon tracks it.
 ///
@@ -35,6 +60,8 @@ use std::sync::Arc;
 pub struct JobEntry {
     /// The current definition; runs in flight keep the one they started with.
     pub def: Arc<JobDef>,
+    /// Where the definition comes from.
+    pub source: JobSource,
     /// Whether the schedule runs: the file enables the job and it is not
     /// paused (kept equal to `def.enabled && !paused` by the core). False:
     /// not scheduled, still runnable by hand.
@@ -83,6 +110,7 @@ impl JobEntry {
     pub fn new(def: Arc<JobDef>) -> Self {
         JobEntry {
             enabled: def.enabled,
+            source: JobSource::File,
             paused: false,
             def,
             active: 0,
@@ -131,6 +159,7 @@ impl JobEntry {
 pub struct JobView<'a> {
     name: &'a str,
     kind: &'static str,
+    source: JobSource,
     schedule: Option<&'a str>,
     enabled: bool,
     paused: bool,
@@ -147,6 +176,9 @@ pub struct JobView<'a> {
     catch_up: &'static str,
     tz: Option<&'a str>,
     timeout_ms: Option<u64>,
+    /// Why an API job is not scheduled (`daemon.allow_job_api = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<run::RunView<'a>>>,
 }
@@ -210,6 +242,8 @@ pub struct Core {
     /// Bumped by every mutable access through [`CoreGuard`]: equal
     /// generations mean an unchanged core.
     generation: u64,
+    /// What is kept about the jobs defined at run time (`jobs.put`).
+    api: ApiJobs,
 }
 
 impl Core {
@@ -293,7 +327,7 @@ impl Core {
         let entry = self.jobs.get_mut(name)?;
         let changed = entry.paused != paused;
         entry.paused = paused;
-        entry.enabled = entry.def.enabled && !paused;
+        entry.enabled = api::effective_enabled(entry, self.api.held());
         Some(changed)
     }
 
@@ -305,15 +339,28 @@ impl Core {
             .map(|(name, _)| &**name)
     }
 
-    /// A copy of the run counters of `/metrics`: every job's name, and the
-    /// counters of those that have run (the others' are zero).
-    pub fn metrics_snapshot(&self) -> metrics::Snapshot {
-        let mut snapshot = metrics::Snapshot::with_capacity(self.jobs.len());
-        for (name, entry) in &self.jobs {
-            snapshot.push(Arc::clone(name), entry.metrics());
-        }
-        snapshot.set_submitted(self.metrics.submitted());
-        snapshot
+    /// The run counters of `/metrics` that are not a job's: ad-hoc runs
+    /// and the total of every run.
+    pub fn metrics(&self) -> &metrics::RunMetrics {
+        &self.metrics
+    }
+
+    /// The `/metrics` counters of up to `max` jobs after the name `after`,
+    /// in name order (zeros for a job that never ran), and whether more
+    /// jobs follow.
+    pub fn metrics_slice(
+        &self,
+        after: Option<&str>,
+        max: usize,
+    ) -> (Vec<(String, metrics::JobMetrics)>, bool) {
+        let start = after.map_or(Unbounded, Excluded);
+        let mut jobs = self.jobs.range::<str, _>((start, Unbounded));
+        let taken = jobs
+            .by_ref()
+            .take(max)
+            .map(|(name, e)| (name.to_string(), e.metrics().cloned().unwrap_or_default()))
+            .collect();
+        (taken, jobs.next().is_some())
     }
 
     /// Removes a job. Its finished runs and its `/metrics` series are
@@ -368,15 +415,7 @@ impl Core {
         state: Option<RunState>,
         limit: usize,
     ) -> Vec<&Run> {
-        let mut found: Vec<&Run> = self
-            .runs
-            .values()
-            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
-            .filter(|r| state.is_none_or(|s| r.state == s))
-            .collect();
-        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
-        found.truncate(limit);
-        found
+        self.runs_before(job, state, None, limit)
     }
 
     /// Whether any kept run belongs to `job` (a removed job's runs stay
@@ -461,8 +500,10 @@ impl Core {
         let seconds = snapshot.duration_ms().map(|ms| ms as f64 / 1000.0);
         // A run of a job a reload removed finishes uncounted: its series
         // went with the job (see `remove_job`).
-        if snapshot.job.is_none() {
-            self.metrics.record_submitted(finish.state, seconds);
+        match snapshot.job.as_deref() {
+            None => self.metrics.record_submitted(finish.state, seconds),
+            Some(job) if self.jobs.contains_key(job) => self.metrics.record(finish.state, seconds),
+            Some(_) => {}
         }
         let limit = self.history_limit;
         let evicted: Vec<RunId> = match snapshot.job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
@@ -522,6 +563,7 @@ impl Core {
         Some(JobView {
             name: &def.name,
             kind: def.kind.name(),
+            source: entry.source,
             schedule: def.schedule.as_ref().map(|s| s.text()),
             enabled: entry.enabled,
             paused: entry.paused,
@@ -543,6 +585,7 @@ impl Core {
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            held: (self.api.held() && entry.source == JobSource::Api).then_some(HELD_REASON),
             history: with_history.then(|| {
                 entry
                     .history()

@@ -257,15 +257,6 @@ impl RunView<'_> {
     }
 }
 
-/// Parses a run id as clients send it (a string, or a bare number as a courtesy).
-pub fn parse_run_id(v: &Value) -> Option<RunId> {
-    match v {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_u64(),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,12 +320,5 @@ mod tests {
             Value::Null,
             "manual runs have none"
         );
-    }
-
-    #[test]
-    fn run_ids_parse_from_strings_and_numbers() {
-        assert_eq!(parse_run_id(&Value::from("17")), Some(17));
-        assert_eq!(parse_run_id(&Value::from(17)), Some(17));
-        assert_eq!(parse_run_id(&Value::from("x")), None);
     }
 }

@@ -177,8 +177,12 @@ fn reload_churn_keeps_metrics_to_the_configured_jobs() {
         assert!(core.finish(id, ok(), true).is_some());
         core.upsert_job(def("stay"));
     }
-    let snapshot = core.metrics_snapshot();
-    let series: Vec<(&str, u64)> = snapshot.series().map(|(n, m)| (n, m.by_state[0])).collect();
+    let (slice, more) = core.metrics_slice(None, usize::MAX);
+    let series: Vec<(&str, u64)> = slice
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.by_state[0]))
+        .collect();
+    assert!(!more);
     assert_eq!(
         series,
         [("stay", 1)],
@@ -218,7 +222,13 @@ fn a_job_gets_its_history_and_counters_at_its_first_run() {
     assert_eq!(a.metrics().map(|m| m.by_state[0]), Some(1));
     assert!(core.job("b").is_some_and(|j| j.metrics().is_none()));
     // A job that never ran still shows (zero) series.
-    let snapshot = core.metrics_snapshot();
-    let series: Vec<(&str, u64)> = snapshot.series().map(|(n, m)| (n, m.by_state[0])).collect();
-    assert_eq!(series, [("a", 1), ("b", 0)]);
+    let (slice, more) = core.metrics_slice(None, 1);
+    assert!(more, "b follows");
+    assert_eq!(slice[0].0, "a");
+    assert_eq!(slice[0].1.by_state[0], 1);
+    let (slice, more) = core.metrics_slice(Some("a"), 1);
+    assert!(!more);
+    assert_eq!(slice[0].0, "b");
+    assert_eq!(slice[0].1.by_state, [0; 5]);
+    assert_eq!(core.metrics().total().by_state[0], 1);
 }
