@@ -15,12 +15,13 @@
 //! with `O_APPEND`, and a fresh file is only ever put in place by
 //! [`Journal::replace`] (temporary file, fsync, rename, directory fsync).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::files;
+use super::fresh;
 use super::record::Record;
 
 /// The first line of every journal: magic, then the format version.
@@ -34,7 +35,7 @@ pub(super) const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// The journal's file name inside the state directory.
 pub(super) const FILE_NAME: &str = "journal";
 /// Where a new journal is written before it is renamed over the old one.
-const TMP_NAME: &str = "journal.tmp";
+pub(super) const TMP_NAME: &str = "journal.tmp";
 
 /// What the first line of a journal says.
 #[derive(Debug, PartialEq)]
@@ -236,8 +237,9 @@ pub(super) fn encode_frame(buf: &mut Vec<u8>, record: &Record) -> io::Result<()>
 /// The open journal of a state directory, appended to in place.
 #[derive(Debug)]
 pub(super) struct Journal {
-    /// The journal, opened with `O_APPEND`.
-    file: File,
+    /// The journal, opened with `O_APPEND` (shared so that it can be
+    /// fdatasynced without holding the journal, see [`Journal::sync_handle`]).
+    file: Arc<File>,
     /// Its path, for messages.
     path: PathBuf,
     /// The state directory, fsynced after a rename.
@@ -273,11 +275,13 @@ impl Journal {
         records: impl IntoIterator<Item = Record>,
         max_run_id: u64,
     ) -> io::Result<Journal> {
-        let tmp = dir.join(TMP_NAME);
-        let path = dir.join(FILE_NAME);
-        let (file, len) = write_new(&tmp, records, max_run_id)?;
-        fs::rename(&tmp, &path).map_err(|e| files::context(e, "rename", &tmp))?;
-        Ok(Journal {
+        fresh::write_records(dir, records, max_run_id)?.install(dir)
+    }
+
+    /// The journal of a new file just renamed into place at `path`
+    /// (`len` bytes, all durable); its directory is not fsynced yet.
+    pub(super) fn from_fresh(file: Arc<File>, path: PathBuf, dir: &Path, len: u64) -> Journal {
+        Journal {
             file,
             path,
             dir: dir.to_path_buf(),
@@ -288,44 +292,45 @@ impl Journal {
             dir_unsynced: true,
             broken: None,
             missed: false,
-        })
+        }
     }
 
     /// Writes one frame with a single `write`; it is in the page cache (and
     /// survives `kill -9`) when this returns, on disk after [`Journal::sync`].
     pub(super) fn append(&mut self, record: &Record) -> io::Result<()> {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        let appended = encode_frame(&mut frame, record).and_then(|()| self.append_frames(&frame));
+        self.frame = frame;
+        appended
+    }
+
+    /// Writes `frames` (whole frames, as [`encode_frame`] makes them) with
+    /// a single `write`, as [`Journal::append`] does one.
+    pub(super) fn append_frames(&mut self, frames: &[u8]) -> io::Result<()> {
         if let Some(why) = &self.broken {
             return Err(io::Error::other(format!(
                 "state/journal: {} takes no appends until it is compacted: {why}",
                 self.path.display()
             )));
         }
-        self.frame.clear();
-        encode_frame(&mut self.frame, record)?;
-        if let Err(e) = self.write_frame() {
+        if let Err(e) = self.write_frames(frames) {
             self.undo_partial_write();
-            // The record is only in memory now: the next compaction must
-            // rewrite the journal from memory to get it back.
+            // The records are only in memory now: the next compaction must
+            // rewrite the journal from memory to get them back.
             self.missed = true;
             return Err(files::context(e, "append to", &self.path));
         }
-        self.len += self.frame.len() as u64;
+        self.len += frames.len() as u64;
         self.dirty = true;
         Ok(())
     }
 
     /// The one `write` of an append (a fail point can make it fail with
     /// ENOSPC, as a full disk does).
-    fn write_frame(&mut self) -> io::Result<()> {
-        fail::fail_point!("journal.append", |_| Err(disk_full()));
-        self.file.write_all(&self.frame)
-    }
-
-    /// The fdatasync of [`Journal::sync`] (a fail point can make it fail
-    /// with EIO).
-    fn sync_file(&self) -> io::Result<()> {
-        fail::fail_point!("journal.sync", |_| Err(io::Error::from_raw_os_error(5)));
-        self.file.sync_data()
+    fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
+        fail::fail_point!("journal.append", |_| Err(fresh::disk_full()));
+        (&*self.file).write_all(frames)
     }
 
     /// Cuts off whatever part of a failed frame reached the file: a torn
@@ -348,13 +353,37 @@ impl Journal {
     /// refuses appends until a compaction rewrites the state from memory.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
-            if let Err(e) = self.sync_file() {
-                let why = format!("fdatasync failed: {e}");
-                self.broken = Some(why);
-                return Err(files::context(e, "fdatasync", &self.path));
-            }
-            self.dirty = false;
+            let synced = sync_data(&self.file, &self.path);
+            self.after_sync(synced)?;
         }
+        self.sync_dir()
+    }
+
+    /// The file and its path, to fdatasync (with [`sync_data`]) without
+    /// holding the journal; report the outcome to [`Journal::after_sync`].
+    pub(super) fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+        (Arc::clone(&self.file), self.path.clone())
+    }
+
+    /// Takes the outcome of an fdatasync of everything appended before it
+    /// began: on failure the journal is broken (see [`Journal::sync`]).
+    /// `dirty` stays set if appends came in meanwhile; syncing again costs
+    /// little.
+    pub(super) fn after_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        match synced {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(format!("fdatasync failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// fsyncs the directory after a rename, once (retried until it works).
+    pub(super) fn sync_dir(&mut self) -> io::Result<()> {
         if self.dir_unsynced {
             files::sync_dir(&self.dir)?;
             self.dir_unsynced = false;
@@ -377,6 +406,18 @@ impl Journal {
         self.compacted_len
     }
 
+    /// True once appends are refused (after a failed fdatasync, or a failed
+    /// append that could not be cut off).
+    pub(super) fn refuses_appends(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// True while a rename put this file in place and the directory was not
+    /// fsynced since.
+    pub(super) fn dir_unsynced(&self) -> bool {
+        self.dir_unsynced
+    }
+
     /// True once appends are refused (see [`Journal::sync`]), or a failed
     /// append left a record out: either way only a compaction from memory
     /// makes the file whole again.
@@ -385,61 +426,16 @@ impl Journal {
     }
 }
 
-/// The error a full disk gives, for the fail points.
-#[cfg(feature = "failpoints")]
-fn disk_full() -> io::Error {
-    io::Error::from_raw_os_error(28) // ENOSPC
-}
-
-/// Creates `path` afresh with the header and the frames of `records`,
-/// fsynced; returns it (opened for appending) and its length.
-fn write_new(
-    path: &Path,
-    records: impl IntoIterator<Item = Record>,
-    max_run_id: u64,
-) -> io::Result<(File, u64)> {
-    // A leftover from a crash during an earlier compaction is garbage.
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(files::context(e, "remove stale", path));
-        }
-        _ => {}
-    }
-    // `create_new` (O_EXCL) never follows a link; O_NOFOLLOW says so too.
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| files::context(e, "create", path))?;
-    let mut out = BufWriter::with_capacity(64 * 1024, &file);
-    let mut frame = Vec::with_capacity(4096);
-    let mut len = HEADER.len() as u64;
-    let mut highest = 0;
-    let write_err = |e| files::context(e, "write", path);
-    fail::fail_point!("journal.write_new", |_| Err(write_err(disk_full())));
-    out.write_all(HEADER).map_err(write_err)?;
-    let marker = Record::Forget { run_id: max_run_id };
-    let mut write_one = |record: &Record| -> io::Result<()> {
-        frame.clear();
-        encode_frame(&mut frame, record)?;
-        out.write_all(&frame).map_err(write_err)?;
-        len += frame.len() as u64;
-        Ok(())
-    };
-    for record in records {
-        highest = highest.max(record.run_id().unwrap_or(0));
-        write_one(&record)?;
-    }
-    if highest < max_run_id {
-        write_one(&marker)?;
-    }
-    out.flush().map_err(write_err)?;
-    drop(out);
-    file.sync_all()
-        .map_err(|e| files::context(e, "fsync", path))?;
-    Ok((file, len))
+/// The fdatasync of a journal file (a fail point can make it fail with
+/// EIO).
+pub(super) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    fail::fail_point!("journal.sync", |_| Err(files::context(
+        io::Error::from_raw_os_error(5),
+        "fdatasync",
+        path
+    )));
+    file.sync_data()
+        .map_err(|e| files::context(e, "fdatasync", path))
 }
 
 #[cfg(test)]

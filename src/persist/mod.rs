@@ -83,8 +83,11 @@
 //! [`Store::needs_compaction`] tells it when to hand over its live state.
 
 mod files;
+mod fresh;
+mod group;
 mod journal;
 mod record;
+mod thread;
 
 #[cfg(test)]
 mod proptests;
@@ -97,6 +100,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::time::Timestamp;
+pub use group::{GroupCommit, Lsn, Report, ReportFn, Writer};
 use journal::{Header, Journal};
 pub use record::{Record, RunRecord};
 
