@@ -55,6 +55,10 @@ pub enum Error {
         /// How many of the newest runs would fit.
         fit: usize,
     },
+    /// With `state_dir`: the request took effect in memory, but the journal
+    /// could not be made durable (a failed write or fdatasync), so it is
+    /// not acknowledged. Says what failed.
+    NotDurable(String),
     /// A bug in tickd; should never be seen.
     Internal(String),
 }
@@ -104,6 +108,11 @@ impl fmt::Display for Error {
                     write!(f, "ask for fewer runs (`limit` of at most {fit})")
                 }
             }
+            Error::NotDurable(why) => write!(
+                f,
+                "not acknowledged: the state_dir journal could not be made durable ({why}); \
+                 the request took effect in memory but may not survive a restart"
+            ),
             Error::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
@@ -158,6 +167,11 @@ mod tests {
                 Error::AnswerTooLarge { cap: 10, fit: 3 },
                 "param `limit`: the answer would be larger than max_output_bytes (10 bytes); ask \
                  for fewer runs (`limit` of at most 3)",
+            ),
+            (
+                Error::NotDurable("EIO".into()),
+                "not acknowledged: the state_dir journal could not be made durable (EIO); the \
+                 request took effect in memory but may not survive a restart",
             ),
             (Error::Internal("oops".into()), "internal error: oops"),
         ];

@@ -13,6 +13,7 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 mod board;
+mod compaction;
 pub mod counters;
 pub mod dispatch;
 mod error;
@@ -35,7 +36,6 @@ use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time;
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,6 +60,10 @@ pub enum LoopEvent {
     Finished(Run),
     /// A run was queued or started; posted only while someone subscribes.
     RunChanged(Run),
+    /// The journal thread's news: records made durable (answers waiting
+    /// on them can go), failed writes, compactions (see
+    /// [`crate::persist::GroupCommit`]).
+    Journal(crate::persist::Report),
 }
 
 /// State shared between the loop and the workers.
@@ -70,27 +74,42 @@ pub struct Shared {
     pub board: Board,
     events: Sender<LoopEvent>,
     /// Whether a post must wake the loop, and its waker.
-    wake: wake::LoopWake,
-    /// The `state_dir` journal, when one is configured.
-    pub journal: Option<Mutex<crate::persist::Store>>,
+    wake: Arc<wake::LoopWake>,
+    /// The `state_dir` journal and its thread, when one is configured.
+    pub journal: Option<crate::persist::GroupCommit>,
 }
 
 impl Shared {
     /// Creates the shared state; `events` and `waker` lead to the loop.
+    /// With a journal, starts its thread, which posts
+    /// [`LoopEvent::Journal`].
     pub fn new(
         core: Core,
         board: Board,
         events: Sender<LoopEvent>,
         waker: Arc<mio::Waker>,
         journal: Option<crate::persist::Store>,
-    ) -> Self {
-        Shared {
-            journal: journal.map(Mutex::new),
+    ) -> std::io::Result<Self> {
+        let wake = Arc::new(wake::LoopWake::new(waker));
+        let journal = match journal {
+            Some(store) => {
+                let (tx, wake) = (events.clone(), Arc::clone(&wake));
+                let report = Box::new(move |report| {
+                    if tx.send(LoopEvent::Journal(report)).is_ok() {
+                        wake.after_post();
+                    }
+                });
+                Some(crate::persist::GroupCommit::start(store, report)?)
+            }
+            None => None,
+        };
+        Ok(Shared {
+            journal,
             core: CoreLock::new(core),
             board,
             events,
-            wake: wake::LoopWake::new(waker),
-        }
+            wake,
+        })
     }
 
     /// Posts a queued/running snapshot of run `id` for subscribers, if any.
@@ -189,6 +208,8 @@ pub struct Daemon {
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
+    /// A journal compaction whose snapshot is being handed over.
+    snapshot: Option<compaction::Snapshot>,
 }
 
 impl Daemon {
@@ -216,7 +237,7 @@ impl Daemon {
         };
         let watchdog =
             crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
-        let shared = Arc::new(Shared::new(core, board, events, waker, journal));
+        let shared = Arc::new(Shared::new(core, board, events, waker, journal)?);
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
@@ -247,6 +268,7 @@ impl Daemon {
             inputs: HashMap::new(),
             retries: HashMap::new(),
             quiet_dispatches: None,
+            snapshot: None,
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
@@ -268,7 +290,7 @@ impl Daemon {
             for (id, args, adhoc) in requeue {
                 daemon.requeue(id, args, adhoc);
             }
-            daemon.shared.sync_journal();
+            daemon.shared.sync_journal_now();
         }
         daemon.publish();
         Ok(daemon)
@@ -299,6 +321,7 @@ impl Daemon {
         let timer = [
             self.scheduler.next_wakeup(),
             self.shared.board.state.retry_at(),
+            self.snapshot.as_ref().map(|_| Instant::now()),
         ]
         .into_iter()
         .flatten()
@@ -340,6 +363,7 @@ impl Daemon {
         crate::notify::loop_turned();
         self.fire_due(now);
         self.retry_journal(now);
+        self.continue_compaction();
         if let Phase::Draining {
             grace_end,
             killed: false,
@@ -452,7 +476,7 @@ impl Daemon {
         if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
             log::warn!("some worker threads did not stop in time");
         }
-        self.shared.sync_journal();
+        self.shared.close_journal();
     }
 
     fn kill_running(&mut self, why: &str) {

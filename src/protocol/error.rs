@@ -14,7 +14,7 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
         E::Invalid { .. } | E::AnswerTooLarge { .. } => ErrorCode::InvalidParams,
-        E::Internal(_) => ErrorCode::Internal,
+        E::NotDurable(_) | E::Internal(_) => ErrorCode::Internal,
     }
 }
 
@@ -63,6 +63,7 @@ mod tests {
                 },
                 -32602,
             ),
+            (E::NotDurable("x".into()), -32603),
             (E::Internal("x".into()), -32603),
         ];
         for (e, code) in cases {

@@ -120,6 +120,9 @@ impl Server {
             if self.daemon.stopping() && self.shutdown_step(now) {
                 break;
             }
+            // What this turn appended to the journal is written and synced
+            // as one group; the answers waiting on it go when it is done.
+            self.daemon.shared.sync_journal();
         }
         let conns = self.conns.len();
         if conns > 0 {
@@ -162,6 +165,7 @@ impl Server {
                 match event {
                     LoopEvent::RunChanged(run) => self.broadcast(&run),
                     LoopEvent::Finished(run) => self.on_run_finished(&run),
+                    LoopEvent::Journal(report) => self.on_journal(&report),
                 }
             }
             if !self.drain_answers() {

@@ -1,0 +1,189 @@
+//! Compacting the journal without stalling the loop, and what the loop
+//! makes of the journal thread's reports.
+//!
+//! Once the journal has grown enough (or after a failed write), the loop
+//! begins a compaction and hands the journal thread a snapshot of its
+//! state in pieces: every run it keeps (with the args and submitted job a
+//! queued run needs to run after a restart), then each job's last
+//! scheduled time and pause, in name order. At most [`SLICE`] of each
+//! loop turn goes to it; the rest of the turn serves clients and timers as
+//! usual. The thread encodes nothing for it twice and writes the new file
+//! on its own time (see [`crate::persist::GroupCommit`] for why a snapshot
+//! taken piece by piece, while records keep coming, replays to the right
+//! state).
+
+use super::Daemon;
+use crate::persist::{Record, Report, RunRecord};
+use crate::state::run::RunId;
+use std::time::{Duration, Instant};
+
+/// The most one loop turn spends on the snapshot.
+const SLICE: Duration = Duration::from_millis(1);
+
+/// Records per piece handed over (the slice is checked between pieces).
+const PIECE: usize = 256;
+
+/// How far the snapshot has been handed over.
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    /// The ids of the runs still to hand over, highest first (taken from
+    /// the end). A run gone meanwhile (pruned from the history) is skipped;
+    /// a run created meanwhile is in the records queued since.
+    runs: Vec<RunId>,
+    /// Jobs are handed over after this name (None: from the first).
+    jobs_after: Option<String>,
+    /// Every job has been handed over.
+    jobs_done: bool,
+}
+
+impl Daemon {
+    /// Begins a compaction when the journal has grown enough or writes
+    /// failed (called after runs finish, and when a failed write is
+    /// retried; cheap when there is nothing to do).
+    pub(super) fn compact_journal_if_needed(&mut self) {
+        let Some(journal) = &self.shared.journal else {
+            return;
+        };
+        if self.snapshot.is_some() {
+            return;
+        }
+        let health = &self.shared.board.state;
+        if health.retry_at().is_some_and(|at| at > Instant::now()) {
+            // Writes are failing: wait for the retry instead of trying
+            // (and logging) on every finished run.
+            return;
+        }
+        if !journal.needs_compaction() {
+            if health.retry_at().is_some() {
+                // What failed needs no rewrite (a record too large, a
+                // directory sync): the journal takes appends.
+                journal.request_sync();
+                health.recovered("the journal takes appends");
+            }
+            return;
+        }
+        if !journal.begin_compaction() {
+            // The journal thread is still putting the last one in place.
+            return;
+        }
+        let mut runs: Vec<RunId> = self.shared.core.lock().all_runs().map(|r| r.id).collect();
+        runs.sort_unstable_by(|a, b| b.cmp(a));
+        // Writes stay failing (in `status`) until it is in place.
+        health.postpone_retry();
+        self.snapshot = Some(Snapshot {
+            runs,
+            jobs_after: None,
+            jobs_done: false,
+        });
+        self.continue_compaction();
+    }
+
+    /// Hands over the next pieces of the snapshot, for at most [`SLICE`]
+    /// (called every loop turn while a compaction is on).
+    pub(super) fn continue_compaction(&mut self) {
+        let Some(mut snapshot) = self.snapshot.take() else {
+            return;
+        };
+        let Some(journal) = &self.shared.journal else {
+            return;
+        };
+        let until = Instant::now() + SLICE;
+        let mut records = Vec::with_capacity(PIECE + 1);
+        loop {
+            records.clear();
+            self.snapshot_piece(&mut snapshot, &mut records);
+            if records.is_empty() {
+                journal.seal_compaction();
+                return;
+            }
+            match journal.append_snapshot(&records) {
+                Ok(true) => {}
+                // The compaction failed; its report says why.
+                Ok(false) => return,
+                Err(e) => self
+                    .shared
+                    .write_failed(format!("journal compaction: a record was left out: {e}")),
+            }
+            if Instant::now() >= until {
+                self.snapshot = Some(snapshot);
+                return;
+            }
+        }
+    }
+
+    /// The next piece of the snapshot (empty once all is handed over).
+    fn snapshot_piece(&self, snapshot: &mut Snapshot, out: &mut Vec<Record>) {
+        let core = self.shared.core.lock();
+        while out.len() < PIECE {
+            let Some(id) = snapshot.runs.pop() else {
+                break;
+            };
+            let Some(run) = core.run(id) else {
+                continue;
+            };
+            let (args, adhoc) = match self.inputs.get(&id) {
+                Some(i) if !run.state.is_terminal() => (i.args.clone(), i.adhoc.clone()),
+                _ => (None, None),
+            };
+            out.push(Record::Run(RunRecord::from_run(run, args, adhoc)));
+        }
+        if out.len() >= PIECE || snapshot.jobs_done {
+            return;
+        }
+        let mut last = None;
+        let marks = core.job_marks_after(snapshot.jobs_after.as_deref());
+        for (name, scheduled, paused) in marks.take(PIECE - out.len()) {
+            if let Some(at) = scheduled {
+                out.push(Record::Scheduled {
+                    job: name.to_string(),
+                    at,
+                });
+            }
+            if paused {
+                out.push(Record::Pause {
+                    job: name.to_string(),
+                    paused: true,
+                });
+            }
+            last = Some(name);
+        }
+        match last {
+            Some(name) => snapshot.jobs_after = Some(name.to_string()),
+            None => snapshot.jobs_done = true,
+        }
+    }
+
+    /// While journal writes are failing, retries them when it is time.
+    pub(super) fn retry_journal(&mut self, now: Instant) {
+        if self
+            .shared
+            .board
+            .state
+            .retry_at()
+            .is_some_and(|at| at <= now)
+        {
+            self.compact_journal_if_needed();
+        }
+    }
+
+    /// Takes a report of the journal thread (the server answers the
+    /// requests waiting on it): failures are counted and retried,
+    /// compactions logged.
+    pub fn on_journal(&mut self, report: &Report) {
+        let health = &self.shared.board.state;
+        match report {
+            Report::Durable(_) => {}
+            Report::Failed { upto, error } => self.shared.write_failed(format!(
+                "could not make the journal durable (records up to #{upto}): {error}"
+            )),
+            Report::Compacted { from, to } => {
+                log::info!("state_dir: journal compacted from {from} to {to} bytes");
+                health.recovered("the journal was rewritten from memory");
+            }
+            Report::CompactionFailed { error, .. } => {
+                self.snapshot = None;
+                self.shared.write_failed(error.clone());
+            }
+        }
+    }
+}
