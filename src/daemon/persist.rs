@@ -155,10 +155,19 @@ impl Shared {
     }
 
     /// Asks the journal thread to write and sync everything appended so far
-    /// (called once per loop turn; never waits).
+    /// (never waits): at the end of a loop turn that holds answers.
     pub fn sync_journal(&self) {
         if let Some(journal) = &self.journal {
             journal.request_sync();
+        }
+    }
+
+    /// Asks the journal thread to write everything appended so far, without
+    /// a sync (never waits): at the end of a loop turn that holds no
+    /// answer, so that its records survive a `kill -9`.
+    pub fn write_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.request_write();
         }
     }
 

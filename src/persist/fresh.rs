@@ -13,8 +13,8 @@
 //! journal still takes appends.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ impl Fresh {
         )));
         // `create_new` (O_EXCL) never follows a link; O_NOFOLLOW says so too.
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
@@ -74,8 +74,8 @@ impl Fresh {
 
     /// Appends `bytes` (whole frames).
     pub(super) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.file)
-            .write_all(bytes)
+        self.file
+            .write_all_at(bytes, self.len)
             .map_err(|e| files::context(e, "write", &self.path))?;
         self.len += bytes.len() as u64;
         Ok(())

@@ -156,7 +156,11 @@ pub(super) struct Queue {
     /// The number of the last record appended.
     appended: Lsn,
     /// Sync asked for up to here.
-    requested: Lsn,
+    pub(super) requested: Lsn,
+    /// Writing (without a sync) asked for up to here.
+    write_wanted: Lsn,
+    /// The number of the last record taken to be written.
+    taken: Lsn,
     /// The journal thread is done with everything up to here (durable, or
     /// reported failed, or left for a compaction).
     pub(super) handled: Lsn,
@@ -297,9 +301,22 @@ impl Queue {
         false
     }
 
+    /// Asks for everything appended to be written (not synced); true if
+    /// some of it is not written yet and was not asked for before.
+    pub(super) fn request_write(&mut self) -> bool {
+        if self.appended > self.write_wanted.max(self.taken) {
+            self.write_wanted = self.appended;
+            return true;
+        }
+        false
+    }
+
     /// Whether the journal thread has something to do.
     pub(super) fn has_work(&self) -> bool {
-        self.stop || self.requested > self.handled || (self.sealed && self.compacting)
+        self.stop
+            || self.requested > self.handled
+            || self.write_wanted > self.taken
+            || (self.sealed && self.compacting)
     }
 
     /// The number of the last record appended.
@@ -321,6 +338,7 @@ impl Queue {
             fresh_highest: self.fresh_highest,
             max_run_id: self.max_run_id,
         };
+        self.taken = self.appended;
         if self.compacting {
             self.fresh_from = Some(0);
         }
@@ -387,9 +405,19 @@ impl GroupCommit {
 
     /// Asks the journal thread to write and sync everything appended so
     /// far (a no-op when nothing was appended since the last call): called
-    /// once per loop turn.
+    /// at the end of each loop turn that holds answers.
     pub fn request_sync(&self) {
         if self.inner.queue.lock().request() {
+            self.inner.work.notify_one();
+        }
+    }
+
+    /// Asks the journal thread to write everything appended so far, without
+    /// a sync: the end of a loop turn that holds no answer. Its records
+    /// survive a `kill -9` once written; a power loss once a later sync
+    /// covers them (the next one someone waits for, or the one at exit).
+    pub fn request_write(&self) {
+        if self.inner.queue.lock().request_write() {
             self.inner.work.notify_one();
         }
     }
@@ -435,6 +463,7 @@ impl GroupCommit {
     /// the last compaction), or refuses appends after a failed write or
     /// sync (see [`Store::needs_compaction`]).
     pub fn needs_compaction(&self) -> bool {
+        fail::fail_point!("journal.compact_now", |_| true);
         let limit = super::COMPACT_MIN_BYTES
             .max(super::COMPACT_GROWTH * self.inner.compacted_len.load(Ordering::Relaxed));
         self.inner.broken.load(Ordering::Relaxed) || self.inner.len.load(Ordering::Relaxed) > limit

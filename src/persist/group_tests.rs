@@ -186,7 +186,7 @@ fn compaction_while_appends_go_on_keeps_every_record() {
     assert!(gc.begin_compaction());
     // The snapshot as memory holds it (runs 1..=300 finished, a and b
     // paused), handed over in pieces while a writer appends and writes
-    // through: new runs, a resume.
+    // through new runs; then a resume, after the pieces that say paused.
     let writer = {
         let gc = Arc::clone(&gc);
         std::thread::spawn(move || {
@@ -201,8 +201,6 @@ fn compaction_while_appends_go_on_keeps_every_record() {
                     gc.request_sync();
                 }
             }
-            gc.append(&pause("a", false)).expect("append");
-            more.push(pause("a", false));
             more
         })
     };
@@ -211,7 +209,9 @@ fn compaction_while_appends_go_on_keeps_every_record() {
         assert!(gc.append_snapshot(piece).expect("snapshot"));
         gc.request_sync();
     }
-    let more = writer.join().expect("writer");
+    let mut more = writer.join().expect("writer");
+    gc.append(&pause("a", false)).expect("append");
+    more.push(pause("a", false));
     gc.seal_compaction();
     let compacted = wait_for(&rx, "compacted", |r| {
         matches!(

@@ -117,7 +117,7 @@ pub const MAX_RUN_ID: u64 = i64::MAX as u64;
 
 /// The journal grows this much past its compacted size before
 /// [`Store::needs_compaction`] asks for a compaction, whatever the ratio.
-const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+const COMPACT_MIN_BYTES: u64 = 8 * 1024 * 1024;
 /// ... and to this many times its compacted size.
 const COMPACT_GROWTH: u64 = 4;
 

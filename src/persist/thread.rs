@@ -17,6 +17,10 @@ use super::journal::{self, encode_frame};
 use super::record::Record;
 use super::Store;
 
+/// Zeros written ahead of the journal's end at a time (when half of them
+/// are used up): see [`super::journal::Journal::reserve`].
+const WRITE_AHEAD: u64 = 1024 * 1024;
+
 /// The files, guarded by the lock of [`Inner::files`].
 #[derive(Debug)]
 pub(super) struct Files {
@@ -100,6 +104,9 @@ impl Files {
 /// The journal thread's loop: a round each time there is work, until
 /// asked to stop (after a last round).
 pub(super) fn run(inner: &Inner) {
+    // Answers wait for this thread: let it run as soon as it wakes, like
+    // the loop (it works for microseconds, then sleeps in fdatasync).
+    crate::sys::mark_latency_sensitive();
     loop {
         {
             let mut queue = inner.queue.lock();
@@ -116,9 +123,9 @@ pub(super) fn run(inner: &Inner) {
 /// One round (see the module docs); true if the thread is to stop.
 fn round(inner: &Inner) -> bool {
     let mut files = inner.files.lock();
-    let (batch, stop) = {
+    let (batch, stop, requested) = {
         let mut queue = inner.queue.lock();
-        (queue.take(), queue.stop)
+        (queue.take(), queue.stop, queue.requested)
     };
     let sealed = batch.sealed;
     files.write_batch(inner, batch);
@@ -131,12 +138,32 @@ fn round(inner: &Inner) -> bool {
         files = install(inner, files);
     }
     let target = files.written;
+    if requested <= files.synced && !stop && !files.store.journal.dir_unsynced() {
+        // Written only: nobody waits for these records yet; the next sync
+        // takes them along.
+        return false;
+    }
     let error = sync(inner, files, target);
-    let mut queue = inner.queue.lock();
-    queue.handled = queue.handled.max(target);
-    queue.last_error = error;
-    inner.handled.notify_all();
+    {
+        let mut queue = inner.queue.lock();
+        queue.handled = queue.handled.max(target);
+        queue.last_error = error;
+        inner.handled.notify_all();
+    }
+    if !stop {
+        write_ahead(inner);
+    }
     stop
+}
+
+/// Writes zeros ahead of the journal's end when little room is left (see
+/// [`super::journal::Journal::reserve`]), after the round's sync so that
+/// no answer waits for it.
+fn write_ahead(inner: &Inner) {
+    let mut files = inner.files.lock();
+    if let Err(e) = files.store.journal.reserve(WRITE_AHEAD / 2, WRITE_AHEAD) {
+        log::debug!("state/journal: {e}");
+    }
 }
 
 /// fdatasyncs the journal in use up to record `target` (and its directory

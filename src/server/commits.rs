@@ -46,6 +46,8 @@ pub struct Held {
 #[derive(Debug, Default)]
 pub struct CommitQueue {
     held: VecDeque<Held>,
+    /// An answer is held whose sync was not asked for yet.
+    unasked: bool,
 }
 
 impl CommitQueue {
@@ -54,6 +56,13 @@ impl CommitQueue {
     pub fn push(&mut self, held: Held) {
         debug_assert!(self.held.back().is_none_or(|h| h.lsn <= held.lsn));
         self.held.push_back(held);
+        self.unasked = true;
+    }
+
+    /// Whether answers were held since the sync was last asked for; true
+    /// once: the caller asks for it.
+    pub fn take_unasked(&mut self) -> bool {
+        std::mem::take(&mut self.unasked)
     }
 
     /// Takes every answer held for `upto` or below, in order.
@@ -109,6 +118,18 @@ impl Server {
             to,
             answer,
         });
+    }
+
+    /// At the end of a loop turn: what the turn appended to the journal is
+    /// written, and synced as one group when answers wait on it. (While
+    /// the journal thread is busy with the previous sync, the turns that
+    /// pass add to the next group.)
+    pub(super) fn commit_turn(&mut self) {
+        if self.commits.take_unasked() {
+            self.daemon.shared.sync_journal();
+        } else {
+            self.daemon.shared.write_journal();
+        }
     }
 
     /// Takes a report of the journal thread: the daemon's bookkeeping, then

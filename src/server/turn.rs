@@ -120,9 +120,7 @@ impl Server {
             if self.daemon.stopping() && self.shutdown_step(now) {
                 break;
             }
-            // What this turn appended to the journal is written and synced
-            // as one group; the answers waiting on it go when it is done.
-            self.daemon.shared.sync_journal();
+            self.commit_turn();
         }
         let conns = self.conns.len();
         if conns > 0 {
