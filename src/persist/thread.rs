@@ -181,6 +181,7 @@ fn sync(inner: &Inner, files: MutexGuard<'_, Files>, target: Lsn) -> Option<Stri
     }
     let (file, path) = files.store.journal.sync_handle();
     drop(files);
+    log::debug!("state/journal: fdatasync of the records up to #{target}");
     let synced = if data {
         journal::sync_data(&file, &path)
     } else {
