@@ -26,14 +26,30 @@ const PIECE: usize = 256;
 /// How far the snapshot has been handed over.
 #[derive(Debug)]
 pub(super) struct Snapshot {
-    /// The ids of the runs still to hand over, highest first (taken from
-    /// the end). A run gone meanwhile (pruned from the history) is skipped;
-    /// a run created meanwhile is in the records queued since.
+    /// The ids of the runs still to hand over (taken from the end; their
+    /// order does not matter: replay keeps each run's latest record). A
+    /// run gone meanwhile (pruned from the history) is skipped; a run
+    /// created meanwhile is in the records queued since.
     runs: Vec<RunId>,
     /// Jobs are handed over after this name (None: from the first).
     jobs_after: Option<String>,
     /// Every job has been handed over.
     jobs_done: bool,
+    /// All of it was handed over: the journal thread puts the new journal
+    /// in place (kept until it says so, for the figures of the log line).
+    sealed: bool,
+    /// Records handed over, in how many loop turns, and the most CPU time
+    /// one turn spent on them (the loop's own time, whatever else the
+    /// machine ran meanwhile).
+    records: usize,
+    turns: u32,
+    longest: Duration,
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 impl Daemon {
@@ -47,6 +63,7 @@ impl Daemon {
         if self.snapshot.is_some() {
             return;
         }
+        let began = thread_cpu();
         let health = &self.shared.board.state;
         if health.retry_at().is_some_and(|at| at > Instant::now()) {
             // Writes are failing: wait for the retry instead of trying
@@ -66,45 +83,69 @@ impl Daemon {
             // The journal thread is still putting the last one in place.
             return;
         }
-        let mut runs: Vec<RunId> = self.shared.core.lock().all_runs().map(|r| r.id).collect();
-        runs.sort_unstable_by(|a, b| b.cmp(a));
+        let runs: Vec<RunId> = self.shared.core.lock().all_runs().map(|r| r.id).collect();
         // Writes stay failing (in `status`) until it is in place.
         health.postpone_retry();
+        // The pieces start next turn.
         self.snapshot = Some(Snapshot {
             runs,
             jobs_after: None,
             jobs_done: false,
+            sealed: false,
+            records: 0,
+            turns: 1,
+            longest: thread_cpu().saturating_sub(began),
         });
-        self.continue_compaction();
     }
 
-    /// Hands over the next pieces of the snapshot, for at most [`SLICE`]
-    /// (called every loop turn while a compaction is on).
+    /// When the loop must not sleep: while a snapshot is being handed over.
+    pub(super) fn compaction_deadline(&self) -> Option<Instant> {
+        self.snapshot
+            .as_ref()
+            .filter(|s| !s.sealed)
+            .map(|_| Instant::now())
+    }
+
+    /// Hands over the next pieces of the snapshot (called every loop turn
+    /// while a compaction is on).
     pub(super) fn continue_compaction(&mut self) {
+        if self.snapshot.as_ref().is_some_and(|s| !s.sealed) {
+            self.hand_over((Instant::now(), thread_cpu()));
+        }
+    }
+
+    /// Hands over pieces of the snapshot for at most [`SLICE`] from
+    /// `began` (the time, and the loop's CPU time), or all that is left;
+    /// seals it once all is handed over.
+    fn hand_over(&mut self, (began, began_cpu): (Instant, Duration)) {
         let Some(mut snapshot) = self.snapshot.take() else {
             return;
         };
         let Some(journal) = &self.shared.journal else {
             return;
         };
-        let until = Instant::now() + SLICE;
         let mut records = Vec::with_capacity(PIECE + 1);
+        snapshot.turns += 1;
         loop {
             records.clear();
             self.snapshot_piece(&mut snapshot, &mut records);
             if records.is_empty() {
                 journal.seal_compaction();
-                return;
+                snapshot.sealed = true;
+            } else {
+                snapshot.records += records.len();
+                match journal.append_snapshot(&records) {
+                    Ok(true) => {}
+                    // The compaction failed; its report says why.
+                    Ok(false) => return,
+                    Err(e) => self
+                        .shared
+                        .write_failed(format!("journal compaction: a record was left out: {e}")),
+                }
             }
-            match journal.append_snapshot(&records) {
-                Ok(true) => {}
-                // The compaction failed; its report says why.
-                Ok(false) => return,
-                Err(e) => self
-                    .shared
-                    .write_failed(format!("journal compaction: a record was left out: {e}")),
-            }
-            if Instant::now() >= until {
+            if snapshot.sealed || began.elapsed() >= SLICE {
+                let cpu = thread_cpu().saturating_sub(began_cpu);
+                snapshot.longest = snapshot.longest.max(cpu);
                 self.snapshot = Some(snapshot);
                 return;
             }
@@ -177,7 +218,16 @@ impl Daemon {
                 "could not make the journal durable (records up to #{upto}): {error}"
             )),
             Report::Compacted { from, to } => {
-                log::info!("state_dir: journal compacted from {from} to {to} bytes");
+                let loop_side = match self.snapshot.take() {
+                    Some(s) => format!(
+                        "; the loop handed over {} records in {} turns, at most {} µs of CPU a turn",
+                        s.records,
+                        s.turns,
+                        s.longest.as_micros()
+                    ),
+                    None => String::new(),
+                };
+                log::info!("state_dir: journal compacted from {from} to {to} bytes{loop_side}");
                 health.recovered("the journal was rewritten from memory");
             }
             Report::CompactionFailed { error, .. } => {

@@ -321,7 +321,7 @@ impl Daemon {
         let timer = [
             self.scheduler.next_wakeup(),
             self.shared.board.state.retry_at(),
-            self.snapshot.as_ref().map(|_| Instant::now()),
+            self.compaction_deadline(),
         ]
         .into_iter()
         .flatten()

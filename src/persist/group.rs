@@ -211,6 +211,7 @@ impl Batch {
     }
 
     /// The part of `bytes` for the new journal, if a compaction is on.
+    #[cfg(test)]
     pub(super) fn for_fresh(&self) -> Option<&[u8]> {
         self.fresh_from.map(|from| &self.bytes[from..])
     }
@@ -345,13 +346,15 @@ impl Queue {
         batch
     }
 
-    /// Gives a written batch's buffer back for reuse (a small one only).
-    pub(super) fn recycle(&mut self, mut bytes: Vec<u8>) {
+    /// Gives a written batch's buffer back for reuse (a small one only);
+    /// returns what is not kept, to free outside the lock.
+    pub(super) fn recycle(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
         const KEEP: usize = 1024 * 1024;
         if bytes.capacity() <= KEEP && bytes.capacity() > self.spare.capacity() {
             bytes.clear();
-            self.spare = bytes;
+            return std::mem::replace(&mut self.spare, bytes);
         }
+        bytes
     }
 }
 

@@ -28,6 +28,10 @@ pub(super) struct Files {
     store: Store,
     /// The new journal of the compaction on, once created.
     fresh: Option<Fresh>,
+    /// Batches (or their ends) for the new journal, not written to it yet:
+    /// only the journal thread writes it, since a thread writing a record
+    /// through holds the core lock and must not wait for a large write.
+    backlog: Vec<FreshPart>,
     /// The number of the last record given to the journal in use.
     written: Lsn,
     /// The number of the last record made durable in it.
@@ -39,6 +43,7 @@ impl Files {
         Files {
             store,
             fresh: None,
+            backlog: Vec::new(),
             written: 0,
             synced: 0,
         }
@@ -61,19 +66,42 @@ impl Files {
         }
         self.written = self.written.max(batch.last);
         self.store.max_run_id = self.store.max_run_id.max(batch.max_run_id);
-        if batch.begins {
-            match Fresh::create(&self.store.dir) {
-                Ok(fresh) => self.fresh = Some(fresh),
-                Err(e) => self.fail_compaction(inner, &e),
-            }
-        }
-        if let (Some(fresh), Some(bytes)) = (self.fresh.as_mut(), batch.for_fresh()) {
-            if let Err(e) = fresh.write(bytes) {
-                self.fail_compaction(inner, &e);
-            }
-        }
         self.publish(inner);
-        inner.queue.lock().recycle(batch.bytes);
+        match batch.fresh_from {
+            Some(from) => self.backlog.push(FreshPart {
+                bytes: batch.bytes,
+                from,
+                begins: batch.begins,
+            }),
+            None => {
+                // A large buffer is freed here, not under the queue's lock.
+                let mut queue = inner.queue.lock();
+                let dropped = queue.recycle(batch.bytes);
+                drop(queue);
+                drop(dropped);
+            }
+        }
+    }
+
+    /// Writes the backlog to the compaction's new file, creating it for
+    /// the first batch of a compaction (the journal thread only).
+    fn flush_fresh(&mut self, inner: &Inner) {
+        for part in std::mem::take(&mut self.backlog) {
+            if part.begins {
+                match Fresh::create(&self.store.dir) {
+                    Ok(fresh) => self.fresh = Some(fresh),
+                    Err(e) => {
+                        self.fail_compaction(inner, &e);
+                        continue;
+                    }
+                }
+            }
+            if let Some(fresh) = self.fresh.as_mut() {
+                if let Err(e) = fresh.write(&part.bytes[part.from..]) {
+                    self.fail_compaction(inner, &e);
+                }
+            }
+        }
     }
 
     /// Gives up the compaction on: its file is removed, the queue stops
@@ -82,6 +110,7 @@ impl Files {
         if let Some(fresh) = self.fresh.take() {
             fresh.discard();
         }
+        self.backlog.clear();
         inner.queue.lock().end_compaction();
         let upto = self.store.journal.refuses_appends().then_some(self.written);
         (inner.report)(Report::CompactionFailed {
@@ -99,6 +128,15 @@ impl Files {
             .store(journal.compacted_len(), Ordering::Relaxed);
         inner.broken.store(journal.is_broken(), Ordering::Relaxed);
     }
+}
+
+/// Frames for the new journal: `bytes[from..]`, the rest of a batch.
+#[derive(Debug)]
+struct FreshPart {
+    bytes: Vec<u8>,
+    from: usize,
+    /// The first of a compaction: its file is created first.
+    begins: bool,
 }
 
 /// The journal thread's loop: a round each time there is work, until
@@ -130,11 +168,15 @@ fn round(inner: &Inner) -> bool {
     let sealed = batch.sealed;
     files.write_batch(inner, batch);
     if stop {
+        files.backlog.clear();
         if let Some(fresh) = files.fresh.take() {
             fresh.discard();
             inner.queue.lock().end_compaction();
         }
-    } else if sealed && files.fresh.is_some() {
+    } else {
+        files.flush_fresh(inner);
+    }
+    if !stop && sealed && files.fresh.is_some() {
         files = install(inner, files);
     }
     let target = files.written;
@@ -241,6 +283,7 @@ fn install<'a>(inner: &'a Inner, files: MutexGuard<'a, Files>) -> MutexGuard<'a,
     };
     let (highest, max_run_id) = (batch.fresh_highest, batch.max_run_id);
     files.write_batch(inner, batch);
+    files.flush_fresh(inner);
     let Some(mut fresh) = files.fresh.take() else {
         return files;
     };
