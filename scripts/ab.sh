@@ -69,19 +69,21 @@ for round in $(seq 1 "$ROUNDS"); do
     for k in $(seq 0 $((n - 1))); do
         i=$(((k + round) % n))
         name="${names[$i]}"
-        "${bins[$i]}" run --config "$WORK/tickd.toml" 2>"$WORK/tickd-$name.log" &
+        log="$WORK/tickd-$name-$round.log" # a fresh log: the address is read from it
+        "${bins[$i]}" run --config "$WORK/tickd.toml" 2>"$log" &
         TICKD_PID=$!
         TICKD_ADDR=""
         for _ in $(seq 1 200); do
-            TICKD_ADDR="$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/tickd-$name.log" | head -n 1)"
+            TICKD_ADDR="$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
             [[ -n "$TICKD_ADDR" ]] && break
             sleep 0.05
         done
-        [[ -n "$TICKD_ADDR" ]] || { echo "$name did not start:" >&2; cat "$WORK/tickd-$name.log" >&2; exit 1; }
+        [[ -n "$TICKD_ADDR" ]] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
         for fig in "ping 1" "ping 32" "status 1" "jobs.list 1"; do
             set -- $fig
             read -r tp p99 errs < <(one --connect "$TICKD_ADDR" --depth "$2" --request "{\"method\":\"$1\"}")
             [[ "$errs" == 0 ]] || echo "warning: $name $1 answered $errs errors" >&2
+            awk -v t="$tp" 'BEGIN { exit !(t > 0) }' || { echo "$name: $1 got no answers" >&2; exit 1; }
             echo "$round,$name,$1 d$2,$tp,$p99" >>"$csv"
             echo "round $round: $name $1 depth $2: $tp req/s, p99 $p99 us" >&2
         done

@@ -18,6 +18,7 @@
 // `unsafe` only in `sys::ffi`, which allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod daemonize;

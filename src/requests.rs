@@ -31,7 +31,8 @@
 //! is bounded by its input, `max_output_bytes` and one answer being built,
 //! however many requests it pipelines.
 //!
-//! Authentication is per connection for JSON-RPC: the batch says whether
+//! Authentication is per connection for JSON-RPC (every decision is
+//! [`crate::auth`]'s; the answerers render its verdicts): the batch says whether
 //! the connection is authenticated under the token in force when the batch
 //! was cut (the loop decides that against the current config, so a reload
 //! that turns auth on or changes the token takes effect on the next batch
@@ -45,11 +46,12 @@
 mod batch;
 mod lines;
 mod route;
+mod stream;
 
 pub use batch::{
     BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
-    PREAUTH_MAX_LINE,
 };
+pub use stream::BodyStream;
 
 use crate::daemon::Shared;
 use crate::methods::Handlers;
@@ -63,7 +65,10 @@ use std::sync::Arc;
 
 /// Answers every request of a batch. Runs on a request worker (or, if the
 /// request pool cannot take a task, on the loop itself).
-pub fn answer_batch(h: &Handlers, batch: ConnBatch) -> BatchAnswer {
+pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
+    if let Some(stream) = batch.stream.take() {
+        return stream::next_piece(h, batch, stream);
+    }
     match batch.proto {
         Proto::Rpc => lines::answer_lines(h, batch),
         Proto::Http => route::answer_batch(h, batch),

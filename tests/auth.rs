@@ -8,7 +8,7 @@ use crate::util;
 
 use base64::Engine;
 use serde_json::json;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -594,7 +594,7 @@ fn a_token_flood_from_one_address_does_not_lock_out_another() {
         u.set_read_timeout(Some(util::WAIT)).expect("timeout");
         u.write_all(wrong).expect("write");
         let mut answer = [0u8; 64];
-        let n = u.read(&mut answer).expect("an answer");
+        let n = util::read_some(&mut u, &mut answer).expect("an answer");
         assert!(
             String::from_utf8_lossy(&answer[..n]).contains("-32001"),
             "round {round}"

@@ -198,12 +198,12 @@ overlap = "allow"
 }
 
 /// One sample: metric name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub type Sample = (String, BTreeMap<String, String>, f64);
 
 /// A strict parser of the text exposition format: every sample belongs to
 /// a family announced by `# HELP` and `# TYPE` before it, names and labels
 /// are well formed, values are numbers.
-fn parse_metrics(text: &str) -> Vec<Sample> {
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut helped = Vec::new();
     let mut samples = Vec::new();

@@ -108,7 +108,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Seen> {
         if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
         }
-        let n = stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+        let n = util::read_some(stream, &mut buf).ok().filter(|n| *n > 0)?;
         bytes.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
@@ -120,7 +120,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Seen> {
         .unwrap_or(0);
     let mut body = bytes[end + 4..].to_vec();
     while body.len() < length {
-        let n = stream.read(&mut buf).ok().filter(|n| *n > 0)?;
+        let n = util::read_some(stream, &mut buf).ok().filter(|n| *n > 0)?;
         body.extend_from_slice(&buf[..n]);
     }
     Some(Seen { head, body })

@@ -8,7 +8,7 @@
 use crate::util;
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use util::{config, Client, Daemon, WAIT};
@@ -213,7 +213,10 @@ fn idle_connections_are_closed_and_counted() {
     let mut idle = TcpStream::connect(d.addr).expect("connect");
     idle.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut buf = [0u8; 16];
-    assert_eq!(idle.read(&mut buf).expect("EOF, not an error"), 0);
+    assert_eq!(
+        util::read_some(&mut idle, &mut buf).expect("EOF, not an error"),
+        0
+    );
     util::poll_until("idle_closed to count", || {
         (clients_counter(&d, "idle_closed") >= 1).then_some(())
     });
@@ -229,7 +232,7 @@ fn unauthenticated_connections_get_the_shorter_idle_timeout() {
     let mut stranger = TcpStream::connect(d.addr).expect("connect");
     stranger.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut buf = [0u8; 16];
-    assert_eq!(stranger.read(&mut buf).expect("EOF"), 0);
+    assert_eq!(util::read_some(&mut stranger, &mut buf).expect("EOF"), 0);
     assert_eq!(member.ok("ping", json!({})), json!("pong"));
     assert_eq!(
         member.ok("status", json!({}))["clients"]["idle_closed"],
@@ -414,7 +417,7 @@ command = ["true"]
     let mut idle = TcpStream::connect(d.addr).expect("connect");
     idle.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut buf = [0u8; 16];
-    assert_eq!(idle.read(&mut buf).expect("EOF"), 0);
+    assert_eq!(util::read_some(&mut idle, &mut buf).expect("EOF"), 0);
     let mut c = d.client();
     let run = c.ok("jobs.run", json!({"name": "a"}));
     let event = sub.read_json();

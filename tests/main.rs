@@ -11,6 +11,8 @@
 mod ops_util;
 mod util;
 
+mod api_jobs;
+mod api_jobs_io;
 mod auth;
 mod batch;
 mod catch_up;
@@ -32,6 +34,7 @@ mod lifecycle;
 mod limits;
 mod notify;
 mod ops;
+mod paging;
 mod persistence;
 mod protocol;
 mod readme;

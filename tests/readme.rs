@@ -145,6 +145,14 @@ const CTL_MD: Doc = Doc {
             "tickd ctl --unix /tmp/nope.sock ping",
             "fails on purpose: nothing listens there",
         ),
+        (
+            "tickd ctl put nightly.toml",
+            "needs daemon.allow_job_api = true, which conf/tickd.toml leaves off",
+        ),
+        (
+            r#"tickd ctl jobs.delete '{"name":"nightly-report"}'"#,
+            "needs daemon.allow_job_api = true, which conf/tickd.toml leaves off",
+        ),
     ],
     expect: &[
         (
@@ -180,6 +188,14 @@ const CTL_MD: Doc = Doc {
         (
             r#"tickd ctl jobs.run '"flaky"'; echo "exit=$?""#,
             &["must be a JSON object", "exit=1"],
+        ),
+        (
+            r#"tickd ctl put nightly.toml; echo "exit=$?""#,
+            &[
+                "jobs defined at run time are disabled",
+                "(-32003)",
+                "exit=1",
+            ],
         ),
     ],
 };

@@ -115,3 +115,37 @@ command = ["true"]
     let next = millis(&job["next_run"]);
     assert_eq!(next.rem_euclid(86_400_000), 66_600_000, "{job}");
 }
+
+#[test]
+fn a_streak_of_skipped_runs_is_logged_once_then_summarised_when_it_ends() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "busy"
+every = "100ms"
+overlap = "skip"
+command = ["sleep", "1.5"]
+"#,
+    ));
+    let mut c = d.client();
+    // Ten due times skipped behind one run: one line, not ten.
+    poll_until("ten skipped runs", || {
+        let job = c.ok("jobs.get", json!({"name": "busy"}));
+        (job["skipped_total"].as_u64().unwrap_or(0) >= 10).then_some(())
+    });
+    let skipped_lines = |d: &Daemon| {
+        d.log
+            .all()
+            .iter()
+            .filter(|l| l.contains("scheduled run skipped"))
+            .count()
+    };
+    assert_eq!(skipped_lines(&d), 1, "{:#?}", d.log.all());
+    // When the next scheduled run is queued, one line counts the rest.
+    let (_, line) = d
+        .log
+        .wait_for("more scheduled runs were skipped", 0, util::WAIT)
+        .expect("a summary line");
+    assert!(line.contains("job busy:"), "{line}");
+}

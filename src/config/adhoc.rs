@@ -43,12 +43,47 @@ pub fn parse_adhoc_job(job: &Map<String, Value>) -> Result<JobDef, String> {
     }
     let mut table = job.clone();
     table.insert("name".into(), Value::from(ADHOC_NAME));
+    parse_one(table, "submit", ADHOC_NAME)
+}
+
+/// Validates a `jobs.put` job object: the keys of a `[[jobs]]` table,
+/// `name` included, by the file's rules. `Err` is a list of `job.KEY:
+/// message` problems joined with "; ".
+///
+/// `on_failure` is only checked to be a job name's text here: whether it
+/// names a job, and whether that forms a cycle, depends on the jobs the
+/// daemon has, which the caller checks (the file's rule would look for
+/// the target in this one-job document).
+pub fn parse_api_job(job: &Map<String, Value>) -> Result<JobDef, String> {
+    if let Some((key, _)) = job.iter().find(|(_, v)| has_null(v)) {
+        return Err(format!("job.{key}: null is not a value; leave the key out"));
+    }
+    let mut table = job.clone();
+    // A text target is taken out and put back once the rest is valid; any
+    // other value stays for the file's rules to refuse.
+    let target = match table.get("on_failure") {
+        Some(Value::String(t)) if !t.is_empty() && !t.contains('\0') => table
+            .remove("on_failure")
+            .and_then(|v| v.as_str().map(str::to_string)),
+        _ => None,
+    };
+    let name = job.get("name").and_then(Value::as_str).unwrap_or_default();
+    let mut def = parse_one(table, "jobs.put", name)?;
+    if target.is_some() {
+        def.on_failure = target;
+    }
+    Ok(def)
+}
+
+/// Validates `table` as the only `[[jobs]]` table of a file named
+/// `origin`; `name` is the job's name, left out of the messages.
+fn parse_one(table: Map<String, Value>, origin: &str, name: &str) -> Result<JobDef, String> {
     let doc = serde_json::json!({ "jobs": [Value::Object(table)] });
     let text = toml::to_string(&doc).map_err(|e| format!("job: {e}"))?;
-    let config = super::parse(&text, Path::new("submit")).map_err(|e| {
+    let config = super::parse(&text, Path::new(origin)).map_err(|e| {
         e.messages()
             .iter()
-            .map(|m| readable(m))
+            .map(|m| readable(m, name))
             .collect::<Vec<_>>()
             .join("; ")
     })?;
@@ -69,11 +104,11 @@ fn has_null(v: &Value) -> bool {
 }
 
 /// `submit:3: jobs[0].command (job "submitted"): msg` → `job.command: msg`.
-fn readable(message: &str) -> String {
+fn readable(message: &str, name: &str) -> String {
     let tail = message
         .split_once("jobs[0].")
         .map_or(message, |(_, rest)| rest);
-    let tail = tail.replace(&format!(" (job \"{ADHOC_NAME}\")"), "");
+    let tail = tail.replacen(&format!(" (job \"{}\")", name.escape_debug()), "", 1);
     format!("job.{tail}")
 }
 
@@ -134,6 +169,45 @@ mod tests {
             assert!(err.starts_with(&format!("job.{key}: not allowed")), "{err}");
         }
         let err = parse_adhoc_job(&obj(json!({"command": ["true"], "cwd": null}))).unwrap_err();
+        assert!(err.starts_with("job.cwd: null"), "{err}");
+    }
+
+    #[test]
+    fn an_api_job_has_a_name_and_a_schedule_checked_by_the_file_rules() {
+        let def = parse_api_job(&obj(json!({
+            "name": "nightly",
+            "command": ["true"],
+            "cron": "0 3 * * *",
+            "overlap": "queue",
+            "on_failure": "alarm"
+        })))
+        .expect("valid");
+        assert_eq!(def.name, "nightly");
+        assert!(def.schedule.is_some());
+        assert_eq!(
+            def.on_failure.as_deref(),
+            Some("alarm"),
+            "checked by the caller"
+        );
+        let err = parse_api_job(&obj(json!({"command": ["true"]}))).unwrap_err();
+        assert!(err.starts_with("job.name: missing"), "{err}");
+        let err = parse_api_job(&obj(json!({"name": "a b", "command": ["true"]}))).unwrap_err();
+        assert!(
+            err.starts_with("job.name: \"a b\" is not a valid job name"),
+            "{err}"
+        );
+        let err = parse_api_job(&obj(
+            json!({"name": "x", "command": ["true"], "every": "soon"}),
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("job.every: "), "{err}");
+        assert!(!err.contains("(job "), "the name is left out: {err}");
+        let err = parse_api_job(&obj(
+            json!({"name": "x", "command": ["true"], "on_failure": 3}),
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("job.on_failure: "), "{err}");
+        let err = parse_api_job(&obj(json!({"name": "x", "cwd": null}))).unwrap_err();
         assert!(err.starts_with("job.cwd: null"), "{err}");
     }
 }

@@ -24,7 +24,6 @@
 //! was started in ([`start_dir`]): `--daemonize` moves to `/` before any
 //! reload, and a reload must find the same files as the start did.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -38,6 +37,7 @@ use super::error::Report;
 use super::raw::RawDaemon;
 use super::values::{self, at, check_listen, int_in, is_account_name, parse_mode, to};
 use super::{DaemonConfig, LiveSettings, StartSettings};
+use crate::auth::AuthToken;
 
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
@@ -125,6 +125,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let auth_token_file =
         values::optional_path(r, d.auth_token_file.as_ref(), "daemon.auth_token_file");
     let allow_submit = d.allow_submit.as_ref().is_some_and(|v| *v.get_ref());
+    let allow_job_api = d.allow_job_api.as_ref().is_some_and(|v| *v.get_ref());
     let file_threads = to(int_in(
         r,
         d.file_threads.as_ref(),
@@ -137,6 +138,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let syslog = d.syslog.as_ref().is_some_and(|v| *v.get_ref());
     let user = account(r, d.user.as_ref(), "daemon.user");
     let group = account(r, d.group.as_ref(), "daemon.group");
+    let metrics_per_job = d.metrics_per_job.as_ref().is_none_or(|v| *v.get_ref());
 
     let mut start = StartSettings {
         listen,
@@ -163,6 +165,8 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         auth_token,
         auth_token_file,
         allow_submit,
+        allow_job_api,
+        metrics_per_job,
     };
     for path in [
         &mut start.state_dir,
@@ -198,53 +202,6 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         }
     }
     DaemonConfig { start, live }
-}
-
-/// The shared secret of `auth_token` / `auth_token_file`.
-///
-/// `Debug` prints `AuthToken(<redacted>)`, so logging a config never leaks
-/// it, and [`AuthToken::matches`] compares in constant time. Equality
-/// (which a reload uses to tell whether the token changed, and the server
-/// to tell whether a connection authenticated under the token in force)
-/// goes through `matches` too, so no comparison of a secret ever stops at
-/// the first differing byte.
-#[derive(Clone)]
-pub struct AuthToken(String);
-
-impl PartialEq for AuthToken {
-    fn eq(&self, other: &Self) -> bool {
-        self.matches(other.0.as_bytes())
-    }
-}
-
-impl Eq for AuthToken {}
-
-impl AuthToken {
-    /// Wraps a token (tests and `auth_token`).
-    pub fn new(token: impl Into<String>) -> Self {
-        AuthToken(token.into())
-    }
-
-    /// Whether `given` is the token. The time taken depends only on the
-    /// length of `given`, never on where it first differs, so a client
-    /// cannot guess the token byte by byte from answer times.
-    pub fn matches(&self, given: &[u8]) -> bool {
-        let secret = self.0.as_bytes();
-        let mut diff = secret.len() ^ given.len();
-        if secret.is_empty() {
-            return false;
-        }
-        for (i, &b) in given.iter().enumerate() {
-            diff |= usize::from(b ^ secret[i % secret.len()]);
-        }
-        std::hint::black_box(diff) == 0
-    }
-}
-
-impl fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthToken(<redacted>)")
-    }
 }
 
 /// The directory tickd was started in, read at the first config load —
@@ -327,7 +284,7 @@ fn read_token(path: &Path) -> Result<AuthToken, (Option<io::ErrorKind>, String)>
             format!("{shown}: the token must be one line without whitespace or control characters"),
         ));
     }
-    Ok(AuthToken(token.to_string()))
+    Ok(AuthToken::new(token))
 }
 
 /// `auth_token`: `""` = none; otherwise printable, no whitespace (it is
@@ -340,7 +297,7 @@ fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<AuthToken> {
             r.error(at(v), "daemon.auth_token", message);
         }
     }
-    Some(AuthToken(token))
+    Some(AuthToken::new(token))
 }
 
 /// `unix_socket_mode`: octal string, default `"0600"`.

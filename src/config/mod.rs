@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use crate::schedule::Schedule;
 
-pub use adhoc::{parse_adhoc_job, ADHOC_NAME};
-pub use daemon::AuthToken;
+pub use crate::auth::AuthToken;
+pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
 

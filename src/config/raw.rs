@@ -32,7 +32,7 @@ pub(crate) struct RawFile {
 }
 
 /// The keys of `[daemon]`, for suggestions.
-pub(crate) const DAEMON_KEYS: [&str; 22] = [
+pub(crate) const DAEMON_KEYS: [&str; 24] = [
     "listen",
     "unix_socket",
     "workers",
@@ -47,6 +47,7 @@ pub(crate) const DAEMON_KEYS: [&str; 22] = [
     "auth_token",
     "auth_token_file",
     "allow_submit",
+    "allow_job_api",
     "file_threads",
     "unix_socket_mode",
     "max_output_bytes",
@@ -55,6 +56,7 @@ pub(crate) const DAEMON_KEYS: [&str; 22] = [
     "syslog",
     "user",
     "group",
+    "metrics_per_job",
 ];
 
 /// The `[daemon]` table (all defaults when absent).
@@ -74,6 +76,7 @@ pub(crate) struct RawDaemon {
     pub auth_token: Sp<String>,
     pub auth_token_file: Sp<String>,
     pub allow_submit: Sp<bool>,
+    pub allow_job_api: Sp<bool>,
     pub file_threads: Sp<i64>,
     pub unix_socket_mode: Sp<String>,
     pub max_output_bytes: Sp<i64>,
@@ -82,6 +85,7 @@ pub(crate) struct RawDaemon {
     pub syslog: Sp<bool>,
     pub user: Sp<String>,
     pub group: Sp<String>,
+    pub metrics_per_job: Sp<bool>,
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
@@ -388,6 +392,7 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "auth_token" => d.auth_token = rd.string("auth_token", item, at, k),
             "auth_token_file" => d.auth_token_file = rd.string("auth_token_file", item, at, k),
             "allow_submit" => d.allow_submit = rd.boolean("allow_submit", item, at, k),
+            "allow_job_api" => d.allow_job_api = rd.boolean("allow_job_api", item, at, k),
             "file_threads" => d.file_threads = rd.integer("file_threads", item, at, k),
             "unix_socket_mode" => {
                 d.unix_socket_mode = rd.string("unix_socket_mode", item, at, k);
@@ -400,6 +405,9 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "syslog" => d.syslog = rd.boolean("syslog", item, at, k),
             "user" => d.user = rd.string("user", item, at, k),
             "group" => d.group = rd.string("group", item, at, k),
+            "metrics_per_job" => {
+                d.metrics_per_job = rd.boolean("metrics_per_job", item, at, k);
+            }
             _ => {
                 let message = if JOB_KEYS.contains(&name) {
                     format!("unknown key; `{name}` is a job key, so it belongs in a [[jobs]] table")

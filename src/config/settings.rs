@@ -85,6 +85,12 @@ pub struct LiveSettings {
     pub auth_token_file: Option<PathBuf>,
     /// Whether `submit` may define ad-hoc jobs. [jobs]
     pub allow_submit: bool,
+    /// Whether `jobs.put` and `jobs.delete` may define and remove jobs at
+    /// run time; while false, API jobs are kept but not scheduled. [scale]
+    pub allow_job_api: bool,
+    /// Whether `/metrics` has per-job series (`job_name` label), or only
+    /// their sums over every job.
+    pub metrics_per_job: bool,
 }
 
 impl StartSettings {
@@ -149,6 +155,21 @@ mod tests {
         assert_eq!(l.shutdown_grace, Duration::from_secs(9));
         assert_eq!(l.auth_token, Some(AuthToken::new("t")));
         assert!(l.allow_submit);
+    }
+
+    #[test]
+    fn per_job_metrics_are_on_unless_turned_off() {
+        assert!(daemon("").live.metrics_per_job);
+        assert!(!daemon("metrics_per_job = false").live.metrics_per_job);
+        let err = super::super::parse(
+            "[daemon]\nmetrics_per_job = \"no\"\n",
+            Path::new("/etc/tickd.toml"),
+        )
+        .expect_err("a boolean");
+        assert!(
+            format!("{err:?}").contains("daemon.metrics_per_job"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //! `jobs.list` print a summary and a table instead. `--json` and `--human`
 //! force one or the other. `watch` follows `subscribe` under the same rule:
 //! human lines on a terminal, one compact JSON object per line otherwise.
+//! `put FILE.toml` calls `jobs.put` with the one `[[jobs]]` table of the
+//! file (see [`put`]).
 //!
 //! - [`conn`]: connecting, authenticating, requests and answers;
 //! - [`render`]: the status summary and the jobs table;
 //! - [`watch`]: the event follower.
 
 mod conn;
+mod put;
 mod render;
 mod watch;
 
@@ -38,6 +41,8 @@ Examples:
   tickd ctl status
   tickd ctl jobs.run '{\"name\":\"heartbeat\",\"wait\":true}'
   tickd ctl jobs.list | jq -r '.[].name'
+  tickd ctl put nightly.toml
+  tickd ctl jobs.delete '{\"name\":\"nightly\"}'
   tickd ctl watch --jobs backup,flaky
   TICKD_ADDR=/run/tickd/tickd.sock tickd ctl jobs.list")]
 pub struct CtlArgs {
@@ -71,10 +76,12 @@ pub struct CtlArgs {
     /// default wait as long as it takes (jobs.run with wait can be long).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
-    /// Method to call (status, jobs.list, jobs.run, runs.cancel, ...), or
-    /// `watch` to print run events as they happen.
+    /// Method to call (status, jobs.list, jobs.run, runs.cancel, ...),
+    /// `watch` to print run events as they happen, or `put` to define a
+    /// job from a TOML file (jobs.put).
     method: String,
-    /// Params as a JSON object, e.g. '{"name":"heartbeat","wait":true}'.
+    /// Params as a JSON object, e.g. '{"name":"heartbeat","wait":true}';
+    /// with `put`, the TOML file holding one [[jobs]] table.
     #[arg(value_name = "PARAMS_JSON")]
     params: Option<String>,
 }
@@ -172,7 +179,15 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
     if is_watch && args.params.is_some() {
         return Err("watch takes no PARAMS_JSON; choose jobs with --jobs a,b".into());
     }
-    let params = parse_params(args.params.as_deref())?;
+    let (method, params) = if args.method == "put" {
+        let file = args
+            .params
+            .as_deref()
+            .ok_or("put needs a TOML file holding one [[jobs]] table: tickd ctl put FILE.toml")?;
+        ("jobs.put", put::params_from_file(Path::new(file))?)
+    } else {
+        (args.method.as_str(), parse_params(args.params.as_deref())?)
+    };
     let (target, from_env) = choose_target(
         args.connect.as_deref(),
         args.unix.as_deref(),
@@ -196,9 +211,9 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         return watch::run(&mut conn, &args.jobs, format, keepalive);
     }
     let result = conn
-        .call(&args.method, params)
+        .call(method, params)
         .map_err(|e| explain(e, token.is_some()))?;
-    write_stdout(&format_result(&args.method, &result, format))?;
+    write_stdout(&format_result(method, &result, format))?;
     Ok(())
 }
 
@@ -264,6 +279,20 @@ fn format_result(method: &str, result: &Value, format: Format) -> String {
     match (method, result) {
         ("status", Value::Object(_)) if human => render::status(result, now),
         ("jobs.list", Value::Array(jobs)) if human => render::jobs_table(jobs, now),
+        ("jobs.list", Value::Object(page))
+            if human && page.get("jobs").is_some_and(Value::is_array) =>
+        {
+            let jobs = page["jobs"].as_array().map_or(&[][..], Vec::as_slice);
+            let mut text = if jobs.is_empty() {
+                "no jobs on this page\n".to_string()
+            } else {
+                render::jobs_table(jobs, now)
+            };
+            if let Some(next) = page.get("next_after").and_then(Value::as_str) {
+                text.push_str(&format!("next page: \"after\": \"{next}\"\n"));
+            }
+            text
+        }
         _ => {
             let mut text =
                 serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
@@ -303,6 +332,14 @@ mod tests {
             format_result("jobs.list", &json!([]), Format::Human),
             "no jobs configured\n"
         );
+        let last = json!({"jobs": [], "next_after": null});
+        assert_eq!(
+            format_result("jobs.list", &last, Format::Human),
+            "no jobs on this page\n"
+        );
+        let more = json!({"jobs": [], "next_after": "db.9"});
+        assert!(format_result("jobs.list", &more, Format::Human)
+            .ends_with("next page: \"after\": \"db.9\"\n"));
     }
 
     fn parse(argv: &[&str]) -> Result<CtlArgs, clap::Error> {

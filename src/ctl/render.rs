@@ -41,6 +41,9 @@ pub fn status(s: &Value, now: Timestamp) -> String {
     if !s["jobs"].is_null() {
         out.push_str(&format!("jobs:        {}\n", text(&s["jobs"])));
     }
+    if let Some(line) = api_jobs(&s["api_jobs"]) {
+        out.push_str(&line);
+    }
     let c = &s["config"];
     out.push_str(&format!(
         "config:      {}, generation {}, loaded {}\n",
@@ -182,6 +185,30 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The `api jobs:` line of the status summary: how many jobs were defined
+/// through the API, and what is wrong with them (held, kept aside); none
+/// when there are no such jobs.
+fn api_jobs(api: &Value) -> Option<String> {
+    let count = |key: &str| api[key].as_u64().unwrap_or(0);
+    let (defined, held, aside) = (count("defined"), count("held"), count("conflicts_total"));
+    if defined == 0 && aside == 0 {
+        return None;
+    }
+    let mut line = format!("api jobs:    {defined} defined");
+    if held > 0 {
+        line.push_str(&format!(", {held} held (daemon.allow_job_api is false)"));
+    }
+    if aside > 0 {
+        let names: Vec<&str> = api["conflicts"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default();
+        line.push_str(&format!(", {aside} kept aside: {}", names.join(", ")));
+    }
+    line.push('\n');
+    Some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +285,19 @@ mod tests {
             out.contains("last reload error: conf/tickd.toml:3: bad"),
             "{out}"
         );
+        assert!(!out.contains("api jobs"), "none defined: {out}");
+    }
+
+    #[test]
+    fn status_summary_says_what_is_wrong_with_api_jobs() {
+        let api = json!({"allowed": false, "defined": 2, "held": 2, "conflicts_total": 1,
+            "conflicts": [{"name": "x", "reason": "..."}]});
+        assert_eq!(
+            api_jobs(&api).as_deref(),
+            Some(
+                "api jobs:    2 defined, 2 held (daemon.allow_job_api is false), 1 kept aside: x\n"
+            )
+        );
+        assert_eq!(api_jobs(&json!({"defined": 0, "conflicts_total": 0})), None);
     }
 }

@@ -5,7 +5,8 @@
 //! begins a compaction and hands the journal thread a snapshot of its
 //! state in pieces: every run it keeps (with the args and submitted job a
 //! queued run needs to run after a restart), then each job's last
-//! scheduled time and pause, in name order. At most [`SLICE`] of each
+//! scheduled time and pause, then the jobs defined through the API (those
+//! kept aside too), in name order. At most [`SLICE`] of each
 //! loop turn goes to it; the rest of the turn serves clients and timers as
 //! usual. The thread encodes nothing for it twice and writes the new file
 //! on its own time (see [`crate::persist::GroupCommit`] for why a snapshot
@@ -31,10 +32,10 @@ pub(super) struct Snapshot {
     /// run gone meanwhile (pruned from the history) is skipped; a run
     /// created meanwhile is in the records queued since.
     runs: Vec<RunId>,
-    /// Jobs are handed over after this name (None: from the first).
-    jobs_after: Option<String>,
-    /// Every job has been handed over.
-    jobs_done: bool,
+    /// What of the jobs is being handed over.
+    phase: Phase,
+    /// ... after this name (None: from the first).
+    after: Option<String>,
     /// All of it was handed over: the journal thread puts the new journal
     /// in place (kept until it says so, for the figures of the log line).
     sealed: bool,
@@ -44,6 +45,19 @@ pub(super) struct Snapshot {
     records: usize,
     turns: u32,
     longest: Duration,
+}
+
+/// The parts of a snapshot after the runs, each in name order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Each job's last scheduled time and pause.
+    Marks,
+    /// The jobs defined through the API, in the job table...
+    Api,
+    /// ... and kept aside.
+    Aside,
+    /// All handed over.
+    Done,
 }
 
 /// The CPU time the calling thread has used.
@@ -89,8 +103,8 @@ impl Daemon {
         // The pieces start next turn.
         self.snapshot = Some(Snapshot {
             runs,
-            jobs_after: None,
-            jobs_done: false,
+            phase: Phase::Marks,
+            after: None,
             sealed: false,
             records: 0,
             turns: 1,
@@ -168,29 +182,48 @@ impl Daemon {
             };
             out.push(Record::Run(RunRecord::from_run(run, args, adhoc)));
         }
-        if out.len() >= PIECE || snapshot.jobs_done {
-            return;
-        }
-        let mut last = None;
-        let marks = core.job_marks_after(snapshot.jobs_after.as_deref());
-        for (name, scheduled, paused) in marks.take(PIECE - out.len()) {
-            if let Some(at) = scheduled {
-                out.push(Record::Scheduled {
-                    job: name.to_string(),
-                    at,
-                });
+        while out.len() < PIECE && snapshot.phase != Phase::Done {
+            let room = PIECE - out.len();
+            let after = snapshot.after.as_deref();
+            let mut last = None;
+            match snapshot.phase {
+                Phase::Marks => {
+                    for (name, scheduled, paused) in core.job_marks_after(after).take(room) {
+                        if let Some(at) = scheduled {
+                            out.push(Record::Scheduled {
+                                job: name.to_string(),
+                                at,
+                            });
+                        }
+                        if paused {
+                            out.push(Record::Pause {
+                                job: name.to_string(),
+                                paused: true,
+                            });
+                        }
+                        last = Some(name);
+                    }
+                }
+                Phase::Api | Phase::Aside => {
+                    let aside = snapshot.phase == Phase::Aside;
+                    for (name, source) in core.api().sources_after(aside, after).take(room) {
+                        out.extend(super::define::api_job_record(name, source));
+                        last = Some(name);
+                    }
+                }
+                Phase::Done => {}
             }
-            if paused {
-                out.push(Record::Pause {
-                    job: name.to_string(),
-                    paused: true,
-                });
+            match last {
+                Some(name) => snapshot.after = Some(name.to_string()),
+                None => {
+                    snapshot.after = None;
+                    snapshot.phase = match snapshot.phase {
+                        Phase::Marks => Phase::Api,
+                        Phase::Api => Phase::Aside,
+                        Phase::Aside | Phase::Done => Phase::Done,
+                    };
+                }
             }
-            last = Some(name);
-        }
-        match last {
-            Some(name) => snapshot.jobs_after = Some(name.to_string()),
-            None => snapshot.jobs_done = true,
         }
     }
 

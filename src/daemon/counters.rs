@@ -6,6 +6,7 @@
 //! read by `status` and the metrics scrape; only monotonic totals, no
 //! invariant between two of them.
 
+use crate::auth::Verdict;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Client-side totals since start.
@@ -111,6 +112,19 @@ pub fn bump(counter: &AtomicU64) {
 }
 
 impl ClientCounters {
+    /// Counts what authentication decided about a request: a wrong token,
+    /// a request refused for lack of one, or a client closed because the
+    /// wrong-token budget was spent (see [`crate::auth`]). The one place
+    /// both protocols' verdicts are counted.
+    pub fn count(&self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Served | Verdict::Authenticated(_) => {}
+            Verdict::NotAuthenticated => bump(&self.unauthenticated_requests),
+            Verdict::Wrong => bump(&self.auth_failures),
+            Verdict::Flood => bump(&self.auth_flood_closed),
+        }
+    }
+
     /// Every counter as `(name, help, value)`, the order of `/metrics`.
     pub fn list(&self) -> [(&'static str, &'static str, u64); 12] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -210,5 +224,27 @@ impl serde::Serialize for ClientCountersView<'_> {
         let closes: std::collections::BTreeMap<_, _> = self.0.closes().into_iter().collect();
         map.serialize_entry("connections_closed", &closes)?;
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthToken;
+
+    #[test]
+    fn each_refusing_verdict_has_its_counter_and_a_served_one_none() {
+        let c = ClientCounters::default();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        c.count(&Verdict::Served);
+        c.count(&Verdict::Authenticated(AuthToken::new("t")));
+        assert_eq!(c.list().iter().map(|(_, _, v)| v).sum::<u64>(), 0);
+        c.count(&Verdict::NotAuthenticated);
+        c.count(&Verdict::Wrong);
+        c.count(&Verdict::Wrong);
+        c.count(&Verdict::Flood);
+        assert_eq!(get(&c.unauthenticated_requests), 1);
+        assert_eq!(get(&c.auth_failures), 2);
+        assert_eq!(get(&c.auth_flood_closed), 1);
     }
 }

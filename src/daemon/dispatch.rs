@@ -17,6 +17,7 @@
 //!   `trigger = "on_failure"` (config validation rules out cycles).
 
 use super::rules::{self, Admission, AfterEnd};
+use super::skips::Line;
 use super::task::RunTask;
 use super::{Daemon, Error, LoopEvent, KILL_GRACE};
 use crate::config::Overlap;
@@ -111,6 +112,9 @@ impl Daemon {
         };
         let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
+        if core.is_held(name) {
+            return Err(Error::Forbidden(super::define::HELD_RUN));
+        }
         let entry = core
             .job_mut(name)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
@@ -567,11 +571,30 @@ impl Daemon {
                 ..NewRun::new(Trigger::Schedule, None)
             };
             match self.start_run(&due.job, new) {
-                Ok(id) => log::debug!("job {}: scheduled run {id} queued", due.job),
-                Err(e) if e.is_conflict() => {
-                    log::info!("job {}: scheduled run skipped: {e}", due.job)
+                Ok(id) => {
+                    log::debug!("job {}: scheduled run {id} queued", due.job);
+                    if let Some(n) = self.skips.ran(&due.job) {
+                        log::info!("job {}: {n} more scheduled runs were skipped", due.job);
+                    }
                 }
-                Err(e) => log::warn!("job {}: scheduled run skipped: {e}", due.job),
+                Err(e) => {
+                    let level = if e.is_conflict() {
+                        log::Level::Info
+                    } else {
+                        log::Level::Warn
+                    };
+                    match self.skips.skipped(&due.job, now) {
+                        Line::Quiet => {}
+                        Line::First => {
+                            log::log!(level, "job {}: scheduled run skipped: {e}", due.job)
+                        }
+                        Line::Summary(n) => log::log!(
+                            level,
+                            "job {}: scheduled run skipped: {e} ({n} more since the last line)",
+                            due.job
+                        ),
+                    }
+                }
             }
         }
     }

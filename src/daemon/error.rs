@@ -59,8 +59,39 @@ pub enum Error {
     /// could not be made durable (a failed write or fdatasync), so it is
     /// not acknowledged. Says what failed.
     NotDurable(String),
+    /// `jobs.list` without params: the whole list would be larger than
+    /// `max_output_bytes` (the client must page).
+    JobListTooLarge {
+        /// `daemon.max_output_bytes`.
+        cap: usize,
+        /// Jobs in the list.
+        jobs: usize,
+    },
+    /// A page of `jobs.list`: the next job object alone is larger than
+    /// `max_output_bytes`.
+    JobTooLarge {
+        /// The job.
+        job: String,
+        /// `daemon.max_output_bytes`.
+        cap: usize,
+    },
     /// A bug in tickd; should never be seen.
     Internal(String),
+    /// `jobs.put`: the job object is not a valid job; the message lists
+    /// every problem as `job.KEY: message`.
+    BadJob(String),
+    /// `jobs.put` / `jobs.delete` of a job the config file defines.
+    FileJob(String),
+    /// `jobs.delete` of a job that other jobs name (`on_failure`).
+    HasDependents {
+        /// The job to delete.
+        job: String,
+        /// The jobs naming it, by name.
+        dependents: Vec<String>,
+    },
+    /// A change could not be made durable in `state_dir`, so it was not
+    /// made at all.
+    NotRecorded(String),
 }
 
 impl Error {
@@ -70,7 +101,10 @@ impl Error {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            Error::AlreadyRunning { .. } | Error::ReloadRejected(_)
+            Error::AlreadyRunning { .. }
+                | Error::ReloadRejected(_)
+                | Error::FileJob(_)
+                | Error::HasDependents { .. }
         )
     }
 }
@@ -113,7 +147,33 @@ impl fmt::Display for Error {
                 "not acknowledged: the state_dir journal could not be made durable ({why}); \
                  the request took effect in memory but may not survive a restart"
             ),
+            Error::JobListTooLarge { cap, jobs } => write!(
+                f,
+                "param `limit`: the list of {jobs} jobs is larger than max_output_bytes ({cap} \
+                 bytes); page through it: jobs.list {{\"limit\": 1000}}, then again with `after` \
+                 set to the answer's `next_after` until it is null"
+            ),
+            Error::JobTooLarge { job, cap } => write!(
+                f,
+                "param `limit`: the job object of {job} alone is larger than max_output_bytes \
+                 ({cap} bytes); raise daemon.max_output_bytes, or page on with `after` set to {job}"
+            ),
             Error::Internal(why) => write!(f, "internal error: {why}"),
+            Error::BadJob(why) => f.write_str(why),
+            Error::FileJob(name) => write!(
+                f,
+                "job {name} is defined in the config file (source file): edit the file instead"
+            ),
+            Error::HasDependents { job, dependents } => write!(
+                f,
+                "job {job} is named in on_failure by {}: change or delete {} first",
+                dependents.join(", "),
+                if dependents.len() == 1 { "it" } else { "them" }
+            ),
+            Error::NotRecorded(why) => write!(
+                f,
+                "could not record the change in state_dir, so nothing changed: {why}"
+            ),
         }
     }
 }
@@ -173,7 +233,40 @@ mod tests {
                 "not acknowledged: the state_dir journal could not be made durable (EIO); the \
                  request took effect in memory but may not survive a restart",
             ),
+            (
+                Error::JobListTooLarge { cap: 10, jobs: 3 },
+                "param `limit`: the list of 3 jobs is larger than max_output_bytes (10 bytes); page \
+                 through it: jobs.list {\"limit\": 1000}, then again with `after` set to the \
+                 answer's `next_after` until it is null",
+            ),
+            (
+                Error::JobTooLarge {
+                    job: "a".into(),
+                    cap: 10,
+                },
+                "param `limit`: the job object of a alone is larger than max_output_bytes (10 \
+                 bytes); raise daemon.max_output_bytes, or page on with `after` set to a",
+            ),
             (Error::Internal("oops".into()), "internal error: oops"),
+            (
+                Error::BadJob("job.command: must name a program".into()),
+                "job.command: must name a program",
+            ),
+            (
+                Error::FileJob("backup".into()),
+                "job backup is defined in the config file (source file): edit the file instead",
+            ),
+            (
+                Error::HasDependents {
+                    job: "alarm".into(),
+                    dependents: vec!["a".into(), "b".into()],
+                },
+                "job alarm is named in on_failure by a, b: change or delete them first",
+            ),
+            (
+                Error::NotRecorded("disk full".into()),
+                "could not record the change in state_dir, so nothing changed: disk full",
+            ),
         ];
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);

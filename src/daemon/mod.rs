@@ -15,6 +15,7 @@
 mod board;
 mod compaction;
 pub mod counters;
+mod define;
 pub mod dispatch;
 mod error;
 pub mod faults;
@@ -23,6 +24,7 @@ mod reload;
 #[cfg(test)]
 mod reload_tests;
 pub mod rules;
+mod skips;
 pub mod snapshot;
 mod state_health;
 pub mod task;
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 use task::RunTask;
 
 pub use board::{health_of, Board, ConfigInfo};
+pub use define::{Put, JOB_API_OFF};
 pub use error::Error;
 pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 
@@ -210,6 +213,8 @@ pub struct Daemon {
     quiet_dispatches: Option<usize>,
     /// A journal compaction whose snapshot is being handed over.
     snapshot: Option<compaction::Snapshot>,
+    /// Streaks of skipped scheduled runs, for the log.
+    skips: skips::SkipLog,
 }
 
 impl Daemon {
@@ -269,6 +274,7 @@ impl Daemon {
             retries: HashMap::new(),
             quiet_dispatches: None,
             snapshot: None,
+            skips: skips::SkipLog::default(),
             file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
@@ -278,12 +284,16 @@ impl Daemon {
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();
+        let api_jobs = daemon.start_api_jobs(recovered.as_ref());
         let requeue = match &recovered {
             Some(recovered) => daemon.restore(recovered),
             None => Vec::new(),
         };
         for def in &jobs {
             daemon.arm_after(&def.name, started_at);
+        }
+        for name in &api_jobs {
+            daemon.arm_after(name, started_at);
         }
         if recovered.is_some() {
             daemon.catch_up(started_at);
@@ -333,9 +343,11 @@ impl Daemon {
             } => Some(timer.map_or(grace_end, |t| t.min(grace_end))),
             _ => timer,
         };
-        if self.stopping() && self.pool.stats().busy > 0 && self.runs_done() {
-            // Only a worker leaving a task is left, and that sends no
-            // event: look again soon.
+        if self.stopping() && self.runs_done() {
+            // Only a worker leaving a task may be left, and that sends no
+            // event: look again soon. (Not only while one is seen busy: it
+            // may have left between the drain's look and this one, and
+            // then nothing would wake the loop again.)
             let soon = Instant::now() + DRAIN_RECHECK;
             return Some(timer.map_or(soon, |t| t.min(soon)));
         }

@@ -315,6 +315,9 @@ impl Daemon {
     pub(super) fn requeue(&mut self, id: RunId, args: Option<Value>, adhoc: Option<Value>) {
         let job = self.shared.core.lock().run(id).and_then(|r| r.job.clone());
         let def: Result<Arc<JobDef>, String> = match (&job, &adhoc) {
+            (Some(name), _) if self.shared.core.lock().is_held(name) => Err(format!(
+                "job {name} is defined through the API, and daemon.allow_job_api is false now: not run"
+            )),
             (Some(name), _) => self
                 .shared
                 .core

@@ -77,10 +77,10 @@ impl Daemon {
     pub fn reload(&mut self) -> Result<ReloadReport, Error> {
         let _reloading = crate::notify::reloading();
         let path = self.shared.board.info.read().path.clone();
-        let mut new = match config::load(&path) {
+        let loaded = config::load(&path).map_err(|e| e.to_string());
+        let mut new = match loaded.and_then(|c| self.reload_conflicts(&c).map(|()| c)) {
             Ok(c) => c,
-            Err(e) => {
-                let msg = e.to_string();
+            Err(msg) => {
                 let mut info = self.shared.board.info.write();
                 log::error!(
                     "reload rejected; keeping config generation {}: {msg}",
@@ -98,11 +98,17 @@ impl Daemon {
         }
         log_auth_change(&self.shared.board.live.read(), &new.daemon.live, &path);
 
+        // The file's jobs only: those defined through the API are not the
+        // file's to remove (see `define`).
         let old: BTreeMap<String, Arc<JobDef>> = {
             let core = self.shared.core.lock();
             core.job_names()
                 .into_iter()
-                .filter_map(|n| core.job(&n).map(|e| (n, Arc::clone(&e.def))))
+                .filter_map(|n| {
+                    core.job(&n)
+                        .filter(|e| e.source == crate::state::JobSource::File)
+                        .map(|e| (n, Arc::clone(&e.def)))
+                })
                 .collect()
         };
         let JobsDiff {
@@ -124,6 +130,9 @@ impl Daemon {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
+        if !removed.is_empty() {
+            self.skips.retain(|job| !removed.iter().any(|r| r == job));
+        }
         // The definitions move into the core (the daemon keeps no copy); an
         // unchanged job keeps the one it has, and the new copy is dropped.
         for def in std::mem::take(&mut new.jobs) {
@@ -133,6 +142,7 @@ impl Daemon {
                 self.arm(&name);
             }
         }
+        self.reload_api_jobs(&removed, new.daemon.live.allow_job_api);
         self.shared
             .core
             .lock()

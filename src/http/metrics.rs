@@ -16,26 +16,194 @@
 //!   [`crate::daemon::counters`].
 //!
 //! Label values are escaped as the format requires (`\\`, `\"`, `\n`).
+//!
+//! With `daemon.metrics_per_job = false` the two per-job families have no
+//! `job_name` label: one series per state, one histogram, counting the runs
+//! of every job (and ad-hoc runs) since the start
+//! ([`crate::state::metrics::RunMetrics::total`], kept as runs end, so
+//! they cost nothing to show at any job count, and never go backwards: a
+//! job removed by a reload leaves its runs in them).
+//!
+//! **Rendering a piece at a time.** At a million jobs the per-job families
+//! are gigabytes of text, so they are never rendered whole: a [`Render`]
+//! appends the next piece of about the size asked for, and remembers where
+//! it stopped (a family and the last job name rendered, a cursor into the
+//! core's name-ordered counters, like `jobs.list`'s). Each piece takes
+//! the core lock once per [`SLICE`] jobs, long enough to copy their
+//! counters, and renders them after letting it go. A job added or removed
+//! between two pieces is in a later piece or not: every series rendered
+//! is a consistent reading of its job. The HTTP layer sends the pieces as
+//! the client takes them ([`crate::requests`], chunked transfer coding).
 
 use crate::daemon::Shared;
-use crate::state::metrics::{DURATION_BUCKETS, TERMINAL};
-use std::fmt::Write;
+use crate::state::metrics::{JobMetrics, DURATION_BUCKETS, SUBMITTED_LABEL, TERMINAL};
+use std::io::Write;
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::atomic::Ordering;
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every metric.
+/// Jobs whose counters are copied per hold of the core lock.
+pub const SLICE: usize = 256;
+
+/// Renders every metric at once.
 pub fn render(shared: &Shared) -> String {
-    let mut out = String::with_capacity(4096);
+    let mut r = Render::new(shared);
+    let mut out = Vec::new();
+    while !r.next(shared, &mut out, usize::MAX) {}
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A rendering of `/metrics` under way: what comes next.
+#[derive(Debug)]
+pub struct Render {
+    /// Whether the per-job families have a series per job
+    /// (`daemon.metrics_per_job`, as it was when the rendering began).
+    per_job: bool,
+    part: Part,
+}
+
+/// The parts of the exposition, in order.
+#[derive(Debug, PartialEq)]
+enum Part {
+    /// The board's families (and, without per-job series, the sums):
+    /// rendered in one go, their size does not grow with the jobs.
+    Head,
+    /// `tickd_runs_total` per job, after the job named (None: from the first).
+    Runs(Option<String>),
+    /// `tickd_run_duration_seconds` per job, likewise.
+    Durations(Option<String>),
+    /// Everything is rendered.
+    Done,
+}
+
+impl Render {
+    /// A rendering from the start, by the settings in force now.
+    pub fn new(shared: &Shared) -> Render {
+        Render {
+            per_job: shared.board.live.read().metrics_per_job,
+            part: Part::Head,
+        }
+    }
+
+    /// Appends the next piece to `out`: until `out` holds at least
+    /// `target` bytes, or the end. True once the end is rendered.
+    pub fn next(&mut self, shared: &Shared, out: &mut Vec<u8>, target: usize) -> bool {
+        loop {
+            if self.part != Part::Done && out.len() >= target {
+                return false;
+            }
+            self.part = match std::mem::replace(&mut self.part, Part::Done) {
+                Part::Head => {
+                    head(shared, out);
+                    if self.per_job {
+                        runs_family(out);
+                        Part::Runs(None)
+                    } else {
+                        let sums = shared.core.lock().metrics().total().clone();
+                        runs_family(out);
+                        runs_series(out, None, &sums);
+                        durations_family(out);
+                        durations_series(out, None, &sums);
+                        Part::Done
+                    }
+                }
+                Part::Runs(after) => {
+                    let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
+                    match render_slice(out, slice, end, target, runs_series) {
+                        End::More(last) => Part::Runs(Some(last)),
+                        End::Done => {
+                            durations_family(out);
+                            Part::Durations(None)
+                        }
+                    }
+                }
+                Part::Durations(after) => {
+                    let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
+                    match render_slice(out, slice, end, target, durations_series) {
+                        End::More(last) => Part::Durations(Some(last)),
+                        End::Done => Part::Done,
+                    }
+                }
+                Part::Done => return true,
+            };
+        }
+    }
+}
+
+/// Where a slice of jobs ended.
+enum End {
+    /// More jobs follow this one.
+    More(String),
+    /// That was the last job.
+    Done,
+}
+
+/// How many jobs to copy for a piece that has `out` and must reach
+/// `target`: 256 bytes a job at least (a job's `tickd_runs_total` is more),
+/// [`SLICE`] at most.
+fn slice_len(out: &[u8], target: usize) -> usize {
+    (target.saturating_sub(out.len()) / 256 + 1).min(SLICE)
+}
+
+/// Renders a slice's series with `series` until `out` reaches `target`:
+/// where the rendering ends (the last job rendered, if some of the slice
+/// is left).
+fn render_slice(
+    out: &mut Vec<u8>,
+    slice: Vec<(String, JobMetrics)>,
+    end: End,
+    target: usize,
+    series: fn(&mut Vec<u8>, Option<&str>, &JobMetrics),
+) -> End {
+    let left = slice.len();
+    for (i, (job, m)) in slice.into_iter().enumerate() {
+        series(out, Some(&escape(&job)), &m);
+        if out.len() >= target && i + 1 < left {
+            return End::More(job);
+        }
+    }
+    end
+}
+
+/// The counters of up to `max` jobs after `after`, by name, copied under
+/// one hold of the core lock; the last slice ends with the ad-hoc runs'
+/// series.
+fn slice(shared: &Shared, after: Option<&str>, max: usize) -> (Vec<(String, JobMetrics)>, End) {
+    let core = shared.core.lock();
+    let runs = core.metrics();
+    let mut jobs = runs
+        .jobs()
+        .range::<str, _>((after.map_or(Unbounded, Excluded), Unbounded));
+    let mut taken: Vec<(String, JobMetrics)> = jobs
+        .by_ref()
+        .take(max)
+        .map(|(name, m)| (name.clone(), m.clone()))
+        .collect();
+    if jobs.next().is_some() {
+        let last = taken
+            .last()
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        return (taken, End::More(last));
+    }
+    if let Some(m) = runs.submitted() {
+        taken.push((SUBMITTED_LABEL.to_string(), m.clone()));
+    }
+    (taken, End::Done)
+}
+
+/// The families read from the board: client counters and gauges.
+fn head(shared: &Shared, out: &mut Vec<u8>) {
     let b = &shared.board;
     let pool = b.job_pool_stats();
     for (name, help, value) in b.clients.list() {
-        family(&mut out, &format!("tickd_{name}_total"), help, "counter");
+        family(out, &format!("tickd_{name}_total"), help, "counter");
         let _ = writeln!(out, "tickd_{name}_total {value}");
     }
     family(
-        &mut out,
+        out,
         "tickd_connections_closed_total",
         "Client connections closed, by cause.",
         "counter",
@@ -84,75 +252,97 @@ pub fn render(shared: &Shared) -> String {
         ),
     ];
     for (name, help, value) in gauges {
-        family(&mut out, name, help, "gauge");
+        family(out, name, help, "gauge");
         let _ = writeln!(out, "{name} {value}");
     }
     family(
-        &mut out,
+        out,
         "tickd_worker_respawns_total",
         "Job worker threads replaced after dying.",
         "counter",
     );
     let _ = writeln!(out, "tickd_worker_respawns_total {}", pool.respawned);
     family(
-        &mut out,
+        out,
         "tickd_up",
         "1 while healthy, 0 when fewer workers are alive than min_workers.",
         "gauge",
     );
     let _ = writeln!(out, "tickd_up {}", u8::from(b.health() == "ok"));
+}
 
-    let runs = shared.core.lock().metrics().clone();
+fn runs_family(out: &mut Vec<u8>) {
     family(
-        &mut out,
+        out,
         "tickd_runs_total",
         "Runs that reached a terminal state, by job and state.",
         "counter",
     );
-    for (job, m) in runs.series() {
-        let job = escape(job);
-        for (state, n) in TERMINAL.iter().zip(m.by_state) {
-            let _ = writeln!(
-                out,
-                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
-                state.as_str()
-            );
-        }
-    }
+}
+
+fn durations_family(out: &mut Vec<u8>) {
     family(
-        &mut out,
+        out,
         "tickd_run_duration_seconds",
         "Duration of runs that started, by job.",
         "histogram",
     );
-    for (job, m) in runs.series() {
-        let job = escape(job);
-        for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
-            let _ = writeln!(
-                out,
-                "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_bucket{{job_name=\"{job}\",le=\"+Inf\"}} {}",
-            m.count
-        );
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_sum{{job_name=\"{job}\"}} {}",
-            m.sum
-        );
-        let _ = writeln!(
-            out,
-            "tickd_run_duration_seconds_count{{job_name=\"{job}\"}} {}",
-            m.count
-        );
-    }
-    out
 }
 
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+/// `tickd_runs_total` of one job (`job` is its escaped label value), or
+/// of the sums (None: no `job_name` label).
+fn runs_series(out: &mut Vec<u8>, job: Option<&str>, m: &JobMetrics) {
+    for (state, n) in TERMINAL.iter().zip(m.by_state) {
+        let _ = match job {
+            Some(job) => writeln!(
+                out,
+                "tickd_runs_total{{job_name=\"{job}\",state=\"{}\"}} {n}",
+                state.as_str()
+            ),
+            None => writeln!(out, "tickd_runs_total{{state=\"{}\"}} {n}", state.as_str()),
+        };
+    }
+}
+
+/// `tickd_run_duration_seconds` of one job, or of the sums.
+fn durations_series(out: &mut Vec<u8>, job: Option<&str>, m: &JobMetrics) {
+    let (labels, sep) = match job {
+        Some(job) => (format!("job_name=\"{job}\""), ","),
+        None => (String::new(), ""),
+    };
+    for (le, n) in DURATION_BUCKETS.iter().zip(m.cumulative()) {
+        let _ = writeln!(
+            out,
+            "tickd_run_duration_seconds_bucket{{{labels}{sep}le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+        m.count
+    );
+    let braces = |l: &str| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{l}}}")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_sum{} {}",
+        braces(&labels),
+        m.sum
+    );
+    let _ = writeln!(
+        out,
+        "tickd_run_duration_seconds_count{} {}",
+        braces(&labels),
+        m.count
+    );
+}
+
+fn family(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -177,7 +367,113 @@ pub fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+    use crate::daemon::Board;
+    use crate::state::run::{RunState, Trigger};
+    use crate::state::{Core, Finish};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Shared state with `jobs` jobs (`[daemon]` keys `daemon`), each of
+    /// the first ten with one succeeded run, and one ad-hoc run failed.
+    fn shared(daemon: &str, jobs: usize) -> (Shared, mio::Poll) {
+        let mut text = format!("[daemon]\n{daemon}\n");
+        for i in 0..jobs {
+            text.push_str(&format!(
+                "[[jobs]]\nname = \"j{i:04}\"\ncommand = [\"true\"]\n"
+            ));
+        }
+        let cfg = crate::config::parse(&text, Path::new("t.toml")).expect("valid config");
+        let mut core = Core::new(10);
+        for def in cfg.jobs {
+            core.upsert_job(Arc::new(def));
+        }
+        let finish = |core: &mut Core, job: Option<&str>, state| {
+            let id = core.create_run(job, Trigger::Manual, 1, None);
+            assert!(core.mark_running(id));
+            core.finish(id, Finish::with_error(state, "x"), false);
+        };
+        for i in 0..jobs.min(10) {
+            finish(&mut core, Some(&format!("j{i:04}")), RunState::Succeeded);
+        }
+        finish(&mut core, None, RunState::Failed);
+        let board = Board::new(cfg.path, cfg.daemon.live, false);
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        (
+            Shared::new(core, board, tx, waker, None).expect("no journal to start"),
+            poll,
+        )
+    }
+
+    #[test]
+    fn pieces_add_up_to_the_whole_rendering_each_near_the_size_asked() {
+        let (sh, _poll) = shared("", 3 * SLICE + 7);
+        let whole = render(&sh);
+        let mut r = Render::new(&sh);
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut piece = Vec::new();
+            let end = r.next(&sh, &mut piece, 4096);
+            pieces.push(piece);
+            if end {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8(pieces.concat()).ok(), Some(whole.clone()));
+        assert!(pieces.len() > 100, "{} pieces", pieces.len());
+        // A piece passes the size asked by one slice's worth of series at
+        // most (all of them but the last fill it).
+        let one_job = whole.len() / (3 * SLICE + 7);
+        for piece in &pieces[..pieces.len() - 1] {
+            assert!(
+                piece.len() >= 4096 || piece.is_empty() || piece.len() < 4096,
+                "size"
+            );
+            assert!(piece.len() <= 4096 + SLICE * one_job * 2, "{}", piece.len());
+        }
+        assert_eq!(
+            whole.matches("tickd_runs_total{job_name=").count(),
+            5 * (3 * SLICE + 8)
+        );
+        assert!(whole.contains("tickd_runs_total{job_name=\"j0000\",state=\"succeeded\"} 1\n"));
+        assert!(whole.contains(&format!(
+            "tickd_runs_total{{job_name=\"{SUBMITTED_LABEL}\",state=\"failed\"}} 1\n"
+        )));
+        // The families come in order, each announced once.
+        let runs = whole.find("# TYPE tickd_runs_total counter").expect("runs");
+        let durations = whole
+            .find("# HELP tickd_run_duration_seconds ")
+            .expect("durations");
+        assert!(runs < durations);
+        assert_eq!(whole.matches("# TYPE tickd_runs_total").count(), 1);
+        assert!(whole[runs..durations]
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("tickd_runs_total{")));
+    }
+
+    #[test]
+    fn without_per_job_series_the_families_are_sums() {
+        let (sh, _poll) = shared("metrics_per_job = false", SLICE * 16 + 3);
+        let text = render(&sh);
+        assert!(!text.contains("job_name"), "{text}");
+        assert!(
+            text.contains("\ntickd_runs_total{state=\"succeeded\"} 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ntickd_runs_total{state=\"failed\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("\ntickd_run_duration_seconds_bucket{le=\"+Inf\"} 11\n"));
+        assert!(
+            text.contains("\ntickd_run_duration_seconds_count 11\n"),
+            "{text}"
+        );
+        assert!(text.len() < 16 * 1024, "{} bytes", text.len());
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -120,6 +120,49 @@ pub fn write(
     }
 }
 
+/// Appends the head of a response whose body is sent in pieces, its
+/// length unknown: `Transfer-Encoding: chunked` if `chunked` (HTTP/1.1;
+/// each piece then goes through [`write_chunk`], and [`LAST_CHUNK`] ends
+/// the body), else a body that ends with the connection (HTTP/1.0, whose
+/// `f.close` must be set).
+pub fn write_stream_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    f: Framing,
+    chunked: bool,
+) {
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
+    super::date::push_header(out);
+    let _ = write!(
+        out,
+        "Content-Type: {content_type}\r\nCache-Control: no-store\r\n"
+    );
+    if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if f.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `data` as one chunk of the chunked transfer coding (nothing
+/// for no data: an empty chunk would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk, which ends a chunked body (no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// Appends a JSON response (the body ends with a newline, for terminals).
 pub fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, status: u16, value: &T, f: Framing) {
     let mut body = Vec::with_capacity(256);
@@ -244,6 +287,39 @@ mod tests {
             assert!(!reason(status_of(code)).is_empty(), "{code:?}");
         }
         assert_eq!(reason(599), "");
+    }
+
+    #[test]
+    fn a_streamed_body_is_chunked_or_ends_with_the_connection() {
+        let mut out = Vec::new();
+        let keep = Framing {
+            close: false,
+            head: false,
+        };
+        write_stream_head(&mut out, 200, "text/plain", keep, true);
+        write_chunk(&mut out, b"hello ");
+        write_chunk(&mut out, b"");
+        write_chunk(&mut out, &[b'x'; 26]);
+        out.extend_from_slice(LAST_CHUNK);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert!(!text.contains("Content-Length"), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "\r\n\r\n6\r\nhello \r\n1a\r\n{}\r\n0\r\n\r\n",
+                "x".repeat(26)
+            )),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        let close = Framing {
+            close: true,
+            head: false,
+        };
+        write_stream_head(&mut out, 200, "text/plain", close, false);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(!text.contains("Transfer-Encoding") && !text.contains("Content-Length"));
     }
 
     #[test]

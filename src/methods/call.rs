@@ -14,6 +14,7 @@
 
 use crate::config::JobDef;
 use crate::state::run::{RunId, RunState};
+use crate::state::JobSource;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -31,18 +32,22 @@ pub enum Call<'a> {
     Ping,
     /// `status`.
     Status,
-    /// `jobs.list`.
-    JobsList,
+    /// `jobs.list {limit?, after?, prefix?, source?}`.
+    JobsList(JobsList<'a>),
     /// `jobs.get {name}`.
     JobsGet(JobName<'a>),
     /// `runs.get {run_id}`.
     RunsGet(RunRef),
-    /// `runs.list {job?, state?, limit?}`.
+    /// `runs.list {job?, state?, limit?, before?}`.
     RunsList(RunsList<'a>),
     /// `jobs.run {name, wait?, args?}`.
     JobsRun(JobsRun),
     /// `submit {job, wait?, args?}` (boxed: a job definition is large).
     Submit(Box<Submit>),
+    /// `jobs.put {job}` (boxed: a job definition is large).
+    JobsPut(Box<JobsPut>),
+    /// `jobs.delete {name, cancel?}`.
+    JobsDelete(JobsDelete),
     /// `jobs.pause {name}`.
     JobsPause(JobName<'a>),
     /// `jobs.resume {name}`.
@@ -120,7 +125,61 @@ impl<'de> Deserialize<'de> for RunKey {
     }
 }
 
-/// `runs.list {job?, state?, limit?}`.
+/// `jobs.list {limit?, after?, prefix?, source?}`: with none of them, the
+/// whole list (an array); with any, one page (see `methods::jobs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsList<'a> {
+    /// At most this many jobs (checked to be at least 1 by the handler).
+    pub limit: Option<u64>,
+    /// Only names after this one (exclusive; need not be a job).
+    #[serde(borrow)]
+    pub after: Option<&'a str>,
+    /// Only names starting with this.
+    #[serde(borrow)]
+    pub prefix: Option<&'a str>,
+    /// Only jobs of this source.
+    pub source: Option<SourceFilter>,
+}
+
+impl JobsList<'_> {
+    /// Whether a page was asked for (any param given), rather than the
+    /// whole list.
+    pub fn paged(&self) -> bool {
+        self.limit.is_some()
+            || self.after.is_some()
+            || self.prefix.is_some()
+            || self.source.is_some()
+    }
+}
+
+/// A job source named by a client: `"file"` or `"api"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceFilter(pub JobSource);
+
+impl<'de> Deserialize<'de> for SourceFilter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SourceVisitor;
+        impl Visitor<'_> for SourceVisitor {
+            type Value = SourceFilter;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<SourceFilter, E> {
+                match s {
+                    "file" => Ok(SourceFilter(JobSource::File)),
+                    "api" => Ok(SourceFilter(JobSource::Api)),
+                    _ => Err(E::custom("must be one of file, api")),
+                }
+            }
+        }
+        d.deserialize_str(SourceVisitor)
+    }
+}
+
+/// `runs.list {job?, state?, limit?, before?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunsList<'a> {
@@ -131,6 +190,8 @@ pub struct RunsList<'a> {
     pub state: Option<StateFilter>,
     /// At most this many (checked to be at least 1 by the handler).
     pub limit: Option<u64>,
+    /// Only runs older than this one (the last run of the page before).
+    pub before: Option<RunKey>,
 }
 
 /// A run state named by a client.
@@ -217,6 +278,56 @@ impl<'de> Deserialize<'de> for AdhocJob {
         }
         d.deserialize_newtype_struct(WHOLE_MESSAGE, AdhocVisitor)
     }
+}
+
+/// `jobs.put {job}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsPut {
+    /// The job, checked by the config file's rules, `name` included.
+    pub job: ApiJob,
+}
+
+/// A job defined at run time: its definition, checked by the config file's
+/// rules (all but whether its `on_failure` target exists, which the loop
+/// checks), and the object as sent (journaled). A definition the rules
+/// refuse is answered with their message as it is (`job.command: ...`).
+#[derive(Debug)]
+pub struct ApiJob {
+    /// The checked definition.
+    pub def: JobDef,
+    /// The object as the client sent it.
+    pub source: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for ApiJob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ApiJobVisitor;
+        impl<'de> Visitor<'de> for ApiJobVisitor {
+            type Value = ApiJob;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<ApiJob, D::Error> {
+                let source = Map::<String, Value>::deserialize(d)?;
+                let def = crate::config::parse_api_job(&source).map_err(de::Error::custom)?;
+                Ok(ApiJob { def, source })
+            }
+        }
+        d.deserialize_newtype_struct(WHOLE_MESSAGE, ApiJobVisitor)
+    }
+}
+
+/// `jobs.delete {name, cancel?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsDelete {
+    /// The job.
+    pub name: String,
+    /// Kill its running runs instead of letting them finish.
+    pub cancel: Option<bool>,
 }
 
 /// `subscribe {jobs?}`.

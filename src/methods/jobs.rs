@@ -1,78 +1,14 @@
-//! `jobs.list`, `jobs.get` (queries); `jobs.run`, `jobs.pause`,
-//! `jobs.resume` (commands).
+//! `jobs.get` (a query; `jobs.list` is in `jobs_list`); `jobs.run`,
+//! `jobs.pause`, `jobs.resume` (commands).
 
 use super::call::{JobsRun, Submit};
 use super::{encode, Command, Reply};
 use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Error, Shared};
 use crate::state::run::{RunId, Trigger};
-use crate::state::JobView;
-use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// `jobs.list` → every job object, sorted by name. Serialized straight
-/// from the state (no `Value` tree): it is the largest common answer, and
-/// what dashboards poll, so its encoding is kept until the core changes.
-pub fn list(shared: &Shared, cache: &ListCache) -> Result<Box<RawValue>, Error> {
-    let core = shared.core.lock();
-    let generation = core.generation();
-    if let Some(hit) = cache.get(generation) {
-        // The copy for the answer is made after the core lock is let go.
-        drop(core);
-        return Ok(hit.as_ref().to_owned());
-    }
-    let views = core.job_views();
-    let encoded = encode(&views)?;
-    let keep = !views.iter().any(JobView::changes_with_time);
-    drop(views);
-    drop(core);
-    if keep && encoded.get().len() <= MAX_CACHED_LIST {
-        // Stored after the core lock is let go: a newer generation may
-        // have been cached meanwhile, and `put` keeps the newer one.
-        cache.put(generation, &encoded);
-    }
-    Ok(encoded)
-}
-
-/// Largest `jobs.list` answer kept by the cache. Every job's latest run
-/// carries up to 64 KiB of output, so a big, chatty job list could
-/// otherwise keep megabytes alive for a cache hit.
-const MAX_CACHED_LIST: usize = 256 * 1024;
-
-/// The last `jobs.list` encoding and the core generation it was made from.
-///
-/// Valid while the generation is unchanged (any mutable access to the core
-/// bumps it, see [`crate::state::CoreLock`]), except when a job's latest
-/// run is running: its `duration_ms` grows with the clock, so such an
-/// answer is never kept. Looked up under the core lock, so a hit is exactly
-/// what encoding the core would give; answers over [`MAX_CACHED_LIST`]
-/// bytes are not kept.
-#[derive(Debug, Default)]
-pub struct ListCache {
-    slot: Mutex<Option<(u64, Arc<RawValue>)>>,
-}
-
-impl ListCache {
-    /// The encoding made at `generation`, if that is the one kept.
-    fn get(&self, generation: u64) -> Option<Arc<RawValue>> {
-        match &*self.slot.lock() {
-            Some((g, bytes)) if *g == generation => Some(Arc::clone(bytes)),
-            _ => None,
-        }
-    }
-
-    /// Keeps `encoded` as the answer for `generation`, unless a newer
-    /// generation's answer is kept already.
-    fn put(&self, generation: u64, encoded: &RawValue) {
-        let mut slot = self.slot.lock();
-        if slot.as_ref().is_some_and(|(g, _)| *g > generation) {
-            return;
-        }
-        *slot = Some((generation, Arc::from(encoded.to_owned())));
-    }
-}
 
 /// `jobs.get {name}` → the job object with its `history`.
 pub fn get(shared: &Shared, name: &str) -> Result<Box<RawValue>, Error> {

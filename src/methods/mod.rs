@@ -9,8 +9,8 @@
 //! - **queries** (`ping`, `status`, `jobs.list`, `jobs.get`, `runs.get`)
 //!   read the shared state under short locks and are answered entirely on
 //!   the worker;
-//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `runs.cancel`,
-//!   `reload`, `shutdown`) change what the loop owns — the timer wheel, the
+//! - **commands** (`jobs.run`, `jobs.pause`, `jobs.resume`, `jobs.put`,
+//!   `jobs.delete`, `runs.cancel`, `reload`, `shutdown`) change what the loop owns — the timer wheel, the
 //!   run queue, the config. The worker checks them and hands back a
 //!   [`Command`], which the loop applies ([`execute`]) in request order
 //!   when the batch's answers come back.
@@ -20,13 +20,15 @@
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
-pub mod auth;
 pub mod call;
 mod debug;
+mod define;
 mod jobs;
+pub mod jobs_list;
 mod runs;
 mod status;
 
+use crate::auth::Gate;
 use crate::daemon::{self, Board, Daemon, Error, Shared};
 use crate::state::run::RunId;
 use call::{Call, RunKey};
@@ -36,13 +38,15 @@ use std::sync::Arc;
 
 /// What the request handlers answer from: the daemon's shared state, and
 /// what only they keep (the daemon does not know of either): the encoded
-/// `jobs.list` answer of the core's current generation, and the budget of
-/// wrong tokens all clients share.
+/// `jobs.list` answer of the core's current generation, and the token
+/// checks with the budget of wrong tokens all clients share.
 pub struct Handlers {
     /// Jobs, runs and the board.
     pub shared: Arc<Shared>,
-    jobs_list: jobs::ListCache,
-    wrong_tokens: auth::WrongTokenBudget,
+    jobs_list: jobs_list::ListCache,
+    /// The token checks of both protocols and their one wrong-token
+    /// budget (see [`crate::auth`]); the request layer asks it.
+    pub gate: Gate,
 }
 
 impl Handlers {
@@ -50,8 +54,8 @@ impl Handlers {
     pub fn new(shared: Arc<Shared>) -> Handlers {
         Handlers {
             shared,
-            jobs_list: jobs::ListCache::default(),
-            wrong_tokens: auth::WrongTokenBudget::default(),
+            jobs_list: jobs_list::ListCache::default(),
+            gate: Gate::default(),
         }
     }
 }
@@ -109,6 +113,20 @@ pub enum Command {
         /// Passed to the job.
         args: Option<Value>,
     },
+    /// `jobs.put`: a job defined at run time.
+    PutJob {
+        /// The validated definition (its `on_failure` target unchecked).
+        def: Box<crate::config::JobDef>,
+        /// The job object as sent (journaled).
+        source: serde_json::Map<String, Value>,
+    },
+    /// `jobs.delete`.
+    DeleteJob {
+        /// Job name.
+        name: String,
+        /// Kill its running runs.
+        cancel: bool,
+    },
     /// `runs.cancel`.
     Cancel(RunId),
     /// `subscribe {jobs?}`.
@@ -131,12 +149,14 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
     match call {
         Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
         Call::Status => Outcome::Encoded(status::status(shared)),
-        Call::JobsList => Outcome::Encoded(jobs::list(shared, &h.jobs_list)),
+        Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
         Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
         Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
         Call::Submit(p) => Outcome::Command(jobs::submit(*p)),
+        Call::JobsPut(p) => Outcome::Command(define::put(*p)),
+        Call::JobsDelete(p) => Outcome::Command(define::delete(p)),
         Call::JobsPause(p) => Outcome::Command(jobs::set_enabled(p.name, false)),
         Call::JobsResume(p) => Outcome::Command(jobs::set_enabled(p.name, true)),
         Call::RunsCancel(p) => command(match p.run_id {
@@ -164,6 +184,16 @@ pub fn submit_allowed(board: &Board) -> Result<(), Error> {
     }
 }
 
+/// Refuses `jobs.put` and `jobs.delete` unless `daemon.allow_job_api`
+/// (checked before their params are).
+pub fn job_api_allowed(board: &Board) -> Result<(), Error> {
+    if board.live.read().allow_job_api {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(daemon::JOB_API_OFF))
+    }
+}
+
 /// Applies a command on the event loop.
 pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
     match cmd {
@@ -177,6 +207,8 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
         Command::SetEnabled { name, enabled } => {
             Reply::Now(jobs::execute_set_enabled(d, &name, enabled))
         }
+        Command::PutJob { def, source } => Reply::Now(define::execute_put(d, *def, source)),
+        Command::DeleteJob { name, cancel } => Reply::Now(define::execute_delete(d, &name, cancel)),
         Command::Cancel(id) => match d.cancel_run(id) {
             Ok(()) => Reply::WaitRun(id),
             Err(e) => Reply::Now(Err(e)),

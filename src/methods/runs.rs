@@ -32,10 +32,22 @@ pub fn get(shared: &Shared, key: RunKey) -> Result<Value, Error> {
         .ok_or_else(|| Error::NoSuchRun(id.to_string()))
 }
 
-/// `runs.list {job?, state?, limit?}` → run objects, newest first.
+/// `runs.list {job?, state?, limit?, before?}` → run objects, newest
+/// first; with `before`, only runs older than that run (which need not
+/// be kept any more): the next page back through the history.
 pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
     let job = p.job;
     let state = p.state.map(|s| s.0);
+    let before = match p.before {
+        None => None,
+        Some(RunKey::Id(id)) => Some(id),
+        Some(RunKey::Unknown(_)) => {
+            return Err(Error::Invalid {
+                param: "before",
+                what: "must be a run id (the `run_id` of a run object)".into(),
+            })
+        }
+    };
     let limit = match p.limit {
         None => DEFAULT_LIST_LIMIT,
         Some(0) => {
@@ -54,11 +66,8 @@ pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
         }
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let runs = core.runs_newest_first(job, state, limit);
-    let mut text = Capped {
-        out: Vec::new(),
-        cap,
-    };
+    let runs = core.runs_before(job, state, before, limit);
+    let mut text = Capped::new(cap);
     text.out.push(b'[');
     for (i, run) in runs.iter().enumerate() {
         let sep: &[u8] = if i == 0 { b"" } else { b"," };
@@ -77,16 +86,34 @@ pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
         });
     }
     drop(core);
-    String::from_utf8(text.out)
-        .map_err(|e| e.to_string())
-        .and_then(|s| RawValue::from_string(s).map_err(|e| e.to_string()))
-        .map_err(Error::Internal)
+    text.into_raw()
 }
 
-/// A buffer that refuses to grow past `cap` bytes.
-struct Capped {
-    out: Vec<u8>,
+/// A buffer that refuses to grow past `cap` bytes: a list answer is
+/// encoded into one, so that it stops at `max_output_bytes` instead of
+/// building an answer the connection could not take.
+pub(super) struct Capped {
+    /// The bytes so far.
+    pub out: Vec<u8>,
     cap: usize,
+}
+
+impl Capped {
+    /// An empty buffer that takes up to `cap` bytes.
+    pub fn new(cap: usize) -> Capped {
+        Capped {
+            out: Vec::new(),
+            cap,
+        }
+    }
+
+    /// The bytes, JSON text, as the answer.
+    pub fn into_raw(self) -> Result<Box<RawValue>, Error> {
+        String::from_utf8(self.out)
+            .map_err(|e| e.to_string())
+            .and_then(|s| RawValue::from_string(s).map_err(|e| e.to_string()))
+            .map_err(Error::Internal)
+    }
 }
 
 impl Write for Capped {

@@ -55,6 +55,51 @@ struct ConfigView {
     last_reload_error: Option<String>,
 }
 
+/// How many API jobs `status` lists by name, at most.
+const MAX_CONFLICTS_LISTED: usize = 100;
+
+/// The `api_jobs` object: jobs defined at run time.
+#[derive(Serialize)]
+struct ApiJobsView {
+    /// `daemon.allow_job_api` as the loop applies it.
+    allowed: bool,
+    /// API jobs in the job table.
+    defined: usize,
+    /// Of those, how many are held (not scheduled) by `allowed = false`.
+    held: usize,
+    /// API jobs kept aside (not in the job table), with why.
+    conflicts_total: usize,
+    /// The first [`MAX_CONFLICTS_LISTED`] of them, by name.
+    conflicts: Vec<ConflictView>,
+}
+
+#[derive(Serialize)]
+struct ConflictView {
+    name: String,
+    reason: String,
+}
+
+impl ApiJobsView {
+    fn of(core: &crate::state::Core) -> ApiJobsView {
+        let api = core.api();
+        ApiJobsView {
+            allowed: !api.held(),
+            defined: api.defined(),
+            held: if api.held() { api.defined() } else { 0 },
+            conflicts_total: api.aside().len(),
+            conflicts: api
+                .aside()
+                .iter()
+                .take(MAX_CONFLICTS_LISTED)
+                .map(|(name, a)| ConflictView {
+                    name: name.clone(),
+                    reason: a.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The whole `status` answer, in the order clients see it.
 #[derive(Serialize)]
 struct StatusView<'a> {
@@ -71,6 +116,7 @@ struct StatusView<'a> {
     jobs: usize,
     runs_in_memory: usize,
     timers_armed: usize,
+    api_jobs: ApiJobsView,
     auth_required: bool,
     clients: ClientCountersView<'a>,
     state: StateView,
@@ -82,9 +128,9 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
     let b = &shared.board;
     let pool = b.job_pool_stats();
     let requests = b.request_pool_stats();
-    let (jobs, runs_in_memory) = {
+    let (jobs, runs_in_memory, api_jobs) = {
         let core = shared.core.lock();
-        (core.jobs_len(), core.runs_len())
+        (core.jobs_len(), core.runs_len(), ApiJobsView::of(&core))
     };
     let config = {
         let info = b.info.read();
@@ -117,6 +163,7 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         jobs,
         runs_in_memory,
         timers_armed: b.timers_armed.load(Ordering::Relaxed),
+        api_jobs,
         auth_required,
         clients: b.clients.view(),
         state: b.state.view(shared.journal.is_some()),

@@ -16,10 +16,13 @@
 //! version), then one frame per [`Record`]:
 //! `[u32 LE payload length][u32 LE CRC-32 of payload][payload]`, where the
 //! payload is a JSON object tagged by `"t"` (`run`, `scheduled`, `forget`,
-//! `pause`). A `run` record is a full snapshot of a run, so replay keeps the
-//! latest per id; `forget` drops a run from the history; `scheduled` records
-//! the due time a job last fired; `pause` says a job was paused or resumed
-//! (the last one per job wins). See [`Record`] and the `journal` module.
+//! `pause`, `job`, `job_deleted`). A `run` record is a full snapshot of a
+//! run, so replay keeps the latest per id; `forget` drops a run from the
+//! history; `scheduled` records the due time a job last fired; `pause` says
+//! a job was paused or resumed (the last one per job wins); `job` and
+//! `job_deleted` define and remove a job at run time (`jobs.put`,
+//! `jobs.delete`; the last one per name wins). See [`Record`] and the
+//! `journal` module.
 //!
 //! # Why it is crash-safe
 //!
@@ -132,6 +135,9 @@ pub struct Recovered {
     pub last_scheduled: BTreeMap<String, Timestamp>,
     /// The jobs paused by `jobs.pause` and not resumed since.
     pub paused: BTreeSet<String>,
+    /// The jobs defined at run time (`jobs.put`) and not deleted since:
+    /// each one's job object, by name.
+    pub api_jobs: BTreeMap<String, serde_json::Value>,
     /// The highest run id ever recorded, forgotten runs included: new ids
     /// must start above it.
     pub max_run_id: u64,
@@ -179,6 +185,12 @@ impl Recovered {
                 Record::Pause { job, paused: false } => {
                     recovered.paused.remove(&job);
                 }
+                Record::Job { name, job } => {
+                    recovered.api_jobs.insert(name, job);
+                }
+                Record::JobDeleted { name } => {
+                    recovered.api_jobs.remove(&name);
+                }
             }
         }
         recovered.runs = runs.into_values().collect();
@@ -199,8 +211,13 @@ impl Recovered {
             job: job.clone(),
             paused: true,
         });
+        let api_jobs = self.api_jobs.iter().map(|(name, job)| Record::Job {
+            name: name.clone(),
+            job: job.clone(),
+        });
         scheduled
             .chain(paused)
+            .chain(api_jobs)
             .chain(self.runs.iter().cloned().map(Record::Run))
     }
 }

@@ -1,7 +1,7 @@
 //! The journal's records: one self-describing JSON object per change.
 //!
 //! Every record carries its kind in a `"t"` field (`"run"`, `"scheduled"`,
-//! `"forget"`, `"pause"`), so a journal can be read with `jq` and a reader can tell a
+//! `"forget"`, `"pause"`, `"job"`, `"job_deleted"`), so a journal can be read with `jq` and a reader can tell a
 //! record it does not know from a damaged one. Enums are written by their
 //! wire names (`"timed_out"`, `"on_failure"`), the same strings clients see,
 //! and timestamps as RFC 3339 UTC with every digit of sub-second precision
@@ -52,6 +52,21 @@ pub enum Record {
         /// Paused (true) or resumed (false).
         paused: bool,
     },
+    /// `jobs.put`: the job `name` is defined at run time by the object
+    /// `job` (the keys of a `[[jobs]]` table, as accepted). The last record
+    /// per name wins, until a `JobDeleted` of that name.
+    Job {
+        /// The job's name (also `job.name`).
+        name: String,
+        /// The job object, checked again by the rules of the day at start.
+        job: Value,
+    },
+    /// `jobs.delete`: the job `name` defined at run time is gone (and with
+    /// it its pause and last scheduled time).
+    JobDeleted {
+        /// The job's name.
+        name: String,
+    },
 }
 
 impl Record {
@@ -61,7 +76,10 @@ impl Record {
         match self {
             Record::Run(r) => Some(r.id),
             Record::Forget { run_id } => Some(*run_id),
-            Record::Scheduled { .. } | Record::Pause { .. } => None,
+            Record::Scheduled { .. }
+            | Record::Pause { .. }
+            | Record::Job { .. }
+            | Record::JobDeleted { .. } => None,
         }
     }
 }
@@ -341,10 +359,43 @@ mod tests {
                 job: "backup".into(),
                 paused: true,
             },
+            Record::Job {
+                name: "nightly".into(),
+                job: serde_json::json!({"name": "nightly", "command": ["true"], "cron": "0 3 * * *"}),
+            },
+            Record::JobDeleted {
+                name: "nightly".into(),
+            },
         ];
         for rec in &records {
             assert_eq!(&round_trip(rec), rec);
         }
+    }
+
+    #[test]
+    fn the_last_job_record_per_name_wins_until_deleted() {
+        let job = |name: &str, n: u32| Record::Job {
+            name: name.into(),
+            job: serde_json::json!({"name": name, "retries": n}),
+        };
+        let deleted = |name: &str| Record::JobDeleted { name: name.into() };
+        let recovered = super::super::Recovered::fold([
+            job("a", 1),
+            job("b", 1),
+            job("a", 2),
+            deleted("b"),
+            job("c", 1),
+            deleted("c"),
+            job("c", 3),
+        ]);
+        let names: Vec<(&str, &Value)> = recovered
+            .api_jobs
+            .iter()
+            .map(|(n, j)| (n.as_str(), &j["retries"]))
+            .collect();
+        assert_eq!(names, [("a", &Value::from(2)), ("c", &Value::from(3))]);
+        let again = super::super::Recovered::fold(recovered.to_records());
+        assert_eq!(again.api_jobs, recovered.api_jobs, "compaction keeps them");
     }
 
     #[test]
@@ -374,6 +425,20 @@ mod tests {
         assert_eq!(
             pause,
             serde_json::json!({"t": "pause", "job": "backup", "paused": false})
+        );
+        let job = Record::Job {
+            name: "n".into(),
+            job: serde_json::json!({"name": "n"}),
+        };
+        let job = serde_json::to_value(job).expect("encodes");
+        assert_eq!(
+            job,
+            serde_json::json!({"t": "job", "name": "n", "job": {"name": "n"}})
+        );
+        let deleted = serde_json::to_value(Record::JobDeleted { name: "n".into() });
+        assert_eq!(
+            deleted.expect("encodes"),
+            serde_json::json!({"t": "job_deleted", "name": "n"})
         );
     }
 

@@ -6,13 +6,14 @@
 //! body. An unknown method (the `debug.*` ones included, unless
 //! `TICKD_DEBUG_HOOKS=1`) is `-32601`; bad params are `-32602` naming the
 //! param (see [`super::params`]); `submit` is refused (`-32003`) before its
-//! params are looked at unless `daemon.allow_submit`.
+//! params are looked at unless `daemon.allow_submit`, and `jobs.put` and
+//! `jobs.delete` unless `daemon.allow_job_api`.
 
 use super::params::Params;
 use super::rpc::{ErrorCode, RpcError};
 use crate::daemon::Board;
 use crate::methods::call::{Call, NoParams};
-use crate::methods::submit_allowed;
+use crate::methods::{job_api_allowed, submit_allowed};
 
 /// Decodes `method` with `params`; `board` says which methods are open.
 pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Call<'a>, RpcError> {
@@ -20,7 +21,7 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
     match method {
         "ping" => none(Call::Ping),
         "status" => none(Call::Status),
-        "jobs.list" => none(Call::JobsList),
+        "jobs.list" => params.decode().map(Call::JobsList),
         "jobs.get" => params.decode().map(Call::JobsGet),
         "runs.get" => params.decode().map(Call::RunsGet),
         "runs.list" => params.decode().map(Call::RunsList),
@@ -28,6 +29,14 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
         "submit" => {
             submit_allowed(board)?;
             params.decode().map(|p| Call::Submit(Box::new(p)))
+        }
+        "jobs.put" => {
+            job_api_allowed(board)?;
+            params.decode().map(|p| Call::JobsPut(Box::new(p)))
+        }
+        "jobs.delete" => {
+            job_api_allowed(board)?;
+            params.decode().map(Call::JobsDelete)
         }
         "jobs.pause" => params.decode().map(Call::JobsPause),
         "jobs.resume" => params.decode().map(Call::JobsResume),
@@ -48,8 +57,9 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::methods::call::{RunKey, StateFilter};
+    use crate::methods::call::{RunKey, SourceFilter, StateFilter};
     use crate::state::run::RunState;
+    use crate::state::JobSource;
     use serde_json::{json, Value};
     use std::path::Path;
 
@@ -138,6 +148,31 @@ mod tests {
             json!({"job": 1}),
             "param `job`: must be a string",
         );
+        bad(
+            "jobs.list",
+            json!({"limit": -1}),
+            "param `limit`: must be a non-negative integer",
+        );
+        bad(
+            "jobs.list",
+            json!({"after": 1}),
+            "param `after`: must be a string",
+        );
+        bad(
+            "jobs.list",
+            json!({"source": "db", "prefix": 2}),
+            "param `prefix`: must be a string",
+        );
+        bad(
+            "jobs.list",
+            json!({"source": "db"}),
+            "param `source`: must be one of file, api",
+        );
+        bad(
+            "runs.list",
+            json!({"before": true}),
+            "param `before`: must be a string",
+        );
         bad("submit", json!({}), "param `job`: is required");
         bad(
             "submit",
@@ -189,6 +224,22 @@ mod tests {
         assert_eq!(l.job, Some("a"));
         assert_eq!(l.state, Some(StateFilter(RunState::Failed)));
         assert_eq!(l.limit, None);
+        let p = params(json!({"limit": null, "after": null}));
+        assert!(matches!(
+            decode("jobs.list", &p, &b),
+            Ok(Call::JobsList(l)) if !l.paged()
+        ));
+        let p = params(json!({"prefix": "db.", "source": "api"}));
+        assert!(matches!(
+            decode("jobs.list", &p, &b),
+            Ok(Call::JobsList(l)) if l.paged() && l.prefix == Some("db.")
+                && l.source == Some(SourceFilter(JobSource::Api))
+        ));
+        let p = params(json!({"before": "17"}));
+        assert!(matches!(
+            decode("runs.list", &p, &b),
+            Ok(Call::RunsList(l)) if l.before == Some(RunKey::Id(17))
+        ));
         let p = params(json!({"jobs": null}));
         assert!(matches!(
             decode("subscribe", &p, &b),

@@ -269,6 +269,8 @@ pub const METHODS: &[&str] = &[
     "runs.list",
     "runs.cancel",
     "submit",
+    "jobs.put",
+    "jobs.delete",
     "subscribe",
     "reload",
     "shutdown",

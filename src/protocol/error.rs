@@ -11,9 +11,15 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
     match e {
         E::NoSuchJob(_) | E::NoSuchRun(_) => ErrorCode::NotFound,
         E::AlreadyRunning { .. } | E::ReloadRejected(_) => ErrorCode::Conflict,
+        E::FileJob(_) | E::HasDependents { .. } => ErrorCode::Conflict,
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
+        E::NotRecorded(_) => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
-        E::Invalid { .. } | E::AnswerTooLarge { .. } => ErrorCode::InvalidParams,
+        E::Invalid { .. }
+        | E::AnswerTooLarge { .. }
+        | E::JobListTooLarge { .. }
+        | E::JobTooLarge { .. } => ErrorCode::InvalidParams,
+        E::BadJob(_) => ErrorCode::InvalidParams,
         E::NotDurable(_) | E::Internal(_) => ErrorCode::Internal,
     }
 }
@@ -21,8 +27,15 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
 impl From<&daemon::Error> for RpcError {
     fn from(e: &daemon::Error) -> RpcError {
         let mut err = RpcError::new(code_of(e), e.to_string());
-        if let daemon::Error::AnswerTooLarge { cap, fit } = e {
-            err.data = Some(serde_json::json!({ "max_output_bytes": cap, "runs_that_fit": fit }));
+        match e {
+            daemon::Error::AnswerTooLarge { cap, fit } => {
+                err.data =
+                    Some(serde_json::json!({ "max_output_bytes": cap, "runs_that_fit": fit }));
+            }
+            daemon::Error::JobListTooLarge { cap, jobs } => {
+                err.data = Some(serde_json::json!({ "max_output_bytes": cap, "jobs": jobs }));
+            }
+            _ => {}
         }
         err
     }
@@ -65,6 +78,16 @@ mod tests {
             ),
             (E::NotDurable("x".into()), -32603),
             (E::Internal("x".into()), -32603),
+            (E::BadJob("job.x: y".into()), -32602),
+            (E::FileJob("a".into()), -32004),
+            (
+                E::HasDependents {
+                    job: "a".into(),
+                    dependents: vec!["b".into()],
+                },
+                -32004,
+            ),
+            (E::NotRecorded("x".into()), -32002),
         ];
         for (e, code) in cases {
             let rpc = RpcError::from(&e);
@@ -83,5 +106,19 @@ mod tests {
             rpc.data,
             Some(serde_json::json!({"max_output_bytes": 4096, "runs_that_fit": 3}))
         );
+        let rpc = RpcError::from(E::JobListTooLarge {
+            cap: 4096,
+            jobs: 90,
+        });
+        assert_eq!(rpc.code, ErrorCode::InvalidParams);
+        assert_eq!(
+            rpc.data,
+            Some(serde_json::json!({"max_output_bytes": 4096, "jobs": 90}))
+        );
+        let rpc = RpcError::from(E::JobTooLarge {
+            job: "a".into(),
+            cap: 4096,
+        });
+        assert_eq!((rpc.code, rpc.data), (ErrorCode::InvalidParams, None));
     }
 }

@@ -8,7 +8,8 @@
 //! ([`super::route`]), build their answers with these, so neither needs
 //! the other.
 
-use crate::config::AuthToken;
+use super::stream::BodyStream;
+use crate::auth::AuthToken;
 use crate::daemon::counters::bump;
 use crate::daemon::{self, Shared};
 use crate::http::response::{self as http_response, Framing};
@@ -18,11 +19,6 @@ use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-
-/// Longest request line before a TCP client has authenticated (when auth
-/// is on): enough for `auth` with any sane token, and little for a
-/// stranger to make the daemon buffer.
-pub const PREAUTH_MAX_LINE: usize = 4096;
 
 /// Deepest nesting of arrays and objects accepted in a request (a
 /// batch's array counts as one level).
@@ -58,7 +54,7 @@ pub struct ConnBatch {
     /// Whether the connection has authenticated (or needs not).
     pub authed: bool,
     /// The client's address (`None` on the Unix socket): wrong tokens are
-    /// charged to it first (see [`crate::methods::auth`]).
+    /// charged to it first (see [`crate::auth`]).
     pub peer: Option<IpAddr>,
     /// Answer bytes this batch may build: `max_output_bytes` minus the
     /// connection's answers not yet sent when the batch was cut (see
@@ -68,6 +64,9 @@ pub struct ConnBatch {
     /// from an earlier batch, so a busy connection's answers need no
     /// allocation (see [`BatchAnswer::tail`]).
     pub answer_buf: Vec<u8>,
+    /// A streamed answer under way, whose next piece this batch is for
+    /// (then `data` is empty; see [`super::stream`]).
+    pub stream: Option<Box<BodyStream>>,
 }
 
 impl ConnBatch {
@@ -93,7 +92,8 @@ pub enum ReplyTo {
     Nobody,
     /// An HTTP response with status `ok` on success.
     Http {
-        /// Status of a successful answer (200, or 202 for a new run).
+        /// Status of a successful answer (200, or 202 for a new run). 201
+        /// is `PUT`'s: 201 when the answer says `"created": true`, else 200.
         ok: u16,
         /// Connection handling of the response.
         framing: Framing,
@@ -112,7 +112,9 @@ impl ReplyTo {
             (ReplyTo::Member(id), Err(e)) => rpc::put_error(out, id, e),
             (ReplyTo::Nobody, _) => {}
             (ReplyTo::Http { ok, framing }, Ok(v)) => {
-                http_response::write_json(out, *ok, v, *framing)
+                let created = v.get("created") == Some(&Value::Bool(true));
+                let status = if *ok == 201 && !created { 200 } else { *ok };
+                http_response::write_json(out, status, v, *framing)
             }
             (ReplyTo::Http { framing, .. }, Err(e)) => {
                 http_response::write_error(out, e, "", *framing)
@@ -133,7 +135,7 @@ pub enum Segment {
         /// What to do.
         cmd: Command,
     },
-    /// An answer to send only after [`crate::methods::auth::AUTH_DELAY`] (a wrong token);
+    /// An answer to send only after [`crate::auth::AUTH_DELAY`] (a wrong token);
     /// later answers wait behind it.
     Delayed(Vec<u8>),
     /// The connection ends after what precedes; `why`, if any, is logged
@@ -142,6 +144,9 @@ pub enum Segment {
         /// The reason an operator should see.
         why: Option<String>,
     },
+    /// The rest of an answer sent a piece at a time; always the last
+    /// segment. The connection's requests after it wait until its end.
+    Stream(Box<BodyStream>),
 }
 
 /// The answers to one [`ConnBatch`].
@@ -229,7 +234,7 @@ impl OutputBudget {
         for s in segments.get(self.counted..).unwrap_or_default() {
             self.segment_bytes += match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
+                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
             };
         }
         self.counted = segments.len();
@@ -271,7 +276,7 @@ impl BatchAnswer {
             .iter()
             .map(|s| match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } => 0,
+                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
             })
             .sum();
         segments + self.tail.len()

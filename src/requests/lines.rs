@@ -19,7 +19,9 @@
 //! with `wait: true` holds back the rest of the array until its run ends.
 //! After a wrong token the rest of the array is not looked at: each
 //! member after it gets `-32001`, and the array from the wrong token's
-//! response on is sent after the auth delay. A notification of a method
+//! response on is sent after the auth delay (every verdict on a token or
+//! a method is [`crate::auth`]'s; this file renders it in JSON-RPC terms,
+//! [`Cx::refuse`]). A notification of a method
 //! without effects (`status`, `runs.list`, ...) is not even answered
 //! internally.
 //!
@@ -29,18 +31,18 @@
 
 use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
-    Segment, MAX_BATCH_REQUESTS, MAX_NESTING, PREAUTH_MAX_LINE,
+    Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
-use crate::config::AuthToken;
+use crate::auth::{self, AuthToken, Verdict};
 use crate::daemon::counters::bump;
-use crate::methods::auth::{self, AuthOutcome, AuthParams};
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
 use crate::protocol::codec::{Frame, LineFramer};
 use crate::protocol::rpc::{self, Id, Request};
 use crate::protocol::strict::{self, Batch};
 use crate::protocol::{ErrorCode, RpcError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::net::IpAddr;
 
 /// Methods that change nothing: a notification of one is not answered
@@ -53,6 +55,14 @@ const WITHOUT_EFFECT: &[&str] = &[
     "runs.get",
     "runs.list",
 ];
+
+/// The params of `auth {token}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthParams<'a> {
+    /// The token presented.
+    token: &'a str,
+}
 
 /// What the rest of the connection's batch may do after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +98,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// The line length limit: shorter before authentication.
     fn line_limit(&self) -> usize {
-        if self.authed {
-            self.max_line
-        } else {
-            self.max_line.min(PREAUTH_MAX_LINE)
-        }
+        auth::line_limit(self.max_line, self.authed)
     }
 
     /// Whether the answers built so far exceed the batch's output budget.
@@ -140,46 +146,28 @@ impl Cx<'_> {
                     return Flow::Go;
                 }
             };
-            match auth::auth(self.h, params, self.peer) {
-                AuthOutcome::Accepted(v, token) => {
-                    self.authed = true;
-                    // A Unix-socket client (no peer address) is trusted
-                    // already: it must not become a client of this one
-                    // token, which a reload may change.
-                    if token.is_some() && self.peer.is_some() {
-                        self.authenticated = token;
-                    }
-                    if !silent {
-                        self.reply_ok(&mut place, &req.id, &v);
-                    }
-                }
-                AuthOutcome::Wrong => {
-                    // What was answered before goes now; this answer (and,
-                    // in a batch, the rest of its array) after the delay.
-                    flush_bytes(&mut self.segments, &mut self.out);
-                    if !silent {
-                        let e = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
-                        self.reply_err(&mut place, &req.id, &e);
-                    }
-                    return Flow::Held;
-                }
-                AuthOutcome::Flood => {
-                    if matches!(place, Place::Member { .. }) && !silent {
-                        let e = RpcError::new(ErrorCode::NotAuthenticated, auth::FLOOD_CLOSE);
-                        self.reply_err(&mut place, &req.id, &e);
-                    }
-                    return Flow::Flood;
-                }
+            let verdict = {
+                let live = self.h.shared.board.live.read();
+                let in_force = live.auth_token.as_ref();
+                self.h
+                    .gate
+                    .judge_token(in_force, params.token.as_bytes(), self.peer)
+            };
+            if let Some(flow) = self.refuse(&verdict, &mut place, &req.id, silent) {
+                return flow;
+            }
+            self.authed = true;
+            if let Verdict::Authenticated(token) = verdict {
+                self.authenticated = Some(token);
+            }
+            if !silent {
+                self.reply_ok(&mut place, &req.id, &json!({ "authenticated": true }));
             }
             return Flow::Go;
         }
-        if !self.authed && req.method != "ping" {
-            auth::refuse_unauthenticated(&self.h.shared);
-            let e = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED);
-            if !silent {
-                self.reply_err(&mut place, &req.id, &e);
-            }
-            return Flow::Go;
+        let verdict = auth::judge_method(self.authed, &req.method);
+        if let Some(flow) = self.refuse(&verdict, &mut place, &req.id, silent) {
+            return flow;
         }
         if silent && WITHOUT_EFFECT.contains(&&*req.method) {
             return Flow::Go;
@@ -214,6 +202,49 @@ impl Cx<'_> {
             }
         }
         Flow::Go
+    }
+
+    /// Counts `verdict` and, if it refuses the request, answers it in
+    /// JSON-RPC terms (see [`crate::auth`]) and says how the batch goes on;
+    /// `None`: the request passed.
+    fn refuse(
+        &mut self,
+        verdict: &Verdict,
+        place: &mut Place<'_>,
+        id: &Id,
+        silent: bool,
+    ) -> Option<Flow> {
+        if verdict.passed() {
+            return None;
+        }
+        self.h.shared.board.clients.count(verdict);
+        match verdict {
+            Verdict::Served | Verdict::Authenticated(_) => None,
+            Verdict::NotAuthenticated => {
+                if !silent {
+                    let e = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED);
+                    self.reply_err(place, id, &e);
+                }
+                Some(Flow::Go)
+            }
+            Verdict::Wrong => {
+                // What was answered before goes now; this answer (and, in
+                // a batch, the rest of its array) after the delay.
+                flush_bytes(&mut self.segments, &mut self.out);
+                if !silent {
+                    let e = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
+                    self.reply_err(place, id, &e);
+                }
+                Some(Flow::Held)
+            }
+            Verdict::Flood => {
+                if matches!(place, Place::Member { .. }) && !silent {
+                    let e = RpcError::new(ErrorCode::NotAuthenticated, auth::FLOOD_CLOSE);
+                    self.reply_err(place, id, &e);
+                }
+                Some(Flow::Flood)
+            }
+        }
     }
 
     /// Answers a line holding one request.
@@ -277,7 +308,7 @@ impl Cx<'_> {
                 // After a failed `auth`, nothing more is looked at.
                 Some(RpcError::new(
                     ErrorCode::NotAuthenticated,
-                    "not looked at: an earlier `auth` in this batch failed",
+                    auth::NOT_LOOKED_AT,
                 ))
             } else if !silent && self.over_budget() {
                 // A response would not fit (notifications, which add

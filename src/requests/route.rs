@@ -9,10 +9,11 @@
 //! | `GET /` | the status page |
 //! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
-//! | `GET /jobs`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `PUT /jobs/NAME` (body: the job), `DELETE /jobs/NAME?cancel=` | `jobs.put` → 201 or 200, `jobs.delete` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
-//! | `GET /runs?job=&state=&limit=`, `GET /runs/ID` | `runs.list`, `runs.get` |
+//! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
 //! | `POST /reload` | `reload` |
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
@@ -26,8 +27,11 @@
 //! cannot send without the browser asking first (a CORS preflight tickd
 //! never approves).
 //!
-//! After a wrong token, the requests pipelined behind it are not looked at:
-//! the batch ends and they wait for the delay (see [`crate::requests`]).
+//! Every request but `/healthz` is judged by [`crate::auth`]
+//! (`Gate::judge_header`), which [`refuse`] renders as 401 (with the
+//! challenge), a delayed 401, or a close. After a wrong token, the
+//! requests pipelined behind it are not looked at: the batch ends and they
+//! wait for the delay (see [`crate::requests`]).
 //!
 //! The HTTP wire (framing, responses, the status page, `/metrics`) is in
 //! [`crate::http`]; this module decides what each request gets.
@@ -36,18 +40,20 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_NESTING,
 };
+use super::stream;
+use crate::auth::{self, Verdict};
 use crate::daemon::counters::bump;
 use crate::daemon::Shared;
 use crate::http::frame::{self, MAX_HEADERS};
 use crate::http::response::{self, Framing};
-use crate::http::{metrics, STATUS_PAGE};
-use crate::methods::auth::{self, HttpAuth};
+use crate::http::STATUS_PAGE;
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
 use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 
+mod define;
 mod guard;
 use guard::{browser_check, head_check};
 
@@ -57,6 +63,8 @@ const CHALLENGE: &str = "WWW-Authenticate: Basic realm=\"tickd\"\r\n";
 
 /// One parsed request, borrowing from the batch.
 struct HttpRequest<'a> {
+    /// The minor version: HTTP/1.0 or 1.1.
+    version: u8,
     method: &'a str,
     path: &'a str,
     query: &'a str,
@@ -71,12 +79,16 @@ struct HttpRequest<'a> {
 
 /// How far [`answer_one`] got.
 enum Checked {
-    /// Answered; `true` if the request passed the token check.
-    Answered(bool),
+    /// Answered; with the verdict of its token check if it was checked
+    /// and passed it.
+    Answered(Option<Verdict>),
     /// A wrong token: its answer is delayed and nothing after it is read.
     Wrong,
     /// The global budget of wrong tokens is spent: the connection ends.
     Flood,
+    /// Answered, as `Answered`, with a streamed answer: nothing after it
+    /// is read until it ends.
+    Streaming(Option<Verdict>),
 }
 
 /// Where a request goes.
@@ -158,6 +170,7 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 .map(|h| h.value)
         };
         let req = HttpRequest {
+            version,
             method: parsed.method.unwrap_or("GET"),
             path,
             query,
@@ -167,13 +180,16 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
             content_type: header("content-type"),
             body,
         };
-        match answer_one(h, &req, framing, &mut out, &mut segments, batch.peer) {
-            Checked::Answered(passed) => {
-                if passed && !authed {
-                    authed = true;
-                    done.authenticated = shared.board.live.read().auth_token.clone();
+        let checked = answer_one(h, &req, framing, &mut out, &mut segments, batch.peer);
+        let streaming = matches!(checked, Checked::Streaming(_));
+        match checked {
+            Checked::Answered(Some(passed)) | Checked::Streaming(Some(passed)) if !authed => {
+                authed = true;
+                if let Verdict::Authenticated(token) = passed {
+                    done.authenticated = Some(token);
                 }
             }
+            Checked::Answered(_) | Checked::Streaming(_) => {}
             Checked::Wrong => {
                 done.rest = after.to_vec();
                 break;
@@ -185,6 +201,10 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
                 });
                 break;
             }
+        }
+        if streaming {
+            done.rest = after.to_vec();
+            break;
         }
         rest = after;
         if framing.close {
@@ -243,39 +263,29 @@ fn answer_one(
     peer: Option<std::net::IpAddr>,
 ) -> Checked {
     let shared = &*h.shared;
-    let mut authorized = false;
+    let mut passed = None;
     if req.path != "/healthz" {
         if let Err(Refusal(status, err, extra)) = browser_check(req) {
             bump(&shared.board.clients.http_forbidden);
             response::write_error_status(out, status, &err, extra, f);
-            return Checked::Answered(false);
+            return Checked::Answered(None);
         }
-        match auth::check_http(h, req.authorization, peer) {
-            HttpAuth::Allowed => authorized = true,
-            HttpAuth::Missing => {
-                let err = RpcError::new(
-                    ErrorCode::NotAuthenticated,
-                    "not authenticated: send Authorization: Bearer TOKEN",
-                );
-                response::write_error(out, &err, CHALLENGE, f);
-                return Checked::Answered(false);
-            }
-            HttpAuth::Wrong => {
-                flush_bytes(segments, out);
-                let err = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
-                let mut answer = Vec::new();
-                response::write_error(&mut answer, &err, CHALLENGE, f);
-                segments.push(Segment::Delayed(answer));
-                return Checked::Wrong;
-            }
-            HttpAuth::Flood => return Checked::Flood,
+        let v = {
+            let live = shared.board.live.read();
+            h.gate
+                .judge_header(live.auth_token.as_ref(), req.authorization, peer)
+        };
+        shared.board.clients.count(&v);
+        if let Some(refused) = refuse(&v, f, out, segments) {
+            return refused;
         }
+        passed = Some(v);
     }
     let target = match resolve(shared, req) {
         Ok(t) => t,
         Err(Refusal(status, err, extra)) => {
             response::write_error_status(out, status, &err, extra, f);
-            return Checked::Answered(authorized);
+            return Checked::Answered(passed);
         }
     };
     match target {
@@ -300,8 +310,11 @@ fn answer_one(
             f,
         ),
         Target::Metrics => {
-            let text = metrics::render(shared);
-            response::write(out, 200, metrics::CONTENT_TYPE, "", text.as_bytes(), f);
+            if let Some(rest) = stream::start_metrics(shared, f, req.version, out) {
+                flush_bytes(segments, out);
+                segments.push(Segment::Stream(rest));
+                return Checked::Streaming(passed);
+            }
         }
         Target::Call { method, params, ok } => {
             let params = Params(params);
@@ -309,7 +322,7 @@ fn answer_one(
                 Ok(call) => call,
                 Err(e) => {
                     response::write_error(out, &e, "", f);
-                    return Checked::Answered(authorized);
+                    return Checked::Answered(passed);
                 }
             };
             match methods::handle(h, call) {
@@ -328,7 +341,36 @@ fn answer_one(
             }
         }
     }
-    Checked::Answered(authorized)
+    Checked::Answered(passed)
+}
+
+/// Answers a verdict that refuses the request in HTTP terms (see
+/// [`crate::auth`]): 401 with the challenge, now or (a wrong token) after
+/// the auth delay, or the connection closed (the budget spent). `None`:
+/// the request passed.
+fn refuse(
+    verdict: &Verdict,
+    f: Framing,
+    out: &mut Vec<u8>,
+    segments: &mut Vec<Segment>,
+) -> Option<Checked> {
+    match verdict {
+        Verdict::Served | Verdict::Authenticated(_) => None,
+        Verdict::NotAuthenticated => {
+            let err = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED_HTTP);
+            response::write_error(out, &err, CHALLENGE, f);
+            Some(Checked::Answered(None))
+        }
+        Verdict::Wrong => {
+            flush_bytes(segments, out);
+            let err = RpcError::new(ErrorCode::NotAuthenticated, auth::WRONG_TOKEN);
+            let mut answer = Vec::new();
+            response::write_error(&mut answer, &err, CHALLENGE, f);
+            segments.push(Segment::Delayed(answer));
+            Some(Checked::Wrong)
+        }
+        Verdict::Flood => Some(Checked::Flood),
+    }
 }
 
 /// Maps method and path to a target.
@@ -346,8 +388,20 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["healthz"] => get(Target::Healthz),
         ["metrics"] => get(Target::Metrics),
         ["status"] => get(call("status", Map::new(), 200)),
-        ["jobs"] => get(call("jobs.list", Map::new(), 200)),
-        ["jobs", name] => get(call("jobs.get", named("name", name)?, 200)),
+        ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
+        ["jobs", name] => match req.method {
+            "PUT" => Ok(call(
+                "jobs.put",
+                define::put_params(shared, name, req.body)?,
+                201,
+            )),
+            "DELETE" => Ok(call(
+                "jobs.delete",
+                define::delete_params(name, req.query)?,
+                200,
+            )),
+            m => allow(m, &JOB_METHODS, call("jobs.get", named("name", name)?, 200)),
+        },
         ["jobs", name, "run"] => {
             allow(req.method, &["POST"], ())?;
             let mut params = named("name", name)?;
@@ -369,12 +423,17 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
     }
 }
 
+/// The methods of `/jobs/NAME`.
+const JOB_METHODS: [&str; 4] = ["GET", "HEAD", "PUT", "DELETE"];
+
 /// Passes `t` if `method` is one of `allowed`, else 405 with `Allow`.
 fn allow<T>(method: &str, allowed: &[&str], t: T) -> Result<T, Refusal> {
     if allowed.contains(&method) {
         return Ok(t);
     }
-    let extra = if allowed.contains(&"GET") {
+    let extra = if allowed.contains(&"PUT") {
+        "Allow: GET, HEAD, PUT, DELETE\r\n"
+    } else if allowed.contains(&"GET") {
         "Allow: GET, HEAD\r\n"
     } else {
         "Allow: POST\r\n"
@@ -396,7 +455,8 @@ fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     Ok(m)
 }
 
-/// `job=a&state=failed&limit=5` → params; `limit` is a number.
+/// `job=a&state=failed&limit=5` → params; `limit` is a number (a run id
+/// in `before` stays a string, as run ids are on the wire).
 fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -9,14 +9,14 @@
 //! newline, an HTTP request where its head and `Content-Length` say.
 //!
 //! Before a client has authenticated (with auth on), its lines and HTTP
-//! bodies are limited to [`PREAUTH_MAX_LINE`](crate::requests::PREAUTH_MAX_LINE)
+//! bodies are limited to [`PREAUTH_MAX_LINE`](crate::auth::PREAUTH_MAX_LINE)
 //! (see [`Limits::line_limit`]), unless an HTTP request carries the right
 //! token in its own `Authorization` header; only such a request gets a
 //! `100 Continue`.
 
 use super::limits::Limits;
+use crate::auth::header_matches;
 use crate::http::frame::{self as http_frame, FrameError, Framed};
-use crate::methods::auth::header_matches;
 use crate::requests::Proto;
 
 /// Most request bytes of one connection answered in one batch (a single
@@ -143,8 +143,8 @@ pub fn take_front(input: &mut Vec<u8>, end: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::PREAUTH_MAX_LINE;
     use crate::config::AuthToken;
-    use crate::requests::PREAUTH_MAX_LINE;
 
     fn limits(token: Option<&str>) -> Limits {
         Limits {

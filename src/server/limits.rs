@@ -9,11 +9,12 @@
 //! the config to every place it is used: `limits.idle_timeout`, not a path
 //! into the daemon's config.
 //!
-//! Limits that are not settings (the read budget per turn, the pre-auth
-//! limits) are constants of the parts that apply them.
+//! Limits that are not settings are constants of the parts that apply
+//! them (the read budget per turn), or of [`crate::auth`] (the pre-auth
+//! limits).
 
-use crate::config::{AuthToken, LiveSettings};
-use crate::requests::PREAUTH_MAX_LINE;
+use crate::auth::{self, AuthToken};
+use crate::config::LiveSettings;
 use std::time::Duration;
 
 /// What the server allows its clients, from the config in force.
@@ -46,13 +47,9 @@ impl Limits {
 
     /// The longest request line (or HTTP body) of a client: before it has
     /// authenticated (`authed` false, with auth on) at most
-    /// [`PREAUTH_MAX_LINE`].
+    /// [`PREAUTH_MAX_LINE`](auth::PREAUTH_MAX_LINE) ([`auth::line_limit`]).
     pub fn line_limit(&self, authed: bool) -> usize {
-        if authed {
-            self.max_line_bytes
-        } else {
-            self.max_line_bytes.min(PREAUTH_MAX_LINE)
-        }
+        auth::line_limit(self.max_line_bytes, authed)
     }
 
     /// What a batch cut now may still build of answers: `max_output_bytes`
@@ -65,6 +62,7 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::PREAUTH_MAX_LINE;
     use std::path::Path;
 
     fn limits_of(daemon_table: &str) -> Limits {

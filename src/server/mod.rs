@@ -32,8 +32,10 @@
 //!   limit, end of linger) on the loop's own wheel (`ConnTimers`);
 //! - `waiters.rs`: requests waiting on runs, and subscribers to run events
 //!   (`Waiters`, `Subscribers`);
-//! - `auth.rs`: each connection's credential judged against the token in
-//!   force, the auth delay, and what a reload changing the token does;
+//! - `auth_hold.rs`: the mechanics of authentication (each connection's
+//!   credential judged against the token in force, a wrong token's answer
+//!   held for the auth delay, connections re-judged after a reload changed
+//!   the token); every decision is [`crate::auth`]'s;
 //! - `conn/`: one connection, its buffers, its answer order, and its state
 //!   as types (`conn/state.rs`);
 //! - [`limits::Limits`]: the limits it applies, taken from the config at
@@ -44,14 +46,15 @@
 //! Clients come from the TCP listener (HTTP or JSON-RPC, told apart by the
 //! first bytes, see [`crate::http::frame::sniff`]) and the Unix socket
 //! (JSON-RPC, trusted); [`listeners`] binds both. Each connection carries
-//! its credential (`auth.rs`), checked against the token in force for every
+//! its [`Credential`](crate::auth::Credential), checked against the token in force for every
 //! batch and every event sent to a subscriber (so a reload that turns auth
 //! on, or changes the token, makes connections authenticate again, and
 //! holds back subscribers' events until they do). Before a TCP client has
 //! authenticated (with auth on), its lines are limited to
-//! [`PREAUTH_MAX_LINE`](crate::requests::PREAUTH_MAX_LINE), its buffered
-//! input to [`PREAUTH_PAUSE_AT`], its HTTP bodies to `PREAUTH_MAX_LINE`,
-//! and it must authenticate within `PREAUTH_LIMIT` of being accepted (or
+//! [`PREAUTH_MAX_LINE`](crate::auth::PREAUTH_MAX_LINE), its buffered
+//! input to [`PREAUTH_PAUSE_AT`](crate::auth::PREAUTH_PAUSE_AT), its HTTP
+//! bodies to `PREAUTH_MAX_LINE`, and it must authenticate within
+//! [`PREAUTH_LIMIT`](crate::auth::PREAUTH_LIMIT) of being accepted (or
 //! of the reload that made it a stranger again), or `idle_timeout` if
 //! sooner, or is closed. `max_connections` counts TCP clients only: the
 //! trusted Unix socket always gets in. Every limit bumps a counter of
@@ -67,7 +70,7 @@
 
 mod accept;
 pub mod alarm;
-mod auth;
+mod auth_hold;
 mod backoff;
 mod commits;
 mod conn;
@@ -77,11 +80,11 @@ pub mod listeners;
 mod outbox;
 mod reading;
 pub mod stream;
+mod streams;
 mod timers;
 mod turn;
 mod waiters;
 
-pub use auth::PREAUTH_PAUSE_AT;
 pub use turn::EXIT_POLL_FAILED;
 
 use crate::daemon::counters::{bump, CloseCause};
@@ -89,7 +92,7 @@ use crate::daemon::{Daemon, LoopEvent, Phase};
 use crate::signals::Signals;
 use accept::Acceptor;
 use alarm::Alarm;
-use auth::AuthWatch;
+use auth_hold::AuthWatch;
 use conn::Conn;
 use crossbeam_channel::Receiver;
 use limits::Limits;
@@ -254,6 +257,10 @@ impl Server {
                 self.close(key, CloseCause::Error);
                 return;
             }
+        }
+        if all_written && conn.body.is_some() {
+            self.next_piece(key);
+            return;
         }
         if !conn.done() {
             return;

@@ -12,9 +12,9 @@
 //! (a panic outside a handler, a dead thread) closes the connections it
 //! carried, each told with one `-32603` line.
 
-use super::auth::Credential;
 use super::backoff;
 use super::{Peer, Server};
+use crate::auth::{Credential, FLOOD_CLOSE};
 use crate::daemon::counters::CloseCause;
 use crate::daemon::Shared;
 use crate::methods::{self, Reply};
@@ -233,6 +233,7 @@ impl Server {
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
                     Segment::Close { why } => self.close_on_request(key, answer.serial, why),
+                    Segment::Stream(body) => self.keep_stream(key, answer.serial, body),
                 }
             }
             if !live {
@@ -260,7 +261,7 @@ impl Server {
     fn close_on_request(&mut self, key: usize, serial: u64, why: Option<String>) {
         let cause = match why.as_deref() {
             None => CloseCause::Requested,
-            Some(methods::auth::FLOOD_CLOSE) => CloseCause::AuthFlood,
+            Some(FLOOD_CLOSE) => CloseCause::AuthFlood,
             Some(_) => CloseCause::Protocol,
         };
         if let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) {

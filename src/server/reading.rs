@@ -12,11 +12,11 @@
 //! the input reaches `max_line_bytes` + [`READ_BUDGET`] (a stranger's:
 //! [`PREAUTH_PAUSE_AT`]), until the answers are back.
 
-use super::auth::PREAUTH_PAUSE_AT;
 use super::backoff;
 use super::conn::ReadResult;
 use super::framing::{self, Cut};
 use super::{Peer, Server};
+use crate::auth::PREAUTH_PAUSE_AT;
 use crate::daemon::counters::{bump, CloseCause};
 use crate::http::frame::FrameError;
 use crate::http::response::{self as http_response, Framing};
@@ -158,6 +158,7 @@ impl Server {
                     peer: conn.peer.map(|a| a.ip()),
                     out_budget: self.limits.out_budget(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),
+                    stream: None,
                 });
                 return;
             }

@@ -10,7 +10,7 @@
 //! a client authenticates.
 //!
 //! The wheel also holds the answers parked by the auth delay, until their
-//! release (see [`super::auth`]).
+//! release (see `auth_hold.rs`).
 //!
 //! When a connection is due is a plain function of its [`Standing`] and
 //! `idle_timeout`: a stranger (auth on, not authenticated, or
@@ -20,11 +20,10 @@
 //! sent something, except a subscriber, which gets events until it
 //! leaves.
 
-use super::auth::PREAUTH_LIMIT;
 use super::conn::Conn;
 use super::{Peer, Server};
+use crate::auth::{AUTH_DELAY, PREAUTH_LIMIT};
 use crate::daemon::counters::{bump, CloseCause};
-use crate::methods;
 use crate::timer::{Clock, TimerKey, TimerWheel};
 use std::time::{Duration, Instant};
 
@@ -133,7 +132,7 @@ impl Standing {
     pub fn recheck_after(&self, idle_timeout: Option<Duration>) -> Duration {
         let period = match idle_timeout {
             Some(t) if self.authed => t,
-            _ => methods::auth::AUTH_DELAY,
+            _ => AUTH_DELAY,
         };
         period.max(Duration::from_millis(1))
     }
@@ -303,7 +302,7 @@ mod tests {
             CloseCause::Idle,
             "idle before its limit"
         );
-        assert_eq!(stranger.recheck_after(Some(MIN)), methods::auth::AUTH_DELAY);
+        assert_eq!(stranger.recheck_after(Some(MIN)), AUTH_DELAY);
     }
 
     #[test]

@@ -89,6 +89,10 @@ pub struct RunMetrics {
     jobs: BTreeMap<String, JobMetrics>,
     /// Ad-hoc `submit` runs; `None` until the first one ends.
     submitted: Option<JobMetrics>,
+    /// Every run counted since the start, of any job (removed since or
+    /// not) and ad-hoc: what `/metrics` shows without per-job series, kept
+    /// as runs end so that showing it costs nothing at any job count.
+    total: JobMetrics,
 }
 
 impl RunMetrics {
@@ -103,6 +107,7 @@ impl RunMetrics {
     /// Counts a run of `job` that ended in `state`; `seconds` is its
     /// duration if it started.
     pub fn record(&mut self, job: &str, state: RunState, seconds: Option<f64>) {
+        self.total.record(state, seconds);
         self.declare(job);
         if let Some(m) = self.jobs.get_mut(job) {
             m.record(state, seconds);
@@ -112,6 +117,7 @@ impl RunMetrics {
     /// Counts an ad-hoc `submit` run (one with no job name) that ended in
     /// `state`; `seconds` is its duration if it started.
     pub fn record_submitted(&mut self, state: RunState, seconds: Option<f64>) {
+        self.total.record(state, seconds);
         self.submitted
             .get_or_insert_with(JobMetrics::default)
             .record(state, seconds);
@@ -125,6 +131,17 @@ impl RunMetrics {
     /// Every job's counters, by name.
     pub fn jobs(&self) -> &BTreeMap<String, JobMetrics> {
         &self.jobs
+    }
+
+    /// Every run counted since the start, whatever its job: never goes
+    /// backwards (a job's removal leaves its runs in it).
+    pub fn total(&self) -> &JobMetrics {
+        &self.total
+    }
+
+    /// The counters of ad-hoc `submit` runs, once one has ended.
+    pub fn submitted(&self) -> Option<&JobMetrics> {
+        self.submitted.as_ref()
     }
 
     /// Every series as its `job_name` label value and counters: the
@@ -197,5 +214,8 @@ mod tests {
         m.forget("submitted");
         let names: Vec<&str> = m.series().map(|(n, _)| n).collect();
         assert_eq!(names, [SUBMITTED_LABEL]);
+        // The total keeps every run, the removed job's included.
+        assert_eq!(m.total().by_state, [1, 2, 0, 0, 0]);
+        assert_eq!(m.total().count, 2);
     }
 }

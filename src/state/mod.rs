@@ -13,10 +13,13 @@
 //! - a run reaches a terminal state exactly once ([`Core::finish`] refuses a
 //!   second time), so counters never count a run twice.
 
+mod api;
 mod lock;
 pub mod metrics;
+mod pages;
 pub mod run;
 
+pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use lock::{CoreGuard, CoreLock};
 
 use crate::config::JobDef;
@@ -132,6 +135,9 @@ pub struct JobView<'a> {
     catch_up: &'static str,
     tz: Option<&'a str>,
     timeout_ms: Option<u64>,
+    /// Why an API job is not scheduled (`daemon.allow_job_api = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<run::RunView<'a>>>,
 }
@@ -192,6 +198,8 @@ pub struct Core {
     /// Bumped by every mutable access through [`CoreGuard`]: equal
     /// generations mean an unchanged core.
     generation: u64,
+    /// What is kept about the jobs defined at run time (`jobs.put`).
+    api: ApiJobs,
 }
 
 impl Core {
@@ -254,7 +262,7 @@ impl Core {
         let entry = self.jobs.get_mut(name)?;
         let changed = entry.paused != paused;
         entry.paused = paused;
-        entry.enabled = entry.def.enabled && !paused;
+        entry.enabled = api::effective_enabled(entry, self.api.held());
         Some(changed)
     }
 
@@ -324,15 +332,7 @@ impl Core {
         state: Option<RunState>,
         limit: usize,
     ) -> Vec<&Run> {
-        let mut found: Vec<&Run> = self
-            .runs
-            .values()
-            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
-            .filter(|r| state.is_none_or(|s| r.state == s))
-            .collect();
-        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
-        found.truncate(limit);
-        found
+        self.runs_before(job, state, None, limit)
     }
 
     /// Whether any kept run belongs to `job` (a removed job's runs stay
@@ -504,6 +504,7 @@ impl Core {
             timeout_ms: def
                 .timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            held: (self.api.held() && entry.source == JobSource::Api).then_some(HELD_REASON),
             history: with_history.then(|| {
                 entry
                     .history

@@ -111,13 +111,24 @@ impl HttpConn {
             let (n, v) = h.split_once(':').expect("header has a colon");
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
-        let len: usize = headers
+        let chunked = headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().expect("numeric length"))
-            .expect("Content-Length on every response");
-        let mut body = vec![0; if with_body { len } else { 0 }];
-        self.reader.read_exact(&mut body).expect("body");
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked");
+        let body = if chunked && with_body {
+            self.read_chunked()
+        } else {
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().expect("numeric length"))
+                .unwrap_or_else(|| {
+                    assert!(chunked, "Content-Length on every response not chunked");
+                    0
+                });
+            let mut body = vec![0; if with_body { len } else { 0 }];
+            self.reader.read_exact(&mut body).expect("body");
+            body
+        };
         Some(Response {
             status,
             reason,
@@ -126,10 +137,28 @@ impl HttpConn {
         })
     }
 
+    /// A body in the chunked transfer coding, decoded (no trailers).
+    fn read_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("chunk size line");
+            let size = usize::from_str_radix(line.trim_end_matches(['\r', '\n']), 16)
+                .unwrap_or_else(|e| panic!("chunk size {line:?}: {e}"));
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).expect("chunk");
+            assert_eq!(&chunk[size..], b"\r\n", "chunk ends with CRLF");
+            if size == 0 {
+                return body;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+
     /// True once the server has closed the connection.
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+        matches!(super::read_some(&mut self.reader, &mut buf), Ok(0) | Err(_))
     }
 }
 

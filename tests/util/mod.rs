@@ -16,6 +16,19 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// `r.read(buf)`, read again when a signal interrupts it. The tests share
+/// one process, and a blocking read with a timeout (SO_RCVTIMEO) fails with
+/// EINTR on any signal the process takes, where `read_line` and friends
+/// already read again.
+pub fn read_some(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Default bound for any wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -294,7 +307,7 @@ impl Client {
     /// True if the server closed the connection (EOF after any pending lines).
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0))
+        matches!(read_some(&mut self.reader, &mut buf), Ok(0))
     }
 
     /// Sends a request and returns the whole response object.

@@ -124,12 +124,15 @@ pub(super) fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
             return Err(forbidden("cross-origin request"));
         }
     }
-    if req.method == "POST" && !json_type(req.content_type) {
+    if matches!(req.method, "POST" | "PUT") && !json_type(req.content_type) {
         return Err(Refusal(
             415,
             RpcError::new(
                 ErrorCode::InvalidRequest,
-                "unsupported media type: a POST must have Content-Type: application/json",
+                format!(
+                    "unsupported media type: a {} must have Content-Type: application/json",
+                    req.method
+                ),
             ),
             "",
         ));

@@ -13,9 +13,10 @@
 
 pub mod state;
 
-use super::auth::Credential;
 use super::stream::Stream;
+use crate::auth::Credential;
 use crate::daemon::counters::CloseCause;
+use crate::requests::BodyStream;
 use state::{Incoming, Life, Requests, Subscription, Wire};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -101,16 +102,16 @@ pub struct Conn {
     /// Set by `subscribe`: which runs' events this client receives, and
     /// whether they are held.
     pub subscription: Option<Subscription>,
+    /// The rest of an answer sent a piece at a time, waiting for the
+    /// output to drain (its connection counts as having a batch in flight
+    /// until it ends; see `crate::requests::stream`).
+    pub body: Option<Box<BodyStream>>,
 }
 
 impl Conn {
     /// Wraps an accepted socket.
     pub fn new(stream: Stream, serial: u64, peer: Option<std::net::SocketAddr>) -> Self {
-        let credential = if stream.is_unix() {
-            Credential::Trusted
-        } else {
-            Credential::Stranger
-        };
+        let credential = Credential::at_accept(stream.is_unix());
         Conn {
             wire: if stream.is_unix() {
                 Wire::Rpc
@@ -136,6 +137,7 @@ impl Conn {
             last_active: Instant::now(),
             want_write: false,
             subscription: None,
+            body: None,
         }
     }
 

@@ -1,42 +1,19 @@
-//! `auth {token}` (answered on the request worker, for the connection's
-//! own state) and the HTTP `Authorization` check.
+//! The wrong-token budget ([`WrongTokenBudget`]): how many wrong tokens
+//! are checked per second, per client address first ([`PeerKey`]), then
+//! from a share common to all addresses.
 //!
-//! With `daemon.auth_token` set, a TCP client must present the token
-//! before any method but `ping` and `auth`; an HTTP request must carry it
-//! in `Authorization` on every path but `/healthz`. Unix-socket clients
-//! are trusted: the socket file's mode decides who may connect.
-//!
-//! A wrong token is answered only after [`AUTH_DELAY`], which makes
-//! guessing slow. The delay is a timer on the event loop (the answer is
-//! parked in the connection's answer order), so it holds up nobody else;
-//! that connection's later requests are not even looked at until it has
-//! passed (the request layer holds them back), so one connection checks at most one
-//! token per [`AUTH_DELAY`], however many it pipelines. Across connections,
-//! the [`WrongTokenBudget`] bounds how many wrong tokens are checked per
-//! second: each client address has its own [`WRONG_TOKENS_PER_PEER`], and
-//! only beyond that is a token charged to the [`WRONG_TOKENS_PER_SECOND`]
-//! shared by all. A client presenting a token when both are spent is
-//! disconnected without the token being checked, so many connections
-//! guessing in parallel gain nothing, and one address guessing hard cannot
-//! lock out token holders at other addresses (they use their own share
-//! first, and a right token gives its check back). The Unix socket is
-//! trusted and never charged. Tokens are compared in constant time
-//! ([`crate::config::AuthToken::matches`]) and never logged.
+//! A check is taken from the budget before a token is compared, under one
+//! short lock, and given back if the token was right (only wrong ones
+//! count); when both the address's share and the shared one are spent the
+//! token is not compared at all ([`super::Verdict::Flood`]). The Unix
+//! socket never reaches this file: its clients are trusted and never
+//! charged (see [`super::Gate`]). The whole policy is described in the
+//! [module doc](super).
 
-use super::Handlers;
-use crate::config::AuthToken;
-use crate::daemon::counters::bump;
-use crate::daemon::Shared;
-use base64::Engine;
 use parking_lot::Mutex;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-/// How long a wrong token waits for its answer.
-pub const AUTH_DELAY: Duration = Duration::from_secs(1);
 
 /// Wrong tokens checked per second for one client address before its
 /// tokens are charged to the shared [`WRONG_TOKENS_PER_SECOND`].
@@ -51,16 +28,6 @@ pub const WRONG_TOKENS_PER_SECOND: u32 = 20;
 /// address's tokens are charged to the shared budget only. Bounds the
 /// table to about 200 KiB.
 pub const TRACKED_PEERS: usize = 4096;
-
-/// The answer to a wrong token (`-32001`, or 401 over HTTP).
-pub const WRONG_TOKEN: &str = "wrong token";
-
-/// The answer to any method but `ping` and `auth` before authentication.
-pub const NOT_AUTHENTICATED: &str = "not authenticated: call auth {\"token\": ...} first";
-
-/// Logged when a client is dropped by the [`WrongTokenBudget`].
-pub const FLOOD_CLOSE: &str = "too many wrong tokens this second, from this address and from \
-     all clients together; token not checked";
 
 /// Whose share a wrong token is charged to: an IPv4 address, or the /64
 /// prefix of an IPv6 address (one host usually holds a whole /64, so a
@@ -120,7 +87,7 @@ impl WrongTokenBudget {
     /// are spent. Taking it first, under the one lock, means request
     /// threads checking tokens at the same moment can never check more
     /// than the budget between them.
-    fn reserve(&self, peer: PeerKey) -> Option<BudgetSlot> {
+    pub(super) fn reserve(&self, peer: PeerKey) -> Option<BudgetSlot> {
         let mut w = self.window.lock();
         let now = Instant::now();
         if now.saturating_duration_since(w.started) >= Duration::from_secs(1) {
@@ -152,7 +119,7 @@ impl WrongTokenBudget {
 
     /// Gives a slot back: the token was right, and only wrong ones count.
     /// A slot of a window that has ended meanwhile is not given back.
-    fn refund(&self, slot: BudgetSlot) {
+    pub(super) fn refund(&self, slot: BudgetSlot) {
         let mut w = self.window.lock();
         if w.started != slot.window {
             return;
@@ -171,154 +138,9 @@ impl WrongTokenBudget {
 /// One token check taken from a [`WrongTokenBudget`] window: from an
 /// address's own share, or (`None`) from the shared one.
 #[derive(Debug)]
-struct BudgetSlot {
+pub(super) struct BudgetSlot {
     window: Instant,
     from: Option<PeerKey>,
-}
-
-/// The params of `auth {token}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthParams<'a> {
-    /// The token presented.
-    pub token: &'a str,
-}
-
-/// What `auth` made of a token.
-#[derive(Debug)]
-pub enum AuthOutcome {
-    /// The token is right (the token, to remember which one the
-    /// connection authenticated with), or no token is configured (`None`).
-    Accepted(Value, Option<AuthToken>),
-    /// A wrong token: answer [`WRONG_TOKEN`] after [`AUTH_DELAY`].
-    Wrong,
-    /// The [`WrongTokenBudget`] is spent: close without checking.
-    Flood,
-}
-
-/// `auth {token}` → `{authenticated: true}`, or a wrong token (answered
-/// after the delay). `peer` is the client's address (`None` on the Unix
-/// socket, which is never charged to the [`WrongTokenBudget`]).
-pub fn auth(h: &Handlers, p: AuthParams<'_>, peer: Option<IpAddr>) -> AuthOutcome {
-    let shared = &*h.shared;
-    let token = p.token;
-    let accepted = json!({ "authenticated": true });
-    let live = shared.board.live.read();
-    let Some(secret) = live.auth_token.as_ref() else {
-        return AuthOutcome::Accepted(accepted, None);
-    };
-    let slot = match peer {
-        Some(ip) => match reserve_check(h, ip) {
-            Some(slot) => Some(slot),
-            None => return AuthOutcome::Flood,
-        },
-        None => None,
-    };
-    if secret.matches(token.as_bytes()) {
-        if let Some(slot) = slot {
-            h.wrong_tokens.refund(slot);
-        }
-        return AuthOutcome::Accepted(accepted, Some(secret.clone()));
-    }
-    // Logged by the loop, which knows the client.
-    wrong_token(shared);
-    AuthOutcome::Wrong
-}
-
-/// A check from the budget of `peer`'s address, taken before the token is
-/// compared (a right token gives it back); counts the refusal when there
-/// is none.
-fn reserve_check(h: &Handlers, peer: IpAddr) -> Option<BudgetSlot> {
-    let slot = h.wrong_tokens.reserve(PeerKey::of(peer));
-    if slot.is_none() {
-        bump(&h.shared.board.clients.auth_flood_closed);
-    }
-    slot
-}
-
-/// Counts a wrong token (its budget slot was taken by [`reserve_check`]).
-fn wrong_token(shared: &Shared) {
-    bump(&shared.board.clients.auth_failures);
-}
-
-/// Counts a request refused before authentication (answered
-/// [`NOT_AUTHENTICATED`]).
-pub fn refuse_unauthenticated(shared: &Shared) {
-    bump(&shared.board.clients.unauthenticated_requests);
-}
-
-/// What an HTTP request's `Authorization` header is worth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpAuth {
-    /// No token configured, or the right token.
-    Allowed,
-    /// No usable header: answer 401 at once (a browser then prompts).
-    Missing,
-    /// A wrong token: answer 401 after [`AUTH_DELAY`].
-    Wrong,
-    /// The [`WrongTokenBudget`] is spent: close without checking.
-    Flood,
-}
-
-/// Checks `Authorization: Bearer TOKEN`, or `Basic base64(user:TOKEN)`
-/// for browsers (any user name), from a client at `peer` (charged to its
-/// address's share of the [`WrongTokenBudget`] first).
-pub fn check_http(h: &Handlers, header: Option<&[u8]>, peer: Option<IpAddr>) -> HttpAuth {
-    let shared = &*h.shared;
-    let live = shared.board.live.read();
-    let Some(secret) = live.auth_token.as_ref() else {
-        return HttpAuth::Allowed;
-    };
-    let Some(value) = header else {
-        bump(&shared.board.clients.unauthenticated_requests);
-        return HttpAuth::Missing;
-    };
-    let slot = match peer {
-        Some(ip) => match reserve_check(h, ip) {
-            Some(slot) => Some(slot),
-            None => return HttpAuth::Flood,
-        },
-        None => None,
-    };
-    if header_matches(secret, value) {
-        if let Some(slot) = slot {
-            h.wrong_tokens.refund(slot);
-        }
-        HttpAuth::Allowed
-    } else {
-        // Logged by the loop, which knows the client.
-        wrong_token(shared);
-        HttpAuth::Wrong
-    }
-}
-
-/// Whether an `Authorization` value carries `secret` (Bearer, or the
-/// password of Basic). Counts nothing: the loop also uses it to lift the
-/// pre-auth limits for a request that carries the right token.
-pub fn header_matches(secret: &AuthToken, value: &[u8]) -> bool {
-    match split_scheme(value) {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer") => secret.matches(rest),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"basic") => {
-            basic_password(rest).is_some_and(|pw| secret.matches(&pw))
-        }
-        _ => false,
-    }
-}
-
-/// `"Scheme rest"` → `(scheme, rest)`, spaces trimmed.
-fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
-    let value = value.trim_ascii();
-    let sp = value.iter().position(|&b| b == b' ')?;
-    Some((&value[..sp], value[sp + 1..].trim_ascii()))
-}
-
-/// The password of a Basic credential (`base64(user:password)`).
-fn basic_password(encoded: &[u8]) -> Option<Vec<u8>> {
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    Some(decoded[colon + 1..].to_vec())
 }
 
 #[cfg(test)]
@@ -442,18 +264,5 @@ mod tests {
         // most one more budget).
         let budget = WRONG_TOKENS_PER_PEER + WRONG_TOKENS_PER_SECOND;
         assert!(taken == budget || taken == 2 * budget, "{taken} checks");
-    }
-
-    #[test]
-    fn schemes_and_basic_passwords() {
-        assert_eq!(
-            split_scheme(b" Bearer  abc "),
-            Some((&b"Bearer"[..], &b"abc"[..]))
-        );
-        assert_eq!(split_scheme(b"abc"), None);
-        // base64("me:s3cret:x") — the password may contain colons.
-        let enc = base64::engine::general_purpose::STANDARD.encode("me:s3cret:x");
-        assert_eq!(basic_password(enc.as_bytes()), Some(b"s3cret:x".to_vec()));
-        assert_eq!(basic_password(b"not base64!"), None);
     }
 }
