@@ -89,9 +89,6 @@ pub enum Error {
         /// The jobs naming it, by name.
         dependents: Vec<String>,
     },
-    /// A change could not be made durable in `state_dir`, so it was not
-    /// made at all.
-    NotRecorded(String),
 }
 
 impl Error {
@@ -169,10 +166,6 @@ impl fmt::Display for Error {
                 "job {job} is named in on_failure by {}: change or delete {} first",
                 dependents.join(", "),
                 if dependents.len() == 1 { "it" } else { "them" }
-            ),
-            Error::NotRecorded(why) => write!(
-                f,
-                "could not record the change in state_dir, so nothing changed: {why}"
             ),
         }
     }
@@ -262,10 +255,6 @@ mod tests {
                     dependents: vec!["a".into(), "b".into()],
                 },
                 "job alarm is named in on_failure by a, b: change or delete them first",
-            ),
-            (
-                Error::NotRecorded("disk full".into()),
-                "could not record the change in state_dir, so nothing changed: disk full",
             ),
         ];
         for (error, message) in cases {

@@ -9,11 +9,15 @@
 //! - a `Pause` record when `jobs.pause` / `jobs.resume` changes a job
 //!   (synced before the answer), so a pause survives restarts and crashes.
 //!
-//! Durability: every record is written (`write`) at once, so a `kill -9`
-//! loses nothing that was recorded; runs accepted by `jobs.run` or `submit`
-//! are also `fdatasync`ed before the client gets its answer, so they survive
-//! power loss too. Other records are synced with the next such answer, or at
-//! exit.
+//! Durability (group commit, see [`crate::persist::GroupCommit`]): records
+//! are queued as they happen and the journal thread writes each loop turn's
+//! at the end of the turn; when answers wait on them (every command's
+//! answer does, see `server/commits.rs`) it also fdatasyncs them, one sync
+//! for all, and the answers go out once it is done. A `running` record is
+//! written by its worker at once (with everything queued before it). So a
+//! `kill -9` loses nothing acknowledged or seen running, and a power loss
+//! nothing acknowledged; other records are synced with the next group, or
+//! at exit.
 //!
 //! At start: finished runs go back into their job's history and counters;
 //! runs that were `running` become `interrupted` (the daemon died under

@@ -13,7 +13,6 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
         E::AlreadyRunning { .. } | E::ReloadRejected(_) => ErrorCode::Conflict,
         E::FileJob(_) | E::HasDependents { .. } => ErrorCode::Conflict,
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
-        E::NotRecorded(_) => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
         E::Invalid { .. }
         | E::AnswerTooLarge { .. }
@@ -87,7 +86,6 @@ mod tests {
                 },
                 -32004,
             ),
-            (E::NotRecorded("x".into()), -32002),
         ];
         for (e, code) in cases {
             let rpc = RpcError::from(&e);
