@@ -171,7 +171,16 @@ fn journal_write_errors_show_in_status_and_writing_resumes() {
     // The disk is full: appends and compactions fail.
     set_failpoint(&mut c, "journal.append", "return");
     set_failpoint(&mut c, "journal.write_new", "return");
-    let during = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+    // The run goes on in memory, but it is not acknowledged: nothing that
+    // is not durable is.
+    let refused = c.call("jobs.run", json!({"name": "quick", "wait": true}));
+    assert_eq!(refused["error"]["code"], -32603, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("not acknowledged"), "{refused}");
+    let during = util::poll_until("the run to go on", || {
+        let job = c.ok("jobs.get", json!({"name": "quick"}));
+        (job["runs_total"] == 1).then(|| job["last_run"].clone())
+    });
     assert_eq!(during["state"], "succeeded", "runs go on: {during}");
     let s = c.ok("status", json!({}));
     assert!(s["state"]["write_errors"].as_u64().unwrap_or(0) >= 1, "{s}");
@@ -180,7 +189,7 @@ fn journal_write_errors_show_in_status_and_writing_resumes() {
     assert!(message.contains("No space left"), "{s}");
     assert!(
         d.log
-            .wait_for("could not record run", 0, util::WAIT)
+            .wait_for("could not make the journal durable", 0, util::WAIT)
             .is_some(),
         "the failure is logged"
     );

@@ -22,6 +22,7 @@ mod conn_lifecycle;
 mod crash;
 mod ctl;
 mod failpoints;
+mod group_commit;
 mod hostile;
 mod http;
 mod http_conformance;

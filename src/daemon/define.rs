@@ -18,11 +18,14 @@
 //! - `on_failure` of an API job may name a file job or an API job; the
 //!   target must exist and no cycle may form. A job others name cannot be
 //!   deleted, nor a file job removed by a reload while an API job names it.
-//! - With `state_dir`, a change is journaled and fdatasynced before it is
-//!   made (under the journal lock, so no compaction slips in between) and
-//!   before the client hears of it: it survives `kill -9` and power loss.
-//!   If the write fails, nothing changes and the client gets
-//!   [`Error::NotRecorded`].
+//! - With `state_dir`, a change is journaled as it is made, and the client
+//!   hears of it once it is durable (group commit: the server holds the
+//!   answer until the journal thread's fdatasync covers the record), so
+//!   an acknowledged change survives `kill -9` and power loss. If that
+//!   write or sync fails, the client gets [`Error::NotDurable`]: the change
+//!   was made in memory and is written by the rewrite of the journal from
+//!   memory that follows, but it was not acknowledged. A job object too
+//!   large to be a record is refused before anything changes.
 
 use super::{Daemon, Error};
 use crate::config::{parse_api_job, Config, JobDef};
@@ -181,41 +184,26 @@ impl Daemon {
         ids
     }
 
-    /// With `state_dir`: appends `record`, makes it durable, then applies
-    /// `change`, all under the journal lock (taken before the core's, as
-    /// compaction does), so that no compaction can write the state between
-    /// the record and the change. Without `state_dir`: just the change.
+    /// With `state_dir`: appends `record`, then applies `change`. The
+    /// journal thread writes and syncs the record with the loop turn's
+    /// group, and the server holds the answer until then (a snapshot of a
+    /// compaction is taken between loop turns, never between the record
+    /// and the change). A record too large to be one is refused before
+    /// anything changes. Without `state_dir`: just the change.
     fn record_then<T>(
         &self,
         record: &Record,
         change: impl FnOnce(&mut Core) -> T,
     ) -> Result<T, Error> {
-        let Some(journal) = &self.shared.journal else {
-            return Ok(change(&mut self.shared.core.lock()));
-        };
-        let mut store = journal.lock();
-        if let Err(e) = store.append(record).and_then(|()| store.sync()) {
-            drop(store);
-            if e.kind() == std::io::ErrorKind::InvalidInput {
+        if let Some(journal) = &self.shared.journal {
+            if let Err(e) = journal.append(record) {
                 // Too large to be a record: the job's fault, not the disk's.
                 return Err(Error::BadJob(format!(
                     "job: cannot be recorded in state_dir: {e}"
                 )));
             }
-            let what = match record {
-                Record::JobDeleted { name } => format!("the deletion of job {name}"),
-                Record::Job { name, .. } => format!("the definition of job {name}"),
-                _ => "a change".to_string(),
-            };
-            self.shared
-                .board
-                .state
-                .record(format!("could not record {what}: {e}"));
-            return Err(Error::NotRecorded(e.to_string()));
         }
-        let out = change(&mut self.shared.core.lock());
-        drop(store);
-        Ok(out)
+        Ok(change(&mut self.shared.core.lock()))
     }
 
     /// At start: sets whether API jobs are held, and puts back the API
@@ -404,21 +392,19 @@ pub(super) const HELD_RUN: &str =
     "this job is defined through the API, and daemon.allow_job_api is \
      false: it is kept but no run of it starts (set daemon.allow_job_api = true)";
 
-/// The `Job` records of every API job, those kept aside included, for
-/// journal compaction.
-pub(super) fn api_job_records(core: &Core) -> impl Iterator<Item = Record> + '_ {
-    core.api().sources().filter_map(
-        |(name, source)| match serde_json::from_str::<Value>(source) {
-            Ok(job) => Some(Record::Job {
-                name: name.to_string(),
-                job,
-            }),
-            Err(e) => {
-                log::error!("job {name}: its definition does not read back ({e}); not compacted");
-                None
-            }
-        },
-    )
+/// The record of the API job `name` defined by the job object `source`
+/// (compact JSON), for journal compaction.
+pub(super) fn api_job_record(name: &str, source: &str) -> Option<Record> {
+    match serde_json::from_str::<Value>(source) {
+        Ok(job) => Some(Record::Job {
+            name: name.to_string(),
+            job,
+        }),
+        Err(e) => {
+            log::error!("job {name}: its definition does not read back ({e}); not compacted");
+            None
+        }
+    }
 }
 
 /// Checks `def.on_failure` against the jobs in `core`: the target exists

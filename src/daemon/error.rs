@@ -55,6 +55,10 @@ pub enum Error {
         /// How many of the newest runs would fit.
         fit: usize,
     },
+    /// With `state_dir`: the request took effect in memory, but the journal
+    /// could not be made durable (a failed write or fdatasync), so it is
+    /// not acknowledged. Says what failed.
+    NotDurable(String),
     /// `jobs.list` without params: the whole list would be larger than
     /// `max_output_bytes` (the client must page).
     JobListTooLarge {
@@ -85,9 +89,6 @@ pub enum Error {
         /// The jobs naming it, by name.
         dependents: Vec<String>,
     },
-    /// A change could not be made durable in `state_dir`, so it was not
-    /// made at all.
-    NotRecorded(String),
 }
 
 impl Error {
@@ -138,6 +139,11 @@ impl fmt::Display for Error {
                     write!(f, "ask for fewer runs (`limit` of at most {fit})")
                 }
             }
+            Error::NotDurable(why) => write!(
+                f,
+                "not acknowledged: the state_dir journal could not be made durable ({why}); \
+                 the request took effect in memory but may not survive a restart"
+            ),
             Error::JobListTooLarge { cap, jobs } => write!(
                 f,
                 "param `limit`: the list of {jobs} jobs is larger than max_output_bytes ({cap} \
@@ -160,10 +166,6 @@ impl fmt::Display for Error {
                 "job {job} is named in on_failure by {}: change or delete {} first",
                 dependents.join(", "),
                 if dependents.len() == 1 { "it" } else { "them" }
-            ),
-            Error::NotRecorded(why) => write!(
-                f,
-                "could not record the change in state_dir, so nothing changed: {why}"
             ),
         }
     }
@@ -220,6 +222,11 @@ mod tests {
                  for fewer runs (`limit` of at most 3)",
             ),
             (
+                Error::NotDurable("EIO".into()),
+                "not acknowledged: the state_dir journal could not be made durable (EIO); the \
+                 request took effect in memory but may not survive a restart",
+            ),
+            (
                 Error::JobListTooLarge { cap: 10, jobs: 3 },
                 "param `limit`: the list of 3 jobs is larger than max_output_bytes (10 bytes); page \
                  through it: jobs.list {\"limit\": 1000}, then again with `after` set to the \
@@ -248,10 +255,6 @@ mod tests {
                     dependents: vec!["a".into(), "b".into()],
                 },
                 "job alarm is named in on_failure by a, b: change or delete them first",
-            ),
-            (
-                Error::NotRecorded("disk full".into()),
-                "could not record the change in state_dir, so nothing changed: disk full",
             ),
         ];
         for (error, message) in cases {

@@ -13,6 +13,7 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 mod board;
+mod compaction;
 pub mod counters;
 mod define;
 pub mod dispatch;
@@ -37,7 +38,6 @@ use crate::state::run::{Run, RunId, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,6 +63,10 @@ pub enum LoopEvent {
     Finished(Run),
     /// A run was queued or started; posted only while someone subscribes.
     RunChanged(Run),
+    /// The journal thread's news: records made durable (answers waiting
+    /// on them can go), failed writes, compactions (see
+    /// [`crate::persist::GroupCommit`]).
+    Journal(crate::persist::Report),
 }
 
 /// State shared between the loop and the workers.
@@ -73,27 +77,42 @@ pub struct Shared {
     pub board: Board,
     events: Sender<LoopEvent>,
     /// Whether a post must wake the loop, and its waker.
-    wake: wake::LoopWake,
-    /// The `state_dir` journal, when one is configured.
-    pub journal: Option<Mutex<crate::persist::Store>>,
+    wake: Arc<wake::LoopWake>,
+    /// The `state_dir` journal and its thread, when one is configured.
+    pub journal: Option<crate::persist::GroupCommit>,
 }
 
 impl Shared {
     /// Creates the shared state; `events` and `waker` lead to the loop.
+    /// With a journal, starts its thread, which posts
+    /// [`LoopEvent::Journal`].
     pub fn new(
         core: Core,
         board: Board,
         events: Sender<LoopEvent>,
         waker: Arc<mio::Waker>,
         journal: Option<crate::persist::Store>,
-    ) -> Self {
-        Shared {
-            journal: journal.map(Mutex::new),
+    ) -> std::io::Result<Self> {
+        let wake = Arc::new(wake::LoopWake::new(waker));
+        let journal = match journal {
+            Some(store) => {
+                let (tx, wake) = (events.clone(), Arc::clone(&wake));
+                let report = Box::new(move |report| {
+                    if tx.send(LoopEvent::Journal(report)).is_ok() {
+                        wake.after_post();
+                    }
+                });
+                Some(crate::persist::GroupCommit::start(store, report)?)
+            }
+            None => None,
+        };
+        Ok(Shared {
+            journal,
             core: CoreLock::new(core),
             board,
             events,
-            wake: wake::LoopWake::new(waker),
-        }
+            wake,
+        })
     }
 
     /// Posts a queued/running snapshot of run `id` for subscribers, if any.
@@ -192,6 +211,8 @@ pub struct Daemon {
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
+    /// A journal compaction whose snapshot is being handed over.
+    snapshot: Option<compaction::Snapshot>,
     /// Streaks of skipped scheduled runs, for the log.
     skips: skips::SkipLog,
 }
@@ -221,7 +242,7 @@ impl Daemon {
         };
         let watchdog =
             crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
-        let shared = Arc::new(Shared::new(core, board, events, waker, journal));
+        let shared = Arc::new(Shared::new(core, board, events, waker, journal)?);
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         let pool = WorkerPool::start_watched(
@@ -252,6 +273,7 @@ impl Daemon {
             inputs: HashMap::new(),
             retries: HashMap::new(),
             quiet_dispatches: None,
+            snapshot: None,
             skips: skips::SkipLog::default(),
             file_pool: Arc::new(file_pool),
         };
@@ -274,7 +296,7 @@ impl Daemon {
             for (id, args, adhoc) in requeue {
                 daemon.requeue(id, args, adhoc);
             }
-            daemon.shared.sync_journal();
+            daemon.shared.sync_journal_now();
         }
         daemon.publish();
         Ok(daemon)
@@ -321,6 +343,7 @@ impl Daemon {
         let timer = [
             self.scheduler.next_wakeup(),
             self.shared.board.state.retry_at(),
+            self.compaction_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -332,9 +355,11 @@ impl Daemon {
             } => Some(timer.map_or(grace_end, |t| t.min(grace_end))),
             _ => timer,
         };
-        if self.stopping() && self.pool.stats().busy > 0 && self.runs_done() {
-            // Only a worker leaving a task is left, and that sends no
-            // event: look again soon.
+        if self.stopping() && self.runs_done() {
+            // Only a worker leaving a task may be left, and that sends no
+            // event: look again soon. (Not only while one is seen busy: it
+            // may have left between the drain's look and this one, and
+            // then nothing would wake the loop again.)
             let soon = Instant::now() + DRAIN_RECHECK;
             return Some(timer.map_or(soon, |t| t.min(soon)));
         }
@@ -362,6 +387,7 @@ impl Daemon {
         crate::notify::loop_turned();
         self.fire_due(now);
         self.retry_journal(now);
+        self.continue_compaction();
         if let Phase::Draining {
             grace_end,
             killed: false,
@@ -474,7 +500,7 @@ impl Daemon {
         if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
             log::warn!("some worker threads did not stop in time");
         }
-        self.shared.sync_journal();
+        self.shared.close_journal();
     }
 
     fn kill_running(&mut self, why: &str) {

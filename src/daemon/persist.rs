@@ -9,11 +9,15 @@
 //! - a `Pause` record when `jobs.pause` / `jobs.resume` changes a job
 //!   (synced before the answer), so a pause survives restarts and crashes.
 //!
-//! Durability: every record is written (`write`) at once, so a `kill -9`
-//! loses nothing that was recorded; runs accepted by `jobs.run` or `submit`
-//! are also `fdatasync`ed before the client gets its answer, so they survive
-//! power loss too. Other records are synced with the next such answer, or at
-//! exit.
+//! Durability (group commit, see [`crate::persist::GroupCommit`]): records
+//! are queued as they happen and the journal thread writes each loop turn's
+//! at the end of the turn; when answers wait on them (every command's
+//! answer does, see `server/commits.rs`) it also fdatasyncs them, one sync
+//! for all, and the answers go out once it is done. A `running` record is
+//! written by its worker at once (with everything queued before it). So a
+//! `kill -9` loses nothing acknowledged or seen running, and a power loss
+//! nothing acknowledged; other records are synced with the next group, or
+//! at exit.
 //!
 //! At start: finished runs go back into their job's history and counters;
 //! runs that were `running` become `interrupted` (the daemon died under
@@ -35,7 +39,6 @@ use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub use super::state_health::{StateHealth, StateView};
 
@@ -51,29 +54,30 @@ impl Shared {
     /// Appends a snapshot of run `id` to the journal (no-op without
     /// `state_dir`). `args`/`adhoc` are what a restart needs to run it again.
     pub fn journal_run(&self, id: RunId, args: Option<&Value>, adhoc: Option<&Value>) {
-        let Some(journal) = &self.journal else {
+        if self.journal.is_none() {
             return;
-        };
+        }
         let Some(run) = self.core.lock().run(id).cloned() else {
             return;
         };
-        self.journal_snapshot(journal, &run, args, adhoc);
+        self.journal_snapshot(&run, args, adhoc);
     }
 
     /// Marks run `id` running; with `state_dir`, also journals it before
     /// anyone can see it. False when the run is no longer queued
     /// (cancelled before a worker got to it).
     ///
-    /// The record is appended while the core lock is still held, so a
-    /// client that reads the run as `running` (and a `kill -9` right after)
-    /// always finds it journaled as running: after the restart it is
-    /// `interrupted`, never silently queued and run a second time. Locks are
-    /// taken journal first, then core: the order compaction uses.
+    /// The record is written to the file (with every record queued before
+    /// it) while the core lock is still held, so a client that reads the
+    /// run as `running` (and a `kill -9` right after) always finds it
+    /// journaled as running: after the restart it is `interrupted`, never
+    /// silently queued and run a second time. Locks are taken journal
+    /// files first, then core.
     pub fn mark_running_journaled(&self, id: RunId) -> bool {
         let Some(journal) = &self.journal else {
             return self.core.lock().mark_running(id);
         };
-        let mut store = journal.lock();
+        let mut writer = journal.writer();
         let mut core = self.core.lock();
         if !core.mark_running(id) {
             return false;
@@ -81,10 +85,10 @@ impl Shared {
         let Some(run) = core.run(id) else {
             return true;
         };
-        let appended = store.append(&Record::Run(RunRecord::from_run(run, None, None)));
+        let appended = writer.append_now(&Record::Run(RunRecord::from_run(run, None, None)));
         let job = run.job.clone();
         drop(core);
-        drop(store);
+        drop(writer);
         if let Err(e) = appended {
             let job = job.as_deref().unwrap_or("(submitted)");
             self.write_failed(format!("could not record run {id} of job {job}: {e}"));
@@ -94,74 +98,105 @@ impl Shared {
 
     /// Appends the snapshot `run` to the journal.
     pub fn journal_finished(&self, run: &Run) {
-        if let Some(journal) = &self.journal {
-            self.journal_snapshot(journal, run, None, None);
+        if self.journal.is_some() {
+            self.journal_snapshot(run, None, None);
         }
     }
 
-    fn journal_snapshot(
-        &self,
-        journal: &parking_lot::Mutex<crate::persist::Store>,
-        run: &Run,
-        args: Option<&Value>,
-        adhoc: Option<&Value>,
-    ) {
+    fn journal_snapshot(&self, run: &Run, args: Option<&Value>, adhoc: Option<&Value>) {
         let record = Record::Run(RunRecord::from_run(run, args.cloned(), adhoc.cloned()));
-        if let Err(e) = journal.lock().append(&record) {
-            let message = format!(
-                "could not record run {} of job {}: {e}",
+        self.journal_record(&record, || {
+            format!(
+                "run {} of job {}",
                 run.id,
                 run.job.as_deref().unwrap_or("(submitted)")
-            );
-            self.write_failed(message);
+            )
+        });
+    }
+
+    /// Appends `record` to the journal (no-op without `state_dir`); `what`
+    /// names it in the error if it cannot be recorded. It is written and
+    /// made durable with the loop turn's group (see
+    /// [`crate::persist::GroupCommit`]); the server holds the answer of
+    /// the command that appended it until then.
+    pub fn journal_record(&self, record: &Record, what: impl FnOnce() -> String) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if let Err(e) = journal.append(record) {
+            self.write_failed(format!("could not record {}: {e}", what()));
         }
     }
 
     /// Appends that `job`'s schedule fired for `at`.
     pub fn journal_scheduled(&self, job: &str, at: Timestamp) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
         let record = Record::Scheduled {
             job: job.to_string(),
             at,
         };
-        if let Err(e) = journal.lock().append(&record) {
-            self.write_failed(format!("could not record the schedule of job {job}: {e}"));
-        }
+        self.journal_record(&record, || format!("the schedule of job {job}"));
     }
 
-    /// Records that `job` was paused or resumed, durably (fdatasync), so
-    /// the pause outlives a restart, a `kill -9` and a power loss.
+    /// Records that `job` was paused or resumed; the answer of the command
+    /// waits for it to be durable, so the pause outlives a restart, a
+    /// `kill -9` and a power loss.
     pub fn journal_pause(&self, job: &str, paused: bool) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
         let record = Record::Pause {
             job: job.to_string(),
             paused,
         };
-        if let Err(e) = journal.lock().append(&record) {
-            let what = if paused { "pause" } else { "resume" };
-            self.write_failed(format!("could not record the {what} of job {job}: {e}"));
-            return;
-        }
-        self.sync_journal();
+        let what = if paused { "pause" } else { "resume" };
+        self.journal_record(&record, || format!("the {what} of job {job}"));
     }
 
-    /// Makes everything recorded so far durable (fdatasync; a no-op when
-    /// nothing was written since the last sync).
+    /// The journal position an answer given now must wait for: the last
+    /// record appended, if it is not known durable yet (None without
+    /// `state_dir`, or when everything appended is durable).
+    pub fn journal_wait(&self) -> Option<crate::persist::Lsn> {
+        let journal = self.journal.as_ref()?;
+        let appended = journal.appended();
+        (appended > journal.durable()).then_some(appended)
+    }
+
+    /// Asks the journal thread to write and sync everything appended so far
+    /// (never waits): at the end of a loop turn that holds answers.
     pub fn sync_journal(&self) {
         if let Some(journal) = &self.journal {
-            if let Err(e) = journal.lock().sync() {
+            journal.request_sync();
+        }
+    }
+
+    /// Asks the journal thread to write everything appended so far, without
+    /// a sync (never waits): at the end of a loop turn that holds no
+    /// answer, so that its records survive a `kill -9`.
+    pub fn write_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.request_write();
+        }
+    }
+
+    /// Writes and syncs everything appended so far, and waits for it: at
+    /// start, before any client is served.
+    pub fn sync_journal_now(&self) {
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.sync_blocking() {
                 self.write_failed(format!("could not sync the journal: {e}"));
+            }
+        }
+    }
+
+    /// At exit: writes and syncs what is left and stops the journal thread.
+    pub fn close_journal(&self) {
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.close() {
+                log::error!("state_dir: at exit: could not sync the journal: {e}");
             }
         }
     }
 
     /// Counts (and logs, unless it is one of a flood) a failed journal
     /// write; the loop retries.
-    fn write_failed(&self, message: String) {
+    pub(super) fn write_failed(&self, message: String) {
         self.board.state.record(message);
     }
 }
@@ -204,92 +239,6 @@ impl Daemon {
         };
         if scheduled {
             self.shared.journal_scheduled(name, now);
-        }
-    }
-
-    /// Rewrites the journal from the state in memory once it has grown
-    /// enough (called after runs finish; cheap when there is nothing to do).
-    pub(super) fn compact_journal_if_needed(&self) {
-        let Some(journal) = &self.shared.journal else {
-            return;
-        };
-        let health = &self.shared.board.state;
-        if health.retry_at().is_some_and(|at| at > Instant::now()) {
-            // Writes are failing: wait for the retry instead of trying
-            // (and logging) on every finished run.
-            return;
-        }
-        // Journal first, then core: a worker appending waits for the new
-        // file, so nothing it records is lost with the old one.
-        let mut store = journal.lock();
-        if !store.needs_compaction() {
-            if health.retry_at().is_some() {
-                // What failed needs no rewrite (a directory sync): retry it.
-                let synced = store.sync();
-                drop(store);
-                match synced {
-                    Ok(()) => health.recovered("the journal is synced"),
-                    Err(e) => {
-                        health.clear_retry();
-                        self.shared
-                            .write_failed(format!("could not sync the journal: {e}"));
-                    }
-                }
-            }
-            return;
-        }
-        let records: Vec<Record> = {
-            let core = self.shared.core.lock();
-            let mut runs: Vec<&Run> = core.all_runs().collect();
-            runs.sort_unstable_by_key(|r| r.id);
-            let inputs = &self.inputs;
-            let mut records: Vec<Record> = runs
-                .into_iter()
-                .map(|run| {
-                    let (args, adhoc) = match inputs.get(&run.id) {
-                        Some(i) if !run.state.is_terminal() => (i.args.clone(), i.adhoc.clone()),
-                        _ => (None, None),
-                    };
-                    Record::Run(RunRecord::from_run(run, args, adhoc))
-                })
-                .collect();
-            records.extend(core.last_scheduled().map(|(job, at)| Record::Scheduled {
-                job: job.to_string(),
-                at,
-            }));
-            records.extend(core.paused_jobs().map(|job| Record::Pause {
-                job: job.to_string(),
-                paused: true,
-            }));
-            records.extend(super::define::api_job_records(&core));
-            records
-        };
-        let before = store.journal_len();
-        let result = store.compact(records);
-        drop(store);
-        match result {
-            Ok(()) => {
-                log::info!("state_dir: journal compacted from {before} bytes");
-                health.recovered("the journal was rewritten from memory");
-            }
-            Err(e) => {
-                health.clear_retry();
-                self.shared
-                    .write_failed(format!("journal compaction failed: {e}"));
-            }
-        }
-    }
-
-    /// While journal writes are failing, retries them when it is time.
-    pub(super) fn retry_journal(&self, now: Instant) {
-        if self
-            .shared
-            .board
-            .state
-            .retry_at()
-            .is_some_and(|at| at <= now)
-        {
-            self.compact_journal_if_needed();
         }
     }
 

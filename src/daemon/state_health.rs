@@ -87,9 +87,12 @@ impl StateHealth {
         }
     }
 
-    /// Clears the retry before trying again; a failure sets a new one.
-    pub(super) fn clear_retry(&self) {
-        *self.retry_at.lock() = None;
+    /// A retry is under way (off the loop): the next one, should this one
+    /// fail too, comes a whole [`WRITE_RETRY`] later.
+    pub(super) fn postpone_retry(&self) {
+        if let Some(at) = self.retry_at.lock().as_mut() {
+            *at = Instant::now() + WRITE_RETRY;
+        }
     }
 
     /// When the loop should retry, while writes are failing.

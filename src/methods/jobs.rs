@@ -48,16 +48,13 @@ pub fn execute_submit(
     args: Option<Value>,
 ) -> Reply {
     let started = d.start_adhoc(def, NewRun::new(Trigger::Submit, args), Some(source));
-    accepted(d, started, wait)
+    accepted(started, wait)
 }
 
-/// The answer to an accepted (or refused) run request. An accepted run is
-/// made durable in the journal (with `state_dir`) before the client hears
-/// of it, so that a crash after the answer cannot lose it.
-fn accepted(d: &mut Daemon, started: Result<RunId, Error>, wait: bool) -> Reply {
-    if started.is_ok() {
-        d.shared.sync_journal();
-    }
+/// The answer to an accepted (or refused) run request. With `state_dir`
+/// the server holds it until the run's record is durable (group commit),
+/// so that a crash after the answer cannot lose the run.
+fn accepted(started: Result<RunId, Error>, wait: bool) -> Reply {
     match started {
         Ok(id) if wait => Reply::WaitRun(id),
         Ok(id) => Reply::Now(Ok(json!({ "run_id": id.to_string() }))),
@@ -76,7 +73,7 @@ pub fn set_enabled(name: &str, enabled: bool) -> Command {
 /// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
 pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
     let started = d.start_run(name, NewRun::new(Trigger::Manual, args));
-    accepted(d, started, wait)
+    accepted(started, wait)
 }
 
 /// Applies `jobs.pause` / `jobs.resume` (`enabled` false / true):

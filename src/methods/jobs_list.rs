@@ -258,7 +258,10 @@ mod tests {
         let poll = mio::Poll::new().expect("poll");
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
         let (tx, _rx) = crossbeam_channel::unbounded();
-        (Shared::new(core, board, tx, waker, None), poll)
+        (
+            Shared::new(core, board, tx, waker, None).expect("no journal to start"),
+            poll,
+        )
     }
 
     fn names(n: usize) -> Vec<String> {

@@ -15,12 +15,14 @@
 //! with `O_APPEND`, and a fresh file is only ever put in place by
 //! [`Journal::replace`] (temporary file, fsync, rename, directory fsync).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::files;
+use super::fresh;
 use super::record::Record;
 
 /// The first line of every journal: magic, then the format version.
@@ -34,7 +36,7 @@ pub(super) const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// The journal's file name inside the state directory.
 pub(super) const FILE_NAME: &str = "journal";
 /// Where a new journal is written before it is renamed over the old one.
-const TMP_NAME: &str = "journal.tmp";
+pub(super) const TMP_NAME: &str = "journal.tmp";
 
 /// What the first line of a journal says.
 #[derive(Debug, PartialEq)]
@@ -117,11 +119,19 @@ impl Skipped {
 /// looks, byte by byte after the bad frame's start, for the next offset
 /// where a whole frame checks out (see [`resync`]) and goes on from there.
 /// Only damage that no good frame follows is a torn tail.
+///
+/// Zero bytes after the last non-zero one end the records without a word:
+/// they are the room the journal writes ahead of its end (see
+/// [`Journal::reserve`]), or what a power loss left of an extension of the
+/// file. (Every frame ends with its payload's closing `}`, so no frame
+/// ends in a zero byte.)
 pub(super) fn read_frames(bytes: &[u8], start: usize) -> Replay {
     let mut replay = Replay {
         end: start as u64,
         ..Replay::default()
     };
+    let data_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let bytes = &bytes[..data_end.max(start).min(bytes.len())];
     let mut pos = start;
     while pos < bytes.len() {
         match read_frame(bytes, pos) {
@@ -236,16 +246,21 @@ pub(super) fn encode_frame(buf: &mut Vec<u8>, record: &Record) -> io::Result<()>
 /// The open journal of a state directory, appended to in place.
 #[derive(Debug)]
 pub(super) struct Journal {
-    /// The journal, opened with `O_APPEND`.
-    file: File,
+    /// The journal, written at `len` (shared so that it can be fdatasynced
+    /// without holding the journal, see [`Journal::sync_handle`]).
+    file: Arc<File>,
     /// Its path, for messages.
     path: PathBuf,
     /// The state directory, fsynced after a rename.
     dir: PathBuf,
     /// The frame being built, reused so an append does not allocate.
     frame: Vec<u8>,
-    /// Bytes in the file (every write so far succeeded or was undone).
+    /// Bytes of frames in the file (every write so far succeeded or was
+    /// undone): where the next append goes.
     len: u64,
+    /// The file's size: `len`, then the zeros written ahead of it (see
+    /// [`Journal::reserve`]).
+    allocated: u64,
     /// Bytes in the file right after it was written by `replace`.
     compacted_len: u64,
     /// Appended since the last fdatasync.
@@ -273,64 +288,99 @@ impl Journal {
         records: impl IntoIterator<Item = Record>,
         max_run_id: u64,
     ) -> io::Result<Journal> {
-        let tmp = dir.join(TMP_NAME);
-        let path = dir.join(FILE_NAME);
-        let (file, len) = write_new(&tmp, records, max_run_id)?;
-        fs::rename(&tmp, &path).map_err(|e| files::context(e, "rename", &tmp))?;
-        Ok(Journal {
+        fresh::write_records(dir, records, max_run_id)?.install(dir)
+    }
+
+    /// The journal of a new file just renamed into place at `path`
+    /// (`len` bytes, all durable); its directory is not fsynced yet.
+    pub(super) fn from_fresh(file: Arc<File>, path: PathBuf, dir: &Path, len: u64) -> Journal {
+        Journal {
             file,
             path,
             dir: dir.to_path_buf(),
             frame: Vec::with_capacity(4096),
             len,
+            allocated: len,
             compacted_len: len,
             dirty: false,
             dir_unsynced: true,
             broken: None,
             missed: false,
-        })
+        }
     }
 
     /// Writes one frame with a single `write`; it is in the page cache (and
     /// survives `kill -9`) when this returns, on disk after [`Journal::sync`].
     pub(super) fn append(&mut self, record: &Record) -> io::Result<()> {
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        let appended = encode_frame(&mut frame, record).and_then(|()| self.append_frames(&frame));
+        self.frame = frame;
+        appended
+    }
+
+    /// Writes `frames` (whole frames, as [`encode_frame`] makes them) with
+    /// a single `write`, as [`Journal::append`] does one.
+    pub(super) fn append_frames(&mut self, frames: &[u8]) -> io::Result<()> {
         if let Some(why) = &self.broken {
             return Err(io::Error::other(format!(
                 "state/journal: {} takes no appends until it is compacted: {why}",
                 self.path.display()
             )));
         }
-        self.frame.clear();
-        encode_frame(&mut self.frame, record)?;
-        if let Err(e) = self.write_frame() {
+        if let Err(e) = self.write_frames(frames) {
             self.undo_partial_write();
-            // The record is only in memory now: the next compaction must
-            // rewrite the journal from memory to get it back.
+            // The records are only in memory now: the next compaction must
+            // rewrite the journal from memory to get them back.
             self.missed = true;
             return Err(files::context(e, "append to", &self.path));
         }
-        self.len += self.frame.len() as u64;
+        self.len += frames.len() as u64;
         self.dirty = true;
         Ok(())
     }
 
     /// The one `write` of an append (a fail point can make it fail with
     /// ENOSPC, as a full disk does).
-    fn write_frame(&mut self) -> io::Result<()> {
-        fail::fail_point!("journal.append", |_| Err(disk_full()));
-        self.file.write_all(&self.frame)
+    fn write_frames(&mut self, frames: &[u8]) -> io::Result<()> {
+        fail::fail_point!("journal.append", |_| Err(fresh::disk_full()));
+        self.file.write_all_at(frames, self.len)?;
+        self.allocated = self.allocated.max(self.len + frames.len() as u64);
+        Ok(())
     }
 
-    /// The fdatasync of [`Journal::sync`] (a fail point can make it fail
-    /// with EIO).
-    fn sync_file(&self) -> io::Result<()> {
-        fail::fail_point!("journal.sync", |_| Err(io::Error::from_raw_os_error(5)));
-        self.file.sync_data()
+    /// Writes `chunk` bytes of zeros past the end of the file when less
+    /// than `low` bytes of them are left ahead of the last frame; true if
+    /// it did.
+    ///
+    /// Appends then overwrite blocks that already hold data, in a file
+    /// whose size does not change: on ext4 (and most file systems) an
+    /// fdatasync of such a write flushes the data alone, with no journal
+    /// commit of a new size or new blocks, which makes it much cheaper and
+    /// keeps it from waiting behind other files' metadata. Replay reads
+    /// the zeros as the end of the records ([`read_frames`]). A failure
+    /// only costs that: appends extend the file as they would anyway.
+    pub(super) fn reserve(&mut self, low: u64, chunk: u64) -> io::Result<bool> {
+        if self.refuses_appends() || self.allocated - self.len >= low {
+            return Ok(false);
+        }
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let end = self.allocated + chunk;
+        while self.allocated < end {
+            let n = (end - self.allocated).min(ZEROS.len() as u64) as usize;
+            self.file
+                .write_all_at(&ZEROS[..n], self.allocated)
+                .map_err(|e| files::context(e, "write ahead in", &self.path))?;
+            self.allocated += n as u64;
+        }
+        Ok(true)
     }
 
     /// Cuts off whatever part of a failed frame reached the file: a torn
     /// frame would hide every later append from replay.
     fn undo_partial_write(&mut self) {
+        // The zeros written ahead go too: simpler than zeroing the frame.
+        self.allocated = self.len;
         if let Err(e) = self.file.set_len(self.len) {
             let why = format!(
                 "a failed append could not be cut off at offset {}: {e}",
@@ -348,13 +398,37 @@ impl Journal {
     /// refuses appends until a compaction rewrites the state from memory.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
-            if let Err(e) = self.sync_file() {
-                let why = format!("fdatasync failed: {e}");
-                self.broken = Some(why);
-                return Err(files::context(e, "fdatasync", &self.path));
-            }
-            self.dirty = false;
+            let synced = sync_data(&self.file, &self.path);
+            self.after_sync(synced)?;
         }
+        self.sync_dir()
+    }
+
+    /// The file and its path, to fdatasync (with [`sync_data`]) without
+    /// holding the journal; report the outcome to [`Journal::after_sync`].
+    pub(super) fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+        (Arc::clone(&self.file), self.path.clone())
+    }
+
+    /// Takes the outcome of an fdatasync of everything appended before it
+    /// began: on failure the journal is broken (see [`Journal::sync`]).
+    /// `dirty` stays set if appends came in meanwhile; syncing again costs
+    /// little.
+    pub(super) fn after_sync(&mut self, synced: io::Result<()>) -> io::Result<()> {
+        match synced {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(format!("fdatasync failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// fsyncs the directory after a rename, once (retried until it works).
+    pub(super) fn sync_dir(&mut self) -> io::Result<()> {
         if self.dir_unsynced {
             files::sync_dir(&self.dir)?;
             self.dir_unsynced = false;
@@ -377,6 +451,18 @@ impl Journal {
         self.compacted_len
     }
 
+    /// True once appends are refused (after a failed fdatasync, or a failed
+    /// append that could not be cut off).
+    pub(super) fn refuses_appends(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// True while a rename put this file in place and the directory was not
+    /// fsynced since.
+    pub(super) fn dir_unsynced(&self) -> bool {
+        self.dir_unsynced
+    }
+
     /// True once appends are refused (see [`Journal::sync`]), or a failed
     /// append left a record out: either way only a compaction from memory
     /// makes the file whole again.
@@ -385,181 +471,18 @@ impl Journal {
     }
 }
 
-/// The error a full disk gives, for the fail points.
-#[cfg(feature = "failpoints")]
-fn disk_full() -> io::Error {
-    io::Error::from_raw_os_error(28) // ENOSPC
-}
-
-/// Creates `path` afresh with the header and the frames of `records`,
-/// fsynced; returns it (opened for appending) and its length.
-fn write_new(
-    path: &Path,
-    records: impl IntoIterator<Item = Record>,
-    max_run_id: u64,
-) -> io::Result<(File, u64)> {
-    // A leftover from a crash during an earlier compaction is garbage.
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(files::context(e, "remove stale", path));
-        }
-        _ => {}
-    }
-    // `create_new` (O_EXCL) never follows a link; O_NOFOLLOW says so too.
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| files::context(e, "create", path))?;
-    let mut out = BufWriter::with_capacity(64 * 1024, &file);
-    let mut frame = Vec::with_capacity(4096);
-    let mut len = HEADER.len() as u64;
-    let mut highest = 0;
-    let write_err = |e| files::context(e, "write", path);
-    fail::fail_point!("journal.write_new", |_| Err(write_err(disk_full())));
-    out.write_all(HEADER).map_err(write_err)?;
-    let marker = Record::Forget { run_id: max_run_id };
-    let mut write_one = |record: &Record| -> io::Result<()> {
-        frame.clear();
-        encode_frame(&mut frame, record)?;
-        out.write_all(&frame).map_err(write_err)?;
-        len += frame.len() as u64;
-        Ok(())
-    };
-    for record in records {
-        highest = highest.max(record.run_id().unwrap_or(0));
-        write_one(&record)?;
-    }
-    if highest < max_run_id {
-        write_one(&marker)?;
-    }
-    out.flush().map_err(write_err)?;
-    drop(out);
-    file.sync_all()
-        .map_err(|e| files::context(e, "fsync", path))?;
-    Ok((file, len))
+/// The fdatasync of a journal file (a fail point can make it fail with
+/// EIO).
+pub(super) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    fail::fail_point!("journal.sync", |_| Err(files::context(
+        io::Error::from_raw_os_error(5),
+        "fdatasync",
+        path
+    )));
+    file.sync_data()
+        .map_err(|e| files::context(e, "fdatasync", path))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn forget(id: u64) -> Record {
-        Record::Forget { run_id: id }
-    }
-
-    fn journal_of(records: &[Record]) -> Vec<u8> {
-        let mut bytes = HEADER.to_vec();
-        for r in records {
-            encode_frame(&mut bytes, r).expect("encodes");
-        }
-        bytes
-    }
-
-    #[test]
-    fn frames_read_back_in_order() {
-        let records = vec![forget(1), forget(2), forget(3)];
-        let bytes = journal_of(&records);
-        let replay = read_frames(&bytes, HEADER.len());
-        assert_eq!(replay.records, records);
-        assert_eq!(replay.end, bytes.len() as u64);
-        assert!(replay.skipped.is_empty());
-    }
-
-    #[test]
-    fn frame_layout_is_length_crc_payload() {
-        let mut buf = Vec::new();
-        encode_frame(&mut buf, &forget(1)).expect("encodes");
-        let payload = br#"{"t":"forget","run_id":1}"#;
-        assert_eq!(buf[..4], (payload.len() as u32).to_le_bytes());
-        assert_eq!(buf[4..8], crc32fast::hash(payload).to_le_bytes());
-        assert_eq!(&buf[8..], payload);
-    }
-
-    #[test]
-    fn headers_are_told_apart() {
-        assert_eq!(check_header(b""), Header::Empty);
-        assert_eq!(check_header(HEADER), Header::Valid(HEADER.len()));
-        let newer = check_header(b"tickd-journal v2\n");
-        assert!(
-            matches!(&newer, Header::Bad(why) if why.contains("\"2\"")),
-            "{newer:?}"
-        );
-        assert!(matches!(check_header(b"garbage"), Header::Bad(_)));
-    }
-
-    #[test]
-    fn a_zeroed_tail_is_refused_by_its_length() {
-        // Power loss can extend a file with zeros: length 0 is never valid.
-        let mut bytes = journal_of(&[forget(1)]);
-        bytes.extend_from_slice(&[0; 64]);
-        let replay = read_frames(&bytes, HEADER.len());
-        assert_eq!(replay.records, vec![forget(1)]);
-        let [skipped] = &replay.skipped[..] else {
-            panic!("one stretch skipped: {:?}", replay.skipped);
-        };
-        assert_eq!(skipped.bytes, 64);
-        assert!(skipped.at_tail, "no frame follows the zeros");
-        assert!(skipped.reason.contains("length 0"), "{}", skipped.reason);
-    }
-
-    #[test]
-    fn damage_before_more_data_is_skipped_and_the_rest_read() {
-        let mut bytes = journal_of(&[forget(1), forget(2), forget(3)]);
-        let second = HEADER.len() + (bytes.len() - HEADER.len()) / 3;
-        bytes[second + 10] ^= 0x20;
-        let replay = read_frames(&bytes, HEADER.len());
-        assert_eq!(replay.records, vec![forget(1), forget(3)]);
-        let [skipped] = &replay.skipped[..] else {
-            panic!("one stretch skipped: {:?}", replay.skipped);
-        };
-        assert!(!skipped.at_tail);
-        assert_eq!(skipped.offset, second as u64);
-        assert!(skipped
-            .describe()
-            .contains("records after it were recovered"));
-    }
-
-    #[test]
-    fn a_flipped_length_bit_loses_only_its_frame() {
-        // Every bit of the length field of the middle frame, flipped in
-        // turn: too long (past the end or over the limit), too short, zero.
-        let records = [forget(1), forget(22), forget(333)];
-        let clean = journal_of(&records);
-        let second = HEADER.len() + (clean.len() - HEADER.len()) / 3;
-        for bit in 0..32 {
-            let mut bytes = clean.clone();
-            bytes[second + bit / 8] ^= 1 << (bit % 8);
-            let replay = read_frames(&bytes, HEADER.len());
-            assert_eq!(replay.records, vec![forget(1), forget(333)], "bit {bit}");
-            assert_eq!(replay.skipped.len(), 1, "bit {bit}");
-            assert!(!replay.skipped[0].at_tail, "bit {bit}: not a torn tail");
-        }
-    }
-
-    #[test]
-    fn only_damage_no_good_frame_follows_is_a_torn_tail() {
-        let mut bytes = journal_of(&[forget(1), forget(2)]);
-        let last = HEADER.len() + (bytes.len() - HEADER.len()) / 2;
-        // The last frame's length flipped to past the end of the file.
-        bytes[last + 2] ^= 0x01;
-        let replay = read_frames(&bytes, HEADER.len());
-        assert_eq!(replay.records, vec![forget(1)]);
-        assert!(replay.skipped[0].at_tail);
-        assert!(replay.skipped[0].describe().contains("torn"));
-    }
-
-    #[test]
-    fn oversized_records_are_refused_and_leave_the_buffer_alone() {
-        let mut buf = b"keep".to_vec();
-        let big = Record::Scheduled {
-            job: "x".repeat(MAX_PAYLOAD),
-            at: crate::time::now(),
-        };
-        let err = encode_frame(&mut buf, &big).expect_err("too big");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(buf, b"keep");
-    }
-}
+#[path = "journal_tests.rs"]
+mod tests;

@@ -26,12 +26,19 @@
 //!
 //! # Why it is crash-safe
 //!
-//! - **Appends only at the end.** [`Store::append`] writes a whole frame with
-//!   one `write` to a file opened with `O_APPEND`. When it returns the frame
-//!   is in the page cache, which outlives the process: a `kill -9` loses
-//!   nothing that was appended. [`Store::sync`] (fdatasync) makes it survive
-//!   a power loss; the daemon calls it before telling a client a run was
-//!   accepted, and once per loop turn (free when nothing was appended).
+//! - **Appends only at the end.** Frames are written whole after the last
+//!   one ([`Store::append`]: one frame, one `write`; the daemon goes through
+//!   [`GroupCommit`], whose journal thread writes a loop turn's frames with
+//!   one `write` and makes them durable with one fdatasync, see `group`).
+//!   A written frame is in the page cache, which outlives the process: a
+//!   `kill -9` loses nothing written. fdatasync makes it survive a power
+//!   loss; the daemon answers a client only once what the answer
+//!   acknowledges is durable.
+//! - **Zeros ahead of the end.** The journal thread writes zeros past the
+//!   last frame (`Journal::reserve`), so that appends overwrite blocks that
+//!   hold data in a file whose size does not change, and an fdatasync needs
+//!   no metadata commit. Replay takes trailing zeros as the end of the
+//!   records: no frame ends with a zero byte (every payload ends with `}`).
 //! - **Damage is detected, and costs only what it covers.** A crash or
 //!   power loss can cut the last frame short or leave garbage (often zeros)
 //!   after it; a bad disk can flip a bit anywhere. Each frame carries its
@@ -41,8 +48,9 @@
 //!   field says nothing about where the next frame starts: damage that good
 //!   frames follow is corruption (the file is kept as `journal.corrupt-*`
 //!   and every frame after it is recovered); only damage that no good frame
-//!   follows is a torn tail. A length of zero (zeros are what a power loss
-//!   often leaves) or over [`MAX_RECORD_BYTES`] is damage on its face.
+//!   follows is a torn tail. Zeros after the last record are its end (see
+//!   "Zeros ahead of the end"); a length of zero before more data, or one
+//!   over [`MAX_RECORD_BYTES`], is damage on its face.
 //! - **A finished run stays finished.** Once a run has a terminal record,
 //!   no later snapshot of it (which only damage could put there) brings it
 //!   back as queued, so no damage makes a succeeded run run again.
@@ -54,8 +62,8 @@
 //! - **Compaction is atomic.** The new file is complete and on disk before
 //!   the rename, and rename replaces the name in one step, so a crash at any
 //!   moment leaves either the old journal or the new one. The directory fsync
-//!   (retried by the next [`Store::sync`] if it fails) makes the rename itself
-//!   survive a power loss.
+//!   (retried by the next sync if it fails) makes the rename itself survive a
+//!   power loss; nothing the new file holds is reported durable before it.
 //! - **Failed writes do not poison later ones.** If a write fails part-way
 //!   (disk full), the partial frame is cut off again. If that fails too, or
 //!   fdatasync fails (after which Linux may have dropped the pages, so a
@@ -81,13 +89,17 @@
 //! daemon starts empty, with a warning: refusing to start would be worse.
 //!
 //! Replay reads the whole journal into memory; compaction keeps it within a
-//! few times the size of the live state. The store does no I/O on its own
-//! and holds no threads: the daemon calls it from its loop, and
-//! [`Store::needs_compaction`] tells it when to hand over its live state.
+//! few times the size of the live state. [`Store`] does no I/O on its own
+//! and holds no threads; [`GroupCommit`] takes it over with the journal
+//! thread, and [`GroupCommit::needs_compaction`] tells the daemon when to
+//! hand over its live state (a piece at a time, see `group`).
 
 mod files;
+mod fresh;
+mod group;
 mod journal;
 mod record;
+mod thread;
 
 #[cfg(test)]
 mod proptests;
@@ -100,6 +112,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::time::Timestamp;
+pub use group::{GroupCommit, Lsn, Report, ReportFn, Writer};
 use journal::{Header, Journal};
 pub use record::{Record, RunRecord};
 
@@ -116,7 +129,7 @@ pub const MAX_RUN_ID: u64 = i64::MAX as u64;
 
 /// The journal grows this much past its compacted size before
 /// [`Store::needs_compaction`] asks for a compaction, whatever the ratio.
-const COMPACT_MIN_BYTES: u64 = 1024 * 1024;
+const COMPACT_MIN_BYTES: u64 = 8 * 1024 * 1024;
 /// ... and to this many times its compacted size.
 const COMPACT_GROWTH: u64 = 4;
 

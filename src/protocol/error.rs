@@ -13,14 +13,13 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
         E::AlreadyRunning { .. } | E::ReloadRejected(_) => ErrorCode::Conflict,
         E::FileJob(_) | E::HasDependents { .. } => ErrorCode::Conflict,
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
-        E::NotRecorded(_) => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
         E::Invalid { .. }
         | E::AnswerTooLarge { .. }
         | E::JobListTooLarge { .. }
         | E::JobTooLarge { .. } => ErrorCode::InvalidParams,
         E::BadJob(_) => ErrorCode::InvalidParams,
-        E::Internal(_) => ErrorCode::Internal,
+        E::NotDurable(_) | E::Internal(_) => ErrorCode::Internal,
     }
 }
 
@@ -76,6 +75,7 @@ mod tests {
                 },
                 -32602,
             ),
+            (E::NotDurable("x".into()), -32603),
             (E::Internal("x".into()), -32603),
             (E::BadJob("job.x: y".into()), -32602),
             (E::FileJob("a".into()), -32004),
@@ -86,7 +86,6 @@ mod tests {
                 },
                 -32004,
             ),
-            (E::NotRecorded("x".into()), -32002),
         ];
         for (e, code) in cases {
             let rpc = RpcError::from(&e);

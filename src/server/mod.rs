@@ -72,6 +72,7 @@ mod accept;
 pub mod alarm;
 mod auth_hold;
 mod backoff;
+mod commits;
 mod conn;
 mod framing;
 pub mod limits;
@@ -151,6 +152,9 @@ pub struct Server {
     outbox: Outbox,
     /// Requests waiting for a run to finish.
     waiters: Waiters,
+    /// Answers waiting for the journal to make durable what they
+    /// acknowledge.
+    commits: commits::CommitQueue,
     /// Connections that called `subscribe`.
     subscribers: Subscribers,
     /// The token in force the credentials were judged against, and the
@@ -193,6 +197,7 @@ impl Server {
             reads: Reads::new(),
             outbox,
             waiters: Waiters::default(),
+            commits: commits::CommitQueue::default(),
             subscribers: Subscribers::default(),
             auth,
             exit_at: None,

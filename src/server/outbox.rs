@@ -280,7 +280,8 @@ impl Server {
         }
     }
 
-    /// Sends (or parks) the answer to one command.
+    /// Sends (or parks) the answer to one command; with `state_dir`, once
+    /// the journal has made it durable (see `commits.rs`).
     fn deliver(&mut self, key: usize, serial: u64, to: ReplyTo, reply: Reply) {
         let (to, answer) = match reply {
             Reply::Now(answer) => (to, answer),
@@ -295,12 +296,6 @@ impl Server {
                 (to, Ok(serde_json::json!({ "subscribed": true })))
             }
         };
-        let Some(conn) = self.live_conn(key, serial) else {
-            return;
-        };
-        match answer {
-            Ok(v) => conn.push_answer(|out| to.write(out, Ok(&v))),
-            Err(e) => conn.push_answer(|out| to.write(out, Err(&e))),
-        }
+        self.answer_durably(key, serial, None, to, answer);
     }
 }

@@ -120,6 +120,7 @@ impl Server {
             if self.daemon.stopping() && self.shutdown_step(now) {
                 break;
             }
+            self.commit_turn();
         }
         let conns = self.conns.len();
         if conns > 0 {
@@ -162,6 +163,7 @@ impl Server {
                 match event {
                     LoopEvent::RunChanged(run) => self.broadcast(&run),
                     LoopEvent::Finished(run) => self.on_run_finished(&run),
+                    LoopEvent::Journal(report) => self.on_journal(&report),
                 }
             }
             if !self.drain_answers() {

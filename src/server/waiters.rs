@@ -151,10 +151,7 @@ impl Server {
         };
         let v = run.to_json();
         for w in waiters {
-            let Some(conn) = self.live_conn(w.key, w.serial) else {
-                continue;
-            };
-            conn.fill_waiting(w.seq, |out| w.to.write(out, Ok(&v)));
+            self.answer_durably(w.key, w.serial, Some(w.seq), w.to, Ok(v.clone()));
             self.flush(w.key);
         }
     }
@@ -175,10 +172,7 @@ impl Server {
                 continue;
             };
             for w in waiters {
-                let Some(conn) = self.live_conn(w.key, w.serial) else {
-                    continue;
-                };
-                conn.fill_waiting(w.seq, |out| w.to.write(out, Ok(&v)));
+                self.answer_durably(w.key, w.serial, Some(w.seq), w.to, Ok(v.clone()));
                 self.flush(w.key);
             }
         }

@@ -75,6 +75,28 @@ impl ApiJobs {
         table.chain(aside)
     }
 
+    /// The API jobs named after `after` (all for None), by name, with
+    /// their defining objects: those in the job table, or (`aside`) those
+    /// kept aside (journal compaction, a piece at a time).
+    pub fn sources_after<'a>(
+        &'a self,
+        aside: bool,
+        after: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a> {
+        use std::ops::Bound;
+        let from = (
+            after.map_or(Bound::Unbounded, Bound::Excluded),
+            Bound::Unbounded,
+        );
+        if aside {
+            let range = self.aside.range::<str, _>(from);
+            Box::new(range.map(|(n, a)| (n.as_str(), &*a.source)))
+        } else {
+            let range = self.sources.range::<str, _>(from);
+            Box::new(range.map(|(n, s)| (n.as_str(), &**s)))
+        }
+    }
+
     /// The API jobs in the table whose `on_failure` names `target`, by name
     /// (`target` itself left out).
     pub fn dependents_of(&self, target: &str) -> Vec<String> {

@@ -521,6 +521,21 @@ impl Core {
             .filter_map(|(name, e)| e.last_scheduled.map(|at| (&**name, at)))
     }
 
+    /// The jobs named after `after` (all of them for None), in name order,
+    /// with what the journal keeps of each: the due time its schedule last
+    /// fired for, and whether it is paused (journal compaction, a piece at
+    /// a time).
+    pub fn job_marks_after<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, Option<Timestamp>, bool)> + 'a {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.jobs
+            .range::<str, _>((from, Bound::Unbounded))
+            .map(|(name, e)| (name.as_str(), e.last_scheduled, e.paused))
+    }
+
     /// Puts back a run recovered from the journal. Call in ascending id
     /// order. A terminal run joins its job's history (or the orphans) and
     /// its counters; a queued one waits for the caller to dispatch it.
