@@ -21,9 +21,10 @@
 #            0`, the RSS difference over the run count.
 #            -> $OUT_DIR/scale-history.csv
 #
-# A section is a function `section_NAME BUILD BINARY` called once per build
-# (after the per-N loop for `memory`); a new one adds its function, its CSV
-# and its name to the default of SECTIONS.
+# A section is a function `section_NAME` (it walks $BUILDS itself). The
+# memory, charts and history sections are below; each other one lives in
+# its own file, scripts/scale.d/NAME.sh (with any Python it needs next to
+# it), sourced here, and adds its name to the default of SECTIONS.
 #
 # Every figure is printed as a ratio where a baseline exists (start and
 # reload against `tickd check` of the same file; each build against the
@@ -227,6 +228,10 @@ section_history() {
     echo "$build: one finished run in history costs $(json_field bytes_per_run <<<"$json") bytes of RSS" >&2
   done
 }
+
+for part in "$ROOT"/scripts/scale.d/*.sh; do
+  [ -e "$part" ] && source "$part"
+done
 
 main() {
   build_release
