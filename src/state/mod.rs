@@ -533,7 +533,7 @@ impl Core {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.jobs
             .range::<str, _>((from, Bound::Unbounded))
-            .map(|(name, e)| (name.as_str(), e.last_scheduled, e.paused))
+            .map(|(name, e)| (&**name, e.last_scheduled, e.paused))
     }
 
     /// Puts back a run recovered from the journal. Call in ascending id
