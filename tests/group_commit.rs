@@ -7,9 +7,13 @@
 use crate::util;
 
 use serde_json::{json, Value};
+#[cfg(feature = "failpoints")]
 use std::collections::BTreeMap;
+#[cfg(feature = "failpoints")]
 use std::io::ErrorKind;
-use util::{config, poll_until, Client, Daemon};
+#[cfg(feature = "failpoints")]
+use util::poll_until;
+use util::{config, Client, Daemon};
 
 const JOBS: &str = r#"
 [[jobs]]
@@ -45,6 +49,7 @@ fn burst(c: &mut Client, first: u64, n: u64) {
 }
 
 /// Whether the server has sent anything on `c` (looked at without waiting).
+#[cfg(feature = "failpoints")]
 fn has_answer(c: &mut Client) -> bool {
     if !c.reader.buffer().is_empty() {
         return true;
@@ -61,6 +66,7 @@ fn has_answer(c: &mut Client) -> bool {
     got
 }
 
+#[cfg(feature = "failpoints")]
 fn set_failpoint(c: &mut Client, name: &str, actions: &str) {
     c.ok(
         "debug.failpoint",
@@ -68,6 +74,7 @@ fn set_failpoint(c: &mut Client, name: &str, actions: &str) {
     );
 }
 
+#[cfg(feature = "failpoints")]
 fn runs_of(c: &mut Client, job: &str) -> u64 {
     c.ok("jobs.get", json!({ "name": job }))["runs_total"]
         .as_u64()
