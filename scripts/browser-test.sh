@@ -67,6 +67,11 @@ kind = "exec"
 cron = "0 3 * * *"
 command = ["true"]
 EOF
+# More jobs than the page shows at once (100), named to sort after the
+# three above: the pager's test.
+for i in $(seq 0 149); do
+  printf '\n[[jobs]]\nname = "zz-filler-%03d"\nkind = "exec"\ncommand = ["true"]\n' "$i"
+done >>"$WORK/tickd.toml"
 
 TICKD=$TICKD_BIN
 start_tickd "$WORK/tickd.toml" "$WORK/tickd.log"
@@ -82,7 +87,7 @@ if ! timeout 180 python3 "$ROOT/scripts/webdriver.py" \
   --driver "http://127.0.0.1:$DRIVER_PORT" \
   --binary "$CHROMIUM" \
   --user-data-dir "$WORK/chromium-profile" \
-  --manual manual --scheduled tick \
+  --manual manual --scheduled tick --filler 150 \
   --screenshot "$SCREENSHOT" \
   --stop-pid "$TICKD_PID"; then
   echo "--- tickd log ---" >&2

@@ -127,6 +127,27 @@ class Browser:
         element = self.wait_for(css)
         self.call("POST", f"/element/{element}/click", {})
 
+    def type(self, css, keys):
+        """Types `keys` into the element matching `css` (as key presses, so
+        the page sees input events; "\ue003" is Backspace)."""
+        element = self.wait_for(css)
+        self.call("POST", f"/element/{element}/value", {"text": keys})
+
+    def count(self, css):
+        """How many elements match `css`."""
+        return len(self.call("POST", "/elements", {"using": "css selector", "value": css}))
+
+    def wait_count(self, css, n, within=20.0):
+        """Polls until exactly `n` elements match `css`."""
+        deadline = time.monotonic() + within
+        while True:
+            got = self.count(css)
+            if got == n:
+                return
+            if time.monotonic() > deadline:
+                raise Failure(f"timed out waiting for {n} of {css} (last count: {got})")
+            time.sleep(0.1)
+
     def wait_for(self, css, text=None, within=20.0):
         """Polls until `css` matches (and its text contains `text`)."""
         deadline = time.monotonic() + within
@@ -169,11 +190,40 @@ def step(msg):
     print(f"  ok: {msg}", flush=True)
 
 
-def scenario(b, base, manual, scheduled, screenshot, stop_pid):
+def pager(b, filler):
+    """The jobs table shows one page of 100; `filler` jobs named
+    zz-filler-000 ... sort after the others, so the first page ends inside
+    them and the last one holds the rest."""
+    total = filler + 3
+    b.wait_count("#jobs tbody tr", 100)
+    b.wait_for("#jobs-page", text="1–100")
+    b.wait_for("#jobs-count", text=f"({total})")
+    if b.find('tr[data-job="zz-filler-149"]') is not None:
+        raise Failure("the first page shows a job of the second")
+    b.click("#jobs-next")
+    b.wait_for('tr[data-job="zz-filler-149"]')
+    b.wait_count("#jobs tbody tr", total - 100)
+    b.wait_for("#jobs-page", text=f"101–{total}")
+    if b.find('tr[data-job="manual"]') is not None:
+        raise Failure("the second page still shows a job of the first")
+    step(f"the jobs table pages: 1–100, then Next shows 101–{total}")
+    b.click("#jobs-prev")
+    b.wait_for('tr[data-job="manual"]')
+    b.type("#jobs-filter", "zz-filler-14")
+    b.wait_count("#jobs tbody tr", 10)
+    b.wait_for('tr[data-job="zz-filler-140"]')
+    step("Previous goes back; the filter 'zz-filler-14' shows exactly its 10 jobs")
+    b.type("#jobs-filter", "\ue003" * len("zz-filler-14"))
+    b.wait_count("#jobs tbody tr", 100)
+
+
+def scenario(b, base, manual, scheduled, screenshot, stop_pid, filler):
     b.go(base + "/")
     b.wait_for(f'tr[data-job="{manual}"]')
     b.wait_for(f'tr[data-job="{scheduled}"]')
     step("the page lists both jobs")
+    if filler:
+        pager(b, filler)
 
     b.click(f'tr[data-job="{manual}"] button[data-action="run"]')
     b.wait_for("#feedback", text=f"of {manual} started")
@@ -217,13 +267,16 @@ def main():
     p.add_argument("--manual", default="manual", help="a manual job that runs ~1-2 s")
     p.add_argument("--scheduled", default="tick", help="a job with an `every` schedule")
     p.add_argument("--screenshot", default="docs/status-page.png")
+    p.add_argument("--filler", type=int, default=0,
+                   help="the config also has this many jobs zz-filler-NNN (> 100): test the pager")
     p.add_argument("--stop-pid", type=int, help="at the end, SIGTERM this daemon and expect the banner")
     a = p.parse_args()
     browser = None
     try:
         wait_ready(a.driver)
         browser = Browser(a.driver, a.binary, a.user_data_dir)
-        scenario(browser, a.base.rstrip("/"), a.manual, a.scheduled, a.screenshot, a.stop_pid)
+        scenario(browser, a.base.rstrip("/"), a.manual, a.scheduled, a.screenshot, a.stop_pid,
+                 a.filler)
     except (Failure, OSError, KeyError, ValueError) as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1

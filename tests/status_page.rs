@@ -36,6 +36,9 @@ fn the_page_is_self_contained_and_has_its_test_hooks() {
     for hook in [
         r#"id="banner""#,
         r#"id="feedback""#,
+        r#"id="jobs-filter""#,
+        r#"id="jobs-next""#,
+        r#"id="jobs-prev""#,
         r#"data-action"#,
         r#""data-job""#,
         r#""data-run""#,
@@ -51,8 +54,13 @@ fn every_route_the_page_uses_answers_as_it_expects() {
     let d = Daemon::start(&util::config("", JOBS));
     // The four polls.
     assert!(get(d.addr, "/status").json()["workers"]["alive"].is_number());
-    let jobs = get(d.addr, "/jobs").json();
-    assert_eq!(jobs[0]["name"], json!("manual"));
+    // One page of jobs, as the pager asks for it.
+    let page = get(d.addr, "/jobs?limit=100").json();
+    assert_eq!(page["jobs"][0]["name"], json!("manual"));
+    assert_eq!(page["next_after"], json!(null));
+    let first = get(d.addr, "/jobs?limit=1&prefix=ma").json();
+    assert_eq!(first["jobs"][0]["name"], json!("manual"));
+    assert_eq!(get(d.addr, "/jobs").json()[0]["name"], json!("manual"));
     assert_eq!(get(d.addr, "/runs?limit=10").json(), json!([]));
 
     // The buttons.
