@@ -54,22 +54,66 @@ pub struct JobsDiff {
     pub changed: Vec<String>,
 }
 
-/// Compares the running definitions (by name) with a new file's.
-pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
-    let mut diff = JobsDiff::default();
-    for def in new {
-        match old.get(&def.name) {
-            None => diff.added.push(def.name.clone()),
-            Some(o) if **o != *def => diff.changed.push(def.name.clone()),
-            Some(_) => {}
+/// What a diff found of one definition of the new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// Not in the old definitions.
+    Added,
+    /// In both, different.
+    Changed,
+    /// In both, equal: the old one at this index (in name order) stays.
+    Same(usize),
+}
+
+/// The heart of every diff: walks the old definitions (`old`, sorted by
+/// name, as a `BTreeMap` or the file's last sorted list gives them) and the
+/// new file's (sorted here, by index) side by side, once. Returns the
+/// status of each of `new`'s definitions (in `new`'s order) and the names
+/// of the old ones it lacks (by name). O(n log n) for the sort, O(n) for
+/// the walk; no definition is looked for by a scan.
+pub(super) fn classify<'a>(
+    old: impl IntoIterator<Item = &'a JobDef>,
+    new: &[JobDef],
+) -> (Vec<Status>, Vec<String>) {
+    let mut order: Vec<usize> = (0..new.len()).collect();
+    order.sort_unstable_by(|&a, &b| new[a].name.cmp(&new[b].name));
+    let mut status = vec![Status::Added; new.len()];
+    let mut removed = Vec::new();
+    let mut next = order.iter().copied().peekable();
+    for (i, o) in old.into_iter().enumerate() {
+        // New names before this old one are added (already marked).
+        while next.next_if(|&j| new[j].name < o.name).is_some() {}
+        match next.next_if(|&j| new[j].name == o.name) {
+            Some(j) if new[j] == *o => status[j] = Status::Same(i),
+            Some(j) => status[j] = Status::Changed,
+            None => removed.push(o.name.clone()),
         }
     }
-    diff.removed = old
-        .keys()
-        .filter(|n| !new.iter().any(|d| &d.name == *n))
-        .cloned()
-        .collect();
-    diff
+    (status, removed)
+}
+
+/// Compares the running definitions (by name) with a new file's.
+pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
+    let (status, removed) = classify(old.values().map(|d| &**d), new);
+    JobsDiff::of(&status, removed, new)
+}
+
+impl JobsDiff {
+    /// The names of `new`'s added and changed definitions, in its order.
+    pub(super) fn of(status: &[Status], removed: Vec<String>, new: &[JobDef]) -> JobsDiff {
+        let mut diff = JobsDiff {
+            removed,
+            ..JobsDiff::default()
+        };
+        for (def, s) in new.iter().zip(status) {
+            match s {
+                Status::Added => diff.added.push(def.name.clone()),
+                Status::Changed => diff.changed.push(def.name.clone()),
+                Status::Same(_) => {}
+            }
+        }
+        diff
+    }
 }
 
 impl Daemon {
@@ -111,11 +155,12 @@ impl Daemon {
                 })
                 .collect()
         };
+        let (status, removed) = classify(old.values().map(|d| &**d), &new.jobs);
         let JobsDiff {
             added,
             removed,
             changed,
-        } = diff_jobs(&old, &new.jobs);
+        } = JobsDiff::of(&status, removed, &new.jobs);
         drop(old);
 
         for name in &removed {
@@ -130,13 +175,13 @@ impl Daemon {
                 self.cancel_if_queued(id, "job removed by reload");
             }
         }
-        if !removed.is_empty() {
-            self.skips.retain(|job| !removed.iter().any(|r| r == job));
+        for name in &removed {
+            self.skips.forget(name);
         }
         // The definitions move into the core (the daemon keeps no copy); an
         // unchanged job keeps the one it has, and the new copy is dropped.
-        for def in std::mem::take(&mut new.jobs) {
-            if added.contains(&def.name) || changed.contains(&def.name) {
+        for (def, s) in std::mem::take(&mut new.jobs).into_iter().zip(status) {
+            if !matches!(s, Status::Same(_)) {
                 let name = def.name.clone();
                 self.shared.core.lock().upsert_job(Arc::new(def));
                 self.arm(&name);
@@ -260,6 +305,44 @@ command = ["true"]
         let diff = diff_jobs(&old, &[]);
         assert_eq!(diff.removed, ["drop", "edit", "keep"], "by name");
         assert!(diff.added.is_empty() && diff.changed.is_empty());
+    }
+
+    /// `n` jobs named `job-{i}` (a name order unlike the number order),
+    /// each `every` the given minutes.
+    fn many(n: usize, minutes: impl Fn(usize) -> usize) -> Vec<JobDef> {
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "[[jobs]]\nname = \"job-{i}\"\ncommand = [\"true\"]\nevery = \"{}m\"\n",
+                    minutes(i)
+                )
+            })
+            .collect();
+        jobs(&text)
+    }
+
+    /// 100,000 jobs against 100,000: the walk is linear by construction
+    /// (a quadratic diff would not end in any test's lifetime: 10^10 name
+    /// comparisons), and it finds exactly what was changed.
+    #[test]
+    fn a_diff_of_a_hundred_thousand_jobs_is_one_walk() {
+        const N: usize = 100_000;
+        let old = by_name(many(N, |_| 1));
+        // Every 7th job changed, the last 10 removed, 10 added at the front.
+        let mut new = jobs(
+            &(0..10)
+                .map(|i| format!("[[jobs]]\nname = \"new-{i}\"\ncommand = [\"true\"]\n"))
+                .collect::<String>(),
+        );
+        new.extend(many(N - 10, |i| if i % 7 == 0 { 2 } else { 1 }));
+        let diff = diff_jobs(&old, &new);
+        assert_eq!(diff.added.len(), 10);
+        assert_eq!(diff.added[0], "new-0", "in the file's order");
+        assert_eq!(diff.changed.len(), (N - 10).div_ceil(7));
+        assert_eq!(diff.changed[..2], ["job-0", "job-7"], "in the file's order");
+        let mut gone: Vec<String> = (N - 10..N).map(|i| format!("job-{i}")).collect();
+        gone.sort();
+        assert_eq!(diff.removed, gone, "by name");
     }
 
     #[test]
