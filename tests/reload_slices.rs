@@ -11,7 +11,6 @@ use crate::util;
 
 use rustix::process::Signal;
 use serde_json::{json, Value};
-use std::time::Duration;
 use util::{config, poll_until, Client, Daemon};
 
 /// `allow_job_api` on, and the debug hooks (`debug.failpoint`).
@@ -26,7 +25,9 @@ fn env(failpoints: &str) -> Vec<(&str, &str)> {
 fn jobs(prefix: &str, range: std::ops::Range<usize>, cmd: &str) -> String {
     range
         .map(|i| {
-            format!("[[jobs]]\nname = \"{prefix}-{i}\"\ncommand = [\"{cmd}\"]\ncron = \"17 3 * * *\"\n")
+            format!(
+                "[[jobs]]\nname = \"{prefix}-{i}\"\ncommand = [\"{cmd}\"]\ncron = \"17 3 * * *\"\n"
+            )
         })
         .collect()
 }
@@ -159,8 +160,16 @@ fn reloads_asked_for_during_one_coalesce_into_one_more_answering_each_asker() {
     assert_eq!(generation(&mut c), 3);
     // Nothing else was left pending: the next reload is the fourth.
     assert_eq!(c.ok("reload", json!({}))["generation"], json!(4));
+    // The log is read from the daemon's stderr on a thread of the test.
+    assert!(d
+        .log
+        .wait_for("config reloaded (generation 4)", 0, util::WAIT)
+        .is_some());
     let lines = d.log.all();
-    let applied = lines.iter().filter(|l| l.contains("config reloaded")).count();
+    let applied = lines
+        .iter()
+        .filter(|l| l.contains("config reloaded"))
+        .count();
     assert_eq!(applied, 3, "{lines:#?}");
 }
 
@@ -186,7 +195,10 @@ fn an_api_job_put_while_the_file_is_read_fails_the_reload_that_adds_its_name() {
         !s["config"]["last_reload_error"].is_null()
     });
     let why = s["config"]["last_reload_error"].as_str().expect("error");
-    assert!(why.contains("adds job \"a-2\"") && why.contains("jobs.put"), "{why}");
+    assert!(
+        why.contains("adds job \"a-2\"") && why.contains("jobs.put"),
+        "{why}"
+    );
     assert_eq!(s["config"]["generation"], json!(1));
     assert_eq!(
         c.ok("jobs.get", json!({"name": "a-2"}))["source"],
@@ -206,8 +218,7 @@ fn sigterm_during_a_reload_abandons_it_and_exits_cleanly() {
     assert!(d.log.wait_for("read and checked", 0, util::WAIT).is_some());
     let mut c = d.client();
     poll_until("the first slice", || {
-        (c.call("jobs.get", json!({"name": "a-0"}))["error"]["code"] == json!(-32000))
-            .then_some(())
+        (c.call("jobs.get", json!({"name": "a-0"}))["error"]["code"] == json!(-32000)).then_some(())
     });
     d.signal(Signal::TERM);
     let answer: Value = asker.read_json();
@@ -216,6 +227,6 @@ fn sigterm_during_a_reload_abandons_it_and_exits_cleanly() {
     assert_eq!(status.code(), Some(0));
     assert!(d
         .log
-        .wait_for("reload being applied is abandoned", 0, Duration::ZERO)
+        .wait_for("reload being applied is abandoned", 0, util::WAIT)
         .is_some());
 }

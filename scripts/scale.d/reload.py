@@ -8,7 +8,8 @@
                        (tickd-load) pinging on one connection at depth 1
                        throughout each, and a burst of PUTS jobs.put
                        (PUT_CONNS connections, PUT_DEPTH in flight on
-                       each) with the pinger too. Prints one JSON object.
+                       each) with the pinger too, then as many
+                       jobs.delete of them. Prints one JSON object.
 
 On two cores the pinger (client, loop and a request thread, flat out)
 leaves the reload thread about a third of a core: the quiet reloads are
@@ -86,9 +87,10 @@ def reload_window(d, load, config, text, timeout, window):
     }
 
 
-def put_burst(addr, n, conns, depth):
-    """`n` jobs.put of new API jobs over `conns` connections, `depth` in
-    flight on each; (seconds, errors)."""
+def put_burst(addr, n, conns, depth, method="jobs.put"):
+    """`n` jobs.put of new API jobs (or, `method` = "jobs.delete", their
+    deletes) over `conns` connections, `depth` in flight on each;
+    (seconds, requests, errors)."""
     host, port = addr.rsplit(":", 1)
     per = n // conns
     errors = [0] * conns
@@ -96,9 +98,13 @@ def put_burst(addr, n, conns, depth):
     def worker(k):
         s = socket.create_connection((host, int(port)))
         f = s.makefile("rb")
+        def params(name):
+            if method == "jobs.delete":
+                return {"name": name}
+            return {"job": {"name": name, "command": ["true"], "cron": "0 4 1 1 *"}}
         lines = [
-            json.dumps({"id": i, "method": "jobs.put", "params": {"job": {
-                "name": f"api-{k}-{i}", "command": ["true"], "cron": "0 4 1 1 *"}}}).encode() + b"\n"
+            json.dumps({"id": i, "method": method, "params": params(f"api-{k}-{i}")}).encode()
+            + b"\n"
             for i in range(per)
         ]
         for at in range(0, per, depth):
@@ -187,16 +193,19 @@ def cmd_run(binary, load, n, work):
             row[f"reload_{name}_ping_max_ms"] = r["max_ms"]
             row[f"reload_{name}_ping_p99_ms"] = r["p99_ms"]
             row[f"reload_{name}_in_window"] = r["in_window"]
-        pinger = Pinger(load, d.addr, 4.0)
-        time.sleep(0.3)
-        secs, done, errors = put_burst(d.addr, puts, put_conns, put_depth)
-        p = pinger.result()
-        row["puts"], row["put_errors"] = done, errors
-        row["puts_per_s"] = round(done / secs)
-        row["put_ping_max_ms"], row["put_ping_p99_ms"] = p["max_ms"], p["p99_ms"]
-        row["put_in_window"] = secs < 3.7
-        log(f"  {done} puts ({errors} errors) in {secs:.3f} s: {row['puts_per_s']}/s; "
-            f"ping max {p['max_ms']} ms, p99 {p['p99_ms']} ms")
+        # Settled first: the reload thread frees the old definitions.
+        time.sleep(1)
+        for method, key in (("jobs.put", "put"), ("jobs.delete", "delete")):
+            pinger = Pinger(load, d.addr, 4.0)
+            time.sleep(0.3)
+            secs, done, errors = put_burst(d.addr, puts, put_conns, put_depth, method)
+            p = pinger.result()
+            row[f"{key}s"], row[f"{key}_errors"] = done, errors
+            row[f"{key}s_per_s"] = round(done / secs)
+            row[f"{key}_ping_max_ms"], row[f"{key}_ping_p99_ms"] = p["max_ms"], p["p99_ms"]
+            row[f"{key}_in_window"] = secs < 3.7
+            log(f"  {done} {method} ({errors} errors) in {secs:.3f} s: {row[f'{key}s_per_s']}/s; "
+                f"ping max {p['max_ms']} ms, p99 {p['p99_ms']} ms")
     finally:
         d.stop()
         os.remove(config)

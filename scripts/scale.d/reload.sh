@@ -6,14 +6,14 @@
 # changing every job with no client ("quiet"), the same two again with
 # tickd-load pinging on one connection at depth 1 throughout, and a burst
 # of $PUTS jobs.put over $PUT_CONNS connections ($PUT_DEPTH in flight on
-# each) with the pinger. Reload seconds are the daemon's ("SIGHUP:
+# each) with the pinger, then as many jobs.delete. Reload seconds are the daemon's ("SIGHUP:
 # reloading config" to "config reloaded"), printed over check's; ping
 # latencies (max, p99) beside those of an idle window of the same run.
 # -> $OUT_DIR/scale-reload.csv
 #
 # Environment: PUTS (10000), PUT_CONNS (4), PUT_DEPTH (16), and scale.sh's.
 
-RELOAD_COLS="build,jobs,load_avg,check_s,start_s,quiet_one_s,quiet_one_over_check,quiet_every_s,quiet_every_over_check,idle_ping_max_ms,idle_ping_p99_ms,reload_one_s,reload_one_read_s,reload_one_over_check,reload_one_ping_max_ms,reload_one_ping_p99_ms,reload_every_s,reload_every_read_s,reload_every_over_check,reload_every_ping_max_ms,reload_every_ping_p99_ms,puts,put_errors,puts_per_s,put_ping_max_ms,put_ping_p99_ms"
+RELOAD_COLS="build,jobs,load_avg,check_s,start_s,quiet_one_s,quiet_one_over_check,quiet_every_s,quiet_every_over_check,idle_ping_max_ms,idle_ping_p99_ms,reload_one_s,reload_one_read_s,reload_one_over_check,reload_one_ping_max_ms,reload_one_ping_p99_ms,reload_every_s,reload_every_read_s,reload_every_over_check,reload_every_ping_max_ms,reload_every_ping_p99_ms,puts,put_errors,puts_per_s,put_ping_max_ms,put_ping_p99_ms,deletes,delete_errors,deletes_per_s,delete_ping_max_ms,delete_ping_p99_ms"
 
 section_reload() {
   local csv="$OUT_DIR/scale-reload.csv" n pair build bin json
@@ -51,14 +51,16 @@ for r in rows:
 print()
 print("with a client pinging throughout (one connection, depth 1):")
 print(f"{'build':<8} {'jobs':>8} {'check s':>8} {'reload 1':>9} {'/check':>7} {'ping max':>9} "
-      f"{'reload all':>10} {'/check':>7} {'ping max':>9} {'idle max':>9} {'puts/s':>8} {'ping max':>9}")
+      f"{'reload all':>10} {'/check':>7} {'ping max':>9} {'idle max':>9} {'puts/s':>8} {'ping max':>9} "
+      f"{'deletes/s':>9} {'ping max':>9}")
 for r in rows:
     print(f"{r['build']:<8} {r['jobs']:>8} {r['check_s']:>8} {r['reload_one_s']:>9} "
           f"{r['reload_one_over_check']:>7} {r['reload_one_ping_max_ms']:>7}ms "
           f"{r['reload_every_s']:>10} {r['reload_every_over_check']:>7} "
           f"{r['reload_every_ping_max_ms']:>7}ms {r['idle_ping_max_ms']:>7}ms "
-          f"{r['puts_per_s']:>8} {r['put_ping_max_ms']:>7}ms")
-print("(targets: reload <= 2x check; ping max <= 50 ms during a reload and a put burst)")
+          f"{r['puts_per_s']:>8} {r['put_ping_max_ms']:>7}ms "
+          f"{r['deletes_per_s']:>9} {r['delete_ping_max_ms']:>7}ms")
+print("(targets: reload <= 2x check; ping max <= 50 ms during a reload and a put or delete burst)")
 PY
   echo "wrote $csv" >&2
 }

@@ -293,15 +293,7 @@ impl Daemon {
         let files = jobs.len();
         daemon.shared.core.lock().add_jobs(jobs);
         // In name order, from the core's map: no sort (before any API job).
-        daemon.file_jobs = Arc::new(
-            daemon
-                .shared
-                .core
-                .lock()
-                .defs()
-                .cloned()
-                .collect(),
-        );
+        daemon.file_jobs = Arc::new(daemon.shared.core.lock().defs().cloned().collect());
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();
@@ -434,8 +426,10 @@ impl Daemon {
     pub fn begin_shutdown(&mut self) {
         match self.phase {
             Phase::Running => {
-                crate::notify::stopping();
+                // Before STOPPING=1: the abandoned reload's guard sends
+                // its READY=1 first.
                 self.abandon_reloads();
+                crate::notify::stopping();
                 let grace = self.shared.board.live.read().shutdown_grace;
                 log::info!(
                     "shutting down: waiting up to {} for running jobs",

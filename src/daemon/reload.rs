@@ -79,10 +79,7 @@ pub(super) enum Status {
 /// status of each of `new`'s definitions (in `new`'s order) and the names
 /// of the old ones it lacks (by name). O(n log n) for the sort, O(n) for
 /// the walk; no definition is looked for by a scan.
-pub(super) fn classify<'a>(
-    old: impl IntoIterator<Item = &'a JobDef>,
-    new: &[JobDef],
-) -> Walk {
+pub(super) fn classify<'a>(old: impl IntoIterator<Item = &'a JobDef>, new: &[JobDef]) -> Walk {
     let mut order: Vec<usize> = (0..new.len()).collect();
     order.sort_unstable_by(|&a, &b| new[a].name.cmp(&new[b].name));
     let mut status = vec![Status::Added; new.len()];

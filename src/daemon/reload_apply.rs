@@ -315,8 +315,7 @@ impl Daemon {
         if self.reloads.held {
             return;
         }
-        let Phase::Applying(mut a) = std::mem::replace(&mut self.reloads.phase, Phase::Idle)
-        else {
+        let Phase::Applying(mut a) = std::mem::replace(&mut self.reloads.phase, Phase::Idle) else {
             return;
         };
         let began = Instant::now();
@@ -326,7 +325,7 @@ impl Daemon {
             if limit.is_some_and(|max| n > max) {
                 return false;
             }
-            n % CLOCK_EVERY != 0 || began.elapsed() < SLICE
+            !n.is_multiple_of(CLOCK_EVERY) || began.elapsed() < SLICE
         };
         while a.removed < a.plan.diff.removed.len() && more() {
             self.remove_file_job(&a.plan.diff.removed[a.removed]);
