@@ -26,6 +26,7 @@ Only the standard library.
 
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -79,7 +80,11 @@ def reload_window(d, load, config, text, timeout, window):
     read = next(l for l in lines if "read and checked" in l)
     done = next(l for l in lines if "config reloaded" in l)
     t0 = scale.log_time(begin)
+    m = re.search(r"applied in (\d+) slice\(s\).*longest ([0-9.]+) ms \(([0-9.]+) ms of CPU", done)
     return {
+        "slices": int(m.group(1)) if m else "",
+        "longest_slice_ms": float(m.group(2)) if m else "",
+        "longest_slice_cpu_ms": float(m.group(3)) if m else "",
         "s": round(scale.log_time(done) - t0, 3),
         "read_s": round(scale.log_time(read) - t0, 3),
         "in_window": scale.log_time(done) - t0 < window - 0.3,
@@ -186,13 +191,17 @@ def cmd_run(binary, load, n, work):
         for name, text in (("one", every_one), ("every", base)):
             r = reload_window(d, load, config, text, timeout, window)
             log(f"  reload ({name} changed): {r['s']} s (read and checked after {r['read_s']} s), "
-                f"ping max {r['max_ms']} ms, p99 {r['p99_ms']} ms over {r['pings']} pings")
+                f"ping max {r['max_ms']} ms, p99 {r['p99_ms']} ms over {r['pings']} pings; "
+                f"{r['slices']} slices, the longest {r['longest_slice_ms']} ms "
+                f"({r['longest_slice_cpu_ms']} ms CPU)")
             row[f"reload_{name}_s"] = r["s"]
             row[f"reload_{name}_read_s"] = r["read_s"]
             row[f"reload_{name}_over_check"] = round(r["s"] / row["check_s"], 2)
             row[f"reload_{name}_ping_max_ms"] = r["max_ms"]
             row[f"reload_{name}_ping_p99_ms"] = r["p99_ms"]
             row[f"reload_{name}_in_window"] = r["in_window"]
+            for k in ("slices", "longest_slice_ms", "longest_slice_cpu_ms"):
+                row[f"reload_{name}_{k}"] = r[k]
         # Settled first: the reload thread frees the old definitions.
         time.sleep(1)
         for method, key in (("jobs.put", "put"), ("jobs.delete", "delete")):

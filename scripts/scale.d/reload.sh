@@ -8,12 +8,14 @@
 # of $PUTS jobs.put over $PUT_CONNS connections ($PUT_DEPTH in flight on
 # each) with the pinger, then as many jobs.delete. Reload seconds are the daemon's ("SIGHUP:
 # reloading config" to "config reloaded"), printed over check's; ping
-# latencies (max, p99) beside those of an idle window of the same run.
+# latencies (max, p99) beside those of an idle window of the same run, and
+# the loop's share: how many slices the whole-file change took, and the
+# longest one's wall and CPU time (from the "config reloaded" line).
 # -> $OUT_DIR/scale-reload.csv
 #
 # Environment: PUTS (10000), PUT_CONNS (4), PUT_DEPTH (16), and scale.sh's.
 
-RELOAD_COLS="build,jobs,load_avg,check_s,start_s,quiet_one_s,quiet_one_over_check,quiet_every_s,quiet_every_over_check,idle_ping_max_ms,idle_ping_p99_ms,reload_one_s,reload_one_read_s,reload_one_over_check,reload_one_ping_max_ms,reload_one_ping_p99_ms,reload_every_s,reload_every_read_s,reload_every_over_check,reload_every_ping_max_ms,reload_every_ping_p99_ms,puts,put_errors,puts_per_s,put_ping_max_ms,put_ping_p99_ms,deletes,delete_errors,deletes_per_s,delete_ping_max_ms,delete_ping_p99_ms"
+RELOAD_COLS="build,jobs,load_avg,check_s,start_s,quiet_one_s,quiet_one_over_check,quiet_every_s,quiet_every_over_check,idle_ping_max_ms,idle_ping_p99_ms,reload_one_s,reload_one_read_s,reload_one_over_check,reload_one_ping_max_ms,reload_one_ping_p99_ms,reload_every_s,reload_every_read_s,reload_every_over_check,reload_every_ping_max_ms,reload_every_ping_p99_ms,reload_every_slices,reload_every_longest_slice_ms,reload_every_longest_slice_cpu_ms,puts,put_errors,puts_per_s,put_ping_max_ms,put_ping_p99_ms,deletes,delete_errors,deletes_per_s,delete_ping_max_ms,delete_ping_p99_ms"
 
 section_reload() {
   local csv="$OUT_DIR/scale-reload.csv" n pair build bin json

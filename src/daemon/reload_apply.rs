@@ -79,6 +79,10 @@ struct Applying {
     removed: usize,
     /// Additions and changes done.
     upserted: usize,
+    /// Slices applied so far, and the longest one's wall and CPU time
+    /// (logged with "config reloaded": what the loop gave the reload).
+    slices: u32,
+    longest: (Duration, Duration),
     _systemd: ReloadGuard,
 }
 
@@ -144,6 +148,15 @@ impl Reloads {
     pub(super) fn free_later(&self, what: Box<dyn Send>) {
         let _ = self.thread.send(Work::Free(what));
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The `reload.slice` fail point: `None` to apply a slice as usual;
@@ -266,6 +279,8 @@ impl Daemon {
             plan,
             removed: 0,
             upserted: 0,
+            slices: 0,
+            longest: (Duration::ZERO, Duration::ZERO),
             _systemd: systemd,
         }));
     }
@@ -319,6 +334,7 @@ impl Daemon {
             return;
         };
         let began = Instant::now();
+        let cpu = thread_cpu();
         let mut n = 0usize;
         let mut more = || {
             n += 1;
@@ -339,6 +355,9 @@ impl Daemon {
             self.arm(&name);
             a.upserted += 1;
         }
+        a.slices += 1;
+        let took = (began.elapsed(), thread_cpu().saturating_sub(cpu));
+        a.longest = (a.longest.0.max(took.0), a.longest.1.max(took.1));
         if a.removed < a.plan.diff.removed.len() || a.upserted < a.plan.upserts.len() {
             self.reloads.phase = Phase::Applying(a);
             return;
@@ -367,7 +386,13 @@ impl Daemon {
 
     /// The last slice is applied: the settings and the generation follow.
     fn finish_applying(&mut self, a: Applying) {
-        let Applying { ticket, plan, .. } = a;
+        let Applying {
+            ticket,
+            plan,
+            slices,
+            longest,
+            ..
+        } = a;
         let Plan {
             config,
             diff,
@@ -411,10 +436,13 @@ impl Daemon {
         let old = std::mem::replace(&mut self.file_jobs, Arc::new(sorted));
         self.reloads.free_later(Box::new((old, upserts)));
         log::info!(
-            "config reloaded (generation {generation}): {} added, {} removed, {} changed",
+            "config reloaded (generation {generation}): {} added, {} removed, {} changed; \
+             applied in {slices} slice(s) of the loop, the longest {:.1} ms ({:.1} ms of CPU)",
             diff.added.len(),
             diff.removed.len(),
-            diff.changed.len()
+            diff.changed.len(),
+            longest.0.as_secs_f64() * 1e3,
+            longest.1.as_secs_f64() * 1e3,
         );
         let report = ReloadReport {
             generation,
