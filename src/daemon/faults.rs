@@ -13,6 +13,8 @@
 //! | `journal.sync` | the journal's fdatasync | `return` (EIO) |
 //! | `journal.write_new` | writing a compacted journal | `return` (ENOSPC) |
 //! | `server.accept` | the listener's `accept` | `return` (EMFILE) |
+//! | `reload.prepared` | the reload thread, the file read and checked | `pause` |
+//! | `reload.slice` | the loop, before a slice of a reload's changes | `return` (hold), `return(N)` (N changes) |
 //!
 //! They are configured by the `FAILPOINTS` env var at start
 //! (`name=actions;name=actions`, the `fail` crate's syntax) and, with
