@@ -192,7 +192,8 @@ command = ["true"]
     let r = d.client().ok("reload", json!({}));
     assert_eq!(
         r,
-        json!({"generation": 2, "added": ["fresh"], "removed": ["drop"], "changed": ["keep"]})
+        json!({"generation": 2, "added": ["fresh"], "removed": ["drop"], "changed": ["keep"],
+               "added_total": 1, "removed_total": 1, "changed_total": 1, "truncated": false})
     );
 }
 

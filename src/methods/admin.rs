@@ -14,12 +14,81 @@ pub fn reload(d: &mut Daemon) -> Reply {
     Reply::WaitReload(d.request_reload())
 }
 
-/// The answer to `reload`: `{generation, added, removed, changed}`, or
-/// the rejection (a conflict keeping the old config).
+/// Names listed, at most, in each of a `reload` answer's `added`,
+/// `removed` and `changed`: a reload of a million jobs would otherwise
+/// answer tens of MB, built on the loop and past any client's
+/// `max_output_bytes`. Three full lists of names of typical length stay
+/// under 1 MiB; the `*_total` fields always give the counts.
+pub const MAX_RELOAD_NAMES: usize = 10_000;
+
+/// The answer to `reload`: `{generation, added, removed, changed}` (each
+/// list cut to its first [`MAX_RELOAD_NAMES`]), with `added_total`,
+/// `removed_total`, `changed_total` and `truncated`; or the rejection (a
+/// conflict keeping the old config).
 pub fn reload_answer(result: &Result<ReloadReport, Error>) -> Result<Value, Error> {
-    match result {
-        Ok(report) => serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string())),
-        Err(e) => Err(e.clone()),
+    let report = result.as_ref().map_err(Error::clone)?;
+    let first = |names: &[String]| names[..names.len().min(MAX_RELOAD_NAMES)].to_vec();
+    let truncated = [&report.added, &report.removed, &report.changed]
+        .iter()
+        .any(|names| names.len() > MAX_RELOAD_NAMES);
+    Ok(json!({
+        "generation": report.generation,
+        "added": first(&report.added),
+        "removed": first(&report.removed),
+        "changed": first(&report.changed),
+        "added_total": report.added.len(),
+        "removed_total": report.removed.len(),
+        "changed_total": report.changed.len(),
+        "truncated": truncated,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i:07}")).collect()
+    }
+
+    #[test]
+    fn a_small_reload_lists_every_name() {
+        let report = ReloadReport {
+            generation: 3,
+            added: names("a", 2),
+            removed: vec![],
+            changed: names("c", 1),
+        };
+        let v = reload_answer(&Ok(report)).expect("answer");
+        assert_eq!(v["added"], json!(["a0000000", "a0000001"]));
+        assert_eq!(v["removed"], json!([]));
+        assert_eq!(v["changed"], json!(["c0000000"]));
+        assert_eq!(
+            (v["added_total"].clone(), v["truncated"].clone()),
+            (json!(2), json!(false))
+        );
+        assert_eq!(v["generation"], json!(3));
+    }
+
+    #[test]
+    fn a_reload_of_a_million_jobs_answers_the_first_names_and_the_counts() {
+        let report = ReloadReport {
+            generation: 2,
+            added: vec![],
+            removed: names("r", 5),
+            changed: names("c", 1_000_000),
+        };
+        let v = reload_answer(&Ok(report)).expect("answer");
+        assert_eq!(
+            v["changed"].as_array().expect("list").len(),
+            MAX_RELOAD_NAMES
+        );
+        assert_eq!(v["changed"][0], json!("c0000000"));
+        assert_eq!(v["changed_total"], json!(1_000_000));
+        assert_eq!(v["removed"].as_array().expect("list").len(), 5);
+        assert_eq!(v["truncated"], json!(true));
+        let bytes = serde_json::to_vec(&v).expect("encode").len();
+        assert!(bytes < 1 << 20, "{bytes} bytes");
     }
 }
 
