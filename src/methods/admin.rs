@@ -43,6 +43,20 @@ pub fn reload_answer(result: &Result<ReloadReport, Error>) -> Result<Value, Erro
     }))
 }
 
+/// `shutdown` → `{shutting_down: true}`, then drains as on SIGTERM.
+pub fn shutdown(d: &mut Daemon) -> Value {
+    log::info!("shutdown requested by a client");
+    d.begin_shutdown();
+    json!({ "shutting_down": true })
+}
+
+/// `debug.kill_worker` (only with TICKD_DEBUG_HOOKS=1): one worker thread
+/// dies outside `catch_unwind`, to prove the monitor replaces it.
+pub fn kill_worker(d: &mut Daemon) -> Result<Value, Error> {
+    d.kill_one_worker()?;
+    Ok(json!({ "killed": true }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,18 +104,4 @@ mod tests {
         let bytes = serde_json::to_vec(&v).expect("encode").len();
         assert!(bytes < 1 << 20, "{bytes} bytes");
     }
-}
-
-/// `shutdown` → `{shutting_down: true}`, then drains as on SIGTERM.
-pub fn shutdown(d: &mut Daemon) -> Value {
-    log::info!("shutdown requested by a client");
-    d.begin_shutdown();
-    json!({ "shutting_down": true })
-}
-
-/// `debug.kill_worker` (only with TICKD_DEBUG_HOOKS=1): one worker thread
-/// dies outside `catch_unwind`, to prove the monitor replaces it.
-pub fn kill_worker(d: &mut Daemon) -> Result<Value, Error> {
-    d.kill_one_worker()?;
-    Ok(json!({ "killed": true }))
 }
