@@ -29,7 +29,7 @@ use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a new run is, besides its job.
 #[derive(Debug, Clone)]
@@ -91,6 +91,15 @@ pub(super) struct PendingRetry {
 
 /// Runs queued quietly by `fire_due` before workers are woken for them.
 const QUIET_WAKE_BATCH: usize = 32;
+
+/// Due timers `fire_due` takes off the wheel at a time.
+pub const FIRE_SLICE: usize = 256;
+
+/// How long one loop turn may spend firing due timers: once a slice ends
+/// past it, the timers left wait for the next turn, after the loop has
+/// served its connections. A turn's other work comes on top, so a client
+/// waits at most a few of these for an answer during a herd.
+pub const FIRE_BUDGET: Duration = Duration::from_millis(5);
 
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
@@ -521,24 +530,47 @@ impl Daemon {
     /// Starts the runs whose schedule is due at `now`, re-arming each
     /// schedule from its due time so that run time never shifts the next one.
     ///
-    /// Every due run is queued before any worker is woken: a woken worker
-    /// can take the loop's CPU at once, and runs due at the same instant
-    /// (a top-of-the-minute cron) would otherwise each wait for the one
-    /// before them to be picked up.
+    /// Timers are taken [`FIRE_SLICE`] at a time, earliest due first, for
+    /// at most [`FIRE_BUDGET`] per loop turn: a herd (100,000 schedules due
+    /// at the top of the hour) is queued over several turns, and the loop
+    /// serves its connections between them. The timers left stay due on
+    /// the wheel, so the daemon's next deadline is "now" until they are
+    /// all taken, and a job re-armed or removed meanwhile loses its left
+    /// timer as it would an armed one.
+    ///
+    /// Every run of a turn is queued before any worker is woken (but every
+    /// [`QUIET_WAKE_BATCH`] runs): a woken worker can take the loop's CPU
+    /// at once, and runs due at the same instant (a top-of-the-minute
+    /// cron) would otherwise each wait for the one before them to be
+    /// picked up.
     pub(super) fn fire_due(&mut self, now: Instant) {
         // `queue_due` has no early exit; if it ever gets one, runs queued
         // after it would wait for a wake that never comes.
         debug_assert!(self.quiet_dispatches.is_none());
         self.quiet_dispatches = Some(0);
-        self.queue_due(now);
+        self.check_clock(now);
+        let started = Instant::now();
+        let mut due = Vec::with_capacity(FIRE_SLICE);
+        loop {
+            if self.scheduler.due_left() && fire_held() {
+                break;
+            }
+            due.clear();
+            let left = self
+                .scheduler
+                .take_due_bounded(now, FIRE_SLICE, &mut due);
+            self.queue_due(due.drain(..), now);
+            if !left || started.elapsed() >= FIRE_BUDGET {
+                break;
+            }
+        }
         if let Some(n) = self.quiet_dispatches.take() {
             self.pool.wake(n);
         }
     }
 
-    fn queue_due(&mut self, now: Instant) {
-        self.check_clock(now);
-        for fired in self.scheduler.take_due(now) {
+    fn queue_due(&mut self, due: impl Iterator<Item = Fired>, now: Instant) {
+        for fired in due {
             let due = match fired {
                 Fired::Schedule(due) => due,
                 Fired::Retry(token) => {
@@ -598,4 +630,12 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Whether the `dispatch.fire_hold` fail point holds back the due timers
+/// a slice left (tests: the loop must answer while a herd is only partly
+/// queued). Its `return` action holds them for as long as it is set.
+fn fire_held() -> bool {
+    fail::fail_point!("dispatch.fire_hold", |_| true);
+    false
 }
