@@ -17,19 +17,17 @@
 //!   `trigger = "on_failure"` (config validation rules out cycles).
 
 use super::rules::{self, Admission, AfterEnd};
-use super::skips::Line;
 use super::task::RunTask;
 use super::{Daemon, Error, LoopEvent, KILL_GRACE};
 use crate::config::Overlap;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
-use crate::schedule::Fired;
 use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What a new run is, besides its job.
 #[derive(Debug, Clone)]
@@ -90,16 +88,7 @@ pub(super) struct PendingRetry {
 }
 
 /// Runs queued quietly by `fire_due` before workers are woken for them.
-const QUIET_WAKE_BATCH: usize = 32;
-
-/// Due timers `fire_due` takes off the wheel at a time.
-pub const FIRE_SLICE: usize = 256;
-
-/// How long one loop turn may spend firing due timers: once a slice ends
-/// past it, the timers left wait for the next turn, after the loop has
-/// served its connections. A turn's other work comes on top, so a client
-/// waits at most a few of these for an answer during a herd.
-pub const FIRE_BUDGET: Duration = Duration::from_millis(5);
+pub(super) const QUIET_WAKE_BATCH: usize = 32;
 
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
@@ -238,7 +227,7 @@ impl Daemon {
         let queued = if self.quiet_dispatches.is_some() {
             self.pool
                 .submit_quiet(task)
-                .map(|()| self.count_quiet_dispatch())
+                .map(|()| self.count_quiet_dispatches(1))
         } else {
             self.pool.submit(task)
         };
@@ -252,13 +241,13 @@ impl Daemon {
         }
     }
 
-    /// Counts a run `fire_due` queued without waking a worker; wakes them
-    /// every [`QUIET_WAKE_BATCH`] runs, so that a long burst (hundreds of
-    /// runs due at once, each journaled with `state_dir`) does not hold the
-    /// first ones back until the last is queued.
-    fn count_quiet_dispatch(&mut self) {
+    /// Counts `queued` runs `fire_due` queued without waking a worker;
+    /// wakes them every [`QUIET_WAKE_BATCH`] runs, so that a long burst
+    /// (hundreds of runs due at once, each journaled with `state_dir`)
+    /// does not hold the first ones back until the last is queued.
+    pub(super) fn count_quiet_dispatches(&mut self, queued: usize) {
         if let Some(n) = self.quiet_dispatches.as_mut() {
-            *n += 1;
+            *n += queued;
             if *n >= QUIET_WAKE_BATCH {
                 self.pool.wake(*n);
                 *n = 0;
@@ -385,7 +374,7 @@ impl Daemon {
     }
 
     /// A retry's timer fired: start the next attempt.
-    fn fire_retry(&mut self, token: u64) {
+    pub(super) fn fire_retry(&mut self, token: u64) {
         let Some(retry) = self.retries.remove(&token) else {
             return;
         };
@@ -508,7 +497,7 @@ impl Daemon {
 
     /// Re-arms the schedules after a wall-clock jump (see
     /// [`crate::schedule::timers`]) and updates each job's `next_run`.
-    fn check_clock(&mut self, now: Instant) {
+    pub(super) fn check_clock(&mut self, now: Instant) {
         let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
             return;
         };
@@ -526,116 +515,4 @@ impl Daemon {
             }
         }
     }
-
-    /// Starts the runs whose schedule is due at `now`, re-arming each
-    /// schedule from its due time so that run time never shifts the next one.
-    ///
-    /// Timers are taken [`FIRE_SLICE`] at a time, earliest due first, for
-    /// at most [`FIRE_BUDGET`] per loop turn: a herd (100,000 schedules due
-    /// at the top of the hour) is queued over several turns, and the loop
-    /// serves its connections between them. The timers left stay due on
-    /// the wheel, so the daemon's next deadline is "now" until they are
-    /// all taken, and a job re-armed or removed meanwhile loses its left
-    /// timer as it would an armed one.
-    ///
-    /// Every run of a turn is queued before any worker is woken (but every
-    /// [`QUIET_WAKE_BATCH`] runs): a woken worker can take the loop's CPU
-    /// at once, and runs due at the same instant (a top-of-the-minute
-    /// cron) would otherwise each wait for the one before them to be
-    /// picked up.
-    pub(super) fn fire_due(&mut self, now: Instant) {
-        // `queue_due` has no early exit; if it ever gets one, runs queued
-        // after it would wait for a wake that never comes.
-        debug_assert!(self.quiet_dispatches.is_none());
-        self.quiet_dispatches = Some(0);
-        self.check_clock(now);
-        let started = Instant::now();
-        let mut due = Vec::with_capacity(FIRE_SLICE);
-        loop {
-            if self.scheduler.due_left() && fire_held() {
-                break;
-            }
-            due.clear();
-            let left = self
-                .scheduler
-                .take_due_bounded(now, FIRE_SLICE, &mut due);
-            self.queue_due(due.drain(..), now);
-            if !left || started.elapsed() >= FIRE_BUDGET {
-                break;
-            }
-        }
-        if let Some(n) = self.quiet_dispatches.take() {
-            self.pool.wake(n);
-        }
-    }
-
-    fn queue_due(&mut self, due: impl Iterator<Item = Fired>, now: Instant) {
-        for fired in due {
-            let due = match fired {
-                Fired::Schedule(due) => due,
-                Fired::Retry(token) => {
-                    self.fire_retry(token);
-                    continue;
-                }
-            };
-            let armed = {
-                let core = self.shared.core.lock();
-                match core.job(&due.job) {
-                    Some(e) if e.enabled => e.def.schedule.clone().map(|s| (s, e.def.jitter)),
-                    _ => None,
-                }
-            };
-            let Some((schedule, jitter)) = armed else {
-                continue;
-            };
-            // Re-arm from the later of the due time and now: on time this is
-            // the due time (no drift); after a stall, missed slots are skipped
-            // instead of fired in a burst.
-            let from = due.at.max(time::now());
-            let next = self.scheduler.arm(&due.job, &schedule, from, jitter);
-            if let Some(entry) = self.shared.core.lock().job_mut(&due.job) {
-                entry.next_run = next;
-                entry.last_scheduled = Some(due.at);
-            }
-            self.shared.journal_scheduled(&due.job, due.at);
-            let new = NewRun {
-                scheduled_at: Some(due.at),
-                ..NewRun::new(Trigger::Schedule, None)
-            };
-            match self.start_run(&due.job, new) {
-                Ok(id) => {
-                    log::debug!("job {}: scheduled run {id} queued", due.job);
-                    if let Some(n) = self.skips.ran(&due.job) {
-                        log::info!("job {}: {n} more scheduled runs were skipped", due.job);
-                    }
-                }
-                Err(e) => {
-                    let level = if e.is_conflict() {
-                        log::Level::Info
-                    } else {
-                        log::Level::Warn
-                    };
-                    match self.skips.skipped(&due.job, now) {
-                        Line::Quiet => {}
-                        Line::First => {
-                            log::log!(level, "job {}: scheduled run skipped: {e}", due.job)
-                        }
-                        Line::Summary(n) => log::log!(
-                            level,
-                            "job {}: scheduled run skipped: {e} ({n} more since the last line)",
-                            due.job
-                        ),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Whether the `dispatch.fire_hold` fail point holds back the due timers
-/// a slice left (tests: the loop must answer while a herd is only partly
-/// queued). Its `return` action holds them for as long as it is set.
-fn fire_held() -> bool {
-    fail::fail_point!("dispatch.fire_hold", |_| true);
-    false
 }

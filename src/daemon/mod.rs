@@ -19,6 +19,7 @@ mod define;
 pub mod dispatch;
 mod error;
 pub mod faults;
+pub mod fire;
 pub mod persist;
 mod reload;
 #[cfg(test)]

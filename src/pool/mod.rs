@@ -284,6 +284,16 @@ impl<T: Task> WorkerPool<T> {
             .map_err(task_back)
     }
 
+    /// [`WorkerPool::submit_quiet`] of every task of `tasks`, in order,
+    /// under one hold of the queue's lock; the tasks refused come back,
+    /// each with the reason.
+    pub fn submit_quiet_all(&self, tasks: impl IntoIterator<Item = T>) -> Vec<SubmitError<T>> {
+        let refused = self
+            .queue
+            .push_quiet_all(tasks.into_iter().map(Message::Task));
+        refused.into_iter().map(task_back).collect()
+    }
+
     /// Wakes up to `n` idle workers for tasks queued by
     /// [`WorkerPool::submit_quiet`].
     pub fn wake(&self, n: usize) {

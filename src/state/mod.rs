@@ -19,10 +19,12 @@ mod lock;
 pub mod metrics;
 mod pages;
 pub mod run;
+mod slot;
 
 pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use entry::JobEntry;
 pub use lock::{CoreGuard, CoreLock};
+pub use slot::JobSlot;
 
 use crate::config::JobDef;
 use crate::time::{self, Timestamp};
