@@ -63,7 +63,11 @@ def write_config(path, n, due, port, state_dir):
     if state_dir:
         extra += f'state_dir = "{state_dir}"\n'
     with open(path, "w") as f:
-        f.write(scale.daemon_table(extra))
+        table = scale.daemon_table(extra)
+        workers = os.environ.get("HERD_WORKERS")
+        if workers:
+            table = table.replace("workers = 2\n", f"workers = {workers}\n")
+        f.write(table)
         for i in range(n):
             f.write(f'[[jobs]]\nname = "herd-{i:07d}"\n{body}cron = "{cron}"\ntz = "UTC"\n\n')
 
@@ -162,11 +166,21 @@ def cmd_run(binary, n, work):
         if os.environ.get("HERD_PERF"):
             # A profile of the daemon from just before the herd (call graphs).
             perf = subprocess.Popen(
-                ["perf", "record", "-g", "-F", "2000", "-p", str(d.proc.pid), "-o",
+                ["perf", "record"] + os.environ.get("HERD_PERF_ARGS", "-g -F 2000").split()
+                + ["-p", str(d.proc.pid), "-o",
                  os.environ["HERD_PERF"], "--", "sleep", str(1.5 + float(
                      os.environ.get("HERD_PERF_SECONDS", "3")))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load0 = os.getloadavg()[0]
+        # The loop thread's CPU time and run-queue wait around the herd
+        # (/proc/PID/task/PID/schedstat: ns on the CPU, ns waiting for it).
+        sched = []
+        stat_path = f"/proc/{d.proc.pid}/task/{d.proc.pid}/schedstat"
+        while time.time() < due + min(window, 3.0) and pinger.poll() is None:
+            with open(stat_path) as f:
+                on_cpu, waiting = (int(x) for x in f.read().split()[:2])
+            sched.append((time.time(), on_cpu, waiting))
+            time.sleep(0.005)
         if pinger.wait() != 0:
             raise RuntimeError("the pinging client failed")
         if perf is not None:
@@ -199,11 +213,21 @@ def cmd_run(binary, n, work):
         row["ping_max_ms"] = ms(during[-1] if during else None)
         row["ping_p99_ms"] = ms(quantile(during, 0.99))
         row["ping_window_max_ms"] = ms(whole[-1] if whole else None)
+        slow = [(round((sent - due) * 1000, 1), round(lat * 1000, 1))
+                for sent, lat in samples if lat > 0.05]
+        if slow:
+            log(f"  pings over 50 ms (sent ms after due, latency ms): {slow[:20]}")
         worst = max(samples, key=lambda x: x[1]) if samples else None
         row["ping_window_max_at_ms"] = ms(worst[0] - due) if worst else None
         row["ping_window_p99_ms"] = ms(quantile(whole, 0.99))
         row["pings_window"] = len(whole)
         row["herd_span_ms"] = ms(herd_end - due)
+        inside = [x for x in sched if due - 0.01 <= x[0] <= herd_end + 0.01]
+        if len(inside) >= 2:
+            (t0, c0, w0), (t1, c1, w1) = inside[0], inside[-1]
+            row["loop_cpu_share"] = round((c1 - c0) / 1e9 / (t1 - t0), 2)
+            row["loop_runqueue_wait_share"] = round((w1 - w0) / 1e9 / (t1 - t0), 2)
+            row["loop_cpu_us_per_run"] = round((c1 - c0) / 1e3 / max(1, len(runs)), 2)
         if herd_end > due + window:
             log(f"  warning: the herd ended {herd_end - due:.1f} s after due, past the "
                 f"{window:.0f} s ping window")

@@ -220,9 +220,7 @@ impl Daemon {
             def,
             args,
             cancel,
-            shared: Arc::clone(&self.shared),
             kill_grace: KILL_GRACE,
-            file_pool: Arc::clone(&self.file_pool),
         };
         let queued = if self.quiet_dispatches.is_some() {
             self.pool

@@ -232,9 +232,7 @@ impl Daemon {
                         def,
                         args: None,
                         cancel,
-                        shared: Arc::clone(&self.shared),
                         kill_grace: KILL_GRACE,
-                        file_pool: Arc::clone(&self.file_pool),
                     });
                     self.scheduled_run_queued(&due, id);
                 }

@@ -206,9 +206,6 @@ pub struct Daemon {
     inputs: HashMap<RunId, dispatch::RunInput>,
     /// Retries waiting for their timer, by timer token.
     retries: HashMap<u64, dispatch::PendingRetry>,
-    /// The rayon pool of `file.*` jobs (`daemon.file_threads` threads), so a
-    /// big tree walk never occupies the request workers or the job workers.
-    file_pool: Arc<rayon::ThreadPool>,
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
@@ -246,6 +243,18 @@ impl Daemon {
         let shared = Arc::new(Shared::new(core, board, events, waker, journal)?);
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
+        // The rayon pool of `file.*` jobs (`daemon.file_threads` threads),
+        // so a big tree walk never occupies the request workers or the job
+        // workers.
+        let file_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.daemon.start.file_threads)
+            .thread_name(|i| format!("tickd-file-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let env = Arc::new(task::RunEnv {
+            shared: Arc::clone(&shared),
+            file_pool,
+        });
         let pool = WorkerPool::start_watched(
             PoolConfig {
                 workers: config.daemon.start.workers,
@@ -256,14 +265,10 @@ impl Daemon {
             },
             lost,
             watchdog,
+            env,
         )?;
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
-        let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.start.file_threads)
-            .thread_name(|i| format!("tickd-file-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
         let mut daemon = Daemon {
             shared,
             pool,
@@ -276,7 +281,6 @@ impl Daemon {
             quiet_dispatches: None,
             snapshot: None,
             skips: skips::SkipLog::default(),
-            file_pool: Arc::new(file_pool),
         };
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
         daemon.shared.core.lock().add_jobs(jobs.iter().cloned());

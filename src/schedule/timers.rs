@@ -390,9 +390,14 @@ impl Scheduler {
         for (key, timer) in taken.drain(..) {
             match timer {
                 Timer::Schedule(armed) => {
-                    if self.armed.get(&armed.job) == Some(&key) {
-                        self.armed.remove(&armed.job);
-                        self.forget(&armed);
+                    // The table names this timer (a replaced one was
+                    // cancelled): one look-up takes it out.
+                    match self.armed.remove(&armed.job) {
+                        Some(k) if k == key => self.forget(&armed),
+                        Some(other) => {
+                            self.armed.insert(Arc::clone(&armed.job), other);
+                        }
+                        None => {}
                     }
                     due.push(Fired::Schedule(Due {
                         job: armed.job,
