@@ -78,6 +78,7 @@ impl Daemon {
         self.check_clock(now);
         let started = Instant::now();
         let mut due = Vec::with_capacity(FIRE_SLICE);
+        let mut reserved = false;
         loop {
             if self.scheduler.due_left() && fire_held() {
                 break;
@@ -85,6 +86,10 @@ impl Daemon {
             let left = self
                 .scheduler
                 .take_due_bounded(now, FIRE_SLICE, &mut due);
+            if left && !reserved {
+                self.reserve_for(due.len() + self.scheduler.due_left_hint());
+                reserved = true;
+            }
             self.queue_due(&mut due, now);
             if !left || started.elapsed() >= FIRE_BUDGET {
                 break;
@@ -93,6 +98,14 @@ impl Daemon {
         if let Some(n) = self.quiet_dispatches.take() {
             self.pool.wake(n);
         }
+    }
+
+    /// Makes room for the runs of `n` due timers in the tables that will
+    /// hold them, once for a herd rather than a doubling at a time.
+    fn reserve_for(&mut self, n: usize) {
+        self.shared.core.lock().reserve_runs(n);
+        self.cancels.reserve(n);
+        self.inputs.reserve(n);
     }
 
     /// Queues the runs of one slice of due timers, in order (emptying it).

@@ -35,7 +35,7 @@ use crate::config::{Config, StartSettings};
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, WorkerPool};
 use crate::schedule::Scheduler;
-use crate::state::run::{Run, RunId, RunState};
+use crate::state::run::{Run, RunId, RunMap, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
@@ -200,10 +200,10 @@ pub struct Daemon {
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
-    cancels: HashMap<RunId, CancelToken>,
+    cancels: RunMap<CancelToken>,
     /// Definition and args of every run not yet finished (for backlog
     /// dispatch and retries).
-    inputs: HashMap<RunId, dispatch::RunInput>,
+    inputs: RunMap<dispatch::RunInput>,
     /// Retries waiting for their timer, by timer token.
     retries: HashMap<u64, dispatch::PendingRetry>,
     /// While timers are being fired: runs queued without waking a worker
@@ -275,8 +275,8 @@ impl Daemon {
             scheduler: Scheduler::new(),
             start: config.daemon.start,
             phase: Phase::Running,
-            cancels: HashMap::new(),
-            inputs: HashMap::new(),
+            cancels: RunMap::default(),
+            inputs: RunMap::default(),
             retries: HashMap::new(),
             quiet_dispatches: None,
             snapshot: None,

@@ -420,6 +420,12 @@ impl Scheduler {
         self.wheel.has_ready()
     }
 
+    /// At least how many due timers are left (an upper bound; see
+    /// [`TimerWheel::ready_len_hint`]).
+    pub fn due_left_hint(&self) -> usize {
+        self.wheel.ready_len_hint()
+    }
+
     /// Number of armed timers (schedules and retries).
     pub fn len(&self) -> usize {
         self.armed.len() + self.retries.len()

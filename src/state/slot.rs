@@ -22,12 +22,18 @@ pub struct JobSlot<'a> {
 
 /// The parts of the core besides the job table.
 struct Rest<'a> {
-    runs: &'a mut std::collections::HashMap<RunId, Run>,
+    runs: &'a mut super::run::RunMap<Run>,
     last_id: &'a mut RunId,
     api_held: bool,
 }
 
 impl Core {
+    /// Makes room for `n` more run records at once (a herd), rather than
+    /// growing the table a doubling at a time while they come.
+    pub fn reserve_runs(&mut self, n: usize) {
+        self.runs.reserve(n);
+    }
+
     /// The job `name` and the means to create its runs, with one look-up.
     pub fn job_slot(&mut self, name: &str) -> Option<JobSlot<'_>> {
         let Core {

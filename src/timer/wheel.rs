@@ -32,6 +32,9 @@ pub struct TimerWheel<T> {
     /// deadline order (see [`TimerWheel::advance_bounded`]).
     ready: u32,
     ready_tail: u32,
+    /// How many entries `ready` holds, but for those cancelled since they
+    /// came due (an upper bound, exact once `ready` is empty).
+    ready_len: usize,
     elapsed: u64,
     /// Reused buffer for sorting the overdue list by deadline.
     scratch: Vec<(u64, u32)>,
@@ -73,6 +76,7 @@ impl<T> TimerWheel<T> {
             overdue: NIL,
             ready: NIL,
             ready_tail: NIL,
+            ready_len: 0,
             elapsed: 0,
             scratch: Vec::new(),
         }
@@ -104,6 +108,13 @@ impl<T> TimerWheel<T> {
     /// [`advance_bounded`](Self::advance_bounded)).
     pub fn has_ready(&self) -> bool {
         self.ready != NIL
+    }
+
+    /// At least how many due timers a bounded advance left (an upper
+    /// bound: those cancelled since still count until the last is handed
+    /// out), for a caller that sizes its tables before taking them.
+    pub fn ready_len_hint(&self) -> usize {
+        self.ready_len
     }
 
     /// Arms a timer firing at tick `deadline`. A deadline at or before
@@ -177,6 +188,11 @@ impl<T> TimerWheel<T> {
             out.push((key, self.slab.release(index).1));
             taken += 1;
         }
+        self.ready_len = if self.ready == NIL {
+            0
+        } else {
+            self.ready_len.saturating_sub(taken)
+        };
         self.ready != NIL
     }
 
@@ -202,6 +218,7 @@ impl<T> TimerWheel<T> {
                     debug_assert_eq!(deadline, start, "level-0 slot holds one tick");
                     self.slab
                         .push_back(&mut self.ready, &mut self.ready_tail, index);
+                    self.ready_len += 1;
                 } else {
                     // Cascade: the entry now differs from `elapsed` only below `level`.
                     let lower = level_for(start, deadline);
@@ -256,6 +273,9 @@ impl<T> TimerWheel<T> {
             &mut self.overdue
         };
         self.slab.unlink(head, index);
+        if self.ready == NIL {
+            self.ready_len = 0;
+        }
     }
 
     /// Moves the overdue list, sorted by deadline, into the `ready` list,
@@ -273,6 +293,7 @@ impl<T> TimerWheel<T> {
             batch.push((self.slab.deadline_at(index), index));
         }
         batch.sort_unstable();
+        self.ready_len += batch.len();
         // Merge: the ready entries are in order already.
         let mut rest = std::mem::replace(&mut self.ready, NIL);
         self.ready_tail = NIL;
