@@ -83,9 +83,7 @@ impl Daemon {
             if self.scheduler.due_left() && fire_held() {
                 break;
             }
-            let left = self
-                .scheduler
-                .take_due_bounded(now, FIRE_SLICE, &mut due);
+            let left = self.scheduler.take_due_bounded(now, FIRE_SLICE, &mut due);
             if left && !reserved {
                 self.reserve_for(due.len() + self.scheduler.due_left_hint());
                 reserved = true;
@@ -319,4 +317,3 @@ fn fire_held() -> bool {
     fail::fail_point!("dispatch.fire_hold", |_| true);
     false
 }
-

@@ -160,7 +160,7 @@ fn full_queue_gives_the_task_back() {
             0
         }
         type Env = ();
-    fn run(self, _: &()) {
+        fn run(self, _: &()) {
             let _ = self.0.recv();
         }
     }

@@ -175,7 +175,12 @@ impl<T> TimerWheel<T> {
     /// `elapsed` while any is left); the next call hands them out first,
     /// ahead of anything that came due after them. Returns whether any
     /// due timer is left.
-    pub fn advance_bounded(&mut self, now: u64, out: &mut Vec<(TimerKey, T)>, limit: usize) -> bool {
+    pub fn advance_bounded(
+        &mut self,
+        now: u64,
+        out: &mut Vec<(TimerKey, T)>,
+        limit: usize,
+    ) -> bool {
         self.collect_due(now);
         let mut taken = 0;
         while taken < limit && self.ready != NIL {
