@@ -13,6 +13,7 @@
 //! | `journal.sync` | the journal's fdatasync | `return` (EIO) |
 //! | `journal.write_new` | writing a compacted journal | `return` (ENOSPC) |
 //! | `server.accept` | the listener's `accept` | `return` (EMFILE) |
+//! | `dispatch.fire_hold` | the loop, between two slices of due timers | `return` (holds the rest of a herd due) |
 //!
 //! They are configured by the `FAILPOINTS` env var at start
 //! (`name=actions;name=actions`, the `fail` crate's syntax) and, with
