@@ -33,7 +33,7 @@
 # About 3 minutes with the defaults.
 #
 # Environment (defaults): CONNS ("1 50"), ROUNDS (3), SECS (4), WARMUP (1),
-#   COMPACT_SECS (12), OUT_DIR (docs/bench), plus TICKD_BIN, TICKD_LOAD_BIN,
+#   TARGETS (all five above, in that order), COMPACT_SECS (12; 0 skips it), OUT_DIR (docs/bench), plus TICKD_BIN, TICKD_LOAD_BIN,
 #   CARGO_TARGET_DIR as for loadtest.sh.
 
 set -euo pipefail
@@ -46,6 +46,7 @@ ROUNDS="${ROUNDS:-3}"
 SECS="${SECS:-4}"
 WARMUP="${WARMUP:-1}"
 COMPACT_SECS="${COMPACT_SECS:-12}"
+TARGETS="${TARGETS:-tickd-durable redis-always tickd-put tickd-memory redis-none}"
 OUT_DIR="${OUT_DIR:-$LOADTEST_ROOT/docs/bench}"
 
 WORK=""
@@ -203,7 +204,7 @@ main() {
     local conns round what json err
     for conns in $CONNS; do
         for round in $(seq 1 "$ROUNDS"); do
-            for what in tickd-durable redis-always tickd-put tickd-memory redis-none; do
+            for what in $TARGETS; do
                 start_target "$what"
                 echo "$conns connection(s), round $round/$ROUNDS: $what ..." >&2
                 json="$(measure "$what" "$conns")"
@@ -238,6 +239,7 @@ main() {
     done
     echo "wrote $csv"
 
+    [[ "$COMPACT_SECS" == 0 ]] && return 0
     echo
     echo "compaction off the loop: history = 100000, jobs.run on 8 connections for ${COMPACT_SECS} s"
     mkdir -m 0700 "$WORK/compact"

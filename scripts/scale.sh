@@ -40,7 +40,7 @@
 #       N; e.g. BUILDS="before=/tmp/tickd-old after=target/release/tickd"
 #   MIX ("issue"): "distinct" gives each job its own command and cron
 #       expression (nothing to share between jobs but the `every` text)
-#   SECTIONS ("memory history"), HISTORY_RUNS (50000)
+#   SECTIONS ("memory history reload durable"), HISTORY_RUNS (50000)
 #   ROUNDS (3): check and start are each measured ROUNDS times, in turn,
 #       and the medians kept (RSS and the reload are of the last start)
 #   RELOAD_TIMEOUT (120) seconds a reload may take before the daemon is
@@ -55,7 +55,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 JOBS=${JOBS:-"1000 10000 100000 1000000"}
 BUILDS=${BUILDS:-"tickd=$TICKD"}
-SECTIONS=${SECTIONS:-"memory history herd"}
+SECTIONS=${SECTIONS:-"memory history reload durable herd"}
 HISTORY_RUNS=${HISTORY_RUNS:-50000}
 OUT_DIR=${OUT_DIR:-"$ROOT/docs/bench"}
 PY="$ROOT/scripts/scale.py"

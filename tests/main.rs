@@ -40,6 +40,7 @@ mod persistence;
 mod protocol;
 mod readme;
 mod reload_load;
+mod reload_slices;
 mod schedule;
 mod semantics;
 mod shutdown_load;

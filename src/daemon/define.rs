@@ -28,7 +28,7 @@
 //!   large to be a record is refused before anything changes.
 
 use super::{Daemon, Error};
-use crate::config::{parse_api_job, Config, JobDef};
+use crate::config::{parse_api_job, JobDef};
 use crate::persist::{Record, Recovered};
 use crate::state::{Core, JobSource};
 use serde_json::{Map, Value};
@@ -61,6 +61,7 @@ impl Daemon {
     /// object `source` (journaled as it is).
     pub fn put_job(&mut self, def: JobDef, source: Map<String, Value>) -> Result<Put, Error> {
         self.job_api_allowed()?;
+        self.check_put_against_reload(&def)?;
         let name = def.name.clone();
         {
             let core = self.shared.core.lock();
@@ -271,50 +272,8 @@ impl Daemon {
         names
     }
 
-    /// Before a reload is applied: `Err` (the reload's rejection message)
-    /// when the new file adds a job with an API job's name, or removes a
-    /// file job that an API job names in `on_failure`.
-    pub(super) fn reload_conflicts(&self, new: &Config) -> Result<(), String> {
-        let core = self.shared.core.lock();
-        let file = new.path.display();
-        let mut problems = Vec::new();
-        for def in &new.jobs {
-            let api = match core.job(&def.name) {
-                Some(e) => e.source == JobSource::Api,
-                None => core.api().aside().contains_key(&def.name),
-            };
-            if api {
-                problems.push(format!(
-                    "{file}: adds job \"{}\", but a job of that name is defined through the API \
-                     (jobs.put, source api): delete the API job (jobs.delete) or give the \
-                     file's job another name",
-                    def.name
-                ));
-            }
-        }
-        let names: std::collections::HashSet<&str> =
-            new.jobs.iter().map(|d| d.name.as_str()).collect();
-        for name in core.job_names() {
-            let removed = core.job(&name).is_some_and(|e| e.source == JobSource::File)
-                && !names.contains(name.as_str());
-            let dependents = core.api().dependents_of(&name);
-            if removed && !dependents.is_empty() && !core.api().aside().contains_key(&name) {
-                problems.push(format!(
-                    "{file}: removes job \"{name}\", which the API job(s) {} name in on_failure: \
-                     change or delete them first",
-                    dependents.join(", ")
-                ));
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-
     /// After a reload's jobs are applied: lets in the API jobs kept aside
-    /// whose file job it removed, and holds or releases API jobs per the
+    /// whose file job it removed (`removed`: those of them), and holds or releases API jobs per the
     /// new `allow_job_api`.
     pub(super) fn reload_api_jobs(&mut self, removed: &[String], allowed: bool) {
         for name in removed {

@@ -13,6 +13,8 @@
 //! | `journal.sync` | the journal's fdatasync | `return` (EIO) |
 //! | `journal.write_new` | writing a compacted journal | `return` (ENOSPC) |
 //! | `server.accept` | the listener's `accept` | `return` (EMFILE) |
+//! | `reload.prepared` | the reload thread, the file read and checked | `pause` |
+//! | `reload.slice` | the loop, before a slice of a reload's changes | `return` (hold), `return(N)` (N changes) |
 //! | `dispatch.fire_hold` | the loop, between two slices of due timers | `return` (holds the rest of a herd due) |
 //!
 //! They are configured by the `FAILPOINTS` env var at start

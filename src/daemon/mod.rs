@@ -22,6 +22,7 @@ pub mod faults;
 pub mod fire;
 pub mod persist;
 mod reload;
+mod reload_apply;
 #[cfg(test)]
 mod reload_tests;
 pub mod rules;
@@ -68,6 +69,9 @@ pub enum LoopEvent {
     /// on them can go), failed writes, compactions (see
     /// [`crate::persist::GroupCommit`]).
     Journal(crate::persist::Report),
+    /// The reload thread has read and checked the file (see
+    /// [`Daemon::on_reload_prepared`]).
+    Reload(reload::Prepared),
 }
 
 /// State shared between the loop and the workers.
@@ -213,6 +217,11 @@ pub struct Daemon {
     snapshot: Option<compaction::Snapshot>,
     /// Streaks of skipped scheduled runs, for the log.
     skips: skips::SkipLog,
+    /// The running file's job definitions, by name (what a reload diffs
+    /// against, off the loop).
+    file_jobs: Arc<reload::FileJobs>,
+    /// The reload in flight, and those asked for or finished.
+    reloads: reload_apply::Reloads,
 }
 
 impl Daemon {
@@ -269,6 +278,7 @@ impl Daemon {
         )?;
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
+        let reloads = reload_apply::Reloads::start(&shared)?;
         let mut daemon = Daemon {
             shared,
             pool,
@@ -281,9 +291,14 @@ impl Daemon {
             quiet_dispatches: None,
             snapshot: None,
             skips: skips::SkipLog::default(),
+            file_jobs: Arc::default(),
+            reloads,
         };
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
-        daemon.shared.core.lock().add_jobs(jobs.iter().cloned());
+        let files = jobs.len();
+        daemon.shared.core.lock().add_jobs(jobs);
+        // In name order, from the core's map: no sort (before any API job).
+        daemon.file_jobs = Arc::new(daemon.shared.core.lock().defs().cloned().collect());
         // Due times up to now are catch-up's; the schedules are armed for
         // the ones after it, so no due time is both missed and fired.
         let started_at = time::now();
@@ -294,7 +309,7 @@ impl Daemon {
         };
         // Every job in the core: the file's and the API's (a held API job
         // is not enabled, so it is not armed).
-        daemon.scheduler.reserve(jobs.len() + api_jobs.len());
+        daemon.scheduler.reserve(files + api_jobs.len());
         daemon.arm_all_after(started_at);
         if recovered.is_some() {
             daemon.catch_up(started_at);
@@ -349,6 +364,7 @@ impl Daemon {
             self.scheduler.next_wakeup(),
             self.shared.board.state.retry_at(),
             self.compaction_deadline(),
+            self.reload_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -391,6 +407,7 @@ impl Daemon {
     pub fn on_timers(&mut self, now: Instant) {
         crate::notify::loop_turned();
         self.fire_due(now);
+        self.continue_reload();
         self.retry_journal(now);
         self.continue_compaction();
         if let Phase::Draining {
@@ -414,6 +431,9 @@ impl Daemon {
     pub fn begin_shutdown(&mut self) {
         match self.phase {
             Phase::Running => {
+                // Before STOPPING=1: the abandoned reload's guard sends
+                // its READY=1 first.
+                self.abandon_reloads();
                 crate::notify::stopping();
                 let grace = self.shared.board.live.read().shutdown_grace;
                 log::info!(

@@ -18,12 +18,20 @@
 //!   one new version of [`super::Board::live`], swapped in whole.
 
 //!
-//! What changed is worked out by [`diff_jobs`], a pure function of the old
-//! and new definitions, and reported as a [`ReloadReport`].
+//! What changed is worked out by [`classify`], one walk of the running
+//! file's definitions (kept sorted by name, see [`FileJobs`]) beside the new
+//! file's, and reported as a [`ReloadReport`].
+//!
+//! A reload is split between two threads (see `reload_apply.rs` for the
+//! loop's half): the reload thread reads, parses and validates the file,
+//! diffs it against the running file's definitions and checks it against
+//! the API jobs ([`prepare`]), never touching the core but for those short
+//! checks, taken under the core lock a chunk at a time; the event loop
+//! then applies the [`Plan`] a slice at a time.
 
-use super::{Daemon, Error};
-use crate::config::{self, JobDef, LiveSettings};
-use crate::time;
+use super::Shared;
+use crate::config::{self, Config, JobDef, LiveSettings};
+use crate::state::JobSource;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,134 +62,246 @@ pub struct JobsDiff {
     pub changed: Vec<String>,
 }
 
-/// Compares the running definitions (by name) with a new file's.
-pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
-    let mut diff = JobsDiff::default();
-    for def in new {
-        match old.get(&def.name) {
-            None => diff.added.push(def.name.clone()),
-            Some(o) if **o != *def => diff.changed.push(def.name.clone()),
-            Some(_) => {}
-        }
-    }
-    diff.removed = old
-        .keys()
-        .filter(|n| !new.iter().any(|d| &d.name == *n))
-        .cloned()
-        .collect();
-    diff
+/// What a diff found of one definition of the new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// Not in the old definitions.
+    Added,
+    /// In both, different.
+    Changed,
+    /// In both, equal: the old one at this index (in name order) stays.
+    Same(usize),
 }
 
-impl Daemon {
-    /// Re-reads the config file and applies it, or keeps the old one.
-    pub fn reload(&mut self) -> Result<ReloadReport, Error> {
-        let _reloading = crate::notify::reloading();
-        let path = self.shared.board.info.read().path.clone();
-        let loaded = config::load(&path).map_err(|e| e.to_string());
-        let mut new = match loaded.and_then(|c| self.reload_conflicts(&c).map(|()| c)) {
-            Ok(c) => c,
-            Err(msg) => {
-                let mut info = self.shared.board.info.write();
-                log::error!(
-                    "reload rejected; keeping config generation {}: {msg}",
-                    info.generation
-                );
-                info.last_reload_error = Some(msg.clone());
-                return Err(Error::ReloadRejected(msg));
-            }
-        };
-        for w in &new.warnings {
-            log::warn!("{w}");
+/// The heart of every diff: walks the old definitions (`old`, sorted by
+/// name, as a `BTreeMap` or the file's last sorted list gives them) and the
+/// new file's (sorted here, by index) side by side, once. Returns the
+/// status of each of `new`'s definitions (in `new`'s order) and the names
+/// of the old ones it lacks (by name). O(n log n) for the sort, O(n) for
+/// the walk; no definition is looked for by a scan.
+pub(super) fn classify<'a>(old: impl IntoIterator<Item = &'a JobDef>, new: &[JobDef]) -> Walk {
+    let mut order: Vec<usize> = (0..new.len()).collect();
+    order.sort_unstable_by(|&a, &b| new[a].name.cmp(&new[b].name));
+    let mut status = vec![Status::Added; new.len()];
+    let mut removed = Vec::new();
+    let mut next = order.iter().copied().peekable();
+    for (i, o) in old.into_iter().enumerate() {
+        // New names before this old one are added (already marked).
+        while next.next_if(|&j| new[j].name < o.name).is_some() {}
+        match next.next_if(|&j| new[j].name == o.name) {
+            Some(j) if new[j] == *o => status[j] = Status::Same(i),
+            Some(j) => status[j] = Status::Changed,
+            None => removed.push(o.name.clone()),
         }
-        for key in self.start.needs_restart(&new.daemon.start) {
-            log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
-        }
-        log_auth_change(&self.shared.board.live.read(), &new.daemon.live, &path);
-
-        // The file's jobs only: those defined through the API are not the
-        // file's to remove (see `define`).
-        let old: BTreeMap<String, Arc<JobDef>> = {
-            let core = self.shared.core.lock();
-            core.job_names()
-                .into_iter()
-                .filter_map(|n| {
-                    core.job(&n)
-                        .filter(|e| e.source == crate::state::JobSource::File)
-                        .map(|e| (n, Arc::clone(&e.def)))
-                })
-                .collect()
-        };
-        let JobsDiff {
-            added,
-            removed,
-            changed,
-        } = diff_jobs(&old, &new.jobs);
-        drop(old);
-
-        for name in &removed {
-            self.scheduler.disarm(name);
-            // A removed job's pause goes with it (a job of that name added
-            // later starts unpaused, after a restart too).
-            if self.shared.core.lock().job(name).is_some_and(|e| e.paused) {
-                self.shared.journal_pause(name, false);
-            }
-            let backlog = self.shared.core.lock().remove_job(name);
-            for id in backlog {
-                self.cancel_if_queued(id, "job removed by reload");
-            }
-        }
-        if !removed.is_empty() {
-            self.skips.retain(|job| !removed.iter().any(|r| r == job));
-        }
-        // The definitions move into the core (the daemon keeps no copy); an
-        // unchanged job keeps the one it has, and the new copy is dropped.
-        for def in std::mem::take(&mut new.jobs) {
-            if added.contains(&def.name) || changed.contains(&def.name) {
-                let name = def.name.clone();
-                self.shared.core.lock().upsert_job(Arc::new(def));
-                self.arm(&name);
-            }
-        }
-        self.reload_api_jobs(&removed, new.daemon.live.allow_job_api);
-        self.shared
-            .core
-            .lock()
-            .set_history_limit(new.daemon.live.history);
-        crate::logging::set_level(&new.daemon.live.log_level);
-
-        // Published before the generation, so whoever sees the new
-        // generation sees the new settings; the old version is freed here
-        // (or by the last reader that still holds it).
-        drop(self.shared.board.live.swap(Arc::new(new.daemon.live)));
-        let generation = {
-            let mut info = self.shared.board.info.write();
-            info.generation += 1;
-            info.loaded_at = time::now();
-            info.last_reload_error = None;
-            info.generation
-        };
-        self.publish();
-        // The old config and the new file's parse tree are freed by now.
-        crate::sys::ffi::release_free_heap();
-        log::info!(
-            "config reloaded (generation {generation}): {} added, {} removed, {} changed",
-            added.len(),
-            removed.len(),
-            changed.len()
-        );
-        Ok(ReloadReport {
-            generation,
-            added,
-            removed,
-            changed,
-        })
     }
+    Walk {
+        status,
+        removed,
+        order,
+    }
+}
+
+/// What [`classify`] found.
+pub(super) struct Walk {
+    /// Of each new definition, in the new file's order.
+    pub status: Vec<Status>,
+    /// The old names the new file lacks, by name.
+    pub removed: Vec<String>,
+    /// The new file's indices in name order.
+    pub order: Vec<usize>,
+}
+
+/// Compares the running definitions (by name) with a new file's.
+pub fn diff_jobs(old: &BTreeMap<String, Arc<JobDef>>, new: &[JobDef]) -> JobsDiff {
+    let walk = classify(old.values().map(|d| &**d), new);
+    JobsDiff::of(&walk.status, walk.removed, new)
+}
+
+impl JobsDiff {
+    /// The names of `new`'s added and changed definitions, in its order.
+    pub(super) fn of(status: &[Status], removed: Vec<String>, new: &[JobDef]) -> JobsDiff {
+        let mut diff = JobsDiff {
+            removed,
+            ..JobsDiff::default()
+        };
+        for (def, s) in new.iter().zip(status) {
+            match s {
+                Status::Added => diff.added.push(def.name.clone()),
+                Status::Changed => diff.changed.push(def.name.clone()),
+                Status::Same(_) => {}
+            }
+        }
+        diff
+    }
+}
+
+/// The running file's job definitions, sorted by name: the very `Arc`s the
+/// core holds, so a reload diffs against them without the core (a second
+/// copy costs a pointer per job). Replaced whole when a reload is applied.
+pub(super) type FileJobs = Vec<Arc<JobDef>>;
+
+/// How many names the reload thread checks against the core per hold of
+/// its lock: short enough that the loop never waits long for the lock.
+const CHECK_CHUNK: usize = 4096;
+
+/// An accepted file, diffed and checked, for the loop to apply.
+pub(super) struct Plan {
+    /// The new file's settings and warnings (its jobs are taken out).
+    pub config: Config,
+    /// The names added, removed and changed.
+    pub diff: JobsDiff,
+    /// The new file's definitions in name order: the running ones for the
+    /// jobs it leaves unchanged, the new ones for the others. The next
+    /// [`FileJobs`] once applied.
+    pub sorted: FileJobs,
+    /// The added and changed definitions, in the file's order.
+    pub upserts: Vec<Arc<JobDef>>,
+}
+
+impl Plan {
+    /// Whether the new file defines a job named `name`.
+    pub fn defines(&self, name: &str) -> bool {
+        self.sorted
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// Whether the new file removes the job `name`.
+    pub fn removes(&self, name: &str) -> bool {
+        self.diff
+            .removed
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .is_ok()
+    }
+}
+
+/// What the reload thread hands the loop: the plan, or why the file is
+/// refused (the message of the rejection).
+pub struct Prepared {
+    /// Which reload this is.
+    pub(super) ticket: u64,
+    pub(super) outcome: Result<Box<Plan>, String>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("ticket", &self.ticket)
+            .field("accepted", &self.outcome.is_ok())
+            .finish()
+    }
+}
+
+/// Reads the file at `path`, diffs it against `running` and checks it
+/// against the API jobs in `shared`'s core: the reload's work off the loop.
+pub(super) fn prepare(
+    shared: &Shared,
+    path: &std::path::Path,
+    running: &FileJobs,
+) -> Result<Box<Plan>, String> {
+    let mut config = config::load(path).map_err(|e| e.to_string())?;
+    let new = std::mem::take(&mut config.jobs);
+    let walk = classify(running.iter().map(|d| &**d), &new);
+    let diff = JobsDiff::of(&walk.status, walk.removed, &new);
+    conflicts(shared, path, &diff)?;
+    // Unchanged jobs keep the running definition (the new copy is dropped
+    // here, not on the loop).
+    let arcs: Vec<Arc<JobDef>> = new
+        .into_iter()
+        .zip(&walk.status)
+        .map(|(def, s)| match s {
+            Status::Same(i) => Arc::clone(&running[*i]),
+            Status::Added | Status::Changed => Arc::new(def),
+        })
+        .collect();
+    let upserts = arcs
+        .iter()
+        .zip(&walk.status)
+        .filter(|(_, s)| !matches!(s, Status::Same(_)))
+        .map(|(d, _)| Arc::clone(d))
+        .collect();
+    let sorted = walk.order.iter().map(|&j| Arc::clone(&arcs[j])).collect();
+    log::info!(
+        "reload: {} read and checked: {} added, {} removed, {} changed; applying",
+        path.display(),
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len()
+    );
+    Ok(Box::new(Plan {
+        config,
+        diff,
+        sorted,
+        upserts,
+    }))
+}
+
+/// `Err` (the reload's rejection message) when the new file adds a job
+/// with an API job's name, or removes a file job that an API job names in
+/// `on_failure`. Only the added and removed names can conflict (a name is
+/// either the file's or the API's), and they are looked up under the core
+/// lock [`CHECK_CHUNK`] at a time.
+fn conflicts(shared: &Shared, file: &std::path::Path, diff: &JobsDiff) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for chunk in diff.added.chunks(CHECK_CHUNK) {
+        let core = shared.core.lock();
+        for name in chunk.iter().filter(|n| is_api_job(&core, n)) {
+            problems.push(adds_api_name(file, name));
+        }
+    }
+    for chunk in diff.removed.chunks(CHECK_CHUNK) {
+        let core = shared.core.lock();
+        for name in chunk {
+            problems.extend(removes_a_target(&core, file, name));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Whether `name` is an API job, in the table or kept aside.
+pub(super) fn is_api_job(core: &crate::state::Core, name: &str) -> bool {
+    match core.job(name) {
+        Some(e) => e.source == JobSource::Api,
+        None => core.api().aside().contains_key(name),
+    }
+}
+
+/// The problem of a file that adds the API job `name`'s name.
+pub(super) fn adds_api_name(file: &std::path::Path, name: &str) -> String {
+    format!(
+        "{}: adds job \"{name}\", but a job of that name is defined through the API \
+         (jobs.put, source api): delete the API job (jobs.delete) or give the \
+         file's job another name",
+        file.display()
+    )
+}
+
+/// The problem of a file that removes the file job `name`, if API jobs
+/// name it in `on_failure`.
+pub(super) fn removes_a_target(
+    core: &crate::state::Core,
+    file: &std::path::Path,
+    name: &str,
+) -> Option<String> {
+    let dependents = core.api().dependents_of(name);
+    (!dependents.is_empty() && !core.api().aside().contains_key(name)).then(|| {
+        format!(
+            "{}: removes job \"{name}\", which the API job(s) {} name in on_failure: \
+             change or delete them first",
+            file.display(),
+            dependents.join(", ")
+        )
+    })
 }
 
 /// Says what a reload does to authentication. Turning it off is allowed (an
 /// operator may mean it) but must never pass unnoticed: a truncated or
 /// wrong config file would otherwise open the daemon to every TCP client.
-fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
+pub(super) fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
     match (&old.auth_token, &new.auth_token) {
         (Some(_), None) => log::warn!(
             "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
@@ -260,6 +380,44 @@ command = ["true"]
         let diff = diff_jobs(&old, &[]);
         assert_eq!(diff.removed, ["drop", "edit", "keep"], "by name");
         assert!(diff.added.is_empty() && diff.changed.is_empty());
+    }
+
+    /// `n` jobs named `job-{i}` (a name order unlike the number order),
+    /// each `every` the given minutes.
+    fn many(n: usize, minutes: impl Fn(usize) -> usize) -> Vec<JobDef> {
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "[[jobs]]\nname = \"job-{i}\"\ncommand = [\"true\"]\nevery = \"{}m\"\n",
+                    minutes(i)
+                )
+            })
+            .collect();
+        jobs(&text)
+    }
+
+    /// 100,000 jobs against 100,000: the walk is linear by construction
+    /// (a quadratic diff would not end in any test's lifetime: 10^10 name
+    /// comparisons), and it finds exactly what was changed.
+    #[test]
+    fn a_diff_of_a_hundred_thousand_jobs_is_one_walk() {
+        const N: usize = 100_000;
+        let old = by_name(many(N, |_| 1));
+        // Every 7th job changed, the last 10 removed, 10 added at the front.
+        let mut new = jobs(
+            &(0..10)
+                .map(|i| format!("[[jobs]]\nname = \"new-{i}\"\ncommand = [\"true\"]\n"))
+                .collect::<String>(),
+        );
+        new.extend(many(N - 10, |i| if i % 7 == 0 { 2 } else { 1 }));
+        let diff = diff_jobs(&old, &new);
+        assert_eq!(diff.added.len(), 10);
+        assert_eq!(diff.added[0], "new-0", "in the file's order");
+        assert_eq!(diff.changed.len(), (N - 10).div_ceil(7));
+        assert_eq!(diff.changed[..2], ["job-0", "job-7"], "in the file's order");
+        let mut gone: Vec<String> = (N - 10..N).map(|i| format!("job-{i}")).collect();
+        gone.sort();
+        assert_eq!(diff.removed, gone, "by name");
     }
 
     #[test]

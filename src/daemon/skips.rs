@@ -8,7 +8,7 @@
 //! were skipped; when a scheduled run of the job is queued again, one line
 //! says how many were skipped since the last line. `skipped_total` in the
 //! job object counts every skip either way. A streak's entry lives only
-//! while it lasts, and [`SkipLog::retain`] drops those of removed jobs.
+//! while it lasts, and [`SkipLog::forget`] drops those of removed jobs.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -77,9 +77,12 @@ impl SkipLog {
             .filter(|&n| n > 0)
     }
 
-    /// Keeps the streaks of the jobs `exists` says are still there.
-    pub(super) fn retain(&mut self, exists: impl Fn(&str) -> bool) {
-        self.streaks.retain(|job, _| exists(job));
+    /// Forgets the streak of `job` (removed): O(1), so a reload removing
+    /// many jobs forgets each in constant time.
+    pub(super) fn forget(&mut self, job: &str) {
+        if !self.streaks.is_empty() {
+            self.streaks.remove(job);
+        }
     }
 }
 
@@ -113,7 +116,7 @@ mod tests {
         let t0 = Instant::now();
         log.skipped("gone", t0);
         log.skipped("kept", t0);
-        log.retain(|job| job == "kept");
+        log.forget("gone");
         assert_eq!(log.streaks.len(), 1);
         assert_eq!(log.skipped("gone", t0), Line::First);
     }

@@ -20,6 +20,7 @@
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
+pub use admin::reload_answer;
 pub mod call;
 mod debug;
 mod define;
@@ -78,6 +79,9 @@ pub enum Reply {
     Now(Result<Value, daemon::Error>),
     /// Answer with the run's final record once it is terminal.
     WaitRun(RunId),
+    /// `reload`: answer once the reload of this ticket is applied (or
+    /// refused), see [`Daemon::request_reload`].
+    WaitReload(u64),
     /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
     /// notifications of these jobs (None: all runs) on the connection.
     Subscribe(Option<Vec<String>>),
@@ -214,7 +218,7 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
             Err(e) => Reply::Now(Err(e)),
         },
         Command::Subscribe(jobs) => Reply::Subscribe(jobs),
-        Command::Reload => Reply::Now(admin::reload(d)),
+        Command::Reload => admin::reload(d),
         Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
         Command::KillWorker => Reply::Now(admin::kill_worker(d)),
     }

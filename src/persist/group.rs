@@ -148,7 +148,7 @@ pub(super) struct Queue {
     /// ... and no batch was taken since it began.
     begins: bool,
     /// ... and the daemon handed over all of its snapshot.
-    sealed: bool,
+    pub(super) sealed: bool,
     /// The highest run id queued for the new journal.
     fresh_highest: u64,
     /// The highest run id ever recorded.

@@ -6,8 +6,21 @@
 //! without holding the lock (appends and writes go on meanwhile) and
 //! report what is durable. The next round takes whatever queued up during
 //! this one: that is the group of the next fdatasync.
+//!
+//! **Gathering.** Started at once, the next sync would take only the
+//! requests that arrived during this one, while the clients just answered
+//! are still sending their next: with many clients the groups split into
+//! two halves that alternate, each paying a whole fdatasync. So a round
+//! that asks for a sync first waits, for at most [`Gather::window`] (the
+//! last fdatasync's duration, capped at [`MAX_GATHER`]), until as many
+//! records are waiting as the last group held plus those that arrived
+//! during its sync: everyone who was in flight then. One client never
+//! waits (the group of one is complete as soon as it arrives); a herd of
+//! clients converges on one group per fdatasync, as redis-server's
+//! `appendfsync always` gets from its single loop.
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
@@ -139,31 +152,82 @@ struct FreshPart {
     begins: bool,
 }
 
+/// The longest a round waits to gather a group (see the module docs).
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// What the last sync tells the next round about how long to gather.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gather {
+    /// Records the next group should hold to take in everyone in flight:
+    /// the last group plus what was requested during its sync.
+    pub(super) want: Lsn,
+    /// The last fdatasync's duration, capped at [`MAX_GATHER`].
+    pub(super) window: Duration,
+}
+
+impl Gather {
+    /// After a sync of `group` records that took `took`, while `arrived`
+    /// more were requested.
+    pub(super) fn after(group: Lsn, arrived: Lsn, took: Duration) -> Gather {
+        Gather {
+            want: group.saturating_add(arrived),
+            window: took.min(MAX_GATHER),
+        }
+    }
+
+    /// Whether a round with `waiting` records requested and not yet synced
+    /// should wait for more (given nothing else asks it to hurry).
+    pub(super) fn wants_more(&self, waiting: Lsn) -> bool {
+        waiting > 0 && waiting < self.want && !self.window.is_zero()
+    }
+}
+
 /// The journal thread's loop: a round each time there is work, until
 /// asked to stop (after a last round).
 pub(super) fn run(inner: &Inner) {
     // Answers wait for this thread: let it run as soon as it wakes, like
     // the loop (it works for microseconds, then sleeps in fdatasync).
     crate::sys::mark_latency_sensitive();
+    let mut gather = Gather::default();
     loop {
         {
             let mut queue = inner.queue.lock();
             while !queue.has_work() {
                 inner.work.wait(&mut queue);
             }
+            // Gathering: only for a plain sync (a stop, a sealed
+            // compaction or a write without sync goes at once).
+            let deadline = Instant::now() + gather.window;
+            while !queue.stop
+                && !queue.sealed
+                && gather.wants_more(queue.requested.saturating_sub(queue.handled))
+                && !inner.work.wait_until(&mut queue, deadline).timed_out()
+            {}
         }
-        if round(inner) {
-            return;
+        match round(inner) {
+            Round::Stop => return,
+            Round::Synced(next) => gather = next,
+            Round::Wrote => {}
         }
     }
 }
 
-/// One round (see the module docs); true if the thread is to stop.
-fn round(inner: &Inner) -> bool {
+/// How a round ended.
+enum Round {
+    /// Asked to stop (after its last sync).
+    Stop,
+    /// It synced: how the next round gathers.
+    Synced(Gather),
+    /// It wrote without syncing (nobody waited).
+    Wrote,
+}
+
+/// One round (see the module docs).
+fn round(inner: &Inner) -> Round {
     let mut files = inner.files.lock();
-    let (batch, stop, requested) = {
+    let (batch, stop, requested, handled) = {
         let mut queue = inner.queue.lock();
-        (queue.take(), queue.stop, queue.requested)
+        (queue.take(), queue.stop, queue.requested, queue.handled)
     };
     let sealed = batch.sealed;
     files.write_batch(inner, batch);
@@ -183,19 +247,23 @@ fn round(inner: &Inner) -> bool {
     if requested <= files.synced && !stop && !files.store.journal.dir_unsynced() {
         // Written only: nobody waits for these records yet; the next sync
         // takes them along.
-        return false;
+        return Round::Wrote;
     }
+    let started = Instant::now();
     let error = sync(inner, files, target);
-    {
+    let took = started.elapsed();
+    let arrived = {
         let mut queue = inner.queue.lock();
         queue.handled = queue.handled.max(target);
         queue.last_error = error;
         inner.handled.notify_all();
+        queue.requested.saturating_sub(target)
+    };
+    if stop {
+        return Round::Stop;
     }
-    if !stop {
-        write_ahead(inner);
-    }
-    stop
+    write_ahead(inner);
+    Round::Synced(Gather::after(target.saturating_sub(handled), arrived, took))
 }
 
 /// Writes zeros ahead of the journal's end when little room is left (see
@@ -321,4 +389,44 @@ fn install<'a>(inner: &'a Inner, files: MutexGuard<'a, Files>) -> MutexGuard<'a,
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYNC: Duration = Duration::from_micros(800);
+
+    #[test]
+    fn one_client_never_waits() {
+        // A group of one, nothing arrived during its sync: the next
+        // record alone is the whole next group.
+        let g = Gather::after(1, 0, SYNC);
+        assert!(!g.wants_more(1));
+        // Nor does a record after a long quiet spell (the first round).
+        assert!(!Gather::default().wants_more(1));
+    }
+
+    #[test]
+    fn halves_that_alternate_are_gathered_into_one_group() {
+        // 50 clients split in two: 25 synced while 25 arrived.
+        let g = Gather::after(25, 25, SYNC);
+        assert_eq!(g.want, 50);
+        assert!(g.wants_more(25), "waits for the 25 just answered");
+        assert!(g.wants_more(49));
+        assert!(!g.wants_more(50));
+        // Once one group of 50 syncs with nobody arriving meanwhile, the
+        // next round waits for all 50 again.
+        let g = Gather::after(50, 0, SYNC);
+        assert!(g.wants_more(1) && !g.wants_more(50));
+    }
+
+    #[test]
+    fn the_wait_is_bounded_by_the_last_sync_and_a_millisecond() {
+        assert_eq!(Gather::after(25, 25, SYNC).window, SYNC);
+        let slow = Gather::after(25, 25, Duration::from_millis(30));
+        assert_eq!(slow.window, MAX_GATHER);
+        // Nothing requested: nothing to wait for.
+        assert!(!slow.wants_more(0));
+    }
 }

@@ -222,13 +222,9 @@ impl Server {
                         }
                     }
                     Segment::Command { to, cmd } => {
-                        let reloads = matches!(cmd, methods::Command::Reload);
                         // Applied even if the client has gone: the request
                         // was received, and a run it started must not vanish.
                         let reply = methods::execute(&mut self.daemon, cmd);
-                        if reloads {
-                            self.after_reload();
-                        }
                         self.deliver(key, answer.serial, to, reply);
                     }
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
@@ -289,6 +285,10 @@ impl Server {
                 Some(now) => now,
                 None => return,
             },
+            Reply::WaitReload(ticket) => {
+                self.wait_for_reload(key, serial, ticket, to);
+                return;
+            }
             Reply::Subscribe(jobs) => {
                 if !self.subscribe(key, serial, jobs) {
                     return;

@@ -113,6 +113,7 @@ impl Server {
             self.daemon.on_timers(now);
             self.expire_idle(now);
             self.drain_loop_events();
+            self.answer_reloads();
             if self.limits.auth_token != self.auth.in_force {
                 self.on_auth_change();
             }
@@ -164,6 +165,7 @@ impl Server {
                     LoopEvent::RunChanged(run) => self.broadcast(&run),
                     LoopEvent::Finished(run) => self.on_run_finished(&run),
                     LoopEvent::Journal(report) => self.on_journal(&report),
+                    LoopEvent::Reload(prepared) => self.daemon.on_reload_prepared(prepared),
                 }
             }
             if !self.drain_answers() {
@@ -172,7 +174,7 @@ impl Server {
         }
     }
 
-    /// Takes the limits of the config in force after a reload was tried
+    /// Takes the limits of the config in force after a reload ended
     /// (a `reload` command or `SIGHUP`), if it was accepted: the only
     /// place the server learns of a new config. A changed token is
     /// applied to the open connections at the end of the turn (see
@@ -189,9 +191,9 @@ impl Server {
         let pending = self.signals.take();
         if pending.reload {
             log::info!("SIGHUP: reloading config");
-            // Errors are logged and kept in status by reload itself.
-            let _ = self.daemon.reload();
-            self.after_reload();
+            // Read off the loop and applied in slices; errors are logged
+            // and kept in status by the reload itself.
+            self.daemon.request_reload();
         }
         if pending.shutdown {
             log::info!("SIGTERM/SIGINT received");

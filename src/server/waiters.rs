@@ -14,6 +14,7 @@
 
 use super::Server;
 use crate::daemon;
+use crate::methods;
 use crate::protocol::rpc;
 use crate::requests::ReplyTo;
 use crate::state::run::{Run, RunId};
@@ -34,10 +35,12 @@ pub struct Waiter {
     pub to: ReplyTo,
 }
 
-/// The requests waiting for runs to finish, by run.
+/// The requests waiting for runs to finish, by run, and for reloads, by
+/// the daemon's ticket.
 #[derive(Debug, Default)]
 pub struct Waiters {
     by_run: HashMap<RunId, Vec<Waiter>>,
+    by_reload: HashMap<u64, Vec<Waiter>>,
 }
 
 impl Waiters {
@@ -51,7 +54,17 @@ impl Waiters {
         self.by_run.remove(&run)
     }
 
-    /// Takes every waiting request.
+    /// `waiter` waits for the reload of ticket `ticket`.
+    pub fn add_reload(&mut self, ticket: u64, waiter: Waiter) {
+        self.by_reload.entry(ticket).or_default().push(waiter);
+    }
+
+    /// Takes the requests waiting for the reload `ticket`.
+    pub fn take_reload(&mut self, ticket: u64) -> Vec<Waiter> {
+        self.by_reload.remove(&ticket).unwrap_or_default()
+    }
+
+    /// Takes every request waiting on a run.
     pub fn take_all(&mut self) -> HashMap<RunId, Vec<Waiter>> {
         std::mem::take(&mut self.by_run)
     }
@@ -119,6 +132,45 @@ impl Server {
                 None
             }
             None => Some((to, Err(daemon::Error::NoSuchRun(run_id.to_string())))),
+        }
+    }
+
+    /// A `reload` request on connection `key` waits for the reload
+    /// `ticket` to be applied (or refused): it takes its place in the
+    /// connection's answer order.
+    pub(super) fn wait_for_reload(&mut self, key: usize, serial: u64, ticket: u64, to: ReplyTo) {
+        if let Some(conn) = self.live_conn(key, serial) {
+            let seq = conn.take_seq();
+            conn.push_waiting(seq);
+            let waiter = Waiter {
+                key,
+                serial,
+                seq,
+                to,
+            };
+            self.waiters.add_reload(ticket, waiter);
+        }
+    }
+
+    /// Answers the requests waiting for the reloads the daemon finished
+    /// (applied, refused or abandoned), and takes the new config's limits.
+    pub(super) fn answer_reloads(&mut self) {
+        let done = self.daemon.take_reloads_done();
+        if done.is_empty() {
+            return;
+        }
+        self.after_reload();
+        for (ticket, result) in done {
+            let waiters = self.waiters.take_reload(ticket);
+            if !waiters.is_empty() {
+                let answer = methods::reload_answer(&result);
+                for w in waiters {
+                    self.answer_durably(w.key, w.serial, Some(w.seq), w.to, answer.clone());
+                    self.flush(w.key);
+                }
+            }
+            // A million names are freed off the loop.
+            self.daemon.free_later(Box::new(result));
         }
     }
 

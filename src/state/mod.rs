@@ -181,6 +181,11 @@ impl Core {
         self.jobs.iter_mut()
     }
 
+    /// Every job's definition, in name order.
+    pub fn defs(&self) -> impl Iterator<Item = &Arc<JobDef>> {
+        self.jobs.values().map(|e| &e.def)
+    }
+
     /// Names of all jobs, sorted.
     pub fn job_names(&self) -> Vec<String> {
         self.jobs.keys().map(|k| k.to_string()).collect()

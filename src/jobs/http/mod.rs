@@ -12,6 +12,8 @@
 //! Cancellation is checked before the request and between body chunks; a
 //! request still waiting for its response headers ends at the time limit.
 
+mod resolve;
+
 use super::cancel::CancelToken;
 use super::output::{OutputTail, OUTPUT_TAIL_BYTES};
 use super::{Executor, RunContext};
@@ -100,12 +102,16 @@ impl From<ureq::Error> for Failure {
 /// An agent for one run: no status code counts as an error (the job
 /// decides), and the whole exchange must fit in `limit`.
 fn agent(limit: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(limit))
         .http_status_as_error(false)
         .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        resolve::LiteralFirst::default(),
+    )
 }
 
 /// Builds the request from the spec and sends it.
