@@ -28,13 +28,17 @@
 #
 # Targets (issue 16): ping max <= 50 ms and late_p99 <= 100 ms.
 #
-# Environment: HERD_JOBS, HERD_ROUNDS, HERD_KIND (http; "exec" for
+#   again_*  with HERD_AGAIN=S, the same jobs due again S seconds later
+#       (the next hourly herd: every job has run once): its lateness and
+#       the ping max during it
+#
+# Environment: HERD_JOBS, HERD_ROUNDS, HERD_AGAIN, HERD_KIND (http; "exec" for
 # `command = ["true"]`, forking a process per run), HERD_STATE_DIR=1 (a
 # state_dir), HERD_WORKERS, HERD_LEAD and HERD_WINDOW (seconds, see
 # herd.py), HERD_PERF=FILE (a `perf record -g` of the daemon around the
 # herd; HERD_PERF_ARGS, HERD_PERF_SECONDS).
 
-HERD_COLS="build,round,jobs,kind,state_dir,runs,late_p50_ms,late_p99_ms,late_max_ms,ping_max_ms,ping_p99_ms,pings_during,herd_span_ms,loop_cpu_share,loop_cpu_us_per_run,ping_window_max_ms,ping_window_max_at_ms,loadavg"
+HERD_COLS="build,round,jobs,kind,state_dir,runs,late_p50_ms,late_p99_ms,late_max_ms,ping_max_ms,ping_p99_ms,pings_during,herd_span_ms,loop_cpu_share,loop_cpu_us_per_run,ping_window_max_ms,ping_window_max_at_ms,again_late_p50_ms,again_late_p99_ms,again_late_max_ms,again_ping_max_ms,loadavg"
 
 section_herd() {
   local csv="$OUT_DIR/scale-herd.csv" n=${HERD_JOBS:-100000} rounds=${HERD_ROUNDS:-3}
