@@ -133,7 +133,9 @@ impl Task for Echo {
         self.id
     }
 
-    fn run(self) {
+    type Env = ();
+
+    fn run(self, _: &()) {
         self.hand.finish(self.id);
     }
 }

@@ -55,7 +55,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 JOBS=${JOBS:-"1000 10000 100000 1000000"}
 BUILDS=${BUILDS:-"tickd=$TICKD"}
-SECTIONS=${SECTIONS:-"memory history reload durable"}
+SECTIONS=${SECTIONS:-"memory history reload durable herd"}
 HISTORY_RUNS=${HISTORY_RUNS:-50000}
 OUT_DIR=${OUT_DIR:-"$ROOT/docs/bench"}
 PY="$ROOT/scripts/scale.py"

@@ -141,7 +141,9 @@ impl Task for RequestTask {
         self.id
     }
 
-    fn run(self) {
+    type Env = ();
+
+    fn run(self, _: &()) {
         let h = &self.to_loop.handlers;
         // Answer bytes so far: past `HEAVY_ANSWER_BYTES` the task is heavy,
         // and its thread leaves the loop's CPU (see `pool::placement`).

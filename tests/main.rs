@@ -23,6 +23,7 @@ mod crash;
 mod ctl;
 mod failpoints;
 mod group_commit;
+mod herd;
 mod hostile;
 mod http;
 mod http_conformance;

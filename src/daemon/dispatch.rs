@@ -17,13 +17,11 @@
 //!   `trigger = "on_failure"` (config validation rules out cycles).
 
 use super::rules::{self, Admission, AfterEnd};
-use super::skips::Line;
 use super::task::RunTask;
 use super::{Daemon, Error, LoopEvent, KILL_GRACE};
 use crate::config::Overlap;
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
-use crate::schedule::Fired;
 use crate::state::run::{Run, RunId, RunState, Trigger};
 use crate::state::Finish;
 use crate::time::{self, Timestamp};
@@ -90,7 +88,7 @@ pub(super) struct PendingRetry {
 }
 
 /// Runs queued quietly by `fire_due` before workers are woken for them.
-const QUIET_WAKE_BATCH: usize = 32;
+pub(super) const QUIET_WAKE_BATCH: usize = 32;
 
 impl Daemon {
     /// Starts a run of the job `name`, following its overlap policy.
@@ -222,14 +220,12 @@ impl Daemon {
             def,
             args,
             cancel,
-            shared: Arc::clone(&self.shared),
             kill_grace: KILL_GRACE,
-            file_pool: Arc::clone(&self.file_pool),
         };
         let queued = if self.quiet_dispatches.is_some() {
             self.pool
                 .submit_quiet(task)
-                .map(|()| self.count_quiet_dispatch())
+                .map(|()| self.count_quiet_dispatches(1))
         } else {
             self.pool.submit(task)
         };
@@ -243,13 +239,13 @@ impl Daemon {
         }
     }
 
-    /// Counts a run `fire_due` queued without waking a worker; wakes them
-    /// every [`QUIET_WAKE_BATCH`] runs, so that a long burst (hundreds of
-    /// runs due at once, each journaled with `state_dir`) does not hold the
-    /// first ones back until the last is queued.
-    fn count_quiet_dispatch(&mut self) {
+    /// Counts `queued` runs `fire_due` queued without waking a worker;
+    /// wakes them every [`QUIET_WAKE_BATCH`] runs, so that a long burst
+    /// (hundreds of runs due at once, each journaled with `state_dir`)
+    /// does not hold the first ones back until the last is queued.
+    pub(super) fn count_quiet_dispatches(&mut self, queued: usize) {
         if let Some(n) = self.quiet_dispatches.as_mut() {
-            *n += 1;
+            *n += queued;
             if *n >= QUIET_WAKE_BATCH {
                 self.pool.wake(*n);
                 *n = 0;
@@ -376,7 +372,7 @@ impl Daemon {
     }
 
     /// A retry's timer fired: start the next attempt.
-    fn fire_retry(&mut self, token: u64) {
+    pub(super) fn fire_retry(&mut self, token: u64) {
         let Some(retry) = self.retries.remove(&token) else {
             return;
         };
@@ -499,7 +495,7 @@ impl Daemon {
 
     /// Re-arms the schedules after a wall-clock jump (see
     /// [`crate::schedule::timers`]) and updates each job's `next_run`.
-    fn check_clock(&mut self, now: Instant) {
+    pub(super) fn check_clock(&mut self, now: Instant) {
         let Some(jump) = self.scheduler.check_clock((time::now(), now)) else {
             return;
         };
@@ -514,87 +510,6 @@ impl Daemon {
         for (job, at) in jump.rearmed {
             if let Some(entry) = core.job_mut(&job) {
                 entry.next_run = Some(at);
-            }
-        }
-    }
-
-    /// Starts the runs whose schedule is due at `now`, re-arming each
-    /// schedule from its due time so that run time never shifts the next one.
-    ///
-    /// Every due run is queued before any worker is woken: a woken worker
-    /// can take the loop's CPU at once, and runs due at the same instant
-    /// (a top-of-the-minute cron) would otherwise each wait for the one
-    /// before them to be picked up.
-    pub(super) fn fire_due(&mut self, now: Instant) {
-        // `queue_due` has no early exit; if it ever gets one, runs queued
-        // after it would wait for a wake that never comes.
-        debug_assert!(self.quiet_dispatches.is_none());
-        self.quiet_dispatches = Some(0);
-        self.queue_due(now);
-        if let Some(n) = self.quiet_dispatches.take() {
-            self.pool.wake(n);
-        }
-    }
-
-    fn queue_due(&mut self, now: Instant) {
-        self.check_clock(now);
-        for fired in self.scheduler.take_due(now) {
-            let due = match fired {
-                Fired::Schedule(due) => due,
-                Fired::Retry(token) => {
-                    self.fire_retry(token);
-                    continue;
-                }
-            };
-            let armed = {
-                let core = self.shared.core.lock();
-                match core.job(&due.job) {
-                    Some(e) if e.enabled => e.def.schedule.clone().map(|s| (s, e.def.jitter)),
-                    _ => None,
-                }
-            };
-            let Some((schedule, jitter)) = armed else {
-                continue;
-            };
-            // Re-arm from the later of the due time and now: on time this is
-            // the due time (no drift); after a stall, missed slots are skipped
-            // instead of fired in a burst.
-            let from = due.at.max(time::now());
-            let next = self.scheduler.arm(&due.job, &schedule, from, jitter);
-            if let Some(entry) = self.shared.core.lock().job_mut(&due.job) {
-                entry.next_run = next;
-                entry.last_scheduled = Some(due.at);
-            }
-            self.shared.journal_scheduled(&due.job, due.at);
-            let new = NewRun {
-                scheduled_at: Some(due.at),
-                ..NewRun::new(Trigger::Schedule, None)
-            };
-            match self.start_run(&due.job, new) {
-                Ok(id) => {
-                    log::debug!("job {}: scheduled run {id} queued", due.job);
-                    if let Some(n) = self.skips.ran(&due.job) {
-                        log::info!("job {}: {n} more scheduled runs were skipped", due.job);
-                    }
-                }
-                Err(e) => {
-                    let level = if e.is_conflict() {
-                        log::Level::Info
-                    } else {
-                        log::Level::Warn
-                    };
-                    match self.skips.skipped(&due.job, now) {
-                        Line::Quiet => {}
-                        Line::First => {
-                            log::log!(level, "job {}: scheduled run skipped: {e}", due.job)
-                        }
-                        Line::Summary(n) => log::log!(
-                            level,
-                            "job {}: scheduled run skipped: {e} ({n} more since the last line)",
-                            due.job
-                        ),
-                    }
-                }
             }
         }
     }

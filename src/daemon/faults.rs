@@ -15,6 +15,7 @@
 //! | `server.accept` | the listener's `accept` | `return` (EMFILE) |
 //! | `reload.prepared` | the reload thread, the file read and checked | `pause` |
 //! | `reload.slice` | the loop, before a slice of a reload's changes | `return` (hold), `return(N)` (N changes) |
+//! | `dispatch.fire_hold` | the loop, between two slices of due timers | `return` (holds the rest of a herd due) |
 //!
 //! They are configured by the `FAILPOINTS` env var at start
 //! (`name=actions;name=actions`, the `fail` crate's syntax) and, with

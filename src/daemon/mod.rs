@@ -19,6 +19,7 @@ mod define;
 pub mod dispatch;
 mod error;
 pub mod faults;
+pub mod fire;
 pub mod persist;
 mod reload;
 mod reload_apply;
@@ -35,7 +36,7 @@ use crate::config::{Config, StartSettings};
 use crate::jobs::cancel::CancelToken;
 use crate::pool::{LostTaskHook, PoolConfig, SlicePolicy, WorkerPool};
 use crate::schedule::Scheduler;
-use crate::state::run::{Run, RunId, RunState};
+use crate::state::run::{Run, RunId, RunMap, RunState};
 use crate::state::{Core, CoreLock, Finish};
 use crate::time::{self, Timestamp};
 use crossbeam_channel::Sender;
@@ -203,15 +204,12 @@ pub struct Daemon {
     /// Shutdown state.
     pub phase: Phase,
     /// Cancel handles of runs handed to the pool.
-    cancels: HashMap<RunId, CancelToken>,
+    cancels: RunMap<CancelToken>,
     /// Definition and args of every run not yet finished (for backlog
     /// dispatch and retries).
-    inputs: HashMap<RunId, dispatch::RunInput>,
+    inputs: RunMap<dispatch::RunInput>,
     /// Retries waiting for their timer, by timer token.
     retries: HashMap<u64, dispatch::PendingRetry>,
-    /// The rayon pool of `file.*` jobs (`daemon.file_threads` threads), so a
-    /// big tree walk never occupies the request workers or the job workers.
-    file_pool: Arc<rayon::ThreadPool>,
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
@@ -254,6 +252,18 @@ impl Daemon {
         let shared = Arc::new(Shared::new(core, board, events, waker, journal)?);
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
+        // The rayon pool of `file.*` jobs (`daemon.file_threads` threads),
+        // so a big tree walk never occupies the request workers or the job
+        // workers.
+        let file_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.daemon.start.file_threads)
+            .thread_name(|i| format!("tickd-file-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let env = Arc::new(task::RunEnv {
+            shared: Arc::clone(&shared),
+            file_pool,
+        });
         let pool = WorkerPool::start_watched(
             PoolConfig {
                 workers: config.daemon.start.workers,
@@ -264,28 +274,23 @@ impl Daemon {
             },
             lost,
             watchdog,
+            env,
         )?;
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let reloads = reload_apply::Reloads::start(&shared)?;
-        let file_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.daemon.start.file_threads)
-            .thread_name(|i| format!("tickd-file-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
         let mut daemon = Daemon {
             shared,
             pool,
             scheduler: Scheduler::new(),
             start: config.daemon.start,
             phase: Phase::Running,
-            cancels: HashMap::new(),
-            inputs: HashMap::new(),
+            cancels: RunMap::default(),
+            inputs: RunMap::default(),
             retries: HashMap::new(),
             quiet_dispatches: None,
             snapshot: None,
             skips: skips::SkipLog::default(),
-            file_pool: Arc::new(file_pool),
             file_jobs: Arc::default(),
             reloads,
         };

@@ -130,6 +130,9 @@ impl Shared {
 
     /// Appends that `job`'s schedule fired for `at`.
     pub fn journal_scheduled(&self, job: &str, at: Timestamp) {
+        if self.journal.is_none() {
+            return;
+        }
         let record = Record::Scheduled {
             job: job.to_string(),
             at,

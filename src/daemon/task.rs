@@ -19,12 +19,17 @@ pub struct RunTask {
     pub args: Option<Value>,
     /// Fired by runs.cancel and by shutdown.
     pub cancel: CancelToken,
-    /// Where the record lives and how to tell the loop.
-    pub shared: Arc<Shared>,
     /// Time between SIGTERM and SIGKILL when killing.
     pub kill_grace: Duration,
+}
+
+/// What every run needs, given to the job pool once (see
+/// [`crate::pool::Task::Env`]).
+pub struct RunEnv {
+    /// Where the records live and how to tell the loop.
+    pub shared: Arc<Shared>,
     /// Threads for data-parallel work of `file.*` jobs.
-    pub file_pool: Arc<rayon::ThreadPool>,
+    pub file_pool: rayon::ThreadPool,
 }
 
 impl Task for RunTask {
@@ -32,7 +37,9 @@ impl Task for RunTask {
         self.id
     }
 
-    fn run(self) {
+    type Env = RunEnv;
+
+    fn run(self, env: &RunEnv) {
         let id = self.id;
         let name = self.def.name.as_str();
         // Shutting down with state_dir: the run stays queued in the journal
@@ -45,8 +52,8 @@ impl Task for RunTask {
         // between taking the run off the queue and starting it, where a
         // shutdown can begin.
         fail::fail_point!("run.before_start");
-        if !self.shared.mark_running_journaled(id) {
-            if self.shared.core.lock().holds_queued_runs() {
+        if !env.shared.mark_running_journaled(id) {
+            if env.shared.core.lock().holds_queued_runs() {
                 log::debug!("run {id} of job {name} left queued for the restart");
             } else {
                 log::debug!("run {id} of job {name} was cancelled before it started");
@@ -54,23 +61,23 @@ impl Task for RunTask {
             return;
         }
         log::debug!("run {id} of job {name} started");
-        self.shared.publish_run_change(id);
+        env.shared.publish_run_change(id);
         // Fail point `run.mid_job`: `panic` (a job that panics while
         // running) or `sleep(ms)` (a slow worker).
         fail::fail_point!("run.mid_job");
-        let shared = &self.shared;
+        let shared = &env.shared;
         let ctx = RunContext {
             run_id: id,
             job: &self.def,
             args: self.args.as_ref(),
             cancel: &self.cancel,
             kill_grace: self.kill_grace,
-            file_pool: &self.file_pool,
+            file_pool: &env.file_pool,
             on_progress: &|p| shared.core.lock().set_progress(id, p),
             on_pid: &|pid| shared.core.lock().set_pid(id, pid),
         };
         let finish = jobs::execute(&ctx);
-        let Some(run) = self.shared.core.lock().finish(id, finish, true) else {
+        let Some(run) = env.shared.core.lock().finish(id, finish, true) else {
             return;
         };
         let ms = run.duration_ms().unwrap_or(0);
@@ -83,6 +90,6 @@ impl Task for RunTask {
                 run.error.as_deref().unwrap_or("no error message")
             ),
         }
-        self.shared.notify(LoopEvent::Finished(run));
+        env.shared.notify(LoopEvent::Finished(run));
     }
 }

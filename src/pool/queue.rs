@@ -74,6 +74,23 @@ impl<T> Queue<T> {
         Ok(())
     }
 
+    /// `try_push_quiet` of every item of `items`, under one hold of the
+    /// lock (a herd of runs queued at once); the items refused come back.
+    pub(super) fn push_quiet_all(&self, items: impl Iterator<Item = T>) -> Vec<PushError<T>> {
+        let mut refused = Vec::new();
+        let mut state = self.state.lock();
+        for item in items {
+            if state.closed {
+                refused.push(PushError::Closed(item));
+            } else if state.items.len() >= self.capacity {
+                refused.push(PushError::Full(item));
+            } else {
+                state.items.push_back(item);
+            }
+        }
+        refused
+    }
+
     /// Wakes up to `n` sleeping consumers (fewer if fewer sleep; busy ones
     /// take queued items when they finish anyway).
     pub(super) fn wake(&self, n: usize) {

@@ -15,7 +15,8 @@ impl Task for Toy {
     fn id(&self) -> u64 {
         self.id
     }
-    fn run(self) {
+    type Env = ();
+    fn run(self, _: &()) {
         if self.panic {
             panic!("toy {} panics", self.id);
         }
@@ -158,7 +159,8 @@ fn full_queue_gives_the_task_back() {
         fn id(&self) -> u64 {
             0
         }
-        fn run(self) {
+        type Env = ();
+        fn run(self, _: &()) {
             let _ = self.0.recv();
         }
     }
@@ -197,7 +199,8 @@ impl Task for WhereAmI {
     fn id(&self) -> u64 {
         self.id
     }
-    fn run(self) {
+    type Env = ();
+    fn run(self, _: &()) {
         let start = Instant::now();
         while start.elapsed() < self.spin {
             std::hint::spin_loop();

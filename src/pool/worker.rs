@@ -88,7 +88,8 @@ fn work<T: Task>(index: usize, ctx: WorkerContext<T>) {
         // Fail point `<pool name>.die` (`tickd-worker.die`): with `panic`,
         // the thread dies holding the task, outside `catch_unwind`.
         fail::fail_point!(&format!("{}.die", ctx.name));
-        let result = catch_unwind(AssertUnwindSafe(move || task.run()));
+        let env = &*ctx.env;
+        let result = catch_unwind(AssertUnwindSafe(move || task.run(env)));
         ctx.counters.busy.fetch_sub(1, Ordering::SeqCst);
         guard.current = None;
         if let Some(t) = started {

@@ -370,17 +370,34 @@ impl Scheduler {
 
     /// Takes every timer due at `now`, in deadline order.
     pub fn take_due(&mut self, now: Instant) -> Vec<Fired> {
+        let mut due = Vec::new();
+        self.take_due_bounded(now, usize::MAX, &mut due);
+        due
+    }
+
+    /// Appends to `due` at most `limit` of the timers due at `now`, the
+    /// earliest first (see [`TimerWheel::advance_bounded`]); returns
+    /// whether others are left. Those stay armed and due: the next call
+    /// takes them before anything due later, [`Scheduler::next_wakeup`]
+    /// says "now" meanwhile, and re-arming or disarming a job whose timer
+    /// is left replaces it as usual.
+    pub fn take_due_bounded(&mut self, now: Instant, limit: usize, due: &mut Vec<Fired>) -> bool {
         let mut taken = std::mem::take(&mut self.fired);
         taken.clear();
         let tick = self.clock.tick_floor(now);
-        self.wheel.advance(tick, &mut taken);
-        let mut due = Vec::with_capacity(taken.len());
+        let left = self.wheel.advance_bounded(tick, &mut taken, limit);
+        due.reserve(taken.len());
         for (key, timer) in taken.drain(..) {
             match timer {
                 Timer::Schedule(armed) => {
-                    if self.armed.get(&armed.job) == Some(&key) {
-                        self.armed.remove(&armed.job);
-                        self.forget(&armed);
+                    // The table names this timer (a replaced one was
+                    // cancelled): one look-up takes it out.
+                    match self.armed.remove(&armed.job) {
+                        Some(k) if k == key => self.forget(&armed),
+                        Some(other) => {
+                            self.armed.insert(Arc::clone(&armed.job), other);
+                        }
+                        None => {}
                     }
                     due.push(Fired::Schedule(Due {
                         job: armed.job,
@@ -394,7 +411,19 @@ impl Scheduler {
             }
         }
         self.fired = taken;
-        due
+        left
+    }
+
+    /// Whether a bounded take left due timers behind (see
+    /// [`Scheduler::take_due_bounded`]).
+    pub fn due_left(&self) -> bool {
+        self.wheel.has_ready()
+    }
+
+    /// At least how many due timers are left (an upper bound; see
+    /// [`TimerWheel::ready_len_hint`]).
+    pub fn due_left_hint(&self) -> usize {
+        self.wheel.ready_len_hint()
     }
 
     /// Number of armed timers (schedules and retries).

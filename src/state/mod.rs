@@ -19,16 +19,18 @@ mod lock;
 pub mod metrics;
 mod pages;
 pub mod run;
+mod slot;
 
 pub use api::{ApiJobs, Aside, HELD_REASON};
 pub use entry::JobEntry;
 pub use lock::{CoreGuard, CoreLock};
+pub use slot::JobSlot;
 
 use crate::config::JobDef;
 use crate::time::{self, Timestamp};
 use run::{Run, RunId, RunState, Trigger};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
@@ -126,7 +128,7 @@ pub struct Core {
     /// By name; the key shares the name's text with nothing else, but is
     /// 16 bytes and one allocation (an `Arc<str>`).
     jobs: BTreeMap<Arc<str>, JobEntry>,
-    runs: HashMap<RunId, Run>,
+    runs: run::RunMap<Run>,
     last_id: RunId,
     history_limit: usize,
     /// Finished runs whose job was removed by a reload, newest first.

@@ -10,6 +10,40 @@ use serde_json::Value;
 /// Run ids are unique for the daemon's life; shown as strings on the wire.
 pub type RunId = u64;
 
+/// A map keyed by run id, hashed with [`IdHasher`].
+pub type RunMap<V> = std::collections::HashMap<RunId, V, IdHash>;
+
+/// Builds [`IdHasher`]s.
+pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+/// The hasher of maps keyed by run id: one multiplication (Fibonacci
+/// hashing) instead of SipHash, which a map of every run in memory pays
+/// for on every insert and look-up (a herd of 100,000 runs queued at once
+/// makes several per run). Run ids are the daemon's own sequence, never a
+/// client's choice, so there is no flooding of one bucket to defend
+/// against.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; a plain fold for anything else.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // The high bits (which hashbrown uses for its tags) depend on
+        // every bit of the id, and consecutive ids spread out.
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RunState {

@@ -35,6 +35,8 @@ enum Op {
     /// Cancel the n-th key ever issued (modulo count): live or stale.
     Cancel(usize),
     Advance(Step),
+    /// `advance_bounded` with this limit.
+    AdvanceBounded(Step, usize),
 }
 
 fn offset() -> impl Strategy<Value = Offset> {
@@ -63,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => offset().prop_map(Op::Insert),
         2 => any::<usize>().prop_map(Op::Cancel),
         3 => step().prop_map(Op::Advance),
+        2 => (step(), 0usize..4).prop_map(|(s, n)| Op::AdvanceBounded(s, n)),
     ]
 }
 
@@ -112,7 +115,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(w.cancel(k), want.map(|(_, seq)| seq));
                 prop_assert_eq!(w.deadline_of(k), None);
             }
-            Op::Advance(step) => {
+            Op::Advance(step) | Op::AdvanceBounded(step, _) => {
                 let now = match *step {
                     Step::By(x) => e.saturating_add(x),
                     Step::ToNextDeadline => w.next_deadline().unwrap_or(e),
@@ -122,7 +125,12 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 };
                 let effective = now.max(e);
                 out.clear();
-                w.advance(now, &mut out);
+                let limit = match op {
+                    Op::AdvanceBounded(_, limit) => *limit,
+                    _ => usize::MAX,
+                };
+                let left = w.advance_bounded(now, &mut out, limit);
+                prop_assert!(out.len() <= limit, "more than the limit handed out");
                 prop_assert_eq!(w.elapsed(), effective);
                 let mut last = 0u64;
                 for &(k, item) in &out {
@@ -140,9 +148,16 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     last = d;
                     m.by_deadline.remove(&(d, seq));
                 }
-                // None late / lost: nothing due may remain armed.
-                if let Some((&(d, _), _)) = m.by_deadline.iter().next() {
-                    prop_assert!(d > effective, "deadline {} missed at {}", d, effective);
+                // None late / lost: nothing due may remain armed, but
+                // for those a bounded advance left, which are no earlier
+                // than any it handed out.
+                let first_left = m.by_deadline.keys().next().map(|&(d, _)| d);
+                prop_assert_eq!(left, first_left.is_some_and(|d| d <= effective));
+                if let Some(d) = first_left {
+                    prop_assert!(d >= last, "{} left while {} was handed out", d, last);
+                    if !left {
+                        prop_assert!(d > effective, "deadline {} missed at {}", d, effective);
+                    }
                 }
             }
         }

@@ -166,6 +166,32 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Predecessor of an armed entry in its list.
+    pub(crate) fn prev_of(&self, index: u32) -> u32 {
+        match &self.entries[index as usize] {
+            Entry::Armed { prev, .. } => *prev,
+            Entry::Free { .. } => unreachable!("prev of a free entry"),
+        }
+    }
+
+    /// Appends an unlinked armed entry at the back of the list headed by
+    /// `head` whose last entry is `tail`.
+    pub(crate) fn push_back(&mut self, head: &mut u32, tail: &mut u32, index: u32) {
+        let old = *tail;
+        {
+            let (prev, next) = self.links_mut(index);
+            debug_assert!(*prev == NIL && *next == NIL, "entry already linked");
+            *prev = old;
+            *next = NIL;
+        }
+        if old == NIL {
+            *head = index;
+        } else {
+            *self.links_mut(old).1 = index;
+        }
+        *tail = index;
+    }
+
     /// Pushes an unlinked armed entry at the front of the list headed by `head`.
     pub(crate) fn push_front(&mut self, head: &mut u32, index: u32) {
         let old = *head;

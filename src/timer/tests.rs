@@ -170,3 +170,53 @@ fn memory_per_entry() {
     assert_eq!(entry_size::<u64>(), 32);
     assert!(entry_size::<u64>() <= 64);
 }
+
+/// A bounded advance hands out the earliest due timers and leaves the
+/// rest armed and due: `next_deadline` says "now", and the next call hands
+/// them out before anything that came due later.
+#[test]
+fn bounded_advance_leaves_the_rest_due_in_order() {
+    let mut w = TimerWheel::new();
+    for d in [5u64, 3, 9, 3, 7] {
+        w.insert(d, d);
+    }
+    let mut out = Vec::new();
+    assert!(w.advance_bounded(8, &mut out, 2), "some are left");
+    assert_eq!(items(&out), vec![3, 3]);
+    assert_eq!(w.elapsed(), 8);
+    assert_eq!(w.next_deadline(), Some(8), "the rest is due now");
+    assert_eq!(w.len(), 3);
+    // A timer inserted late (deadline 4, already passed) goes before the
+    // ones left that are due later (5 and 7).
+    w.insert(4, 4);
+    out.clear();
+    assert!(w.advance_bounded(10, &mut out, 2));
+    assert_eq!(items(&out), vec![4, 5]);
+    out.clear();
+    assert!(!w.advance_bounded(10, &mut out, 5), "nothing left");
+    assert_eq!(items(&out), vec![7, 9]);
+    assert!(w.is_empty());
+    assert_eq!(w.next_deadline(), None);
+}
+
+/// A due timer left by a bounded advance can still be cancelled (a job
+/// re-armed or removed before its turn came), wherever it sits in the
+/// list of those left.
+#[test]
+fn cancel_of_a_timer_left_due() {
+    let mut w = TimerWheel::new();
+    let keys: Vec<_> = (0..5u64).map(|i| w.insert(10 + i, i)).collect();
+    let mut out = Vec::new();
+    assert!(w.advance_bounded(20, &mut out, 1));
+    assert_eq!(items(&out), vec![0]);
+    // Tail, head and middle of the four left.
+    assert_eq!(w.cancel(keys[4]), Some(4));
+    assert_eq!(w.cancel(keys[1]), Some(1));
+    assert_eq!(w.cancel(keys[2]), Some(2));
+    assert_eq!(w.cancel(keys[2]), None, "stale");
+    let k = w.insert(15, 9);
+    out.clear();
+    assert!(!w.advance_bounded(20, &mut out, 10));
+    assert_eq!(out, vec![(keys[3], 3), (k, 9)]);
+    assert!(w.is_empty());
+}

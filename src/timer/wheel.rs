@@ -2,7 +2,9 @@
 //!
 //! Invariants, with `e = elapsed`:
 //! * every armed entry with `deadline <= e` is in the `overdue` list (it was
-//!   inserted late and fires at the next `advance`);
+//!   inserted late and fires at the next `advance`) or in the `ready` list
+//!   (it came due, but a bounded advance handed out others first; `ready`
+//!   is in nondecreasing deadline order);
 //! * every other armed entry sits in level `level_for(e, deadline)`, slot
 //!   `slot_for(deadline, level)`. That slot lies strictly after `e`'s own slot
 //!   at that level (or is `e`'s slot at level 0 only transiently inside
@@ -26,6 +28,13 @@ pub struct TimerWheel<T> {
     levels: [Level; LEVELS],
     /// Head of the list of entries inserted with a deadline `<= elapsed`.
     overdue: u32,
+    /// Head and tail of the list of due entries not handed out yet, in
+    /// deadline order (see [`TimerWheel::advance_bounded`]).
+    ready: u32,
+    ready_tail: u32,
+    /// How many entries `ready` holds, but for those cancelled since they
+    /// came due (an upper bound, exact once `ready` is empty).
+    ready_len: usize,
     elapsed: u64,
     /// Reused buffer for sorting the overdue list by deadline.
     scratch: Vec<(u64, u32)>,
@@ -65,6 +74,9 @@ impl<T> TimerWheel<T> {
             slab: Slab::with_capacity(n),
             levels: [Level::EMPTY; LEVELS],
             overdue: NIL,
+            ready: NIL,
+            ready_tail: NIL,
+            ready_len: 0,
             elapsed: 0,
             scratch: Vec::new(),
         }
@@ -92,6 +104,19 @@ impl<T> TimerWheel<T> {
         self.slab.len() == 0
     }
 
+    /// Whether a bounded advance left due timers not handed out yet (see
+    /// [`advance_bounded`](Self::advance_bounded)).
+    pub fn has_ready(&self) -> bool {
+        self.ready != NIL
+    }
+
+    /// At least how many due timers a bounded advance left (an upper
+    /// bound: those cancelled since still count until the last is handed
+    /// out), for a caller that sizes its tables before taking them.
+    pub fn ready_len_hint(&self) -> usize {
+        self.ready_len
+    }
+
     /// Arms a timer firing at tick `deadline`. A deadline at or before
     /// [`elapsed`](Self::elapsed) fires at the next [`advance`](Self::advance).
     ///
@@ -108,7 +133,7 @@ impl<T> TimerWheel<T> {
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         let deadline = self.slab.deadline(key)?;
         match self.place(deadline) {
-            Place::Overdue => self.slab.unlink(&mut self.overdue, key.index),
+            Place::Overdue => self.unlink_due(key.index),
             Place::Slot(level, slot) => self.levels[level].unlink(&mut self.slab, slot, key.index),
         }
         Some(self.slab.release(key.index).1)
@@ -128,7 +153,7 @@ impl<T> TimerWheel<T> {
     /// so a loop that sleeps until `next_deadline()` and advances always makes
     /// progress and reaches each timer in at most `LEVELS` wake-ups.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.overdue != NIL {
+        if self.overdue != NIL || self.ready != NIL {
             return Some(self.elapsed);
         }
         self.next_expiration().map(|(_, _, start)| start)
@@ -141,8 +166,46 @@ impl<T> TimerWheel<T> {
     /// move the wheel back, but still fires timers inserted with past
     /// deadlines.
     pub fn advance(&mut self, now: u64, out: &mut Vec<(TimerKey, T)>) {
+        self.advance_bounded(now, out, usize::MAX);
+    }
+
+    /// Like [`advance`](Self::advance), but appends at most `limit` timers:
+    /// the earliest due ones. The others stay armed and due (they can
+    /// still be cancelled, and [`next_deadline`](Self::next_deadline) is
+    /// `elapsed` while any is left); the next call hands them out first,
+    /// ahead of anything that came due after them. Returns whether any
+    /// due timer is left.
+    pub fn advance_bounded(
+        &mut self,
+        now: u64,
+        out: &mut Vec<(TimerKey, T)>,
+        limit: usize,
+    ) -> bool {
+        self.collect_due(now);
+        let mut taken = 0;
+        while taken < limit && self.ready != NIL {
+            let index = self.ready;
+            if self.ready_tail == index {
+                self.ready_tail = NIL;
+            }
+            self.slab.unlink(&mut self.ready, index);
+            let key = self.slab.key_at(index);
+            out.push((key, self.slab.release(index).1));
+            taken += 1;
+        }
+        self.ready_len = if self.ready == NIL {
+            0
+        } else {
+            self.ready_len.saturating_sub(taken)
+        };
+        self.ready != NIL
+    }
+
+    /// Moves every timer with a deadline `<= now` to the `ready` list, in
+    /// deadline order, cascading as it goes, and sets `elapsed` to `now`.
+    fn collect_due(&mut self, now: u64) {
         let now = now.max(self.elapsed);
-        self.fire_overdue(out);
+        self.collect_overdue();
         while let Some((level, slot, start)) = self.next_expiration() {
             if start > now {
                 break;
@@ -158,8 +221,9 @@ impl<T> TimerWheel<T> {
                 debug_assert!(deadline >= start, "entry in a slot after its deadline");
                 if level == 0 {
                     debug_assert_eq!(deadline, start, "level-0 slot holds one tick");
-                    let key = self.slab.key_at(index);
-                    out.push((key, self.slab.release(index).1));
+                    self.slab
+                        .push_back(&mut self.ready, &mut self.ready_tail, index);
+                    self.ready_len += 1;
                 } else {
                     // Cascade: the entry now differs from `elapsed` only below `level`.
                     let lower = level_for(start, deadline);
@@ -200,8 +264,28 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Fires the overdue list, sorted by deadline.
-    fn fire_overdue(&mut self, out: &mut Vec<(TimerKey, T)>) {
+    /// Unlinks a due entry (`deadline <= elapsed`) from the `overdue` or
+    /// the `ready` list, whichever holds it.
+    fn unlink_due(&mut self, index: u32) {
+        if self.ready_tail == index {
+            self.ready_tail = self.slab.prev_of(index);
+        }
+        // Only the head of a list has no predecessor, so only for a head
+        // does it matter which list is named.
+        let head = if self.ready == index {
+            &mut self.ready
+        } else {
+            &mut self.overdue
+        };
+        self.slab.unlink(head, index);
+        if self.ready == NIL {
+            self.ready_len = 0;
+        }
+    }
+
+    /// Moves the overdue list, sorted by deadline, into the `ready` list,
+    /// merged with what it holds, so that it stays in deadline order.
+    fn collect_overdue(&mut self) {
         if self.overdue == NIL {
             return;
         }
@@ -214,9 +298,26 @@ impl<T> TimerWheel<T> {
             batch.push((self.slab.deadline_at(index), index));
         }
         batch.sort_unstable();
-        for &(_, index) in &batch {
-            let key = self.slab.key_at(index);
-            out.push((key, self.slab.release(index).1));
+        self.ready_len += batch.len();
+        // Merge: the ready entries are in order already.
+        let mut rest = std::mem::replace(&mut self.ready, NIL);
+        self.ready_tail = NIL;
+        let mut pending = batch.iter().peekable();
+        while rest != NIL || pending.peek().is_some() {
+            let from_rest = match pending.peek() {
+                None => true,
+                Some(&&(deadline, _)) => rest != NIL && self.slab.deadline_at(rest) <= deadline,
+            };
+            let index = if from_rest {
+                let index = rest;
+                rest = self.slab.next_of(index);
+                self.slab.detach(index);
+                index
+            } else {
+                pending.next().map_or(NIL, |&(_, index)| index)
+            };
+            self.slab
+                .push_back(&mut self.ready, &mut self.ready_tail, index);
         }
         batch.clear();
         self.scratch = batch;

@@ -335,3 +335,108 @@ fn arm_shared_keeps_the_callers_name_and_arm_copies_it() {
     let fired = s.take_due(Instant::now() + Duration::from_secs(3601));
     assert!(matches!(&fired[..], [Fired::Schedule(d)] if &*d.job == "j"));
 }
+
+/// A herd: jobs due at two instants, all passed, taken a few at a time.
+/// The earlier due time comes first, each job exactly once, and while
+/// timers are left the loop is told to wake at once.
+#[test]
+fn take_due_bounded_takes_the_earliest_first_and_leaves_the_rest_due() {
+    let now = (utc("2030-01-01T12:00:00Z"), Instant::now());
+    let mut s = scheduler_at(now);
+    let cron = utc_cron("0 * * * * *");
+    // `early-*` are due a minute before `late-*`; both are past when the
+    // loop looks, ten minutes on.
+    for i in 0..10 {
+        s.arm_at(
+            &format!("late-{i}"),
+            &cron,
+            utc("2030-01-01T12:01:00Z"),
+            Duration::ZERO,
+            now,
+        );
+        s.arm_at(
+            &format!("early-{i}"),
+            &cron,
+            utc("2030-01-01T12:00:00Z"),
+            Duration::ZERO,
+            now,
+        );
+    }
+    let later = now.1 + secs(600);
+    let mut taken = Vec::new();
+    let mut due = Vec::new();
+    loop {
+        due.clear();
+        let left = s.take_due_bounded(later, 3, &mut due);
+        assert!(due.len() <= 3, "a slice holds at most the limit");
+        taken.extend(due.iter().map(|f| match f {
+            Fired::Schedule(d) => (d.job.to_string(), d.at),
+            Fired::Retry(t) => panic!("retry {t}"),
+        }));
+        assert_eq!(left, s.due_left());
+        if !left {
+            break;
+        }
+        assert!(
+            s.next_wakeup().is_some_and(|t| t <= later),
+            "the rest is due now"
+        );
+        assert!(s.due_left_hint() >= 20 - taken.len());
+    }
+    assert_eq!(taken.len(), 20, "each job once");
+    let names: std::collections::HashSet<_> = taken.iter().map(|(j, _)| j.clone()).collect();
+    assert_eq!(names.len(), 20);
+    assert!(taken[..10]
+        .iter()
+        .all(|(j, at)| j.starts_with("early-") && *at == utc("2030-01-01T12:01:00Z")));
+    assert!(taken[10..]
+        .iter()
+        .all(|(j, at)| j.starts_with("late-") && *at == utc("2030-01-01T12:02:00Z")));
+    // Taken timers are no longer armed: nothing is due, nothing armed.
+    assert!(s.is_empty());
+}
+
+/// A job whose due timer a slice left behind, re-armed or disarmed before
+/// its turn (a reload, `jobs.put`, `jobs.pause`), loses that timer as it
+/// would an armed one.
+#[test]
+fn a_timer_left_due_is_replaced_by_a_re_arm_and_gone_after_a_disarm() {
+    let now = (utc("2030-01-01T12:00:00Z"), Instant::now());
+    let mut s = scheduler_at(now);
+    let cron = utc_cron("0 * * * * *");
+    for job in ["a", "b", "c", "d"] {
+        s.arm_at(job, &cron, now.0, Duration::ZERO, now);
+    }
+    let later = now.1 + secs(90);
+    let mut due = Vec::new();
+    assert!(s.take_due_bounded(later, 1, &mut due));
+    let first = match &due[0] {
+        Fired::Schedule(d) => d.job.to_string(),
+        Fired::Retry(_) => unreachable!(),
+    };
+    let left: Vec<&str> = ["a", "b", "c", "d"]
+        .into_iter()
+        .filter(|j| *j != first)
+        .collect();
+    s.disarm(left[0]);
+    // Re-armed after the due time it was left for: the next minute.
+    let next = s.arm_at(
+        left[1],
+        &cron,
+        utc("2030-01-01T12:01:00Z"),
+        Duration::ZERO,
+        now,
+    );
+    assert_eq!(next, Some(utc("2030-01-01T12:02:00Z")));
+    due.clear();
+    assert!(!s.take_due_bounded(later, 10, &mut due));
+    let rest: Vec<String> = due
+        .iter()
+        .map(|f| match f {
+            Fired::Schedule(d) => d.job.to_string(),
+            Fired::Retry(_) => unreachable!(),
+        })
+        .collect();
+    assert_eq!(rest, vec![left[2].to_string()]);
+    assert_eq!(s.len(), 1, "only the re-armed job is armed");
+}
