@@ -137,8 +137,8 @@ fn report_and_exit(pipe: OwnedFd, message: &str) -> ! {
     let mut readiness = Readiness {
         pipe: Some(File::from(pipe)),
     };
-    readiness.fail(crate::EXIT_BIND, message);
-    std::process::exit(crate::EXIT_BIND)
+    readiness.fail(crate::exit::EXIT_BIND, message);
+    std::process::exit(crate::exit::EXIT_BIND)
 }
 
 /// The starting process: reaps the first child, then reads the daemon's
@@ -166,14 +166,14 @@ fn wait_for_verdict(pipe: OwnedFd, timeout: Duration) -> (i32, Option<String>) {
         });
     if let Err(e) = reader {
         return (
-            crate::EXIT_BIND,
+            crate::exit::EXIT_BIND,
             Some(format!("cannot wait for the daemon: {e}; see its log")),
         );
     }
     match rx.recv_timeout(timeout) {
         Ok(text) => parse_verdict(&text),
         Err(_) => (
-            crate::EXIT_BIND,
+            crate::exit::EXIT_BIND,
             Some(format!(
                 "the daemon did not report ready within {} s; it may still be starting: see its log",
                 timeout.as_secs()
@@ -203,7 +203,7 @@ fn read_verdict(mut pipe: File) -> String {
 fn parse_verdict(text: &str) -> (i32, Option<String>) {
     let line = text.trim_end_matches('\n');
     if line == "ready" {
-        return (crate::EXIT_OK, None);
+        return (crate::exit::EXIT_OK, None);
     }
     if let Some(rest) = line.strip_prefix("fail ") {
         let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -212,7 +212,7 @@ fn parse_verdict(text: &str) -> (i32, Option<String>) {
         }
     }
     (
-        crate::EXIT_BIND,
+        crate::exit::EXIT_BIND,
         Some("the daemon exited during start-up; see its log".into()),
     )
 }

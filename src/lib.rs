@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod daemonize;
+pub mod exit;
 pub mod http;
 pub mod jobs;
 pub mod lock_wait;
@@ -47,14 +48,7 @@ pub mod timer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Exit code: clean shutdown.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: the config could not be loaded at start.
-pub const EXIT_CONFIG: i32 = 1;
-/// Exit code: a listener could not be bound, the pidfile is held or could
-/// not be written, the log file could not be opened, or the privilege drop
-/// failed.
-pub const EXIT_BIND: i32 = 2;
+pub use exit::{EXIT_BIND, EXIT_CONFIG, EXIT_OK};
 
 /// Options of `tickd run`.
 #[derive(Debug, Clone)]

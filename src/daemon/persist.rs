@@ -162,10 +162,11 @@ impl Shared {
     }
 
     /// Asks the journal thread to write and sync everything appended so far
-    /// (never waits): at the end of a loop turn that holds answers.
-    pub fn sync_journal(&self) {
+    /// (never waits): at the end of a loop turn that holds `answers`
+    /// answers until it is done.
+    pub fn sync_journal(&self, answers: u64) {
         if let Some(journal) = &self.journal {
-            journal.request_sync();
+            journal.request_sync_for(answers);
         }
     }
 

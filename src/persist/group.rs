@@ -157,6 +157,11 @@ pub(super) struct Queue {
     appended: Lsn,
     /// Sync asked for up to here.
     pub(super) requested: Lsn,
+    /// Answers that waited for a sync, counted since the start: the
+    /// clients a group serves (see `thread`'s gathering).
+    pub(super) answers: u64,
+    /// Of those, the ones whose sync is done.
+    pub(super) answers_handled: u64,
     /// Writing (without a sync) asked for up to here.
     write_wanted: Lsn,
     /// The number of the last record taken to be written.
@@ -292,9 +297,10 @@ impl Queue {
         self.fresh_highest = 0;
     }
 
-    /// Asks for a sync of everything appended; true if that is more than
-    /// was asked before.
-    pub(super) fn request(&mut self) -> bool {
+    /// Asks for a sync of everything appended, for `answers` more answers
+    /// that wait on it; true if that is more than was asked before.
+    pub(super) fn request(&mut self, answers: u64) -> bool {
+        self.answers += answers;
         if self.appended > self.requested {
             self.requested = self.appended;
             return true;
@@ -410,7 +416,14 @@ impl GroupCommit {
     /// far (a no-op when nothing was appended since the last call): called
     /// at the end of each loop turn that holds answers.
     pub fn request_sync(&self) {
-        if self.inner.queue.lock().request() {
+        self.request_sync_for(0);
+    }
+
+    /// [`GroupCommit::request_sync`] for `answers` answers held until it
+    /// is done (the count tells the journal thread how many clients a
+    /// group serves: see `thread`'s gathering).
+    pub fn request_sync_for(&self, answers: u64) {
+        if self.inner.queue.lock().request(answers) {
             self.inner.work.notify_one();
         }
     }
@@ -429,7 +442,7 @@ impl GroupCommit {
     /// start and at exit, never on a busy loop).
     pub fn sync_blocking(&self) -> std::io::Result<()> {
         let mut queue = self.inner.queue.lock();
-        queue.request();
+        queue.request(0);
         let target = queue.appended();
         self.inner.work.notify_one();
         while queue.handled < target && !queue.stop {

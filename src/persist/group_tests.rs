@@ -60,8 +60,8 @@ fn the_queue_numbers_records_and_hands_them_over_in_one_batch() {
     let mut q = Queue::new(7);
     assert_eq!(q.push(&forget(1)).expect("push"), 1);
     assert_eq!(q.push(&pause("a", true)).expect("push"), 2);
-    assert!(q.request(), "more to sync than asked before");
-    assert!(!q.request(), "nothing new");
+    assert!(q.request(1), "more to sync than asked before");
+    assert!(!q.request(1), "nothing new");
     assert!(q.has_work());
     let batch = q.take();
     assert_eq!(batch.last, 2);

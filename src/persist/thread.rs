@@ -13,8 +13,11 @@
 //! two halves that alternate, each paying a whole fdatasync. So a round
 //! that asks for a sync first waits, for at most [`Gather::window`] (the
 //! last fdatasync's duration, capped at [`MAX_GATHER`]), until as many
-//! records are waiting as the last group held plus those that arrived
-//! during its sync: everyone who was in flight then. One client never
+//! answers wait on it as the last group served plus those that came
+//! during its sync: everyone who was in flight then. Answers, not records,
+//! are counted: a run's later records (started, finished) are written
+//! without anyone waiting on them, and counting them would make a lone
+//! client wait for records that never come. One client never
 //! waits (the group of one is complete as soon as it arrives); a herd of
 //! clients converges on one group per fdatasync, as redis-server's
 //! `appendfsync always` gets from its single loop.
@@ -158,26 +161,26 @@ const MAX_GATHER: Duration = Duration::from_millis(1);
 /// What the last sync tells the next round about how long to gather.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Gather {
-    /// Records the next group should hold to take in everyone in flight:
-    /// the last group plus what was requested during its sync.
-    pub(super) want: Lsn,
+    /// Answers the next group should serve to take in everyone in flight:
+    /// the last group's plus those held during its sync.
+    pub(super) want: u64,
     /// The last fdatasync's duration, capped at [`MAX_GATHER`].
     pub(super) window: Duration,
 }
 
 impl Gather {
-    /// After a sync of `group` records that took `took`, while `arrived`
-    /// more were requested.
-    pub(super) fn after(group: Lsn, arrived: Lsn, took: Duration) -> Gather {
+    /// After a sync for `group` answers that took `took`, while `arrived`
+    /// more were held.
+    pub(super) fn after(group: u64, arrived: u64, took: Duration) -> Gather {
         Gather {
             want: group.saturating_add(arrived),
             window: took.min(MAX_GATHER),
         }
     }
 
-    /// Whether a round with `waiting` records requested and not yet synced
+    /// Whether a round with `waiting` answers held and not yet synced
     /// should wait for more (given nothing else asks it to hurry).
-    pub(super) fn wants_more(&self, waiting: Lsn) -> bool {
+    pub(super) fn wants_more(&self, waiting: u64) -> bool {
         waiting > 0 && waiting < self.want && !self.window.is_zero()
     }
 }
@@ -200,7 +203,7 @@ pub(super) fn run(inner: &Inner) {
             let deadline = Instant::now() + gather.window;
             while !queue.stop
                 && !queue.sealed
-                && gather.wants_more(queue.requested.saturating_sub(queue.handled))
+                && gather.wants_more(queue.answers.saturating_sub(queue.answers_handled))
                 && !inner.work.wait_until(&mut queue, deadline).timed_out()
             {}
         }
@@ -225,9 +228,16 @@ enum Round {
 /// One round (see the module docs).
 fn round(inner: &Inner) -> Round {
     let mut files = inner.files.lock();
-    let (batch, stop, requested, handled) = {
+    let (batch, stop, requested, answers, answers_before) = {
         let mut queue = inner.queue.lock();
-        (queue.take(), queue.stop, queue.requested, queue.handled)
+        let answers = queue.answers;
+        (
+            queue.take(),
+            queue.stop,
+            queue.requested,
+            answers,
+            queue.answers_handled,
+        )
     };
     let sealed = batch.sealed;
     files.write_batch(inner, batch);
@@ -256,14 +266,19 @@ fn round(inner: &Inner) -> Round {
         let mut queue = inner.queue.lock();
         queue.handled = queue.handled.max(target);
         queue.last_error = error;
+        queue.answers_handled = queue.answers_handled.max(answers);
         inner.handled.notify_all();
-        queue.requested.saturating_sub(target)
+        queue.answers.saturating_sub(answers)
     };
     if stop {
         return Round::Stop;
     }
     write_ahead(inner);
-    Round::Synced(Gather::after(target.saturating_sub(handled), arrived, took))
+    Round::Synced(Gather::after(
+        answers.saturating_sub(answers_before),
+        arrived,
+        took,
+    ))
 }
 
 /// Writes zeros ahead of the journal's end when little room is left (see

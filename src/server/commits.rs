@@ -46,8 +46,8 @@ pub struct Held {
 #[derive(Debug, Default)]
 pub struct CommitQueue {
     held: VecDeque<Held>,
-    /// An answer is held whose sync was not asked for yet.
-    unasked: bool,
+    /// Answers held whose sync was not asked for yet.
+    unasked: u64,
 }
 
 impl CommitQueue {
@@ -56,12 +56,12 @@ impl CommitQueue {
     pub fn push(&mut self, held: Held) {
         debug_assert!(self.held.back().is_none_or(|h| h.lsn <= held.lsn));
         self.held.push_back(held);
-        self.unasked = true;
+        self.unasked += 1;
     }
 
-    /// Whether answers were held since the sync was last asked for; true
-    /// once: the caller asks for it.
-    pub fn take_unasked(&mut self) -> bool {
+    /// How many answers were held since the sync was last asked for
+    /// (then zero: the caller asks for it).
+    pub fn take_unasked(&mut self) -> u64 {
         std::mem::take(&mut self.unasked)
     }
 
@@ -125,8 +125,9 @@ impl Server {
     /// the journal thread is busy with the previous sync, the turns that
     /// pass add to the next group.)
     pub(super) fn commit_turn(&mut self) {
-        if self.commits.take_unasked() {
-            self.daemon.shared.sync_journal();
+        let answers = self.commits.take_unasked();
+        if answers > 0 {
+            self.daemon.shared.sync_journal(answers);
         } else {
             self.daemon.shared.write_journal();
         }
