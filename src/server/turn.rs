@@ -40,6 +40,10 @@ fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) 
     poll.poll(events, timeout)
 }
 
+/// How long one taking of the loop's posted events may last (it is done
+/// twice a turn): see [`Server::drain_loop_events`].
+const EVENTS_BUDGET: Duration = Duration::from_millis(5);
+
 /// Whether anything waits on either of the loop's channels: asked after
 /// the loop has said it is about to sleep (see [`crate::daemon::wake`]).
 fn posts_waiting<A, B>(events: &Receiver<A>, answers: &Receiver<B>) -> bool {
@@ -157,8 +161,15 @@ impl Server {
 
     /// Takes the events posted to the loop: the daemon's, then the request
     /// pool's answers, and the daemon's again if applying answers posted
-    /// some (a command that started a run), until both channels are empty.
+    /// some (a command that started a run), until both channels are empty
+    /// or [`EVENTS_BUDGET`] has passed. What is left waits for the next
+    /// turn, which does not sleep (the loop never sleeps with posts
+    /// waiting): a herd's 100,000 runs finishing at once would otherwise
+    /// keep the loop here, every client waiting, for as long as the
+    /// workers keep posting.
     fn drain_loop_events(&mut self) {
+        let started = Instant::now();
+        let mut taken = 0u32;
         loop {
             while let Ok(event) = self.events_rx.try_recv() {
                 match event {
@@ -167,8 +178,12 @@ impl Server {
                     LoopEvent::Journal(report) => self.on_journal(&report),
                     LoopEvent::Reload(prepared) => self.daemon.on_reload_prepared(prepared),
                 }
+                taken += 1;
+                if taken.is_multiple_of(64) && started.elapsed() >= EVENTS_BUDGET {
+                    return;
+                }
             }
-            if !self.drain_answers() {
+            if !self.drain_answers() || started.elapsed() >= EVENTS_BUDGET {
                 break;
             }
         }
@@ -207,7 +222,9 @@ impl Server {
     /// One step of shutdown; true when the loop may exit.
     fn shutdown_step(&mut self, now: Instant) -> bool {
         self.acceptor.stop(self.poll.registry());
-        if !self.daemon.drained() {
+        // Runs' ends still posted (a turn takes them for a bounded time)
+        // are taken before the exit: their bookkeeping and answers too.
+        if !self.daemon.drained() || !self.events_rx.is_empty() {
             return false;
         }
         self.answer_kept_waiters();

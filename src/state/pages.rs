@@ -16,6 +16,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
+/// Ids [`Core::runs_before`] looks up per run asked for before it walks
+/// every run instead.
+const DENSE_LOOKUPS: usize = 16;
+
+/// ... and at least this many (a page of 1 still looks past a few gaps).
+const MIN_LOOKUPS: usize = 4096;
+
 impl Core {
     /// The jobs whose names start with `prefix`, in name order, after the
     /// name `after` (exclusive) when given. O(log jobs) to start, O(1)
@@ -37,8 +44,16 @@ impl Core {
 
     /// Up to `limit` runs, newest first, older than `before` (ids below
     /// it) when given, optionally only those of job `job` and in state
-    /// `state`. Keeps the `limit` newest in a heap while it looks at each
-    /// run once: no sort of every run.
+    /// `state`.
+    ///
+    /// It runs under the core lock, which the event loop needs too, so a
+    /// page must not cost a walk of every run in memory (a million after a
+    /// herd). Run ids are handed out in increasing order, so the newest
+    /// runs are found by looking ids up downwards from the cursor, which
+    /// costs O(limit) where the ids in memory are dense (the common case);
+    /// after [`DENSE_LOOKUPS`] look-ups per run asked for (ids evicted from
+    /// history, or a filter few runs match), the rest is found by one walk
+    /// of the runs below, keeping the newest in a heap.
     pub fn runs_before(
         &self,
         job: Option<&str>,
@@ -46,15 +61,39 @@ impl Core {
         before: Option<RunId>,
         limit: usize,
     ) -> Vec<&Run> {
+        let wanted = |r: &&Run| {
+            job.is_none_or(|j| r.job.as_deref() == Some(j)) && state.is_none_or(|s| r.state == s)
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let top = before.map_or(self.last_id, |b| b.saturating_sub(1).min(self.last_id));
+        let budget = limit.saturating_mul(DENSE_LOOKUPS).max(MIN_LOOKUPS);
+        let mut id = top;
+        let mut looked = 0;
+        while id > 0 && out.len() < limit && looked < budget {
+            if let Some(run) = self.runs.get(&id).filter(wanted) {
+                out.push(run);
+            }
+            id -= 1;
+            looked += 1;
+        }
+        if out.len() < limit && id > 0 {
+            // Sparse below `id`: one walk of the runs left.
+            out.extend(self.newest_by_walk(&wanted, id, limit - out.len()));
+        }
+        out
+    }
+
+    /// Up to `limit` runs with ids at most `top` that pass `wanted`, newest
+    /// first, by one walk of every run, keeping the newest in a heap.
+    fn newest_by_walk(
+        &self,
+        wanted: &dyn Fn(&&Run) -> bool,
+        top: RunId,
+        limit: usize,
+    ) -> Vec<&Run> {
         // A min-heap of the newest `limit` ids seen so far.
         let mut newest: BinaryHeap<Reverse<RunId>> = BinaryHeap::new();
-        let matching = self
-            .runs
-            .values()
-            .filter(|r| before.is_none_or(|b| r.id < b))
-            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
-            .filter(|r| state.is_none_or(|s| r.state == s));
-        for run in matching {
+        for run in self.runs.values().filter(|r| r.id <= top).filter(wanted) {
             if newest.len() < limit {
                 newest.push(Reverse(run.id));
             } else if newest.peek().is_some_and(|Reverse(low)| *low < run.id) {
@@ -166,5 +205,74 @@ mod tests {
                 .collect::<Vec<_>>(),
             [ids[5], ids[3], ids[1]]
         );
+    }
+
+    /// What `runs_before` must answer, by brute force.
+    fn reference(
+        core: &Core,
+        job: Option<&str>,
+        state: Option<RunState>,
+        before: Option<RunId>,
+        limit: usize,
+    ) -> Vec<RunId> {
+        let mut ids: Vec<RunId> = core
+            .runs
+            .values()
+            .filter(|r| before.is_none_or(|b| r.id < b))
+            .filter(|r| job.is_none_or(|j| r.job.as_deref() == Some(j)))
+            .filter(|r| state.is_none_or(|s| r.state == s))
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable_by_key(|&id| Reverse(id));
+        ids.truncate(limit);
+        ids
+    }
+
+    #[test]
+    fn dense_and_sparse_ids_page_like_a_walk_of_every_run() {
+        // History 1: every finished run of "busy" evicts the one before,
+        // so the ids in memory are sparse below the newest few; "rare"
+        // runs now and then and keeps its one run far below.
+        let mut text = String::new();
+        for n in ["busy", "rare"] {
+            text.push_str(&format!("[[jobs]]\nname = \"{n}\"\ncommand = [\"true\"]\n"));
+        }
+        let cfg = config::parse(&text, Path::new("t.toml")).expect("valid config");
+        let mut core = Core::new(1);
+        for def in cfg.jobs {
+            core.upsert_job(Arc::new(def));
+        }
+        for i in 0..30_000u32 {
+            let job = if i % 7_001 == 0 { "rare" } else { "busy" };
+            let id = core.create_run(Some(job), Trigger::Manual, 1, None);
+            // The last few stay queued: a dense top.
+            if i < 29_990 {
+                core.finish(id, Finish::with_error(RunState::Failed, "x"), false);
+            }
+        }
+        let newest = core.last_id;
+        assert!(
+            core.runs.len() < 100,
+            "sparse: {} runs kept",
+            core.runs.len()
+        );
+        for job in [None, Some("busy"), Some("rare")] {
+            for state in [None, Some(RunState::Failed), Some(RunState::Queued)] {
+                for before in [None, Some(newest), Some(newest - 5), Some(20_000), Some(2)] {
+                    for limit in [1, 3, 10, 100] {
+                        let got: Vec<RunId> = core
+                            .runs_before(job, state, before, limit)
+                            .iter()
+                            .map(|r| r.id)
+                            .collect();
+                        assert_eq!(
+                            got,
+                            reference(&core, job, state, before, limit),
+                            "job {job:?} state {state:?} before {before:?} limit {limit}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
