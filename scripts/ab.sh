@@ -43,10 +43,7 @@ trap 'exit 130' INT TERM
 
 TICKD_BIN="${bins[0]}"
 build_bins
-command -v redis-server >/dev/null || {
-    echo "redis-server missing: installing it with apt-get ..." >&2
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
-}
+ensure_redis
 for port in $(seq 16379 16479); do
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then REDIS_PORT=$port; break; fi
 done

@@ -51,18 +51,6 @@ cleanup() {
     return 0
 }
 
-# Installs redis-server with apt-get unless it is already there.
-ensure_redis() {
-    command -v redis-server >/dev/null && return
-    local sudo=""
-    [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
-    echo "redis-server missing: installing it with apt-get ..." >&2
-    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2; then
-        $sudo apt-get update -q >&2
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2
-    fi
-}
-
 # Starts redis-server on 127.0.0.1 at the first free port from 16379 on,
 # without persistence. Sets REDIS_PID and REDIS_PORT.
 start_redis() {

@@ -60,18 +60,6 @@ cleanup() {
     return 0
 }
 
-# Installs redis-server with apt-get unless it is already there.
-ensure_redis() {
-    command -v redis-server >/dev/null && return
-    local sudo=""
-    [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
-    echo "redis-server missing: installing it with apt-get ..." >&2
-    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2; then
-        $sudo apt-get update -q >&2
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2
-    fi
-}
-
 # free_port FROM: the first port from FROM on where nothing answers.
 free_port() {
     local port

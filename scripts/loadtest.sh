@@ -14,11 +14,23 @@
 #   TICKD_BIN, TICKD_LOAD_BIN  use these binaries instead of building
 #   CARGO_TARGET_DIR           where cargo builds (default: target/)
 #
-# compare.sh sources this file for build_bins, start_tickd and stop_tickd;
-# sourcing runs nothing.
+# compare.sh, durable.sh and ab.sh source this file for build_bins,
+# start_tickd, stop_tickd and ensure_redis; sourcing runs nothing.
 
 # The repository root, from this file's location.
 LOADTEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Installs redis-server with apt-get unless it is already there.
+ensure_redis() {
+    command -v redis-server >/dev/null && return
+    local sudo=""
+    [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
+    echo "redis-server missing: installing it with apt-get ..." >&2
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2; then
+        $sudo apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2
+    fi
+}
 
 # Sets TICKD_BIN and TICKD_LOAD_BIN, building them unless both are given.
 build_bins() {
