@@ -115,18 +115,7 @@ csv_row() {
 }
 
 # median COLUMN SERVER DEPTH < compare.csv: median of one column.
-median() {
-    awk -F, -v col="$1" -v srv="$2" -v d="$3" '
-        NR > 1 && $1 == d && $3 == srv { v[n++] = $col }
-        END {
-            if (n == 0) { print "nan"; exit }
-            # insertion sort; n is small
-            for (i = 1; i < n; i++) { x = v[i]; j = i - 1
-                while (j >= 0 && v[j] + 0 > x + 0) { v[j + 1] = v[j]; j-- }
-                v[j + 1] = x }
-            if (n % 2) print v[int(n / 2)]; else print (v[n / 2 - 1] + v[n / 2]) / 2
-        }'
-}
+median() { csv_median "$1" 3 "$2" 1 "$3"; }
 
 main() {
     trap cleanup EXIT

@@ -166,17 +166,7 @@ field() {
 }
 
 # median COLUMN WHAT CONNS < durable.csv
-median() {
-    awk -F, -v col="$1" -v what="$2" -v c="$3" '
-        NR > 1 && $1 == what && $2 == c { v[n++] = $col }
-        END {
-            if (n == 0) { print "nan"; exit }
-            for (i = 1; i < n; i++) { x = v[i]; j = i - 1
-                while (j >= 0 && v[j] + 0 > x + 0) { v[j + 1] = v[j]; j-- }
-                v[j + 1] = x }
-            if (n % 2) print v[int(n / 2)]; else print (v[n / 2 - 1] + v[n / 2]) / 2
-        }'
-}
+median() { csv_median "$1" 1 "$2" 2 "$3"; }
 
 main() {
     trap cleanup EXIT

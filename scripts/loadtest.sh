@@ -15,7 +15,8 @@
 #   CARGO_TARGET_DIR           where cargo builds (default: target/)
 #
 # compare.sh, durable.sh and ab.sh source this file for build_bins,
-# start_tickd, stop_tickd and ensure_redis; sourcing runs nothing.
+# start_tickd, stop_tickd, ensure_redis and csv_median; sourcing runs
+# nothing.
 
 # The repository root, from this file's location.
 LOADTEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,22 @@ ensure_redis() {
         $sudo apt-get update -q >&2
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q redis-server >&2
     fi
+}
+
+# csv_median COLUMN KEY1 VALUE1 KEY2 VALUE2 < file.csv: the median of
+# COLUMN over the rows (header skipped) whose column KEY1 is VALUE1 and
+# KEY2 is VALUE2 (columns numbered from 1); "nan" if none.
+csv_median() {
+    awk -F, -v col="$1" -v k1="$2" -v v1="$3" -v k2="$4" -v v2="$5" '
+        NR > 1 && $k1 == v1 && $k2 == v2 { v[n++] = $col }
+        END {
+            if (n == 0) { print "nan"; exit }
+            # insertion sort; n is small
+            for (i = 1; i < n; i++) { x = v[i]; j = i - 1
+                while (j >= 0 && v[j] + 0 > x + 0) { v[j + 1] = v[j]; j-- }
+                v[j + 1] = x }
+            if (n % 2) print v[int(n / 2)]; else print (v[n / 2 - 1] + v[n / 2]) / 2
+        }'
 }
 
 # Sets TICKD_BIN and TICKD_LOAD_BIN, building them unless both are given.

@@ -120,6 +120,18 @@ impl Shared {
         })
     }
 
+    /// For tests of what reads the shared state: `core` and `board`, no
+    /// journal, no loop (the poll the waker needs is returned with it;
+    /// posted events are dropped).
+    #[cfg(test)]
+    pub fn unjournaled(core: Core, board: Board) -> (Shared, mio::Poll) {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Shared::new(core, board, tx, waker, None).expect("no journal to start");
+        (shared, poll)
+    }
+
     /// Posts a queued/running snapshot of run `id` for subscribers, if any.
     pub fn publish_run_change(&self, id: RunId) {
         if self.board.subscribers.load(Ordering::Relaxed) == 0 {

@@ -388,14 +388,7 @@ mod tests {
             finish(&mut core, Some(&format!("j{i:04}")), RunState::Succeeded);
         }
         finish(&mut core, None, RunState::Failed);
-        let board = Board::new(cfg.path, cfg.daemon.live, false);
-        let poll = mio::Poll::new().expect("poll");
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        (
-            Shared::new(core, board, tx, waker, None).expect("no journal to start"),
-            poll,
-        )
+        Shared::unjournaled(core, Board::new(cfg.path, cfg.daemon.live, false))
     }
 
     #[test]

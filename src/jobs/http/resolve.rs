@@ -8,6 +8,10 @@
 //! than the request itself when the server is local. [`LiteralFirst`]
 //! answers those from the URL and hands every other host to ureq's own
 //! resolver, unchanged.
+//!
+//! ureq marks its resolver trait `unversioned` (it may change in a minor
+//! release): Cargo.lock pins the version, and an update of ureq must build
+//! this file again and pass `kinds::`'s http tests.
 
 use std::net::{IpAddr, SocketAddr};
 use ureq::config::Config;
