@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod daemonize;

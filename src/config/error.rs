@@ -160,6 +160,11 @@ impl<'a> Report<'a> {
     }
 
     /// The warnings in file order, or every error in file order.
+    /// How many errors are reported so far.
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     pub(crate) fn finish(self) -> Result<Vec<String>, ConfigError> {
         let sorted = |mut list: Vec<(usize, String)>| {
             // Stable: problems on one line keep the order they were found in.

@@ -17,6 +17,7 @@
 //! The file format is in CONTRACT.md §3; `conf/tickd.toml` is an example.
 
 mod adhoc;
+mod cluster;
 mod daemon;
 mod error;
 mod fast;
@@ -44,6 +45,7 @@ use crate::schedule::Schedule;
 
 pub use crate::auth::AuthToken;
 pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
+pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
 
@@ -56,6 +58,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// The `[[jobs]]`, in file order; names are unique.
     pub jobs: Vec<JobDef>,
+    /// `[cluster]`: cluster mode on Redis, when set.
+    pub cluster: Option<ClusterConfig>,
     /// `PATH:LINE: KEY: message` lines about keys that are accepted but have
     /// no effect yet; the daemon logs them at start and on reload.
     pub warnings: Vec<String>,

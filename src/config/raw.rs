@@ -30,6 +30,8 @@ pub(crate) type Sp<T> = Option<Spanned<T>>;
 pub(crate) struct RawFile {
     pub daemon: RawDaemon,
     pub jobs: Vec<RawJob>,
+    /// `[cluster]`, when the file has one.
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -222,6 +224,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
     let mut file = RawFile {
         daemon: RawDaemon::default(),
         jobs: Vec::new(),
+        cluster: None,
     };
     for (name, item) in doc.iter() {
         let at = place(doc, name, item, 0);
@@ -231,13 +234,20 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 None => r.error(at, "daemon", expected("a table ([daemon])", item)),
             },
             "jobs" => file.jobs = jobs(r, item, at),
+            "cluster" => match item.as_table_like() {
+                Some(table) => {
+                    let mut rd = Reader { r, bad: Vec::new() };
+                    file.cluster = Some(super::cluster::read(&mut rd, table, at));
+                }
+                None => r.error(at, "cluster", expected("a table ([cluster])", item)),
+            },
             _ => {
                 let message = if DAEMON_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in the [daemon] table")
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs"])
+                    unknown(name, ["daemon", "jobs", "cluster"])
                 };
                 r.error(at, name, message);
             }
@@ -248,14 +258,14 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
 
 /// Where `key`'s value in `table` starts (its key, if the value has no
 /// span; `fallback` if neither has).
-fn place(table: &dyn TableLike, key: &str, item: &Item, fallback: usize) -> usize {
+pub(super) fn place(table: &dyn TableLike, key: &str, item: &Item, fallback: usize) -> usize {
     item.span()
         .or_else(|| table.key(key).and_then(|k| k.span()))
         .map_or(fallback, |span| span.start)
 }
 
 /// The message for an unknown key, with the nearest known one if any.
-fn unknown<'a>(key: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
+pub(super) fn unknown<'a>(key: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
     match suggest::nearest(key, known.clone()) {
         Some(near) => format!("unknown key; did you mean `{near}`?"),
         None => {
@@ -306,10 +316,10 @@ fn span_of(item: &Item, at: usize) -> std::ops::Range<usize> {
 }
 
 /// Reads one typed value; a wrong type is reported and gives `None`.
-struct Reader<'r, 'a> {
-    r: &'r mut Report<'a>,
+pub(super) struct Reader<'r, 'a> {
+    pub(super) r: &'r mut Report<'a>,
     /// Keys read with the wrong type.
-    bad: Vec<&'static str>,
+    pub(super) bad: Vec<&'static str>,
 }
 
 impl Reader<'_, '_> {
@@ -318,7 +328,7 @@ impl Reader<'_, '_> {
         self.bad.push(field);
     }
 
-    fn string(
+    pub(super) fn string(
         &mut self,
         field: &'static str,
         item: &Item,

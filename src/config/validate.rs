@@ -29,7 +29,11 @@ pub(crate) fn validate(
     for job in raw.jobs {
         jobs.push(&mut r, job);
     }
+    let cluster = raw
+        .cluster
+        .and_then(|c| super::cluster::validate(&mut r, c));
     let mut config = jobs.finish(&mut r, daemon, path);
+    config.cluster = cluster;
     config.warnings = r.finish()?;
     Ok(config)
 }
@@ -67,6 +71,7 @@ impl Jobs {
             path: path.to_path_buf(),
             daemon,
             jobs: self.checked.into_iter().filter_map(|c| c.def).collect(),
+            cluster: None,
             warnings: Vec::new(),
         }
     }

@@ -44,6 +44,9 @@ pub struct NewRun {
     pub overlap: Option<Overlap>,
     /// Replays a due time missed while the daemon was down.
     pub catch_up: bool,
+    /// The id the run must have (a run for any node, whose id the node
+    /// that received the request chose); None: the next id.
+    pub preset_id: Option<RunId>,
 }
 
 impl NewRun {
@@ -56,6 +59,7 @@ impl NewRun {
             attempt: 1,
             overlap: None,
             catch_up: false,
+            preset_id: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Daemon {
             attempt,
             overlap,
             catch_up,
+            preset_id,
         } = new;
         if self.stopping() {
             return Err(Error::ShuttingDown);
@@ -144,7 +149,10 @@ impl Daemon {
             }
             return Err(refusal);
         }
-        let id = core.create_run(Some(name), trigger, attempt, scheduled_at);
+        let id = match preset_id {
+            Some(id) => core.create_run_as(id, Some(name), trigger, attempt, scheduled_at),
+            None => core.create_run(Some(name), trigger, attempt, scheduled_at),
+        };
         if catch_up {
             core.mark_catch_up(id);
         }
@@ -186,11 +194,13 @@ impl Daemon {
                 capacity: Some(s.queue_capacity),
             });
         }
-        let id =
-            self.shared
-                .core
-                .lock()
-                .create_run(None, new.trigger, new.attempt, new.scheduled_at);
+        let id = {
+            let mut core = self.shared.core.lock();
+            match new.preset_id {
+                Some(id) => core.create_run_as(id, None, new.trigger, new.attempt, None),
+                None => core.create_run(None, new.trigger, new.attempt, new.scheduled_at),
+            }
+        };
         self.shared
             .journal_run(id, new.args.as_ref(), adhoc.as_ref());
         self.dispatch(id, def, new.args, adhoc);

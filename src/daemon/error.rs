@@ -77,6 +77,9 @@ pub enum Error {
     },
     /// A bug in tickd; should never be seen.
     Internal(String),
+    /// Cluster mode: Redis could not be reached for a request that needs
+    /// it (`node: "any"`); says why.
+    ClusterDown(String),
     /// `jobs.put`: the job object is not a valid job; the message lists
     /// every problem as `job.KEY: message`.
     BadJob(String),
@@ -156,6 +159,11 @@ impl fmt::Display for Error {
                  ({cap} bytes); raise daemon.max_output_bytes, or page on with `after` set to {job}"
             ),
             Error::Internal(why) => write!(f, "internal error: {why}"),
+            Error::ClusterDown(why) => write!(
+                f,
+                "Redis unreachable ({why}): a run for any node cannot be queued; retry, or \
+                 use node \"local\""
+            ),
             Error::BadJob(why) => f.write_str(why),
             Error::FileJob(name) => write!(
                 f,

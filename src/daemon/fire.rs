@@ -27,7 +27,7 @@ use super::rules::{self, Admission};
 use super::skips::Line;
 use super::task::RunTask;
 use super::{Daemon, Error, KILL_GRACE};
-use crate::config::JobDef;
+use crate::config::{JobDef, Overlap};
 use crate::jobs::cancel::CancelToken;
 use crate::pool::SubmitError;
 use crate::schedule::timers::Due;
@@ -64,6 +64,9 @@ enum Outcome {
     },
     /// No run, for this reason.
     Refused { due: Due, error: Error },
+    /// Cluster mode: the occurrence is claimed in Redis first; the run is
+    /// created when the claim is won (see `daemon::cluster`).
+    Claim { due: Due, overlap: Overlap },
 }
 
 impl Daemon {
@@ -143,6 +146,7 @@ impl Daemon {
             s.queue_capacity.saturating_sub(s.queue_depth)
         };
         let backlog_cap = self.start.queue_capacity;
+        let claims = self.claims();
         let wall = time::now();
         let shared = Arc::clone(&self.shared);
         let mut core = shared.core.lock();
@@ -179,6 +183,11 @@ impl Daemon {
                 continue;
             }
             let entry = slot.entry();
+            if claims {
+                let overlap = entry.def.overlap;
+                out.push(Outcome::Claim { due, overlap });
+                continue;
+            }
             let busy = entry.active > 0 || !entry.backlog.is_empty();
             let admission = rules::admit(
                 entry.def.overlap,
@@ -266,6 +275,10 @@ impl Daemon {
                 Outcome::Refused { due, error } => {
                     self.shared.journal_scheduled(&due.job, due.at);
                     self.scheduled_run_skipped(&due, &error, now);
+                }
+                Outcome::Claim { due, overlap } => {
+                    self.shared.journal_scheduled(&due.job, due.at);
+                    self.claim_occurrence(&due.job, due.at, overlap);
                 }
             }
         }

@@ -13,6 +13,7 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 mod board;
+mod cluster;
 mod compaction;
 pub mod counters;
 mod define;
@@ -72,6 +73,8 @@ pub enum LoopEvent {
     /// The reload thread has read and checked the file (see
     /// [`Daemon::on_reload_prepared`]).
     Reload(reload::Prepared),
+    /// News from the cluster threads (cluster mode).
+    Cluster(crate::cluster::Notice),
 }
 
 /// State shared between the loop and the workers.
@@ -85,6 +88,8 @@ pub struct Shared {
     wake: Arc<wake::LoopWake>,
     /// The `state_dir` journal and its thread, when one is configured.
     pub journal: Option<crate::persist::GroupCommit>,
+    /// The link to Redis, in cluster mode.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -97,6 +102,7 @@ impl Shared {
         events: Sender<LoopEvent>,
         waker: Arc<mio::Waker>,
         journal: Option<crate::persist::Store>,
+        cluster: Option<(crate::config::ClusterConfig, usize)>,
     ) -> std::io::Result<Self> {
         let wake = Arc::new(wake::LoopWake::new(waker));
         let journal = match journal {
@@ -111,8 +117,23 @@ impl Shared {
             }
             None => None,
         };
+        let cluster = match cluster {
+            Some((config, history)) => {
+                let (tx, wake) = (events.clone(), Arc::clone(&wake));
+                let notify = Box::new(move |notice| {
+                    if tx.send(LoopEvent::Cluster(notice)).is_ok() {
+                        wake.after_post();
+                    }
+                });
+                let c = crate::cluster::Cluster::start(config, history, notify)
+                    .map_err(std::io::Error::other)?;
+                Some(c)
+            }
+            None => None,
+        };
         Ok(Shared {
             journal,
+            cluster,
             core: CoreLock::new(core),
             board,
             events,
@@ -128,18 +149,34 @@ impl Shared {
         let poll = mio::Poll::new().expect("poll");
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let shared = Shared::new(core, board, tx, waker, None).expect("no journal to start");
+        let shared = Shared::new(core, board, tx, waker, None, None).expect("no journal to start");
         (shared, poll)
     }
 
     /// Posts a queued/running snapshot of run `id` for subscribers, if any.
+    /// In cluster mode, also writes it to Redis.
     pub fn publish_run_change(&self, id: RunId) {
-        if self.board.subscribers.load(Ordering::Relaxed) == 0 {
+        let subscribed = self.board.subscribers.load(Ordering::Relaxed) != 0;
+        if !subscribed && self.cluster.is_none() {
             return;
         }
-        let run = self.core.lock().run(id).cloned();
+        let (run, skip) = {
+            let core = self.core.lock();
+            let run = core.run(id).cloned();
+            let skip = run
+                .as_ref()
+                .and_then(|r| r.job.as_deref())
+                .and_then(|j| core.job(j))
+                .is_some_and(|e| e.def.overlap == crate::config::Overlap::Skip);
+            (run, skip)
+        };
         if let Some(run) = run {
-            self.notify(LoopEvent::RunChanged(run));
+            if let Some(c) = &self.cluster {
+                c.record(&run, skip);
+            }
+            if subscribed {
+                self.notify(LoopEvent::RunChanged(run));
+            }
         }
     }
 
@@ -229,6 +266,9 @@ pub struct Daemon {
     snapshot: Option<compaction::Snapshot>,
     /// Streaks of skipped scheduled runs, for the log.
     skips: skips::SkipLog,
+    /// Runs for any node taken from Redis and run here: their Stream
+    /// entry, acknowledged when the run ends.
+    work: RunMap<String>,
     /// The running file's job definitions, by name (what a reload diffs
     /// against, off the loop).
     file_jobs: Arc<reload::FileJobs>,
@@ -244,7 +284,8 @@ impl Daemon {
         waker: Arc<mio::Waker>,
         debug_hooks: bool,
     ) -> std::io::Result<Daemon> {
-        let core = Core::new(config.daemon.live.history);
+        let history = config.daemon.live.history;
+        let core = Core::new(history);
         let board = Board::new(config.path.clone(), config.daemon.live, debug_hooks);
         faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.start.state_dir {
@@ -261,7 +302,13 @@ impl Daemon {
         };
         let watchdog =
             crate::notify::Watchdog::from_env(Arc::clone(&waker), board.live.read().min_workers);
-        let shared = Arc::new(Shared::new(core, board, events, waker, journal)?);
+        let cluster = config.cluster.clone().map(|c| (c, history));
+        let shared = Arc::new(Shared::new(core, board, events, waker, journal, cluster)?);
+        if let Some(c) = &shared.cluster {
+            crate::state::run::set_node_name(&c.config.node);
+            let scheme = crate::state::ids::IdScheme::Fleet(c.node_index);
+            shared.core.lock().set_id_scheme(scheme);
+        }
         let hook_shared = Arc::clone(&shared);
         let lost: LostTaskHook = Arc::new(move |id, why| hook_shared.fail_lost_run(id, why));
         // The rayon pool of `file.*` jobs (`daemon.file_threads` threads),
@@ -303,6 +350,7 @@ impl Daemon {
             quiet_dispatches: None,
             snapshot: None,
             skips: skips::SkipLog::default(),
+            work: RunMap::default(),
             file_jobs: Arc::default(),
             reloads,
         };
@@ -330,6 +378,7 @@ impl Daemon {
             }
             daemon.shared.sync_journal_now();
         }
+        daemon.load_cluster_api_jobs();
         daemon.publish();
         Ok(daemon)
     }
@@ -402,6 +451,7 @@ impl Daemon {
     /// Bookkeeping for a finished run (the server answers its waiters).
     pub fn on_finished(&mut self, run: &Run) {
         self.shared.journal_finished(run);
+        self.cluster_finished(run);
         self.on_run_finished(run);
         self.compact_journal_if_needed();
         self.publish();
@@ -538,6 +588,9 @@ impl Daemon {
             log::warn!("some worker threads did not stop in time");
         }
         self.shared.close_journal();
+        if let Some(c) = &self.shared.cluster {
+            c.stop();
+        }
     }
 
     fn kill_running(&mut self, why: &str) {

@@ -409,6 +409,13 @@ impl Daemon {
             let mut refused = 0usize;
             let mut first_refusal = None;
             for &at in replay {
+                if self.claims() {
+                    // Claimed like any occurrence: one another node already
+                    // ran (or a later one) is not replayed.
+                    let job: std::sync::Arc<str> = std::sync::Arc::from(def.name.as_str());
+                    self.claim_occurrence(&job, at, def.overlap);
+                    continue;
+                }
                 let new = NewRun {
                     scheduled_at: Some(at),
                     overlap: Some(Overlap::Queue),

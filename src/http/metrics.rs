@@ -260,6 +260,71 @@ fn head(shared: &Shared, out: &mut Vec<u8>) {
         "gauge",
     );
     let _ = writeln!(out, "tickd_up {}", u8::from(b.health() == "ok"));
+    if let Some(c) = &shared.cluster {
+        cluster_families(out, c);
+    }
+}
+
+/// Cluster mode's families: the Redis link, claims by result, live nodes.
+fn cluster_families(out: &mut Vec<u8>, c: &crate::cluster::Cluster) {
+    let v = c.view();
+    family(
+        out,
+        "tickd_cluster_redis_up",
+        "1 while this node's link to Redis is up.",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "tickd_cluster_redis_up {}",
+        u8::from(v.redis.connected)
+    );
+    family(
+        out,
+        "tickd_cluster_redis_rtt_seconds",
+        "Round trip of the last PING to Redis.",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "tickd_cluster_redis_rtt_seconds {}",
+        v.redis.rtt_ms / 1000.0
+    );
+    family(
+        out,
+        "tickd_cluster_nodes",
+        "Nodes with a live heartbeat in Redis, as of this node's last beat.",
+        "gauge",
+    );
+    let _ = writeln!(out, "tickd_cluster_nodes {}", v.nodes.len());
+    family(
+        out,
+        "tickd_cluster_claims_total",
+        "Occurrences this node tried to claim, by result (won: it ran them; lost: another node did; busy: overlap = skip and a run was running elsewhere; stale: a later one was claimed; down: Redis unreachable; taken_over: claimed by a dead node, run here).",
+        "counter",
+    );
+    let claims = &v.claims;
+    for (result, n) in [
+        ("won", claims.won),
+        ("lost", claims.lost),
+        ("busy", claims.busy),
+        ("stale", claims.stale),
+        ("down", claims.down),
+        ("taken_over", claims.taken_over),
+    ] {
+        let _ = writeln!(out, "tickd_cluster_claims_total{{result=\"{result}\"}} {n}");
+    }
+    family(
+        out,
+        "tickd_cluster_runs_interrupted_total",
+        "Runs of dead nodes this node marked interrupted.",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "tickd_cluster_runs_interrupted_total {}",
+        claims.interrupted
+    );
 }
 
 fn runs_family(out: &mut Vec<u8>) {

@@ -231,6 +231,19 @@ pub struct JobsRun {
     pub wait: Option<bool>,
     /// Passed to the job.
     pub args: Option<Map<String, Value>>,
+    /// `"local"` (default) or `"any"` (cluster mode: any node that has
+    /// the job runs it).
+    pub node: Option<Node>,
+}
+
+/// Where a run requested by a client runs (cluster mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Node {
+    /// On the node that received the request.
+    Local,
+    /// On any node that has the job (through Redis).
+    Any,
 }
 
 /// `submit {job, wait?, args?}`.
@@ -243,6 +256,8 @@ pub struct Submit {
     pub wait: Option<bool>,
     /// Passed to the job.
     pub args: Option<Map<String, Value>>,
+    /// `"local"` (default) or `"any"`, as for `jobs.run`.
+    pub node: Option<Node>,
 }
 
 /// A submitted job: its definition, checked, and the object as sent (kept

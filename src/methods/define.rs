@@ -31,7 +31,17 @@ pub fn execute_put(
     def: crate::config::JobDef,
     source: Map<String, Value>,
 ) -> Result<Value, Error> {
+    let name = def.name.clone();
+    let kept = d
+        .shared
+        .cluster
+        .is_some()
+        .then(|| Value::Object(source.clone()));
     let put = d.put_job(def, source)?;
+    // Cluster mode: every node gets it through Redis.
+    if let (Some(c), Some(job)) = (&d.shared.cluster, kept) {
+        c.put_job(&name, job);
+    }
     let mut job = put.job;
     add(&mut job, "created", put.created);
     add(&mut job, "persistent", d.shared.journal.is_some());
@@ -42,6 +52,9 @@ pub fn execute_put(
 /// `persistent` (whether the deletion outlives a restart).
 pub fn execute_delete(d: &mut Daemon, name: &str, cancel: bool) -> Result<Value, Error> {
     let mut job = d.delete_job(name, cancel)?;
+    if let Some(c) = &d.shared.cluster {
+        c.delete_job(name);
+    }
     add(&mut job, "persistent", d.shared.journal.is_some());
     Ok(job)
 }

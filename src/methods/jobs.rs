@@ -12,11 +12,23 @@ use std::sync::Arc;
 
 /// `jobs.get {name}` → the job object with its `history`.
 pub fn get(shared: &Shared, name: &str) -> Result<Box<RawValue>, Error> {
-    let core = shared.core.lock();
-    let view = core
-        .job_view(name, true)
-        .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
-    encode(&view)
+    let encoded = {
+        let core = shared.core.lock();
+        let view = core
+            .job_view(name, true)
+            .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
+        encode(&view)?
+    };
+    // Cluster mode: the job's newest run across the fleet.
+    match super::cluster::last_run_from_cluster(shared, name) {
+        Some(last) => {
+            let mut job: Value =
+                serde_json::from_str(encoded.get()).map_err(|e| Error::Internal(e.to_string()))?;
+            job["last_run"] = last;
+            encode(&job)
+        }
+        None => Ok(encoded),
+    }
 }
 
 /// `jobs.run {name, wait?, args?}`: the command.

@@ -20,6 +20,7 @@
 //! sent when the run's completion reaches the loop through its `mio::Waker`.
 
 mod admin;
+pub mod cluster;
 pub use admin::reload_answer;
 pub mod call;
 mod debug;
@@ -133,6 +134,9 @@ pub enum Command {
     },
     /// `runs.cancel`.
     Cancel(RunId),
+    /// `jobs.run` / `submit` with `node: "any"` and `wait`: the run was
+    /// queued in Redis; answer when it ends, wherever it runs.
+    WaitRemote(RunId),
     /// `subscribe {jobs?}`.
     Subscribe(Option<Vec<String>>),
     /// `reload`.
@@ -157,7 +161,15 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name)),
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
+        Call::JobsRun(p) if p.node == Some(call::Node::Any) => {
+            let wait = p.wait.unwrap_or(false);
+            cluster::run_any(shared, Some(&p.name), None, p.args, wait)
+        }
         Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
+        Call::Submit(p) if p.node == Some(call::Node::Any) => {
+            let wait = p.wait.unwrap_or(false);
+            cluster::run_any(shared, None, Some(p.job.source), p.args, wait)
+        }
         Call::Submit(p) => Outcome::Command(jobs::submit(*p)),
         Call::JobsPut(p) => Outcome::Command(define::put(*p)),
         Call::JobsDelete(p) => Outcome::Command(define::delete(p)),
@@ -217,11 +229,31 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
             Ok(()) => Reply::WaitRun(id),
             Err(e) => Reply::Now(Err(e)),
         },
+        Command::WaitRemote(id) => wait_remote(d, id),
         Command::Subscribe(jobs) => Reply::Subscribe(jobs),
         Command::Reload => admin::reload(d),
         Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
         Command::KillWorker => Reply::Now(admin::kill_worker(d)),
     }
+}
+
+/// Parks the answer to a run for any node until it ends: ended here
+/// already, it is answered now; else the cluster watches its record.
+fn wait_remote(d: &mut Daemon, id: RunId) -> Reply {
+    let done = d
+        .shared
+        .core
+        .lock()
+        .run(id)
+        .filter(|r| r.state.is_terminal())
+        .map(|r| r.to_json());
+    if let Some(run) = done {
+        return Reply::Now(Ok(run));
+    }
+    if let Some(c) = &d.shared.cluster {
+        c.watch(id);
+    }
+    Reply::WaitRun(id)
 }
 
 /// Serializes a query's answer straight to JSON text (no `Value` tree): the

@@ -24,11 +24,9 @@ pub fn get(shared: &Shared, key: RunKey) -> Result<Value, Error> {
         RunKey::Id(id) => id,
         RunKey::Unknown(id) => return Err(Error::NoSuchRun(id)),
     };
-    shared
-        .core
-        .lock()
-        .run(id)
-        .map(|r| r.to_json())
+    let local = shared.core.lock().run(id).map(|r| r.to_json());
+    local
+        .or_else(|| super::cluster::run_from_cluster(shared, id))
         .ok_or_else(|| Error::NoSuchRun(id.to_string()))
 }
 
@@ -59,13 +57,17 @@ pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
         Some(n) => n.min(MAX_LIST_LIMIT),
     };
     let cap = shared.board.live.read().max_output_bytes;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let fleet = state.map(|s| s.as_str());
+    if let Some(runs) = super::cluster::runs_from_cluster(shared, job, fleet, before, limit) {
+        return encode_records(&runs, cap);
+    }
     let core = shared.core.lock();
     if let Some(name) = job {
         if core.job(name).is_none() && !core.has_runs_of(name) {
             return Err(Error::NoSuchJob(name.to_string()));
         }
     }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let runs = core.runs_before(job, state, before, limit);
     let mut text = Capped::new(cap);
     text.out.push(b'[');
@@ -86,6 +88,30 @@ pub fn list(shared: &Shared, p: RunsList<'_>) -> Result<Box<RawValue>, Error> {
         });
     }
     drop(core);
+    text.into_raw()
+}
+
+/// `runs.list`'s answer from stored run records (cluster mode), under
+/// the same output cap as from memory.
+fn encode_records(runs: &[String], cap: usize) -> Result<Box<RawValue>, Error> {
+    let mut text = Capped::new(cap);
+    text.out.push(b'[');
+    for (i, run) in runs.iter().enumerate() {
+        let sep: &[u8] = if i == 0 { b"" } else { b"," };
+        if text
+            .write_all(sep)
+            .and_then(|()| text.write_all(run.as_bytes()))
+            .is_err()
+        {
+            return Err(Error::AnswerTooLarge { cap, fit: i });
+        }
+    }
+    if text.write_all(b"]").is_err() {
+        return Err(Error::AnswerTooLarge {
+            cap,
+            fit: runs.len().saturating_sub(1),
+        });
+    }
     text.into_raw()
 }
 

@@ -107,6 +107,8 @@ struct StatusView<'a> {
     pid: u32,
     uptime_ms: u64,
     health: &'static str,
+    /// Why `health` is not `ok` (empty when it is).
+    health_reasons: Vec<String>,
     stopping: bool,
     workers: WorkersView,
     request_workers: WorkersView,
@@ -121,6 +123,9 @@ struct StatusView<'a> {
     clients: ClientCountersView<'a>,
     state: StateView,
     config: ConfigView,
+    /// Cluster mode only: the node, the Redis link, claims, the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<crate::cluster::ClusterView>,
 }
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
@@ -146,11 +151,30 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         let live = b.live.read();
         (live.min_workers, live.auth_token.is_some())
     };
+    let mut health = b.health_under(min_workers);
+    let mut health_reasons = Vec::new();
+    if health != "ok" {
+        health_reasons.push(format!(
+            "{} of {} workers alive, below min_workers = {min_workers}",
+            pool.alive, pool.configured
+        ));
+    }
+    let cluster = shared.cluster.as_ref().map(|c| c.view());
+    if let Some(c) = &cluster {
+        if !c.redis.connected {
+            health = "degraded";
+            health_reasons.push(format!(
+                "redis unreachable: {}",
+                c.redis.last_error.as_deref().unwrap_or("not connected yet")
+            ));
+        }
+    }
     super::encode(&StatusView {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         uptime_ms: b.uptime_ms(),
-        health: b.health_under(min_workers),
+        health,
+        health_reasons,
         stopping: b.stopping(),
         workers: WorkersView::of(&pool, Some(min_workers)),
         request_workers: WorkersView::of(&requests, None),
@@ -168,5 +192,6 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         clients: b.clients.view(),
         state: b.state.view(shared.journal.is_some()),
         config,
+        cluster,
     })
 }

@@ -13,6 +13,7 @@ pub fn code_of(e: &daemon::Error) -> ErrorCode {
         E::AlreadyRunning { .. } | E::ReloadRejected(_) => ErrorCode::Conflict,
         E::FileJob(_) | E::HasDependents { .. } => ErrorCode::Conflict,
         E::QueueFull { .. } | E::BacklogFull { .. } | E::ShuttingDown => ErrorCode::Overloaded,
+        E::ClusterDown(_) => ErrorCode::Overloaded,
         E::Forbidden(_) => ErrorCode::Forbidden,
         E::Invalid { .. }
         | E::AnswerTooLarge { .. }

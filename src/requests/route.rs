@@ -94,6 +94,7 @@ enum Checked {
 /// Where a request goes.
 enum Target {
     Healthz,
+    Cluster,
     Page,
     Metrics,
     Call {
@@ -290,17 +291,37 @@ fn answer_one(
     };
     match target {
         Target::Healthz => {
+            // The node's own health decides the status: with Redis alone
+            // away a load balancer keeps the node (the body says so).
             let health = shared.board.health();
             let status = if health == "ok" { 200 } else { 503 };
+            let body = match &shared.cluster {
+                Some(c) if c.is_up() => format!("{health}\nredis: up\n"),
+                Some(_) => format!("{health}\nredis: down\n"),
+                None => health.to_string(),
+            };
             response::write(
                 out,
                 status,
                 "text/plain; charset=utf-8",
                 "",
-                health.as_bytes(),
+                body.as_bytes(),
                 f,
             );
         }
+        Target::Cluster => match &shared.cluster {
+            Some(c) => {
+                let body = serde_json::to_vec(&c.view()).unwrap_or_default();
+                response::write(out, 200, "application/json", "", &body, f);
+            }
+            None => {
+                let err = RpcError::new(
+                    crate::protocol::rpc::ErrorCode::NotFound,
+                    "not in cluster mode: the config has no [cluster] table",
+                );
+                response::write_error_status(out, 404, &err, "", f);
+            }
+        },
         Target::Page => response::write(
             out,
             200,
@@ -386,6 +407,7 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
     match parts.as_slice() {
         [""] => get(Target::Page),
         ["healthz"] => get(Target::Healthz),
+        ["cluster"] => get(Target::Cluster),
         ["metrics"] => get(Target::Metrics),
         ["status"] => get(call("status", Map::new(), 200)),
         ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),

@@ -177,6 +177,7 @@ impl Server {
                     LoopEvent::Finished(run) => self.on_run_finished(&run),
                     LoopEvent::Journal(report) => self.on_journal(&report),
                     LoopEvent::Reload(prepared) => self.daemon.on_reload_prepared(prepared),
+                    LoopEvent::Cluster(notice) => self.on_cluster(notice),
                 }
                 taken += 1;
                 if taken.is_multiple_of(64) && started.elapsed() >= EVENTS_BUDGET {

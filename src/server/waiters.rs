@@ -208,6 +208,22 @@ impl Server {
         }
     }
 
+    /// News from the cluster threads: a run waited on here that ended on
+    /// another node answers its waiters; the rest is the daemon's.
+    pub(super) fn on_cluster(&mut self, notice: crate::cluster::Notice) {
+        let crate::cluster::Notice::RemoteFinished(run) = notice else {
+            return self.daemon.on_cluster(notice);
+        };
+        let id = run["run_id"].as_str().and_then(|s| s.parse::<RunId>().ok());
+        let Some(waiters) = id.and_then(|id| self.waiters.take(id)) else {
+            return;
+        };
+        for w in waiters {
+            self.answer_durably(w.key, w.serial, Some(w.seq), w.to, Ok(run.clone()));
+            self.flush(w.key);
+        }
+    }
+
     /// At the end of a drain that keeps queued runs for the restart
     /// (`state_dir`), a request waiting for one of them is answered with
     /// the run as it stands (`queued`) instead of never.

@@ -15,6 +15,7 @@
 
 mod api;
 mod entry;
+pub mod ids;
 mod lock;
 pub mod metrics;
 mod pages;
@@ -130,6 +131,8 @@ pub struct Core {
     jobs: BTreeMap<Arc<str>, JobEntry>,
     runs: run::RunMap<Run>,
     last_id: RunId,
+    /// How run ids are made: counted, or fleet ids in cluster mode.
+    ids: ids::IdScheme,
     history_limit: usize,
     /// Finished runs whose job was removed by a reload, newest first.
     orphans: VecDeque<RunId>,
@@ -154,6 +157,11 @@ impl Core {
             history_limit,
             ..Core::default()
         }
+    }
+
+    /// Makes run ids fleet ids (cluster mode), from the next run on.
+    pub fn set_id_scheme(&mut self, scheme: ids::IdScheme) {
+        self.ids = scheme;
     }
 
     /// The change counter: see [`CoreLock`].
@@ -290,8 +298,7 @@ impl Core {
         attempt: u32,
         scheduled_at: Option<Timestamp>,
     ) -> RunId {
-        self.last_id += 1;
-        let id = self.last_id;
+        let id = ids::take(self.ids, &mut self.last_id);
         let mut run = Run::queued(id, job.map(str::to_string), trigger, attempt);
         run.scheduled_at = scheduled_at;
         self.runs.insert(id, run);
@@ -299,6 +306,32 @@ impl Core {
             entry.log_mut().latest = Some(id);
         }
         id
+    }
+
+    /// Creates a queued run under a given id (a run for any node, whose
+    /// id another node chose; fleet ids never collide) and returns it.
+    pub fn create_run_as(
+        &mut self,
+        id: RunId,
+        job: Option<&str>,
+        trigger: Trigger,
+        attempt: u32,
+        scheduled_at: Option<Timestamp>,
+    ) -> RunId {
+        self.last_id = self.last_id.max(id);
+        let mut run = Run::queued(id, job.map(str::to_string), trigger, attempt);
+        run.scheduled_at = scheduled_at;
+        self.runs.insert(id, run);
+        if let Some(entry) = job.and_then(|j| self.jobs.get_mut(j)) {
+            entry.log_mut().latest = Some(id);
+        }
+        id
+    }
+
+    /// Takes the next run id without creating a run (a run for any node:
+    /// the node that takes it creates the run under this id).
+    pub fn take_run_id(&mut self) -> RunId {
+        ids::take(self.ids, &mut self.last_id)
     }
 
     /// A run by id.

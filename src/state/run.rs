@@ -240,6 +240,7 @@ impl Run {
                 .started_at
                 .as_ref()
                 .map(|s| time::micros_between(&self.queued_at, s)),
+            node: node_name(),
         }
     }
 
@@ -282,6 +283,23 @@ pub struct RunView<'a> {
     lateness_us: Option<i64>,
     /// Extra field: `started_at - queued_at` in µs, the wait for a worker.
     pickup_us: Option<i64>,
+    /// In cluster mode: the node that runs it (this one: a run kept in
+    /// this node's memory is its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'static str>,
+}
+
+/// This node's name in cluster mode (set once, at start).
+static NODE: std::sync::OnceLock<Box<str>> = std::sync::OnceLock::new();
+
+/// Sets this node's name, shown as `node` on its runs (cluster mode).
+pub fn set_node_name(name: &str) {
+    let _ = NODE.set(name.into());
+}
+
+/// This node's name in cluster mode.
+pub fn node_name() -> Option<&'static str> {
+    NODE.get().map(|n| &**n)
 }
 
 impl RunView<'_> {

@@ -24,6 +24,7 @@ pub struct JobSlot<'a> {
 struct Rest<'a> {
     runs: &'a mut super::run::RunMap<Run>,
     last_id: &'a mut RunId,
+    ids: super::ids::IdScheme,
     api_held: bool,
 }
 
@@ -40,6 +41,7 @@ impl Core {
             jobs,
             runs,
             last_id,
+            ids,
             api,
             ..
         } = self;
@@ -52,6 +54,7 @@ impl Core {
             core: Rest {
                 runs,
                 last_id,
+                ids: *ids,
                 api_held: api.held(),
             },
         })
@@ -82,8 +85,7 @@ impl JobSlot<'_> {
         attempt: u32,
         scheduled_at: Option<Timestamp>,
     ) -> RunId {
-        *self.core.last_id += 1;
-        let id = *self.core.last_id;
+        let id = super::ids::take(self.core.ids, self.core.last_id);
         let mut run = Run::queued(id, Some(self.name.to_string()), trigger, attempt);
         run.scheduled_at = scheduled_at;
         self.core.runs.insert(id, run);

@@ -1,0 +1,66 @@
+//! The Lua scripts run inside Redis: each is one atomic step of the
+//! protocol, so two nodes can never both win one (Redis runs a script
+//! with nothing else in between). Loaded at every (re)connect (a
+//! restarted Redis has forgotten them) and called by their SHA1.
+
+/// Claims an occurrence.
+/// KEYS: claim, last, running, pending. ARGV: owner, due ms, ttl ms,
+/// skip (1: `overlap = "skip"`), pending field.
+/// Answers `won`, `lost` (another node has it), `busy` (skip, and a run
+/// of the job is running somewhere) or `stale` (a later occurrence was
+/// already claimed: this one is never run, so a restart replays nothing).
+pub const CLAIM: &str = r"
+local due = tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'lost' end
+if due <= last then return 'stale' end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 'busy' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3]) end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
+return 'won'
+";
+
+/// Deletes KEYS[1] if it still holds ARGV[1] (a node lets go of what is
+/// its own only).
+pub const DELETE_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Sets the expiry of KEYS[1] to ARGV[2] ms if it still holds ARGV[1].
+pub const REFRESH_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
+/// Takes over a claimed occurrence whose owner died before creating its
+/// run. KEYS: pending, claim, running. ARGV: field, dead owner, new
+/// owner, ttl ms, skip. 1 if taken (only one node can: the field changes).
+pub const TAKE_OVER: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
+return 1
+";
+
+/// Keeps the newest ARGV[1] runs of one job's index KEYS[1]; the older
+/// ones leave it, the global index KEYS[2] and their records (key
+/// ARGV[2] .. id).
+pub const TRIM: &str = r"
+local keep = tonumber(ARGV[1])
+local n = redis.call('ZCARD', KEYS[1])
+if n <= keep then return 0 end
+local old = redis.call('ZRANGE', KEYS[1], 0, n - keep - 1)
+for _, id in ipairs(old) do
+  redis.call('DEL', ARGV[2] .. id)
+  redis.call('ZREM', KEYS[2], id)
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - keep - 1)
+return #old
+";
+
+/// Every script, for loading.
+pub const ALL: [&str; 5] = [CLAIM, DELETE_IF, REFRESH_IF, TAKE_OVER, TRIM];

@@ -1,0 +1,260 @@
+//! Cluster mode on the loop (docs/cluster.md): due occurrences go to
+//! Redis as claims instead of straight to the pool, and what the cluster
+//! threads report ([`Notice`]) is applied here: won claims run, claims of
+//! dead nodes taken over run, interrupted runs of dead nodes are retried
+//! under their job's `retries`, runs for any node start under the id the
+//! receiving node chose, and API jobs changed on other nodes are applied.
+//! The loop never waits on Redis: it only sends and hears back.
+
+use super::dispatch::NewRun;
+use super::{Daemon, Error};
+use crate::cluster::feed::WorkItem;
+use crate::cluster::{ApiChange, Notice, Verdict};
+use crate::config::Overlap;
+use crate::state::run::{Run, RunId, Trigger};
+use crate::time::Timestamp;
+use std::sync::Arc;
+
+impl Daemon {
+    /// Whether due occurrences are claimed in Redis (cluster mode).
+    pub(super) fn claims(&self) -> bool {
+        self.shared.cluster.is_some()
+    }
+
+    /// Asks Redis for one occurrence of `job` due at `at` (cluster mode);
+    /// the answer comes back as [`Notice::Claimed`].
+    pub(super) fn claim_occurrence(&self, job: &Arc<str>, at: Timestamp, overlap: Overlap) {
+        if let Some(c) = &self.shared.cluster {
+            c.claim(
+                Arc::clone(job),
+                at.as_millisecond(),
+                overlap == Overlap::Skip,
+            );
+        }
+    }
+
+    /// A run ended: its record to Redis, and a run for any node is
+    /// acknowledged.
+    pub(super) fn cluster_finished(&mut self, run: &Run) {
+        let Some(c) = &self.shared.cluster else {
+            return;
+        };
+        c.record(run, false);
+        if let Some(entry) = self.work.remove(&run.id) {
+            c.ack(&entry);
+        }
+    }
+
+    /// Applies news from the cluster threads.
+    pub fn on_cluster(&mut self, notice: Notice) {
+        match notice {
+            Notice::Claimed {
+                job,
+                due_ms,
+                verdict,
+            } => self.on_claimed(&job, due_ms, verdict),
+            Notice::TakenOver { job, due_ms } => {
+                self.run_claimed(&job, due_ms);
+            }
+            Notice::Interrupted {
+                job,
+                attempt,
+                run_id,
+            } => self.retry_interrupted(&job, attempt, run_id),
+            Notice::Work(item) => self.on_work(item),
+            Notice::ApiJobs(changes) => self.on_api_jobs(changes),
+            // The link's state is read from the cluster (status, health);
+            // the server answers the requests waiting for a remote run.
+            Notice::Link(_) | Notice::RemoteFinished(_) => {}
+        }
+    }
+
+    fn on_claimed(&mut self, job: &Arc<str>, due_ms: i64, verdict: Verdict) {
+        match verdict {
+            Verdict::Won => self.run_claimed(job, due_ms),
+            Verdict::Down
+                if self
+                    .shared
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.runs_when_down()) =>
+            {
+                log::info!("job {job}: Redis unreachable; running the occurrence due at {due_ms} ms here (on_redis_down = run-local)");
+                self.start_claimed(job, due_ms);
+            }
+            Verdict::Down => {
+                self.count_skip(job);
+                log::warn!("job {job}: occurrence due at {due_ms} ms not run: Redis unreachable (on_redis_down = pause)");
+            }
+            Verdict::Busy => {
+                self.count_skip(job);
+                log::info!("job {job}: scheduled run skipped: a run of it is still running on another node (overlap = skip)");
+            }
+            Verdict::Lost | Verdict::Stale => {
+                log::debug!("job {job}: occurrence due at {due_ms} ms claimed by another node");
+            }
+        }
+    }
+
+    /// Runs a claimed occurrence, then lets go of its pending mark.
+    fn run_claimed(&mut self, job: &str, due_ms: i64) {
+        self.start_claimed(job, due_ms);
+        if let Some(c) = &self.shared.cluster {
+            c.claim_done(Arc::from(job), due_ms);
+        }
+    }
+
+    fn start_claimed(&mut self, job: &str, due_ms: i64) {
+        let Ok(at) = Timestamp::from_millisecond(due_ms) else {
+            return;
+        };
+        let new = NewRun {
+            scheduled_at: Some(at),
+            ..NewRun::new(Trigger::Schedule, None)
+        };
+        match self.start_run(job, new) {
+            Ok(id) => log::debug!("job {job}: scheduled run {id} queued (claimed)"),
+            Err(e) => {
+                let level = if e.is_conflict() {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(level, "job {job}: scheduled run skipped: {e}");
+            }
+        }
+    }
+
+    fn count_skip(&self, job: &str) {
+        if let Some(entry) = self.shared.core.lock().job_mut(job) {
+            entry.skipped_total += 1;
+        }
+    }
+
+    /// A run of a dead node, marked interrupted by this node: the next
+    /// attempt, if the job's `retries` allow one.
+    fn retry_interrupted(&mut self, job: &str, attempt: u32, run_id: RunId) {
+        let retries = match self.shared.core.lock().job(job) {
+            Some(e) => e.def.retries,
+            None => return,
+        };
+        if attempt > retries {
+            return;
+        }
+        let new = NewRun {
+            attempt: attempt + 1,
+            ..NewRun::new(Trigger::Retry, None)
+        };
+        match self.start_run(job, new) {
+            Ok(id) => log::warn!("job {job}: run {run_id} was interrupted on a dead node; attempt {} is run {id}", attempt + 1),
+            Err(e) => log::warn!("job {job}: run {run_id} was interrupted on a dead node; its retry was refused: {e}"),
+        }
+    }
+
+    /// A run for any node, taken from Redis: started here under its id if
+    /// this node has the job and its own config allows it, else passed on.
+    fn on_work(&mut self, item: WorkItem) {
+        let Some(c) = self.shared.cluster.clone() else {
+            return;
+        };
+        let new = NewRun {
+            preset_id: Some(item.run_id),
+            ..NewRun::new(Trigger::Manual, item.args.clone())
+        };
+        let started = match (&item.job, &item.adhoc) {
+            (Some(name), _) => {
+                let here = {
+                    let core = self.shared.core.lock();
+                    core.job(name).is_some() && !core.is_held(name)
+                };
+                if !here {
+                    return c.pass_on(item);
+                }
+                self.start_run(name, new)
+            }
+            (None, Some(source)) => {
+                if !self.shared.board.live.read().allow_submit {
+                    return c.pass_on(item);
+                }
+                let parsed = match source.as_object() {
+                    Some(map) => crate::config::parse_adhoc_job(map),
+                    None => Err("the submitted job is not an object".to_string()),
+                };
+                match parsed {
+                    Ok(def) => {
+                        let new = NewRun {
+                            trigger: Trigger::Submit,
+                            ..new
+                        };
+                        self.start_adhoc(Arc::new(def), new, Some(source.clone()))
+                    }
+                    Err(e) => Err(Error::BadJob(e)),
+                }
+            }
+            (None, None) => Err(Error::BadJob("a run for any node without a job".into())),
+        };
+        match started {
+            Ok(id) => {
+                log::info!(
+                    "run {id} for any node (from node {}) started here",
+                    item.origin
+                );
+                self.work.insert(id, item.stream_id);
+            }
+            Err(e) => c.fail_work(item, &e.to_string()),
+        }
+    }
+
+    /// API jobs put or deleted on other nodes.
+    fn on_api_jobs(&mut self, changes: Vec<ApiChange>) {
+        for change in changes {
+            match change {
+                ApiChange::Put(source) => {
+                    let Some(map) = source.as_object() else {
+                        continue;
+                    };
+                    let def = match crate::config::parse_api_job(map) {
+                        Ok(def) => def,
+                        Err(e) => {
+                            log::warn!("cluster: an API job from Redis is refused here: {e}");
+                            continue;
+                        }
+                    };
+                    let name = def.name.clone();
+                    if let Err(e) = self.put_job(def, map.clone()) {
+                        log::warn!(
+                            "cluster: API job {name} from another node not defined here: {e}"
+                        );
+                    }
+                }
+                ApiChange::Delete(name) => match self.delete_job(&name, false) {
+                    Ok(_) | Err(Error::NoSuchJob(_)) => {}
+                    Err(e) => log::warn!(
+                        "cluster: API job {name} deleted on another node stays here: {e}"
+                    ),
+                },
+            }
+        }
+    }
+
+    /// At start, in cluster mode: the API jobs kept in Redis that this
+    /// node lacks or holds in another version.
+    pub(super) fn load_cluster_api_jobs(&mut self) {
+        let Some(c) = self.shared.cluster.clone() else {
+            return;
+        };
+        if !self.shared.board.live.read().allow_job_api {
+            return;
+        }
+        match c.reads.api_jobs() {
+            Ok(jobs) => {
+                let n = jobs.len();
+                self.on_api_jobs(jobs.into_iter().map(ApiChange::Put).collect());
+                if n > 0 {
+                    log::info!("cluster: {n} API job(s) read from Redis");
+                }
+            }
+            Err(e) => log::warn!("cluster: API jobs not read from Redis at start: {e}"),
+        }
+    }
+}
