@@ -276,10 +276,12 @@ impl FeedLoop {
                 let record: Option<String> = redis::cmd("GET")
                     .arg(cluster.keys.run(item.run_id))
                     .query(con)?;
+                // Never started (queued, or marked interrupted before it
+                // started by the reaper): run here under its id.
                 let queued = record
                     .as_deref()
                     .and_then(|r| serde_json::from_str::<Value>(r).ok())
-                    .is_some_and(|v| v["state"] == "queued");
+                    .is_some_and(|v| v["started_at"].is_null());
                 if queued {
                     log::warn!("cluster: run {} for any node was taken by a node that died; running it here", item.run_id);
                     self.mine.insert(item.stream_id.clone());

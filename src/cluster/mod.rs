@@ -57,8 +57,17 @@ pub enum Notice {
         due_ms: i64,
         verdict: Verdict,
     },
-    /// An occurrence a dead node had claimed, now this node's to run.
-    TakenOver { job: String, due_ms: i64 },
+    /// An occurrence a dead node had claimed and not started, now this
+    /// node's to run (under the dead node's run id, if it had created
+    /// the run: one record per occurrence).
+    TakenOver {
+        /// The job.
+        job: String,
+        /// The due time, Unix ms.
+        due_ms: i64,
+        /// The run id the dead node gave it, if any.
+        run_id: Option<u64>,
+    },
     /// A run of a dead node was marked interrupted by this node; the loop
     /// re-runs it if its job's `retries` allow (`attempt` was its attempt).
     Interrupted {
@@ -329,6 +338,11 @@ impl Cluster {
     /// Watches run `id` (running on another node) for its end.
     pub fn watch(&self, id: u64) {
         self.watched.lock().insert(id);
+    }
+
+    /// Whether run `id` is watched (waited on from here).
+    pub fn is_watched(&self, id: u64) -> bool {
+        self.watched.lock().contains(&id)
     }
 
     /// Stops the threads (at the end of shutdown); the heartbeat is

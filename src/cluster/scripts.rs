@@ -7,16 +7,21 @@
 /// KEYS: claim, last, running, pending. ARGV: owner, due ms, ttl ms,
 /// skip (1: `overlap = "skip"`), pending field.
 /// Answers `won`, `lost` (another node has it), `busy` (skip, and a run
-/// of the job is running somewhere) or `stale` (a later occurrence was
-/// already claimed: this one is never run, so a restart replays nothing).
+/// of the job is running somewhere) or `stale` (due more than `claim_ttl`
+/// before the job's last claimed occurrence: its claim may have expired,
+/// so it is never run; a restart with catch-up replays nothing another
+/// node ran). A claim key lives twice `claim_ttl`, so every occurrence
+/// that is not stale still has its key if it was claimed, whatever the
+/// clock skew below `claim_ttl`.
 pub const CLAIM: &str = r"
 local due = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'lost' end
-if due <= last then return 'stale' end
+if due + ttl < last then return 'stale' end
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 'busy' end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', 2 * ttl)
+if due > last then redis.call('SET', KEYS[2], ARGV[2]) end
 if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3]) end
 redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
 return 'won'

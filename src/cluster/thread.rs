@@ -181,7 +181,15 @@ impl Link {
             }
             Ok(con)
         }) {
-            Ok(con) => {
+            Ok(mut con) => {
+                // A Redis that restarted empty has forgotten the node
+                // indexes: this node's is written back, so no new node
+                // takes it.
+                let _ = redis::cmd("HSET")
+                    .arg(self.cluster.keys.node_index())
+                    .arg(&self.cluster.config.node)
+                    .arg(self.cluster.node_index)
+                    .query::<()>(&mut con);
                 self.con = Some(con);
                 self.backoff = BACKOFF_MIN;
                 let link = &self.cluster.link;
@@ -548,16 +556,48 @@ impl Link {
             }
             let dead = boot.split(':').next().unwrap_or(boot).to_string();
             let record: Option<String> = redis::cmd("GET").arg(keys.run(id)).query(con)?;
-            let now = crate::time::rfc3339(&crate::time::now());
             let mut run: serde_json::Value = record
                 .and_then(|r| serde_json::from_str(&r).ok())
                 .unwrap_or_else(|| serde_json::json!({"run_id": id.to_string(), "job": job}));
+            // A scheduled run that never started: the occurrence is run
+            // here, under the same id (its record is overwritten).
+            let never_started = run["started_at"].is_null();
+            let due = run["scheduled_at"]
+                .as_str()
+                .and_then(|t| crate::time::text::parse(t).ok());
+            if let (true, Some(due), "schedule", false) = (
+                never_started,
+                due,
+                run["trigger"].as_str().unwrap_or(""),
+                job.is_empty(),
+            ) {
+                cluster.claims.taken_over.fetch_add(1, Ordering::Relaxed);
+                log::warn!("cluster: run {id} of job {job} was queued on node {dead}, which died before starting it; running it here");
+                (self.notify)(Notice::TakenOver {
+                    job,
+                    due_ms: due.as_millisecond(),
+                    run_id: Some(id),
+                });
+                continue;
+            }
+            let now = crate::time::rfc3339(&crate::time::now());
             run["state"] = "interrupted".into();
+            let what = if never_started {
+                "before starting it"
+            } else {
+                "while it ran"
+            };
             run["error"] = format!(
-                "node {dead} stopped answering (its heartbeat expired); marked by {}",
+                "node {dead} stopped answering {what} (its heartbeat expired); marked by {}",
                 cluster.config.node
             )
             .into();
+            let started = run["started_at"]
+                .as_str()
+                .and_then(|t| crate::time::text::parse(t).ok());
+            run["duration_ms"] = started
+                .map(|s| crate::time::millis_between(&s, &crate::time::now()))
+                .into();
             run["finished_at"] = now.into();
             run["node"] = dead.clone().into();
             let json = run.to_string();
@@ -636,6 +676,7 @@ impl Link {
                 (self.notify)(Notice::TakenOver {
                     job: job.to_string(),
                     due_ms,
+                    run_id: None,
                 });
             }
         }

@@ -53,8 +53,15 @@ impl Daemon {
                 due_ms,
                 verdict,
             } => self.on_claimed(&job, due_ms, verdict),
-            Notice::TakenOver { job, due_ms } => {
-                self.run_claimed(&job, due_ms);
+            Notice::TakenOver {
+                job,
+                due_ms,
+                run_id,
+            } => {
+                self.start_claimed(&job, due_ms, run_id);
+                if let Some(c) = &self.shared.cluster {
+                    c.claim_done(Arc::from(job.as_str()), due_ms);
+                }
             }
             Notice::Interrupted {
                 job,
@@ -80,7 +87,7 @@ impl Daemon {
                     .is_some_and(|c| c.runs_when_down()) =>
             {
                 log::info!("job {job}: Redis unreachable; running the occurrence due at {due_ms} ms here (on_redis_down = run-local)");
-                self.start_claimed(job, due_ms);
+                self.start_claimed(job, due_ms, None);
             }
             Verdict::Down => {
                 self.count_skip(job);
@@ -98,18 +105,19 @@ impl Daemon {
 
     /// Runs a claimed occurrence, then lets go of its pending mark.
     fn run_claimed(&mut self, job: &str, due_ms: i64) {
-        self.start_claimed(job, due_ms);
+        self.start_claimed(job, due_ms, None);
         if let Some(c) = &self.shared.cluster {
             c.claim_done(Arc::from(job), due_ms);
         }
     }
 
-    fn start_claimed(&mut self, job: &str, due_ms: i64) {
+    fn start_claimed(&mut self, job: &str, due_ms: i64, preset_id: Option<RunId>) {
         let Ok(at) = Timestamp::from_millisecond(due_ms) else {
             return;
         };
         let new = NewRun {
             scheduled_at: Some(at),
+            preset_id,
             ..NewRun::new(Trigger::Schedule, None)
         };
         match self.start_run(job, new) {

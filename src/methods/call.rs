@@ -237,13 +237,34 @@ pub struct JobsRun {
 }
 
 /// Where a run requested by a client runs (cluster mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
     /// On the node that received the request.
     Local,
     /// On any node that has the job (through Redis).
     Any,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl Visitor<'_> for NodeVisitor {
+            type Value = Node;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Node, E> {
+                match s {
+                    "local" => Ok(Node::Local),
+                    "any" => Ok(Node::Any),
+                    _ => Err(E::custom("must be one of local, any")),
+                }
+            }
+        }
+        d.deserialize_str(NodeVisitor)
+    }
 }
 
 /// `submit {job, wait?, args?}`.

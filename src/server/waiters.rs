@@ -113,9 +113,15 @@ impl Server {
         to: ReplyTo,
     ) -> Option<(ReplyTo, Result<Value, daemon::Error>)> {
         let run = self.daemon.shared.core.lock().run(run_id).cloned();
+        // A run for any node that runs elsewhere: the cluster watches it.
+        let remote = || {
+            let c = self.daemon.shared.cluster.as_ref();
+            c.is_some_and(|c| c.is_watched(run_id))
+        };
         match run {
             Some(r) if r.state.is_terminal() => Some((to, Ok(r.to_json()))),
-            Some(_) => {
+            None if !remote() => Some((to, Err(daemon::Error::NoSuchRun(run_id.to_string())))),
+            _ => {
                 if let Some(conn) = self.live_conn(key, serial) {
                     let seq = conn.take_seq();
                     conn.push_waiting(seq);
@@ -131,7 +137,6 @@ impl Server {
                 }
                 None
             }
-            None => Some((to, Err(daemon::Error::NoSuchRun(run_id.to_string())))),
         }
     }
 
