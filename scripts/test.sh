@@ -27,6 +27,15 @@ if ! command -v curl >/dev/null || ! command -v nc >/dev/null; then
     echo "could not install curl / netcat-openbsd; the README examples that use them will be skipped"
 fi
 
+# The cluster tests (tests/cluster.rs) start real redis-server processes and
+# query them with their own client; Debian's redis-server package brings
+# redis-server (and redis-cli, for scripts/cluster.sh). Without it those
+# tests fail, saying so: cluster mode is not tested against a fake.
+if ! command -v redis-server >/dev/null; then
+  apt_install redis-server ||
+    echo "could not install redis-server; the cluster tests will fail"
+fi
+
 # With arguments, the caller asked for part of the suite: run just that.
 if [ $# -gt 0 ]; then
   exec cargo test --features failpoints "$@"

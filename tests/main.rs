@@ -18,6 +18,7 @@ mod batch;
 mod catch_up;
 mod check;
 mod clock;
+mod cluster;
 mod conn_lifecycle;
 mod crash;
 mod ctl;

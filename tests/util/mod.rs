@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod redis;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
