@@ -126,6 +126,8 @@ pub(crate) struct Record {
     pub terminal: bool,
     pub attempt: u32,
     pub skip: bool,
+    /// The due time of a scheduled run, Unix ms.
+    pub due_ms: Option<i64>,
     pub json: String,
 }
 
@@ -287,6 +289,7 @@ impl Cluster {
             terminal: run.state.is_terminal(),
             attempt: run.attempt,
             skip,
+            due_ms: run.scheduled_at.map(|t| t.as_millisecond()),
             json,
         };
         let _ = self.tx.send(Command::Record(record));

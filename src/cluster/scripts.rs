@@ -4,6 +4,11 @@
 //! restarted Redis has forgotten them) and called by their SHA1.
 
 /// Claims an occurrence.
+/// `running` is a hash of the job's runs running in the fleet, by due
+/// time (0: a run by hand): with `overlap = "skip"` an occurrence is busy
+/// while a run of an *earlier* one runs. A later one running means a node
+/// whose clock is ahead ran it early: the on-time nodes still run this
+/// one, so clock skew never makes an occurrence missed.
 /// KEYS: claim, last, running, pending. ARGV: owner, due ms, ttl ms,
 /// skip (1: `overlap = "skip"`), pending field.
 /// Answers `won`, `lost` (another node has it), `busy` (skip, and a run
@@ -19,35 +24,28 @@ local ttl = tonumber(ARGV[3])
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'lost' end
 if due + ttl < last then return 'stale' end
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return 'busy' end
+if ARGV[4] == '1' then
+  for _, d in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if tonumber(d) < due then return 'busy' end
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', 2 * ttl)
 if due > last then redis.call('SET', KEYS[2], ARGV[2]) end
-if ARGV[4] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3]) end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
 redis.call('HSET', KEYS[4], ARGV[5], ARGV[1])
 return 'won'
 ";
 
-/// Deletes KEYS[1] if it still holds ARGV[1] (a node lets go of what is
-/// its own only).
-pub const DELETE_IF: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-/// Sets the expiry of KEYS[1] to ARGV[2] ms if it still holds ARGV[1].
-pub const REFRESH_IF: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-";
-
 /// Takes over a claimed occurrence whose owner died before creating its
-/// run. KEYS: pending, claim, running. ARGV: field, dead owner, new
-/// owner, ttl ms, skip. 1 if taken (only one node can: the field changes).
+/// run. KEYS: pending, claim. ARGV: field, dead owner, new
+/// owner, ttl ms. 1 if taken (only one node can: the field changes).
 pub const TAKE_OVER: &str = r"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', 2 * tonumber(ARGV[4]))
 return 1
 ";
 
@@ -68,4 +66,4 @@ return #old
 ";
 
 /// Every script, for loading.
-pub const ALL: [&str; 5] = [CLAIM, DELETE_IF, REFRESH_IF, TAKE_OVER, TRIM];
+pub const ALL: [&str; 3] = [CLAIM, TAKE_OVER, TRIM];

@@ -119,16 +119,14 @@ struct Link {
     history: usize,
     notify: Arc<NoticeFn>,
     /// SHA1 of each of [`scripts::ALL`], in order.
-    sha: [String; 5],
+    sha: [String; 3],
     jobs_log_id: String,
     started_at: String,
 }
 
 const CLAIM: usize = 0;
-const DELETE_IF: usize = 1;
-const REFRESH_IF: usize = 2;
-const TAKE_OVER: usize = 3;
-const TRIM: usize = 4;
+const TAKE_OVER: usize = 1;
+const TRIM: usize = 2;
 
 impl Link {
     fn run(&mut self, rx: crossbeam_channel::Receiver<Command>) {
@@ -401,15 +399,10 @@ impl Link {
             pipe.cmd("HDEL").arg(keys.active()).arg(r.id).ignore();
             self.local.remove(&r.id);
             if let Some(job) = &r.job {
-                let still = self.local.values().any(|l| l.job.as_deref() == Some(job));
-                if !still {
-                    pipe.cmd("EVALSHA")
-                        .arg(&self.sha[DELETE_IF])
-                        .arg(1)
-                        .arg(keys.running(job))
-                        .arg(boot)
-                        .ignore();
-                }
+                pipe.cmd("HDEL")
+                    .arg(keys.running(job))
+                    .arg(r.due_ms.unwrap_or(0))
+                    .ignore();
             }
             pipe.cmd("EVALSHA")
                 .arg(&self.sha[TRIM])
@@ -431,10 +424,14 @@ impl Link {
                 .ignore();
             if r.skip && r.state == "running" {
                 if let Some(job) = &r.job {
-                    pipe.cmd("SET")
-                        .arg(keys.running(job))
+                    let running = keys.running(job);
+                    pipe.cmd("HSET")
+                        .arg(&running)
+                        .arg(r.due_ms.unwrap_or(0))
                         .arg(boot)
-                        .arg("PX")
+                        .ignore();
+                    pipe.cmd("PEXPIRE")
+                        .arg(&running)
                         .arg(self.ttl_ms())
                         .ignore();
                 }
@@ -503,13 +500,7 @@ impl Link {
         pipe.cmd("SADD").arg(keys.nodes()).arg(node).ignore();
         for l in self.local.values() {
             if let (Some(job), true) = (&l.job, l.skip) {
-                pipe.cmd("EVALSHA")
-                    .arg(&self.sha[REFRESH_IF])
-                    .arg(1)
-                    .arg(keys.running(job))
-                    .arg(&cluster.boot)
-                    .arg(ttl)
-                    .ignore();
+                pipe.cmd("PEXPIRE").arg(keys.running(job)).arg(ttl).ignore();
             }
         }
         pipe.query::<()>(con)?;
@@ -603,7 +594,11 @@ impl Link {
             let json = run.to_string();
             let mut pipe = redis::pipe();
             pipe.cmd("SET").arg(keys.run(id)).arg(&json).ignore();
-            pipe.cmd("DEL").arg(keys.running(&job)).ignore();
+            let due_field = due.map_or(0, |d| d.as_millisecond());
+            pipe.cmd("HDEL")
+                .arg(keys.running(&job))
+                .arg(due_field)
+                .ignore();
             pipe.cmd("XADD")
                 .arg(keys.events())
                 .arg("MAXLEN")
@@ -660,15 +655,13 @@ impl Link {
             };
             let taken: u32 = redis::cmd("EVALSHA")
                 .arg(&self.sha[TAKE_OVER])
-                .arg(3)
+                .arg(2)
                 .arg(keys.pending())
                 .arg(keys.claim(job, due_ms))
-                .arg(keys.running(job))
                 .arg(&field)
                 .arg(&owner)
                 .arg(&cluster.boot)
                 .arg(ttl)
-                .arg(0)
                 .query(con)?;
             if taken == 1 {
                 cluster.claims.taken_over.fetch_add(1, Ordering::Relaxed);
