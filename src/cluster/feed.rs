@@ -29,9 +29,11 @@ pub const MAX_HOPS: u32 = 16;
 /// A run for any node.
 #[derive(Debug, Clone)]
 pub struct WorkItem {
+    /// Its id, chosen by the node that received the request.
     pub run_id: u64,
     /// The named job, or None for `submit`.
     pub job: Option<String>,
+    /// Passed to the job.
     pub args: Option<Value>,
     /// For `submit`: the job object.
     pub adhoc: Option<Value>,
@@ -282,6 +284,16 @@ impl FeedLoop {
                     .as_deref()
                     .and_then(|r| serde_json::from_str::<Value>(r).ok())
                     .is_some_and(|v| v["started_at"].is_null());
+                // Still in the active table: its node lives (it restarted
+                // and took it back), or the reaper has not marked it yet
+                // (then it comes back after another claim_ttl).
+                let active: bool = redis::cmd("HEXISTS")
+                    .arg(cluster.keys.active())
+                    .arg(item.run_id)
+                    .query(con)?;
+                if active {
+                    continue;
+                }
                 if queued {
                     log::warn!("cluster: run {} for any node was taken by a node that died; running it here", item.run_id);
                     self.mine.insert(item.stream_id.clone());

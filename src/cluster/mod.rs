@@ -1,4 +1,3 @@
-#![allow(missing_docs)] // TEMP
 //! Cluster mode on Redis (docs/cluster.md): each occurrence of a shared
 //! job is claimed in Redis by one node, which runs it; run records and
 //! events go to Redis, where every node reads them.
@@ -53,8 +52,11 @@ pub enum Verdict {
 pub enum Notice {
     /// The answer to a claim.
     Claimed {
+        /// The job.
         job: Arc<str>,
+        /// The due time, Unix ms.
         due_ms: i64,
+        /// The answer.
         verdict: Verdict,
     },
     /// An occurrence a dead node had claimed and not started, now this
@@ -71,8 +73,11 @@ pub enum Notice {
     /// A run of a dead node was marked interrupted by this node; the loop
     /// re-runs it if its job's `retries` allow (`attempt` was its attempt).
     Interrupted {
+        /// The job.
         job: String,
+        /// The interrupted run's attempt.
         attempt: u32,
+        /// The interrupted run.
         run_id: u64,
     },
     /// A run for any node (`node: "any"`) taken from Redis, to start here.
@@ -134,33 +139,49 @@ pub(crate) struct Record {
 /// Counters of claims, for `status` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClaimCounters {
+    /// Claims won: this node ran the occurrence.
     pub won: AtomicU64,
+    /// Claims another node won.
     pub lost: AtomicU64,
+    /// `overlap = "skip"` and an earlier occurrence was running.
     pub busy: AtomicU64,
+    /// Older than `claim_ttl` before the job's last claimed occurrence.
     pub stale: AtomicU64,
+    /// Redis could not be asked.
     pub down: AtomicU64,
+    /// Occurrences of dead nodes run here.
     pub taken_over: AtomicU64,
+    /// Runs of dead nodes marked interrupted by this node.
     pub interrupted: AtomicU64,
 }
 
 /// A node as its heartbeat shows it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NodeView {
+    /// `[cluster] node`.
     pub name: String,
+    /// tickd's version.
     pub version: String,
+    /// Its process id.
     pub pid: u32,
+    /// This incarnation: `NAME:PID:START_MS`.
     pub boot: String,
+    /// When it started (RFC 3339).
     pub started_at: String,
+    /// Its last heartbeat (RFC 3339, its own clock).
     pub last_seen: String,
+    /// Its runs queued or running.
     pub running: usize,
 }
 
 /// The link to Redis as the threads last saw it.
 #[derive(Debug, Default)]
 pub struct LinkState {
+    /// Whether the cluster thread's connection is up.
     pub up: AtomicBool,
     /// The last PING's round trip, µs.
     pub rtt_us: AtomicU64,
+    /// The last error of the link (cleared when it comes back up).
     pub last_error: Mutex<Option<String>>,
     /// Records and events dropped while Redis was away (the buffer is
     /// bounded).
@@ -171,15 +192,19 @@ pub struct LinkState {
 
 /// The cluster, as the rest of tickd holds it.
 pub struct Cluster {
+    /// `[cluster]`.
     pub config: ClusterConfig,
     /// This incarnation of the node (`NAME:PID:START_MS`): runs in
     /// Redis marked with another boot of this node's name are a previous
     /// process's, dead.
     pub boot: String,
+    /// The key names of the namespace.
     pub keys: Keys,
     /// The node index of fleet run ids.
     pub node_index: u16,
+    /// The Redis link's state.
     pub link: LinkState,
+    /// Claims by result.
     pub claims: ClaimCounters,
     /// The nodes with a live heartbeat, by name, as of the last beat.
     pub nodes: Mutex<Vec<NodeView>>,
@@ -392,33 +417,52 @@ impl Cluster {
 /// `status.cluster`, `GET /cluster`.
 #[derive(Debug, Serialize)]
 pub struct ClusterView {
+    /// This node.
     pub node: String,
+    /// The key prefix.
     pub namespace: String,
+    /// `pause` or `run-local`.
     pub on_redis_down: &'static str,
+    /// `claim_ttl` in ms.
     pub claim_ttl_ms: u64,
+    /// The Redis link.
     pub redis: RedisView,
+    /// Claims by result.
     pub claims: ClaimsView,
+    /// The nodes with a live heartbeat.
     pub nodes: Vec<NodeView>,
 }
 
 /// The Redis link in [`ClusterView`].
 #[derive(Debug, Serialize)]
 pub struct RedisView {
+    /// `[cluster] redis`, without its password.
     pub url: String,
+    /// Whether the link is up.
     pub connected: bool,
+    /// The last PING's round trip.
     pub rtt_ms: f64,
+    /// Why the link is down, if it is.
     pub last_error: Option<String>,
+    /// Run records dropped while Redis was away (past the buffer).
     pub dropped: u64,
 }
 
 /// Claim counts in [`ClusterView`].
 #[derive(Debug, Serialize)]
 pub struct ClaimsView {
+    /// See [`ClaimCounters`].
     pub won: u64,
+    /// See [`ClaimCounters`].
     pub lost: u64,
+    /// See [`ClaimCounters`].
     pub busy: u64,
+    /// See [`ClaimCounters`].
     pub stale: u64,
+    /// See [`ClaimCounters`].
     pub down: u64,
+    /// See [`ClaimCounters`].
     pub taken_over: u64,
+    /// See [`ClaimCounters`].
     pub interrupted: u64,
 }

@@ -115,6 +115,21 @@ impl Reads {
         Ok(self.runs_before(Some(job), None, None, 1)?.pop())
     }
 
+    /// At a restart with `state_dir`: takes back run `id`, queued by an
+    /// earlier process of this node (`node`), unless another node has
+    /// already dealt with it (marked it, or runs it). `value` is the new
+    /// entry of [`Keys::active`]. True: this node runs it.
+    pub fn adopt(&self, id: u64, node: &str, value: &str) -> Result<bool, String> {
+        self.with(|con, keys| {
+            redis::Script::new(super::scripts::ADOPT)
+                .key(keys.active())
+                .arg(id)
+                .arg(format!("{node}:"))
+                .arg(value)
+                .invoke(con)
+        })
+    }
+
     /// Every API job stored in Redis (at start).
     pub fn api_jobs(&self) -> Result<Vec<serde_json::Value>, String> {
         self.with(|con, keys| {

@@ -65,5 +65,16 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - keep - 1)
 return #old
 ";
 
+/// Takes back a run queued by an earlier process of this node.
+/// KEYS: active. ARGV: run id, `NODE:` (the boot prefix of this node's
+/// processes), the new entry. 1 if the entry was still an earlier
+/// process's (now this one's); 0 if another node has dealt with it.
+pub const ADOPT: &str = r"
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+";
+
 /// Every script, for loading.
 pub const ALL: [&str; 3] = [CLAIM, TAKE_OVER, TRIM];

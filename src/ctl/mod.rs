@@ -15,6 +15,7 @@
 //! - [`render`]: the status summary and the jobs table;
 //! - [`watch`]: the event follower.
 
+mod cluster_watch;
 mod conn;
 mod put;
 mod render;
@@ -72,6 +73,14 @@ pub struct CtlArgs {
     /// long (default 5s), so its idle_timeout does not close the connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_keepalive)]
     keepalive: Option<Duration>,
+    /// With watch: every node's run events, from the Redis of the cluster
+    /// that the config file's [cluster] table names (see --config).
+    #[arg(long)]
+    cluster: bool,
+    /// With watch --cluster: the config file holding [cluster] (also from
+    /// TICKD_CONFIG; default conf/tickd.toml).
+    #[arg(long, env = "TICKD_CONFIG", default_value = "conf/tickd.toml")]
+    config: PathBuf,
     /// Give up when the answer takes longer than this (e.g. "30s"); by
     /// default wait as long as it takes (jobs.run with wait can be long).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -175,9 +184,15 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
     if !is_watch && args.keepalive.is_some() {
         return Err("--keepalive only applies to `watch`".into());
     }
+    if !is_watch && args.cluster {
+        return Err("--cluster only applies to `watch`".into());
+    }
     let format = Format::choose(args, std::io::stdout().is_terminal());
     if is_watch && args.params.is_some() {
         return Err("watch takes no PARAMS_JSON; choose jobs with --jobs a,b".into());
+    }
+    if is_watch && args.cluster {
+        return cluster_watch::run(&args.config, &args.jobs, format);
     }
     let (method, params) = if args.method == "put" {
         let file = args

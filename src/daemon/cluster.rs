@@ -10,7 +10,7 @@ use super::dispatch::NewRun;
 use super::{Daemon, Error};
 use crate::cluster::feed::WorkItem;
 use crate::cluster::{ApiChange, Notice, Verdict};
-use crate::config::Overlap;
+use crate::config::{CatchUp, Overlap};
 use crate::state::run::{Run, RunId, Trigger};
 use crate::time::Timestamp;
 use std::sync::Arc;
@@ -70,9 +70,10 @@ impl Daemon {
             } => self.retry_interrupted(&job, attempt, run_id),
             Notice::Work(item) => self.on_work(item),
             Notice::ApiJobs(changes) => self.on_api_jobs(changes),
+            Notice::Link(true) => self.catch_up_missed(),
             // The link's state is read from the cluster (status, health);
             // the server answers the requests waiting for a remote run.
-            Notice::Link(_) | Notice::RemoteFinished(_) => {}
+            Notice::Link(false) | Notice::RemoteFinished(_) => {}
         }
     }
 
@@ -91,6 +92,7 @@ impl Daemon {
             }
             Verdict::Down => {
                 self.count_skip(job);
+                self.note_missed(job, due_ms);
                 log::warn!("job {job}: occurrence due at {due_ms} ms not run: Redis unreachable (on_redis_down = pause)");
             }
             Verdict::Busy => {
@@ -130,6 +132,51 @@ impl Daemon {
                 };
                 log::log!(level, "job {job}: scheduled run skipped: {e}");
             }
+        }
+    }
+
+    /// Keeps an occurrence missed while Redis was away, as the job's
+    /// `catch_up` asks: none, the latest, or up to `catch_up_limit`.
+    fn note_missed(&mut self, job: &Arc<str>, due_ms: i64) {
+        let (policy, limit) = match self.shared.core.lock().job(job) {
+            Some(e) => (e.def.catch_up, e.def.catch_up_limit as usize),
+            None => return,
+        };
+        let keep = match policy {
+            CatchUp::None => return,
+            CatchUp::Once => 1,
+            CatchUp::All => limit.max(1),
+        };
+        let list = self.missed.entry(Arc::clone(job)).or_default();
+        list.push(due_ms);
+        if list.len() > keep {
+            let extra = list.len() - keep;
+            list.drain(..extra);
+        }
+    }
+
+    /// Redis is back: the occurrences missed meanwhile are claimed (one
+    /// node runs each, as for any occurrence).
+    fn catch_up_missed(&mut self) {
+        let missed = std::mem::take(&mut self.missed);
+        let core = self.shared.core.lock();
+        let mut n = 0;
+        for (job, dues) in missed {
+            let Some(entry) = core.job(&job) else {
+                continue;
+            };
+            let overlap = entry.def.overlap;
+            for due_ms in dues {
+                if let Ok(at) = Timestamp::from_millisecond(due_ms) {
+                    self.claim_occurrence(&job, at, overlap);
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            log::info!(
+                "cluster: Redis is back; claiming {n} occurrence(s) missed meanwhile (catch_up)"
+            );
         }
     }
 
@@ -242,6 +289,30 @@ impl Daemon {
                     ),
                 },
             }
+        }
+    }
+
+    /// At a restart with `state_dir`, in cluster mode: a run recovered as
+    /// queued runs here only if no other node has dealt with it since
+    /// this node's earlier process died (a survivor runs a dead node's
+    /// scheduled runs that never started, under their ids).
+    pub(super) fn adopt_in_cluster(&self, id: RunId) -> Result<(), String> {
+        let Some(c) = &self.shared.cluster else {
+            return Ok(());
+        };
+        let (attempt, job) = match self.shared.core.lock().run(id) {
+            Some(r) => (r.attempt, r.job.clone().unwrap_or_default()),
+            None => return Err("run not found".into()),
+        };
+        let value = format!("{} {attempt} {job}", c.boot);
+        match c.reads.adopt(id, &c.config.node, &value) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err("another node of the cluster took it over while this one was down".into())
+            }
+            Err(e) => Err(format!(
+                "Redis unreachable ({e}): not run, so that it cannot run twice in the cluster"
+            )),
         }
     }
 

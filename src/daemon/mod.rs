@@ -269,6 +269,10 @@ pub struct Daemon {
     /// Runs for any node taken from Redis and run here: their Stream
     /// entry, acknowledged when the run ends.
     work: RunMap<String>,
+    /// Cluster mode, `on_redis_down = "pause"`: occurrences missed while
+    /// Redis was unreachable, by job, claimed under the job's `catch_up`
+    /// when it returns.
+    missed: HashMap<Arc<str>, Vec<i64>>,
     /// The running file's job definitions, by name (what a reload diffs
     /// against, off the loop).
     file_jobs: Arc<reload::FileJobs>,
@@ -351,6 +355,7 @@ impl Daemon {
             snapshot: None,
             skips: skips::SkipLog::default(),
             work: RunMap::default(),
+            missed: HashMap::new(),
             file_jobs: Arc::default(),
             reloads,
         };

@@ -345,6 +345,7 @@ impl Daemon {
                 .map_err(|e| format!("submitted job no longer valid: {e}")),
             (None, _) => Err("submitted job definition was not recorded".to_string()),
         };
+        let def = def.and_then(|def| self.adopt_in_cluster(id).map(|()| def));
         match def {
             Ok(def) => {
                 log::info!(
