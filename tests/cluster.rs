@@ -35,7 +35,7 @@ command = ["true"]
 const HOOKS: &[(&str, &str)] = &[("TICKD_DEBUG_HOOKS", "1")];
 
 /// A namespace no other test (or earlier run) uses.
-fn namespace() -> String {
+pub(crate) fn namespace() -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -47,7 +47,7 @@ fn namespace() -> String {
 
 /// One node's config: `daemon_extra` keys, `jobs`, and a `[cluster]` table
 /// on `redis` with `cluster_extra` keys.
-fn node_config(
+pub(crate) fn node_config(
     redis: &RedisServer,
     ns: &str,
     node: &str,
@@ -65,7 +65,7 @@ fn node_config(
 }
 
 /// Starts one node per name, all with the same config but `node`.
-fn fleet(
+pub(crate) fn fleet(
     redis: &RedisServer,
     ns: &str,
     names: &[&str],
@@ -91,7 +91,7 @@ fn fleet(
 }
 
 /// `status.cluster` of a node.
-fn cluster_of(c: &mut Client) -> Value {
+pub(crate) fn cluster_of(c: &mut Client) -> Value {
     c.ok("status", json!({}))["cluster"].clone()
 }
 
@@ -140,7 +140,7 @@ fn sleep_until_wall(ms: i64) {
 }
 
 /// `runs.list {job, limit: 1000}` (cluster-wide in cluster mode).
-fn runs_of(c: &mut Client, job: &str) -> Vec<Value> {
+pub(crate) fn runs_of(c: &mut Client, job: &str) -> Vec<Value> {
     c.ok("runs.list", json!({"job": job, "limit": 1000}))
         .as_array()
         .expect("runs.list answers an array")
@@ -156,7 +156,7 @@ fn is_terminal(run: &Value) -> bool {
     !matches!(run["state"].as_str(), Some("queued" | "running"))
 }
 
-fn run_id(v: &Value) -> String {
+pub(crate) fn run_id(v: &Value) -> String {
     v["run_id"].as_str().expect("run_id").to_string()
 }
 

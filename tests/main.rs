@@ -19,6 +19,7 @@ mod catch_up;
 mod check;
 mod clock;
 mod cluster;
+mod cluster_takeover;
 mod conn_lifecycle;
 mod crash;
 mod ctl;
