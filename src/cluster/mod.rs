@@ -13,6 +13,7 @@
 //! reaping dead nodes: [`thread`]) and `tickd-cluster-feed` (runs for any
 //! node, and the events of runs waited on from here: [`feed`]).
 
+mod beat;
 pub mod feed;
 pub mod keys;
 pub mod link;

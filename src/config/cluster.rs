@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use toml_edit::TableLike;
+use toml_edit::{Item, TableLike};
 
 use super::error::Report;
 use super::raw::{place, unknown, Reader, Sp};
@@ -25,7 +25,7 @@ const CLUSTER_KEYS: [&str; 6] = [
 
 /// The `[cluster]` table as written.
 #[derive(Debug, Default)]
-pub(crate) struct RawCluster {
+struct RawCluster {
     redis: Sp<String>,
     redis_password_file: Sp<String>,
     node: Sp<String>,
@@ -77,8 +77,19 @@ pub const MIN_CLAIM_TTL: Duration = Duration::from_secs(1);
 /// The longest `claim_ttl`.
 pub const MAX_CLAIM_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Both stages for the `[cluster]` item the file's reading kept: `None`
+/// if a key is wrong (reported in `r`).
+pub(super) fn check(r: &mut Report<'_>, item: &Item, at: usize) -> Option<ClusterConfig> {
+    let table = item.as_table_like()?;
+    let raw = {
+        let mut rd = Reader { r, bad: Vec::new() };
+        read(&mut rd, table, at)
+    };
+    validate(r, raw)
+}
+
 /// Stage one: the table's keys.
-pub(super) fn read(rd: &mut Reader<'_, '_>, table: &dyn TableLike, table_at: usize) -> RawCluster {
+fn read(rd: &mut Reader<'_, '_>, table: &dyn TableLike, table_at: usize) -> RawCluster {
     let mut c = RawCluster {
         at: table_at,
         ..RawCluster::default()
@@ -103,7 +114,7 @@ pub(super) fn read(rd: &mut Reader<'_, '_>, table: &dyn TableLike, table_at: usi
 }
 
 /// Stage two: checks the table; `None` if a key is wrong (reported in `r`).
-pub(super) fn validate(r: &mut Report<'_>, c: RawCluster) -> Option<ClusterConfig> {
+fn validate(r: &mut Report<'_>, c: RawCluster) -> Option<ClusterConfig> {
     let before = r.error_count();
     let redis = match &c.redis {
         None => {

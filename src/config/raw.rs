@@ -30,8 +30,9 @@ pub(crate) type Sp<T> = Option<Spanned<T>>;
 pub(crate) struct RawFile {
     pub daemon: RawDaemon,
     pub jobs: Vec<RawJob>,
-    /// `[cluster]`, when the file has one.
-    pub cluster: Option<super::cluster::RawCluster>,
+    /// `[cluster]` and where it starts, when the file has one: read by
+    /// `cluster.rs` (which reads with this module's [`Reader`]).
+    pub cluster: Option<(Item, usize)>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -235,10 +236,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
             },
             "jobs" => file.jobs = jobs(r, item, at),
             "cluster" => match item.as_table_like() {
-                Some(table) => {
-                    let mut rd = Reader { r, bad: Vec::new() };
-                    file.cluster = Some(super::cluster::read(&mut rd, table, at));
-                }
+                Some(_) => file.cluster = Some((item.clone(), at)),
                 None => r.error(at, "cluster", expected("a table ([cluster])", item)),
             },
             _ => {

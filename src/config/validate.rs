@@ -31,7 +31,7 @@ pub(crate) fn validate(
     }
     let cluster = raw
         .cluster
-        .and_then(|c| super::cluster::validate(&mut r, c));
+        .and_then(|(item, at)| super::cluster::check(&mut r, &item, at));
     let mut config = jobs.finish(&mut r, daemon, path);
     config.cluster = cluster;
     config.warnings = r.finish()?;
