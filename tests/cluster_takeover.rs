@@ -196,3 +196,28 @@ fn ctl_watch_cluster_prints_every_nodes_events() {
         BTreeSet::from(["w1".to_string(), "w2".to_string()])
     );
 }
+
+/// With `on_redis_down = "run-local"`, every node runs the occurrences due
+/// while Redis is away itself (availability over exactly-once).
+#[test]
+fn run_local_runs_every_occurrence_on_every_node_while_redis_is_away() {
+    let mut redis = RedisServer::start();
+    let ns = namespace();
+    let tick = "[[jobs]]\nname = \"tick\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
+    let extra = "on_redis_down = \"run-local\"";
+    let nodes = fleet(&redis, &ns, &["l1", "l2"], "", extra, tick);
+    redis.stop();
+    let down = jiff::Timestamp::now().as_millisecond();
+    for d in &nodes {
+        let mut c = d.client();
+        // runs.list answers from the node's memory while Redis is away.
+        poll_until("local runs while Redis is away", || {
+            let n = runs_of(&mut c, "tick")
+                .iter()
+                .filter(|r| util::millis(&r["scheduled_at"]) > down + 1000)
+                .count();
+            (n >= 2).then_some(())
+        });
+        assert_eq!(cluster_of(&mut c)["on_redis_down"], "run-local");
+    }
+}

@@ -171,7 +171,10 @@ impl Link {
             pipe.query::<()>(con)?;
             cluster.claims.interrupted.fetch_add(1, Ordering::Relaxed);
             log::warn!("cluster: run {id} of job {job} on node {dead}: interrupted (node stopped answering)");
-            if !job.is_empty() {
+            // A run that never started is not retried here: a run for
+            // any node is taken over from the work Stream (and run under
+            // its id), a run by hand was never begun.
+            if !job.is_empty() && !never_started {
                 (self.notify)(Notice::Interrupted {
                     job,
                     attempt,

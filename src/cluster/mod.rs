@@ -111,6 +111,9 @@ pub(crate) enum Command {
     ClaimDone {
         job: Arc<str>,
         due_ms: i64,
+        /// False: the run was refused here, so the occurrence does not
+        /// count as running either (its field of `NS:running:JOB` goes).
+        started: bool,
     },
     Record(Record),
     PutJob {
@@ -299,10 +302,14 @@ impl Cluster {
         let _ = self.tx.send(Command::Claim { job, due_ms, skip });
     }
 
-    /// Says the loop is done with a won claim (its run is created, or
-    /// refused): the occurrence is no longer pending.
-    pub fn claim_done(&self, job: Arc<str>, due_ms: i64) {
-        let _ = self.tx.send(Command::ClaimDone { job, due_ms });
+    /// Says the loop is done with a won claim: its run is created
+    /// (`started`), or refused here. The occurrence is no longer pending.
+    pub fn claim_done(&self, job: Arc<str>, due_ms: i64, started: bool) {
+        let _ = self.tx.send(Command::ClaimDone {
+            job,
+            due_ms,
+            started,
+        });
     }
 
     /// Writes a run's record (and its event) to Redis.

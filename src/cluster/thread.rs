@@ -108,7 +108,7 @@ pub(super) struct Link {
     pub(super) con: Option<Connection>,
     retry_at: Instant,
     backoff: Duration,
-    buffered: VecDeque<Record>,
+    buffered: VecDeque<Command>,
     pub(super) local: HashMap<u64, Local>,
     history: usize,
     pub(super) notify: Arc<NoticeFn>,
@@ -183,6 +183,7 @@ impl Link {
                     .arg(&self.cluster.config.node)
                     .arg(self.cluster.node_index)
                     .query::<()>(&mut con);
+                self.check_index(&mut con);
                 self.con = Some(con);
                 self.backoff = BACKOFF_MIN;
                 let link = &self.cluster.link;
@@ -195,19 +196,37 @@ impl Link {
                     );
                     (self.notify)(Notice::Link(true));
                 }
-                let buffered: Vec<Record> = self.buffered.drain(..).collect();
+                let buffered: Vec<Command> = self.buffered.drain(..).collect();
                 if !buffered.is_empty() {
                     log::info!(
                         "cluster: writing {} run record(s) kept while Redis was away",
                         buffered.len()
                     );
-                    self.send(buffered.into_iter().map(Command::Record).collect());
+                    self.send(buffered);
                 }
             }
             Err(e) => {
                 self.retry_at = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 self.note_error(&e.to_string());
+            }
+        }
+    }
+
+    /// Logs an error if another node name holds this node's index (this
+    /// node started while Redis was away and took its index from its
+    /// name's hash): run ids of the two may collide.
+    fn check_index(&self, con: &mut Connection) {
+        let all: HashMap<String, u16> = redis::cmd("HGETALL")
+            .arg(self.cluster.keys.node_index())
+            .query(con)
+            .unwrap_or_default();
+        let me = &self.cluster.config.node;
+        for (name, index) in all {
+            if index == self.cluster.node_index && &name != me {
+                log::error!(
+                    "cluster: node {name} holds this node's index {index} too (this node started while Redis was unreachable): their run ids may collide; restart this node while Redis is reachable"
+                );
             }
         }
     }
@@ -240,6 +259,7 @@ impl Link {
     fn send(&mut self, batch: Vec<Command>) {
         let mut claims = Vec::new();
         let mut records = Vec::new();
+        let mut dones = Vec::new();
         let mut pipe = redis::pipe();
         for c in batch {
             match c {
@@ -247,11 +267,23 @@ impl Link {
                     self.claim_into(&mut pipe, &job, due_ms, skip);
                     claims.push((job, due_ms));
                 }
-                Command::ClaimDone { job, due_ms } => {
+                Command::ClaimDone {
+                    job,
+                    due_ms,
+                    started,
+                } => {
+                    let keys = &self.cluster.keys;
                     pipe.cmd("HDEL")
-                        .arg(self.cluster.keys.pending())
+                        .arg(keys.pending())
                         .arg(Keys::pending_field(&job, due_ms))
                         .ignore();
+                    if !started {
+                        pipe.cmd("HDEL")
+                            .arg(keys.running(&job))
+                            .arg(due_ms)
+                            .ignore();
+                    }
+                    dones.push((job, due_ms, started));
                 }
                 Command::Record(r) => {
                     self.record_into(&mut pipe, &r);
@@ -325,7 +357,14 @@ impl Link {
                     self.answer(job, due_ms, Verdict::Down);
                 }
                 for r in records {
-                    self.keep(r);
+                    self.keep(Command::Record(r));
+                }
+                for (job, due_ms, started) in dones {
+                    self.keep(Command::ClaimDone {
+                        job,
+                        due_ms,
+                        started,
+                    });
                 }
             }
         }
@@ -348,8 +387,8 @@ impl Link {
         });
     }
 
-    /// Keeps a record for when Redis is back (bounded).
-    fn keep(&mut self, r: Record) {
+    /// Keeps a record (or a claim's end) for when Redis is back (bounded).
+    fn keep(&mut self, r: Command) {
         if self.buffered.len() >= MAX_BUFFERED {
             self.buffered.pop_front();
             self.cluster.link.dropped.fetch_add(1, Ordering::Relaxed);

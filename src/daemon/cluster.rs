@@ -58,9 +58,9 @@ impl Daemon {
                 due_ms,
                 run_id,
             } => {
-                self.start_claimed(&job, due_ms, run_id);
+                let started = self.start_claimed(&job, due_ms, run_id);
                 if let Some(c) = &self.shared.cluster {
-                    c.claim_done(Arc::from(job.as_str()), due_ms);
+                    c.claim_done(Arc::from(job.as_str()), due_ms, started);
                 }
             }
             Notice::Interrupted {
@@ -88,7 +88,7 @@ impl Daemon {
                     .is_some_and(|c| c.runs_when_down()) =>
             {
                 log::info!("job {job}: Redis unreachable; running the occurrence due at {due_ms} ms here (on_redis_down = run-local)");
-                self.start_claimed(job, due_ms, None);
+                let _ = self.start_claimed(job, due_ms, None);
             }
             Verdict::Down => {
                 self.count_skip(job);
@@ -107,15 +107,16 @@ impl Daemon {
 
     /// Runs a claimed occurrence, then lets go of its pending mark.
     fn run_claimed(&mut self, job: &str, due_ms: i64) {
-        self.start_claimed(job, due_ms, None);
+        let started = self.start_claimed(job, due_ms, None);
         if let Some(c) = &self.shared.cluster {
-            c.claim_done(Arc::from(job), due_ms);
+            c.claim_done(Arc::from(job), due_ms, started);
         }
     }
 
-    fn start_claimed(&mut self, job: &str, due_ms: i64, preset_id: Option<RunId>) {
+    /// Starts the run of a claimed occurrence; false if it was refused.
+    fn start_claimed(&mut self, job: &str, due_ms: i64, preset_id: Option<RunId>) -> bool {
         let Ok(at) = Timestamp::from_millisecond(due_ms) else {
-            return;
+            return false;
         };
         let new = NewRun {
             scheduled_at: Some(at),
@@ -123,7 +124,10 @@ impl Daemon {
             ..NewRun::new(Trigger::Schedule, None)
         };
         match self.start_run(job, new) {
-            Ok(id) => log::debug!("job {job}: scheduled run {id} queued (claimed)"),
+            Ok(id) => {
+                log::debug!("job {job}: scheduled run {id} queued (claimed)");
+                true
+            }
             Err(e) => {
                 let level = if e.is_conflict() {
                     log::Level::Info
@@ -131,6 +135,7 @@ impl Daemon {
                     log::Level::Warn
                 };
                 log::log!(level, "job {job}: scheduled run skipped: {e}");
+                false
             }
         }
     }
@@ -276,6 +281,15 @@ impl Daemon {
                         }
                     };
                     let name = def.name.clone();
+                    let same = {
+                        let core = self.shared.core.lock();
+                        let stored = core.api().source_of(&name);
+                        stored.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                            == Some(source.clone())
+                    };
+                    if same {
+                        continue;
+                    }
                     if let Err(e) = self.put_job(def, map.clone()) {
                         log::warn!(
                             "cluster: API job {name} from another node not defined here: {e}"

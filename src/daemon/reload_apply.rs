@@ -270,6 +270,10 @@ impl Daemon {
         for key in self.start.needs_restart(&plan.config.daemon.start) {
             log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
         }
+        let running = self.shared.cluster.as_ref().map(|c| &c.config);
+        if running != plan.config.cluster.as_ref() {
+            log::warn!("reload: [cluster] changed; it takes effect only after a restart");
+        }
         let systemd = match std::mem::replace(&mut self.reloads.phase, Phase::Idle) {
             Phase::Reading { _systemd, .. } => _systemd,
             _ => crate::notify::reloading(),

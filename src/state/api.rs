@@ -75,6 +75,11 @@ impl ApiJobs {
         table.chain(aside)
     }
 
+    /// The defining object of the API job `name` in the job table.
+    pub fn source_of(&self, name: &str) -> Option<&str> {
+        self.sources.get(name).map(|s| &**s)
+    }
+
     /// The API jobs named after `after` (all for None), by name, with
     /// their defining objects: those in the job table, or (`aside`) those
     /// kept aside (journal compaction, a piece at a time).
