@@ -260,6 +260,8 @@ impl Link {
         let mut claims = Vec::new();
         let mut records = Vec::new();
         let mut dones = Vec::new();
+        // API job changes, kept like records if Redis is away.
+        let mut later = Vec::new();
         let mut pipe = redis::pipe();
         for c in batch {
             match c {
@@ -309,6 +311,7 @@ impl Link {
                         .arg("node")
                         .arg(&self.cluster.config.node)
                         .ignore();
+                    later.push(Command::PutJob { name, job });
                 }
                 Command::DeleteJob { name } => {
                     let keys = &self.cluster.keys;
@@ -326,6 +329,7 @@ impl Link {
                         .arg("node")
                         .arg(&self.cluster.config.node)
                         .ignore();
+                    later.push(Command::DeleteJob { name });
                 }
                 Command::Stop => {}
             }
@@ -365,6 +369,9 @@ impl Link {
                         due_ms,
                         started,
                     });
+                }
+                for c in later {
+                    self.keep(c);
                 }
             }
         }
