@@ -221,3 +221,33 @@ fn run_local_runs_every_occurrence_on_every_node_while_redis_is_away() {
         assert_eq!(cluster_of(&mut c)["on_redis_down"], "run-local");
     }
 }
+
+/// A Redis that stops answering (SIGSTOP: a hung server) never holds
+/// up the event loop: pings, `status` and a local `jobs.run` are answered
+/// while it hangs (all Redis I/O is on the cluster threads, with
+/// timeouts), and the node reports Redis unreachable, then recovers.
+#[test]
+fn a_hung_redis_never_holds_up_the_event_loop() {
+    use rustix::process::Signal;
+    let redis = RedisServer::start();
+    let ns = namespace();
+    let jobs = "[[jobs]]\nname = \"tick\"\nevery = \"1s\"\ncommand = [\"true\"]\n\
+                [[jobs]]\nname = \"hello\"\ncommand = [\"true\"]\n";
+    let node = fleet(&redis, &ns, &["z1"], "", "", jobs).remove(0);
+    let mut c = node.client();
+    redis.signal(Signal::STOP);
+    // The cluster thread's next command times out: the link goes down.
+    poll_until("the node to see Redis unreachable", || {
+        (cluster_of(&mut c)["redis"]["connected"] == false).then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(c.ok("ping", json!({})), "pong");
+        assert!(c.ok("status", json!({}))["cluster"].is_object());
+    }
+    let run = c.ok("jobs.run", json!({"name": "hello", "wait": true}));
+    assert_eq!(run["state"], "succeeded", "{run}");
+    redis.signal(Signal::CONT);
+    poll_until("the link back", || {
+        (cluster_of(&mut c)["redis"]["connected"] == true).then_some(())
+    });
+}

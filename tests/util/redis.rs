@@ -186,6 +186,14 @@ impl RedisServer {
         }
     }
 
+    /// Sends `signal` to the server (SIGSTOP: a Redis that hangs, no
+    /// answer to anyone; SIGCONT: back).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("signal redis-server");
+    }
+
     /// A new connection (authenticated if the server has a password).
     pub fn conn(&self) -> Conn {
         Conn::connect(self.addr(), self.password.as_deref())
