@@ -424,9 +424,11 @@ fn kill_9_of_the_busiest_node_loses_no_occurrence_twice() {
     );
     let survivor = (victim + 1) % 3;
     let mut s = nodes[survivor].client();
+    // Its record reaches Redis a moment after the run is created: until
+    // then another node answers "no such run".
     poll_until("the long run to be seen running from a survivor", || {
-        let r = s.ok("runs.get", json!({ "run_id": long }));
-        (r["state"] == "running").then_some(())
+        let r = s.call("runs.get", json!({ "run_id": long }));
+        (r["result"]["state"] == "running").then_some(())
     });
     let before = runs_of(&mut s, "tick");
 
@@ -585,8 +587,8 @@ fn redis_restarted_mid_run_loses_nothing_and_doubles_nothing() {
     let before = wait_scheduled(&mut a, "tick", next_second(now_ms()) + 2000);
     let mid = run_id(&a.ok("jobs.run", json!({"name": "mid"})));
     poll_until("the run to be seen running on the other node", || {
-        let r = b.ok("runs.get", json!({ "run_id": mid }));
-        (r["state"] == "running").then_some(())
+        let r = b.call("runs.get", json!({ "run_id": mid }));
+        (r["result"]["state"] == "running").then_some(())
     });
 
     redis.restart();
@@ -689,7 +691,12 @@ fn work_shared_through_redis_is_answered_where_asked_and_in_the_events() {
             "{r}"
         );
         assert!(names.contains(&r["node"].as_str().unwrap_or("")), "{r}");
-        let seen = c.ok("runs.get", json!({"run_id": r["run_id"]}));
+        // The run's end reaches Redis a moment after the answer when the
+        // node that asked ran it itself.
+        let seen = poll_until("the run's end seen from C", || {
+            let seen = c.call("runs.get", json!({"run_id": r["run_id"]}))["result"].clone();
+            (seen["state"] == r["state"]).then_some(seen)
+        });
         assert_eq!(
             (&seen["run_id"], &seen["state"], &seen["node"]),
             (&r["run_id"], &r["state"], &r["node"]),

@@ -251,3 +251,26 @@ fn a_hung_redis_never_holds_up_the_event_loop() {
         (cluster_of(&mut c)["redis"]["connected"] == true).then_some(())
     });
 }
+
+/// `POST /jobs/NAME/run?node=any`: the HTTP form of a run for any node;
+/// another query parameter is refused.
+#[test]
+fn http_run_takes_node_any_and_refuses_other_query_parameters() {
+    let redis = RedisServer::start();
+    let ns = namespace();
+    let job = "[[jobs]]\nname = \"hello\"\ncommand = [\"true\"]\n";
+    let nodes = fleet(&redis, &ns, &["h1", "h2"], "", "", job);
+    let addr = nodes[0].addr;
+    let r = util::http::post(addr, "/jobs/hello/run?node=any", "");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let answer = r.json();
+    assert_eq!(answer["node"], "any", "{answer}");
+    let id = answer["run_id"].as_str().expect("run_id").to_string();
+    let mut other = nodes[1].client();
+    poll_until("the run for any node to end", || {
+        let run = other.call("runs.get", json!({ "run_id": id }));
+        (run["result"]["state"] == "succeeded").then_some(())
+    });
+    let bad = util::http::post(addr, "/jobs/hello/run?name=other", "");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}

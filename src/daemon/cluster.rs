@@ -217,8 +217,12 @@ impl Daemon {
         let Some(c) = self.shared.cluster.clone() else {
             return;
         };
+        // A run for any node is work to be done: on a node already running
+        // the job it waits behind that run (`overlap = "queue"`) rather
+        // than being refused by `skip`.
         let new = NewRun {
             preset_id: Some(item.run_id),
+            overlap: Some(Overlap::Queue),
             ..NewRun::new(Trigger::Manual, item.args.clone())
         };
         let started = match (&item.job, &item.adhoc) {

@@ -430,6 +430,15 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
             if let Some(args) = body_json(shared, req.body)? {
                 params.insert("args".into(), args);
             }
+            // `?node=any` (cluster mode) is the one query parameter.
+            for (key, value) in query_params(req.query)? {
+                if key != "node" {
+                    return Err(bad_request(&format!(
+                        "unknown query parameter `{key}`: POST /jobs/NAME/run takes only `node` (local or any)"
+                    )));
+                }
+                params.insert(key, value);
+            }
             Ok(call("jobs.run", params, 202))
         }
         ["jobs", name, "pause"] => post(call("jobs.pause", named("name", name)?, 200)),
