@@ -149,3 +149,73 @@ command = ["sleep", "1.5"]
         .expect("a summary line");
     assert!(line.contains("job busy:"), "{line}");
 }
+
+/// `jobs.get {name, next: N}` answers `next_runs`, the next N due times
+/// (like `systemd-analyze calendar --iterations`): for `every`, one
+/// interval apart; for cron, each a match of the expression in the job's
+/// zone; none for a job without a schedule; `next` out of 1..=1000 is
+/// refused.
+#[test]
+fn jobs_get_next_lists_the_next_due_times() {
+    let jobs = r#"
+[[jobs]]
+name = "hourly"
+every = "1h"
+command = ["true"]
+
+[[jobs]]
+name = "weekdays"
+cron = "0 9 * * MON-FRI"
+tz = "Europe/Paris"
+command = ["true"]
+
+[[jobs]]
+name = "manual"
+command = ["true"]
+"#;
+    let d = Daemon::start(&config("", jobs));
+    let mut c = d.client();
+    let hourly = c.ok("jobs.get", json!({"name": "hourly", "next": 3}));
+    let times: Vec<i64> = hourly["next_runs"]
+        .as_array()
+        .expect("next_runs")
+        .iter()
+        .map(millis)
+        .collect();
+    assert_eq!(times.len(), 3, "{hourly}");
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] == 3_600_000),
+        "{times:?}"
+    );
+    assert_eq!(times[0] % 3_600_000, 0, "aligned to the hour: {times:?}");
+
+    let weekdays = c.ok("jobs.get", json!({"name": "weekdays", "next": 7}));
+    let runs = weekdays["next_runs"].as_array().expect("next_runs");
+    assert_eq!(runs.len(), 7, "{weekdays}");
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").expect("zone");
+    for t in runs {
+        let at: jiff::Timestamp = t.as_str().expect("text").parse().expect("RFC 3339");
+        let local = at.to_zoned(paris.clone());
+        assert_eq!((local.hour(), local.minute()), (9, 0), "{local}");
+        assert!(
+            !matches!(
+                local.weekday(),
+                jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+            ),
+            "{local}"
+        );
+    }
+
+    let manual = c.ok("jobs.get", json!({"name": "manual", "next": 2}));
+    assert_eq!(manual["next_runs"], json!([]), "{manual}");
+    assert!(c
+        .ok("jobs.get", json!({"name": "hourly"}))
+        .get("next_runs")
+        .is_none());
+    for bad in [0, 1001] {
+        assert_eq!(
+            c.err_code("jobs.get", json!({"name": "hourly", "next": bad})),
+            -32602
+        );
+    }
+}

@@ -35,7 +35,7 @@ pub enum Call<'a> {
     /// `jobs.list {limit?, after?, prefix?, source?}`.
     JobsList(JobsList<'a>),
     /// `jobs.get {name}`.
-    JobsGet(JobName<'a>),
+    JobsGet(JobsGet<'a>),
     /// `runs.get {run_id}`.
     RunsGet(RunRef),
     /// `runs.list {job?, state?, limit?, before?}`.
@@ -80,6 +80,20 @@ pub struct JobName<'a> {
     /// The job's name.
     pub name: &'a str,
 }
+
+/// `jobs.get {name, next?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsGet<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// Also answer `next_runs`, the next this many due times (1 to
+    /// [`MAX_NEXT_RUNS`]).
+    pub next: Option<u64>,
+}
+
+/// The largest `next` of `jobs.get`.
+pub const MAX_NEXT_RUNS: u64 = 1000;
 
 /// `{run_id}`: a run.
 #[derive(Debug, Deserialize)]

@@ -10,25 +10,65 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `jobs.get {name}` → the job object with its `history`.
-pub fn get(shared: &Shared, name: &str) -> Result<Box<RawValue>, Error> {
-    let encoded = {
+/// `jobs.get {name, next?}` → the job object with its `history`; with
+/// `next: N`, also `next_runs`: the next N due times of its schedule from
+/// now (like `systemd-analyze calendar --iterations=N`), whether or not
+/// the job is paused.
+pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValue>, Error> {
+    let next = match next {
+        None => None,
+        Some(n @ 1..=super::call::MAX_NEXT_RUNS) => Some(n),
+        Some(_) => {
+            return Err(Error::Invalid {
+                param: "next",
+                what: format!("must be between 1 and {}", super::call::MAX_NEXT_RUNS),
+            })
+        }
+    };
+    let (encoded, schedule) = {
         let core = shared.core.lock();
         let view = core
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
-        encode(&view)?
+        let schedule = next
+            .and(core.job(name))
+            .and_then(|e| e.def.schedule.clone());
+        (encode(&view)?, schedule)
     };
     // Cluster mode: the job's newest run across the fleet.
-    match super::cluster::last_run_from_cluster(shared, name) {
-        Some(last) => {
-            let mut job: Value =
-                serde_json::from_str(encoded.get()).map_err(|e| Error::Internal(e.to_string()))?;
-            job["last_run"] = last;
-            encode(&job)
-        }
-        None => Ok(encoded),
+    let last = super::cluster::last_run_from_cluster(shared, name);
+    if last.is_none() && next.is_none() {
+        return Ok(encoded);
     }
+    let mut job: Value =
+        serde_json::from_str(encoded.get()).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(last) = last {
+        job["last_run"] = last;
+    }
+    if let Some(n) = next {
+        job["next_runs"] = Value::from(next_runs(schedule.as_ref(), n));
+    }
+    encode(&job)
+}
+
+/// The next `n` due times of `schedule` after now, as RFC 3339 (fewer if
+/// it stops firing; none without a schedule).
+fn next_runs(schedule: Option<&crate::schedule::Schedule>, n: u64) -> Vec<String> {
+    let Some(schedule) = schedule else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut at = crate::time::now();
+    for _ in 0..n {
+        match schedule.next_after(at) {
+            Some(t) => {
+                out.push(crate::time::rfc3339(&t));
+                at = t;
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 /// `jobs.run {name, wait?, args?}`: the command.
