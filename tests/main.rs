@@ -24,6 +24,7 @@ mod conn_lifecycle;
 mod crash;
 mod ctl;
 mod failpoints;
+mod flows;
 mod group_commit;
 mod herd;
 mod hostile;

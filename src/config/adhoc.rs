@@ -14,9 +14,10 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 10] = [
+const REFUSED: [&str; 11] = [
     "name",
     "on_failure",
+    "on_success",
     "every",
     "cron",
     "tz",
@@ -40,6 +41,13 @@ pub fn parse_adhoc_job(job: &Map<String, Value>) -> Result<JobDef, String> {
     }
     if let Some((key, _)) = job.iter().find(|(_, v)| has_null(v)) {
         return Err(format!("job.{key}: null is not a value; leave the key out"));
+    }
+    if job.contains_key("on_success") {
+        return Err(
+            "job.on_success: not available for jobs defined through the API yet; \
+                    chain jobs with on_success in the config file"
+                .to_string(),
+        );
     }
     let mut table = job.clone();
     table.insert("name".into(), Value::from(ADHOC_NAME));

@@ -21,6 +21,8 @@ pub(crate) struct Checked {
     pub key: JobKey,
     pub name: Option<(String, usize)>,
     pub on_failure: Option<(String, usize)>,
+    /// The `on_success` target and where it is.
+    pub on_success: Option<(String, usize)>,
 }
 
 impl Checked {
@@ -34,6 +36,9 @@ impl Checked {
                 *name = String::new();
             }
             if let Some((target, _)) = &mut self.on_failure {
+                *target = String::new();
+            }
+            if let Some((target, _)) = &mut self.on_success {
                 *target = String::new();
             }
         }
@@ -50,6 +55,16 @@ impl Checked {
         let (own, at) = self.on_failure.as_ref()?;
         let target = match &self.def {
             Some(def) => def.on_failure.as_deref().unwrap_or(own),
+            None => own,
+        };
+        Some((target, *at))
+    }
+
+    /// The job's `on_success` target and where it is.
+    pub(crate) fn on_success(&self) -> Option<(&str, usize)> {
+        let (own, at) = self.on_success.as_ref()?;
+        let target = match &self.def {
+            Some(def) => def.on_success.as_deref().unwrap_or(own),
             None => own,
         };
         Some((target, *at))
@@ -117,6 +132,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         _ => CatchUp::None,
     };
     let on_failure = values::optional_text(r, j.on_failure.as_ref(), key.key("on_failure"));
+    let on_success = values::optional_text(r, j.on_success.as_ref(), key.key("on_success"));
     let tz = time_zone(r, &j, &key);
     let retries = int_in(r, j.retries.as_ref(), key.key("retries"), 0..=100, 0);
     let retry_backoff = values::duration(
@@ -143,6 +159,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     let kind = kinds::validate(r, &j, &key, table_at);
 
     let failure_target = on_failure.clone().zip(j.on_failure.as_ref().map(at));
+    let success_target = on_success.clone().zip(j.on_success.as_ref().map(at));
     // The database's spelling of the name (it matches ignoring case).
     let tz_name = tz
         .as_ref()
@@ -159,6 +176,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         retry_backoff,
         jitter,
         on_failure,
+        on_success,
         catch_up,
         catch_up_limit: to(catch_up_limit),
         tz: tz_name,
@@ -166,6 +184,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     Checked {
         name: key.name.clone().map(|name| (name, name_at)),
         on_failure: failure_target,
+        on_success: success_target,
         def,
         key,
     }

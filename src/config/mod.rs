@@ -97,6 +97,8 @@ pub struct JobDef {
     pub jitter: Duration,
     /// Job to trigger when a run fails. [jobs]
     pub on_failure: Option<String>,
+    /// Job to trigger when a run succeeds. [flows]
+    pub on_success: Option<String>,
     /// Replay of runs missed while the daemon was down. [jobs]
     pub catch_up: CatchUp,
     /// Most runs replayed with `CatchUp::All`. [jobs]

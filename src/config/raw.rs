@@ -93,7 +93,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 30] = [
+pub(crate) const JOB_KEYS: [&str; 31] = [
     "name",
     "kind",
     "every",
@@ -105,6 +105,7 @@ pub(crate) const JOB_KEYS: [&str; 30] = [
     "retry_backoff",
     "jitter",
     "on_failure",
+    "on_success",
     "catch_up",
     "catch_up_limit",
     "enabled",
@@ -149,6 +150,7 @@ pub(crate) struct RawJob {
     pub retry_backoff: Sp<String>,
     pub jitter: Sp<String>,
     pub on_failure: Sp<String>,
+    pub on_success: Sp<String>,
     pub catch_up: Sp<String>,
     pub catch_up_limit: Sp<i64>,
     pub enabled: Sp<bool>,
@@ -192,6 +194,7 @@ impl RawJob {
             retry_backoff: None,
             jitter: None,
             on_failure: None,
+            on_success: None,
             catch_up: None,
             catch_up_limit: None,
             enabled: None,
@@ -538,6 +541,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
             "retry_backoff" => j.retry_backoff = rd.string("retry_backoff", item, at, k),
             "jitter" => j.jitter = rd.string("jitter", item, at, k),
             "on_failure" => j.on_failure = rd.string("on_failure", item, at, k),
+            "on_success" => j.on_success = rd.string("on_success", item, at, k),
             "catch_up" => j.catch_up = rd.string("catch_up", item, at, k),
             "catch_up_limit" => j.catch_up_limit = rd.integer("catch_up_limit", item, at, k),
             "enabled" => j.enabled = rd.boolean("enabled", item, at, k),

@@ -261,6 +261,55 @@ on_failure = "self"
 }
 
 #[test]
+fn on_success_targets_exist_and_cycles_through_both_keys_are_named() {
+    assert_errors(
+        r#"
+[[jobs]]
+name = "backup"
+command = ["true"]
+on_success = "verify"
+
+[[jobs]]
+name = "verify"
+command = ["true"]
+on_success = "upload"
+on_failure = "alert"
+
+[[jobs]]
+name = "upload"
+command = ["true"]
+on_failure = "backup"
+
+[[jobs]]
+name = "alert"
+command = ["true"]
+on_success = "ghost"
+"#,
+        &[
+            "conf/t.toml:5: jobs[0].on_success (job \"backup\"): forms a cycle: backup -> verify -> upload -> backup",
+            "conf/t.toml:21: jobs[3].on_success (job \"alert\"): names job \"ghost\", which does not exist",
+        ],
+    );
+    // A chain and a diamond without a cycle are fine.
+    ok(r#"
+[[jobs]]
+name = "a"
+command = ["true"]
+on_success = "b"
+on_failure = "c"
+
+[[jobs]]
+name = "b"
+command = ["true"]
+on_success = "c"
+
+[[jobs]]
+name = "c"
+command = ["true"]
+"#);
+}
+
+#[test]
 fn other_kinds_are_validated_with_their_own_keys() {
     assert_errors(
         r#"

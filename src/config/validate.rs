@@ -2,8 +2,8 @@
 //!
 //! Each table is validated on its own ([`super::daemon`], [`super::job`]),
 //! then the checks that look across jobs run here: names are unique, and
-//! `on_failure` names an existing job without forming a cycle (a cycle would
-//! let one failure trigger runs forever).
+//! `on_failure` and `on_success` name existing jobs without forming a
+//! cycle through either (a cycle would let one run trigger runs forever).
 //!
 //! Jobs that share settings share their memory ([`Interner`]).
 
@@ -136,62 +136,90 @@ fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c s
     by_name
 }
 
-/// Reports `on_failure` targets that do not exist, and cycles, in one
-/// pass over the jobs (each job is walked once, however long the chains).
+/// Reports `on_failure` and `on_success` targets that do not exist, and
+/// cycles through them, in one pass over the jobs (each job is walked once,
+/// however long the chains): a cycle would let one run trigger runs
+/// forever. A cycle is reported once, at its lowest-indexed job, naming
+/// every job on it and the key of each step.
 fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&str, usize>) {
-    // Each job has at most one target, so following targets from any job
-    // either ends or loops; a loop is reported once, at its lowest index.
-    let next = |index: usize| -> Option<usize> {
-        let (target, _) = checked[index].on_failure()?;
-        by_name.get(target).copied()
-    };
+    type Target = fn(&Checked) -> Option<(&str, usize)>;
+    const KEYS: [(&str, Target); 2] = [
+        ("on_failure", Checked::on_failure),
+        ("on_success", Checked::on_success),
+    ];
     for job in checked {
-        if let Some((target, at)) = job.on_failure() {
-            if !by_name.contains_key(target) {
-                let message = format!("names job \"{target}\", which does not exist");
-                r.error(at, job.label("on_failure"), message);
+        for (key, target_of) in KEYS {
+            if let Some((target, at)) = target_of(job) {
+                if !by_name.contains_key(target) {
+                    let message = format!("names job \"{target}\", which does not exist");
+                    r.error(at, job.label(key), message);
+                }
             }
         }
     }
-    // 0: not seen; 1: on the walk in progress; 2: done.
+    // The edges: job -> (key, target job).
+    let edges = |index: usize| {
+        KEYS.iter().filter_map(move |(key, target_of)| {
+            let (target, _) = target_of(&checked[index])?;
+            by_name.get(target).map(|t| (*key, *t))
+        })
+    };
+    // Depth first, without recursion: 0 not seen, 1 on the path, 2 done.
     let mut state = vec![0u8; checked.len()];
-    let mut walk = Vec::new();
     for start in 0..checked.len() {
-        let mut current = start;
-        let mut looped = false;
-        while state[current] == 0 {
-            state[current] = 1;
-            walk.push(current);
-            match next(current) {
-                Some(step) => {
-                    current = step;
-                    looped = state[step] == 1;
+        if state[start] != 0 {
+            continue;
+        }
+        // The path: (job, the key that led to the next job, its edges left).
+        let mut path: Vec<(usize, &str, Vec<(&str, usize)>)> =
+            vec![(start, "", edges(start).collect())];
+        state[start] = 1;
+        while let Some((job, _, left)) = path.last_mut() {
+            let job = *job;
+            let Some((key, next)) = left.pop() else {
+                state[job] = 2;
+                path.pop();
+                continue;
+            };
+            if let Some(last) = path.last_mut() {
+                last.1 = key;
+            }
+            match state[next] {
+                0 => {
+                    state[next] = 1;
+                    path.push((next, "", edges(next).collect()));
                 }
-                None => break,
+                1 => report_cycle(r, checked, &path, next),
+                _ => {}
             }
         }
-        if looped {
-            // The walk came back to itself: a cycle, from `current` on.
-            let from = walk.iter().position(|i| *i == current).unwrap_or(0);
-            let cycle = &walk[from..];
-            let lowest = cycle.iter().copied().min().unwrap_or(current);
-            let mut names = Vec::with_capacity(cycle.len() + 1);
-            let mut i = lowest;
-            loop {
-                names.extend(checked[i].name().map(|(n, _)| n));
-                match next(i) {
-                    Some(step) if step != lowest => i = step,
-                    _ => break,
-                }
-            }
-            names.extend(checked[lowest].name().map(|(n, _)| n));
-            if let Some((_, at)) = checked[lowest].on_failure() {
-                let message = format!("forms a cycle: {}", names.join(" -> "));
-                r.error(at, checked[lowest].label("on_failure"), message);
-            }
-        }
-        for i in walk.drain(..) {
-            state[i] = 2;
-        }
+    }
+}
+
+/// Reports the cycle that closes at `back` (on `path`), at its
+/// lowest-indexed job: `forms a cycle: a -> b -> a` under the key that
+/// leaves that job.
+fn report_cycle(
+    r: &mut Report<'_>,
+    checked: &[Checked],
+    path: &[(usize, &str, Vec<(&str, usize)>)],
+    back: usize,
+) {
+    let from = path.iter().position(|(j, _, _)| *j == back).unwrap_or(0);
+    let cycle = &path[from..];
+    let lowest = (0..cycle.len()).min_by_key(|i| cycle[*i].0).unwrap_or(0);
+    let mut names = Vec::with_capacity(cycle.len() + 1);
+    for k in 0..=cycle.len() {
+        let (job, _, _) = cycle[(lowest + k) % cycle.len()];
+        names.extend(checked[job].name().map(|(n, _)| n));
+    }
+    let (job, key, _) = &cycle[lowest];
+    let target = match *key {
+        "on_success" => checked[*job].on_success(),
+        _ => checked[*job].on_failure(),
+    };
+    if let Some((_, at)) = target {
+        let message = format!("forms a cycle: {}", names.join(" -> "));
+        r.error(at, checked[*job].label(key), message);
     }
 }

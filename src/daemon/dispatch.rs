@@ -47,6 +47,8 @@ pub struct NewRun {
     /// The id the run must have (a run for any node, whose id the node
     /// that received the request chose); None: the next id.
     pub preset_id: Option<RunId>,
+    /// The run that triggered it (`on_failure`, `on_success`).
+    pub parent: Option<RunId>,
 }
 
 impl NewRun {
@@ -60,6 +62,7 @@ impl NewRun {
             overlap: None,
             catch_up: false,
             preset_id: None,
+            parent: None,
         }
     }
 }
@@ -105,6 +108,7 @@ impl Daemon {
             overlap,
             catch_up,
             preset_id,
+            parent,
         } = new;
         if self.stopping() {
             return Err(Error::ShuttingDown);
@@ -155,6 +159,9 @@ impl Daemon {
         };
         if catch_up {
             core.mark_catch_up(id);
+        }
+        if let Some(parent) = parent {
+            core.set_parent(id, parent);
         }
         if admission == Admission::Backlog {
             if let Some(entry) = core.job_mut(name) {
@@ -309,6 +316,9 @@ impl Daemon {
             return;
         }
         if let Some(input) = input {
+            if run.state == RunState::Succeeded {
+                self.after_success(run, &input.def);
+            }
             self.after_failure(run, input);
         }
         let Some(name) = run.job.as_deref() else {
@@ -330,6 +340,37 @@ impl Daemon {
                 .remove(&id)
                 .map_or((None, None), |i| (i.args, i.adhoc));
             self.dispatch(id, def, args, adhoc);
+        }
+    }
+
+    /// A succeeded run: start its job's `on_success` job, with
+    /// `trigger = "on_success"`, args `{job, run_id, state, result}` (the
+    /// run's `result` object, where its kind has one: an http job's
+    /// status, a sql job's rows) and `parent_run_id` the run.
+    fn after_success(&mut self, run: &Run, def: &crate::config::JobDef) {
+        let Some(target) = def.on_success.as_deref() else {
+            return;
+        };
+        let what = run.job.as_deref().unwrap_or("(submitted)");
+        let args = serde_json::json!({
+            "job": run.job,
+            "run_id": run.id.to_string(),
+            "state": run.state.as_str(),
+            "result": run.result,
+        });
+        let new = NewRun {
+            parent: Some(run.id),
+            ..NewRun::new(Trigger::OnSuccess, Some(args))
+        };
+        match self.start_run(target, new) {
+            Ok(id) => log::info!(
+                "job {what}: run {} succeeded; started on_success job {target} as run {id}",
+                run.id
+            ),
+            Err(e) => log::warn!(
+                "job {what}: run {} succeeded; on_success job {target} not started: {e}",
+                run.id
+            ),
         }
     }
 
@@ -365,7 +406,11 @@ impl Daemon {
                     "state": run.state.as_str(),
                     "error": run.error,
                 });
-                match self.start_run(target, NewRun::new(Trigger::OnFailure, Some(args))) {
+                let new = NewRun {
+                    parent: Some(run.id),
+                    ..NewRun::new(Trigger::OnFailure, Some(args))
+                };
+                match self.start_run(target, new) {
                     Ok(id) => log::info!(
                         "job {what}: run {} {}; started on_failure job {target} as run {id}",
                         run.id,

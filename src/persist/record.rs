@@ -165,6 +165,9 @@ pub struct RunRecord {
     /// Replays a due time missed while the daemon was down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub catch_up: bool,
+    /// The run that triggered this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<RunId>,
 }
 
 impl RunRecord {
@@ -188,6 +191,7 @@ impl RunRecord {
             args,
             adhoc,
             catch_up: run.catch_up,
+            parent_run_id: run.parent_run_id,
         }
     }
 
@@ -210,6 +214,7 @@ impl RunRecord {
             pid: None,
             result: self.result.clone(),
             catch_up: self.catch_up,
+            parent_run_id: self.parent_run_id,
         }
     }
 }
@@ -331,6 +336,7 @@ mod tests {
             pid: Some(4242),
             result: Some(serde_json::json!({"bytes": 12, "files": ["a", "b"]})),
             catch_up: true,
+            parent_run_id: Some(3),
         }
     }
 
@@ -472,7 +478,8 @@ mod tests {
             | Trigger::Manual
             | Trigger::Submit
             | Trigger::Retry
-            | Trigger::OnFailure => Trigger::ALL.contains(&t),
+            | Trigger::OnFailure
+            | Trigger::OnSuccess => Trigger::ALL.contains(&t),
         };
         for t in Trigger::ALL {
             assert!(listed(t));

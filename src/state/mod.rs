@@ -339,6 +339,13 @@ impl Core {
         self.runs.get(&id)
     }
 
+    /// Notes which run triggered run `id`.
+    pub fn set_parent(&mut self, id: RunId, parent: RunId) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.parent_run_id = Some(parent);
+        }
+    }
+
     /// Marks a run as a catch-up of a missed due time.
     pub fn mark_catch_up(&mut self, id: RunId) {
         if let Some(run) = self.runs.get_mut(&id) {

@@ -117,16 +117,19 @@ pub enum Trigger {
     Retry,
     /// Another job's `on_failure`.
     OnFailure,
+    /// Another job's `on_success`.
+    OnSuccess,
 }
 
 impl Trigger {
     /// Every trigger.
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 6] = [
         Trigger::Schedule,
         Trigger::Manual,
         Trigger::Submit,
         Trigger::Retry,
         Trigger::OnFailure,
+        Trigger::OnSuccess,
     ];
 
     /// Parses a wire name.
@@ -142,6 +145,7 @@ impl Trigger {
             Trigger::Submit => "submit",
             Trigger::Retry => "retry",
             Trigger::OnFailure => "on_failure",
+            Trigger::OnSuccess => "on_success",
         }
     }
 }
@@ -182,6 +186,8 @@ pub struct Run {
     /// A scheduled run replaying a due time missed while the daemon was
     /// down (`catch_up`).
     pub catch_up: bool,
+    /// The run that triggered this one (`on_failure`, `on_success`).
+    pub parent_run_id: Option<RunId>,
 }
 
 impl Run {
@@ -204,6 +210,7 @@ impl Run {
             pid: None,
             result: None,
             catch_up: false,
+            parent_run_id: None,
         }
     }
 
@@ -241,6 +248,7 @@ impl Run {
                 .as_ref()
                 .map(|s| time::micros_between(&self.queued_at, s)),
             node: node_name(),
+            parent_run_id: self.parent_run_id.map(|p| p.to_string()),
         }
     }
 
@@ -283,6 +291,8 @@ pub struct RunView<'a> {
     lateness_us: Option<i64>,
     /// Extra field: `started_at - queued_at` in µs, the wait for a worker.
     pickup_us: Option<i64>,
+    /// The run that triggered this one (`on_failure`, `on_success`).
+    parent_run_id: Option<String>,
     /// In cluster mode: the node that runs it (this one: a run kept in
     /// this node's memory is its own).
     #[serde(skip_serializing_if = "Option::is_none")]
