@@ -171,8 +171,7 @@ fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&s
             continue;
         }
         // The path: (job, the key that led to the next job, its edges left).
-        let mut path: Vec<(usize, &str, Vec<(&str, usize)>)> =
-            vec![(start, "", edges(start).collect())];
+        let mut path: Vec<Step<'_>> = vec![(start, "", edges(start).collect())];
         state[start] = 1;
         while let Some((job, _, left)) = path.last_mut() {
             let job = *job;
@@ -196,15 +195,14 @@ fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&s
     }
 }
 
+/// One job on the walk: its index, the key of the edge taken from it, and
+/// its edges not yet taken (key, target index).
+type Step<'a> = (usize, &'a str, Vec<(&'a str, usize)>);
+
 /// Reports the cycle that closes at `back` (on `path`), at its
 /// lowest-indexed job: `forms a cycle: a -> b -> a` under the key that
 /// leaves that job.
-fn report_cycle(
-    r: &mut Report<'_>,
-    checked: &[Checked],
-    path: &[(usize, &str, Vec<(&str, usize)>)],
-    back: usize,
-) {
+fn report_cycle(r: &mut Report<'_>, checked: &[Checked], path: &[Step<'_>], back: usize) {
     let from = path.iter().position(|(j, _, _)| *j == back).unwrap_or(0);
     let cycle = &path[from..];
     let lowest = (0..cycle.len()).min_by_key(|i| cycle[*i].0).unwrap_or(0);
