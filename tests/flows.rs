@@ -74,6 +74,18 @@ fn a_three_job_chain_runs_each_after_the_one_before_succeeds() {
     let got = c.ok("runs.get", json!({"run_id": upload["run_id"]}));
     assert_eq!(got["parent_run_id"], verify["run_id"]);
     assert_eq!(c.ok("jobs.get", json!({"name": "alert"}))["runs_total"], 0);
+    // jobs.get shows the links both ways.
+    let job = c.ok("jobs.get", json!({"name": "verify"}));
+    assert_eq!(
+        job["upstream"],
+        json!([{"job": "backup", "via": "on_success"}]),
+        "{job}"
+    );
+    assert_eq!(
+        job["downstream"],
+        json!([{"job": "upload", "via": "on_success"}, {"job": "alert", "via": "on_failure"}]),
+        "{job}"
+    );
 }
 
 #[test]
@@ -119,4 +131,111 @@ on_failure = "a"
         text.contains("on_success") && text.contains("forms a cycle: a -> b -> a"),
         "{text}"
     );
+}
+
+const JOIN: &str = r#"
+[[jobs]]
+name = "a"
+command = ["true"]
+
+[[jobs]]
+name = "b"
+command = ["true"]
+
+[[jobs]]
+name = "c"
+command = ["sh", "-c", "printf '%s' \"$TICKD_ARGS\""]
+after = ["a", "b"]
+"#;
+
+/// `after = ["a", "b"]`: the job runs once each time both have succeeded
+/// since its last such run, with the upstream runs in its args.
+#[test]
+fn a_join_runs_once_after_every_listed_job_succeeded() {
+    let d = Daemon::start(&config("", JOIN));
+    let mut c = d.client();
+    let runs_of_c =
+        |c: &mut util::Client| c.ok("jobs.get", json!({"name": "c"}))["runs_total"].clone();
+    let a1 = c.ok("jobs.run", json!({"name": "a", "wait": true}));
+    // a alone does not complete the join; a later run of another job
+    // shows the loop has moved past a's end.
+    c.ok("jobs.run", json!({"name": "a", "wait": true}));
+    assert_eq!(runs_of_c(&mut c), 0);
+    let b = c.ok("jobs.run", json!({"name": "b", "wait": true}));
+    let joined = last_run(&d, "c");
+    assert_eq!(joined["trigger"], "after", "{joined}");
+    assert_eq!(joined["parent_run_id"], b["run_id"], "{joined}");
+    let args: Value =
+        serde_json::from_str(joined["output"].as_str().expect("output")).expect("JSON");
+    assert_eq!(args["runs"]["b"], b["run_id"], "{args}");
+    // The newest run of a counts.
+    assert_ne!(args["runs"]["a"], a1["run_id"], "{args}");
+    assert!(args["runs"]["a"].is_string(), "{args}");
+    // It starts over: b again is not enough.
+    c.ok("jobs.run", json!({"name": "b", "wait": true}));
+    c.ok("jobs.run", json!({"name": "a", "wait": false}));
+    poll_until("a second join run", || {
+        (runs_of_c(&mut c) == json!(2)).then_some(())
+    });
+    let job = c.ok("jobs.get", json!({"name": "c"}));
+    assert_eq!(
+        job["upstream"],
+        json!([{"job": "a", "via": "after"}, {"job": "b", "via": "after"}]),
+        "{job}"
+    );
+    let a = c.ok("jobs.get", json!({"name": "a"}));
+    assert_eq!(
+        a["downstream"],
+        json!([{"job": "c", "via": "after"}]),
+        "{a}"
+    );
+}
+
+/// `after` is for a job without a schedule, names existing jobs, and
+/// takes part in the cycle check.
+#[test]
+fn after_is_checked_with_the_other_links() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[jobs]]
+name = "a"
+command = ["true"]
+on_success = "c"
+
+[[jobs]]
+name = "c"
+command = ["true"]
+after = ["a", "ghost"]
+every = "1m"
+
+[[jobs]]
+name = "x"
+command = ["true"]
+on_success = "y"
+
+[[jobs]]
+name = "y"
+command = ["true"]
+after = ["x"]
+on_failure = "x"
+"#,
+    )
+    .expect("write");
+    let out = std::process::Command::new(util::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("tickd check");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    for want in [
+        "jobs[1].after (job \"c\"): a job with `after`",
+        "jobs[1].after (job \"c\"): names job \"ghost\", which does not exist",
+        "forms a cycle: x -> y -> x",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 }

@@ -14,10 +14,11 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 11] = [
+const REFUSED: [&str; 12] = [
     "name",
     "on_failure",
     "on_success",
+    "after",
     "every",
     "cron",
     "tz",

@@ -23,6 +23,8 @@ pub(crate) struct Checked {
     pub on_failure: Option<(String, usize)>,
     /// The `on_success` target and where it is.
     pub on_success: Option<(String, usize)>,
+    /// Where `after` is (its names are in `def`, or lost with it).
+    pub after_at: Option<usize>,
 }
 
 impl Checked {
@@ -68,6 +70,11 @@ impl Checked {
             None => own,
         };
         Some((target, *at))
+    }
+
+    /// The job's `after` list and where it is.
+    pub(crate) fn after(&self) -> Option<(&[String], usize)> {
+        Some((&self.def.as_ref()?.after, self.after_at?))
     }
 
     /// How messages name the job's `field`.
@@ -133,6 +140,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     };
     let on_failure = values::optional_text(r, j.on_failure.as_ref(), key.key("on_failure"));
     let on_success = values::optional_text(r, j.on_success.as_ref(), key.key("on_success"));
+    let after = after_list(r, &j, &key, schedule.is_some());
     let tz = time_zone(r, &j, &key);
     let retries = int_in(r, j.retries.as_ref(), key.key("retries"), 0..=100, 0);
     let retry_backoff = values::duration(
@@ -177,6 +185,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         jitter,
         on_failure,
         on_success,
+        after,
         catch_up,
         catch_up_limit: to(catch_up_limit),
         tz: tz_name,
@@ -185,9 +194,43 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         name: key.name.clone().map(|name| (name, name_at)),
         on_failure: failure_target,
         on_success: success_target,
+        after_at: j.after.as_ref().map(at),
         def,
         key,
     }
+}
+
+/// `after`: job names, none twice, on a job without a schedule (whether
+/// they exist is checked across jobs).
+fn after_list(r: &mut Report<'_>, j: &RawJob, key: &JobKey, scheduled: bool) -> Vec<String> {
+    let Some(v) = &j.after else {
+        return Vec::new();
+    };
+    let names = v.get_ref();
+    let k = key.key("after");
+    if names.is_empty() {
+        r.error(at(v), k, "must name at least one job");
+        return Vec::new();
+    }
+    if scheduled {
+        r.error(
+            at(v),
+            k,
+            "a job with `after` runs when the jobs it names have succeeded: remove `every` / `cron`, or `after`",
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !is_job_name(name) {
+            r.error(
+                at(v),
+                k,
+                format!("\"{}\" is not a job name", name.escape_debug()),
+            );
+        } else if names[..i].contains(name) {
+            r.error(at(v), k, format!("names \"{name}\" twice"));
+        }
+    }
+    names.clone()
 }
 
 /// `every` or `cron` (not both), or neither for a manual-only job.

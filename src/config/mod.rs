@@ -99,6 +99,9 @@ pub struct JobDef {
     pub on_failure: Option<String>,
     /// Job to trigger when a run succeeds. [flows]
     pub on_success: Option<String>,
+    /// Jobs that must all have succeeded since this job's last run for it
+    /// to run (a join); only on a job without a schedule. [flows]
+    pub after: Vec<String>,
     /// Replay of runs missed while the daemon was down. [jobs]
     pub catch_up: CatchUp,
     /// Most runs replayed with `CatchUp::All`. [jobs]

@@ -93,7 +93,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 31] = [
+pub(crate) const JOB_KEYS: [&str; 32] = [
     "name",
     "kind",
     "every",
@@ -106,6 +106,7 @@ pub(crate) const JOB_KEYS: [&str; 31] = [
     "jitter",
     "on_failure",
     "on_success",
+    "after",
     "catch_up",
     "catch_up_limit",
     "enabled",
@@ -151,6 +152,7 @@ pub(crate) struct RawJob {
     pub jitter: Sp<String>,
     pub on_failure: Sp<String>,
     pub on_success: Sp<String>,
+    pub after: Sp<Vec<String>>,
     pub catch_up: Sp<String>,
     pub catch_up_limit: Sp<i64>,
     pub enabled: Sp<bool>,
@@ -195,6 +197,7 @@ impl RawJob {
             jitter: None,
             on_failure: None,
             on_success: None,
+            after: None,
             catch_up: None,
             catch_up_limit: None,
             enabled: None,
@@ -542,6 +545,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
             "jitter" => j.jitter = rd.string("jitter", item, at, k),
             "on_failure" => j.on_failure = rd.string("on_failure", item, at, k),
             "on_success" => j.on_success = rd.string("on_success", item, at, k),
+            "after" => j.after = rd.strings("after", item, at, k),
             "catch_up" => j.catch_up = rd.string("catch_up", item, at, k),
             "catch_up_limit" => j.catch_up_limit = rd.integer("catch_up_limit", item, at, k),
             "enabled" => j.enabled = rd.boolean("enabled", item, at, k),

@@ -136,8 +136,8 @@ fn unique_names<'c>(r: &mut Report<'_>, checked: &'c [Checked]) -> HashMap<&'c s
     by_name
 }
 
-/// Reports `on_failure` and `on_success` targets that do not exist, and
-/// cycles through them, in one pass over the jobs (each job is walked once,
+/// Reports `on_failure`, `on_success` and `after` targets that do not
+/// exist, and cycles through them, in one pass over the jobs (each job is walked once,
 /// however long the chains): a cycle would let one run trigger runs
 /// forever. A cycle is reported once, at its lowest-indexed job, naming
 /// every job on it and the key of each step.
@@ -157,12 +157,30 @@ fn failure_targets(r: &mut Report<'_>, checked: &[Checked], by_name: &HashMap<&s
             }
         }
     }
+    for job in checked {
+        if let Some((names, at)) = job.after() {
+            for name in names.iter().filter(|n| !by_name.contains_key(n.as_str())) {
+                let message = format!("names job \"{name}\", which does not exist");
+                r.error(at, job.label("after"), message);
+            }
+        }
+    }
+    // `after` runs the other way: each job it names leads to the job.
+    let mut followers: Vec<Vec<usize>> = vec![Vec::new(); checked.len()];
+    for (index, job) in checked.iter().enumerate() {
+        for name in job.after().map_or(&[][..], |(names, _)| names) {
+            if let Some(upstream) = by_name.get(name.as_str()) {
+                followers[*upstream].push(index);
+            }
+        }
+    }
     // The edges: job -> (key, target job).
     let edges = |index: usize| {
-        KEYS.iter().filter_map(move |(key, target_of)| {
+        let keyed = KEYS.iter().filter_map(move |(key, target_of)| {
             let (target, _) = target_of(&checked[index])?;
             by_name.get(target).map(|t| (*key, *t))
-        })
+        });
+        keyed.chain(followers[index].iter().map(|f| ("after", *f)))
     };
     // Depth first, without recursion: 0 not seen, 1 on the path, 2 done.
     let mut state = vec![0u8; checked.len()];
@@ -212,12 +230,26 @@ fn report_cycle(r: &mut Report<'_>, checked: &[Checked], path: &[Step<'_>], back
         names.extend(checked[job].name().map(|(n, _)| n));
     }
     let (job, key, _) = &cycle[lowest];
-    let target = match *key {
-        "on_success" => checked[*job].on_success(),
-        _ => checked[*job].on_failure(),
+    let message = format!("forms a cycle: {}", names.join(" -> "));
+    // An `after` step is written on the job it leads to.
+    let (place, label) = match *key {
+        "on_success" => (
+            checked[*job].on_success().map(|(_, at)| at),
+            checked[*job].label(key),
+        ),
+        "after" => {
+            let next = cycle[(lowest + 1) % cycle.len()].0;
+            (
+                checked[next].after().map(|(_, at)| at),
+                checked[next].label(key),
+            )
+        }
+        _ => (
+            checked[*job].on_failure().map(|(_, at)| at),
+            checked[*job].label(key),
+        ),
     };
-    if let Some((_, at)) = target {
-        let message = format!("forms a cycle: {}", names.join(" -> "));
-        r.error(at, checked[*job].label(key), message);
+    if let Some(at) = place {
+        r.error(at, label, message);
     }
 }

@@ -343,37 +343,6 @@ impl Daemon {
         }
     }
 
-    /// A succeeded run: start its job's `on_success` job, with
-    /// `trigger = "on_success"`, args `{job, run_id, state, result}` (the
-    /// run's `result` object, where its kind has one: an http job's
-    /// status, a sql job's rows) and `parent_run_id` the run.
-    fn after_success(&mut self, run: &Run, def: &crate::config::JobDef) {
-        let Some(target) = def.on_success.as_deref() else {
-            return;
-        };
-        let what = run.job.as_deref().unwrap_or("(submitted)");
-        let args = serde_json::json!({
-            "job": run.job,
-            "run_id": run.id.to_string(),
-            "state": run.state.as_str(),
-            "result": run.result,
-        });
-        let new = NewRun {
-            parent: Some(run.id),
-            ..NewRun::new(Trigger::OnSuccess, Some(args))
-        };
-        match self.start_run(target, new) {
-            Ok(id) => log::info!(
-                "job {what}: run {} succeeded; started on_success job {target} as run {id}",
-                run.id
-            ),
-            Err(e) => log::warn!(
-                "job {what}: run {} succeeded; on_success job {target} not started: {e}",
-                run.id
-            ),
-        }
-    }
-
     /// A failed or timed-out run: arm its retry, or after the last attempt
     /// start the `on_failure` job.
     fn after_failure(&mut self, run: &Run, input: RunInput) {

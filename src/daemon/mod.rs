@@ -13,6 +13,7 @@
 //! answer) are taken here, on one thread, so they need no further locking.
 
 mod board;
+mod chains;
 mod cluster;
 mod compaction;
 pub mod counters;

@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `jobs.get {name, next?}` → the job object with its `history`; with
+/// `jobs.get {name, next?}` → the job object with its `history`, and its
+/// `upstream` and `downstream` jobs (`{job, via}`: `after`, `on_success`,
+/// `on_failure`); with
 /// `next: N`, also `next_runs`: the next N due times of its schedule from
 /// now (like `systemd-analyze calendar --iterations=N`), whether or not
 /// the job is paused.
@@ -25,7 +27,7 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
             })
         }
     };
-    let (encoded, schedule) = {
+    let (encoded, schedule, links) = {
         let core = shared.core.lock();
         let view = core
             .job_view(name, true)
@@ -33,15 +35,26 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
         let schedule = next
             .and(core.job(name))
             .and_then(|e| e.def.schedule.clone());
-        (encode(&view)?, schedule)
+        (
+            encode(&view)?,
+            schedule,
+            core.links_of(name).unwrap_or_default(),
+        )
     };
     // Cluster mode: the job's newest run across the fleet.
     let last = super::cluster::last_run_from_cluster(shared, name);
-    if last.is_none() && next.is_none() {
-        return Ok(encoded);
-    }
     let mut job: Value =
         serde_json::from_str(encoded.get()).map_err(|e| Error::Internal(e.to_string()))?;
+    // The jobs whose runs can start this one, and those its runs start.
+    let pairs = |list: Vec<(String, &str)>| {
+        Value::from(
+            list.into_iter()
+                .map(|(job, via)| json!({"job": job, "via": via}))
+                .collect::<Vec<_>>(),
+        )
+    };
+    job["upstream"] = pairs(links.0);
+    job["downstream"] = pairs(links.1);
     if let Some(last) = last {
         job["last_run"] = last;
     }

@@ -479,7 +479,8 @@ mod tests {
             | Trigger::Submit
             | Trigger::Retry
             | Trigger::OnFailure
-            | Trigger::OnSuccess => Trigger::ALL.contains(&t),
+            | Trigger::OnSuccess
+            | Trigger::After => Trigger::ALL.contains(&t),
         };
         for t in Trigger::ALL {
             assert!(listed(t));

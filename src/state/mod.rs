@@ -16,6 +16,7 @@
 mod api;
 mod entry;
 pub mod ids;
+pub mod joins;
 mod lock;
 pub mod metrics;
 mod pages;
@@ -148,6 +149,8 @@ pub struct Core {
     generation: u64,
     /// What is kept about the jobs defined at run time (`jobs.put`).
     api: ApiJobs,
+    /// `after` joins: who waits for whom, and what each has gathered.
+    joins: joins::Joins,
 }
 
 impl Core {
@@ -208,14 +211,33 @@ impl Core {
     pub fn upsert_job(&mut self, def: Arc<JobDef>) {
         match self.jobs.get_mut(def.name.as_str()) {
             Some(entry) => {
+                if !entry.def.after.is_empty() || !def.after.is_empty() {
+                    self.joins.unlink(&entry.def);
+                    self.joins.link(&def);
+                }
                 entry.enabled = def.enabled && !entry.paused;
                 entry.def = def;
             }
             None => {
+                self.joins.link(&def);
                 self.jobs
                     .insert(Arc::from(def.name.as_str()), JobEntry::new(def));
             }
         }
+    }
+
+    /// The jobs linked to `name` both ways (`upstream`, `downstream`), as
+    /// `(job, via)` pairs; None for an unknown job.
+    pub fn links_of(&self, name: &str) -> Option<(joins::Links, joins::Links)> {
+        self.jobs.get(name).map(|e| self.joins.links_of(&e.def))
+    }
+
+    /// Run `id` of `job` succeeded: the `after` joins it completes (see
+    /// [`joins::Joins::succeeded`]).
+    pub fn join_succeeded(&mut self, job: &str, id: RunId) -> Vec<joins::Ready> {
+        let jobs = &self.jobs;
+        self.joins
+            .succeeded(job, id, |j| jobs.get(j).map(|e| e.def.after.clone()))
     }
 
     /// [`Core::upsert_job`] for many jobs at once. Into an empty core (a
@@ -228,9 +250,13 @@ impl Core {
             }
             return;
         }
+        let joins = &mut self.joins;
         self.jobs = defs
             .into_iter()
-            .map(|def| (Arc::from(def.name.as_str()), JobEntry::new(def)))
+            .map(|def| {
+                joins.link(&def);
+                (Arc::from(def.name.as_str()), JobEntry::new(def))
+            })
             .collect();
     }
 
@@ -284,6 +310,7 @@ impl Core {
         let Some(entry) = self.jobs.remove(name) else {
             return Vec::new();
         };
+        self.joins.unlink(&entry.def);
         for id in entry.history() {
             self.runs.remove(&id);
         }

@@ -119,17 +119,20 @@ pub enum Trigger {
     OnFailure,
     /// Another job's `on_success`.
     OnSuccess,
+    /// Every job of its `after` succeeded (a join).
+    After,
 }
 
 impl Trigger {
     /// Every trigger.
-    pub const ALL: [Trigger; 6] = [
+    pub const ALL: [Trigger; 7] = [
         Trigger::Schedule,
         Trigger::Manual,
         Trigger::Submit,
         Trigger::Retry,
         Trigger::OnFailure,
         Trigger::OnSuccess,
+        Trigger::After,
     ];
 
     /// Parses a wire name.
@@ -146,6 +149,7 @@ impl Trigger {
             Trigger::Retry => "retry",
             Trigger::OnFailure => "on_failure",
             Trigger::OnSuccess => "on_success",
+            Trigger::After => "after",
         }
     }
 }
@@ -186,7 +190,8 @@ pub struct Run {
     /// A scheduled run replaying a due time missed while the daemon was
     /// down (`catch_up`).
     pub catch_up: bool,
-    /// The run that triggered this one (`on_failure`, `on_success`).
+    /// The run that triggered this one (`on_failure`, `on_success`; for
+    /// `after`, the upstream run that completed the join).
     pub parent_run_id: Option<RunId>,
 }
 
