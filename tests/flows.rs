@@ -239,3 +239,130 @@ on_failure = "x"
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+const LIMITED: &str = r#"
+[concurrency.db]
+max_running = 1
+
+[[jobs]]
+name = "dump"
+command = ["sleep", "0.4"]
+overlap = "allow"
+concurrency = "db"
+
+[[jobs]]
+name = "vacuum"
+command = ["sleep", "0.4"]
+overlap = "allow"
+concurrency = "db"
+
+[[jobs]]
+name = "quick"
+command = ["true"]
+"#;
+
+/// A limit of 1: the runs of its jobs never overlap, the waiting ones
+/// hold no worker (another job runs meanwhile on the pool's 2 workers),
+/// they start in the order they came, and `status` counts them.
+#[test]
+fn a_concurrency_limit_of_one_never_runs_two_at_once() {
+    let d = Daemon::start(&config("workers = 2", LIMITED));
+    let mut c = d.client();
+    let ids: Vec<Value> = ["dump", "vacuum", "dump", "vacuum"]
+        .iter()
+        .map(|job| c.ok("jobs.run", json!({ "name": job }))["run_id"].clone())
+        .collect();
+    let status = c.ok("status", json!({}));
+    let db = &status["concurrency"][0];
+    assert_eq!(
+        (
+            &db["name"],
+            &db["max_running"],
+            &db["running"],
+            &db["waiting"]
+        ),
+        (&json!("db"), &json!(1), &json!(1), &json!(3)),
+        "{status}"
+    );
+    // The other worker is free: a job without a limit runs at once.
+    let quick = c.ok("jobs.run", json!({"name": "quick", "wait": true}));
+    assert_eq!(quick["state"], "succeeded");
+    let still = c.ok("status", json!({}));
+    assert!(
+        still["concurrency"][0]["waiting"].as_u64() >= Some(1),
+        "{still}"
+    );
+    let runs: Vec<Value> = ids
+        .iter()
+        .map(|id| d.wait_run_done(id.as_str().expect("id")))
+        .collect();
+    for r in &runs {
+        assert_eq!(r["state"], "succeeded", "{r}");
+    }
+    // One at a time, in the order asked.
+    for w in runs.windows(2) {
+        assert!(
+            util::millis(&w[1]["started_at"]) >= util::millis(&w[0]["finished_at"]),
+            "{} overlaps {}",
+            w[0],
+            w[1]
+        );
+    }
+    let metrics = util::http::get(d.addr, "/metrics").body;
+    assert!(
+        metrics.contains("tickd_concurrency_max_running{limit=\"db\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A job naming a limit without a table is a config error naming both.
+#[test]
+fn a_job_naming_an_unknown_limit_is_a_config_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        "[concurrency.db]\nmax_running = 0\n\n[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\nconcurrency = \"dbb\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(util::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("tickd check");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("concurrency.db.max_running: must be an integer from 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("jobs[0].concurrency (job \"a\"): names the limit \"dbb\""),
+        "{text}"
+    );
+}
+
+/// A reload that raises a limit starts the runs waiting for it.
+#[test]
+fn a_reload_raising_a_limit_starts_waiting_runs() {
+    let slow = LIMITED.replace("sleep\", \"0.4\"", "sleep\", \"5\"");
+    let d = Daemon::start(&config("workers = 4", &slow));
+    let mut c = d.client();
+    for job in ["dump", "vacuum", "dump"] {
+        c.ok("jobs.run", json!({ "name": job }));
+    }
+    let db = |c: &mut util::Client| c.ok("status", json!({}))["concurrency"][0].clone();
+    assert_eq!(
+        (db(&mut c)["running"].clone(), db(&mut c)["waiting"].clone()),
+        (json!(1), json!(2))
+    );
+    d.write_config(&config(
+        "workers = 4",
+        &slow.replace("max_running = 1", "max_running = 3"),
+    ));
+    d.signal(rustix::process::Signal::HUP);
+    poll_until("the raised limit to start the waiting runs", || {
+        let g = db(&mut c);
+        (g["max_running"] == 3 && g["running"] == 3 && g["waiting"] == 0).then_some(())
+    });
+}

@@ -14,11 +14,12 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 12] = [
+const REFUSED: [&str; 13] = [
     "name",
     "on_failure",
     "on_success",
     "after",
+    "concurrency",
     "every",
     "cron",
     "tz",

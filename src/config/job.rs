@@ -25,6 +25,8 @@ pub(crate) struct Checked {
     pub on_success: Option<(String, usize)>,
     /// Where `after` is (its names are in `def`, or lost with it).
     pub after_at: Option<usize>,
+    /// The `concurrency` limit named and where.
+    pub concurrency: Option<(String, usize)>,
 }
 
 impl Checked {
@@ -141,6 +143,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     let on_failure = values::optional_text(r, j.on_failure.as_ref(), key.key("on_failure"));
     let on_success = values::optional_text(r, j.on_success.as_ref(), key.key("on_success"));
     let after = after_list(r, &j, &key, schedule.is_some());
+    let concurrency = values::optional_text(r, j.concurrency.as_ref(), key.key("concurrency"));
     let tz = time_zone(r, &j, &key);
     let retries = int_in(r, j.retries.as_ref(), key.key("retries"), 0..=100, 0);
     let retry_backoff = values::duration(
@@ -186,6 +189,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         on_failure,
         on_success,
         after,
+        concurrency: concurrency.clone(),
         catch_up,
         catch_up_limit: to(catch_up_limit),
         tz: tz_name,
@@ -195,6 +199,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         on_failure: failure_target,
         on_success: success_target,
         after_at: j.after.as_ref().map(at),
+        concurrency: concurrency.zip(j.concurrency.as_ref().map(at)),
         def,
         key,
     }

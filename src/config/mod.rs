@@ -18,6 +18,7 @@
 
 mod adhoc;
 mod cluster;
+mod concurrency;
 mod daemon;
 mod error;
 mod fast;
@@ -60,6 +61,8 @@ pub struct Config {
     pub jobs: Vec<JobDef>,
     /// `[cluster]`: cluster mode on Redis, when set.
     pub cluster: Option<ClusterConfig>,
+    /// `[concurrency.NAME] max_running`: the limits by name. [flows]
+    pub concurrency: BTreeMap<String, u32>,
     /// `PATH:LINE: KEY: message` lines about keys that are accepted but have
     /// no effect yet; the daemon logs them at start and on reload.
     pub warnings: Vec<String>,
@@ -102,6 +105,8 @@ pub struct JobDef {
     /// Jobs that must all have succeeded since this job's last run for it
     /// to run (a join); only on a job without a schedule. [flows]
     pub after: Vec<String>,
+    /// The `[concurrency.NAME]` limit its runs count against. [flows]
+    pub concurrency: Option<String>,
     /// Replay of runs missed while the daemon was down. [jobs]
     pub catch_up: CatchUp,
     /// Most runs replayed with `CatchUp::All`. [jobs]

@@ -33,6 +33,8 @@ pub(crate) struct RawFile {
     /// `[cluster]` and where it starts, when the file has one: read by
     /// `cluster.rs` (which reads with this module's [`Reader`]).
     pub cluster: Option<(Item, usize)>,
+    /// `[concurrency.NAME]` tables, read by `concurrency.rs`.
+    pub concurrency: Option<(Item, usize)>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -93,7 +95,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 32] = [
+pub(crate) const JOB_KEYS: [&str; 33] = [
     "name",
     "kind",
     "every",
@@ -107,6 +109,7 @@ pub(crate) const JOB_KEYS: [&str; 32] = [
     "on_failure",
     "on_success",
     "after",
+    "concurrency",
     "catch_up",
     "catch_up_limit",
     "enabled",
@@ -153,6 +156,7 @@ pub(crate) struct RawJob {
     pub on_failure: Sp<String>,
     pub on_success: Sp<String>,
     pub after: Sp<Vec<String>>,
+    pub concurrency: Sp<String>,
     pub catch_up: Sp<String>,
     pub catch_up_limit: Sp<i64>,
     pub enabled: Sp<bool>,
@@ -198,6 +202,7 @@ impl RawJob {
             on_failure: None,
             on_success: None,
             after: None,
+            concurrency: None,
             catch_up: None,
             catch_up_limit: None,
             enabled: None,
@@ -232,6 +237,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
         daemon: RawDaemon::default(),
         jobs: Vec::new(),
         cluster: None,
+        concurrency: None,
     };
     for (name, item) in doc.iter() {
         let at = place(doc, name, item, 0);
@@ -241,6 +247,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 None => r.error(at, "daemon", expected("a table ([daemon])", item)),
             },
             "jobs" => file.jobs = jobs(r, item, at),
+            "concurrency" => file.concurrency = Some((item.clone(), at)),
             "cluster" => match item.as_table_like() {
                 Some(_) => file.cluster = Some((item.clone(), at)),
                 None => r.error(at, "cluster", expected("a table ([cluster])", item)),
@@ -251,7 +258,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs", "cluster"])
+                    unknown(name, ["daemon", "jobs", "cluster", "concurrency"])
                 };
                 r.error(at, name, message);
             }
@@ -546,6 +553,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
             "on_failure" => j.on_failure = rd.string("on_failure", item, at, k),
             "on_success" => j.on_success = rd.string("on_success", item, at, k),
             "after" => j.after = rd.strings("after", item, at, k),
+            "concurrency" => j.concurrency = rd.string("concurrency", item, at, k),
             "catch_up" => j.catch_up = rd.string("catch_up", item, at, k),
             "catch_up_limit" => j.catch_up_limit = rd.integer("catch_up_limit", item, at, k),
             "enabled" => j.enabled = rd.boolean("enabled", item, at, k),

@@ -32,8 +32,14 @@ pub(crate) fn validate(
     let cluster = raw
         .cluster
         .and_then(|(item, at)| super::cluster::check(&mut r, &item, at));
+    let concurrency = raw
+        .concurrency
+        .map(|(item, at)| super::concurrency::check(&mut r, &item, at))
+        .unwrap_or_default();
+    limits_named(&mut r, &jobs.checked, &concurrency);
     let mut config = jobs.finish(&mut r, daemon, path);
     config.cluster = cluster;
+    config.concurrency = concurrency;
     config.warnings = r.finish()?;
     Ok(config)
 }
@@ -72,7 +78,25 @@ impl Jobs {
             daemon,
             jobs: self.checked.into_iter().filter_map(|c| c.def).collect(),
             cluster: None,
+            concurrency: std::collections::BTreeMap::new(),
             warnings: Vec::new(),
+        }
+    }
+}
+
+/// Each job's `concurrency` names a `[concurrency.NAME]` table.
+fn limits_named(
+    r: &mut Report<'_>,
+    checked: &[Checked],
+    limits: &std::collections::BTreeMap<String, u32>,
+) {
+    for job in checked {
+        if let Some((name, at)) = &job.concurrency {
+            if !limits.contains_key(name) {
+                let message =
+                    format!("names the limit \"{name}\", which has no [concurrency.{name}] table");
+                r.error(*at, job.label("concurrency"), message);
+            }
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Board {
     pub clients: counters::ClientCounters,
     /// How `state_dir` writes are going.
     pub state: persist::StateHealth,
+    /// `[concurrency.NAME]` limits and the runs they hold.
+    pub gates: parking_lot::Mutex<super::gates::Gates>,
 }
 
 impl Board {
@@ -73,6 +75,7 @@ impl Board {
             request_pool: OnceLock::new(),
             clients: counters::ClientCounters::default(),
             state: persist::StateHealth::default(),
+            gates: parking_lot::Mutex::default(),
         }
     }
 

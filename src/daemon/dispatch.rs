@@ -115,7 +115,7 @@ impl Daemon {
         }
         let queue_room = {
             let s = self.pool.stats();
-            s.queue_depth < s.queue_capacity
+            s.queue_depth + self.gated_waiting() < s.queue_capacity
         };
         let backlog_cap = self.start.queue_capacity;
         let mut core = self.shared.core.lock();
@@ -196,7 +196,7 @@ impl Daemon {
             return Err(Error::ShuttingDown);
         }
         let s = self.pool.stats();
-        if s.queue_depth >= s.queue_capacity {
+        if s.queue_depth + self.gated_waiting() >= s.queue_capacity {
             return Err(Error::QueueFull {
                 capacity: Some(s.queue_capacity),
             });
@@ -232,6 +232,24 @@ impl Daemon {
             adhoc,
         };
         self.inputs.insert(id, input);
+        if let Some(gate) = def.concurrency.as_deref() {
+            if !self.shared.board.gates.lock().admit(id, gate) {
+                log::debug!("run {id}: waits for concurrency limit {gate}");
+                return;
+            }
+        }
+        self.submit_task(id, def, args, cancel);
+    }
+
+    /// Hands run `id` to the pool (it is counted against its concurrency
+    /// limit, if any, already).
+    fn submit_task(
+        &mut self,
+        id: RunId,
+        def: Arc<crate::config::JobDef>,
+        args: Option<Value>,
+        cancel: CancelToken,
+    ) {
         let task = RunTask {
             id,
             def,
@@ -253,6 +271,28 @@ impl Daemon {
             };
             log::warn!("run {id}: could not be queued: {why}");
             self.finish_here(id, Finish::with_error(RunState::Cancelled, why), true);
+        }
+    }
+
+    /// Runs waiting for a concurrency limit (they count against
+    /// `queue_capacity`).
+    pub(super) fn gated_waiting(&self) -> usize {
+        self.shared.board.gates.lock().waiting_total()
+    }
+
+    /// Starts the runs waiting for `gate` that fit under its limit now.
+    pub(super) fn start_waiting(&mut self, gate: &str) {
+        loop {
+            let Some(id) = self.shared.board.gates.lock().next(gate) else {
+                return;
+            };
+            let (Some(input), Some(cancel)) = (self.inputs.get(&id), self.cancels.get(&id)) else {
+                // Gone meanwhile (cancelled): its place is free again.
+                self.shared.board.gates.lock().finished(id);
+                continue;
+            };
+            let (def, args, cancel) = (Arc::clone(&input.def), input.args.clone(), cancel.clone());
+            self.submit_task(id, def, args, cancel);
         }
     }
 
@@ -312,6 +352,10 @@ impl Daemon {
     pub(super) fn on_run_finished(&mut self, run: &Run) {
         self.cancels.remove(&run.id);
         let input = self.inputs.remove(&run.id);
+        let freed = self.shared.board.gates.lock().finished(run.id);
+        if let Some(gate) = freed {
+            self.start_waiting(&gate);
+        }
         if self.stopping() {
             return;
         }

@@ -143,7 +143,8 @@ impl Daemon {
         // here can only grow, so no run admitted below finds it full.
         let mut room = {
             let s = self.pool.stats();
-            s.queue_capacity.saturating_sub(s.queue_depth)
+            s.queue_capacity
+                .saturating_sub(s.queue_depth + self.gated_waiting())
         };
         let backlog_cap = self.start.queue_capacity;
         let claims = self.claims();
@@ -247,6 +248,13 @@ impl Daemon {
                         adhoc: None,
                     };
                     self.inputs.insert(id, input);
+                    if let Some(gate) = def.concurrency.as_deref() {
+                        if !self.shared.board.gates.lock().admit(id, gate) {
+                            log::debug!("run {id}: waits for concurrency limit {gate}");
+                            self.scheduled_run_queued(&due, id);
+                            continue;
+                        }
+                    }
                     tasks.push(RunTask {
                         id,
                         def,

@@ -22,6 +22,7 @@ pub mod dispatch;
 mod error;
 pub mod faults;
 pub mod fire;
+pub mod gates;
 pub mod persist;
 mod reload;
 mod reload_apply;
@@ -360,6 +361,12 @@ impl Daemon {
             file_jobs: Arc::default(),
             reloads,
         };
+        daemon
+            .shared
+            .board
+            .gates
+            .lock()
+            .set_limits(config.concurrency.clone());
         let jobs: Vec<_> = config.jobs.into_iter().map(Arc::new).collect();
         let files = jobs.len();
         daemon.shared.core.lock().add_jobs(jobs);

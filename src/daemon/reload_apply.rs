@@ -270,6 +270,16 @@ impl Daemon {
         for key in self.start.needs_restart(&plan.config.daemon.start) {
             log::warn!("reload: daemon.{key} changed; it takes effect only after a restart");
         }
+        // A changed limit takes effect for the next start; a raised one
+        // starts waiting runs now.
+        let waiting = {
+            let mut gates = self.shared.board.gates.lock();
+            gates.set_limits(plan.config.concurrency.clone());
+            gates.with_waiting()
+        };
+        for gate in waiting {
+            self.start_waiting(&gate);
+        }
         let running = self.shared.cluster.as_ref().map(|c| &c.config);
         if running != plan.config.cluster.as_ref() {
             log::warn!("reload: [cluster] changed; it takes effect only after a restart");

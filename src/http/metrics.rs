@@ -260,8 +260,40 @@ fn head(shared: &Shared, out: &mut Vec<u8>) {
         "gauge",
     );
     let _ = writeln!(out, "tickd_up {}", u8::from(b.health() == "ok"));
+    let gates = b.gates.lock().view();
+    if !gates.is_empty() {
+        gate_families(out, &gates);
+    }
     if let Some(c) = &shared.cluster {
         cluster_families(out, c);
+    }
+}
+
+/// `[concurrency.NAME]` limits: the limit, runs counted, runs waiting.
+fn gate_families(out: &mut Vec<u8>, gates: &[crate::daemon::gates::GateView]) {
+    type Field = fn(&crate::daemon::gates::GateView) -> usize;
+    let families: [(&str, &str, Field); 3] = [
+        (
+            "tickd_concurrency_max_running",
+            "max_running of each [concurrency.NAME] limit.",
+            |g| g.max_running as usize,
+        ),
+        (
+            "tickd_concurrency_running",
+            "Runs counted against each concurrency limit now.",
+            |g| g.running,
+        ),
+        (
+            "tickd_concurrency_waiting",
+            "Runs queued for each concurrency limit, holding no worker.",
+            |g| g.waiting,
+        ),
+    ];
+    for (name, help, field) in families {
+        family(out, name, help, "gauge");
+        for g in gates {
+            let _ = writeln!(out, "{name}{{limit=\"{}\"}} {}", escape(&g.name), field(g));
+        }
     }
 }
 

@@ -123,6 +123,8 @@ struct StatusView<'a> {
     clients: ClientCountersView<'a>,
     state: StateView,
     config: ConfigView,
+    /// `[concurrency.NAME]` limits: max_running, running, waiting.
+    concurrency: Vec<crate::daemon::gates::GateView>,
     /// Cluster mode only: the node, the Redis link, claims, the nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<crate::cluster::ClusterView>,
@@ -192,6 +194,7 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         clients: b.clients.view(),
         state: b.state.view(shared.journal.is_some()),
         config,
+        concurrency: b.gates.lock().view(),
         cluster,
     })
 }
