@@ -92,7 +92,7 @@ fn job_row(j: &Value, now: Timestamp) -> Vec<String> {
     vec![
         text(&j["name"]),
         text(&j["kind"]),
-        j["schedule"].as_str().unwrap_or("manual").to_string(),
+        schedule(&j["schedule"]),
         yes_no(&j["enabled"]),
         running,
         next,
@@ -165,6 +165,19 @@ pub fn duration_long(ms: u64) -> String {
         60..=3599 => format!("{}m {}s", s / 60, s % 60),
         3600..=86_399 => format!("{}h {}m", s / 3600, s / 60 % 60),
         _ => format!("{}d {}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+/// A job's `schedule`: its text, its texts joined (several schedules), or
+/// "manual".
+fn schedule(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            texts.join(", ")
+        }
+        _ => "manual".to_string(),
     }
 }
 
