@@ -16,29 +16,31 @@ use toml::Spanned;
 /// `every` or `cron` (not both), or neither for a manual-only job, with
 /// the job's skipped dates.
 pub(crate) fn check(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
-    let (texts, field, parse): (_, _, fn(&str) -> Result<Schedule, String>) =
-        match (&j.every, &j.cron) {
-            (Some(_), Some(cron)) => {
-                let message = "set only one of every and cron (or neither, for a manual-only job)";
-                r.error(at(cron), key.key("cron"), message);
-                return None;
+    let (texts, field, parse): (_, _, Parse) = match (&j.every, &j.cron) {
+        (Some(_), Some(cron)) => {
+            let message = "set only one of every and cron (or neither, for a manual-only job)";
+            r.error(at(cron), key.key("cron"), message);
+            return None;
+        }
+        (Some(every), None) => (every, "every", schedule::parse_every),
+        (None, Some(cron)) => (cron, "cron", schedule::parse_cron),
+        (None, None) => {
+            if let Some(v) = &j.skip_dates {
+                r.error(at(v), key.key("skip_dates"), NO_SCHEDULE);
             }
-            (Some(every), None) => (every, "every", schedule::parse_every),
-            (None, Some(cron)) => (cron, "cron", schedule::parse_cron),
-            (None, None) => {
-                if let Some(v) = &j.skip_dates {
-                    r.error(at(v), key.key("skip_dates"), NO_SCHEDULE);
-                }
-                if let Some(v) = &j.skip_dates_file {
-                    r.error(at(v), key.key("skip_dates_file"), NO_SCHEDULE);
-                }
-                return None;
+            if let Some(v) = &j.skip_dates_file {
+                r.error(at(v), key.key("skip_dates_file"), NO_SCHEDULE);
             }
-        };
+            return None;
+        }
+    };
     let members = members(r, texts, key.key(field), parse);
     let skip = skip_dates(r, j, key);
     Some(Schedule::combine(members?, texts.get_ref().listed, skip?))
 }
+
+/// `parse_every` or `parse_cron`.
+type Parse = fn(&str) -> Result<Schedule, String>;
 
 const NO_SCHEDULE: &str = "only applies to a job with every or cron";
 
@@ -47,7 +49,7 @@ fn members(
     r: &mut Report<'_>,
     texts: &Spanned<Texts>,
     key: impl std::fmt::Display + Copy,
-    parse: fn(&str) -> Result<Schedule, String>,
+    parse: Parse,
 ) -> Option<Vec<Schedule>> {
     let items = &texts.get_ref().items;
     if items.is_empty() {

@@ -47,6 +47,12 @@
 //!
 //! Accepted forms: 5 fields (`min hour dom month dow`, seconds = 0), 6 fields
 //! (seconds first), and the nicknames in [`NICKNAMES`].
+//!
+//! ## Several schedules, skipped days
+//!
+//! `every` and `cron` may each be an array, and a job may skip dates
+//! (holidays): see [`set`]; a job with one schedule and no skipped dates
+//! keeps the plain variants.
 
 mod cron;
 mod dst;
@@ -203,6 +209,10 @@ impl Schedule {
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
             Schedule::Set(set) => match set.tz() {
                 Some(tz) => set.next_after_in(after, tz),
+                // Intervals without skipped days use no zone.
+                None if set.skip().is_empty() && !self.is_cron() => {
+                    set.next_after_in(after, &TimeZone::UTC)
+                }
                 None => set.next_after_in(after, &TimeZone::system()),
             },
         }
