@@ -250,6 +250,16 @@ mod tests {
     }
 
     #[test]
+    fn several_schedules_are_listed_together() {
+        assert_eq!(
+            schedule(&json!(["0 9 * * MON-FRI", "30 10 * * SAT"])),
+            "0 9 * * MON-FRI, 30 10 * * SAT"
+        );
+        assert_eq!(schedule(&json!("5s")), "5s");
+        assert_eq!(schedule(&Value::Null), "manual");
+    }
+
+    #[test]
     fn jobs_table_aligns_columns_and_words_states() {
         let jobs = vec![
             json!({"name": "heartbeat", "kind": "exec", "schedule": "5s", "enabled": true,
