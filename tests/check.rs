@@ -128,7 +128,7 @@ command = ["true"]
         "bad.toml:2: daemon.wokers: unknown key; did you mean `workers`?",
         "bad.toml:3: daemon.history: expected an integer, found a string (\"lots\")",
         "bad.toml:7: jobs[0].comand (job \"x\"): unknown key; did you mean `command`?",
-        "bad.toml:8: jobs[0].every (job \"x\"): expected a string, found an integer (5)",
+        "bad.toml:8: jobs[0].every (job \"x\"): expected a string or an array of strings, found an integer (5)",
         "bad.toml:12: jobs[1].cron (job \"y\"): invalid cron expression \"0 0 * * MAR\": day-of-week field \"MAR\": MAR is a month, not a day of the week",
         "bad.toml:13: jobs[1].tz (job \"y\"): \"America/NewYork\" is not a known time zone name; did you mean America/New_York?",
         "bad.toml:18: jobs[2].cron (job \"z\"): invalid cron expression \"0 25 * * *\": hour field \"25\": 25 is out of range: the hour field takes 0-23",

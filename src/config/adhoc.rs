@@ -14,7 +14,7 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 13] = [
+const REFUSED: [&str; 15] = [
     "name",
     "on_failure",
     "on_success",
@@ -22,6 +22,8 @@ const REFUSED: [&str; 13] = [
     "concurrency",
     "every",
     "cron",
+    "skip_dates",
+    "skip_dates_file",
     "tz",
     "jitter",
     "enabled",
@@ -60,6 +62,8 @@ pub fn parse_adhoc_job(job: &Map<String, Value>) -> Result<JobDef, String> {
 /// `name` included, by the file's rules. `Err` is a list of `job.KEY:
 /// message` problems joined with "; ".
 ///
+/// `skip_dates_file` is refused: list the dates in `skip_dates`.
+///
 /// `on_failure` is only checked to be a job name's text here: whether it
 /// names a job, and whether that forms a cycle, depends on the jobs the
 /// daemon has, which the caller checks (the file's rule would look for
@@ -67,6 +71,14 @@ pub fn parse_adhoc_job(job: &Map<String, Value>) -> Result<JobDef, String> {
 pub fn parse_api_job(job: &Map<String, Value>) -> Result<JobDef, String> {
     if let Some((key, _)) = job.iter().find(|(_, v)| has_null(v)) {
         return Err(format!("job.{key}: null is not a value; leave the key out"));
+    }
+    // The daemon would read a file a client names (and quote it in errors).
+    if job.contains_key("skip_dates_file") {
+        return Err(
+            "job.skip_dates_file: not allowed in a job defined through the API \
+                    (the daemon would read a file a client names); list the dates in skip_dates"
+                .to_string(),
+        );
     }
     let mut table = job.clone();
     // A text target is taken out and put back once the rest is valid; any

@@ -29,7 +29,7 @@ use toml_parser::parser::{parse_document, EventReceiver};
 use toml_parser::{ErrorSink, ParseError, Raw, Span};
 
 use super::error::{JobKey, Report};
-use super::raw::{RawDaemon, RawJob};
+use super::raw::{RawDaemon, RawJob, Texts};
 use super::source::Source;
 use super::validate::Jobs;
 use super::{daemon, Config};
@@ -411,6 +411,27 @@ fn strings(value: Value) -> Option<Spanned<Vec<String>>> {
     }
 }
 
+/// `every` / `cron`: a string or an array of strings.
+fn texts(value: Value) -> Option<Spanned<Texts>> {
+    match value {
+        Value::Strings(v) => {
+            let span = v.span();
+            let items = v.into_inner();
+            Some(Spanned::new(
+                span,
+                Texts {
+                    items,
+                    listed: true,
+                },
+            ))
+        }
+        other => string(other).map(|s| {
+            let span = s.span();
+            Spanned::new(span, Texts::one(s.into_inner()))
+        }),
+    }
+}
+
 fn map(value: Value) -> Option<Spanned<BTreeMap<String, String>>> {
     match value {
         Value::Map(v) => Some(v),
@@ -438,9 +459,11 @@ fn set_job(j: &mut RawJob, key: &str, v: Value) -> bool {
     match key {
         "name" => put(&mut j.name, v, string),
         "kind" => put(&mut j.kind, v, string),
-        "every" => put(&mut j.every, v, string),
-        "cron" => put(&mut j.cron, v, string),
+        "every" => put(&mut j.every, v, texts),
+        "cron" => put(&mut j.cron, v, texts),
         "tz" => put(&mut j.tz, v, string),
+        "skip_dates" => put(&mut j.skip_dates, v, strings),
+        "skip_dates_file" => put(&mut j.skip_dates_file, v, string),
         "timeout" => put(&mut j.timeout, v, string),
         "overlap" => put(&mut j.overlap, v, string),
         "retries" => put(&mut j.retries, v, integer),

@@ -267,3 +267,38 @@ fn the_fast_path_knows_every_key() {
         assert!(taken, "jobs.{key}");
     }
 }
+
+#[test]
+fn schedule_arrays_and_skipped_dates_take_the_fast_path() {
+    same(
+        r#"
+[[jobs]]
+name = "a"
+cron = ["0 9 * * MON-FRI", "30 10 * * SAT"]
+tz = "Europe/Paris"
+skip_dates = ["2026-12-25", "2027-01-01"]
+command = ["true"]
+
+[[jobs]]
+name = "b"
+every = ["1s", "2s"]
+command = ["true"]
+
+[[jobs]]
+name = "c"
+every = ["5s"]
+command = ["true"]
+"#,
+    );
+    let config = parse(
+        "[[jobs]]\nname = \"c\"\nevery = [\"5s\"]\ncommand = [\"true\"]\n",
+        Path::new(PATH),
+    )
+    .expect("fast");
+    let shown = serde_json::to_value(config.jobs[0].schedule.as_ref()).expect("json");
+    assert_eq!(
+        shown,
+        serde_json::json!(["5s"]),
+        "an array of one stays an array"
+    );
+}

@@ -11,7 +11,7 @@ use super::raw::RawJob;
 use super::suggest;
 use super::values::{self, at, int_in, is_job_name, to};
 use super::{CatchUp, JobDef, Overlap};
-use crate::schedule::{self, Schedule};
+use crate::schedule;
 
 /// A job after stage two, plus what cross-job checks need: its name and
 /// `on_failure` target with their places, even when the job itself is too
@@ -113,7 +113,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
     };
     let key = JobKey { index, name };
 
-    let schedule = schedule(r, &j, &key);
+    let schedule = super::schedules::check(r, &j, &key);
     let timeout = j
         .timeout
         .as_ref()
@@ -238,25 +238,7 @@ fn after_list(r: &mut Report<'_>, j: &RawJob, key: &JobKey, scheduled: bool) -> 
     names.clone()
 }
 
-/// `every` or `cron` (not both), or neither for a manual-only job.
-fn schedule(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
-    match (&j.every, &j.cron) {
-        (Some(_), Some(cron)) => {
-            let message = "set only one of every and cron (or neither, for a manual-only job)";
-            r.error(at(cron), key.key("cron"), message);
-            None
-        }
-        (Some(every), None) => schedule::parse_every(every.get_ref())
-            .map_err(|message| r.error(at(every), key.key("every"), message))
-            .ok(),
-        (None, Some(cron)) => schedule::parse_cron(cron.get_ref())
-            .map_err(|message| r.error(at(cron), key.key("cron"), message))
-            .ok(),
-        (None, None) => None,
-    }
-}
-
-/// `tz`: an IANA zone name, only meaningful with `cron`.
+/// `tz`: an IANA zone name, only meaningful with `cron` or skipped dates.
 fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<jiff::tz::TimeZone> {
     let v = j.tz.as_ref()?;
     let zone = match schedule::time_zone(v.get_ref()) {
@@ -273,8 +255,12 @@ fn time_zone(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<jiff::tz::T
             return None;
         }
     };
-    if j.cron.is_none() {
-        r.error(at(v), key.key("tz"), "only applies to a cron schedule");
+    if j.cron.is_none() && j.skip_dates.is_none() && j.skip_dates_file.is_none() {
+        r.error(
+            at(v),
+            key.key("tz"),
+            "only applies to a cron schedule or skipped dates",
+        );
     }
     Some(zone)
 }

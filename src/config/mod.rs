@@ -25,6 +25,7 @@ mod fast;
 mod job;
 mod kinds;
 mod raw;
+mod schedules;
 mod settings;
 mod source;
 mod suggest;

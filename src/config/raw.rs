@@ -95,12 +95,14 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 33] = [
+pub(crate) const JOB_KEYS: [&str; 35] = [
     "name",
     "kind",
     "every",
     "cron",
     "tz",
+    "skip_dates",
+    "skip_dates_file",
     "timeout",
     "overlap",
     "retries",
@@ -145,9 +147,11 @@ pub(crate) struct RawJob {
     // Common to all kinds.
     pub name: Sp<String>,
     pub kind: Sp<String>,
-    pub every: Sp<String>,
-    pub cron: Sp<String>,
+    pub every: Sp<Texts>,
+    pub cron: Sp<Texts>,
     pub tz: Sp<String>,
+    pub skip_dates: Sp<Vec<String>>,
+    pub skip_dates_file: Sp<String>,
     pub timeout: Sp<String>,
     pub overlap: Sp<String>,
     pub retries: Sp<i64>,
@@ -182,6 +186,24 @@ pub(crate) struct RawJob {
     pub allow_system_path: Sp<bool>,
 }
 
+/// `every` or `cron`: one text, or an array of them.
+#[derive(Debug)]
+pub(crate) struct Texts {
+    pub items: Vec<String>,
+    /// Whether the file gave an array (even of one).
+    pub listed: bool,
+}
+
+impl Texts {
+    /// One text, as `every = "5s"`.
+    pub(crate) fn one(text: String) -> Self {
+        Texts {
+            items: vec![text],
+            listed: false,
+        }
+    }
+}
+
 impl RawJob {
     /// A table with no key set yet, starting at byte `at`.
     pub(crate) fn new(key: JobKey, at: usize) -> Self {
@@ -194,6 +216,8 @@ impl RawJob {
             every: None,
             cron: None,
             tz: None,
+            skip_dates: None,
+            skip_dates_file: None,
             timeout: None,
             overlap: None,
             retries: None,
@@ -416,6 +440,39 @@ impl Reader<'_, '_> {
         Some(Spanned::new(span_of(item, at), out))
     }
 
+    /// A string or an array of strings (`every`, `cron`).
+    fn texts(
+        &mut self,
+        field: &'static str,
+        item: &Item,
+        at: usize,
+        key: impl Display + Copy,
+    ) -> Sp<Texts> {
+        if let Some(s) = item.as_str() {
+            return Some(Spanned::new(span_of(item, at), Texts::one(s.to_string())));
+        }
+        if item.as_array().is_none() {
+            self.fail(
+                field,
+                at,
+                key,
+                expected("a string or an array of strings", item),
+            );
+            return None;
+        }
+        self.strings(field, item, at, key).map(|v| {
+            let span = v.span();
+            let items = v.into_inner();
+            Spanned::new(
+                span,
+                Texts {
+                    items,
+                    listed: true,
+                },
+            )
+        })
+    }
+
     fn string_table(
         &mut self,
         field: &'static str,
@@ -542,9 +599,11 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
                 j.name = rd.string("name", item, at, &k);
             }
             "kind" => j.kind = rd.string("kind", item, at, k),
-            "every" => j.every = rd.string("every", item, at, k),
-            "cron" => j.cron = rd.string("cron", item, at, k),
+            "every" => j.every = rd.texts("every", item, at, k),
+            "cron" => j.cron = rd.texts("cron", item, at, k),
             "tz" => j.tz = rd.string("tz", item, at, k),
+            "skip_dates" => j.skip_dates = rd.strings("skip_dates", item, at, k),
+            "skip_dates_file" => j.skip_dates_file = rd.string("skip_dates_file", item, at, k),
             "timeout" => j.timeout = rd.string("timeout", item, at, k),
             "overlap" => j.overlap = rd.string("overlap", item, at, k),
             "retries" => j.retries = rd.integer("retries", item, at, k),

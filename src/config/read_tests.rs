@@ -60,7 +60,7 @@ retries = -1
             "conf/t.toml:4: daemon.wokers: unknown key; did you mean `workers`?",
             "conf/t.toml:5: daemon.history: expected an integer, found a string (\"lots\")",
             "conf/t.toml:9: jobs[0].comand (job \"x\"): unknown key; did you mean `command`?",
-            "conf/t.toml:10: jobs[0].every (job \"x\"): expected a string, found an integer (5)",
+            "conf/t.toml:10: jobs[0].every (job \"x\"): expected a string or an array of strings, found an integer (5)",
             "conf/t.toml:11: jobs[0].timeout (job \"x\"): invalid duration \"soon\": expected number at 0 (examples: \"250ms\", \"5s\", \"1m 30s\")",
             "conf/t.toml:15: jobs[1].cron (job \"y\"): invalid cron expression \"0 0 * * MAR\": day-of-week field \"MAR\": MAR is a month, not a day of the week; days are 0-7 (0 and 7 are Sunday) or SUN-SAT",
             "conf/t.toml:16: jobs[1].tz (job \"y\"): \"America/NewYork\" is not a known time zone name; did you mean America/New_York?",

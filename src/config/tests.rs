@@ -428,7 +428,7 @@ command = ["true"]
 "#,
         &[
             "conf/t.toml:5: jobs[0].tz (job \"a\"): \"Mars/Olympus\" is not a known time zone name such as \"Europe/Paris\" or \"UTC\"",
-            "conf/t.toml:11: jobs[1].tz (job \"b\"): only applies to a cron schedule",
+            "conf/t.toml:11: jobs[1].tz (job \"b\"): only applies to a cron schedule or skipped dates",
         ],
     );
 }
@@ -604,5 +604,59 @@ fn a_long_chain_into_a_cycle_reports_the_cycle_once() {
             1000 * 4 + 4,
             cycle.join(" -> ")
         )
+    );
+}
+
+#[test]
+fn schedule_arrays_and_skipped_dates_are_checked() {
+    let text = r#"
+[[jobs]]
+name = "both"
+every = ["1s"]
+cron = ["* * * * *"]
+command = ["true"]
+
+[[jobs]]
+name = "empty"
+cron = []
+command = ["true"]
+
+[[jobs]]
+name = "bad"
+every = ["1s", "soon"]
+skip_dates = ["2026-12-25", "2026-02-30"]
+command = ["true"]
+
+[[jobs]]
+name = "manual"
+skip_dates = ["2026-12-25"]
+command = ["true"]
+"#;
+    let errors = crate::config::parse_full(text, std::path::Path::new("conf/t.toml"))
+        .expect_err("invalid")
+        .messages()
+        .to_vec();
+    let all = errors.join("\n");
+    assert!(
+        all.contains("jobs[0].cron (job \"both\"): set only one of every and cron"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs[1].cron (job \"empty\"): empty array"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs[2].every (job \"bad\"): invalid duration \"soon\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs[2].skip_dates (job \"bad\"): \"2026-02-30\" is not a date"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "jobs[3].skip_dates (job \"manual\"): only applies to a job with every or cron"
+        ),
+        "{all}"
     );
 }

@@ -92,7 +92,7 @@ fn job_row(j: &Value, now: Timestamp) -> Vec<String> {
     vec![
         text(&j["name"]),
         text(&j["kind"]),
-        j["schedule"].as_str().unwrap_or("manual").to_string(),
+        schedule(&j["schedule"]),
         yes_no(&j["enabled"]),
         running,
         next,
@@ -168,6 +168,19 @@ pub fn duration_long(ms: u64) -> String {
     }
 }
 
+/// A job's `schedule`: its text, its texts joined (several schedules), or
+/// "manual".
+fn schedule(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            texts.join(", ")
+        }
+        _ => "manual".to_string(),
+    }
+}
+
 fn yes_no(v: &Value) -> String {
     match v.as_bool() {
         Some(true) => "yes".into(),
@@ -234,6 +247,16 @@ mod tests {
         assert_eq!(when(&json!("2026-11-30T10:57:55.000Z"), now()), "2m 5s ago");
         assert_eq!(when(&json!("2026-11-30T11:00:00.300Z"), now()), "now");
         assert_eq!(when(&Value::Null, now()), "-");
+    }
+
+    #[test]
+    fn several_schedules_are_listed_together() {
+        assert_eq!(
+            schedule(&json!(["0 9 * * MON-FRI", "30 10 * * SAT"])),
+            "0 9 * * MON-FRI, 30 10 * * SAT"
+        );
+        assert_eq!(schedule(&json!("5s")), "5s");
+        assert_eq!(schedule(&Value::Null), "manual");
     }
 
     #[test]

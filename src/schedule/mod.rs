@@ -47,12 +47,20 @@
 //!
 //! Accepted forms: 5 fields (`min hour dom month dow`, seconds = 0), 6 fields
 //! (seconds first), and the nicknames in [`NICKNAMES`].
+//!
+//! ## Several schedules, skipped days
+//!
+//! `every` and `cron` may each be an array, and a job may skip dates
+//! (holidays): see [`set`]; a job with one schedule and no skipped dates
+//! keeps the plain variants.
 
 mod cron;
 mod dst;
+mod set;
 mod syntax;
 pub mod timers;
 
+pub use set::{parse_date, parse_date_lines, ScheduleSet};
 pub use timers::{Fired, Scheduler};
 
 #[cfg(test)]
@@ -100,6 +108,8 @@ pub enum Schedule {
     },
     /// A cron expression evaluated in wall-clock time.
     Cron(Arc<CronSchedule>),
+    /// Several schedules, or skipped dates, or both (see [`set`]).
+    Set(Arc<ScheduleSet>),
 }
 
 /// A parsed cron expression with its zone (see [`Schedule::Cron`]).
@@ -128,6 +138,7 @@ impl PartialEq for Schedule {
                 },
             ) => interval == other_interval && text == other_text,
             (Schedule::Cron(a), Schedule::Cron(b)) => a.expr == b.expr && a.tz == b.tz,
+            (Schedule::Set(a), Schedule::Set(b)) => Arc::ptr_eq(a, b) || a == b,
             _ => false,
         }
     }
@@ -135,29 +146,52 @@ impl PartialEq for Schedule {
 
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.text())
+        match self {
+            Schedule::Set(set) => set.fmt(f),
+            _ => f.write_str(self.text()),
+        }
+    }
+}
+
+/// The job object's `schedule`: the text as written, or an array of them
+/// when the config gave an array.
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Schedule::Set(set) if set.listed() => {
+                s.collect_seq(set.members().iter().map(Schedule::text))
+            }
+            _ => s.serialize_str(self.text()),
+        }
     }
 }
 
 impl Schedule {
-    /// The `every`/`cron` text as written, for the API's `schedule` field.
+    /// The `every`/`cron` text as written (of a set: its first member's),
+    /// for the API's `schedule` field (see the `Serialize` impl).
     pub fn text(&self) -> &str {
         match self {
             Schedule::Every { text, .. } => text,
             Schedule::Cron(c) => &c.expr,
+            Schedule::Set(set) => set.members().first().map_or("", Schedule::text),
         }
     }
 
-    /// Whether this is a cron schedule.
+    /// Whether this is a cron schedule (a set: of cron expressions).
     pub fn is_cron(&self) -> bool {
-        matches!(self, Schedule::Cron(_))
+        match self {
+            Schedule::Cron(_) => true,
+            Schedule::Every { .. } => false,
+            Schedule::Set(set) => set.members().iter().any(Schedule::is_cron),
+        }
     }
 
-    /// The zone of a cron schedule with a `tz`.
+    /// The zone of a cron schedule with a `tz` (or of a set's skipped days).
     pub fn tz(&self) -> Option<&TimeZone> {
         match self {
             Schedule::Cron(c) => c.tz.as_ref(),
             Schedule::Every { .. } => None,
+            Schedule::Set(set) => set.tz(),
         }
     }
 
@@ -173,6 +207,14 @@ impl Schedule {
                 None => self.next_after_in(after, &TimeZone::system()),
             },
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
+            Schedule::Set(set) => match set.tz() {
+                Some(tz) => set.next_after_in(after, tz),
+                // Intervals without skipped days use no zone.
+                None if set.skip().is_empty() && !self.is_cron() => {
+                    set.next_after_in(after, &TimeZone::UTC)
+                }
+                None => set.next_after_in(after, &TimeZone::system()),
+            },
         }
     }
 
@@ -184,7 +226,11 @@ impl Schedule {
     /// a daylight-saving change does (see [`dst`]) and what a clock step
     /// back does (the scheduler's `REPEAT_GUARD`).
     pub fn is_fixed_time(&self) -> bool {
-        matches!(self, Schedule::Cron(c) if c.fixed_time)
+        match self {
+            Schedule::Cron(c) => c.fixed_time,
+            Schedule::Every { .. } => false,
+            Schedule::Set(set) => set.members().iter().all(Schedule::is_fixed_time),
+        }
     }
 
     /// The same schedule evaluated in another zone (`tz` of a cron job).
@@ -196,6 +242,9 @@ impl Schedule {
                 tz: zone,
                 fixed_time: c.fixed_time,
             })),
+            Schedule::Set(set) if set.tz() != zone.as_ref() => {
+                Schedule::Set(Arc::new(set.in_zone(zone)))
+            }
             other => other,
         }
     }
@@ -215,6 +264,7 @@ impl Schedule {
                     c.spec.next_in_zone(after, zone)
                 }
             }
+            Schedule::Set(set) => set.next_after_in(after, zone),
         };
         // The search steps from the wall-clock second; a result at or
         // before `after` would make the scheduler spin, so it is never

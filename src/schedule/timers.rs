@@ -440,32 +440,32 @@ impl Scheduler {
 /// The due time a schedule is re-armed for after a wall-clock jump, the
 /// clock now reading `(wall, mono)` (see the module docs).
 fn rearmed_due(old: &Armed, (wall, mono): (Timestamp, Instant)) -> Option<Timestamp> {
-    match &old.schedule {
+    let schedule = &old.schedule;
+    if schedule.is_cron() {
         // A cron slot a forward jump passed fires once, now.
-        Schedule::Cron(_) if old.at <= wall => Some(old.at),
+        if old.at <= wall {
+            return Some(old.at);
+        }
         // A fixed-time slot the schedule already passed is not fired again
         // after a step back of less than REPEAT_GUARD.
-        Schedule::Cron(_)
-            if old.schedule.is_fixed_time()
-                && old.floor > wall
-                && wall.duration_until(old.floor) < REPEAT_GUARD =>
+        if schedule.is_fixed_time()
+            && old.floor > wall
+            && wall.duration_until(old.floor) < REPEAT_GUARD
         {
-            old.schedule.next_after(old.floor)
+            return schedule.next_after(old.floor);
         }
-        Schedule::Cron(_) => old.schedule.next_after(wall),
-        // An interval is monotonic time: the grid point after the new wall
-        // time that is no sooner (monotonic) than the deadline armed before
-        // the jump, hence at least one interval after the previous one.
-        Schedule::Every { .. } => {
-            let remaining = old.deadline.saturating_duration_since(mono);
-            let from = SignedDuration::try_from(remaining)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .and_then(|d| wall.checked_add(d - SignedDuration::from_nanos(1)).ok())
-                .unwrap_or(wall);
-            old.schedule.next_after(from)
-        }
+        return schedule.next_after(wall);
     }
+    // An interval is monotonic time: the grid point after the new wall
+    // time that is no sooner (monotonic) than the deadline armed before
+    // the jump, hence at least one interval after the previous one.
+    let remaining = old.deadline.saturating_duration_since(mono);
+    let from = SignedDuration::try_from(remaining)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .and_then(|d| wall.checked_add(d - SignedDuration::from_nanos(1)).ok())
+        .unwrap_or(wall);
+    schedule.next_after(from)
 }
 
 /// Puts `armed`'s timer on the wheel, as seen at `(wall, mono)` (its

@@ -63,7 +63,8 @@ pub struct JobView<'a> {
     name: &'a str,
     kind: &'static str,
     source: JobSource,
-    schedule: Option<&'a str>,
+    /// The text as written, or an array of them (see `Schedule`'s `Serialize`).
+    schedule: Option<&'a crate::schedule::Schedule>,
     enabled: bool,
     paused: bool,
     running: bool,
@@ -537,7 +538,7 @@ impl Core {
             name: &def.name,
             kind: def.kind.name(),
             source: entry.source,
-            schedule: def.schedule.as_ref().map(|s| s.text()),
+            schedule: def.schedule.as_ref(),
             enabled: entry.enabled,
             paused: entry.paused,
             running: entry.running > 0,
