@@ -366,3 +366,73 @@ fn a_reload_raising_a_limit_starts_waiting_runs() {
         (g["max_running"] == 3 && g["running"] == 3 && g["waiting"] == 0).then_some(())
     });
 }
+
+/// `at = "..."`: a job that runs once at that instant, then is kept as
+/// finished (no next run), also across a restart with `state_dir`.
+#[test]
+fn an_at_job_runs_once_and_stays_finished_across_a_restart() {
+    let state = tempfile::tempdir().expect("state dir");
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(2))
+        .expect("time");
+    // Whole seconds, written with an offset as a user would.
+    let at = jiff::Timestamp::from_second(at.as_second()).expect("time");
+    let text = at
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(1)))
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    let jobs = format!("[[jobs]]\nname = \"once\"\nat = \"{text}\"\ncommand = [\"true\"]\n");
+    let daemon = format!("state_dir = \"{}\"", state.path().display());
+    let mut d = Daemon::start(&config(&daemon, &jobs));
+    let mut c = d.client();
+    let job = c.ok("jobs.get", json!({"name": "once", "next": 3}));
+    assert_eq!(job["schedule"], text.as_str(), "{job}");
+    assert_eq!(job["next_runs"].as_array().map(Vec::len), Some(1), "{job}");
+    let run = last_run(&d, "once");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(
+        util::millis(&run["scheduled_at"]),
+        at.as_millisecond(),
+        "{run}"
+    );
+    let after = c.ok("jobs.get", json!({"name": "once", "next": 3}));
+    assert!(after["next_run"].is_null(), "{after}");
+    assert_eq!(after["next_runs"], json!([]), "{after}");
+    // Restarted from the same state_dir: not run again.
+    d.signal(rustix::process::Signal::TERM);
+    d.wait_exit(util::WAIT).expect("stopped");
+    let d = Daemon::start(&config(&daemon, &jobs));
+    let mut c = d.client();
+    let job = c.ok("jobs.get", json!({"name": "once"}));
+    assert!(job["next_run"].is_null(), "{job}");
+    assert_eq!(job["runs_total"], 1, "{job}");
+}
+
+/// `at` with `every` or `cron`, and a time without its offset, are config
+/// errors.
+#[test]
+fn at_is_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\nat = \"2026-12-24T18:00:00+01:00\"\nevery = \"1h\"\n\n\
+         [[jobs]]\nname = \"b\"\ncommand = [\"true\"]\nat = \"2026-12-24 18:00\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(util::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("tickd check");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("jobs[0].at (job \"a\"): set only one of every, cron and at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("jobs[1].at (job \"b\"): \"2026-12-24 18:00\" is not a date and time"),
+        "{text}"
+    );
+}

@@ -14,7 +14,7 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 15] = [
+const REFUSED: [&str; 16] = [
     "name",
     "on_failure",
     "on_success",
@@ -22,6 +22,7 @@ const REFUSED: [&str; 15] = [
     "concurrency",
     "every",
     "cron",
+    "at",
     "skip_dates",
     "skip_dates_file",
     "tz",

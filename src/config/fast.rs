@@ -472,6 +472,7 @@ fn set_job(j: &mut RawJob, key: &str, v: Value) -> bool {
         "on_failure" => put(&mut j.on_failure, v, string),
         "on_success" => put(&mut j.on_success, v, string),
         "after" => put(&mut j.after, v, strings),
+        "at" => put(&mut j.once_at, v, string),
         "concurrency" => put(&mut j.concurrency, v, string),
         "catch_up" => put(&mut j.catch_up, v, string),
         "catch_up_limit" => put(&mut j.catch_up_limit, v, integer),

@@ -95,11 +95,12 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 35] = [
+pub(crate) const JOB_KEYS: [&str; 36] = [
     "name",
     "kind",
     "every",
     "cron",
+    "at",
     "tz",
     "skip_dates",
     "skip_dates_file",
@@ -160,6 +161,7 @@ pub(crate) struct RawJob {
     pub on_failure: Sp<String>,
     pub on_success: Sp<String>,
     pub after: Sp<Vec<String>>,
+    pub once_at: Sp<String>,
     pub concurrency: Sp<String>,
     pub catch_up: Sp<String>,
     pub catch_up_limit: Sp<i64>,
@@ -226,6 +228,7 @@ impl RawJob {
             on_failure: None,
             on_success: None,
             after: None,
+            once_at: None,
             concurrency: None,
             catch_up: None,
             catch_up_limit: None,
@@ -612,6 +615,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
             "on_failure" => j.on_failure = rd.string("on_failure", item, at, k),
             "on_success" => j.on_success = rd.string("on_success", item, at, k),
             "after" => j.after = rd.strings("after", item, at, k),
+            "at" => j.once_at = rd.string("at", item, at, k),
             "concurrency" => j.concurrency = rd.string("concurrency", item, at, k),
             "catch_up" => j.catch_up = rd.string("catch_up", item, at, k),
             "catch_up_limit" => j.catch_up_limit = rd.integer("catch_up_limit", item, at, k),

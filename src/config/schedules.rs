@@ -16,6 +16,19 @@ use toml::Spanned;
 /// `every` or `cron` (not both), or neither for a manual-only job, with
 /// the job's skipped dates.
 pub(crate) fn check(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<Schedule> {
+    if let Some(once) = &j.once_at {
+        if j.every.is_some() || j.cron.is_some() {
+            let message = "set only one of every, cron and at (at runs the job once)";
+            r.error(at(once), key.key("at"), message);
+            return None;
+        }
+        if let Some(v) = &j.skip_dates {
+            r.error(at(v), key.key("skip_dates"), NO_SCHEDULE);
+        }
+        return schedule::parse_at(once.get_ref())
+            .map_err(|message| r.error(at(once), key.key("at"), message))
+            .ok();
+    }
     let (texts, field, parse): (_, _, Parse) = match (&j.every, &j.cron) {
         (Some(_), Some(cron)) => {
             let message = "set only one of every and cron (or neither, for a manual-only job)";

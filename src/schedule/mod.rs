@@ -110,6 +110,13 @@ pub enum Schedule {
     Cron(Arc<CronSchedule>),
     /// Several schedules, or skipped dates, or both (see [`set`]).
     Set(Arc<ScheduleSet>),
+    /// Once, at this instant (`at`, like `at(1)`): due once, then never.
+    At {
+        /// The instant.
+        at: Timestamp,
+        /// The text as written in the config.
+        text: Arc<str>,
+    },
 }
 
 /// A parsed cron expression with its zone (see [`Schedule::Cron`]).
@@ -139,6 +146,7 @@ impl PartialEq for Schedule {
             ) => interval == other_interval && text == other_text,
             (Schedule::Cron(a), Schedule::Cron(b)) => a.expr == b.expr && a.tz == b.tz,
             (Schedule::Set(a), Schedule::Set(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Schedule::At { at: a, .. }, Schedule::At { at: b, .. }) => a == b,
             _ => false,
         }
     }
@@ -174,6 +182,7 @@ impl Schedule {
             Schedule::Every { text, .. } => text,
             Schedule::Cron(c) => &c.expr,
             Schedule::Set(set) => set.members().first().map_or("", Schedule::text),
+            Schedule::At { text, .. } => text,
         }
     }
 
@@ -181,7 +190,7 @@ impl Schedule {
     pub fn is_cron(&self) -> bool {
         match self {
             Schedule::Cron(_) => true,
-            Schedule::Every { .. } => false,
+            Schedule::Every { .. } | Schedule::At { .. } => false,
             Schedule::Set(set) => set.members().iter().any(Schedule::is_cron),
         }
     }
@@ -190,7 +199,7 @@ impl Schedule {
     pub fn tz(&self) -> Option<&TimeZone> {
         match self {
             Schedule::Cron(c) => c.tz.as_ref(),
-            Schedule::Every { .. } => None,
+            Schedule::Every { .. } | Schedule::At { .. } => None,
             Schedule::Set(set) => set.tz(),
         }
     }
@@ -207,6 +216,7 @@ impl Schedule {
                 None => self.next_after_in(after, &TimeZone::system()),
             },
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
+            Schedule::At { at, .. } => (*at > after).then_some(*at),
             Schedule::Set(set) => match set.tz() {
                 Some(tz) => set.next_after_in(after, tz),
                 // Intervals without skipped days use no zone.
@@ -228,6 +238,8 @@ impl Schedule {
     pub fn is_fixed_time(&self) -> bool {
         match self {
             Schedule::Cron(c) => c.fixed_time,
+            // One instant: a clock stepped back over it runs it once only.
+            Schedule::At { .. } => true,
             Schedule::Every { .. } => false,
             Schedule::Set(set) => set.members().iter().all(Schedule::is_fixed_time),
         }
@@ -265,6 +277,7 @@ impl Schedule {
                 }
             }
             Schedule::Set(set) => set.next_after_in(after, zone),
+            Schedule::At { at, .. } => (*at > after).then_some(*at),
         };
         // The search steps from the wall-clock second; a result at or
         // before `after` would make the scheduler spin, so it is never
@@ -295,6 +308,18 @@ fn next_multiple(after: Timestamp, interval: Duration) -> Option<Timestamp> {
     let now = after.as_nanosecond();
     let next = now.div_euclid(step).checked_add(1)?.checked_mul(step)?;
     Timestamp::from_nanosecond(next).ok()
+}
+
+/// `at`: one instant, RFC 3339 with its offset
+/// (`2026-12-24T18:00:00+01:00`, or `Z`).
+pub fn parse_at(text: &str) -> Result<Schedule, String> {
+    let at = crate::time::text::parse(text.trim()).map_err(|e| {
+        format!("\"{text}\" is not a date and time with its offset ({e}); e.g. \"2026-12-24T18:00:00+01:00\"")
+    })?;
+    Ok(Schedule::At {
+        at,
+        text: Arc::from(text.trim()),
+    })
 }
 
 /// Parses an `every` value: a humantime duration from [`MIN_EVERY`] to
