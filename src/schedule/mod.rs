@@ -110,13 +110,18 @@ pub enum Schedule {
     Cron(Arc<CronSchedule>),
     /// Several schedules, or skipped dates, or both (see [`set`]).
     Set(Arc<ScheduleSet>),
-    /// Once, at this instant (`at`, like `at(1)`): due once, then never.
-    At {
-        /// The instant.
-        at: Timestamp,
-        /// The text as written in the config.
-        text: Arc<str>,
-    },
+    /// Once, at an instant (`at`, like `at(1)`): due once, then never.
+    At(Arc<OnceAt>),
+}
+
+/// The instant of [`Schedule::At`] (behind a pointer, so that the enum
+/// stays 32 bytes).
+#[derive(Debug, PartialEq, Eq)]
+pub struct OnceAt {
+    /// The instant.
+    pub at: Timestamp,
+    /// The text as written in the config.
+    pub text: Box<str>,
 }
 
 /// A parsed cron expression with its zone (see [`Schedule::Cron`]).
@@ -146,7 +151,7 @@ impl PartialEq for Schedule {
             ) => interval == other_interval && text == other_text,
             (Schedule::Cron(a), Schedule::Cron(b)) => a.expr == b.expr && a.tz == b.tz,
             (Schedule::Set(a), Schedule::Set(b)) => Arc::ptr_eq(a, b) || a == b,
-            (Schedule::At { at: a, .. }, Schedule::At { at: b, .. }) => a == b,
+            (Schedule::At(a), Schedule::At(b)) => a.at == b.at,
             _ => false,
         }
     }
@@ -182,7 +187,7 @@ impl Schedule {
             Schedule::Every { text, .. } => text,
             Schedule::Cron(c) => &c.expr,
             Schedule::Set(set) => set.members().first().map_or("", Schedule::text),
-            Schedule::At { text, .. } => text,
+            Schedule::At(once) => &once.text,
         }
     }
 
@@ -190,7 +195,7 @@ impl Schedule {
     pub fn is_cron(&self) -> bool {
         match self {
             Schedule::Cron(_) => true,
-            Schedule::Every { .. } | Schedule::At { .. } => false,
+            Schedule::Every { .. } | Schedule::At(_) => false,
             Schedule::Set(set) => set.members().iter().any(Schedule::is_cron),
         }
     }
@@ -199,7 +204,7 @@ impl Schedule {
     pub fn tz(&self) -> Option<&TimeZone> {
         match self {
             Schedule::Cron(c) => c.tz.as_ref(),
-            Schedule::Every { .. } | Schedule::At { .. } => None,
+            Schedule::Every { .. } | Schedule::At(_) => None,
             Schedule::Set(set) => set.tz(),
         }
     }
@@ -216,7 +221,7 @@ impl Schedule {
                 None => self.next_after_in(after, &TimeZone::system()),
             },
             Schedule::Every { interval, .. } => next_multiple(after, *interval),
-            Schedule::At { at, .. } => (*at > after).then_some(*at),
+            Schedule::At(once) => (once.at > after).then_some(once.at),
             Schedule::Set(set) => match set.tz() {
                 Some(tz) => set.next_after_in(after, tz),
                 // Intervals without skipped days use no zone.
@@ -239,7 +244,7 @@ impl Schedule {
         match self {
             Schedule::Cron(c) => c.fixed_time,
             // One instant: a clock stepped back over it runs it once only.
-            Schedule::At { .. } => true,
+            Schedule::At(_) => true,
             Schedule::Every { .. } => false,
             Schedule::Set(set) => set.members().iter().all(Schedule::is_fixed_time),
         }
@@ -277,7 +282,7 @@ impl Schedule {
                 }
             }
             Schedule::Set(set) => set.next_after_in(after, zone),
-            Schedule::At { at, .. } => (*at > after).then_some(*at),
+            Schedule::At(once) => (once.at > after).then_some(once.at),
         };
         // The search steps from the wall-clock second; a result at or
         // before `after` would make the scheduler spin, so it is never
@@ -316,10 +321,10 @@ pub fn parse_at(text: &str) -> Result<Schedule, String> {
     let at = crate::time::text::parse(text.trim()).map_err(|e| {
         format!("\"{text}\" is not a date and time with its offset ({e}); e.g. \"2026-12-24T18:00:00+01:00\"")
     })?;
-    Ok(Schedule::At {
+    Ok(Schedule::At(Arc::new(OnceAt {
         at,
-        text: Arc::from(text.trim()),
-    })
+        text: text.trim().into(),
+    })))
 }
 
 /// Parses an `every` value: a humantime duration from [`MIN_EVERY`] to
