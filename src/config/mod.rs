@@ -23,6 +23,7 @@ mod error;
 mod fast;
 mod job;
 mod kinds;
+mod limits;
 mod raw;
 mod settings;
 mod source;
@@ -48,6 +49,7 @@ pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
+pub use crate::sys::limits::{IoClass, Limits};
 
 /// A validated config, ready for the daemon.
 #[derive(Clone, Debug)]
@@ -141,6 +143,8 @@ pub struct ExecSpec {
     pub cwd: Option<PathBuf>,
     /// Run as this user (when tickd runs as root). [ops]
     pub user: Option<String>,
+    /// `limits = {...}`: rlimits, nice and I/O class for the child. [flows]
+    pub limits: Limits,
 }
 
 /// Settings of an `http` job. [jobs]

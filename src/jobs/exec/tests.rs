@@ -22,6 +22,7 @@ struct Job {
     timeout: Option<Duration>,
     kill_grace: Duration,
     watch: ExitWatch,
+    limits: Limits,
 }
 
 impl Job {
@@ -35,6 +36,7 @@ impl Job {
             timeout: Some(Duration::from_secs(10)),
             kill_grace: Duration::from_secs(2),
             watch: ExitWatch::Auto,
+            limits: Limits::default(),
         }
     }
 
@@ -52,6 +54,7 @@ impl Job {
             timeout: self.timeout,
             kill_grace: self.kill_grace,
             run_as: None,
+            limits: self.limits,
         };
         run_with(&req, cancel, observer, self.watch)
     }
