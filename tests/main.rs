@@ -35,6 +35,7 @@ mod jobs;
 mod kinds;
 mod lifecycle;
 mod limits;
+mod limits_exec;
 mod notify;
 mod ops;
 mod paging;
