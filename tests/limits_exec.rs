@@ -127,7 +127,11 @@ fn a_job_put_through_the_api_takes_limits_and_a_refused_limit_fails_the_run_clea
                      "limits": {"open_files": 33}});
     c.ok("jobs.put", json!({ "job": job }));
     let r = run(&d, "api");
-    assert_eq!((r["state"].as_str(), r["output"].as_str()), (Some("succeeded"), Some("33\n")), "{r}");
+    assert_eq!(
+        (r["state"].as_str(), r["output"].as_str()),
+        (Some("succeeded"), Some("33\n")),
+        "{r}"
+    );
     // More open files than the kernel allows anyone (fs.nr_open): the
     // child cannot apply it, and the run says which limit and why.
     let job = json!({"name": "huge", "command": ["true"],
@@ -193,8 +197,11 @@ limits = { memory = "lots" }
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "one line per problem:\n{err}");
     assert!(
-        lines[0].contains(":5: jobs[0].limits.processes (job \"p\"): needs a delegated cgroup v2 subtree")
-            && lines[0].contains("RLIMIT_NPROC counts every process of the user, tickd's own threads included"),
+        lines[0].contains(
+            ":5: jobs[0].limits.processes (job \"p\"): needs a delegated cgroup v2 subtree"
+        ) && lines[0].contains(
+            "RLIMIT_NPROC counts every process of the user, tickd's own threads included"
+        ),
         "{err}"
     );
     assert!(

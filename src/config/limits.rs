@@ -45,7 +45,10 @@ pub(super) fn read(
     key: &JobKey,
 ) -> Sp<RawLimits> {
     let Some(table) = item.as_table_like() else {
-        let message = expected("a table like { memory = \"512MiB\", cpu_time = \"10m\" }", item);
+        let message = expected(
+            "a table like { memory = \"512MiB\", cpu_time = \"10m\" }",
+            item,
+        );
         rd.r.error(table_at, key.key("limits"), message);
         rd.bad.push("limits");
         return None;
@@ -70,7 +73,11 @@ pub(super) fn read(
 }
 
 /// Validates `limits` into [`Limits`] (none when absent).
-pub(super) fn validate(r: &mut Report<'_>, raw: Option<&Spanned<RawLimits>>, key: &JobKey) -> Limits {
+pub(super) fn validate(
+    r: &mut Report<'_>,
+    raw: Option<&Spanned<RawLimits>>,
+    key: &JobKey,
+) -> Limits {
     let Some(raw) = raw else {
         return Limits::default();
     };
@@ -82,18 +89,21 @@ pub(super) fn validate(r: &mut Report<'_>, raw: Option<&Spanned<RawLimits>>, key
                        threads included";
         r.error(at(v), k("limits.processes"), message);
     }
-    let memory = l.memory.as_ref().and_then(|v| match parse_size(v.get_ref()) {
-        Ok(bytes) if bytes >= 1 << 20 => Some(bytes),
-        Ok(_) => {
-            let message = "is below 1 MiB, too small for any program to start";
-            r.error(at(v), k("limits.memory"), message);
-            None
-        }
-        Err(message) => {
-            r.error(at(v), k("limits.memory"), message);
-            None
-        }
-    });
+    let memory = l
+        .memory
+        .as_ref()
+        .and_then(|v| match parse_size(v.get_ref()) {
+            Ok(bytes) if bytes >= 1 << 20 => Some(bytes),
+            Ok(_) => {
+                let message = "is below 1 MiB, too small for any program to start";
+                r.error(at(v), k("limits.memory"), message);
+                None
+            }
+            Err(message) => {
+                r.error(at(v), k("limits.memory"), message);
+                None
+            }
+        });
     let cpu_time = l.cpu_time.as_ref().and_then(|v| {
         match humantime::parse_duration(v.get_ref().trim()) {
             Ok(d) if d.is_zero() => {
@@ -120,19 +130,22 @@ pub(super) fn validate(r: &mut Report<'_>, raw: Option<&Spanned<RawLimits>>, key
         let n = int_in(r, Some(v), k("limits.nice"), -20..=19, 0);
         i32::try_from(n).unwrap_or(0)
     });
-    let io_class = l.io_class.as_ref().and_then(|v| match v.get_ref().as_str() {
-        "idle" => Some(IoClass::Idle),
-        "best-effort" => Some(IoClass::BestEffort),
-        "realtime" => Some(IoClass::Realtime),
-        other => {
-            let message = format!(
-                "\"{}\" is not one of: idle, best-effort, realtime",
-                other.escape_debug()
-            );
-            r.error(at(v), k("limits.io_class"), message);
-            None
-        }
-    });
+    let io_class = l
+        .io_class
+        .as_ref()
+        .and_then(|v| match v.get_ref().as_str() {
+            "idle" => Some(IoClass::Idle),
+            "best-effort" => Some(IoClass::BestEffort),
+            "realtime" => Some(IoClass::Realtime),
+            other => {
+                let message = format!(
+                    "\"{}\" is not one of: idle, best-effort, realtime",
+                    other.escape_debug()
+                );
+                r.error(at(v), k("limits.io_class"), message);
+                None
+            }
+        });
     Limits {
         memory,
         cpu_time,
@@ -211,7 +224,8 @@ limits = { memory = "512MiB", cpu_time = "1m 500ms", open_files = 1024, nice = 1
         // Strings only: the fast path takes the table, then falls back.
         let l = limits_of("[[jobs]]\nname = \"x\"\ncommand = [\"true\"]\nlimits = { io_class = \"best-effort\" }\n");
         assert_eq!(l.io_class, Some(IoClass::BestEffort));
-        let l = limits_of("[[jobs]]\nname = \"x\"\ncommand = [\"true\"]\n[jobs.limits]\nnice = -5\n");
+        let l =
+            limits_of("[[jobs]]\nname = \"x\"\ncommand = [\"true\"]\n[jobs.limits]\nnice = -5\n");
         assert_eq!(l.nice, Some(-5));
         assert!(limits_of("[[jobs]]\nname = \"x\"\ncommand = [\"true\"]\n").is_empty());
     }
@@ -264,11 +278,20 @@ limits = "lots"
         let JobKind::Exec(spec) = &*def.kind else {
             panic!("exec")
         };
-        assert_eq!((spec.limits.memory, spec.limits.nice), (Some(64 << 20), Some(3)));
+        assert_eq!(
+            (spec.limits.memory, spec.limits.nice),
+            (Some(64 << 20), Some(3))
+        );
         let err = job(json!({"processes": 5})).unwrap_err();
-        assert!(err.starts_with("job.limits.processes: needs a delegated cgroup"), "{err}");
+        assert!(
+            err.starts_with("job.limits.processes: needs a delegated cgroup"),
+            "{err}"
+        );
         let err = job(json!({"memory": "lots"})).unwrap_err();
-        assert!(err.starts_with("job.limits.memory: \"lots\" is not a size"), "{err}");
+        assert!(
+            err.starts_with("job.limits.memory: \"lots\" is not a size"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -278,7 +301,16 @@ limits = "lots"
         assert_eq!(parse_size(" 2 GiB "), Ok(2 << 30));
         assert_eq!(parse_size("4096B"), Ok(4096));
         assert_eq!(parse_size("1T"), Ok(1 << 40));
-        for bad in ["", "MiB", "512", "512MB", "1.5G", "-1G", "12 parsecs", "99999999999T"] {
+        for bad in [
+            "",
+            "MiB",
+            "512",
+            "512MB",
+            "1.5G",
+            "-1G",
+            "12 parsecs",
+            "99999999999T",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert!(parse_size("512MB").unwrap_err().contains("1000 or 1024"));

@@ -45,11 +45,11 @@ use std::time::Duration;
 use crate::schedule::Schedule;
 
 pub use crate::auth::AuthToken;
+pub use crate::sys::limits::{IoClass, Limits};
 pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
-pub use crate::sys::limits::{IoClass, Limits};
 
 /// A validated config, ready for the daemon.
 #[derive(Clone, Debug)]

@@ -175,6 +175,7 @@ fn run_with(
                 spawn_error(&req.argv[0], req.cwd, &e),
                 ExecEnd::SpawnFailed,
                 &req.limits,
+                None,
             );
             log::debug!("exec {:?}: {msg}", req.argv);
             return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
@@ -201,7 +202,7 @@ fn run_with(
         Ended::Cancelled => (ExecEnd::Cancelled, None, Some("cancelled".into())),
         Ended::Broken(msg) => (ExecEnd::SpawnFailed, None, Some(msg)),
     };
-    let error = error.map(|e| limit_note(e, end, &req.limits));
+    let error = error.map(|e| limit_note(e, end, &req.limits, supervised.cpu_used));
     log::debug!("exec: pid {pid} ended: {end:?}");
     ExecOutcome {
         end,
@@ -368,25 +369,24 @@ fn describe_status(status: ExitStatus) -> (ExecEnd, Option<i32>, Option<String>)
     }
 }
 
-/// `error` as the limits the run ran under explain it: a run ended by
-/// SIGXCPU is named as killed by its CPU limit, one ended by SIGKILL under
-/// a CPU limit says that the limit's hard stop is a SIGKILL, and any
-/// failure under a memory limit mentions it (under `RLIMIT_AS` an
-/// allocation fails inside the job, which then exits or aborts its own
-/// way).
-fn limit_note(error: String, end: ExecEnd, limits: &Limits) -> String {
-    let cpu = limits
-        .cpu_time
-        .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string());
-    let mut error = match (end, cpu) {
-        (ExecEnd::Signaled(sig), Some(cpu)) if sig == libc::SIGXCPU => {
-            format!("killed: cpu time limit {cpu}")
+/// `error` as the limits the run ran under explain it. A run ended by
+/// SIGXCPU, or by SIGKILL once it had used its CPU time (the hard limit,
+/// when the job ignored SIGXCPU; `cpu_used` is read from its zombie), is
+/// named as killed by its CPU limit. Any failure under a memory limit
+/// mentions it: under `RLIMIT_AS` an allocation fails inside the job,
+/// which then exits or aborts its own way.
+fn limit_note(error: String, end: ExecEnd, limits: &Limits, cpu_used: Option<Duration>) -> String {
+    let cpu_limit = limits.cpu_time.map(Duration::from_secs);
+    let mut error = match (end, cpu_limit) {
+        (ExecEnd::Signaled(sig), Some(limit))
+            if sig == libc::SIGXCPU
+                || (sig == libc::SIGKILL && cpu_used.is_some_and(|used| used >= limit)) =>
+        {
+            format!(
+                "killed: cpu time limit {}",
+                humantime::format_duration(limit)
+            )
         }
-        (ExecEnd::Signaled(sig), Some(cpu)) if sig == libc::SIGKILL => format!(
-            "{error} (SIGKILL: the cpu time limit {cpu} kills with it {}s past the limit \
-             when SIGXCPU did not end the job)",
-            limits::CPU_HARD_MARGIN_SECS
-        ),
         _ => error,
     };
     let failed = matches!(
@@ -404,8 +404,13 @@ fn limit_note(error: String, end: ExecEnd, limits: &Limits) -> String {
 
 /// `512 MiB`, `3 GiB`, `1000 bytes`: a size as a limit is written.
 pub(crate) fn human_size(bytes: u64) -> String {
-    for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+    for (unit, size) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }

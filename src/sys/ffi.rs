@@ -16,6 +16,7 @@
 //!   react promptly, see [`request_slice`].
 //! - `malloc_trim`, to hand the heap pages a reload frees back to the OS
 //!   (glibc only), see [`release_free_heap`].
+//! - `sysconf(_SC_CLK_TCK)`, the unit of a process's times in /proc.
 //! - `CommandExt::pre_exec` and `ioprio_set` (a raw syscall: glibc has no
 //!   wrapper), to apply a job's resource limits in its child, see
 //!   [`limits_before_exec`].
@@ -235,6 +236,14 @@ fn apply_limits(l: &Limits) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (`sysconf
+/// (_SC_CLK_TCK)`, 100 on every common Linux architecture).
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes a plain value and reads no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {

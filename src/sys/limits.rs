@@ -124,6 +124,23 @@ pub fn apply_before_exec(command: &mut Command, limits: Limits) {
     }
 }
 
+/// The CPU time (user + system) process `pid` has used, from
+/// `/proc/PID/stat`; readable for a zombie too, until it is reaped.
+pub fn cpu_time_of(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name in parentheses (which may hold
+    // spaces): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let hz = super::ffi::clock_ticks_per_second().max(1);
+    let ticks = utime.saturating_add(stime);
+    Some(std::time::Duration::from_millis(
+        ticks.saturating_mul(1000) / hz,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +152,10 @@ mod tests {
             failed_limit(&err),
             Some(("nice", "Permission denied".to_string()))
         );
-        assert_eq!(failed_limit(&fold(Step::Memory, 1)).map(|f| f.0), Some("memory"));
+        assert_eq!(
+            failed_limit(&fold(Step::Memory, 1)).map(|f| f.0),
+            Some("memory")
+        );
         assert_eq!(failed_limit(&io::Error::from_raw_os_error(13)), None);
     }
 
