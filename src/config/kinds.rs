@@ -1,7 +1,8 @@
 //! Stage two for the kind-specific keys of a job: `kind` itself, then the
-//! keys of that kind (exec: command env cwd user limits; http: url method headers
-//! body expect_status; sql: database sql; file.prune: path pattern
-//! older_than recursive allow_system_path). A key of another kind is an
+//! keys of that kind (exec: command env cwd user limits, the last in
+//! [`super::limits`]; http: url method headers body expect_status; sql:
+//! database sql; file.prune: path pattern older_than recursive
+//! allow_system_path). A key of another kind is an
 //! error, so a job that mixes kinds up is caught rather than half-applied.
 
 use std::collections::BTreeMap;

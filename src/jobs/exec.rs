@@ -171,12 +171,11 @@ fn run_with(
     let child = match spawn(&mut command, req) {
         Ok(c) => c,
         Err(e) => {
-            let msg = limit_note(
-                spawn_error(&req.argv[0], req.cwd, &e),
-                ExecEnd::SpawnFailed,
-                &req.limits,
-                None,
-            );
+            let mut msg = spawn_error(&req.argv[0], req.cwd, &e);
+            if limits::failed_limit(&e).is_none() {
+                // A program too big for its address space fails here.
+                msg = limit_note(msg, ExecEnd::SpawnFailed, &req.limits, None);
+            }
             log::debug!("exec {:?}: {msg}", req.argv);
             return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
         }
@@ -403,7 +402,7 @@ fn limit_note(error: String, end: ExecEnd, limits: &Limits, cpu_used: Option<Dur
 }
 
 /// `512 MiB`, `3 GiB`, `1000 bytes`: a size as a limit is written.
-pub(crate) fn human_size(bytes: u64) -> String {
+fn human_size(bytes: u64) -> String {
     for (unit, size) in [
         ("TiB", 1u64 << 40),
         ("GiB", 1 << 30),
