@@ -80,6 +80,24 @@ limits = { cpu_time = "1s" }
     assert_eq!(spin["error"], "killed: cpu time limit 1s", "{spin}");
 }
 
+/// Spends about 6 s of CPU: the hard limit is 5 s past the soft one.
+#[test]
+fn a_job_that_ignores_sigxcpu_is_killed_at_the_hard_limit_and_the_error_still_names_it() {
+    let d = Daemon::start(&config(
+        "",
+        r#"
+[[jobs]]
+name = "stubborn"
+command = ["sh", "-c", "trap '' XCPU; while :; do :; done"]
+timeout = "120s"
+limits = { cpu_time = "1s" }
+"#,
+    ));
+    let run = run(&d, "stubborn");
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(run["error"], "killed: cpu time limit 1s", "{run}");
+}
+
 #[test]
 fn nice_io_class_and_open_files_are_what_the_job_sees() {
     let ionice = have("ionice");
