@@ -36,6 +36,7 @@ mod jobs;
 mod kinds;
 mod lifecycle;
 mod limits;
+mod limits_exec;
 mod multi_schedule;
 mod notify;
 mod ops;

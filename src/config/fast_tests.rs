@@ -254,6 +254,10 @@ fn the_fast_path_knows_every_key() {
         assert!(taken, "daemon.{key}");
     }
     for key in JOB_KEYS {
+        // Left to the full reader: `limits` is an inline table of integers.
+        if key == "limits" {
+            continue;
+        }
         let taken = values().into_iter().any(|v| {
             let mut job = RawJob::new(
                 JobKey {

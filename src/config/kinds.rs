@@ -1,7 +1,8 @@
 //! Stage two for the kind-specific keys of a job: `kind` itself, then the
-//! keys of that kind (exec: command env cwd user; http: url method headers
-//! body expect_status; sql: database sql; file.prune: path pattern
-//! older_than recursive allow_system_path). A key of another kind is an
+//! keys of that kind (exec: command env cwd user limits, the last in
+//! [`super::limits`]; http: url method headers body expect_status; sql:
+//! database sql; file.prune: path pattern older_than recursive
+//! allow_system_path). A key of another kind is an
 //! error, so a job that mixes kinds up is caught rather than half-applied.
 
 use std::collections::BTreeMap;
@@ -72,11 +73,12 @@ pub(crate) fn validate(
 
 /// Reports keys that belong to a kind other than `kind`.
 fn foreign_keys(r: &mut Report<'_>, j: &RawJob, key: &JobKey, kind: &str) {
-    let owned: [(Option<usize>, &str, &str); 16] = [
+    let owned: [(Option<usize>, &str, &str); 17] = [
         (j.command.as_ref().map(at), "command", "exec"),
         (j.env.as_ref().map(at), "env", "exec"),
         (j.cwd.as_ref().map(at), "cwd", "exec"),
         (j.user.as_ref().map(at), "user", "exec"),
+        (j.limits.as_ref().map(at), "limits", "exec"),
         (j.url.as_ref().map(at), "url", "http"),
         (j.method.as_ref().map(at), "method", "http"),
         (j.headers.as_ref().map(at), "headers", "http"),
@@ -166,11 +168,13 @@ fn exec(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<ExecSpec> {
             r.warn(at(v), key.key("user"), message);
         }
     }
+    let limits = super::limits::validate(r, j.limits.as_ref(), key);
     ok.then(|| ExecSpec {
         command: argv.clone(),
         env,
         cwd: cwd.map(PathBuf::from),
         user,
+        limits,
     })
 }
 

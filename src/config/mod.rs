@@ -24,6 +24,7 @@ mod error;
 mod fast;
 mod job;
 mod kinds;
+mod limits;
 mod raw;
 mod schedules;
 mod settings;
@@ -46,6 +47,7 @@ use std::time::Duration;
 use crate::schedule::Schedule;
 
 pub use crate::auth::AuthToken;
+pub use crate::sys::limits::{IoClass, Limits};
 pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
@@ -152,6 +154,8 @@ pub struct ExecSpec {
     pub cwd: Option<PathBuf>,
     /// Run as this user (when tickd runs as root). [ops]
     pub user: Option<String>,
+    /// `limits = {...}`: rlimits, nice and I/O class for the child. [flows]
+    pub limits: Limits,
 }
 
 /// Settings of an `http` job. [jobs]

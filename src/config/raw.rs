@@ -95,7 +95,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 36] = [
+pub(crate) const JOB_KEYS: [&str; 37] = [
     "name",
     "kind",
     "every",
@@ -132,6 +132,7 @@ pub(crate) const JOB_KEYS: [&str; 36] = [
     "older_than",
     "recursive",
     "allow_system_path",
+    "limits",
 ];
 
 /// One `[[jobs]]` table. It holds the keys of every kind; stage two checks
@@ -186,6 +187,8 @@ pub(crate) struct RawJob {
     pub older_than: Sp<String>,
     pub recursive: Sp<bool>,
     pub allow_system_path: Sp<bool>,
+    // exec: `limits = {...}` (read and checked in `limits.rs`)
+    pub limits: Sp<super::limits::RawLimits>,
 }
 
 /// `every` or `cron`: one text, or an array of them.
@@ -249,6 +252,7 @@ impl RawJob {
             older_than: None,
             recursive: None,
             allow_system_path: None,
+            limits: None,
         }
     }
 
@@ -314,7 +318,7 @@ pub(super) fn unknown<'a>(key: &str, known: impl IntoIterator<Item = &'a str> + 
 }
 
 /// `expected WANT, found WHAT`, with the value when it is short.
-fn expected(want: &str, item: &Item) -> String {
+pub(super) fn expected(want: &str, item: &Item) -> String {
     format!("expected {want}, found {}", found(item))
 }
 
@@ -382,7 +386,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn integer(
+    pub(super) fn integer(
         &mut self,
         field: &'static str,
         item: &Item,
@@ -638,6 +642,7 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
             "allow_system_path" => {
                 j.allow_system_path = rd.boolean("allow_system_path", item, at, k);
             }
+            "limits" => j.limits = super::limits::read(&mut rd, item, at, &j.key),
             _ => {
                 let message = if DAEMON_KEYS.contains(&field) && !JOB_KEYS.contains(&field) {
                     format!("unknown key; `{field}` is a daemon key, so it belongs in [daemon]")

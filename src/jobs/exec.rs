@@ -28,6 +28,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::jobs::cancel::CancelToken;
+use crate::sys::limits::{self, Limits};
 use rustix::io::Errno;
 use supervise::{Ended, ExitWatch};
 
@@ -65,6 +66,8 @@ pub struct ExecRequest<'a> {
     /// Run as this account (the job's `user`, resolved by the caller,
     /// which also checked that tickd runs as root); `None` = as tickd.
     pub run_as: Option<&'a crate::privilege::Account>,
+    /// The job's `limits`, applied in the child before exec.
+    pub limits: Limits,
 }
 
 /// How a run ended.
@@ -168,7 +171,11 @@ fn run_with(
     let child = match spawn(&mut command, req) {
         Ok(c) => c,
         Err(e) => {
-            let msg = spawn_error(&req.argv[0], req.cwd, &e);
+            let mut msg = spawn_error(&req.argv[0], req.cwd, &e);
+            if limits::failed_limit(&e).is_none() {
+                // A program too big for its address space fails here.
+                msg = limit_note(msg, ExecEnd::SpawnFailed, &req.limits, None);
+            }
             log::debug!("exec {:?}: {msg}", req.argv);
             return ExecOutcome::not_started(ExecEnd::SpawnFailed, msg);
         }
@@ -194,6 +201,7 @@ fn run_with(
         Ended::Cancelled => (ExecEnd::Cancelled, None, Some("cancelled".into())),
         Ended::Broken(msg) => (ExecEnd::SpawnFailed, None, Some(msg)),
     };
+    let error = error.map(|e| limit_note(e, end, &req.limits, supervised.cpu_used));
     log::debug!("exec: pid {pid} ended: {end:?}");
     ExecOutcome {
         end,
@@ -304,6 +312,7 @@ fn build_command(req: &ExecRequest<'_>, lookup: Lookup) -> Result<Command, Strin
     if let Some(cwd) = req.cwd {
         command.current_dir(cwd);
     }
+    limits::apply_before_exec(&mut command, req.limits);
     command
         .process_group(0)
         .stdin(if req.stdin.is_some() {
@@ -318,6 +327,9 @@ fn build_command(req: &ExecRequest<'_>, lookup: Lookup) -> Result<Command, Strin
 
 /// A clear message for a failed spawn.
 fn spawn_error(program: &str, cwd: Option<&Path>, err: &io::Error) -> String {
+    if let Some((key, reason)) = limits::failed_limit(err) {
+        return format!("cannot apply limits.{key} before starting {program}: {reason}");
+    }
     match err.kind() {
         io::ErrorKind::NotFound => {
             // The cwd was fine a moment ago; if it vanished since, say so.
@@ -354,6 +366,54 @@ fn describe_status(status: ExitStatus) -> (ExecEnd, Option<i32>, Option<String>)
             Some(format!("unexpected status {status}")),
         )
     }
+}
+
+/// `error` as the limits the run ran under explain it. A run ended by
+/// SIGXCPU, or by SIGKILL once it had used its CPU time (the hard limit,
+/// when the job ignored SIGXCPU; `cpu_used` is read from its zombie), is
+/// named as killed by its CPU limit. Any failure under a memory limit
+/// mentions it: under `RLIMIT_AS` an allocation fails inside the job,
+/// which then exits or aborts its own way.
+fn limit_note(error: String, end: ExecEnd, limits: &Limits, cpu_used: Option<Duration>) -> String {
+    let cpu_limit = limits.cpu_time.map(Duration::from_secs);
+    let mut error = match (end, cpu_limit) {
+        (ExecEnd::Signaled(sig), Some(limit))
+            if sig == libc::SIGXCPU
+                || (sig == libc::SIGKILL && cpu_used.is_some_and(|used| used >= limit)) =>
+        {
+            format!(
+                "killed: cpu time limit {}",
+                humantime::format_duration(limit)
+            )
+        }
+        _ => error,
+    };
+    let failed = matches!(
+        end,
+        ExecEnd::Exited(_) | ExecEnd::Signaled(_) | ExecEnd::SpawnFailed
+    );
+    if let (true, Some(bytes)) = (failed, limits.memory) {
+        error.push_str(&format!(
+            " (ran under a memory limit of {})",
+            human_size(bytes)
+        ));
+    }
+    error
+}
+
+/// `512 MiB`, `3 GiB`, `1000 bytes`: a size as a limit is written.
+fn human_size(bytes: u64) -> String {
+    for (unit, size) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// An io::Error's text without the "(os error N)" suffix std appends

@@ -16,6 +16,10 @@
 //!   react promptly, see [`request_slice`].
 //! - `malloc_trim`, to hand the heap pages a reload frees back to the OS
 //!   (glibc only), see [`release_free_heap`].
+//! - `sysconf(_SC_CLK_TCK)`, the unit of a process's times in /proc.
+//! - `CommandExt::pre_exec` and `ioprio_set` (a raw syscall: glibc has no
+//!   wrapper), to apply a job's resource limits in its child, see
+//!   [`limits_before_exec`].
 //!
 //! Each function is a thin wrapper returning `io::Result` (but
 //! `release_free_heap`, which cannot fail); callers never see a raw
@@ -27,6 +31,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::path::PathBuf;
 use std::ptr;
+
+use super::limits::{fold, Limits, Step, CPU_HARD_MARGIN_SECS};
 
 /// Which side of a [`fork`] this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,77 @@ pub(crate) fn release_free_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Makes `command`'s child apply `limits` between fork and exec.
+///
+/// The closure runs in the forked child of a multi-threaded process, so it
+/// only makes system calls on values copied into it: rustix's `setrlimit`
+/// and `setpriority` (raw syscalls on Linux) and `ioprio_set`; it never
+/// allocates or takes a lock. A failure is folded into the errno std sends
+/// back (see [`super::limits::failed_limit`]). std runs it after the
+/// switch to the job's `user`, so raising a limit past the hard one, or a
+/// negative nice, needs the job to run as root.
+pub(crate) fn limits_before_exec(command: &mut std::process::Command, limits: Limits) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure is async-signal-safe: it reads only the `Copy`
+    // values moved into it and makes system calls; no allocation (the
+    // errors it builds are plain errnos), no locks, no thread-local state.
+    unsafe {
+        command.pre_exec(move || apply_limits(&limits));
+    }
+}
+
+/// The body of [`limits_before_exec`]'s closure, in the child.
+fn apply_limits(l: &Limits) -> io::Result<()> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    let both = |n: u64| Rlimit {
+        current: Some(n),
+        maximum: Some(n),
+    };
+    let fail = |step: Step| move |e: rustix::io::Errno| fold(step, e.raw_os_error());
+    if let Some(bytes) = l.memory {
+        setrlimit(Resource::As, both(bytes)).map_err(fail(Step::Memory))?;
+    }
+    if let Some(secs) = l.cpu_time {
+        let lim = Rlimit {
+            current: Some(secs),
+            maximum: Some(secs.saturating_add(CPU_HARD_MARGIN_SECS)),
+        };
+        setrlimit(Resource::Cpu, lim).map_err(fail(Step::CpuTime))?;
+    }
+    if let Some(files) = l.open_files {
+        setrlimit(Resource::Nofile, both(files)).map_err(fail(Step::OpenFiles))?;
+    }
+    if let Some(nice) = l.nice {
+        rustix::process::setpriority_process(None, nice).map_err(fail(Step::Nice))?;
+    }
+    if let Some(class) = l.io_class {
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        // SAFETY: ioprio_set takes three plain integers and touches no
+        // memory of ours; pid 0 is the calling process.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                0 as libc::c_long,
+                libc::c_long::from(class.ioprio()),
+            )
+        };
+        if rc != 0 {
+            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(fold(Step::IoClass, errno));
+        }
+    }
+    Ok(())
+}
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (`sysconf
+/// (_SC_CLK_TCK)`, 100 on every common Linux architecture).
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes a plain value and reads no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {

@@ -10,6 +10,7 @@
 //! [`crate::privilege`] and [`mark_latency_sensitive`].
 
 pub(crate) mod ffi;
+pub mod limits;
 
 use std::io;
 use std::os::fd::OwnedFd;

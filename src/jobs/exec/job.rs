@@ -59,6 +59,7 @@ impl Executor for ExecJob<'_> {
             timeout: ctx.job.timeout,
             kill_grace: ctx.kill_grace,
             run_as: account.as_ref(),
+            limits: spec.limits,
         };
         let outcome = run_exec(&req, ctx.cancel, &mut Observer(ctx));
         let state = match outcome.end {

@@ -78,6 +78,9 @@ pub(super) enum Ended {
 pub(super) struct Supervised {
     pub ended: Ended,
     pub tail: OutputTail,
+    /// The CPU time the child had used when it exited, read from its
+    /// zombie before reaping; only for a job with a `cpu_time` limit.
+    pub cpu_used: Option<Duration>,
 }
 
 /// The poll and waker of one run, made before the child is spawned.
@@ -120,6 +123,8 @@ impl Watcher {
             kill: Kill::No,
             tail: OutputTail::default(),
             observer,
+            cpu_watch: req.limits.cpu_time.is_some(),
+            cpu_used: None,
         };
         let setup = run
             .watch_pipes(stdout, stderr, stdin, req.stdin.clone().unwrap_or_default())
@@ -194,6 +199,9 @@ struct Run<'o> {
     kill: Kill,
     tail: OutputTail,
     observer: &'o mut dyn ExecObserver,
+    /// Whether to read the child's CPU time before reaping it.
+    cpu_watch: bool,
+    cpu_used: Option<Duration>,
 }
 
 impl Run<'_> {
@@ -425,6 +433,9 @@ impl Run<'_> {
             // the pgid, so this cannot hit a reused group.
             self.signal_group(GroupSignal::Kill);
         }
+        if self.cpu_watch {
+            self.cpu_used = sys::limits::cpu_time_of(self.pid);
+        }
         let status = self
             .child
             .wait()
@@ -534,6 +545,7 @@ impl Run<'_> {
         Supervised {
             ended: Ended::Broken(msg),
             tail: self.tail,
+            cpu_used: None,
         }
     }
 
@@ -550,6 +562,7 @@ impl Run<'_> {
         Supervised {
             ended,
             tail: self.tail,
+            cpu_used: self.cpu_used,
         }
     }
 }

@@ -22,6 +22,7 @@ struct Job {
     timeout: Option<Duration>,
     kill_grace: Duration,
     watch: ExitWatch,
+    limits: Limits,
 }
 
 impl Job {
@@ -35,6 +36,7 @@ impl Job {
             timeout: Some(Duration::from_secs(10)),
             kill_grace: Duration::from_secs(2),
             watch: ExitWatch::Auto,
+            limits: Limits::default(),
         }
     }
 
@@ -52,6 +54,7 @@ impl Job {
             timeout: self.timeout,
             kill_grace: self.kill_grace,
             run_as: None,
+            limits: self.limits,
         };
         run_with(&req, cancel, observer, self.watch)
     }
@@ -488,4 +491,61 @@ fn durations_read_like_config() {
     assert_eq!(human_duration(Duration::from_secs(2)), "2s");
     assert_eq!(human_duration(Duration::from_millis(300)), "300ms");
     assert_eq!(human_duration(Duration::from_millis(1500)), "1500ms");
+}
+
+#[test]
+fn errors_name_the_cpu_limit_that_killed_a_run_and_the_memory_limit_it_ran_under() {
+    let cpu = Limits {
+        cpu_time: Some(600),
+        ..Limits::default()
+    };
+    let killed = |sig: i32, used: Option<u64>| {
+        let used = used.map(Duration::from_secs);
+        limit_note(
+            format!("killed by signal {sig}"),
+            ExecEnd::Signaled(sig),
+            &cpu,
+            used,
+        )
+    };
+    assert_eq!(killed(libc::SIGXCPU, None), "killed: cpu time limit 10m");
+    // SIGKILL is the hard limit's only once the CPU time is used up.
+    assert_eq!(
+        killed(libc::SIGKILL, Some(605)),
+        "killed: cpu time limit 10m"
+    );
+    assert_eq!(killed(libc::SIGKILL, Some(3)), "killed by signal 9");
+    assert_eq!(killed(libc::SIGKILL, None), "killed by signal 9");
+    let memory = Limits {
+        memory: Some(512 << 20),
+        ..Limits::default()
+    };
+    assert_eq!(
+        limit_note("exit status 1".into(), ExecEnd::Exited(1), &memory, None),
+        "exit status 1 (ran under a memory limit of 512 MiB)"
+    );
+    assert_eq!(
+        limit_note(
+            "timed out after 1s".into(),
+            ExecEnd::TimedOut,
+            &memory,
+            None
+        ),
+        "timed out after 1s"
+    );
+    assert_eq!(human_size(3 << 30), "3 GiB");
+    assert_eq!(human_size(1000), "1000 bytes");
+}
+
+#[test]
+fn a_zombie_still_tells_its_cpu_time() {
+    let child = std::process::Command::new("sh")
+        .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+        .spawn()
+        .expect("spawn");
+    let mut child = child;
+    crate::sys::wait_for_exit(child.id()).expect("waitid");
+    let used = crate::sys::limits::cpu_time_of(child.id()).expect("zombie's stat");
+    assert!(used > Duration::ZERO, "{used:?}");
+    assert!(child.wait().expect("reap").success());
 }
