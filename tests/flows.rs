@@ -436,3 +436,90 @@ fn at_is_checked() {
         "{text}"
     );
 }
+
+const ECHO: &str = "[[jobs]]\nname = \"later\"\ncommand = [\"true\"]\n";
+
+/// `jobs.run {name, delay}` / `{name, at}`: the run exists at once as
+/// `scheduled` with `scheduled_at` its time, is listed under that state,
+/// and runs then, under its id.
+#[test]
+fn a_delayed_run_is_scheduled_then_runs_at_its_time() {
+    let d = Daemon::start(&config("", ECHO));
+    let mut c = d.client();
+    let asked = jiff::Timestamp::now().as_millisecond();
+    let id = c.ok("jobs.run", json!({"name": "later", "delay": "1s"}))["run_id"].clone();
+    let run = c.ok("runs.get", json!({ "run_id": id }));
+    assert_eq!(run["state"], "scheduled", "{run}");
+    let due = util::millis(&run["scheduled_at"]);
+    assert!((asked + 900..asked + 3000).contains(&due), "{run}");
+    let listed = c.ok("runs.list", json!({"state": "scheduled"}));
+    assert_eq!(listed[0]["run_id"], id, "{listed}");
+    let done = d.wait_run_done(id.as_str().expect("id"));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(util::millis(&done["started_at"]) >= due, "{done}");
+    assert_eq!(util::millis(&done["scheduled_at"]), due, "{done}");
+
+    // `at`, and `wait` answers when it has run.
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_millis(800))
+        .expect("time")
+        .to_string();
+    let waited = c.ok("jobs.run", json!({"name": "later", "at": at, "wait": true}));
+    assert_eq!(waited["state"], "succeeded", "{waited}");
+    // Bad asks.
+    for bad in [
+        json!({"name": "later", "delay": "1s", "at": at}),
+        json!({"name": "later", "delay": "soon"}),
+        json!({"name": "later", "at": "2020-01-01T00:00:00Z"}),
+        json!({"name": "later", "delay": "400d"}),
+    ] {
+        assert_eq!(c.err_code("jobs.run", bad.clone()), -32602, "{bad}");
+    }
+}
+
+/// `runs.cancel` of a scheduled run ends it `cancelled`; it never runs.
+#[test]
+fn a_scheduled_run_can_be_cancelled() {
+    let d = Daemon::start(&config("", ECHO));
+    let mut c = d.client();
+    let id = c.ok("jobs.run", json!({"name": "later", "delay": "1s"}))["run_id"].clone();
+    let cancelled = c.ok("runs.cancel", json!({ "run_id": id }));
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert!(cancelled["started_at"].is_null(), "{cancelled}");
+    // Past its time, a later run has ended and this one still has not run.
+    let other = c.ok(
+        "jobs.run",
+        json!({"name": "later", "delay": "1500ms", "wait": true}),
+    );
+    assert_eq!(other["state"], "succeeded");
+    let again = c.ok("runs.get", json!({ "run_id": id }));
+    assert_eq!(again["state"], "cancelled", "{again}");
+    assert!(again["started_at"].is_null(), "{again}");
+}
+
+/// With `state_dir`, a scheduled run outlives a restart and runs at its
+/// time under its id.
+#[test]
+fn a_scheduled_run_survives_a_restart_with_state_dir() {
+    let state = tempfile::tempdir().expect("state dir");
+    let daemon = format!("state_dir = \"{}\"", state.path().display());
+    let mut d = Daemon::start(&config(&daemon, ECHO));
+    let id = d
+        .client()
+        .ok("jobs.run", json!({"name": "later", "delay": "2s"}))["run_id"]
+        .clone();
+    d.signal(rustix::process::Signal::TERM);
+    d.wait_exit(util::WAIT).expect("stopped");
+    let d = Daemon::start(&config(&daemon, ECHO));
+    let mut c = d.client();
+    let run = c.ok("runs.get", json!({ "run_id": id }));
+    assert!(
+        matches!(
+            run["state"].as_str(),
+            Some("scheduled" | "queued" | "running" | "succeeded")
+        ),
+        "{run}"
+    );
+    let done = d.wait_run_done(id.as_str().expect("id"));
+    assert_eq!(done["state"], "succeeded", "{done}");
+}

@@ -441,6 +441,9 @@ impl Daemon {
 
     /// A retry's timer fired: start the next attempt.
     pub(super) fn fire_retry(&mut self, token: u64) {
+        if let Some(delayed) = self.delayed.remove(&token) {
+            return self.start_delayed(delayed);
+        }
         let Some(retry) = self.retries.remove(&token) else {
             return;
         };
@@ -471,7 +474,10 @@ impl Daemon {
             let Some(run) = core.run(id) else {
                 return false;
             };
-            if run.state != RunState::Queued {
+            // A scheduled run (`jobs.run {delay | at}`) is neither in the
+            // pool nor in a backlog; its timer finds it ended.
+            let scheduled = run.state == RunState::Scheduled;
+            if run.state != RunState::Queued && !scheduled {
                 return false;
             }
             let in_backlog = run
@@ -482,7 +488,7 @@ impl Daemon {
             core.finish(
                 id,
                 Finish::with_error(RunState::Cancelled, why),
-                !in_backlog,
+                !in_backlog && !scheduled,
             )
         };
         self.inputs.remove(&id);
@@ -505,7 +511,8 @@ impl Daemon {
             .map(|r| r.state)
             .ok_or_else(|| Error::NoSuchRun(id.to_string()))?;
         match state {
-            RunState::Queued if self.cancel_if_queued(id, "cancelled by request") => {}
+            RunState::Queued | RunState::Scheduled
+                if self.cancel_if_queued(id, "cancelled by request") => {}
             RunState::Queued | RunState::Running => {
                 if let Some(token) = self.cancels.get(&id) {
                     log::info!("run {id}: cancel requested");

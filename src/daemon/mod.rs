@@ -18,6 +18,7 @@ mod cluster;
 mod compaction;
 pub mod counters;
 mod define;
+mod delayed;
 pub mod dispatch;
 mod error;
 pub mod faults;
@@ -51,6 +52,7 @@ use task::RunTask;
 
 pub use board::{health_of, Board, ConfigInfo};
 pub use define::{Put, JOB_API_OFF};
+pub use delayed::MAX_DELAY_SECS;
 pub use error::Error;
 pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 
@@ -261,6 +263,8 @@ pub struct Daemon {
     inputs: RunMap<dispatch::RunInput>,
     /// Retries waiting for their timer, by timer token.
     retries: HashMap<u64, dispatch::PendingRetry>,
+    /// Runs asked for later (`jobs.run {delay | at}`), by timer token.
+    delayed: HashMap<u64, delayed::Delayed>,
     /// While timers are being fired: runs queued without waking a worker
     /// yet (see [`WorkerPool::submit_quiet`]), woken together at the end.
     quiet_dispatches: Option<usize>,
@@ -353,6 +357,7 @@ impl Daemon {
             cancels: RunMap::default(),
             inputs: RunMap::default(),
             retries: HashMap::new(),
+            delayed: HashMap::new(),
             quiet_dispatches: None,
             snapshot: None,
             skips: skips::SkipLog::default(),

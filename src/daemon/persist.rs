@@ -254,6 +254,7 @@ impl Daemon {
     ) -> Vec<(RunId, Option<Value>, Option<Value>)> {
         let mut requeue = Vec::new();
         let mut interrupted = Vec::new();
+        let mut rearm = Vec::new();
         let mut core = self.shared.core.lock();
         core.reserve_ids_through(recovered.max_run_id);
         for (job, at) in &recovered.last_scheduled {
@@ -287,12 +288,22 @@ impl Daemon {
                     requeue.push((run.id, record.args.clone(), record.adhoc.clone()));
                     core.restore_run(run);
                 }
+                RunState::Scheduled => {
+                    let due = run.scheduled_at.unwrap_or_else(time::now);
+                    rearm.push((run.id, record.args.clone(), due));
+                    core.restore_run(run);
+                }
                 _ => core.restore_run(run),
             }
         }
         drop(core);
         for run in &interrupted {
             self.shared.journal_finished(run);
+        }
+        // Runs asked for later wait for their time again (one due while
+        // the daemon was down starts at once).
+        for (id, args, due) in rearm {
+            self.arm_delayed(id, args, due);
         }
         for job in stale_pauses {
             log::info!("job {job} was paused but is no longer in the config; its pause is dropped");

@@ -225,7 +225,7 @@ impl<'de> Deserialize<'de> for StateFilter {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<StateFilter, E> {
                 RunState::parse(s).map(StateFilter).ok_or_else(|| {
                     E::custom(
-                        "must be one of queued, running, succeeded, failed, timed_out, \
+                        "must be one of scheduled, queued, running, succeeded, failed, timed_out, \
                          cancelled, interrupted",
                     )
                 })
@@ -248,6 +248,10 @@ pub struct JobsRun {
     /// `"local"` (default) or `"any"` (cluster mode: any node that has
     /// the job runs it).
     pub node: Option<Node>,
+    /// Run it this long from now (humantime, e.g. `"10m"`).
+    pub delay: Option<String>,
+    /// Run it at this instant (RFC 3339 with its offset).
+    pub at: Option<String>,
 }
 
 /// Where a run requested by a client runs (cluster mode).

@@ -84,13 +84,64 @@ fn next_runs(schedule: Option<&crate::schedule::Schedule>, n: u64) -> Vec<String
     out
 }
 
-/// `jobs.run {name, wait?, args?}`: the command.
-pub fn run(p: JobsRun) -> Command {
-    Command::Run {
+/// `jobs.run {name, wait?, args?, delay? | at?}`: the command.
+pub fn run(p: JobsRun) -> Result<Command, Error> {
+    let due = due_time(p.delay.as_deref(), p.at.as_deref())?;
+    Ok(Command::Run {
         name: p.name,
         wait: p.wait.unwrap_or(false),
         args: p.args.map(Value::Object),
+        due,
+    })
+}
+
+/// The due time of `delay` or `at` (at most one), within a year.
+fn due_time(
+    delay: Option<&str>,
+    at: Option<&str>,
+) -> Result<Option<crate::time::Timestamp>, Error> {
+    use crate::daemon::MAX_DELAY_SECS;
+    let now = crate::time::now();
+    let due = match (delay, at) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(Error::Invalid {
+                param: "at",
+                what: "give delay or at, not both".into(),
+            })
+        }
+        (Some(d), None) => {
+            let d = humantime::parse_duration(d.trim()).map_err(|e| Error::Invalid {
+                param: "delay",
+                what: format!("\"{d}\" is not a duration ({e}); e.g. \"90s\", \"10m\""),
+            })?;
+            let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+            now.checked_add(d).map_err(|_| Error::Invalid {
+                param: "delay",
+                what: "too long".into(),
+            })?
+        }
+        (None, Some(a)) => {
+            let t = crate::time::text::parse(a.trim()).map_err(|e| Error::Invalid {
+                param: "at",
+                what: format!("\"{a}\" is not a date and time with its offset ({e})"),
+            })?;
+            if t < now {
+                return Err(Error::Invalid {
+                    param: "at",
+                    what: format!("{a} is in the past"),
+                });
+            }
+            t
+        }
+    };
+    if due.as_second() - now.as_second() > MAX_DELAY_SECS {
+        return Err(Error::Invalid {
+            param: if delay.is_some() { "delay" } else { "at" },
+            what: "at most a year (366 days) ahead".into(),
+        });
     }
+    Ok(Some(due))
 }
 
 /// `submit {job, wait?, args?}` (allowed, and the job checked by the
@@ -135,9 +186,19 @@ pub fn set_enabled(name: &str, enabled: bool) -> Command {
     }
 }
 
-/// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`.
-pub fn execute_run(d: &mut Daemon, name: &str, wait: bool, args: Option<Value>) -> Reply {
-    let started = d.start_run(name, NewRun::new(Trigger::Manual, args));
+/// Applies `jobs.run`: `{run_id}`, or the finished run with `wait`; with
+/// a due time (`delay`, `at`), the run waits `scheduled` until then.
+pub fn execute_run(
+    d: &mut Daemon,
+    name: &str,
+    wait: bool,
+    args: Option<Value>,
+    due: Option<crate::time::Timestamp>,
+) -> Reply {
+    let started = match due {
+        Some(due) => d.schedule_run(name, args, due),
+        None => d.start_run(name, NewRun::new(Trigger::Manual, args)),
+    };
     accepted(started, wait)
 }
 

@@ -99,6 +99,8 @@ pub enum Command {
         wait: bool,
         /// Passed to the job.
         args: Option<Value>,
+        /// `delay` / `at`: the run waits, `scheduled`, until then.
+        due: Option<crate::time::Timestamp>,
     },
     /// `jobs.pause` (false) or `jobs.resume` (true).
     SetEnabled {
@@ -162,10 +164,19 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
         Call::JobsRun(p) if p.node == Some(call::Node::Any) => {
+            if p.delay.is_some() || p.at.is_some() {
+                return Outcome::Answer(Err(Error::Invalid {
+                    param: "node",
+                    what: "\"any\" does not take delay or at yet".into(),
+                }));
+            }
             let wait = p.wait.unwrap_or(false);
             cluster::run_any(shared, Some(&p.name), None, p.args, wait)
         }
-        Call::JobsRun(p) => Outcome::Command(jobs::run(p)),
+        Call::JobsRun(p) => match jobs::run(p) {
+            Ok(c) => Outcome::Command(c),
+            Err(e) => Outcome::Answer(Err(e)),
+        },
         Call::Submit(p) if p.node == Some(call::Node::Any) => {
             let wait = p.wait.unwrap_or(false);
             cluster::run_any(shared, None, Some(p.job.source), p.args, wait)
@@ -213,7 +224,12 @@ pub fn job_api_allowed(board: &Board) -> Result<(), Error> {
 /// Applies a command on the event loop.
 pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
     match cmd {
-        Command::Run { name, wait, args } => jobs::execute_run(d, &name, wait, args),
+        Command::Run {
+            name,
+            wait,
+            args,
+            due,
+        } => jobs::execute_run(d, &name, wait, args, due),
         Command::Submit {
             def,
             source,

@@ -131,7 +131,8 @@ mod tests {
             json!({"limit": "ten"}),
             "param `limit`: must be a non-negative integer",
         );
-        let states = "param `state`: must be one of queued, running, succeeded, failed, \
+        let states =
+            "param `state`: must be one of scheduled, queued, running, succeeded, failed, \
                       timed_out, cancelled, interrupted";
         bad(
             "runs.list",

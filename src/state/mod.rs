@@ -367,6 +367,13 @@ impl Core {
         self.runs.get(&id)
     }
 
+    /// Makes run `id` (just created) wait for its time: `scheduled`.
+    pub fn set_scheduled(&mut self, id: RunId) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.state = RunState::Scheduled;
+        }
+    }
+
     /// Notes which run triggered run `id`.
     pub fn set_parent(&mut self, id: RunId, parent: RunId) {
         if let Some(run) = self.runs.get_mut(&id) {

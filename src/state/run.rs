@@ -47,6 +47,8 @@ impl std::hash::Hasher for IdHasher {
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RunState {
+    /// Asked for later (`jobs.run {delay | at}`): waiting for its time.
+    Scheduled,
     /// Accepted, waiting for a worker.
     Queued,
     /// A worker is executing it.
@@ -65,7 +67,8 @@ pub enum RunState {
 
 impl RunState {
     /// Every state, in life order.
-    pub const ALL: [RunState; 7] = [
+    pub const ALL: [RunState; 8] = [
+        RunState::Scheduled,
         RunState::Queued,
         RunState::Running,
         RunState::Succeeded,
@@ -78,6 +81,7 @@ impl RunState {
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Scheduled => "scheduled",
             RunState::Queued => "queued",
             RunState::Running => "running",
             RunState::Succeeded => "succeeded",
@@ -95,7 +99,10 @@ impl RunState {
 
     /// True once the run can no longer change.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunState::Queued | RunState::Running)
+        !matches!(
+            self,
+            RunState::Scheduled | RunState::Queued | RunState::Running
+        )
     }
 
     /// True for the outcomes counted as failures (and, later, retried).

@@ -222,7 +222,7 @@ impl Daemon {
         poll_until(&format!("run {run_id} to finish"), || {
             let r = c.ok("runs.get", json!({ "run_id": run_id }));
             let st = r["state"].as_str().unwrap_or("");
-            (st != "queued" && st != "running").then_some(r)
+            (!matches!(st, "scheduled" | "queued" | "running")).then_some(r)
         })
     }
 }
