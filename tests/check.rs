@@ -29,19 +29,6 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `tickd check` on a file with this text: exit code and stderr.
-fn check_text(text: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).expect("write");
-    let out = tickd(
-        &["check", "--config", &path.display().to_string()],
-        dir.path(),
-        None,
-    );
-    (out.status.code(), stderr(&out))
-}
-
 #[test]
 fn a_missing_default_config_names_the_absolute_path_and_how_to_choose_another() {
     let dir = tempfile::tempdir().expect("dir");
@@ -100,7 +87,7 @@ fn tickd_config_sets_the_path_when_config_is_absent() {
 
 #[test]
 fn check_reports_every_problem_in_one_pass_with_suggestions() {
-    let (code, err) = check_text(
+    let (code, err) = util::check_text(
         r#"[daemon]
 wokers = 4
 history = "lots"
@@ -142,7 +129,7 @@ command = ["true"]
 #[test]
 fn check_prints_control_characters_in_job_names_escaped() {
     // A job name holding a terminal escape (clear screen) and a bell.
-    let (code, err) = check_text(
+    let (code, err) = util::check_text(
         "[[jobs]]\nname = \"a\\u001b[2J\\u0007b\"\ncommand = [\"true\"]\ntimeout = \"x\"\n",
     );
     assert_eq!(code, Some(1));

@@ -913,27 +913,11 @@ fn healthz_stays_200_while_redis_is_down() {
     assert_eq!(metric(&scrape(d), "tickd_cluster_redis_up", &[]), Some(1.0));
 }
 
-/// `tickd check` on a file with this text: exit code and stderr.
-fn check_text(text: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).expect("write");
-    let out = std::process::Command::new(util::bin())
-        .args(["check", "--config", &path.display().to_string()])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tickd check");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Bad `[cluster]` values are reported in one pass, each naming its key
 /// and line; good ones pass `check` without Redis being reachable.
 #[test]
 fn check_names_each_bad_cluster_key() {
-    let (code, err) = check_text(
+    let (code, err) = util::check_text(
         r#"[cluster]
 redis = "http://127.0.0.1:6379/0"
 claim_ttl = "0s"
@@ -965,7 +949,7 @@ nmespace = "x"
         "rediss://127.0.0.1:1/0",
         "redis+sentinel://127.0.0.1:1/mymaster/0",
     ] {
-        let (code, err) = check_text(&format!(
+        let (code, err) = util::check_text(&format!(
             "[cluster]\nredis = \"{url}\"\nnode = \"x\"\nnamespace = \"ns\"\nclaim_ttl = \"1s\"\non_redis_down = \"run-local\"\n"
         ));
         assert_eq!(code, Some(0), "{url}: {err}");

@@ -102,10 +102,7 @@ fn a_failed_run_does_not_start_its_on_success_job() {
 
 #[test]
 fn cycles_across_on_success_and_on_failure_are_config_errors_naming_them() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("t.toml");
-    std::fs::write(
-        &path,
+    let (code, text) = util::check_text(
         r#"
 [[jobs]]
 name = "a"
@@ -117,16 +114,8 @@ name = "b"
 command = ["true"]
 on_failure = "a"
 "#,
-    )
-    .expect("write");
-    let out = std::process::Command::new(util::bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tickd check");
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
+    );
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("on_success") && text.contains("forms a cycle: a -> b -> a"),
         "{text}"
@@ -195,10 +184,7 @@ fn a_join_runs_once_after_every_listed_job_succeeded() {
 /// takes part in the cycle check.
 #[test]
 fn after_is_checked_with_the_other_links() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("t.toml");
-    std::fs::write(
-        &path,
+    let (code, text) = util::check_text(
         r#"
 [[jobs]]
 name = "a"
@@ -222,15 +208,8 @@ command = ["true"]
 after = ["x"]
 on_failure = "x"
 "#,
-    )
-    .expect("write");
-    let out = std::process::Command::new(util::bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tickd check");
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{text}");
+    );
+    assert_eq!(code, Some(1), "{text}");
     for want in [
         "jobs[1].after (job \"c\"): a job with `after`",
         "jobs[1].after (job \"c\"): names job \"ghost\", which does not exist",
@@ -318,20 +297,10 @@ fn a_concurrency_limit_of_one_never_runs_two_at_once() {
 /// A job naming a limit without a table is a config error naming both.
 #[test]
 fn a_job_naming_an_unknown_limit_is_a_config_error() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("t.toml");
-    std::fs::write(
-        &path,
+    let (code, text) = util::check_text(
         "[concurrency.db]\nmax_running = 0\n\n[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\nconcurrency = \"dbb\"\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(util::bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tickd check");
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{text}");
+    );
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("concurrency.db.max_running: must be an integer from 1"),
         "{text}"
@@ -412,21 +381,11 @@ fn an_at_job_runs_once_and_stays_finished_across_a_restart() {
 /// errors.
 #[test]
 fn at_is_checked() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("t.toml");
-    std::fs::write(
-        &path,
+    let (code, text) = util::check_text(
         "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\nat = \"2026-12-24T18:00:00+01:00\"\nevery = \"1h\"\n\n\
          [[jobs]]\nname = \"b\"\ncommand = [\"true\"]\nat = \"2026-12-24 18:00\"\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(util::bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("tickd check");
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{text}");
+    );
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("jobs[0].at (job \"a\"): set only one of every, cron and at"),
         "{text}"

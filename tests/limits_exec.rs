@@ -9,7 +9,7 @@ use crate::util;
 
 use serde_json::{json, Value};
 use std::process::Command;
-use util::{bin, config, Daemon};
+use util::{config, Daemon};
 
 /// Runs job `name` and waits for its end.
 fn run(d: &Daemon, name: &str) -> Value {
@@ -173,26 +173,9 @@ fn a_job_put_through_the_api_takes_limits_and_a_refused_limit_fails_the_run_clea
     );
 }
 
-/// `tickd check` on `text`: its exit code and stderr.
-fn check(text: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("t.toml");
-    std::fs::write(&path, text).expect("write");
-    let out = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run tickd check");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn check_refuses_processes_limits_on_an_http_job_and_a_bad_memory_size() {
-    let (code, err) = check(
+    let (code, err) = util::check_text(
         r#"
 [[jobs]]
 name = "p"
@@ -230,7 +213,7 @@ limits = { memory = "lots" }
         lines[2].contains(":16: jobs[2].limits.memory (job \"m\"): \"lots\" is not a size"),
         "{err}"
     );
-    let (code, err) = check(
+    let (code, err) = util::check_text(
         "[[jobs]]\nname = \"ok\"\ncommand = [\"true\"]\nlimits = { memory = \"1GiB\", nice = 5 }\n",
     );
     assert_eq!(code, Some(0), "{err}");

@@ -47,6 +47,21 @@ pub struct WorkItem {
     pub stream_id: String,
 }
 
+impl WorkItem {
+    /// The fields of its entry in the work Stream, `hops` passes on.
+    pub fn fields(&self, hops: u32) -> Vec<(&'static str, String)> {
+        let json = |v: &Option<Value>| v.as_ref().map_or_else(String::new, Value::to_string);
+        vec![
+            ("run_id", self.run_id.to_string()),
+            ("job", self.job.clone().unwrap_or_default()),
+            ("args", json(&self.args)),
+            ("adhoc", json(&self.adhoc)),
+            ("origin", self.origin.clone()),
+            ("hops", hops.to_string()),
+        ]
+    }
+}
+
 enum FeedCmd {
     Ack(String),
     PassOn(WorkItem),
@@ -219,26 +234,7 @@ impl FeedLoop {
                     redis::cmd("XADD")
                         .arg(&work)
                         .arg("*")
-                        .arg("run_id")
-                        .arg(item.run_id)
-                        .arg("job")
-                        .arg(item.job.as_deref().unwrap_or(""))
-                        .arg("args")
-                        .arg(
-                            item.args
-                                .as_ref()
-                                .map_or_else(String::new, |a| a.to_string()),
-                        )
-                        .arg("adhoc")
-                        .arg(
-                            item.adhoc
-                                .as_ref()
-                                .map_or_else(String::new, |a| a.to_string()),
-                        )
-                        .arg("origin")
-                        .arg(&item.origin)
-                        .arg("hops")
-                        .arg(item.hops + 1)
+                        .arg(item.fields(item.hops + 1))
                         .query::<()>(con)?;
                 }
             }

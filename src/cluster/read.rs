@@ -163,26 +163,7 @@ impl Reads {
             pipe.cmd("XADD")
                 .arg(keys.work())
                 .arg("*")
-                .arg("run_id")
-                .arg(item.run_id)
-                .arg("job")
-                .arg(item.job.as_deref().unwrap_or(""))
-                .arg("args")
-                .arg(
-                    item.args
-                        .as_ref()
-                        .map_or_else(String::new, |a| a.to_string()),
-                )
-                .arg("adhoc")
-                .arg(
-                    item.adhoc
-                        .as_ref()
-                        .map_or_else(String::new, |a| a.to_string()),
-                )
-                .arg("origin")
-                .arg(&item.origin)
-                .arg("hops")
-                .arg(item.hops)
+                .arg(item.fields(item.hops))
                 .ignore();
             pipe.query::<()>(con)
         })

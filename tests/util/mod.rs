@@ -82,6 +82,24 @@ pub struct Daemon {
     pub log: Arc<LogBuf>,
 }
 
+/// `tickd check` on a file holding `text`: its exit code and stderr.
+pub fn check_text(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).expect("write");
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .env_remove("TICKD_CONFIG")
+        .output()
+        .expect("run tickd check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The path of the binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tickd")
