@@ -7,7 +7,7 @@ use crate::util;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use util::http::{get, post, request_bytes, HttpConn};
-use util::{config, Daemon};
+use util::{config, poll_until, Daemon};
 
 const JOBS: &str = r#"
 [[jobs]]
@@ -533,4 +533,25 @@ command = ["true"]
     let runs = listed.json().as_array().cloned().unwrap_or_default();
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0]["run_id"], json!(run_id));
+}
+
+/// `POST /runs/ID/cancel` cancels a run (the curl form of `runs.cancel`):
+/// the answer is the ended run; an unknown run is 404; GET is 405.
+#[test]
+fn post_runs_id_cancel_cancels_a_run() {
+    let jobs = "[[jobs]]\nname = \"slow\"\ncommand = [\"sleep\", \"30\"]\n";
+    let d = Daemon::start(&config("", jobs));
+    let mut c = d.client();
+    let id = c.ok("jobs.run", json!({"name": "slow"}))["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    poll_until("the run to start", || {
+        (c.ok("runs.get", json!({ "run_id": id }))["state"] == "running").then_some(())
+    });
+    let r = post(d.addr, &format!("/runs/{id}/cancel"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "cancelled", "{}", r.body);
+    assert_eq!(post(d.addr, "/runs/999999/cancel", "").status, 404);
+    assert_eq!(get(d.addr, &format!("/runs/{id}/cancel")).status, 405);
 }

@@ -14,6 +14,7 @@
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
 //! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
+//! | `POST /runs/ID/cancel` | `runs.cancel` |
 //! | `POST /reload` | `reload` |
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
@@ -445,6 +446,7 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["jobs", name, "resume"] => post(call("jobs.resume", named("name", name)?, 200)),
         ["runs"] => get(call("runs.list", query_params(req.query)?, 200)),
         ["runs", id] => get(call("runs.get", named("run_id", id)?, 200)),
+        ["runs", id, "cancel"] => post(call("runs.cancel", named("run_id", id)?, 200)),
         ["reload"] => post(call("reload", Map::new(), 200)),
         _ => Err(Refusal(
             404,
