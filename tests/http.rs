@@ -555,3 +555,61 @@ fn post_runs_id_cancel_cancels_a_run() {
     assert_eq!(post(d.addr, "/runs/999999/cancel", "").status, 404);
     assert_eq!(get(d.addr, &format!("/runs/{id}/cancel")).status, 405);
 }
+
+/// `tickd_job_last_success_timestamp_seconds{job_name}`: the time a run of
+/// the job last succeeded, the one alerting rules use; absent for a job
+/// that never succeeded.
+#[test]
+fn last_success_timestamp_per_job() {
+    let jobs = "[[jobs]]\nname = \"ok\"\ncommand = [\"true\"]\n\n\
+                [[jobs]]\nname = \"bad\"\ncommand = [\"false\"]\n";
+    let d = Daemon::start(&config("", jobs));
+    let mut c = d.client();
+    let before = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    c.ok("jobs.run", json!({"name": "ok", "wait": true}));
+    c.ok("jobs.run", json!({"name": "bad", "wait": true}));
+    let after = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let samples = parse_metrics(&get(d.addr, "/metrics").body);
+    let last = |job: &str| {
+        samples
+            .iter()
+            .find(|(name, labels, _)| {
+                name == "tickd_job_last_success_timestamp_seconds"
+                    && labels.get("job_name").map(String::as_str) == Some(job)
+            })
+            .map(|(_, _, v)| *v)
+    };
+    let ok = last("ok").expect("a series for the job that succeeded");
+    assert!(
+        ok >= before - 0.001 && ok <= after + 0.001,
+        "{before} <= {ok} <= {after}"
+    );
+    assert_eq!(
+        last("bad"),
+        None,
+        "no series for a job that never succeeded"
+    );
+}
+
+/// With `state_dir`, the last success outlives a restart (read back from
+/// the journal), so an alert on its age does not fire after every restart.
+#[test]
+fn last_success_timestamp_survives_a_restart_with_state_dir() {
+    let state = tempfile::tempdir().expect("state dir");
+    let daemon = format!("state_dir = \"{}\"", state.path().display());
+    let jobs = "[[jobs]]\nname = \"ok\"\ncommand = [\"true\"]\n";
+    let mut d = Daemon::start(&config(&daemon, jobs));
+    d.client()
+        .ok("jobs.run", json!({"name": "ok", "wait": true}));
+    let value = |d: &Daemon| {
+        parse_metrics(&get(d.addr, "/metrics").body)
+            .into_iter()
+            .find(|(name, _, _)| name == "tickd_job_last_success_timestamp_seconds")
+            .map(|(_, _, v)| v)
+    };
+    let first = value(&d).expect("a last success");
+    d.signal(rustix::process::Signal::TERM);
+    d.wait_exit(util::WAIT).expect("stopped");
+    let d = Daemon::start(&config(&daemon, jobs));
+    assert_eq!(value(&d), Some(first));
+}

@@ -73,6 +73,8 @@ enum Part {
     Runs(Option<String>),
     /// `tickd_run_duration_seconds` per job, likewise.
     Durations(Option<String>),
+    /// `tickd_job_last_success_timestamp_seconds` per job, likewise.
+    LastSuccess(Option<String>),
     /// Everything is rendered.
     Done,
 }
@@ -122,6 +124,16 @@ impl Render {
                     let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
                     match render_slice(out, slice, end, target, durations_series) {
                         End::More(last) => Part::Durations(Some(last)),
+                        End::Done => {
+                            last_success_family(out);
+                            Part::LastSuccess(None)
+                        }
+                    }
+                }
+                Part::LastSuccess(after) => {
+                    let (slice, end) = slice(shared, after.as_deref(), slice_len(out, target));
+                    match render_slice(out, slice, end, target, last_success_series) {
+                        End::More(last) => Part::LastSuccess(Some(last)),
                         End::Done => Part::Done,
                     }
                 }
@@ -357,6 +369,26 @@ fn cluster_families(out: &mut Vec<u8>, c: &crate::cluster::Cluster) {
         "tickd_cluster_runs_interrupted_total {}",
         claims.interrupted
     );
+}
+
+fn last_success_family(out: &mut Vec<u8>) {
+    family(
+        out,
+        "tickd_job_last_success_timestamp_seconds",
+        "When a run of the job last succeeded, Unix time (absent until one has).",
+        "gauge",
+    );
+}
+
+/// `tickd_job_last_success_timestamp_seconds` of one job, once a run of
+/// it has succeeded.
+fn last_success_series(out: &mut Vec<u8>, job: Option<&str>, m: &JobMetrics) {
+    if let (Some(job), Some(at)) = (job, m.last_success) {
+        let _ = writeln!(
+            out,
+            "tickd_job_last_success_timestamp_seconds{{job_name=\"{job}\"}} {at:.3}"
+        );
+    }
 }
 
 fn runs_family(out: &mut Vec<u8>) {

@@ -55,6 +55,8 @@ pub struct JobMetrics {
     pub sum: f64,
     /// Started runs.
     pub count: u64,
+    /// When a run of the job last succeeded (Unix seconds, with fractions).
+    pub last_success: Option<f64>,
 }
 
 impl JobMetrics {
@@ -62,6 +64,10 @@ impl JobMetrics {
     pub(super) fn record(&mut self, state: RunState, seconds: Option<f64>) {
         if let Some(i) = TERMINAL.iter().position(|&s| s == state) {
             self.by_state[i] += 1;
+        }
+        if state == RunState::Succeeded {
+            let now = crate::time::now();
+            self.last_success = Some(now.as_millisecond() as f64 / 1000.0);
         }
         if let Some(secs) = seconds {
             match DURATION_BUCKETS.iter().position(|&le| secs <= le) {

@@ -627,6 +627,12 @@ impl Core {
         let terminal = run.state.is_terminal();
         let failure = run.state.is_failure();
         let job = run.job.clone();
+        // The journal's successes tell when the job last succeeded, so the
+        // metric does not start over at a restart.
+        let succeeded_at = (run.state == RunState::Succeeded)
+            .then_some(run.finished_at)
+            .flatten()
+            .map(|t| t.as_millisecond() as f64 / 1000.0);
         self.runs.insert(id, run);
         if !terminal {
             if let Some(entry) = job.as_deref().and_then(|j| self.jobs.get_mut(j)) {
@@ -641,6 +647,10 @@ impl Core {
                 log.runs_total += 1;
                 if failure {
                     log.failures_total += 1;
+                }
+                if let Some(at) = succeeded_at {
+                    let last = &mut log.metrics.last_success;
+                    *last = Some(last.map_or(at, |l: f64| l.max(at)));
                 }
                 log.latest = Some(id);
                 &mut log.history
