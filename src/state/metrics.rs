@@ -65,10 +65,6 @@ impl JobMetrics {
         if let Some(i) = TERMINAL.iter().position(|&s| s == state) {
             self.by_state[i] += 1;
         }
-        if state == RunState::Succeeded {
-            let now = crate::time::now();
-            self.last_success = Some(now.as_millisecond() as f64 / 1000.0);
-        }
         if let Some(secs) = seconds {
             match DURATION_BUCKETS.iter().position(|&le| secs <= le) {
                 Some(i) => self.buckets[i] += 1,

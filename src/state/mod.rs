@@ -498,6 +498,13 @@ impl Core {
                 entry.backlog.retain(|&r| r != id);
                 let log = entry.log_mut();
                 log.metrics.record(finish.state, seconds);
+                if finish.state == RunState::Succeeded {
+                    // The run's own end, as its record shows it (and as a
+                    // restart reads it back from the journal).
+                    log.metrics.last_success = snapshot
+                        .finished_at
+                        .map(|t| t.as_millisecond() as f64 / 1000.0);
+                }
                 log.runs_total += 1;
                 if finish.state.is_failure() {
                     log.failures_total += 1;
