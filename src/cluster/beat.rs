@@ -7,7 +7,7 @@
 //! occurrences a dead node claimed without creating their run are taken
 //! over; API jobs changed elsewhere are read from the jobs log.
 
-use super::keys::EVENTS_MAXLEN;
+use super::keys::Event;
 use super::thread::Link;
 use super::thread::TAKE_OVER;
 use super::{ApiChange, NodeView, Notice};
@@ -149,25 +149,15 @@ impl Link {
                 .arg(keys.running(&job))
                 .arg(due_field)
                 .ignore();
-            pipe.cmd("XADD")
-                .arg(keys.events())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(EVENTS_MAXLEN)
-                .arg("*")
-                .arg("type")
-                .arg("run.interrupted")
-                .arg("run_id")
-                .arg(id)
-                .arg("job")
-                .arg(&job)
-                .arg("node")
-                .arg(&dead)
-                .arg("state")
-                .arg("interrupted")
-                .arg("run")
-                .arg(&json)
-                .ignore();
+            let event = Event {
+                kind: "run.interrupted",
+                run_id: id,
+                job: &job,
+                node: &dead,
+                state: "interrupted",
+                run: &json,
+            };
+            event.add_to(&mut pipe, keys);
             pipe.query::<()>(con)?;
             cluster.claims.interrupted.fetch_add(1, Ordering::Relaxed);
             log::warn!("cluster: run {id} of job {job} on node {dead}: interrupted (node stopped answering)");

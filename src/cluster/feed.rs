@@ -381,25 +381,15 @@ fn fail_record(
         .arg(keys.run(item.run_id))
         .arg(&json)
         .ignore();
-    pipe.cmd("XADD")
-        .arg(keys.events())
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(super::keys::EVENTS_MAXLEN)
-        .arg("*")
-        .arg("type")
-        .arg("run.finished")
-        .arg("run_id")
-        .arg(item.run_id)
-        .arg("job")
-        .arg(item.job.as_deref().unwrap_or(""))
-        .arg("node")
-        .arg(&cluster.config.node)
-        .arg("state")
-        .arg("failed")
-        .arg("run")
-        .arg(&json)
-        .ignore();
+    let event = super::keys::Event {
+        kind: "run.finished",
+        run_id: item.run_id,
+        job: item.job.as_deref().unwrap_or(""),
+        node: &cluster.config.node,
+        state: "failed",
+        run: &json,
+    };
+    event.add_to(&mut pipe, keys);
     pipe.query(con)
 }
 

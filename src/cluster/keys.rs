@@ -99,6 +99,47 @@ impl Keys {
     }
 }
 
+/// One entry of the events Stream ([`Keys::events`]).
+pub struct Event<'a> {
+    /// `run.queued`, `run.started`, `run.finished` or `run.interrupted`.
+    pub kind: &'a str,
+    /// The run.
+    pub run_id: u64,
+    /// Its job (`""` for a submitted run).
+    pub job: &'a str,
+    /// The node it ran (or was queued) on.
+    pub node: &'a str,
+    /// Its state.
+    pub state: &'a str,
+    /// The run object, as JSON.
+    pub run: &'a str,
+}
+
+impl Event<'_> {
+    /// Appends the entry to `pipe` (capped at about [`EVENTS_MAXLEN`]).
+    pub fn add_to(&self, pipe: &mut redis::Pipeline, keys: &Keys) {
+        pipe.cmd("XADD")
+            .arg(keys.events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(EVENTS_MAXLEN)
+            .arg("*")
+            .arg("type")
+            .arg(self.kind)
+            .arg("run_id")
+            .arg(self.run_id)
+            .arg("job")
+            .arg(self.job)
+            .arg("node")
+            .arg(self.node)
+            .arg("state")
+            .arg(self.state)
+            .arg("run")
+            .arg(self.run)
+            .ignore();
+    }
+}
+
 /// The consumer group of [`Keys::work`].
 pub const WORK_GROUP: &str = "runners";
 

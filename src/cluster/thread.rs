@@ -7,7 +7,7 @@
 //! counted past [`MAX_BUFFERED`]), and the link is retried with a backoff
 //! from 100 ms to 5 s.
 
-use super::keys::{Keys, EVENTS_MAXLEN};
+use super::keys::{Event, Keys};
 use super::link::Source;
 use super::{scripts, Cluster, Command, Notice, NoticeFn, Record, Verdict};
 use redis::{Connection, RedisResult};
@@ -485,25 +485,15 @@ impl Link {
                 },
             );
         }
-        pipe.cmd("XADD")
-            .arg(keys.events())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(EVENTS_MAXLEN)
-            .arg("*")
-            .arg("type")
-            .arg(event_type(r))
-            .arg("run_id")
-            .arg(r.id)
-            .arg("job")
-            .arg(r.job.as_deref().unwrap_or(""))
-            .arg("node")
-            .arg(&self.cluster.config.node)
-            .arg("state")
-            .arg(r.state)
-            .arg("run")
-            .arg(&r.json)
-            .ignore();
+        let event = Event {
+            kind: event_type(r),
+            run_id: r.id,
+            job: r.job.as_deref().unwrap_or(""),
+            node: &self.cluster.config.node,
+            state: r.state,
+            run: &r.json,
+        };
+        event.add_to(pipe, keys);
         self.cluster
             .running
             .store(self.local.len() as u64, Ordering::Relaxed);
