@@ -2,6 +2,7 @@
 //! `jobs.pause`, `jobs.resume` (commands).
 
 use super::call::{JobsRun, Submit};
+use super::job_def::{definition, Secrets};
 use super::{encode, Command, Reply};
 use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Error, Shared};
@@ -12,11 +13,17 @@ use std::sync::Arc;
 
 /// `jobs.get {name, next?}` → the job object with its `history`, and its
 /// `upstream` and `downstream` jobs (`{job, via}`: `after`, `on_success`,
-/// `on_failure`); with
+/// `on_failure`), and its `definition` (what it runs: see [`definition`],
+/// secrets as `secrets` says); with
 /// `next: N`, also `next_runs`: the next N due times of its schedule from
 /// now (like `systemd-analyze calendar --iterations=N`), whether or not
 /// the job is paused.
-pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValue>, Error> {
+pub fn get(
+    shared: &Shared,
+    name: &str,
+    next: Option<u64>,
+    secrets: Secrets,
+) -> Result<Box<RawValue>, Error> {
     let next = match next {
         None => None,
         Some(n @ 1..=super::call::MAX_NEXT_RUNS) => Some(n),
@@ -27,18 +34,18 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
             })
         }
     };
-    let (encoded, schedule, links) = {
+    let (encoded, schedule, links, definition) = {
         let core = shared.core.lock();
         let view = core
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
-        let schedule = next
-            .and(core.job(name))
-            .and_then(|e| e.def.schedule.clone());
+        let entry = core.job(name);
+        let schedule = next.and(entry).and_then(|e| e.def.schedule.clone());
         (
             encode(&view)?,
             schedule,
             core.links_of(name).unwrap_or_default(),
+            entry.map(|e| definition(&e.def, secrets)),
         )
     };
     // Cluster mode: the job's newest run across the fleet.
@@ -55,6 +62,9 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
     };
     job["upstream"] = pairs(links.0);
     job["downstream"] = pairs(links.1);
+    if let Some(d) = definition {
+        job["definition"] = d;
+    }
     if let Some(last) = last {
         job["last_run"] = last;
     }

@@ -25,6 +25,7 @@ pub use admin::reload_answer;
 pub mod call;
 mod debug;
 mod define;
+mod job_def;
 mod jobs;
 pub mod jobs_list;
 mod runs;
@@ -160,7 +161,9 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
         Call::Status => Outcome::Encoded(status::status(shared)),
         Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
-        Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name, p.next)),
+        Call::JobsGet(p) => {
+            Outcome::Encoded(jobs::get(shared, p.name, p.next, job_def::Secrets::Shown))
+        }
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
         Call::JobsRun(p) if p.node == Some(call::Node::Any) => {
