@@ -36,6 +36,14 @@ if ! command -v redis-server >/dev/null; then
     echo "could not install redis-server; the cluster tests will fail"
 fi
 
+# docs/openapi.yaml is checked by a real validator, and the daemon's answers
+# against it (tests/openapi.rs, scripts/openapi_check.py), with PyPI's
+# openapi-spec-validator (it brings jsonschema and PyYAML).
+if ! python3 -c 'import openapi_spec_validator, yaml, referencing' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check openapi-spec-validator >/dev/null 2>&1 ||
+    echo "could not install openapi-spec-validator; the OpenAPI tests will fail"
+fi
+
 # With arguments, the caller asked for part of the suite: run just that.
 if [ $# -gt 0 ]; then
   exec cargo test --features failpoints "$@"

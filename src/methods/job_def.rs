@@ -16,6 +16,7 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Whether secrets are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // `Redacted` is chosen by the caller's role (roles land next)
 pub enum Secrets {
     Shown,
     Redacted,
