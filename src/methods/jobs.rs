@@ -10,7 +10,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `jobs.get {name, next?}` → the job object with its `history`, and its
+/// `jobs.get {name, next?}` → the job object with its `history`, its
+/// `definition` (what it runs, see [`super::job_def`]), and its
 /// `upstream` and `downstream` jobs (`{job, via}`: `after`, `on_success`,
 /// `on_failure`); with
 /// `next: N`, also `next_runs`: the next N due times of its schedule from
@@ -27,18 +28,20 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
             })
         }
     };
-    let (encoded, schedule, links) = {
+    let (encoded, schedule, links, definition) = {
         let core = shared.core.lock();
         let view = core
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
+        let def = core.job(name).map(|e| Arc::clone(&e.def));
         let schedule = next
-            .and(core.job(name))
-            .and_then(|e| e.def.schedule.clone());
+            .and(def.as_ref())
+            .and_then(|d| d.schedule.clone());
         (
             encode(&view)?,
             schedule,
             core.links_of(name).unwrap_or_default(),
+            def,
         )
     };
     // Cluster mode: the job's newest run across the fleet.
@@ -55,6 +58,9 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
     };
     job["upstream"] = pairs(links.0);
     job["downstream"] = pairs(links.1);
+    if let Some(def) = definition {
+        job["definition"] = super::job_def::definition(&def, false);
+    }
     if let Some(last) = last {
         job["last_run"] = last;
     }

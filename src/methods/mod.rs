@@ -25,6 +25,7 @@ pub use admin::reload_answer;
 pub mod call;
 mod debug;
 mod define;
+mod job_def;
 mod jobs;
 pub mod jobs_list;
 mod runs;
