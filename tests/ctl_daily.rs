@@ -74,7 +74,10 @@ fn jobs_lists_the_table_and_one_job_shows_what_it_runs() {
     let d = daemon();
     let table = ok(&d, &["--human", "jobs"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("NEXT RUN"), "{table}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("NEXT RUN"),
+        "{table}"
+    );
     assert_eq!(lines.len(), 7, "header and six jobs:\n{table}");
     // To a pipe, `jobs` is jobs.list's JSON.
     let listed = json_out(&ok(&d, &["jobs"]));
@@ -84,7 +87,11 @@ fn jobs_lists_the_table_and_one_job_shows_what_it_runs() {
     let beat = json_out(&ok(&d, &["jobs", "beat"]));
     assert_eq!(beat["definition"]["command"], json!(["true"]));
     assert_eq!(beat["definition"]["retries"], 2);
-    assert_eq!(beat["next_runs"].as_array().map(Vec::len), Some(5), "{beat}");
+    assert_eq!(
+        beat["next_runs"].as_array().map(Vec::len),
+        Some(5),
+        "{beat}"
+    );
     let web = json_out(&ok(&d, &["job", "ping-web"]));
     assert_eq!(web["definition"]["url"], "http://127.0.0.1:9/health");
     assert_eq!(web["definition"]["method"], "POST");
@@ -97,15 +104,21 @@ fn jobs_lists_the_table_and_one_job_shows_what_it_runs() {
         text.contains("command:    sh -c 'echo \"args=$TICKD_ARGS\"'\n"),
         "{text}"
     );
-    assert!(text.contains("schedule:   manual (no schedule)\n"), "{text}");
-    assert!(text.contains("limits:     no timeout, overlap skip\n"), "{text}");
+    assert!(
+        text.contains("schedule:   manual (no schedule)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("limits:     no timeout, overlap skip\n"),
+        "{text}"
+    );
     assert!(text.contains("last runs:\n  RUN"), "{text}");
     assert!(text.contains("echo-args  succeeded  manual"), "{text}");
     let text = ok(&d, &["--human", "jobs", "beat"]);
     assert!(text.contains("schedule:   1h\n"), "{text}");
     assert!(text.contains("next runs:  20"), "{text}");
     assert!(
-        text.contains("limits:     timeout 10m 00s, overlap skip, retries 2"),
+        text.contains("limits:     timeout 10m, overlap skip, retries 2 (backoff 1s)"),
         "{text}"
     );
     assert!(text.contains("last runs:  none\n"), "{text}");
@@ -122,7 +135,18 @@ fn jobs_lists_the_table_and_one_job_shows_what_it_runs() {
 #[test]
 fn run_passes_args_and_wait_exits_3_when_the_run_fails() {
     let d = daemon();
-    let run = ctl(&d, &["run", "echo-args", "--wait", "--arg", "who=ctl", "--arg", "n=2"]);
+    let run = ctl(
+        &d,
+        &[
+            "run",
+            "echo-args",
+            "--wait",
+            "--arg",
+            "who=ctl",
+            "--arg",
+            "n=2",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = json_out(&run.stdout);
     assert_eq!(run["state"], "succeeded");
@@ -151,10 +175,18 @@ fn run_passes_args_and_wait_exits_3_when_the_run_fails() {
     assert!(out.stderr.contains("no such job: nope"), "{}", out.stderr);
     // A bad --arg is refused before anything runs.
     let out = fails(&d, &["run", "echo-args", "--arg", "who"]);
-    assert!(out.stderr.contains("--arg who: expected KEY=VALUE"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--arg who: expected KEY=VALUE"),
+        "{}",
+        out.stderr
+    );
     let out = fails(&d, &["run", "echo-args", "--arg", "a=1", "--arg", "a=2"]);
     assert!(out.stderr.contains("given twice"), "{}", out.stderr);
-    assert_eq!(job(&d, "echo-args")["runs_total"], 2, "only the two runs above");
+    assert_eq!(
+        job(&d, "echo-args")["runs_total"],
+        2,
+        "only the two runs above"
+    );
 
     // Without --wait: the run id at once, exit 0.
     let started = json_out(&ok(&d, &["run", "fail"]));
@@ -189,13 +221,19 @@ fn cancel_pause_and_resume_act_on_the_daemon() {
     let paused = json_out(&ok(&d, &["pause", "beat"]));
     assert_eq!(paused["paused"], true);
     let beat = job(&d, "beat");
-    assert_eq!((beat["paused"].clone(), beat["enabled"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (beat["paused"].clone(), beat["enabled"].clone()),
+        (json!(true), json!(false))
+    );
     let text = ok(&d, &["--human", "jobs", "beat"]);
     assert!(text.contains("state:      paused"), "{text}");
     let text = ok(&d, &["--human", "resume", "beat"]);
     assert!(text.starts_with("beat resumed, next run in "), "{text}");
     let beat = job(&d, "beat");
-    assert_eq!((beat["paused"].clone(), beat["enabled"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (beat["paused"].clone(), beat["enabled"].clone()),
+        (json!(false), json!(true))
+    );
     let text = ok(&d, &["--human", "pause", "beat"]);
     assert_eq!(text, "beat paused (until tickd stops)\n");
     assert_eq!(job(&d, "beat")["paused"], true);
@@ -231,11 +269,20 @@ fn runs_filters_by_job_state_and_limit() {
 
     let table = ok(&d, &["--human", "runs"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("RUN  JOB") && lines[0].contains("RESULT"), "{table}");
+    assert!(
+        lines[0].starts_with("RUN  JOB") && lines[0].contains("RESULT"),
+        "{table}"
+    );
     assert_eq!(lines.len(), 4, "{table}");
-    assert!(lines[2].starts_with("2    fail       failed     manual"), "{table}");
+    assert!(
+        lines[2].starts_with("2    fail       failed     manual"),
+        "{table}"
+    );
     assert!(lines[2].ends_with("exit 3"), "{table}");
-    assert_eq!(ok(&d, &["--human", "runs", "fail", "--state", "running"]), "no runs\n");
+    assert_eq!(
+        ok(&d, &["--human", "runs", "fail", "--state", "running"]),
+        "no runs\n"
+    );
 
     let out = fails(&d, &["runs", "nope"]);
     assert!(out.stderr.contains("no such job: nope"), "{}", out.stderr);
@@ -248,17 +295,26 @@ fn unknown_subcommands_and_misplaced_options_are_clear_errors() {
     let d = daemon();
     let out = fails(&d, &["frobnicate"]);
     assert!(
-        out.stderr.contains("tickd ctl: unknown subcommand `frobnicate`"),
+        out.stderr
+            .contains("tickd ctl: unknown subcommand `frobnicate`"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("jobs, job, run, cancel"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("jobs, job, run, cancel"),
+        "{}",
+        out.stderr
+    );
     // The raw form still works, with and without a dot.
     assert_eq!(json_out(&ok(&d, &["ping"])), json!("pong"));
     let got = json_out(&ok(&d, &["jobs.get", r#"{"name":"beat"}"#]));
     assert_eq!(got["name"], "beat");
     let out = fails(&d, &["status", "--json"]);
-    assert!(out.stderr.contains("options go before the METHOD"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("options go before the METHOD"),
+        "{}",
+        out.stderr
+    );
     // Options may follow a subcommand.
     let text = ok(&d, &["jobs", "--human"]);
     assert!(text.starts_with("NAME"), "{text}");
@@ -337,9 +393,7 @@ fn watch_reconnects_after_the_daemon_restarts_on_the_same_port() {
     assert!(lost.contains(&addr), "{lost}");
 
     // The same port, a new daemon: watch finds it and subscribes again.
-    let config = format!(
-        "[daemon]\nlisten = \"{addr}\"\nworkers = 2\n\n{JOBS}\n"
-    );
+    let config = format!("[daemon]\nlisten = \"{addr}\"\nworkers = 2\n\n{JOBS}\n");
     let second = Daemon::start(&config);
     assert_eq!(second.addr.to_string(), addr);
     let back = watch.stderr_until("reconnected to");
@@ -349,7 +403,10 @@ fn watch_reconnects_after_the_daemon_restarts_on_the_same_port() {
     ok(&second, &["run", "beat", "--wait"]);
     let started = json_out(&ok(&second, &["run", "echo-args"]));
     let id = started["run_id"].as_str().expect("run_id");
-    let line = watch.out.recv_timeout(WAIT).expect("an event after the restart");
+    let line = watch
+        .out
+        .recv_timeout(WAIT)
+        .expect("an event after the restart");
     assert!(
         line.contains(&format!("  run {id}  echo-args  queued  manual")),
         "{line}"
@@ -373,7 +430,10 @@ fn logs_of_a_job_without_runs_or_an_unknown_job_fail_clearly() {
 #[ignore = "needs runs.output (o19)"]
 fn logs_prints_the_output_of_a_run_or_of_a_jobs_latest_run() {
     let d = daemon();
-    let run = json_out(&ok(&d, &["run", "echo-args", "--wait", "--arg", "who=logs"]));
+    let run = json_out(&ok(
+        &d,
+        &["run", "echo-args", "--wait", "--arg", "who=logs"],
+    ));
     let id = run["run_id"].as_str().expect("run_id");
     let want = "args={\"who\":\"logs\"}\n";
     // Raw output, on a pipe and on --human alike.

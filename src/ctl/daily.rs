@@ -10,8 +10,8 @@
 //! line (clap's usage error); [`RUN_NOT_SUCCEEDED`] when `run --wait`
 //! saw the run end in any state but `succeeded`.
 
-use super::{detail, render};
 use super::Format;
+use super::{detail, render};
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -327,7 +327,9 @@ mod tests {
         assert!(err.contains("unknown subcommand `frobnicate`"), "{err}");
         let err = raw(&words(&["status", "--json"])).err().unwrap_or_default();
         assert!(err.contains("options go before the METHOD"), "{err}");
-        let err = raw(&words(&["jobs.get", "{}", "x"])).err().unwrap_or_default();
+        let err = raw(&words(&["jobs.get", "{}", "x"]))
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("unexpected `x`"), "{err}");
     }
 
@@ -347,7 +349,13 @@ mod tests {
         let failed = json!({"run_id": "1", "state": "failed"});
         let wait = Show::Run { wait: true };
         assert_eq!(show(wait, "jobs.run", &ok, Format::Json).1, 0);
-        assert_eq!(show(wait, "jobs.run", &failed, Format::Human).1, RUN_NOT_SUCCEEDED);
-        assert_eq!(show(Show::Run { wait: false }, "jobs.run", &failed, Format::Json).1, 0);
+        assert_eq!(
+            show(wait, "jobs.run", &failed, Format::Human).1,
+            RUN_NOT_SUCCEEDED
+        );
+        assert_eq!(
+            show(Show::Run { wait: false }, "jobs.run", &failed, Format::Json).1,
+            0
+        );
     }
 }

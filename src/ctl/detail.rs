@@ -4,7 +4,7 @@
 //! Like [`super::render`], fields are read defensively: a missing one
 //! prints as `?` or is left out.
 
-use super::render::{duration_long, duration_short, table, text, when};
+use super::render::{duration_short, table, text, when};
 use serde_json::Value;
 use tickd::time::Timestamp;
 
@@ -38,7 +38,10 @@ pub fn job(j: &Value, now: Timestamp) -> String {
             .join(", "),
         _ => "manual (no schedule)".into(),
     };
-    let tz = j["tz"].as_str().map(|tz| format!(" ({tz})")).unwrap_or_default();
+    let tz = j["tz"]
+        .as_str()
+        .map(|tz| format!(" ({tz})"))
+        .unwrap_or_default();
     line("schedule:", format!("{schedule}{tz}"));
     let state = match (j["enabled"].as_bool(), j["paused"].as_bool()) {
         (Some(true), _) => "enabled".to_string(),
@@ -155,7 +158,10 @@ fn runs_what(kind: &Value, d: &Value) -> Vec<(&'static str, String)> {
             }
         }
         Some("http") => {
-            out.push(("request:", format!("{} {}", text(&d["method"]), text(&d["url"]))));
+            out.push((
+                "request:",
+                format!("{} {}", text(&d["method"]), text(&d["url"])),
+            ));
             if let Some(h) = map(&d["headers"]) {
                 out.push(("headers:", h));
             }
@@ -173,7 +179,7 @@ fn runs_what(kind: &Value, d: &Value) -> Vec<(&'static str, String)> {
         Some("file.prune") => {
             let age = d["older_than_ms"]
                 .as_u64()
-                .map_or_else(|| "?".into(), duration_long);
+                .map_or_else(|| "?".into(), setting);
             let deep = if d["recursive"] == true {
                 ", recursive"
             } else {
@@ -193,23 +199,23 @@ fn runs_what(kind: &Value, d: &Value) -> Vec<(&'static str, String)> {
     out
 }
 
-/// `timeout 10m, overlap skip, retries 2 (backoff 1.00 s), ...`.
+/// `timeout 10m, overlap skip, retries 2 (backoff 1s), ...`.
 fn limits(j: &Value, d: &Value) -> String {
     let mut parts = Vec::new();
     match j["timeout_ms"].as_u64() {
-        Some(ms) => parts.push(format!("timeout {}", duration_short(ms))),
+        Some(ms) => parts.push(format!("timeout {}", setting(ms))),
         None => parts.push("no timeout".into()),
     }
     parts.push(format!("overlap {}", text(&j["overlap"])));
     if let Some(r) = d["retries"].as_u64().filter(|r| *r > 0) {
         let backoff = d["retry_backoff_ms"]
             .as_u64()
-            .map(|ms| format!(" (backoff {})", duration_short(ms)))
+            .map(|ms| format!(" (backoff {})", setting(ms)))
             .unwrap_or_default();
         parts.push(format!("retries {r}{backoff}"));
     }
     if let Some(ms) = d["jitter_ms"].as_u64().filter(|ms| *ms > 0) {
-        parts.push(format!("jitter {}", duration_short(ms)));
+        parts.push(format!("jitter {}", setting(ms)));
     }
     if let Some(c) = d["concurrency"].as_str() {
         parts.push(format!("concurrency {c}"));
@@ -225,11 +231,15 @@ fn limits(j: &Value, d: &Value) -> String {
     parts.join(", ")
 }
 
+/// A duration setting as a config file writes it: `10s`, `1m`, `1h 30m`.
+fn setting(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+}
+
 /// `argv` word as a shell would need it: bare when plain, else quoted.
 fn shell_word(w: &str) -> String {
     let plain = !w.is_empty()
-        && w
-            .chars()
+        && w.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
     if plain {
         w.to_string()
@@ -247,7 +257,7 @@ pub fn run(r: &Value) -> String {
         text(&r["state"])
     );
     let result = outcome(r);
-    if result != "-" {
+    if result != "-" && r["error"] != r["state"] {
         out.push_str(&format!("  {result}"));
     }
     if let Some(ms) = r["duration_ms"].as_u64() {
@@ -265,7 +275,9 @@ pub fn run(r: &Value) -> String {
 
 /// `runs`: one row per run.
 pub fn runs_table(runs: &[Value], now: Timestamp) -> String {
-    let header = ["RUN", "JOB", "STATE", "TRIGGER", "QUEUED", "DURATION", "RESULT"];
+    let header = [
+        "RUN", "JOB", "STATE", "TRIGGER", "QUEUED", "DURATION", "RESULT",
+    ];
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
@@ -332,7 +344,9 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("limits:     timeout 10m 00s, overlap skip, retries 2 (backoff 1.00 s), nice 10\n"),
+            out.contains(
+                "limits:     timeout 10m, overlap skip, retries 2 (backoff 1s), nice 10\n"
+            ),
             "{out}"
         );
         assert!(out.contains("  7    backup  failed"), "{out}");
@@ -344,9 +358,12 @@ mod tests {
     fn a_finished_run_shows_its_outcome_and_output() {
         let r = json!({"run_id": "4", "job": "flaky", "state": "failed", "exit_code": 3,
             "error": "exit status 3", "duration_ms": 4, "output": "giving up"});
-        assert_eq!(run(&r), "run 4 (flaky)  failed  exit 3  in 4 ms\ngiving up\n");
+        assert_eq!(
+            run(&r),
+            "run 4 (flaky)  failed  exit 3  in 4 ms\ngiving up\n"
+        );
         let c = json!({"run_id": "5", "job": "slow", "state": "cancelled",
             "exit_code": null, "error": "cancelled", "duration_ms": 1500, "output": ""});
-        assert_eq!(run(&c), "run 5 (slow)  cancelled  cancelled  in 1.50 s\n");
+        assert_eq!(run(&c), "run 5 (slow)  cancelled  in 1.50 s\n");
     }
 }

@@ -130,7 +130,5 @@ fn print_chunk(answer: &Value, next: &mut u64) -> Result<Option<String>, String>
     if let Some(n) = answer["next"].as_u64() {
         *next = n;
     }
-    Ok(Some(
-        answer["state"].as_str().unwrap_or("?").to_string(),
-    ))
+    Ok(Some(answer["state"].as_str().unwrap_or("?").to_string()))
 }

@@ -1,19 +1,23 @@
-//! `tickd ctl`: call any method of a running daemon from the shell.
+//! `tickd ctl`: use a running daemon from the shell.
 //!
-//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] METHOD [PARAMS_JSON]`
-//! sends one JSON-RPC request (after `auth` when a token is given over TCP)
-//! and prints the result on stdout, or the error message on stderr with
-//! exit code 1. The result is pretty JSON (CONTRACT §2), so scripts and
-//! pipes can parse it; only when stdout is a terminal do `status` and
-//! `jobs.list` print a summary and a table instead. `--json` and `--human`
-//! force one or the other. `watch` follows `subscribe` under the same rule:
-//! human lines on a terminal, one compact JSON object per line otherwise.
-//! `put FILE.toml` calls `jobs.put` with the one `[[jobs]]` table of the
-//! file (see [`put`]).
+//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] COMMAND`
+//! where COMMAND is a subcommand for daily use (`jobs`, `run`, `logs`, ...;
+//! see [`daily`]) or `METHOD [PARAMS_JSON]`, which sends one JSON-RPC
+//! request (after `auth` when a token is given over TCP) and prints the
+//! result on stdout, or the error message on stderr with exit code 1. The
+//! result is pretty JSON (CONTRACT §2), so scripts and pipes can parse it;
+//! only when stdout is a terminal do the subcommands, `status` and
+//! `jobs.list` print text instead. `--json` and `--human` force one or the
+//! other. `watch` follows `subscribe` under the same rule: human lines on a
+//! terminal, one compact JSON object per line otherwise.
 //!
 //! - [`conn`]: connecting, authenticating, requests and answers;
-//! - [`render`]: the status summary and the jobs table;
-//! - [`watch`]: the event follower.
+//! - [`daily`]: the subcommands and the raw form, and how each prints;
+//! - [`render`], [`detail`]: the text forms (tables, summaries, one job,
+//!   one run);
+//! - [`logs`]: a run's output, followed;
+//! - [`watch`]: the event follower, reconnecting;
+//! - [`put`]: `jobs.put` from a TOML file.
 
 mod cluster_watch;
 mod conn;

@@ -116,7 +116,10 @@ fn reconnect(open: &dyn Fn() -> Result<Conn, String>, jobs: &[String]) -> Result
             Err(e) => e,
         };
         if failure != last_error {
-            eprintln!("tickd ctl: {failure}; retrying (up to every {}s)", RECONNECT_MAX.as_secs());
+            eprintln!(
+                "tickd ctl: {failure}; retrying (up to every {}s)",
+                RECONNECT_MAX.as_secs()
+            );
             last_error = failure;
         }
         wait = (wait * 2).min(RECONNECT_MAX);
