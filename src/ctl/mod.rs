@@ -40,6 +40,7 @@ use std::time::Duration;
 /// Arguments of `tickd ctl`. The options are global: they may come before
 /// or after a subcommand (but before a METHOD, whose words are all its own).
 #[derive(Args, Debug)]
+#[command(subcommand_value_name = "SUBCOMMAND | METHOD [PARAMS_JSON]")]
 #[command(after_help = "\
 Output: a result is printed as indented JSON when stdout is a pipe or a file \
 (scripts, `| jq`). On a terminal, the subcommands, `status` and `jobs.list` \
