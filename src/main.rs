@@ -44,7 +44,8 @@ enum Command {
         #[arg(long, env = "TICKD_CONFIG", default_value = "conf/tickd.toml")]
         config: PathBuf,
     },
-    /// Call a method of a running daemon and print the result.
+    /// Use a running daemon: list jobs, start and follow runs, pause
+    /// jobs, watch events; or call any method and print the result.
     Ctl(ctl::CtlArgs),
 }
 

@@ -14,13 +14,13 @@ use std::sync::mpsc;
 use util::{poll_until, Daemon, WAIT};
 
 /// What a finished `tickd ctl` printed.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn ctl_cmd(args: &[&str]) -> Command {
+pub fn ctl_cmd(args: &[&str]) -> Command {
     let mut cmd = Command::new(util::bin());
     cmd.arg("ctl")
         .args(args)
@@ -33,7 +33,7 @@ fn ctl_cmd(args: &[&str]) -> Command {
 }
 
 /// Runs `tickd ctl ARGS` to completion (bounded by [`WAIT`]).
-fn run_ctl(args: &[&str]) -> Out {
+pub fn run_ctl(args: &[&str]) -> Out {
     let mut child = ctl_cmd(args).spawn().expect("spawn tickd ctl");
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
@@ -48,7 +48,7 @@ fn run_ctl(args: &[&str]) -> Out {
     }
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+pub fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);
@@ -57,7 +57,7 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
 }
 
 /// `tickd ctl --connect ADDR ARGS`, expected to succeed.
-fn ok(d: &Daemon, args: &[&str]) -> String {
+pub fn ok(d: &Daemon, args: &[&str]) -> String {
     let addr = d.addr.to_string();
     let mut all = vec!["--connect", &addr];
     all.extend_from_slice(args);
@@ -67,7 +67,7 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
 }
 
 /// `tickd ctl --connect ADDR ARGS`, expected to fail.
-fn fails(d: &Daemon, args: &[&str]) -> Out {
+pub fn fails(d: &Daemon, args: &[&str]) -> Out {
     let addr = d.addr.to_string();
     let mut all = vec!["--connect", &addr];
     all.extend_from_slice(args);
@@ -77,7 +77,7 @@ fn fails(d: &Daemon, args: &[&str]) -> Out {
     out
 }
 
-fn json_out(text: &str) -> Value {
+pub fn json_out(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
@@ -409,9 +409,9 @@ fn watch_prints_the_events_of_a_run_as_they_happen() {
 }
 
 #[test]
-fn watch_to_a_pipe_prints_run_objects_and_exits_0_when_the_daemon_stops() {
+fn watch_to_a_pipe_prints_run_objects_and_with_no_reconnect_exits_0_when_the_daemon_stops() {
     let mut d = daemon();
-    let mut watch = Watch::start(&d, &[]);
+    let mut watch = Watch::start(&d, &["--no-reconnect"]);
     ok(&d, &["jobs.run", r#"{"name":"echo-args"}"#]);
     // One compact JSON object per line, by default on a pipe.
     let first = watch.next();

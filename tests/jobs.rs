@@ -122,7 +122,6 @@ fn jobs_list_and_get_have_the_contract_fields() {
     assert_eq!(echo["history"], json!([]));
     // What the job runs, as written.
     let def = &echo["definition"];
-    assert_eq!(def["kind"], json!("exec"), "{echo}");
     assert_eq!(def["command"][0], json!("sh"), "{echo}");
     assert_eq!(def["env"]["GREETING"], json!("hi"), "{echo}");
     assert_eq!(def["cwd"], json!("/tmp"), "{echo}");

@@ -23,6 +23,7 @@ mod cluster_takeover;
 mod conn_lifecycle;
 mod crash;
 mod ctl;
+mod ctl_daily;
 mod failpoints;
 mod flows;
 mod group_commit;

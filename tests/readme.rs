@@ -105,6 +105,14 @@ const README: Doc = Doc {
             &["later.toml: ok, 1 job (1 scheduled)", "daemon.group"],
         ),
         (
+            "tickd ctl run echo-args --wait --arg who=me",
+            &["succeeded", "args: "],
+        ),
+        (
+            "tickd ctl runs echo-args --limit 1 | jq -r '.[].state'",
+            &["succeeded"],
+        ),
+        (
             "tickd ctl jobs.list",
             &["backup", "flaky", "prune-demo-logs"],
         ),
@@ -153,8 +161,30 @@ const CTL_MD: Doc = Doc {
             r#"tickd ctl jobs.delete '{"name":"nightly-report"}'"#,
             "needs daemon.allow_job_api = true, which conf/tickd.toml leaves off",
         ),
+        ("tickd ctl logs flaky", "needs runs.output (o19)"),
+        ("tickd ctl logs -f backup", "needs runs.output (o19)"),
+        ("tickd ctl watch --jobs flaky", "runs until Ctrl-C"),
     ],
     expect: &[
+        ("tickd ctl jobs flaky", &["flaky: giving up", "exit 3"]),
+        (
+            "tickd ctl run echo-args --wait --arg who=me",
+            &["succeeded", "args: "],
+        ),
+        (
+            r#"tickd ctl run flaky --wait; echo "exit=$?""#,
+            &["failed", "exit=3"],
+        ),
+        ("tickd ctl pause heartbeat", &["heartbeat", "paused"]),
+        ("tickd ctl resume heartbeat", &["heartbeat"]),
+        (
+            "tickd ctl runs flaky --state failed --limit 1",
+            &["flaky", "failed"],
+        ),
+        (
+            r#"tickd ctl frobnicate; echo "exit=$?""#,
+            &["tickd ctl: unknown subcommand `frobnicate`", "exit=1"],
+        ),
         (
             r#"tickd ctl jobs.pause '{"name":"heartbeat"}'"#,
             &[

@@ -1,22 +1,29 @@
-//! `tickd ctl`: call any method of a running daemon from the shell.
+//! `tickd ctl`: use a running daemon from the shell.
 //!
-//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] METHOD [PARAMS_JSON]`
-//! sends one JSON-RPC request (after `auth` when a token is given over TCP)
-//! and prints the result on stdout, or the error message on stderr with
-//! exit code 1. The result is pretty JSON (CONTRACT §2), so scripts and
-//! pipes can parse it; only when stdout is a terminal do `status` and
-//! `jobs.list` print a summary and a table instead. `--json` and `--human`
-//! force one or the other. `watch` follows `subscribe` under the same rule:
-//! human lines on a terminal, one compact JSON object per line otherwise.
-//! `put FILE.toml` calls `jobs.put` with the one `[[jobs]]` table of the
-//! file (see [`put`]).
+//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] COMMAND`
+//! where COMMAND is a subcommand for daily use (`jobs`, `run`, `logs`, ...;
+//! see [`daily`]) or `METHOD [PARAMS_JSON]`, which sends one JSON-RPC
+//! request (after `auth` when a token is given over TCP) and prints the
+//! result on stdout, or the error message on stderr with exit code 1. The
+//! result is pretty JSON (CONTRACT §2), so scripts and pipes can parse it;
+//! only when stdout is a terminal do the subcommands, `status` and
+//! `jobs.list` print text instead. `--json` and `--human` force one or the
+//! other. `watch` follows `subscribe` under the same rule: human lines on a
+//! terminal, one compact JSON object per line otherwise.
 //!
 //! - [`conn`]: connecting, authenticating, requests and answers;
-//! - [`render`]: the status summary and the jobs table;
-//! - [`watch`]: the event follower.
+//! - [`daily`]: the subcommands and the raw form, and how each prints;
+//! - [`render`], [`detail`]: the text forms (tables, summaries, one job,
+//!   one run);
+//! - [`logs`]: a run's output, followed;
+//! - [`watch`]: the event follower, reconnecting;
+//! - [`put`]: `jobs.put` from a TOML file.
 
 mod cluster_watch;
 mod conn;
+mod daily;
+mod detail;
+mod logs;
 mod put;
 mod render;
 mod watch;
@@ -30,75 +37,85 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Arguments of `tickd ctl`.
+/// Arguments of `tickd ctl`. The options are global: they may come before
+/// or after a subcommand (but before a METHOD, whose words are all its own).
 #[derive(Args, Debug)]
+#[command(subcommand_value_name = "SUBCOMMAND | METHOD [PARAMS_JSON]")]
 #[command(after_help = "\
 Output: a result is printed as indented JSON when stdout is a pipe or a file \
-(scripts, `| jq`). On a terminal, `status` prints a summary, `jobs.list` a \
-table and `watch` one line per event (elsewhere one JSON object per line). \
---json and --human choose the form whatever stdout is.
+(scripts, `| jq`). On a terminal, the subcommands, `status` and `jobs.list` \
+print text: tables, summaries, one line per watch event. --json and --human \
+choose the form whatever stdout is. `logs` prints the run's output as it is.
+
+A word with a dot (or one of ping, status, auth, submit, subscribe, reload, \
+shutdown) is a METHOD, called with PARAMS_JSON; other words are subcommands.
 
 Examples:
+  tickd ctl jobs
+  tickd ctl jobs backup
+  tickd ctl run echo-args --wait --arg who=me
+  tickd ctl logs -f backup
+  tickd ctl runs flaky --state failed --limit 5
+  tickd ctl pause heartbeat
+  tickd ctl watch --jobs backup,flaky
   tickd ctl status
   tickd ctl jobs.run '{\"name\":\"heartbeat\",\"wait\":true}'
-  tickd ctl jobs.list | jq -r '.[].name'
   tickd ctl put nightly.toml
-  tickd ctl jobs.delete '{\"name\":\"nightly\"}'
-  tickd ctl watch --jobs backup,flaky
-  TICKD_ADDR=/run/tickd/tickd.sock tickd ctl jobs.list")]
+  TICKD_ADDR=/run/tickd/tickd.sock tickd ctl jobs")]
 pub struct CtlArgs {
     /// TCP address of the daemon [default: $TICKD_ADDR, else 127.0.0.1:7070].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, global = true, value_name = "HOST:PORT")]
     connect: Option<String>,
     /// Unix socket of the daemon (instead of TCP; no token needed); also
     /// from TICKD_ADDR when that starts with `/`.
-    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "connect")]
     unix: Option<PathBuf>,
     /// Auth token, sent with `auth` before the call (also from TICKD_TOKEN).
-    #[arg(long, env = "TICKD_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "TICKD_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print JSON even on a terminal: the result indented (with watch: one
     /// compact JSON run object per line). The default when stdout is not a
     /// terminal.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
-    /// Print the human form even when stdout is not a terminal: the status
-    /// summary, the jobs.list table, one line per watch event.
-    #[arg(long, conflicts_with = "json")]
+    /// Print the human form even when stdout is not a terminal: tables,
+    /// summaries, one line per watch event.
+    #[arg(long, global = true, conflicts_with = "json")]
     human: bool,
     /// With watch: only these jobs (comma-separated names).
-    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "NAMES", value_delimiter = ',')]
     jobs: Vec<String>,
-    /// With watch: ping the daemon whenever nothing was sent to it for this
-    /// long (default 5s), so its idle_timeout does not close the connection.
-    #[arg(long, value_name = "DURATION", value_parser = parse_keepalive)]
+    /// With watch and logs -f: ping the daemon whenever nothing was sent to
+    /// it for this long (default 5s), so its idle_timeout does not close
+    /// the connection.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_keepalive)]
     keepalive: Option<Duration>,
     /// With watch: every node's run events, from the Redis of the cluster
     /// that the config file's [cluster] table names (see --config).
-    #[arg(long)]
+    #[arg(long, global = true)]
     cluster: bool,
     /// With watch --cluster: the config file holding [cluster] (also from
     /// TICKD_CONFIG; default conf/tickd.toml).
-    #[arg(long, env = "TICKD_CONFIG", default_value = "conf/tickd.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "TICKD_CONFIG",
+        default_value = "conf/tickd.toml"
+    )]
     config: PathBuf,
     /// Give up when the answer takes longer than this (e.g. "30s"); by
     /// default wait as long as it takes (jobs.run with wait can be long).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
-    /// Method to call (status, jobs.list, jobs.run, runs.cancel, ...),
-    /// `watch` to print run events as they happen, or `put` to define a
-    /// job from a TOML file (jobs.put).
-    method: String,
-    /// Params as a JSON object, e.g. '{"name":"heartbeat","wait":true}';
-    /// with `put`, the TOML file holding one [[jobs]] table.
-    #[arg(value_name = "PARAMS_JSON")]
-    params: Option<String>,
+    /// What to do: a subcommand, or a METHOD and its PARAMS_JSON.
+    #[command(subcommand)]
+    command: daily::Sub,
 }
 
 /// Runs `tickd ctl`; returns the process exit code.
 pub fn main(args: &CtlArgs) -> i32 {
     match ctl(args) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(msg) => {
             eprintln!("tickd ctl: {msg}");
             1
@@ -176,39 +193,31 @@ fn parse_keepalive(text: &str) -> Result<Duration, String> {
     }
 }
 
-fn ctl(args: &CtlArgs) -> Result<(), String> {
-    let is_watch = args.method == "watch";
+fn ctl(args: &CtlArgs) -> Result<i32, String> {
+    let is_watch = matches!(args.command, daily::Sub::Watch { .. });
+    let follows = is_watch || matches!(args.command, daily::Sub::Logs { follow: true, .. });
     if !is_watch && !args.jobs.is_empty() {
         return Err("--jobs only applies to `watch`".into());
     }
-    if !is_watch && args.keepalive.is_some() {
-        return Err("--keepalive only applies to `watch`".into());
+    if !follows && args.keepalive.is_some() {
+        return Err("--keepalive only applies to `watch` and `logs -f`".into());
     }
     if !is_watch && args.cluster {
         return Err("--cluster only applies to `watch`".into());
     }
     let format = Format::choose(args, std::io::stdout().is_terminal());
-    if is_watch && args.params.is_some() {
-        return Err("watch takes no PARAMS_JSON; choose jobs with --jobs a,b".into());
-    }
     if is_watch && args.cluster {
-        return cluster_watch::run(&args.config, &args.jobs, format);
+        return cluster_watch::run(&args.config, &args.jobs, format).map(|()| 0);
     }
-    let (method, params) = if args.method == "put" {
-        let file = args
-            .params
-            .as_deref()
-            .ok_or("put needs a TOML file holding one [[jobs]] table: tickd ctl put FILE.toml")?;
-        ("jobs.put", put::params_from_file(Path::new(file))?)
-    } else {
-        (args.method.as_str(), parse_params(args.params.as_deref())?)
-    };
+    // Everything the command line says is checked before connecting.
+    let plan = daily::plan(&args.command)?;
     let (target, from_env) = choose_target(
         args.connect.as_deref(),
         args.unix.as_deref(),
         std::env::var_os(ADDR_ENV),
     )?;
-    let mut conn = Conn::open(&target).map_err(|e| {
+    let token = args.token.as_deref().filter(|t| !t.is_empty());
+    let mut conn = connect(&target, token).map_err(|e| {
         if from_env {
             format!("{e}\n({ADDR_ENV}={target} chose this address; unset it, or pass --connect or --unix)")
         } else {
@@ -216,20 +225,45 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         }
     })?;
     conn.set_read_timeout(args.timeout)?;
-    // Unix-socket clients are trusted by the socket file's permissions.
-    let token = args.token.as_deref().filter(|t| !t.is_empty());
-    if let (Some(token), Target::Tcp(_)) = (token, &target) {
+    let keepalive = args.keepalive.unwrap_or(watch::KEEPALIVE);
+    match plan {
+        daily::Plan::Watch { reconnect } => {
+            let open = || connect(&target, token);
+            let options = watch::Options {
+                jobs: &args.jobs,
+                format,
+                keepalive,
+                reconnect: reconnect.then_some(&open as &dyn Fn() -> Result<Conn, String>),
+                target: target.to_string(),
+            };
+            watch::run(conn, &options).map(|()| 0)
+        }
+        daily::Plan::Logs { target, follow } => {
+            logs::run(&mut conn, &target, follow, keepalive).map(|()| 0)
+        }
+        daily::Plan::Call {
+            method,
+            params,
+            show,
+        } => {
+            let result = conn
+                .call(&method, params)
+                .map_err(|e| explain(e, token.is_some()))?;
+            let (text, code) = daily::show(show, &method, &result, format);
+            write_stdout(&text)?;
+            Ok(code)
+        }
+    }
+}
+
+/// Connects to `target` and, over TCP with a token, authenticates. (Unix
+/// socket clients are trusted by the socket file's permissions.)
+fn connect(target: &Target, token: Option<&str>) -> Result<Conn, String> {
+    let mut conn = Conn::open(target)?;
+    if let (Some(token), Target::Tcp(_)) = (token, target) {
         conn.auth(token)?;
     }
-    if is_watch {
-        let keepalive = args.keepalive.unwrap_or(watch::KEEPALIVE);
-        return watch::run(&mut conn, &args.jobs, format, keepalive);
-    }
-    let result = conn
-        .call(method, params)
-        .map_err(|e| explain(e, token.is_some()))?;
-    write_stdout(&format_result(method, &result, format))?;
-    Ok(())
+    Ok(conn)
 }
 
 /// Writes `text` to stdout and flushes it. `Ok(false)` when the reader

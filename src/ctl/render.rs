@@ -190,7 +190,7 @@ fn yes_no(v: &Value) -> String {
 }
 
 /// A scalar as plain text (strings without quotes); `?` when missing.
-fn text(v: &Value) -> String {
+pub fn text(v: &Value) -> String {
     match v {
         Value::Null => "?".into(),
         Value::String(s) => s.clone(),

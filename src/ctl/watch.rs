@@ -1,7 +1,11 @@
 //! `tickd ctl watch [--jobs a,b]`: follow `subscribe` and print one line
-//! per `run.event` as it arrives, until interrupted or the daemon closes.
+//! per `run.event` as it arrives, until interrupted.
 //! On a terminal (or with `--human`) the line is a short text; otherwise
 //! (or with `--json`) it is the run object as compact JSON.
+//!
+//! When the connection ends (the daemon restarts, or shuts down), `watch`
+//! connects again with backoff, subscribes again and says so on stderr,
+//! until interrupted; `--no-reconnect` ends it there instead.
 //!
 //! A daemon may close connections that send nothing for `idle_timeout`
 //! (older ones do so even while events flow to a subscriber), so the
@@ -10,7 +14,7 @@
 //! many events it receives meanwhile; the answers are skipped like any
 //! other non-event line.
 
-use super::conn::{Conn, Incoming};
+use super::conn::{CallError, Conn, Incoming};
 use super::Format;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -20,29 +24,119 @@ use std::time::{Duration, Instant};
 /// line per interval costs the daemon next to nothing.
 pub const KEEPALIVE: Duration = Duration::from_secs(5);
 
-/// Subscribes on `conn` and prints events in `format` until the
-/// connection ends, sending a ping whenever nothing was sent for
-/// `keepalive`. `Ok` when the daemon closed the connection cleanly or
-/// the reader of stdout went away.
-pub fn run(
-    conn: &mut Conn,
-    jobs: &[String],
-    format: Format,
-    keepalive: Duration,
-) -> Result<(), String> {
+/// The first wait before reconnecting, doubled after each failed attempt
+/// up to [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts to reconnect.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// The error code of a daemon too busy or shutting down.
+const BUSY: i64 = -32002;
+
+/// How a watch ends or goes on.
+pub struct Options<'a> {
+    /// `--jobs`.
+    pub jobs: &'a [String],
+    /// Text lines or JSON.
+    pub format: Format,
+    /// Ping after this long without sending.
+    pub keepalive: Duration,
+    /// Opens (and authenticates) a new connection after the daemon closed
+    /// the old one; `None` (`--no-reconnect`) ends the watch there.
+    pub reconnect: Option<&'a dyn Fn() -> Result<Conn, String>>,
+    /// The daemon's address, for messages.
+    pub target: String,
+}
+
+/// Subscribes on `conn` and prints events until the reader of stdout goes
+/// away, or, without `reconnect`, until the daemon closes the connection
+/// (`Ok`). With `reconnect`, a lost connection is opened again (with
+/// backoff, forever) and subscribed again, and stderr says so; events
+/// while it was away are not shown.
+pub fn run(mut conn: Conn, o: &Options<'_>) -> Result<(), String> {
+    subscribe(&mut conn, o.jobs).map_err(|e| e.to_string())?;
+    let what = if o.jobs.is_empty() {
+        "all jobs".to_string()
+    } else {
+        o.jobs.join(", ")
+    };
+    eprintln!("watching runs of {what} (Ctrl-C to stop)");
+    loop {
+        let why = match follow(&mut conn, o.format, o.keepalive) {
+            Ok(Ended::ReaderGone) => return Ok(()),
+            Ok(Ended::Closed) => "the daemon closed the connection".to_string(),
+            Err(e) => e,
+        };
+        let Some(open) = o.reconnect else {
+            eprintln!("{why}");
+            return if why.starts_with("the daemon closed") {
+                Ok(())
+            } else {
+                Err(why)
+            };
+        };
+        eprintln!("{why}; reconnecting to {}", o.target);
+        conn = reconnect(open, o.jobs)?;
+        eprintln!(
+            "reconnected to {}; watching runs of {what} again (events while disconnected are not shown)",
+            o.target
+        );
+    }
+}
+
+/// `subscribe` to the runs of `jobs` (all for none).
+fn subscribe(conn: &mut Conn, jobs: &[String]) -> Result<(), CallError> {
     let params = if jobs.is_empty() {
         json!({})
     } else {
         json!({ "jobs": jobs })
     };
-    conn.call("subscribe", params).map_err(|e| e.to_string())?;
+    conn.call("subscribe", params).map(|_| ())
+}
+
+/// Opens and subscribes a new connection, waiting longer after each
+/// failure. A connection that fails is tried again; a daemon that answers
+/// `subscribe` with an error (a job of `--jobs` no longer exists) ends the
+/// watch. Each different failure is printed once.
+fn reconnect(open: &dyn Fn() -> Result<Conn, String>, jobs: &[String]) -> Result<Conn, String> {
+    let mut wait = RECONNECT_FIRST;
+    let mut last_error = String::new();
+    loop {
+        std::thread::sleep(wait);
+        let failure = match open() {
+            Ok(mut conn) => match subscribe(&mut conn, jobs) {
+                Ok(()) => return Ok(conn),
+                // -32002: busy or shutting down, worth another try.
+                Err(e @ CallError::Rpc { code, .. }) if code != BUSY => {
+                    return Err(format!("subscribe: {e}"))
+                }
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e,
+        };
+        if failure != last_error {
+            eprintln!(
+                "tickd ctl: {failure}; retrying (up to every {}s)",
+                RECONNECT_MAX.as_secs()
+            );
+            last_error = failure;
+        }
+        wait = (wait * 2).min(RECONNECT_MAX);
+    }
+}
+
+/// Why [`follow`] returned.
+enum Ended {
+    /// The daemon closed the connection.
+    Closed,
+    /// Stdout's reader went away.
+    ReaderGone,
+}
+
+/// Prints the events arriving on `conn`, pinging every `keepalive`.
+fn follow(conn: &mut Conn, format: Format, keepalive: Duration) -> Result<Ended, String> {
     let mut last_sent = Instant::now();
-    let what = if jobs.is_empty() {
-        "all jobs".to_string()
-    } else {
-        jobs.join(", ")
-    };
-    eprintln!("watching runs of {what} (Ctrl-C to stop)");
     loop {
         let quiet_left = keepalive.saturating_sub(last_sent.elapsed());
         if quiet_left.is_zero() {
@@ -62,15 +156,12 @@ pub fn run(
                     Format::Human => format!("{}\n", event_line(run)),
                 };
                 if !super::write_stdout(&line)? {
-                    return Ok(());
+                    return Ok(Ended::ReaderGone);
                 }
             }
             // Time for the next ping, at the top of the loop.
             Incoming::TimedOut => {}
-            Incoming::Closed => {
-                eprintln!("the daemon closed the connection");
-                return Ok(());
-            }
+            Incoming::Closed => return Ok(Ended::Closed),
         }
     }
 }

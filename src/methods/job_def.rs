@@ -1,127 +1,132 @@
-//! A job's definition as `jobs.get` shows it (`definition`): what the job
-//! runs and the settings around it, so `tickd ctl job NAME` and the status
-//! page can say what a job does without the config file at hand.
+//! `jobs.get`'s `definition`: what a job runs, and the settings of its
+//! definition that the job object does not already show (issue 19, item 6:
+//! `tickd ctl jobs NAME`).
 //!
-//! Secrets can sit in a definition: an exec job's `env` values, an http
-//! job's `headers` values and `body`. [`Secrets::Redacted`] replaces each
-//! of them with [`REDACTED`] (the keys stay, so the reader sees that a
-//! variable or header is set); who gets which is decided by the caller's
-//! role (see [`crate::auth`]).
+//! Kind by kind: exec `command`, `env`, `cwd`, `user`, `limits`; http
+//! `url`, `method`, `headers`, `body`, `expect_status`; sql `database`,
+//! `sql`; file.prune `path`, `pattern`, `older_than_ms`, `recursive`. Then
+//! for every kind `retries`, `retry_backoff_ms`, `jitter_ms`, `on_failure`,
+//! `on_success`, `after`, `concurrency`, `catch_up_limit`. `hide_secrets`
+//! replaces the values of `env` and http `headers`, and the http `body`, by
+//! [`HIDDEN`] (for a caller allowed to see jobs but not their secrets).
 
-use crate::config::{JobDef, JobKind};
+use crate::config::{JobDef, JobKind, Limits};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// What a redacted secret reads as.
-pub const REDACTED: &str = "<redacted>";
+/// What a hidden value reads as.
+pub const HIDDEN: &str = "(hidden)";
 
-/// Whether secrets are shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // `Redacted` is chosen by the caller's role (roles land next)
-pub enum Secrets {
-    Shown,
-    Redacted,
+/// The `definition` object of `def`.
+pub fn definition(def: &JobDef, hide_secrets: bool) -> Value {
+    let secret_map = |m: &BTreeMap<String, String>| -> Value {
+        m.iter()
+            .map(|(k, v)| {
+                let v = if hide_secrets { HIDDEN } else { v.as_str() };
+                (k.clone(), Value::from(v))
+            })
+            .collect::<Map<String, Value>>()
+            .into()
+    };
+    let mut out = match &*def.kind {
+        JobKind::Exec(e) => json!({
+            "command": e.command,
+            "env": secret_map(&e.env),
+            "cwd": e.cwd.as_ref().map(|p| p.display().to_string()),
+            "user": e.user,
+            "limits": limits(&e.limits),
+        }),
+        JobKind::Http(h) => json!({
+            "url": h.url,
+            "method": h.method,
+            "headers": secret_map(&h.headers),
+            "body": h.body.as_ref().map(|b| if hide_secrets { HIDDEN } else { b.as_str() }),
+            "expect_status": h.expect_status,
+        }),
+        JobKind::Sql(s) => json!({
+            "database": s.database.display().to_string(),
+            "sql": s.sql,
+        }),
+        JobKind::FilePrune(p) => json!({
+            "path": p.path.display().to_string(),
+            "pattern": p.pattern,
+            "older_than_ms": ms(p.older_than),
+            "recursive": p.recursive,
+        }),
+    };
+    let common = json!({
+        "retries": def.retries,
+        "retry_backoff_ms": ms(def.retry_backoff),
+        "jitter_ms": ms(def.jitter),
+        "on_failure": def.on_failure,
+        "on_success": def.on_success,
+        "after": def.after,
+        "concurrency": def.concurrency,
+        "catch_up_limit": def.catch_up_limit,
+    });
+    if let (Value::Object(out), Value::Object(common)) = (&mut out, common) {
+        out.extend(common);
+    }
+    out
 }
 
-/// The definition of `def` as a JSON object.
-pub fn definition(def: &JobDef, secrets: Secrets) -> Value {
-    let hide = |v: &str| match secrets {
-        Secrets::Shown => Value::from(v),
-        Secrets::Redacted => Value::from(REDACTED),
+/// The limits that are set, as the config names them; `{}` for none.
+fn limits(l: &Limits) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
     };
-    let mut out = Map::new();
-    out.insert("kind".into(), def.kind.name().into());
-    match &*def.kind {
-        JobKind::Exec(e) => {
-            out.insert("command".into(), json!(e.command));
-            let env: Map<String, Value> = e.env.iter().map(|(k, v)| (k.clone(), hide(v))).collect();
-            out.insert("env".into(), env.into());
-            out.insert("cwd".into(), json!(e.cwd));
-            out.insert("user".into(), json!(e.user));
-            let l = &e.limits;
-            if !l.is_empty() {
-                out.insert(
-                    "limits".into(),
-                    json!({
-                        "memory": l.memory,
-                        "cpu_time": l.cpu_time,
-                        "open_files": l.open_files,
-                        "nice": l.nice,
-                        "io_class": l.io_class.map(|c| c.as_str()),
-                    }),
-                );
-            }
-        }
-        JobKind::Http(h) => {
-            out.insert("url".into(), h.url.clone().into());
-            out.insert("method".into(), h.method.clone().into());
-            let headers: Map<String, Value> = h
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), hide(v)))
-                .collect();
-            out.insert("headers".into(), headers.into());
-            out.insert("body".into(), h.body.as_deref().map_or(Value::Null, hide));
-            out.insert("expect_status".into(), json!(h.expect_status));
-        }
-        JobKind::Sql(s) => {
-            out.insert("database".into(), json!(s.database));
-            out.insert("sql".into(), s.sql.clone().into());
-        }
-        JobKind::FilePrune(p) => {
-            out.insert("path".into(), json!(p.path));
-            out.insert("pattern".into(), p.pattern.clone().into());
-            out.insert(
-                "older_than".into(),
-                humantime::format_duration(p.older_than).to_string().into(),
-            );
-            out.insert("recursive".into(), p.recursive.into());
-        }
-    }
-    let dur = |d: std::time::Duration| Value::from(humantime::format_duration(d).to_string());
-    out.insert("timeout".into(), def.timeout.map_or(Value::Null, dur));
-    out.insert("retries".into(), def.retries.into());
-    if def.retries > 0 {
-        out.insert("retry_backoff".into(), dur(def.retry_backoff));
-    }
-    if !def.jitter.is_zero() {
-        out.insert("jitter".into(), dur(def.jitter));
-    }
-    out.insert("on_failure".into(), json!(def.on_failure));
-    out.insert("on_success".into(), json!(def.on_success));
-    out.insert("after".into(), json!(def.after));
-    out.insert("concurrency".into(), json!(def.concurrency));
-    Value::Object(out)
+    put("memory", l.memory.map(Value::from));
+    put("cpu_time", l.cpu_time.map(Value::from));
+    put("open_files", l.open_files.map(Value::from));
+    put("nice", l.nice.map(Value::from));
+    put("io_class", l.io_class.map(|c| Value::from(c.as_str())));
+    Value::Object(m)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn http_job() -> JobDef {
-        let text = "[[jobs]]\nname = \"hook\"\nkind = \"http\"\n\
-                    url = \"https://example.invalid/x\"\nmethod = \"POST\"\n\
-                    headers = { Authorization = \"Bearer s3cret\" }\n\
-                    body = '{\"password\":\"hunter2\"}'\n";
-        let config = crate::config::parse(text, Path::new("t.toml")).expect("config");
-        config.jobs.into_iter().next().expect("one job")
+    fn job(toml: &str) -> JobDef {
+        let text = format!("[daemon]\nlisten = \"127.0.0.1:0\"\n\n[[jobs]]\nname = \"j\"\n{toml}");
+        let config = crate::config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        config.jobs[0].clone()
     }
 
     #[test]
-    fn redacted_hides_header_values_and_body_but_keeps_keys() {
-        let shown = definition(&http_job(), Secrets::Shown).to_string();
-        assert!(
-            shown.contains("s3cret") && shown.contains("hunter2"),
-            "{shown}"
-        );
-        let hidden = definition(&http_job(), Secrets::Redacted);
-        let text = hidden.to_string();
-        assert!(
-            !text.contains("s3cret") && !text.contains("hunter2"),
-            "{text}"
-        );
-        assert_eq!(hidden["headers"]["Authorization"], REDACTED);
-        assert_eq!(hidden["body"], REDACTED);
-        assert_eq!(hidden["url"], "https://example.invalid/x");
+    fn exec_shows_command_env_and_limits() {
+        let def = job("command = [\"sh\", \"-c\", \"echo hi\"]\nenv = { TOKEN = \"s3cret\" }\nretries = 2\nlimits = { nice = 10 }\n");
+        let d = definition(&def, false);
+        assert_eq!(d["command"], json!(["sh", "-c", "echo hi"]));
+        assert_eq!(d["env"]["TOKEN"], "s3cret");
+        assert_eq!(d["limits"], json!({"nice": 10}));
+        assert_eq!(d["retries"], 2);
+        assert_eq!(d["after"], json!([]));
+        let hidden = definition(&def, true);
+        assert_eq!(hidden["env"]["TOKEN"], HIDDEN);
+        assert_eq!(hidden["command"], d["command"]);
+    }
+
+    #[test]
+    fn http_hides_headers_and_body_when_asked() {
+        let def = job("kind = \"http\"\nurl = \"http://127.0.0.1:9/x\"\nmethod = \"POST\"\nheaders = { Authorization = \"Bearer x\" }\nbody = \"{}\"\n");
+        let d = definition(&def, false);
+        assert_eq!(d["url"], "http://127.0.0.1:9/x");
+        assert_eq!(d["method"], "POST");
+        assert_eq!(d["headers"]["Authorization"], "Bearer x");
+        assert_eq!(d["body"], "{}");
+        let hidden = definition(&def, true);
+        assert_eq!(hidden["headers"]["Authorization"], HIDDEN);
+        assert_eq!(hidden["body"], HIDDEN);
+        assert_eq!(hidden["url"], d["url"]);
     }
 }

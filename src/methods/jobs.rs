@@ -2,7 +2,6 @@
 //! `jobs.pause`, `jobs.resume` (commands).
 
 use super::call::{JobsRun, Submit};
-use super::job_def::{definition, Secrets};
 use super::{encode, Command, Reply};
 use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Error, Shared};
@@ -11,19 +10,14 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `jobs.get {name, next?}` → the job object with its `history`, and its
+/// `jobs.get {name, next?}` → the job object with its `history`, its
+/// `definition` (what it runs, see [`super::job_def`]), and its
 /// `upstream` and `downstream` jobs (`{job, via}`: `after`, `on_success`,
-/// `on_failure`), and its `definition` (what it runs: see [`definition`],
-/// secrets as `secrets` says); with
+/// `on_failure`); with
 /// `next: N`, also `next_runs`: the next N due times of its schedule from
 /// now (like `systemd-analyze calendar --iterations=N`), whether or not
 /// the job is paused.
-pub fn get(
-    shared: &Shared,
-    name: &str,
-    next: Option<u64>,
-    secrets: Secrets,
-) -> Result<Box<RawValue>, Error> {
+pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValue>, Error> {
     let next = match next {
         None => None,
         Some(n @ 1..=super::call::MAX_NEXT_RUNS) => Some(n),
@@ -39,13 +33,13 @@ pub fn get(
         let view = core
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
-        let entry = core.job(name);
-        let schedule = next.and(entry).and_then(|e| e.def.schedule.clone());
+        let def = core.job(name).map(|e| Arc::clone(&e.def));
+        let schedule = next.and(def.as_ref()).and_then(|d| d.schedule.clone());
         (
             encode(&view)?,
             schedule,
             core.links_of(name).unwrap_or_default(),
-            entry.map(|e| definition(&e.def, secrets)),
+            def,
         )
     };
     // Cluster mode: the job's newest run across the fleet.
@@ -62,8 +56,8 @@ pub fn get(
     };
     job["upstream"] = pairs(links.0);
     job["downstream"] = pairs(links.1);
-    if let Some(d) = definition {
-        job["definition"] = d;
+    if let Some(def) = definition {
+        job["definition"] = super::job_def::definition(&def, false);
     }
     if let Some(last) = last {
         job["last_run"] = last;

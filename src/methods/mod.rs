@@ -162,7 +162,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::Status => Outcome::Encoded(status::status(shared)),
         Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
         Call::JobsGet(p) => {
-            Outcome::Encoded(jobs::get(shared, p.name, p.next, job_def::Secrets::Shown))
+            Outcome::Encoded(jobs::get(shared, p.name, p.next))
         }
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
