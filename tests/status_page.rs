@@ -117,7 +117,10 @@ fn a_jobs_next_runs_come_from_get_jobs_name_with_next() {
         .ok("jobs.get", json!({"name": "nightly", "next": 5}));
     assert_eq!(rpc["next_runs"], job["next_runs"]);
     // Without the query, no next_runs; HEAD takes it too.
-    assert!(get(d.addr, "/jobs/nightly").json().get("next_runs").is_none());
+    assert!(get(d.addr, "/jobs/nightly")
+        .json()
+        .get("next_runs")
+        .is_none());
     let head = HttpConn::connect(d.addr).head("/jobs/nightly?next=2");
     assert_eq!(head.status, 200);
     // A manual job has none.
@@ -156,12 +159,8 @@ fn limits_show_in_status_and_a_run_is_cancelled_as_the_page_asks() {
     });
     let path = format!("/runs/{run_id}/cancel");
     // What another site's page could send is refused, and cancels nothing.
-    let cross = HttpConn::connect(d.addr).request(
-        "POST",
-        &path,
-        &[("Origin", "http://evil.example")],
-        "",
-    );
+    let cross =
+        HttpConn::connect(d.addr).request("POST", &path, &[("Origin", "http://evil.example")], "");
     assert_eq!(cross.status, 403, "{}", cross.body);
     let form = HttpConn::connect(d.addr).request(
         "POST",
