@@ -43,11 +43,28 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A manual job that takes about 2 s and reports progress, and two scheduled ones.
+# A manual job that takes about 2 s and reports progress, and two scheduled
+# ones; a long one under a concurrency limit (to cancel) and one that prints
+# a line a second (to follow).
 cat >"$WORK/tickd.toml" <<'EOF'
 [daemon]
 listen = "127.0.0.1:0"
-workers = 2
+workers = 3
+shutdown_grace = "2s"
+
+[concurrency.db]
+max_running = 1
+
+[[jobs]]
+name = "slow"
+kind = "exec"
+concurrency = "db"
+command = ["sh", "-c", "echo slow started; sleep 60"]
+
+[[jobs]]
+name = "chatty"
+kind = "exec"
+command = ["sh", "-c", "echo line-1; sleep 1; echo line-2; sleep 1; echo line-3"]
 
 [[jobs]]
 name = "manual"
@@ -68,7 +85,7 @@ cron = "0 3 * * *"
 command = ["true"]
 EOF
 # More jobs than the page shows at once (100), named to sort after the
-# three above: the pager's test.
+# jobs above: the pager's test.
 for i in $(seq 0 149); do
   printf '\n[[jobs]]\nname = "zz-filler-%03d"\nkind = "exec"\ncommand = ["true"]\n' "$i"
 done >>"$WORK/tickd.toml"
@@ -88,6 +105,7 @@ if ! timeout 180 python3 "$ROOT/scripts/webdriver.py" \
   --binary "$CHROMIUM" \
   --user-data-dir "$WORK/chromium-profile" \
   --manual manual --scheduled tick --filler 150 \
+  --cron nightly --limited slow --chatty chatty \
   --screenshot "$SCREENSHOT" \
   --stop-pid "$TICKD_PID"; then
   echo "--- tickd log ---" >&2

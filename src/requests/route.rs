@@ -9,7 +9,7 @@
 //! | `GET /` | the status page |
 //! | `GET /metrics` | Prometheus text ([`crate::http::metrics`]) |
 //! | `GET /status` | `status` |
-//! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME` | `jobs.list`, `jobs.get` |
+//! | `GET /jobs?limit=&after=&prefix=&source=`, `GET /jobs/NAME?next=` | `jobs.list`, `jobs.get` |
 //! | `PUT /jobs/NAME` (body: the job), `DELETE /jobs/NAME?cancel=` | `jobs.put` → 201 or 200, `jobs.delete` |
 //! | `POST /jobs/NAME/run` (body: args) | `jobs.run` → 202 |
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
@@ -423,7 +423,11 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
                 define::delete_params(name, req.query)?,
                 200,
             )),
-            m => allow(m, &JOB_METHODS, call("jobs.get", named("name", name)?, 200)),
+            m => allow(
+                m,
+                &JOB_METHODS,
+                call("jobs.get", define::get_params(name, req.query)?, 200),
+            ),
         },
         ["jobs", name, "run"] => {
             allow(req.method, &["POST"], ())?;
@@ -488,16 +492,16 @@ fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     Ok(m)
 }
 
-/// `job=a&state=failed&limit=5` → params; `limit` is a number (a run id
-/// in `before` stays a string, as run ids are on the wire).
+/// `job=a&state=failed&limit=5` → params; `limit` and `next` are numbers
+/// (a run id in `before` stays a string, as run ids are on the wire).
 fn query_params(query: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (decode_query(k)?, decode_query(v)?);
-        // Only `limit` is a number: a job named "123" stays a name.
+        // Only `limit` and `next` are numbers: a job named "123" stays a name.
         let value = match v.parse::<u64>() {
-            Ok(n) if k == "limit" => Value::from(n),
+            Ok(n) if k == "limit" || k == "next" => Value::from(n),
             _ => Value::String(v),
         };
         m.insert(k, value);

@@ -1,5 +1,7 @@
-//! The routes of jobs defined at run time: `PUT /jobs/NAME` (`jobs.put`,
-//! the body is the job object) and `DELETE /jobs/NAME?cancel=` (`jobs.delete`).
+//! The routes of `/jobs/NAME` that take more than the name: `GET
+//! /jobs/NAME?next=` (`jobs.get`), and those of jobs defined at run time,
+//! `PUT /jobs/NAME` (`jobs.put`, the body is the job object) and `DELETE
+//! /jobs/NAME?cancel=` (`jobs.delete`).
 
 use super::{body_json, decode, query_params, Refusal};
 use crate::daemon::Shared;
@@ -40,6 +42,19 @@ pub(super) fn put_params(
     Ok(params)
 }
 
+/// `GET /jobs/NAME?next=N`: `{name, next?}`; `next` is a number (the
+/// decoder refuses another value, and any other parameter, with a 400).
+pub(super) fn get_params(raw_name: &str, query: &str) -> Result<Map<String, Value>, Refusal> {
+    let mut params = query_params(query)?;
+    if params.contains_key("name") {
+        return Err(super::bad_request(
+            "unknown query parameter `name`: the job's name is in the path",
+        ));
+    }
+    params.insert("name".into(), Value::String(decode(raw_name)?));
+    Ok(params)
+}
+
 /// `DELETE /jobs/NAME?cancel=true`: `{name, cancel?}`; `cancel` is `true`
 /// or `false` (anything else is a bad param, as is any other parameter).
 pub(super) fn delete_params(raw_name: &str, query: &str) -> Result<Map<String, Value>, Refusal> {
@@ -59,6 +74,17 @@ pub(super) fn delete_params(raw_name: &str, query: &str) -> Result<Map<String, V
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn get_takes_next_as_a_number() {
+        let p = get_params("cron%2Ejob", "next=5").ok().expect("parses");
+        assert_eq!(Value::Object(p), json!({"name": "cron.job", "next": 5}));
+        let p = get_params("a", "").ok().expect("parses");
+        assert_eq!(Value::Object(p), json!({"name": "a"}));
+        let p = get_params("a", "next=ten").ok().expect("parses");
+        assert_eq!(p["next"], "ten", "left for the decoder to refuse");
+        assert!(get_params("a", "name=b").is_err());
+    }
 
     #[test]
     fn delete_takes_cancel_as_a_boolean() {
