@@ -150,10 +150,13 @@
 //! - HTTP's cross-site defences (`Host`, `Origin`, `Content-Type`, checked
 //!   before the token) belong to the HTTP router, not here.
 
+mod audit;
 mod budget;
 mod credential;
 mod header;
+mod role;
 mod token;
+mod tokens;
 mod verdict;
 
 pub use budget::{
@@ -162,6 +165,9 @@ pub use budget::{
 pub use credential::{Change, Credential};
 pub use header::header_matches;
 pub use token::AuthToken;
+pub use audit::{audit_line, redact_answer, shows_definitions, REDACTED};
+pub use role::{changes_state, role_for_method, Denied, Role, METHOD_ROLES, ROUTE_ROLES};
+pub use tokens::{Grant, NamedToken, Tokens, Who, LEGACY_NAME};
 pub use verdict::{judge_method, line_limit, Gate, Verdict};
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 use super::call::{JobsRun, Submit};
 use super::{encode, Command, Reply};
+use crate::config::JobKind;
 use crate::daemon::dispatch::NewRun;
 use crate::daemon::{Daemon, Error, Shared};
 use crate::state::run::{RunId, Trigger};
@@ -27,18 +28,20 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
             })
         }
     };
-    let (encoded, schedule, links) = {
+    let (encoded, schedule, links, def) = {
         let core = shared.core.lock();
         let view = core
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
+        let def = core.job(name).map(|e| e.def.clone());
         let schedule = next
-            .and(core.job(name))
-            .and_then(|e| e.def.schedule.clone());
+            .and(def.as_ref())
+            .and_then(|d| d.schedule.clone());
         (
             encode(&view)?,
             schedule,
             core.links_of(name).unwrap_or_default(),
+            def,
         )
     };
     // Cluster mode: the job's newest run across the fleet.
@@ -53,6 +56,9 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
                 .collect::<Vec<_>>(),
         )
     };
+    if let Some(def) = def {
+        job["definition"] = definition(&def.kind);
+    }
     job["upstream"] = pairs(links.0);
     job["downstream"] = pairs(links.1);
     if let Some(last) = last {
@@ -62,6 +68,34 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
         job["next_runs"] = Value::from(next_runs(schedule.as_ref(), n));
     }
     encode(&job)
+}
+
+/// What a job runs: its kind's settings, as the config names them. The
+/// secrets among them (`env` and `headers` values, `body`) are hidden
+/// from a read token by the request layer (`auth::redact_answer`).
+fn definition(kind: &JobKind) -> Value {
+    match kind {
+        JobKind::Exec(e) => json!({
+            "command": e.command,
+            "env": e.env,
+            "cwd": e.cwd,
+            "user": e.user,
+        }),
+        JobKind::Http(h) => json!({
+            "url": h.url,
+            "method": h.method,
+            "headers": h.headers,
+            "body": h.body,
+            "expect_status": h.expect_status,
+        }),
+        JobKind::Sql(q) => json!({"database": q.database, "sql": q.sql}),
+        JobKind::FilePrune(p) => json!({
+            "path": p.path,
+            "pattern": p.pattern,
+            "older_than_ms": u64::try_from(p.older_than.as_millis()).unwrap_or(u64::MAX),
+            "recursive": p.recursive,
+        }),
+    }
 }
 
 /// The next `n` due times of `schedule` after now, as RFC 3339 (fewer if

@@ -15,7 +15,7 @@ use super::backoff::{self, LogLimit};
 use super::conn::Conn;
 use super::timers::ConnTimer;
 use super::{Peer, Server};
-use crate::auth::{AuthToken, Change, AUTH_DELAY, TOKEN_REPLACED};
+use crate::auth::{Change, Grant, Tokens, AUTH_DELAY, TOKEN_REPLACED};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
@@ -24,17 +24,17 @@ use std::time::Instant;
 /// The server's authentication state.
 #[derive(Debug)]
 pub struct AuthWatch {
-    /// The token the connections' credentials were last judged against:
-    /// when the limits in force carry another one (a reload changed it),
+    /// The tokens the connections' credentials were last judged against:
+    /// when the limits in force carry others (a reload changed them),
     /// [`Server::on_auth_change`] runs.
-    pub in_force: Option<AuthToken>,
+    pub in_force: Tokens,
     /// Rate limit of the wrong tokens' warnings, which come in floods.
     warn_wrong_token: LogLimit,
 }
 
 impl AuthWatch {
     /// Judged against `in_force` so far.
-    pub fn new(in_force: Option<AuthToken>) -> AuthWatch {
+    pub fn new(in_force: Tokens) -> AuthWatch {
         AuthWatch {
             in_force,
             warn_wrong_token: LogLimit::default(),
@@ -43,9 +43,15 @@ impl AuthWatch {
 }
 
 impl Server {
-    /// Whether `conn` is served under the token in force now.
+    /// Whether `conn` is served under the tokens in force now.
     pub(super) fn authed(&self, conn: &Conn) -> bool {
-        conn.credential.admits(self.limits.auth_token.as_ref())
+        conn.credential.admits(&self.limits.tokens)
+    }
+
+    /// What `conn` is granted under the tokens in force now (its token's
+    /// role as it is now, after any reload); `None`: not authenticated.
+    pub(super) fn grant(&self, conn: &Conn) -> Option<Grant> {
+        conn.credential.grant(&self.limits.tokens)
     }
 
     /// Parks an answer for [`AUTH_DELAY`] (a wrong token): nothing more of
@@ -123,7 +129,7 @@ impl Server {
     /// one whose credential counts again (auth turned off) is served as
     /// before. Each one's check timer is re-armed for its new deadline.
     pub(super) fn on_auth_change(&mut self) {
-        let old = std::mem::replace(&mut self.auth.in_force, self.limits.auth_token.clone());
+        let old = std::mem::replace(&mut self.auth.in_force, self.limits.tokens.clone());
         let new = self.auth.in_force.clone();
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -132,7 +138,7 @@ impl Server {
                 continue;
             };
             let serial = conn.serial;
-            match conn.credential.on_token_change(old.as_ref(), new.as_ref()) {
+            match conn.credential.on_token_change(&old, &new) {
                 Change::Unchanged => continue,
                 Change::Regained => conn.release_events(),
                 Change::Lost => {
