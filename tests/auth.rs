@@ -289,7 +289,10 @@ fn pipelined_tokens_are_checked_one_per_delay() {
     // The right token waited for both delays before it was even looked at.
     let right = guesser.read_json();
     assert!(sent.elapsed() >= Duration::from_millis(1800), "{right}");
-    assert_eq!(right["result"], json!({"authenticated": true, "name": "auth_token", "role": "admin"}));
+    assert_eq!(
+        right["result"],
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
+    );
     let status = guesser.read_json();
     assert_eq!(status["id"], json!(2));
     assert_eq!(status["result"]["clients"]["auth_failures"], json!(2));

@@ -90,7 +90,8 @@ body = '{"password":"p4ss"}'
 
 /// The `[[tokens]]` tables, with `ci`'s role and whether `dash` is kept.
 fn tokens(ci_role: &str, with_dash: bool) -> String {
-    let mut t = format!("[[tokens]]\nname = \"ci\"\ntoken = \"{OPERATE}\"\nrole = \"{ci_role}\"\n\n");
+    let mut t =
+        format!("[[tokens]]\nname = \"ci\"\ntoken = \"{OPERATE}\"\nrole = \"{ci_role}\"\n\n");
     if with_dash {
         t.push_str(&format!(
             "[[tokens]]\nname = \"dash\"\ntoken = \"{READ}\"\nrole = \"read\"\n\n"
@@ -150,7 +151,11 @@ fn call_as(d: &Daemon, secret: &str, method: &str) -> Value {
 /// Asserts that `answer` is the refusal of `what` (needing `needed`) to
 /// the token `name` of role `role`.
 fn assert_denied(answer: &Value, what: &str, needed: &str, name: &str, role: &str) {
-    assert_eq!(answer["error"]["code"], json!(-32003), "{what} as {role}: {answer}");
+    assert_eq!(
+        answer["error"]["code"],
+        json!(-32003),
+        "{what} as {role}: {answer}"
+    );
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert_eq!(
         message,
@@ -176,7 +181,10 @@ fn the_tests_table_is_the_codes_and_covers_every_method() {
     let mut mine = ROUTES.to_vec();
     code.sort_unstable();
     mine.sort_unstable();
-    assert_eq!(code, mine, "auth::ROUTE_ROLES and this file's ROUTES differ");
+    assert_eq!(
+        code, mine,
+        "auth::ROUTE_ROLES and this file's ROUTES differ"
+    );
 }
 
 #[test]
@@ -204,8 +212,14 @@ fn every_method_against_every_role() {
     // operate and admin, and the reload only for admin.
     let mut admin = client_as(&d, ADMIN);
     let status = admin.ok("status", json!({}));
-    assert_eq!(status["config"]["generation"], json!(2), "one reload (admin)");
-    let refused = status["clients"]["role_denied"].as_u64().unwrap_or_default();
+    assert_eq!(
+        status["config"]["generation"],
+        json!(2),
+        "one reload (admin)"
+    );
+    let refused = status["clients"]["role_denied"]
+        .as_u64()
+        .unwrap_or_default();
     let expected = METHODS
         .iter()
         .filter(|(m, _)| *m != "shutdown" && tickd::protocol::rpc::METHODS.contains(m))
@@ -219,7 +233,13 @@ fn every_method_against_every_role() {
     assert_eq!(refused, expected, "status.clients.role_denied");
     // shutdown last: refused to read and operate, done for admin.
     for (secret, name, role) in &TOKENS[..2] {
-        assert_denied(&call_as(&d, secret, "shutdown"), "shutdown", "admin", name, role);
+        assert_denied(
+            &call_as(&d, secret, "shutdown"),
+            "shutdown",
+            "admin",
+            name,
+            role,
+        );
     }
     assert_eq!(
         call_as(&d, ADMIN, "shutdown")["result"]["shutting_down"],
@@ -243,7 +263,11 @@ fn every_route_against_every_role() {
                 ("DELETE", _) => "/jobs/no-such-job".to_string(),
                 _ => concrete(path),
             };
-            let body = if method == "PUT" { r#"{"command":["true"]}"# } else { "" };
+            let body = if method == "PUT" {
+                r#"{"command":["true"]}"#
+            } else {
+                ""
+            };
             let headers = [
                 ("Authorization", bearer.as_str()),
                 ("Content-Type", "application/json"),
@@ -376,7 +400,10 @@ fn the_unix_socket_is_admin_and_audited_as_unix() {
     let d = daemon();
     let sock = d.dir().join("tickd.sock");
     let hello = unix_call(&sock, "jobs.get", json!({"name": "hello"}));
-    assert_eq!(hello["result"]["definition"]["env"]["SECRET"], json!("hunter2"));
+    assert_eq!(
+        hello["result"]["definition"]["env"]["SECRET"],
+        json!("hunter2")
+    );
     let paused = unix_call(&sock, "jobs.pause", json!({"name": "hello"}));
     assert_eq!(paused["result"]["paused"], json!(true), "{paused}");
     let reloaded = unix_call(&sock, "reload", json!({}));
@@ -423,7 +450,10 @@ fn a_reload_that_downgrades_or_removes_a_token_takes_effect_on_open_connections(
         .log
         .wait_for("reload changed the auth tokens", 0, WAIT)
         .expect("the reload's log line");
-    assert!(line.contains("\"ci\" (operate) is now \"ci\" (read)"), "{line}");
+    assert!(
+        line.contains("\"ci\" (operate) is now \"ci\" (read)"),
+        "{line}"
+    );
     assert!(line.contains("\"dash\" removed or replaced"), "{line}");
     assert!(!line.contains(OPERATE) && !line.contains(READ), "{line}");
     // The same connections, judged by the tokens now in force.
@@ -449,12 +479,19 @@ fn a_reload_that_downgrades_or_removes_a_token_takes_effect_on_open_connections(
 fn the_audit_log_names_the_token_never_the_secret() {
     let d = daemon();
     let mut ci = client_as(&d, OPERATE);
-    let run = ci.ok("jobs.run", json!({"name": "hello", "args": {"password": "argp4ss"}}));
+    let run = ci.ok(
+        "jobs.run",
+        json!({"name": "hello", "args": {"password": "argp4ss"}}),
+    );
     assert!(run["run_id"].is_string(), "{run}");
     let local = ci.reader.get_ref().local_addr().expect("local addr");
     let (_, line) = d
         .log
-        .wait_for(&format!("audit: token \"ci\" (operate) from {local} called jobs.run"), 0, WAIT)
+        .wait_for(
+            &format!("audit: token \"ci\" (operate) from {local} called jobs.run"),
+            0,
+            WAIT,
+        )
         .expect("the audit line");
     assert!(
         line.ends_with(r#"called jobs.run {"args":"<redacted>","name":"hello"}"#),
@@ -462,20 +499,23 @@ fn the_audit_log_names_the_token_never_the_secret() {
     );
     // Refused, and over HTTP.
     let mut dash = client_as(&d, READ);
-    assert_eq!(dash.err_code("jobs.pause", json!({"name": "hello"})), -32003);
+    assert_eq!(
+        dash.err_code("jobs.pause", json!({"name": "hello"})),
+        -32003
+    );
     d.log
-        .wait_for(
-            "audit: token \"dash\" (read) from 127.0.0.1:",
-            0,
-            WAIT,
-        )
+        .wait_for("audit: token \"dash\" (read) from 127.0.0.1:", 0, WAIT)
         .filter(|(_, l)| l.contains("denied jobs.pause") && l.ends_with("needs role operate"))
         .expect("the denial's audit line");
     let bearer = format!("Bearer {ADMIN}");
     let r = HttpConn::connect(d.addr).request("POST", "/reload", &[("Authorization", &bearer)], "");
     assert_eq!(r.status, 200, "{}", r.body);
     d.log
-        .wait_for("audit: token \"auth_token\" (admin) from 127.0.0.1:", 0, WAIT)
+        .wait_for(
+            "audit: token \"auth_token\" (admin) from 127.0.0.1:",
+            0,
+            WAIT,
+        )
         .filter(|(_, l)| l.contains("called reload {} over HTTP"))
         .expect("the HTTP audit line");
     // Reads are not audited; no secret is ever logged.
@@ -502,7 +542,9 @@ fn the_config_refuses_duplicates_and_a_token_file_others_may_read() {
     let (code, err) = util::check_text(&text);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("bad.toml:6: tokens[1].name: \"a\" is the name of an earlier [[tokens]] table"),
+        err.contains(
+            "bad.toml:6: tokens[1].name: \"a\" is the name of an earlier [[tokens]] table"
+        ),
         "{err}"
     );
     assert!(
@@ -532,6 +574,9 @@ fn the_config_refuses_duplicates_and_a_token_file_others_may_read() {
     let mut c = d.client();
     assert_eq!(c.err_code("status", json!({})), -32001, "auth is on");
     let told = c.ok("auth", json!({"token": "from-a-file"}));
-    assert_eq!(told, json!({"authenticated": true, "name": "ci", "role": "operate"}));
+    assert_eq!(
+        told,
+        json!({"authenticated": true, "name": "ci", "role": "operate"})
+    );
     assert_eq!(c.err_code("reload", json!({})), -32003);
 }

@@ -114,7 +114,10 @@ pub fn audit_line(
                 let mut kept = Map::new();
                 for key in ["name", "kind"] {
                     if let Some(Value::String(s)) = job.get(key) {
-                        kept.insert(key.into(), Value::from(s.chars().take(MAX_SHOWN).collect::<String>()));
+                        kept.insert(
+                            key.into(),
+                            Value::from(s.chars().take(MAX_SHOWN).collect::<String>()),
+                        );
                     }
                 }
                 kept.insert("...".into(), Value::from(REDACTED));
@@ -201,8 +204,14 @@ mod tests {
             true,
             Some(Role::Admin),
         );
-        assert!(line.starts_with("audit: unix (admin) denied jobs.put"), "{line}");
-        assert!(line.contains("\"name\":\"j\"") && !line.contains("\"v\""), "{line}");
+        assert!(
+            line.starts_with("audit: unix (admin) denied jobs.put"),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"name\":\"j\"") && !line.contains("\"v\""),
+            "{line}"
+        );
         assert!(line.ends_with(" over HTTP: needs role admin"), "{line}");
     }
 }

@@ -81,8 +81,8 @@ pub const METHOD_ROLES: &[(&str, Role)] = &[
 /// and run id; `HEAD` is as `GET`). A route that calls a method needs that
 /// method's role; `GET /healthz` needs no token at all. The router applies
 /// it through [`role_for_method`] (and [`Role::Read`] for the page,
-/// `/metrics` and `/cluster`); a unit test of the router checks that each
-/// row here is what it applies.
+/// `/metrics` and `/cluster`); `tests/roles.rs` holds this table to its
+/// own copy and calls each row with each role against the real daemon.
 pub const ROUTE_ROLES: &[(&str, &str, Role)] = &[
     ("GET", "/", Role::Read),
     ("GET", "/metrics", Role::Read),

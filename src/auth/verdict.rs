@@ -349,7 +349,10 @@ mod tests {
         assert_eq!(judge_method(Some(&operate), "runs.cancel"), Verdict::Served);
         assert!(matches!(
             judge_method(Some(&operate), "no.such"),
-            Verdict::Forbidden(Denied { needed: Role::Admin, .. })
+            Verdict::Forbidden(Denied {
+                needed: Role::Admin,
+                ..
+            })
         ));
     }
 

@@ -34,9 +34,7 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
             .job_view(name, true)
             .ok_or_else(|| Error::NoSuchJob(name.to_string()))?;
         let def = core.job(name).map(|e| e.def.clone());
-        let schedule = next
-            .and(def.as_ref())
-            .and_then(|d| d.schedule.clone());
+        let schedule = next.and(def.as_ref()).and_then(|d| d.schedule.clone());
         (
             encode(&view)?,
             schedule,

@@ -29,11 +29,7 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
 }
 
 /// [`decode`]'s table.
-fn decode_known<'a>(
-    method: &str,
-    params: &'a Params,
-    board: &Board,
-) -> Result<Call<'a>, RpcError> {
+fn decode_known<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Call<'a>, RpcError> {
     let none = |call: Call<'a>| params.decode::<NoParams>().map(|_| call);
     match method {
         "ping" => none(Call::Ping),

@@ -21,7 +21,10 @@
 //! member after it gets `-32001`, and the array from the wrong token's
 //! response on is sent after the auth delay (every verdict on a token or
 //! a method is [`crate::auth`]'s; this file renders it in JSON-RPC terms,
-//! [`Cx::refuse`]). A notification of a method
+//! [`Cx::refuse`]). Each member is judged by the connection's role on its
+//! own (`-32003` naming the role needed); one that changes something is
+//! written to the audit log, and a read token's job definitions come back
+//! redacted (see [`crate::auth`]). A notification of a method
 //! without effects (`status`, `runs.list`, ...) is not even answered
 //! internally.
 //!
@@ -33,7 +36,8 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
-use crate::auth::{self, AuthToken, Grant, Role, Verdict};
+use super::grant;
+use crate::auth::{self, AuthToken, Grant, Verdict};
 use crate::daemon::counters::bump;
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
@@ -171,7 +175,8 @@ impl Cx<'_> {
                     auth::Who::Token(name) => Some(&**name),
                     auth::Who::Unix | auth::Who::Open => None,
                 };
-                let answer = json!({ "authenticated": true, "name": name, "role": grant.role.as_str() });
+                let answer =
+                    json!({ "authenticated": true, "name": name, "role": grant.role.as_str() });
                 self.reply_ok(&mut place, &req.id, &answer);
             }
             self.grant = Some(grant);
@@ -209,27 +214,9 @@ impl Cx<'_> {
             let line = auth::audit_line(grant, self.addr, &req.method, &req.params.0, false, None);
             log::info!("{line}");
         }
-        let redact =
-            grant.is_some_and(|g| g.role == Role::Read) && auth::shows_definitions(&req.method);
-        match methods::handle(self.h, call) {
-            Outcome::Answer(Ok(mut v)) if !silent => {
-                if redact {
-                    auth::redact_answer(&req.method, &mut v);
-                }
-                self.reply_ok(&mut place, &req.id, &v)
-            }
-            Outcome::Encoded(Ok(raw)) if !silent && redact => {
-                match serde_json::from_str::<serde_json::Value>(raw.get()) {
-                    Ok(mut v) => {
-                        auth::redact_answer(&req.method, &mut v);
-                        self.reply_ok(&mut place, &req.id, &v)
-                    }
-                    Err(e) => {
-                        let e = RpcError::new(ErrorCode::Internal, e.to_string());
-                        self.reply_err(&mut place, &req.id, &e)
-                    }
-                }
-            }
+        let outcome = methods::handle(self.h, call);
+        match grant::redact(self.grant.as_ref(), &req.method, outcome) {
+            Outcome::Answer(Ok(v)) if !silent => self.reply_ok(&mut place, &req.id, &v),
             Outcome::Encoded(Ok(raw)) if !silent => self.reply_ok(&mut place, &req.id, &raw),
             Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) if !silent => {
                 self.reply_err(&mut place, &req.id, &RpcError::from(e))

@@ -30,7 +30,9 @@
 //!
 //! Every request but `/healthz` is judged by [`crate::auth`]
 //! (`Gate::judge_header`), which [`refuse`] renders as 401 (with the
-//! challenge), a delayed 401, or a close. After a wrong token, the
+//! challenge), a delayed 401, or a close; then by the role of its token
+//! against the route's method (403 naming the role needed, the audit log,
+//! a read token's redaction: `grant`). After a wrong token, the
 //! requests pipelined behind it are not looked at: the batch ends and they
 //! wait for the delay (see [`crate::requests`]).
 //!
@@ -54,10 +56,9 @@ use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 
+use super::grant::{self, Caller};
 mod define;
-mod grant;
 mod guard;
-use grant::Caller;
 use guard::{browser_check, head_check};
 
 /// Sent with every 401, so that a browser asks for the token once (as the
@@ -365,24 +366,7 @@ fn answer_one(
             if let Some(g) = &granted {
                 grant::audit(g, caller, method, &params.0);
             }
-            let redact = grant::redacts(granted.as_ref(), method);
-            match methods::handle(h, call) {
-                Outcome::Answer(Ok(mut v)) if redact => {
-                    auth::redact_answer(method, &mut v);
-                    response::write_json(out, ok, &v, f)
-                }
-                Outcome::Encoded(Ok(raw)) if redact => {
-                    match serde_json::from_str::<Value>(raw.get()) {
-                        Ok(mut v) => {
-                            auth::redact_answer(method, &mut v);
-                            response::write_json(out, ok, &v, f)
-                        }
-                        Err(e) => {
-                            let e = RpcError::new(ErrorCode::Internal, e.to_string());
-                            response::write_error(out, &e, "", f)
-                        }
-                    }
-                }
+            match grant::redact(granted.as_ref(), method, methods::handle(h, call)) {
                 Outcome::Answer(Ok(v)) => response::write_json(out, ok, &v, f),
                 Outcome::Encoded(Ok(raw)) => response::write_json(out, ok, &raw, f),
                 Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {

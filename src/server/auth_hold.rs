@@ -1,10 +1,11 @@
 //! The server's side of authentication: the mechanics only, every
 //! decision being [`crate::auth`]'s. Here the loop asks whether a
-//! connection is served under the token in force ([`Server::authed`], by
-//! its [`Credential`](crate::auth::Credential)), holds a wrong token's
+//! connection is served under the tokens in force, and with which role
+//! ([`Server::authed`], [`Server::grant`], by its
+//! [`Credential`](crate::auth::Credential)), holds a wrong token's
 //! answer for [`AUTH_DELAY`] on its timer wheel, stops and resumes a
 //! subscriber's events, and re-judges every open connection once after a
-//! reload changed the token ([`Server::on_auth_change`]).
+//! reload changed the tokens ([`Server::on_auth_change`]).
 //!
 //! The tokens themselves are checked on the request workers; a batch
 //! comes back saying which token it authenticated the connection with, or
@@ -103,7 +104,7 @@ impl Server {
     }
 
     /// Stops the events of subscriber `key`, whose credential no longer
-    /// counts (a reload changed the token or turned auth on), telling it
+    /// counts (a reload removed its token or turned auth on), telling it
     /// once with a `-32001` line (`"id": null`): the connection stays, its
     /// requests get `-32001` as any stranger's, and events flow again once
     /// it authenticates with the token in force. Events meanwhile are not
@@ -121,7 +122,7 @@ impl Server {
         self.enforce_output_limit(key);
     }
 
-    /// After a reload changed the token in force, each connection as
+    /// After a reload changed the tokens in force, each connection as
     /// [`crate::auth::Credential::on_token_change`] judges it: one whose
     /// credential stopped counting becomes a stranger from now (the
     /// pre-auth limit runs again, see [`super::timers::Standing::close_due`])

@@ -1,12 +1,13 @@
-//! Roles on HTTP requests: what one request is granted (from its own
-//! `Authorization` header), the role the method its route calls needs
-//! (403 naming it, see [`crate::auth::ROUTE_ROLES`]), the audit log line
-//! of a request that changes something, and the read role's redaction of
-//! job definitions. Every decision is [`crate::auth`]'s; this file
-//! applies it to a routed request.
+//! Roles on requests, for both answerers: what one HTTP request is
+//! granted (from its own `Authorization` header), the role the method its
+//! route calls needs (403 naming it, see [`crate::auth::ROUTE_ROLES`]),
+//! the audit log line of a request that changes something, and the read
+//! role's redaction of job definitions ([`redact`], JSON-RPC's too). Every
+//! decision is [`crate::auth`]'s; this file applies it.
 
 use crate::auth::{self, Grant, Role, Verdict};
-use crate::daemon::Shared;
+use crate::daemon::{self, Shared};
+use crate::methods::Outcome;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -67,8 +68,22 @@ pub(super) fn audit(grant: &Grant, caller: &Caller<'_>, method: &str, params: &M
     }
 }
 
-/// Whether the answer to `method` must have its job definitions' secrets
-/// hidden from `grant` (a read token).
-pub(super) fn redacts(grant: Option<&Grant>, method: &str) -> bool {
-    grant.is_some_and(|g| g.role == Role::Read) && auth::shows_definitions(method)
+/// The answer to `method` as `grant` may see it: for a read token, the
+/// job definitions' secrets hidden ([`auth::redact_answer`]); for any
+/// other, as it is.
+pub(super) fn redact(grant: Option<&Grant>, method: &str, outcome: Outcome) -> Outcome {
+    let read = grant.is_some_and(|g| g.role == Role::Read);
+    if !read || !auth::shows_definitions(method) {
+        return outcome;
+    }
+    let value = match outcome {
+        Outcome::Answer(Ok(v)) => Ok(v),
+        Outcome::Encoded(Ok(raw)) => serde_json::from_str::<Value>(raw.get())
+            .map_err(|e| daemon::Error::Internal(e.to_string())),
+        other => return other,
+    };
+    Outcome::Answer(value.map(|mut v| {
+        auth::redact_answer(method, &mut v);
+        v
+    }))
 }
