@@ -133,6 +133,10 @@ pub fn audit_line(
     };
     let over = if http { " over HTTP" } else { "" };
     let params = Value::Object(shown);
+    // A method name is the client's text (an unknown one reaches here
+    // when refused): escaped, so it cannot forge a log line.
+    let method: String = method.chars().take(MAX_SHOWN).collect();
+    let method = method.escape_debug();
     match denied {
         None => format!("audit: {grant}{from} called {method} {params}{over}"),
         Some(needed) => {
@@ -213,5 +217,14 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with(" over HTTP: needs role admin"), "{line}");
+        let forged = audit_line(
+            &grant,
+            Some(from),
+            "x\naudit: unix (admin) called shutdown",
+            &Map::new(),
+            false,
+            Some(Role::Admin),
+        );
+        assert!(!forged.contains('\n'), "{forged}");
     }
 }
