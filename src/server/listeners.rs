@@ -85,7 +85,8 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \
                      anyone who can reach it can run, cancel and reload jobs and shut the \
-                     daemon down; set daemon.auth_token (or auth_token_file), or listen on 127.0.0.1"
+                     daemon down; set daemon.auth_token (or auth_token_file) or add [[tokens]], \
+                     or listen on 127.0.0.1"
                 );
             }
         }
