@@ -38,12 +38,15 @@
 //! that turns auth on or changes the token takes effect on the next batch
 //! of every connection), the worker answers `auth` and refuses other
 //! methods (but `ping`) until then, and the answer says which token the
-//! connection authenticated with. A wrong token's answer comes back as
+//! connection authenticated with. The batch also carries the connection's
+//! grant (its token's role as the loop judged it, see `grant`), by which
+//! each request is allowed or refused `-32003`. A wrong token's answer comes back as
 //! [`Segment::Delayed`]; the batch ends there and the bytes after it come
 //! back unread ([`BatchAnswer::rest`]), so nothing more of that connection
 //! is checked or answered until the loop releases the delayed answer.
 
 mod batch;
+mod grant;
 mod lines;
 mod route;
 mod stream;

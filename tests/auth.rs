@@ -42,7 +42,7 @@ fn tcp_clients_must_authenticate_before_anything_but_ping() {
     assert_eq!(c.err_code("auth", json!({"token": "wrong"})), -32001);
     assert_eq!(
         c.ok("auth", json!({"token": TOKEN})),
-        json!({"authenticated": true})
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
     );
     let status = c.ok("status", json!({}));
     assert_eq!(status["auth_required"], json!(true));
@@ -289,7 +289,10 @@ fn pipelined_tokens_are_checked_one_per_delay() {
     // The right token waited for both delays before it was even looked at.
     let right = guesser.read_json();
     assert!(sent.elapsed() >= Duration::from_millis(1800), "{right}");
-    assert_eq!(right["result"], json!({"authenticated": true}));
+    assert_eq!(
+        right["result"],
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
+    );
     let status = guesser.read_json();
     assert_eq!(status["id"], json!(2));
     assert_eq!(status["result"]["clients"]["auth_failures"], json!(2));
@@ -394,7 +397,7 @@ fn a_reload_that_turns_auth_on_or_changes_the_token_asks_again() {
     });
     assert_eq!(
         open.ok("auth", json!({"token": TOKEN})),
-        json!({"authenticated": true})
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
     );
     assert!(open.ok("status", json!({}))["uptime_ms"].is_u64());
     // Token changed: authenticated under the old one is not enough.
@@ -407,7 +410,7 @@ fn a_reload_that_turns_auth_on_or_changes_the_token_asks_again() {
     });
     assert_eq!(
         open.ok("auth", json!({"token": "n3w-t0ken"})),
-        json!({"authenticated": true})
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
     );
     assert!(open.ok("status", json!({}))["uptime_ms"].is_u64());
 }
@@ -575,7 +578,7 @@ fn a_token_flood_from_one_address_does_not_lock_out_another() {
         let mut c = util::Client::from_stream(connect_from(holder, d.addr));
         assert_eq!(
             c.ok("auth", json!({"token": TOKEN})),
-            json!({"authenticated": true}),
+            json!({"authenticated": true, "name": "auth_token", "role": "admin"}),
             "round {round}"
         );
         // ...over HTTP too...
@@ -629,7 +632,12 @@ fn a_unix_client_that_calls_auth_stays_trusted_across_a_token_change() {
     let r = ask(&format!(
         r#"{{"id":1,"method":"auth","params":{{"token":"{TOKEN}"}}}}"#
     ));
-    assert_eq!(r["result"], json!({"authenticated": true}), "{r}");
+    // Trusted, not a client of that token: no token name.
+    assert_eq!(
+        r["result"],
+        json!({"authenticated": true, "name": null, "role": "admin"}),
+        "{r}"
+    );
     d.write_config(&config(
         "auth_token = \"n3w-t0ken\"\nunix_socket = \"$DIR/tickd.sock\"",
         JOBS,

@@ -231,7 +231,10 @@ fn auth_inside_a_batch_counts_for_the_members_after_it() {
     ));
     let answers = r.as_array().expect("an array");
     assert_eq!(answers[0]["error"]["code"], json!(-32001), "{r}");
-    assert_eq!(answers[1]["result"], json!({"authenticated": true}));
+    assert_eq!(
+        answers[1]["result"],
+        json!({"authenticated": true, "name": "auth_token", "role": "admin"})
+    );
     assert_eq!(answers[2]["result"]["auth_required"], json!(true));
     // ...and for the lines after it.
     assert_eq!(c.ask(r#"{"id":4,"method":"jobs.list"}"#)["id"], json!(4));

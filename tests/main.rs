@@ -48,6 +48,7 @@ mod protocol;
 mod readme;
 mod reload_load;
 mod reload_slices;
+mod roles;
 mod schedule;
 mod semantics;
 mod shutdown_load;

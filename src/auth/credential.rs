@@ -1,9 +1,11 @@
 //! What a connection has shown of its right to be served ([`Credential`]),
-//! and how it is judged against the token in force: for every batch the
-//! server cuts, every `run.event` it sends a subscriber, and once for every
-//! open connection when a reload changes the token ([`Change`]).
+//! and how it is judged against the tokens in force ([`Credential::grant`]):
+//! for every batch the server cuts (which carries the [`Grant`], so the
+//! role is the one of the token's entry now, after any reload), every
+//! `run.event` it sends a subscriber, and once for every open connection
+//! when a reload changes the tokens ([`Change`]).
 
-use super::AuthToken;
+use super::{AuthToken, Grant, Tokens};
 
 /// What a connection has shown of its right to be served.
 #[derive(Debug, Clone)]
@@ -42,21 +44,30 @@ impl Credential {
         }
     }
 
-    /// Whether the connection is served under `current`, the token in
-    /// force now: always with auth off, and with auth on only if it
-    /// presented that very token (a reload that turns auth on or changes
-    /// the token makes it authenticate again).
-    pub fn admits(&self, current: Option<&AuthToken>) -> bool {
-        match (self, current) {
-            (Credential::Trusted, _) | (_, None) => true,
-            (Credential::Token(t), Some(c)) => t == c,
-            (Credential::Stranger, Some(_)) => false,
+    /// What the connection is granted under `current`, the tokens in
+    /// force now: admin on the Unix socket, and over TCP with auth off;
+    /// with auth on, the role of the token it presented if that token is
+    /// still in force (a reload that turns auth on or removes the token
+    /// makes it authenticate again; one that changes the token's role
+    /// gives it the new role), else nothing.
+    pub fn grant(&self, current: &Tokens) -> Option<Grant> {
+        match self {
+            Credential::Trusted => Some(Grant::unix()),
+            _ if !current.auth_on() => Some(Grant::open()),
+            Credential::Token(t) => current.find_secret(t).map(Grant::of),
+            Credential::Stranger => None,
         }
     }
 
-    /// What the token in force changing from `old` to `new` does to this
-    /// connection.
-    pub fn on_token_change(&self, old: Option<&AuthToken>, new: Option<&AuthToken>) -> Change {
+    /// Whether the connection is served under `current` at all.
+    pub fn admits(&self, current: &Tokens) -> bool {
+        self.grant(current).is_some()
+    }
+
+    /// What the tokens in force changing from `old` to `new` do to this
+    /// connection (a role changed is no change here: the next batch is
+    /// judged by the new role).
+    pub fn on_token_change(&self, old: &Tokens, new: &Tokens) -> Change {
         match (self.admits(old), self.admits(new)) {
             (true, false) => Change::Lost,
             (false, true) => Change::Regained,
@@ -67,47 +78,58 @@ impl Credential {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{NamedToken, Role};
     use super::*;
 
+    fn one(name: &str, secret: &str, role: Role) -> Tokens {
+        Tokens::new(vec![NamedToken::new(name, AuthToken::new(secret), role)])
+    }
+
     #[test]
-    fn credentials_are_judged_by_the_token_in_force() {
-        let old = AuthToken::new("old");
-        let new = AuthToken::new("new");
-        let holder = Credential::Token(old.clone());
-        assert!(holder.admits(Some(&old)));
-        assert!(!holder.admits(Some(&new)), "token changed by a reload");
-        assert!(holder.admits(None), "auth turned off");
-        assert!(!Credential::Stranger.admits(Some(&old)), "auth turned on");
-        assert!(Credential::Stranger.admits(None));
-        assert!(Credential::Trusted.admits(Some(&new)));
+    fn credentials_are_judged_by_the_tokens_in_force() {
+        let old = one("a", "old", Role::Admin);
+        let new = one("a", "new", Role::Admin);
+        let off = Tokens::default();
+        let holder = Credential::Token(AuthToken::new("old"));
+        assert!(holder.admits(&old));
+        assert!(!holder.admits(&new), "token changed by a reload");
+        assert_eq!(holder.grant(&off), Some(Grant::open()), "auth turned off");
+        assert!(!Credential::Stranger.admits(&old), "auth turned on");
+        assert!(Credential::Stranger.admits(&off));
+        assert_eq!(Credential::Trusted.grant(&new), Some(Grant::unix()));
+    }
+
+    #[test]
+    fn a_connection_gets_the_role_its_token_has_now() {
+        let holder = Credential::Token(AuthToken::new("s"));
+        let admin = one("ci", "s", Role::Admin);
+        let read = one("ci", "s", Role::Read);
+        assert_eq!(holder.grant(&admin).map(|g| g.role), Some(Role::Admin));
+        assert_eq!(holder.grant(&read).map(|g| g.role), Some(Role::Read));
+        assert_eq!(holder.on_token_change(&admin, &read), Change::Unchanged);
     }
 
     #[test]
     fn unix_clients_start_trusted_and_tcp_clients_as_strangers() {
-        let token = AuthToken::new("t");
-        assert!(Credential::at_accept(true).admits(Some(&token)));
-        assert!(!Credential::at_accept(false).admits(Some(&token)));
+        let tokens = one("t", "t", Role::Read);
+        assert!(Credential::at_accept(true).admits(&tokens));
+        assert!(!Credential::at_accept(false).admits(&tokens));
     }
 
     #[test]
     fn a_token_change_takes_and_gives_back_only_what_it_changes() {
-        let (a, b) = (AuthToken::new("a"), AuthToken::new("b"));
-        let holder = Credential::Token(a.clone());
-        assert_eq!(holder.on_token_change(Some(&a), Some(&b)), Change::Lost);
-        assert_eq!(holder.on_token_change(Some(&b), Some(&a)), Change::Regained);
-        assert_eq!(
-            holder.on_token_change(Some(&a), Some(&a)),
-            Change::Unchanged
-        );
-        assert_eq!(holder.on_token_change(Some(&a), None), Change::Unchanged);
+        let (a, b) = (one("a", "a", Role::Admin), one("b", "b", Role::Read));
+        let off = Tokens::default();
+        let holder = Credential::Token(AuthToken::new("a"));
+        assert_eq!(holder.on_token_change(&a, &b), Change::Lost);
+        assert_eq!(holder.on_token_change(&b, &a), Change::Regained);
+        assert_eq!(holder.on_token_change(&a, &a), Change::Unchanged);
+        assert_eq!(holder.on_token_change(&a, &off), Change::Unchanged);
         let stranger = Credential::Stranger;
-        assert_eq!(stranger.on_token_change(None, Some(&a)), Change::Lost);
-        assert_eq!(stranger.on_token_change(Some(&a), None), Change::Regained);
-        assert_eq!(
-            stranger.on_token_change(Some(&a), Some(&b)),
-            Change::Unchanged
-        );
-        for (old, new) in [(None, Some(&a)), (Some(&a), Some(&b)), (Some(&b), None)] {
+        assert_eq!(stranger.on_token_change(&off, &a), Change::Lost);
+        assert_eq!(stranger.on_token_change(&a, &off), Change::Regained);
+        assert_eq!(stranger.on_token_change(&a, &b), Change::Unchanged);
+        for (old, new) in [(&off, &a), (&a, &b), (&b, &off)] {
             assert_eq!(
                 Credential::Trusted.on_token_change(old, new),
                 Change::Unchanged,

@@ -1,38 +1,100 @@
-//! Authentication: every decision about who is served, in one place. This
+//! Authentication and roles: every decision about who is served, and with
+//! what rights, in one place. This
 //! page is what a security review reads. The request layer (JSON-RPC lines
 //! and HTTP requests alike) and the server only carry out what the
 //! functions here decide; this module imports nothing of theirs (only the
-//! standard library, `base64` and `parking_lot`), so it can be read, and
-//! is tested, on its own.
+//! standard library, `base64`, `parking_lot` and `serde_json`, for the
+//! redaction and the audit line), so it can be read, and is tested, on its
+//! own.
 //!
-//! # Who must authenticate
+//! # The tokens
 //!
-//! With `daemon.auth_token` (or `auth_token_file`) unset, auth is off:
-//! every client is served. With a token set:
+//! The tokens in force ([`Tokens`]) are `daemon.auth_token` (or the one
+//! read from `auth_token_file`), an admin token named `auth_token`
+//! ([`LEGACY_NAME`]), and each `[[tokens]]` table: a `name`, a `token` or
+//! a `token_file` (owner-only, as `auth_token_file`) and a `role`. Names
+//! and secrets are unique (the config refuses duplicates, naming the other
+//! holder, never a secret). With no token at all, auth is off: every
+//! client is served, as admin. With one or more:
 //!
-//! - **Unix socket**: trusted ([`Credential::Trusted`]). The socket file's
-//!   mode (`unix_socket_mode`, default `0600`) decides who may connect. Its
-//!   clients are never asked for the token, never charged to the
-//!   wrong-token budget, never refused by it, and have no pre-auth limits.
-//!   One that calls `auth` anyway gets the same answers as anyone (a wrong
-//!   token still waits [`AUTH_DELAY`]), and stays trusted: it does not
-//!   become a client of that one token, which a reload may change.
+//! - **Unix socket**: trusted ([`Credential::Trusted`]), and admin. The
+//!   socket file's mode (`unix_socket_mode`, default `0600`) decides who
+//!   may connect. Its clients are never asked for a token, never charged
+//!   to the wrong-token budget, never refused by it, and have no pre-auth
+//!   limits. One that calls `auth` anyway gets the same answers as anyone
+//!   (a wrong token still waits [`AUTH_DELAY`]), and stays trusted and
+//!   admin: it does not become a client of that one token, which a reload
+//!   may change.
 //! - **JSON-RPC over TCP**: a connection starts as a
-//!   [`Credential::Stranger`]. Until it calls `auth {"token": ...}` with the
+//!   [`Credential::Stranger`]. Until it calls `auth {"token": ...}` with a
 //!   token in force ([`Gate::judge_token`]), only `ping` and `auth` are
 //!   answered; every other method, `shutdown` and `reload` included, gets
 //!   `-32001` [`NOT_AUTHENTICATED`] ([`judge_method`]). A right token makes
-//!   it [`Credential::Token`]: served from then on, until a reload replaces
-//!   the token. In a JSON-RPC batch (one line holding an array), an `auth`
-//!   member authenticates the members after it.
-//! - **HTTP** (TCP only): every request but `GET /healthz` must carry the
+//!   it [`Credential::Token`]: served from then on with that token's role
+//!   (the answer says which: `{"authenticated":true,"name":"ci","role":
+//!   "operate"}`), until a reload removes the token. In a JSON-RPC batch
+//!   (one line holding an array), an `auth` member authenticates the
+//!   members after it.
+//! - **HTTP** (TCP only): every request but `GET /healthz` must carry a
 //!   token in its own `Authorization` header ([`Gate::judge_header`]):
 //!   `Bearer TOKEN`, or `Basic base64(user:TOKEN)` with any user name, for
 //!   browsers ([`header_matches`]); whatever came before on the connection.
-//!   No header: `401` at once ([`NOT_AUTHENTICATED_HTTP`]), with
+//!   Each request is judged by the role of its own token. No header:
+//!   `401` at once ([`NOT_AUTHENTICATED_HTTP`]), with
 //!   `WWW-Authenticate: Basic realm="tickd"` so that a browser prompts once.
 //!   An HTTP connection counts as authenticated, for the pre-auth limits
-//!   below, once one of its requests carried the right token.
+//!   below, once one of its requests carried a right token.
+//!
+//! # Roles
+//!
+//! A token's role ([`Role`]: `read` < `operate` < `admin`) decides what
+//! it may call, by one table ([`METHOD_ROLES`] for JSON-RPC methods,
+//! [`ROUTE_ROLES`] for HTTP routes, in `role.rs`):
+//!
+//! | role | may call |
+//! |---|---|
+//! | read | `ping`, `auth`, `status`, `jobs.list`, `jobs.get`, `runs.get`, `runs.list`, `runs.output`, `subscribe`; every `GET` route (`/`, `/metrics`, `/cluster`, `/status`, `/jobs…`, `/runs…`) |
+//! | operate | also `jobs.run`, `runs.cancel`, `jobs.pause`, `jobs.resume`; `POST /jobs/NAME/run`, `/pause`, `/resume`, `POST /runs/ID/cancel` |
+//! | admin | also `reload`, `shutdown`, `submit`, `jobs.put`, `jobs.delete`, the `debug.*` hooks; `PUT` and `DELETE /jobs/NAME`, `POST /reload`; and any method the table does not name |
+//!
+//! A method the table does not name needs admin ([`role_for_method`]);
+//! a unit test (`protocol::call`) fails while a method of the protocol's
+//! list has no entry, and `tests/roles.rs` calls every method and route
+//! with every role. A request above its token's role gets
+//! [`Verdict::Forbidden`]: `-32003` (HTTP `403`) with a message naming the
+//! role needed and the token's ([`Denied`]: `forbidden: jobs.run needs
+//! role operate (token "ci" has read)`); in a JSON-RPC batch, each member
+//! is judged on its own. The role is checked before the params are
+//! decoded, so a refused request learns nothing of them (over HTTP, a
+//! `PUT /jobs/NAME` body is parsed while the route is found, before the
+//! role is checked: a read token may see that a body is malformed, never
+//! any state).
+//!
+//! # What a read token does not see
+//!
+//! Job definitions (`jobs.get`'s `definition`, and any job object in the
+//! answers of `jobs.get` and `jobs.list` and their routes) reach a read
+//! token with the values of `env` and `headers`, and `body`, replaced by
+//! `<redacted>` ([`redact_answer`]); the keys stay. Operate and admin
+//! tokens, the Unix socket and clients with auth off see them whole (an
+//! operate token can run the job anyway, so hiding its definition from it
+//! would protect little; give read tokens to whoever only watches).
+//! Run objects (`output` included) are not redacted: a job that prints a
+//! secret shows it to every role.
+//!
+//! # The audit log
+//!
+//! Every request whose method needs more than read ([`changes_state`]:
+//! `jobs.run`, `runs.cancel`, `jobs.pause`, `jobs.resume`, `reload`,
+//! `shutdown`, `submit`, `jobs.put`, `jobs.delete`, the debug hooks, and
+//! their routes) is logged at info level once its params are decoded, and
+//! every refused one too ([`audit_line`]):
+//! `audit: token "ci" (operate) from 127.0.0.1:5555 called jobs.run
+//! {"name":"x"}`, `audit: unix (admin) called reload {}`, `... denied
+//! jobs.run {...}: needs role operate`, ` over HTTP` for a route. Params
+//! that identify what was acted on (`name`, `run_id`, ...) are shown;
+//! those that may carry a secret (`args`, a job definition but its `name`
+//! and `kind`) show as `<redacted>`. No token is ever logged.
 //!
 //! # One verdict, two renderings
 //!
@@ -42,25 +104,29 @@
 //! | verdict | JSON-RPC | HTTP | counter (`status.clients`, `/metrics`) |
 //! |---|---|---|---|
 //! | [`Served`](Verdict::Served) | answered | answered | — |
-//! | [`Authenticated`](Verdict::Authenticated) | `{"authenticated":true}`; the connection remembers the token | answered; the connection remembers the token | — |
+//! | [`Authenticated`](Verdict::Authenticated) | `{"authenticated":true,"name":..,"role":..}`; the connection remembers the token | answered; the connection remembers the token | — |
 //! | [`NotAuthenticated`](Verdict::NotAuthenticated) | `-32001` [`NOT_AUTHENTICATED`], at once | `401` [`NOT_AUTHENTICATED_HTTP`] + challenge, at once | `unauthenticated_requests` |
 //! | [`Wrong`](Verdict::Wrong) | `-32001` [`WRONG_TOKEN`], after [`AUTH_DELAY`] | `401` [`WRONG_TOKEN`] + challenge, after [`AUTH_DELAY`] | `auth_failures` |
 //! | [`Flood`](Verdict::Flood) | connection closed, token not compared (a batch member gets `-32001` [`FLOOD_CLOSE`] first) | connection closed, no answer | `auth_flood_closed` |
+//! | [`Forbidden`](Verdict::Forbidden) | `-32003` naming the role needed, at once | `403`, the same message | `role_denied` |
 //!
 //! The counters are bumped from the verdict in one place
 //! (`ClientCounters::count`, in the daemon's counters).
 //!
 //! # Where each check is made
 //!
-//! - The **connection's standing** ([`Credential::admits`]) is judged by
-//!   the event loop against the token of the limits it applies (taken from
-//!   the live settings at start and after every accepted reload), for every
-//!   batch of requests it cuts and every `run.event` it sends a
-//!   subscriber. The batch carries the result to the request worker.
+//! - The **connection's standing** ([`Credential::grant`]: its [`Grant`],
+//!   a role and who holds it, or none) is judged by the event loop against
+//!   the tokens of the limits it applies (taken from the live settings at
+//!   start and after every accepted reload), for every batch of requests it
+//!   cuts and every `run.event` it sends a subscriber. The batch carries the
+//!   grant to the request worker, which checks each request's method
+//!   against its role ([`judge_method`]).
 //! - **Tokens** (`auth`, `Authorization`) are compared on the request
-//!   workers ([`Gate`]), against the token of the live settings at that
-//!   moment, in constant time ([`AuthToken::matches`]: the time depends on
-//!   the length of what was sent, never on where it differs). Tokens are
+//!   workers ([`Gate`]), against the tokens of the live settings at that
+//!   moment, each in constant time ([`AuthToken::matches`]: the time
+//!   depends on the length of what was sent, never on where it differs),
+//!   every token compared, none skipped ([`Tokens::find`]). Tokens are
 //!   never logged; `Debug` of an [`AuthToken`] prints `<redacted>`.
 //! - The **pre-auth limits** are applied by the loop's framing and reading
 //!   ([`line_limit`], [`PREAUTH_PAUSE_AT`], [`header_matches`]) and its
@@ -123,13 +189,20 @@
 //!
 //! # Reloads
 //!
-//! Each TCP connection remembers the token it authenticated with, and is
-//! judged against the token in force for every batch, so a reload takes
-//! effect on open connections too ([`Credential::on_token_change`],
-//! applied by the loop once after the reload):
-//! - a reload that turns auth on, or changes the token, makes connections
-//!   strangers again ([`Change::Lost`]): they are not closed, their
-//!   requests get `-32001` until they call `auth` with the new token, and
+//! The tokens are live: a reload (SIGHUP or `reload`) replaces the whole
+//! set, and logs which tokens were added, removed or changed role (names
+//! and roles, never secrets). Each TCP connection remembers the token it
+//! authenticated with, and is judged against the tokens in force for every
+//! batch, so a reload takes effect on open connections too
+//! ([`Credential::on_token_change`], applied by the loop once after the
+//! reload):
+//! - a token whose role changed gives its connections the new role from
+//!   their next batch (a downgraded one gets `-32003` for what it may no
+//!   longer do);
+//! - a reload that turns auth on, or removes (or replaces) the token a
+//!   connection presented, makes it a stranger again ([`Change::Lost`]):
+//!   it is not closed, its requests get `-32001` until it calls `auth` with
+//!   a token in force, and
 //!   they have [`PREAUTH_LIMIT`] from the reload, as a new connection has;
 //!   a subscriber among them is told once with a `-32001` line
 //!   ([`TOKEN_REPLACED`], `"id": null`) and gets no `run.event` until it
@@ -141,27 +214,37 @@
 //!
 //! # Also
 //!
-//! - The token file (`auth_token_file`) must be readable by its owner only;
-//!   the config refuses it otherwise. A TCP listener on a non-loopback
-//!   address without a token gets a loud `SECURITY` warning at start.
+//! - The token files (`auth_token_file`, a `[[tokens]]` table's
+//!   `token_file`) must be readable by their owner only; the config refuses
+//!   them otherwise. Read at every load; one that a privilege drop made
+//!   unreadable keeps the token read before, with a warning.
+//! - A TCP listener on a non-loopback address without any token gets a
+//!   loud `SECURITY` warning at start; a reload that removes the last
+//!   token (auth off) gets one too.
 //! - Wrong tokens and flood closes are logged with the client's address
 //!   (never the token), at most one warning of each kind per 10 seconds,
 //!   with the number left out since.
 //! - HTTP's cross-site defences (`Host`, `Origin`, `Content-Type`, checked
 //!   before the token) belong to the HTTP router, not here.
 
+mod audit;
 mod budget;
 mod credential;
 mod header;
+mod role;
 mod token;
+mod tokens;
 mod verdict;
 
+pub use audit::{audit_line, redact_answer, shows_definitions, REDACTED};
 pub use budget::{
     PeerKey, WrongTokenBudget, TRACKED_PEERS, WRONG_TOKENS_PER_PEER, WRONG_TOKENS_PER_SECOND,
 };
 pub use credential::{Change, Credential};
 pub use header::header_matches;
+pub use role::{changes_state, role_for_method, Denied, Role, METHOD_ROLES, ROUTE_ROLES};
 pub use token::AuthToken;
+pub use tokens::{Grant, NamedToken, Tokens, Who, LEGACY_NAME};
 pub use verdict::{judge_method, line_limit, Gate, Verdict};
 
 use std::time::Duration;
@@ -204,6 +287,6 @@ pub const FLOOD_CLOSE: &str = "too many wrong tokens this second, from this addr
 
 /// Told once (`-32001`, `"id": null`) to a subscriber whose credential a
 /// reload made stop counting.
-pub const TOKEN_REPLACED: &str = "not authenticated: a reload changed the auth token (or turned \
-     auth on); no run.event is sent to this connection until it calls auth {\"token\": ...} \
-     with the token now in force";
+pub const TOKEN_REPLACED: &str = "not authenticated: a reload changed the auth token (removed \
+     or replaced the token this connection presented, or turned auth on); no run.event is sent \
+     to this connection until it calls auth {\"token\": ...} with a token now in force";

@@ -1,15 +1,18 @@
 //! The one [`Verdict`] type, and the functions both protocols get it
 //! from: [`Gate::judge_token`] (JSON-RPC `auth`), [`Gate::judge_header`]
-//! (HTTP `Authorization`) and [`judge_method`] (a JSON-RPC method before
-//! authentication); and [`line_limit`], the pre-auth line limit.
+//! (HTTP `Authorization`) and [`judge_method`] (a method, by the client's
+//! [`Grant`]: before authentication, and against the role it needs); and
+//! [`line_limit`], the pre-auth line limit.
 //!
 //! The token checks share one core ([`Gate::judge`]): auth off → served;
 //! a TCP client's check is taken from the [`WrongTokenBudget`] first
 //! (spent → [`Verdict::Flood`], the token not compared); then the token
-//! is compared in constant time, and a right one gives its check back.
+//! is compared with every token in force, each in constant time, and a
+//! right one gives its check back.
 
 use super::budget::{PeerKey, WrongTokenBudget};
-use super::{header_matches, AuthToken, PREAUTH_MAX_LINE};
+use super::role::{role_for_method, Denied};
+use super::{header_matches, Grant, NamedToken, Tokens, PREAUTH_MAX_LINE};
 use std::net::IpAddr;
 
 /// What a request gets from authentication. Each protocol renders it in
@@ -22,9 +25,10 @@ pub enum Verdict {
     /// presented the right token (it stays trusted, not a client of this
     /// one token, which a reload may change).
     Served,
-    /// A TCP client presented the right token: served, and its connection
-    /// counts as authenticated with this token from now on.
-    Authenticated(AuthToken),
+    /// A TCP client presented a right token: served with that token's
+    /// role, and its connection counts as authenticated with it from now
+    /// on.
+    Authenticated(NamedToken),
     /// No token where one is needed: refused at once (`-32001`, or 401
     /// with the challenge).
     NotAuthenticated,
@@ -34,6 +38,10 @@ pub enum Verdict {
     /// The [`WrongTokenBudget`] is spent: the token was not compared, and
     /// the connection is closed.
     Flood,
+    /// Authenticated, but the method needs a role the client's token does
+    /// not have: refused at once (`-32003`, or 403), the message naming
+    /// the role needed.
+    Forbidden(Denied),
 }
 
 impl Verdict {
@@ -55,14 +63,9 @@ pub struct Gate {
 
 impl Gate {
     /// `auth {"token": token}` from a client at `peer` (`None`: the Unix
-    /// socket), with `in_force` the token of the live settings (`None`:
+    /// socket), with `in_force` the tokens of the live settings (empty:
     /// auth is off).
-    pub fn judge_token(
-        &self,
-        in_force: Option<&AuthToken>,
-        token: &[u8],
-        peer: Option<IpAddr>,
-    ) -> Verdict {
+    pub fn judge_token(&self, in_force: &Tokens, token: &[u8], peer: Option<IpAddr>) -> Verdict {
         self.judge(in_force, peer, |secret| secret.matches(token))
     }
 
@@ -72,11 +75,11 @@ impl Gate {
     /// the connection showed before.
     pub fn judge_header(
         &self,
-        in_force: Option<&AuthToken>,
+        in_force: &Tokens,
         header: Option<&[u8]>,
         peer: Option<IpAddr>,
     ) -> Verdict {
-        if in_force.is_none() {
+        if !in_force.auth_on() {
             return Verdict::Served;
         }
         let Some(value) = header else {
@@ -91,13 +94,13 @@ impl Gate {
     /// right one gives its check back.
     fn judge(
         &self,
-        in_force: Option<&AuthToken>,
+        in_force: &Tokens,
         peer: Option<IpAddr>,
-        presented: impl FnOnce(&AuthToken) -> bool,
+        presented: impl FnMut(&super::AuthToken) -> bool,
     ) -> Verdict {
-        let Some(secret) = in_force else {
+        if !in_force.auth_on() {
             return Verdict::Served;
-        };
+        }
         let slot = match peer {
             Some(ip) => match self.budget.reserve(PeerKey::of(ip)) {
                 Some(slot) => Some(slot),
@@ -105,13 +108,13 @@ impl Gate {
             },
             None => None,
         };
-        if !presented(secret) {
+        let Some(token) = in_force.find(presented) else {
             return Verdict::Wrong;
-        }
+        };
         match slot {
             Some(slot) => {
                 self.budget.refund(slot);
-                Verdict::Authenticated(secret.clone())
+                Verdict::Authenticated(token.clone())
             }
             // The Unix socket: trusted already.
             None => Verdict::Served,
@@ -119,17 +122,30 @@ impl Gate {
     }
 }
 
-/// A JSON-RPC request for `method` (any but `auth`, which
-/// [`Gate::judge_token`] judges) on a connection that is `authed` (served
-/// under the token in force, or trusted, or auth is off): before
-/// authentication only `ping` is answered.
-#[inline]
-pub fn judge_method(authed: bool, method: &str) -> Verdict {
-    if authed || method == "ping" {
-        Verdict::Served
-    } else {
-        Verdict::NotAuthenticated
+/// A request for `method` (a JSON-RPC method other than `auth`, which
+/// [`Gate::judge_token`] judges, or the method an HTTP route calls) from
+/// a client granted `grant` (`None`: it has not authenticated, with auth
+/// on): before authentication only `ping` is answered; after it, the
+/// method must need no more than the grant's role
+/// ([`role_for_method`]).
+pub fn judge_method(grant: Option<&Grant>, method: &str) -> Verdict {
+    let Some(grant) = grant else {
+        return if method == "ping" {
+            Verdict::Served
+        } else {
+            Verdict::NotAuthenticated
+        };
+    };
+    let needed = role_for_method(method);
+    if grant.role >= needed {
+        return Verdict::Served;
     }
+    Verdict::Forbidden(Denied {
+        method: method.to_string(),
+        needed,
+        who: grant.who.to_string(),
+        has: grant.role,
+    })
 }
 
 /// The longest request line (or HTTP body) of a client allowed
@@ -146,8 +162,13 @@ pub fn line_limit(max_line: usize, authed: bool) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{WRONG_TOKENS_PER_PEER, WRONG_TOKENS_PER_SECOND};
+    use super::super::{AuthToken, Role, WRONG_TOKENS_PER_PEER, WRONG_TOKENS_PER_SECOND};
     use super::*;
+
+    fn sesame() -> (NamedToken, Tokens) {
+        let named = NamedToken::new("t", AuthToken::new("sesame"), Role::Admin);
+        (named.clone(), Tokens::new(vec![named]))
+    }
     use base64::Engine;
 
     fn tcp(last: u8) -> Option<IpAddr> {
@@ -159,10 +180,11 @@ mod tests {
     #[test]
     fn with_auth_off_everything_is_served() {
         let gate = Gate::default();
-        assert_eq!(gate.judge_token(None, b"anything", tcp(1)), Verdict::Served);
-        assert_eq!(gate.judge_header(None, None, tcp(1)), Verdict::Served);
+        let off = Tokens::default();
+        assert_eq!(gate.judge_token(&off, b"anything", tcp(1)), Verdict::Served);
+        assert_eq!(gate.judge_header(&off, None, tcp(1)), Verdict::Served);
         assert_eq!(
-            gate.judge_header(None, Some(b"Bearer x"), tcp(1)),
+            gate.judge_header(&off, Some(b"Bearer x"), tcp(1)),
             Verdict::Served
         );
     }
@@ -170,8 +192,8 @@ mod tests {
     #[test]
     fn a_right_token_authenticates_a_tcp_client_and_a_wrong_one_is_refused() {
         let gate = Gate::default();
-        let secret = AuthToken::new("sesame");
-        let t = Some(&secret);
+        let (secret, tokens) = sesame();
+        let t = &tokens;
         assert_eq!(
             gate.judge_token(t, b"sesame", tcp(1)),
             Verdict::Authenticated(secret.clone())
@@ -183,8 +205,8 @@ mod tests {
     #[test]
     fn http_needs_the_header_on_every_request() {
         let gate = Gate::default();
-        let secret = AuthToken::new("sesame");
-        let t = Some(&secret);
+        let (secret, tokens) = sesame();
+        let t = &tokens;
         assert_eq!(
             gate.judge_header(t, None, tcp(1)),
             Verdict::NotAuthenticated
@@ -212,8 +234,8 @@ mod tests {
     #[test]
     fn both_protocols_draw_on_one_budget_and_then_close_unchecked() {
         let gate = Gate::default();
-        let secret = AuthToken::new("sesame");
-        let t = Some(&secret);
+        let (secret, tokens) = sesame();
+        let t = &tokens;
         for i in 0..WRONG_TOKENS_PER_PEER + WRONG_TOKENS_PER_SECOND {
             let v = if i % 2 == 0 {
                 gate.judge_token(t, b"guess", tcp(1))
@@ -247,8 +269,8 @@ mod tests {
     #[test]
     fn a_right_token_gives_its_check_back() {
         let gate = Gate::default();
-        let secret = AuthToken::new("sesame");
-        let t = Some(&secret);
+        let (_, tokens) = sesame();
+        let t = &tokens;
         for _ in 0..100 {
             assert!(gate.judge_token(t, b"sesame", tcp(1)).passed());
         }
@@ -260,8 +282,8 @@ mod tests {
     #[test]
     fn the_unix_socket_is_never_charged_and_stays_trusted() {
         let gate = Gate::default();
-        let secret = AuthToken::new("sesame");
-        let t = Some(&secret);
+        let (secret, tokens) = sesame();
+        let t = &tokens;
         for _ in 0..10 * (WRONG_TOKENS_PER_PEER + WRONG_TOKENS_PER_SECOND) {
             assert_eq!(gate.judge_token(t, b"guess", UNIX), Verdict::Wrong);
         }
@@ -278,15 +300,60 @@ mod tests {
     }
 
     #[test]
+    fn the_right_one_of_several_tokens_authenticates_with_its_role() {
+        let gate = Gate::default();
+        let ci = NamedToken::new("ci", AuthToken::new("ci-s"), Role::Operate);
+        let dash = NamedToken::new("dash", AuthToken::new("dash-s"), Role::Read);
+        let t = Tokens::new(vec![ci.clone(), dash.clone()]);
+        assert_eq!(
+            gate.judge_token(&t, b"dash-s", tcp(1)),
+            Verdict::Authenticated(dash)
+        );
+        assert_eq!(
+            gate.judge_header(&t, Some(b"Bearer ci-s"), tcp(1)),
+            Verdict::Authenticated(ci)
+        );
+        assert_eq!(gate.judge_token(&t, b"ci-", tcp(1)), Verdict::Wrong);
+    }
+
+    #[test]
     fn before_authentication_only_ping_is_answered() {
-        assert_eq!(judge_method(false, "ping"), Verdict::Served);
+        let admin = Grant::unix();
+        assert_eq!(judge_method(None, "ping"), Verdict::Served);
         for method in ["status", "shutdown", "reload", "jobs.run", "pingx"] {
-            assert_eq!(judge_method(false, method), Verdict::NotAuthenticated);
-            assert_eq!(judge_method(true, method), Verdict::Served);
+            assert_eq!(judge_method(None, method), Verdict::NotAuthenticated);
+            assert_eq!(judge_method(Some(&admin), method), Verdict::Served);
         }
         assert!(!Verdict::NotAuthenticated.passed());
         assert!(!Verdict::Wrong.passed());
         assert!(!Verdict::Flood.passed());
+    }
+
+    #[test]
+    fn a_method_above_the_role_is_forbidden_naming_the_role() {
+        let (_, tokens) = sesame();
+        let mut read = Grant::of(tokens.iter().next().expect("t"));
+        read.role = Role::Read;
+        assert_eq!(judge_method(Some(&read), "jobs.get"), Verdict::Served);
+        let Verdict::Forbidden(d) = judge_method(Some(&read), "jobs.run") else {
+            panic!("forbidden");
+        };
+        assert_eq!(
+            d.to_string(),
+            "forbidden: jobs.run needs role operate (token \"t\" has read)"
+        );
+        let operate = Grant {
+            role: Role::Operate,
+            ..read
+        };
+        assert_eq!(judge_method(Some(&operate), "runs.cancel"), Verdict::Served);
+        assert!(matches!(
+            judge_method(Some(&operate), "no.such"),
+            Verdict::Forbidden(Denied {
+                needed: Role::Admin,
+                ..
+            })
+        ));
     }
 
     #[test]

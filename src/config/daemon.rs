@@ -37,7 +37,7 @@ use super::error::Report;
 use super::raw::RawDaemon;
 use super::values::{self, at, check_listen, int_in, is_account_name, parse_mode, to};
 use super::{DaemonConfig, LiveSettings, StartSettings};
-use crate::auth::AuthToken;
+use crate::auth::{AuthToken, NamedToken, Role, Tokens, LEGACY_NAME};
 
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
@@ -164,6 +164,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         shutdown_grace,
         auth_token,
         auth_token_file,
+        tokens: Tokens::default(),
         allow_submit,
         allow_job_api,
         metrics_per_job,
@@ -194,6 +195,15 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         },
         _ => {}
     }
+    // The legacy token is the first of the set, an admin one; the
+    // `[[tokens]]` tables are added to it later (`super::tokens`).
+    if let Some(token) = &live.auth_token {
+        live.tokens = Tokens::new(vec![NamedToken::new(
+            LEGACY_NAME,
+            token.clone(),
+            Role::Admin,
+        )]);
+    }
     if let (None, Some(group)) = (&start.user, &d.group) {
         if start.group.is_some() {
             let message =
@@ -222,11 +232,13 @@ pub(crate) fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-/// The last token read from an `auth_token_file`, and from which path.
-static LAST_TOKEN: Mutex<Option<(PathBuf, AuthToken)>> = Mutex::new(None);
+/// The last token read from each token file (`auth_token_file`, a
+/// `[[tokens]]` table's `token_file`), by path: as many entries as
+/// distinct paths were ever configured.
+static LAST_TOKEN: Mutex<Vec<(PathBuf, AuthToken)>> = Mutex::new(Vec::new());
 
 /// What [`read_token_file`] found.
-enum TokenRead {
+pub(super) enum TokenRead {
     /// Read from the file now.
     Fresh(AuthToken),
     /// The file may no longer be read (permission denied, typically after
@@ -235,17 +247,24 @@ enum TokenRead {
     Kept(AuthToken, String),
 }
 
-/// Reads `auth_token_file`: owner-only permissions, one token, trailing
-/// newline allowed. When reading is denied but this path was read before
-/// in this process, the earlier token is kept (see the module doc).
-fn read_token_file(path: &Path) -> Result<TokenRead, String> {
+/// Reads a token file (`auth_token_file`, a `[[tokens]]` table's
+/// `token_file`): owner-only permissions, one token, trailing newline
+/// allowed. When reading is denied but this path was read before in this
+/// process, the earlier token is kept (see the module doc).
+pub(super) fn read_token_file(path: &Path) -> Result<TokenRead, String> {
     match read_token(path) {
         Ok(token) => {
-            *LAST_TOKEN.lock() = Some((path.to_path_buf(), token.clone()));
+            let mut last = LAST_TOKEN.lock();
+            last.retain(|(p, _)| p != path);
+            last.push((path.to_path_buf(), token.clone()));
             Ok(TokenRead::Fresh(token))
         }
-        Err((Some(io::ErrorKind::PermissionDenied), message)) => match &*LAST_TOKEN.lock() {
-            Some((last, token)) if last == path => Ok(TokenRead::Kept(
+        Err((Some(io::ErrorKind::PermissionDenied), message)) => match LAST_TOKEN
+            .lock()
+            .iter()
+            .find(|(last, _)| last == path)
+        {
+            Some((_, token)) => Ok(TokenRead::Kept(
                 token.clone(),
                 format!(
                     "{message}; keeping the token read at start (to change it, restart tickd, or make the file owned by the daemon's user with mode 0600)"

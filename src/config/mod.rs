@@ -31,6 +31,7 @@ mod settings;
 mod source;
 mod suggest;
 mod system_path;
+mod tokens;
 mod validate;
 mod values;
 

@@ -35,6 +35,8 @@ pub(crate) struct RawFile {
     pub cluster: Option<(Item, usize)>,
     /// `[concurrency.NAME]` tables, read by `concurrency.rs`.
     pub concurrency: Option<(Item, usize)>,
+    /// `[[tokens]]` tables, read by `tokens.rs`.
+    pub tokens: Option<(Item, usize)>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -269,6 +271,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
         jobs: Vec::new(),
         cluster: None,
         concurrency: None,
+        tokens: None,
     };
     for (name, item) in doc.iter() {
         let at = place(doc, name, item, 0);
@@ -279,6 +282,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
             },
             "jobs" => file.jobs = jobs(r, item, at),
             "concurrency" => file.concurrency = Some((item.clone(), at)),
+            "tokens" => file.tokens = Some((item.clone(), at)),
             "cluster" => match item.as_table_like() {
                 Some(_) => file.cluster = Some((item.clone(), at)),
                 None => r.error(at, "cluster", expected("a table ([cluster])", item)),
@@ -289,7 +293,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs", "cluster", "concurrency"])
+                    unknown(name, ["daemon", "jobs", "cluster", "concurrency", "tokens"])
                 };
                 r.error(at, name, message);
             }

@@ -7,7 +7,8 @@
 //!   reload that changes one keeps the running value and says so
 //!   ([`StartSettings::needs_restart`] names the keys; the daemon logs
 //!   them).
-//! - [`LiveSettings`] are the ones a reload applies (`auth_token`,
+//! - [`LiveSettings`] are the ones a reload applies (`auth_token`, the
+//!   `[[tokens]]`,
 //!   `allow_submit`, `max_output_bytes`, `idle_timeout`, ...). The daemon
 //!   publishes them as one shared snapshot that an accepted reload
 //!   replaces whole, so no setting is copied from one config to another.
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::AuthToken;
+use crate::auth::Tokens;
 
 /// The `[daemon]` table; defaults as in CONTRACT.md §3.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +85,11 @@ pub struct LiveSettings {
     pub auth_token: Option<AuthToken>,
     /// File the token was read from. [iface]
     pub auth_token_file: Option<PathBuf>,
+    /// Every token in force, each with its name and role: `auth_token`
+    /// (or the one read from `auth_token_file`) as an admin token named
+    /// `auth_token`, then each `[[tokens]]` table, in file order; empty:
+    /// auth is off. Live: a reload re-judges open connections. [ops-view]
+    pub tokens: Tokens,
     /// Whether `submit` may define ad-hoc jobs. [jobs]
     pub allow_submit: bool,
     /// Whether `jobs.put` and `jobs.delete` may define and remove jobs at

@@ -24,7 +24,10 @@ pub(crate) fn validate(
     raw: RawFile,
     path: &Path,
 ) -> Result<Config, ConfigError> {
-    let daemon = daemon::validate(&mut r, raw.daemon);
+    let mut daemon = daemon::validate(&mut r, raw.daemon);
+    if let Some((item, at)) = raw.tokens {
+        super::tokens::check(&mut r, &item, at, &mut daemon.live.tokens);
+    }
     let mut jobs = Jobs::default();
     for job in raw.jobs {
         jobs.push(&mut r, job);

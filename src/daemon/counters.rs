@@ -22,6 +22,9 @@ pub struct ClientCounters {
     pub auth_failures: AtomicU64,
     /// Requests refused because the client had not authenticated.
     pub unauthenticated_requests: AtomicU64,
+    /// Requests refused because the client's token has a role below the
+    /// one the method needs (`-32003`, 403).
+    pub role_denied: AtomicU64,
     /// Connections closed for a line (or HTTP head/body) over its limit.
     pub lines_too_long: AtomicU64,
     /// Requests refused for JSON nested deeper than the limit.
@@ -122,11 +125,12 @@ impl ClientCounters {
             Verdict::NotAuthenticated => bump(&self.unauthenticated_requests),
             Verdict::Wrong => bump(&self.auth_failures),
             Verdict::Flood => bump(&self.auth_flood_closed),
+            Verdict::Forbidden(_) => bump(&self.role_denied),
         }
     }
 
     /// Every counter as `(name, help, value)`, the order of `/metrics`.
-    pub fn list(&self) -> [(&'static str, &'static str, u64); 12] {
+    pub fn list(&self) -> [(&'static str, &'static str, u64); 13] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -153,6 +157,11 @@ impl ClientCounters {
                 "unauthenticated_requests",
                 "Requests refused because the client had not authenticated.",
                 get(&self.unauthenticated_requests),
+            ),
+            (
+                "role_denied",
+                "Requests refused because the token's role is below the one the method needs.",
+                get(&self.role_denied),
             ),
             (
                 "lines_too_long",
@@ -230,14 +239,18 @@ impl serde::Serialize for ClientCountersView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthToken;
+    use crate::auth::{AuthToken, NamedToken, Role};
 
     #[test]
     fn each_refusing_verdict_has_its_counter_and_a_served_one_none() {
         let c = ClientCounters::default();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         c.count(&Verdict::Served);
-        c.count(&Verdict::Authenticated(AuthToken::new("t")));
+        c.count(&Verdict::Authenticated(NamedToken::new(
+            "t",
+            AuthToken::new("t"),
+            Role::Admin,
+        )));
         assert_eq!(c.list().iter().map(|(_, _, v)| v).sum::<u64>(), 0);
         c.count(&Verdict::NotAuthenticated);
         c.count(&Verdict::Wrong);

@@ -302,17 +302,36 @@ pub(super) fn removes_a_target(
 /// operator may mean it) but must never pass unnoticed: a truncated or
 /// wrong config file would otherwise open the daemon to every TCP client.
 pub(super) fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
-    match (&old.auth_token, &new.auth_token) {
-        (Some(_), None) => log::warn!(
-            "SECURITY: reload turned authentication off ({} sets no auth_token): TCP and HTTP clients no longer need a token",
+    let (was, is) = (&old.tokens, &new.tokens);
+    match (was.auth_on(), is.auth_on()) {
+        (true, false) => log::warn!(
+            "SECURITY: reload turned authentication off ({} sets no auth_token and no [[tokens]]): TCP and HTTP clients no longer need a token",
             path.display()
         ),
-        (None, Some(_)) => log::info!(
+        (false, true) => log::info!(
             "reload turned authentication on: TCP clients, open connections included, must now call auth"
         ),
-        (Some(a), Some(b)) if a != b => log::info!(
-            "reload changed the auth token: TCP clients, open connections included, must authenticate with the new one"
-        ),
+        (true, true) if was != is => {
+            // Names and roles, never secrets: who lost access, who changed.
+            let mut changes = Vec::new();
+            for t in was.iter() {
+                match is.find_secret(&t.secret) {
+                    None => changes.push(format!("\"{}\" removed or replaced", t.name)),
+                    Some(n) if n.role != t.role || n.name != t.name => changes.push(format!(
+                        "\"{}\" ({}) is now \"{}\" ({})",
+                        t.name, t.role, n.name, n.role
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for t in is.iter().filter(|t| was.find_secret(&t.secret).is_none()) {
+                changes.push(format!("\"{}\" ({}) added", t.name, t.role));
+            }
+            log::info!(
+                "reload changed the auth tokens ({}): open connections are judged by the tokens now in force; one whose token was removed must authenticate again",
+                changes.join(", ")
+            );
+        }
         _ => {}
     }
 }

@@ -6,26 +6,20 @@
 //! `url`, `method`, `headers`, `body`, `expect_status`; sql `database`,
 //! `sql`; file.prune `path`, `pattern`, `older_than_ms`, `recursive`. Then
 //! for every kind `retries`, `retry_backoff_ms`, `jitter_ms`, `on_failure`,
-//! `on_success`, `after`, `concurrency`, `catch_up_limit`. `hide_secrets`
-//! replaces the values of `env` and http `headers`, and the http `body`, by
-//! [`HIDDEN`] (for a caller allowed to see jobs but not their secrets).
+//! `on_success`, `after`, `concurrency`, `catch_up_limit`. The secrets among them (`env` and http `headers`
+//! values, the http `body`) are hidden from a read token by the request
+//! layer ([`crate::auth::redact_answer`]), on the way out.
 
 use crate::config::{JobDef, JobKind, Limits};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What a hidden value reads as.
-pub const HIDDEN: &str = "(hidden)";
-
 /// The `definition` object of `def`.
-pub fn definition(def: &JobDef, hide_secrets: bool) -> Value {
+pub fn definition(def: &JobDef) -> Value {
     let secret_map = |m: &BTreeMap<String, String>| -> Value {
         m.iter()
-            .map(|(k, v)| {
-                let v = if hide_secrets { HIDDEN } else { v.as_str() };
-                (k.clone(), Value::from(v))
-            })
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
             .collect::<Map<String, Value>>()
             .into()
     };
@@ -41,7 +35,7 @@ pub fn definition(def: &JobDef, hide_secrets: bool) -> Value {
             "url": h.url,
             "method": h.method,
             "headers": secret_map(&h.headers),
-            "body": h.body.as_ref().map(|b| if hide_secrets { HIDDEN } else { b.as_str() }),
+            "body": h.body,
             "expect_status": h.expect_status,
         }),
         JobKind::Sql(s) => json!({
@@ -105,28 +99,28 @@ mod tests {
     #[test]
     fn exec_shows_command_env_and_limits() {
         let def = job("command = [\"sh\", \"-c\", \"echo hi\"]\nenv = { TOKEN = \"s3cret\" }\nretries = 2\nlimits = { nice = 10 }\n");
-        let d = definition(&def, false);
+        let d = definition(&def);
         assert_eq!(d["command"], json!(["sh", "-c", "echo hi"]));
         assert_eq!(d["env"]["TOKEN"], "s3cret");
         assert_eq!(d["limits"], json!({"nice": 10}));
         assert_eq!(d["retries"], 2);
         assert_eq!(d["after"], json!([]));
-        let hidden = definition(&def, true);
-        assert_eq!(hidden["env"]["TOKEN"], HIDDEN);
-        assert_eq!(hidden["command"], d["command"]);
     }
 
     #[test]
-    fn http_hides_headers_and_body_when_asked() {
+    fn http_shows_its_request_and_a_read_token_gets_it_redacted() {
         let def = job("kind = \"http\"\nurl = \"http://127.0.0.1:9/x\"\nmethod = \"POST\"\nheaders = { Authorization = \"Bearer x\" }\nbody = \"{}\"\n");
-        let d = definition(&def, false);
+        let d = definition(&def);
         assert_eq!(d["url"], "http://127.0.0.1:9/x");
         assert_eq!(d["method"], "POST");
         assert_eq!(d["headers"]["Authorization"], "Bearer x");
         assert_eq!(d["body"], "{}");
-        let hidden = definition(&def, true);
-        assert_eq!(hidden["headers"]["Authorization"], HIDDEN);
-        assert_eq!(hidden["body"], HIDDEN);
-        assert_eq!(hidden["url"], d["url"]);
+        // What a read token gets instead.
+        let mut job = json!({ "definition": d });
+        crate::auth::redact_answer("jobs.get", &mut job);
+        let hidden = &job["definition"];
+        assert_eq!(hidden["headers"]["Authorization"], crate::auth::REDACTED);
+        assert_eq!(hidden["body"], crate::auth::REDACTED);
+        assert_eq!(hidden["url"], "http://127.0.0.1:9/x");
     }
 }

@@ -57,7 +57,7 @@ pub fn get(shared: &Shared, name: &str, next: Option<u64>) -> Result<Box<RawValu
     job["upstream"] = pairs(links.0);
     job["downstream"] = pairs(links.1);
     if let Some(def) = definition {
-        job["definition"] = super::job_def::definition(&def, false);
+        job["definition"] = super::job_def::definition(&def);
     }
     if let Some(last) = last {
         job["last_run"] = last;

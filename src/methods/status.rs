@@ -151,7 +151,7 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
     // One version of the live settings for the whole answer.
     let (min_workers, auth_required) = {
         let live = b.live.read();
-        (live.min_workers, live.auth_token.is_some())
+        (live.min_workers, live.tokens.auth_on())
     };
     let mut health = b.health_under(min_workers);
     let mut health_reasons = Vec::new();

@@ -17,6 +17,19 @@ use crate::methods::{job_api_allowed, submit_allowed};
 
 /// Decodes `method` with `params`; `board` says which methods are open.
 pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Call<'a>, RpcError> {
+    let call = decode_known(method, params, board);
+    // Every method decoded here must be in the method list, which a test
+    // holds to the role table (`crate::auth::METHOD_ROLES`): a method
+    // added here alone fails every test that calls it.
+    debug_assert!(
+        call.is_err() || super::rpc::METHODS.contains(&method),
+        "{method} is decoded but not in protocol::rpc::METHODS (nor in auth::METHOD_ROLES)"
+    );
+    call
+}
+
+/// [`decode`]'s table.
+fn decode_known<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Call<'a>, RpcError> {
     let none = |call: Call<'a>| params.decode::<NoParams>().map(|_| call);
     match method {
         "ping" => none(Call::Ping),
@@ -256,6 +269,19 @@ mod tests {
             let known =
                 decode(m, &p, &b).map_or_else(|e| e.code != ErrorCode::MethodNotFound, |_| true);
             assert_eq!(known, m != "auth", "{m}");
+        }
+    }
+
+    #[test]
+    fn every_method_has_an_entry_in_the_role_table() {
+        // A method added to the list without a role would be open to
+        // admin only (the default), silently: classify it in
+        // `auth::METHOD_ROLES`.
+        for &m in super::super::rpc::METHODS {
+            assert!(
+                crate::auth::METHOD_ROLES.iter().any(|(name, _)| *name == m),
+                "method {m} has no entry in auth::METHOD_ROLES"
+            );
         }
     }
 

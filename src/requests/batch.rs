@@ -9,7 +9,7 @@
 //! the other.
 
 use super::stream::BodyStream;
-use crate::auth::AuthToken;
+use crate::auth::{AuthToken, Grant};
 use crate::daemon::counters::bump;
 use crate::daemon::{self, Shared};
 use crate::http::response::{self as http_response, Framing};
@@ -53,6 +53,13 @@ pub struct ConnBatch {
     pub proto: Proto,
     /// Whether the connection has authenticated (or needs not).
     pub authed: bool,
+    /// What the connection is granted when the batch was cut (the role
+    /// of its token in the tokens in force then, or admin on the Unix
+    /// socket and with auth off); `None`: not authenticated.
+    pub grant: Option<Grant>,
+    /// The client's address and port (`None` on the Unix socket), for the
+    /// audit log.
+    pub addr: Option<std::net::SocketAddr>,
     /// The client's address (`None` on the Unix socket): wrong tokens are
     /// charged to it first (see [`crate::auth`]).
     pub peer: Option<IpAddr>,

@@ -21,7 +21,10 @@
 //! member after it gets `-32001`, and the array from the wrong token's
 //! response on is sent after the auth delay (every verdict on a token or
 //! a method is [`crate::auth`]'s; this file renders it in JSON-RPC terms,
-//! [`Cx::refuse`]). A notification of a method
+//! [`Cx::refuse`]). Each member is judged by the connection's role on its
+//! own (`-32003` naming the role needed); one that changes something is
+//! written to the audit log, and a read token's job definitions come back
+//! redacted (see [`crate::auth`]). A notification of a method
 //! without effects (`status`, `runs.list`, ...) is not even answered
 //! internally.
 //!
@@ -33,7 +36,8 @@ use super::batch::{
     finish_batch, flush_bytes, too_deep, BatchAnswer, ConnBatch, Done, OutputBudget, ReplyTo,
     Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
-use crate::auth::{self, AuthToken, Verdict};
+use super::grant;
+use crate::auth::{self, AuthToken, Grant, Verdict};
 use crate::daemon::counters::bump;
 use crate::methods::{self, Handlers, Outcome};
 use crate::protocol::call;
@@ -43,7 +47,7 @@ use crate::protocol::strict::{self, Batch};
 use crate::protocol::{ErrorCode, RpcError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Methods that change nothing: a notification of one is not answered
 /// even internally (its answer would be thrown away).
@@ -87,9 +91,11 @@ enum Place<'p> {
 struct Cx<'a> {
     h: &'a Handlers,
     peer: Option<IpAddr>,
+    addr: Option<SocketAddr>,
     segments: Vec<Segment>,
     out: Vec<u8>,
-    authed: bool,
+    /// What the connection is granted (`None`: not authenticated).
+    grant: Option<Grant>,
     authenticated: Option<AuthToken>,
     budget: OutputBudget,
     max_line: usize,
@@ -98,7 +104,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// The line length limit: shorter before authentication.
     fn line_limit(&self) -> usize {
-        auth::line_limit(self.max_line, self.authed)
+        auth::line_limit(self.max_line, self.grant.is_some())
     }
 
     /// Whether the answers built so far exceed the batch's output budget.
@@ -148,24 +154,46 @@ impl Cx<'_> {
             };
             let verdict = {
                 let live = self.h.shared.board.live.read();
-                let in_force = live.auth_token.as_ref();
                 self.h
                     .gate
-                    .judge_token(in_force, params.token.as_bytes(), self.peer)
+                    .judge_token(&live.tokens, params.token.as_bytes(), self.peer)
             };
             if let Some(flow) = self.refuse(&verdict, &mut place, &req.id, silent) {
                 return flow;
             }
-            self.authed = true;
-            if let Verdict::Authenticated(token) = verdict {
-                self.authenticated = Some(token);
-            }
+            let grant = match verdict {
+                Verdict::Authenticated(token) => {
+                    let grant = Grant::of(&token);
+                    self.authenticated = Some(token.secret);
+                    grant
+                }
+                // Trusted already (the Unix socket), or auth is off.
+                _ => self.grant.clone().unwrap_or_else(Grant::open),
+            };
             if !silent {
-                self.reply_ok(&mut place, &req.id, &json!({ "authenticated": true }));
+                let name = match &grant.who {
+                    auth::Who::Token(name) => Some(&**name),
+                    auth::Who::Unix | auth::Who::Open => None,
+                };
+                let answer =
+                    json!({ "authenticated": true, "name": name, "role": grant.role.as_str() });
+                self.reply_ok(&mut place, &req.id, &answer);
             }
+            self.grant = Some(grant);
             return Flow::Go;
         }
-        let verdict = auth::judge_method(self.authed, &req.method);
+        let verdict = auth::judge_method(self.grant.as_ref(), &req.method);
+        if let (Verdict::Forbidden(denied), Some(grant)) = (&verdict, &self.grant) {
+            let line = auth::audit_line(
+                grant,
+                self.addr,
+                &req.method,
+                &req.params.0,
+                false,
+                Some(denied.needed),
+            );
+            log::info!("{line}");
+        }
         if let Some(flow) = self.refuse(&verdict, &mut place, &req.id, silent) {
             return flow;
         }
@@ -181,7 +209,13 @@ impl Cx<'_> {
                 return Flow::Go;
             }
         };
-        match methods::handle(self.h, call) {
+        let grant = self.grant.as_ref();
+        if let Some(grant) = grant.filter(|_| auth::changes_state(&req.method)) {
+            let line = auth::audit_line(grant, self.addr, &req.method, &req.params.0, false, None);
+            log::info!("{line}");
+        }
+        let outcome = methods::handle(self.h, call);
+        match grant::redact(self.grant.as_ref(), &req.method, outcome) {
             Outcome::Answer(Ok(v)) if !silent => self.reply_ok(&mut place, &req.id, &v),
             Outcome::Encoded(Ok(raw)) if !silent => self.reply_ok(&mut place, &req.id, &raw),
             Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) if !silent => {
@@ -220,6 +254,13 @@ impl Cx<'_> {
         self.h.shared.board.clients.count(verdict);
         match verdict {
             Verdict::Served | Verdict::Authenticated(_) => None,
+            Verdict::Forbidden(denied) => {
+                if !silent {
+                    let e = RpcError::new(ErrorCode::Forbidden, denied.to_string());
+                    self.reply_err(place, id, &e);
+                }
+                Some(Flow::Go)
+            }
             Verdict::NotAuthenticated => {
                 if !silent {
                     let e = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED);
@@ -379,7 +420,8 @@ pub(super) fn answer_lines(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
         peer: batch.peer,
         segments: Vec::new(),
         out: batch.take_answer_buf(256),
-        authed: batch.authed,
+        grant: batch.grant.take(),
+        addr: batch.addr,
         authenticated: None,
         budget: OutputBudget::new(batch.out_budget),
         max_line: batch.max_line,

@@ -30,7 +30,9 @@
 //!
 //! Every request but `/healthz` is judged by [`crate::auth`]
 //! (`Gate::judge_header`), which [`refuse`] renders as 401 (with the
-//! challenge), a delayed 401, or a close. After a wrong token, the
+//! challenge), a delayed 401, or a close; then by the role of its token
+//! against the route's method (403 naming the role needed, the audit log,
+//! a read token's redaction: `grant`). After a wrong token, the
 //! requests pipelined behind it are not looked at: the batch ends and they
 //! wait for the delay (see [`crate::requests`]).
 //!
@@ -54,6 +56,7 @@ use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::{Map, Value};
 
+use super::grant::{self, Caller};
 mod define;
 mod guard;
 use guard::{browser_check, head_check};
@@ -182,13 +185,18 @@ pub fn answer_batch(h: &Handlers, mut batch: ConnBatch) -> BatchAnswer {
             content_type: header("content-type"),
             body,
         };
-        let checked = answer_one(h, &req, framing, &mut out, &mut segments, batch.peer);
+        let caller = Caller {
+            peer: batch.peer,
+            addr: batch.addr,
+            conn: batch.grant.as_ref(),
+        };
+        let checked = answer_one(h, &req, framing, &mut out, &mut segments, &caller);
         let streaming = matches!(checked, Checked::Streaming(_));
         match checked {
             Checked::Answered(Some(passed)) | Checked::Streaming(Some(passed)) if !authed => {
                 authed = true;
                 if let Verdict::Authenticated(token) = passed {
-                    done.authenticated = Some(token);
+                    done.authenticated = Some(token.secret);
                 }
             }
             Checked::Answered(_) | Checked::Streaming(_) => {}
@@ -262,10 +270,11 @@ fn answer_one(
     f: Framing,
     out: &mut Vec<u8>,
     segments: &mut Vec<Segment>,
-    peer: Option<std::net::IpAddr>,
+    caller: &Caller<'_>,
 ) -> Checked {
     let shared = &*h.shared;
     let mut passed = None;
+    let mut granted = None;
     if req.path != "/healthz" {
         if let Err(Refusal(status, err, extra)) = browser_check(req) {
             bump(&shared.board.clients.http_forbidden);
@@ -275,12 +284,13 @@ fn answer_one(
         let v = {
             let live = shared.board.live.read();
             h.gate
-                .judge_header(live.auth_token.as_ref(), req.authorization, peer)
+                .judge_header(&live.tokens, req.authorization, caller.peer)
         };
         shared.board.clients.count(&v);
         if let Some(refused) = refuse(&v, f, out, segments) {
             return refused;
         }
+        granted = Some(grant::of_request(&v, caller));
         passed = Some(v);
     }
     let target = match resolve(shared, req) {
@@ -339,6 +349,12 @@ fn answer_one(
             }
         }
         Target::Call { method, params, ok } => {
+            if let Some(g) = &granted {
+                if let Err(e) = grant::check(shared, g, caller, method, &params) {
+                    response::write_error(out, &e, "", f);
+                    return Checked::Answered(passed);
+                }
+            }
             let params = Params(params);
             let call = match call::decode(method, &params, &shared.board) {
                 Ok(call) => call,
@@ -347,7 +363,10 @@ fn answer_one(
                     return Checked::Answered(passed);
                 }
             };
-            match methods::handle(h, call) {
+            if let Some(g) = &granted {
+                grant::audit(g, caller, method, &params.0);
+            }
+            match grant::redact(granted.as_ref(), method, methods::handle(h, call)) {
                 Outcome::Answer(Ok(v)) => response::write_json(out, ok, &v, f),
                 Outcome::Encoded(Ok(raw)) => response::write_json(out, ok, &raw, f),
                 Outcome::Answer(Err(e)) | Outcome::Encoded(Err(e)) => {
@@ -377,7 +396,8 @@ fn refuse(
     segments: &mut Vec<Segment>,
 ) -> Option<Checked> {
     match verdict {
-        Verdict::Served | Verdict::Authenticated(_) => None,
+        // A role's refusal comes after routing (`grant::check`).
+        Verdict::Served | Verdict::Authenticated(_) | Verdict::Forbidden(_) => None,
         Verdict::NotAuthenticated => {
             let err = RpcError::new(ErrorCode::NotAuthenticated, auth::NOT_AUTHENTICATED_HTTP);
             response::write_error(out, &err, CHALLENGE, f);

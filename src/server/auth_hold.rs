@@ -1,10 +1,11 @@
 //! The server's side of authentication: the mechanics only, every
 //! decision being [`crate::auth`]'s. Here the loop asks whether a
-//! connection is served under the token in force ([`Server::authed`], by
-//! its [`Credential`](crate::auth::Credential)), holds a wrong token's
+//! connection is served under the tokens in force, and with which role
+//! ([`Server::authed`], [`Server::grant`], by its
+//! [`Credential`](crate::auth::Credential)), holds a wrong token's
 //! answer for [`AUTH_DELAY`] on its timer wheel, stops and resumes a
 //! subscriber's events, and re-judges every open connection once after a
-//! reload changed the token ([`Server::on_auth_change`]).
+//! reload changed the tokens ([`Server::on_auth_change`]).
 //!
 //! The tokens themselves are checked on the request workers; a batch
 //! comes back saying which token it authenticated the connection with, or
@@ -15,7 +16,7 @@ use super::backoff::{self, LogLimit};
 use super::conn::Conn;
 use super::timers::ConnTimer;
 use super::{Peer, Server};
-use crate::auth::{AuthToken, Change, AUTH_DELAY, TOKEN_REPLACED};
+use crate::auth::{Change, Grant, Tokens, AUTH_DELAY, TOKEN_REPLACED};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
@@ -24,17 +25,17 @@ use std::time::Instant;
 /// The server's authentication state.
 #[derive(Debug)]
 pub struct AuthWatch {
-    /// The token the connections' credentials were last judged against:
-    /// when the limits in force carry another one (a reload changed it),
+    /// The tokens the connections' credentials were last judged against:
+    /// when the limits in force carry others (a reload changed them),
     /// [`Server::on_auth_change`] runs.
-    pub in_force: Option<AuthToken>,
+    pub in_force: Tokens,
     /// Rate limit of the wrong tokens' warnings, which come in floods.
     warn_wrong_token: LogLimit,
 }
 
 impl AuthWatch {
     /// Judged against `in_force` so far.
-    pub fn new(in_force: Option<AuthToken>) -> AuthWatch {
+    pub fn new(in_force: Tokens) -> AuthWatch {
         AuthWatch {
             in_force,
             warn_wrong_token: LogLimit::default(),
@@ -43,9 +44,15 @@ impl AuthWatch {
 }
 
 impl Server {
-    /// Whether `conn` is served under the token in force now.
+    /// Whether `conn` is served under the tokens in force now.
     pub(super) fn authed(&self, conn: &Conn) -> bool {
-        conn.credential.admits(self.limits.auth_token.as_ref())
+        conn.credential.admits(&self.limits.tokens)
+    }
+
+    /// What `conn` is granted under the tokens in force now (its token's
+    /// role as it is now, after any reload); `None`: not authenticated.
+    pub(super) fn grant(&self, conn: &Conn) -> Option<Grant> {
+        conn.credential.grant(&self.limits.tokens)
     }
 
     /// Parks an answer for [`AUTH_DELAY`] (a wrong token): nothing more of
@@ -97,7 +104,7 @@ impl Server {
     }
 
     /// Stops the events of subscriber `key`, whose credential no longer
-    /// counts (a reload changed the token or turned auth on), telling it
+    /// counts (a reload removed its token or turned auth on), telling it
     /// once with a `-32001` line (`"id": null`): the connection stays, its
     /// requests get `-32001` as any stranger's, and events flow again once
     /// it authenticates with the token in force. Events meanwhile are not
@@ -115,7 +122,7 @@ impl Server {
         self.enforce_output_limit(key);
     }
 
-    /// After a reload changed the token in force, each connection as
+    /// After a reload changed the tokens in force, each connection as
     /// [`crate::auth::Credential::on_token_change`] judges it: one whose
     /// credential stopped counting becomes a stranger from now (the
     /// pre-auth limit runs again, see [`super::timers::Standing::close_due`])
@@ -123,7 +130,7 @@ impl Server {
     /// one whose credential counts again (auth turned off) is served as
     /// before. Each one's check timer is re-armed for its new deadline.
     pub(super) fn on_auth_change(&mut self) {
-        let old = std::mem::replace(&mut self.auth.in_force, self.limits.auth_token.clone());
+        let old = std::mem::replace(&mut self.auth.in_force, self.limits.tokens.clone());
         let new = self.auth.in_force.clone();
         let now = Instant::now();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
@@ -132,7 +139,7 @@ impl Server {
                 continue;
             };
             let serial = conn.serial;
-            match conn.credential.on_token_change(old.as_ref(), new.as_ref()) {
+            match conn.credential.on_token_change(&old, &new) {
                 Change::Unchanged => continue,
                 Change::Regained => conn.release_events(),
                 Change::Lost => {

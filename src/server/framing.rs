@@ -80,15 +80,14 @@ pub fn cut_lines(input: &mut Vec<u8>, limit: usize) -> Cut {
 /// if it cannot be framed (400, 411, 413, 431), or `Continue` for a head
 /// that waits for it.
 pub fn cut_http(input: &mut Vec<u8>, continue_sent: bool, limits: &Limits, authed: bool) -> Cut {
-    let token = limits.auth_token.as_ref();
-    // Before authentication, a request without the right token in its
-    // own head gets a small body and no `100 Continue`.
+    let tokens = &limits.tokens;
+    // Before authentication, a request without a right token in its own
+    // head gets a small body and no `100 Continue`.
     let carries_token = |headers: &[httparse::Header<'_>]| {
         authed
-            || token.is_some_and(|t| {
-                headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("authorization") && header_matches(t, h.value)
-                })
+            || headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("authorization")
+                    && tokens.find(|t| header_matches(t, h.value)).is_some()
             })
     };
     let body_limit = |headers: &[httparse::Header<'_>]| limits.line_limit(carries_token(headers));
@@ -144,6 +143,7 @@ pub fn take_front(input: &mut Vec<u8>, end: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::auth::PREAUTH_MAX_LINE;
+    use crate::auth::{NamedToken, Role, Tokens};
     use crate::config::AuthToken;
 
     fn limits(token: Option<&str>) -> Limits {
@@ -152,7 +152,12 @@ mod tests {
             max_line_bytes: 64 * 1024,
             max_output_bytes: 1 << 20,
             idle_timeout: None,
-            auth_token: token.map(AuthToken::new),
+            tokens: Tokens::new(
+                token
+                    .map(|t| NamedToken::new("t", AuthToken::new(t), Role::Admin))
+                    .into_iter()
+                    .collect(),
+            ),
         }
     }
 

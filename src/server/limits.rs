@@ -13,7 +13,7 @@
 //! them (the read budget per turn), or of [`crate::auth`] (the pre-auth
 //! limits).
 
-use crate::auth::{self, AuthToken};
+use crate::auth::{self, Tokens};
 use crate::config::LiveSettings;
 use std::time::Duration;
 
@@ -29,8 +29,9 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// How long a connection may send nothing; `None`: for ever.
     pub idle_timeout: Option<Duration>,
-    /// The token TCP clients must present; `None`: auth is off.
-    pub auth_token: Option<AuthToken>,
+    /// The tokens TCP clients may present, each with its role; empty:
+    /// auth is off.
+    pub tokens: Tokens,
 }
 
 impl Limits {
@@ -41,7 +42,7 @@ impl Limits {
             max_line_bytes: d.max_line_bytes,
             max_output_bytes: d.max_output_bytes,
             idle_timeout: d.idle_timeout,
-            auth_token: d.auth_token.clone(),
+            tokens: d.tokens.clone(),
         }
     }
 
@@ -81,14 +82,15 @@ mod tests {
         assert_eq!(l.max_line_bytes, 1000);
         assert_eq!(l.max_output_bytes, 2048);
         assert_eq!(l.idle_timeout, Some(Duration::from_secs(90)));
-        assert_eq!(l.auth_token, Some(AuthToken::new("sesame")));
+        let t = l.tokens.iter().next().expect("the token");
+        assert!(t.secret.matches(b"sesame") && &*t.name == "auth_token");
     }
 
     #[test]
     fn zero_idle_timeout_and_empty_token_mean_none() {
         let l = limits_of("idle_timeout = \"0s\"\nauth_token = \"\"");
         assert_eq!(l.idle_timeout, None);
-        assert_eq!(l.auth_token, None);
+        assert!(!l.tokens.auth_on());
     }
 
     #[test]

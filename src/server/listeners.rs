@@ -81,11 +81,12 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
         Some(Ok(a)) => {
             // At any log level: with port 0 this is where the port shows.
             crate::logging::always(module_path!(), format_args!("listening on {a}"));
-            if !a.ip().is_loopback() && d.live.auth_token.is_none() {
+            if !a.ip().is_loopback() && !d.live.tokens.auth_on() {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \
                      anyone who can reach it can run, cancel and reload jobs and shut the \
-                     daemon down; set daemon.auth_token (or auth_token_file), or listen on 127.0.0.1"
+                     daemon down; set daemon.auth_token (or auth_token_file) or add [[tokens]], \
+                     or listen on 127.0.0.1"
                 );
             }
         }

@@ -183,7 +183,7 @@ impl Server {
         // One task per loop turn per 32 connections at most: the queue only
         // has to hold what the loop can hand over before workers catch up.
         let outbox = Outbox::start(&daemon.shared, limits.max_connections.max(1024))?;
-        let auth = AuthWatch::new(limits.auth_token.clone());
+        let auth = AuthWatch::new(limits.tokens.clone());
         let mut server = Server {
             poll,
             conns: Slab::new(),

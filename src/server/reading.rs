@@ -133,7 +133,8 @@ impl Server {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        let authed = self.authed(conn);
+        let grant = self.grant(conn);
+        let authed = grant.is_some();
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -155,6 +156,8 @@ impl Server {
                     max_line: self.limits.max_line_bytes,
                     proto,
                     authed,
+                    grant,
+                    addr: conn.peer,
                     peer: conn.peer.map(|a| a.ip()),
                     out_budget: self.limits.out_budget(conn.unsent_bytes()),
                     answer_buf: conn.take_spare_out(),

@@ -41,6 +41,8 @@ impl Server {
             max_line: self.limits.max_line_bytes,
             proto: Proto::Http,
             authed: true,
+            grant: None,
+            addr: conn.peer,
             peer: conn.peer.map(|a| a.ip()),
             out_budget: self.limits.out_budget(conn.unsent_bytes()),
             answer_buf: conn.take_spare_out(),

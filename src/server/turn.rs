@@ -118,7 +118,7 @@ impl Server {
             self.expire_idle(now);
             self.drain_loop_events();
             self.answer_reloads();
-            if self.limits.auth_token != self.auth.in_force {
+            if self.limits.tokens != self.auth.in_force {
                 self.on_auth_change();
             }
             self.submit_outbox();
