@@ -35,6 +35,8 @@ pub(crate) struct RawFile {
     pub cluster: Option<(Item, usize)>,
     /// `[concurrency.NAME]` tables, read by `concurrency.rs`.
     pub concurrency: Option<(Item, usize)>,
+    /// `[[notify]]` tables, read by `notify.rs`.
+    pub notify: Option<(Item, usize)>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -95,7 +97,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 37] = [
+pub(crate) const JOB_KEYS: [&str; 39] = [
     "name",
     "kind",
     "every",
@@ -133,6 +135,8 @@ pub(crate) const JOB_KEYS: [&str; 37] = [
     "recursive",
     "allow_system_path",
     "limits",
+    "notify",
+    "notify_on",
 ];
 
 /// One `[[jobs]]` table. It holds the keys of every kind; stage two checks
@@ -189,6 +193,9 @@ pub(crate) struct RawJob {
     pub allow_system_path: Sp<bool>,
     // exec: `limits = {...}` (read and checked in `limits.rs`)
     pub limits: Sp<super::limits::RawLimits>,
+    /// `[[notify]]` sinks named (checked across the file).
+    pub notify: Sp<Vec<String>>,
+    pub notify_on: Sp<String>,
 }
 
 /// `every` or `cron`: one text, or an array of them.
@@ -253,6 +260,8 @@ impl RawJob {
             recursive: None,
             allow_system_path: None,
             limits: None,
+            notify: None,
+            notify_on: None,
         }
     }
 
@@ -269,6 +278,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
         jobs: Vec::new(),
         cluster: None,
         concurrency: None,
+        notify: None,
     };
     for (name, item) in doc.iter() {
         let at = place(doc, name, item, 0);
@@ -279,6 +289,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
             },
             "jobs" => file.jobs = jobs(r, item, at),
             "concurrency" => file.concurrency = Some((item.clone(), at)),
+            "notify" => file.notify = Some((item.clone(), at)),
             "cluster" => match item.as_table_like() {
                 Some(_) => file.cluster = Some((item.clone(), at)),
                 None => r.error(at, "cluster", expected("a table ([cluster])", item)),
@@ -289,7 +300,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs", "cluster", "concurrency"])
+                    unknown(name, ["daemon", "jobs", "cluster", "concurrency", "notify"])
                 };
                 r.error(at, name, message);
             }
@@ -418,7 +429,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn strings(
+    pub(super) fn strings(
         &mut self,
         field: &'static str,
         item: &Item,
@@ -480,7 +491,7 @@ impl Reader<'_, '_> {
         })
     }
 
-    fn string_table(
+    pub(super) fn string_table(
         &mut self,
         field: &'static str,
         item: &Item,
@@ -643,6 +654,8 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
                 j.allow_system_path = rd.boolean("allow_system_path", item, at, k);
             }
             "limits" => j.limits = super::limits::read(&mut rd, item, at, &j.key),
+            "notify" => j.notify = rd.strings("notify", item, at, k),
+            "notify_on" => j.notify_on = rd.string("notify_on", item, at, k),
             _ => {
                 let message = if DAEMON_KEYS.contains(&field) && !JOB_KEYS.contains(&field) {
                     format!("unknown key; `{field}` is a daemon key, so it belongs in [daemon]")

@@ -11,6 +11,8 @@
 //!   The label is `job_name`, not `job`: Prometheus owns `job` (the
 //!   scrape's job) and would rename ours `exported_job`. Ad-hoc `submit`
 //!   runs are `job_name="(submitted)"`, which no job name can be;
+//! - `tickd_notifications_total{sink,result}` from
+//!   [`crate::alerts::Counters`];
 //! - the client counters (`tickd_requests_total`, `tickd_auth_failures_total`,
 //!   ..., `tickd_connections_closed_total{cause}`) from
 //!   [`crate::daemon::counters`].
@@ -278,6 +280,32 @@ fn head(shared: &Shared, out: &mut Vec<u8>) {
     }
     if let Some(c) = &shared.cluster {
         cluster_families(out, c);
+    }
+    notification_family(out, &b.notifications.snapshot());
+}
+
+/// `tickd_notifications_total{sink,result}`: messages of each
+/// `[[notify]]` sink sent, given up on, or dropped (a full queue, a
+/// shutdown). A sink's series show at zero from the start; a sink removed
+/// by a reload keeps its series.
+fn notification_family(out: &mut Vec<u8>, counts: &[(String, [u64; 3])]) {
+    if counts.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "tickd_notifications_total",
+        "Notifications of each [[notify]] sink: sent, failed (every attempt), dropped.",
+        "counter",
+    );
+    for (sink, by_result) in counts {
+        for (result, n) in crate::alerts::RESULTS.iter().zip(by_result) {
+            let _ = writeln!(
+                out,
+                "tickd_notifications_total{{sink=\"{}\",result=\"{result}\"}} {n}",
+                escape(sink)
+            );
+        }
     }
 }
 

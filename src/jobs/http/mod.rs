@@ -101,7 +101,7 @@ impl From<ureq::Error> for Failure {
 
 /// An agent for one run: no status code counts as an error (the job
 /// decides), and the whole exchange must fit in `limit`.
-fn agent(limit: Duration) -> ureq::Agent {
+pub(crate) fn agent(limit: Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(limit))
         .http_status_as_error(false)
