@@ -39,6 +39,7 @@ mod limits;
 mod limits_exec;
 mod multi_schedule;
 mod notify;
+mod notify_sinks;
 mod ops;
 mod paging;
 mod persistence;
