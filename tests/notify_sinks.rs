@@ -152,7 +152,8 @@ fn webhook(name: &str, url: &str, extra: &str) -> String {
 
 /// Runs `job` and waits for its end; its run object.
 fn run(d: &Daemon, job: &str) -> Value {
-    d.client().ok("jobs.run", json!({"name": job, "wait": true}))
+    d.client()
+        .ok("jobs.run", json!({"name": job, "wait": true}))
 }
 
 fn metrics(d: &Daemon) -> String {
@@ -188,7 +189,11 @@ fn a_failed_run_posts_the_templated_body_and_a_success_nothing() {
     let failed = run(&d, "backup");
     assert_eq!(failed["state"], "failed");
     let got = rx.wait_for(1);
-    assert_eq!(got.len(), 1, "a success sends nothing with notify_on = failure");
+    assert_eq!(
+        got.len(),
+        1,
+        "a success sends nothing with notify_on = failure"
+    );
     let r = &got[0];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/hook"));
     assert_eq!(r.header("authorization"), Some("Bearer s3cret"));
@@ -206,7 +211,9 @@ fn a_failed_run_posts_the_templated_body_and_a_success_nothing() {
     assert_eq!(b["out"], "oops\n");
     assert!(b["node"].as_str().is_some_and(|n| !n.is_empty()), "{b}");
     assert_eq!(b["link"], format!("https://tickd.example/runs/{id}"));
-    poll_until("sent counted", || (counter(&d, "ops", "sent") == Some(1)).then_some(()));
+    poll_until("sent counted", || {
+        (counter(&d, "ops", "sent") == Some(1)).then_some(())
+    });
     assert!(
         !d.log.all().join("\n").contains("s3cret"),
         "a header's secret is never logged"
@@ -251,7 +258,10 @@ fn change_sends_one_message_when_failing_starts_and_one_at_recovery_across_a_rel
         assert_eq!(run(&d, "health")["state"], "failed");
     }
     // The last outcome survives a reload that changes the job.
-    let changed = jobs.replace("notify_on = \"change\"", "notify_on = \"change\"\ntimeout = \"1m\"");
+    let changed = jobs.replace(
+        "notify_on = \"change\"",
+        "notify_on = \"change\"\ntimeout = \"1m\"",
+    );
     d.write_config(&config("", &changed));
     d.signal(rustix::process::Signal::HUP);
     d.wait_status("generation 2", |s| s["config"]["generation"] == 2);
@@ -285,7 +295,10 @@ fn change_remembers_a_failure_across_a_restart_from_the_journal() {
         marker("ops"),
         webhook("ops", &rx.url("/"), "")
     );
-    let text = config(&format!("state_dir = \"{}\"", state.path().display()), &jobs);
+    let text = config(
+        &format!("state_dir = \"{}\"", state.path().display()),
+        &jobs,
+    );
     let mut first = Daemon::start(&text);
     assert_eq!(run(&first, "health")["state"], "failed");
     rx.wait_for(1);
@@ -296,8 +309,15 @@ fn change_remembers_a_failure_across_a_restart_from_the_journal() {
     std::fs::write(&flag, "").expect("ok");
     assert_eq!(run(&second, "health")["state"], "succeeded");
     run(&second, "marker");
-    let events: Vec<Value> = rx.wait_for(3).iter().map(|r| r.json()["event"].clone()).collect();
-    assert_eq!(events, [json!("failed"), json!("recovered"), json!("succeeded")]);
+    let events: Vec<Value> = rx
+        .wait_for(3)
+        .iter()
+        .map(|r| r.json()["event"].clone())
+        .collect();
+    assert_eq!(
+        events,
+        [json!("failed"), json!("recovered"), json!("succeeded")]
+    );
 }
 
 #[test]
@@ -340,13 +360,22 @@ fn a_webhook_answering_500_is_tried_again() {
     let started = Instant::now();
     run(&d, "j");
     let got = rx.wait_for(2);
-    assert!(started.elapsed() >= Duration::from_secs(1), "after the backoff");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "after the backoff"
+    );
     assert_eq!(got[0].body, got[1].body, "the same message again");
-    poll_until("sent counted", || (counter(&d, "ops", "sent") == Some(1)).then_some(()));
+    poll_until("sent counted", || {
+        (counter(&d, "ops", "sent") == Some(1)).then_some(())
+    });
     assert_eq!(counter(&d, "ops", "failed"), Some(0));
     assert_eq!(counter(&d, "ops", "dropped"), Some(0));
-    assert!(d.log.all().iter().any(|l| l.contains("notify ops (webhook http://127.0.0.1")
-        && l.contains("answered HTTP 500")));
+    assert!(d
+        .log
+        .all()
+        .iter()
+        .any(|l| l.contains("notify ops (webhook http://127.0.0.1")
+            && l.contains("answered HTTP 500")));
 }
 
 #[test]
@@ -388,7 +417,10 @@ from = "tickd@example.com"
         )),
         "{mail}"
     );
-    assert!(mail.contains("\nExit code: 3\n") && mail.contains("oops"), "{mail}");
+    assert!(
+        mail.contains("\nExit code: 3\n") && mail.contains("oops"),
+        "{mail}"
+    );
 }
 
 #[test]
@@ -410,8 +442,14 @@ fn an_unknown_sink_is_a_config_error_naming_file_and_line() {
         "[[jobs]]\nname = \"a\"\ncommand = [\"true\"]\n"
     ));
     assert_ne!(code, Some(0), "{err}");
-    assert!(err.contains("notify.w.url: is not an http:// or https:// URL"), "{err}");
-    assert!(err.contains("notify.w.body: unknown field `{{nope}}`"), "{err}");
+    assert!(
+        err.contains("notify.w.url: is not an http:// or https:// URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notify.w.body: unknown field `{{nope}}`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -445,7 +483,9 @@ fn a_receiver_that_never_answers_does_not_delay_runs() {
         "runs kept their schedule: {:?}",
         started.elapsed()
     );
-    poll_until("the sink tried", || (!held.lock().unwrap().is_empty()).then_some(()));
+    poll_until("the sink tried", || {
+        (!held.lock().unwrap().is_empty()).then_some(())
+    });
     // The daemon still answers at once.
     assert_eq!(c.ok("status", json!({}))["health"], "ok");
 }
@@ -468,7 +508,10 @@ fn sinks_and_job_keys_are_live_on_sighup() {
     d.wait_status("generation 2", |s| s["config"]["generation"] == 2);
     let failed = run(&d, "j");
     let got = rx.wait_for(1);
-    assert_eq!((got[0].path.as_str(), &got[0].json()["run_id"]), ("/new", &failed["run_id"]));
+    assert_eq!(
+        (got[0].path.as_str(), &got[0].json()["run_id"]),
+        ("/new", &failed["run_id"])
+    );
     assert!(old.requests().is_empty(), "{:?}", old.requests());
 }
 

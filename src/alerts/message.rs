@@ -35,9 +35,8 @@ impl Message {
     pub fn new(job: &str, run: &Run, event: Event) -> Message {
         let view = run.to_json();
         let duration_ms = run.duration_ms();
-        let duration = duration_ms.map(|ms| {
-            humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
-        });
+        let duration = duration_ms
+            .map(|ms| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string());
         let mut fields = Map::new();
         let text = summary(job, run, event, duration.as_deref());
         fields.insert("text".into(), text.into());

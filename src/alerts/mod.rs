@@ -148,15 +148,12 @@ impl Notifier {
     /// killed and what is left is lost.
     pub fn stop(self, within: Duration) {
         self.queue.close();
-        match self.done.recv_timeout(within) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                log::warn!(
-                    "notifications: not all sent within {} of shutdown; the rest are dropped",
-                    humantime::format_duration(within)
-                );
-                self.cancel.cancel_because("daemon shutting down");
-            }
-            _ => {}
+        if let Err(crossbeam_channel::RecvTimeoutError::Timeout) = self.done.recv_timeout(within) {
+            log::warn!(
+                "notifications: not all sent within {} of shutdown; the rest are dropped",
+                humantime::format_duration(within)
+            );
+            self.cancel.cancel_because("daemon shutting down");
         }
     }
 }

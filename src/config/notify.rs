@@ -448,7 +448,11 @@ fn exec(
             return None;
         }
     };
-    if let Some(v) = s.command.as_ref().filter(|_| command.iter().any(|a| a.contains('\0'))) {
+    if let Some(v) = s
+        .command
+        .as_ref()
+        .filter(|_| command.iter().any(|a| a.contains('\0')))
+    {
         r.error(values::at(v), key("command"), "must not contain a NUL byte");
     }
     let format = match values::choice(
@@ -461,12 +465,19 @@ fn exec(
         "mail" => Format::Mail,
         _ => Format::Json,
     };
-    let to = s.to.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default();
+    let to =
+        s.to.as_ref()
+            .map(|v| v.get_ref().clone())
+            .unwrap_or_default();
     let from = values::optional_text(r, s.from.as_ref(), key("from").as_str());
     let header_safe = |a: &String| !a.is_empty() && !a.contains(['\r', '\n', '\0', ',']);
     if let Some(v) = &s.to {
         if format == Format::Json {
-            r.error(values::at(v), key("to"), "only applies to format = \"mail\"");
+            r.error(
+                values::at(v),
+                key("to"),
+                "only applies to format = \"mail\"",
+            );
         } else if !to.iter().all(header_safe) {
             r.error(
                 values::at(v),
@@ -477,7 +488,11 @@ fn exec(
     }
     if let (Some(v), Some(from)) = (&s.from, &from) {
         if format == Format::Json {
-            r.error(values::at(v), key("from"), "only applies to format = \"mail\"");
+            r.error(
+                values::at(v),
+                key("from"),
+                "only applies to format = \"mail\"",
+            );
         } else if !header_safe(from) {
             r.error(values::at(v), key("from"), "must not contain a line break");
         }
