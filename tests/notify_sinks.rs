@@ -370,12 +370,53 @@ fn a_webhook_answering_500_is_tried_again() {
     });
     assert_eq!(counter(&d, "ops", "failed"), Some(0));
     assert_eq!(counter(&d, "ops", "dropped"), Some(0));
+    let status = d.client().ok("status", json!({}));
+    assert_eq!(
+        status["notifications"],
+        json!({"ops": {"sent": 1, "failed": 0, "dropped": 0}})
+    );
     assert!(d
         .log
         .all()
         .iter()
         .any(|l| l.contains("notify ops (webhook http://127.0.0.1")
             && l.contains("answered HTTP 500")));
+}
+
+#[test]
+fn a_redirect_is_not_followed_with_the_headers() {
+    let elsewhere = Receiver::start(&[]);
+    // Answers 307 to elsewhere: a failed attempt, not a second request.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let to = elsewhere.url("/stolen");
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let answer = format!("HTTP/1.1 307 X\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    let jobs = format!(
+        "{}{}",
+        flaky("j", "notify = [\"ops\"]"),
+        webhook(
+            "ops",
+            &format!("http://{addr}/"),
+            "headers = { Authorization = \"Bearer s3cret\" }"
+        )
+    );
+    let d = Daemon::start(&config("", &jobs));
+    run(&d, "j");
+    d.log
+        .wait_for("answered HTTP 307", 0, Duration::from_secs(10))
+        .expect("a failed attempt");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
 }
 
 #[test]

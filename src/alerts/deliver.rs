@@ -1,6 +1,6 @@
 //! The delivery thread (`tickd-notify`): takes messages off the queue and
-//! sends them, a webhook by HTTP POST (the blocking `ureq` agent http runs
-//! use, bounded by the sink's `timeout`), an exec sink by running its
+//! sends them, a webhook by HTTP POST (a blocking `ureq` agent as http
+//! runs use, bounded by the sink's `timeout`, following no redirect), an exec sink by running its
 //! command with the message on stdin (as exec jobs run: no shell, a
 //! scrubbed environment, killed at the `timeout`).
 //!
@@ -137,7 +137,7 @@ fn post(
     headers: &BTreeMap<String, String>,
     body: String,
 ) -> Result<(), String> {
-    let agent = crate::jobs::http_agent(sink.timeout);
+    let agent = crate::jobs::webhook_agent(sink.timeout);
     let mut builder = ureq::http::Request::builder().method("POST").uri(url);
     if !headers
         .keys()

@@ -61,6 +61,15 @@ impl Counters {
         }
     }
 
+    /// Every sink's counts by name, as `status` shows them:
+    /// `{"ops": {"sent": 3, "failed": 0, "dropped": 0}}`.
+    pub fn view(&self) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+        let map = self.0.lock();
+        map.iter()
+            .map(|(sink, counts)| (sink.clone(), RESULTS.into_iter().zip(*counts).collect()))
+            .collect()
+    }
+
     /// Every sink's counts, by name, in [`RESULTS`] order.
     pub fn snapshot(&self) -> Vec<(String, [u64; 3])> {
         self.0.lock().iter().map(|(k, v)| (k.clone(), *v)).collect()
@@ -202,5 +211,52 @@ impl Queue {
             self.counters.add(&item.sink.name, Fate::Dropped);
         }
         self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SinkKind;
+    use crate::state::run::{Run, Trigger};
+
+    fn item(sink: &Arc<NotifySink>, run: u64) -> Item {
+        let run = Run::queued(run, Some("j".into()), Trigger::Manual, 1);
+        Item {
+            sink: Arc::clone(sink),
+            message: Arc::new(Message::new("j", &run, super::super::policy::Event::Failed)),
+            attempt: 1,
+            due: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_and_counts_it() {
+        let sink = Arc::new(NotifySink {
+            name: "ops".into(),
+            kind: SinkKind::Exec {
+                command: vec!["true".into()],
+                format: crate::config::Format::Json,
+                to: Vec::new(),
+                from: None,
+            },
+            link_base: None,
+            timeout: Duration::from_secs(1),
+        });
+        let counters = Counters::default();
+        let q = Queue::new(counters.clone());
+        for run in 0..=CAPACITY as u64 {
+            q.push(item(&sink, run));
+        }
+        assert_eq!(counters.snapshot(), [("ops".to_string(), [0, 0, 1])]);
+        assert_eq!(q.take().map(|i| i.message.run_id.clone()), Some("1".into()));
+        q.close();
+        let mut left = 1;
+        while q.take().is_some() {
+            left += 1;
+        }
+        assert_eq!(left, CAPACITY, "fresh messages still go out once closing");
+        q.retry(item(&sink, 7));
+        assert_eq!(counters.snapshot(), [("ops".to_string(), [0, 0, 2])]);
     }
 }

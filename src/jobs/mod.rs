@@ -9,9 +9,9 @@ pub mod cancel;
 pub mod exec;
 mod file_prune;
 mod http;
-/// A blocking HTTP agent with one time limit for the whole exchange (the
-/// one http runs use), for the notification webhooks.
-pub(crate) use http::agent as http_agent;
+/// A blocking HTTP agent with one time limit for the whole exchange (as
+/// http runs use), following no redirect, for the notification webhooks.
+pub(crate) use http::webhook_agent;
 pub mod output;
 mod sql;
 

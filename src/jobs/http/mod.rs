@@ -101,10 +101,27 @@ impl From<ureq::Error> for Failure {
 
 /// An agent for one run: no status code counts as an error (the job
 /// decides), and the whole exchange must fit in `limit`.
-pub(crate) fn agent(limit: Duration) -> ureq::Agent {
+fn agent(limit: Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(limit))
         .http_status_as_error(false)
+        .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        resolve::LiteralFirst::default(),
+    )
+}
+
+/// An agent for a notification webhook: as [`agent`], and redirects are
+/// not followed (a 3xx is a failed attempt), so a header's secret never
+/// goes to another host.
+pub(crate) fn webhook_agent(limit: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(limit))
+        .http_status_as_error(false)
+        .max_redirects(0)
         .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
         .build();
     ureq::Agent::with_parts(
