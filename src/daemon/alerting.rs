@@ -5,12 +5,16 @@
 //! restart, so `notify_on = "change"` does not announce a failure again).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::rules::{self, AfterEnd};
 use super::Daemon;
 use crate::alerts::policy::{self, Outcome};
 use crate::config::JobDef;
 use crate::state::run::{Run, RunId};
+
+/// How long the last notifications get to go out at shutdown.
+pub(super) const NOTIFY_FLUSH: Duration = Duration::from_secs(2);
 
 impl Daemon {
     /// A run ended; `def` is the definition it ran with, when known.

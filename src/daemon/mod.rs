@@ -60,9 +60,6 @@ pub use reload::{diff_jobs, JobsDiff, ReloadReport};
 /// How long a killed job gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// How long the last notifications get to go out at shutdown.
-const NOTIFY_FLUSH: Duration = Duration::from_secs(2);
-
 /// How often a drain that waits only for workers to leave their tasks
 /// looks again (a worker refused a run's start tells nobody).
 const DRAIN_RECHECK: Duration = Duration::from_millis(10);
@@ -614,7 +611,7 @@ impl Daemon {
         if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
             log::warn!("some worker threads did not stop in time");
         }
-        self.alerts.stop(NOTIFY_FLUSH);
+        self.alerts.stop(alerting::NOTIFY_FLUSH);
         self.shared.close_journal();
         if let Some(c) = &self.shared.cluster {
             c.stop();
