@@ -293,21 +293,22 @@ fn sink(
     let bad = rd.bad;
     let r = rd.r;
     let name_key = format!("notify[{index}].name");
-    let (name, name_at) = match &s.name {
-        Some(v) if is_job_name(v.get_ref()) => (v.get_ref().clone(), values::at(v)),
+    // A sink without a usable name is still checked, for its other keys.
+    let named = match &s.name {
+        Some(v) if is_job_name(v.get_ref()) => Some((v.get_ref().clone(), values::at(v))),
         Some(v) => {
             let message = format!(
                 "\"{}\" is not a valid sink name; use 1 to 64 characters of A-Z a-z 0-9 _ . -",
                 v.get_ref().escape_debug()
             );
             r.error(values::at(v), name_key, message);
-            return None;
+            None
         }
         None => {
             if !bad.contains(&"name") {
                 r.error(table_at, name_key, "missing; every sink needs a name");
             }
-            return None;
+            None
         }
     };
     let key = |field: &str| format!("{label}.{field}");
@@ -360,6 +361,7 @@ fn sink(
         "exec" => exec(r, &s, &key, table_at)?,
         _ => return None,
     };
+    let (name, name_at) = named?;
     let sink = NotifySink {
         name,
         kind,
@@ -515,6 +517,61 @@ fn exec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_problem_of_every_sink_is_reported_with_its_line() {
+        let text = r#"
+[[notify]]
+name = "a"
+kind = "webhook"
+url = "ftp://x/"
+command = ["x"]
+
+[[notify]]
+kind = "pager"
+nme = "p"
+
+[[notify]]
+name = "m"
+kind = "exec"
+command = ["sendmail", "-t"]
+format = "mail"
+
+[[jobs]]
+name = "j"
+command = ["true"]
+notify = ["a", "zz"]
+"#;
+        let err = crate::config::parse(text, std::path::Path::new("t.toml")).unwrap_err();
+        assert_eq!(
+            err.messages(),
+            [
+                "t.toml:5: notify.a.url: is not an http:// or https:// URL with a host",
+                "t.toml:6: notify.a.command: is not a key of a webhook sink",
+                "t.toml:8: notify[1].name: missing; every sink needs a name",
+                "t.toml:9: notify[1].kind: \"pager\" is not one of: webhook, exec",
+                "t.toml:10: notify[1].nme: unknown key; did you mean `name`?",
+                "t.toml:12: notify.m.to: missing; format = \"mail\" needs to = \"ADDRESS\" (or a list)",
+                "t.toml:21: jobs[0].notify (job \"j\"): names the sink \"zz\", which no [[notify]] table defines (defined: a, m)",
+            ]
+        );
+        let ok = text
+            .replace("ftp", "https")
+            .replace("command = [\"x\"]\n", "")
+            .replace(
+                "kind = \"pager\"\nnme = \"p\"",
+                "name = \"p\"\nkind = \"exec\"\ncommand = [\"true\"]",
+            )
+            .replace(
+                "format = \"mail\"",
+                "format = \"mail\"\nto = \"ops@example.com\"",
+            )
+            .replace(", \"zz\"", "");
+        let config = crate::config::parse(&ok, std::path::Path::new("t.toml")).expect("valid");
+        assert_eq!(config.notify.keys().collect::<Vec<_>>(), ["a", "m", "p"]);
+        assert_eq!(config.jobs[0].notify, ["a"]);
+        assert_eq!(config.jobs[0].notify_on, crate::config::NotifyOn::Failure);
+    }
 
     #[test]
     fn templates_name_known_fields_and_give_json() {
