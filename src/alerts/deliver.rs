@@ -30,7 +30,11 @@ pub(super) fn run(queue: &Queue, cancel: &CancelToken) {
     let mut logs = LogLimit::default();
     while let Some(mut item) = queue.take() {
         let sink = &item.sink.name;
-        match send(&item, cancel) {
+        // A bug in a rendering must not end the thread (and with it every
+        // later message): it is a failed attempt like any other.
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| send(&item, cancel)))
+            .unwrap_or_else(|_| Err("internal error while sending (see the log)".into()));
+        match sent {
             Ok(()) => {
                 log::debug!(
                     "notify {sink}: run {} of job {} sent (attempt {})",
