@@ -18,6 +18,7 @@
 // `unsafe` only in `sys::ffi`, which allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod alerts;
 pub mod auth;
 pub mod cluster;
 pub mod config;

@@ -40,6 +40,7 @@ mod limits;
 mod limits_exec;
 mod multi_schedule;
 mod notify;
+mod notify_sinks;
 mod openapi;
 mod ops;
 mod paging;

@@ -14,7 +14,7 @@ use super::JobDef;
 
 /// Keys a submitted job may not have: it has no name and no schedule, and
 /// nothing can refer to it.
-const REFUSED: [&str; 16] = [
+const REFUSED: [&str; 18] = [
     "name",
     "on_failure",
     "on_success",
@@ -31,7 +31,12 @@ const REFUSED: [&str; 16] = [
     "catch_up",
     "catch_up_limit",
     "overlap",
+    "notify",
+    "notify_on",
 ];
+
+/// Keys a job defined with `jobs.put` may not have yet, with why.
+const NOT_FOR_API_JOBS: [&str; 2] = ["notify", "notify_on"];
 
 /// The name a submitted job carries internally (runs show `job: null`).
 pub const ADHOC_NAME: &str = "submitted";
@@ -80,6 +85,12 @@ pub fn parse_api_job(job: &Map<String, Value>) -> Result<JobDef, String> {
                     (the daemon would read a file a client names); list the dates in skip_dates"
                 .to_string(),
         );
+    }
+    if let Some(key) = NOT_FOR_API_JOBS.iter().find(|k| job.contains_key(**k)) {
+        return Err(format!(
+            "job.{key}: not available for jobs defined through the API yet; \
+             set notify and notify_on on a job of the config file"
+        ));
     }
     let mut table = job.clone();
     // A text target is taken out and put back once the rest is valid; any

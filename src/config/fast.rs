@@ -81,7 +81,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Option<Config> {
     reader.end_job();
     let Reader { jobs, daemon, .. } = reader;
     let daemon = daemon::validate(&mut r, daemon);
-    let config = jobs.finish(&mut r, daemon, path);
+    let config = jobs.finish(&mut r, daemon, path, &BTreeMap::new());
     match r.finish() {
         Ok(warnings) if warnings.is_empty() => Some(config),
         _ => None,
@@ -493,6 +493,10 @@ fn set_job(j: &mut RawJob, key: &str, v: Value) -> bool {
         "older_than" => put(&mut j.older_than, v, string),
         "recursive" => put(&mut j.recursive, v, boolean),
         "allow_system_path" => put(&mut j.allow_system_path, v, boolean),
+        // A file whose jobs name sinks has `[[notify]]` tables, which send
+        // it to the full reader; these are read for completeness.
+        "notify" => put(&mut j.notify, v, strings),
+        "notify_on" => put(&mut j.notify_on, v, string),
         _ => false,
     }
 }

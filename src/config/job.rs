@@ -10,7 +10,7 @@ use super::kinds;
 use super::raw::RawJob;
 use super::suggest;
 use super::values::{self, at, int_in, is_job_name, to};
-use super::{CatchUp, JobDef, Overlap};
+use super::{CatchUp, JobDef, NotifyOn, Overlap};
 use crate::schedule;
 
 /// A job after stage two, plus what cross-job checks need: its name and
@@ -27,6 +27,8 @@ pub(crate) struct Checked {
     pub after_at: Option<usize>,
     /// The `concurrency` limit named and where.
     pub concurrency: Option<(String, usize)>,
+    /// Where `notify` is (its names are in `def`).
+    pub notify_at: Option<usize>,
 }
 
 impl Checked {
@@ -168,6 +170,18 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         10,
     );
     let kind = kinds::validate(r, &j, &key, table_at);
+    let notify = notify_list(r, &j, &key);
+    let notify_on = match values::choice(
+        r,
+        j.notify_on.as_ref(),
+        key.key("notify_on"),
+        &["failure", "change", "always"],
+        "failure",
+    ) {
+        "change" => NotifyOn::Change,
+        "always" => NotifyOn::Always,
+        _ => NotifyOn::Failure,
+    };
 
     let failure_target = on_failure.clone().zip(j.on_failure.as_ref().map(at));
     let success_target = on_success.clone().zip(j.on_success.as_ref().map(at));
@@ -193,6 +207,8 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         catch_up,
         catch_up_limit: to(catch_up_limit),
         tz: tz_name,
+        notify,
+        notify_on,
     });
     Checked {
         name: key.name.clone().map(|name| (name, name_at)),
@@ -200,6 +216,7 @@ pub(crate) fn validate(r: &mut Report<'_>, j: RawJob) -> Checked {
         on_success: success_target,
         after_at: j.after.as_ref().map(at),
         concurrency: concurrency.zip(j.concurrency.as_ref().map(at)),
+        notify_at: j.notify.as_ref().map(at),
         def,
         key,
     }
@@ -233,6 +250,24 @@ fn after_list(r: &mut Report<'_>, j: &RawJob, key: &JobKey, scheduled: bool) -> 
             );
         } else if names[..i].contains(name) {
             r.error(at(v), k, format!("names \"{name}\" twice"));
+        }
+    }
+    names.clone()
+}
+
+/// `notify`: sink names, none twice (whether they exist is checked across
+/// the file).
+fn notify_list(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Vec<String> {
+    let Some(v) = &j.notify else {
+        return Vec::new();
+    };
+    let names = v.get_ref();
+    for (i, name) in names.iter().enumerate() {
+        if !is_job_name(name) {
+            let message = format!("\"{}\" is not a sink name", name.escape_debug());
+            r.error(at(v), key.key("notify"), message);
+        } else if names[..i].contains(name) {
+            r.error(at(v), key.key("notify"), format!("names \"{name}\" twice"));
         }
     }
     names.clone()

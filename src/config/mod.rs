@@ -25,6 +25,7 @@ mod fast;
 mod job;
 mod kinds;
 mod limits;
+mod notify;
 mod raw;
 mod schedules;
 mod settings;
@@ -52,6 +53,7 @@ pub use crate::sys::limits::{IoClass, Limits};
 pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
+pub use notify::{Format, NotifySink, Piece, SinkKind, Template, FIELDS as NOTIFY_FIELDS};
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
 
 /// A validated config, ready for the daemon.
@@ -67,6 +69,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[concurrency.NAME] max_running`: the limits by name. [flows]
     pub concurrency: BTreeMap<String, u32>,
+    /// `[[notify]]` sinks by name. [ops-view]
+    pub notify: BTreeMap<String, NotifySink>,
     /// `PATH:LINE: KEY: message` lines about keys that are accepted but have
     /// no effect yet; the daemon logs them at start and on reload.
     pub warnings: Vec<String>,
@@ -117,6 +121,34 @@ pub struct JobDef {
     pub catch_up_limit: u32,
     /// Time zone name for cron. [jobs]
     pub tz: Option<String>,
+    /// `[[notify]]` sinks told about its runs, by name. [ops-view]
+    pub notify: Vec<String>,
+    /// Which of its runs they are told about. [ops-view]
+    pub notify_on: NotifyOn,
+}
+
+/// Which runs of a job its `notify` sinks hear of. [ops-view]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NotifyOn {
+    /// Each run that ends failed or timed out with no retry left.
+    #[default]
+    Failure,
+    /// The first such run after a success (or the job's first outcome),
+    /// and the first success after a failure.
+    Change,
+    /// Every run that ends.
+    Always,
+}
+
+impl NotifyOn {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyOn::Failure => "failure",
+            NotifyOn::Change => "change",
+            NotifyOn::Always => "always",
+        }
+    }
 }
 
 /// A job's kind with its kind-specific settings.

@@ -37,6 +37,8 @@ pub(crate) struct RawFile {
     pub concurrency: Option<(Item, usize)>,
     /// `[[tokens]]` tables, read by `tokens.rs`.
     pub tokens: Option<(Item, usize)>,
+    /// `[[notify]]` tables, read by `notify.rs`.
+    pub notify: Option<(Item, usize)>,
 }
 
 /// The keys of `[daemon]`, for suggestions.
@@ -97,7 +99,7 @@ pub(crate) struct RawDaemon {
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
-pub(crate) const JOB_KEYS: [&str; 37] = [
+pub(crate) const JOB_KEYS: [&str; 39] = [
     "name",
     "kind",
     "every",
@@ -135,6 +137,8 @@ pub(crate) const JOB_KEYS: [&str; 37] = [
     "recursive",
     "allow_system_path",
     "limits",
+    "notify",
+    "notify_on",
 ];
 
 /// One `[[jobs]]` table. It holds the keys of every kind; stage two checks
@@ -191,6 +195,9 @@ pub(crate) struct RawJob {
     pub allow_system_path: Sp<bool>,
     // exec: `limits = {...}` (read and checked in `limits.rs`)
     pub limits: Sp<super::limits::RawLimits>,
+    /// `[[notify]]` sinks named (checked across the file).
+    pub notify: Sp<Vec<String>>,
+    pub notify_on: Sp<String>,
 }
 
 /// `every` or `cron`: one text, or an array of them.
@@ -255,6 +262,8 @@ impl RawJob {
             recursive: None,
             allow_system_path: None,
             limits: None,
+            notify: None,
+            notify_on: None,
         }
     }
 
@@ -272,6 +281,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
         cluster: None,
         concurrency: None,
         tokens: None,
+        notify: None,
     };
     for (name, item) in doc.iter() {
         let at = place(doc, name, item, 0);
@@ -283,6 +293,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
             "jobs" => file.jobs = jobs(r, item, at),
             "concurrency" => file.concurrency = Some((item.clone(), at)),
             "tokens" => file.tokens = Some((item.clone(), at)),
+            "notify" => file.notify = Some((item.clone(), at)),
             "cluster" => match item.as_table_like() {
                 Some(_) => file.cluster = Some((item.clone(), at)),
                 None => r.error(at, "cluster", expected("a table ([cluster])", item)),
@@ -293,7 +304,7 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs", "cluster", "concurrency", "tokens"])
+                    unknown(name, ["daemon", "jobs", "cluster", "concurrency", "tokens", "notify"])
                 };
                 r.error(at, name, message);
             }
@@ -422,7 +433,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn strings(
+    pub(super) fn strings(
         &mut self,
         field: &'static str,
         item: &Item,
@@ -484,7 +495,7 @@ impl Reader<'_, '_> {
         })
     }
 
-    fn string_table(
+    pub(super) fn string_table(
         &mut self,
         field: &'static str,
         item: &Item,
@@ -647,6 +658,8 @@ fn job(r: &mut Report<'_>, index: usize, table: &dyn TableLike, table_at: usize)
                 j.allow_system_path = rd.boolean("allow_system_path", item, at, k);
             }
             "limits" => j.limits = super::limits::read(&mut rd, item, at, &j.key),
+            "notify" => j.notify = rd.strings("notify", item, at, k),
+            "notify_on" => j.notify_on = rd.string("notify_on", item, at, k),
             _ => {
                 let message = if DAEMON_KEYS.contains(&field) && !JOB_KEYS.contains(&field) {
                     format!("unknown key; `{field}` is a daemon key, so it belongs in [daemon]")

@@ -7,14 +7,14 @@
 //!
 //! Jobs that share settings share their memory ([`Interner`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{ConfigError, Report};
 use super::job::{self, Checked};
 use super::raw::{RawFile, RawJob};
-use super::{daemon, Config, DaemonConfig, JobDef, JobKind};
+use super::{daemon, Config, DaemonConfig, JobDef, JobKind, NotifySink};
 use crate::schedule::Schedule;
 
 /// Validates a file read by stage one, whose problems are already in `r`;
@@ -40,9 +40,14 @@ pub(crate) fn validate(
         .map(|(item, at)| super::concurrency::check(&mut r, &item, at))
         .unwrap_or_default();
     limits_named(&mut r, &jobs.checked, &concurrency);
-    let mut config = jobs.finish(&mut r, daemon, path);
+    let notify = raw
+        .notify
+        .map(|(item, at)| super::notify::check(&mut r, &item, at))
+        .unwrap_or_default();
+    let mut config = jobs.finish(&mut r, daemon, path, &notify);
     config.cluster = cluster;
     config.concurrency = concurrency;
+    config.notify = notify;
     config.warnings = r.finish()?;
     Ok(config)
 }
@@ -70,19 +75,49 @@ impl Jobs {
         self.checked.len()
     }
 
-    /// Runs the checks across jobs and puts the config together (its
-    /// `warnings` are left for the caller to take from `r`).
-    pub(crate) fn finish(self, r: &mut Report<'_>, daemon: DaemonConfig, path: &Path) -> Config {
+    /// Runs the checks across jobs (`sinks`: the file's `[[notify]]`) and
+    /// puts the config together (its `warnings` are left for the caller to
+    /// take from `r`).
+    pub(crate) fn finish(
+        self,
+        r: &mut Report<'_>,
+        daemon: DaemonConfig,
+        path: &Path,
+        sinks: &BTreeMap<String, NotifySink>,
+    ) -> Config {
         let by_name = unique_names(r, &self.checked);
         failure_targets(r, &self.checked, &by_name);
         drop(by_name);
+        sinks_named(r, &self.checked, sinks);
         Config {
             path: path.to_path_buf(),
             daemon,
             jobs: self.checked.into_iter().filter_map(|c| c.def).collect(),
             cluster: None,
-            concurrency: std::collections::BTreeMap::new(),
+            concurrency: BTreeMap::new(),
+            notify: BTreeMap::new(),
             warnings: Vec::new(),
+        }
+    }
+}
+
+/// Each job's `notify` names `[[notify]]` sinks of the file.
+fn sinks_named(r: &mut Report<'_>, checked: &[Checked], sinks: &BTreeMap<String, NotifySink>) {
+    for job in checked {
+        let (Some(def), Some(at)) = (&job.def, job.notify_at) else {
+            continue;
+        };
+        for name in def.notify.iter().filter(|n| !sinks.contains_key(*n)) {
+            let message = if sinks.is_empty() {
+                format!("names the sink \"{name}\", but the file has no [[notify]] table")
+            } else {
+                let known: Vec<&str> = sinks.keys().map(String::as_str).collect();
+                format!(
+                    "names the sink \"{name}\", which no [[notify]] table defines (defined: {})",
+                    known.join(", ")
+                )
+            };
+            r.error(at, job.label("notify"), message);
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Board {
     pub state: persist::StateHealth,
     /// `[concurrency.NAME]` limits and the runs they hold.
     pub gates: parking_lot::Mutex<super::gates::Gates>,
+    /// Notifications per sink: sent, failed, dropped.
+    pub notifications: crate::alerts::Counters,
 }
 
 impl Board {
@@ -76,6 +78,7 @@ impl Board {
             clients: counters::ClientCounters::default(),
             state: persist::StateHealth::default(),
             gates: parking_lot::Mutex::default(),
+            notifications: crate::alerts::Counters::default(),
         }
     }
 

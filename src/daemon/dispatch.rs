@@ -352,6 +352,7 @@ impl Daemon {
     pub(super) fn on_run_finished(&mut self, run: &Run) {
         self.cancels.remove(&run.id);
         let input = self.inputs.remove(&run.id);
+        self.notify_run_ended(run, input.as_ref().map(|i| &i.def));
         let freed = self.shared.board.gates.lock().finished(run.id);
         if let Some(gate) = freed {
             self.start_waiting(&gate);

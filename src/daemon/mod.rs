@@ -12,6 +12,7 @@
 //! through a `mio::Waker`. All decisions (what to dispatch next, whom to
 //! answer) are taken here, on one thread, so they need no further locking.
 
+mod alerting;
 mod board;
 mod chains;
 mod cluster;
@@ -284,6 +285,8 @@ pub struct Daemon {
     file_jobs: Arc<reload::FileJobs>,
     /// The reload in flight, and those asked for or finished.
     reloads: reload_apply::Reloads,
+    /// `[[notify]]` sinks and the delivery thread.
+    alerts: crate::alerts::Notifier,
 }
 
 impl Daemon {
@@ -348,6 +351,8 @@ impl Daemon {
         // Set once, right here; a second set cannot happen.
         let _ = shared.board.job_pool.set(pool.probe());
         let reloads = reload_apply::Reloads::start(&shared)?;
+        let alerts =
+            crate::alerts::Notifier::start(&config.notify, shared.board.notifications.clone())?;
         let mut daemon = Daemon {
             shared,
             pool,
@@ -365,6 +370,7 @@ impl Daemon {
             missed: HashMap::new(),
             file_jobs: Arc::default(),
             reloads,
+            alerts,
         };
         daemon
             .shared
@@ -605,6 +611,7 @@ impl Daemon {
         if !self.pool.shutdown(KILL_GRACE + Duration::from_secs(1)) {
             log::warn!("some worker threads did not stop in time");
         }
+        self.alerts.stop(alerting::NOTIFY_FLUSH);
         self.shared.close_journal();
         if let Some(c) = &self.shared.cluster {
             c.stop();

@@ -280,6 +280,7 @@ impl Daemon {
         for gate in waiting {
             self.start_waiting(&gate);
         }
+        self.alerts.set_sinks(&plan.config.notify);
         let running = self.shared.cluster.as_ref().map(|c| &c.config);
         if running != plan.config.cluster.as_ref() {
             log::warn!("reload: [cluster] changed; it takes effect only after a restart");

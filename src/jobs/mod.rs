@@ -9,6 +9,9 @@ pub mod cancel;
 pub mod exec;
 mod file_prune;
 mod http;
+/// A blocking HTTP agent with one time limit for the whole exchange (as
+/// http runs use), following no redirect, for the notification webhooks.
+pub(crate) use http::webhook_agent;
 pub mod output;
 mod sql;
 

@@ -128,6 +128,10 @@ struct StatusView<'a> {
     /// Cluster mode only: the node, the Redis link, claims, the nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<crate::cluster::ClusterView>,
+    /// With `[[notify]]` sinks only: messages sent, failed, dropped, by sink.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    notifications:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// `status` → version, pid, uptime, health, workers, queue, connections, config.
@@ -196,5 +200,6 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         config,
         concurrency: b.gates.lock().view(),
         cluster,
+        notifications: b.notifications.view(),
     })
 }

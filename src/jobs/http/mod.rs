@@ -114,6 +114,23 @@ fn agent(limit: Duration) -> ureq::Agent {
     )
 }
 
+/// An agent for a notification webhook: as [`agent`], and redirects are
+/// not followed (a 3xx is a failed attempt), so a header's secret never
+/// goes to another host.
+pub(crate) fn webhook_agent(limit: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(limit))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        resolve::LiteralFirst::default(),
+    )
+}
+
 /// Builds the request from the spec and sends it.
 fn send(agent: &ureq::Agent, spec: &HttpSpec) -> Result<http::Response<ureq::Body>, Failure> {
     let mut builder = http::Request::builder()
