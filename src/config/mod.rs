@@ -31,6 +31,7 @@ mod settings;
 mod source;
 mod suggest;
 mod system_path;
+mod tls;
 mod validate;
 mod values;
 
@@ -52,6 +53,7 @@ pub use adhoc::{parse_adhoc_job, parse_api_job, ADHOC_NAME};
 pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
+pub use tls::TlsIdentity;
 
 /// A validated config, ready for the daemon.
 #[derive(Clone, Debug)]
