@@ -74,11 +74,14 @@ pub enum CloseCause {
     Error,
     /// The daemon shut down.
     Shutdown,
+    /// TLS on the TCP port: a handshake that failed or did not finish
+    /// within 10 s of the accept, or a plaintext client.
+    Tls,
 }
 
 impl CloseCause {
     /// Every cause, in the order of `/metrics`.
-    pub const ALL: [CloseCause; 9] = [
+    pub const ALL: [CloseCause; 10] = [
         CloseCause::Eof,
         CloseCause::Idle,
         CloseCause::AuthTimeout,
@@ -88,6 +91,7 @@ impl CloseCause {
         CloseCause::AuthFlood,
         CloseCause::Error,
         CloseCause::Shutdown,
+        CloseCause::Tls,
     ];
 
     /// The label value.
@@ -102,6 +106,7 @@ impl CloseCause {
             CloseCause::AuthFlood => "auth_flood",
             CloseCause::Error => "error",
             CloseCause::Shutdown => "shutdown",
+            CloseCause::Tls => "tls",
         }
     }
 }

@@ -153,6 +153,7 @@ mod tests {
             max_output_bytes: 1 << 20,
             idle_timeout: None,
             auth_token: token.map(AuthToken::new),
+            tls: None,
         }
     }
 

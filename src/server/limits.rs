@@ -14,7 +14,7 @@
 //! limits).
 
 use crate::auth::{self, AuthToken};
-use crate::config::LiveSettings;
+use crate::config::{LiveSettings, TlsIdentity};
 use std::time::Duration;
 
 /// What the server allows its clients, from the config in force.
@@ -31,6 +31,9 @@ pub struct Limits {
     pub idle_timeout: Option<Duration>,
     /// The token TCP clients must present; `None`: auth is off.
     pub auth_token: Option<AuthToken>,
+    /// The certificate new TCP connections are served with; `None`: TLS
+    /// is off.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Limits {
@@ -42,6 +45,7 @@ impl Limits {
             max_output_bytes: d.max_output_bytes,
             idle_timeout: d.idle_timeout,
             auth_token: d.auth_token.clone(),
+            tls: d.tls.clone(),
         }
     }
 
