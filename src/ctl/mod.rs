@@ -1,6 +1,6 @@
 //! `tickd ctl`: call any method of a running daemon from the shell.
 //!
-//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] METHOD [PARAMS_JSON]`
+//! `tickd ctl [--connect HOST:PORT [--tls [--ca FILE]] | --unix PATH] [--token T] [--json | --human] METHOD [PARAMS_JSON]`
 //! sends one JSON-RPC request (after `auth` when a token is given over TCP)
 //! and prints the result on stdout, or the error message on stderr with
 //! exit code 1. The result is pretty JSON (CONTRACT §2), so scripts and
@@ -54,6 +54,14 @@ pub struct CtlArgs {
     /// from TICKD_ADDR when that starts with `/`.
     #[arg(long, value_name = "PATH", conflicts_with = "connect")]
     unix: Option<PathBuf>,
+    /// Speak TLS to the daemon's TCP port (its tls_cert set), checking its
+    /// certificate against --ca, else the system's CA certificates.
+    #[arg(long, conflicts_with = "unix")]
+    tls: bool,
+    /// With --tls: the CA certificate (PEM) that signed the daemon's
+    /// certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
     /// Auth token, sent with `auth` before the call (also from TICKD_TOKEN).
     #[arg(long, env = "TICKD_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -208,6 +216,7 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
         args.unix.as_deref(),
         std::env::var_os(ADDR_ENV),
     )?;
+    let target = conn::with_tls(target, args.tls, args.ca.as_deref())?;
     let mut conn = Conn::open(&target).map_err(|e| {
         if from_env {
             format!("{e}\n({ADDR_ENV}={target} chose this address; unset it, or pass --connect or --unix)")
@@ -218,7 +227,7 @@ fn ctl(args: &CtlArgs) -> Result<(), String> {
     conn.set_read_timeout(args.timeout)?;
     // Unix-socket clients are trusted by the socket file's permissions.
     let token = args.token.as_deref().filter(|t| !t.is_empty());
-    if let (Some(token), Target::Tcp(_)) = (token, &target) {
+    if let (Some(token), Target::Tcp(_) | Target::Tls(..)) = (token, &target) {
         conn.auth(token)?;
     }
     if is_watch {
