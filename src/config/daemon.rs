@@ -142,7 +142,11 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let tls = super::tls::validate(r, &d, absolute);
     let http_allowed_hosts = allowed_hosts(r, &d);
     if let (Some(_), None, Some(v)) = (&tls, &listen, &d.tls_cert) {
-        r.warn(at(v), "daemon.tls_cert", "unused: daemon.listen is \"\" (no TCP listener)");
+        r.warn(
+            at(v),
+            "daemon.tls_cert",
+            "unused: daemon.listen is \"\" (no TCP listener)",
+        );
     }
 
     let mut start = StartSettings {

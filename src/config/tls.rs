@@ -157,7 +157,12 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
     };
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("{}: not a PEM certificate file: {e}", path.display())))?;
+        .map_err(|e| {
+            bad(format!(
+                "{}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?;
     if chain.is_empty() {
         return Err(bad(format!(
             "{} holds no certificate (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")",
@@ -216,11 +221,19 @@ pub(crate) fn validate(
     let (cert, key, cert_at, key_at) = match (cert, key, &d.tls_cert, &d.tls_key) {
         (Some(c), Some(k), Some(cv), Some(kv)) => (absolute(&c), absolute(&k), at(cv), at(kv)),
         (Some(_), None, Some(cv), _) => {
-            r.error(at(cv), "daemon.tls_cert", "set tls_key too (TLS needs both)");
+            r.error(
+                at(cv),
+                "daemon.tls_cert",
+                "set tls_key too (TLS needs both)",
+            );
             return None;
         }
         (None, Some(_), _, Some(kv)) => {
-            r.error(at(kv), "daemon.tls_key", "set tls_cert too (TLS needs both)");
+            r.error(
+                at(kv),
+                "daemon.tls_key",
+                "set tls_cert too (TLS needs both)",
+            );
             return None;
         }
         _ => return None,

@@ -12,13 +12,13 @@
 //! across calls, so a read timeout in the middle of a line loses nothing;
 //! `tickd ctl watch` relies on that to send keep-alive pings between events.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -302,8 +302,8 @@ fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read --ca {}: {e}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read --ca {}: {e}", path.display()))?;
             let certs = CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("--ca {}: not a PEM certificate file: {e}", path.display()))?;

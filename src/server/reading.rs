@@ -15,10 +15,10 @@
 use super::backoff;
 use super::conn::ReadResult;
 use super::framing::{self, Cut};
+use super::stream::Stream;
 use super::{Peer, Server};
 use crate::auth::PREAUTH_PAUSE_AT;
 use crate::daemon::counters::{bump, CloseCause};
-use super::stream::Stream;
 use crate::http::frame::{self as http_frame, FrameError, Sniff};
 use crate::http::response::{self as http_response, Framing};
 use crate::protocol::rpc;
@@ -78,7 +78,10 @@ impl Server {
             }
             let result = match conn.read_into(&mut scratch, self.reads.turn_started) {
                 Ok(r) => r,
-                Err(e) if matches!(conn.stream, Stream::Tls(_)) && e.kind() == ErrorKind::InvalidData => {
+                Err(e)
+                    if matches!(conn.stream, Stream::Tls(_))
+                        && e.kind() == ErrorKind::InvalidData =>
+                {
                     // The TLS layer refused what it read (a failed
                     // handshake, a bad record); its alert went out.
                     if let Some(more) = self.warn_protocol.allow(Instant::now()) {
@@ -117,9 +120,7 @@ impl Server {
                         self.reads.again.push(key);
                         break;
                     }
-                    if n < scratch.len()
-                        && !conn.incoming.finished()
-                        && !conn.stream.holds_input()
+                    if n < scratch.len() && !conn.incoming.finished() && !conn.stream.holds_input()
                     {
                         // A short read emptied the socket's buffer; data
                         // arriving later raises a new edge. Skipping the
@@ -148,8 +149,8 @@ impl Server {
     }
 
     /// A plaintext client on the TLS port: an HTTP one is told in one
-    /// plaintext 400 to use https, then closed; any other is closed at
-    /// once (a JSON-RPC client cannot be told anything it would read).
+    /// plaintext 400 to use https, then closed; any other is closed with
+    /// nothing said (a JSON-RPC client would take a line for an answer).
     fn refuse_plaintext(&mut self, key: usize, first: &[u8]) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -162,12 +163,14 @@ impl Server {
                 backoff::more(more)
             );
         }
-        if http_frame::sniff(first) != Sniff::Http {
-            self.close(key, CloseCause::Tls);
-            return;
-        }
         if let Stream::Tls(s) = &mut conn.stream {
             s.go_plain();
+        }
+        if http_frame::sniff(first) != Sniff::Http {
+            // Closed gracefully (its input drained, see `start_linger`),
+            // so it reads an end, not a reset.
+            conn.close_after_answers(CloseCause::Tls);
+            return;
         }
         let err = RpcError::new(
             ErrorCode::InvalidRequest,

@@ -67,7 +67,8 @@ impl std::error::Error for Plaintext {}
 
 /// The plaintext client a read error stands for, if it does.
 pub fn plaintext(e: &io::Error) -> Option<&Plaintext> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<Plaintext>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Plaintext>())
 }
 
 /// Where the connection stands.
