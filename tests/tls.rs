@@ -277,6 +277,16 @@ fn json_rpc_and_http_work_over_tls_and_the_unix_socket_stays_plaintext() {
     assert_eq!(c.read_json()["id"], json!(7));
     let got = c.read_json();
     assert_eq!(got["result"]["name"], json!("job0001"), "{got}");
+    // A burst of requests many TLS records and read buffers long, in one
+    // write: every one answered, in order.
+    let burst: String = (0..4000)
+        .map(|i| format!("{{\"id\":{i},\"method\":\"ping\"}}\n"))
+        .collect();
+    c.send_raw(burst.as_bytes());
+    for i in 0..4000 {
+        let answer = c.read_json();
+        assert_eq!(answer["id"], json!(i), "{answer}");
+    }
     // An answer of many TLS records (about 600 job objects).
     let page = c.ok("jobs.list", json!({"limit": 150}));
     assert_eq!(page["jobs"].as_array().map(Vec::len), Some(150), "{page}");
