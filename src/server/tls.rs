@@ -125,7 +125,7 @@ impl TlsStream {
     /// Whether a read would give something without a new edge of the
     /// socket: the last read stopped short of the socket's `WouldBlock`
     /// and of the caller's full buffer, at an end (of the socket, or the
-    /// peer's close_notify) or an error still to report.
+    /// peer's close_notify) still to report.
     pub fn holds_input(&self) -> bool {
         self.stopped
     }
@@ -204,7 +204,7 @@ impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (n, drained) = self.read_plaintext(buf)?;
         // Data that neither filled the buffer nor ended at the socket's
-        // WouldBlock stopped at an end or an error the next read reports.
+        // WouldBlock stopped at an end, which the next read reports.
         self.stopped = n > 0 && n < buf.len() && !drained;
         Ok(n)
     }
@@ -221,13 +221,6 @@ impl TlsStream {
             State::Tls(conn) => conn,
         };
         let mut filled = 0;
-        let stop = |filled: usize, e: io::Error| {
-            if filled > 0 {
-                Ok((filled, false))
-            } else {
-                Err(e)
-            }
-        };
         loop {
             if filled == buf.len() {
                 return Ok((filled, false));
@@ -243,7 +236,9 @@ impl TlsStream {
                 // The socket ended without a close_notify: an end all the
                 // same (requests are framed; a cut one is never answered).
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok((filled, false)),
-                Err(e) => return stop(filled, e),
+                // A broken connection: what was read with it is lost
+                // with it.
+                Err(e) => return Err(e),
             }
             if self.eof {
                 return Ok((filled, false));
@@ -259,12 +254,12 @@ impl TlsStream {
                     };
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return stop(filled, e),
+                Err(e) => return Err(e),
             }
             if let Err(e) = conn.process_new_packets() {
                 // Tell the peer why (the alert rustls queued), best effort.
                 let _ = conn.write_tls(&mut self.tcp);
-                return stop(filled, io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
     }
@@ -293,5 +288,96 @@ impl Write for TlsStream {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+
+    /// A server config without a certificate: enough to tell TLS from
+    /// plaintext and to fail a handshake.
+    #[derive(Debug)]
+    struct NoCert;
+
+    impl ResolvesServerCert for NoCert {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            None
+        }
+    }
+
+    fn config() -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(NoCert));
+        Arc::new(config)
+    }
+
+    /// A connected pair: our non-blocking end wrapped, and the peer's.
+    fn pair() -> (TlsStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (ours, _) = listener.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        (TlsStream::new(TcpStream::from_std(ours), config()), peer)
+    }
+
+    /// Reads until something other than `WouldBlock` (the bytes were sent
+    /// on loopback; they arrive at once, but not within no time).
+    fn read_once(s: &mut TlsStream, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match s.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "nothing arrived");
+                    std::thread::yield_now();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[test]
+    fn plaintext_is_told_apart_by_its_first_byte_and_answered_as_it_is() {
+        let (mut ours, mut peer) = pair();
+        assert!(ours.handshaking(), "a stranger until its handshake");
+        peer.write_all(b"GET /status HTTP/1.1\r\n").expect("write");
+        let mut buf = [0u8; 64];
+        let err = read_once(&mut ours, &mut buf).expect_err("plaintext");
+        assert_eq!(
+            plaintext(&err).map(|p| p.first.as_slice()),
+            Some(&b"GET /sta"[..])
+        );
+        ours.go_plain();
+        assert!(!ours.handshaking() && !ours.wants_write());
+        // Unread, so it can still be drained; and answers go as they are.
+        assert_eq!(ours.read(&mut buf).expect("read"), 22);
+        assert_eq!(ours.write(b"HTTP/1.1 400").expect("write"), 12);
+        let mut got = [0u8; 12];
+        peer.read_exact(&mut got).expect("read");
+        assert_eq!(&got, b"HTTP/1.1 400");
+    }
+
+    #[test]
+    fn a_bad_handshake_is_invalid_data_and_an_early_end_is_the_end() {
+        let (mut ours, mut peer) = pair();
+        // A handshake record header, then garbage.
+        peer.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let err = read_once(&mut ours, &mut buf).expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(plaintext(&err).is_none());
+
+        let (mut ours, peer) = pair();
+        drop(peer);
+        assert_eq!(read_once(&mut ours, &mut buf).expect("end"), 0);
+        assert!(!ours.holds_input());
     }
 }
