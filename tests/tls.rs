@@ -401,7 +401,7 @@ fn a_stalled_handshake_is_closed_by_the_timer_and_others_are_served() {
 }
 
 #[test]
-fn sighup_serves_a_renewed_certificate_and_rejects_a_bad_one() {
+fn sighup_renews_the_certificate_rejects_a_bad_one_and_can_turn_tls_off() {
     let pki = Pki::new();
     let (ca1, ca2) = (pki.ca("ca1"), pki.ca("ca2"));
     let (cert, key) = pki.leaf("ca1", "first", 1);
@@ -452,6 +452,21 @@ fn sighup_serves_a_renewed_certificate_and_rejects_a_bad_one() {
         TlsClient::connect(d.addr, &trust2).peer_cert(),
         der_of(&cert2)
     );
+
+    // Turned off by a reload: said loudly, new connections are plaintext,
+    // the open TLS one is kept.
+    d.write_config(&config("", ""));
+    d.signal(rustix::process::Signal::HUP);
+    let (_, line) = d
+        .log
+        .wait_for("SECURITY: reload turned TLS off", 0, WAIT)
+        .expect("warned");
+    assert!(line.contains("WARN"), "{line}");
+    util::poll_until("generation 3", || {
+        (fresh.ok("status", json!({}))["config"]["generation"] == 3).then_some(())
+    });
+    assert_eq!(d.client().ok("ping", json!({})), json!("pong"));
+    assert_eq!(fresh.ok("ping", json!({})), json!("pong"));
 }
 
 #[test]
