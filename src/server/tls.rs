@@ -25,9 +25,10 @@
 //!   (`CloseCause::Tls`); see `timers.rs`.
 //! - The first byte tells TLS from plaintext: a TLS connection opens with
 //!   a handshake record (0x16). Anything else is a plaintext client on the
-//!   TLS port ([`Plaintext`]): the loop answers an HTTP one with a 400
-//!   saying to use https (sent in plaintext, [`TlsStream::go_plain`]) and
-//!   closes the others.
+//!   TLS port ([`Plaintext`], with its first bytes, peeked: up to 8, or
+//!   until they are more than the start of an HTTP method): the loop
+//!   answers an HTTP one with a 400 saying to use https (sent in
+//!   plaintext, [`TlsStream::go_plain`]) and closes the others.
 //!
 //! Memory per connection is bounded by rustls: a record of at most
 //! 16 KiB + its overhead being received, handshake messages of at most
@@ -36,6 +37,7 @@
 //! of one read (handed out at once), on top of the connection's own
 //! buffers and limits.
 
+use crate::http::frame::{sniff, Sniff};
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
@@ -186,6 +188,11 @@ impl TlsStream {
             return Ok(());
         }
         if first[0] != HANDSHAKE_RECORD {
+            if seen < first.len() && sniff(&first[..seen]) == Sniff::Unknown {
+                // The start of an HTTP method ("GE"): wait for the rest
+                // (peeked, not read: its arrival raises a new edge).
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 Plaintext {
@@ -362,6 +369,25 @@ mod tests {
         let mut got = [0u8; 12];
         peer.read_exact(&mut got).expect("read");
         assert_eq!(&got, b"HTTP/1.1 400");
+    }
+
+    #[test]
+    fn the_start_of_an_http_method_waits_for_the_rest() {
+        let (mut ours, mut peer) = pair();
+        peer.write_all(b"GE").expect("write");
+        let mut two = [0u8; 2];
+        while ours.tcp.peek(&mut two).unwrap_or(0) < 2 {
+            std::thread::yield_now();
+        }
+        let mut buf = [0u8; 64];
+        let err = ours.read(&mut buf).expect_err("not decided");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        peer.write_all(b"T / HTTP/1.1\r\n").expect("write");
+        let err = read_once(&mut ours, &mut buf).expect_err("plaintext");
+        assert_eq!(
+            plaintext(&err).map(|p| p.first.as_slice()),
+            Some(&b"GET / HT"[..])
+        );
     }
 
     #[test]
