@@ -27,6 +27,14 @@ if ! command -v curl >/dev/null || ! command -v nc >/dev/null; then
     echo "could not install curl / netcat-openbsd; the README examples that use them will be skipped"
 fi
 
+# The TLS tests (tests/tls.rs) make their CA and certificates with the
+# openssl CLI and fetch over https with curl; without openssl they fail,
+# saying so.
+if ! command -v openssl >/dev/null; then
+  apt_install openssl ||
+    echo "could not install openssl; the TLS tests will fail"
+fi
+
 # The cluster tests (tests/cluster.rs) start real redis-server processes and
 # query them with their own client; Debian's redis-server package brings
 # redis-server (and redis-cli, for scripts/cluster.sh). Without it those

@@ -56,6 +56,7 @@ mod shutdown_load;
 mod soak;
 mod state_dir;
 mod status_page;
+mod tls;
 mod unix_socket;
 
 /// Every `tests/*.rs` file but this one is declared as a module above.

@@ -139,6 +139,15 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     let user = account(r, d.user.as_ref(), "daemon.user");
     let group = account(r, d.group.as_ref(), "daemon.group");
     let metrics_per_job = d.metrics_per_job.as_ref().is_none_or(|v| *v.get_ref());
+    let tls = super::tls::validate(r, &d, absolute);
+    let http_allowed_hosts = allowed_hosts(r, &d);
+    if let (Some(_), None, Some(v)) = (&tls, &listen, &d.tls_cert) {
+        r.warn(
+            at(v),
+            "daemon.tls_cert",
+            "unused: daemon.listen is \"\" (no TCP listener)",
+        );
+    }
 
     let mut start = StartSettings {
         listen,
@@ -168,6 +177,8 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         allow_submit,
         allow_job_api,
         metrics_per_job,
+        tls,
+        http_allowed_hosts,
     };
     for path in [
         &mut start.state_dir,
@@ -317,6 +328,34 @@ fn auth_token(r: &mut Report<'_>, d: &RawDaemon) -> Option<AuthToken> {
         }
     }
     Some(AuthToken::new(token))
+}
+
+/// `http_allowed_hosts`: host names (no port, no scheme), kept in lower
+/// case; a Host header naming one, with any port or none, passes the
+/// DNS-rebinding guard.
+fn allowed_hosts(r: &mut Report<'_>, d: &RawDaemon) -> Vec<String> {
+    let Some(v) = &d.http_allowed_hosts else {
+        return Vec::new();
+    };
+    let mut hosts = Vec::new();
+    for name in v.get_ref() {
+        let valid = (1..=253).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !name.starts_with(['.', '-']);
+        if valid {
+            hosts.push(name.to_ascii_lowercase());
+        } else {
+            let message = format!(
+                "\"{}\" is not a host name (letters, digits, '-' and '.'; no port, scheme or \
+                 path: a Host header with any port matches)",
+                name.escape_debug()
+            );
+            r.error(at(v), "daemon.http_allowed_hosts", message);
+        }
+    }
+    hosts
 }
 
 /// `unix_socket_mode`: octal string, default `"0600"`.

@@ -528,6 +528,9 @@ fn set_daemon(d: &mut RawDaemon, key: &str, v: Value) -> bool {
         "syslog" => put(&mut d.syslog, v, boolean),
         "user" => put(&mut d.user, v, string),
         "group" => put(&mut d.group, v, string),
+        "tls_cert" => put(&mut d.tls_cert, v, string),
+        "tls_key" => put(&mut d.tls_key, v, string),
+        "http_allowed_hosts" => put(&mut d.http_allowed_hosts, v, strings),
         _ => false,
     }
 }

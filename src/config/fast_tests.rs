@@ -31,6 +31,7 @@ fn the_fast_path_reads_what_the_full_reader_reads() {
     same("");
     same("# nothing but a comment\n");
     same("[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = +3\nmin_workers = 1\nsyslog = false\n");
+    same("[daemon]\nhttp_allowed_hosts = [\"tickd.example.internal\", \"Proxy.Example\"]\n");
     same(
         r#"
 [[jobs]]

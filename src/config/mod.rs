@@ -33,6 +33,7 @@ mod source;
 mod suggest;
 mod system_path;
 mod tokens;
+mod tls;
 mod validate;
 mod values;
 
@@ -55,6 +56,7 @@ pub use cluster::{ClusterConfig, OnRedisDown};
 pub use error::ConfigError;
 pub use notify::{Format, NotifySink, Piece, SinkKind, Template, FIELDS as NOTIFY_FIELDS};
 pub use settings::{DaemonConfig, LiveSettings, StartSettings};
+pub use tls::TlsIdentity;
 
 /// A validated config, ready for the daemon.
 #[derive(Clone, Debug)]

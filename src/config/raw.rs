@@ -42,7 +42,7 @@ pub(crate) struct RawFile {
 }
 
 /// The keys of `[daemon]`, for suggestions.
-pub(crate) const DAEMON_KEYS: [&str; 24] = [
+pub(crate) const DAEMON_KEYS: [&str; 27] = [
     "listen",
     "unix_socket",
     "workers",
@@ -67,6 +67,9 @@ pub(crate) const DAEMON_KEYS: [&str; 24] = [
     "user",
     "group",
     "metrics_per_job",
+    "tls_cert",
+    "tls_key",
+    "http_allowed_hosts",
 ];
 
 /// The `[daemon]` table (all defaults when absent).
@@ -96,6 +99,9 @@ pub(crate) struct RawDaemon {
     pub user: Sp<String>,
     pub group: Sp<String>,
     pub metrics_per_job: Sp<bool>,
+    pub tls_cert: Sp<String>,
+    pub tls_key: Sp<String>,
+    pub http_allowed_hosts: Sp<Vec<String>>,
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
@@ -565,6 +571,11 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "group" => d.group = rd.string("group", item, at, k),
             "metrics_per_job" => {
                 d.metrics_per_job = rd.boolean("metrics_per_job", item, at, k);
+            }
+            "tls_cert" => d.tls_cert = rd.string("tls_cert", item, at, k),
+            "tls_key" => d.tls_key = rd.string("tls_key", item, at, k),
+            "http_allowed_hosts" => {
+                d.http_allowed_hosts = rd.strings("http_allowed_hosts", item, at, k);
             }
             _ => {
                 let message = if JOB_KEYS.contains(&name) {

@@ -21,6 +21,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::TlsIdentity;
 use super::AuthToken;
 use crate::auth::Tokens;
 
@@ -98,6 +99,15 @@ pub struct LiveSettings {
     /// Whether `/metrics` has per-job series (`job_name` label), or only
     /// their sums over every job.
     pub metrics_per_job: bool,
+    /// The certificate and key of `tls_cert` / `tls_key`, read at load;
+    /// `None`: the TCP listener speaks plaintext. New connections take the
+    /// one in force (so a reload renews the certificate, or turns TLS on
+    /// or off, for connections accepted after it). [ops-view]
+    pub tls: Option<TlsIdentity>,
+    /// Host names (lower case, no port) that pass the HTTP DNS-rebinding
+    /// guard besides IP addresses and `localhost`, with any port.
+    /// [ops-view]
+    pub http_allowed_hosts: Vec<String>,
 }
 
 impl StartSettings {

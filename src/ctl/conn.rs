@@ -1,15 +1,26 @@
 //! One client connection of `tickd ctl` to a daemon: connect (TCP with a
-//! timeout, or a Unix socket), authenticate, send requests and read answers.
+//! timeout, TCP with TLS, or a Unix socket), authenticate, send requests
+//! and read answers.
+//!
+//! `--tls` ([`with_tls`]): a rustls client (the ring provider, as the
+//! daemon's) that checks the daemon's certificate against `--ca FILE`, or
+//! without it the system's roots (rustls-native-certs), for the host
+//! name or IP address of `--connect`. The handshake is done at connect,
+//! so a certificate that is not trusted is reported there, with a hint.
 //!
 //! Lines from the daemon are read with `read_until` into a byte buffer kept
 //! across calls, so a read timeout in the middle of a line loses nothing;
 //! `tickd ctl watch` relies on that to send keep-alive pings between events.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long `tickd ctl` tries to reach the daemon before giving up.
@@ -26,12 +37,15 @@ pub enum Target {
     Tcp(String),
     /// `--unix PATH` (or `TICKD_ADDR=/PATH`).
     Unix(PathBuf),
+    /// `--tls` with a TCP address: the address, and the client config
+    /// (whom it trusts).
+    Tls(String, Arc<ClientConfig>),
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Tcp(addr) => f.write_str(addr),
+            Target::Tcp(addr) | Target::Tls(addr, _) => f.write_str(addr),
             Target::Unix(path) => write!(f, "{}", path.display()),
         }
     }
@@ -86,6 +100,12 @@ impl Stream for TcpStream {
     }
 }
 
+impl Stream for StreamOwned<ClientConnection, TcpStream> {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(t)
+    }
+}
+
 impl Stream for UnixStream {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, t)
@@ -106,6 +126,7 @@ impl Conn {
     pub fn open(target: &Target) -> Result<Conn, String> {
         let stream: Box<dyn Stream> = match target {
             Target::Tcp(addr) => Box::new(connect_tcp(addr)?),
+            Target::Tls(addr, config) => Box::new(connect_tls(addr, config)?),
             Target::Unix(path) => {
                 let s = UnixStream::connect(path).map_err(|e| unreachable(target, &e))?;
                 s.set_write_timeout(Some(WRITE_TIMEOUT))
@@ -255,10 +276,105 @@ fn connect_tcp(addr: &str) -> Result<TcpStream, String> {
     })
 }
 
+/// `target` with `--tls` (and `--ca`) applied: a TCP target becomes a TLS
+/// one; without `tls`, `target` as it is. TLS to a Unix socket is refused
+/// (the socket speaks plaintext, trusted by its file mode).
+pub fn with_tls(target: Target, tls: bool, ca: Option<&Path>) -> Result<Target, String> {
+    if !tls {
+        return match ca {
+            Some(_) => Err("--ca only applies with --tls".into()),
+            None => Ok(target),
+        };
+    }
+    match target {
+        Target::Tcp(addr) => Ok(Target::Tls(addr, client_config(ca)?)),
+        Target::Unix(path) => Err(format!(
+            "--tls applies to TCP only; the Unix socket {} speaks plaintext",
+            path.display()
+        )),
+        tls @ Target::Tls(..) => Ok(tls),
+    }
+}
+
+/// The rustls client config: trusting the certificates of `ca` (PEM),
+/// else the system's roots.
+fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read --ca {}: {e}", path.display()))?;
+            let certs = CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--ca {}: not a PEM certificate file: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "--ca {} holds no usable CA certificate (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(
+                    "--tls: no CA certificates found on this system; pass --ca FILE (the CA that signed the daemon's tls_cert)".into(),
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name the daemon's certificate must carry: the host of `addr`
+/// (`HOST:PORT`, `[V6]:PORT`), a DNS name or an IP address.
+fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("--tls: {host} is not a host name or IP address: {e}"))
+}
+
+/// Connects to `addr` and does the TLS handshake.
+fn connect_tls(
+    addr: &str,
+    config: &Arc<ClientConfig>,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let name = server_name(addr)?;
+    let mut sock = connect_tcp(addr)?;
+    let mut tls = ClientConnection::new(Arc::clone(config), name)
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    // The handshake, bounded like a request.
+    sock.set_read_timeout(Some(WRITE_TIMEOUT))
+        .map_err(|e| format!("cannot configure the socket: {e}"))?;
+    while tls.is_handshaking() {
+        if let Err(e) = tls.complete_io(&mut sock) {
+            return Err(format!(
+                "TLS handshake with {addr} failed: {e}; is TLS on in the daemon (tls_cert), \
+                 and was its certificate signed by the CA given with --ca (or one the system trusts)?"
+            ));
+        }
+    }
+    sock.set_read_timeout(None)
+        .map_err(|e| format!("cannot configure the socket: {e}"))?;
+    Ok(StreamOwned::new(tls, sock))
+}
+
 /// The message for a daemon that could not be reached, with a hint.
 fn unreachable(target: &Target, e: &io::Error) -> String {
     let (what, flag) = match target {
-        Target::Tcp(_) => ("address", "--connect HOST:PORT or set TICKD_ADDR"),
+        Target::Tcp(_) | Target::Tls(..) => ("address", "--connect HOST:PORT or set TICKD_ADDR"),
         Target::Unix(_) => ("socket", "--unix PATH"),
     };
     match e.kind() {

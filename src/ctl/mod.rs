@@ -1,6 +1,6 @@
 //! `tickd ctl`: use a running daemon from the shell.
 //!
-//! `tickd ctl [--connect HOST:PORT | --unix PATH] [--token T] [--json | --human] COMMAND`
+//! `tickd ctl [--connect HOST:PORT [--tls [--ca FILE]] | --unix PATH] [--token T] [--json | --human] COMMAND`
 //! where COMMAND is a subcommand for daily use (`jobs`, `run`, `logs`, ...;
 //! see [`daily`]) or `METHOD [PARAMS_JSON]`, which sends one JSON-RPC
 //! request (after `auth` when a token is given over TCP) and prints the
@@ -70,6 +70,14 @@ pub struct CtlArgs {
     /// from TICKD_ADDR when that starts with `/`.
     #[arg(long, global = true, value_name = "PATH", conflicts_with = "connect")]
     unix: Option<PathBuf>,
+    /// Speak TLS to the daemon's TCP port (its tls_cert set), checking its
+    /// certificate against --ca, else the system's CA certificates.
+    #[arg(long, conflicts_with = "unix")]
+    tls: bool,
+    /// With --tls: the CA certificate (PEM) that signed the daemon's
+    /// certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
     /// Auth token, sent with `auth` before the call (also from TICKD_TOKEN).
     #[arg(long, global = true, env = "TICKD_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -216,6 +224,7 @@ fn ctl(args: &CtlArgs) -> Result<i32, String> {
         args.unix.as_deref(),
         std::env::var_os(ADDR_ENV),
     )?;
+    let target = conn::with_tls(target, args.tls, args.ca.as_deref())?;
     let token = args.token.as_deref().filter(|t| !t.is_empty());
     let mut conn = connect(&target, token).map_err(|e| {
         if from_env {
@@ -260,7 +269,7 @@ fn ctl(args: &CtlArgs) -> Result<i32, String> {
 /// socket clients are trusted by the socket file's permissions.)
 fn connect(target: &Target, token: Option<&str>) -> Result<Conn, String> {
     let mut conn = Conn::open(target)?;
-    if let (Some(token), Target::Tcp(_)) = (token, target) {
+    if let (Some(token), Target::Tcp(_) | Target::Tls(..)) = (token, target) {
         conn.auth(token)?;
     }
     Ok(conn)

@@ -77,11 +77,14 @@ pub enum CloseCause {
     Error,
     /// The daemon shut down.
     Shutdown,
+    /// TLS on the TCP port: a handshake that failed or did not finish
+    /// within 10 s of the accept, or a plaintext client.
+    Tls,
 }
 
 impl CloseCause {
     /// Every cause, in the order of `/metrics`.
-    pub const ALL: [CloseCause; 9] = [
+    pub const ALL: [CloseCause; 10] = [
         CloseCause::Eof,
         CloseCause::Idle,
         CloseCause::AuthTimeout,
@@ -91,6 +94,7 @@ impl CloseCause {
         CloseCause::AuthFlood,
         CloseCause::Error,
         CloseCause::Shutdown,
+        CloseCause::Tls,
     ];
 
     /// The label value.
@@ -105,6 +109,7 @@ impl CloseCause {
             CloseCause::AuthFlood => "auth_flood",
             CloseCause::Error => "error",
             CloseCause::Shutdown => "shutdown",
+            CloseCause::Tls => "tls",
         }
     }
 }

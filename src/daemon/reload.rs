@@ -336,6 +336,27 @@ pub(super) fn log_auth_change(old: &LiveSettings, new: &LiveSettings, path: &std
     }
 }
 
+/// Logs what a reload does to TLS on the TCP port: turned off (a
+/// security warning, as for authentication), on, or a new certificate.
+/// Connections already open keep what they have.
+pub(super) fn log_tls_change(old: &LiveSettings, new: &LiveSettings, path: &std::path::Path) {
+    match (&old.tls, &new.tls) {
+        (Some(_), None) => log::warn!(
+            "SECURITY: reload turned TLS off ({} sets no tls_cert): new TCP connections speak plaintext",
+            path.display()
+        ),
+        (None, Some(t)) => log::info!(
+            "reload turned TLS on (certificate {}): new TCP connections must speak TLS",
+            t.cert_path.display()
+        ),
+        (Some(a), Some(b)) if a != b => log::info!(
+            "reload read a new TLS certificate or key ({}): new TCP connections get it",
+            b.cert_path.display()
+        ),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -434,6 +434,7 @@ impl Daemon {
         self.shared.core.lock().set_history_limit(live.history);
         crate::logging::set_level(&live.log_level);
         reload::log_auth_change(&self.shared.board.live.read(), &live, &config.path);
+        reload::log_tls_change(&self.shared.board.live.read(), &live, &config.path);
         // Published before the generation, so whoever sees the new
         // generation sees the new settings; the old version is freed here
         // (or by the last reader that still holds it).

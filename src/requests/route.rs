@@ -21,8 +21,10 @@
 //! is 405 with `Allow`; an unknown path is 404.
 //!
 //! Browsers are kept from being used against the daemon ([`browser_check`]):
-//! a `Host` that is not an IP address or `localhost` is refused (403), which
-//! defeats DNS rebinding (a hostile page whose name resolves to 127.0.0.1);
+//! a `Host` that is not an IP address, `localhost` or a name listed in
+//! `daemon.http_allowed_hosts` (a reverse proxy's, or the host's real
+//! name) is refused (403), which defeats DNS rebinding (a hostile page
+//! whose name resolves to 127.0.0.1);
 //! an `Origin` other than the daemon's own is refused (403); and a `POST`
 //! must say `Content-Type: application/json` (415), which a cross-site form
 //! cannot send without the browser asking first (a CORS preflight tickd
@@ -276,7 +278,11 @@ fn answer_one(
     let mut passed = None;
     let mut granted = None;
     if req.path != "/healthz" {
-        if let Err(Refusal(status, err, extra)) = browser_check(req) {
+        let checked = {
+            let live = shared.board.live.read();
+            browser_check(req, &live.http_allowed_hosts)
+        };
+        if let Err(Refusal(status, err, extra)) = checked {
             bump(&shared.board.clients.http_forbidden);
             response::write_error_status(out, status, &err, extra, f);
             return Checked::Answered(None);

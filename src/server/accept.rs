@@ -12,6 +12,7 @@ use super::backoff::{self, AcceptBackoff, LogLimit};
 use super::conn::Conn;
 use super::listeners::{Listeners, UnixSocket};
 use super::stream::Stream;
+use super::tls::TlsStream;
 use super::{Peer, Server, LISTENER, UNIX_LISTENER};
 use crate::daemon::counters::{bump, ClientCounters};
 use crate::http::frame::{self as http_frame, Sniff};
@@ -23,6 +24,7 @@ use mio::{Interest, Registry, Token};
 use serde_json::Value;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Which listener an accept is for.
@@ -176,7 +178,7 @@ impl Acceptor {
         let mut first = [0u8; 8];
         let seen = match stream {
             Stream::Tcp(s) => s.peek(&mut first).unwrap_or(0),
-            Stream::Unix(_) => 0,
+            Stream::Unix(_) | Stream::Tls(_) => 0,
         };
         // Best effort: a fresh socket's buffer takes one short answer.
         let _ = stream.write(&refusal(&first[..seen], max));
@@ -228,6 +230,14 @@ impl Server {
         if let Stream::Tcp(s) = &stream {
             let _ = s.set_nodelay(true);
         }
+        // With TLS on, the TCP port speaks TLS only: each connection with
+        // the certificate in force when it came in.
+        let mut stream = match (stream, &self.limits.tls) {
+            (Stream::Tcp(s), Some(tls)) => {
+                Stream::Tls(Box::new(TlsStream::new(s, Arc::clone(&tls.server))))
+            }
+            (stream, _) => stream,
+        };
         let serial = self.acceptor.next_serial();
         let entry = self.conns.vacant_entry();
         let key = entry.key();

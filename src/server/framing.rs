@@ -158,6 +158,7 @@ mod tests {
                     .into_iter()
                     .collect(),
             ),
+            tls: None,
         }
     }
 

@@ -14,7 +14,7 @@
 //! limits).
 
 use crate::auth::{self, Tokens};
-use crate::config::LiveSettings;
+use crate::config::{LiveSettings, TlsIdentity};
 use std::time::Duration;
 
 /// What the server allows its clients, from the config in force.
@@ -32,6 +32,9 @@ pub struct Limits {
     /// The tokens TCP clients may present, each with its role; empty:
     /// auth is off.
     pub tokens: Tokens,
+    /// The certificate new TCP connections are served with; `None`: TLS
+    /// is off.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Limits {
@@ -43,6 +46,7 @@ impl Limits {
             max_output_bytes: d.max_output_bytes,
             idle_timeout: d.idle_timeout,
             tokens: d.tokens.clone(),
+            tls: d.tls.clone(),
         }
     }
 

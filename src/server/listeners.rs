@@ -2,7 +2,8 @@
 //! optional Unix socket (JSON-RPC, trusted clients).
 //!
 //! Each bound listener is logged as `listening on ADDR`, TCP first, at any
-//! log level (see [`crate::logging::always`]). A TCP
+//! log level (see [`crate::logging::always`]); with `tls_cert` set the TCP
+//! line adds `(TLS only, certificate PATH)`. A TCP
 //! address that is not loopback, with no `auth_token`, gets a loud warning:
 //! anyone who can reach it can run, cancel and reload jobs.
 //!
@@ -80,7 +81,16 @@ pub fn bind(d: &DaemonConfig) -> Result<Listeners, String> {
     match out.tcp.as_ref().map(TcpListener::local_addr) {
         Some(Ok(a)) => {
             // At any log level: with port 0 this is where the port shows.
-            crate::logging::always(module_path!(), format_args!("listening on {a}"));
+            match &d.live.tls {
+                Some(tls) => crate::logging::always(
+                    module_path!(),
+                    format_args!(
+                        "listening on {a} (TLS only, certificate {})",
+                        tls.cert_path.display()
+                    ),
+                ),
+                None => crate::logging::always(module_path!(), format_args!("listening on {a}")),
+            }
             if !a.ip().is_loopback() && !d.live.tokens.auth_on() {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \

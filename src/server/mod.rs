@@ -82,6 +82,7 @@ mod reading;
 pub mod stream;
 mod streams;
 mod timers;
+pub mod tls;
 mod turn;
 mod waiters;
 

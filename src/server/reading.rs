@@ -15,15 +15,17 @@
 use super::backoff;
 use super::conn::ReadResult;
 use super::framing::{self, Cut};
+use super::stream::Stream;
 use super::{Peer, Server};
 use crate::auth::PREAUTH_PAUSE_AT;
 use crate::daemon::counters::{bump, CloseCause};
-use crate::http::frame::FrameError;
+use crate::http::frame::{self as http_frame, FrameError, Sniff};
 use crate::http::response::{self as http_response, Framing};
 use crate::protocol::rpc;
 use crate::protocol::{ErrorCode, RpcError};
 use crate::requests::ConnBatch;
 use serde_json::Value;
+use std::io::ErrorKind;
 use std::time::Instant;
 
 /// Input bytes handled per connection per loop turn before others get a go.
@@ -76,6 +78,23 @@ impl Server {
             }
             let result = match conn.read_into(&mut scratch, self.reads.turn_started) {
                 Ok(r) => r,
+                Err(e)
+                    if matches!(conn.stream, Stream::Tls(_))
+                        && e.kind() == ErrorKind::InvalidData =>
+                {
+                    // The TLS layer refused what it read (a failed
+                    // handshake, a bad record); its alert went out.
+                    if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+                        log::warn!(
+                            "connection {} ({}): TLS: {e}; closing{}",
+                            conn.serial,
+                            Peer(conn.peer),
+                            backoff::more(more)
+                        );
+                    }
+                    self.close(key, CloseCause::Tls);
+                    break;
+                }
                 Err(e) => {
                     log::debug!("connection {}: read error: {e}", conn.serial);
                     self.close(key, CloseCause::Error);
@@ -101,13 +120,15 @@ impl Server {
                         self.reads.again.push(key);
                         break;
                     }
-                    if n < scratch.len() && !conn.incoming.finished() {
+                    if n < scratch.len() && !conn.incoming.finished() && !conn.stream.holds_input()
+                    {
                         // A short read emptied the socket's buffer; data
                         // arriving later raises a new edge. Skipping the
                         // read that would only say WouldBlock saves one
                         // syscall per connection per turn. Not when the
                         // peer has finished sending: its end-of-stream
-                        // raises no further edge, so it is read now.
+                        // raises no further edge, so it is read now; nor
+                        // when TLS holds input (an end) still to give.
                         break;
                     }
                 }
@@ -116,11 +137,51 @@ impl Server {
                     conn.incoming.end();
                     break;
                 }
+                ReadResult::Plaintext(first) => {
+                    self.refuse_plaintext(key, &first);
+                    break;
+                }
             }
         }
         self.reads.scratch = scratch;
         self.cut_batch(key);
         self.flush(key);
+    }
+
+    /// A plaintext client on the TLS port: an HTTP one is told in one
+    /// plaintext 400 to use https, then closed; any other is closed with
+    /// nothing said (a JSON-RPC client would take a line for an answer).
+    fn refuse_plaintext(&mut self, key: usize, first: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(more) = self.warn_protocol.allow(Instant::now()) {
+            log::warn!(
+                "connection {} ({}): plaintext on the TLS port; closing{}",
+                conn.serial,
+                Peer(conn.peer),
+                backoff::more(more)
+            );
+        }
+        if let Stream::Tls(s) = &mut conn.stream {
+            s.go_plain();
+        }
+        if http_frame::sniff(first) != Sniff::Http {
+            // Closed gracefully (its input drained, see `start_linger`),
+            // so it reads an end, not a reset.
+            conn.close_after_answers(CloseCause::Tls);
+            return;
+        }
+        let err = RpcError::new(
+            ErrorCode::InvalidRequest,
+            "this port speaks TLS only: use https:// (plain HTTP is not served)",
+        );
+        let f = Framing {
+            close: true,
+            head: false,
+        };
+        conn.push_answer(|out| http_response::write_error_status(out, 400, &err, "", f));
+        conn.close_after_answers(CloseCause::Tls);
     }
 
     /// Moves a connection's complete requests into this turn's outbox,

@@ -14,7 +14,8 @@
 //!
 //! When a connection is due is a plain function of its [`Standing`] and
 //! `idle_timeout`: a stranger (auth on, not authenticated, or
-//! authenticated under a token a reload replaced) [`PREAUTH_LIMIT`] after
+//! authenticated under a token a reload replaced; or, auth on or off, a
+//! TLS connection whose handshake is not done) [`PREAUTH_LIMIT`] after
 //! it became one, however busy, or `idle_timeout` after it last sent
 //! something if that is sooner; any other `idle_timeout` after it last
 //! sent something, except a subscriber, which gets events until it
@@ -98,6 +99,8 @@ pub struct Standing {
     pub last_active: Instant,
     /// When it last became a stranger.
     pub stranger_since: Instant,
+    /// Its TLS handshake is not done: a stranger whatever its credential.
+    pub handshaking: bool,
 }
 
 impl Standing {
@@ -108,6 +111,7 @@ impl Standing {
             subscribed: conn.subscription.is_some(),
             last_active: conn.last_active,
             stranger_since: conn.stranger_since,
+            handshaking: conn.stream.handshaking(),
         }
     }
 
@@ -115,7 +119,7 @@ impl Standing {
     /// doc); None: never.
     pub fn close_due(&self, idle_timeout: Option<Duration>) -> Option<Instant> {
         let idle = idle_timeout.map(|t| self.last_active + t);
-        if !self.authed {
+        if !self.authed || self.handshaking {
             let limit = self.stranger_since + PREAUTH_LIMIT;
             return Some(idle.map_or(limit, |idle| idle.min(limit)));
         }
@@ -140,7 +144,9 @@ impl Standing {
     /// Why it is closed once due at `now`: idle, or a stranger that did
     /// not authenticate within the pre-auth limit.
     pub fn close_cause(&self, now: Instant) -> CloseCause {
-        if self.authed || now < self.stranger_since + PREAUTH_LIMIT {
+        if self.handshaking {
+            CloseCause::Tls
+        } else if self.authed || now < self.stranger_since + PREAUTH_LIMIT {
             CloseCause::Idle
         } else {
             CloseCause::AuthTimeout
@@ -234,6 +240,11 @@ impl Server {
                 let cause = standing.close_cause(now);
                 if cause == CloseCause::Idle {
                     log::debug!("connection {serial} idle; closing");
+                } else if cause == CloseCause::Tls {
+                    log::debug!(
+                        "connection {serial} ({}) did not finish its TLS handshake in time; closing",
+                        Peer(conn.peer)
+                    );
                 } else {
                     log::debug!(
                         "connection {serial} ({}) did not authenticate within {PREAUTH_LIMIT:?}; closing",
@@ -261,6 +272,7 @@ mod tests {
             subscribed,
             last_active: t0 + Duration::from_secs(3),
             stranger_since: t0,
+            handshaking: false,
         }
     }
 
@@ -303,6 +315,18 @@ mod tests {
             "idle before its limit"
         );
         assert_eq!(stranger.recheck_after(Some(MIN)), AUTH_DELAY);
+    }
+
+    #[test]
+    fn a_tls_handshake_gets_the_pre_auth_limit_with_auth_off() {
+        let t0 = Instant::now();
+        let shaking = Standing {
+            handshaking: true,
+            ..standing(true, false, t0)
+        };
+        assert_eq!(shaking.close_due(Some(MIN)), Some(t0 + PREAUTH_LIMIT));
+        assert_eq!(shaking.close_due(None), Some(t0 + PREAUTH_LIMIT));
+        assert_eq!(shaking.close_cause(t0 + PREAUTH_LIMIT), CloseCause::Tls);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod redis;
+pub mod tls;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -95,10 +95,11 @@ fn valid_authority(value: &str) -> bool {
 }
 
 /// Refuses what only a hostile web page would send: a `Host` naming
-/// something else than an IP address or `localhost` (DNS rebinding), an
+/// something else than an IP address, `localhost` or one of `allowed`
+/// (`daemon.http_allowed_hosts`: DNS rebinding), an
 /// `Origin` that is not this server (a cross-site request), a `POST`
 /// without `Content-Type: application/json` (a cross-site form).
-pub(super) fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
+pub(super) fn browser_check(req: &HttpRequest<'_>, allowed: &[String]) -> Result<(), Refusal> {
     let forbidden = |message: &str| {
         Refusal(
             403,
@@ -107,10 +108,10 @@ pub(super) fn browser_check(req: &HttpRequest<'_>) -> Result<(), Refusal> {
         )
     };
     let host = match req.host {
-        Some(h) if local_host(h) => Some(h),
+        Some(h) if local_host(h) || allowed_host(h, allowed) => Some(h),
         Some(_) => {
             return Err(forbidden(
-                "Host must be an IP address or localhost (DNS rebinding guard)",
+                "Host must be an IP address, localhost or a name of daemon.http_allowed_hosts (DNS rebinding guard)",
             ))
         }
         None => None,
@@ -159,6 +160,16 @@ fn local_host(host: &str) -> bool {
         || name.to_ascii_lowercase().ends_with(".localhost")
 }
 
+/// Whether a `Host` header (`name[:port]`) names one of `allowed` (host
+/// names in lower case, matched whole and without regard to case; any
+/// port).
+fn allowed_host(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
 /// `application/json`, with or without parameters (`; charset=utf-8`).
 fn json_type(value: Option<&[u8]>) -> bool {
     value.is_some_and(|v| {
@@ -193,6 +204,23 @@ mod tests {
         ] {
             assert!(!local_host(bad), "{bad}");
         }
+        let allowed = ["tickd.example.internal".to_string()];
+        for ok in [
+            "tickd.example.internal",
+            "TICKD.example.internal:7070",
+            "tickd.example.internal.:443",
+        ] {
+            assert!(allowed_host(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.tickd.example.internal",
+            "tickd.example.internal.evil",
+            "example.internal",
+            "[::1]:7070",
+        ] {
+            assert!(!allowed_host(bad, &allowed), "{bad}");
+        }
+        assert!(!allowed_host("tickd.example.internal", &[]));
         assert!(json_type(Some(b"Application/JSON; charset=utf-8")));
         assert!(!json_type(Some(b"text/plain")));
         assert!(!json_type(None));

@@ -44,6 +44,8 @@ pub enum ReadResult {
     Drained,
     /// The peer closed its writing side.
     Eof,
+    /// A plaintext client on the TLS port; its first bytes.
+    Plaintext(Vec<u8>),
 }
 
 /// A client connection and its state.
@@ -154,7 +156,12 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::Drained),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return match super::tls::plaintext(&e) {
+                        Some(p) => Ok(ReadResult::Plaintext(p.first.clone())),
+                        None => Err(e),
+                    }
+                }
             }
         }
     }
@@ -285,7 +292,10 @@ impl Conn {
 
     /// Answers still owed to the client (being worked on, waiting or unsent).
     pub fn has_pending(&self) -> bool {
-        self.requests.in_flight() || !self.parked.is_empty() || self.written < self.out.len()
+        self.requests.in_flight()
+            || !self.parked.is_empty()
+            || self.written < self.out.len()
+            || self.stream.wants_write()
     }
 
     /// Whether any answer is still being worked on (a batch with a
@@ -301,7 +311,8 @@ impl Conn {
     }
 
     /// Writes as much as the socket takes. Returns true when everything
-    /// ready has been written.
+    /// ready has been written (with TLS: and sent, the handshake's own
+    /// messages included).
     pub fn flush(&mut self) -> io::Result<bool> {
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
@@ -312,6 +323,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        let sent = self.stream.send_buffered()?;
         if self.written == self.out.len() {
             self.out.clear();
             self.written = 0;
@@ -319,7 +331,7 @@ impl Conn {
             if self.out.capacity() > 64 * 1024 {
                 self.out.shrink_to(4096);
             }
-            Ok(true)
+            Ok(sent)
         } else {
             if self.written > 64 * 1024 && self.written * 2 > self.out.len() {
                 self.out.drain(..self.written);
