@@ -45,12 +45,14 @@
 
 mod batch;
 mod lines;
+mod output;
 mod route;
 mod stream;
 
 pub use batch::{
     BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
+pub use output::HttpFollow;
 pub use stream::BodyStream;
 
 use crate::daemon::Shared;

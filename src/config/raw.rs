@@ -38,7 +38,7 @@ pub(crate) struct RawFile {
 }
 
 /// The keys of `[daemon]`, for suggestions.
-pub(crate) const DAEMON_KEYS: [&str; 24] = [
+pub(crate) const DAEMON_KEYS: [&str; 27] = [
     "listen",
     "unix_socket",
     "workers",
@@ -63,6 +63,9 @@ pub(crate) const DAEMON_KEYS: [&str; 24] = [
     "user",
     "group",
     "metrics_per_job",
+    "output_dir",
+    "output_max_bytes_per_run",
+    "output_dir_max_bytes",
 ];
 
 /// The `[daemon]` table (all defaults when absent).
@@ -92,6 +95,9 @@ pub(crate) struct RawDaemon {
     pub user: Sp<String>,
     pub group: Sp<String>,
     pub metrics_per_job: Sp<bool>,
+    pub output_dir: Sp<String>,
+    pub output_max_bytes_per_run: Sp<i64>,
+    pub output_dir_max_bytes: Sp<i64>,
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
@@ -550,6 +556,13 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "group" => d.group = rd.string("group", item, at, k),
             "metrics_per_job" => {
                 d.metrics_per_job = rd.boolean("metrics_per_job", item, at, k);
+            }
+            "output_dir" => d.output_dir = rd.string("output_dir", item, at, k),
+            "output_max_bytes_per_run" => {
+                d.output_max_bytes_per_run = rd.integer("output_max_bytes_per_run", item, at, k);
+            }
+            "output_dir_max_bytes" => {
+                d.output_dir_max_bytes = rd.integer("output_dir_max_bytes", item, at, k);
             }
             _ => {
                 let message = if JOB_KEYS.contains(&name) {

@@ -51,6 +51,8 @@ pub struct Board {
     pub state: persist::StateHealth,
     /// `[concurrency.NAME]` limits and the runs they hold.
     pub gates: parking_lot::Mutex<super::gates::Gates>,
+    /// The output of running runs, and `daemon.output_dir`.
+    pub outputs: crate::output::Book,
 }
 
 impl Board {
@@ -76,6 +78,7 @@ impl Board {
             clients: counters::ClientCounters::default(),
             state: persist::StateHealth::default(),
             gates: parking_lot::Mutex::default(),
+            outputs: crate::output::Book::default(),
         }
     }
 

@@ -66,6 +66,28 @@ impl Task for RunTask {
         // running) or `sleep(ms)` (a slow worker).
         fail::fail_point!("run.mid_job");
         let shared = &env.shared;
+        let book = &shared.board.outputs;
+        // The run's output as it is printed: readable by `runs.output`,
+        // followed clients told, and with `output_dir` written to its
+        // file, here on the worker (never on the loop).
+        let live = book.open(id);
+        let _forget = Forget { book, id };
+        let sink = book.dir().and_then(|dir| match dir.create(id) {
+            Ok(sink) => Some(sink),
+            Err(e) => {
+                log::warn!("run {id} of job {name}: output_dir: {e}; output kept in memory only");
+                None
+            }
+        });
+        let sink = parking_lot::Mutex::new(sink);
+        let on_output = |bytes: &[u8]| {
+            if live.push(bytes) {
+                shared.notify(LoopEvent::Output(id));
+            }
+            if let Some(s) = sink.lock().as_mut() {
+                s.write(bytes);
+            }
+        };
         let ctx = RunContext {
             run_id: id,
             job: &self.def,
@@ -75,9 +97,22 @@ impl Task for RunTask {
             file_pool: &env.file_pool,
             on_progress: &|p| shared.core.lock().set_progress(id, p),
             on_pid: &|pid| shared.core.lock().set_pid(id, pid),
+            on_output: &on_output,
         };
         let finish = jobs::execute(&ctx);
-        let Some(run) = env.shared.core.lock().finish(id, finish, true) else {
+        if live.read(0, 0).end == 0 && !finish.output.is_empty() {
+            // Other kinds print nothing: their summary is their output.
+            on_output(finish.output.as_bytes());
+        }
+        drop(sink.into_inner());
+        live.end(finish.state);
+        let output_from = kept_from(&live);
+        let finished = {
+            let mut core = env.shared.core.lock();
+            core.set_output_from(id, output_from);
+            core.finish(id, finish, true)
+        };
+        let Some(run) = finished else {
             return;
         };
         let ms = run.duration_ms().unwrap_or(0);
@@ -92,4 +127,34 @@ impl Task for RunTask {
         }
         env.shared.notify(LoopEvent::Finished(run));
     }
+}
+
+/// Forgets a run's live output when its task ends, however it ends (a
+/// job that panics included).
+struct Forget<'a> {
+    book: &'a crate::output::Book,
+    id: crate::state::run::RunId,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.book.remove(self.id);
+    }
+}
+
+/// Where the run object's `output` starts in all the run printed: the
+/// live tail's start, past the (at most three) bytes of a character cut
+/// at the tail's start, which the text of the tail skips.
+fn kept_from(live: &crate::output::Live) -> u64 {
+    let head = live.read(0, 4);
+    if head.from == 0 {
+        return 0;
+    }
+    let cut = head
+        .bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0xC0) == 0x80)
+        .count();
+    head.from + cut as u64
 }

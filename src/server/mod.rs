@@ -74,6 +74,7 @@ mod auth_hold;
 mod backoff;
 mod commits;
 mod conn;
+mod follow;
 mod framing;
 pub mod limits;
 pub mod listeners;
@@ -157,6 +158,8 @@ pub struct Server {
     commits: commits::CommitQueue,
     /// Connections that called `subscribe`.
     subscribers: Subscribers,
+    /// Clients following runs' output.
+    followers: follow::Followers,
     /// The token in force the credentials were judged against, and the
     /// wrong tokens' warnings.
     auth: AuthWatch,
@@ -199,6 +202,7 @@ impl Server {
             waiters: Waiters::default(),
             commits: commits::CommitQueue::default(),
             subscribers: Subscribers::default(),
+            followers: follow::Followers::default(),
             auth,
             exit_at: None,
             alarm: Alarm::new(),
@@ -311,6 +315,9 @@ impl Server {
             log::debug!("connection {} closed", conn.serial);
             if conn.subscription.is_some() {
                 self.unsubscribe(key, conn.serial);
+            }
+            if conn.following > 0 {
+                self.unfollow_conn(key, conn.serial);
             }
         }
         self.publish_connections();

@@ -178,6 +178,7 @@ impl Server {
                     LoopEvent::Journal(report) => self.on_journal(&report),
                     LoopEvent::Reload(prepared) => self.daemon.on_reload_prepared(prepared),
                     LoopEvent::Cluster(notice) => self.on_cluster(notice),
+                    LoopEvent::Output(run) => self.on_output(run),
                 }
                 taken += 1;
                 if taken.is_multiple_of(64) && started.elapsed() >= EVENTS_BUDGET {
