@@ -40,6 +40,7 @@ mod limits_exec;
 mod multi_schedule;
 mod notify;
 mod ops;
+mod output;
 mod paging;
 mod persistence;
 mod protocol;
