@@ -40,7 +40,12 @@ fn read_until_done(c: &mut Client, mut from: u64, data: &mut String) -> Value {
     let mut lost = 0;
     loop {
         let n = c.read_json();
-        assert_eq!(n["method"], "run.output", "{}", &n.to_string()[..200.min(n.to_string().len())]);
+        assert_eq!(
+            n["method"],
+            "run.output",
+            "{}",
+            &n.to_string()[..200.min(n.to_string().len())]
+        );
         let mut p = n["params"].clone();
         if p["done"] == true || p["dropped"] == true {
             p["lost_total"] = lost.into();
@@ -80,7 +85,10 @@ fn follow_sees_lines_before_the_run_ends_then_done() {
     assert_eq!(state_of(&d, &id), "running", "the line came while it runs");
     // What a client that is not following reads meanwhile: the same.
     let now = d.client().ok("runs.output", json!({ "run_id": id }));
-    assert_eq!((now["output"].as_str(), now["done"].as_bool()), (Some("one\n"), Some(false)));
+    assert_eq!(
+        (now["output"].as_str(), now["done"].as_bool()),
+        (Some("one\n"), Some(false))
+    );
     std::fs::write(d.dir().join("go"), "").unwrap();
     let last = read_until_done(&mut c, next, &mut data);
     assert_eq!(data, "one\ntwo\n");
@@ -90,8 +98,15 @@ fn follow_sees_lines_before_the_run_ends_then_done() {
     // The connection is still a normal one.
     assert_eq!(c.ok("ping", json!({})), "pong");
     let after = c.ok("runs.output", json!({ "run_id": id, "follow": true }));
-    assert_eq!((after["output"].as_str(), after["done"].as_bool()), (Some("one\ntwo\n"), Some(true)));
-    assert_eq!(c.ok("ping", json!({})), "pong", "no notification after an ended run");
+    assert_eq!(
+        (after["output"].as_str(), after["done"].as_bool()),
+        (Some("one\ntwo\n"), Some(true))
+    );
+    assert_eq!(
+        c.ok("ping", json!({})),
+        "pong",
+        "no notification after an ended run"
+    );
 }
 
 #[test]
@@ -110,15 +125,23 @@ command = ["sh", "-c", "seq 1 30000"]
     let id = run_id(&c.ok("jobs.run", json!({"name": "abc", "wait": true})));
     let r = c.ok("runs.output", json!({ "run_id": id, "from": 3 }));
     assert_eq!(r["output"], "defghij");
-    assert_eq!((r["from"].as_u64(), r["next"].as_u64(), r["lost"].as_u64()), (Some(3), Some(10), Some(0)));
+    assert_eq!(
+        (r["from"].as_u64(), r["next"].as_u64(), r["lost"].as_u64()),
+        (Some(3), Some(10), Some(0))
+    );
     assert_eq!(r["done"], true);
     assert_eq!(r["state"], "succeeded");
     let past = c.ok("runs.output", json!({ "run_id": id, "from": 99 }));
-    assert_eq!((past["output"].as_str(), past["from"].as_u64()), (Some(""), Some(10)));
+    assert_eq!(
+        (past["output"].as_str(), past["from"].as_u64()),
+        (Some(""), Some(10))
+    );
     // Without output_dir only the 64 KiB tail is kept: the bytes before it
     // are told lost.
     let id = run_id(&c.ok("jobs.run", json!({"name": "big", "wait": true})));
-    let total: u64 = (1..=30000).map(|n: u64| n.to_string().len() as u64 + 1).sum();
+    let total: u64 = (1..=30000)
+        .map(|n: u64| n.to_string().len() as u64 + 1)
+        .sum();
     let r = c.ok("runs.output", json!({ "run_id": id }));
     let from = r["from"].as_u64().unwrap();
     assert_eq!(from, total - 65536);
@@ -136,17 +159,32 @@ command = ["sh", "-c", "seq 1 30000"]
     assert!(text.ends_with("29999\n30000\n"));
     assert_eq!(text.len(), 65536);
     // Bad params.
-    assert_eq!(c.err_code("runs.output", json!({ "run_id": id, "from": -1 })), -32602);
-    assert_eq!(c.err_code("runs.output", json!({ "run_id": id, "follow": "yes" })), -32602);
-    assert_eq!(c.err_code("runs.output", json!({ "run_id": id, "x": 1 })), -32602);
+    assert_eq!(
+        c.err_code("runs.output", json!({ "run_id": id, "from": -1 })),
+        -32602
+    );
+    assert_eq!(
+        c.err_code("runs.output", json!({ "run_id": id, "follow": "yes" })),
+        -32602
+    );
+    assert_eq!(
+        c.err_code("runs.output", json!({ "run_id": id, "x": 1 })),
+        -32602
+    );
 }
 
 #[test]
 fn unknown_runs_are_32000_and_404() {
     let d = Daemon::start(&config("", ""));
     let mut c = d.client();
-    assert_eq!(c.err_code("runs.output", json!({ "run_id": "999999" })), -32000);
-    assert_eq!(c.err_code("runs.output", json!({ "run_id": "nope", "follow": true })), -32000);
+    assert_eq!(
+        c.err_code("runs.output", json!({ "run_id": "999999" })),
+        -32000
+    );
+    assert_eq!(
+        c.err_code("runs.output", json!({ "run_id": "nope", "follow": true })),
+        -32000
+    );
     for path in ["/runs/999999/output", "/runs/nope/output?follow=1"] {
         let r = get(d.addr, path);
         assert_eq!(r.status, 404, "{path}: {r:?}");
@@ -191,10 +229,20 @@ fn http_get_follows_in_chunks_until_the_run_ends() {
     let mut c = d.client();
     let id = start_run(&mut c, "gated");
     let mut conn = HttpConn::connect(d.addr);
-    conn.send(&request_bytes("GET", &format!("/runs/{id}/output?follow=1"), &[], ""));
+    conn.send(&request_bytes(
+        "GET",
+        &format!("/runs/{id}/output?follow=1"),
+        &[],
+        "",
+    ));
     let (status, headers) = read_head(&mut conn);
     assert_eq!(status, "HTTP/1.1 200 OK");
-    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(header("transfer-encoding"), Some("chunked"));
     assert_eq!(header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(header("x-tickd-output-from"), Some("0"));
@@ -315,23 +363,33 @@ fn output_dir_keeps_more_than_the_tail_in_0600_files() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
     assert_eq!(read_all(&mut c, &id), expected, "all of it, not the tail");
     let r = get(d.addr, &format!("/runs/{id}/output"));
-    assert_eq!((r.status, r.header("x-tickd-output-from")), (200, Some("0")));
+    assert_eq!(
+        (r.status, r.header("x-tickd-output-from")),
+        (200, Some("0"))
+    );
     assert_eq!(r.body, expected);
 }
 
 #[test]
 fn output_dir_caps_each_run_and_the_total_oldest_first() {
-    let extra = "output_dir = \"$DIR/out\"\noutput_max_bytes_per_run = 10000\noutput_dir_max_bytes = 25000";
+    let extra =
+        "output_dir = \"$DIR/out\"\noutput_max_bytes_per_run = 10000\noutput_dir_max_bytes = 25000";
     let d = Daemon::start(&config(extra, SEQ));
     let out = d.dir().join("out");
     let mut c = d.client();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(run_id(&c.ok("jobs.run", json!({"name": "seq", "wait": true}))));
+        ids.push(run_id(
+            &c.ok("jobs.run", json!({"name": "seq", "wait": true})),
+        ));
     }
     let text = read_all(&mut c, &ids[2]);
     assert!(text.starts_with(&seq_text(2000)), "the start is kept");
-    assert!(text.contains("[tickd: output truncated"), "{}", &text[text.len() - 100..]);
+    assert!(
+        text.contains("[tickd: output truncated"),
+        "{}",
+        &text[text.len() - 100..]
+    );
     let size = |id: &str| std::fs::metadata(out.join(format!("run-{id}.out"))).map(|m| m.len());
     let capped = size(&ids[2]).unwrap();
     assert!((10000..10200).contains(&capped), "capped: {capped}");
@@ -353,7 +411,10 @@ command = ["sh", "-c", "echo \"$TICKD_ARGS\""]
     let d = Daemon::start(&config("output_dir = \"$DIR/out\"", jobs));
     let mut c = d.client();
     let args = json!({"name": "../../evil", "path": "/tmp/../evil"});
-    let run = c.ok("jobs.run", json!({"name": "..x", "args": args, "wait": true}));
+    let run = c.ok(
+        "jobs.run",
+        json!({"name": "..x", "args": args, "wait": true}),
+    );
     let id = run_id(&run);
     let names: Vec<String> = std::fs::read_dir(d.dir().join("out"))
         .unwrap()
@@ -368,7 +429,10 @@ command = ["sh", "-c", "echo \"$TICKD_ARGS\""]
     assert_eq!(top, ["out", "tickd.toml"], "nothing written beside");
     let text = poll_until("the output", || {
         let r = c.ok("runs.output", json!({ "run_id": id }));
-        r["done"].as_bool().unwrap_or(false).then(|| r["output"].as_str().unwrap().to_string())
+        r["done"]
+            .as_bool()
+            .unwrap_or(false)
+            .then(|| r["output"].as_str().unwrap().to_string())
     });
     assert!(text.contains("../../evil"));
 }

@@ -300,19 +300,7 @@ impl Daemon {
         let history = config.daemon.live.history;
         let core = Core::new(history);
         let board = Board::new(config.path.clone(), config.daemon.live, debug_hooks);
-        let start = &config.daemon.start;
-        if let Some(dir) = &start.output_dir {
-            let (per_run, total) = (start.output_max_bytes_per_run, start.output_dir_max_bytes);
-            let opened = crate::output::OutputDir::open(dir, per_run, total).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("output_dir {}: {e}", dir.display()))
-            })?;
-            log::info!(
-                "output_dir: {} ({} bytes kept)",
-                dir.display(),
-                opened.total()
-            );
-            board.outputs.set_dir(opened);
-        }
+        task::open_output_dir(&board, &config.daemon.start)?;
         faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {

@@ -158,3 +158,25 @@ fn kept_from(live: &crate::output::Live) -> u64 {
         .count();
     head.from + cut as u64
 }
+
+/// Opens `daemon.output_dir` (if set) into the board's output book: at
+/// start, after the privilege drop, so the directory belongs to the user
+/// tickd runs as.
+pub(super) fn open_output_dir(
+    board: &super::Board,
+    start: &crate::config::StartSettings,
+) -> std::io::Result<()> {
+    let Some(dir) = &start.output_dir else {
+        return Ok(());
+    };
+    let (per_run, total) = (start.output_max_bytes_per_run, start.output_dir_max_bytes);
+    let opened = crate::output::OutputDir::open(dir, per_run, total)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("output_dir {}: {e}", dir.display())))?;
+    log::info!(
+        "output_dir: {} ({} bytes kept)",
+        dir.display(),
+        opened.total()
+    );
+    board.outputs.set_dir(opened);
+    Ok(())
+}

@@ -120,7 +120,9 @@ pub fn runs_output(shared: &Shared, p: RunsOutput) -> Outcome {
 pub fn read(shared: &Shared, id: RunId, from: u64, max: usize) -> Result<Slice, Error> {
     let (state, job, ended) = {
         let core = shared.core.lock();
-        let run = core.run(id).ok_or_else(|| Error::NoSuchRun(id.to_string()))?;
+        let run = core
+            .run(id)
+            .ok_or_else(|| Error::NoSuchRun(id.to_string()))?;
         let ended = run
             .state
             .is_terminal()
@@ -170,9 +172,9 @@ pub fn read(shared: &Shared, id: RunId, from: u64, max: usize) -> Result<Slice, 
         }
         Some((text, base)) => {
             let file = match dir {
-                Some(dir) => dir.read(id, from, max).map_err(|e| {
-                    Error::Internal(format!("output_dir: run {id}: {e}"))
-                })?,
+                Some(dir) => dir
+                    .read(id, from, max)
+                    .map_err(|e| Error::Internal(format!("output_dir: run {id}: {e}")))?,
                 None => None,
             };
             let (bytes, first, size) = match file {

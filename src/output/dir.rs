@@ -151,7 +151,12 @@ impl OutputDir {
     /// Up to `max` bytes of run `id`'s file from offset `from` (clamped to
     /// its size), with that offset and the file's size; `None` if the run
     /// has no file.
-    pub fn read(&self, id: RunId, from: u64, max: usize) -> io::Result<Option<(Vec<u8>, u64, u64)>> {
+    pub fn read(
+        &self,
+        id: RunId,
+        from: u64,
+        max: usize,
+    ) -> io::Result<Option<(Vec<u8>, u64, u64)>> {
         let mut file = match OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -288,7 +293,13 @@ mod tests {
     fn names_come_from_ids_only() {
         assert_eq!(file_name(42), "run-42.out");
         assert_eq!(run_of("run-42.out"), Some(42));
-        for bad in ["run-.out", "run-4a.out", "x-4.out", "run-4.out.tmp", "run--4.out"] {
+        for bad in [
+            "run-.out",
+            "run-4a.out",
+            "x-4.out",
+            "run-4.out.tmp",
+            "run--4.out",
+        ] {
             assert_eq!(run_of(bad), None, "{bad}");
         }
     }
@@ -303,9 +314,16 @@ mod tests {
         let mut a = dir.create(1).expect("a");
         a.write(b"0123456789abc");
         let text = fs::read_to_string(dir.path_of(1)).expect("read");
-        assert!(text.starts_with("0123456789\n[tickd: output truncated"), "{text}");
+        assert!(
+            text.starts_with("0123456789\n[tickd: output truncated"),
+            "{text}"
+        );
         drop(a);
-        let mode = fs::metadata(dir.path_of(1)).expect("f").permissions().mode() & 0o777;
+        let mode = fs::metadata(dir.path_of(1))
+            .expect("f")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let mut b = dir.create(2).expect("b");
         b.write(b"12345");

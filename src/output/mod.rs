@@ -232,7 +232,10 @@ mod tests {
         assert!(!live.push(b"hello "), "nobody follows");
         live.push(b"world");
         let c = live.read(0, 100);
-        assert_eq!((c.bytes.as_slice(), c.from, c.lost, c.end), (&b"hello world"[..], 0, 0, 11));
+        assert_eq!(
+            (c.bytes.as_slice(), c.from, c.lost, c.end),
+            (&b"hello world"[..], 0, 0, 11)
+        );
         let c = live.read(6, 3);
         assert_eq!((c.bytes.as_slice(), c.next()), (&b"wor"[..], 9));
         let big = vec![b'x'; LIVE_TAIL_BYTES + 10];
@@ -241,7 +244,10 @@ mod tests {
         assert_eq!((c.from, c.lost), (21, 21));
         assert_eq!(c.end, 11 + big.len() as u64);
         let c = live.read(c.end + 50, 5);
-        assert!(c.bytes.is_empty() && c.from == c.end, "past the end: nothing");
+        assert!(
+            c.bytes.is_empty() && c.from == c.end,
+            "past the end: nothing"
+        );
     }
 
     #[test]

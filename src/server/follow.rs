@@ -73,7 +73,7 @@ enum Left {
 impl Server {
     /// `runs.output {follow: true}` on connection `key`: the answer, then
     /// notifications from `f.next` on.
-    pub(super) fn follow_rpc(&mut self, key: usize, serial: u64, to: ReplyTo, f: Box<Follow>) {
+    pub(super) fn follow_rpc(&mut self, key: usize, serial: u64, to: ReplyTo, f: Follow) {
         let Some(conn) = self.live_conn(key, serial) else {
             return;
         };
@@ -99,7 +99,7 @@ impl Server {
     /// `GET /runs/ID/output?follow=1`: the head and first piece are sent;
     /// the connection stays in flight (its next requests wait) until the
     /// run ends.
-    pub(super) fn follow_http(&mut self, key: usize, serial: u64, f: Box<HttpFollow>) {
+    pub(super) fn follow_http(&mut self, key: usize, serial: u64, f: HttpFollow) {
         let Some(conn) = self.live_conn(key, serial) else {
             return;
         };

@@ -32,6 +32,8 @@
 //!   limit, end of linger) on the loop's own wheel (`ConnTimers`);
 //! - `waiters.rs`: requests waiting on runs, and subscribers to run events
 //!   (`Waiters`, `Subscribers`);
+//! - `follow.rs`: clients following a run's output (`runs.output
+//!   {follow}`, `GET /runs/ID/output?follow=1`), bounded like subscribers;
 //! - `auth_hold.rs`: the mechanics of authentication (each connection's
 //!   credential judged against the token in force, a wrong token's answer
 //!   held for the auth delay, connections re-judged after a reload changed
