@@ -436,3 +436,36 @@ command = ["sh", "-c", "echo \"$TICKD_ARGS\""]
     });
     assert!(text.contains("../../evil"));
 }
+
+#[test]
+fn a_kept_file_is_read_after_a_restart() {
+    let base = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "state_dir = \"{0}/state\"\noutput_dir = \"{0}/out\"",
+        base.path().display()
+    );
+    let text = config(&extra, SEQ);
+    let mut first = Daemon::start(&text);
+    let id = run_id(
+        &first
+            .client()
+            .ok("jobs.run", json!({"name": "seq", "wait": true})),
+    );
+    first.signal(rustix::process::Signal::TERM);
+    assert!(first
+        .wait_exit(std::time::Duration::from_secs(10))
+        .is_some());
+    let second = Daemon::start(&text);
+    let mut c = second.client();
+    assert_eq!(
+        read_all(&mut c, &id),
+        seq_text(40000),
+        "all of it, from the file"
+    );
+    // Without the file, the journaled tail keeps its offsets.
+    std::fs::remove_file(base.path().join(format!("out/run-{id}.out"))).unwrap();
+    let r = c.ok("runs.output", json!({ "run_id": id }));
+    let total = seq_text(40000).len() as u64;
+    assert_eq!(r["from"].as_u64(), Some(total - 65536));
+    assert_eq!(r["next"].as_u64(), Some(total));
+}

@@ -192,6 +192,14 @@ impl Server {
     /// Sends one follower what is new, and the end if the run ended.
     fn pump(&mut self, run: RunId, f: &mut Follower, ended: Option<RunState>) -> Left {
         let bound = self.limits.max_output_bytes / 2;
+        let admitted = match self.conns.get(f.key).filter(|c| c.serial == f.serial) {
+            Some(conn) => self.authed(conn),
+            None => return Left::Gone,
+        };
+        if !admitted {
+            // A reload changed the token under it: no more output.
+            return self.drop_follower(run, f, "its credential no longer counts");
+        }
         let mut last: Chunk;
         loop {
             last = f.live.read(f.offset, NOTE_BYTES);
@@ -218,7 +226,11 @@ impl Server {
                 return Left::Gone;
             };
             if conn.unsent_bytes() + msg.len() > bound {
-                return self.drop_follower(run, f);
+                let why = format!(
+                    "{} bytes unread (more than half of max_output_bytes)",
+                    conn.unsent_bytes()
+                );
+                return self.drop_follower(run, f, &why);
             }
             conn.push_answer(|out| out.extend_from_slice(&msg));
             f.offset = last.next();
@@ -261,16 +273,15 @@ impl Server {
         Left::Ended
     }
 
-    /// A follower that does not keep up stops following.
-    fn drop_follower(&mut self, run: RunId, f: &Follower) -> Left {
-        let max_out = self.limits.max_output_bytes;
+    /// A follower that does not keep up (or whose credential stopped
+    /// counting) stops following.
+    fn drop_follower(&mut self, run: RunId, f: &Follower, why: &str) -> Left {
         let Some(conn) = self.live_conn(f.key, f.serial) else {
             return Left::Gone;
         };
         log::warn!(
-            "connection {}: following run {run}: {} bytes unread (half of max_output_bytes = {max_out}); stopped following",
-            conn.serial,
-            conn.unsent_bytes()
+            "connection {}: following run {run}: {why}; stopped following",
+            conn.serial
         );
         match f.http {
             None => {
