@@ -469,3 +469,37 @@ fn a_kept_file_is_read_after_a_restart() {
     assert_eq!(r["from"].as_u64(), Some(total - 65536));
     assert_eq!(r["next"].as_u64(), Some(total));
 }
+
+#[test]
+fn following_a_queued_run_ends_when_it_is_cancelled_or_runs() {
+    let jobs = format!("{GATED}\n[[jobs]]\nname = \"quick\"\noverlap = \"queue\"\ncommand = [\"echo\", \"hi\"]\n");
+    let d = Daemon::start(&config("workers = 1", &jobs));
+    let mut c = d.client();
+    let gated = start_run(&mut c, "gated");
+    let dropped = start_run(&mut c, "quick");
+    let runs = start_run(&mut c, "quick");
+    let mut f = d.client();
+    for id in [&dropped, &runs] {
+        let r = f.ok("runs.output", json!({ "run_id": id, "follow": true }));
+        assert_eq!(
+            (r["state"].as_str(), r["output"].as_str()),
+            (Some("queued"), Some(""))
+        );
+    }
+    c.ok("runs.cancel", json!({ "run_id": dropped }));
+    let n = f.read_json();
+    assert_eq!(n["params"]["run_id"], json!(dropped));
+    assert_eq!(
+        (n["params"]["done"].as_bool(), n["params"]["state"].as_str()),
+        (Some(true), Some("cancelled"))
+    );
+    std::fs::write(d.dir().join("go"), "").unwrap();
+    let mut data = String::new();
+    let last = read_until_done(&mut f, 0, &mut data);
+    assert_eq!(last["run_id"], json!(runs));
+    assert_eq!(
+        (data.as_str(), last["state"].as_str()),
+        ("hi\n", Some("succeeded"))
+    );
+    assert_eq!(state_of(&d, &gated), "succeeded");
+}

@@ -139,9 +139,6 @@ impl Server {
             .run(run)
             .map(|r| r.state)
             .filter(|s| s.is_terminal());
-        if ended.is_some() {
-            self.daemon.shared.board.outputs.remove(run);
-        }
         self.pump_run(run, ended);
     }
 
@@ -169,6 +166,11 @@ impl Server {
         let Some(list) = self.followers.by_run.remove(&run) else {
             return;
         };
+        if ended.is_some() {
+            // A run followed while queued that ended without a worker
+            // (cancelled) left its live output in the book.
+            self.daemon.shared.board.outputs.remove(run);
+        }
         let mut kept = Vec::with_capacity(list.len());
         for mut f in list {
             let key = f.key;
