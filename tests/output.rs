@@ -472,7 +472,9 @@ fn a_kept_file_is_read_after_a_restart() {
 
 #[test]
 fn following_a_queued_run_ends_when_it_is_cancelled_or_runs() {
-    let jobs = format!("{GATED}\n[[jobs]]\nname = \"quick\"\noverlap = \"queue\"\ncommand = [\"echo\", \"hi\"]\n");
+    let jobs = format!(
+        "{GATED}\n[[jobs]]\nname = \"quick\"\noverlap = \"queue\"\ncommand = [\"echo\", \"hi\"]\n"
+    );
     let d = Daemon::start(&config("workers = 1", &jobs));
     let mut c = d.client();
     let gated = start_run(&mut c, "gated");

@@ -72,20 +72,28 @@ impl Task for RunTask {
         // file, here on the worker (never on the loop).
         let live = book.open(id);
         let _forget = Forget { book, id };
-        let sink = book.dir().and_then(|dir| match dir.create(id) {
-            Ok(sink) => Some(sink),
-            Err(e) => {
-                log::warn!("run {id} of job {name}: output_dir: {e}; output kept in memory only");
-                None
-            }
-        });
-        let sink = parking_lot::Mutex::new(sink);
+        // The file is made at the first output: a run that prints
+        // nothing costs no file (a herd of them, no syscalls).
+        let sink = parking_lot::Mutex::new(Sink::Unopened);
         let on_output = |bytes: &[u8]| {
             if live.push(bytes) {
                 shared.notify(LoopEvent::Output(id));
             }
-            if let Some(s) = sink.lock().as_mut() {
-                s.write(bytes);
+            let Some(dir) = book.dir() else { return };
+            let mut sink = sink.lock();
+            if let Sink::Unopened = *sink {
+                *sink = match dir.create(id) {
+                    Ok(file) => Sink::Open(file),
+                    Err(e) => {
+                        log::warn!(
+                            "run {id} of job {name}: output_dir: {e}; output kept in memory only"
+                        );
+                        Sink::Failed
+                    }
+                };
+            }
+            if let Sink::Open(file) = &mut *sink {
+                file.write(bytes);
             }
         };
         let ctx = RunContext {
@@ -104,7 +112,11 @@ impl Task for RunTask {
             // Other kinds print nothing: their summary is their output.
             on_output(finish.output.as_bytes());
         }
-        drop(sink.into_inner());
+        if let (Sink::Unopened, Some(dir)) = (sink.into_inner(), book.dir()) {
+            // Printed nothing: a file of the same id left by an earlier
+            // life of the daemon must not pass for this run's.
+            dir.discard(id);
+        }
         live.end(finish.state);
         let output_from = kept_from(&live);
         let finished = {
@@ -179,4 +191,11 @@ pub(super) fn open_output_dir(
     );
     board.outputs.set_dir(opened);
     Ok(())
+}
+
+/// A run's file in `output_dir`, made at its first output.
+enum Sink {
+    Unopened,
+    Open(crate::output::FileSink),
+    Failed,
 }

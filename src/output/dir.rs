@@ -148,6 +148,25 @@ impl OutputDir {
         })
     }
 
+    /// Deletes run `id`'s file if the index has one (left by a run of the
+    /// same id in an earlier life of the daemon, which restarted its ids);
+    /// no system call otherwise.
+    pub fn discard(&self, id: RunId) {
+        let mut index = self.index.lock();
+        let Some(order) = index.by_run.remove(&id) else {
+            return;
+        };
+        if let Some(e) = index.files.remove(&order) {
+            index.total -= e.size;
+        }
+        drop(index);
+        if let Err(e) = fs::remove_file(self.path_of(id)) {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::warn!("output_dir: cannot delete {}: {e}", file_name(id));
+            }
+        }
+    }
+
     /// Up to `max` bytes of run `id`'s file from offset `from` (clamped to
     /// its size), with that offset and the file's size; `None` if the run
     /// has no file.
