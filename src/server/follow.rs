@@ -156,6 +156,16 @@ impl Server {
         });
     }
 
+    /// At the end of a shutdown, runs still followed (queued runs kept
+    /// for the restart) end their followers with the state they stand in.
+    pub(super) fn end_follows(&mut self) {
+        let runs: Vec<RunId> = self.followers.by_run.keys().copied().collect();
+        for run in runs {
+            let state = self.daemon.shared.core.lock().run(run).map(|r| r.state);
+            self.pump_run(run, Some(state.unwrap_or(RunState::Cancelled)));
+        }
+    }
+
     /// A followed run printed something.
     pub(super) fn on_output(&mut self, run: RunId) {
         self.pump_run(run, None);

@@ -230,6 +230,7 @@ impl Server {
             return false;
         }
         self.answer_kept_waiters();
+        self.end_follows();
         let exit_at = *self.exit_at.get_or_insert(now + FINAL_FLUSH);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
