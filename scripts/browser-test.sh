@@ -64,7 +64,7 @@ command = ["sh", "-c", "echo slow started; sleep 60"]
 [[jobs]]
 name = "chatty"
 kind = "exec"
-command = ["sh", "-c", "echo line-1; sleep 1; echo line-2; sleep 1; echo line-3"]
+command = ["sh", "-c", "echo line-1; sleep 3; echo line-2; sleep 3; echo line-3"]
 
 [[jobs]]
 name = "manual"

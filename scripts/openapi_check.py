@@ -16,6 +16,8 @@
           - every other method on a described path must be 405 with an
             `Allow` naming exactly the described methods (no method the
             daemon answers that is not described).
+        With OPENAPI_READ_TOKEN set (a `[[tokens]]` token of role read),
+        also the 403 of a role too low, and the read token's redaction.
         Exits 1 with one line per problem.
 
 Needs the PyPI packages openapi-spec-validator (which brings jsonschema
@@ -24,6 +26,7 @@ and referencing); scripts/test.sh installs them when missing.
 
 import http.client
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -134,6 +137,21 @@ class Checker:
             self.problems.append(f"{where}: status not described for {method} {template}")
             return
         resp = self.resolve(resp)
+        for name, h in resp.get("headers", {}).items():
+            h = self.resolve(h)
+            value = headers.get(name.lower())
+            if value is None:
+                if h.get("required"):
+                    self.problems.append(f"{where}: header {name} missing")
+                continue
+            schema = h.get("schema", {})
+            if schema.get("type") == "integer":
+                try:
+                    value = int(value)
+                except ValueError:
+                    self.problems.append(f"{where}: header {name}: {value!r} is not an integer")
+                    continue
+            self.schema_validate(schema, value, f"{where}: header {name}")
         content = resp.get("content", {})
         ctype = headers.get("content-type", "").split(";")[0].strip()
         if not content:
@@ -191,6 +209,12 @@ def live(addr, token, spec_path):
     call("GET", "/runs?state=sleeping", expect=400)
     call("GET", f"/runs/{run_id}", expect=200)
     call("GET", "/runs/987654321", expect=404)
+    _, headers, raw = call("GET", f"/runs/{run_id}/output?follow=1", expect=200)
+    if b"hi\n" not in raw:
+        c.problems.append(f"GET /runs/{run_id}/output?follow=1: no 'hi' in {raw[:200]!r}")
+    call("GET", f"/runs/{run_id}/output?from=1", expect=200)
+    call("GET", f"/runs/{run_id}/output?from=minus", expect=400)
+    call("GET", "/runs/987654321/output", expect=404)
     call("POST", f"/runs/{run_id}/cancel", expect=200)
     call("POST", "/runs/987654321/cancel", expect=404)
     call("PUT", "/jobs/api-one", {"command": ["true"], "every": "1h"}, expect=201)
@@ -199,6 +223,14 @@ def live(addr, token, spec_path):
     call("DELETE", "/jobs/api-one", expect=200)
     call("DELETE", "/jobs/hello", expect=409)
     call("POST", "/reload", expect=200)
+    read_token = os.environ.get("OPENAPI_READ_TOKEN")
+    if read_token:
+        read = {"Authorization": f"Bearer {read_token}"}
+        call("POST", "/jobs/hello/run", expect=403, auth=False, headers=read)
+        _, _, raw = call("GET", "/jobs/hello", expect=200, auth=False, headers=read)
+        env = json.loads(raw)["definition"]["env"]
+        if env != {"SECRET": "<redacted>"}:
+            c.problems.append(f"GET /jobs/hello with a read token: env {env}")
     # The runs of the samples above, now finished, once more: their
     # finished form validates too.
     call("GET", "/runs?limit=10", expect=200)

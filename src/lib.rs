@@ -31,6 +31,7 @@ pub mod lock_wait;
 pub mod logging;
 pub mod methods;
 pub mod notify;
+pub mod output;
 pub mod persist;
 pub mod pidfile;
 pub mod pool;

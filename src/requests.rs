@@ -48,12 +48,14 @@
 mod batch;
 mod grant;
 mod lines;
+mod output;
 mod route;
 mod stream;
 
 pub use batch::{
     BatchAnswer, ConnBatch, OutputBudget, Proto, ReplyTo, Segment, MAX_BATCH_REQUESTS, MAX_NESTING,
 };
+pub use output::HttpFollow;
 pub use stream::BodyStream;
 
 use crate::daemon::Shared;

@@ -4,8 +4,6 @@
 //! after the daemon restarts on the same port.
 //!
 //! ctl's stdout is a pipe here, so it prints JSON unless given `--human`.
-//! The `logs` tests need `runs.output`, which another branch adds (o19):
-//! until it is merged they are ignored.
 
 use crate::ctl::{fails, json_out, ok, run_ctl, Out};
 use crate::util;
@@ -427,7 +425,6 @@ fn logs_of_a_job_without_runs_or_an_unknown_job_fail_clearly() {
 }
 
 #[test]
-#[ignore = "needs runs.output (o19)"]
 fn logs_prints_the_output_of_a_run_or_of_a_jobs_latest_run() {
     let d = daemon();
     let run = json_out(&ok(
@@ -451,7 +448,6 @@ fn logs_prints_the_output_of_a_run_or_of_a_jobs_latest_run() {
 }
 
 #[test]
-#[ignore = "needs runs.output (o19)"]
 fn logs_follow_prints_output_as_it_arrives_until_the_run_ends() {
     let d = daemon();
     let started = json_out(&ok(&d, &["run", "two-parts"]));

@@ -43,6 +43,7 @@ mod notify;
 mod notify_sinks;
 mod openapi;
 mod ops;
+mod output;
 mod paging;
 mod persistence;
 mod protocol;

@@ -12,8 +12,14 @@ use std::process::Command;
 use util::{config, Daemon};
 
 const TOKEN: &str = "openapi-test-token";
+const READ_TOKEN: &str = "openapi-read-token";
 
 const JOBS: &str = r#"
+[[tokens]]
+name = "viewer"
+token = "openapi-read-token"
+role = "read"
+
 [[jobs]]
 name = "hello"
 kind = "exec"
@@ -34,6 +40,7 @@ fn script(args: &[&str]) -> (bool, String) {
     let out = Command::new("python3")
         .arg(format!("{root}/scripts/openapi_check.py"))
         .args(args)
+        .env("OPENAPI_READ_TOKEN", READ_TOKEN)
         .output()
         .expect("python3 runs (scripts/test.sh installs what the check needs)");
     let text = format!(

@@ -161,8 +161,6 @@ const CTL_MD: Doc = Doc {
             r#"tickd ctl jobs.delete '{"name":"nightly-report"}'"#,
             "needs daemon.allow_job_api = true, which conf/tickd.toml leaves off",
         ),
-        ("tickd ctl logs flaky", "needs runs.output (o19)"),
-        ("tickd ctl logs -f backup", "needs runs.output (o19)"),
         ("tickd ctl watch --jobs flaky", "runs until Ctrl-C"),
     ],
     expect: &[

@@ -148,6 +148,21 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
             "unused: daemon.listen is \"\" (no TCP listener)",
         );
     }
+    let output_dir = values::optional_path(r, d.output_dir.as_ref(), "daemon.output_dir");
+    let output_max_bytes_per_run = int_in(
+        r,
+        d.output_max_bytes_per_run.as_ref(),
+        "daemon.output_max_bytes_per_run",
+        1024..=1 << 40,
+        16 << 20,
+    );
+    let output_dir_max_bytes = int_in(
+        r,
+        d.output_dir_max_bytes.as_ref(),
+        "daemon.output_dir_max_bytes",
+        1024..=1 << 50,
+        1 << 30,
+    );
 
     let mut start = StartSettings {
         listen,
@@ -161,6 +176,9 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
         syslog,
         user,
         group,
+        output_dir,
+        output_max_bytes_per_run: to(output_max_bytes_per_run),
+        output_dir_max_bytes: to(output_dir_max_bytes),
     };
     let mut live = LiveSettings {
         min_workers: to(min_workers),
@@ -182,6 +200,7 @@ pub(crate) fn validate(r: &mut Report<'_>, d: RawDaemon) -> DaemonConfig {
     };
     for path in [
         &mut start.state_dir,
+        &mut start.output_dir,
         &mut start.log_file,
         &mut start.unix_socket,
         &mut live.auth_token_file,

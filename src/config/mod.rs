@@ -32,8 +32,8 @@ mod settings;
 mod source;
 mod suggest;
 mod system_path;
-mod tokens;
 mod tls;
+mod tokens;
 mod validate;
 mod values;
 

@@ -42,7 +42,7 @@ pub(crate) struct RawFile {
 }
 
 /// The keys of `[daemon]`, for suggestions.
-pub(crate) const DAEMON_KEYS: [&str; 27] = [
+pub(crate) const DAEMON_KEYS: [&str; 30] = [
     "listen",
     "unix_socket",
     "workers",
@@ -70,6 +70,9 @@ pub(crate) const DAEMON_KEYS: [&str; 27] = [
     "tls_cert",
     "tls_key",
     "http_allowed_hosts",
+    "output_dir",
+    "output_max_bytes_per_run",
+    "output_dir_max_bytes",
 ];
 
 /// The `[daemon]` table (all defaults when absent).
@@ -102,6 +105,9 @@ pub(crate) struct RawDaemon {
     pub tls_cert: Sp<String>,
     pub tls_key: Sp<String>,
     pub http_allowed_hosts: Sp<Vec<String>>,
+    pub output_dir: Sp<String>,
+    pub output_max_bytes_per_run: Sp<i64>,
+    pub output_dir_max_bytes: Sp<i64>,
 }
 
 /// The keys a `[[jobs]]` table may hold (of any kind), for suggestions.
@@ -310,7 +316,17 @@ pub(crate) fn read(r: &mut Report<'_>, doc: &toml_edit::Table) -> RawFile {
                 } else if JOB_KEYS.contains(&name) {
                     format!("unknown top-level key; `{name}` belongs in a [[jobs]] table")
                 } else {
-                    unknown(name, ["daemon", "jobs", "cluster", "concurrency", "tokens", "notify"])
+                    unknown(
+                        name,
+                        [
+                            "daemon",
+                            "jobs",
+                            "cluster",
+                            "concurrency",
+                            "tokens",
+                            "notify",
+                        ],
+                    )
                 };
                 r.error(at, name, message);
             }
@@ -576,6 +592,13 @@ fn daemon(r: &mut Report<'_>, table: &dyn TableLike, table_at: usize) -> RawDaem
             "tls_key" => d.tls_key = rd.string("tls_key", item, at, k),
             "http_allowed_hosts" => {
                 d.http_allowed_hosts = rd.strings("http_allowed_hosts", item, at, k);
+            }
+            "output_dir" => d.output_dir = rd.string("output_dir", item, at, k),
+            "output_max_bytes_per_run" => {
+                d.output_max_bytes_per_run = rd.integer("output_max_bytes_per_run", item, at, k);
+            }
+            "output_dir_max_bytes" => {
+                d.output_dir_max_bytes = rd.integer("output_dir_max_bytes", item, at, k);
             }
             _ => {
                 let message = if JOB_KEYS.contains(&name) {

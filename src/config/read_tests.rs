@@ -20,7 +20,7 @@ fn toml_syntax_and_type_errors_name_line_and_key() {
     );
     assert_errors(
         "[daemon]\nxyzzy = 1\n",
-        &["conf/t.toml:2: daemon.xyzzy: unknown key; expected one of: listen, unix_socket, workers, min_workers, queue_capacity, max_connections, max_line_bytes, state_dir, history, log_level, shutdown_grace, auth_token, auth_token_file, allow_submit, allow_job_api, file_threads, unix_socket_mode, max_output_bytes, idle_timeout, log_file, syslog, user, group, metrics_per_job, tls_cert, tls_key, http_allowed_hosts"],
+        &["conf/t.toml:2: daemon.xyzzy: unknown key; expected one of: listen, unix_socket, workers, min_workers, queue_capacity, max_connections, max_line_bytes, state_dir, history, log_level, shutdown_grace, auth_token, auth_token_file, allow_submit, allow_job_api, file_threads, unix_socket_mode, max_output_bytes, idle_timeout, log_file, syslog, user, group, metrics_per_job, tls_cert, tls_key, http_allowed_hosts, output_dir, output_max_bytes_per_run, output_dir_max_bytes"],
     );
     // A syntax error stops the reading: nothing after it can be trusted.
     let got = errors("[daemon]\nworkers = \n");

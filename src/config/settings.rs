@@ -60,6 +60,13 @@ pub struct StartSettings {
     pub user: Option<String>,
     /// Drop to this group after binding. [ops]
     pub group: Option<String>,
+    /// Where each run's whole output is kept, one file per run; `None`
+    /// keeps only the run's 64 KiB tail (see `crate::output`).
+    pub output_dir: Option<PathBuf>,
+    /// The most bytes one run's output file holds (1 KiB..=1 TiB).
+    pub output_max_bytes_per_run: u64,
+    /// The most bytes all files in `output_dir` hold; the oldest go first.
+    pub output_dir_max_bytes: u64,
 }
 
 /// The settings a reload applies.
@@ -130,6 +137,12 @@ impl StartSettings {
             ),
             ("user/group", r.user != n.user || r.group != n.group),
             ("state_dir", r.state_dir != n.state_dir),
+            (
+                "output_dir",
+                r.output_dir != n.output_dir
+                    || r.output_max_bytes_per_run != n.output_max_bytes_per_run
+                    || r.output_dir_max_bytes != n.output_dir_max_bytes,
+            ),
         ];
         checks
             .into_iter()

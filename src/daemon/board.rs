@@ -53,6 +53,8 @@ pub struct Board {
     pub gates: parking_lot::Mutex<super::gates::Gates>,
     /// Notifications per sink: sent, failed, dropped.
     pub notifications: crate::alerts::Counters,
+    /// The output of running runs, and `daemon.output_dir`.
+    pub outputs: crate::output::Book,
 }
 
 impl Board {
@@ -79,6 +81,7 @@ impl Board {
             state: persist::StateHealth::default(),
             gates: parking_lot::Mutex::default(),
             notifications: crate::alerts::Counters::default(),
+            outputs: crate::output::Book::default(),
         }
     }
 

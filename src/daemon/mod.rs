@@ -80,6 +80,9 @@ pub enum LoopEvent {
     Reload(reload::Prepared),
     /// News from the cluster threads (cluster mode).
     Cluster(crate::cluster::Notice),
+    /// A followed run printed something (posted once until the loop reads
+    /// it, see [`crate::output::Live::push`]).
+    Output(RunId),
 }
 
 /// State shared between the loop and the workers.
@@ -300,6 +303,7 @@ impl Daemon {
         let history = config.daemon.live.history;
         let core = Core::new(history);
         let board = Board::new(config.path.clone(), config.daemon.live, debug_hooks);
+        task::open_output_dir(&board, &config.daemon.start)?;
         faults::configure_from_env();
         let (journal, recovered) = match &config.daemon.start.state_dir {
             Some(dir) => {

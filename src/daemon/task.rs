@@ -66,6 +66,36 @@ impl Task for RunTask {
         // running) or `sleep(ms)` (a slow worker).
         fail::fail_point!("run.mid_job");
         let shared = &env.shared;
+        let book = &shared.board.outputs;
+        // The run's output as it is printed: readable by `runs.output`,
+        // followed clients told, and with `output_dir` written to its
+        // file, here on the worker (never on the loop).
+        let live = book.open(id);
+        let _forget = Forget { book, id };
+        // The file is made at the first output: a run that prints
+        // nothing costs no file (a herd of them, no syscalls).
+        let sink = parking_lot::Mutex::new(Sink::Unopened);
+        let on_output = |bytes: &[u8]| {
+            if live.push(bytes) {
+                shared.notify(LoopEvent::Output(id));
+            }
+            let Some(dir) = book.dir() else { return };
+            let mut sink = sink.lock();
+            if let Sink::Unopened = *sink {
+                *sink = match dir.create(id) {
+                    Ok(file) => Sink::Open(file),
+                    Err(e) => {
+                        log::warn!(
+                            "run {id} of job {name}: output_dir: {e}; output kept in memory only"
+                        );
+                        Sink::Failed
+                    }
+                };
+            }
+            if let Sink::Open(file) = &mut *sink {
+                file.write(bytes);
+            }
+        };
         let ctx = RunContext {
             run_id: id,
             job: &self.def,
@@ -75,9 +105,26 @@ impl Task for RunTask {
             file_pool: &env.file_pool,
             on_progress: &|p| shared.core.lock().set_progress(id, p),
             on_pid: &|pid| shared.core.lock().set_pid(id, pid),
+            on_output: &on_output,
         };
         let finish = jobs::execute(&ctx);
-        let Some(run) = env.shared.core.lock().finish(id, finish, true) else {
+        if live.read(0, 0).end == 0 && !finish.output.is_empty() {
+            // Other kinds print nothing: their summary is their output.
+            on_output(finish.output.as_bytes());
+        }
+        if let (Sink::Unopened, Some(dir)) = (sink.into_inner(), book.dir()) {
+            // Printed nothing: a file of the same id left by an earlier
+            // life of the daemon must not pass for this run's.
+            dir.discard(id);
+        }
+        live.end(finish.state);
+        let output_from = kept_from(&live);
+        let finished = {
+            let mut core = env.shared.core.lock();
+            core.set_output_from(id, output_from);
+            core.finish(id, finish, true)
+        };
+        let Some(run) = finished else {
             return;
         };
         let ms = run.duration_ms().unwrap_or(0);
@@ -92,4 +139,63 @@ impl Task for RunTask {
         }
         env.shared.notify(LoopEvent::Finished(run));
     }
+}
+
+/// Forgets a run's live output when its task ends, however it ends (a
+/// job that panics included).
+struct Forget<'a> {
+    book: &'a crate::output::Book,
+    id: crate::state::run::RunId,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.book.remove(self.id);
+    }
+}
+
+/// Where the run object's `output` starts in all the run printed: the
+/// live tail's start, past the (at most three) bytes of a character cut
+/// at the tail's start, which the text of the tail skips.
+fn kept_from(live: &crate::output::Live) -> u64 {
+    let head = live.read(0, 4);
+    if head.from == 0 {
+        return 0;
+    }
+    let cut = head
+        .bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0xC0) == 0x80)
+        .count();
+    head.from + cut as u64
+}
+
+/// Opens `daemon.output_dir` (if set) into the board's output book: at
+/// start, after the privilege drop, so the directory belongs to the user
+/// tickd runs as.
+pub(super) fn open_output_dir(
+    board: &super::Board,
+    start: &crate::config::StartSettings,
+) -> std::io::Result<()> {
+    let Some(dir) = &start.output_dir else {
+        return Ok(());
+    };
+    let (per_run, total) = (start.output_max_bytes_per_run, start.output_dir_max_bytes);
+    let opened = crate::output::OutputDir::open(dir, per_run, total)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("output_dir {}: {e}", dir.display())))?;
+    log::info!(
+        "output_dir: {} ({} bytes kept)",
+        dir.display(),
+        opened.total()
+    );
+    board.outputs.set_dir(opened);
+    Ok(())
+}
+
+/// A run's file in `output_dir`, made at its first output.
+enum Sink {
+    Unopened,
+    Open(crate::output::FileSink),
+    Failed,
 }

@@ -124,11 +124,13 @@ pub fn write(
 /// length unknown: `Transfer-Encoding: chunked` if `chunked` (HTTP/1.1;
 /// each piece then goes through [`write_chunk`], and [`LAST_CHUNK`] ends
 /// the body), else a body that ends with the connection (HTTP/1.0, whose
-/// `f.close` must be set).
+/// `f.close` must be set). `extra` holds additional header lines, each
+/// ending in `\r\n`.
 pub fn write_stream_head(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
+    extra: &str,
     f: Framing,
     chunked: bool,
 ) {
@@ -136,7 +138,7 @@ pub fn write_stream_head(
     super::date::push_header(out);
     let _ = write!(
         out,
-        "Content-Type: {content_type}\r\nCache-Control: no-store\r\n"
+        "Content-Type: {content_type}\r\nCache-Control: no-store\r\n{extra}"
     );
     if chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -296,7 +298,7 @@ mod tests {
             close: false,
             head: false,
         };
-        write_stream_head(&mut out, 200, "text/plain", keep, true);
+        write_stream_head(&mut out, 200, "text/plain", "", keep, true);
         write_chunk(&mut out, b"hello ");
         write_chunk(&mut out, b"");
         write_chunk(&mut out, &[b'x'; 26]);
@@ -316,7 +318,7 @@ mod tests {
             close: true,
             head: false,
         };
-        write_stream_head(&mut out, 200, "text/plain", close, false);
+        write_stream_head(&mut out, 200, "text/plain", "", close, false);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.contains("Connection: close\r\n"), "{text}");
         assert!(!text.contains("Transfer-Encoding") && !text.contains("Content-Length"));

@@ -126,6 +126,8 @@ pub trait ExecObserver {
     fn started(&mut self, _pid: u32) {}
     /// The program printed `tickd-progress: X`; `value` is in `0.0..=1.0`.
     fn progress(&mut self, _value: f64) {}
+    /// The program printed `bytes` (on stdout or stderr).
+    fn output(&mut self, _bytes: &[u8]) {}
 }
 
 /// An observer that ignores everything.

@@ -41,6 +41,9 @@ pub struct RunContext<'a> {
     pub on_progress: &'a (dyn Fn(f64) + Sync),
     /// Reports the pid of a child process.
     pub on_pid: &'a (dyn Fn(u32) + Sync),
+    /// Takes output as the job prints it (exec: stdout and stderr, merged
+    /// in the order read), on the worker thread (see `crate::output`).
+    pub on_output: &'a (dyn Fn(&[u8]) + Sync),
 }
 
 /// A kind of job: how to execute one run of it.

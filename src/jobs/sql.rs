@@ -264,6 +264,7 @@ mod tests {
             file_pool: &pool,
             on_progress: &|_| {},
             on_pid: &|_| {},
+            on_output: &|_| {},
         };
         super::super::execute(&ctx)
     }

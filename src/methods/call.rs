@@ -54,6 +54,8 @@ pub enum Call<'a> {
     JobsResume(JobName<'a>),
     /// `runs.cancel {run_id}`.
     RunsCancel(RunRef),
+    /// `runs.output {run_id, follow?, from?}`.
+    RunsOutput(RunsOutput),
     /// `subscribe {jobs?}`.
     Subscribe(Subscribe),
     /// `reload`.
@@ -101,6 +103,18 @@ pub const MAX_NEXT_RUNS: u64 = 1000;
 pub struct RunRef {
     /// The run.
     pub run_id: RunKey,
+}
+
+/// `runs.output {run_id, follow?, from?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsOutput {
+    /// The run.
+    pub run_id: RunKey,
+    /// Go on sending `run.output` notifications until the run ends.
+    pub follow: Option<bool>,
+    /// The offset of the first byte wanted (default 0).
+    pub from: Option<u64>,
 }
 
 /// A run id as a client gives it: a string (or a number) naming a run

@@ -28,6 +28,7 @@ mod define;
 mod job_def;
 mod jobs;
 pub mod jobs_list;
+pub mod output;
 mod runs;
 mod status;
 
@@ -87,6 +88,9 @@ pub enum Reply {
     /// `subscribe`: answer `{subscribed: true}`, then stream `run.event`
     /// notifications of these jobs (None: all runs) on the connection.
     Subscribe(Option<Vec<String>>),
+    /// `runs.output {follow: true}`: answer, then stream `run.output`
+    /// notifications of the run on the connection until it ends.
+    Follow(Box<output::Follow>),
 }
 
 /// A change only the event loop may make.
@@ -142,6 +146,8 @@ pub enum Command {
     WaitRemote(RunId),
     /// `subscribe {jobs?}`.
     Subscribe(Option<Vec<String>>),
+    /// `runs.output {follow: true}` of a run not ended yet.
+    Follow(Box<output::Follow>),
     /// `reload`.
     Reload,
     /// `shutdown`.
@@ -161,9 +167,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::Ping => Outcome::Answer(Ok(Value::from("pong"))),
         Call::Status => Outcome::Encoded(status::status(shared)),
         Call::JobsList(p) => Outcome::Encoded(jobs_list::list(shared, &h.jobs_list, p)),
-        Call::JobsGet(p) => {
-            Outcome::Encoded(jobs::get(shared, p.name, p.next))
-        }
+        Call::JobsGet(p) => Outcome::Encoded(jobs::get(shared, p.name, p.next)),
         Call::RunsGet(p) => Outcome::Answer(runs::get(shared, p.run_id)),
         Call::RunsList(p) => Outcome::Encoded(runs::list(shared, p)),
         Call::JobsRun(p) if p.node == Some(call::Node::Any) => {
@@ -194,6 +198,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
             RunKey::Unknown(id) => Err(Error::NoSuchRun(id)),
         }),
         Call::Subscribe(p) => command(runs::subscribe(shared, p)),
+        Call::RunsOutput(p) => output::runs_output(shared, p),
         Call::Reload => Outcome::Command(Command::Reload),
         Call::Shutdown => Outcome::Command(Command::Shutdown),
         Call::KillWorker => Outcome::Command(Command::KillWorker),
@@ -250,6 +255,7 @@ pub fn execute(d: &mut Daemon, cmd: Command) -> Reply {
         },
         Command::WaitRemote(id) => wait_remote(d, id),
         Command::Subscribe(jobs) => Reply::Subscribe(jobs),
+        Command::Follow(f) => Reply::Follow(f),
         Command::Reload => admin::reload(d),
         Command::Shutdown => Reply::Now(Ok(admin::shutdown(d))),
         Command::KillWorker => Reply::Now(admin::kill_worker(d)),

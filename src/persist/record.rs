@@ -168,6 +168,9 @@ pub struct RunRecord {
     /// The run that triggered this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_run_id: Option<RunId>,
+    /// Where `output` starts in all the run printed (0: from the start).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_from: u64,
 }
 
 impl RunRecord {
@@ -192,6 +195,7 @@ impl RunRecord {
             adhoc,
             catch_up: run.catch_up,
             parent_run_id: run.parent_run_id,
+            output_from: run.output_from,
         }
     }
 
@@ -215,8 +219,13 @@ impl RunRecord {
             result: self.result.clone(),
             catch_up: self.catch_up,
             parent_run_id: self.parent_run_id,
+            output_from: self.output_from,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Serde adapters between tickd's types and their wire strings.
@@ -337,6 +346,7 @@ mod tests {
             result: Some(serde_json::json!({"bytes": 12, "files": ["a", "b"]})),
             catch_up: true,
             parent_run_id: Some(3),
+            output_from: 7,
         }
     }
 

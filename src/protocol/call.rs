@@ -55,6 +55,7 @@ fn decode_known<'a>(method: &str, params: &'a Params, board: &Board) -> Result<C
         "jobs.resume" => params.decode().map(Call::JobsResume),
         "runs.cancel" => params.decode().map(Call::RunsCancel),
         "subscribe" => params.decode().map(Call::Subscribe),
+        "runs.output" => params.decode().map(Call::RunsOutput),
         "reload" => none(Call::Reload),
         "shutdown" => none(Call::Shutdown),
         "debug.kill_worker" if board.debug_hooks => none(Call::KillWorker),

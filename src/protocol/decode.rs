@@ -268,6 +268,7 @@ pub const METHODS: &[&str] = &[
     "runs.get",
     "runs.list",
     "runs.cancel",
+    "runs.output",
     "submit",
     "jobs.put",
     "jobs.delete",

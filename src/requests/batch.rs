@@ -154,6 +154,10 @@ pub enum Segment {
     /// The rest of an answer sent a piece at a time; always the last
     /// segment. The connection's requests after it wait until its end.
     Stream(Box<BodyStream>),
+    /// A chunked answer that goes on with a run's output
+    /// (`GET /runs/ID/output?follow=1`), kept by the loop until the run
+    /// ends; always the last segment, like `Stream`.
+    Follow(Box<super::output::HttpFollow>),
 }
 
 /// The answers to one [`ConnBatch`].
@@ -241,7 +245,10 @@ impl OutputBudget {
         for s in segments.get(self.counted..).unwrap_or_default() {
             self.segment_bytes += match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
+                Segment::Command { .. }
+                | Segment::Close { .. }
+                | Segment::Stream(_)
+                | Segment::Follow(_) => 0,
             };
         }
         self.counted = segments.len();
@@ -283,7 +290,10 @@ impl BatchAnswer {
             .iter()
             .map(|s| match s {
                 Segment::Bytes(b) | Segment::Delayed(b) => b.len(),
-                Segment::Command { .. } | Segment::Close { .. } | Segment::Stream(_) => 0,
+                Segment::Command { .. }
+                | Segment::Close { .. }
+                | Segment::Stream(_)
+                | Segment::Follow(_) => 0,
             })
             .sum();
         segments + self.tail.len()

@@ -15,6 +15,7 @@
 //! | `POST /jobs/NAME/pause`, `/resume` | `jobs.pause`, `jobs.resume` |
 //! | `GET /runs?job=&state=&limit=&before=`, `GET /runs/ID` | `runs.list`, `runs.get` |
 //! | `POST /runs/ID/cancel` | `runs.cancel` |
+//! | `GET /runs/ID/output?from=&follow=` | raw output ([`super::output`]) |
 //! | `POST /reload` | `reload` |
 //!
 //! `HEAD` is accepted wherever `GET` is. A known path with another method
@@ -103,6 +104,7 @@ enum Target {
     Cluster,
     Page,
     Metrics,
+    Output(String),
     Call {
         method: &'static str,
         params: Map<String, Value>,
@@ -354,6 +356,11 @@ fn answer_one(
                 return Checked::Streaming(passed);
             }
         }
+        Target::Output(id) => {
+            if super::output::answer(shared, &id, req.query, req.version, f, out, segments) {
+                return Checked::Streaming(passed);
+            }
+        }
         Target::Call { method, params, ok } => {
             if let Some(g) = &granted {
                 if let Err(e) = grant::check(shared, g, caller, method, &params) {
@@ -477,6 +484,7 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["runs"] => get(call("runs.list", query_params(req.query)?, 200)),
         ["runs", id] => get(call("runs.get", named("run_id", id)?, 200)),
         ["runs", id, "cancel"] => post(call("runs.cancel", named("run_id", id)?, 200)),
+        ["runs", id, "output"] => get(Target::Output(decode(id)?)),
         ["reload"] => post(call("reload", Map::new(), 200)),
         _ => Err(Refusal(
             404,

@@ -66,7 +66,7 @@ pub fn start_metrics(
     let chunked = version >= 1;
     if f.head {
         // The head a GET would get; there is no body to frame.
-        response::write_stream_head(out, 200, metrics::CONTENT_TYPE, f, chunked);
+        response::write_stream_head(out, 200, metrics::CONTENT_TYPE, "", f, chunked);
         return None;
     }
     // Without the chunked coding, the end of the body is the close.
@@ -74,7 +74,7 @@ pub fn start_metrics(
         close: f.close || !chunked,
         head: false,
     };
-    response::write_stream_head(out, 200, metrics::CONTENT_TYPE, f, chunked);
+    response::write_stream_head(out, 200, metrics::CONTENT_TYPE, "", f, chunked);
     put(out, &body, chunked);
     Some(Box::new(BodyStream {
         render,

@@ -32,6 +32,8 @@
 //!   limit, end of linger) on the loop's own wheel (`ConnTimers`);
 //! - `waiters.rs`: requests waiting on runs, and subscribers to run events
 //!   (`Waiters`, `Subscribers`);
+//! - `follow.rs`: clients following a run's output (`runs.output
+//!   {follow}`, `GET /runs/ID/output?follow=1`), bounded like subscribers;
 //! - `auth_hold.rs`: the mechanics of authentication (each connection's
 //!   credential judged against the token in force, a wrong token's answer
 //!   held for the auth delay, connections re-judged after a reload changed
@@ -74,6 +76,7 @@ mod auth_hold;
 mod backoff;
 mod commits;
 mod conn;
+mod follow;
 mod framing;
 pub mod limits;
 pub mod listeners;
@@ -158,6 +161,8 @@ pub struct Server {
     commits: commits::CommitQueue,
     /// Connections that called `subscribe`.
     subscribers: Subscribers,
+    /// Clients following runs' output.
+    followers: follow::Followers,
     /// The token in force the credentials were judged against, and the
     /// wrong tokens' warnings.
     auth: AuthWatch,
@@ -200,6 +205,7 @@ impl Server {
             waiters: Waiters::default(),
             commits: commits::CommitQueue::default(),
             subscribers: Subscribers::default(),
+            followers: follow::Followers::default(),
             auth,
             exit_at: None,
             alarm: Alarm::new(),
@@ -312,6 +318,9 @@ impl Server {
             log::debug!("connection {} closed", conn.serial);
             if conn.subscription.is_some() {
                 self.unsubscribe(key, conn.serial);
+            }
+            if conn.following > 0 {
+                self.unfollow_conn(key, conn.serial);
             }
         }
         self.publish_connections();

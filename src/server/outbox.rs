@@ -230,6 +230,7 @@ impl Server {
                     Segment::Delayed(bytes) => self.delay_answer(key, answer.serial, bytes),
                     Segment::Close { why } => self.close_on_request(key, answer.serial, why),
                     Segment::Stream(body) => self.keep_stream(key, answer.serial, body),
+                    Segment::Follow(f) => self.follow_http(key, answer.serial, *f),
                 }
             }
             if !live {
@@ -287,6 +288,10 @@ impl Server {
             },
             Reply::WaitReload(ticket) => {
                 self.wait_for_reload(key, serial, ticket, to);
+                return;
+            }
+            Reply::Follow(f) => {
+                self.follow_rpc(key, serial, to, *f);
                 return;
             }
             Reply::Subscribe(jobs) => {

@@ -93,7 +93,7 @@ impl ConnTimers {
 pub struct Standing {
     /// Served under the token in force (or auth is off, or it is trusted).
     pub authed: bool,
-    /// It called `subscribe`.
+    /// It called `subscribe`, or follows a run's output.
     pub subscribed: bool,
     /// When it last sent something.
     pub last_active: Instant,
@@ -108,7 +108,7 @@ impl Standing {
     pub fn of(conn: &Conn, authed: bool) -> Standing {
         Standing {
             authed,
-            subscribed: conn.subscription.is_some(),
+            subscribed: conn.subscription.is_some() || conn.following > 0,
             last_active: conn.last_active,
             stranger_since: conn.stranger_since,
             handshaking: conn.stream.handshaking(),

@@ -178,6 +178,7 @@ impl Server {
                     LoopEvent::Journal(report) => self.on_journal(&report),
                     LoopEvent::Reload(prepared) => self.daemon.on_reload_prepared(prepared),
                     LoopEvent::Cluster(notice) => self.on_cluster(notice),
+                    LoopEvent::Output(run) => self.on_output(run),
                 }
                 taken += 1;
                 if taken.is_multiple_of(64) && started.elapsed() >= EVENTS_BUDGET {
@@ -229,6 +230,7 @@ impl Server {
             return false;
         }
         self.answer_kept_waiters();
+        self.end_follows();
         let exit_at = *self.exit_at.get_or_insert(now + FINAL_FLUSH);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {

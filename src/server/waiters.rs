@@ -202,6 +202,7 @@ impl Server {
     /// bookkeeping, and the requests waiting for it are answered.
     pub(super) fn on_run_finished(&mut self, run: &Run) {
         self.broadcast(run);
+        self.pump_run(run.id, Some(run.state));
         self.daemon.on_finished(run);
         let Some(waiters) = self.waiters.take(run.id) else {
             return;

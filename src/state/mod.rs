@@ -454,6 +454,14 @@ impl Core {
         }
     }
 
+    /// Where run `id`'s kept output starts in all it printed (set by its
+    /// worker just before it finishes the run).
+    pub fn set_output_from(&mut self, id: RunId, from: u64) {
+        if let Some(run) = self.runs.get_mut(&id) {
+            run.output_from = from;
+        }
+    }
+
     /// Counts a dispatched run in its job's `active`.
     pub fn note_dispatched(&mut self, id: RunId) {
         if let Some(entry) = self.job_of_mut(id) {

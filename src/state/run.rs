@@ -200,6 +200,10 @@ pub struct Run {
     /// The run that triggered this one (`on_failure`, `on_success`; for
     /// `after`, the upstream run that completed the join).
     pub parent_run_id: Option<RunId>,
+    /// The offset of `output`'s first byte in everything the run printed
+    /// (more than 0 when only the tail is kept; not journaled: 0 after a
+    /// restart). See `runs.output`.
+    pub output_from: u64,
 }
 
 impl Run {
@@ -223,6 +227,7 @@ impl Run {
             result: None,
             catch_up: false,
             parent_run_id: None,
+            output_from: 0,
         }
     }
 

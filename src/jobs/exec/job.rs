@@ -20,6 +20,9 @@ impl ExecObserver for Observer<'_, '_> {
     fn progress(&mut self, value: f64) {
         (self.0.on_progress)(value);
     }
+    fn output(&mut self, bytes: &[u8]) {
+        (self.0.on_output)(bytes);
+    }
 }
 
 impl Executor for ExecJob<'_> {

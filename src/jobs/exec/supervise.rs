@@ -480,6 +480,7 @@ impl Run<'_> {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.tail.push(&buf[..n]);
+                    observer.output(&buf[..n]);
                     stream.scanner.feed(&buf[..n], |v| observer.progress(v));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,

@@ -49,6 +49,7 @@ fn run_with(
         file_pool: &pool,
         on_progress: &record,
         on_pid: &|_| {},
+        on_output: &|_| {},
     };
     let finish = super::super::execute(&ctx);
     (finish, seen.into_inner().expect("progress list"))

@@ -108,6 +108,9 @@ pub struct Conn {
     /// output to drain (its connection counts as having a batch in flight
     /// until it ends; see `crate::requests::stream`).
     pub body: Option<Box<BodyStream>>,
+    /// Runs whose output it follows (`runs.output {follow}`, or one
+    /// `GET /runs/ID/output?follow=1`); while any, it is not idle.
+    pub following: usize,
 }
 
 impl Conn {
@@ -140,6 +143,7 @@ impl Conn {
             want_write: false,
             subscription: None,
             body: None,
+            following: 0,
         }
     }
 
