@@ -18,6 +18,7 @@
 // `unsafe` only in `sys::ffi`, which allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod schedule;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod supervise;
 pub mod sys;
 pub mod syslog;
 pub mod time;
@@ -60,6 +62,9 @@ pub struct RunOptions {
     pub pidfile: Option<PathBuf>,
     /// Detach from the terminal (`--daemonize`).
     pub daemonize: bool,
+    /// Run as a supervisor that holds the listeners and restarts the
+    /// daemon when it dies (`--supervise`, see [`supervise`]).
+    pub supervise: bool,
 }
 
 /// Why start-up failed: the exit code and the message for the log (and,
@@ -91,15 +96,22 @@ struct Started {
 ///    `--daemonize` moves to `/`);
 /// 2. `--daemonize`: fork and detach, while there is only one thread;
 /// 3. set up logging (stderr, log file, syslog) and sd_notify;
-/// 4. take the pidfile, install the signal handlers, bind the listeners;
+/// 4. take the pidfile, install the signal handlers, bind the listeners
+///    (or take those inherited through socket activation, read before
+///    anything else: see [`activation`]);
 /// 5. drop privileges (`daemon.user`), still before any thread exists;
 /// 6. start the pools and the scheduler; report ready (the starting
 ///    process of `--daemonize`, and systemd's `READY=1`); run the loop.
 pub fn run(opts: &RunOptions) -> i32 {
+    // First of all, while the process has one thread and no file open:
+    // the sockets of socket activation, and the supervisor's restart count.
+    let inherited = activation::take();
+    activation::take_restarts();
     let opts = RunOptions {
         config: absolute(&opts.config),
         pidfile: opts.pidfile.as_deref().map(absolute),
         daemonize: opts.daemonize,
+        supervise: opts.supervise,
     };
     let config = match config::load(&opts.config) {
         Ok(c) => c,
@@ -126,8 +138,9 @@ pub fn run(opts: &RunOptions) -> i32 {
             }
         }
     }
+    let stderr_is_log = (config.daemon.start.log_file.as_deref()).is_some_and(logging::stderr_is);
     let outputs = logging::Outputs {
-        stderr: !opts.daemonize,
+        stderr: !opts.daemonize && !stderr_is_log,
         file: config.daemon.start.log_file.clone(),
         syslog: config.daemon.start.syslog,
     };
@@ -141,8 +154,23 @@ pub fn run(opts: &RunOptions) -> i32 {
     for w in &config.warnings {
         log::warn!("{w}");
     }
+    if let Some(note) = activation::ignored_note() {
+        log::warn!("{note}");
+    }
+    let inherited = match inherited {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            let message = format!("cannot start: socket activation: {e}");
+            log::error!("{message}");
+            readiness.fail(EXIT_BIND, &message);
+            return EXIT_BIND;
+        }
+    };
+    if opts.supervise {
+        return supervise::run(&opts, config, inherited, readiness);
+    }
 
-    let started = match start_up(&opts, config) {
+    let started = match start_up(&opts, config, inherited) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{}", e.message);
@@ -161,7 +189,11 @@ pub fn run(opts: &RunOptions) -> i32 {
 }
 
 /// Steps 4 to 6 of [`run`]: everything up to a server ready to run.
-fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartError> {
+fn start_up(
+    opts: &RunOptions,
+    config: config::Config,
+    inherited: Vec<activation::Inherited>,
+) -> Result<Started, StartError> {
     let debug_hooks = std::env::var("TICKD_DEBUG_HOOKS").is_ok_and(|v| v == "1");
     if debug_hooks {
         log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
@@ -181,17 +213,21 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
     let poll = mio::Poll::new()
         .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
     // Every listener is bound here, before the privilege drop below.
-    let listeners = server::listeners::bind(&config.daemon).map_err(StartError::bind)?;
+    let listeners =
+        server::listeners::bind(&config.daemon, inherited).map_err(StartError::bind)?;
 
     let account = privilege::plan(&config.daemon.start).map_err(|message| StartError {
         code: EXIT_CONFIG,
         message,
     })?;
     if let Some(account) = &account {
+        // An inherited socket is its creator's (a socket unit's SocketUser=,
+        // or the supervisor, which hands it over itself).
+        let own_socket = listeners.unix.as_ref().filter(|u| !u.inherited());
         privilege::hand_over(
             account,
             config.daemon.start.state_dir.as_deref(),
-            config.daemon.start.unix_socket.as_deref(),
+            own_socket.map(|u| u.path()),
         );
         privilege::drop_to(account).map_err(|e| {
             StartError::bind(format!(

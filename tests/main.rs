@@ -11,6 +11,7 @@
 mod ops_util;
 mod util;
 
+mod activation;
 mod api_jobs;
 mod api_jobs_io;
 mod auth;

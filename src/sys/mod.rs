@@ -122,6 +122,30 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
     }
 }
 
+/// Takes fds `3 .. 3 + count`, passed on by the process that started this
+/// one (socket activation), and marks them close-on-exec. Once per process;
+/// see [`ffi::claim_inherited_fds`] for when it is sound to call.
+pub(crate) fn claim_inherited_fds(count: usize) -> io::Result<Vec<OwnedFd>> {
+    ffi::claim_inherited_fds(count)
+}
+
+/// Spawns `command` as `program args` with exactly the environment `env`,
+/// passing `fds` on as fds 3, 4, ... by the socket-activation protocol
+/// (`LISTEN_FDS`, and `LISTEN_PID` = the child's pid), the child getting
+/// `SIGTERM` should this process die; see [`ffi::exec_passing_fds`].
+/// `command`'s own program, arguments and environment are not used (its
+/// stdio, process group and the like are).
+pub fn spawn_passing_fds(
+    command: &mut std::process::Command,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<std::process::Child> {
+    ffi::exec_passing_fds(command, program, args, env, fds)?;
+    command.spawn()
+}
+
 /// A set of CPUs a thread may run on (its affinity mask).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuMask(rustix::thread::CpuSet);
