@@ -54,6 +54,7 @@ mod shutdown_load;
 mod soak;
 mod state_dir;
 mod status_page;
+mod supervise;
 mod unix_socket;
 
 /// Every `tests/*.rs` file but this one is declared as a module above.
