@@ -96,6 +96,9 @@ CONFIG=/etc/tickd/tickd.toml
 PIDFILE=$RUN_DIR/tickd.pid
 # Start as this user directly; empty = start as root and let daemon.user drop.
 USER=
+# yes = run under tickd's own supervisor (tickd run --supervise): the
+# listening socket stays open and the daemon is restarted after a crash.
+SUPERVISE=yes
 DEFAULTS
 fi
 

@@ -125,7 +125,9 @@ pub fn take() -> Result<Vec<Inherited>, String> {
         if let (Some(pid), Some(fds)) = (&pid, &fds) {
             if pid.trim() != me.to_string() {
                 // Logged once logging is up; see `ignored_for`.
-                IGNORED.get_or_init(|| format!("LISTEN_FDS={fds} is for pid {pid}, not this process ({me}); ignored"));
+                IGNORED.get_or_init(|| {
+                    format!("LISTEN_FDS={fds} is for pid {pid}, not this process ({me}); ignored")
+                });
             }
         }
         return Ok(Vec::new());
@@ -207,13 +209,18 @@ fn classify(fd: &OwnedFd) -> Result<Kind, String> {
     if ty != SocketType::STREAM {
         return Err("not a stream socket (tickd needs SOCK_STREAM: ListenStream=)".into());
     }
-    let listening = sockopt::socket_acceptconn(fd).map_err(|e| format!("cannot tell whether it listens: {e}"))?;
+    let listening = sockopt::socket_acceptconn(fd)
+        .map_err(|e| format!("cannot tell whether it listens: {e}"))?;
     if !listening {
-        return Err("the socket is not listening (Accept=no and ListenStream= give a listening socket)".into());
+        return Err(
+            "the socket is not listening (Accept=no and ListenStream= give a listening socket)"
+                .into(),
+        );
     }
     let addr = rustix::net::getsockname(fd).map_err(|e| format!("getsockname: {e}"))?;
     if domain == AddressFamily::INET || domain == AddressFamily::INET6 {
-        let a = SocketAddr::try_from(addr).map_err(|e| format!("its address is unreadable: {e}"))?;
+        let a =
+            SocketAddr::try_from(addr).map_err(|e| format!("its address is unreadable: {e}"))?;
         return Ok(Kind::Tcp(a));
     }
     if domain == AddressFamily::UNIX {
@@ -222,12 +229,20 @@ fn classify(fd: &OwnedFd) -> Result<Kind, String> {
         return match a.path() {
             Some(p) => {
                 use std::os::unix::ffi::OsStrExt;
-                Ok(Kind::Unix(PathBuf::from(std::ffi::OsStr::from_bytes(p.to_bytes()))))
+                Ok(Kind::Unix(PathBuf::from(std::ffi::OsStr::from_bytes(
+                    p.to_bytes(),
+                ))))
             }
-            None => Err("a Unix socket without a path (abstract or unnamed); tickd's unix_socket is a path".into()),
+            None => Err(
+                "a Unix socket without a path (abstract or unnamed); tickd's unix_socket is a path"
+                    .into(),
+            ),
         };
     }
-    Err(format!("address family {} is neither TCP nor Unix", domain.as_raw()))
+    Err(format!(
+        "address family {} is neither TCP nor Unix",
+        domain.as_raw()
+    ))
 }
 
 #[cfg(test)]
@@ -237,11 +252,22 @@ mod tests {
     #[test]
     fn variables_by_the_rules_of_sd_listen_fds() {
         assert_eq!(parse(None, None, None, 7), Ok(None));
-        assert_eq!(parse(None, Some("1"), None, 7), Ok(None), "no LISTEN_PID: not ours");
-        assert_eq!(parse(Some("8"), Some("1"), None, 7), Ok(None), "another pid");
+        assert_eq!(
+            parse(None, Some("1"), None, 7),
+            Ok(None),
+            "no LISTEN_PID: not ours"
+        );
+        assert_eq!(
+            parse(Some("8"), Some("1"), None, 7),
+            Ok(None),
+            "another pid"
+        );
         assert_eq!(
             parse(Some("7"), Some("2"), None, 7),
-            Ok(Some(Announced { count: 2, names: vec![None, None] }))
+            Ok(Some(Announced {
+                count: 2,
+                names: vec![None, None]
+            }))
         );
         assert_eq!(
             parse(Some(" 7 "), Some("2"), Some("listen:unix_socket"), 7),
@@ -269,9 +295,13 @@ mod tests {
         let unix = std::os::unix::net::UnixListener::bind(&path).expect("bind");
         assert_eq!(classify(&OwnedFd::from(unix)), Ok(Kind::Unix(path)));
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        assert!(classify(&OwnedFd::from(udp)).unwrap_err().contains("not a stream socket"));
+        assert!(classify(&OwnedFd::from(udp))
+            .unwrap_err()
+            .contains("not a stream socket"));
         let file = std::fs::File::open("/dev/null").expect("open");
-        assert!(classify(&OwnedFd::from(file)).unwrap_err().contains("not a socket"));
+        assert!(classify(&OwnedFd::from(file))
+            .unwrap_err()
+            .contains("not a socket"));
         // Bound but not listening.
         let s = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

@@ -213,8 +213,7 @@ fn start_up(
     let poll = mio::Poll::new()
         .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
     // Every listener is bound here, before the privilege drop below.
-    let listeners =
-        server::listeners::bind(&config.daemon, inherited).map_err(StartError::bind)?;
+    let listeners = server::listeners::bind(&config.daemon, inherited).map_err(StartError::bind)?;
 
     let account = privilege::plan(&config.daemon.start).map_err(|message| StartError {
         code: EXIT_CONFIG,

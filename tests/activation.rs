@@ -94,7 +94,10 @@ fn restarts_under_load_refuse_no_connection_and_answer_every_request() {
     let (_, line) = log
         .wait_for("listening on ", 0, WAIT)
         .unwrap_or_else(|| panic!("no listening line: {:?}", log.all()));
-    assert!(line.contains(&format!("listening on {addr} (inherited fd 3)")), "{line}");
+    assert!(
+        line.contains(&format!("listening on {addr} (inherited fd 3)")),
+        "{line}"
+    );
     let load = PingLoad::start(addr);
     let mut pids = Vec::new();
     for round in 0..5 {
@@ -103,7 +106,11 @@ fn restarts_under_load_refuse_no_connection_and_answer_every_request() {
         pids.push(pid);
         term(&child);
         let status = wait_child(&mut child, WAIT).expect("daemon exits on SIGTERM");
-        assert!(status.success(), "round {round}: {status:?}\n{:?}", log.all());
+        assert!(
+            status.success(),
+            "round {round}: {status:?}\n{:?}",
+            log.all()
+        );
         // Started at once: connections made meanwhile wait in the backlog
         // of the socket this test holds.
         (child, _) = launch(&cfg, &[&listener], Some("listen"), None);
@@ -115,7 +122,10 @@ fn restarts_under_load_refuse_no_connection_and_answer_every_request() {
     eprintln!("restart under load: {report:?}");
     assert_eq!(report.refused, 0, "{report:?}");
     assert!(report.connect_errors.is_empty(), "{report:?}");
-    assert_eq!(report.sent, report.answered, "every request answered: {report:?}");
+    assert_eq!(
+        report.sent, report.answered,
+        "every request answered: {report:?}"
+    );
     assert!(report.answered >= 120, "{report:?}");
     pids.dedup();
     assert_eq!(pids.len(), 5, "a new process each time: {pids:?}");
@@ -151,7 +161,10 @@ fn an_inherited_socket_that_does_not_match_the_config_fails_the_start() {
             log.all().iter().any(|l| l.contains(expect)).then_some(())
         });
         let all = log.all().join("\n");
-        assert!(all.contains("inherited fd 3 (named") || names.is_none(), "{all}");
+        assert!(
+            all.contains("inherited fd 3 (named") || names.is_none(),
+            "{all}"
+        );
         assert!(!all.contains("listening on"), "{all}");
     }
     // A UDP socket is no listener.
@@ -178,7 +191,9 @@ fn sockets_for_another_pid_are_left_alone_and_jobs_inherit_no_listener() {
     let (mut child, log) = launch(&cfg, &[&listener], None, Some("1"));
     let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
     assert_ne!(util::listening_addr(&line), addr, "{line}");
-    assert!(log.wait_for("is for pid 1, not this process", 0, WAIT).is_some());
+    assert!(log
+        .wait_for("is for pid 1, not this process", 0, WAIT)
+        .is_some());
     term(&child);
     assert!(wait_child(&mut child, WAIT).expect("exit").success());
 
@@ -188,13 +203,19 @@ name = "fds"
 kind = "exec"
 command = ["sh", "-c", "ls -l /proc/$$/fd; env | grep -c '^LISTEN_' || true"]
 "#;
-    let cfg = write_config(dir.path(), &format!("[daemon]\nlisten = \"{addr}\"\nworkers = 1\n\n{jobs}"));
+    let cfg = write_config(
+        dir.path(),
+        &format!("[daemon]\nlisten = \"{addr}\"\nworkers = 1\n\n{jobs}"),
+    );
     let (mut child, log) = launch(&cfg, &[&listener], None, None);
     log.wait_for("listening on ", 0, WAIT).expect("listening");
     let run = Client::connect(addr).ok("jobs.run", json!({"name": "fds", "wait": true}));
     let out = run["output"].as_str().expect("output");
     assert!(!out.contains("socket:"), "a job inherited a socket:\n{out}");
-    assert!(out.trim_end().ends_with('0'), "LISTEN_* reached the job:\n{out}");
+    assert!(
+        out.trim_end().ends_with('0'),
+        "LISTEN_* reached the job:\n{out}"
+    );
     term(&child);
     assert!(wait_child(&mut child, WAIT).expect("exit").success());
 }

@@ -5,7 +5,9 @@
 
 use crate::ops_util::{alive, wait_gone, KillOnDrop};
 use crate::util::load::PingLoad;
-use crate::util::{bin, collect_stderr, listening_addr, poll_until, wait_child, Client, LogBuf, WAIT};
+use crate::util::{
+    bin, collect_stderr, listening_addr, poll_until, wait_child, Client, LogBuf, WAIT,
+};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,11 @@ fn supervise(config_text: &str, base_ms: u64, extra: &[&str]) -> Supervisor {
     let mut child = Command::new(bin())
         .args(["run", "--supervise", "--config"])
         .arg(&config)
-        .args(extra.iter().map(|a| a.replace("$DIR", &dir.path().display().to_string())))
+        .args(
+            extra
+                .iter()
+                .map(|a| a.replace("$DIR", &dir.path().display().to_string())),
+        )
         .env("TICKD_TEST_SUPERVISE_BASE_MS", base_ms.to_string())
         .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
@@ -122,7 +128,10 @@ fn kill_9_of_the_daemon_brings_a_new_one_while_the_port_keeps_accepting() {
     let mark = s.log.len();
     kill(first_pid, rustix::process::Signal::KILL);
     let (_, line) = s.wait_log("was killed by signal 9 (SIGKILL)", mark);
-    assert!(line.contains("restarting it in 100ms (restart 1, 1 in the last 10 min)"), "{line}");
+    assert!(
+        line.contains("restarting it in 100ms (restart 1, 1 in the last 10 min)"),
+        "{line}"
+    );
     s.wait_log("is ready", mark);
     load.wait_for_answers(20);
     let second = s.status();
@@ -174,7 +183,11 @@ fn sigterm_to_the_supervisor_stops_the_daemon_and_exits_0() {
 
 #[test]
 fn the_daemon_follows_a_supervisor_killed_outright() {
-    let mut s = supervise("[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n", 100, &[]);
+    let mut s = supervise(
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n",
+        100,
+        &[],
+    );
     let daemon = daemon_pid(&s.status());
     let _guard = KillOnDrop(daemon);
     s.signal(rustix::process::Signal::KILL);
@@ -194,7 +207,10 @@ fn a_daemon_that_keeps_failing_at_start_makes_the_supervisor_give_up() {
     let status = wait_child(&mut s.child, WAIT).expect("the supervisor gives up");
     let log = s.log.all();
     assert_eq!(status.code(), Some(3), "{log:#?}");
-    let restarts = log.iter().filter(|l| l.contains("restarting it in")).count();
+    let restarts = log
+        .iter()
+        .filter(|l| l.contains("restarting it in"))
+        .count();
     assert_eq!(restarts, 10, "{log:#?}");
     let failed = log
         .iter()
@@ -231,6 +247,9 @@ fn a_daemon_that_cannot_start_the_first_time_is_not_restarted() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("before it was ready; not restarting it"), "{stderr}");
+    assert!(
+        stderr.contains("before it was ready; not restarting it"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("restarting it in"), "{stderr}");
 }

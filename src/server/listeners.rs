@@ -128,10 +128,7 @@ pub fn bind(d: &DaemonConfig, inherited: Vec<Inherited>) -> Result<Listeners, St
     match out.tcp.as_ref().map(TcpListener::local_addr) {
         Some(Ok(a)) => {
             // At any log level: with port 0 this is where the port shows.
-            crate::logging::always(
-                module_path!(),
-                format_args!("listening on {a}{tcp_from}"),
-            );
+            crate::logging::always(module_path!(), format_args!("listening on {a}{tcp_from}"));
             if !a.ip().is_loopback() && d.live.auth_token.is_none() {
                 log::warn!(
                     "SECURITY: listening on non-loopback address {a} without auth_token: \

@@ -181,8 +181,7 @@ impl Supervisor {
             .map_err(|e| bind(format!("cannot tell where the tickd binary is: {e}")))?;
         let pidfile = match &opts.pidfile {
             Some(path) => Some(
-                crate::pidfile::Pidfile::acquire(path)
-                    .map_err(|e| (EXIT_BIND, e.to_string()))?,
+                crate::pidfile::Pidfile::acquire(path).map_err(|e| (EXIT_BIND, e.to_string()))?,
             ),
             None => None,
         };
@@ -289,10 +288,7 @@ impl Supervisor {
                 }
             }
             self.forward_signals(&state);
-            if let State::Running {
-                child, started, ..
-            } = &mut state
-            {
+            if let State::Running { child, started, .. } = &mut state {
                 let status = match child.try_wait() {
                     Ok(Some(status)) => status,
                     Ok(None) => continue,

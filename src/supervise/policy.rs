@@ -178,10 +178,16 @@ mod tests {
         );
         // Up 10 minutes: back to the base delay.
         let d = r.after_death(t0 + Duration::from_secs(1300), Duration::from_secs(600));
-        assert!(matches!(d, Decision::Restart { delay, .. } if delay == S), "{d:?}");
+        assert!(
+            matches!(d, Decision::Restart { delay, .. } if delay == S),
+            "{d:?}"
+        );
         // Up a little less: the delay keeps doubling.
         let d = r.after_death(t0 + Duration::from_secs(1301), Duration::from_secs(599));
-        assert!(matches!(d, Decision::Restart { delay, .. } if delay == 2 * S), "{d:?}");
+        assert!(
+            matches!(d, Decision::Restart { delay, .. } if delay == 2 * S),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -107,9 +107,7 @@ fn run(addr: SocketAddr, stop: &AtomicBool, answered: &AtomicU64) -> Report {
             }
         };
         r.connections += 1;
-        stream
-            .set_read_timeout(Some(super::WAIT))
-            .expect("timeout");
+        stream.set_read_timeout(Some(super::WAIT)).expect("timeout");
         let mut reader = BufReader::new(stream);
         for _ in 0..PER_CONNECTION {
             let this = match pending {
