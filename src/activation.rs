@@ -79,6 +79,20 @@ impl Inherited {
     }
 }
 
+/// Set (to `2`) when an in-place upgrade's two pipes follow the listeners
+/// (see [`crate::upgrade`]); read and unset by [`take`].
+pub const HANDOFF_VAR: &str = "TICKD_UPGRADE_FDS";
+
+/// The upgrade's pipes taken by [`take`]: (confirm, go).
+static HANDOFF: std::sync::Mutex<Option<(OwnedFd, OwnedFd)>> = std::sync::Mutex::new(None);
+
+/// The pipes of an in-place upgrade this process was started for, once:
+/// the write end it confirms on, and the read end whose end of file says
+/// the old process is gone.
+pub fn take_handoff() -> Option<(OwnedFd, OwnedFd)> {
+    HANDOFF.lock().ok()?.take()
+}
+
 /// The variable through which the supervisor passes its restart count.
 pub const RESTARTS_VAR: &str = "TICKD_SUPERVISOR_RESTARTS";
 
@@ -116,7 +130,8 @@ struct Announced {
 pub fn take() -> Result<Vec<Inherited>, String> {
     let var = |k: &str| std::env::var(k).ok();
     let (pid, fds, names) = (var("LISTEN_PID"), var("LISTEN_FDS"), var("LISTEN_FDNAMES"));
-    for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+    let handoff = var(HANDOFF_VAR).is_some_and(|v| v.trim() == "2");
+    for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", HANDOFF_VAR] {
         // Single-threaded here (see above), as `remove_var` requires.
         std::env::remove_var(k);
     }
@@ -132,8 +147,16 @@ pub fn take() -> Result<Vec<Inherited>, String> {
         }
         return Ok(Vec::new());
     };
-    let owned = crate::sys::claim_inherited_fds(announced.count)
+    let extra = if handoff { 2 } else { 0 };
+    let mut owned = crate::sys::claim_inherited_fds(announced.count + extra)
         .map_err(|e| format!("LISTEN_FDS={}: {e}", announced.count))?;
+    if handoff {
+        let go = owned.pop();
+        let confirm = owned.pop();
+        if let (Some(confirm), Some(go), Ok(mut slot)) = (confirm, go, HANDOFF.lock()) {
+            *slot = Some((confirm, go));
+        }
+    }
     let mut out = Vec::with_capacity(owned.len());
     for (i, (fd, name)) in owned.into_iter().zip(announced.names).enumerate() {
         let number = 3 + i32::try_from(i).unwrap_or(i32::MAX - 3);

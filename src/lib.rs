@@ -47,6 +47,7 @@ pub mod sys;
 pub mod syslog;
 pub mod time;
 pub mod timer;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,6 +108,9 @@ pub fn run(opts: &RunOptions) -> i32 {
     // the sockets of socket activation, and the supervisor's restart count.
     let inherited = activation::take();
     activation::take_restarts();
+    // Where this binary is, before a package upgrade replaces it: an
+    // in-place upgrade (SIGUSR2) starts the file at this path.
+    let program = std::env::current_exe().ok();
     let opts = RunOptions {
         config: absolute(&opts.config),
         pidfile: opts.pidfile.as_deref().map(absolute),
@@ -170,7 +174,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         return supervise::run(&opts, config, inherited, readiness);
     }
 
-    let started = match start_up(&opts, config, inherited) {
+    let started = match start_up(&opts, config, inherited, program) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{}", e.message);
@@ -193,16 +197,25 @@ fn start_up(
     opts: &RunOptions,
     config: config::Config,
     inherited: Vec<activation::Inherited>,
+    program: Option<PathBuf>,
 ) -> Result<Started, StartError> {
     let debug_hooks = std::env::var("TICKD_DEBUG_HOOKS").is_ok_and(|v| v == "1");
     if debug_hooks {
         log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
     }
-    let pidfile = match &opts.pidfile {
-        Some(path) => {
-            Some(pidfile::Pidfile::acquire(path).map_err(|e| StartError::bind(e.to_string()))?)
-        }
-        None => None,
+    // Started by an in-place upgrade: the old process still holds the
+    // pidfile; it is taken once that process has exited.
+    let handoff = upgrade::Handoff::inherited();
+    let take_pidfile = || match &opts.pidfile {
+        Some(path) => pidfile::Pidfile::acquire(path)
+            .map(Some)
+            .map_err(|e| StartError::bind(e.to_string())),
+        None => Ok(None),
+    };
+    let mut pidfile = if handoff.is_none() {
+        take_pidfile()?
+    } else {
+        None
     };
 
     // Handlers go in before the listener exists: a SIGHUP or SIGTERM sent as
@@ -210,10 +223,36 @@ fn start_up(
     // process with the default action.
     let signals = signals::Signals::install()
         .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?;
+    let mut upgrader = match program {
+        Some(program) => Some(
+            upgrade::Upgrader::install(program, opts.config.clone(), opts.pidfile.clone())
+                .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?,
+        ),
+        None => {
+            log::warn!("cannot tell where the tickd binary is: SIGUSR2 (upgrade) is ignored");
+            None
+        }
+    };
     let poll = mio::Poll::new()
         .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
     // Every listener is bound here, before the privilege drop below.
     let listeners = server::listeners::bind(&config.daemon, inherited).map_err(StartError::bind)?;
+    if let Some(u) = upgrader.as_mut() {
+        let fds = listeners.duplicates().map_err(|e| {
+            StartError::bind(format!("cannot duplicate the listeners (for SIGUSR2): {e}"))
+        })?;
+        u.set_listeners(fds);
+    }
+    if let Some(handoff) = handoff {
+        log::info!(
+            "upgrade: config and listeners checked; waiting for the old process to drain and exit"
+        );
+        handoff
+            .confirm_and_wait()
+            .map_err(|e| StartError::bind(format!("upgrade: lost the old process: {e}")))?;
+        log::info!("upgrade: the old process has exited; taking over");
+        pidfile = take_pidfile()?;
+    }
 
     let account = privilege::plan(&config.daemon.start).map_err(|message| StartError {
         code: EXIT_CONFIG,
@@ -244,6 +283,10 @@ fn start_up(
 
     let server = start(poll, listeners, signals, config, debug_hooks)
         .map_err(|e| StartError::bind(format!("cannot start: {e}")))?;
+    if let Some(u) = upgrader {
+        u.run()
+            .map_err(|e| StartError::bind(format!("cannot start the upgrade thread: {e}")))?;
+    }
     Ok(Started {
         server,
         _pidfile: pidfile,

@@ -56,6 +56,7 @@ mod state_dir;
 mod status_page;
 mod supervise;
 mod unix_socket;
+mod upgrade;
 
 /// Every `tests/*.rs` file but this one is declared as a module above.
 #[test]

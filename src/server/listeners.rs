@@ -42,6 +42,16 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Set once the listeners were handed to a new process (an in-place
+/// upgrade): the Unix socket's file is then the new process's.
+static HANDED_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks the listeners as handed over: this process no longer removes
+/// the Unix socket's file (see [`crate::upgrade`]).
+pub fn handed_over() {
+    HANDED_OVER.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The daemon's bound listeners.
 #[derive(Debug, Default)]
 pub struct Listeners {
@@ -65,6 +75,22 @@ pub struct UnixSocket {
     inherited: bool,
 }
 
+impl Listeners {
+    /// Duplicates of the listening sockets (close-on-exec), with their
+    /// socket-activation names, to pass to another process.
+    pub fn duplicates(&self) -> io::Result<Vec<(std::os::fd::OwnedFd, &'static str)>> {
+        use std::os::fd::AsFd;
+        let mut out = Vec::new();
+        if let Some(l) = &self.tcp {
+            out.push((l.as_fd().try_clone_to_owned()?, NAME_LISTEN));
+        }
+        if let Some(u) = &self.unix {
+            out.push((u.listener.as_fd().try_clone_to_owned()?, NAME_UNIX));
+        }
+        Ok(out)
+    }
+}
+
 impl UnixSocket {
     /// The socket's path.
     pub fn path(&self) -> &Path {
@@ -80,6 +106,7 @@ impl UnixSocket {
 impl Drop for UnixSocket {
     fn drop(&mut self) {
         let ours = !self.inherited
+            && !HANDED_OVER.load(std::sync::atomic::Ordering::SeqCst)
             && std::process::id() == self.owner
             && std::fs::symlink_metadata(&self.path)
                 .is_ok_and(|m| (m.dev(), m.ino()) == self.identity);

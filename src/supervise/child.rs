@@ -1,6 +1,7 @@
-//! One daemon process of the supervisor: how it is started (the listeners
-//! passed on by the socket-activation protocol, so that the child takes
-//! the same code path as under systemd) and how its end is described.
+//! Starting a daemon process with the listeners passed on by the
+//! socket-activation protocol (so that it takes the same code path as
+//! under systemd): a child of the supervisor, or the new process of an
+//! in-place upgrade ([`crate::upgrade`]); and how its end is described.
 
 use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
@@ -22,45 +23,70 @@ const NOT_PASSED: &[&str] = &[
     "WATCHDOG_USEC",
     "WATCHDOG_PID",
     RESTARTS_VAR,
+    crate::activation::HANDOFF_VAR,
 ];
 
-/// What a child is started with.
+/// What a daemon process is started with.
 pub struct Launch<'a> {
-    /// The tickd binary, as recorded when the supervisor started.
+    /// The tickd binary, as recorded when this process started.
     pub program: &'a Path,
     /// The config file (absolute).
     pub config: &'a Path,
+    /// `--pidfile` for the new process (an upgrade's; a supervisor's
+    /// children have none: the supervisor holds it).
+    pub pidfile: Option<&'a Path>,
     /// The listeners with their `LISTEN_FDNAMES` names.
     pub fds: Vec<(BorrowedFd<'a>, &'static str)>,
-    /// `NOTIFY_SOCKET` for the child: the supervisor's datagram socket.
-    pub notify: &'a str,
-    /// Restarts so far (for `status`).
-    pub restarts: u64,
+    /// An upgrade's two pipes (see [`crate::upgrade`]), passed right after
+    /// the listeners.
+    pub handoff: Option<[BorrowedFd<'a>; 2]>,
+    /// The supervisor's: `NOTIFY_SOCKET` for the child and the restart
+    /// count; the child then gets its own process group, and `SIGTERM`
+    /// when the supervisor dies.
+    pub supervisor: Option<(&'a str, u64)>,
 }
 
 /// Starts `tickd run --config CONFIG` with the listeners as fds 3 and up.
 ///
-/// The child gets its own process group, so that a terminal's ^C reaches
-/// the supervisor alone (which passes it on, once); and `SIGTERM` if the
-/// supervisor dies (see [`crate::sys::spawn_passing_fds`]).
+/// A supervisor's child gets its own process group, so that a terminal's
+/// ^C reaches the supervisor alone (which passes it on, once); and
+/// `SIGTERM` if the supervisor dies (see [`crate::sys::spawn_passing_fds`]).
+/// An upgrade's new process stays in the old one's group and outlives it.
 pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Child> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| !NOT_PASSED.iter().any(|n| k == n))
         .collect();
     let names: Vec<&str> = launch.fds.iter().map(|(_, n)| *n).collect();
     env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
-    env.push(("NOTIFY_SOCKET".into(), launch.notify.into()));
-    env.push((RESTARTS_VAR.into(), launch.restarts.to_string().into()));
-    let args: Vec<OsString> = vec!["run".into(), "--config".into(), launch.config.into()];
-    let fds: Vec<BorrowedFd<'_>> = launch.fds.iter().map(|(fd, _)| *fd).collect();
+    if let Some((notify, restarts)) = launch.supervisor {
+        env.push(("NOTIFY_SOCKET".into(), notify.into()));
+        env.push((RESTARTS_VAR.into(), restarts.to_string().into()));
+    }
+    if launch.handoff.is_some() {
+        env.push((crate::activation::HANDOFF_VAR.into(), "2".into()));
+    }
+    let mut args: Vec<OsString> = vec!["run".into(), "--config".into(), launch.config.into()];
+    if let Some(p) = launch.pidfile {
+        args.push("--pidfile".into());
+        args.push(p.into());
+    }
+    let listeners: Vec<BorrowedFd<'_>> = launch.fds.iter().map(|(fd, _)| *fd).collect();
+    let extra: Vec<BorrowedFd<'_>> = launch.handoff.map(Vec::from).unwrap_or_default();
     let mut command = Command::new(launch.program);
     command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .process_group(0);
-    crate::sys::spawn_passing_fds(&mut command, launch.program, &args, &env, &fds)
+        .stderr(Stdio::inherit());
+    if launch.supervisor.is_some() {
+        command.process_group(0);
+    }
+    let pass = crate::sys::PassFds {
+        listeners: &listeners,
+        extra: &extra,
+        die_with_parent: launch.supervisor.is_some(),
+    };
+    crate::sys::spawn_passing_fds(&mut command, launch.program, &args, &env, &pass)
 }
 
 /// The exit code the supervisor ends with for this status: the child's

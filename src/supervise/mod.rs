@@ -47,7 +47,7 @@
 //! `TICKD_SUPERVISOR_RESTARTS`) and its metrics
 //! `tickd_supervisor_restarts_total`.
 
-mod child;
+pub(crate) mod child;
 pub mod policy;
 
 use std::io::{self, Read};
@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::activation::{Inherited, NAME_LISTEN, NAME_UNIX};
 use crate::config::Config;
@@ -76,6 +76,7 @@ pub const EXIT_GAVE_UP: i32 = 3;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
+const SUCCESSOR: Token = Token(2);
 
 /// Runs the supervisor until a requested stop or giving up; returns the
 /// process's exit code.
@@ -102,6 +103,7 @@ struct Flags {
     int: Arc<AtomicBool>,
     hup: Arc<AtomicBool>,
     usr1: Arc<AtomicBool>,
+    usr2: Arc<AtomicBool>,
     chld: Arc<AtomicBool>,
 }
 
@@ -116,6 +118,7 @@ impl Flags {
             int: Arc::default(),
             hup: Arc::default(),
             usr1: Arc::default(),
+            usr2: Arc::default(),
             chld: Arc::default(),
         };
         for (sig, flag) in [
@@ -123,6 +126,7 @@ impl Flags {
             (SIGINT, &flags.int),
             (SIGHUP, &flags.hup),
             (SIGUSR1, &flags.usr1),
+            (SIGUSR2, &flags.usr2),
             (SIGCHLD, &flags.chld),
         ] {
             signal_hook::flag::register(sig, Arc::clone(flag))?;
@@ -165,6 +169,9 @@ struct Supervisor {
     ever_ready: bool,
     /// SIGTERM or SIGINT came: the child's end is a requested stop.
     stopping: bool,
+    /// An upgrade under way (SIGUSR2): the new daemon, and whether it has
+    /// confirmed (then the old one is draining).
+    successor: Option<(crate::upgrade::Successor, bool)>,
     _pidfile: Option<crate::pidfile::Pidfile>,
 }
 
@@ -230,6 +237,7 @@ impl Supervisor {
             count: 0,
             ever_ready: false,
             stopping: false,
+            successor: None,
             _pidfile: pidfile,
         })
     }
@@ -288,6 +296,7 @@ impl Supervisor {
                 }
             }
             self.forward_signals(&state);
+            self.upgrade_step(&mut state);
             if let State::Running { child, started, .. } = &mut state {
                 let status = match child.try_wait() {
                     Ok(Some(status)) => status,
@@ -299,6 +308,10 @@ impl Supervisor {
                 };
                 let pid = child.id();
                 let up = started.elapsed();
+                if let Some(next) = self.take_over(pid, status) {
+                    state = next;
+                    continue;
+                }
                 match self.after_exit(pid, status, up, &mut readiness) {
                     Ok(at) => state = State::Waiting(at),
                     Err(code) => return code,
@@ -313,9 +326,10 @@ impl Supervisor {
         let launch = child::Launch {
             program: &self.program,
             config: &self.config,
+            pidfile: None,
             fds: self.fds(),
-            notify: &self.notify_name,
-            restarts: self.count,
+            handoff: None,
+            supervisor: Some((&self.notify_name, self.count)),
         };
         match child::spawn(&launch) {
             Ok(c) => {
@@ -340,6 +354,148 @@ impl Supervisor {
                     .map(State::Waiting)
             }
         }
+    }
+
+    /// SIGUSR2 and the upgrade's confirmation: starts the new daemon with
+    /// the upgrade's pipes; once it confirms, asks the old one to drain
+    /// (SIGTERM); if it ends first, logs why and keeps the old one.
+    fn upgrade_step(&mut self, state: &mut State) {
+        if self.flags.usr2.swap(false, Ordering::SeqCst) {
+            let old = match (&*state, self.successor.is_some()) {
+                _ if self.stopping => {
+                    log::warn!("supervisor: SIGUSR2 ignored: stopping");
+                    None
+                }
+                (_, true) => {
+                    log::warn!("supervisor: SIGUSR2 ignored: an upgrade is under way");
+                    None
+                }
+                (State::Waiting(_), false) => {
+                    log::info!(
+                        "supervisor: SIGUSR2: the daemon is down; its next start runs {} anyway",
+                        self.program.display()
+                    );
+                    None
+                }
+                (State::Running { child, .. }, false) => Some(child.id()),
+            };
+            if let Some(old) = old {
+                self.start_successor(old);
+            }
+        }
+        let Some((next, confirmed)) = &mut self.successor else {
+            return;
+        };
+        if *confirmed {
+            return;
+        }
+        let mut buf = [0u8; 16];
+        let got = match (&next.confirmed).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => 0,
+        };
+        let pid = next.child.id();
+        if got > 0 && buf.starts_with(b"ok") {
+            *confirmed = true;
+            if let State::Running { child, .. } = state {
+                log::info!(
+                    "supervisor: upgrade: the new daemon (pid {pid}) checked its config and listeners; \
+                     draining the old one (pid {}) as on SIGTERM",
+                    child.id()
+                );
+                signal(child, rustix::process::Signal::TERM);
+            }
+            return;
+        }
+        let how = match next.child.wait() {
+            Ok(status) => child::describe(status),
+            Err(e) => format!("could not be waited for: {e}"),
+        };
+        log::error!(
+            "supervisor: upgrade failed: the new daemon (pid {pid}) {how} before it was ready to take over \
+             (its reason is logged above); the old one keeps serving"
+        );
+        self.drop_successor();
+    }
+
+    fn start_successor(&mut self, old: u32) {
+        log::info!(
+            "supervisor: SIGUSR2: upgrade: starting {} beside the daemon (pid {old})",
+            self.program.display()
+        );
+        let launch = child::Launch {
+            program: &self.program,
+            config: &self.config,
+            pidfile: None,
+            fds: self.fds(),
+            handoff: None,
+            supervisor: Some((&self.notify_name, self.count)),
+        };
+        let next = match crate::upgrade::start(&launch) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("supervisor: upgrade failed: cannot start the new daemon: {e}");
+                return;
+            }
+        };
+        let registered = rustix::io::ioctl_fionbio(&next.confirmed, true)
+            .map_err(io::Error::from)
+            .and_then(|()| {
+                self.poll.registry().register(
+                    &mut mio::unix::SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&next.confirmed)),
+                    SUCCESSOR,
+                    Interest::READABLE,
+                )
+            });
+        if let Err(e) = registered {
+            log::warn!("supervisor: upgrade: cannot watch the new daemon: {e}");
+        }
+        self.successor = Some((next, false));
+    }
+
+    /// Forgets the successor (it has ended, or is killed here first).
+    fn drop_successor(&mut self) {
+        if let Some((mut next, _)) = self.successor.take() {
+            let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(
+                &std::os::fd::AsRawFd::as_raw_fd(&next.confirmed),
+            ));
+            if matches!(next.child.try_wait(), Ok(None)) {
+                let _ = next.child.kill();
+                let _ = next.child.wait();
+            }
+        }
+    }
+
+    /// The old daemon `pid` ended with `status` during an upgrade: the new
+    /// one takes over if it had confirmed (the state it runs in); if not,
+    /// it is stopped and the old one's end handled as usual.
+    fn take_over(&mut self, pid: u32, status: std::process::ExitStatus) -> Option<State> {
+        match &self.successor {
+            None => return None,
+            Some((_, false)) => {
+                log::warn!("supervisor: upgrade abandoned: the old daemon ended first");
+                self.drop_successor();
+                return None;
+            }
+            Some((_, true)) => {}
+        }
+        let (next, _) = self.successor.take()?;
+        let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(
+            &std::os::fd::AsRawFd::as_raw_fd(&next.confirmed),
+        ));
+        log::info!(
+            "supervisor: upgrade: the old daemon (pid {pid}) {}; the new one (pid {}) takes over",
+            child::describe(status),
+            next.child.id()
+        );
+        // Closing the write end lets the new daemon take the locks.
+        drop(next.go);
+        Some(State::Running {
+            child: next.child,
+            started: Instant::now(),
+            ready: false,
+        })
     }
 
     /// Reads every pending notification; whether one said `READY=1`.
@@ -374,6 +530,10 @@ impl Supervisor {
             self.stopping = true;
             log::info!("supervisor: stop requested; passing it on to the daemon");
             crate::notify::stopping();
+            if self.successor.is_some() {
+                log::warn!("supervisor: upgrade abandoned: stopping");
+                self.drop_successor();
+            }
         }
         if take(&self.flags.hup) {
             send.push(rustix::process::Signal::HUP);
@@ -451,6 +611,14 @@ impl Supervisor {
                 Err(EXIT_GAVE_UP)
             }
         }
+    }
+}
+
+/// Sends `sig` to `child`, logging a failure.
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    if let Err(e) = rustix::process::kill_process(pid, sig) {
+        log::warn!("supervisor: cannot send {sig:?} to pid {pid:?}: {e}");
     }
 }
 

@@ -428,6 +428,8 @@ struct ExecImage {
     /// The parent's pid, to notice that it died before the death signal
     /// was armed.
     parent: libc::pid_t,
+    /// Arm `PR_SET_PDEATHSIG` (SIGTERM when the parent dies).
+    die_with_parent: bool,
 }
 
 // SAFETY: the pointers point into heap buffers owned by the closure that
@@ -441,12 +443,13 @@ unsafe impl Sync for ExecImage {}
 const PID_DIGITS: usize = 12;
 
 /// Makes `command` start `program` with `args` and the environment `env`
-/// (nothing else: the child's environment is exactly this), passing `fds`
-/// on as fds 3, 4, ... with `LISTEN_FDS` set to their count and
-/// `LISTEN_PID` to the child's pid, as systemd's socket activation does.
-/// The child also gets `SIGTERM` when this process dies
-/// (`PR_SET_PDEATHSIG`), so a supervisor killed with `kill -9` leaves no
-/// daemon running on behind it.
+/// (nothing else: the child's environment is exactly this), passing
+/// `pass.listeners` on as fds 3, 4, ... with `LISTEN_FDS` set to their
+/// count and `LISTEN_PID` to the child's pid, as systemd's socket
+/// activation does, and `pass.extra` right after them (not counted in
+/// `LISTEN_FDS`). With `pass.die_with_parent` the child also gets
+/// `SIGTERM` when this process dies (`PR_SET_PDEATHSIG`), so a supervisor
+/// killed with `kill -9` leaves no daemon running on behind it.
 ///
 /// `LISTEN_PID` can only be known after `fork`, so the child does the
 /// `execve` itself, from the closure std runs just before its own exec,
@@ -463,9 +466,11 @@ pub(crate) fn exec_passing_fds(
     program: &std::path::Path,
     args: &[std::ffi::OsString],
     env: &[(std::ffi::OsString, std::ffi::OsString)],
-    fds: &[std::os::fd::BorrowedFd<'_>],
+    pass: &super::PassFds<'_>,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> =
+        pass.listeners.iter().chain(pass.extra).copied().collect();
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| invalid("a NUL byte in an argument"));
@@ -489,7 +494,7 @@ pub(crate) fn exec_passing_fds(
         envp.push(c.as_ptr());
         strings.push(c);
     }
-    let fds_var = cstr(format!("LISTEN_FDS={}", fds.len()).as_bytes())?;
+    let fds_var = cstr(format!("LISTEN_FDS={}", pass.listeners.len()).as_bytes())?;
     envp.push(fds_var.as_ptr());
     strings.push(fds_var);
     // A buffer that lives as long as the process (one per spawn: small).
@@ -504,7 +509,7 @@ pub(crate) fn exec_passing_fds(
 
     let min = fds.len() + 3;
     let mut high = Vec::with_capacity(fds.len());
-    for fd in fds {
+    for fd in &fds {
         high.push(rustix::io::fcntl_dupfd_cloexec(fd, min as i32)?);
     }
     let image = ExecImage {
@@ -515,6 +520,7 @@ pub(crate) fn exec_passing_fds(
         listen_pid,
         fds: high.iter().map(|f| f.as_raw_fd()).collect(),
         parent: rustix::process::getpid().as_raw_nonzero().get(),
+        die_with_parent: pass.die_with_parent,
     };
     // SAFETY: the closure is async-signal-safe: it makes system calls
     // (dup2, prctl, getppid, getpid, execve) on values prepared above and
@@ -539,14 +545,16 @@ fn exec_image(image: &ExecImage) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getppid and getpid cannot fail and touch no memory.
-    if unsafe { libc::getppid() } != image.parent {
-        // The parent died before the death signal was armed.
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    if image.die_with_parent {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: getppid cannot fail and touches no memory.
+        if unsafe { libc::getppid() } != image.parent {
+            // The parent died before the death signal was armed.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
     }
     // SAFETY: as above.
     let mut pid = unsafe { libc::getpid() } as u32;

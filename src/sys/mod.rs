@@ -129,10 +129,20 @@ pub(crate) fn claim_inherited_fds(count: usize) -> io::Result<Vec<OwnedFd>> {
     ffi::claim_inherited_fds(count)
 }
 
+/// The fds [`spawn_passing_fds`] passes on.
+#[derive(Debug, Clone, Copy)]
+pub struct PassFds<'a> {
+    /// Listening sockets: fds 3, 4, ..., counted in `LISTEN_FDS`.
+    pub listeners: &'a [std::os::fd::BorrowedFd<'a>],
+    /// More fds right after them, not counted (the upgrade's pipes).
+    pub extra: &'a [std::os::fd::BorrowedFd<'a>],
+    /// The child gets `SIGTERM` should this process die.
+    pub die_with_parent: bool,
+}
+
 /// Spawns `command` as `program args` with exactly the environment `env`,
-/// passing `fds` on as fds 3, 4, ... by the socket-activation protocol
-/// (`LISTEN_FDS`, and `LISTEN_PID` = the child's pid), the child getting
-/// `SIGTERM` should this process die; see [`ffi::exec_passing_fds`].
+/// passing fds on by the socket-activation protocol (`LISTEN_FDS`, and
+/// `LISTEN_PID` = the child's pid); see [`ffi::exec_passing_fds`].
 /// `command`'s own program, arguments and environment are not used (its
 /// stdio, process group and the like are).
 pub fn spawn_passing_fds(
@@ -140,9 +150,9 @@ pub fn spawn_passing_fds(
     program: &std::path::Path,
     args: &[std::ffi::OsString],
     env: &[(std::ffi::OsString, std::ffi::OsString)],
-    fds: &[std::os::fd::BorrowedFd<'_>],
+    pass: &PassFds<'_>,
 ) -> io::Result<std::process::Child> {
-    ffi::exec_passing_fds(command, program, args, env, fds)?;
+    ffi::exec_passing_fds(command, program, args, env, pass)?;
     command.spawn()
 }
 
