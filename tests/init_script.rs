@@ -298,3 +298,30 @@ fn supervise_restarts_a_killed_daemon_and_stop_ends_both() {
     assert!(log.contains("was killed by signal 9 (SIGKILL)"), "{log}");
     assert!(log.contains("exiting with status 0"), "{log}");
 }
+
+#[test]
+fn upgrade_replaces_the_process_and_keeps_the_port() {
+    let s = setup();
+    let start = script(&s.defaults, "start");
+    assert_eq!(code(&start), Some(0), "start: {start:?}");
+    let old = read_pid(&s.pidfile);
+    let _guard = KillOnDrop(old);
+    let addr = listen_addr(&s.log);
+    let upgrade = script(&s.defaults, "upgrade");
+    assert_eq!(code(&upgrade), Some(0), "upgrade: {upgrade:?}");
+    let new = read_pid(&s.pidfile);
+    let _guard2 = KillOnDrop(new);
+    assert_ne!(new, old);
+    wait_gone(old);
+    let status = call(addr, "status", json!({}));
+    assert_eq!(status["pid"], json!(new), "the same port, the new process");
+
+    // A config that does not check is refused before any signal.
+    std::fs::write(&s.config, "[daemon]\nworkers = 0\n").expect("write");
+    let refused = script(&s.defaults, "upgrade");
+    assert_eq!(code(&refused), Some(1), "{refused:?}");
+    assert_eq!(read_pid(&s.pidfile), new);
+    let stop = script(&s.defaults, "stop");
+    assert_eq!(code(&stop), Some(0), "stop: {stop:?}");
+    wait_gone(new);
+}

@@ -190,3 +190,45 @@ fn sigusr2_to_the_supervisor_replaces_its_daemon_under_load() {
     assert_eq!(status.code(), Some(0), "{all}");
     assert!(!alive(new));
 }
+
+#[test]
+fn ctl_upgrade_asks_for_it() {
+    let mut d = Daemon::start(&config("", ""));
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["ctl", "--connect", &d.addr.to_string(), "upgrade"])
+        .output()
+        .expect("ctl");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"upgrading\": true"),
+        "{out:?}"
+    );
+    d.log
+        .wait_for("upgrade: the old process has exited; taking over", 0, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", d.log.all()));
+    assert!(d.wait_exit(WAIT).expect("old exits").success());
+    let s = Client::connect(d.addr).ok("status", json!({}));
+    let new = pid_of(&s);
+    let _guard = KillOnDrop(new);
+    assert_ne!(new, d.child.id() as i32);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(new).expect("pid"),
+        Signal::TERM,
+    )
+    .expect("term");
+    wait_gone(new);
+
+    // Under systemd the method is refused at once.
+    let name = format!("@tickd-test-notify-ctl-{}", std::process::id());
+    let d = Daemon::start_with_env(&config("", ""), &[("NOTIFY_SOCKET", &name)]);
+    let mut c = d.client();
+    let e = c.call("upgrade", json!({}));
+    assert_eq!(e["error"]["code"], json!(-32003), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("systemd"),
+        "{e}"
+    );
+}

@@ -44,6 +44,7 @@ pub fn decode<'a>(method: &str, params: &'a Params, board: &Board) -> Result<Cal
         "subscribe" => params.decode().map(Call::Subscribe),
         "reload" => none(Call::Reload),
         "shutdown" => none(Call::Shutdown),
+        "upgrade" => none(Call::Upgrade),
         "debug.kill_worker" if board.debug_hooks => none(Call::KillWorker),
         "debug.failpoint" if board.debug_hooks => params.decode().map(Call::Failpoint),
         "debug.clock_jump" if board.debug_hooks => params.decode().map(Call::ClockJump),

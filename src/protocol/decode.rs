@@ -274,6 +274,7 @@ pub const METHODS: &[&str] = &[
     "subscribe",
     "reload",
     "shutdown",
+    "upgrade",
     "auth",
     "debug.kill_worker",
     "debug.failpoint",
