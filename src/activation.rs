@@ -93,6 +93,44 @@ pub fn take_handoff() -> Option<(OwnedFd, OwnedFd)> {
     HANDOFF.lock().ok()?.take()
 }
 
+/// Copies of this process's listeners kept for an in-place upgrade (set at
+/// start, taken by the upgrade). Dropped as soon as a shutdown begins, so
+/// that a daemon that stops for good closes its sockets when its loop does
+/// (a client then gets "connection refused" at once, not a connection that
+/// hangs in the backlog until the process exits).
+static LISTENER_COPIES: std::sync::Mutex<Vec<(OwnedFd, &'static str)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Set by [`release_listener_copies`]: no copies are kept from then on.
+static RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps `copies` for an upgrade (see [`LISTENER_COPIES`]), unless a
+/// shutdown has begun (they are closed then).
+pub fn keep_listener_copies(copies: Vec<(OwnedFd, &'static str)>) {
+    if let Ok(mut slot) = LISTENER_COPIES.lock() {
+        if !RELEASED.load(std::sync::atomic::Ordering::SeqCst) {
+            *slot = copies;
+        }
+    }
+}
+
+/// Takes the copies (an upgrade under way); empty once a shutdown began.
+pub fn take_listener_copies() -> Vec<(OwnedFd, &'static str)> {
+    LISTENER_COPIES
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
+
+/// A shutdown began (SIGTERM, SIGINT, the `shutdown` method): closes the
+/// copies.
+pub fn release_listener_copies() {
+    if let Ok(mut slot) = LISTENER_COPIES.lock() {
+        RELEASED.store(true, std::sync::atomic::Ordering::SeqCst);
+        slot.clear();
+    }
+}
+
 /// The variable through which the supervisor passes its restart count.
 pub const RESTARTS_VAR: &str = "TICKD_SUPERVISOR_RESTARTS";
 

@@ -135,8 +135,6 @@ struct Plan {
     program: PathBuf,
     config: PathBuf,
     pidfile: Option<PathBuf>,
-    /// Duplicates of the listeners (the loop closes its own at shutdown).
-    fds: Vec<(OwnedFd, &'static str)>,
 }
 
 impl Upgrader {
@@ -149,21 +147,25 @@ impl Upgrader {
         config: PathBuf,
         pidfile: Option<PathBuf>,
     ) -> io::Result<Upgrader> {
-        let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR2])?;
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
+        // TERM and INT too (besides the loop's own handlers): a shutdown
+        // closes the copies of the listeners kept for an upgrade.
+        let signals = signal_hook::iterator::Signals::new([SIGUSR2, SIGTERM, SIGINT])?;
         Ok(Upgrader {
             signals,
             plan: Plan {
                 program,
                 config,
                 pidfile,
-                fds: Vec::new(),
             },
         })
     }
 
-    /// The listeners to hand over.
+    /// The listeners to hand over (copies: the loop closes its own at
+    /// shutdown; these are closed then too, see
+    /// [`crate::activation::release_listener_copies`]).
     pub fn set_listeners(&mut self, fds: Vec<(OwnedFd, &'static str)>) {
-        self.plan.fds = fds;
+        crate::activation::keep_listener_copies(fds);
     }
 
     /// Starts the thread that does the upgrade on `SIGUSR2`.
@@ -172,12 +174,15 @@ impl Upgrader {
             .name("tickd-upgrade".into())
             .spawn(move || {
                 let mut done = false;
-                for _ in self.signals.forever() {
-                    if done {
-                        log::warn!("SIGUSR2: an upgrade is already under way; ignored");
-                        continue;
+                for sig in self.signals.forever() {
+                    if sig != signal_hook::consts::SIGUSR2 {
+                        crate::activation::release_listener_copies();
+                        done = true;
+                    } else if done {
+                        log::warn!("SIGUSR2 ignored: shutting down, or an upgrade is under way");
+                    } else {
+                        done = self.plan.upgrade();
                     }
-                    done = self.plan.upgrade();
                 }
             })
             .map(|_| ())
@@ -209,21 +214,31 @@ impl Plan {
             "SIGUSR2: upgrade: starting {} to take over the listeners",
             self.program.display()
         );
+        let copies = crate::activation::take_listener_copies();
+        if copies.is_empty() {
+            log::warn!("SIGUSR2 ignored: shutting down");
+            return true;
+        }
         let launch = child::Launch {
             program: &self.program,
             config: &self.config,
             pidfile: self.pidfile.as_deref(),
-            fds: self.fds.iter().map(|(fd, n)| (fd.as_fd(), *n)).collect(),
+            fds: copies.iter().map(|(fd, n)| (fd.as_fd(), *n)).collect(),
             handoff: None,
             supervisor: None,
         };
-        let mut next = match start(&launch) {
+        let started = start(&launch);
+        drop(launch);
+        // Kept again for a later try (unless a shutdown began meanwhile).
+        let keep_copies = || crate::activation::keep_listener_copies(copies);
+        let mut next = match started {
             Ok(s) => s,
             Err(e) => {
                 log::error!(
                     "upgrade failed: cannot start {}: {e}; still serving",
                     self.program.display()
                 );
+                keep_copies();
                 return false;
             }
         };
@@ -234,6 +249,7 @@ impl Plan {
                  (its reason is logged above); still serving (pid {})",
                 std::process::id()
             );
+            keep_copies();
             return false;
         }
         log::info!(

@@ -232,3 +232,36 @@ fn ctl_upgrade_asks_for_it() {
         "{e}"
     );
 }
+
+#[test]
+fn a_plain_shutdown_still_closes_the_port_while_it_drains() {
+    // The copies of the listeners kept for SIGUSR2 must not keep the port
+    // open through a plain SIGTERM's drain: clients are refused at once.
+    let mut d = Daemon::start(&config("", SLOW));
+    let addr = d.addr;
+    let waiter = std::thread::spawn(move || {
+        Client::connect(addr).ok("jobs.run", json!({"name": "slow", "wait": true}))
+    });
+    let mut c = d.client();
+    poll_until("the run to start", || {
+        let runs = c.ok("runs.list", json!({"job": "slow"}));
+        runs.as_array()?
+            .iter()
+            .any(|r| r["state"] == "running")
+            .then_some(())
+    });
+    d.signal(Signal::TERM);
+    poll_until(
+        "connections refused during the drain",
+        || match std::net::TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
+            _ => None,
+        },
+    );
+    assert!(
+        matches!(d.child.try_wait(), Ok(None)),
+        "refused while the daemon still drains its run"
+    );
+    assert_eq!(waiter.join().expect("waiter")["state"], "succeeded");
+    assert!(d.wait_exit(WAIT).expect("exit").success());
+}

@@ -47,6 +47,7 @@ pub fn reload_answer(result: &Result<ReloadReport, Error>) -> Result<Value, Erro
 /// `shutdown` → `{shutting_down: true}`, then drains as on SIGTERM.
 pub fn shutdown(d: &mut Daemon) -> Value {
     log::info!("shutdown requested by a client");
+    crate::activation::release_listener_copies();
     d.begin_shutdown();
     json!({ "shutting_down": true })
 }
