@@ -367,6 +367,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn inherited_addresses_are_compared_with_the_config() {
+        let a: SocketAddr = "127.0.0.1:7070".parse().expect("addr");
+        assert!(tcp_matches("127.0.0.1:7070", a));
+        assert!(tcp_matches("127.0.0.1:0", a), "port 0 takes any port");
+        assert!(!tcp_matches("127.0.0.1:7071", a));
+        assert!(!tcp_matches("0.0.0.0:7070", a), "another address");
+        assert!(!tcp_matches("not an address", a));
+        let six: SocketAddr = "[::1]:7070".parse().expect("addr");
+        assert!(tcp_matches("[::1]:7070", six));
+        assert!(!tcp_matches("127.0.0.1:7070", six));
+        let dir = tempfile::tempdir().expect("dir");
+        let sock = dir.path().join("s.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        assert!(unix_matches(&sock, &sock));
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&sock, &link).expect("link");
+        assert!(unix_matches(&link, &sock), "the same file");
+        assert!(!unix_matches(&dir.path().join("other.sock"), &sock));
+    }
+
+    #[test]
     fn stale_socket_is_replaced_and_others_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.sock");

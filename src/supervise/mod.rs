@@ -27,7 +27,8 @@
 //!   not restarted; the supervisor exits with the child's status, so a
 //!   start with a bad state dir or a held port fails at once, as without
 //!   `--supervise`;
-//! - **a clean exit** (status 0: the `shutdown` method): not restarted; the
+//! - **a clean exit** (status 0: the `shutdown` method, or a SIGTERM sent
+//!   to the daemon rather than to the supervisor): not restarted; the
 //!   supervisor exits 0;
 //! - **signals**: `SIGTERM` and `SIGINT` are passed to the child and make
 //!   its end a requested stop: the supervisor exits with the child's status
@@ -76,8 +77,7 @@ use crate::server::listeners::{self, Listeners};
 use crate::RunOptions;
 use policy::{Decision, Policy, Restarts};
 
-/// Exit code of a supervisor that gave up restarting the daemon.
-pub const EXIT_GAVE_UP: i32 = 3;
+pub use crate::exit::EXIT_GAVE_UP;
 
 const SIGNALS: Token = Token(0);
 const NOTIFY: Token = Token(1);
