@@ -99,7 +99,10 @@ struct Started {
 /// 3. set up logging (stderr, log file, syslog) and sd_notify;
 /// 4. take the pidfile, install the signal handlers, bind the listeners
 ///    (or take those inherited through socket activation, read before
-///    anything else: see [`activation`]);
+///    anything else: see [`activation`]). The new process of an in-place
+///    upgrade ([`upgrade`]) takes the listeners first, confirms, waits for
+///    the old process to exit, and only then takes the pidfile;
+///    `--supervise` hands over to [`supervise`] after step 3;
 /// 5. drop privileges (`daemon.user`), still before any thread exists;
 /// 6. start the pools and the scheduler; report ready (the starting
 ///    process of `--daemonize`, and systemd's `READY=1`); run the loop.
