@@ -265,3 +265,78 @@ fn a_plain_shutdown_still_closes_the_port_while_it_drains() {
     assert_eq!(waiter.join().expect("waiter")["state"], "succeeded");
     assert!(d.wait_exit(WAIT).expect("exit").success());
 }
+
+#[test]
+fn the_file_now_at_the_recorded_path_is_started_and_a_broken_one_changes_nothing() {
+    // As a package upgrade does: the binary's file is replaced while the
+    // daemon runs (its /proc/self/exe then names a deleted file).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let installed = dir.path().join("tickd");
+    std::fs::hard_link(crate::util::bin(), &installed).expect("link the binary");
+    let cfg = dir.path().join("tickd.toml");
+    std::fs::write(&cfg, config("", "")).expect("config");
+    let mut child = std::process::Command::new(&installed)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let _guard = KillOnDrop(child.id() as i32);
+    let log = crate::util::collect_stderr(&mut child);
+    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
+    let addr = crate::util::listening_addr(&line);
+    let old = child.id() as i32;
+
+    // A "new version" that cannot start: the old daemon keeps serving.
+    std::fs::remove_file(&installed).expect("rm");
+    std::fs::write(
+        &installed,
+        "#!/bin/sh\necho \"broken build started: $*\" >&2\nexit 3\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &installed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let usr2 = || {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(old).expect("pid"),
+            Signal::USR2,
+        )
+        .expect("usr2")
+    };
+    usr2();
+    log.wait_for("broken build started: run --config", 0, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    let (_, failed) = log.wait_for("upgrade failed", 0, WAIT).expect("failed");
+    assert!(failed.contains("exited with status 3"), "{failed}");
+    assert_eq!(pid_of(&Client::connect(addr).ok("status", json!({}))), old);
+
+    // The real new version: it takes over.
+    std::fs::remove_file(&installed).expect("rm");
+    std::fs::hard_link(crate::util::bin(), &installed).expect("link");
+    let mark = log.len();
+    usr2();
+    log.wait_for("taking over", mark, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    assert!(wait_child(&mut child, WAIT).expect("old exits").success());
+    let new = pid_of(&Client::connect(addr).ok("status", json!({})));
+    let _guard2 = KillOnDrop(new);
+    assert_ne!(new, old);
+    let exe = std::fs::read_link(format!("/proc/{new}/exe")).expect("exe");
+    assert_eq!(
+        exe, installed,
+        "the new process runs the file at the recorded path"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(new).expect("pid"),
+        Signal::TERM,
+    )
+    .expect("term");
+    wait_gone(new);
+}
