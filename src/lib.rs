@@ -247,6 +247,9 @@ fn start_up(
         u.set_listeners(fds);
     }
     if let Some(handoff) = handoff {
+        if let Some(path) = &opts.pidfile {
+            pidfile::check_takeover(path).map_err(|e| StartError::bind(format!("upgrade: {e}")))?;
+        }
         log::info!(
             "upgrade: config and listeners checked; waiting for the old process to drain and exit"
         );

@@ -340,3 +340,56 @@ fn the_file_now_at_the_recorded_path_is_started_and_a_broken_one_changes_nothing
     .expect("term");
     wait_gone(new);
 }
+
+#[test]
+fn an_unprivileged_daemon_whose_pidfile_it_cannot_take_over_refuses_the_upgrade() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (to drop to nobody)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let cfg = dir.path().join("tickd.toml");
+    std::fs::write(&cfg, config("user = \"nobody\"", "")).expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    // Root's directory: the daemon, once nobody, cannot write there.
+    let pidfile = dir.path().join("tickd.pid");
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let _guard = KillOnDrop(child.id() as i32);
+    let log = crate::util::collect_stderr(&mut child);
+    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
+    let addr = crate::util::listening_addr(&line);
+    log.wait_for("dropped privileges to user nobody", 0, WAIT)
+        .expect("dropped");
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), Signal::USR2)
+        .expect("usr2");
+    let (_, why) = log
+        .wait_for("upgrade: pidfile", 0, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    assert!(
+        why.contains("its directory is not writable by uid 65534"),
+        "{why}"
+    );
+    log.wait_for("upgrade failed", 0, WAIT).expect("failed");
+    let s = Client::connect(addr).ok("status", json!({}));
+    assert_eq!(
+        pid_of(&s),
+        child.id() as i32,
+        "the old daemon keeps serving"
+    );
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), Signal::TERM)
+        .expect("term");
+    assert!(wait_child(&mut child, WAIT).expect("exit").success());
+}
