@@ -96,6 +96,9 @@ CONFIG=/etc/tickd/tickd.toml
 PIDFILE=$RUN_DIR/tickd.pid
 # Start as this user directly; empty = start as root and let daemon.user drop.
 USER=
+# yes = run under tickd's own supervisor (tickd run --supervise): the
+# listening socket stays open and the daemon is restarted after a crash.
+SUPERVISE=yes
 DEFAULTS
 fi
 
@@ -105,6 +108,8 @@ if [ "$mode" = systemd ] || [ "$mode" = both ]; then
         "$here/tickd.service" >"$DESTDIR/etc/systemd/system/tickd.service"
     chmod 0644 "$DESTDIR/etc/systemd/system/tickd.service"
     say "installed /etc/systemd/system/tickd.service"
+    install -m 0644 "$here/tickd.socket" "$DESTDIR/etc/systemd/system/tickd.socket"
+    say "installed /etc/systemd/system/tickd.socket"
 fi
 
 mkdir -p "$DESTDIR/etc/logrotate.d"
@@ -136,7 +141,7 @@ chown "$TICKD_USER:$TICKD_USER" "$STATE_DIR" "$LOG_DIR"
 chgrp "$TICKD_USER" /etc/tickd/tickd.toml
 
 case "$mode" in
-    systemd|both) say "next: systemctl daemon-reload && systemctl enable --now tickd" ;;
+    systemd|both) say "next: systemctl daemon-reload && systemctl enable --now tickd.socket tickd" ;;
 esac
 case "$mode" in
     init|both) say "next: update-rc.d tickd defaults && /etc/init.d/tickd start" ;;

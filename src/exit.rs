@@ -10,3 +10,6 @@ pub const EXIT_CONFIG: i32 = 1;
 /// not be written, the log file could not be opened, or the privilege drop
 /// failed.
 pub const EXIT_BIND: i32 = 2;
+/// Exit code of `tickd run --supervise` when it gave up restarting the
+/// daemon (10 restarts within 10 minutes).
+pub const EXIT_GAVE_UP: i32 = 3;

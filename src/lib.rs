@@ -18,6 +18,7 @@
 // `unsafe` only in `sys::ffi`, which allows it for itself.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod alerts;
 pub mod auth;
 pub mod cluster;
@@ -43,10 +44,12 @@ pub mod schedule;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod supervise;
 pub mod sys;
 pub mod syslog;
 pub mod time;
 pub mod timer;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +65,9 @@ pub struct RunOptions {
     pub pidfile: Option<PathBuf>,
     /// Detach from the terminal (`--daemonize`).
     pub daemonize: bool,
+    /// Run as a supervisor that holds the listeners and restarts the
+    /// daemon when it dies (`--supervise`, see [`supervise`]).
+    pub supervise: bool,
 }
 
 /// Why start-up failed: the exit code and the message for the log (and,
@@ -93,15 +99,29 @@ struct Started {
 ///    `--daemonize` moves to `/`);
 /// 2. `--daemonize`: fork and detach, while there is only one thread;
 /// 3. set up logging (stderr, log file, syslog) and sd_notify;
-/// 4. take the pidfile, install the signal handlers, bind the listeners;
+/// 4. take the pidfile, install the signal handlers, bind the listeners
+///    (or take those inherited through socket activation, read before
+///    anything else: see [`activation`]). The new process of an in-place
+///    upgrade ([`upgrade`]) takes the listeners first, confirms, waits for
+///    the old process to exit, and only then takes the pidfile;
+///    `--supervise` hands over to [`supervise`] after step 3;
 /// 5. drop privileges (`daemon.user`), still before any thread exists;
 /// 6. start the pools and the scheduler; report ready (the starting
 ///    process of `--daemonize`, and systemd's `READY=1`); run the loop.
 pub fn run(opts: &RunOptions) -> i32 {
+    // First of all, while the process has one thread and no file open:
+    // the sockets of socket activation, and the supervisor's restart count.
+    let inherited = activation::take();
+    activation::take_restarts();
+    activation::take_generation();
+    // Where this binary is, before a package upgrade replaces it: an
+    // in-place upgrade (SIGUSR2) starts the file at this path.
+    let program = std::env::current_exe().ok();
     let opts = RunOptions {
         config: absolute(&opts.config),
         pidfile: opts.pidfile.as_deref().map(absolute),
         daemonize: opts.daemonize,
+        supervise: opts.supervise,
     };
     let config = match config::load(&opts.config) {
         Ok(c) => c,
@@ -128,8 +148,9 @@ pub fn run(opts: &RunOptions) -> i32 {
             }
         }
     }
+    let stderr_is_log = (config.daemon.start.log_file.as_deref()).is_some_and(logging::stderr_is);
     let outputs = logging::Outputs {
-        stderr: !opts.daemonize,
+        stderr: !opts.daemonize && !stderr_is_log,
         file: config.daemon.start.log_file.clone(),
         syslog: config.daemon.start.syslog,
     };
@@ -143,8 +164,23 @@ pub fn run(opts: &RunOptions) -> i32 {
     for w in &config.warnings {
         log::warn!("{w}");
     }
+    if let Some(note) = activation::ignored_note() {
+        log::warn!("{note}");
+    }
+    let inherited = match inherited {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            let message = format!("cannot start: socket activation: {e}");
+            log::error!("{message}");
+            readiness.fail(EXIT_BIND, &message);
+            return EXIT_BIND;
+        }
+    };
+    if opts.supervise {
+        return supervise::run(&opts, config, inherited, readiness);
+    }
 
-    let started = match start_up(&opts, config) {
+    let started = match start_up(&opts, config, inherited, program) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{}", e.message);
@@ -159,20 +195,34 @@ pub fn run(opts: &RunOptions) -> i32 {
     );
     readiness.ready();
     notify::ready();
+    notify::generation(started.server.generation());
     started.server.run()
 }
 
 /// Steps 4 to 6 of [`run`]: everything up to a server ready to run.
-fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartError> {
+fn start_up(
+    opts: &RunOptions,
+    config: config::Config,
+    inherited: Vec<activation::Inherited>,
+    program: Option<PathBuf>,
+) -> Result<Started, StartError> {
     let debug_hooks = std::env::var("TICKD_DEBUG_HOOKS").is_ok_and(|v| v == "1");
     if debug_hooks {
         log::warn!("TICKD_DEBUG_HOOKS=1: test-only methods are enabled");
     }
-    let pidfile = match &opts.pidfile {
-        Some(path) => {
-            Some(pidfile::Pidfile::acquire(path).map_err(|e| StartError::bind(e.to_string()))?)
-        }
-        None => None,
+    // Started by an in-place upgrade: the old process still holds the
+    // pidfile; it is taken once that process has exited.
+    let handoff = upgrade::Handoff::inherited();
+    let take_pidfile = || match &opts.pidfile {
+        Some(path) => pidfile::Pidfile::acquire(path)
+            .map(Some)
+            .map_err(|e| StartError::bind(e.to_string())),
+        None => Ok(None),
+    };
+    let mut pidfile = if handoff.is_none() {
+        take_pidfile()?
+    } else {
+        None
     };
 
     // Handlers go in before the listener exists: a SIGHUP or SIGTERM sent as
@@ -180,20 +230,52 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
     // process with the default action.
     let signals = signals::Signals::install()
         .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?;
+    let mut upgrader = match program {
+        Some(program) => Some(
+            upgrade::Upgrader::install(program, opts.config.clone(), opts.pidfile.clone())
+                .map_err(|e| StartError::bind(format!("cannot install signal handlers: {e}")))?,
+        ),
+        None => {
+            log::warn!("cannot tell where the tickd binary is: SIGUSR2 (upgrade) is ignored");
+            None
+        }
+    };
     let poll = mio::Poll::new()
         .map_err(|e| StartError::bind(format!("cannot create the event loop: {e}")))?;
     // Every listener is bound here, before the privilege drop below.
-    let listeners = server::listeners::bind(&config.daemon).map_err(StartError::bind)?;
+    let listeners = server::listeners::bind(&config.daemon, inherited).map_err(StartError::bind)?;
+    if let Some(u) = upgrader.as_mut() {
+        let fds = listeners.duplicates().map_err(|e| {
+            StartError::bind(format!("cannot duplicate the listeners (for SIGUSR2): {e}"))
+        })?;
+        u.set_listeners(fds);
+    }
+    if let Some(handoff) = handoff {
+        if let Some(path) = &opts.pidfile {
+            pidfile::check_takeover(path).map_err(|e| StartError::bind(format!("upgrade: {e}")))?;
+        }
+        log::info!(
+            "upgrade: config and listeners checked; waiting for the old process to drain and exit"
+        );
+        handoff
+            .confirm_and_wait()
+            .map_err(|e| StartError::bind(format!("upgrade: lost the old process: {e}")))?;
+        log::info!("upgrade: the old process has exited; taking over");
+        pidfile = take_pidfile()?;
+    }
 
     let account = privilege::plan(&config.daemon.start).map_err(|message| StartError {
         code: EXIT_CONFIG,
         message,
     })?;
     if let Some(account) = &account {
+        // An inherited socket is its creator's (a socket unit's SocketUser=,
+        // or the supervisor, which hands it over itself).
+        let own_socket = listeners.unix.as_ref().filter(|u| !u.inherited());
         privilege::hand_over(
             account,
             config.daemon.start.state_dir.as_deref(),
-            config.daemon.start.unix_socket.as_deref(),
+            own_socket.map(|u| u.path()),
         );
         privilege::drop_to(account).map_err(|e| {
             StartError::bind(format!(
@@ -211,6 +293,13 @@ fn start_up(opts: &RunOptions, config: config::Config) -> Result<Started, StartE
 
     let server = start(poll, listeners, signals, config, debug_hooks)
         .map_err(|e| StartError::bind(format!("cannot start: {e}")))?;
+    if let Some(u) = upgrader.as_mut() {
+        u.set_generation(server.generation_reader());
+    }
+    if let Some(u) = upgrader {
+        u.run()
+            .map_err(|e| StartError::bind(format!("cannot start the upgrade thread: {e}")))?;
+    }
     Ok(Started {
         server,
         _pidfile: pidfile,
@@ -236,6 +325,11 @@ fn start(
     )?);
     let (tx, rx) = crossbeam_channel::unbounded();
     let daemon = daemon::Daemon::start(config, tx, waker, debug_hooks)?;
+    // Started by an in-place upgrade: the generation goes on from the old
+    // process's (docs/deployment.md).
+    if let Some(g) = activation::inherited_generation() {
+        daemon.shared.board.info.write().generation = g;
+    }
     // Reading the config left its parse tree's pages free but mapped: a
     // few KiB per job, more than the jobs themselves keep (see
     // docs/benchmarks.md, "Scale on one host").

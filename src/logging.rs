@@ -53,6 +53,21 @@ pub struct Outputs {
     pub syslog: bool,
 }
 
+/// Whether this process's stderr is already the file at `path` (a child
+/// of a daemonized `--supervise` inherits the log file as its stderr):
+/// then lines written to the file must not be written to stderr again.
+pub fn stderr_is(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(err), Ok(file)) = (
+        rustix::fs::fstat(std::io::stderr().as_fd()),
+        std::fs::metadata(path),
+    ) else {
+        return false;
+    };
+    (err.st_dev, err.st_ino) == (file.dev(), file.ino())
+}
+
 /// Opens (creating, mode 0640) a log file for appending.
 ///
 /// The path must name a regular file with one link, not a symbolic link

@@ -35,6 +35,12 @@ enum Command {
         /// with its exit code and reason if it cannot start.
         #[arg(long)]
         daemonize: bool,
+        /// Run a supervisor that holds the listeners and restarts the
+        /// daemon when it crashes (1 s backoff doubling to 1 min; gives up
+        /// after 10 restarts in 10 min). The pidfile holds the supervisor's
+        /// pid; TERM, INT, HUP and USR1 sent to it reach the daemon.
+        #[arg(long)]
+        supervise: bool,
     },
     /// Validate a config file: exit 0, or 1 with one message per problem.
     Check {
@@ -56,10 +62,12 @@ fn main() -> ExitCode {
             config,
             pidfile,
             daemonize,
+            supervise,
         } => tickd::run(&tickd::RunOptions {
             config,
             pidfile,
             daemonize,
+            supervise,
         }),
         Command::Check { config } => match tickd::config::check_report(&config) {
             Ok(summary) => {

@@ -92,6 +92,14 @@ pub fn ready() {
     send(&format!("READY=1\nMAINPID={}", std::process::id()));
 }
 
+/// `X_TICKD_GENERATION=N`: the config generation now in force (at start
+/// and after each accepted reload). systemd ignores the variable; a
+/// supervisor (`tickd run --supervise`) keeps it, to pass it on to the
+/// daemon that replaces this one in an upgrade.
+pub fn generation(n: u64) {
+    send(&format!("X_TICKD_GENERATION={n}"));
+}
+
 /// `STOPPING=1`: shutdown has begun.
 pub fn stopping() {
     send("STOPPING=1");

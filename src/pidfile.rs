@@ -220,6 +220,35 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Whether this process will be able to take the pidfile at `path` once
+/// its current holder is gone: the directory must be writable (the pid is
+/// written to a temporary file there, renamed over the path), and so must
+/// the file, if one is there. The new process of an in-place upgrade checks
+/// this before the old one drains: a daemon that dropped privileges starts
+/// it unprivileged, and a root-owned pidfile would stop it after the old
+/// one had gone. The error says what to change.
+pub fn check_takeover(path: &Path) -> Result<(), String> {
+    use rustix::fs::{access, Access};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let uid = rustix::process::getuid().as_raw();
+    if let Err(e) = access(dir, Access::WRITE_OK) {
+        return Err(format!(
+            "pidfile {}: its directory is not writable by uid {uid} ({e}): this process could not take the pidfile once the old one exits; give the directory to the daemon's user",
+            path.display()
+        ));
+    }
+    match access(path, Access::WRITE_OK) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(format!(
+            "pidfile {}: not writable by uid {uid} ({e}): this process could not take it once the old one exits",
+            path.display()
+        )),
+    }
+}
+
 /// The pid in the file at `path`, if it holds one.
 pub fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path)

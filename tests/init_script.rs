@@ -252,3 +252,76 @@ fn the_pid_directory_is_given_to_user_only_when_created() {
     let stderr = String::from_utf8_lossy(&start.stderr);
     assert!(stderr.contains("Permission denied"), "{stderr}");
 }
+
+#[test]
+fn supervise_restarts_a_killed_daemon_and_stop_ends_both() {
+    let s = setup();
+    let mut defaults = std::fs::read_to_string(&s.defaults).expect("defaults");
+    defaults.push_str("SUPERVISE=yes\n");
+    std::fs::write(&s.defaults, defaults).expect("write defaults");
+    let start = script(&s.defaults, "start");
+    assert_eq!(code(&start), Some(0), "start: {start:?}");
+    let supervisor = read_pid(&s.pidfile);
+    let _guard = KillOnDrop(supervisor);
+    let addr = listen_addr(&s.log);
+    let status = call(addr, "status", json!({}));
+    assert_eq!(status["supervised"], json!(true), "{status}");
+    let daemon = i32::try_from(status["pid"].as_i64().expect("pid")).expect("pid");
+    let _guard2 = KillOnDrop(daemon);
+    assert_ne!(daemon, supervisor, "the pidfile names the supervisor");
+    // One line per event in the log file: the daemon, whose stderr is that
+    // file already, does not write each line twice.
+    let log = std::fs::read_to_string(&s.log).expect("log");
+    let started = format!("tickd 0.1.0 started (pid {daemon})");
+    assert_eq!(log.matches(&started).count(), 1, "{log}");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill -9");
+    let next = ops_util::poll_until("a new daemon", || {
+        let s = std::panic::catch_unwind(|| call(addr, "status", json!({}))).ok()?;
+        (s["restarts"] == json!(1)).then_some(s)
+    });
+    let daemon2 = i32::try_from(next["pid"].as_i64().expect("pid")).expect("pid");
+    let _guard3 = KillOnDrop(daemon2);
+    assert_ne!(daemon2, daemon);
+    let status = script(&s.defaults, "status");
+    assert_eq!(code(&status), Some(0), "status: {status:?}");
+
+    let stop = script(&s.defaults, "stop");
+    assert_eq!(code(&stop), Some(0), "stop: {stop:?}");
+    wait_gone(supervisor);
+    assert!(!alive(daemon2), "stop ends the daemon too");
+    let log = std::fs::read_to_string(&s.log).expect("log");
+    assert!(log.contains("was killed by signal 9 (SIGKILL)"), "{log}");
+    assert!(log.contains("exiting with status 0"), "{log}");
+}
+
+#[test]
+fn upgrade_replaces_the_process_and_keeps_the_port() {
+    let s = setup();
+    let start = script(&s.defaults, "start");
+    assert_eq!(code(&start), Some(0), "start: {start:?}");
+    let old = read_pid(&s.pidfile);
+    let _guard = KillOnDrop(old);
+    let addr = listen_addr(&s.log);
+    let upgrade = script(&s.defaults, "upgrade");
+    assert_eq!(code(&upgrade), Some(0), "upgrade: {upgrade:?}");
+    let new = read_pid(&s.pidfile);
+    let _guard2 = KillOnDrop(new);
+    assert_ne!(new, old);
+    wait_gone(old);
+    let status = call(addr, "status", json!({}));
+    assert_eq!(status["pid"], json!(new), "the same port, the new process");
+
+    // A config that does not check is refused before any signal.
+    std::fs::write(&s.config, "[daemon]\nworkers = 0\n").expect("write");
+    let refused = script(&s.defaults, "upgrade");
+    assert_eq!(code(&refused), Some(1), "{refused:?}");
+    assert_eq!(read_pid(&s.pidfile), new);
+    let stop = script(&s.defaults, "stop");
+    assert_eq!(code(&stop), Some(0), "stop: {stop:?}");
+    wait_gone(new);
+}

@@ -69,6 +69,7 @@ fn install_into_destdir_is_complete_idempotent_and_leaves_the_system_alone() {
     assert_eq!(mode("etc/init.d/tickd"), Some(0o755));
     assert_eq!(mode("etc/tickd/tickd.toml"), Some(0o640));
     assert_eq!(mode("etc/systemd/system/tickd.service"), Some(0o644));
+    assert_eq!(mode("etc/systemd/system/tickd.socket"), Some(0o644));
     assert_eq!(mode("etc/logrotate.d/tickd"), Some(0o644));
     assert_eq!(mode("var/lib/tickd"), Some(0o750));
     assert_eq!(mode("var/log/tickd"), Some(0o750));
@@ -104,7 +105,7 @@ fn install_into_destdir_is_complete_idempotent_and_leaves_the_system_alone() {
 }
 
 #[test]
-fn systemd_unit_verifies() {
+fn systemd_units_verify() {
     let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
         eprintln!("skipped: systemd-analyze is not installed");
         return;
@@ -114,15 +115,21 @@ fn systemd_unit_verifies() {
     let unit = std::fs::read_to_string(repo().join("scripts/tickd.service")).expect("unit");
     // verify checks that ExecStart's program exists: point it at the build.
     let unit = unit.replace("/usr/local/bin/tickd", env!("CARGO_BIN_EXE_tickd"));
-    let path = dir.path().join("tickd.service");
-    std::fs::write(&path, unit).expect("write");
+    let service = dir.path().join("tickd.service");
+    std::fs::write(&service, unit).expect("write");
+    let socket = dir.path().join("tickd.socket");
+    std::fs::copy(repo().join("scripts/tickd.socket"), &socket).expect("copy");
+    // Both units, side by side: the service Requires= the socket, and the
+    // socket activates the service of its name.
     let out = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&path)
+        .arg(&socket)
+        .arg(&service)
         .output()
         .expect("systemd-analyze verify");
     let stderr = String::from_utf8_lossy(&out.stderr);
     // verify exits 0 on unknown keys too; its complaints name the unit.
     assert!(out.status.success(), "{out:?}");
     assert!(!stderr.contains("tickd.service"), "{stderr}");
+    assert!(!stderr.contains("tickd.socket"), "{stderr}");
 }

@@ -11,6 +11,7 @@
 mod ops_util;
 mod util;
 
+mod activation;
 mod api_jobs;
 mod api_jobs_io;
 mod auth;
@@ -57,8 +58,10 @@ mod shutdown_load;
 mod soak;
 mod state_dir;
 mod status_page;
+mod supervise;
 mod tls;
 mod unix_socket;
+mod upgrade;
 
 /// Every `tests/*.rs` file but this one is declared as a module above.
 #[test]

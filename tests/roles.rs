@@ -37,6 +37,7 @@ const METHODS: &[(&str, &str)] = &[
     ("jobs.resume", "operate"),
     ("reload", "admin"),
     ("shutdown", "admin"),
+    ("upgrade", "admin"),
     ("submit", "admin"),
     ("jobs.put", "admin"),
     ("jobs.delete", "admin"),
@@ -193,7 +194,8 @@ fn every_method_against_every_role() {
     for (secret, name, role) in TOKENS {
         for &(method, needed) in METHODS {
             let known = tickd::protocol::rpc::METHODS.contains(&method);
-            if method == "shutdown" || !known {
+            // These two end the daemon: judged below.
+            if method == "shutdown" || method == "upgrade" || !known {
                 continue;
             }
             let answer = call_as(&d, secret, method);
@@ -222,7 +224,9 @@ fn every_method_against_every_role() {
         .unwrap_or_default();
     let expected = METHODS
         .iter()
-        .filter(|(m, _)| *m != "shutdown" && tickd::protocol::rpc::METHODS.contains(m))
+        .filter(|(m, _)| {
+            !["shutdown", "upgrade"].contains(m) && tickd::protocol::rpc::METHODS.contains(m)
+        })
         .map(|(_, needed)| {
             TOKENS
                 .iter()
@@ -231,6 +235,17 @@ fn every_method_against_every_role() {
         })
         .sum::<u64>();
     assert_eq!(refused, expected, "status.clients.role_denied");
+    // upgrade: refused to read and operate (admin's would replace the
+    // daemon: tests/upgrade.rs).
+    for (secret, name, role) in &TOKENS[..2] {
+        assert_denied(
+            &call_as(&d, secret, "upgrade"),
+            "upgrade",
+            "admin",
+            name,
+            role,
+        );
+    }
     // shutdown last: refused to read and operate, done for admin.
     for (secret, name, role) in &TOKENS[..2] {
         assert_denied(

@@ -69,6 +69,7 @@ pub const METHOD_ROLES: &[(&str, Role)] = &[
     ("jobs.resume", Role::Operate),
     ("reload", Role::Admin),
     ("shutdown", Role::Admin),
+    ("upgrade", Role::Admin),
     ("submit", Role::Admin),
     ("jobs.put", Role::Admin),
     ("jobs.delete", Role::Admin),

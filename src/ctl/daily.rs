@@ -1,7 +1,7 @@
 //! `tickd ctl`'s subcommands for daily use (`jobs`, `job`, `run`, `cancel`,
 //! `pause`, `resume`, `logs`, `runs`, `watch`, `put`) and the raw
 //! `METHOD [PARAMS_JSON]` form, told apart by the word itself: a method
-//! name has a dot (`jobs.list`) or is one of [`DOTLESS_METHODS`]; any
+//! name has a dot (`jobs.list`) or is one of a method without a dot (`ping`, `status`, ...); any
 //! other word must be a subcommand. [`plan`] turns the command line into
 //! what to send, checking it before anything is connected; [`show`] prints
 //! the answer.
@@ -20,17 +20,16 @@ use std::path::PathBuf;
 /// cancelled or interrupted (1 stays "ctl itself failed").
 pub const RUN_NOT_SUCCEEDED: i32 = 3;
 
-/// Methods whose names have no dot: the raw form without a dot is one of
-/// these, so a mistyped subcommand is not sent to the daemon as a method.
-const DOTLESS_METHODS: [&str; 7] = [
-    "ping",
-    "status",
-    "auth",
-    "submit",
-    "subscribe",
-    "reload",
-    "shutdown",
-];
+/// Methods whose names have no dot (`ping`, `status`, `reload`, ...),
+/// from the daemon's own method table: the raw form without a dot is one
+/// of these, so a mistyped subcommand is not sent to the daemon as a
+/// method.
+fn dotless_methods() -> impl Iterator<Item = &'static str> {
+    tickd::protocol::rpc::METHODS
+        .iter()
+        .copied()
+        .filter(|m| !m.contains('.'))
+}
 
 /// How many due times `jobs NAME` shows.
 const NEXT_RUNS: u64 = 5;
@@ -218,12 +217,12 @@ fn raw(words: &[String]) -> Result<Plan, String> {
     let Some(method) = words.first() else {
         return Err("missing METHOD or subcommand (see tickd ctl --help)".into());
     };
-    if !method.contains('.') && !DOTLESS_METHODS.contains(&method.as_str()) {
+    if !method.contains('.') && !dotless_methods().any(|m| m == method) {
         return Err(format!(
             "unknown subcommand `{method}`: the subcommands are jobs, job, run, cancel, \
              pause, resume, logs, runs, watch and put; a METHOD has a dot (jobs.list) \
              or is one of {} (see tickd ctl --help)",
-            DOTLESS_METHODS.join(", ")
+            dotless_methods().collect::<Vec<_>>().join(", ")
         ));
     }
     if let Some(extra) = words.get(2) {

@@ -446,6 +446,7 @@ impl Daemon {
             info.last_reload_error = None;
             info.generation
         };
+        crate::notify::generation(generation);
         self.publish();
         // The old definitions (and the changed and removed ones among them)
         // are freed on the reload thread, not here.

@@ -269,6 +269,17 @@ fn head(shared: &Shared, out: &mut Vec<u8>) {
     let _ = writeln!(out, "tickd_worker_respawns_total {}", pool.respawned);
     family(
         out,
+        "tickd_supervisor_restarts_total",
+        "Times `tickd run --supervise` restarted the daemon (0 without it).",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "tickd_supervisor_restarts_total {}",
+        crate::activation::restarts().unwrap_or(0)
+    );
+    family(
+        out,
         "tickd_up",
         "1 while healthy, 0 when fewer workers are alive than min_workers.",
         "gauge",

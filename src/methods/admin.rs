@@ -1,4 +1,5 @@
-//! `reload`, `shutdown`, and the test-only `debug.kill_worker` (commands).
+//! `reload`, `shutdown`, and the test-only `debug.kill_worker` (commands);
+//! `upgrade` (a query: it raises SIGUSR2, see [`crate::upgrade`]).
 
 use super::Reply;
 use crate::daemon::{Daemon, Error, ReloadReport};
@@ -46,8 +47,26 @@ pub fn reload_answer(result: &Result<ReloadReport, Error>) -> Result<Value, Erro
 /// `shutdown` → `{shutting_down: true}`, then drains as on SIGTERM.
 pub fn shutdown(d: &mut Daemon) -> Value {
     log::info!("shutdown requested by a client");
+    crate::activation::release_listener_copies();
     d.begin_shutdown();
     json!({ "shutting_down": true })
+}
+
+/// `upgrade` → `{upgrading: true, pid}`: raises SIGUSR2 on this process,
+/// exactly as `kill -USR2` would (see [`crate::upgrade`]); how it went is
+/// in the log and, once done, in `status.pid`. Refused at once under
+/// systemd, which refuses the signal.
+pub fn upgrade() -> Result<Value, Error> {
+    if crate::activation::restarts().is_none() && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        return Err(Error::Forbidden(
+            "upgrade refused: tickd runs under systemd (NOTIFY_SOCKET is set); use socket activation (tickd.socket) and `systemctl restart tickd`",
+        ));
+    }
+    log::info!("upgrade requested by a client");
+    let me = rustix::process::getpid();
+    rustix::process::kill_process(me, rustix::process::Signal::USR2)
+        .map_err(|e| Error::Internal(format!("cannot raise SIGUSR2: {e}")))?;
+    Ok(json!({ "upgrading": true, "pid": std::process::id() }))
 }
 
 /// `debug.kill_worker` (only with TICKD_DEBUG_HOOKS=1): one worker thread

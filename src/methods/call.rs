@@ -62,6 +62,8 @@ pub enum Call<'a> {
     Reload,
     /// `shutdown`.
     Shutdown,
+    /// `upgrade`: as SIGUSR2.
+    Upgrade,
     /// `debug.kill_worker` (test hook).
     KillWorker,
     /// `debug.failpoint {name, actions}` (test hook).

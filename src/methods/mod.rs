@@ -201,6 +201,7 @@ pub fn handle(h: &Handlers, call: Call<'_>) -> Outcome {
         Call::RunsOutput(p) => output::runs_output(shared, p),
         Call::Reload => Outcome::Command(Command::Reload),
         Call::Shutdown => Outcome::Command(Command::Shutdown),
+        Call::Upgrade => Outcome::Answer(admin::upgrade()),
         Call::KillWorker => Outcome::Command(Command::KillWorker),
         Call::Failpoint(p) => Outcome::Answer(debug::failpoint(p)),
         Call::ClockJump(p) => Outcome::Answer(debug::clock_jump(p)),

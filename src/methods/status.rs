@@ -110,6 +110,10 @@ struct StatusView<'a> {
     /// Why `health` is not `ok` (empty when it is).
     health_reasons: Vec<String>,
     stopping: bool,
+    /// Whether `tickd run --supervise` started this daemon.
+    supervised: bool,
+    /// Times the supervisor restarted the daemon (0 when not supervised).
+    restarts: u64,
     workers: WorkersView,
     request_workers: WorkersView,
     queue: QueueView,
@@ -182,6 +186,8 @@ pub fn status(shared: &Shared) -> Result<Box<RawValue>, Error> {
         health,
         health_reasons,
         stopping: b.stopping(),
+        supervised: crate::activation::restarts().is_some(),
+        restarts: crate::activation::restarts().unwrap_or(0),
         workers: WorkersView::of(&pool, Some(min_workers)),
         request_workers: WorkersView::of(&requests, None),
         queue: QueueView {

@@ -58,6 +58,7 @@ fn decode_known<'a>(method: &str, params: &'a Params, board: &Board) -> Result<C
         "runs.output" => params.decode().map(Call::RunsOutput),
         "reload" => none(Call::Reload),
         "shutdown" => none(Call::Shutdown),
+        "upgrade" => none(Call::Upgrade),
         "debug.kill_worker" if board.debug_hooks => none(Call::KillWorker),
         "debug.failpoint" if board.debug_hooks => params.decode().map(Call::Failpoint),
         "debug.clock_jump" if board.debug_hooks => params.decode().map(Call::ClockJump),

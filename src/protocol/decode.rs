@@ -275,6 +275,7 @@ pub const METHODS: &[&str] = &[
     "subscribe",
     "reload",
     "shutdown",
+    "upgrade",
     "auth",
     "debug.kill_worker",
     "debug.failpoint",

@@ -176,6 +176,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// The config generation in force.
+    pub fn generation(&self) -> u64 {
+        self.daemon.shared.board.info.read().generation
+    }
+
+    /// Reads the config generation from another thread (the upgrade's).
+    pub fn generation_reader(&self) -> Box<dyn Fn() -> u64 + Send> {
+        let shared = std::sync::Arc::clone(&self.daemon.shared);
+        Box::new(move || shared.board.info.read().generation)
+    }
+
     /// Registers the listeners and the signal socket with `poll`.
     pub fn new(
         poll: Poll,

@@ -20,6 +20,12 @@
 //! - `CommandExt::pre_exec` and `ioprio_set` (a raw syscall: glibc has no
 //!   wrapper), to apply a job's resource limits in its child, see
 //!   [`limits_before_exec`].
+//! - taking ownership of the listening sockets inherited through
+//!   `LISTEN_FDS` (fds 3 and up: std and rustix can only do that from a
+//!   raw fd with `unsafe`), see [`claim_inherited_fds`];
+//! - `dup2`, `prctl(PR_SET_PDEATHSIG)` and `execve` in the child of
+//!   `tickd run --supervise`, which passes its listeners on as fds 3 and up
+//!   with `LISTEN_PID` set to the child's own pid, see [`exec_passing_fds`].
 //!
 //! Each function is a thin wrapper returning `io::Result` (but
 //! `release_free_heap`, which cannot fail); callers never see a raw
@@ -354,6 +360,227 @@ pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
         }
         return Ok((!result.is_null()).then_some(grp.gr_gid));
     }
+}
+
+/// Whether [`claim_inherited_fds`] has run: the fds it owns may be owned
+/// once only.
+static INHERITED_CLAIMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes ownership of fds `3 .. 3 + count`, which the process that started
+/// this one passed on (`LISTEN_FDS`, sd_listen_fds(3)), and sets
+/// `FD_CLOEXEC` on each, so that no job inherits a listener.
+///
+/// Owning a raw fd is sound only if nothing else in the process owns it.
+/// That holds here because the caller ([`crate::activation::take`]) runs
+/// first thing in `tickd run`, before the process opens any file, and only
+/// after `LISTEN_PID` showed the fds were meant for this very process (so
+/// they were open at `execve`, and no later `open` can have been given
+/// their numbers); a second call fails instead of owning them twice. Each
+/// fd is checked to be open (`F_GETFD`) before it is taken: a closed one
+/// fails the whole call and nothing is owned.
+pub(crate) fn claim_inherited_fds(count: usize) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    use std::sync::atomic::Ordering;
+    let limit = usize::try_from(libc::c_int::MAX).unwrap_or(usize::MAX) - 3;
+    if count > limit {
+        return Err(invalid("too many inherited fds"));
+    }
+    if INHERITED_CLAIMED.swap(true, Ordering::SeqCst) {
+        return Err(invalid("the inherited fds are already taken"));
+    }
+    let first: libc::c_int = 3;
+    let fds: Vec<libc::c_int> = (0..count).map(|i| first + i as libc::c_int).collect();
+    for &fd in &fds {
+        // SAFETY: F_GETFD takes no pointer; on a closed fd it fails with
+        // EBADF and has no effect.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("fd {fd}: {e}")));
+        }
+    }
+    let mut out = Vec::with_capacity(count);
+    for fd in fds {
+        // SAFETY: fd is open (checked above) and owned by nothing else in
+        // this process (see the function's doc; the static guard makes
+        // this the only claim).
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+        out.push(owned);
+    }
+    Ok(out)
+}
+
+/// What the child of [`exec_passing_fds`] executes: everything prepared in
+/// the parent, so that the child, between `fork` and `execve`, only makes
+/// system calls and writes digits into a buffer it owns.
+struct ExecImage {
+    /// The C strings the pointers below point into (kept alive here).
+    _strings: Vec<CString>,
+    program: *const libc::c_char,
+    /// NULL-terminated.
+    argv: Vec<*const libc::c_char>,
+    /// NULL-terminated; one entry points at `listen_pid`.
+    envp: Vec<*const libc::c_char>,
+    /// `LISTEN_PID=` followed by room for the digits and a NUL.
+    listen_pid: *mut u8,
+    /// The fds to pass, each numbered at least 3 + their count.
+    fds: Vec<libc::c_int>,
+    /// The parent's pid, to notice that it died before the death signal
+    /// was armed.
+    parent: libc::pid_t,
+    /// Arm `PR_SET_PDEATHSIG` (SIGTERM when the parent dies).
+    die_with_parent: bool,
+}
+
+// SAFETY: the pointers point into heap buffers owned by the closure that
+// holds the image (`_strings`, and the buffer leaked for `listen_pid`);
+// they are only dereferenced in the forked child, which has its own copy.
+unsafe impl Send for ExecImage {}
+// SAFETY: as above; the parent never reads or writes through them.
+unsafe impl Sync for ExecImage {}
+
+/// Room after `LISTEN_PID=` for a pid's digits and the NUL.
+const PID_DIGITS: usize = 12;
+
+/// Makes `command` start `program` with `args` and the environment `env`
+/// (nothing else: the child's environment is exactly this), passing
+/// `pass.listeners` on as fds 3, 4, ... with `LISTEN_FDS` set to their
+/// count and `LISTEN_PID` to the child's pid, as systemd's socket
+/// activation does, and `pass.extra` right after them (not counted in
+/// `LISTEN_FDS`). With `pass.die_with_parent` the child also gets
+/// `SIGTERM` when this process dies (`PR_SET_PDEATHSIG`), so a supervisor
+/// killed with `kill -9` leaves no daemon running on behind it.
+///
+/// `LISTEN_PID` can only be known after `fork`, so the child does the
+/// `execve` itself, from the closure std runs just before its own exec,
+/// with arguments and environment all prepared here. The fds are first
+/// duplicated (close-on-exec) to numbers above the ones they go to, so
+/// that moving one to 3 never overwrites another still to be moved; the
+/// duplicates are closed in the parent when `command` is dropped.
+///
+/// The parent must be single-threaded or call this with no lock held that
+/// the child could need; the closure itself takes no lock and allocates
+/// nothing.
+pub(crate) fn exec_passing_fds(
+    command: &mut std::process::Command,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    pass: &super::PassFds<'_>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> =
+        pass.listeners.iter().chain(pass.extra).copied().collect();
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| invalid("a NUL byte in an argument"));
+    let mut strings = Vec::new();
+    let program_c = cstr(program.as_os_str().as_bytes())?;
+    let program_ptr = program_c.as_ptr();
+    strings.push(program_c);
+    let mut argv = vec![program_ptr];
+    for a in args {
+        let c = cstr(a.as_bytes())?;
+        argv.push(c.as_ptr());
+        strings.push(c);
+    }
+    argv.push(ptr::null());
+    let mut envp = Vec::with_capacity(env.len() + 3);
+    for (k, v) in env {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        let c = cstr(&kv)?;
+        envp.push(c.as_ptr());
+        strings.push(c);
+    }
+    let fds_var = cstr(format!("LISTEN_FDS={}", pass.listeners.len()).as_bytes())?;
+    envp.push(fds_var.as_ptr());
+    strings.push(fds_var);
+    // A buffer that lives as long as the process (one per spawn: small).
+    let pid_buf: &'static mut [u8] = Box::leak(
+        [b"LISTEN_PID=".as_slice(), &[0u8; PID_DIGITS]]
+            .concat()
+            .into_boxed_slice(),
+    );
+    let listen_pid = pid_buf.as_mut_ptr();
+    envp.push(listen_pid.cast_const().cast());
+    envp.push(ptr::null());
+
+    let min = fds.len() + 3;
+    let mut high = Vec::with_capacity(fds.len());
+    for fd in &fds {
+        high.push(rustix::io::fcntl_dupfd_cloexec(fd, min as i32)?);
+    }
+    let image = ExecImage {
+        _strings: strings,
+        program: program_ptr,
+        argv,
+        envp,
+        listen_pid,
+        fds: high.iter().map(|f| f.as_raw_fd()).collect(),
+        parent: rustix::process::getpid().as_raw_nonzero().get(),
+        die_with_parent: pass.die_with_parent,
+    };
+    // SAFETY: the closure is async-signal-safe: it makes system calls
+    // (dup2, prctl, getppid, getpid, execve) on values prepared above and
+    // writes digits into the buffer `listen_pid` points to, which this
+    // image owns; it allocates nothing and takes no lock. `high` is moved
+    // in so that the duplicates stay open until the command is dropped.
+    unsafe {
+        command.pre_exec(move || {
+            let _keep = &high;
+            exec_image(&image)
+        });
+    }
+    Ok(())
+}
+
+/// The child's half of [`exec_passing_fds`]; returns only on failure.
+fn exec_image(image: &ExecImage) -> io::Result<()> {
+    for (i, &fd) in image.fds.iter().enumerate() {
+        let target = 3 + i as libc::c_int;
+        // SAFETY: plain integers; dup2 clears FD_CLOEXEC on `target`.
+        if unsafe { libc::dup2(fd, target) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    if image.die_with_parent {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: getppid cannot fail and touches no memory.
+        if unsafe { libc::getppid() } != image.parent {
+            // The parent died before the death signal was armed.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    // SAFETY: as above.
+    let mut pid = unsafe { libc::getpid() } as u32;
+    let mut digits = [0u8; PID_DIGITS];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (pid % 10) as u8;
+        n += 1;
+        pid /= 10;
+        if pid == 0 || n == PID_DIGITS - 1 {
+            break;
+        }
+    }
+    let start = b"LISTEN_PID=".len();
+    for i in 0..n {
+        // SAFETY: `listen_pid` points at a buffer of `start + PID_DIGITS`
+        // bytes owned by the image; `start + i < start + PID_DIGITS - 1`.
+        unsafe { *image.listen_pid.add(start + i) = digits[n - 1 - i] };
+    }
+    // SAFETY: the byte after the digits is within the buffer (see above).
+    unsafe { *image.listen_pid.add(start + n) = 0 };
+    // SAFETY: `program` and every pointer of `argv` and `envp` point at
+    // NUL-terminated strings kept alive by the image, and both arrays end
+    // with a NULL pointer.
+    unsafe { libc::execve(image.program, image.argv.as_ptr(), image.envp.as_ptr()) };
+    Err(io::Error::last_os_error())
 }
 
 fn invalid(message: &str) -> io::Error {

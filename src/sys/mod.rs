@@ -122,6 +122,40 @@ pub fn has_exited(pid: u32) -> io::Result<bool> {
     }
 }
 
+/// Takes fds `3 .. 3 + count`, passed on by the process that started this
+/// one (socket activation), and marks them close-on-exec. Once per process;
+/// see [`ffi::claim_inherited_fds`] for when it is sound to call.
+pub(crate) fn claim_inherited_fds(count: usize) -> io::Result<Vec<OwnedFd>> {
+    ffi::claim_inherited_fds(count)
+}
+
+/// The fds [`spawn_passing_fds`] passes on.
+#[derive(Debug, Clone, Copy)]
+pub struct PassFds<'a> {
+    /// Listening sockets: fds 3, 4, ..., counted in `LISTEN_FDS`.
+    pub listeners: &'a [std::os::fd::BorrowedFd<'a>],
+    /// More fds right after them, not counted (the upgrade's pipes).
+    pub extra: &'a [std::os::fd::BorrowedFd<'a>],
+    /// The child gets `SIGTERM` should this process die.
+    pub die_with_parent: bool,
+}
+
+/// Spawns `command` as `program args` with exactly the environment `env`,
+/// passing fds on by the socket-activation protocol (`LISTEN_FDS`, and
+/// `LISTEN_PID` = the child's pid); see [`ffi::exec_passing_fds`].
+/// `command`'s own program, arguments and environment are not used (its
+/// stdio, process group and the like are).
+pub fn spawn_passing_fds(
+    command: &mut std::process::Command,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    pass: &PassFds<'_>,
+) -> io::Result<std::process::Child> {
+    ffi::exec_passing_fds(command, program, args, env, pass)?;
+    command.spawn()
+}
+
 /// A set of CPUs a thread may run on (its affinity mask).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuMask(rustix::thread::CpuSet);

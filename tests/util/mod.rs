@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod load;
 pub mod redis;
 pub mod tls;
 
@@ -159,19 +160,7 @@ impl Daemon {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn tickd");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(LogBuf::default());
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if std::env::var_os("TICKD_TEST_ECHO").is_some() {
-                    eprintln!("tickd: {line}");
-                }
-                sink.lines.lock().unwrap().push(line);
-                sink.changed.notify_all();
-            }
-        });
+        let log = collect_stderr(&mut child);
         let Some((_, line)) = log.wait_for("listening on ", 0, WAIT) else {
             let _ = child.kill();
             panic!(
@@ -179,14 +168,7 @@ impl Daemon {
                 log.all().join("\n")
             );
         };
-        let addr_text = line
-            .split("listening on ")
-            .nth(1)
-            .expect("address")
-            .split_whitespace()
-            .next()
-            .expect("address token");
-        let addr: SocketAddr = addr_text.parse().expect("socket address in log line");
+        let addr = listening_addr(&line);
         Daemon {
             child,
             addr,
@@ -244,6 +226,37 @@ impl Daemon {
             (!matches!(st, "scheduled" | "queued" | "running")).then_some(r)
         })
     }
+}
+
+/// Collects `child`'s piped stderr, line by line, on a background thread
+/// (echoed to the test's stderr with `TICKD_TEST_ECHO` set).
+pub fn collect_stderr(child: &mut Child) -> Arc<LogBuf> {
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(LogBuf::default());
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("TICKD_TEST_ECHO").is_some() {
+                eprintln!("tickd: {line}");
+            }
+            sink.lines.lock().unwrap().push(line);
+            sink.changed.notify_all();
+        }
+    });
+    log
+}
+
+/// The TCP address of a `listening on ADDR ...` log line.
+pub fn listening_addr(line: &str) -> SocketAddr {
+    line.split("listening on ")
+        .nth(1)
+        .expect("address")
+        .split_whitespace()
+        .next()
+        .expect("address token")
+        .parse()
+        .expect("socket address in log line")
 }
 
 impl Drop for Daemon {
