@@ -194,8 +194,7 @@ pub fn run(opts: &RunOptions) -> i32 {
         std::process::id()
     );
     readiness.ready();
-    notify::ready();
-    notify::generation(started.server.generation());
+    notify::ready(Some(started.server.generation()));
     started.server.run()
 }
 

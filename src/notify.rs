@@ -87,17 +87,18 @@ fn send(state: &str) {
 }
 
 /// `READY=1`: the daemon is listening. Carries the pid, which systemd needs
-/// when the notifying process is not the one it started.
-pub fn ready() {
-    send(&format!("READY=1\nMAINPID={}", std::process::id()));
-}
-
-/// `X_TICKD_GENERATION=N`: the config generation now in force (at start
-/// and after each accepted reload). systemd ignores the variable; a
-/// supervisor (`tickd run --supervise`) keeps it, to pass it on to the
-/// daemon that replaces this one in an upgrade.
-pub fn generation(n: u64) {
-    send(&format!("X_TICKD_GENERATION={n}"));
+/// when the notifying process is not the one it started, and, with
+/// `generation`, the config generation in force (`X_TICKD_GENERATION=N`,
+/// also after each accepted reload: see [`ReloadGuard::set_generation`]).
+/// systemd ignores that variable; a supervisor (`tickd run --supervise`)
+/// keeps it, to pass it on to the daemon that replaces this one in an
+/// upgrade.
+pub fn ready(generation: Option<u64>) {
+    let pid = std::process::id();
+    match generation {
+        Some(g) => send(&format!("READY=1\nMAINPID={pid}\nX_TICKD_GENERATION={g}")),
+        None => send(&format!("READY=1\nMAINPID={pid}")),
+    }
 }
 
 /// `STOPPING=1`: shutdown has begun.
@@ -109,16 +110,28 @@ pub fn stopping() {
 /// end of the reload, whichever way it ends).
 pub fn reloading() -> ReloadGuard {
     send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
-    ReloadGuard(())
+    ReloadGuard { generation: None }
 }
 
 /// Sends `READY=1` when dropped; see [`reloading`].
 #[must_use = "READY=1 is sent when the guard is dropped"]
-pub struct ReloadGuard(());
+pub struct ReloadGuard {
+    generation: Option<u64>,
+}
+
+impl ReloadGuard {
+    /// The reload was accepted: its `READY=1` carries the new generation.
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = Some(generation);
+    }
+}
 
 impl Drop for ReloadGuard {
     fn drop(&mut self) {
-        send("READY=1");
+        match self.generation {
+            Some(g) => send(&format!("READY=1\nX_TICKD_GENERATION={g}")),
+            None => send("READY=1"),
+        }
     }
 }
 

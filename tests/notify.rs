@@ -59,6 +59,8 @@ fn ready_reloading_and_stopping_are_sent() {
         ready.contains(&format!("MAINPID={}", d.child.id())),
         "{ready}"
     );
+    // With the config generation, for a supervisor (ignored by systemd).
+    assert!(ready.contains("X_TICKD_GENERATION=1"), "{ready}");
     // READY=1 came after the listener exists: a client gets in at once.
     let mut c = d.client();
     assert_eq!(c.ok("ping", json!({})), json!("pong"));
@@ -66,7 +68,7 @@ fn ready_reloading_and_stopping_are_sent() {
     d.signal(Signal::HUP);
     let reloading = fake.expect("RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
-    assert_eq!(fake.expect("READY=1"), "READY=1");
+    assert_eq!(fake.expect("READY=1"), "READY=1\nX_TICKD_GENERATION=2");
     // The reload method goes through the same path.
     c.ok("reload", json!({}));
     fake.expect("RELOADING=1");

@@ -27,6 +27,7 @@ mod kinds;
 mod limits;
 mod notify;
 mod raw;
+mod raw_daemon;
 mod schedules;
 mod settings;
 mod source;

@@ -406,6 +406,7 @@ impl Daemon {
             plan,
             slices,
             longest,
+            _systemd: mut systemd,
             ..
         } = a;
         let Plan {
@@ -446,7 +447,7 @@ impl Daemon {
             info.last_reload_error = None;
             info.generation
         };
-        crate::notify::generation(generation);
+        systemd.set_generation(generation);
         self.publish();
         // The old definitions (and the changed and removed ones among them)
         // are freed on the reload thread, not here.

@@ -299,7 +299,7 @@ impl Supervisor {
                         if !self.ever_ready {
                             self.ever_ready = true;
                             readiness.ready();
-                            crate::notify::ready();
+                            crate::notify::ready(None);
                         }
                     }
                 }
