@@ -39,8 +39,25 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::supervise::child;
+
+/// How long a new process started by `SIGUSR2` may take to load and check
+/// its config and listeners before the old one gives up on it (and kills
+/// it): the old one keeps serving meanwhile.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
+
+/// For tests only: replaces [`CONFIRM_WITHIN`], in milliseconds.
+pub const TEST_CONFIRM_VAR: &str = "TICKD_TEST_UPGRADE_CONFIRM_MS";
+
+/// [`CONFIRM_WITHIN`], or the test's value.
+fn confirm_within() -> Duration {
+    std::env::var(TEST_CONFIRM_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(CONFIRM_WITHIN, Duration::from_millis)
+}
 
 /// The new process's side: the two pipes it was started with.
 pub struct Handoff {
@@ -111,8 +128,35 @@ pub fn start(base: &child::Launch<'_>) -> io::Result<Successor> {
 
 impl Successor {
     /// Blocks until the new process confirms (`Ok`) or ends (`Err`, saying
-    /// how).
-    pub fn wait_confirmed(&mut self) -> Result<(), String> {
+    /// how). One that has done neither after `within` (hung on a mount,
+    /// say) is killed, so a later `SIGUSR2` can try again.
+    pub fn wait_confirmed(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!(
+                    "did not confirm within {} ms and was killed",
+                    within.as_millis()
+                ));
+            }
+            let timeout = rustix::time::Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [rustix::event::PollFd::new(
+                &self.confirmed,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(0) => continue,
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(format!("cannot wait for it: {e}")),
+            }
+        }
         let mut text = String::new();
         let _ = (&self.confirmed).take(16).read_to_string(&mut text);
         if text.starts_with("ok") {
@@ -257,7 +301,7 @@ impl Plan {
             }
         };
         let pid = next.child.id();
-        if let Err(how) = next.wait_confirmed() {
+        if let Err(how) = next.wait_confirmed(confirm_within()) {
             log::error!(
                 "upgrade failed: the new process (pid {pid}) {how} before it was ready to take over \
                  (its reason is logged above); still serving (pid {})",

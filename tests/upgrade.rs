@@ -288,6 +288,7 @@ fn the_file_now_at_the_recorded_path_is_started_and_a_broken_one_changes_nothing
         .arg(&cfg)
         .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
+        .env("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -323,6 +324,32 @@ fn the_file_now_at_the_recorded_path_is_started_and_a_broken_one_changes_nothing
         .unwrap_or_else(|| panic!("{:#?}", log.all()));
     let (_, failed) = log.wait_for("upgrade failed", 0, WAIT).expect("failed");
     assert!(failed.contains("exited with status 3"), "{failed}");
+    assert_eq!(pid_of(&Client::connect(addr).ok("status", json!({}))), old);
+
+    // A "new version" that hangs before it confirms: killed after the
+    // (test-shortened) wait; the old daemon still serves, and can try again.
+    std::fs::remove_file(&installed).expect("rm");
+    std::fs::write(
+        &installed,
+        "#!/bin/sh\necho \"hung build started\" >&2\nexec sleep 300\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &installed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mark = log.len();
+    usr2();
+    log.wait_for("hung build started", mark, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    let (_, failed) = log
+        .wait_for("upgrade failed", mark, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    assert!(
+        failed.contains("did not confirm within 1500 ms"),
+        "{failed}"
+    );
     assert_eq!(pid_of(&Client::connect(addr).ok("status", json!({}))), old);
 
     // The real new version: it takes over.

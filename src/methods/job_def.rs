@@ -6,7 +6,8 @@
 //! `url`, `method`, `headers`, `body`, `expect_status`; sql `database`,
 //! `sql`; file.prune `path`, `pattern`, `older_than_ms`, `recursive`. Then
 //! for every kind `retries`, `retry_backoff_ms`, `jitter_ms`, `on_failure`,
-//! `on_success`, `after`, `concurrency`, `catch_up_limit`. The secrets among them (`env` and http `headers`
+//! `on_success`, `after`, `concurrency`, `catch_up_limit`, `notify`,
+//! `notify_on`. The secrets among them (`env` and http `headers`
 //! values, the http `body`) are hidden from a read token by the request
 //! layer ([`crate::auth::redact_answer`]), on the way out.
 
@@ -58,6 +59,8 @@ pub fn definition(def: &JobDef) -> Value {
         "after": def.after,
         "concurrency": def.concurrency,
         "catch_up_limit": def.catch_up_limit,
+        "notify": def.notify,
+        "notify_on": def.notify_on.as_str(),
     });
     if let (Value::Object(out), Value::Object(common)) = (&mut out, common) {
         out.extend(common);
@@ -105,6 +108,10 @@ mod tests {
         assert_eq!(d["limits"], json!({"nice": 10}));
         assert_eq!(d["retries"], 2);
         assert_eq!(d["after"], json!([]));
+        assert_eq!(
+            (&d["notify"], &d["notify_on"]),
+            (&json!([]), &json!("failure"))
+        );
     }
 
     #[test]
