@@ -208,11 +208,7 @@ fn http(r: &mut Report<'_>, j: &RawJob, key: &JobKey) -> Option<HttpSpec> {
         .unwrap_or_default();
     if let Some(v) = &j.headers {
         for (name, value) in &headers {
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !name_ok || value.contains(['\r', '\n', '\0']) {
+            if !values::is_header(name, value) {
                 let message = format!("invalid header \"{}\"", name.escape_debug());
                 r.error(at(v), key.key("headers"), message);
             }

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use toml_edit::{Item, TableLike, Value};
+use toml_edit::{Item, TableLike};
 
 use super::error::Report;
-use super::raw::{expected, place, unknown, Reader};
+use super::raw::{array_of_tables, place, unknown, Reader};
 use super::values::{self, is_job_name};
 
 /// The keys of a `[[notify]]` table.
@@ -202,23 +202,9 @@ impl Template {
 
 /// Both stages for the `notify` item: the sinks by name.
 pub(super) fn check(r: &mut Report<'_>, item: &Item, at: usize) -> BTreeMap<String, NotifySink> {
-    let tables: Vec<(&dyn TableLike, usize)> = match item {
-        Item::ArrayOfTables(array) => array
-            .iter()
-            .map(|t| (t as &dyn TableLike, t.span().map_or(at, |s| s.start)))
-            .collect(),
-        Item::Value(Value::Array(array)) if array.iter().all(Value::is_inline_table) => array
-            .iter()
-            .filter_map(|v| {
-                let start = v.span().map_or(at, |s| s.start);
-                v.as_inline_table().map(|t| (t as &dyn TableLike, start))
-            })
-            .collect(),
-        other => {
-            let message = expected("an array of tables (one [[notify]] table per sink)", other);
-            r.error(at, "notify", message);
-            return BTreeMap::new();
-        }
+    let Some(tables) = array_of_tables(r, item, at, "notify", "one [[notify]] table per sink")
+    else {
+        return BTreeMap::new();
     };
     let mut out: BTreeMap<String, NotifySink> = BTreeMap::new();
     for (index, (table, table_at)) in tables.into_iter().enumerate() {
@@ -402,11 +388,7 @@ fn webhook(
         .unwrap_or_default();
     if let Some(v) = &s.headers {
         for (name, value) in &headers {
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !name_ok || value.contains(['\r', '\n', '\0']) {
+            if !values::is_header(name, value) {
                 let message = format!("invalid header \"{}\"", name.escape_debug());
                 r.error(values::at(v), key("headers"), message);
             }

@@ -484,25 +484,44 @@ impl Reader<'_, '_> {
     }
 }
 
+/// The tables of an array of tables (`[[jobs]]`, or `jobs = [{...}]`),
+/// each with where it starts; `None` (reported, naming `key` and saying
+/// `what` is expected, e.g. "one [[jobs]] table per job") for anything else.
+pub(super) fn array_of_tables<'i>(
+    r: &mut Report<'_>,
+    item: &'i Item,
+    at: usize,
+    key: &str,
+    what: &str,
+) -> Option<Vec<(&'i dyn TableLike, usize)>> {
+    match item {
+        Item::ArrayOfTables(array) => Some(
+            array
+                .iter()
+                .map(|t| (t as &dyn TableLike, t.span().map_or(at, |s| s.start)))
+                .collect(),
+        ),
+        Item::Value(Value::Array(array)) if array.iter().all(Value::is_inline_table) => Some(
+            array
+                .iter()
+                .filter_map(|v| {
+                    let start = v.span().map_or(at, |s| s.start);
+                    v.as_inline_table().map(|t| (t as &dyn TableLike, start))
+                })
+                .collect(),
+        ),
+        other => {
+            let message = expected(&format!("an array of tables ({what})"), other);
+            r.error(at, key, message);
+            None
+        }
+    }
+}
+
 /// `jobs`: an array of tables (`[[jobs]]`, or `jobs = [{...}]`).
 fn jobs(r: &mut Report<'_>, item: &Item, at: usize) -> Vec<RawJob> {
-    let tables: Vec<(&dyn TableLike, usize)> = match item {
-        Item::ArrayOfTables(array) => array
-            .iter()
-            .map(|t| (t as &dyn TableLike, t.span().map_or(at, |s| s.start)))
-            .collect(),
-        Item::Value(Value::Array(array)) if array.iter().all(Value::is_inline_table) => array
-            .iter()
-            .filter_map(|v| {
-                let start = v.span().map_or(at, |s| s.start);
-                v.as_inline_table().map(|t| (t as &dyn TableLike, start))
-            })
-            .collect(),
-        other => {
-            let message = expected("an array of tables (one [[jobs]] table per job)", other);
-            r.error(at, "jobs", message);
-            return Vec::new();
-        }
+    let Some(tables) = array_of_tables(r, item, at, "jobs", "one [[jobs]] table per job") else {
+        return Vec::new();
     };
     tables
         .into_iter()

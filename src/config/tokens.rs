@@ -16,11 +16,11 @@
 //!
 //! [`LiveSettings::tokens`]: super::LiveSettings::tokens
 
-use toml_edit::{Item, TableLike, Value};
+use toml_edit::{Item, TableLike};
 
 use super::daemon::{absolute, read_token_file, TokenRead};
 use super::error::Report;
-use super::raw::{place, unknown};
+use super::raw::{array_of_tables, place, unknown};
 use super::values::is_job_name;
 use crate::auth::{AuthToken, NamedToken, Role, Tokens, LEGACY_NAME};
 
@@ -30,23 +30,9 @@ const KEYS: [&str; 4] = ["name", "token", "token_file", "role"];
 /// Both stages for the `tokens` item: each table checked and added to
 /// `tokens`.
 pub(super) fn check(r: &mut Report<'_>, item: &Item, at: usize, tokens: &mut Tokens) {
-    let tables: Vec<(&dyn TableLike, usize)> = match item {
-        Item::ArrayOfTables(array) => array
-            .iter()
-            .map(|t| (t as &dyn TableLike, t.span().map_or(at, |s| s.start)))
-            .collect(),
-        Item::Value(Value::Array(array)) if array.iter().all(Value::is_inline_table) => array
-            .iter()
-            .filter_map(|v| {
-                let start = v.span().map_or(at, |s| s.start);
-                v.as_inline_table().map(|t| (t as &dyn TableLike, start))
-            })
-            .collect(),
-        _ => {
-            let message = "expected an array of tables (one [[tokens]] table per token)";
-            r.error(at, "tokens", message);
-            return;
-        }
+    let Some(tables) = array_of_tables(r, item, at, "tokens", "one [[tokens]] table per token")
+    else {
+        return;
     };
     for (index, (table, table_at)) in tables.into_iter().enumerate() {
         if let Some(token) = one(r, index, table, table_at, tokens) {

@@ -12,6 +12,17 @@ use toml::Spanned;
 
 use super::error::Report;
 
+/// Whether `name: value` can be sent as an HTTP header: the name a token
+/// (RFC 9110 section 5.1), the value free of CR, LF and NUL (which would
+/// let a config inject headers or split the request).
+pub(crate) fn is_header(name: &str, value: &str) -> bool {
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    name_ok && !value.contains(['\r', '\n', '\0'])
+}
+
 /// Where a value starts in the file.
 pub(crate) fn at<T>(value: &Spanned<T>) -> usize {
     value.span().start
