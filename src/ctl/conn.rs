@@ -90,6 +90,49 @@ pub enum Incoming {
     Closed,
 }
 
+/// Reading a long-lived connection (`watch`, `logs -f`) while pinging the
+/// daemon whenever nothing was sent to it for `every`, so that its
+/// `idle_timeout` does not close the connection.
+pub struct Keepalive {
+    every: Duration,
+    last_sent: std::time::Instant,
+}
+
+impl Keepalive {
+    /// Counts from now.
+    pub fn new(every: Duration) -> Keepalive {
+        Keepalive {
+            every,
+            last_sent: std::time::Instant::now(),
+        }
+    }
+
+    /// A request was just sent on the connection: the next ping waits.
+    pub fn sent(&mut self) {
+        self.last_sent = std::time::Instant::now();
+    }
+
+    /// The next message from the daemon, pinging it meanwhile as due;
+    /// `None` once it closed the connection.
+    pub fn next(&mut self, conn: &mut Conn) -> Result<Option<Value>, String> {
+        loop {
+            let quiet_left = self.every.saturating_sub(self.last_sent.elapsed());
+            if quiet_left.is_zero() {
+                conn.send("ping", serde_json::json!({}))?;
+                self.sent();
+                continue;
+            }
+            conn.set_read_timeout(Some(quiet_left))?;
+            match conn.read()? {
+                Incoming::Line(msg) => return Ok(Some(msg)),
+                // Time for the next ping, at the top of the loop.
+                Incoming::TimedOut => {}
+                Incoming::Closed => return Ok(None),
+            }
+        }
+    }
+}
+
 trait Stream: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
 }

@@ -11,9 +11,9 @@
 //! `watch`, it pings the daemon whenever it has sent nothing for the
 //! keep-alive interval, so `idle_timeout` does not end a quiet run's follow.
 
-use super::conn::{Conn, Incoming};
+use super::conn::{Conn, Keepalive};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Prints the output of `target`'s run; with `follow`, until the run ends.
 pub fn run(conn: &mut Conn, target: &str, follow: bool, keepalive: Duration) -> Result<(), String> {
@@ -30,23 +30,12 @@ pub fn run(conn: &mut Conn, target: &str, follow: bool, keepalive: Duration) -> 
         eprintln!("run {run_id} {state}");
         return Ok(());
     }
-    let mut last_sent = Instant::now();
+    let mut pings = Keepalive::new(keepalive);
     loop {
-        let quiet_left = keepalive.saturating_sub(last_sent.elapsed());
-        if quiet_left.is_zero() {
-            conn.send("ping", json!({}))?;
-            last_sent = Instant::now();
-            continue;
-        }
-        conn.set_read_timeout(Some(quiet_left))?;
-        let msg = match conn.read()? {
-            Incoming::Line(msg) => msg,
-            Incoming::TimedOut => continue,
-            Incoming::Closed => {
-                return Err(format!(
-                    "the daemon closed the connection before run {run_id} ended"
-                ))
-            }
+        let Some(msg) = pings.next(conn)? else {
+            return Err(format!(
+                "the daemon closed the connection before run {run_id} ended"
+            ));
         };
         let p = &msg["params"];
         if msg["method"] != "run.output" || p["run_id"].as_str() != Some(run_id.as_str()) {
@@ -55,7 +44,7 @@ pub fn run(conn: &mut Conn, target: &str, follow: bool, keepalive: Duration) -> 
         if p["dropped"] == true {
             // Too slow for the daemon: ask again from where we are.
             let again = output(conn, &run_id, true, next)?;
-            last_sent = Instant::now();
+            pings.sent();
             let Some(state) = print_chunk(&again, &mut next)? else {
                 return Ok(());
             };

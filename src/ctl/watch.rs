@@ -14,10 +14,10 @@
 //! many events it receives meanwhile; the answers are skipped like any
 //! other non-event line.
 
-use super::conn::{CallError, Conn, Incoming};
+use super::conn::{CallError, Conn, Keepalive};
 use super::Format;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often an otherwise silent watcher pings the daemon by default:
 /// below any sensible `idle_timeout` (default 5 minutes), and one small
@@ -136,34 +136,21 @@ enum Ended {
 
 /// Prints the events arriving on `conn`, pinging every `keepalive`.
 fn follow(conn: &mut Conn, format: Format, keepalive: Duration) -> Result<Ended, String> {
-    let mut last_sent = Instant::now();
-    loop {
-        let quiet_left = keepalive.saturating_sub(last_sent.elapsed());
-        if quiet_left.is_zero() {
-            conn.send("ping", json!({}))?;
-            last_sent = Instant::now();
+    let mut pings = Keepalive::new(keepalive);
+    while let Some(msg) = pings.next(conn)? {
+        if msg["method"] != "run.event" {
             continue;
         }
-        conn.set_read_timeout(Some(quiet_left))?;
-        match conn.read()? {
-            Incoming::Line(msg) => {
-                if msg["method"] != "run.event" {
-                    continue;
-                }
-                let run = &msg["params"];
-                let line = match format {
-                    Format::Json => format!("{run}\n"),
-                    Format::Human => format!("{}\n", event_line(run)),
-                };
-                if !super::write_stdout(&line)? {
-                    return Ok(Ended::ReaderGone);
-                }
-            }
-            // Time for the next ping, at the top of the loop.
-            Incoming::TimedOut => {}
-            Incoming::Closed => return Ok(Ended::Closed),
+        let run = &msg["params"];
+        let line = match format {
+            Format::Json => format!("{run}\n"),
+            Format::Human => format!("{}\n", event_line(run)),
+        };
+        if !super::write_stdout(&line)? {
+            return Ok(Ended::ReaderGone);
         }
     }
+    Ok(Ended::Closed)
 }
 
 /// One human line for a run event:

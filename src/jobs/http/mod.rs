@@ -102,15 +102,10 @@ impl From<ureq::Error> for Failure {
 /// An agent for one run: no status code counts as an error (the job
 /// decides), and the whole exchange must fit in `limit`.
 fn agent(limit: Duration) -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(limit))
-        .http_status_as_error(false)
-        .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
-        .build();
-    ureq::Agent::with_parts(
-        config,
-        ureq::unversioned::transport::DefaultConnector::new(),
-        resolve::LiteralFirst::default(),
+    agent_with(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(limit))
+            .http_status_as_error(false),
     )
 }
 
@@ -118,14 +113,21 @@ fn agent(limit: Duration) -> ureq::Agent {
 /// not followed (a 3xx is a failed attempt), so a header's secret never
 /// goes to another host.
 pub(crate) fn webhook_agent(limit: Duration) -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(limit))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
-        .build();
+    agent_with(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(limit))
+            .http_status_as_error(false)
+            .max_redirects(0),
+    )
+}
+
+/// The agent of `config`, with tickd's `User-Agent` and the resolver that
+/// takes IP-literal hosts from the URL ([`resolve::LiteralFirst`]).
+fn agent_with(config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>) -> ureq::Agent {
     ureq::Agent::with_parts(
-        config,
+        config
+            .user_agent(concat!("tickd/", env!("CARGO_PKG_VERSION")))
+            .build(),
         ureq::unversioned::transport::DefaultConnector::new(),
         resolve::LiteralFirst::default(),
     )
