@@ -52,7 +52,7 @@ pub const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
 pub const TEST_CONFIRM_VAR: &str = "TICKD_TEST_UPGRADE_CONFIRM_MS";
 
 /// [`CONFIRM_WITHIN`], or the test's value.
-fn confirm_within() -> Duration {
+pub(crate) fn confirm_within() -> Duration {
     std::env::var(TEST_CONFIRM_VAR)
         .ok()
         .and_then(|v| v.parse().ok())

@@ -428,3 +428,62 @@ fn an_unprivileged_daemon_whose_pidfile_it_cannot_take_over_refuses_the_upgrade(
         .expect("term");
     assert!(wait_child(&mut child, WAIT).expect("exit").success());
 }
+
+/// Under `--supervise`, a new daemon that hangs before it confirms is
+/// killed at the (test-shortened) deadline, and the old one keeps serving.
+#[test]
+fn a_hung_new_daemon_under_the_supervisor_is_killed_and_the_old_one_serves() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let installed = dir.path().join("tickd");
+    std::fs::hard_link(crate::util::bin(), &installed).expect("link the binary");
+    let cfg = dir.path().join("tickd.toml");
+    std::fs::write(&cfg, config("", "")).expect("config");
+    let mut sup = std::process::Command::new(&installed)
+        .args(["run", "--supervise", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let _sup_guard = KillOnDrop(sup.id() as i32);
+    let log = crate::util::collect_stderr(&mut sup);
+    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
+    let addr = crate::util::listening_addr(&line);
+    log.wait_for("is ready", 0, WAIT).expect("ready");
+    let old = pid_of(&Client::connect(addr).ok("status", json!({})));
+    let _guard = KillOnDrop(old);
+
+    std::fs::remove_file(&installed).expect("rm");
+    std::fs::write(
+        &installed,
+        "#!/bin/sh\necho \"hung build started\" >&2\nexec sleep 300\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        &installed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mark = log.len();
+    rustix::process::kill_process(rustix::process::Pid::from_child(&sup), Signal::USR2)
+        .expect("usr2");
+    log.wait_for("hung build started", mark, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    let (_, failed) = log
+        .wait_for("upgrade failed", mark, WAIT)
+        .unwrap_or_else(|| panic!("{:#?}", log.all()));
+    assert!(
+        failed.contains("did not confirm within 1500 ms"),
+        "{failed}"
+    );
+    assert_eq!(pid_of(&Client::connect(addr).ok("status", json!({}))), old);
+
+    rustix::process::kill_process(rustix::process::Pid::from_child(&sup), Signal::TERM)
+        .expect("term");
+    let status = wait_child(&mut sup, WAIT).expect("exit");
+    assert_eq!(status.code(), Some(0), "{:#?}", log.all());
+}

@@ -177,6 +177,8 @@ struct Supervisor {
     /// An upgrade under way (SIGUSR2): the new daemon, and whether it has
     /// confirmed (then the old one is draining).
     successor: Option<(crate::upgrade::Successor, bool)>,
+    /// When an unconfirmed successor is given up on (and killed).
+    successor_deadline: Option<Instant>,
     /// The config generation the daemon last told (`X_TICKD_GENERATION`),
     /// passed on to the daemon that replaces it in an upgrade.
     generation: Option<u64>,
@@ -246,6 +248,7 @@ impl Supervisor {
             ever_ready: false,
             stopping: false,
             successor: None,
+            successor_deadline: None,
             generation: None,
             _pidfile: pidfile,
         })
@@ -283,6 +286,15 @@ impl Supervisor {
             let timeout = match &state {
                 State::Waiting(at) => Some(at.saturating_duration_since(now)),
                 State::Running { .. } => None,
+            };
+            // An upgrade's new daemon that has not confirmed yet is given
+            // up on at its deadline.
+            let timeout = match self.successor_deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(now);
+                    Some(timeout.map_or(left, |t| t.min(left)))
+                }
+                None => timeout,
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {

@@ -48,6 +48,16 @@ impl Supervisor {
         if *confirmed {
             return;
         }
+        if self.successor_deadline.is_some_and(|d| Instant::now() >= d) {
+            log::error!(
+                "supervisor: upgrade failed: the new daemon (pid {}) did not confirm within {} ms \
+                 and was killed; the old one keeps serving",
+                next.child.id(),
+                crate::upgrade::confirm_within().as_millis()
+            );
+            self.drop_successor();
+            return;
+        }
         let mut buf = [0u8; 16];
         let got = match (&next.confirmed).read(&mut buf) {
             Ok(n) => n,
@@ -57,6 +67,7 @@ impl Supervisor {
         let pid = next.child.id();
         if got > 0 && buf.starts_with(b"ok") {
             *confirmed = true;
+            self.successor_deadline = None;
             if let State::Running { child, .. } = state {
                 log::info!(
                     "supervisor: upgrade: the new daemon (pid {pid}) checked its config and listeners; \
@@ -112,10 +123,12 @@ impl Supervisor {
             log::warn!("supervisor: upgrade: cannot watch the new daemon: {e}");
         }
         self.successor = Some((next, false));
+        self.successor_deadline = Some(Instant::now() + crate::upgrade::confirm_within());
     }
 
     /// Forgets the successor (it has ended, or is killed here first).
     pub(super) fn drop_successor(&mut self) {
+        self.successor_deadline = None;
         if let Some((mut next, _)) = self.successor.take() {
             let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(
                 &std::os::fd::AsRawFd::as_raw_fd(&next.confirmed),
