@@ -315,6 +315,46 @@ fn every_route_against_every_role() {
     assert_eq!(status["config"]["generation"], json!(2));
 }
 
+/// A role too low for a route hears so, whatever is wrong with the rest
+/// of its request; a role high enough hears what is wrong.
+#[test]
+fn a_role_too_low_is_told_before_its_bad_params() {
+    let d = daemon();
+    let bad = [
+        ("PUT", "/jobs/api-route", "{not json"),
+        ("DELETE", "/jobs/hello?cancel=maybe", ""),
+        ("POST", "/jobs/hello/run", "{not json"),
+        ("POST", "/jobs/x%ZZ/pause", ""),
+        ("POST", "/runs/1%ZZ/cancel", ""),
+    ];
+    for (method, path, body) in bad {
+        let ask = |secret: &str| {
+            let bearer = format!("Bearer {secret}");
+            let headers = [
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            HttpConn::connect(d.addr).request(method, path, &headers, body)
+        };
+        let read = ask(READ);
+        assert_eq!(read.status, 403, "{method} {path} as read: {}", read.body);
+        let message = read.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.ends_with("(token \"dash\" has read)"),
+            "{method} {path}: {message}"
+        );
+        let admin = ask(ADMIN);
+        assert_eq!(
+            admin.status, 400,
+            "{method} {path} as admin: {}",
+            admin.body
+        );
+    }
+}
+
 #[test]
 fn batches_are_judged_member_by_member() {
     let d = daemon();

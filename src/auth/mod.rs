@@ -65,10 +65,10 @@
 //! role needed and the token's ([`Denied`]: `forbidden: jobs.run needs
 //! role operate (token "ci" has read)`); in a JSON-RPC batch, each member
 //! is judged on its own. The role is checked before the params are
-//! decoded, so a refused request learns nothing of them (over HTTP, a
-//! `PUT /jobs/NAME` body is parsed while the route is found, before the
-//! role is checked: a read token may see that a body is malformed, never
-//! any state).
+//! decoded, so a refused request learns nothing of them; over HTTP, a
+//! route whose params (body, query, path) do not parse is refused for the
+//! role first, when the role is too low (`tests/roles.rs`:
+//! `a_role_too_low_is_told_before_its_bad_params`).
 //!
 //! # What a read token does not see
 //!

@@ -301,9 +301,18 @@ fn answer_one(
         granted = Some(grant::of_request(&v, caller));
         passed = Some(v);
     }
-    let target = match resolve(shared, req) {
+    let mut named = None;
+    let target = match resolve(shared, req, &mut named) {
         Ok(t) => t,
         Err(Refusal(status, err, extra)) => {
+            // A role too low for the method hears that, rather than what
+            // is wrong with its params (which it may not send anyway).
+            if let (Some(g), Some(method)) = (&granted, named) {
+                if let Err(e) = grant::check(shared, g, caller, method, &Map::new()) {
+                    response::write_error(out, &e, "", f);
+                    return Checked::Answered(passed);
+                }
+            }
             response::write_error_status(out, status, &err, extra, f);
             return Checked::Answered(passed);
         }
@@ -428,8 +437,14 @@ fn refuse(
     }
 }
 
-/// Maps method and path to a target.
-fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
+/// Maps method and path to a target. A state-changing route sets `named`
+/// to its method before its params are read, so that a refusal of them
+/// can give way to the role's.
+fn resolve(
+    shared: &Shared,
+    req: &HttpRequest<'_>,
+    named: &mut Option<&'static str>,
+) -> Result<Target, Refusal> {
     let parts: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let get = |t: Target| allow(req.method, &["GET", "HEAD"], t);
     let post = |t: Target| allow(req.method, &["POST"], t);
@@ -447,12 +462,12 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
         ["jobs", name] => match req.method {
             "PUT" => Ok(call(
-                "jobs.put",
+                *named.insert("jobs.put"),
                 define::put_params(shared, name, req.body)?,
                 201,
             )),
             "DELETE" => Ok(call(
-                "jobs.delete",
+                *named.insert("jobs.delete"),
                 define::delete_params(name, req.query)?,
                 200,
             )),
@@ -464,7 +479,8 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
         },
         ["jobs", name, "run"] => {
             allow(req.method, &["POST"], ())?;
-            let mut params = named("name", name)?;
+            *named = Some("jobs.run");
+            let mut params = name_param("name", name)?;
             if let Some(args) = body_json(shared, req.body)? {
                 params.insert("args".into(), args);
             }
@@ -479,11 +495,32 @@ fn resolve(shared: &Shared, req: &HttpRequest<'_>) -> Result<Target, Refusal> {
             }
             Ok(call("jobs.run", params, 202))
         }
-        ["jobs", name, "pause"] => post(call("jobs.pause", named("name", name)?, 200)),
-        ["jobs", name, "resume"] => post(call("jobs.resume", named("name", name)?, 200)),
+        ["jobs", name, "pause"] => {
+            allow(req.method, &["POST"], ())?;
+            Ok(call(
+                *named.insert("jobs.pause"),
+                name_param("name", name)?,
+                200,
+            ))
+        }
+        ["jobs", name, "resume"] => {
+            allow(req.method, &["POST"], ())?;
+            Ok(call(
+                *named.insert("jobs.resume"),
+                name_param("name", name)?,
+                200,
+            ))
+        }
         ["runs"] => get(call("runs.list", query_params(req.query)?, 200)),
-        ["runs", id] => get(call("runs.get", named("run_id", id)?, 200)),
-        ["runs", id, "cancel"] => post(call("runs.cancel", named("run_id", id)?, 200)),
+        ["runs", id] => get(call("runs.get", name_param("run_id", id)?, 200)),
+        ["runs", id, "cancel"] => {
+            allow(req.method, &["POST"], ())?;
+            Ok(call(
+                *named.insert("runs.cancel"),
+                name_param("run_id", id)?,
+                200,
+            ))
+        }
         ["runs", id, "output"] => get(Target::Output(decode(id)?)),
         ["reload"] => post(call("reload", Map::new(), 200)),
         _ => Err(Refusal(
@@ -520,7 +557,7 @@ fn allow<T>(method: &str, allowed: &[&str], t: T) -> Result<T, Refusal> {
 }
 
 /// A one-parameter map from a (percent-decoded) path segment.
-fn named(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
+fn name_param(key: &str, raw: &str) -> Result<Map<String, Value>, Refusal> {
     let mut m = Map::new();
     m.insert(key.into(), Value::String(decode(raw)?));
     Ok(m)
