@@ -462,12 +462,12 @@ fn resolve(
         ["jobs"] => get(call("jobs.list", query_params(req.query)?, 200)),
         ["jobs", name] => match req.method {
             "PUT" => Ok(call(
-                *named.insert("jobs.put"),
+                named.insert("jobs.put"),
                 define::put_params(shared, name, req.body)?,
                 201,
             )),
             "DELETE" => Ok(call(
-                *named.insert("jobs.delete"),
+                named.insert("jobs.delete"),
                 define::delete_params(name, req.query)?,
                 200,
             )),
@@ -498,7 +498,7 @@ fn resolve(
         ["jobs", name, "pause"] => {
             allow(req.method, &["POST"], ())?;
             Ok(call(
-                *named.insert("jobs.pause"),
+                named.insert("jobs.pause"),
                 name_param("name", name)?,
                 200,
             ))
@@ -506,7 +506,7 @@ fn resolve(
         ["jobs", name, "resume"] => {
             allow(req.method, &["POST"], ())?;
             Ok(call(
-                *named.insert("jobs.resume"),
+                named.insert("jobs.resume"),
                 name_param("name", name)?,
                 200,
             ))
@@ -516,7 +516,7 @@ fn resolve(
         ["runs", id, "cancel"] => {
             allow(req.method, &["POST"], ())?;
             Ok(call(
-                *named.insert("runs.cancel"),
+                named.insert("runs.cancel"),
                 name_param("run_id", id)?,
                 200,
             ))
