@@ -5,13 +5,11 @@
 
 use crate::ops_util::{alive, wait_gone, KillOnDrop};
 use crate::util::load::PingLoad;
-use crate::util::{
-    bin, collect_stderr, listening_addr, poll_until, wait_child, Client, LogBuf, WAIT,
-};
+use crate::util::{bin, poll_until, wait_child, Client, LogBuf, WAIT};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 
 struct Supervisor {
@@ -39,28 +37,20 @@ fn supervise(config_text: &str, base_ms: u64, extra: &[&str]) -> Supervisor {
         config_text.replace("$DIR", &dir.path().display().to_string()),
     )
     .expect("write config");
-    let mut child = Command::new(bin())
-        .args(["run", "--supervise", "--config"])
-        .arg(&config)
-        .args(
-            extra
-                .iter()
-                .map(|a| a.replace("$DIR", &dir.path().display().to_string())),
-        )
-        .env("TICKD_TEST_SUPERVISE_BASE_MS", base_ms.to_string())
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tickd --supervise");
-    let log = collect_stderr(&mut child);
-    let Some((_, line)) = log.wait_for("listening on ", 0, WAIT) else {
-        let _ = child.kill();
-        panic!("no listening line: {:?}", log.all());
-    };
-    let addr = listening_addr(&line);
+    let extra: Vec<String> = extra
+        .iter()
+        .map(|a| a.replace("$DIR", &dir.path().display().to_string()))
+        .collect();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        "--supervise".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let base = base_ms.to_string();
+    let crate::util::Spawned { child, log, addr } =
+        crate::util::spawn_listening(bin(), &args, &[("TICKD_TEST_SUPERVISE_BASE_MS", &base)]);
     let s = Supervisor {
         child,
         log,

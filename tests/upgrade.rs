@@ -143,20 +143,21 @@ fn sigusr2_to_the_supervisor_replaces_its_daemon_under_load() {
         ),
     )
     .expect("write");
-    let mut sup = std::process::Command::new(crate::util::bin())
-        .args(["run", "--supervise", "--config"])
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let crate::util::Spawned {
+        child: mut sup,
+        log,
+        addr,
+    } = crate::util::spawn_listening(
+        crate::util::bin(),
+        &[
+            "run".as_ref(),
+            "--supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+        &[],
+    );
     let _sup_guard = KillOnDrop(sup.id() as i32);
-    let log = crate::util::collect_stderr(&mut sup);
-    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
-    let addr = crate::util::listening_addr(&line);
     log.wait_for("is ready", 0, WAIT).expect("ready");
     let old = pid_of(&Client::connect(addr).ok("status", json!({})));
     let _guard = KillOnDrop(old);
@@ -283,21 +284,16 @@ fn the_file_now_at_the_recorded_path_is_started_and_a_broken_one_changes_nothing
     std::fs::hard_link(crate::util::bin(), &installed).expect("link the binary");
     let cfg = dir.path().join("tickd.toml");
     std::fs::write(&cfg, config("", "")).expect("config");
-    let mut child = std::process::Command::new(&installed)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let crate::util::Spawned {
+        mut child,
+        log,
+        addr,
+    } = crate::util::spawn_listening(
+        &installed,
+        &["run".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        &[("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")],
+    );
     let _guard = KillOnDrop(child.id() as i32);
-    let log = crate::util::collect_stderr(&mut child);
-    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
-    let addr = crate::util::listening_addr(&line);
     let old = child.id() as i32;
 
     // A "new version" that cannot start: the old daemon keeps serving.
@@ -390,22 +386,22 @@ fn an_unprivileged_daemon_whose_pidfile_it_cannot_take_over_refuses_the_upgrade(
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     // Root's directory: the daemon, once nobody, cannot write there.
     let pidfile = dir.path().join("tickd.pid");
-    let mut child = std::process::Command::new(crate::util::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--pidfile")
-        .arg(&pidfile)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let crate::util::Spawned {
+        mut child,
+        log,
+        addr,
+    } = crate::util::spawn_listening(
+        crate::util::bin(),
+        &[
+            "run".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "--pidfile".as_ref(),
+            pidfile.as_os_str(),
+        ],
+        &[],
+    );
     let _guard = KillOnDrop(child.id() as i32);
-    let log = crate::util::collect_stderr(&mut child);
-    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
-    let addr = crate::util::listening_addr(&line);
     log.wait_for("dropped privileges to user nobody", 0, WAIT)
         .expect("dropped");
     rustix::process::kill_process(rustix::process::Pid::from_child(&child), Signal::USR2)
@@ -438,21 +434,21 @@ fn a_hung_new_daemon_under_the_supervisor_is_killed_and_the_old_one_serves() {
     std::fs::hard_link(crate::util::bin(), &installed).expect("link the binary");
     let cfg = dir.path().join("tickd.toml");
     std::fs::write(&cfg, config("", "")).expect("config");
-    let mut sup = std::process::Command::new(&installed)
-        .args(["run", "--supervise", "--config"])
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let crate::util::Spawned {
+        child: mut sup,
+        log,
+        addr,
+    } = crate::util::spawn_listening(
+        &installed,
+        &[
+            "run".as_ref(),
+            "--supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+        &[("TICKD_TEST_UPGRADE_CONFIRM_MS", "1500")],
+    );
     let _sup_guard = KillOnDrop(sup.id() as i32);
-    let log = crate::util::collect_stderr(&mut sup);
-    let (_, line) = log.wait_for("listening on ", 0, WAIT).expect("listening");
-    let addr = crate::util::listening_addr(&line);
     log.wait_for("is ready", 0, WAIT).expect("ready");
     let old = pid_of(&Client::connect(addr).ok("status", json!({})));
     let _guard = KillOnDrop(old);

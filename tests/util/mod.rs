@@ -247,6 +247,42 @@ pub fn collect_stderr(child: &mut Child) -> Arc<LogBuf> {
     log
 }
 
+/// A `tickd` process started outside [`Daemon`] (another binary path,
+/// `--supervise`, `--pidfile`): its stderr collected, and the address of
+/// its `listening on` line, waited for.
+pub struct Spawned {
+    pub child: Child,
+    pub log: Arc<LogBuf>,
+    pub addr: SocketAddr,
+}
+
+/// Starts `program` with `args` (and `env`), without `RUST_LOG` and
+/// `NOTIFY_SOCKET`, and waits for it to listen.
+pub fn spawn_listening(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> Spawned {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn tickd");
+    let log = collect_stderr(&mut child);
+    let Some((_, line)) = log.wait_for("listening on ", 0, WAIT) else {
+        let _ = child.kill();
+        panic!("no listening line: {:#?}", log.all());
+    };
+    let addr = listening_addr(&line);
+    Spawned { child, log, addr }
+}
+
 /// The TCP address of a `listening on ADDR ...` log line.
 pub fn listening_addr(line: &str) -> SocketAddr {
     line.split("listening on ")
